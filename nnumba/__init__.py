@@ -1,0 +1,34 @@
+"""nnumba: a from-scratch neural-network engine with Numba kernels and pluggy plugins."""
+from . import _threads
+
+_threads.apply_defaults()  # before numba or OpenBLAS start their threads
+
+from .errors import (DTypeError, LabelError, NnumbaError, NoGradientError,  # noqa: E402
+                     NonFiniteError, RegistryError, ShapeError, WeightsError)
+from .hookspecs import hookimpl  # noqa: E402
+from .io import load_model, load_weights, save  # noqa: E402
+from .layers import Layer, Parameter, seed  # noqa: E402
+from .losses import Loss  # noqa: E402
+from .model import Sequential  # noqa: E402
+from .optim import SGD  # noqa: E402
+from .registry import (get_dataset, get_layer, get_loss, get_model,  # noqa: E402
+                       get_registry, register_plugin, unregister_plugin)
+from .train import GDTrainer, SGDTrainer, train_perceptron  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def build(spec_or_name, seed: int | None = 0, **options) -> Sequential:
+    """A model from a spec (list of layer dicts) or a registered model name."""
+    if isinstance(spec_or_name, str) and not spec_or_name.lstrip().startswith("["):
+        spec_or_name = get_model(spec_or_name)(**options)
+    elif options:
+        raise TypeError("options apply to named models only")
+    return Sequential.from_spec(spec_or_name, seed=seed)
+
+
+__all__ = ["Sequential", "Layer", "Parameter", "Loss", "SGD", "SGDTrainer", "GDTrainer",
+           "train_perceptron", "build", "save", "load_model", "load_weights", "seed",
+           "hookimpl", "register_plugin", "unregister_plugin", "get_registry", "get_layer",
+           "get_loss", "get_model", "get_dataset", "NnumbaError", "ShapeError", "DTypeError",
+           "NonFiniteError", "LabelError", "NoGradientError", "RegistryError", "WeightsError"]

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``nnumba`` command line, one module each."""

@@ -1,0 +1,168 @@
+"""``nnumba train``: train a model on a data set and report its test accuracy."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", help="train a model (the MLP on the embedded MNIST by default)",
+                       description="Train a model. By default: the MLP 784-256-10 with "
+                                   "mini-batch SGD on the embedded 4,000/1,000 MNIST split.")
+    p.add_argument("--model", default="mlp",
+                   help="a registered model name (see `nnumba plugins`) or a JSON spec file")
+    p.add_argument("--dataset", default="mnist-5k",
+                   help="mnist-5k (embedded, default), mnist, fashion-mnist")
+    p.add_argument("--data-dir", help="folder holding the data set's IDX files")
+    p.add_argument("--download", action="store_true", help="download the data set if missing")
+    p.add_argument("--trainer", default="sgd", choices=("sgd", "gd", "perceptron"))
+    p.add_argument("--loss", default="CrossEntropy", help="a registered loss name")
+    # None: the model's own train_defaults, else FALLBACK_DEFAULTS.
+    p.add_argument("--epochs", type=int, help="default: the model's (MLP 20, CNN 10)")
+    p.add_argument("--batch-size", type=int, help="default 100")
+    p.add_argument("--lr", type=float, help="learning rate; default: the model's (MLP 0.1)")
+    p.add_argument("--momentum", type=float, help="default 0.9")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", default="0,1",
+                   help="perceptron only: NEG,POS digits (the lecture's 0 vs 1)")
+    p.add_argument("--train-size", type=int, help="use only the first N training samples")
+    p.add_argument("--save", help="write the trained weights to this .npz file")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument("--progress", action=argparse_bool(), default=None,
+                   help="show a progress bar (default: when stderr is a terminal)")
+    p.set_defaults(run=run)
+
+
+FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100}
+
+
+def _fill_defaults(args):
+    """Options left unset take the model's train_defaults (the perceptron: 100 epochs)."""
+    defaults = dict(FALLBACK_DEFAULTS)
+    if args.trainer == "perceptron":
+        defaults["epochs"] = 100
+    elif Path(args.model).suffix != ".json":
+        from ..registry import get_model
+        defaults.update(getattr(get_model(args.model), "train_defaults", {}))
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def argparse_bool():
+    import argparse
+    return argparse.BooleanOptionalAction
+
+
+def _load_data(args):
+    from ..registry import get_dataset
+    data = get_dataset(args.dataset)(root=args.data_dir, download=args.download)
+    if args.train_size is not None:
+        if args.train_size < 1:
+            raise ValueError(f"--train-size must be >= 1, got {args.train_size}")
+        data = data.subset(train=args.train_size)
+    return data
+
+
+def _say(args, text):
+    # With --json, stdout carries only the JSON object.
+    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def run(args):
+    start = time.perf_counter()
+    _fill_defaults(args)
+    data = _load_data(args)
+    _say(args, f"data: {data.name}, {len(data.x_train)} train / {len(data.x_test)} test "
+               f"({data.description})")
+    if args.trainer == "perceptron":
+        return _run_perceptron(args, data, start)
+    return _run_gradient(args, data, start)
+
+
+def _build_model(args, in_shape):
+    from ..model import Sequential
+    from ..registry import get_model
+    if Path(args.model).suffix == ".json":
+        spec = json.loads(Path(args.model).read_text())
+    else:
+        spec = get_model(args.model)()
+    model = Sequential.from_spec(spec, seed=args.seed)
+    model.output_shape(in_shape)  # a clear error now if the model can't take this data
+    return model
+
+
+def _run_gradient(args, data, start):
+    from .. import io
+    from ..registry import get_loss
+    from ..train import TRAINERS
+    model = _build_model(args, data.x_train.shape[1:])
+    loss = get_loss(args.loss)()
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    trainer = TRAINERS[args.trainer](
+        model, loss, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+        batch_size=args.batch_size, seed=args.seed, progress=progress,
+        callbacks=[lambda t, row: _say(args, _epoch_line(row, args.epochs))])
+    _say(args, f"model: {args.model}, {model.num_params():,} parameters; trainer {args.trainer}, "
+               f"lr {args.lr}, momentum {args.momentum}, batch {args.batch_size}")
+    history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs,
+                          x_test=data.x_test, y_test=data.y_test)
+    result = {"model": args.model, "dataset": data.name, "trainer": args.trainer,
+              "epochs": args.epochs, "train_loss": history.last("train_loss"),
+              "test_loss": history.last("test_loss"),
+              "test_accuracy": history.last("test_accuracy"),
+              "seconds": time.perf_counter() - start, "history": history.epochs}
+    if args.save:
+        result["saved"] = str(io.save(model, args.save))
+    _finish(args, result, f"test accuracy {100 * (result['test_accuracy'] or 0):.2f}%")
+    return 0
+
+
+def _epoch_line(row, epochs):
+    acc = row.get("test_accuracy")
+    acc_text = f" test_loss {row['test_loss']:.4f} test_accuracy {100 * acc:.2f}%" if acc is not None else ""
+    return f"epoch {row['epoch']}/{epochs} train_loss {row['train_loss']:.4f}{acc_text} ({row['seconds']:.1f}s)"
+
+
+def _run_perceptron(args, data, start):
+    from .. import io
+    from ..train import train_perceptron
+    try:
+        neg, pos = (int(c) for c in args.classes.split(","))
+    except ValueError:
+        raise ValueError(f"--classes takes two class numbers NEG,POS, got {args.classes!r}") from None
+    x, y = data.binary(neg, pos, "train")
+    xt, yt = data.binary(neg, pos, "test")
+    _say(args, f"perceptron: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
+    result_p = train_perceptron(x, y, max_epochs=args.epochs, x_test=xt, y_test=yt,
+                                callback=lambda row: _say(args, _perceptron_line(row)))
+    test_error = result_p.history[-1]["test_error"]
+    result = {"model": "perceptron", "dataset": data.name, "trainer": "perceptron",
+              "epochs": len(result_p.history), "converged": result_p.converged,
+              "updates": result_p.updates, "train_loss": result_p.history[-1]["train_error"],
+              "train_error": result_p.history[-1]["train_error"], "test_error": test_error,
+              "test_accuracy": 1 - test_error, "seconds": time.perf_counter() - start,
+              "history": result_p.history}
+    if args.save:
+        result["saved"] = str(io.save(result_p.to_model(), args.save))
+    _finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} after "
+                          f"{result['updates']} updates; test accuracy "
+                          f"{100 * result['test_accuracy']:.2f}%")
+    return 0
+
+
+def _perceptron_line(row):
+    return (f"epoch {row['epoch']} nb_changes {row['nb_changes']} "
+            f"train_error {100 * row['train_error']:.2f}% test_error {100 * row['test_error']:.2f}%")
+
+
+def _finish(args, result, summary):
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{summary} ({result['seconds']:.1f}s)")
+        if "saved" in result:
+            print(f"weights saved to {result['saved']}")

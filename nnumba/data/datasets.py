@@ -1,0 +1,195 @@
+"""Image classification data sets in the MNIST layout.
+
+Every loader returns a `Dataset` whose images are float32 (N, 1, 28, 28)
+scaled to [0, 1] and whose labels are int64 in [0, 10).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .download import MNIST_SHA256, cache_dir, download_mnist
+from .idx import read_idx
+
+__all__ = [
+    "Dataset", "DATASETS", "load_dataset", "load_embedded_mnist", "load_mnist",
+    "load_fashion_mnist", "MNIST_FILES", "DIGIT_CLASSES", "FASHION_CLASSES",
+]
+
+EMBEDDED_DIR = Path(__file__).with_name("mnist5k")
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+MNIST_FILES = {  # role -> standard base name; each may also carry a .gz suffix
+    "train images": "train-images-idx3-ubyte",
+    "train labels": "train-labels-idx1-ubyte",
+    "test images": "t10k-images-idx3-ubyte",
+    "test labels": "t10k-labels-idx1-ubyte",
+}
+DIGIT_CLASSES = [str(d) for d in range(10)]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+EMBEDDED_TRAIN_PER_CLASS, EMBEDDED_TEST_PER_CLASS = 400, 100
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    description: str
+
+    def subset(self, train: int | None = None, test: int | None = None) -> "Dataset":
+        """The first `train` / `test` examples (None keeps all), for quick runs."""
+        return replace(self, x_train=self.x_train[:train], y_train=self.y_train[:train],
+                       x_test=self.x_test[:test], y_test=self.y_test[:test],
+                       description=f"{self.description} Subset: first {train} train, {test} test.")
+
+    def binary(self, negative: int, positive: int, split: str = "train"):
+        """(x, y) of two classes only, y = -1 for ``negative`` and +1 for ``positive``
+        (the lecture's MNIST 0 vs 1 for the perceptron)."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        n_classes = len(self.classes)
+        for c in (negative, positive):
+            if not 0 <= c < n_classes:
+                raise ValueError(f"{self.name} has classes 0..{n_classes - 1}, got {c}")
+        if negative == positive:
+            raise ValueError(f"the two classes must differ, got {negative} twice")
+        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        keep = (y == negative) | (y == positive)
+        return x[keep], np.where(y[keep] == positive, 1, -1)
+
+
+def _images(raw: np.ndarray, source) -> np.ndarray:
+    if raw.dtype != np.uint8 or raw.ndim != 3 or raw.shape[1:] != (28, 28):
+        raise ValueError(f"{source}: expected uint8 images of shape (N, 28, 28), got {raw.dtype} {raw.shape}")
+    return (raw.astype(np.float32) / np.float32(255)).reshape(-1, 1, 28, 28)
+
+
+def _labels(raw: np.ndarray, source, n_images: int, n_classes: int) -> np.ndarray:
+    if raw.ndim != 1 or raw.dtype.kind not in "iu":
+        raise ValueError(f"{source}: expected a 1-D integer label vector, got {raw.dtype} {raw.shape}")
+    if len(raw) != n_images:
+        raise ValueError(f"{source}: {len(raw)} labels but {n_images} images")
+    if raw.min() < 0 or raw.max() >= n_classes:
+        raise ValueError(f"{source}: labels must lie in [0, {n_classes}), found {raw.min()}..{raw.max()}")
+    return raw.astype(np.int64)
+
+
+def _find_files(root: Path, what: str) -> dict[str, Path]:
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what} folder {root} does not exist")
+    found, missing = {}, []
+    for role, base in MNIST_FILES.items():
+        hits = [root / f"{base}.gz", root / base]
+        hit = next((p for p in hits if p.is_file()), None)
+        if hit is None:
+            missing.append(f"{base}[.gz]")
+        found[role] = hit
+    if missing:
+        raise FileNotFoundError(f"{what} folder {root} is missing {', '.join(missing)}")
+    return found
+
+
+def _load_folder(root, name: str, what: str, classes: list[str]) -> Dataset:
+    root = Path(root).expanduser()
+    files = _find_files(root, what)
+    x_train = _images(read_idx(files["train images"]), files["train images"])
+    x_test = _images(read_idx(files["test images"]), files["test images"])
+    y_train = _labels(read_idx(files["train labels"]), files["train labels"], len(x_train), len(classes))
+    y_test = _labels(read_idx(files["test labels"]), files["test labels"], len(x_test), len(classes))
+    return Dataset(name, x_train, y_train, x_test, y_test, list(classes),
+                   f"{what} from {root}: {len(x_train)} train / {len(x_test)} test images, the standard split.")
+
+
+def load_embedded_mnist() -> Dataset:
+    """The 5,000-digit MNIST subset shipped with nnumba, split 4,000 / 1,000.
+
+    Deterministic and stratified: of each class's 500 images, the first 400 in
+    file order train and the last 100 test. Both sets are ordered round-robin
+    by class (0, 1, ..., 9, 0, 1, ...), so any prefix is class-balanced.
+    """
+    images = EMBEDDED_DIR / "images-idx3-ubyte.gz"
+    labels_path = EMBEDDED_DIR / "labels-idx1-ubyte.gz"
+    x = _images(read_idx(images), images)
+    y = _labels(read_idx(labels_path), labels_path, len(x), 10)
+    per_class = [np.flatnonzero(y == c) for c in range(10)]
+    want = EMBEDDED_TRAIN_PER_CLASS + EMBEDDED_TEST_PER_CLASS
+    if any(len(idx) != want for idx in per_class):
+        raise ValueError(f"{labels_path}: expected {want} images per class, got {[len(i) for i in per_class]}")
+    # (per class, class) arrays flattened row-major give the round-robin order.
+    train = np.stack([idx[:EMBEDDED_TRAIN_PER_CLASS] for idx in per_class], axis=1).ravel()
+    test = np.stack([idx[-EMBEDDED_TEST_PER_CLASS:] for idx in per_class], axis=1).ravel()
+    return Dataset("mnist-5k", x[train], y[train], x[test], y[test], list(DIGIT_CLASSES),
+                   "Embedded 5,000-digit MNIST subset (500 per class), split deterministically and "
+                   "stratified: per class the first 400 in file order train, the last 100 test "
+                   "(4,000 / 1,000).")
+
+
+def load_mnist(root) -> Dataset:
+    """Full MNIST (60,000 / 10,000) from a folder holding the 4 standard files."""
+    return _load_folder(root, "mnist", "MNIST", DIGIT_CLASSES)
+
+
+def load_fashion_mnist(root=None) -> Dataset:
+    """Fashion-MNIST (60,000 / 10,000) from `root`, `$NNUMBA_FASHION_MNIST` or
+    /usr/share/datasets/fashion-mnist, in that order."""
+    if root is None:
+        candidates = [Path(p) for p in [os.environ.get("NNUMBA_FASHION_MNIST")] if p]
+        candidates.append(SYSTEM_FASHION_MNIST)
+        root = next((p for p in candidates if p.is_dir()), None)
+        if root is None:
+            raise FileNotFoundError(
+                f"Fashion-MNIST not found in {', '.join(map(str, candidates))}. Install it with "
+                "`apt-get install dataset-fashion-mnist`, or pass a folder holding "
+                "train-images-idx3-ubyte.gz and the other 3 files (or set NNUMBA_FASHION_MNIST).")
+    return _load_folder(root, "fashion-mnist", "Fashion-MNIST", FASHION_CLASSES)
+
+
+# Loaders share one signature, loader(root=None, download=False), so that
+# plugins can add data sets to DATASETS the same way.
+def _mnist_5k(root=None, download=False) -> Dataset:
+    if root is not None or download:
+        raise ValueError("mnist-5k is embedded in nnumba: it takes no root folder and no download")
+    return load_embedded_mnist()
+
+
+def _mnist(root=None, download=False) -> Dataset:
+    if download:
+        return load_mnist(download_mnist(root))
+    if root is None:
+        cached = cache_dir() / "mnist"
+        if all((cached / name).is_file() for name in MNIST_SHA256):
+            return load_mnist(cached)
+        raise ValueError(f"mnist needs a folder with the 4 MNIST files (root=...), or download=True "
+                         f"to fetch them into {cached}")
+    return load_mnist(root)
+
+
+def _fashion_mnist(root=None, download=False) -> Dataset:
+    if download:
+        raise ValueError("fashion-mnist is not downloaded by nnumba: `apt-get install "
+                         "dataset-fashion-mnist`, or pass a folder holding its 4 files")
+    return load_fashion_mnist(root)
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "mnist-5k": _mnist_5k,
+    "mnist": _mnist,
+    "fashion-mnist": _fashion_mnist,
+}
+
+
+def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:
+    """Load a data set by name; see DATASETS for the known names."""
+    loader = DATASETS.get(name)
+    if loader is None:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return loader(root=root, download=download)

@@ -1,0 +1,100 @@
+"""Reader and writer for the IDX format of MNIST and Fashion-MNIST.
+
+Layout: two zero bytes, a dtype code, the number of dimensions, one
+big-endian uint32 per dimension, then the data in big-endian C order.
+Files may be gzip-compressed; that is told by the gzip magic bytes, not
+the file name, since mirrors and users rename files freely.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["IDXError", "read_idx", "write_idx", "IDX_DTYPES"]
+
+# IDX type code -> big-endian numpy dtype.
+IDX_DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class IDXError(ValueError):
+    """A file is not a well-formed IDX file; the message names the file."""
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (raw or gzip) into a writable native-endian array."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "IDX file not found", str(path)) from None
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise IDXError(f"{path}: corrupt gzip data ({exc})") from None
+    return _parse(data, path)
+
+
+def _parse(data: bytes, path: Path) -> np.ndarray:
+    if len(data) < 4:
+        raise IDXError(f"{path}: {len(data)} bytes is too short for an IDX header")
+    if data[0] != 0 or data[1] != 0:
+        raise IDXError(f"{path}: bad magic {data[:4].hex()}, an IDX file starts with 0000")
+    code, ndim = data[2], data[3]
+    if code not in IDX_DTYPES:
+        known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
+        raise IDXError(f"{path}: unknown IDX dtype code 0x{code:02X} (known: {known})")
+    if ndim == 0:
+        raise IDXError(f"{path}: IDX header declares zero dimensions")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IDXError(f"{path}: truncated header, {ndim} dimensions need {header} bytes, got {len(data)}")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if 0 in shape:
+        raise IDXError(f"{path}: zero-size dimension in shape {shape}")
+    dtype = IDX_DTYPES[code]
+    expected = dtype.itemsize
+    for n in shape:  # Python ints: no overflow on hostile headers
+        expected *= n
+    got = len(data) - header
+    if got < expected:
+        raise IDXError(f"{path}: truncated data, shape {shape} needs {expected} bytes, got {got}")
+    if got > expected:
+        raise IDXError(f"{path}: {got - expected} bytes of trailing garbage after shape {shape}")
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))  # copies: writable and native
+
+
+def write_idx(path: str | os.PathLike, array, compress: bool | None = None) -> Path:
+    """Write `array` as IDX; `compress=None` gzips when the name ends in .gz."""
+    path = Path(path)
+    array = np.asarray(array)
+    codes = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
+    native = array.dtype.newbyteorder("=")
+    if native not in codes:
+        raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of {sorted(map(str, codes))}")
+    if not 1 <= array.ndim <= 255 or 0 in array.shape:
+        raise ValueError(f"IDX needs 1 to 255 non-empty dimensions, got shape {array.shape}")
+    code = codes[native]
+    header = bytes([0, 0, code, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    data = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+    if compress is None:
+        compress = path.suffix == ".gz"
+    if compress:
+        data = gzip.compress(data, mtime=0)  # mtime=0: same bytes for the same array
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,33 @@
+"""The exceptions nnumba raises: each says what was expected, what came, and where."""
+
+
+class NnumbaError(Exception):
+    """Base class of nnumba's own errors."""
+
+
+class ShapeError(NnumbaError, ValueError):
+    """An array has the wrong shape (or is empty) for the layer or loss it was given to."""
+
+
+class DTypeError(NnumbaError, TypeError):
+    """An array has the wrong dtype (or is not an array)."""
+
+
+class NonFiniteError(NnumbaError, ValueError):
+    """An input holds NaN or infinity."""
+
+
+class LabelError(NnumbaError, ValueError):
+    """Labels out of range, of the wrong kind, or not matching the predictions."""
+
+
+class NoGradientError(NnumbaError, RuntimeError):
+    """backward() was asked of an operation that has no useful gradient."""
+
+
+class RegistryError(NnumbaError, LookupError):
+    """An unknown name, or one name registered twice."""
+
+
+class WeightsError(NnumbaError, ValueError):
+    """A weights file does not fit the model it is loaded into."""

@@ -1,0 +1,1 @@
+"""Compute kernels: leaf functions on arrays, one set per device (cpu, cuda)."""

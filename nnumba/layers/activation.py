@@ -1,0 +1,64 @@
+"""Elementwise activations: ReLU, Tanh, Sigmoid, Identity and the lecture's threshold unit."""
+from ..hookspecs import hookimpl
+from ..kernels.cpu import activations as k
+from .base import Layer
+
+
+class _Elementwise(Layer):
+    """An activation applied to every element; any input shape."""
+    _kernel_forward = None
+    _kernel_backward = None
+    examples = [({}, (3, 4)), ({}, (2, 3, 2, 2))]
+
+    def _forward(self, x):
+        y = self._buffer("y", x.shape)
+        type(self)._kernel_forward(x.reshape(-1), y.reshape(-1))
+        self._y = y
+        return y
+
+    def _backward(self, dl_dy):
+        if not self.needs_input_grad:
+            return None
+        dl_dx = self._buffer("dx", dl_dy.shape)
+        type(self)._kernel_backward(self._y.reshape(-1), dl_dy.reshape(-1), dl_dx.reshape(-1))
+        return dl_dx
+
+
+class ReLU(_Elementwise):
+    """max(0, x)."""
+    _kernel_forward = k.relu_forward
+    _kernel_backward = k.relu_backward
+
+
+class Tanh(_Elementwise):
+    """The lecture's tanh: 2 / (1 + e^{-2x}) - 1."""
+    _kernel_forward = k.tanh_forward
+    _kernel_backward = k.tanh_backward
+
+
+class Sigmoid(_Elementwise):
+    """1 / (1 + e^{-x})."""
+    _kernel_forward = k.sigmoid_forward
+    _kernel_backward = k.sigmoid_backward
+
+
+class Threshold(_Elementwise):
+    """The lecture's sigma(x) = 1 if x >= 0 else -1: forward only, no gradient."""
+    has_gradient = False
+    _kernel_forward = k.threshold_forward
+
+
+class Identity(Layer):
+    """y = x (a placeholder, and the linear model's activation)."""
+    examples = [({}, (3, 4))]
+
+    def _forward(self, x):
+        return x
+
+    def _backward(self, dl_dy):
+        return dl_dy if self.needs_input_grad else None
+
+
+@hookimpl
+def nnumba_register_layers():
+    return {cls.type_name: cls for cls in (ReLU, Tanh, Sigmoid, Threshold, Identity)}

@@ -1,0 +1,28 @@
+"""Layers that only reshape: Flatten (the lecture's Shape1D)."""
+import math
+
+from ..hookspecs import hookimpl
+from .base import Layer
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...): a view, no copy."""
+    examples = [({}, (2, 3, 4, 5)), ({}, (3, 7))]
+
+    def input_shape(self):
+        return None
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def _forward(self, x):
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def _backward(self, dl_dy):
+        return dl_dy.reshape(self._in_shape) if self.needs_input_grad else None
+
+
+@hookimpl
+def nnumba_register_layers():
+    return {"Flatten": Flatten}

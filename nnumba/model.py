@@ -1,0 +1,169 @@
+"""Sequential models, built from layer objects or from a JSON-serialisable spec."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+
+from .errors import DTypeError, ShapeError
+from .layers.base import FLOAT_DTYPES, Layer
+
+
+class Sequential:
+    """Layers applied in order. Parameters live in one flat buffer (and their
+    gradients in another), so an update or an all-reduce is one call."""
+
+    def __init__(self, *layers: Layer, seed: int | None = None):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a Layer")
+        self.layers = list(layers)
+        self.dtype = layers[0].dtype
+        self.input_grad = False
+        for i, layer in enumerate(self.layers):
+            layer.label = f"{layer.type_name} #{i}"
+        if seed is not None:
+            self.reset_parameters(np.random.default_rng(seed))
+        self.astype(self.dtype)
+
+    # ---- building ----------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, spec, seed: int | None = None) -> "Sequential":
+        """Build from ``[{"type": name, **kwargs}, ...]`` through the plugin registry."""
+        from .registry import get_layer
+        if isinstance(spec, str):
+            spec = json.loads(spec)
+        if not isinstance(spec, (list, tuple)) or not spec:
+            raise ValueError(f"a model spec is a non-empty list of layer dicts, got {spec!r:.80}")
+        layers = []
+        for i, item in enumerate(spec):
+            if not isinstance(item, dict) or "type" not in item:
+                raise ValueError(f"model spec item #{i} must be a dict with a 'type' key, "
+                                 f"got {item!r:.80}")
+            kwargs = {k: v for k, v in item.items() if k != "type"}
+            layer_cls = get_layer(item["type"])
+            try:
+                layers.append(layer_cls(**kwargs))
+            except TypeError as exc:
+                raise TypeError(f"model spec item #{i} ({item['type']}): {exc}") from None
+        return cls(*layers, seed=seed)
+
+    def spec(self) -> list[dict]:
+        return [layer.spec() for layer in self.layers]
+
+    def reset_parameters(self, rng: np.random.Generator):
+        for layer in self.layers:
+            layer.reset_parameters(rng)
+
+    # ---- parameters ----------------------------------------------------------------
+    def params(self) -> list[tuple[str, "Parameter"]]:
+        """``[("0.weight", Parameter), ...]`` in a fixed order."""
+        return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
+                for name, p in layer.params().items()]
+
+    def num_params(self) -> int:
+        return int(self.flat_params.size)
+
+    def _bind_flat(self):
+        # Copy every parameter into one buffer and make it a view of that buffer.
+        params = [p for _, p in self.params()]
+        total = sum(p.value.size for p in params)
+        self.flat_params = np.empty(total, self.dtype)
+        self.flat_grads = np.zeros(total, self.dtype)
+        at = 0
+        for p in params:
+            n = p.value.size
+            self.flat_params[at:at + n] = p.value.reshape(-1)
+            p.value = self.flat_params[at:at + n].reshape(p.value.shape)
+            p.grad = self.flat_grads[at:at + n].reshape(p.value.shape)
+            at += n
+
+    def zero_grad(self):
+        self.flat_grads.fill(0)
+
+    def astype(self, dtype) -> "Sequential":
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise DTypeError(f"model dtype must be float32 or float64, got {dtype}")
+        for layer in self.layers:
+            layer.astype(dtype)
+        self.dtype = dtype
+        self._bind_flat()
+        return self
+
+    # ---- modes -------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Sequential":
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self) -> "Sequential":
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        return self.layers[0].training
+
+    def reuse_buffers(self, on: bool = True):
+        """Let layers reuse their output arrays between calls (trainers do this).
+
+        Faster, but an output stays valid only until the next forward()."""
+        for layer in self.layers:
+            layer.reuse_buffers = on
+            layer._buffers.clear()
+
+    # ---- shapes --------------------------------------------------------------------
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Per-sample output shape; raises a clear error where two layers don't fit."""
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            want = layer.input_shape()
+            if want is not None and (len(want) != len(shape) or any(
+                    w is not None and w != s for w, s in zip(want, shape))):
+                pretty = ", ".join("*" if w is None else str(w) for w in want)
+                raise ShapeError(f"{layer.label} expects per-sample input ({pretty}) but "
+                                 f"receives {shape}")
+            shape = tuple(layer.output_shape(shape))
+        return shape
+
+    # ---- compute -------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_grad = self.input_grad or i > 0
+            x = layer.forward(x, check_finite=(i == 0))
+        return x
+
+    __call__ = forward
+
+    def backward(self, dl_dy: np.ndarray):
+        """Back-propagate; returns dl/dx of the input when ``input_grad`` is set."""
+        for layer in reversed(self.layers):
+            dl_dy = layer.backward(dl_dy)
+        return dl_dy
+
+    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Outputs for ``x`` in eval mode, batch by batch (a fresh array)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        mode = self.training
+        self.eval()
+        try:
+            outs = [self.forward(x[i:i + batch_size]).copy()
+                    for i in range(0, max(len(x), 1), batch_size)]
+        finally:
+            self.train(mode)
+        return np.concatenate(outs)
+
+    def copy(self) -> "Sequential":
+        twin = copy.deepcopy(self)
+        twin._bind_flat()  # deepcopy turns views into separate arrays: rebind them
+        return twin
+
+    def __repr__(self):
+        inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"

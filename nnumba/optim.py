@@ -1,0 +1,34 @@
+"""Update rules on a model's (flat) parameters."""
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels.cpu.optim import sgd_step
+
+
+class SGD:
+    """w <- w - lr * v with v <- momentum * v + grad + weight_decay * w (PyTorch's rule).
+
+    momentum=0, weight_decay=0 is the lecture's w <- w - eta * grad."""
+
+    def __init__(self, model, lr: float = 0.01, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
+        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"SGD: {name} must be a finite number >= 0, got {value}")
+        if momentum >= 1:
+            raise ValueError(f"SGD: momentum must be < 1, got {momentum}")
+        self.model = model
+        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+        self.velocity = np.zeros_like(model.flat_params)
+
+    def step(self):
+        params = self.model.flat_params
+        if self.velocity.shape != params.shape or self.velocity.dtype != params.dtype:
+            self.velocity = np.zeros_like(params)  # the model changed dtype
+        t = params.dtype.type  # float32 scalars keep the kernel in float32
+        sgd_step(params, self.model.flat_grads, self.velocity,
+                 t(self.lr), t(self.momentum), t(self.weight_decay))
+
+    def config(self) -> dict:
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}

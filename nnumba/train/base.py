@@ -1,0 +1,104 @@
+"""What every gradient trainer shares: validation, epochs, evaluation, progress, history."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DTypeError, LabelError, NnumbaError, ShapeError
+from ..optim import SGD
+from .metrics import evaluate
+from .progress import Progress
+
+
+class TrainingDiverged(NnumbaError, FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class History:
+    """One dict per epoch: epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds."""
+    epochs: list = field(default_factory=list)
+
+    def last(self, key: str):
+        return self.epochs[-1][key] if self.epochs else None
+
+
+def check_data(model, x, y, what: str = "training"):
+    """Clear errors for data that cannot go through ``model``, before any kernel runs."""
+    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+        raise DTypeError(f"{what} inputs and targets must be numpy arrays")
+    if len(x) == 0:
+        raise ShapeError(f"{what} set is empty")
+    if len(x) != len(y):
+        raise LabelError(f"{what} set has {len(x)} inputs but {len(y)} targets")
+    if x.dtype != model.dtype:
+        raise DTypeError(f"{what} inputs are {x.dtype.name} but the model is "
+                         f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
+    model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
+
+
+class Trainer:
+    """Base of the gradient trainers. Subclasses implement ``_epoch``."""
+
+    def __init__(self, model, loss, *, lr: float = 0.01, momentum: float = 0.0,
+                 weight_decay: float = 0.0, batch_size: int = 100, seed: int = 0,
+                 optimizer=None, progress: bool = False, callbacks=()):
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model, self.loss = model, loss
+        self.optimizer = optimizer or SGD(model, lr=lr, momentum=momentum,
+                                          weight_decay=weight_decay)
+        self.batch_size = int(batch_size)
+        self.rng = np.random.default_rng(seed)
+        self.progress = progress
+        self.callbacks = list(callbacks)
+        self.history = History()
+
+    def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
+        """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
+        check_data(self.model, x, y)
+        if x_test is not None:
+            check_data(self.model, x_test, y_test, "test")
+        if int(epochs) < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        model = self.model
+        model.train()
+        model.reuse_buffers(True)
+        try:
+            for _ in range(int(epochs)):
+                epoch = len(self.history.epochs) + 1
+                start = time.perf_counter()
+                bar = Progress(self._steps(len(x)), f"epoch {epoch}", self.progress)
+                train_loss = self._epoch(x, y, bar, epoch)
+                bar.close()
+                row = {"epoch": epoch, "train_loss": train_loss,
+                       "seconds": time.perf_counter() - start}
+                if x_test is not None:
+                    metrics = evaluate(model, self.loss, x_test, y_test)
+                    row["test_loss"], row["test_accuracy"] = metrics["loss"], metrics["accuracy"]
+                self.history.epochs.append(row)
+                for callback in self.callbacks:
+                    callback(self, row)
+        finally:
+            model.reuse_buffers(False)
+        return self.history
+
+    def _steps(self, n: int) -> int:
+        return math.ceil(n / self.batch_size)
+
+    def _batch_loss(self, xb, yb, weight: float, epoch: int, step: int) -> float:
+        """Forward, loss and backward of one mini-batch; gradients are accumulated."""
+        model, loss = self.model, self.loss
+        value = loss.forward(model.forward(xb), yb)
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"the loss became {value} at epoch {epoch}, batch {step + 1}: lower the "
+                f"learning rate (now {getattr(self.optimizer, 'lr', '?')})")
+        model.backward(loss.backward(weight))
+        return value
+
+    def _epoch(self, x, y, bar, epoch) -> float:
+        raise NotImplementedError

@@ -1,0 +1,28 @@
+"""Evaluation of a model on a data set: mean loss and, where it means something, accuracy."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
+    """Fraction right: argmax for class labels, sign for labels in {-1, +1}.
+
+    None where accuracy means nothing (regression targets)."""
+    y = np.asarray(y)
+    if y.dtype.kind in "iu" and y.ndim == 1:
+        if y_hat.ndim == 2 and y_hat.shape[1] > 1:
+            return float(np.mean(y_hat.argmax(axis=1) == y))
+        if set(np.unique(y)) <= {-1, 1}:
+            pred = np.where(y_hat.reshape(len(y), -1)[:, 0] >= 0, 1, -1)
+            return float(np.mean(pred == y))
+    elif y.dtype.kind == "f" and set(np.unique(y)) <= {-1.0, 1.0}:
+        pred = np.where(y_hat.reshape(len(y), -1)[:, 0] >= 0, 1.0, -1.0)
+        return float(np.mean(pred == y.reshape(-1)))
+    return None
+
+
+def evaluate(model, loss, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
+    """{"loss": mean loss, "accuracy": fraction right or None} over (x, y)."""
+    y_hat = model.predict(x, batch_size=batch_size)
+    value = loss.forward(y_hat, y) if loss.reduction == "mean" else loss.forward(y_hat, y) / len(y)
+    return {"loss": value, "accuracy": accuracy(y_hat, y)}

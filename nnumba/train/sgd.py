@@ -1,0 +1,29 @@
+"""Mini-batch stochastic gradient descent (batch_size=1 is per-sample SGD)."""
+from __future__ import annotations
+
+from ..data.batching import iterate
+from .base import Trainer
+
+
+class SGDTrainer(Trainer):
+    """One update per mini-batch: w <- w - eta * grad of the batch loss.
+
+    ``shuffle=True`` visits the samples in a new random order every epoch,
+    without replacement; ``False`` visits them in order."""
+
+    def __init__(self, model, loss, *, shuffle: bool = True, **kwargs):
+        super().__init__(model, loss, **kwargs)
+        self.shuffle = shuffle
+
+    def _epoch(self, x, y, bar, epoch):
+        model, loss = self.model, self.loss
+        params = model.params()
+        total = 0.0  # summed per-sample loss, for the epoch's mean
+        for step, (xb, yb) in enumerate(iterate(x, y, self.batch_size, self.shuffle, self.rng)):
+            model.zero_grad()
+            value = self._batch_loss(xb, yb, 1.0, epoch, step) + loss.penalty(params)
+            loss.penalty_backward(params)
+            self.optimizer.step()
+            total += value * len(xb) if loss.reduction == "mean" else value
+            bar.update(step + 1, loss=value)
+        return total / len(x)
