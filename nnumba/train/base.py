@@ -71,7 +71,7 @@ class Trainer:
             for _ in range(int(epochs)):
                 epoch = len(self.history.epochs) + 1
                 start = time.perf_counter()
-                bar = Progress(self._steps(len(x)), f"epoch {epoch}", self.progress)
+                bar = Progress(self._num_batches(len(x)), f"epoch {epoch}", self.progress)
                 train_loss = self._epoch(x, y, bar, epoch)
                 bar.close()
                 row = {"epoch": epoch, "train_loss": train_loss,
@@ -86,7 +86,7 @@ class Trainer:
             model.reuse_buffers(False)
         return self.history
 
-    def _steps(self, n: int) -> int:
+    def _num_batches(self, n: int) -> int:
         return math.ceil(n / self.batch_size)
 
     def _batch_loss(self, xb, yb, weight: float, epoch: int, step: int) -> float:
@@ -99,6 +99,10 @@ class Trainer:
                 f"learning rate (now {getattr(self.optimizer, 'lr', '?')})")
         model.backward(loss.backward(weight))
         return value
+
+    def _step(self):
+        """Apply the accumulated gradients (distributed trainers reduce them first)."""
+        self.optimizer.step()
 
     def _epoch(self, x, y, bar, epoch) -> float:
         raise NotImplementedError

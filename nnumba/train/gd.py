@@ -25,5 +25,5 @@ class GDTrainer(Trainer):
         params = model.params()
         total += loss.penalty(params)
         loss.penalty_backward(params)
-        self.optimizer.step()
+        self._step()
         return total

@@ -23,7 +23,7 @@ class SGDTrainer(Trainer):
             model.zero_grad()
             value = self._batch_loss(xb, yb, 1.0, epoch, step) + loss.penalty(params)
             loss.penalty_backward(params)
-            self.optimizer.step()
+            self._step()
             total += value * len(xb) if loss.reduction == "mean" else value
             bar.update(step + 1, loss=value)
         return total / len(x)
