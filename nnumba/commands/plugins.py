@@ -23,7 +23,7 @@ def run(args):
     for kind in KINDS:
         if not report[kind]:
             continue
-        print(f"{kind}s:")
+        print(f"{'losses' if kind == 'loss' else kind + 's'}:")
         width = max(len(e["name"]) for e in report[kind])
         for e in report[kind]:
             print(f"  {e['name']:<{width}}  {e['plugin']}  [{e['distribution']}]")

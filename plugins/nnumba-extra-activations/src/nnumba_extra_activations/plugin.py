@@ -1,0 +1,9 @@
+"""The entry point nnumba loads (group "nnumba"): one hook, the same built-ins use."""
+from nnumba import hookimpl
+
+from .layers import LeakyReLU, Softplus
+
+
+@hookimpl
+def nnumba_register_layers():
+    return {"LeakyReLU": LeakyReLU, "Softplus": Softplus}
