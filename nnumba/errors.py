@@ -25,7 +25,7 @@ class NoGradientError(NnumbaError, RuntimeError):
     """backward() was asked of an operation that has no useful gradient."""
 
 
-class RegistryError(NnumbaError, LookupError):
+class RegistryError(NnumbaError, LookupError, ValueError):
     """An unknown name, or one name registered twice."""
 
 

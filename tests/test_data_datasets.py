@@ -131,7 +131,7 @@ def test_fashion_mnist_full_size(monkeypatch):
 
 
 def test_dispatch_errors(tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match="known: fashion-mnist, mnist, mnist-5k"):
+    with pytest.raises(ValueError, match="Known datasets: fashion-mnist, mnist, mnist-5k"):
         load_dataset("cifar")
     with pytest.raises(ValueError, match="embedded"):
         load_dataset("mnist-5k", root=tmp_path)
