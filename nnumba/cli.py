@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # Each module has add_parser(subparsers) that sets a ``run(args) -> int`` default.
-COMMANDS = ("train", "plugins", "info")
+COMMANDS = ("train", "plugins", "info", "experiment")
 
 
 def build_parser() -> argparse.ArgumentParser:

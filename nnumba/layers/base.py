@@ -172,6 +172,8 @@ class Layer:
         return y
 
     def backward(self, dl_dy: np.ndarray):
+        if not self.needs_input_grad and not self._params:
+            return None  # nothing upstream wants a gradient from this layer
         if not self.has_gradient:
             raise NoGradientError(
                 f"{self.label} has no gradient (its output is piecewise constant): "

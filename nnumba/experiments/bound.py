@@ -1,0 +1,97 @@
+"""The perceptron's convergence bound: at most 4 R^2 / gamma^2 updates.
+
+The data are built with a known separating unit vector w* and margin gamma:
+y_n (x_n . w*) >= gamma / 2 for every sample, inside the unit ball. The
+trainer adds the bias as a weight on a constant input 1, so the bound is
+stated for the augmented samples (x_n, 1): R = max ||(x_n, 1)||, and
+(w*, 0) keeps the same margin. gamma is measured on the sample drawn
+(2 min y_n x_n . w*, at least the gamma asked for).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..train import train_perceptron
+from .figures import Figures
+from .registry import experiment
+from .result import Result, format_table
+
+MARGINS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def separable_data(gamma: float, n: int = 200, dim: int = 5, seed: int = 0):
+    """n points uniform in the unit ball of R^dim, kept only outside the slab
+    |x . w*| < gamma / 2, labelled by the side of w* they fall on."""
+    rng = np.random.default_rng(seed)
+    w_star = rng.normal(size=dim)
+    w_star /= np.linalg.norm(w_star)
+    kept, count = [], 0
+    while count < n:
+        z = rng.normal(size=(4 * n, dim))
+        z *= (rng.random((4 * n, 1)) ** (1 / dim)) / np.linalg.norm(z, axis=1, keepdims=True)
+        z = z[np.abs(z @ w_star) >= gamma / 2]
+        kept.append(z)
+        count += len(z)
+    x = np.concatenate(kept)[:n]
+    return x, np.where(x @ w_star > 0, 1, -1), w_star
+
+
+def bound_for(x, y, w_star) -> tuple[float, float, int]:
+    """(R, gamma, floor(4 R^2 / gamma^2)) for the samples with the bias input appended."""
+    radius = float(np.sqrt(np.max(np.einsum("nd,nd->n", x, x)) + 1.0))
+    gamma = float(2 * np.min(y * (x @ w_star)))
+    return radius, gamma, int(np.floor(4 * radius ** 2 / gamma ** 2))
+
+
+@experiment("perceptron-bound",
+            "convergence bound: the number of updates k against floor(4 R^2 / gamma^2) on "
+            "separable data, for several margins gamma")
+def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
+    n = 100 if fast else 200
+    rows, records = [], []
+    for gamma in margins:
+        for seed in range(3 if fast else seeds):
+            x, y, w_star = separable_data(gamma, n=n, seed=seed)
+            radius, measured, bound = bound_for(x, y, w_star)
+            # The bound caps the updates, so bound + 1 epochs are always enough.
+            result = train_perceptron(x, y, max_epochs=bound + 1)
+            records.append({"gamma": gamma, "seed": seed, "R": radius,
+                            "measured_gamma": measured, "bound": bound,
+                            "updates": result.updates, "converged": result.converged})
+        group = [r for r in records if r["gamma"] == gamma]
+        ks = [r["updates"] for r in group]
+        rows.append([f"{gamma:g}", f"{min(r['measured_gamma'] for r in group):.3f}",
+                     f"{max(r['R'] for r in group):.3f}", min(r["bound"] for r in group),
+                     max(ks), f"{np.mean(ks):.1f}",
+                     "yes" if all(r["updates"] <= r["bound"] for r in group) else "NO"])
+    table = format_table(["gamma asked", "gamma measured (min)", "R (max)", "bound (min)",
+                          "k (max)", "k (mean)", "k <= bound"], rows)
+    table += f"\n{len(records) // len(margins)} data sets of {n} points in R^5 per margin"
+    holds = all(r["updates"] <= r["bound"] and r["converged"] for r in records)
+    figs = Figures(out_dir)
+    figs.draw("perceptron-bound.png", lambda fig, axes: _draw(axes[0], records, margins),
+              size=(6.4, 4.6))
+    return Result("perceptron-bound",
+                  "no misclassified sample remains after floor(4 R^2 / gamma^2) updates",
+                  table, {"holds": holds, "runs": records}, figs.paths, figs.notes)
+
+
+def _draw(ax, records, margins):
+    gammas = np.array([r["measured_gamma"] for r in records])
+    ax.scatter(gammas, [r["updates"] for r in records], s=22, color="tab:blue",
+               label="updates k of the perceptron (one point per data set)", zorder=3)
+    ax.scatter(gammas, [r["bound"] for r in records], s=22, marker="^", color="tab:red",
+               label="bound floor(4 R² / γ²) of that data set", zorder=3)
+    grid = np.geomspace(gammas.min(), gammas.max(), 100)
+    radius = max(r["R"] for r in records)
+    ax.plot(grid, 4 * radius ** 2 / grid ** 2, color="tab:red", lw=1, alpha=0.6,
+            label=f"4 R² / γ² for R = {radius:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(list(margins), [f"{g:g}" for g in margins])
+    ax.xaxis.set_minor_formatter("")  # the log axis' own minor labels overlap
+    ax.set_xlabel("margin γ (measured on the data set)")
+    ax.set_ylabel("number of updates")
+    ax.set_title("Perceptron convergence: updates k never exceed 4R²/γ²")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)

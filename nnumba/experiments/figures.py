@@ -1,0 +1,75 @@
+"""Figures for the experiments. matplotlib is an optional extra: imported only
+when a figure is drawn, and without it the tables still print and the notes
+say how to get the figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+PLOTS_HINT = 'the figures need matplotlib: pip install "nnumba[plots]"'
+
+# Colours for the labels -1 and +1, the same in every figure.
+NEGATIVE, POSITIVE = "tab:blue", "tab:red"
+
+
+def figure_class():
+    """matplotlib's Figure, or None when matplotlib is not installed.
+
+    Figures are drawn with the object API, not pyplot: no backend is chosen,
+    no window opened, and a notebook's own pyplot set-up is left alone."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return Figure
+
+
+class Figures:
+    """Draws an experiment's figures into ``out_dir``; does nothing when it is None."""
+
+    def __init__(self, out_dir):
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.paths: list[Path] = []
+        self.notes: list[str] = []
+
+    def draw(self, filename: str, painter, nrows: int = 1, ncols: int = 1,
+             size=(6.4, 4.8)) -> Path | None:
+        """Call ``painter(fig, axes)`` (axes: a flat list) and save it as ``filename``."""
+        if self.out_dir is None:
+            self.notes.append(f"figure {filename} not written: give out_dir "
+                              f"(--out DIR on the command line)")
+            return None
+        figure = figure_class()
+        if figure is None:
+            if PLOTS_HINT not in self.notes:
+                self.notes.append(PLOTS_HINT)
+            return None
+        fig = figure(figsize=size, layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        painter(fig, list(axes.ravel()))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / filename
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        self.paths.append(path)
+        return path
+
+
+def label_scatter(ax, x, y, s: float = 18):
+    """Points of a 2-D set coloured by their label in {-1, +1}, with a legend entry each."""
+    for value, colour, name in ((-1, NEGATIVE, "y = -1"), (1, POSITIVE, "y = +1")):
+        keep = y == value
+        ax.scatter(x[keep, 0], x[keep, 1], s=s, c=colour,
+                   edgecolors="k", linewidths=0.4, label=name, zorder=3)
+
+
+def decision_regions(ax, decide, xlim, ylim, steps: int = 300):
+    """Shade where ``decide(points)`` (a score) is >= 0 and draw its zero level."""
+    gx, gy = np.meshgrid(np.linspace(*xlim, steps), np.linspace(*ylim, steps))
+    score = decide(np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+    ax.contourf(gx, gy, score >= 0, levels=[-0.5, 0.5, 1.5], colors=[NEGATIVE, POSITIVE],
+                alpha=0.15)
+    if score.min() < 0 <= score.max():
+        ax.contour(gx, gy, score, levels=[0], colors="k", linewidths=1.2)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)

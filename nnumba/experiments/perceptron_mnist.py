@@ -1,0 +1,73 @@
+"""The perceptron on MNIST "0" (-1) vs "1" (+1): the lecture's per-epoch table."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import load_dataset, load_mnist
+from ..train import train_perceptron
+from .figures import Figures
+from .registry import experiment
+from .result import Result
+
+
+def _run(data, max_epochs: int):
+    x, y = data.binary(0, 1, "train")
+    x_test, y_test = data.binary(0, 1, "test")
+    result = train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test)
+    return result, len(x), len(x_test)
+
+
+@experiment("perceptron-mnist",
+            "the perceptron on MNIST 0 vs 1: the lecture's epoch / nb_changes / train_error / "
+            "test_error table (embedded subset; full MNIST with --data-dir)",
+            options=("data_dir",))
+def run(out_dir=None, fast=False, data_dir=None, max_epochs: int = 100) -> Result:
+    sets = [load_dataset("mnist-5k")]
+    if data_dir is not None:
+        sets.append(load_mnist(data_dir))
+    if fast:  # the embedded 0s and 1s take a second; only the full set is cut
+        sets = sets[:1] + [s.subset(train=10000, test=2000) for s in sets[1:]]
+    tables, numbers, runs = [], {}, []
+    for data in sets:
+        result, n_train, n_test = _run(data, max_epochs)
+        runs.append((data.name, result))
+        last = result.history[-1]
+        numbers[data.name] = {
+            "train": n_train, "test": n_test, "converged": result.converged,
+            "epochs": len(result.history), "updates": result.updates,
+            "final_train_error": last["train_error"], "final_test_error": last["test_error"],
+            "history": result.history}
+        verdict = (f"converged: zero training errors after {len(result.history)} epochs, "
+                   f"{result.updates} updates" if result.converged else
+                   f"not converged after {max_epochs} epochs")
+        tables.append(f"{data.name}: {n_train} train / {n_test} test images of 0 and 1\n"
+                      f"{result.table()}\n{verdict}")
+    figs = Figures(out_dir)
+    figs.draw("perceptron-mnist.png", lambda fig, axes: _draw(fig, axes, runs),
+              ncols=len(runs) + 1, size=(5 * (len(runs) + 1), 4))
+    return Result("perceptron-mnist",
+                  "the perceptron separates MNIST 0 from 1 in a few epochs",
+                  "\n\n".join(tables), numbers, figs.paths, figs.notes)
+
+
+def _draw(fig, axes, runs):
+    ax = axes[0]
+    for (name, result), style in zip(runs, ("-", "--")):
+        epochs = [row["epoch"] for row in result.history]
+        ax.plot(epochs, [100 * row["train_error"] for row in result.history], "o" + style,
+                color="tab:blue", label=f"train error ({name})")
+        ax.plot(epochs, [100 * row["test_error"] for row in result.history], "s" + style,
+                color="tab:orange", label=f"test error ({name})")
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("error (%)")
+    ax.set_title("Perceptron, MNIST 0 vs 1: error after each epoch")
+    ax.legend()
+    for ax, (name, result) in zip(axes[1:], runs):
+        w = result.w.reshape(28, 28)
+        bound = np.abs(w).max() or 1.0
+        image = ax.imshow(w, cmap="RdBu_r", vmin=-bound, vmax=bound)
+        ax.set_title(f"Learnt weights w ({name}):\nred votes 1, blue votes 0")
+        ax.set_xlabel("pixel column")
+        ax.set_ylabel("pixel row")
+        fig.colorbar(image, ax=ax, shrink=0.8, label="weight")

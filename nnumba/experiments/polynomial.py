@@ -1,0 +1,77 @@
+"""Polynomial features Phi(x) = (1, x, ..., x^D): capacity grows with D.
+
+The fit alpha minimises the mean squared error ||Phi alpha - y||^2, which has
+an analytic solution (least squares), as the lecture says of the MSE.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .common import feature_layer, features
+from .figures import Figures
+from .registry import experiment
+from .result import Result, format_table
+
+DEGREES = (0, 1, 2, 3, 5, 8, 11)
+
+
+def target(x):
+    """The 1-D function the polynomials fit."""
+    return np.sin(np.pi * x) + 0.5 * x
+
+
+def sample(n: int = 12, noise: float = 0.15, seed: int = 0):
+    """n evenly spaced x in [-0.95, 0.95], y = target(x) + Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-0.95, 0.95, n)
+    return x, target(x) + rng.normal(0, noise, n)
+
+
+def fit(degree: int, x, y):
+    """(alpha, Phi layer) of the least-squares polynomial of ``degree``."""
+    phi = feature_layer("PolynomialFeatures", in_features=1, degree=degree)
+    alpha, *_ = np.linalg.lstsq(features(phi, x[:, None]), y, rcond=None)
+    return alpha, phi
+
+
+@experiment("polynomial-capacity",
+            "polynomial features Phi(x) = (1, x, ..., x^D): least-squares fits of a 1-D "
+            "function for increasing D",
+            features=("PolynomialFeatures",))
+def run(out_dir=None, fast=False, degrees=DEGREES) -> Result:
+    x, y = sample()
+    grid = np.linspace(-1, 1, 400)
+    rows, numbers, curves = [], {}, {}
+    for degree in degrees:
+        alpha, phi = fit(degree, x, y)
+        train_mse = float(np.mean((features(phi, x[:, None]) @ alpha - y) ** 2))
+        curve = features(phi, grid[:, None]) @ alpha
+        true_mse = float(np.mean((curve - target(grid)) ** 2))
+        numbers[degree] = {"train_mse": train_mse, "mse_to_function": true_mse}
+        curves[degree] = curve
+        rows.append([degree, degree + 1, f"{train_mse:.2e}", f"{true_mse:.2e}"])
+    table = format_table(["D", "parameters", "train MSE", "MSE to the true function"], rows)
+    table += (f"\n{len(x)} noisy samples of sin(pi x) + x / 2 on [-1, 1]; the train MSE "
+              f"can only fall as D grows (nested models), and is 0 from D = {len(x) - 1}")
+    figs = Figures(out_dir)
+    figs.draw("polynomial-capacity.png",
+              lambda fig, axes: _draw(fig, axes, x, y, grid, curves, numbers),
+              nrows=2, ncols=(len(degrees) + 1) // 2, size=(3.2 * ((len(degrees) + 1) // 2), 6))
+    return Result("polynomial-capacity",
+                  "increasing D makes the capacity as high as we want", table,
+                  {"degrees": numbers, "n": len(x)}, figs.paths, figs.notes)
+
+
+def _draw(fig, axes, x, y, grid, curves, numbers):
+    for ax, (degree, curve) in zip(axes, curves.items()):
+        ax.plot(grid, target(grid), color="0.6", lw=1, label="true function")
+        ax.plot(grid, curve, color="tab:red", lw=1.5, label="fit α·Φ(x)")
+        ax.scatter(x, y, s=16, color="k", zorder=3, label="samples")
+        ax.set_ylim(-2.2, 2.2)
+        ax.set_title(f"D = {degree}: train MSE {numbers[degree]['train_mse']:.1e}", fontsize=10)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    axes[0].legend(fontsize=7, loc="upper left")
+    for ax in axes[len(curves):]:
+        ax.axis("off")
+    fig.suptitle("Least-squares polynomial fits of degree D: more capacity as D grows")

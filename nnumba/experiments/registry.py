@@ -1,0 +1,70 @@
+"""A tiny registry of experiments: name -> recipe, filled by the modules in MODULES."""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import RegistryError
+from ..registry import unknown_name_message
+
+# One module per experiment or closely related group, in the lecture's order;
+# imported on first use so that `import nnumba` stays light.
+MODULES = ("threshold", "perceptron_mnist", "bound", "xor", "polynomial", "products",
+           "knn", "hog", "logistic", "svm")
+
+EXPERIMENTS: dict[str, "Experiment"] = {}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    summary: str                   # one line for `nnumba experiment list`
+    recipe: Callable
+    features: tuple = ()           # layers it takes from the nnumba-features plugin
+    options: tuple = ()            # command-line options it uses (e.g. "data_dir")
+
+    def run(self, out_dir=None, fast: bool = False, **options):
+        """Run the recipe; ``options`` are its keyword arguments beyond out_dir and fast."""
+        known = [p for p in inspect.signature(self.recipe).parameters
+                 if p not in ("out_dir", "fast")]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"experiment {self.name!r} takes no option {', '.join(unknown)}"
+                             f" (it takes: {', '.join(known) or 'none'})")
+        return self.recipe(out_dir=out_dir, fast=fast, **options)
+
+
+def experiment(name: str, summary: str, features=(), options=()):
+    """Decorator registering ``recipe`` under ``name``."""
+    def register(recipe):
+        if name in EXPERIMENTS and EXPERIMENTS[name].recipe is not recipe:
+            raise RegistryError(f"experiment {name!r} is registered twice")
+        EXPERIMENTS[name] = Experiment(name, summary, recipe, tuple(features), tuple(options))
+        return recipe
+    return register
+
+
+def _load():
+    for module in MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+
+
+def list_experiments() -> list[Experiment]:
+    """Every experiment in the lecture's order (that of MODULES, whatever was imported first)."""
+    _load()
+    order = {f"{__package__}.{module}": i for i, module in enumerate(MODULES)}
+    return sorted(EXPERIMENTS.values(),
+                  key=lambda e: order.get(e.recipe.__module__, len(order)))
+
+
+def get_experiment(name: str) -> Experiment:
+    _load()
+    if name not in EXPERIMENTS:
+        raise RegistryError(unknown_name_message("experiment", name, EXPERIMENTS))
+    return EXPERIMENTS[name]
+
+
+def run_experiment(name: str, out_dir=None, fast: bool = False, **options):
+    return get_experiment(name).run(out_dir=out_dir, fast=fast, **options)

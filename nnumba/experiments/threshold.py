@@ -1,0 +1,85 @@
+"""McCulloch and Pitts' threshold logic unit: and, or, not with the lecture's weights."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..layers import Linear, Threshold
+from ..model import Sequential
+from .figures import NEGATIVE, POSITIVE, Figures
+from .registry import experiment
+from .result import Result, format_table
+
+# The lecture's units f(x) = 1{w sum_i x_i + b >= 0}: (w, b, number of inputs).
+UNITS = {"or": (1.0, -0.5, 2), "and": (1.0, -1.5, 2), "not": (-1.0, 0.5, 1)}
+
+
+def unit(name: str) -> Sequential:
+    """The unit as a model: Linear with every weight w and bias b, then the threshold."""
+    w, b, inputs = UNITS[name]
+    linear = Linear(inputs, 1)
+    linear.weight.value[...] = w
+    linear.bias.value[...] = b
+    return Sequential(linear, Threshold())
+
+
+def fire(model: Sequential, *inputs) -> np.ndarray:
+    """Boolean outputs in {0, 1}: the engine's threshold gives sigma in {-1, +1}."""
+    x = np.column_stack(inputs).astype(np.float32)
+    return ((model.forward(x)[:, 0] + 1) / 2).astype(int)
+
+
+@experiment("threshold-logic", "the threshold unit computes and / or / not with the "
+                               "lecture's weights (and xor from them), over all inputs")
+def run(out_dir=None, fast=False) -> Result:
+    units = {name: unit(name) for name in UNITS}
+    u, v = (np.array(c) for c in zip(*itertools.product((0, 1), repeat=2)))
+    out = {name: fire(units[name], u, v) for name in ("or", "and")}
+    out["not u"] = fire(units["not"], u)
+    # "Any Boolean function can be built with such units": xor = and(or, not(and)).
+    out["xor"] = fire(units["and"], out["or"], fire(units["not"], out["and"]))
+    truth = {"or": u | v, "and": u & v, "not u": 1 - u, "xor": u ^ v}
+    rows = [[u[i], v[i]] + [out[k][i] for k in truth] for i in range(len(u))]
+    correct = {k: bool(np.array_equal(out[k], truth[k])) for k in truth}
+    table = format_table(["u", "v", "or", "and", "not u", "xor (3 units)"], rows)
+    weights = ", ".join(f"{k}: w = {w:g}, b = {b:g}" for k, (w, b, _) in UNITS.items())
+    table += f"\n{weights}\nall outputs right: {all(correct.values())}"
+    figs = Figures(out_dir)
+    figs.draw("threshold-logic.png", lambda fig, axes: _draw(fig, axes), ncols=3,
+              size=(12, 4))
+    return Result("threshold-logic",
+                  "f(x) = 1{w sum x_i + b >= 0} computes or, and, not; hence any Boolean "
+                  "function", table,
+                  {"correct": correct, "outputs": {k: o.tolist() for k, o in out.items()}},
+                  figs.paths, figs.notes)
+
+
+def _draw(fig, axes):
+    """Each unit's inputs coloured by its output, and its threshold w sum x_i + b = 0."""
+    for ax, name in zip(axes, UNITS):
+        w, b, inputs = UNITS[name]
+        model = unit(name)
+        if inputs == 2:
+            u, v = (np.array(c) for c in zip(*itertools.product((0, 1), repeat=2)))
+            fired = fire(model, u, v)
+            line = np.linspace(-0.5, 1.5, 2)
+            ax.plot(line, -b / w - line, "k-", lw=1.2, label=f"u + v = {-b / w:g}")
+            ax.set_ylabel("v")
+        else:
+            u = np.array([0, 1])
+            v = np.zeros(2)
+            fired = fire(model, u)
+            ax.axvline(-b / w, color="k", lw=1.2, label=f"u = {-b / w:g}")
+            ax.set_yticks([])
+        for value, colour in ((0, NEGATIVE), (1, POSITIVE)):
+            keep = fired == value
+            ax.scatter(u[keep], v[keep], s=120, c=colour, edgecolors="k", zorder=3,
+                       label=f"output {value}")
+        ax.set_xlim(-0.5, 1.5)
+        ax.set_ylim(-0.5, 1.5)
+        ax.set_aspect("equal")
+        ax.set_xlabel("u")
+        ax.set_title(f"{name}: w = {w:g}, b = {b:g}")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("Threshold logic units 1{w Σ x_i + b ≥ 0}: inputs coloured by output")

@@ -1,0 +1,70 @@
+"""xor: not linearly separable on (x_u, x_v), separable after Phi = (x_u, x_v, x_u x_v)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..train import train_perceptron
+from .common import feature_layer, features, linearly_separable
+from .figures import Figures, decision_regions, label_scatter
+from .registry import experiment
+from .result import Result, format_table, percent
+
+CORNERS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+XOR = np.array([-1, 1, 1, -1])  # +1 where exactly one input is 1
+
+
+def xor_data(per_corner: int = 0, noise: float = 0.1, seed: int = 0):
+    """The four corners; with per_corner > 0, that many noisy copies of each instead."""
+    if per_corner == 0:
+        return CORNERS.copy(), XOR.copy()
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, 4, 4 * per_corner)
+    return CORNERS[which] + rng.normal(0, noise, (len(which), 2)), XOR[which]
+
+
+@experiment("xor", "xor: the perceptron fails on raw (x_u, x_v) and succeeds on "
+                   "Phi = (x_u, x_v, x_u x_v); both decision boundaries plotted",
+            features=("XorProduct",))
+def run(out_dir=None, fast=False, max_epochs: int = 100) -> Result:
+    phi = feature_layer("XorProduct")
+    sets = {"4 corners": xor_data(), "noisy corners": xor_data(per_corner=20 if fast else 50)}
+    rows, numbers, fits = [], {}, {}
+    for set_name, (x, y) in sets.items():
+        for feat_name, f in (("raw (x_u, x_v)", x), ("Phi (x_u, x_v, x_u x_v)", features(phi, x))):
+            fit = train_perceptron(f, y, max_epochs=max_epochs)
+            separable = linearly_separable(f, y)
+            train_error = float(np.mean(fit.predict(f) != y))
+            numbers[f"{set_name} / {feat_name.split()[0]}"] = {
+                "separable": separable, "converged": fit.converged,
+                "epochs": len(fit.history), "train_error": train_error}
+            rows.append([set_name, feat_name, "yes" if separable else "no",
+                         "yes" if fit.converged else "no", len(fit.history),
+                         percent(train_error)])
+            fits[(set_name, feat_name.split()[0])] = fit
+    table = format_table(["data", "features", "separable (LP)", "perceptron converged",
+                          "epochs", "train error"], rows)
+    figs = Figures(out_dir)
+    x, y = sets["noisy corners"]
+    figs.draw("xor.png", lambda fig, axes: _draw(axes, x, y, phi, fits), ncols=2,
+              size=(10, 4.6))
+    return Result("xor", "xor is not linearly separable; Phi(x_u, x_v) = (x_u, x_v, x_u x_v) "
+                         "makes it separable", table, numbers, figs.paths, figs.notes)
+
+
+def _draw(axes, x, y, phi, fits):
+    raw, mapped = fits[("noisy corners", "raw")], fits[("noisy corners", "Phi")]
+    lim = (-0.5, 1.5)
+    decision_regions(axes[0], raw.decision, lim, lim)
+    decision_regions(axes[1], lambda p: mapped.decision(features(phi, p)), lim, lim)
+    titles = (f"Perceptron on (x_u, x_v): no line separates xor\n"
+              f"(stopped after {len(raw.history)} epochs, "
+              f"{percent(np.mean(raw.predict(x) != y))} train error)",
+              f"Perceptron on (x_u, x_v, x_u·x_v): converged\n"
+              f"in {len(mapped.history)} epochs; boundary w·Φ(x) + b = 0")
+    for ax, title in zip(axes, titles):
+        label_scatter(ax, x, y)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("x_u")
+        ax.set_ylabel("x_v")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=8)

@@ -1,0 +1,245 @@
+"""The lecture's hand-designed features as layers.
+
+nnumba's Layer base validates every input (dtype, shape from input_shape(),
+NaN, empty batch) before it reaches a kernel here. None of these layers has
+parameters: they are fixed maps Phi, placed before a trained linear model.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from nnumba import Layer
+from nnumba.errors import NoGradientError
+
+from . import kernels
+
+
+def _positive_int(layer: str, name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class XorProduct(Layer):
+    """Phi(x_u, x_v) = (x_u, x_v, x_u * x_v): makes xor linearly separable."""
+    examples = [({}, (4, 2))]
+
+    def input_shape(self):
+        return (2,)
+
+    def output_shape(self, input_shape):
+        return (3,)
+
+    def _forward(self, x):
+        self._x = x
+        y = self._buffer("y", (x.shape[0], 3))
+        y[:, :2] = x
+        np.multiply(x[:, 0], x[:, 1], out=y[:, 2])
+        return y
+
+    def _backward(self, dl_dy):
+        if not self.needs_input_grad:
+            return None
+        x = self._x
+        dl_dx = self._buffer("dx", x.shape)
+        # d(u v)/du = v and d(u v)/dv = u.
+        dl_dx[:, 0] = dl_dy[:, 0] + dl_dy[:, 2] * x[:, 1]
+        dl_dx[:, 1] = dl_dy[:, 1] + dl_dy[:, 2] * x[:, 0]
+        return dl_dx
+
+
+def monomial_powers(in_features: int, degree: int, include_bias: bool = True) -> np.ndarray:
+    """(M, F) exponents of every monomial of degree <= ``degree``, in scikit-learn's
+    PolynomialFeatures order: by degree, then combinations with replacement."""
+    rows = []
+    for d in range(0 if include_bias else 1, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(in_features), d):
+            row = np.zeros(in_features, np.int64)
+            for f in combo:
+                row[f] += 1
+            rows.append(row)
+    return np.array(rows, np.int64).reshape(len(rows), in_features)
+
+
+class PolynomialFeatures(Layer):
+    """Every monomial of the inputs up to ``degree``; for one input the lecture's
+    Phi(x) = (1, x, x^2, ..., x^D). Same columns, same order as scikit-learn's."""
+    examples = [({"in_features": 1, "degree": 4}, (5, 1)),
+                ({"in_features": 3, "degree": 3, "include_bias": False}, (4, 3))]
+
+    def __init__(self, in_features: int = 1, degree: int = 2, include_bias: bool = True):
+        super().__init__()
+        self.in_features = _positive_int("PolynomialFeatures", "in_features", in_features)
+        self.degree = _positive_int("PolynomialFeatures", "degree", degree, 0)
+        if self.degree == 0 and not include_bias:
+            raise ValueError("PolynomialFeatures: degree 0 without the bias leaves no feature")
+        self.include_bias = bool(include_bias)
+        self.powers = monomial_powers(self.in_features, self.degree, self.include_bias)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.powers.shape[0]
+
+    def input_shape(self):
+        return (self.in_features,)
+
+    def output_shape(self, input_shape):
+        return (self.num_outputs,)
+
+    def _forward(self, x):
+        self._x = x
+        y = self._buffer("y", (x.shape[0], self.num_outputs))
+        kernels.monomials_forward(x, self.powers, y)
+        return y
+
+    def _backward(self, dl_dy):
+        if not self.needs_input_grad:
+            return None
+        dl_dx = self._buffer("dx", self._x.shape)
+        kernels.monomials_backward(self._x, self.powers, dl_dy, dl_dx)
+        return dl_dx
+
+
+def random_pairs(in_features: int, num_products: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``num_products`` pairs (i, j), i != j, drawn uniformly from ``seed``."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, in_features, num_products)
+    # A non-zero offset modulo in_features makes the second index differ from the first.
+    second = (first + rng.integers(1, in_features, num_products)) % in_features
+    return first.astype(np.int64), second.astype(np.int64)
+
+
+class RandomPairProducts(Layer):
+    """The input followed by products x_i x_j of ``num_products`` random pairs of its
+    features (the lecture's MNIST "8" vs the rest). The pairs come from ``seed``
+    alone, so the spec {"seed": ...} rebuilds the same layer after save/load."""
+    examples = [({"in_features": 6, "num_products": 10, "seed": 3}, (4, 6)),
+                ({"in_features": 5, "num_products": 4, "keep_input": False}, (3, 5))]
+
+    def __init__(self, in_features: int, num_products: int, seed: int = 0,
+                 keep_input: bool = True):
+        super().__init__()
+        self.in_features = _positive_int("RandomPairProducts", "in_features", in_features, 2)
+        self.num_products = _positive_int("RandomPairProducts", "num_products", num_products, 0)
+        self.seed = _positive_int("RandomPairProducts", "seed", seed, 0)
+        self.keep_input = bool(keep_input)
+        if self.num_products == 0 and not self.keep_input:
+            raise ValueError("RandomPairProducts: no products and no input leaves no feature")
+        self.first, self.second = random_pairs(self.in_features, self.num_products, self.seed)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_products + (self.in_features if self.keep_input else 0)
+
+    def input_shape(self):
+        return (self.in_features,)
+
+    def output_shape(self, input_shape):
+        return (self.num_outputs,)
+
+    def _forward(self, x):
+        self._x = x
+        y = self._buffer("y", (x.shape[0], self.num_outputs))
+        kernels.pair_products_forward(x, self.first, self.second, self.keep_input, y)
+        return y
+
+    def _backward(self, dl_dy):
+        if not self.needs_input_grad:
+            return None
+        dl_dx = self._buffer("dx", self._x.shape)
+        kernels.pair_products_backward(self._x, self.first, self.second, self.keep_input,
+                                       dl_dy, dl_dx)
+        return dl_dx
+
+
+class Radius(Layer):
+    """x -> ||x||: the feature that keeps only what a radially symmetric task needs.
+
+    Its gradient x / ||x|| is taken as 0 at x = 0, where the norm has a kink."""
+    examples = [({"in_features": 2}, (5, 2)), ({"in_features": 4}, (3, 4))]
+
+    def __init__(self, in_features: int = 2):
+        super().__init__()
+        self.in_features = _positive_int("Radius", "in_features", in_features)
+
+    def input_shape(self):
+        return (self.in_features,)
+
+    def output_shape(self, input_shape):
+        return (1,)
+
+    def _forward(self, x):
+        self._x = x
+        y = self._buffer("y", (x.shape[0], 1))
+        y[:, 0] = np.sqrt(np.einsum("nf,nf->n", x, x))
+        self._y = y
+        return y
+
+    def _backward(self, dl_dy):
+        if not self.needs_input_grad:
+            return None
+        r = self._y
+        safe = np.where(r > 0, r, 1)
+        scale = np.where(r > 0, dl_dy / safe, 0).astype(self.dtype, copy=False)
+        dl_dx = self._buffer("dx", self._x.shape)
+        np.multiply(self._x, scale, out=dl_dx)
+        return dl_dx
+
+
+class HOG(Layer):
+    """Histograms of Oriented Gradients: per cell of ``cell_size`` x ``cell_size``
+    pixels, the distribution of edge orientations over ``bins`` bins (the lecture:
+    8 x 8 cells, 9 bins). Input (N, 1, height, width), output (N, cells * bins),
+    ordered (cell row, cell column, bin); pixels past the last whole cell are left
+    out (28 x 28 with 8 x 8 cells: 3 x 3 cells, 81 features).
+
+    No gradient: orientation binning is not differentiable where it matters
+    (bin edges, flat regions), and a fixed extractor needs none. As the first
+    layer of a model it costs nothing in backward (there is no input gradient to
+    compute); anywhere else backward raises NoGradientError.
+    """
+    has_gradient = False
+    examples = [({"height": 8, "width": 8, "cell_size": 4}, (2, 1, 8, 8)),
+                ({"height": 12, "width": 10, "cell_size": 4, "bins": 6, "normalize": False},
+                 (3, 1, 12, 10))]
+
+    def __init__(self, height: int = 28, width: int = 28, cell_size: int = 8, bins: int = 9,
+                 normalize: bool = True, eps: float = 1e-3):
+        super().__init__()
+        self.cell_size = _positive_int("HOG", "cell_size", cell_size)
+        self.height = _positive_int("HOG", "height", height, self.cell_size)
+        self.width = _positive_int("HOG", "width", width, self.cell_size)
+        self.bins = _positive_int("HOG", "bins", bins, 2)
+        self.normalize = bool(normalize)
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"HOG: eps must be a positive number, got {eps!r}")
+        self.eps = float(eps)
+
+    @property
+    def cells(self) -> tuple[int, int]:
+        return self.height // self.cell_size, self.width // self.cell_size
+
+    def input_shape(self):
+        return (1, self.height, self.width)
+
+    def output_shape(self, input_shape):
+        cy, cx = self.cells
+        return (cy * cx * self.bins,)
+
+    def _forward(self, x):
+        cy, cx = self.cells
+        out = self._buffer("y", (x.shape[0], cy, cx, self.bins))
+        kernels.hog(np.ascontiguousarray(x[:, 0]), self.cell_size, self.bins, self.normalize,
+                    x.dtype.type(self.eps), out)
+        return out.reshape(x.shape[0], -1)
+
+    def backward(self, dl_dy):
+        if not self.needs_input_grad and self._out_shape is not None:
+            return None  # first layer of a model: no parameters, no input gradient wanted
+        raise NoGradientError(
+            f"{self.label} has no gradient (orientation histograms are a fixed, "
+            f"non-differentiable extractor): use it as the first layer of a model, "
+            f"or compute the features once and train on them")
