@@ -33,6 +33,9 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--progress", action=argparse_bool(), default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
+    p.add_argument("--mpi", action="store_true",
+                   help="train data-parallel over MPI ranks: `mpiexec -n N nnumba train` "
+                        "(automatic under mpiexec with N > 1; needs pip install \"nnumba[mpi]\")")
     p.set_defaults(run=run)
 
 
@@ -68,16 +71,43 @@ def _load_data(args):
 
 
 def _say(args, text):
-    # With --json, stdout carries only the JSON object.
-    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+    # With --json, stdout carries only the JSON object; under MPI only rank 0 speaks.
+    if _is_root(args):
+        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def _mpi_session(args):
+    """A Communicator when launched by mpiexec with several ranks or asked with --mpi;
+    None otherwise, and then mpi4py is never imported."""
+    from ..distributed.launch import rank_from_env, world_size_from_env
+    if not getattr(args, "mpi", False) and world_size_from_env() <= 1:
+        return None
+    from ..distributed import MPIUnavailableError, setup
+    try:
+        return setup()
+    except MPIUnavailableError:
+        if rank_from_env() != 0:
+            raise SystemExit(2)  # rank 0 says how to install mpi4py, once
+        raise
 
 
 def run(args):
     start = time.perf_counter()
+    args.comm = _mpi_session(args)
+    if args.comm is None:
+        return _run(args, start)
+    from ..distributed import abort_on_error
+    with abort_on_error(args.comm):  # one failing rank must not leave the others waiting
+        return _run(args, start)
+
+
+def _run(args, start):
     _fill_defaults(args)
-    data = _load_data(args)
+    data = _load_data(args)  # every rank loads from disk; each trains on its shares only
     _say(args, f"data: {data.name}, {len(data.x_train)} train / {len(data.x_test)} test "
                f"({data.description})")
+    if args.comm is not None:
+        _say(args, f"MPI: {args.comm.size} ranks, {args.comm.threads} thread(s) each")
     if args.trainer == "perceptron":
         return _run_perceptron(args, data, start)
     return _run_gradient(args, data, start)
@@ -102,10 +132,14 @@ def _run_gradient(args, data, start):
     model = _build_model(args, data.x_train.shape[1:])
     loss = get_loss(args.loss)()
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    extra = {}
+    if args.comm is not None:
+        from ..distributed import TRAINERS
+        extra["comm"] = args.comm
     trainer = TRAINERS[args.trainer](
         model, loss, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         batch_size=args.batch_size, seed=args.seed, progress=progress,
-        callbacks=[lambda t, row: _say(args, _epoch_line(row, args.epochs))])
+        callbacks=[lambda t, row: _say(args, _epoch_line(row, args.epochs))], **extra)
     _say(args, f"model: {args.model}, {model.num_params():,} parameters; trainer {args.trainer}, "
                f"lr {args.lr}, momentum {args.momentum}, batch {args.batch_size}")
     history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs,
@@ -115,7 +149,8 @@ def _run_gradient(args, data, start):
               "test_loss": history.last("test_loss"),
               "test_accuracy": history.last("test_accuracy"),
               "seconds": time.perf_counter() - start, "history": history.epochs}
-    if args.save:
+    _add_mpi(args, result)
+    if args.save and _is_root(args):
         result["saved"] = str(io.save(model, args.save))
     _finish(args, result, f"test accuracy {100 * (result['test_accuracy'] or 0):.2f}%")
     return 0
@@ -130,6 +165,10 @@ def _epoch_line(row, epochs):
 def _run_perceptron(args, data, start):
     from .. import io
     from ..train import train_perceptron
+    if args.comm is not None:
+        from functools import partial
+        from ..distributed import train_perceptron_distributed
+        train_perceptron = partial(train_perceptron_distributed, comm=args.comm)
     try:
         neg, pos = (int(c) for c in args.classes.split(","))
     except ValueError:
@@ -146,7 +185,8 @@ def _run_perceptron(args, data, start):
               "train_error": result_p.history[-1]["train_error"], "test_error": test_error,
               "test_accuracy": 1 - test_error, "seconds": time.perf_counter() - start,
               "history": result_p.history}
-    if args.save:
+    _add_mpi(args, result)
+    if args.save and _is_root(args):
         result["saved"] = str(io.save(result_p.to_model(), args.save))
     _finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} after "
                           f"{result['updates']} updates; test accuracy "
@@ -159,7 +199,20 @@ def _perceptron_line(row):
             f"train_error {100 * row['train_error']:.2f}% test_error {100 * row['test_error']:.2f}%")
 
 
+def _is_root(args):
+    comm = getattr(args, "comm", None)
+    return comm is None or comm.is_root
+
+
+def _add_mpi(args, result):
+    if args.comm is not None:
+        result["mpi"] = {"ranks": args.comm.size, "threads_per_rank": args.comm.threads,
+                         "allreduce_seconds": args.comm.allreduce_seconds}
+
+
 def _finish(args, result, summary):
+    if not _is_root(args):
+        return
     if args.json:
         print(json.dumps(result))
     else:

@@ -1,0 +1,90 @@
+"""One rank's share of the host's cores, for numba's and OpenBLAS's thread pools.
+
+Two ranks with two threads each on two cores ran 10-20x slower than one thread
+per rank (../../shared/PERFORMANCE.md): the pools busy-wait against each other.
+So each rank gets cores ÷ ranks-on-this-host threads, unless the user set
+OMP_NUM_THREADS (the usual per-rank knob of MPI + threads jobs).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+from .launch import local_size_from_env, world_size_from_env
+
+_POOL_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))  # a launcher's binding or a cpuset counts
+    return os.cpu_count() or 1
+
+
+def threads_per_rank(local_ranks: int | None = None) -> int:
+    """OMP_NUM_THREADS where the user set it, else cores ÷ ranks on this host (at least 1)."""
+    user = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if user.isdigit() and int(user) >= 1:
+        return int(user)
+    ranks = local_ranks or local_size_from_env() or world_size_from_env()
+    return max(1, available_cores() // max(1, ranks))
+
+
+def apply_thread_env():
+    """Under mpiexec, default every pool to this rank's share through the environment.
+
+    Only effective before numpy and numba load (the pools read these once);
+    :func:`configure_threads` does the same later, at run time."""
+    if world_size_from_env() <= 1:
+        return
+    share = str(threads_per_rank())
+    for name in _POOL_VARS:
+        os.environ.setdefault(name, share)
+
+
+def configure_threads(n: int) -> int:
+    """Limit numba's and the BLAS's pools of this process to ``n`` threads; returns n."""
+    import numba
+    n = max(1, int(n))
+    for name in _POOL_VARS[:-1]:  # for BLAS/OpenMP libraries loaded later (scipy's OpenBLAS)
+        os.environ[name] = str(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    _limit_blas(n)  # for those loaded already (numpy's OpenBLAS)
+    return n
+
+
+def _limit_blas(n: int) -> bool:
+    try:
+        from threadpoolctl import threadpool_limits  # optional: used where installed
+    except ImportError:
+        return _limit_openblas_by_symbol(n)
+    threadpool_limits(n, user_api="blas")  # stays in force: the object is not a `with` here
+    return True
+
+
+# numpy's wheels bundle OpenBLAS under a prefixed name (scipy_openblas64_ ...).
+_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads")
+
+
+def _limit_openblas_by_symbol(n: int) -> bool:
+    """Without threadpoolctl: call OpenBLAS's own setter in the loaded libraries (Linux)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps
+                     if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return False
+    done = False
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _OPENBLAS_SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(n))
+                done = True
+                break
+    return done
