@@ -17,3 +17,6 @@ _DEFAULTS = {
 def apply_defaults():
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # Under mpiexec each rank gets its share of the cores before any pool starts.
+    from .distributed.threads import apply_thread_env
+    apply_thread_env()
