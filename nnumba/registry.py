@@ -25,6 +25,8 @@ BUILTIN_PLUGINS = (
     "nnumba.layers.linear",
     "nnumba.layers.activation",
     "nnumba.layers.shape",
+    "nnumba.layers.conv",
+    "nnumba.layers.pool",
     "nnumba.losses",
     "nnumba.zoo",
     "nnumba.data.plugin",

@@ -28,6 +28,16 @@ class ReLU(_Elementwise):
     """max(0, x)."""
     _kernel_forward = k.relu_forward
     _kernel_backward = k.relu_backward
+    #: set by Sequential when the next layer, a max-pool, applies this ReLU itself
+    deferred = False
+
+    def _forward(self, x):
+        return x if self.deferred else super()._forward(x)
+
+    def _backward(self, dl_dy):
+        if self.deferred:
+            return dl_dy if self.needs_input_grad else None
+        return super()._backward(dl_dy)
 
 
 class Tanh(_Elementwise):

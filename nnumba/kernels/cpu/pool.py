@@ -1,0 +1,454 @@
+"""Pooling kernels on NCHW arrays (no padding), plus fused ReLU + max-pool.
+
+Public entry points:
+
+    pool2d_output_shape(H, W, kernel, stride)
+    maxpool2d_forward(x, kernel, stride, out, argmax_out)
+    maxpool2d_backward(dy, argmax, dx_out)
+    relu_maxpool2d_forward(x, kernel, stride, out, argmax_out)
+    relu_maxpool2d_backward(dy, argmax, out, dx_out)
+    avgpool2d_forward(x, kernel, stride, out)
+    avgpool2d_backward(dy, kernel, stride, dx_out)
+    maxpool1d_* / relu_maxpool1d_* / avgpool1d_*   (N, C, L) viewed as (N, C, 1, L)
+
+Shapes: x and dx_out (N, C, H, W); out, dy and argmax (N, C, Ho, Wo) with
+Ho = (H - kh) // sh + 1, Wo = (W - kw) // sw + 1 (floor; trailing rows and
+columns that fill no window are never read and get zero gradient).  All
+arrays C-contiguous; x, out, dy, dx one float dtype (float32 or float64);
+argmax int32 or int64.  Callers (the layers) check this.
+
+argmax holds, per output, the flat index i*W + j of the chosen input pixel
+within its (H, W) plane (as PyTorch's ``return_indices``).  Ties: the FIRST
+maximum in row-major window order wins (strict ``>`` while scanning).  A NaN
+in a window does not propagate (comparisons with NaN are false).
+
+Backward kernels write dx fully (zero where no output chose a pixel) and
+accumulate when windows overlap (stride < kernel).  They run in parallel over
+(n, c) planes, each plane owned by one thread: race-free.
+
+The fused ReLU + max-pool is exactly relu followed by max-pool:
+relu(max(window)) = max(relu(window)); when the window max is <= 0 every relu
+value is 0 and the first window position is the argmax; the backward passes
+the gradient only where the pooled output is > 0 (relu'(0) = 0).
+"""
+import numpy as np
+from numba import njit, prange
+
+_OPTS = dict(parallel=True, cache=True, fastmath=True)
+_SEQ = dict(cache=True, fastmath=True)
+
+
+@njit(**_SEQ)
+def _max_row(xp, W, Wo, kh, kw, sh, sw, oi, m, idx):
+    """m[oj], idx[oj] = max and first argmax (row-major) of window (oi, oj)."""
+    for oj in range(Wo):
+        base = oi * sh * W + oj * sw
+        best = xp[base]
+        bi = base
+        for ki in range(kh):
+            r = base + ki * W
+            for kj in range(kw):
+                v = xp[r + kj]
+                gt = v > best          # branch-free: select, not a jump
+                bi = r + kj if gt else bi
+                best = v if gt else best
+        m[oj] = best
+        idx[oj] = bi
+
+
+@njit(**_OPTS)
+def _maxpool_fwd_generic(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
+    """x2 (planes, H*W) -> out2, am2 (planes, Ho*Wo)."""
+    nplanes = x2.shape[0]
+    Ho = (H - kh) // sh + 1
+    Wo = (W - kw) // sw + 1
+    zero = out2.dtype.type(0)
+    for q in prange(nplanes):
+        xp = x2[q]
+        op = out2[q]
+        ap = am2[q]
+        for oi in range(Ho):
+            o = op[oi * Wo:(oi + 1) * Wo]
+            a = ap[oi * Wo:(oi + 1) * Wo]
+            if kh == 3 and kw == 3:     # the lecture's pool: fixed trip counts
+                _max_row(xp, W, Wo, 3, 3, sh, sw, oi, o, a)
+            elif kh == 2 and kw == 2:
+                _max_row(xp, W, Wo, 2, 2, sh, sw, oi, o, a)
+            else:
+                _max_row(xp, W, Wo, kh, kw, sh, sw, oi, o, a)
+            if relu:
+                for oj in range(Wo):
+                    if not o[oj] > zero:
+                        o[oj] = zero
+                        a[oj] = oi * sh * W + oj * sw
+
+
+@njit(**_SEQ)
+def _hmax3(xs, n, hm, hk):
+    """hm[f], hk[f] = first maximum of xs[3f : 3f+3] and its offset."""
+    for f in range(n):
+        a = xs[3 * f]
+        b = xs[3 * f + 1]
+        c = xs[3 * f + 2]
+        best = a
+        bk = 0
+        if b > best:
+            best = b
+            bk = 1
+        if c > best:
+            best = c
+            bk = 2
+        hm[f] = best
+        hk[f] = bk
+
+
+@njit(**_SEQ)
+def _hmax2(xs, n, hm, hk):
+    """hm[f], hk[f] = first maximum of xs[2f : 2f+2] and its offset."""
+    for f in range(n):
+        a = xs[2 * f]
+        b = xs[2 * f + 1]
+        gt = b > a
+        hm[f] = b if gt else a
+        hk[f] = 1 if gt else 0
+
+
+@njit(**_SEQ)
+def _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, op, ap):
+    """Pass 2, kh = 3, for plane q of a block: the first maximum over the three
+    row maxima (fixed-count code on row slices)."""
+    zero = op.dtype.type(0)
+    for oi in range(Ho):
+        r0 = (q * H + oi * sh) * Wo
+        base = oi * sh * W
+        o = op[oi * Wo:oi * Wo + Wo]
+        a = ap[oi * Wo:oi * Wo + Wo]
+        h0 = hm[r0:r0 + Wo]
+        k0 = hk[r0:r0 + Wo]
+        h1 = hm[r0 + Wo:r0 + 2 * Wo]
+        k1 = hk[r0 + Wo:r0 + 2 * Wo]
+        h2 = hm[r0 + 2 * Wo:r0 + 3 * Wo]
+        k2 = hk[r0 + 2 * Wo:r0 + 3 * Wo]
+        for oj in range(Wo):
+            best = h0[oj]
+            idx = base + oj * kw + k0[oj]
+            v = h1[oj]
+            if v > best:
+                best = v
+                idx = base + W + oj * kw + k1[oj]
+            v = h2[oj]
+            if v > best:
+                best = v
+                idx = base + 2 * W + oj * kw + k2[oj]
+            if relu and not best > zero:
+                best = zero
+                idx = base + oj * kw
+            o[oj] = best
+            a[oj] = idx
+
+
+@njit(**_SEQ)
+def _vmax2(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, op, ap):
+    """Pass 2, kh = 2."""
+    zero = op.dtype.type(0)
+    for oi in range(Ho):
+        r0 = (q * H + oi * sh) * Wo
+        base = oi * sh * W
+        o = op[oi * Wo:oi * Wo + Wo]
+        a = ap[oi * Wo:oi * Wo + Wo]
+        h0 = hm[r0:r0 + Wo]
+        k0 = hk[r0:r0 + Wo]
+        h1 = hm[r0 + Wo:r0 + 2 * Wo]
+        k1 = hk[r0 + Wo:r0 + 2 * Wo]
+        for oj in range(Wo):
+            best = h0[oj]
+            idx = base + oj * kw + k0[oj]
+            v = h1[oj]
+            if v > best:
+                best = v
+                idx = base + W + oj * kw + k1[oj]
+            if relu and not best > zero:
+                best = zero
+                idx = base + oj * kw
+            o[oj] = best
+            a[oj] = idx
+
+
+@njit(**_SEQ)
+def _vmaxk(hm, hk, q, H, W, Wo, kh, kw, sh, Ho, relu, op, ap):
+    """Pass 2, any kh."""
+    zero = op.dtype.type(0)
+    for oi in range(Ho):
+        r0 = (q * H + oi * sh) * Wo
+        base = oi * sh * W
+        for oj in range(Wo):
+            best = hm[r0 + oj]
+            bi = 0
+            for ki in range(1, kh):
+                v = hm[r0 + ki * Wo + oj]
+                if v > best:
+                    best = v
+                    bi = ki
+            idx = base + bi * W + oj * kw + hk[r0 + bi * Wo + oj]
+            if relu and not best > zero:
+                best = zero
+                idx = base + oj * kw
+            op[oi * Wo + oj] = best
+            ap[oi * Wo + oj] = idx
+
+
+@njit(**_SEQ)
+def _vmax_flat(hm, hk, G, Ho, W, Wo, kh, kw, sh, relu, of, af):
+    """Pass 2 over a whole block of planes when H == Ho*sh (output row g of the
+    block reads hm rows g*sh + ki): one flat loop, for tiny rows."""
+    zero = of.dtype.type(0)
+    for g in range(G):
+        oi = g % Ho
+        r0 = g * sh * Wo
+        base = oi * sh * W
+        for oj in range(Wo):
+            best = hm[r0 + oj]
+            bi = 0
+            for ki in range(1, kh):
+                v = hm[r0 + ki * Wo + oj]
+                if v > best:
+                    best = v
+                    bi = ki
+            idx = base + bi * W + oj * kw + hk[r0 + bi * Wo + oj]
+            if relu and not best > zero:
+                best = zero
+                idx = base + oj * kw
+            of[g * Wo + oj] = best
+            af[g * Wo + oj] = idx
+
+
+_BLOCK = 4096   # input elements per parallel block of the two-pass max-pool
+
+
+@njit(**_OPTS)
+def _maxpool_fwd_rows(x2, H, W, kh, kw, sh, relu, out2, am2):
+    """Max-pool for windows that tile each input row exactly (sw == kw in
+    (2, 3), W == Wo*kw), the lecture's pools.  Pass 1, over all rows of a block
+    of planes as one flat loop (vectorised, stride-kw loads): the first maximum
+    of each row segment.  Pass 2 (_vmax*): the first of these maxima down the kh
+    rows.  Strict '>' in both passes: (ki, kj) is the row-major first maximum."""
+    nplanes = x2.shape[0]
+    Ho = (H - kh) // sh + 1
+    Wo = W // kw
+    pb = max(1, _BLOCK // (H * W))          # planes per block
+    nblk = (nplanes + pb - 1) // pb
+    for blk in prange(nblk):
+        q0 = blk * pb
+        q1 = min(nplanes, q0 + pb)
+        nf = (q1 - q0) * H * Wo
+        hm = np.empty(nf, x2.dtype)
+        hk = np.empty(nf, np.int32)
+        xs = x2[q0:q1].reshape((q1 - q0) * H * W)
+        if kw == 3:
+            _hmax3(xs, nf, hm, hk)
+        else:
+            _hmax2(xs, nf, hm, hk)
+        if Wo < 8 and H == Ho * sh:     # tiny rows: one flat loop for the block
+            _vmax_flat(hm, hk, (q1 - q0) * Ho, Ho, W, Wo, kh, kw, sh, relu,
+                       out2[q0:q1].reshape((q1 - q0) * Ho * Wo),
+                       am2[q0:q1].reshape((q1 - q0) * Ho * Wo))
+            continue
+        for q in range(q1 - q0):
+            if kh == 3:
+                _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
+            elif kh == 2:
+                _vmax2(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
+            else:
+                _vmaxk(hm, hk, q, H, W, Wo, kh, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
+
+
+
+def _maxpool_fwd(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
+    if sw == kw and kw in (2, 3) and W % kw == 0:
+        _maxpool_fwd_rows(x2, H, W, kh, kw, sh, relu, out2, am2)
+    else:
+        _maxpool_fwd_generic(x2, H, W, kh, kw, sh, sw, relu, out2, am2)
+
+
+@njit(**_OPTS)
+def _maxpool_bwd(dy2, am2, relu, y2, dx2):
+    """dx2 (planes, H*W) = scatter-add of dy2 at am2 (planes, Ho*Wo), written
+    fully.  relu: pass only where y2 > 0."""
+    nplanes, HW = dx2.shape
+    P = dy2.shape[1]
+    zero = dx2.dtype.type(0)
+    for q in prange(nplanes):
+        d = dx2[q]
+        for i in range(HW):
+            d[i] = zero
+        g = dy2[q]
+        a = am2[q]
+        if relu:
+            y = y2[q]
+            for p in range(P):
+                if y[p] > zero:
+                    d[a[p]] += g[p]
+        else:
+            for p in range(P):
+                d[a[p]] += g[p]
+
+
+@njit(**_OPTS)
+def _avgpool_fwd(x2, H, W, kh, kw, sh, sw, out2):
+    nplanes = x2.shape[0]
+    Ho = (H - kh) // sh + 1
+    Wo = (W - kw) // sw + 1
+    scale = out2.dtype.type(1) / out2.dtype.type(kh * kw)
+    for q in prange(nplanes):
+        xp = x2[q]
+        op = out2[q]
+        for oi in range(Ho):
+            for oj in range(Wo):
+                base = oi * sh * W + oj * sw
+                s = out2.dtype.type(0)
+                for ki in range(kh):
+                    r = xp[base + ki * W:base + ki * W + kw]
+                    for kj in range(kw):
+                        s += r[kj]
+                op[oi * Wo + oj] = s * scale
+
+
+@njit(**_OPTS)
+def _avgpool_bwd(dy2, H, W, kh, kw, sh, sw, dx2):
+    nplanes, HW = dx2.shape
+    Ho = (H - kh) // sh + 1
+    Wo = (W - kw) // sw + 1
+    zero = dx2.dtype.type(0)
+    scale = dx2.dtype.type(1) / dx2.dtype.type(kh * kw)
+    for q in prange(nplanes):
+        d = dx2[q]
+        for i in range(HW):
+            d[i] = zero
+        g = dy2[q]
+        for oi in range(Ho):
+            for oj in range(Wo):
+                v = g[oi * Wo + oj] * scale
+                base = oi * sh * W + oj * sw
+                for ki in range(kh):
+                    r = d[base + ki * W:base + ki * W + kw]
+                    for kj in range(kw):
+                        r[kj] += v
+
+
+# --------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------
+
+def _pair(v):
+    if isinstance(v, (tuple, list)):
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def pool2d_output_shape(H, W, kernel, stride=None):
+    """(Ho, Wo) = (floor((H - kh) / sh) + 1, floor((W - kw) / sw) + 1);
+    stride defaults to the kernel size."""
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(kernel if stride is None else stride)
+    return (H - kh) // sh + 1, (W - kw) // sw + 1
+
+
+def _planes(a):
+    N, C = a.shape[0], a.shape[1]
+    return a.reshape(N * C, a.shape[2] * a.shape[3])
+
+
+def maxpool2d_forward(x, kernel, stride, out, argmax_out):
+    """out (N, C, Ho, Wo) = window maxima of x (N, C, H, W); argmax_out (same
+    shape, int32/int64) = flat index i*W + j of the first maximum within its
+    plane.  Both written fully.  Returns out."""
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(stride)
+    H, W = x.shape[2], x.shape[3]
+    if out.size:
+        _maxpool_fwd(_planes(x), H, W, kh, kw, sh, sw, False, _planes(out), _planes(argmax_out))
+    return out
+
+
+def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
+    """Fused relu then max-pool: out = maxpool(relu(x)), argmax as maxpool of
+    relu(x) would give it (see the module docstring).  Returns out."""
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(stride)
+    H, W = x.shape[2], x.shape[3]
+    if out.size:
+        _maxpool_fwd(_planes(x), H, W, kh, kw, sh, sw, True, _planes(out), _planes(argmax_out))
+    return out
+
+
+def maxpool2d_backward(dy, argmax, dx_out):
+    """dx_out (N, C, H, W) = dL/dx: dy (N, C, Ho, Wo) added at argmax, zero
+    elsewhere (accumulating where overlapping windows chose one pixel)."""
+    if dx_out.size:
+        _maxpool_bwd(_planes(dy), _planes(argmax), False, _planes(dy), _planes(dx_out))
+    return dx_out
+
+
+def relu_maxpool2d_backward(dy, argmax, out, dx_out):
+    """Backward of relu_maxpool2d_forward; out is its pooled output (N, C, Ho,
+    Wo): the gradient flows only where out > 0."""
+    if dx_out.size:
+        _maxpool_bwd(_planes(dy), _planes(argmax), True, _planes(out), _planes(dx_out))
+    return dx_out
+
+
+def avgpool2d_forward(x, kernel, stride, out):
+    """out (N, C, Ho, Wo) = window means of x (N, C, H, W).  Returns out."""
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(stride)
+    H, W = x.shape[2], x.shape[3]
+    if out.size:
+        _avgpool_fwd(_planes(x), H, W, kh, kw, sh, sw, _planes(out))
+    return out
+
+
+def avgpool2d_backward(dy, kernel, stride, dx_out):
+    """dx_out (N, C, H, W) = dL/dx for avgpool2d_forward, written fully."""
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(stride)
+    H, W = dx_out.shape[2], dx_out.shape[3]
+    if dx_out.size:
+        _avgpool_bwd(_planes(dy), H, W, kh, kw, sh, sw, _planes(dx_out))
+    return dx_out
+
+
+# ---- 1-D: (N, C, L) viewed as (N, C, 1, L) --------------------------------
+
+def maxpool1d_forward(x, kernel, stride, out, argmax_out):
+    """1-D max-pool of x (N, C, L); argmax = index within L."""
+    maxpool2d_forward(x[:, :, None, :], (1, int(kernel)), (1, int(stride)),
+                      out[:, :, None, :], argmax_out[:, :, None, :])
+    return out
+
+
+def relu_maxpool1d_forward(x, kernel, stride, out, argmax_out):
+    relu_maxpool2d_forward(x[:, :, None, :], (1, int(kernel)), (1, int(stride)),
+                           out[:, :, None, :], argmax_out[:, :, None, :])
+    return out
+
+
+def maxpool1d_backward(dy, argmax, dx_out):
+    maxpool2d_backward(dy[:, :, None, :], argmax[:, :, None, :], dx_out[:, :, None, :])
+    return dx_out
+
+
+def relu_maxpool1d_backward(dy, argmax, out, dx_out):
+    relu_maxpool2d_backward(dy[:, :, None, :], argmax[:, :, None, :], out[:, :, None, :],
+                            dx_out[:, :, None, :])
+    return dx_out
+
+
+def avgpool1d_forward(x, kernel, stride, out):
+    avgpool2d_forward(x[:, :, None, :], (1, int(kernel)), (1, int(stride)), out[:, :, None, :])
+    return out
+
+
+def avgpool1d_backward(dy, kernel, stride, dx_out):
+    avgpool2d_backward(dy[:, :, None, :], (1, int(kernel)), (1, int(stride)),
+                       dx_out[:, :, None, :])
+    return dx_out
