@@ -148,7 +148,8 @@ def _run_gradient(args, data, start):
               "epochs": args.epochs, "train_loss": history.last("train_loss"),
               "test_loss": history.last("test_loss"),
               "test_accuracy": history.last("test_accuracy"),
-              "seconds": time.perf_counter() - start, "history": history.epochs}
+              "seconds": time.perf_counter() - start,
+              "first_step_seconds": trainer.first_step_seconds, "history": history.epochs}
     _add_mpi(args, result)
     if args.save and _is_root(args):
         result["saved"] = str(io.save(model, args.save))

@@ -163,6 +163,12 @@ class Layer:
     def zero_grad(self):
         for param in self._params.values():
             param.grad.fill(0)
+        self.grads_are_zero = True
+
+    #: True right after zero_grad(): backward may then write a gradient into
+    #: place instead of adding it through a temporary (the same result, one
+    #: pass less). Every backward clears it.
+    grads_are_zero = False
 
     # ---- the public, validated entry points --------------------------------------
     def forward(self, x: np.ndarray, *, check_finite: bool = True) -> np.ndarray:
@@ -184,7 +190,10 @@ class Layer:
         if dl_dy.shape != self._out_shape:
             raise ShapeError(f"{self.label}: expected dl_dy of shape {self._out_shape} "
                              f"(the shape of the last output), got {dl_dy.shape}")
-        return self._backward(np.ascontiguousarray(dl_dy))
+        try:
+            return self._backward(np.ascontiguousarray(dl_dy))
+        finally:
+            self.grads_are_zero = False
 
     __call__ = forward
 

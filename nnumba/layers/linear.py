@@ -42,9 +42,12 @@ class Linear(Layer):
         return y
 
     def _backward(self, dl_dy):
-        dw = self._buffer("dw", self.weight.value.shape)
-        np.matmul(dl_dy.T, self._x, out=dw)
-        dense.accumulate(self.weight.grad.reshape(-1), dw.reshape(-1))
+        if self.grads_are_zero:  # += onto zeros is =: skip the temporary
+            np.matmul(dl_dy.T, self._x, out=self.weight.grad)
+        else:
+            dw = self._buffer("dw", self.weight.value.shape)
+            np.matmul(dl_dy.T, self._x, out=dw)
+            dense.accumulate(self.weight.grad.reshape(-1), dw.reshape(-1))
         if self.bias is not None:
             dense.accumulate_bias_grad(dl_dy, self.bias.grad)
         if not self.needs_input_grad:

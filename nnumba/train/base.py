@@ -67,6 +67,7 @@ class Trainer:
         model = self.model
         model.train()
         model.reuse_buffers(True)
+        self._fit_start = time.perf_counter()
         try:
             for _ in range(int(epochs)):
                 epoch = len(self.history.epochs) + 1
@@ -100,9 +101,15 @@ class Trainer:
         model.backward(loss.backward(weight))
         return value
 
+    #: seconds from fit() to the end of the first update: mostly JIT compilation
+    #: on a cold cache, and the cost a user waits before training really starts
+    first_step_seconds = None
+
     def _step(self):
         """Apply the accumulated gradients (distributed trainers reduce them first)."""
         self.optimizer.step()
+        if self.first_step_seconds is None:
+            self.first_step_seconds = time.perf_counter() - self._fit_start
 
     def _epoch(self, x, y, bar, epoch) -> float:
         raise NotImplementedError
