@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # Each module has add_parser(subparsers) that sets a ``run(args) -> int`` default.
-COMMANDS = ("train", "plugins", "info", "experiment")
+COMMANDS = ("train", "plugins", "info", "experiment", "summary", "classify")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,10 @@ BUILTIN_PLUGINS = (
     "nnumba.losses",
     "nnumba.zoo",
     "nnumba.data.plugin",
+    "nnumba.layers.dropout",
+    "nnumba.layers.adaptive_pool",
+    "nnumba.models.alexnet",
+    "nnumba.models.image_linear",
 )
 
 # kind -> hook name

@@ -1,0 +1,145 @@
+"""``nnumba classify IMAGE --model alexnet --weights FILE``: the lecture's closing demo.
+
+The image is read with Pillow (``pip install "nnumba[images]"``), resized to the
+model's input size, scaled to [0, 1] and normalised as in the lecture,
+``0.5 + 0.5 * (img - img.mean()) / img.std()`` (one mean and one standard deviation
+over the whole image; the std unbiased, as torch's ``Tensor.std``). The weights come
+from a PyTorch state_dict (.safetensors or .npz, see :mod:`nnumba.torch_import`).
+Labels: one per line, a JSON list or ``{index: name}`` object, or the lecture's
+``imagenet1000_clsidx_to_human.txt`` (a Python dict literal, read with
+``ast.literal_eval``, which evaluates literals only, never code).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(sub):
+    p = sub.add_parser("classify", help="classify an image with a model and PyTorch weights",
+                       description="Print the top classes of an image with their scores, "
+                                   "as the lecture does with AlexNet.")
+    p.add_argument("image", help="an image file Pillow reads (JPEG, PNG, ...)")
+    p.add_argument("--model", default="alexnet", help="a registered model name or a JSON spec")
+    p.add_argument("--weights", required=True,
+                   help="a PyTorch state_dict as .safetensors or .npz (or a nnumba .npz)")
+    p.add_argument("--labels", help="class names: one per line, JSON, or the lecture's dict file")
+    p.add_argument("--top", type=int, default=15, help="how many classes to print (default 15)")
+    p.add_argument("--size", help="resize to H,W (default: the model's input size, else 224)")
+    p.add_argument("--num-classes", type=int, help="option of the named model (default its own)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        from ..errors import NnumbaError
+        raise NnumbaError('reading images needs Pillow: pip install "nnumba[images]"') from None
+    return Image
+
+
+def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """(1, C, H, W) float32 in [0, 1], resized bilinearly to ``size`` (H, W)."""
+    Image = _pillow()
+    if channels not in (1, 3):
+        raise ValueError(f"the model takes {channels} input channels; images have 1 or 3")
+    with Image.open(path) as img:
+        img = img.convert("RGB" if channels == 3 else "L").resize(
+            (size[1], size[0]), Image.Resampling.BILINEAR)
+        pixels = np.asarray(img, dtype=np.float32) / 255.0
+    pixels = pixels.reshape(size[0], size[1], channels).transpose(2, 0, 1)
+    return np.ascontiguousarray(pixels[None])
+
+
+def normalise(img: np.ndarray) -> np.ndarray:
+    """The lecture's 0.5 + 0.5 * (img - mean) / std, over the whole image."""
+    std = img.std(ddof=1) if img.size > 1 else 0.0
+    if std == 0:
+        return np.full_like(img, 0.5)  # a flat image: no contrast to scale
+    return (0.5 + 0.5 * (img - img.mean()) / std).astype(img.dtype)
+
+
+def load_labels(path) -> dict[int, str]:
+    """{class index: name} from a text, JSON, or Python-literal dict file."""
+    text = Path(path).read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                data = ast.literal_eval(text)  # literals only: never runs code
+            except (ValueError, SyntaxError) as exc:
+                raise ValueError(f"{path}: not a JSON or literal list/dict of labels "
+                                 f"({exc})") from None
+        items = data.items() if isinstance(data, dict) else enumerate(data)
+        return {int(k): str(v) for k, v in items}
+    return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
+
+
+def _input_shape(args, model):
+    """(channels, (H, W)): --size, else the named model's input_shape, else 224 x 224;
+    the channels of the model's first layer where it says (Conv2d), else RGB."""
+    from ..registry import get_model
+    shape = None
+    if Path(args.model).suffix != ".json":
+        shape = getattr(get_model(args.model), "input_shape", None)
+    channels = shape[0] if shape else getattr(model.layers[0], "in_channels", 3)
+    if args.size:
+        try:
+            hw = tuple(int(v) for v in args.size.split(","))
+            hw = hw * 2 if len(hw) == 1 else hw
+            if len(hw) != 2 or min(hw) < 1:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"--size must be H,W or N (positive ints), got {args.size!r}") \
+                from None
+        return channels, hw
+    return channels, tuple(shape[1:]) if shape else (224, 224)
+
+
+def _build(args):
+    import nnumba
+    if Path(args.model).suffix == ".json":
+        if args.num_classes is not None:
+            raise ValueError("--num-classes applies to named models only")
+        return nnumba.build(json.loads(Path(args.model).read_text()), seed=0)
+    options = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    try:
+        return nnumba.build(args.model, seed=0, **options)
+    except TypeError as exc:
+        raise ValueError(f"model {args.model!r}: {exc}") from None
+
+
+def classify(model, x, top: int):
+    """[(class index, score)] of the ``top`` highest scores for the one image in ``x``."""
+    scores = model.predict(x)[0]
+    order = np.argsort(-scores, kind="stable")[:top]
+    return [(int(i), float(scores[i])) for i in order]
+
+
+def run(args):
+    from ..torch_import import load_torch_weights
+    if args.top < 1:
+        raise ValueError(f"--top must be >= 1, got {args.top}")
+    _pillow()  # before the weights, which take a while to read
+    labels = load_labels(args.labels) if args.labels else {}
+    model = load_torch_weights(_build(args), args.weights)
+    channels, size = _input_shape(args, model)
+    x = normalise(load_image(args.image, channels, size))
+    ranked = classify(model, x, args.top)
+    names = [labels.get(i, f"class {i}") for i, _ in ranked]
+    if args.json:
+        print(json.dumps({"image": str(args.image), "top": [
+            {"rank": k + 1, "index": i, "score": s, "label": n}
+            for k, ((i, s), n) in enumerate(zip(ranked, names))]}))
+        return 0
+    for k, ((_, score), name) in enumerate(zip(ranked, names)):
+        print(f"#{k + 1} ({score:.2f}) {name}", file=sys.stdout)
+    return 0

@@ -1,0 +1,21 @@
+"""The lecture's argument for convolutions: one Linear layer from a 256 x 256 RGB image
+to an image of the same size needs (256*256*3)^2 = 3.87e10 weights, about 150 GB in
+float32. Meant for ``nnumba summary image-linear``, which sizes it without allocating
+it; building it for real would need that memory."""
+from ..hookspecs import hookimpl
+
+
+def image_linear(height: int = 256, width: int = 256, channels: int = 3, bias: bool = False):
+    """Flatten, then Linear(H*W*C, H*W*C): every output pixel sees every input pixel.
+    No bias by default, so the count is exactly the lecture's (H*W*C)^2."""
+    size = height * width * channels
+    return [{"type": "Flatten"},
+            {"type": "Linear", "in_features": size, "out_features": size, "bias": bias}]
+
+
+image_linear.input_shape = (3, 256, 256)  # for the defaults; summary takes --input-shape
+
+
+@hookimpl
+def nnumba_register_models():
+    return {"image-linear": image_linear}

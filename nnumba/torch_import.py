@@ -1,0 +1,214 @@
+"""Import a PyTorch ``state_dict`` into a Sequential, by layer order and shape, without
+PyTorch and without ever unpickling.
+
+Accepted: ``.safetensors`` (needs ``pip install "nnumba[safetensors]"``) and ``.npz``
+written with ``np.savez(path, **{k: v.numpy() for k, v in state_dict.items()})``, both
+read by pickle-free loaders. Torch's own ``.pt``/``.pth`` files are pickles, which can
+run code when loaded: they are refused with the two lines that convert them.
+
+The i-th tensor goes to the i-th nnumba parameter (``model.params()`` order: layer by
+layer, weight before bias); every shape must match exactly. An .npz keeps the
+state_dict's order. A safetensors file stores its tensors sorted by name, which loses
+it ("classifier" < "features", "10" < "2"), so the order is rebuilt from the names:
+numeric parts (Sequential indices) sort as numbers, and the order of named sibling
+modules is the one under which every shape fits, if exactly one does.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WeightsError
+
+PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
+
+_MAX_ORDERS = 5040  # named-sibling permutations tried for a safetensors file
+
+
+def _convert_hint(path: Path) -> str:
+    stem = path.with_suffix("")
+    return (f"{path} is a PyTorch pickle file; nnumba never unpickles (loading a pickle can "
+            f"run arbitrary code). Convert the state_dict once with torch, to safetensors:\n"
+            f"    import torch, safetensors.torch\n"
+            f"    safetensors.torch.save_file(torch.load('{path}', weights_only=True), "
+            f"'{stem}.safetensors')\n"
+            f"or to .npz:\n"
+            f"    import torch, numpy as np\n"
+            f"    np.savez('{stem}.npz', **{{k: v.numpy() for k, v in "
+            f"torch.load('{path}', weights_only=True).items()}})")
+
+
+def _is_torch_zip(path: Path) -> bool:
+    # torch.save's zip format holds ".../data.pkl"; an .npz holds only .npy members.
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith(".pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
+    """``(tensors, ordered)``: the file's arrays by name; ``ordered`` is False when the
+    file does not keep the state_dict's order (safetensors)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such weights file: {path}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if path.suffix.lower() in PICKLE_SUFFIXES or head[:1] == b"\x80" or \
+            (head[:2] == b"PK" and _is_torch_zip(path)):
+        raise WeightsError(_convert_hint(path))
+    if path.suffix.lower() == ".safetensors" or head[8:9] == b"{":
+        return _read_safetensors(path), False
+    if head[:2] == b"PK":
+        return _read_npz(path), True
+    raise WeightsError(f"{path}: not a safetensors or .npz file (a state_dict saved by "
+                       f"safetensors.torch.save_file or np.savez is expected)")
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise WeightsError(f"{path}: reading safetensors needs the safetensors package: "
+                           f'pip install "nnumba[safetensors]" (or convert to .npz)') from None
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # the package raises its own error types
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise WeightsError(f"{path} holds pickled (object) arrays; nnumba never unpickles. "
+                               f"Save plain numeric arrays: v.numpy() per tensor") from None
+        raise WeightsError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"{path}: not a readable .npz file ({exc})") from None
+
+
+# ---- order: the model's parameters against the state_dict's tensors -------------------
+
+def _targets(model):
+    """[(nnumba name, layer label, Parameter)] in model order."""
+    return [(name, model.layers[int(name.split(".")[0])].label, p) for name, p in model.params()]
+
+
+def _named_siblings(names):
+    """{parent module path: named child modules}: the sibling orders a sorted file lost."""
+    groups = {}
+    for name in names:
+        parts = name.split(".")[:-1]
+        for depth, part in enumerate(parts):
+            if not part.isdigit():
+                groups.setdefault(tuple(parts[:depth]), set()).add(part)
+    return {k: sorted(v) for k, v in groups.items() if len(v) > 1}
+
+
+def _sort_key(name, ranks):
+    # A module's own parameters (weight, then bias) come before its children, as in
+    # torch's state_dict; numbered children by number, named ones by ``ranks``.
+    parts = name.split(".")
+    key = [(0, int(p)) if p.isdigit() else (1, ranks.get((tuple(parts[:d]), p), 0))
+           for d, p in enumerate(parts[:-1])]
+    leaf = parts[-1]
+    return key + [(-1, {"weight": 0, "bias": 1}.get(leaf, 2), leaf)]
+
+
+def _candidate_orders(names):
+    groups = list(_named_siblings(names).items())
+    count = math.prod(math.factorial(len(children)) for _, children in groups)
+    if count > _MAX_ORDERS:
+        groups = []  # too many to try: alphabetical order only
+    choices = [[(parent, perm) for perm in itertools.permutations(children)]
+               for parent, children in groups]
+    for combo in itertools.product(*choices):
+        ranks = {(parent, child): i for parent, perm in combo for i, child in enumerate(perm)}
+        yield sorted(names, key=lambda n: _sort_key(n, ranks))
+
+
+def _first_mismatch(order, tensors, targets):
+    """Index of the first tensor that does not fit its parameter, or None if all fit."""
+    for i, (key, (name, _, p)) in enumerate(zip(order, targets)):
+        leaf, own = key.rsplit(".", 1)[-1], name.rsplit(".", 1)[-1]
+        if tensors[key].shape != p.value.shape or (
+                leaf in ("weight", "bias") and own in ("weight", "bias") and leaf != own):
+            return i
+    return None if len(order) == len(targets) else min(len(order), len(targets))
+
+
+def _mismatch_message(source, order, tensors, targets, at):
+    where = f"{source} does not fit the model"
+    if at < min(len(order), len(targets)):
+        key, (name, label, p) = order[at], targets[at]
+        return (f"{where}: torch tensor #{at} {key!r} has shape {tuple(tensors[key].shape)}, "
+                f"nnumba parameter #{at} {name!r} ({label}) has shape {p.value.shape}")
+    if len(order) > len(targets):
+        extra = ", ".join(repr(k) for k in order[len(targets):])
+        return (f"{where}: it holds {len(order)} tensors, the model has {len(targets)} "
+                f"parameters; torch tensors left without a parameter: {extra}")
+    missing = ", ".join(f"{n!r} ({label})" for n, label, _ in targets[len(order):])
+    return (f"{where}: it holds {len(order)} tensors, the model has {len(targets)} "
+            f"parameters; nnumba parameters left without a tensor: {missing}")
+
+
+def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="state_dict"):
+    """``[(torch name, nnumba name)]`` pairing every tensor with a parameter; raises
+    WeightsError naming both sides at the first mismatch."""
+    targets = _targets(model)
+    names = list(tensors)
+    for key in names:
+        dtype = np.asarray(tensors[key]).dtype
+        if dtype.kind != "f":
+            raise WeightsError(f"{source}: torch tensor {key!r} is {dtype}, not a floating "
+                               f"point parameter (buffers such as BatchNorm's counters have "
+                               f"no place in a nnumba model)")
+    candidates = [names] if ordered else list(_candidate_orders(names))
+    fits = [order for order in candidates if _first_mismatch(order, tensors, targets) is None]
+    if len(fits) > 1:
+        raise WeightsError(f"{source}: the tensors fit the model in {len(fits)} orders "
+                           f"(a safetensors file keeps names sorted, not the module order); "
+                           f"export to .npz instead, which keeps it")
+    if not fits:
+        # Report against the order that fits longest: its first misfit is the real one.
+        best = max(candidates, key=lambda o: _first_mismatch(o, tensors, targets))
+        raise WeightsError(_mismatch_message(source, best, tensors, targets,
+                                             _first_mismatch(best, tensors, targets)))
+    return [(key, name) for key, (name, _, _) in zip(fits[0], targets)]
+
+
+def load_torch_weights(model, source):
+    """Copy a PyTorch state_dict into ``model`` (a Sequential) by order and shape.
+
+    ``source``: a .safetensors or .npz path, or a mapping of names to arrays in the
+    state_dict's order. A nnumba .npz (from ``nnumba.save``) loads by its own names."""
+    if isinstance(source, Mapping):
+        tensors, ordered, label = dict(source), True, "state_dict"
+    else:
+        path = Path(source)
+        if path.suffix.lower() == ".npz" and _is_nnumba_npz(path):
+            from .io import load_weights
+            return load_weights(model, path)
+        (tensors, ordered), label = read_state_dict(path), str(path)
+    pairs = match_state_dict(model, tensors, ordered, label)
+    params = dict(model.params())
+    for key, name in pairs:
+        params[name].value[...] = np.asarray(tensors[key]).astype(model.dtype, copy=False)
+    return model
+
+
+def _is_nnumba_npz(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "__nnumba_spec__.npy" in z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
