@@ -13,7 +13,8 @@ from nnumba.experiments import figures, list_experiments, run_experiment
 
 EXPECTED = ["threshold-logic", "perceptron-mnist", "perceptron-bound", "xor",
             "polynomial-capacity", "random-products", "knn-radius", "hog", "logistic-gd",
-            "svm-vs-perceptron"]
+            "svm-vs-perceptron", "tanh-vs-relu", "universal-approximation", "replicated-set",
+            "minibatch-loss", "conv1d-operators", "cnn-mnist"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -12,7 +12,9 @@ from ..registry import unknown_name_message
 # One module per experiment or closely related group, in the lecture's order;
 # imported on first use so that `import nnumba` stays light.
 MODULES = ("threshold", "perceptron_mnist", "bound", "xor", "polynomial", "products",
-           "knn", "hog", "logistic", "svm")
+           "knn", "hog", "logistic", "svm",
+           # the second half: MLPs, SGD, convolutions
+           "tanh_relu", "universal", "replicated", "minibatch", "conv1d", "cnn")
 
 EXPERIMENTS: dict[str, "Experiment"] = {}
 

@@ -1,0 +1,112 @@
+"""Mini-batch size and loss reduction (MNIST): gradient descent, mini-batch SGD and
+per-sample SGD, the training loss against the number of samples visited.
+
+The zoo's mlp (784-256-10) on the embedded MNIST subset, from the same initial
+parameters, with the same step on the mean loss for every batch size: the
+replicated-set argument's scaling (a batch of B samples moves as a full step
+would), so that only the batch size differs. Every run visits the same number
+of samples, in the same random order (a fresh permutation per epoch); gradient
+descent (batch = the whole set) makes one update per pass.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import build
+from ..data import load_dataset
+from ..losses import CrossEntropy
+from ..train import GDTrainer, SGDTrainer, evaluate
+from .figures import Figures
+from .registry import experiment
+from .result import Result, format_table
+
+LR = 0.05
+COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "k")
+
+
+def loss_curve(x, y, batch_size: int, epochs: int, checkpoints: int = 30, seed: int = 0):
+    """[(samples visited, mean training loss over (x, y)), ...] for one batch size.
+
+    SGD is run chunk by chunk over one long stream of per-epoch permutations, so
+    the loss over the whole set can be measured at log-spaced points; a batch
+    size of len(x) is exact gradient descent (GDTrainer, one update per pass)."""
+    n = len(x)
+    model = build("mlp", seed=seed)
+    loss = CrossEntropy()
+    if batch_size >= n:
+        trainer = GDTrainer(model, loss, lr=LR, batch_size=1000)
+        step = n
+    else:
+        trainer = SGDTrainer(model, loss, lr=LR, batch_size=batch_size, shuffle=False)
+        step = batch_size
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
+    total = epochs * n
+    # Log-spaced points for the figure, and the end of every pass for the table.
+    marks = np.union1d(np.geomspace(step, total, checkpoints).astype(int) // step * step,
+                       np.arange(1, epochs + 1) * n)
+    curve, seen = [(0, evaluate(model, loss, x, y)["loss"])], 0
+    for mark in marks:
+        if batch_size >= n:
+            trainer.fit(x, y, epochs=(mark - seen) // n)
+        else:
+            chunk = order[seen:mark]
+            trainer.fit(x[chunk], y[chunk], epochs=1)
+        seen = int(mark)
+        curve.append((seen, evaluate(model, loss, x, y)["loss"]))
+    return curve
+
+
+@experiment("minibatch-loss",
+            "MNIST: training loss against the number of samples visited for gradient "
+            "descent, mini-batch SGD (batch 10, 100, 1000) and per-sample SGD")
+def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -> Result:
+    data = load_dataset("mnist-5k")
+    n = 500 if fast else len(data.x_train)
+    epochs = epochs or (3 if fast else 10)
+    x, y = data.x_train[:n], data.y_train[:n]
+    batch_sizes = batch_sizes or (1, 10, 100, min(1000, n // 2), n)
+    curves, numbers, rows = {}, {}, []
+    for b in batch_sizes:
+        curve = loss_curve(x, y, b, epochs, checkpoints=12 if fast else 30)
+        curves[b] = curve
+        losses = {s: loss for s, loss in curve}
+        one_pass = losses.get(n, float("nan"))
+        numbers[b] = {"curve": curve, "updates": epochs * n // b, "after_one_pass": one_pass,
+                      "final_loss": curve[-1][1]}
+        rows.append(["GD (the whole set)" if b == n else "per-sample SGD" if b == 1 else
+                     "mini-batch SGD", b, epochs * n // b, f"{curve[0][1]:.3f}",
+                     f"{one_pass:.3f}", f"{curve[-1][1]:.4f}"])
+    table = format_table(["method", "batch", "updates", "initial loss", "after 1 pass",
+                          f"after {epochs} passes"], rows)
+    table += (f"\nmean cross-entropy over the {n} training images; MLP 784-256-10, "
+              f"lr {LR} on the mean loss for all, no momentum")
+    figs = Figures(out_dir)
+    figs.draw("minibatch-loss.png", lambda fig, axes: _draw(axes, curves, n), ncols=2,
+              size=(12, 4.6))
+    return Result("minibatch-loss",
+                  "per sample visited, smaller batches reduce the loss faster: partial sums "
+                  "are good gradient estimates, and exact GD wastes its passes",
+                  table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
+                  figs.paths, figs.notes)
+
+
+def _label(b, n):
+    return f"GD (batch {n})" if b == n else f"batch {b}"
+
+
+def _draw(axes, curves, n):
+    for ax, per_update in zip(axes, (False, True)):
+        for (b, curve), colour in zip(curves.items(), COLOURS):
+            seen = np.array([s for s, _ in curve[1:]], dtype=float)
+            loss = [l for _, l in curve[1:]]
+            ax.plot(seen / b if per_update else seen, loss, "o-" if b == n else "-",
+                    color=colour, ms=4, lw=1.3, label=_label(b, n))
+        ax.set_xscale("log")
+        ax.set_ylabel("mean training loss (cross-entropy)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_xlabel("samples visited (log scale)")
+    axes[0].set_title("Mini-batch size and loss reduction (MNIST):\nloss against samples visited")
+    axes[1].set_xlabel("parameter updates (log scale)")
+    axes[1].set_title("The same runs against updates:\nlarger batches make better steps")

@@ -1,0 +1,129 @@
+"""Universal approximation: sin on [-A, A] by x -> omega . sigma(w x + b), sigma = ReLU.
+
+The network is Linear(1, K), ReLU, Linear(K, 1) without bias: exactly the
+lecture's one-hidden-layer form. It is trained by gradient descent on the MSE
+over evenly spaced samples. The reference is the lecture's own construction,
+sum_n alpha_n sigma(x - a_n): with K ReLUs it is the piecewise-linear
+interpolant of sin at K evenly spaced nodes (the tests check it against numpy's
+interp), so it shows what K units can do without any training.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers import Linear, ReLU
+from ..losses import MSE
+from ..model import Sequential
+from ..train import GDTrainer
+from .figures import Figures
+from .registry import experiment
+from .result import Result, format_table
+
+HIDDEN = (2, 4, 8, 16, 32)
+HALF_WIDTH = np.pi            # A: sin on [-pi, pi], one period
+COLOURS = ("tab:purple", "tab:blue", "tab:green", "tab:orange", "tab:red", "tab:brown")
+
+
+def network(k: int) -> Sequential:
+    """x -> omega . relu(w x + b), in float64."""
+    return Sequential(Linear(1, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
+
+
+def interpolant_network(k: int, a: float = HALF_WIDTH) -> Sequential:
+    """The lecture's construction, sum_n alpha_n sigma(x - a_n): K ReLUs whose output
+    on [-A, A] is the piecewise-linear interpolant of sin at K evenly spaced nodes.
+
+    Interior nodes t_1..t_{K-2} carry the changes of slope; sigma(x - t_0) and
+    sigma(t_{K-1} - x) add up to 2A on [-A, A] and give the affine part."""
+    if k < 2:
+        raise ValueError(f"the interpolant needs K >= 2 nodes, got {k}")
+    nodes = np.linspace(-a, a, k)
+    values = np.sin(nodes)
+    slopes = np.diff(values) / np.diff(nodes)
+    w = np.ones(k)
+    w[-1] = -1.0
+    b = -nodes
+    b[-1] = nodes[-1]
+    omega = np.empty(k)
+    omega[0] = slopes[0] + values[0] / (2 * a)
+    omega[1:-1] = np.diff(slopes)
+    omega[-1] = values[0] / (2 * a)
+    model = network(k)
+    model.layers[0].weight.value[:, 0] = w
+    model.layers[0].bias.value[:] = b
+    model.layers[2].weight.value[0] = omega
+    return model
+
+
+def train(k: int, epochs: int, a: float = HALF_WIDTH, samples: int = 201, seed: int = 0):
+    """(model, final train MSE): K ReLUs with knots evenly spread over [-A, A] and random
+    orientations, omega = 0, then gradient descent with momentum on all of w, b, omega."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-a, a, samples)[:, None]
+    model = network(k)
+    w = rng.choice([-1.0, 1.0], k)
+    knots = -a + (np.arange(k) + 0.5) * 2 * a / k
+    model.layers[0].weight.value[:, 0] = w
+    model.layers[0].bias.value[:] = -w * knots
+    model.layers[2].weight.value[...] = 0.0
+    # The MSE's curvature in omega grows with K (K correlated features): the step shrinks as 1/K.
+    trainer = GDTrainer(model, MSE(), lr=0.2 / k, momentum=0.9, batch_size=samples)
+    history = trainer.fit(x, np.sin(x), epochs=epochs)
+    return model, history.last("train_loss")
+
+
+def max_error(model, grid) -> float:
+    return float(np.max(np.abs(model.predict(grid[:, None])[:, 0] - np.sin(grid))))
+
+
+@experiment("universal-approximation",
+            "sin on [-pi, pi] by a one-hidden-layer ReLU network omega . sigma(w x + b) "
+            "trained by gradient descent: the fits and the maximum error against K")
+def run(out_dir=None, fast=False, hidden=HIDDEN, epochs: int | None = None) -> Result:
+    epochs = epochs or (4000 if fast else 20000)
+    grid = np.linspace(-HALF_WIDTH, HALF_WIDTH, 4001)
+    rows, numbers, fits = [], {}, {}
+    for k in hidden:
+        model, mse = train(k, epochs)
+        error = max_error(model, grid)
+        reference = max_error(interpolant_network(k), grid)
+        numbers[k] = {"parameters": model.num_params(), "train_mse": mse, "max_error": error,
+                      "interpolant_max_error": reference}
+        fits[k] = model.predict(grid[:, None])[:, 0]
+        rows.append([k, model.num_params(), f"{mse:.2e}", f"{error:.4f}", f"{reference:.4f}"])
+    table = format_table(["K", "parameters", "train MSE", "max |f - sin| (GD)",
+                          "max error of K-node interpolant"], rows)
+    table += (f"\n{epochs} gradient-descent steps on 201 samples of sin on [-pi, pi]; the "
+              f"interpolant is the lecture's construction sum alpha_n sigma(x - a_n) with K ReLUs")
+    figs = Figures(out_dir)
+    figs.draw("universal-approximation.png",
+              lambda fig, axes: _draw(axes, grid, fits, numbers), ncols=2, size=(12, 4.6))
+    return Result("universal-approximation",
+                  "a one-hidden-layer ReLU network approximates sin ever closer as K grows",
+                  table, {"hidden": numbers, "epochs": epochs, "A": HALF_WIDTH},
+                  figs.paths, figs.notes)
+
+
+def _draw(axes, grid, fits, numbers):
+    ax = axes[0]
+    ax.plot(grid, np.sin(grid), color="k", lw=2.5, alpha=0.35, label="sin x")
+    for (k, fit), colour in zip(fits.items(), COLOURS):
+        ax.plot(grid, fit, color=colour, lw=1.2, label=f"K = {k}")
+    ax.set_xlabel("x")
+    ax.set_ylabel("ω·σ(wx + b)")
+    ax.set_title("Fits of sin on [−π, π] by K ReLUs (gradient descent)")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ks = list(numbers)
+    ax.loglog(ks, [numbers[k]["max_error"] for k in ks], "o-", color="tab:red",
+              label="trained by gradient descent")
+    ax.loglog(ks, [numbers[k]["interpolant_max_error"] for k in ks], "s--", color="0.4",
+              label="interpolant at K nodes (construction)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
+    ax.set_xlabel("K (hidden units)")
+    ax.set_ylabel("max over [−π, π] of |f(x) − sin x|")
+    ax.set_title("Maximum error against the hidden size K")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
