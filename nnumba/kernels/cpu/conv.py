@@ -25,9 +25,16 @@ Two strategies, chosen per shape by ``_use_direct``:
   read-modify-writes per 20 vector FMAs).  The weight gradient uses the same
   layout as 20 simultaneous dot products.  Parallel over images (forward) or
   over output-channel blocks (weight gradient, race-free).
-* im2col + one large GEMM (many channels, small maps: conv2).  The GEMM is
-  numpy's (np.matmul with out=, called from Python): inside @njit np.dot would
-  use SciPy's OpenBLAS, a second thread pool (../shared/PERFORMANCE.md).
+* im2col + one large GEMM (many channels, small maps: conv2).  The batch is
+  moved innermost first (x -> xT (C, H, W, N), 16 x 16 tiles), so that every
+  im2col / col2im copy is a run of Wo*N contiguous values however small the
+  map; the GEMM columns are ordered (i, j, n).  One GEMM per job:
+  forward  outT (D, P*N) = W (D, K) @ colsT (K, P*N),
+  weight   dwT (K, D)    = colsT @ dyT.T,
+  input    dcolsT (K, P*N) = W.T @ dyT, then folded back (col2im).
+  The GEMM is numpy's (np.matmul with out=, called from Python): inside @njit
+  np.dot would use SciPy's OpenBLAS, a second thread pool
+  (../shared/PERFORMANCE.md).
 
 Scratch memory (im2col columns, GEMM outputs) is kept per thread and reused:
 fresh large allocations page-fault on the target VMs.  ``clear_workspace()``
@@ -77,19 +84,6 @@ def _add16(d, s):
     d[12] = a12; d[13] = a13; d[14] = a14; d[15] = a15
 
 
-@njit(cache=True, fastmath=True, inline="always")
-def _copy16b(d, s, c):
-    """d[0:16] = s[0:16] + c (one vector op)."""
-    a0 = s[0] + c; a1 = s[1] + c; a2 = s[2] + c; a3 = s[3] + c
-    a4 = s[4] + c; a5 = s[5] + c; a6 = s[6] + c; a7 = s[7] + c
-    a8 = s[8] + c; a9 = s[9] + c; a10 = s[10] + c; a11 = s[11] + c
-    a12 = s[12] + c; a13 = s[13] + c; a14 = s[14] + c; a15 = s[15] + c
-    d[0] = a0; d[1] = a1; d[2] = a2; d[3] = a3
-    d[4] = a4; d[5] = a5; d[6] = a6; d[7] = a7
-    d[8] = a8; d[9] = a9; d[10] = a10; d[11] = a11
-    d[12] = a12; d[13] = a13; d[14] = a14; d[15] = a15
-
-
 @njit(**_SEQ)
 def _copy_run(d, s, n):
     """d[:n] = s[:n] (short runs: 16-wide blocks, then scalars; long runs: a
@@ -121,16 +115,6 @@ def _add_run(d, s, n):
         _add16(d[q:], s[q:])
     for q in range(n16, n):
         d[q] += s[q]
-
-
-@njit(**_SEQ)
-def _copy_run_bias(d, s, n, c):
-    """d[:n] = s[:n] + c."""
-    n16 = n - n % 16
-    for q in range(0, n16, 16):
-        _copy16b(d[q:], s[q:], c)
-    for q in range(n16, n):
-        d[q] = s[q] + c
 
 
 @njit(**_SEQ)
@@ -488,13 +472,13 @@ def _to_batch_outer(xT2, x2):
         _tr_wc(xT2[i0:i1, :], x2[:, i0:i1], z)
 
 
-@njit(**_OPTS)
+@njit(**_SEQ)
 def _pad_rows(xT, ph, pw, xTp):
     """xTp (C, H+2ph, W+2pw, N) = xT (C, H, W, N) zero-padded (rows of N)."""
     C, H, W, N = xT.shape
     Hp, Wp = xTp.shape[1], xTp.shape[2]
     zero = xTp.dtype.type(0)
-    for c in prange(C):
+    for c in range(C):
         for i in range(Hp):
             for j in range(Wp):
                 dst = xTp[c, i, j]
@@ -505,11 +489,11 @@ def _pad_rows(xT, ph, pw, xTp):
                     _copy_run(dst, xT[c, i - ph, j - pw], N)
 
 
-@njit(**_OPTS)
+@njit(**_SEQ)
 def _crop_rows(xTp, ph, pw, xT):
     """xT (C, H, W, N) = the interior of xTp (C, H+2ph, W+2pw, N)."""
     C, H, W, N = xT.shape
-    for c in prange(C):
+    for c in range(C):
         for i in range(H):
             for j in range(W):
                 _copy_run(xT[c, i, j], xTp[c, i + ph, j + pw], N)
@@ -581,16 +565,6 @@ def _col2im_pn(dcolsT, kh, kw, sh, sw, Ho, Wo, dxT):
                     else:
                         for j in range(Wo):
                             _add_run(dst[j * sw + kj], row[(i * Wo + j) * N:(i * Wo + j + 1) * N], N)
-
-
-@njit(**_OPTS)
-def _add_transposed_into(dst, srcT):
-    """dst (D, K) += srcT (K, D).T."""
-    D, K = dst.shape
-    for d in prange(D):
-        row = dst[d]
-        for k in range(K):
-            row[k] += srcT[k, d]
 
 
 # --------------------------------------------------------------------------
@@ -729,7 +703,8 @@ def _weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out):
     _nchw_to_pn(dy.reshape(N, D, P), dyt, db_out)
     gT = _scratch("gemm_dw", (K, D), dw_out.dtype)
     np.matmul(colsT, dyt.T, out=gT)
-    _add_transposed_into(dw_out.reshape(D, K), gT)
+    dwf = dw_out.reshape(D, K)
+    dwf += gT.T
 
 
 def conv2d_backward_input(dy, w, stride, pad, dx_out):

@@ -15,12 +15,14 @@ Shapes: x and dx_out (N, C, H, W); out, dy and argmax (N, C, Ho, Wo) with
 Ho = (H - kh) // sh + 1, Wo = (W - kw) // sw + 1 (floor; trailing rows and
 columns that fill no window are never read and get zero gradient).  All
 arrays C-contiguous; x, out, dy, dx one float dtype (float32 or float64);
-argmax int32 or int64.  Callers (the layers) check this.
+argmax int32 (the fast path; the kernels are compiled for int32 only) or int64
+(converted through an int32 copy).  Callers (the layers) check this.
 
 argmax holds, per output, the flat index i*W + j of the chosen input pixel
 within its (H, W) plane (as PyTorch's ``return_indices``).  Ties: the FIRST
-maximum in row-major window order wins (strict ``>`` while scanning).  A NaN
-in a window does not propagate (comparisons with NaN are false).
+maximum in row-major window order wins (strict ``>`` while scanning).  NaN is
+not treated specially (comparisons with NaN are false: a NaN is chosen only
+where it is scanned first), unlike PyTorch, which propagates it.
 
 Backward kernels write dx fully (zero where no output chose a pixel) and
 accumulate when windows overlap (stride < kernel).  They run in parallel over
@@ -70,10 +72,8 @@ def _maxpool_fwd_generic(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
         for oi in range(Ho):
             o = op[oi * Wo:(oi + 1) * Wo]
             a = ap[oi * Wo:(oi + 1) * Wo]
-            if kh == 3 and kw == 3:     # the lecture's pool: fixed trip counts
+            if kh == 3 and kw == 3:     # e.g. overlapping 3 x 3 pools: fixed trip counts
                 _max_row(xp, W, Wo, 3, 3, sh, sw, oi, o, a)
-            elif kh == 2 and kw == 2:
-                _max_row(xp, W, Wo, 2, 2, sh, sw, oi, o, a)
             else:
                 _max_row(xp, W, Wo, kh, kw, sh, sw, oi, o, a)
             if relu:
@@ -148,35 +148,8 @@ def _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, op, ap):
 
 
 @njit(**_SEQ)
-def _vmax2(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, op, ap):
-    """Pass 2, kh = 2."""
-    zero = op.dtype.type(0)
-    for oi in range(Ho):
-        r0 = (q * H + oi * sh) * Wo
-        base = oi * sh * W
-        o = op[oi * Wo:oi * Wo + Wo]
-        a = ap[oi * Wo:oi * Wo + Wo]
-        h0 = hm[r0:r0 + Wo]
-        k0 = hk[r0:r0 + Wo]
-        h1 = hm[r0 + Wo:r0 + 2 * Wo]
-        k1 = hk[r0 + Wo:r0 + 2 * Wo]
-        for oj in range(Wo):
-            best = h0[oj]
-            idx = base + oj * kw + k0[oj]
-            v = h1[oj]
-            if v > best:
-                best = v
-                idx = base + W + oj * kw + k1[oj]
-            if relu and not best > zero:
-                best = zero
-                idx = base + oj * kw
-            o[oj] = best
-            a[oj] = idx
-
-
-@njit(**_SEQ)
 def _vmaxk(hm, hk, q, H, W, Wo, kh, kw, sh, Ho, relu, op, ap):
-    """Pass 2, any kh."""
+    """Pass 2, any kh (plain index arithmetic)."""
     zero = op.dtype.type(0)
     for oi in range(Ho):
         r0 = (q * H + oi * sh) * Wo
@@ -256,8 +229,6 @@ def _maxpool_fwd_rows(x2, H, W, kh, kw, sh, relu, out2, am2):
         for q in range(q1 - q0):
             if kh == 3:
                 _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
-            elif kh == 2:
-                _vmax2(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
             else:
                 _vmaxk(hm, hk, q, H, W, Wo, kh, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
 
@@ -358,34 +329,45 @@ def _planes(a):
     return a.reshape(N * C, a.shape[2] * a.shape[3])
 
 
-def maxpool2d_forward(x, kernel, stride, out, argmax_out):
-    """out (N, C, Ho, Wo) = window maxima of x (N, C, H, W); argmax_out (same
-    shape, int32/int64) = flat index i*W + j of the first maximum within its
-    plane.  Both written fully.  Returns out."""
+def _argmax32(argmax_out):
+    """The kernels write int32 indices (one compiled variant, not two); an
+    int64 argmax_out is filled from an int32 scratch copy."""
+    if argmax_out.dtype == np.int32:
+        return argmax_out
+    return np.empty(argmax_out.shape, np.int32)
+
+
+def _maxpool(x, kernel, stride, out, argmax_out, relu):
     kh, kw = _pair(kernel)
     sh, sw = _pair(stride)
     H, W = x.shape[2], x.shape[3]
     if out.size:
-        _maxpool_fwd(_planes(x), H, W, kh, kw, sh, sw, False, _planes(out), _planes(argmax_out))
+        am = _argmax32(argmax_out)
+        _maxpool_fwd(_planes(x), H, W, kh, kw, sh, sw, relu, _planes(out), _planes(am))
+        if am is not argmax_out:
+            argmax_out[...] = am
     return out
+
+
+def maxpool2d_forward(x, kernel, stride, out, argmax_out):
+    """out (N, C, Ho, Wo) = window maxima of x (N, C, H, W); argmax_out (same
+    shape, int32 or int64; int32 is the fast path) = flat index i*W + j of the
+    first maximum within its plane.  Both written fully.  Returns out."""
+    return _maxpool(x, kernel, stride, out, argmax_out, False)
 
 
 def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
     """Fused relu then max-pool: out = maxpool(relu(x)), argmax as maxpool of
     relu(x) would give it (see the module docstring).  Returns out."""
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(stride)
-    H, W = x.shape[2], x.shape[3]
-    if out.size:
-        _maxpool_fwd(_planes(x), H, W, kh, kw, sh, sw, True, _planes(out), _planes(argmax_out))
-    return out
+    return _maxpool(x, kernel, stride, out, argmax_out, True)
 
 
 def maxpool2d_backward(dy, argmax, dx_out):
     """dx_out (N, C, H, W) = dL/dx: dy (N, C, Ho, Wo) added at argmax, zero
     elsewhere (accumulating where overlapping windows chose one pixel)."""
     if dx_out.size:
-        _maxpool_bwd(_planes(dy), _planes(argmax), False, _planes(dy), _planes(dx_out))
+        am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)
+        _maxpool_bwd(_planes(dy), _planes(am), False, _planes(dy), _planes(dx_out))
     return dx_out
 
 
@@ -393,7 +375,8 @@ def relu_maxpool2d_backward(dy, argmax, out, dx_out):
     """Backward of relu_maxpool2d_forward; out is its pooled output (N, C, Ho,
     Wo): the gradient flows only where out > 0."""
     if dx_out.size:
-        _maxpool_bwd(_planes(dy), _planes(argmax), True, _planes(out), _planes(dx_out))
+        am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)
+        _maxpool_bwd(_planes(dy), _planes(am), True, _planes(out), _planes(dx_out))
     return dx_out
 
 
