@@ -12,7 +12,15 @@ from .layers.base import FLOAT_DTYPES, Layer
 
 class Sequential:
     """Layers applied in order. Parameters live in one flat buffer (and their
-    gradients in another), so an update or an all-reduce is one call."""
+    gradients in another), so an update or an all-reduce is one call.
+
+    ``to("cuda")`` moves both buffers to the GPU (the parameters stay views into
+    them) and runs every layer's CUDA kernels from then on: forward and backward
+    take and return device arrays, and nothing crosses to the host between layers.
+    ``predict`` takes and returns host arrays on either device."""
+
+    #: the Device the parameters live on (nnumba.device); the CPU until to()
+    device = None
 
     def __init__(self, *layers: Layer, seed: int | None = None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -23,6 +31,8 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a Layer")
         self.layers = list(layers)
+        from .device import CPU
+        self.device = CPU
         self.dtype = layers[0].dtype
         self.input_grad = False
         for i, layer in enumerate(self.layers):
@@ -83,6 +93,8 @@ class Sequential:
     def _bind_flat(self):
         # Copy every parameter into one buffer and make it a view of that buffer.
         params = [p for _, p in self.params()]
+        if self.device.is_cuda:
+            return self._bind_flat_device(params)
         total = sum(p.value.size for p in params)
         self.flat_params = np.empty(total, self.dtype)
         self.flat_grads = np.zeros(total, self.dtype)
@@ -94,7 +106,53 @@ class Sequential:
             p.grad = self.flat_grads[at:at + n].reshape(p.value.shape)
             at += n
 
+    def _bind_flat_device(self, params):
+        # Gather the values on the host, copy them over in one go, then make each
+        # parameter (and its gradient) a view of the device buffers.
+        from .device import to_host
+        total = sum(p.value.size for p in params)
+        host = np.empty(total, self.dtype)
+        at = 0
+        for p in params:
+            host[at:at + p.value.size] = to_host(p.value).reshape(-1)
+            at += p.value.size
+        self.flat_params = self.device.to_device(host)
+        self.flat_grads = self.device.zeros(total, self.dtype)
+        at = 0
+        for p in params:
+            n, shape = p.value.size, p.value.shape
+            p.value = self.flat_params[at:at + n].reshape(shape)
+            p.grad = self.flat_grads[at:at + n].reshape(shape)
+            at += n
+
+    def to(self, device) -> "Sequential":
+        """Move the model to ``device`` ("cpu" or "cuda"); returns the model.
+
+        Raises DeviceUnavailableError where the device is missing (never falls
+        back to the CPU), and DeviceError naming the first layer that has no
+        kernels for it, before anything moves. Gradients restart at zero."""
+        from .device import get_device
+        device = get_device(device)
+        if device is self.device:
+            return self
+        for layer in self.layers:
+            layer.check_device(device)
+        from .device import to_host
+        for _, p in self.params():  # to the host first: _bind_flat gathers from there
+            p.value = to_host(p.value)
+        self.device = device
+        for layer in self.layers:
+            layer._set_device(device)
+        self._bind_flat()
+        return self
+
     def zero_grad(self):
+        if self.device.is_cuda:
+            from .kernels.cuda.arrays import fill
+            fill(self.flat_grads, 0)
+            for layer in self.layers:
+                layer.grads_are_zero = True
+            return
         self.flat_grads.fill(0)  # one pass for every layer's gradients
         for layer in self.layers:
             layer.grads_are_zero = True
@@ -103,6 +161,9 @@ class Sequential:
         dtype = np.dtype(dtype)
         if dtype not in FLOAT_DTYPES:
             raise DTypeError(f"model dtype must be float32 or float64, got {dtype}")
+        if self.device.is_cuda:  # convert on the host, then move back
+            device = self.device
+            return self.to("cpu").astype(dtype).to(device)
         for layer in self.layers:
             layer.astype(dtype)
         self.dtype = dtype
@@ -166,13 +227,23 @@ class Sequential:
         mode = self.training
         self.eval()
         try:
-            outs = [self.forward(x[i:i + batch_size]).copy()
-                    for i in range(0, max(len(x), 1), batch_size)]
+            if self.device.is_cuda:  # host batches go over, host outputs come back
+                from .device import to_host
+                outs = [to_host(self.forward(self.device.to_device(x[i:i + batch_size])))
+                        for i in range(0, max(len(x), 1), batch_size)]
+            else:
+                outs = [self.forward(x[i:i + batch_size]).copy()
+                        for i in range(0, max(len(x), 1), batch_size)]
         finally:
             self.train(mode)
         return np.concatenate(outs)
 
     def copy(self) -> "Sequential":
+        if self.device.is_cuda:  # device arrays are not deep-copied: go through the host
+            device = self.device
+            twin = self.to("cpu").copy()
+            self.to(device)
+            return twin.to(device)
         twin = copy.deepcopy(self)
         twin._bind_flat()  # deepcopy turns views into separate arrays: rebind them
         return twin

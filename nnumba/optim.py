@@ -20,15 +20,35 @@ class SGD:
             raise ValueError(f"SGD: momentum must be < 1, got {momentum}")
         self.model = model
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
-        self.velocity = np.zeros_like(model.flat_params)
+        self.velocity = _zeros_like(model.flat_params)
 
     def step(self):
         params = self.model.flat_params
-        if self.velocity.shape != params.shape or self.velocity.dtype != params.dtype:
-            self.velocity = np.zeros_like(params)  # the model changed dtype
+        if not isinstance(params, np.ndarray):  # the model is on the GPU
+            return self._step_device(params)
+        if self.velocity.shape != params.shape or self.velocity.dtype != params.dtype \
+                or not isinstance(self.velocity, np.ndarray):
+            self.velocity = np.zeros_like(params)  # the model changed dtype or device
         t = params.dtype.type  # float32 scalars keep the kernel in float32
         sgd_step(params, self.model.flat_grads, self.velocity,
                  t(self.lr), t(self.momentum), t(self.weight_decay))
 
+    def _step_device(self, params):
+        from .kernels.cuda.optim import sgd_step as sgd_step_cuda
+        if isinstance(self.velocity, np.ndarray) or self.velocity.shape != params.shape \
+                or self.velocity.dtype != params.dtype:
+            self.velocity = _zeros_like(params)  # the model moved or changed dtype
+        t = np.dtype(params.dtype).type
+        sgd_step_cuda(params, self.model.flat_grads, self.velocity,
+                      t(self.lr), t(self.momentum), t(self.weight_decay))
+
     def config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
+
+
+def _zeros_like(a):
+    """Zeros of a's shape and dtype where a lives (numpy, or a CUDA device array)."""
+    if isinstance(a, np.ndarray):
+        return np.zeros_like(a)
+    from .device import CUDA
+    return CUDA.zeros(a.shape, a.dtype)

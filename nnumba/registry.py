@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "nnumba.layers.adaptive_pool",
     "nnumba.models.alexnet",
     "nnumba.models.image_linear",
+    "nnumba.device",
 )
 
 # kind -> hook name

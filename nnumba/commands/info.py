@@ -10,26 +10,56 @@ def add_parser(sub):
     p.set_defaults(run=run)
 
 
+def _threading_layer():
+    """The threading layer numba actually runs (known only once a parallel kernel
+    has run: run the smallest cached one)."""
+    import numba
+    import numpy
+    try:
+        from ..kernels.cpu.dense import accumulate
+        accumulate(numpy.zeros(1, numpy.float32), numpy.zeros(1, numpy.float32))
+        return numba.threading_layer()
+    except Exception as exc:  # noqa: BLE001 - informative only
+        return f"unknown ({type(exc).__name__})"
+
+
 def run(args):
     import numba
     import numpy
 
     import nnumba
+    from ..device import device_names, versions
+    from ..registry import get_registry
+    devices = {}
+    for name in device_names():
+        device = get_registry().get("device", name)
+        try:
+            devices[name] = device.describe()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin device says why
+            devices[name] = {"name": name, "available": False,
+                             "reason": f"{type(exc).__name__}: {exc}"}
     info = {
         "nnumba": nnumba.__version__,
         "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "numba": numba.__version__,
+        **versions(),
         "cpu_cores": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
         "threading_layer_config": numba.config.THREADING_LAYER,
+        "threading_layer": _threading_layer(),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
         "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
-        "devices": ["cpu"],
+        "devices": [name for name, d in devices.items() if d.get("available")],
+        "device_details": devices,
     }
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
-            print(f"{key:<24} {value}")
+            if key == "device_details":
+                for name, detail in value.items():
+                    text = ", ".join(f"{k} {v}" for k, v in detail.items() if k != "name")
+                    print(f"{'device ' + name:<24} {text}")
+            else:
+                print(f"{key:<24} {value}")
     return 0

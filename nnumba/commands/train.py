@@ -33,6 +33,10 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--progress", action=argparse_bool(), default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default) or cuda: train on an NVIDIA GPU with numba.cuda kernels "
+                        "(needs pip install \"nnumba[cuda]\"; an error, never a fallback, "
+                        "where CUDA is not available)")
     p.add_argument("--mpi", action="store_true",
                    help="train data-parallel over MPI ranks: `mpiexec -n N nnumba train` "
                         "(automatic under mpiexec with N > 1; needs pip install \"nnumba[mpi]\")")
@@ -101,7 +105,21 @@ def run(args):
         return _run(args, start)
 
 
+def _check_device(args):
+    """Fail fast, before loading data, where the device cannot run this job."""
+    from ..device import get_device
+    device = get_device(args.device)  # DeviceUnavailableError says why
+    if device.name != "cpu":
+        if args.trainer == "perceptron":
+            raise ValueError(f"--trainer perceptron runs on the CPU only (got --device "
+                             f"{args.device}): drop --device, or use --trainer sgd/gd")
+        if args.comm is not None:
+            raise ValueError(f"MPI training runs on the CPU only (got --device {args.device})")
+    return device
+
+
 def _run(args, start):
+    args.device = _check_device(args).name
     _fill_defaults(args)
     data = _load_data(args)  # every rank loads from disk; each trains on its shares only
     _say(args, f"data: {data.name}, {len(data.x_train)} train / {len(data.x_test)} test "
@@ -122,7 +140,7 @@ def _build_model(args, in_shape):
         spec = get_model(args.model)()
     model = Sequential.from_spec(spec, seed=args.seed)
     model.output_shape(in_shape)  # a clear error now if the model can't take this data
-    return model
+    return model.to(getattr(args, "device", "cpu"))
 
 
 def _run_gradient(args, data, start):
@@ -141,7 +159,8 @@ def _run_gradient(args, data, start):
         batch_size=args.batch_size, seed=args.seed, progress=progress,
         callbacks=[lambda t, row: _say(args, _epoch_line(row, args.epochs))], **extra)
     _say(args, f"model: {args.model}, {model.num_params():,} parameters; trainer {args.trainer}, "
-               f"lr {args.lr}, momentum {args.momentum}, batch {args.batch_size}")
+               f"lr {args.lr}, momentum {args.momentum}, batch {args.batch_size}"
+               + (f"; device {args.device}" if args.device != "cpu" else ""))
     history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs,
                           x_test=data.x_test, y_test=data.y_test)
     result = {"model": args.model, "dataset": data.name, "trainer": args.trainer,
@@ -149,10 +168,11 @@ def _run_gradient(args, data, start):
               "test_loss": history.last("test_loss"),
               "test_accuracy": history.last("test_accuracy"),
               "seconds": time.perf_counter() - start,
-              "first_step_seconds": trainer.first_step_seconds, "history": history.epochs}
+              "first_step_seconds": trainer.first_step_seconds, "history": history.epochs,
+              "device": args.device}
     _add_mpi(args, result)
     if args.save and _is_root(args):
-        result["saved"] = str(io.save(model, args.save))
+        result["saved"] = str(io.save(model.to("cpu"), args.save))
     _finish(args, result, f"test accuracy {100 * (result['test_accuracy'] or 0):.2f}%")
     return 0
 

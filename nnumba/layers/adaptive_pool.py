@@ -55,6 +55,21 @@ class AdaptiveAvgPool2d(Layer):
         kernels.adaptive_avgpool2d_backward(dl_dy, dl_dx)
         return dl_dx
 
+    def _forward_cuda(self, x):
+        from ..kernels.cuda import adaptive_pool as kc
+        y = self._device_buffer("y", x.shape[:2] + self.output_size)
+        kc.adaptive_avgpool2d_forward(x, y)
+        self._x_shape = x.shape
+        return y
+
+    def _backward_cuda(self, dl_dy):
+        if not self.needs_input_grad:
+            return None
+        from ..kernels.cuda import adaptive_pool as kc
+        dl_dx = self._device_buffer("dx", self._x_shape)
+        kc.adaptive_avgpool2d_backward(dl_dy, dl_dx)
+        return dl_dx
+
 
 @hookimpl
 def nnumba_register_layers():

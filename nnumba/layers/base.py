@@ -10,6 +10,11 @@ A layer author implements:
 - ``output_shape(self, input_shape)``: shape arithmetic without computing;
 - ``examples``: constructor kwargs and an input shape, for the conformance kit.
 
+For the GPU, a layer also implements ``_forward_cuda(x)`` and
+``_backward_cuda(dl_dy)`` on numba.cuda device arrays with the kernels of
+:mod:`nnumba.kernels.cuda` (allocating outputs with ``_device_buffer``);
+``to("cuda")`` refuses, naming the layer, when it has none.
+
 The public ``forward``/``backward`` validate arrays before they reach a kernel
 (Numba does no bounds checking), so a kernel only ever sees valid shapes.
 """
@@ -113,6 +118,13 @@ class Layer:
     def _backward(self, dl_dy: np.ndarray):
         raise NotImplementedError
 
+    def _forward_cuda(self, x):
+        """_forward on a CUDA device array; layers that run on the GPU override it."""
+        raise NotImplementedError
+
+    def _backward_cuda(self, dl_dy):
+        raise NotImplementedError
+
     def input_shape(self):
         """Per-sample input shape (tuple, None for a free axis), or None for any."""
         return None
@@ -153,6 +165,8 @@ class Layer:
         dtype = np.dtype(dtype)
         if dtype not in FLOAT_DTYPES:
             raise DTypeError(f"{self.label}: dtype must be float32 or float64, got {dtype}")
+        if self.on_cuda:  # convert on the host, then move back
+            return self.to("cpu").astype(dtype).to("cuda")
         self.dtype = dtype
         for param in self._params.values():
             param.value = np.ascontiguousarray(param.value, dtype=dtype)
@@ -161,9 +175,62 @@ class Layer:
         return self
 
     def zero_grad(self):
-        for param in self._params.values():
-            param.grad.fill(0)
+        if self.on_cuda:
+            from ..kernels.cuda.arrays import fill
+            for param in self._params.values():
+                fill(param.grad, 0)
+        else:
+            for param in self._params.values():
+                param.grad.fill(0)
         self.grads_are_zero = True
+
+    # ---- device ------------------------------------------------------------------------
+    #: True once to("cuda") moved the layer: forward/backward then run
+    #: _forward_cuda/_backward_cuda on device arrays (the CPU path checks only this).
+    on_cuda = False
+
+    @classmethod
+    def supports_cuda(cls) -> bool:
+        """Whether this layer has CUDA kernels (_forward_cuda and _backward_cuda)."""
+        return (cls._forward_cuda is not Layer._forward_cuda
+                and (cls._backward_cuda is not Layer._backward_cuda or not cls.has_gradient))
+
+    @property
+    def device(self):
+        from ..device import CPU, CUDA
+        return CUDA if self.on_cuda else CPU
+
+    def check_device(self, device):
+        """Raise a clear error unless this layer can run on ``device`` (a Device)."""
+        from ..device import DeviceError
+        if device.is_cuda and not self.supports_cuda():
+            raise DeviceError(
+                f"{self.label} ({type(self).__module__}.{type(self).__qualname__}) has no "
+                f"CUDA kernels, so the model cannot move to 'cuda': keep it on the CPU, or "
+                f"give the layer _forward_cuda/_backward_cuda (see nnumba.layers.base)")
+        if not device.is_cuda and device.name != "cpu":
+            raise DeviceError(f"{self.label}: no kernels for device {device.name!r}")
+
+    def to(self, device):
+        """Move the parameters to ``device`` ("cpu" or "cuda") and run there from now on.
+
+        Raises DeviceUnavailableError where the device is missing (never falls
+        back) and DeviceError where this layer has no kernels for it. Inside a
+        Sequential use the model's ``to``, which keeps the flat parameter buffer."""
+        from ..device import get_device
+        device = get_device(device)
+        self.check_device(device)
+        for param in self._params.values():
+            param.value = device.to_device(param.value)
+            param.grad = device.to_device(param.grad)
+        self._set_device(device)
+        return self
+
+    def _set_device(self, device):
+        """Switch kernels (the parameters are already there); forget device buffers."""
+        self.on_cuda = device.is_cuda
+        self._buffers.clear()
+        self._out_shape = None
 
     #: True right after zero_grad(): backward may then write a gradient into
     #: place instead of adding it through a temporary (the same result, one
@@ -173,7 +240,7 @@ class Layer:
     # ---- the public, validated entry points --------------------------------------
     def forward(self, x: np.ndarray, *, check_finite: bool = True) -> np.ndarray:
         self.check_input(x, check_finite=check_finite)
-        y = self._forward(x)
+        y = self._forward_cuda(x) if self.on_cuda else self._forward(x)
         self._out_shape = y.shape
         return y
 
@@ -191,6 +258,8 @@ class Layer:
             raise ShapeError(f"{self.label}: expected dl_dy of shape {self._out_shape} "
                              f"(the shape of the last output), got {dl_dy.shape}")
         try:
+            if self.on_cuda:  # device arrays are checked C-contiguous above
+                return self._backward_cuda(dl_dy)
             return self._backward(np.ascontiguousarray(dl_dy))
         finally:
             self.grads_are_zero = False
@@ -198,6 +267,8 @@ class Layer:
     __call__ = forward
 
     def _check_array(self, x, what: str):
+        if self.on_cuda:
+            return self._check_device_array(x, what)
         if not isinstance(x, np.ndarray):
             raise DTypeError(f"{self.label}: expected {what} as a numpy array of "
                              f"{self.dtype.name}, got {type(x).__name__}")
@@ -217,8 +288,26 @@ class Layer:
                 pretty = ", ".join("*" if w is None else str(w) for w in want)
                 raise ShapeError(f"{self.label}: expected input of shape (N, {pretty}), "
                                  f"got {x.shape}")
-        if check_finite and not np.isfinite(x).all():
+        if check_finite and not (self._device_all_finite(x) if self.on_cuda
+                                 else np.isfinite(x).all()):
             raise NonFiniteError(f"{self.label}: input holds NaN or infinity")
+
+    def _check_device_array(self, x, what: str):
+        from ..device import is_device_array
+        if not is_device_array(x):
+            raise DTypeError(f"{self.label} is on cuda: expected {what} as a CUDA device array "
+                             f"of {self.dtype.name}, got {type(x).__name__} (move it with "
+                             f"nnumba.device.to_device(x, 'cuda'))")
+        if x.dtype != self.dtype:
+            raise DTypeError(f"{self.label}: expected {what} of dtype {self.dtype.name}, "
+                             f"got {np.dtype(x.dtype).name}")
+        if not x.is_c_contiguous():
+            raise ShapeError(f"{self.label}: expected a C-contiguous device array as {what}")
+
+    def _device_all_finite(self, x) -> bool:
+        from ..kernels.cuda.arrays import count_nonfinite
+        count = self._device_buffer("_nonfinite", (1,), np.int32, keep=True)
+        return count_nonfinite(x.reshape(x.size), count) == 0
 
     def _buffer(self, key: str, shape: tuple, dtype=None, zero: bool = False) -> np.ndarray:
         """An output array; reused across steps when allowed (fresh pages fault on this VM)."""
@@ -230,6 +319,22 @@ class Layer:
             buf = self._buffers[key] = np.empty(shape, dtype)
         if zero:
             buf.fill(0)
+        return buf
+
+    def _device_buffer(self, key: str, shape: tuple, dtype=None, zero: bool = False,
+                       keep: bool = False):
+        """_buffer on the GPU: a device array, reused across steps when allowed
+        (``keep``: always, for scratch that no caller sees)."""
+        from ..device import CUDA
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        buf = self._buffers.get(key) if (self.reuse_buffers or keep) else None
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = CUDA.empty(tuple(shape), dtype)
+            if self.reuse_buffers or keep:
+                self._buffers[key] = buf
+        if zero:
+            from ..kernels.cuda.arrays import fill
+            fill(buf, 0)
         return buf
 
     def __repr__(self):

@@ -86,6 +86,31 @@ class _ConvNd(Layer):
         kernels.conv2d_backward_input(dy4, w4, self.stride, self.padding, dx4)
         return dx4.reshape((dx4.shape[0], self.in_channels) + dx4.shape[4 - self.spatial:])
 
+    # ---- on the GPU: the same kernels' CUDA twins, Conv1d through the same view ----
+    def _forward_cuda(self, x):
+        from ..kernels.cuda import conv as kc
+        out_shape = (x.shape[0],) + self.output_shape(x.shape[1:])
+        y = self._device_buffer("y", out_shape)
+        x4 = self._as_2d(x)
+        bias = self.bias.value if self.bias is not None else None
+        kc.conv2d_forward(x4, self._as_2d(self.weight.value), bias, self.stride,
+                          self.padding, self._as_2d(y))
+        self._x4 = x4
+        return y
+
+    def _backward_cuda(self, dl_dy):
+        from ..kernels.cuda import conv as kc
+        dy4 = self._as_2d(dl_dy)
+        kc.conv2d_backward_weight(self._x4, dy4, self.stride, self.padding,
+                                  self._as_2d(self.weight.grad),
+                                  self.bias.grad if self.bias is not None else None)
+        if not self.needs_input_grad:
+            return None
+        dx4 = self._device_buffer("dx", self._x4.shape)
+        kc.conv2d_backward_input(dy4, self._as_2d(self.weight.value), self.stride,
+                                 self.padding, dx4)
+        return dx4.reshape((dx4.shape[0], self.in_channels) + dx4.shape[4 - self.spatial:])
+
 
 class Conv2d(_ConvNd):
     """Input (N, C, H, W), D filters of C x kh x kw: output (N, D, Ho, Wo)."""

@@ -32,6 +32,7 @@ class Dropout(Layer):
         self.seed = None if seed is None else int(seed)
         self.resample = bool(resample)
         self._mask = None
+        self._device_mask = None
         self.reset_parameters(default_rng())
 
     def reset_parameters(self, rng):
@@ -39,10 +40,12 @@ class Dropout(Layer):
         self._rng = np.random.default_rng(
             self.seed if self.seed is not None else rng.integers(2**63))
         self._mask = None
+        self._device_mask = None
 
     def new_mask(self):
         """Forget the kept mask: the next training forward draws a new one."""
         self._mask = None
+        self._device_mask = None
 
     def _draw_mask(self, shape):
         keep = self._rng.random(shape, dtype=self.dtype) >= self.p
@@ -64,6 +67,40 @@ class Dropout(Layer):
         if not self._active:
             return dl_dy
         return np.multiply(dl_dy, self._mask, out=self._buffer("dx", dl_dy.shape))
+
+    # ---- on the GPU: the mask is drawn on the host from the same generator (so a
+    # seeded run drops the same units as on the CPU) and copied over; one copy of
+    # the activation's size per training step.
+    def _forward_cuda(self, x):
+        self._active = self.training and self.p > 0.0
+        if not self._active:
+            return x
+        if self.resample or self._mask is None or self._mask.shape != x.shape \
+                or self._mask.dtype != x.dtype:
+            self._mask = self._draw_mask(x.shape)
+            self._device_mask = None
+        if self._device_mask is None:
+            self._device_mask = self._device_buffer("mask", x.shape, keep=True)
+            self._device_mask.copy_to_device(self._mask)
+        from ..kernels.cuda.arrays import multiply
+        y = self._device_buffer("y", x.shape)
+        multiply(x.reshape(x.size), self._device_mask.reshape(x.size), y.reshape(x.size))
+        return y
+
+    def _backward_cuda(self, dl_dy):
+        if not self.needs_input_grad:
+            return None
+        if not self._active:
+            return dl_dy
+        from ..kernels.cuda.arrays import multiply
+        dx = self._device_buffer("dx", dl_dy.shape)
+        n = dl_dy.size
+        multiply(dl_dy.reshape(n), self._device_mask.reshape(n), dx.reshape(n))
+        return dx
+
+    def _set_device(self, device):
+        super()._set_device(device)
+        self._device_mask = None
 
 
 @hookimpl

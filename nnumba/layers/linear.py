@@ -55,6 +55,27 @@ class Linear(Layer):
         dl_dx = self._buffer("dx", self._x.shape)
         return np.matmul(dl_dy, self.weight.value, out=dl_dx)
 
+    # ---- on the GPU: the tiled matmul reads the transposes in place ----------------
+    def _forward_cuda(self, x):
+        from ..kernels.cuda import dense as kd
+        y = self._device_buffer("y", (x.shape[0], self.out_features))
+        kd.matmul(x, self.weight.value, y, trans_b=True)
+        if self.bias is not None:
+            kd.add_bias(y, self.bias.value)
+        self._x = x
+        return y
+
+    def _backward_cuda(self, dl_dy):
+        from ..kernels.cuda import dense as kd
+        kd.matmul(dl_dy, self._x, self.weight.grad, trans_a=True,
+                  accumulate=not self.grads_are_zero)
+        if self.bias is not None:
+            kd.accumulate_bias_grad(dl_dy, self.bias.grad)
+        if not self.needs_input_grad:
+            return None
+        dl_dx = self._device_buffer("dx", self._x.shape)
+        return kd.matmul(dl_dy, self.weight.value, dl_dx)
+
 
 @hookimpl
 def nnumba_register_layers():

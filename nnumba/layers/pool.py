@@ -66,6 +66,35 @@ class _PoolNd(Layer):
             kernels.maxpool2d_backward(dy4, self._argmax, dx)
         return dx.reshape((dx.shape[0], dx.shape[1]) + dx.shape[4 - self.spatial:])
 
+    # ---- on the GPU: the CUDA twins, same calls ---------------------------------------
+    def _forward_cuda(self, x):
+        from ..kernels.cuda import pool as kc
+        y = self._device_buffer("y", (x.shape[0],) + self.output_shape(x.shape[1:]))
+        x4, y4 = self._as_2d(x), self._as_2d(y)
+        self._x_shape = x4.shape
+        if self.mode == "avg":
+            kc.avgpool2d_forward(x4, self.kernel, self.stride, y4)
+            return y
+        self._argmax = self._device_buffer("argmax", y4.shape, np.int32)
+        forward = kc.relu_maxpool2d_forward if self.fuse_relu else kc.maxpool2d_forward
+        forward(x4, self.kernel, self.stride, y4, self._argmax)
+        self._y4 = y4
+        return y
+
+    def _backward_cuda(self, dl_dy):
+        if not self.needs_input_grad:
+            return None
+        from ..kernels.cuda import pool as kc
+        dx = self._device_buffer("dx", self._x_shape)
+        dy4 = self._as_2d(dl_dy)
+        if self.mode == "avg":
+            kc.avgpool2d_backward(dy4, self.kernel, self.stride, dx)
+        elif self.fuse_relu:
+            kc.relu_maxpool2d_backward(dy4, self._argmax, self._y4, dx)
+        else:
+            kc.maxpool2d_backward(dy4, self._argmax, dx)
+        return dx.reshape((dx.shape[0], dx.shape[1]) + dx.shape[4 - self.spatial:])
+
 
 class MaxPool2d(_PoolNd):
     """The maximum of each kh x kw window; ties go to the first in row-major order."""

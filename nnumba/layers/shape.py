@@ -22,6 +22,12 @@ class Flatten(Layer):
     def _backward(self, dl_dy):
         return dl_dy.reshape(self._in_shape) if self.needs_input_grad else None
 
+    def _forward_cuda(self, x):  # device arrays reshape with explicit sizes only
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
+
+    _backward_cuda = _backward
+
 
 @hookimpl
 def nnumba_register_layers():

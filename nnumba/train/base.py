@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.batching import iterate
 from ..errors import DTypeError, LabelError, NnumbaError, ShapeError
 from ..optim import SGD
 from .metrics import evaluate
@@ -68,7 +69,12 @@ class Trainer:
         model.train()
         model.reuse_buffers(True)
         self._fit_start = time.perf_counter()
+        self._device_data = None
         try:
+            if getattr(getattr(model, "device", None), "is_cuda", False):
+                from .device_batches import DeviceData, target_dtype
+                self._device_data = DeviceData(x, y, self.batch_size,
+                                               target_dtype(self.loss, model.dtype))
             for _ in range(int(epochs)):
                 epoch = len(self.history.epochs) + 1
                 start = time.perf_counter()
@@ -85,7 +91,17 @@ class Trainer:
                     callback(self, row)
         finally:
             model.reuse_buffers(False)
+            self._device_data = None  # frees the device copy of the training set
         return self.history
+
+    _device_data = None
+
+    def _iterate(self, x, y, shuffle: bool = False):
+        """This epoch's (xb, yb) mini-batches: host arrays, or device arrays drawn in
+        the same order when the model is on the GPU."""
+        if self._device_data is not None:
+            return self._device_data.batches(shuffle, self.rng)
+        return iterate(x, y, self.batch_size, shuffle, self.rng)
 
     def _num_batches(self, n: int) -> int:
         return math.ceil(n / self.batch_size)

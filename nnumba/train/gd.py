@@ -1,7 +1,6 @@
 """Exact gradient descent with the gradient accumulated over mini-batches."""
 from __future__ import annotations
 
-from ..data.batching import iterate
 from .base import Trainer
 
 
@@ -17,7 +16,7 @@ class GDTrainer(Trainer):
         n = len(x)
         model.zero_grad()
         total = 0.0
-        for step, (xb, yb) in enumerate(iterate(x, y, self.batch_size)):
+        for step, (xb, yb) in enumerate(self._iterate(x, y)):
             # A mean loss over the set: this batch counts for len(xb)/n of it.
             weight = len(xb) / n if loss.reduction == "mean" else 1.0
             total += self._batch_loss(xb, yb, weight, epoch, step) * weight

@@ -1,7 +1,6 @@
 """Mini-batch stochastic gradient descent (batch_size=1 is per-sample SGD)."""
 from __future__ import annotations
 
-from ..data.batching import iterate
 from .base import Trainer
 
 
@@ -19,7 +18,7 @@ class SGDTrainer(Trainer):
         model, loss = self.model, self.loss
         params = model.params()
         total = 0.0  # summed per-sample loss, for the epoch's mean
-        for step, (xb, yb) in enumerate(iterate(x, y, self.batch_size, self.shuffle, self.rng)):
+        for step, (xb, yb) in enumerate(self._iterate(x, y, self.shuffle)):
             model.zero_grad()
             value = self._batch_loss(xb, yb, 1.0, epoch, step) + loss.penalty(params)
             loss.penalty_backward(params)

@@ -1,0 +1,205 @@
+"""Convolution kernels on the device (cross-correlation with zero padding and
+stride, NCHW): the twins of nnumba.kernels.cpu.conv, same entry points and
+signatures.
+
+    conv2d_forward(x, w, b, stride, pad, out)              out written fully
+    conv2d_backward_input(dy, w, stride, pad, dx_out)       dx written fully
+    conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out)   ACCUMULATES
+    conv1d_*: (N, C, L) as the height-1 view (N, C, 1, L) of the 2-D kernels
+
+Direct kernels, no im2col buffers:
+* forward: one thread per output (n, d, i, j), j fastest, so a warp reads
+  neighbouring input words and one weight (a broadcast);
+* input gradient: a gather, one thread per input pixel summing over the
+  outputs whose window covers it (no atomics, deterministic);
+* weight gradient: one block per weight (d, c, ki, kj) reducing over all
+  (n, i, j) in shared memory (the lecture's conv1 has 800 weights but 57,600
+  products each: a thread per weight would leave the GPU idle); the bias
+  gradient likewise, one block per output channel.
+"""
+from numba import config, cuda
+
+from ._grid import FLOATS, MAX_BLOCKS, arr, b1, i64, launch_1d, pair
+
+RED = 256  # threads of a reduction block (a power of two; the shared array's size)
+
+
+@cuda.jit(cache=True, fastmath=True)
+def _forward(x, w, b, has_bias, sh, sw, ph, pw, out):
+    N, C, H, W = x.shape
+    D, _, kh, kw = w.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    total = N * D * Ho * Wo
+    for t in range(cuda.grid(1), total, cuda.gridsize(1)):
+        j = t % Wo
+        i = (t // Wo) % Ho
+        d = (t // (Wo * Ho)) % D
+        n = t // (Wo * Ho * D)
+        s = b[d] if has_bias else x.dtype.type(0)
+        r0 = i * sh - ph
+        q0 = j * sw - pw
+        for c in range(C):
+            for ki in range(kh):
+                r = r0 + ki
+                if 0 <= r < H:
+                    for kj in range(kw):
+                        q = q0 + kj
+                        if 0 <= q < W:
+                            s += x[n, c, r, q] * w[d, c, ki, kj]
+        out[n, d, i, j] = s
+
+
+@cuda.jit(cache=True, fastmath=True)
+def _backward_input(dy, w, sh, sw, ph, pw, dx):
+    N, C, H, W = dx.shape
+    D, _, kh, kw = w.shape
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    total = N * C * H * W
+    for t in range(cuda.grid(1), total, cuda.gridsize(1)):
+        q = t % W
+        r = (t // W) % H
+        c = (t // (W * H)) % C
+        n = t // (W * H * C)
+        s = dx.dtype.type(0)
+        for ki in range(kh):
+            u = r + ph - ki          # = i * sh for the output row i that reads r
+            if u >= 0 and u % sh == 0 and u // sh < Ho:
+                i = u // sh
+                for kj in range(kw):
+                    v = q + pw - kj
+                    if v >= 0 and v % sw == 0 and v // sw < Wo:
+                        j = v // sw
+                        for d in range(D):
+                            s += dy[n, d, i, j] * w[d, c, ki, kj]
+        dx[n, c, r, q] = s
+
+
+@cuda.jit(device=True, inline=True)
+def _block_sum(partial, s):
+    # Tree reduction of one value per thread (blockDim.x threads, a power of two
+    # <= RED); the sum is returned to every thread.
+    tid = cuda.threadIdx.x
+    partial[tid] = s
+    cuda.syncthreads()
+    step = cuda.blockDim.x // 2
+    while step > 0:
+        if tid < step:
+            partial[tid] += partial[tid + step]
+        cuda.syncthreads()
+        step //= 2
+    total = partial[0]
+    cuda.syncthreads()  # partial is reused by the block's next item
+    return total
+
+
+@cuda.jit(cache=True, fastmath=True)
+def _backward_weight(x, dy, sh, sw, ph, pw, dw):
+    # Block g owns weight g = ((d * C + c) * kh + ki) * kw + kj.
+    N, C, H, W = x.shape
+    D, _, kh, kw = dw.shape
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    partial = cuda.shared.array(RED, x.dtype)
+    for g in range(cuda.blockIdx.x, D * C * kh * kw, cuda.gridDim.x):
+        kj = g % kw
+        ki = (g // kw) % kh
+        c = (g // (kw * kh)) % C
+        d = g // (kw * kh * C)
+        s = x.dtype.type(0)
+        for t in range(cuda.threadIdx.x, N * Ho * Wo, cuda.blockDim.x):
+            j = t % Wo
+            i = (t // Wo) % Ho
+            n = t // (Wo * Ho)
+            r = i * sh - ph + ki
+            q = j * sw - pw + kj
+            if 0 <= r < H and 0 <= q < W:
+                s += x[n, c, r, q] * dy[n, d, i, j]
+        total = _block_sum(partial, s)
+        if cuda.threadIdx.x == 0:
+            dw[d, c, ki, kj] += total
+
+
+@cuda.jit(cache=True, fastmath=True)
+def _backward_bias(dy, db):
+    N, D, Ho, Wo = dy.shape
+    partial = cuda.shared.array(RED, dy.dtype)
+    for d in range(cuda.blockIdx.x, D, cuda.gridDim.x):
+        s = dy.dtype.type(0)
+        for t in range(cuda.threadIdx.x, N * Ho * Wo, cuda.blockDim.x):
+            p = t % (Ho * Wo)
+            n = t // (Ho * Wo)
+            s += dy[n, d, p // Wo, p % Wo]
+        total = _block_sum(partial, s)
+        if cuda.threadIdx.x == 0:
+            db[d] += total
+
+
+def _reduce_launch(kernel, items):
+    """kernel configured with one block per item (grid-stride beyond the cap)."""
+    threads = 32 if config.ENABLE_CUDASIM else RED
+    return kernel[max(1, min(int(items), MAX_BLOCKS)), threads]
+
+
+def conv2d_forward(x, w, b, stride, pad, out):
+    """out (N, D, Ho, Wo) = cross-correlation of x (N, C, H, W) with w
+    (D, C, kh, kw), zero padding pad, stride stride, plus b (D,) (b may be None).
+    Returns out."""
+    sh, sw = pair(stride)
+    ph, pw = pair(pad)
+    has_bias = b is not None
+    if out.size:
+        launch_1d(_forward, out.size)(x, w, b if has_bias else w.reshape(w.size), has_bias,
+                                      sh, sw, ph, pw, out)
+    return out
+
+
+def conv2d_backward_input(dy, w, stride, pad, dx_out):
+    """dx_out (N, C, H, W) = dL/dx given dy (N, D, Ho, Wo) and w; written fully."""
+    sh, sw = pair(stride)
+    ph, pw = pair(pad)
+    if dx_out.size:
+        launch_1d(_backward_input, dx_out.size)(dy, w, sh, sw, ph, pw, dx_out)
+    return dx_out
+
+
+def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out):
+    """dw_out (D, C, kh, kw) += dL/dw and db_out (D,) += dL/db (db_out may be None)."""
+    sh, sw = pair(stride)
+    ph, pw = pair(pad)
+    if x.shape[0] == 0 or dw_out.size == 0:
+        return
+    _reduce_launch(_backward_weight, dw_out.size)(x, dy, sh, sw, ph, pw, dw_out)
+    if db_out is not None and db_out.size:
+        _reduce_launch(_backward_bias, db_out.size)(dy, db_out)
+
+
+# ---- 1-D: (N, C, L) viewed as (N, C, 1, L) --------------------------------
+
+def _h1(a):
+    return a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
+
+
+def conv1d_forward(x, w, b, stride, pad, out):
+    """out (N, D, Lo) = 1-D cross-correlation of x (N, C, L) with w (D, C, k) + b."""
+    conv2d_forward(_h1(x), _h1(w), b, (1, int(stride)), (0, int(pad)), _h1(out))
+    return out
+
+
+def conv1d_backward_input(dy, w, stride, pad, dx_out):
+    """dx_out (N, C, L) = dL/dx for conv1d_forward; written fully."""
+    conv2d_backward_input(_h1(dy), _h1(w), (1, int(stride)), (0, int(pad)), _h1(dx_out))
+    return dx_out
+
+
+def conv1d_backward_weight(x, dy, stride, pad, dw_out, db_out):
+    """dw_out (D, C, k) += dL/dw, db_out (D,) += dL/db for conv1d_forward."""
+    conv2d_backward_weight(_h1(x), _h1(dy), (1, int(stride)), (0, int(pad)), _h1(dw_out),
+                           db_out)
+
+
+_A4 = [arr(t, 4) for t in FLOATS]
+PTX_SIGNATURES = {
+    "_forward": [(a, a, arr(t, 1), b1, i64, i64, i64, i64, a) for t, a in zip(FLOATS, _A4)],
+    "_backward_input": [(a, a, i64, i64, i64, i64, a) for a in _A4],
+    "_backward_weight": [(a, a, i64, i64, i64, i64, a) for a in _A4],
+    "_backward_bias": [(a, arr(t, 1)) for t, a in zip(FLOATS, _A4)],
+}

@@ -1,0 +1,241 @@
+"""The CUDA path under the CUDA simulator: every kernel against its CPU twin, every
+built-in layer's forward and backward on the device against the CPU, and whole
+training steps on the device against the same steps on the CPU.
+
+The simulator must be on before numba.cuda is first imported, and the rest of
+the suite (tests/test_cuda_ptx.py) needs the real numba.cuda in its process. So
+in a normal pytest run this module runs itself in a subprocess with
+NUMBA_ENABLE_CUDASIM=1 and reports the outcome as one test; with the variable
+set, its tests run directly:
+
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_sim.py
+
+The simulator runs each CUDA thread as a Python thread (10^5-10^6 times slower
+than numpy), so every size here is tiny. It skips where numba-cuda is absent.
+"""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("numba_cuda") is None:
+    pytest.skip('numba-cuda is not installed (pip install "nnumba[cuda]")',
+                allow_module_level=True)
+
+SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+if not SIMULATED:
+    def test_simulator_suite_in_a_subprocess():
+        env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+        run = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p",
+                              "no:cacheprovider", "-rs"], env=env, capture_output=True,
+                             text=True, timeout=1800, cwd=Path(__file__).parent.parent)
+        print(run.stdout[-3000:])
+        assert run.returncode == 0, (run.stdout[-12000:] + run.stderr[-3000:])
+
+else:
+    import nnumba
+    from nnumba import GDTrainer, Sequential, SGDTrainer, io
+    from nnumba.device import CUDA, DeviceError, is_device_array, to_device, to_host
+    from nnumba.errors import DTypeError, LabelError, NonFiniteError
+    from nnumba.kernels.cuda import twins
+    from nnumba.layers.base import Layer
+    from nnumba.losses import MSE, CrossEntropy, Hinge, Logistic, PerceptronCriterion
+    from nnumba.registry import get_registry
+
+    # What numba.cuda's DeviceNDArray offers: the simulator's stand-in forwards any
+    # other attribute to numpy (and does arithmetic), which a real GPU run would
+    # not. Refusing the rest here keeps code that only works in the simulator out.
+    DEVICE_ARRAY_API = {
+        "shape", "strides", "dtype", "size", "ndim", "nbytes", "alloc_size", "stream",
+        "gpu_data", "T", "bind", "copy_to_device", "copy_to_host", "flags", "getitem",
+        "setitem", "is_c_contiguous", "is_f_contiguous", "ravel", "reshape", "split",
+        "squeeze", "transpose", "view", "get_ipc_handle", "device_ctypes_pointer",
+        "as_cuda_arg", "itemsize"}
+
+    @pytest.fixture(autouse=True, scope="module")
+    def strict_device_arrays():
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+        forward = FakeCUDAArray.__getattr__
+        saved = {}
+
+        def getattr_strict(self, name):
+            if name.startswith("_") or name in DEVICE_ARRAY_API:
+                return forward(self, name)
+            raise AttributeError(f"{name!r} is not part of numba.cuda's DeviceNDArray API")
+
+        def no_arithmetic(self, *args):
+            raise TypeError("numba.cuda device arrays do no arithmetic: use a kernel")
+
+        FakeCUDAArray.__getattr__ = getattr_strict
+        for op in ("__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__",
+                   "__mod__", "__pow__"):
+            saved[op] = FakeCUDAArray.__dict__[op]
+            setattr(FakeCUDAArray, op, no_arithmetic)
+        yield
+        FakeCUDAArray.__getattr__ = forward
+        for op, fn in saved.items():
+            setattr(FakeCUDAArray, op, fn)
+
+    # ---- every kernel against its CPU twin -------------------------------------
+    @pytest.mark.parametrize("case", sorted(twins.CASES))
+    def test_kernels_match_their_cpu_twins_float32(case):
+        results = twins.run_case(case, "tiny", np.float32)
+        bad = {k: twins.mismatch(*v) for k, v in results.items() if twins.mismatch(*v) > 1e-5}
+        assert results and not bad, bad
+
+    @pytest.mark.parametrize("case", ["conv", "pool", "losses", "activations", "optim"])
+    def test_kernels_match_their_cpu_twins_float64(case):
+        results = twins.run_case(case, "tiny", np.float64)
+        bad = {k: twins.mismatch(*v) for k, v in results.items() if twins.mismatch(*v) > 1e-12}
+        assert results and not bad, bad
+
+    def test_matmul_refuses_shapes_that_do_not_fit():
+        from nnumba.kernels.cuda import dense
+        a, b = to_device(np.ones((3, 4), np.float32)), to_device(np.ones((5, 2), np.float32))
+        with pytest.raises(ValueError, match="does not give"):
+            dense.matmul(a, b, CUDA.empty((3, 2), np.float32))
+
+    # ---- every built-in layer on the device against the CPU ----------------------
+    def _builtin_cuda_layers():
+        for name, entry in sorted(get_registry().entries("layer").items()):
+            if entry.distribution == "nnumba (built-in)" and entry.obj.supports_cuda():
+                for i, (kwargs, shape) in enumerate(entry.obj.examples):
+                    yield pytest.param(entry.obj, kwargs, shape, id=f"{name}-{i}")
+
+    @pytest.mark.parametrize("cls, kwargs, shape", list(_builtin_cuda_layers()))
+    def test_layer_forward_and_backward_on_cuda_match_cpu(cls, kwargs, shape):
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0.1, 1.0, shape) * rng.choice([-1.0, 1.0], shape)
+        cpu, gpu = cls(**kwargs).astype(np.float64), cls(**kwargs).astype(np.float64)
+        for layer in (cpu, gpu):
+            layer.reset_parameters(np.random.default_rng(1))
+        gpu.to("cuda")
+        assert gpu.on_cuda and gpu.device is CUDA
+        y = cpu.forward(x)
+        y_dev = gpu.forward(to_device(x))
+        assert is_device_array(y_dev)
+        np.testing.assert_allclose(to_host(y_dev), y, rtol=1e-12, atol=1e-12)
+        if not cls.has_gradient:
+            return
+        g = rng.standard_normal(y.shape)
+        for layer in (cpu, gpu):
+            layer.zero_grad()
+        dx = cpu.backward(g)
+        dx_dev = gpu.backward(to_device(g))
+        np.testing.assert_allclose(to_host(dx_dev), dx, rtol=1e-12, atol=1e-12)
+        for name, p in cpu.params().items():
+            np.testing.assert_allclose(to_host(gpu.params()[name].grad), p.grad,
+                                       rtol=1e-12, atol=1e-12, err_msg=name)
+
+    def test_a_layer_on_cuda_refuses_host_arrays_and_nan_clearly():
+        layer = nnumba.get_layer("Linear")(3, 2).to("cuda")
+        with pytest.raises(DTypeError, match=r"Linear.*CUDA device array"):
+            layer.forward(np.ones((2, 3), np.float32))
+        with pytest.raises(NonFiniteError, match="Linear"):
+            layer.forward(to_device(np.array([[1, np.nan, 2]], np.float32)))
+        with pytest.raises(DTypeError, match="float32"):
+            layer.forward(to_device(np.ones((2, 3))))
+
+    def test_layers_without_cuda_kernels_are_refused_by_name_before_anything_moves():
+        class NoKernels(Layer):
+            def _forward(self, x):
+                return x
+
+            def _backward(self, dl_dy):
+                return dl_dy
+
+        model = Sequential(nnumba.get_layer("Linear")(3, 2), NoKernels())
+        with pytest.raises(DeviceError, match=r"NoKernels #1.*no CUDA kernels"):
+            model.to("cuda")
+        assert model.device.name == "cpu" and isinstance(model.flat_params, np.ndarray)
+        assert not model.layers[0].on_cuda
+
+    # ---- models, losses, training -------------------------------------------------
+    SPEC = [{"type": "Conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3},
+            {"type": "ReLU"}, {"type": "MaxPool2d", "kernel_size": 2},
+            {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 2,
+             "padding": 1},
+            {"type": "ReLU"}, {"type": "AvgPool2d", "kernel_size": 2},
+            {"type": "Flatten"},
+            {"type": "Linear", "in_features": 16, "out_features": 6}, {"type": "Tanh"},
+            {"type": "Linear", "in_features": 6, "out_features": 3}]
+
+    def _data(n=8):
+        rng = np.random.default_rng(0)
+        return rng.standard_normal((n, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, n)
+
+    def test_sgd_steps_on_cuda_equal_the_cpu_run():
+        x, y = _data()
+        runs = {}
+        for device in ("cpu", "cuda"):
+            model = Sequential.from_spec(SPEC, seed=1).to(device)
+            trainer = SGDTrainer(model, CrossEntropy(), lr=0.1, momentum=0.9, batch_size=4,
+                                 seed=3)
+            history = trainer.fit(x, y, epochs=1)  # two shuffled mini-batches
+            runs[device] = (to_host(model.flat_params), history.last("train_loss"))
+        (w_cpu, loss_cpu), (w_gpu, loss_gpu) = runs["cpu"], runs["cuda"]
+        assert not np.array_equal(w_cpu, Sequential.from_spec(SPEC, seed=1).flat_params)
+        np.testing.assert_allclose(w_gpu, w_cpu, rtol=1e-5, atol=1e-6)
+        assert loss_gpu == pytest.approx(loss_cpu, rel=1e-5)
+
+    def test_gradient_descent_on_cuda_equals_the_cpu_run():
+        # GD weights each batch's gradient: the loss's device scaling kernel.
+        rng = np.random.default_rng(2)
+        x, y = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((6, 2))
+        spec = [{"type": "Linear", "in_features": 5, "out_features": 4}, {"type": "Sigmoid"},
+                {"type": "Linear", "in_features": 4, "out_features": 2}]
+        out = []
+        for device in ("cpu", "cuda"):
+            model = Sequential.from_spec(spec, seed=4).to(device)
+            GDTrainer(model, MSE(), lr=0.5, batch_size=4).fit(x, y.astype(np.float32))
+            out.append(to_host(model.flat_params))
+        np.testing.assert_allclose(out[1], out[0], rtol=1e-5, atol=1e-6)
+
+    def test_predict_round_trip_and_save_from_cuda(tmp_path):
+        x, _ = _data(5)
+        model = Sequential.from_spec(SPEC, seed=2)
+        want = model.predict(x)
+        model.to("cuda")
+        assert model.device is CUDA and is_device_array(model.flat_params)
+        got = model.predict(x, batch_size=2)
+        assert isinstance(got, np.ndarray)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert model.layers[0].weight.value.shape == (3, 1, 3, 3)
+        twin = model.copy()
+        np.testing.assert_array_equal(to_host(twin.flat_params), to_host(model.flat_params))
+        io.save(model.to("cpu"), tmp_path / "w.npz")
+        np.testing.assert_allclose(nnumba.load_model(tmp_path / "w.npz").predict(x), want,
+                                   rtol=1e-6)
+
+    def test_losses_on_cuda_match_the_cpu_and_check_labels():
+        rng = np.random.default_rng(5)
+        z = rng.standard_normal((6, 4)).astype(np.float32)
+        labels = rng.integers(0, 4, 6)
+        pm = np.where(rng.random(6) < 0.5, -1, 1)
+        for loss_cls, target, pred in ((CrossEntropy, labels, z), (MSE, z[::-1].copy(), z),
+                                       (Logistic, pm, z[:, :1].copy()),
+                                       (Hinge, pm, z[:, 0].copy()),
+                                       (PerceptronCriterion, pm, z[:, 0].copy())):
+            for reduction in ("mean", "sum"):
+                cpu, gpu = loss_cls(reduction=reduction), loss_cls(reduction=reduction)
+                value = cpu.forward(pred, target)
+                assert gpu.forward(to_device(pred), target) == pytest.approx(value, rel=1e-6)
+                np.testing.assert_allclose(to_host(gpu.backward(0.5)), cpu.backward(0.5),
+                                           rtol=1e-6, err_msg=loss_cls.__name__)
+        with pytest.raises(LabelError, match=r"\[0, 4\)"):
+            CrossEntropy().forward(to_device(z), labels + 1)
+        with pytest.raises(LabelError, match=r"\[0, 4\)"):  # device labels: after the kernel
+            CrossEntropy().forward(to_device(z), to_device((labels + 1).astype(np.int64)))
+        with pytest.raises(DeviceError, match="CPU only"):
+            Hinge(lam=0.1).penalty([("0.weight", SimpleNamespace(value=to_device(z)))])
+
+    def test_info_describes_the_simulated_device():
+        from nnumba.device import get_device
+        assert get_device("cuda").describe()["available"] is True
+        assert "simulator" in get_device("cuda").describe()["gpu"].lower()

@@ -1,0 +1,102 @@
+"""Device choice on a machine without a usable GPU (any install, simulator off):
+the CPU is the default, CUDA is refused with a clear error and never a silent
+fallback, and the CPU path does not import numba.cuda."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba.device import (CPU, CUDA, DeviceError, DeviceUnavailableError, get_device,
+                           to_host)
+from nnumba.layers.base import Layer
+from nnumba.registry import get_registry
+
+needs_no_cuda = pytest.mark.skipif(
+    os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or CUDA.available(),
+    reason="CUDA (or its simulator) is available here")
+
+
+def test_the_cpu_is_the_default_and_both_devices_come_through_the_hook():
+    model = nnumba.build("mlp", hidden=(4,))
+    assert model.device is CPU and model.to("cpu") is model
+    entries = get_registry().entries("device")
+    assert {"cpu", "cuda"} <= set(entries)
+    assert entries["cuda"].distribution == "nnumba (built-in)"
+    assert get_device("cpu") is CPU
+
+
+@needs_no_cuda
+def test_asking_for_cuda_without_it_is_a_clear_error_not_a_fallback():
+    model = nnumba.build("mlp", hidden=(4,))
+    before = model.flat_params.copy()
+    with pytest.raises(DeviceUnavailableError, match=r"'cuda' is not available: .*"
+                       r"(numba-cuda|GPU|CUDA)") as err:
+        model.to("cuda")
+    assert "\n" not in str(err.value)
+    assert model.device is CPU and isinstance(model.flat_params, np.ndarray)
+    np.testing.assert_array_equal(model.flat_params, before)
+    with pytest.raises(DeviceUnavailableError):
+        nnumba.get_layer("Linear")(2, 2).to("cuda")
+
+
+@needs_no_cuda
+def test_train_with_device_cuda_fails_clearly_on_the_command_line():
+    run = subprocess.run([sys.executable, "-m", "nnumba", "train", "--device", "cuda",
+                          "--epochs", "1", "--train-size", "100"], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 2
+    assert "nnumba train: error: device 'cuda' is not available" in run.stderr
+    assert "Traceback" not in run.stderr and "epoch" not in run.stdout
+
+
+def test_unknown_devices_are_named():
+    with pytest.raises(nnumba.RegistryError, match="unknown device 'tpu'.*cpu, cuda"):
+        get_device("tpu")
+
+
+def test_layers_without_cuda_kernels_are_refused_by_name():
+    class Plain(Layer):
+        def _forward(self, x):
+            return x
+
+    model = nnumba.Sequential(nnumba.get_layer("ReLU")(), Plain())
+    model.layers[0].check_device(CUDA)  # built-in: has kernels
+    with pytest.raises(DeviceError, match=r"Plain #1 .*has no CUDA kernels"):
+        model.layers[1].check_device(CUDA)
+    assert not Plain.supports_cuda()
+    builtin = {name: e.obj for name, e in get_registry().entries("layer").items()
+               if e.distribution == "nnumba (built-in)"}
+    assert all(cls.supports_cuda() for cls in builtin.values()), \
+        [name for name, cls in builtin.items() if not cls.supports_cuda()]
+
+
+def test_info_reports_devices_versions_and_threading():
+    run = subprocess.run([sys.executable, "-m", "nnumba", "info", "--json"],
+                         capture_output=True, text=True, check=True, timeout=120)
+    info = json.loads(run.stdout)
+    assert "cpu" in info["devices"] and info["numba"]
+    assert {"cpu", "cuda"} <= set(info["device_details"])
+    assert info["device_details"]["cpu"]["available"] is True
+    cuda = info["device_details"]["cuda"]
+    assert cuda["available"] or cuda["reason"]
+    assert "numba_cuda" in info and info["threading_layer"]
+
+
+def test_the_cpu_path_never_imports_numba_cuda():
+    code = ("import sys, numpy as np, nnumba\n"
+            "m = nnumba.build('lenet')\n"
+            "x = np.zeros((4, 1, 28, 28), np.float32) + 0.5\n"
+            "nnumba.SGDTrainer(m, nnumba.get_loss('CrossEntropy')(), batch_size=2)"
+            ".fit(x, np.arange(4) % 10)\n"
+            "assert 'numba.cuda' not in sys.modules, 'numba.cuda was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300,
+                   env={k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"})
+
+
+def test_to_host_passes_numpy_arrays_through():
+    a = np.arange(3.0)
+    assert to_host(a) is a
