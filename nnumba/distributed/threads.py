@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 from .launch import local_size_from_env, world_size_from_env
 
@@ -39,6 +40,11 @@ def apply_thread_env():
         return
     share = str(threads_per_rank())
     for name in _POOL_VARS:
+        if name == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
+            # numba read it at import; changing it now breaks its next compile
+            # ("Cannot set NUMBA_NUM_THREADS ... once the threads have been
+            # launched"): configure_threads() sets numba's count at run time.
+            continue
         os.environ.setdefault(name, share)
 
 
