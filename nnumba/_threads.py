@@ -38,22 +38,33 @@ def restart_loaded_openblas() -> list:
     already: make it read it again and restart its threads with our timeout
     (measured: 10.2 -> 7.2 ms per CNN step). Linux only; harmless elsewhere."""
     done = []
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps
-                     if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return done
-    for path in sorted(paths):
+    for path, lib in loaded_openblas():
         try:
-            lib = ctypes.CDLL(path)  # already loaded: this only takes a handle
             read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
-        except (OSError, AttributeError):
+        except AttributeError:
             continue
         read_env()
         shutdown()  # the next BLAS call restarts the workers with the new timeout
         done.append(path)
     return done
+
+
+def loaded_openblas() -> list:
+    """[(path, ctypes handle)] of the OpenBLAS libraries this process has loaded
+    (numpy's and scipy's wheels each bundle one). Linux only: [] elsewhere."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps
+                     if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return []
+    found = []
+    for path in sorted(paths):
+        try:
+            found.append((path, ctypes.CDLL(path)))  # already loaded: only a handle
+        except OSError:
+            continue
+    return found
 
 
 def preload_tbb():

@@ -75,18 +75,9 @@ _OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_nu
 
 def _limit_openblas_by_symbol(n: int) -> bool:
     """Without threadpoolctl: call OpenBLAS's own setter in the loaded libraries (Linux)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps
-                     if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return False
+    from .._threads import loaded_openblas
     done = False
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for _, lib in loaded_openblas():
         for name in _OPENBLAS_SETTERS:
             setter = getattr(lib, name, None)
             if setter is not None:
