@@ -76,7 +76,8 @@ def test_conv_nnumba(benchmark, record, layer, job, shapes):
     run, result = _ours_conv(job, x, w, b, dy)
     run()  # compile and fault in the buffers outside the timing
     benchmark.pedantic(run, rounds=30, iterations=5, warmup_rounds=2)
-    benchmark.extra_info["gflops"] = _flops(shapes) / benchmark.stats.stats.median / 1e9
+    if benchmark.stats:  # None under --benchmark-disable
+        benchmark.extra_info["gflops"] = _flops(shapes) / benchmark.stats.stats.median / 1e9
 
 
 @pytest.mark.parametrize("layer,job,shapes", CONV_JOBS, ids=[f"{a}-{b}" for a, b, _ in CONV_JOBS])
@@ -91,7 +92,8 @@ def test_conv_torch(benchmark, record, torch_threads, layer, job, shapes):
     # the same function on both sides, or the timing compares nothing
     assert np.abs(result() - expect).max() <= 1e-4 * np.abs(expect).max()
     benchmark.pedantic(fn, rounds=30, iterations=5, warmup_rounds=2)
-    benchmark.extra_info["gflops"] = _flops(shapes) / benchmark.stats.stats.median / 1e9
+    if benchmark.stats:  # None under --benchmark-disable
+        benchmark.extra_info["gflops"] = _flops(shapes) / benchmark.stats.stats.median / 1e9
 
 
 POOL_JOBS = [(name, fused, job) for name in POOLS for fused in (False, True)
