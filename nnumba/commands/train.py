@@ -1,6 +1,7 @@
 """``nnumba train``: train a model on a data set and report its test accuracy."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -31,7 +32,7 @@ def add_parser(sub):
     p.add_argument("--train-size", type=int, help="use only the first N training samples")
     p.add_argument("--save", help="write the trained weights to this .npz file")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    p.add_argument("--progress", action=argparse_bool(), default=None,
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--device", default="cpu",
                    help="cpu (default) or cuda: train on an NVIDIA GPU with numba.cuda kernels "
@@ -57,11 +58,6 @@ def _fill_defaults(args):
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-
-
-def argparse_bool():
-    import argparse
-    return argparse.BooleanOptionalAction
 
 
 def _load_data(args):
