@@ -32,6 +32,8 @@ Two strategies, chosen per shape by ``_use_direct``:
   forward  outT (D, P*N) = W (D, K) @ colsT (K, P*N),
   weight   dwT (K, D)    = colsT @ dyT.T,
   input    dcolsT (K, P*N) = W.T @ dyT, then folded back (col2im).
+  outT and dyT are the batch-inner layouts of out and dy (rows d*P + p), so the
+  same two transposes (plus a per-row bias) serve every layout change.
   The GEMM is numpy's (np.matmul with out=, called from Python): inside @njit
   np.dot would use SciPy's OpenBLAS, a second thread pool
   (../shared/PERFORMANCE.md).
@@ -179,6 +181,26 @@ def _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs):
                 xs[pbase + q] = zero
 
 
+# np.zeros inside a parallel=True kernel becomes a parallel loop of its own,
+# one more gufunc to compile; these sequential helpers keep it out.
+
+@njit(**_SEQ)
+def _zeros2(A, B, dtype):
+    """np.zeros((A, B), dtype), built outside the caller's parfor pass."""
+    return np.zeros((A, B), dtype)
+
+
+@njit(**_SEQ)
+def _padded_taps(wf, TP):
+    """wf (D, T) copied into (D, TP) with zero columns T..TP (padded taps)."""
+    D, T = wf.shape
+    wt = np.zeros((D, TP), wf.dtype)
+    for d in range(D):
+        for t in range(T):
+            wt[d, t] = wf[d, t]
+    return wt
+
+
 @njit(**_SEQ)
 def _tap_table(C, kh, kw, R, Wo):
     """Offset into xs of tap t = (c*kh + ki)*kw + kj, padded with zeros to a
@@ -309,11 +331,7 @@ def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
     offs = _tap_table(C, kh, kw, R, Wo)
     TP = offs.size
     T = C * kh * kw
-    wt = np.zeros((D, TP), w.dtype)
-    wf = w.reshape(D, T)
-    for d in range(D):
-        for t in range(T):
-            wt[d, t] = wf[d, t]
+    wt = _padded_taps(w.reshape(D, T), TP)
     G = TP // 5
     if sh == 1:            # the whole plane is one contiguous run
         nseg = 1
@@ -364,8 +382,8 @@ def _conv_dw_direct(x, dy, sh, sw, ph, pw, nth, dw, db):
     P = Ho * Wo
     nblk = (D + 3) // 4
     nth = max(1, min(nth, nblk))
-    acc = np.zeros((D, TP), dw.dtype)
-    dbacc = np.zeros(D, dw.dtype)
+    acc = _zeros2(D, TP, dw.dtype)
+    dbacc = _zeros2(1, D, dw.dtype)[0]
     xs_size = C * kw * R * Wo + 16
     for th in prange(nth):
         blo = th * nblk // nth
@@ -393,7 +411,7 @@ def _conv_dw_direct(x, dy, sh, sw, ph, pw, nth, dw, db):
                         sacc += gd[p]
                     dbacc[d] += sacc
     dwf = dw.reshape(D, T)
-    for d in prange(D):
+    for d in range(D):      # tiny: a second prange would be a second gufunc to compile
         for t in range(T):
             dwf[d, t] += acc[d, t]
         db[d] += dbacc[d]
@@ -409,8 +427,8 @@ def _conv_dw_direct(x, dy, sh, sw, ph, pw, nth, dw, db):
 # the one contiguous in the batch-outer array, touching each of its lines once.
 
 @njit(**_SEQ)
-def _tr_rc(s, d, c):
-    """d (B, A) = s (A, B).T + c; s is read along its rows (innermost)."""
+def _tr_rc(s, d):
+    """d (B, A) = s (A, B).T; s is read along its rows (innermost)."""
     A, B = s.shape
     A16 = A - A % 16
     B16 = B - B % 16
@@ -420,18 +438,19 @@ def _tr_rc(s, d, c):
             dt = d[j0:j0 + 16, i0:i0 + 16]
             for i in range(16):
                 for j in range(16):
-                    dt[j, i] = st[i, j] + c
+                    dt[j, i] = st[i, j]
         for i in range(i0, i0 + 16):
             for j in range(B16, B):
-                d[j, i] = s[i, j] + c
+                d[j, i] = s[i, j]
     for i in range(A16, A):
         for j in range(B):
-            d[j, i] = s[i, j] + c
+            d[j, i] = s[i, j]
 
 
 @njit(**_SEQ)
-def _tr_wc(s, d, c):
-    """d (B, A) = s (A, B).T + c; d is written along its rows (innermost)."""
+def _tr_wc(s, c, d):
+    """d (B, A) = s (A, B).T + c (A,) per row of s; d is written along its
+    rows (innermost)."""
     A, B = s.shape
     A16 = A - A % 16
     B16 = B - B % 16
@@ -439,37 +458,37 @@ def _tr_wc(s, d, c):
         for j0 in range(0, B16, 16):
             st = s[i0:i0 + 16, j0:j0 + 16]
             dt = d[j0:j0 + 16, i0:i0 + 16]
+            ct = c[i0:i0 + 16]
             for j in range(16):
                 for i in range(16):
-                    dt[j, i] = st[i, j] + c
+                    dt[j, i] = st[i, j] + ct[i]
         for j in range(B16, B):
             for i in range(i0, i0 + 16):
-                d[j, i] = s[i, j] + c
+                d[j, i] = s[i, j] + c[i]
     for j in range(B):
         for i in range(A16, A):
-            d[j, i] = s[i, j] + c
+            d[j, i] = s[i, j] + c[i]
 
 
 @njit(**_OPTS)
 def _to_batch_inner(x2, xT2):
     """xT2 (M, N) = x2 (N, M).T.  Parallel over blocks of 64 columns."""
     N, M = x2.shape
-    z = x2.dtype.type(0)
     for q in prange((M + 63) // 64):
         j0 = q * 64
         j1 = min(M, j0 + 64)
-        _tr_rc(x2[:, j0:j1], xT2[j0:j1, :], z)
+        _tr_rc(x2[:, j0:j1], xT2[j0:j1, :])
 
 
 @njit(**_OPTS)
-def _to_batch_outer(xT2, x2):
-    """x2 (N, M) = xT2 (M, N).T.  Parallel over blocks of 64 rows of xT2."""
+def _to_batch_outer(xT2, c, x2):
+    """x2 (N, M) = xT2 (M, N).T + c (M,) per row of xT2.  Parallel over blocks
+    of 64 rows of xT2."""
     M, N = xT2.shape
-    z = x2.dtype.type(0)
     for q in prange((M + 63) // 64):
         i0 = q * 64
         i1 = min(M, i0 + 64)
-        _tr_wc(xT2[i0:i1, :], x2[:, i0:i1], z)
+        _tr_wc(xT2[i0:i1, :], c[i0:i1], x2[:, i0:i1])
 
 
 @njit(**_SEQ)
@@ -497,28 +516,6 @@ def _crop_rows(xTp, ph, pw, xT):
         for i in range(H):
             for j in range(W):
                 _copy_run(xT[c, i, j], xTp[c, i + ph, j + pw], N)
-
-
-@njit(**_OPTS)
-def _pn_to_nchw(oT, b, out):
-    """out[n, d, p] = oT[d, p*N + n] + b[d]  (oT: GEMM result (D, P*N))."""
-    N, D, P = out.shape
-    for d in prange(D):
-        _tr_wc(oT[d].reshape(P, N), out[:, d, :], b[d])
-
-
-@njit(**_OPTS)
-def _nchw_to_pn(dy, dyt, db):
-    """dyt (D, P*N)[d, p*N + n] = dy[n, d, p];  db[d] += sum of dy[:, d, :]."""
-    N, D, P = dy.shape
-    z = dy.dtype.type(0)
-    for d in prange(D):
-        row = dyt[d]
-        _tr_rc(dy[:, d, :], row.reshape(P, N), z)
-        s = db.dtype.type(0)
-        for q in range(row.size):
-            s += row[q]
-        db[d] += s
 
 
 @njit(**_OPTS)
@@ -653,7 +650,10 @@ def _forward_gemm(x, w, b, sh, sw, ph, pw, out):
     colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo)
     oT = _scratch("gemm_out", (D, Ho * Wo * N), x.dtype)
     np.matmul(w.reshape(D, C * kh * kw), colsT, out=oT)
-    _pn_to_nchw(oT, b, out.reshape(N, D, Ho * Wo))
+    P = Ho * Wo
+    c = _scratch("row_bias", (D, P), x.dtype)
+    c[:] = b[:, None]               # oT row d*P + p gets b[d]
+    _to_batch_outer(oT.reshape(D * P, N), c.reshape(D * P), out.reshape(N, D * P))
 
 
 def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
@@ -700,7 +700,8 @@ def _weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out):
     K = C * kh * kw
     colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo)
     dyt = _scratch("dyt", (D, P * N), dy.dtype)
-    _nchw_to_pn(dy.reshape(N, D, P), dyt, db_out)
+    _to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
+    db_out += dyt.sum(axis=1)
     gT = _scratch("gemm_dw", (K, D), dw_out.dtype)
     np.matmul(colsT, dyt.T, out=gT)
     dwf = dw_out.reshape(D, K)
@@ -720,7 +721,7 @@ def conv2d_backward_input(dy, w, stride, pad, dx_out):
     P = Ho * Wo
     K = C * kh * kw
     dyt = _scratch("dyt", (D, P * N), dy.dtype)
-    _nchw_to_pn(dy.reshape(N, D, P), dyt, _scratch("db_discard", (D,), dy.dtype))
+    _to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
     dcT = _scratch("dcolsT", (K, P * N), dy.dtype)
     np.matmul(w.reshape(D, K).T, dyt, out=dcT)
     dxT = _scratch("xTpad", (C, H + 2 * ph, W + 2 * pw, N), dy.dtype)
@@ -729,7 +730,9 @@ def conv2d_backward_input(dy, w, stride, pad, dx_out):
         dxTc = _scratch("xT", (C, H, W, N), dy.dtype)
         _crop_rows(dxT, ph, pw, dxTc)
         dxT = dxTc
-    _to_batch_outer(dxT.reshape(C * H * W, N), dx_out.reshape(N, C * H * W))
+    zero = _scratch("row_zero", (C * H * W,), dy.dtype)
+    zero.fill(0)
+    _to_batch_outer(dxT.reshape(C * H * W, N), zero, dx_out.reshape(N, C * H * W))
     return dx_out
 
 
