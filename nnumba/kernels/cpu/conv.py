@@ -133,12 +133,8 @@ def _col_range(Wo, W, sw, kj, pw):
 
 @njit(**_SEQ)
 def _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs):
-    """xs[c, kj, r, j] = xpad[n, c, r, j*sw + kj] for r < R, j < Wo (flat).
-
-    xs must hold C*kw*R*Wo + 16 elements: 16-wide copies may run up to 15
-    elements past a row, into memory written later (planes and rows are
-    written in increasing address order), or into the 16 spare slots.
-    """
+    """xs[c, kj, r, j] = xpad[n, c, r, j*sw + kj] for r < R, j < Wo (flat;
+    xs holds C*kw*R*Wo elements)."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     xf = x.reshape(x.size)
     zero = xs.dtype.type(0)
@@ -155,21 +151,12 @@ def _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs):
                 for q in range(r_lo * Wo, R * Wo):
                     xs[pbase + q] = zero
                 continue
-            nc = (nv + 15) // 16
             sbase = ((n * C + c) * H + (r_lo - ph)) * W + jlo * sw + kj - pw
-            slast = sbase + (r_hi - 1 - r_lo) * W
-            if sw == 1 and slast + nc * 16 <= xf.size:
-                for r in range(r_lo, r_hi):
-                    d = xs[pbase + r * Wo + jlo:]
-                    s = xf[sbase + (r - r_lo) * W:]
-                    for q in range(nc):
-                        _copy16(d[q * 16:], s[q * 16:])
-            else:
-                for r in range(r_lo, r_hi):
-                    d = xs[pbase + r * Wo + jlo:pbase + r * Wo + jhi]
-                    s = xf[sbase + (r - r_lo) * W:]
-                    for j in range(nv):
-                        d[j] = s[j * sw]
+            for r in range(r_lo, r_hi):
+                d = xs[pbase + r * Wo + jlo:pbase + r * Wo + jhi]
+                s = xf[sbase + (r - r_lo) * W:]
+                for j in range(nv):
+                    d[j] = s[j * sw]
             if jlo > 0 or jhi < Wo:
                 for r in range(r_lo, r_hi):
                     d = xs[pbase + r * Wo:pbase + r * Wo + Wo]
@@ -191,14 +178,14 @@ def _zeros2(A, B, dtype):
 
 
 @njit(**_SEQ)
-def _padded_taps(wf, TP):
-    """wf (D, T) copied into (D, TP) with zero columns T..TP (padded taps)."""
-    D, T = wf.shape
-    wt = np.zeros((D, TP), wf.dtype)
+def _padded(a, A, B):
+    """a (D, T) copied into zeros (A, B), A >= D, B >= T (padded channels / taps)."""
+    D, T = a.shape
+    ap = np.zeros((A, B), a.dtype)
     for d in range(D):
         for t in range(T):
-            wt[d, t] = wf[d, t]
-    return wt
+            ap[d, t] = a[d, t]
+    return ap
 
 
 @njit(**_SEQ)
@@ -248,25 +235,6 @@ def _fwd_g4(y, d0, xs, offs, wt, t, xb, ob, pl, first, b):
 
 
 @njit(**_SEQ)
-def _fwd_g1(y, d, xs, offs, wt, t, xb, ob, pl, first, b):
-    """One output channel of _fwd_g4 (the D % 4 leftover channels)."""
-    x0 = xs[offs[t] + xb:offs[t] + xb + pl]
-    x1 = xs[offs[t + 1] + xb:offs[t + 1] + xb + pl]
-    x2 = xs[offs[t + 2] + xb:offs[t + 2] + xb + pl]
-    x3 = xs[offs[t + 3] + xb:offs[t + 3] + xb + pl]
-    x4 = xs[offs[t + 4] + xb:offs[t + 4] + xb + pl]
-    w0 = wt[d, t]; w1 = wt[d, t + 1]; w2 = wt[d, t + 2]; w3 = wt[d, t + 3]; w4 = wt[d, t + 4]
-    y0 = y[d, ob:ob + pl]
-    if first:
-        b0 = b[d]
-        for p in range(pl):
-            y0[p] = b0 + w0 * x0[p] + w1 * x1[p] + w2 * x2[p] + w3 * x3[p] + w4 * x4[p]
-    else:
-        for p in range(pl):
-            y0[p] += w0 * x0[p] + w1 * x1[p] + w2 * x2[p] + w3 * x3[p] + w4 * x4[p]
-
-
-@njit(**_SEQ)
 def _dw_g4(g, d0, xs, offs, t, xb, ob, pl, acc):
     """acc[d0+k, t+i] += <g[d0+k, ob:ob+pl], xs run of tap t+i>, k<4, i<5:
     20 dot products sharing 4 + 5 loads per step."""
@@ -300,23 +268,6 @@ def _dw_g4(g, d0, xs, offs, t, xb, ob, pl, acc):
     acc[d0 + 3, t] += a30; acc[d0 + 3, t + 1] += a31; acc[d0 + 3, t + 2] += a32; acc[d0 + 3, t + 3] += a33; acc[d0 + 3, t + 4] += a34
 
 
-@njit(**_SEQ)
-def _dw_g1(g, d, xs, offs, t, xb, ob, pl, acc):
-    """One output channel of _dw_g4."""
-    x0 = xs[offs[t] + xb:offs[t] + xb + pl]
-    x1 = xs[offs[t + 1] + xb:offs[t + 1] + xb + pl]
-    x2 = xs[offs[t + 2] + xb:offs[t + 2] + xb + pl]
-    x3 = xs[offs[t + 3] + xb:offs[t + 3] + xb + pl]
-    x4 = xs[offs[t + 4] + xb:offs[t + 4] + xb + pl]
-    g0 = g[d, ob:ob + pl]
-    z = acc.dtype.type(0)
-    a0 = z; a1 = z; a2 = z; a3 = z; a4 = z
-    for p in range(pl):
-        u = g0[p]
-        a0 += u * x0[p]; a1 += u * x1[p]; a2 += u * x2[p]; a3 += u * x3[p]; a4 += u * x4[p]
-    acc[d, t] += a0; acc[d, t + 1] += a1; acc[d, t + 2] += a2; acc[d, t + 3] += a3; acc[d, t + 4] += a4
-
-
 # --------------------------------------------------------------------------
 # direct kernels
 # --------------------------------------------------------------------------
@@ -331,7 +282,9 @@ def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
     offs = _tap_table(C, kh, kw, R, Wo)
     TP = offs.size
     T = C * kh * kw
-    wt = _padded_taps(w.reshape(D, T), TP)
+    D4 = (D + 3) // 4 * 4  # channels in blocks of 4; padded ones have zero weights
+    wt = _padded(w.reshape(D, T), D4, TP)
+    bp = _padded(b.reshape(1, D), 1, D4)[0]
     G = TP // 5
     if sh == 1:            # the whole plane is one contiguous run
         nseg = 1
@@ -341,12 +294,13 @@ def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
         L = Wo
     nch = (L + _CHUNK - 1) // _CHUNK
     step = ((L + nch - 1) // nch + 15) // 16 * 16
-    D4 = D - D % 4
-    xs_size = C * kw * R * Wo + 16
+    xs_size = C * kw * R * Wo
+    P = Ho * Wo
     for n in prange(N):
         xs = np.empty(xs_size, x.dtype)
         _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
-        y = out[n].reshape(D, Ho * Wo)
+        # D % 4 != 0: the padded channels go to a scratch plane, then D are copied
+        y = out[n].reshape(D, P) if D4 == D else np.empty((D4, P), out.dtype)
         for s in range(nseg):
             for p0 in range(0, L, step):
                 pl = min(step, L - p0)
@@ -354,10 +308,12 @@ def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
                 ob = s * Wo + p0
                 for d0 in range(0, D4, 4):
                     for g in range(G):
-                        _fwd_g4(y, d0, xs, offs, wt, g * 5, xb, ob, pl, g == 0, b)
-                for d in range(D4, D):
-                    for g in range(G):
-                        _fwd_g1(y, d, xs, offs, wt, g * 5, xb, ob, pl, g == 0, b)
+                        _fwd_g4(y, d0, xs, offs, wt, g * 5, xb, ob, pl, g == 0, bp)
+        if D4 != D:
+            o = out[n].reshape(D, P)
+            for d in range(D):
+                for p in range(P):
+                    o[d, p] = y[d, p]
 
 
 @njit(**_OPTS)
@@ -381,29 +337,33 @@ def _conv_dw_direct(x, dy, sh, sw, ph, pw, nth, dw, db):
         L = Wo
     P = Ho * Wo
     nblk = (D + 3) // 4
+    D4 = nblk * 4          # channels in blocks of 4; padded ones see zero gradient
     nth = max(1, min(nth, nblk))
-    acc = _zeros2(D, TP, dw.dtype)
+    acc = _zeros2(D4, TP, dw.dtype)
     dbacc = _zeros2(1, D, dw.dtype)[0]
-    xs_size = C * kw * R * Wo + 16
+    xs_size = C * kw * R * Wo
     for th in prange(nth):
         blo = th * nblk // nth
         bhi = (th + 1) * nblk // nth
         xs = np.empty(xs_size, x.dtype)
+        gp = _zeros2(D4 if D4 != D else 0, P, dy.dtype)  # dy with zero padded channels
         for n in range(N):
             _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
             g = dy[n].reshape(D, P)
+            if D4 != D:
+                for d in range(D):
+                    for p in range(P):
+                        gp[d, p] = g[d, p]
+                g4 = gp
+            else:
+                g4 = g
             for blk in range(blo, bhi):
                 d0 = blk * 4
                 for s in range(nseg):
                     xb = s * sh * Wo
                     ob = s * Wo
-                    if d0 + 4 <= D:
-                        for gi in range(G):
-                            _dw_g4(g, d0, xs, offs, gi * 5, xb, ob, L, acc)
-                    else:
-                        for d in range(d0, D):
-                            for gi in range(G):
-                                _dw_g1(g, d, xs, offs, gi * 5, xb, ob, L, acc)
+                    for gi in range(G):
+                        _dw_g4(g4, d0, xs, offs, gi * 5, xb, ob, L, acc)
                 for d in range(d0, min(d0 + 4, D)):
                     gd = g[d]
                     sacc = dbacc.dtype.type(0)
@@ -609,6 +569,13 @@ def conv2d_output_shape(H, W, kernel, stride=1, pad=0):
     sh, sw = _pair(stride)
     ph, pw = _pair(pad)
     return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+
+def uses_direct(C, kernel, out_hw, stride):
+    """Whether a convolution with C input channels, this kernel and stride, and
+    output size out_hw runs the direct kernels (else im2col + GEMM)."""
+    kh, kw = _pair(kernel)
+    return _use_direct(C, kh, kw, out_hw[0], out_hw[1], _pair(stride)[0])
 
 
 def _use_direct(C, kh, kw, Ho, Wo, sh):
