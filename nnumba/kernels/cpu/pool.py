@@ -148,32 +148,9 @@ def _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, op, ap):
 
 
 @njit(**_SEQ)
-def _vmaxk(hm, hk, q, H, W, Wo, kh, kw, sh, Ho, relu, op, ap):
-    """Pass 2, any kh (plain index arithmetic)."""
-    zero = op.dtype.type(0)
-    for oi in range(Ho):
-        r0 = (q * H + oi * sh) * Wo
-        base = oi * sh * W
-        for oj in range(Wo):
-            best = hm[r0 + oj]
-            bi = 0
-            for ki in range(1, kh):
-                v = hm[r0 + ki * Wo + oj]
-                if v > best:
-                    best = v
-                    bi = ki
-            idx = base + bi * W + oj * kw + hk[r0 + bi * Wo + oj]
-            if relu and not best > zero:
-                best = zero
-                idx = base + oj * kw
-            op[oi * Wo + oj] = best
-            ap[oi * Wo + oj] = idx
-
-
-@njit(**_SEQ)
 def _vmax_flat(hm, hk, G, Ho, W, Wo, kh, kw, sh, relu, of, af):
     """Pass 2 over a whole block of planes when H == Ho*sh (output row g of the
-    block reads hm rows g*sh + ki): one flat loop, for tiny rows."""
+    block reads hm rows g*sh + ki): one flat loop, any kh."""
     zero = of.dtype.type(0)
     for g in range(G):
         oi = g % Ho
@@ -201,7 +178,8 @@ _BLOCK = 4096   # input elements per parallel block of the two-pass max-pool
 @njit(**_OPTS)
 def _maxpool_fwd_rows(x2, H, W, kh, kw, sh, relu, out2, am2):
     """Max-pool for windows that tile each input row exactly (sw == kw in
-    (2, 3), W == Wo*kw), the lecture's pools.  Pass 1, over all rows of a block
+    (2, 3), W == Wo*kw) with kh == 3 or rows that tile H exactly (H == Ho*sh):
+    the lecture's pools.  Pass 1, over all rows of a block
     of planes as one flat loop (vectorised, stride-kw loads): the first maximum
     of each row segment.  Pass 2 (_vmax*): the first of these maxima down the kh
     rows.  Strict '>' in both passes: (ki, kj) is the row-major first maximum."""
@@ -221,21 +199,19 @@ def _maxpool_fwd_rows(x2, H, W, kh, kw, sh, relu, out2, am2):
             _hmax3(xs, nf, hm, hk)
         else:
             _hmax2(xs, nf, hm, hk)
-        if Wo < 8 and H == Ho * sh:     # tiny rows: one flat loop for the block
+        if kh == 3 and (Wo >= 8 or H != Ho * sh):   # fixed-count code, per plane
+            for q in range(q1 - q0):
+                _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
+        else:                                       # H == Ho * sh: the block as one loop
             _vmax_flat(hm, hk, (q1 - q0) * Ho, Ho, W, Wo, kh, kw, sh, relu,
                        out2[q0:q1].reshape((q1 - q0) * Ho * Wo),
                        am2[q0:q1].reshape((q1 - q0) * Ho * Wo))
-            continue
-        for q in range(q1 - q0):
-            if kh == 3:
-                _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
-            else:
-                _vmaxk(hm, hk, q, H, W, Wo, kh, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
-
 
 
 def _maxpool_fwd(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
-    if sw == kw and kw in (2, 3) and W % kw == 0:
+    # The two-pass kernel takes the lecture's pools (each specialisation it has
+    # costs compile time); any other window shape goes to the generic one.
+    if sw == kw and kw in (2, 3) and W % kw == 0 and (kh == 3 or (H - kh) // sh * sh + sh == H):
         _maxpool_fwd_rows(x2, H, W, kh, kw, sh, relu, out2, am2)
     else:
         _maxpool_fwd_generic(x2, H, W, kh, kw, sh, sw, relu, out2, am2)
