@@ -206,11 +206,22 @@ class Sequential:
         return shape
 
     # ---- compute -------------------------------------------------------------------
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, check_finite: bool = True) -> np.ndarray:
+        """The output for a batch; ``check_finite=False`` skips the NaN/inf scan of
+        ``x`` (trainers scan the whole training set once instead)."""
+        self._set_input_grads()
         for i, layer in enumerate(self.layers):
-            layer.needs_input_grad = self.input_grad or i > 0
-            x = layer.forward(x, check_finite=(i == 0))
+            x = layer.forward(x, check_finite=check_finite and i == 0)
         return x
+
+    def _set_input_grads(self):
+        """A layer computes dl/dx only for something before it that has a
+        gradient: a parameter, or the input when ``input_grad`` is set.  (A
+        Linear after a Flatten would otherwise pay a GEMM to feed nothing.)"""
+        wanted = self.input_grad
+        for layer in self.layers:
+            layer.needs_input_grad = wanted
+            wanted = wanted or bool(layer.params())
 
     __call__ = forward
 

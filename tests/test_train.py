@@ -5,7 +5,7 @@ import pytest
 
 import nnumba
 from nnumba.data import load_dataset
-from nnumba.errors import DTypeError, LabelError
+from nnumba.errors import DTypeError, LabelError, NonFiniteError
 from nnumba.layers import Linear, ReLU, Tanh
 from nnumba.losses import MSE, CrossEntropy, Logistic
 from nnumba.train import GDTrainer, SGDTrainer, TrainingDiverged, train_perceptron
@@ -167,3 +167,24 @@ def test_bad_training_data_is_refused_before_any_kernel():
         trainer.fit(x, np.full(10, 10))
     with pytest.raises(ValueError, match="batch_size"):
         SGDTrainer(model, CrossEntropy(), batch_size=0)
+    x[7, 0, 3, 3] = np.inf  # the steps skip their own scan: fit() scans the set once
+    with pytest.raises(NonFiniteError, match="training input #7 holds NaN or infinity"):
+        trainer.fit(x, np.zeros(10, int))
+
+
+def test_no_layer_computes_an_input_gradient_that_nothing_uses():
+    """Flatten has no parameters, so the Linear after it skips its dx GEMM; the
+    gradients are those of a model whose first layer is that Linear."""
+    x, y = rng.random((16, 784), dtype=np.float32), rng.integers(0, 10, 16)
+    model = nnumba.build("mlp", seed=0)
+    twin = nnumba.Sequential(*model.copy().layers[1:])
+    for m in (model, twin):
+        m.zero_grad()
+        loss = CrossEntropy()
+        loss.forward(m.forward(x), y)
+        assert m.backward(loss.backward()) is None
+    assert [layer.needs_input_grad for layer in model.layers] == [False, False, True, True]
+    np.testing.assert_array_equal(model.flat_grads, twin.flat_grads)
+    model.input_grad = True
+    model.forward(x)
+    assert all(layer.needs_input_grad for layer in model.layers)
