@@ -120,52 +120,25 @@ def _add_run(d, s, n):
 
 
 @njit(**_SEQ)
-def _col_range(Wo, W, sw, kj, pw):
-    """Output columns j whose input column j*sw + kj - pw lies inside [0, W)."""
-    jlo = 0
-    while jlo < Wo and jlo * sw + kj - pw < 0:
-        jlo += 1
-    jhi = Wo
-    while jhi > jlo and (jhi - 1) * sw + kj - pw >= W:
-        jhi -= 1
-    return jlo, jhi
-
-
-@njit(**_SEQ)
 def _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs):
     """xs[c, kj, r, j] = xpad[n, c, r, j*sw + kj] for r < R, j < Wo (flat;
     xs holds C*kw*R*Wo elements)."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    xf = x.reshape(x.size)
+    xn = x[n]
     zero = xs.dtype.type(0)
-    r_lo = min(ph, R)                      # rows [0, r_lo): top padding
-    r_hi = max(r_lo, min(R, H + ph))       # rows [r_lo, r_hi): image rows r - ph
     for c in range(C):
         for kj in range(kw):
-            jlo, jhi = _col_range(Wo, W, sw, kj, pw)
-            nv = jhi - jlo
             pbase = (c * kw + kj) * R * Wo
-            for q in range(r_lo * Wo):
-                xs[pbase + q] = zero
-            if nv <= 0:
-                for q in range(r_lo * Wo, R * Wo):
-                    xs[pbase + q] = zero
-                continue
-            sbase = ((n * C + c) * H + (r_lo - ph)) * W + jlo * sw + kj - pw
-            for r in range(r_lo, r_hi):
-                d = xs[pbase + r * Wo + jlo:pbase + r * Wo + jhi]
-                s = xf[sbase + (r - r_lo) * W:]
-                for j in range(nv):
-                    d[j] = s[j * sw]
-            if jlo > 0 or jhi < Wo:
-                for r in range(r_lo, r_hi):
-                    d = xs[pbase + r * Wo:pbase + r * Wo + Wo]
-                    for j in range(jlo):
-                        d[j] = zero
-                    for j in range(jhi, Wo):
-                        d[j] = zero
-            for q in range(r_hi * Wo, R * Wo):
-                xs[pbase + q] = zero
+            for r in range(R):
+                i = r - ph
+                row = pbase + r * Wo
+                if i < 0 or i >= H:
+                    for j in range(Wo):
+                        xs[row + j] = zero
+                    continue
+                for j in range(Wo):
+                    col = j * sw + kj - pw
+                    xs[row + j] = xn[c, i, col] if 0 <= col < W else zero
 
 
 # np.zeros inside a parallel=True kernel becomes a parallel loop of its own,
