@@ -27,6 +27,8 @@ class _DataParallel:
         with abort_on_error(self.comm):
             # Every rank must draw the same shuffles, or the global batches disagree.
             kwargs["seed"] = self.comm.bcast_int(int(kwargs.get("seed", 0)))
+            # The ranks already are one process per core: no precompile workers.
+            kwargs["precompile"] = False
             super().__init__(model, loss, **kwargs)
             self.progress = self.progress and self.comm.is_root
 

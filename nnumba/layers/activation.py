@@ -59,6 +59,9 @@ class ReLU(_Elementwise):
     def _forward(self, x):
         return x if self.deferred else super()._forward(x)
 
+    def compile_unit(self, input_shape):
+        return ("ReLU",), 0.0 if self.deferred else 0.5  # deferred: the pool applies it
+
     def _backward(self, dl_dy):
         if self.deferred:
             return dl_dy if self.needs_input_grad else None

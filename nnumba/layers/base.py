@@ -136,6 +136,12 @@ class Layer:
     def reset_parameters(self, rng: np.random.Generator):
         """(Re)initialise the parameters from ``rng``; layers without any do nothing."""
 
+    def compile_unit(self, input_shape: tuple) -> tuple[tuple, float]:
+        """(key, seconds): layers with equal keys run the same CPU kernels, which
+        take about ``seconds`` to compile from a cold cache.  nnumba.precompile
+        compiles each key once, spreading the keys over processes by cost."""
+        return (type(self).__name__,), 0.5
+
     # ---- parameters, mode, dtype -------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> Parameter:
         param = Parameter(np.ascontiguousarray(value, dtype=self.dtype))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -52,7 +53,8 @@ class Trainer:
 
     def __init__(self, model, loss, *, lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0, batch_size: int = 100, seed: int = 0,
-                 optimizer=None, progress: bool = False, callbacks=()):
+                 optimizer=None, progress: bool = False, callbacks=(),
+                 precompile: bool = True):
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.loss = model, loss
@@ -63,6 +65,7 @@ class Trainer:
         self.progress = progress
         self.callbacks = list(callbacks)
         self.history = History()
+        self.precompile = precompile
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
@@ -76,6 +79,8 @@ class Trainer:
         model.reuse_buffers(True)
         self._fit_start = time.perf_counter()
         self._device_data = None
+        if self.precompile and not self.history.epochs:
+            self._precompile(x, y)
         try:
             if getattr(getattr(model, "device", None), "is_cuda", False):
                 from .device_batches import DeviceData, target_dtype
@@ -101,6 +106,18 @@ class Trainer:
         return self.history
 
     _device_data = None
+
+    #: what nnumba.precompile did before the first epoch (None: not asked)
+    precompile_info = None
+
+    def _precompile(self, x, y):
+        """Compile the kernels over several processes when numba's cache is cold."""
+        from ..precompile import precompile
+        self.precompile_info = info = precompile(self.model, self.loss, x, y,
+                                                 optimizer=self.optimizer)
+        if self.progress and "seconds" in info:
+            print(f"compiled the kernels in {info['processes']} processes, "
+                  f"{info['seconds']:.1f} s (cached for the next run)", file=sys.stderr)
 
     def _iterate(self, x, y, shuffle: bool = False):
         """This epoch's (xb, yb) mini-batches: host arrays, or device arrays drawn in

@@ -1,0 +1,230 @@
+"""Cold-cache JIT compilation spread over processes.
+
+Numba compiles one function at a time (one lock per process), and the kernels
+of a CNN take tens of seconds to compile from a cold cache on one core.  They
+are independent, though: each layer's kernels can be compiled in another
+process, which leaves them in numba's on-disk cache, and the first training
+step then loads them from there in milliseconds.
+
+``precompile(model, loss, x, y)`` does that before the first step: the layers
+are grouped by the kernels they share (``Layer.compile_unit``), the groups are
+spread over this process and ``cores - 1`` workers (``python -m
+nnumba.precompile``, a JSON job on stdin), and every process runs each of its
+layers forward and backward once on a two-sample batch of zeros, which
+compiles exactly the specialisations training will use.  A marker file beside
+numba's cache says a model has been precompiled, so a warm start spawns
+nothing.  Anything that goes wrong in a worker only costs time: the main
+process then compiles what is missing as it would have anyway.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: below this many estimated seconds of compilation, workers don't pay for themselves
+MIN_SECONDS = 4.0
+#: what starting a worker costs (interpreter, numpy, numba, nnumba), in seconds
+WORKER_START = 1.0
+
+
+def precompile(model, loss, x, y, processes: int | None = None, optimizer=None) -> dict:
+    """Compile the CPU kernels one training step of ``model`` on batches like
+    ``x``, ``y`` (and ``optimizer``'s update) needs, spread over ``processes``
+    (default: the cores this process may use) when the cache is cold.  Returns:
+    ``{"processes", "workers_ok", "seconds"}``, or ``{"skipped": reason}``."""
+    if os.environ.get("NNUMBA_PRECOMPILE", "1") == "0":
+        return {"skipped": "NNUMBA_PRECOMPILE=0"}
+    if getattr(getattr(model, "device", None), "is_cuda", False):
+        return {"skipped": "the model is on the GPU"}
+    processes = processes or _cores()
+    if not _rebuildable(model):
+        return {"skipped": "a layer is not in the registry (workers build the model from its spec)"}
+    shapes = _input_shapes(model, x.shape[1:])
+    units = _units(model, shapes)
+    if processes < 2 or len(units) < 2 or sum(s for s, _ in units.values()) < MIN_SECONDS:
+        return {"skipped": "not worth a second process"}
+    marker = _marker(model, loss, x, y)
+    if marker is not None and marker.exists():
+        return {"skipped": "precompiled before"}
+
+    start = time.perf_counter()
+    plan = _plan(units, processes)
+    job = {"spec": model.spec(), "dtype": model.dtype.name, "input_shape": list(x.shape[1:]),
+           "input_grad": bool(getattr(model, "input_grad", False))}
+    workers = [_start_worker({**job, "layers": layers}) for layers in plan[1:] if layers]
+    try:
+        twin = model.copy()  # the real model's buffers and gradients stay untouched
+        out = warm_layers(twin, plan[0], shapes)
+        _warm_loss(copy.deepcopy(loss), out, y[:2])
+        _warm_optimizer(optimizer, twin)
+        ok = all(_finish(w) for w in workers)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    if ok and marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"model": model.spec()}))
+        except OSError:
+            pass  # a read-only cache: the next cold start just precompiles again
+    return {"processes": 1 + len(workers), "workers_ok": ok,
+            "seconds": time.perf_counter() - start}
+
+
+def warm_layers(model, layers, shapes):
+    """Run ``model.layers[i]`` for i in ``layers`` forward and backward once on
+    zeros of its input shape (batch 2); returns the last layer's output when the
+    list ends with the model's last layer (for the loss), else None."""
+    out = None
+    model._set_input_grads()
+    model.zero_grad()  # as before a training step (some layers then skip a pass)
+    for i in layers:
+        layer = model.layers[i]
+        x = np.zeros((2, *shapes[i]), model.dtype)
+        y = layer.forward(x, check_finite=False)
+        layer.backward(np.zeros_like(y))
+        out = y if i == len(model.layers) - 1 else None
+    return out
+
+
+def _warm_loss(loss, out, y):
+    if out is not None:
+        loss.forward(np.zeros_like(out), y)
+        loss.backward(1.0)
+
+
+def _warm_optimizer(optimizer, twin):
+    """One update of a twin optimizer (same class and config) on the twin model."""
+    if optimizer is None or not hasattr(optimizer, "config"):
+        return
+    try:
+        type(optimizer)(twin, **optimizer.config()).step()
+    except (TypeError, ValueError):
+        pass  # built some other way: its first real step compiles it
+
+
+def _input_shapes(model, input_shape):
+    """Per-sample input shape of every layer, and the model's output shape last."""
+    shapes = [tuple(input_shape)]
+    for layer in model.layers:
+        shapes.append(tuple(layer.output_shape(shapes[-1])))
+    return shapes
+
+
+def _units(model, shapes) -> dict:
+    """{kernel key: (seconds, [layer indices])}: layers that share kernels together."""
+    units = {}
+    model._set_input_grads()  # some keys depend on it
+    for i, layer in enumerate(model.layers):
+        key, seconds = layer.compile_unit(shapes[i])
+        old_seconds, members = units.get(key, (0.0, []))
+        units[key] = (max(old_seconds, seconds), members + [i])
+    return units
+
+
+def _plan(units, processes) -> list[list[int]]:
+    """Layer indices per process (this one first): the costliest unit goes to the
+    least loaded process; workers start WORKER_START behind.  The loss runs here,
+    so the last layer always stays here."""
+    last = max(i for _, members in units.values() for i in members)
+    loads = [0.0] + [WORKER_START] * (processes - 1)
+    plan = [[] for _ in range(processes)]
+    for seconds, members in sorted(units.values(), key=lambda u: -u[0]):
+        p = 0 if last in members else loads.index(min(loads))
+        loads[p] += seconds
+        plan[p] += members
+    return [sorted(layers) for layers in plan]
+
+
+def _marker(model, loss, x, y) -> Path | None:
+    """A file beside numba's cache, named after everything the compiled code
+    depends on: the kernels' and layers' sources, the model, the dtypes, numba
+    and the CPU.  None where the cache location is unknown."""
+    from .kernels.cpu import optim
+    try:
+        cache_dir = Path(optim.sgd_step.stats.cache_path)
+    except (AttributeError, TypeError):
+        return None
+    import numba
+    kernels = Path(optim.__file__).parent
+    sources = sorted(kernels.glob("*.py")) + sorted(
+        {Path(sys.modules[type(obj).__module__].__file__)
+         for obj in [*model.layers, loss] if getattr(sys.modules.get(type(obj).__module__),
+                                                      "__file__", None)})
+    stamps = [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sources]
+    key = json.dumps([model.spec(), model.dtype.name, list(x.shape[1:]), y.dtype.name,
+                      type(loss).__name__, numba.__version__, platform.machine(),
+                      _cpu_name(), stamps], default=str)
+    return cache_dir / f"nnumba-precompiled-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _rebuildable(model) -> bool:
+    from .registry import RegistryError, get_layer
+    try:
+        return all(get_layer(layer.type_name) is type(layer) for layer in model.layers)
+    except RegistryError:
+        return False
+
+
+def _cpu_name() -> str:
+    from llvmlite import binding
+    return binding.get_host_cpu_name()
+
+
+# ---- workers ---------------------------------------------------------------------------
+
+def _worker_command() -> list[str]:
+    return [sys.executable, "-m", "nnumba.precompile"]
+
+
+def _start_worker(job) -> subprocess.Popen:
+    proc = subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write(json.dumps(job))
+        proc.stdin.close()
+    except OSError:  # it died at once: _finish reports why
+        pass
+    proc.stdin = None  # sent: communicate() only collects stderr
+    return proc
+
+
+def _finish(proc, timeout: float = 600) -> bool:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    if proc.returncode != 0:
+        print(f"nnumba.precompile: a worker failed (the step compiles what it missed):\n"
+              f"{err.strip()[-2000:]}", file=sys.stderr)
+    return proc.returncode == 0
+
+
+def _worker_main():
+    from .model import Sequential
+    job = json.loads(sys.stdin.read())
+    model = Sequential.from_spec(job["spec"]).astype(np.dtype(job["dtype"]))
+    model.input_grad = job["input_grad"]
+    model.train()
+    warm_layers(model, job["layers"], _input_shapes(model, job["input_shape"]))
+
+
+if __name__ == "__main__":
+    _worker_main()

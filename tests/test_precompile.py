@@ -1,0 +1,114 @@
+"""nnumba.precompile: the cold-cache compile spread over processes."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba import precompile as pc
+from nnumba.layers.base import Layer
+from nnumba.losses import CrossEntropy
+
+
+def test_units_group_layers_that_share_kernels():
+    model = nnumba.build("lenet")
+    units = pc._units(model, pc._input_shapes(model, (1, 28, 28)))
+    by_layer = {i: key for key, (_, members) in units.items() for i in members}
+    assert by_layer[0] != by_layer[3]          # conv1 runs the direct kernels, conv2 im2col
+    assert by_layer[2] == by_layer[5]          # both max-pools share theirs
+    assert by_layer[7] == by_layer[9]          # both Linear layers
+    assert units[by_layer[1]][0] > 0           # ReLU 1 is deferred into the pool, ReLU 8 is not
+
+
+def test_plan_balances_units_and_keeps_the_last_layer_here():
+    units = {"a": (9.0, [0]), "b": (5.0, [2, 5]), "c": (6.0, [3]), "d": (1.0, [7, 9]),
+             "e": (0.5, [1, 4, 8])}
+    plan = pc._plan(units, 2)
+    assert sorted(sum(plan, [])) == [0, 1, 2, 3, 4, 5, 7, 8, 9]
+    assert 9 in plan[0]                         # the loss runs where the last layer does
+    assert {2, 5} <= set(plan[0]) or {2, 5} <= set(plan[1])   # a unit is never split
+    loads = [sum(s for s, m in units.values() if m[0] in p) for p in plan]
+    loads[1] += pc.WORKER_START
+    assert max(loads) <= 12.0                   # 22.5 s of work over two processes
+
+
+def test_small_models_and_opt_outs_spawn_nothing(monkeypatch):
+    x, y = np.zeros((4, 784), np.float32), np.zeros(4, np.int64)
+    mlp = nnumba.build("mlp")
+    assert "worth" in pc.precompile(mlp, CrossEntropy(), x, y, processes=2)["skipped"]
+    monkeypatch.setenv("NNUMBA_PRECOMPILE", "0")
+    lenet = nnumba.build("lenet")
+    assert pc.precompile(lenet, CrossEntropy(), x.reshape(4, 1, 28, 28), y)["skipped"]
+
+
+def test_layers_missing_from_the_registry_are_not_sent_to_workers():
+    class Local(Layer):  # workers rebuild the model from its spec: this one can't be
+        def _forward(self, x):
+            return x
+
+    model = nnumba.Sequential(*nnumba.build("lenet").layers[:-1], Local(),
+                              nnumba.build("lenet").layers[-1])
+    info = pc.precompile(model, CrossEntropy(), np.zeros((2, 1, 28, 28), np.float32),
+                         np.zeros(2, np.int64), processes=2)
+    assert "registry" in info["skipped"]
+
+
+_COLD_RUN = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import nnumba
+    from numba.core import event
+    from nnumba import precompile as pc
+    from nnumba.losses import CrossEntropy
+    from nnumba.optim import SGD
+    from nnumba.train import SGDTrainer
+
+    model = nnumba.Sequential.from_spec([
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3},
+        {"type": "MaxPool2d", "kernel_size": 2}, {"type": "Flatten"},
+        {"type": "Linear", "in_features": 4 * 13 * 13, "out_features": 3}], seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+    before = model.flat_params.copy()
+    info = pc.precompile(model, CrossEntropy(), x, y, processes=2,
+                         optimizer=SGD(model, lr=0.1, momentum=0.9))
+    untouched = bool(np.array_equal(before, model.flat_params)
+                     and not model.flat_grads.any())
+    trainer = SGDTrainer(model, CrossEntropy(), batch_size=4, precompile=False)
+    with event.install_recorder("numba:compile") as rec:
+        trainer.fit(x, y)
+    compiled = sorted({e.data["dispatcher"].py_func.__qualname__ for _, e in rec.buffer})
+    again = pc.precompile(model, CrossEntropy(), x, y, processes=2)
+    print(json.dumps({"info": info, "untouched": untouched, "compiled": compiled,
+                      "again": again}))
+""")
+
+
+def test_a_cold_cache_is_compiled_by_two_processes_and_the_step_loads_it(tmp_path):
+    """From an empty numba cache: precompile uses a worker, leaves the real model
+    alone, and the first step then compiles nothing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _COLD_RUN], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["info"]["processes"] == 2 and result["info"]["workers_ok"]
+    assert result["untouched"]
+    assert result["compiled"] == [], result["compiled"]
+    assert result["again"] == {"skipped": "precompiled before"}
+
+
+def test_a_failing_worker_costs_time_not_the_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(pc, "_marker", lambda *a: tmp_path / "marker")
+    monkeypatch.setattr(pc, "_worker_command",
+                        lambda: [sys.executable, "-c", "import sys; sys.exit('boom')"])
+    model = nnumba.build("lenet", seed=0)
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    info = pc.precompile(model, CrossEntropy(), x, np.zeros(2, np.int64), processes=2)
+    assert info["processes"] == 2 and not info["workers_ok"]
+    assert not (tmp_path / "marker").exists()   # not marked: the next run tries again
