@@ -206,12 +206,10 @@ class Sequential:
         return shape
 
     # ---- compute -------------------------------------------------------------------
-    def forward(self, x: np.ndarray, *, check_finite: bool = True) -> np.ndarray:
-        """The output for a batch; ``check_finite=False`` skips the NaN/inf scan of
-        ``x`` (trainers scan the whole training set once instead)."""
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self._set_input_grads()
         for i, layer in enumerate(self.layers):
-            x = layer.forward(x, check_finite=check_finite and i == 0)
+            x = layer.forward(x, check_finite=(i == 0))
         return x
 
     def _set_input_grads(self):

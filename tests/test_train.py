@@ -167,8 +167,8 @@ def test_bad_training_data_is_refused_before_any_kernel():
         trainer.fit(x, np.full(10, 10))
     with pytest.raises(ValueError, match="batch_size"):
         SGDTrainer(model, CrossEntropy(), batch_size=0)
-    x[7, 0, 3, 3] = np.inf  # the steps skip their own scan: fit() scans the set once
-    with pytest.raises(NonFiniteError, match="training input #7 holds NaN or infinity"):
+    x[7, 0, 3, 3] = np.inf
+    with pytest.raises(NonFiniteError, match="Flatten #0: input holds NaN or infinity"):
         trainer.fit(x, np.zeros(10, int))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.batching import iterate
-from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError
+from ..errors import DTypeError, LabelError, NnumbaError, ShapeError
 from ..optim import SGD
 from .metrics import evaluate
 from .progress import Progress
@@ -40,12 +40,6 @@ def check_data(model, x, y, what: str = "training"):
         raise DTypeError(f"{what} inputs are {x.dtype.name} but the model is "
                          f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
     model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
-    # One scan here instead of one per mini-batch (the steps skip theirs).
-    for start in range(0, len(x), 8192):
-        chunk = x[start:start + 8192]
-        if not np.isfinite(chunk).all():
-            bad = start + int(np.argmin(np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)))
-            raise NonFiniteError(f"{what} input #{bad} holds NaN or infinity")
 
 
 class Trainer:
@@ -132,7 +126,7 @@ class Trainer:
     def _batch_loss(self, xb, yb, weight: float, epoch: int, step: int) -> float:
         """Forward, loss and backward of one mini-batch; gradients are accumulated."""
         model, loss = self.model, self.loss
-        value = loss.forward(model.forward(xb, check_finite=False), yb)  # fit() scanned x
+        value = loss.forward(model.forward(xb), yb)
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"the loss became {value} at epoch {epoch}, batch {step + 1}: lower the "
