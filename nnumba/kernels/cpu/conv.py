@@ -414,14 +414,24 @@ def _to_batch_inner(x2, xT2):
 
 
 @njit(**_OPTS)
-def _to_batch_outer(xT2, c, x2):
-    """x2 (N, M) = xT2 (M, N).T + c (M,) per row of xT2.  Parallel over blocks
-    of 64 rows of xT2."""
+def _to_batch_outer(xT2, b, P, x2):
+    """x2 (N, M) = xT2 (M, N).T + b[m // P] for row m of xT2 (a bias per group
+    of P rows: per channel when rows are (d, p)).  Parallel over blocks of 64
+    rows of xT2."""
     M, N = xT2.shape
     for q in prange((M + 63) // 64):
         i0 = q * 64
         i1 = min(M, i0 + 64)
-        _tr_wc(xT2[i0:i1, :], c[i0:i1], x2[:, i0:i1])
+        c = np.empty(i1 - i0, x2.dtype)
+        g = i0 // P                 # group of row i0; then count rows, no division each
+        r = i0 - g * P
+        for k in range(i1 - i0):
+            c[k] = b[g]
+            r += 1
+            if r == P:
+                r = 0
+                g += 1
+        _tr_wc(xT2[i0:i1, :], c, x2[:, i0:i1])
 
 
 @njit(**_SEQ)
@@ -591,9 +601,7 @@ def _forward_gemm(x, w, b, sh, sw, ph, pw, out):
     oT = _scratch("gemm_out", (D, Ho * Wo * N), x.dtype)
     np.matmul(w.reshape(D, C * kh * kw), colsT, out=oT)
     P = Ho * Wo
-    c = _scratch("row_bias", (D, P), x.dtype)
-    c[:] = b[:, None]               # oT row d*P + p gets b[d]
-    _to_batch_outer(oT.reshape(D * P, N), c.reshape(D * P), out.reshape(N, D * P))
+    _to_batch_outer(oT.reshape(D * P, N), b, P, out.reshape(N, D * P))  # row d*P + p: b[d]
 
 
 def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
@@ -670,9 +678,8 @@ def conv2d_backward_input(dy, w, stride, pad, dx_out):
         dxTc = _scratch("xT", (C, H, W, N), dy.dtype)
         _crop_rows(dxT, ph, pw, dxTc)
         dxT = dxTc
-    zero = _scratch("row_zero", (C * H * W,), dy.dtype)
-    zero.fill(0)
-    _to_batch_outer(dxT.reshape(C * H * W, N), zero, dx_out.reshape(N, C * H * W))
+    M = C * H * W
+    _to_batch_outer(dxT.reshape(M, N), np.zeros(1, dy.dtype), M, dx_out.reshape(N, M))
     return dx_out
 
 
