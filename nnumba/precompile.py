@@ -1,4 +1,4 @@
-"""Cold-cache JIT compilation spread over processes.
+"""Cold-cache JIT compilation spread over processes (``NNUMBA_PRECOMPILE=0``: off).
 
 Numba compiles one function at a time (one lock per process), and the kernels
 of a CNN take tens of seconds to compile from a cold cache on one core.  They
