@@ -40,7 +40,8 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None) 
     """Compile the CPU kernels one training step of ``model`` on batches like
     ``x``, ``y`` (and ``optimizer``'s update) needs, spread over ``processes``
     (default: the cores this process may use) when the cache is cold.  Returns:
-    ``{"processes", "workers_ok", "seconds"}``, or ``{"skipped": reason}``."""
+    ``{"processes", "ok" (every process compiled its part), "seconds"}``, or
+    ``{"skipped": reason}``."""
     if os.environ.get("NNUMBA_PRECOMPILE", "1") == "0":
         return {"skipped": "NNUMBA_PRECOMPILE=0"}
     if getattr(getattr(model, "device", None), "is_cuda", False):
@@ -62,11 +63,15 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None) 
            "input_grad": bool(getattr(model, "input_grad", False))}
     workers = [_start_worker({**job, "layers": layers}) for layers in plan[1:] if layers]
     try:
-        twin = model.copy()  # the real model's buffers and gradients stay untouched
-        out = warm_layers(twin, plan[0], shapes)
-        _warm_loss(copy.deepcopy(loss), out, y[:2])
-        _warm_optimizer(optimizer, twin)
-        ok = all(_finish(w) for w in workers)
+        try:
+            twin = model.copy()  # the real model's buffers and gradients stay untouched
+            out = warm_layers(twin, plan[0], shapes)
+            _warm_loss(copy.deepcopy(loss), out, y[:2])
+            _warm_optimizer(optimizer, twin)
+            ok = True
+        except Exception:  # noqa: BLE001 - the real first step meets it and says why
+            ok = False
+        ok = all([_finish(w) for w in workers]) and ok  # wait for every worker
     finally:
         for w in workers:
             if w.poll() is None:
@@ -77,7 +82,7 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None) 
             marker.write_text(json.dumps({"model": model.spec()}))
         except OSError:
             pass  # a read-only cache: the next cold start just precompiles again
-    return {"processes": 1 + len(workers), "workers_ok": ok,
+    return {"processes": 1 + len(workers), "ok": ok,
             "seconds": time.perf_counter() - start}
 
 
