@@ -176,43 +176,46 @@ _BLOCK = 4096   # input elements per parallel block of the two-pass max-pool
 
 
 @njit(**_OPTS)
-def _maxpool_fwd_rows(x2, H, W, kh, kw, sh, relu, out2, am2):
+def _maxpool_fwd_rows(xf, nplanes, H, W, kh, kw, sh, relu, of, af):
     """Max-pool for windows that tile each input row exactly (sw == kw in
     (2, 3), W == Wo*kw) with kh == 3 or rows that tile H exactly (H == Ho*sh):
     the lecture's pools.  Pass 1, over all rows of a block
     of planes as one flat loop (vectorised, stride-kw loads): the first maximum
     of each row segment.  Pass 2 (_vmax*): the first of these maxima down the kh
-    rows.  Strict '>' in both passes: (ki, kj) is the row-major first maximum."""
-    nplanes = x2.shape[0]
+    rows.  Strict '>' in both passes: (ki, kj) is the row-major first maximum.
+    Flat arrays (xf: nplanes planes of H*W; of, af: of Ho*Wo): slices of them
+    compile to less code than reshaped 2-D rows."""
     Ho = (H - kh) // sh + 1
     Wo = W // kw
+    P = Ho * Wo
     pb = max(1, _BLOCK // (H * W))          # planes per block
     nblk = (nplanes + pb - 1) // pb
     for blk in prange(nblk):
         q0 = blk * pb
         q1 = min(nplanes, q0 + pb)
         nf = (q1 - q0) * H * Wo
-        hm = np.empty(nf, x2.dtype)
+        hm = np.empty(nf, xf.dtype)
         hk = np.empty(nf, np.int32)
-        xs = x2[q0:q1].reshape((q1 - q0) * H * W)
+        xs = xf[q0 * H * W:q1 * H * W]
         if kw == 3:
             _hmax3(xs, nf, hm, hk)
         else:
             _hmax2(xs, nf, hm, hk)
         if kh == 3 and (Wo >= 8 or H != Ho * sh):   # fixed-count code, per plane
             for q in range(q1 - q0):
-                _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, out2[q0 + q], am2[q0 + q])
+                o = (q0 + q) * P
+                _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, of[o:o + P], af[o:o + P])
         else:                                       # H == Ho * sh: the block as one loop
             _vmax_flat(hm, hk, (q1 - q0) * Ho, Ho, W, Wo, kh, kw, sh, relu,
-                       out2[q0:q1].reshape((q1 - q0) * Ho * Wo),
-                       am2[q0:q1].reshape((q1 - q0) * Ho * Wo))
+                       of[q0 * P:q1 * P], af[q0 * P:q1 * P])
 
 
 def _maxpool_fwd(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
     # The two-pass kernel takes the lecture's pools (each specialisation it has
     # costs compile time); any other window shape goes to the generic one.
     if sw == kw and kw in (2, 3) and W % kw == 0 and (kh == 3 or (H - kh) // sh * sh + sh == H):
-        _maxpool_fwd_rows(x2, H, W, kh, kw, sh, relu, out2, am2)
+        _maxpool_fwd_rows(x2.reshape(-1), x2.shape[0], H, W, kh, kw, sh, relu,
+                          out2.reshape(-1), am2.reshape(-1))
     else:
         _maxpool_fwd_generic(x2, H, W, kh, kw, sh, sw, relu, out2, am2)
 
