@@ -469,6 +469,8 @@ def _im2col_pn(xT, kh, kw, sh, sw, Ho, Wo, colsT):
     size.  Parallel over taps (each writes its own row)."""
     C, Hp, Wp, N = xT.shape
     T = C * kh * kw
+    span = Wo if sw == 1 else 1   # output columns per contiguous run
+    run = span * N
     for t in prange(T):
         c = t // (kh * kw)
         ki = (t // kw) % kh
@@ -476,12 +478,10 @@ def _im2col_pn(xT, kh, kw, sh, sw, Ho, Wo, colsT):
         row = colsT[t]
         for i in range(Ho):
             src = xT[c, i * sh + ki]
-            if sw == 1:
-                run = Wo * N
-                _copy_run(row[i * run:(i + 1) * run], src[kj:kj + Wo].reshape(run), run)
-            else:
-                for j in range(Wo):
-                    _copy_run(row[(i * Wo + j) * N:(i * Wo + j + 1) * N], src[j * sw + kj], N)
+            for j in range(0, Wo, span):
+                s0 = j * sw + kj
+                o = (i * Wo + j) * N
+                _copy_run(row[o:o + run], src[s0:s0 + span].reshape(run), run)
 
 
 @njit(**_OPTS)
@@ -490,6 +490,8 @@ def _col2im_pn(dcolsT, kh, kw, sh, sw, Ho, Wo, dxT):
     (the adjoint of _im2col_pn).  Parallel over channels: race-free."""
     C, Hp, Wp, N = dxT.shape
     zero = dxT.dtype.type(0)
+    span = Wo if sw == 1 else 1   # output columns per contiguous run
+    run = span * N
     for c in prange(C):
         plane = dxT[c].reshape(Hp * Wp * N)
         for q in range(plane.size):
@@ -499,12 +501,10 @@ def _col2im_pn(dcolsT, kh, kw, sh, sw, Ho, Wo, dxT):
                 row = dcolsT[(c * kh + ki) * kw + kj]
                 for i in range(Ho):
                     dst = dxT[c, i * sh + ki]
-                    if sw == 1:
-                        run = Wo * N
-                        _add_run(dst[kj:kj + Wo].reshape(run), row[i * run:(i + 1) * run], run)
-                    else:
-                        for j in range(Wo):
-                            _add_run(dst[j * sw + kj], row[(i * Wo + j) * N:(i * Wo + j + 1) * N], N)
+                    for j in range(0, Wo, span):
+                        s0 = j * sw + kj
+                        o = (i * Wo + j) * N
+                        _add_run(dst[s0:s0 + span].reshape(run), row[o:o + run], run)
 
 
 # --------------------------------------------------------------------------
