@@ -56,7 +56,7 @@ def run_forward(strategy, x, w, b, stride, pad):
     out = np.full(out_shape(x, w, stride, pad), np.nan, x.dtype)    # written fully?
     (sh, sw), (ph, pw) = stride, pad
     if strategy == "direct":
-        K._conv_fwd_direct(x, w, b, sh, sw, ph, pw, out)
+        K._forward_direct(x, w, b, sh, sw, ph, pw, out)
     elif strategy == "gemm":
         K._forward_gemm(x, w, b, sh, sw, ph, pw, out)
     else:

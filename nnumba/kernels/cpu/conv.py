@@ -247,7 +247,8 @@ def _dw_g4(g, d0, xs, offs, t, xb, ob, pl, acc):
 
 @njit(**_OPTS)
 def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
-    """out (N, D, Ho, Wo) = conv(x, w) + b, written fully.  Parallel over images."""
+    """out (N, D, Ho, Wo) = conv(x, w) + b, written fully; D % 4 == 0 (the
+    wrapper pads other channel counts).  Parallel over images."""
     N, C = x.shape[0], x.shape[1]
     D, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     Ho, Wo = out.shape[2], out.shape[3]
@@ -255,9 +256,7 @@ def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
     offs = _tap_table(C, kh, kw, R, Wo)
     TP = offs.size
     T = C * kh * kw
-    D4 = (D + 3) // 4 * 4  # channels in blocks of 4; padded ones have zero weights
-    wt = _padded(w.reshape(D, T), D4, TP)
-    bp = _padded(b.reshape(1, D), 1, D4)[0]
+    wt = _padded(w.reshape(D, T), D, TP)
     G = TP // 5
     if sh == 1:            # the whole plane is one contiguous run
         nseg = 1
@@ -268,32 +267,26 @@ def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
     nch = (L + _CHUNK - 1) // _CHUNK
     step = ((L + nch - 1) // nch + 15) // 16 * 16
     xs_size = C * kw * R * Wo
-    P = Ho * Wo
     for n in prange(N):
         xs = np.empty(xs_size, x.dtype)
         _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
-        # D % 4 != 0: the padded channels go to a scratch plane, then D are copied
-        y = out[n].reshape(D, P) if D4 == D else np.empty((D4, P), out.dtype)
+        y = out[n].reshape(D, Ho * Wo)
         for s in range(nseg):
             for p0 in range(0, L, step):
                 pl = min(step, L - p0)
                 xb = s * sh * Wo + p0
                 ob = s * Wo + p0
-                for d0 in range(0, D4, 4):
+                for d0 in range(0, D, 4):
                     for g in range(G):
-                        _fwd_g4(y, d0, xs, offs, wt, g * 5, xb, ob, pl, g == 0, bp)
-        if D4 != D:
-            o = out[n].reshape(D, P)
-            for d in range(D):
-                for p in range(P):
-                    o[d, p] = y[d, p]
+                        _fwd_g4(y, d0, xs, offs, wt, g * 5, xb, ob, pl, g == 0, b)
 
 
 @njit(**_OPTS)
 def _conv_dw_direct(x, dy, sh, sw, ph, pw, nth, dw, db):
-    """dw (D, C, kh, kw) += dL/dw, db (D,) += dL/db.  Parallel over blocks of
-    output channels (each thread owns its rows of the accumulator): race-free,
-    and the sum order does not depend on the thread count."""
+    """dw (D, C, kh, kw) += dL/dw, db (D,) += dL/db; D % 4 == 0 (the wrapper
+    pads other channel counts).  Parallel over blocks of 4 output channels
+    (each thread owns its rows of the accumulator): race-free, and the sum order
+    does not depend on the thread count."""
     N, C = x.shape[0], x.shape[1]
     D, kh, kw = dw.shape[0], dw.shape[2], dw.shape[3]
     Ho, Wo = dy.shape[2], dy.shape[3]
@@ -309,35 +302,26 @@ def _conv_dw_direct(x, dy, sh, sw, ph, pw, nth, dw, db):
         nseg = Ho
         L = Wo
     P = Ho * Wo
-    nblk = (D + 3) // 4
-    D4 = nblk * 4          # channels in blocks of 4; padded ones see zero gradient
+    nblk = D // 4
     nth = max(1, min(nth, nblk))
-    acc = _zeros2(D4, TP, dw.dtype)
+    acc = _zeros2(D, TP, dw.dtype)
     dbacc = _zeros2(1, D, dw.dtype)[0]
     xs_size = C * kw * R * Wo
     for th in prange(nth):
         blo = th * nblk // nth
         bhi = (th + 1) * nblk // nth
         xs = np.empty(xs_size, x.dtype)
-        gp = _zeros2(D4 if D4 != D else 0, P, dy.dtype)  # dy with zero padded channels
         for n in range(N):
             _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
             g = dy[n].reshape(D, P)
-            if D4 != D:
-                for d in range(D):
-                    for p in range(P):
-                        gp[d, p] = g[d, p]
-                g4 = gp
-            else:
-                g4 = g
             for blk in range(blo, bhi):
                 d0 = blk * 4
                 for s in range(nseg):
                     xb = s * sh * Wo
                     ob = s * Wo
                     for gi in range(G):
-                        _dw_g4(g4, d0, xs, offs, gi * 5, xb, ob, L, acc)
-                for d in range(d0, min(d0 + 4, D)):
+                        _dw_g4(g, d0, xs, offs, gi * 5, xb, ob, L, acc)
+                for d in range(d0, d0 + 4):
                     gd = g[d]
                     sacc = dbacc.dtype.type(0)
                     for p in range(P):
@@ -587,10 +571,32 @@ def conv2d_forward(x, w, b, stride, pad, out):
     if N == 0 or D == 0:
         return out
     if _use_direct(C, kh, kw, Ho, Wo, sh):
-        _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out)
+        _forward_direct(x, w, b, sh, sw, ph, pw, out)
     else:
         _forward_gemm(x, w, b, sh, sw, ph, pw, out)
     return out
+
+
+def _pad_axis(a, axis, n):
+    """A fresh copy of a, zero-padded to length n along axis."""
+    shape = list(a.shape)
+    shape[axis] = n
+    ap = np.zeros(shape, a.dtype)
+    ap[(slice(None),) * axis + (slice(0, a.shape[axis]),)] = a
+    return ap
+
+
+def _forward_direct(x, w, b, sh, sw, ph, pw, out):
+    # The direct kernels work on blocks of 4 output channels; other counts run
+    # with zero filters added (a copy each way, only then).
+    D = w.shape[0]
+    if D % 4 == 0:
+        _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out)
+        return
+    D4 = D + 4 - D % 4
+    wide = np.empty((out.shape[0], D4) + out.shape[2:], out.dtype)
+    _conv_fwd_direct(x, _pad_axis(w, 0, D4), _pad_axis(b, 0, D4), sh, sw, ph, pw, wide)
+    out[...] = wide[:, :D]
 
 
 def _forward_gemm(x, w, b, sh, sw, ph, pw, out):
@@ -637,7 +643,16 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out):
 
 
 def _weight_direct(x, dy, sh, sw, ph, pw, dw_out, db_out):
-    _conv_dw_direct(x, dy, sh, sw, ph, pw, get_num_threads(), dw_out, db_out)
+    D = dw_out.shape[0]
+    if D % 4 == 0:
+        _conv_dw_direct(x, dy, sh, sw, ph, pw, get_num_threads(), dw_out, db_out)
+        return
+    D4 = D + 4 - D % 4   # zero gradients for the added channels (see _forward_direct)
+    dw4 = np.zeros((D4,) + dw_out.shape[1:], dw_out.dtype)
+    db4 = np.zeros(D4, db_out.dtype)
+    _conv_dw_direct(x, _pad_axis(dy, 1, D4), sh, sw, ph, pw, get_num_threads(), dw4, db4)
+    dw_out += dw4[:D]
+    db_out += db4[:D]
 
 
 def _weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out):
