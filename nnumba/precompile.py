@@ -36,10 +36,12 @@ MIN_SECONDS = 4.0
 WORKER_START = 1.0
 
 
-def precompile(model, loss, x, y, processes: int | None = None, optimizer=None) -> dict:
+def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
+               on_start=None) -> dict:
     """Compile the CPU kernels one training step of ``model`` on batches like
     ``x``, ``y`` (and ``optimizer``'s update) needs, spread over ``processes``
-    (default: the cores this process may use) when the cache is cold.  Returns:
+    (default: the cores this process may use) when the cache is cold;
+    ``on_start(processes)`` is called first when it does.  Returns:
     ``{"processes", "ok" (every process compiled its part), "seconds"}``, or
     ``{"skipped": reason}``."""
     if os.environ.get("NNUMBA_PRECOMPILE", "1") == "0":
@@ -59,6 +61,8 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None) 
 
     start = time.perf_counter()
     plan = _plan(units, processes)
+    if on_start is not None:
+        on_start(1 + sum(1 for layers in plan[1:] if layers))
     job = {"spec": model.spec(), "dtype": model.dtype.name, "input_shape": list(x.shape[1:]),
            "input_grad": bool(getattr(model, "input_grad", False))}
     workers = [_start_worker({**job, "layers": layers}) for layers in plan[1:] if layers]

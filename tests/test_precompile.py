@@ -75,8 +75,9 @@ _COLD_RUN = textwrap.dedent("""
     x = rng.random((8, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 3, 8)
     before = model.flat_params.copy()
+    started = []
     info = pc.precompile(model, CrossEntropy(), x, y, processes=2,
-                         optimizer=SGD(model, lr=0.1, momentum=0.9))
+                         optimizer=SGD(model, lr=0.1, momentum=0.9), on_start=started.append)
     untouched = bool(np.array_equal(before, model.flat_params)
                      and not model.flat_grads.any())
     trainer = SGDTrainer(model, CrossEntropy(), batch_size=4, precompile=False)
@@ -85,7 +86,7 @@ _COLD_RUN = textwrap.dedent("""
     compiled = sorted({e.data["dispatcher"].py_func.__qualname__ for _, e in rec.buffer})
     again = pc.precompile(model, CrossEntropy(), x, y, processes=2)
     print(json.dumps({"info": info, "untouched": untouched, "compiled": compiled,
-                      "again": again}))
+                      "again": again, "started": started}))
 """)
 
 
@@ -98,6 +99,7 @@ def test_a_cold_cache_is_compiled_by_two_processes_and_the_step_loads_it(tmp_pat
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["info"]["processes"] == 2 and result["info"]["ok"]
+    assert result["started"] == [2]             # announced before the wait
     assert result["untouched"]
     assert result["compiled"] == [], result["compiled"]
     assert result["again"] == {"skipped": "precompiled before"}

@@ -107,11 +107,16 @@ class Trainer:
     def _precompile(self, x, y):
         """Compile the kernels over several processes when numba's cache is cold."""
         from ..precompile import precompile
+        def announce(processes):
+            if self.progress:
+                print(f"compiling the kernels for a cold cache in {processes} processes...",
+                      file=sys.stderr, flush=True)
+
         self.precompile_info = info = precompile(self.model, self.loss, x, y,
-                                                 optimizer=self.optimizer)
+                                                 optimizer=self.optimizer, on_start=announce)
         if self.progress and "seconds" in info:
-            print(f"compiled the kernels in {info['processes']} processes, "
-                  f"{info['seconds']:.1f} s (cached for the next run)", file=sys.stderr)
+            print(f"compiled in {info['seconds']:.1f} s (cached for the next run)",
+                  file=sys.stderr)
 
     def _iterate(self, x, y, shuffle: bool = False):
         """This epoch's (xb, yb) mini-batches: host arrays, or device arrays drawn in
