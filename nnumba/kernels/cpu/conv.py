@@ -33,7 +33,8 @@ Two strategies, chosen per shape by ``_use_direct``:
   weight   dwT (K, D)    = colsT @ dyT.T,
   input    dcolsT (K, P*N) = W.T @ dyT, then folded back (col2im).
   outT and dyT are the batch-inner layouts of out and dy (rows d*P + p), so the
-  same two transposes (plus a per-row bias) serve every layout change.
+  same two transposes serve every layout change; the forward GEMM adds the
+  bias itself, as [W | b] @ [colsT; 1].
   The GEMM is numpy's (np.matmul with out=, called from Python): inside @njit
   np.dot would use SciPy's OpenBLAS, a second thread pool
   (../shared/PERFORMANCE.md).
@@ -348,9 +349,8 @@ def _tr_rc(s, d):
 
 
 @njit(**_SEQ)
-def _tr_wc(s, c, d):
-    """d (B, A) = s (A, B).T + c (A,) per row of s; d is written along its
-    rows (innermost)."""
+def _tr_wc(s, d):
+    """d (B, A) = s (A, B).T; d is written along its rows (innermost)."""
     A, B = s.shape
     for i0 in range(0, A, 16):
         i1 = min(A, i0 + 16)
@@ -359,14 +359,13 @@ def _tr_wc(s, c, d):
             if i1 - i0 == 16 and j1 - j0 == 16:
                 st = s[i0:i1, j0:j1]
                 dt = d[j0:j1, i0:i1]
-                ct = c[i0:i1]
                 for j in range(16):
                     for i in range(16):
-                        dt[j, i] = st[i, j] + ct[i]
+                        dt[j, i] = st[i, j]
             else:
                 for j in range(j0, j1):
                     for i in range(i0, i1):
-                        d[j, i] = s[i, j] + c[i]
+                        d[j, i] = s[i, j]
 
 
 @njit(**_OPTS)
@@ -380,24 +379,13 @@ def _to_batch_inner(x2, xT2):
 
 
 @njit(**_OPTS)
-def _to_batch_outer(xT2, b, P, x2):
-    """x2 (N, M) = xT2 (M, N).T + b[m // P] for row m of xT2 (a bias per group
-    of P rows: per channel when rows are (d, p)).  Parallel over blocks of 64
-    rows of xT2."""
+def _to_batch_outer(xT2, x2):
+    """x2 (N, M) = xT2 (M, N).T.  Parallel over blocks of 64 rows of xT2."""
     M, N = xT2.shape
     for q in prange((M + 63) // 64):
         i0 = q * 64
         i1 = min(M, i0 + 64)
-        c = np.empty(i1 - i0, x2.dtype)
-        g = i0 // P                 # group of row i0; then count rows, no division each
-        r = i0 - g * P
-        for k in range(i1 - i0):
-            c[k] = b[g]
-            r += 1
-            if r == P:
-                r = 0
-                g += 1
-        _tr_wc(xT2[i0:i1, :], c, x2[:, i0:i1])
+        _tr_wc(xT2[i0:i1, :], x2[:, i0:i1])
 
 
 @njit(**_SEQ)
@@ -585,14 +573,18 @@ def _forward_gemm(x, w, b, sh, sw, ph, pw, out):
     N, C, H, W = x.shape
     D, _, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
-    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo)
-    oT = _scratch("gemm_out", (D, Ho * Wo * N), x.dtype)
-    np.matmul(w.reshape(D, C * kh * kw), colsT, out=oT)
-    P = Ho * Wo
-    _to_batch_outer(oT.reshape(D * P, N), b, P, out.reshape(N, D * P))  # row d*P + p: b[d]
+    K, P = C * kh * kw, Ho * Wo
+    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=True)
+    wb = _scratch("w_bias", (D, K + 1), x.dtype)   # [W | b] @ [cols; 1]: the bias rides in the GEMM
+    wb[:, :K] = w.reshape(D, K)
+    wb[:, K] = b
+    oT = _scratch("gemm_out", (D, P * N), x.dtype)
+    np.matmul(wb, colsT, out=oT)
+    _to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
 
 
-def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
+def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False):
+    """colsT (C*kh*kw, Ho*Wo*N) of x; ones_row adds a last row of ones."""
     N, C, H, W = x.shape
     xT = _scratch("xT", (C, H, W, N), x.dtype)
     _to_batch_inner(x.reshape(N, C * H * W), xT.reshape(C * H * W, N))
@@ -600,8 +592,11 @@ def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
         xTp = _scratch("xTpad", (C, H + 2 * ph, W + 2 * pw, N), x.dtype)
         _pad_rows(xT, ph, pw, xTp)
         xT = xTp
-    colsT = _scratch("colsT", (C * kh * kw, Ho * Wo * N), x.dtype)
-    _im2col_pn(xT, kh, kw, sh, sw, Ho, Wo, colsT)
+    K = C * kh * kw
+    colsT = _scratch("colsT", (K + int(ones_row), Ho * Wo * N), x.dtype)
+    _im2col_pn(xT, kh, kw, sh, sw, Ho, Wo, colsT[:K])
+    if ones_row:
+        colsT[K] = 1
     return colsT
 
 
@@ -676,7 +671,7 @@ def conv2d_backward_input(dy, w, stride, pad, dx_out):
         _crop_rows(dxT, ph, pw, dxTc)
         dxT = dxTc
     M = C * H * W
-    _to_batch_outer(dxT.reshape(M, N), np.zeros(1, dy.dtype), M, dx_out.reshape(N, M))
+    _to_batch_outer(dxT.reshape(M, N), dx_out.reshape(N, M))
     return dx_out
 
 
