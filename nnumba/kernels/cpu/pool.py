@@ -233,13 +233,9 @@ def _maxpool_bwd(dy2, am2, relu, y2, dx2):
             d[i] = zero
         g = dy2[q]
         a = am2[q]
-        if relu:
-            y = y2[q]
-            for p in range(P):
-                if y[p] > zero:
-                    d[a[p]] += g[p]
-        else:
-            for p in range(P):
+        y = y2[q]
+        for p in range(P):
+            if not relu or y[p] > zero:
                 d[a[p]] += g[p]
 
 
