@@ -63,12 +63,12 @@ class _ConvNd(Layer):
 
     def compile_unit(self, input_shape):
         # Seconds measured on one Zen 4 core: the direct kernels (forward and weight
-        # gradient) ~7 s; the im2col path ~4.5 s, its input gradient included.
+        # gradient) ~6.5 s; the im2col path ~4 s, its input gradient included.
         out = self.output_shape(input_shape)
         direct = kernels.uses_direct(self.in_channels, self.kernel,
                                      ((1,) * (2 - self.spatial) + out[1:]), self.stride)
         key = ("conv", direct, direct and self.needs_input_grad)
-        return key, (7.0 + 3.0 * self.needs_input_grad) if direct else 4.5
+        return key, (6.5 + 3.0 * self.needs_input_grad) if direct else 4.0
 
     def _as_2d(self, a):
         return a if self.spatial == 2 else a.reshape(a.shape[:2] + (1,) + a.shape[2:])
