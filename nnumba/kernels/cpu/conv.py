@@ -134,14 +134,14 @@ def _zeros2(A, B, dtype):
 
 
 @njit(**_SEQ)
-def _padded(a, A, B):
-    """a (D, T) copied into zeros (A, B), A >= D, B >= T (padded channels / taps)."""
-    D, T = a.shape
-    ap = np.zeros((A, B), a.dtype)
+def _padded_taps(wf, TP):
+    """wf (D, T) copied into zeros (D, TP), TP >= T (the padded taps)."""
+    D, T = wf.shape
+    wt = np.zeros((D, TP), wf.dtype)
     for d in range(D):
         for t in range(T):
-            ap[d, t] = a[d, t]
-    return ap
+            wt[d, t] = wf[d, t]
+    return wt
 
 
 @njit(**_SEQ)
@@ -239,7 +239,7 @@ def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
     offs = _tap_table(C, kh, kw, R, Wo)
     TP = offs.size
     T = C * kh * kw
-    wt = _padded(w.reshape(D, T), D, TP)
+    wt = _padded_taps(w.reshape(D, T), TP)
     G = TP // 5
     if sh == 1:            # the whole plane is one contiguous run
         nseg = 1
@@ -547,15 +547,6 @@ def conv2d_forward(x, w, b, stride, pad, out):
     return out
 
 
-def _pad_axis(a, axis, n):
-    """A fresh copy of a, zero-padded to length n along axis."""
-    shape = list(a.shape)
-    shape[axis] = n
-    ap = np.zeros(shape, a.dtype)
-    ap[(slice(None),) * axis + (slice(0, a.shape[axis]),)] = a
-    return ap
-
-
 def _forward_direct(x, w, b, sh, sw, ph, pw, out):
     # The direct kernels work on blocks of 4 output channels; other counts run
     # with zero filters added (a copy each way, only then).
@@ -565,7 +556,8 @@ def _forward_direct(x, w, b, sh, sw, ph, pw, out):
         return
     D4 = D + 4 - D % 4
     wide = np.empty((out.shape[0], D4) + out.shape[2:], out.dtype)
-    _conv_fwd_direct(x, _pad_axis(w, 0, D4), _pad_axis(b, 0, D4), sh, sw, ph, pw, wide)
+    _conv_fwd_direct(x, np.pad(w, ((0, D4 - D),) + ((0, 0),) * 3), np.pad(b, (0, D4 - D)),
+                     sh, sw, ph, pw, wide)
     out[...] = wide[:, :D]
 
 
@@ -627,7 +619,8 @@ def _weight_direct(x, dy, sh, sw, ph, pw, dw_out, db_out):
     D4 = D + 4 - D % 4   # zero gradients for the added channels (see _forward_direct)
     dw4 = np.zeros((D4,) + dw_out.shape[1:], dw_out.dtype)
     db4 = np.zeros(D4, db_out.dtype)
-    _conv_dw_direct(x, _pad_axis(dy, 1, D4), sh, sw, ph, pw, get_num_threads(), dw4, db4)
+    dy4 = np.pad(dy, ((0, 0), (0, D4 - D), (0, 0), (0, 0)))
+    _conv_dw_direct(x, dy4, sh, sw, ph, pw, get_num_threads(), dw4, db4)
     dw_out += dw4[:D]
     db_out += db4[:D]
 
