@@ -37,8 +37,13 @@ def nnumba_register_losses():
 
 @hookspec
 def nnumba_register_models():
-    """Return ``{name: factory}``: named models, where ``factory(**options)``
-    returns a model spec (a JSON-serialisable list of layer dicts)."""
+    """Return ``{name: NamedModel}``: named models (:class:`nnumba.models.NamedModel`).
+
+    ``NamedModel(build, input_shape, train_defaults)``: ``build(**options)`` returns
+    the model's spec (a JSON-serialisable list of layer dicts); ``input_shape`` is the
+    per-sample input it is built for; ``train_defaults`` the settings ``nnumba train``
+    starts from. A plain ``build`` function is accepted too (no input shape, the
+    fallback settings)."""
 
 
 @hookspec

@@ -28,7 +28,8 @@ BUILTIN_PLUGINS = (
     "nnumba.layers.conv",
     "nnumba.layers.pool",
     "nnumba.losses",
-    "nnumba.zoo",
+    "nnumba.models.mlp",
+    "nnumba.models.lenet",
     "nnumba.data.plugin",
     "nnumba.layers.dropout",
     "nnumba.layers.adaptive_pool",
@@ -198,7 +199,9 @@ def get_loss(name: str):
 
 
 def get_model(name: str):
-    return get_registry().get("model", name)
+    """The NamedModel registered as ``name`` (``get_model(name)(**options)`` is its spec)."""
+    from .models import named
+    return named(get_registry().get("model", name))
 
 
 def get_dataset(name: str):

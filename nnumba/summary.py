@@ -319,7 +319,7 @@ def _resolve(model, name, options):
     elif isinstance(model, str):
         factory = get_model(model)
         spec = factory(**options)
-        default = getattr(factory, "input_shape", None) if not options else None
+        default = factory.input_shape_for(**options)
         name = name or model
     else:
         spec, name = model, name or "model"

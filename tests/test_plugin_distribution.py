@@ -33,9 +33,10 @@ def test_its_layers_pass_the_conformance_kit_and_train():
 
     import nnumba
     from nnumba import testing
+    from nnumba.models.mlp import mlp
     for name in ("LeakyReLU", "Softplus"):
         testing.check_all(nnumba.get_layer(name))
-    spec = nnumba.zoo.mlp(inputs=4, hidden=8, classes=2, activation="LeakyReLU")
+    spec = mlp(inputs=4, hidden=8, classes=2, activation="LeakyReLU")
     model = nnumba.Sequential.from_spec(spec, seed=0)
     x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)

@@ -89,7 +89,7 @@ def _input_shape(args, model):
     from ..registry import get_model
     shape = None
     if Path(args.model).suffix != ".json":
-        shape = getattr(get_model(args.model), "input_shape", None)
+        shape = get_model(args.model).input_shape_for()
     channels = shape[0] if shape else getattr(model.layers[0], "in_channels", 3)
     if args.size:
         try:

@@ -54,7 +54,7 @@ def _fill_defaults(args):
         defaults["epochs"] = 100
     elif Path(args.model).suffix != ".json":
         from ..registry import get_model
-        defaults.update(getattr(get_model(args.model), "train_defaults", {}))
+        defaults.update(get_model(args.model).train_defaults)
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -12,7 +12,7 @@ from .. import build
 from ..data import load_dataset, load_mnist
 from ..losses import CrossEntropy
 from ..train import SGDTrainer
-from ..zoo import lenet
+from ..models.lenet import lenet
 from .figures import Figures
 from .registry import experiment
 from .result import Result, format_table, percent

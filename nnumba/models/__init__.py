@@ -1,2 +1,5 @@
-"""Named models larger than the zoo's one-liners, one module each, each a plugin
-registering its factory through ``nnumba_register_models`` (see registry.BUILTIN_PLUGINS)."""
+"""Named models: what ``nnumba_register_models`` returns, and the built-in ones
+(one module each, each a plugin registering through that hook)."""
+from .named import NamedModel, named
+
+__all__ = ["NamedModel", "named"]

@@ -2,6 +2,7 @@
 that a torchvision ``state_dict`` imports by layer order and shape
 (:mod:`nnumba.torch_import`). 61,100,840 parameters for 1000 classes."""
 from ..hookspecs import hookimpl
+from .named import NamedModel
 
 
 def _conv(c_in, c_out, kernel, stride=1, padding=0):
@@ -27,10 +28,6 @@ def alexnet(num_classes: int = 1000, dropout: float = 0.5):
                        {"type": "Flatten"}] + classifier
 
 
-# The input `nnumba summary` and `nnumba classify` use unless told otherwise.
-alexnet.input_shape = (3, 224, 224)
-
-
 @hookimpl
 def nnumba_register_models():
-    return {"alexnet": alexnet}
+    return {"alexnet": NamedModel(alexnet, (3, 224, 224))}

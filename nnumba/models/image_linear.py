@@ -3,6 +3,7 @@ to an image of the same size needs (256*256*3)^2 = 3.87e10 weights, about 150 GB
 float32. Meant for ``nnumba summary image-linear``, which sizes it without allocating
 it; building it for real would need that memory."""
 from ..hookspecs import hookimpl
+from .named import NamedModel
 
 
 def image_linear(height: int = 256, width: int = 256, channels: int = 3, bias: bool = False):
@@ -13,9 +14,7 @@ def image_linear(height: int = 256, width: int = 256, channels: int = 3, bias: b
             {"type": "Linear", "in_features": size, "out_features": size, "bias": bias}]
 
 
-image_linear.input_shape = (3, 256, 256)  # for the defaults; summary takes --input-shape
-
-
 @hookimpl
 def nnumba_register_models():
-    return {"image-linear": image_linear}
+    return {"image-linear": NamedModel(
+        image_linear, lambda height=256, width=256, channels=3, **_: (channels, height, width))}

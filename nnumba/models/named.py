@@ -1,0 +1,56 @@
+"""The contract of a named model, as the ``nnumba_register_models`` hook returns it."""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A model that a name builds.
+
+    - ``build(**options)`` returns the model's spec, a JSON-serialisable list of
+      layer dicts (``nnumba train --model NAME --model-option key=value`` and
+      ``nnumba.build(NAME, **options)`` pass the options);
+    - ``input_shape``: the per-sample input it is built for, or a function of the
+      same options returning it; None where the model takes any (``nnumba
+      summary`` and ``nnumba classify`` use it);
+    - ``train_defaults``: the settings ``nnumba train`` starts from (epochs, lr,
+      momentum, batch_size), where the model needs others than the fallback
+      10 epochs at lr 0.05, momentum 0.9, batch 100;
+    - ``description``: one line for ``nnumba plugins`` (default: the first line
+      of ``build``'s docstring).
+    """
+    build: Callable[..., list]
+    input_shape: tuple | Callable[..., tuple] | None = None
+    train_defaults: dict = field(default_factory=dict)
+    description: str = ""
+
+    def __call__(self, **options) -> list:
+        return self.build(**options)
+
+    def input_shape_for(self, **options) -> tuple | None:
+        shape = self.input_shape
+        return tuple(shape(**options)) if callable(shape) else shape
+
+    def options(self) -> dict:
+        """{option: default} of ``build`` (``inspect.Parameter.empty`` where required)."""
+        return {name: p.default for name, p in inspect.signature(self.build).parameters.items()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    def summary(self) -> str:
+        if self.description:
+            return self.description
+        doc = inspect.getdoc(self.build) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+def named(obj) -> NamedModel:
+    """A hook's value as a NamedModel: a plain factory function is wrapped."""
+    if isinstance(obj, NamedModel):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"a named model is a NamedModel or a function returning a spec, "
+                        f"got {obj!r:.80}")
+    return NamedModel(obj)
