@@ -1,33 +1,14 @@
-"""Issue-6 benchmark: AlexNet inference (eval mode, 3 x 224 x 224) at batch 1 and 16,
-beside PyTorch on the same weights and thread count.
-Run: pytest benchmarks/bench_alexnet.py (ratios print at the end).
+"""AlexNet inference (eval mode, 3 x 224 x 224) at batch 1 and 16 beside PyTorch on the
+same weights and thread count, PyTorch in a fresh process of its own, taking turns.
 Under --benchmark-disable (or NNUMBA_BENCH_QUICK=1) a 127 x 127 input and batches of
 at most 2 keep it to seconds."""
 import numpy as np
 import pytest
-from conftest import QUICK
+from conftest import has, turns
 
 import nnumba
 
 BATCHES = (1, 16)
-
-
-def torch_from_spec(torch, spec):
-    """The same network in torch, layer for layer (so weights transfer by order)."""
-    nn = torch.nn
-    make = {"Conv2d": nn.Conv2d, "MaxPool2d": nn.MaxPool2d, "Linear": nn.Linear,
-            "AdaptiveAvgPool2d": nn.AdaptiveAvgPool2d, "Dropout": nn.Dropout,
-            "ReLU": nn.ReLU, "Flatten": nn.Flatten}
-    layers = []
-    for item in spec:
-        kwargs = {k: v for k, v in item.items() if k not in ("type", "seed", "resample")}
-        layers.append(make[item["type"]](**kwargs))
-    return nn.Sequential(*layers)
-
-
-@pytest.fixture(scope="module")
-def quick(request):
-    return QUICK or request.config.getoption("benchmark_disable")
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +19,16 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def net(model):
-    """torch's AlexNet holding the nnumba model's weights (state_dict order = ours)."""
-    torch = pytest.importorskip("torch")
-    net = torch_from_spec(torch, model.spec()).eval()
-    with torch.no_grad():
-        for (_, p), t in zip(model.params(), net.state_dict().values(), strict=True):
-            t.copy_(torch.from_numpy(p.value))
-    return net
+def weights(model, tmp_path_factory):
+    """The model's parameters under torch's state_dict names (same order), as .npz."""
+    path = tmp_path_factory.mktemp("alexnet") / "weights.npz"
+    names = {}
+    for i, item in enumerate(model.spec()):
+        if item["type"] in ("Conv2d", "Linear"):
+            names[f"{i}.weight"] = f"{i}.weight"
+            names[f"{i}.bias"] = f"{i}.bias"
+    np.savez(path, **{names[n]: p.value for n, p in model.params()})
+    return str(path)
 
 
 def _images(quick, batch):
@@ -54,26 +37,16 @@ def _images(quick, batch):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-def test_alexnet_nnumba(benchmark, record, model, quick, batch):
+def test_alexnet_inference(benchmark, peers, files, model, weights, quick, batch, tmp_path):
     x = _images(quick, batch)
-    record(f"alexnet-infer-b{batch}", "nnumba", batch=len(x), size=x.shape[-1])
-    model.forward(x)  # compile and fault in the buffers outside the timing
-    benchmark.pedantic(model.forward, args=(x,), rounds=3 if batch > 1 else 10, iterations=1)
-
-
-@pytest.mark.parametrize("batch", BATCHES)
-def test_alexnet_torch(benchmark, record, net, model, torch_threads, quick, batch):
-    torch = torch_threads
-    x = _images(quick, batch)
-    record(f"alexnet-infer-b{batch}", "torch", batch=len(x), size=x.shape[-1])
-    xt = torch.from_numpy(x)
-
-    def infer():
-        with torch.inference_mode():
-            return net(xt)
-
-    expect = infer().numpy()
-    ours = model.forward(x)
-    # The same function on both sides, or the timing compares nothing.
-    assert np.abs(ours - expect).max() <= 1e-4 * np.abs(expect).max()
-    benchmark.pedantic(infer, rounds=3 if batch > 1 else 10, iterations=1)
+    ours = model.forward(x).copy()  # compile and fault in the buffers outside the timing
+    peer = None
+    if has("torch"):
+        out = tmp_path / "torch-out.npy"
+        peer = peers("torch", {"kind": "torch-infer", "spec": model.spec(),
+                               "weights": weights, "out": str(out), **files(x=x)})
+        # The same function on both sides, or the timing compares nothing.
+        expect = np.load(out, allow_pickle=False)
+        assert np.abs(ours - expect).max() <= 1e-4 * np.abs(expect).max()
+    turns(benchmark, f"alexnet-infer-b{batch}", lambda: model.forward(x), peer,
+          rounds=3 if quick else (10 if batch > 1 else 30), batch=len(x), size=x.shape[-1])

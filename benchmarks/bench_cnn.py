@@ -1,55 +1,49 @@
-"""Issue-3 benchmarks: one training epoch of the lecture's CNN beside PyTorch, and
-what JIT compilation costs (cold cache, and the first step with a warm cache).
-Per-layer kernels beside PyTorch: bench_kernels_conv.py."""
+"""One training epoch of the lecture's CNN beside PyTorch (in a fresh process of its
+own, taking turns), its share of the machine's FP32 peak, and what JIT compilation
+costs (cold cache, and the first step with a warm cache)."""
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import fashion_sized
+from conftest import fashion_sized, has, record, turns
 
 import nnumba
 from nnumba.losses import CrossEntropy
+from nnumba.summary import summarize
 from nnumba.train import SGDTrainer
 
 BATCH = 100
+LR, MOMENTUM = 0.05, 0.9
 
 
 @pytest.fixture(scope="module")
-def fashion(request):
-    n = 2_000 if request.config.getoption("benchmark_disable") else 60_000
-    return fashion_sized(n)
+def fashion(quick):
+    return fashion_sized(2_000 if quick else 60_000)
 
 
-def test_cnn_epoch_nnumba(benchmark, record, fashion):
+def test_cnn_epoch(benchmark, peers, files, fashion, quick, sgemm_peak):
     x, y = fashion
-    record("cnn-epoch", "nnumba", samples=len(x))
     model = nnumba.build("lenet", seed=0)
-    trainer = SGDTrainer(model, CrossEntropy(), lr=0.05, momentum=0.9, batch_size=BATCH, seed=0)
+    trainer = SGDTrainer(model, CrossEntropy(), lr=LR, momentum=MOMENTUM, batch_size=BATCH,
+                         seed=0)
     trainer.fit(x[:BATCH], y[:BATCH], epochs=1)  # compile outside the timing
-    benchmark.pedantic(trainer.fit, args=(x, y), kwargs={"epochs": 1}, rounds=3, iterations=1)
-
-
-def test_cnn_epoch_torch(benchmark, record, fashion, torch_threads):
-    torch = torch_threads
-    nn = torch.nn
-    x, y = fashion
-    record("cnn-epoch", "torch", samples=len(x))
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    net = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(3), nn.Conv2d(32, 64, 5),
-                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(256, 256), nn.ReLU(),
-                        nn.Linear(256, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    gen = torch.Generator().manual_seed(0)
-
-    def epoch():
-        for idx in torch.randperm(len(xt), generator=gen).split(BATCH):
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
-            opt.step()
-
-    benchmark.pedantic(epoch, rounds=3, iterations=1)
+    peer = None
+    if has("torch"):
+        peer = peers("torch", {"kind": "torch-train", "spec": model.spec(), "batch": BATCH,
+                               "lr": LR, "momentum": MOMENTUM, **files(x=x, y=y)})
+    cost = summarize(model, x.shape[1:], batch=len(x))
+    gflop = (cost.forward_flops + cost.backward_flops) / 1e9
+    turns(benchmark, "cnn-epoch", lambda: trainer.fit(x, y, epochs=1), peer,
+          rounds=1 if quick else 5, samples=len(x), gflop=gflop)
+    if benchmark.stats and sgemm_peak:
+        rate = gflop / benchmark.stats.stats.median
+        share = rate / sgemm_peak
+        benchmark.extra_info.update(gflops=rate, sgemm_peak_gflops=sgemm_peak, peak_share=share)
+        from conftest import _rows
+        _rows[-1]["note"] = (f"{rate:.0f} GFLOP/s = {100 * share:.0f} % of numpy's sgemm "
+                             f"({sgemm_peak:.0f} GFLOP/s)")
 
 
 def _first_step(cache_dir) -> float:
@@ -64,8 +58,7 @@ def _first_step(cache_dir) -> float:
 
 def test_cnn_jit_cold_and_warm(benchmark, tmp_path):
     """Cold: every kernel the CNN needs compiled from nothing. Warm: loaded from the cache."""
-    benchmark.group = "cnn-jit"
     cold = _first_step(tmp_path)
     warm = benchmark.pedantic(_first_step, args=(tmp_path,), rounds=1, iterations=1)
-    benchmark.extra_info.update(cold_compile_seconds=cold, warm_first_step_seconds=warm)
+    record(benchmark, "cnn-jit", None, cold_compile_seconds=cold, warm_first_step_seconds=warm)
     print(f"\ncnn JIT: cold first step {cold:.2f} s, warm first step {warm:.2f} s")

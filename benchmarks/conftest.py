@@ -1,16 +1,42 @@
-"""Shared benchmark set-up: ratios against the peer printed at the end of the run.
+"""The fair benchmark suite's machinery: peers in fresh processes, taking turns.
 
-Each benchmark sets ``benchmark.group`` to the job and ``extra_info["impl"]``
-to "nnumba" or the peer's name; the summary divides medians within a group.
+Every peer (PyTorch, scikit-learn, numpy's BLAS) runs in a process of its own
+(``benchmarks/peers.py``), started with the environment this process had
+*before* nnumba was imported and with nnumba's thread count, and never imports
+nnumba.  nnumba's side is timed here by pytest-benchmark, so
+``--benchmark-autosave`` / ``--benchmark-compare`` work on nnumba's numbers;
+:func:`turns` asks the peer for one round before each of nnumba's rounds
+(B, A, B, A, ...), and the peer's own times land in ``extra_info``.
+
+At the end, a table of medians and their ratio (nnumba / peer: lower is
+better) prints with the CPU model, the thread count and numba's threading
+layer; ``--bench-report FILE`` also writes it as Markdown (the README's table
+comes from one such run).
 """
 import os
 
-import nnumba  # noqa: F401  first, so its thread settings precede numpy's BLAS
+PEER_ENV = dict(os.environ)  # before nnumba is imported: what a peer would get alone
 
-import numpy as np
-import pytest
+import datetime  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-_results = {}
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import nnumba  # noqa: E402,F401
+
+HERE = Path(__file__).resolve().parent
+QUICK = os.environ.get("NNUMBA_BENCH_QUICK") == "1"
+GAP = 0.05  # seconds of quiet between turns (must match peers.GAP)
+_rows = []          # one dict per benchmark with a peer, for the table
+_profiles = []      # per-layer tables (bench_layers.py)
+_machine = {}
 
 
 def threads() -> int:
@@ -18,40 +44,202 @@ def threads() -> int:
     return numba.get_num_threads()
 
 
-@pytest.fixture
-def torch_threads():
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(threads())  # the same thread count as nnumba
-    return torch
+def cpu_model() -> str:
+    """The CPU's model name, with its family and model numbers (a VM's name can be
+    as vague as "AMD EPYC")."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = fields.get("model name", platform.machine())
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return name
+
+
+def threading_layer() -> str:
+    """numba's threading layer; it is chosen when the first parallel kernel runs."""
+    import numba
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return "(not started)"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--bench-report", default=None,
+                     help="write the nnumba / peer table as Markdown to this file")
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["cpu_model"] = cpu_model()
+    machine_info["nnumba_threads"] = threads()
+
+
+def has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+# ---- peers ----------------------------------------------------------------------------
+
+class PeerError(RuntimeError):
+    pass
+
+
+class Peer:
+    """One peer job in its own process; ``round()`` runs one timed round there."""
+
+    def __init__(self, name: str, job: dict, *, env=None):
+        self.name = name
+        job = {"threads": threads(), **job}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "peers.py"), json.dumps(job)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=PEER_ENV if env is None else env, cwd=str(HERE))
+        self.times: list[float] = []
+        self.result: dict = {}
+        self._read("ready")
+
+    def _read(self, key):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise PeerError(f"peer {self.name} exited ({self.proc.wait()}) before {key!r}")
+        reply = json.loads(line)
+        if key not in reply:
+            raise PeerError(f"peer {self.name}: expected {key!r}, got {reply}")
+        return reply
+
+    def round(self):
+        self.proc.stdin.write("round\n")
+        self.proc.stdin.flush()
+        reply = self._read("seconds")
+        self.times.append(reply["seconds"])
+        self.result = reply.get("result", {})
+        # The peer's threads may spin-wait a little after its round; nnumba's round
+        # waits as long as the peer waits before its own (peers.py): the same gap.
+        time.sleep(GAP)
+
+    def close(self) -> dict:
+        """Stop the process; returns the per-layer profile if the job kept one."""
+        if self.proc.poll() is not None:
+            return {}
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.flush()
+        try:
+            profile = self._read("profile")["profile"]
+        except PeerError:
+            profile = {}
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        return profile
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.times))
 
 
 @pytest.fixture
-def record(benchmark):
-    """record(group, impl): label this benchmark for the ratio table."""
-    def _record(group, impl, **info):
-        benchmark.group = group
-        benchmark.extra_info.update(impl=impl, threads=threads(), **info)
-        _results.setdefault(group, {})[impl] = benchmark
-    return _record
+def peers():
+    """peers(name, job) starts a peer; every one started is closed after the test."""
+    started = []
+
+    def start(name, job, **kwargs):
+        peer = Peer(name, job, **kwargs)
+        started.append(peer)
+        return peer
+    yield start
+    for peer in started:
+        peer.close()
 
 
-def pytest_terminal_summary(terminalreporter):
-    lines = []
-    for group, impls in sorted(_results.items()):
-        ours = impls.get("nnumba")
-        stats = {k: getattr(b, "stats", None) for k, b in impls.items()}
-        if ours is None or stats.get("nnumba") is None:
-            continue
-        mine = stats["nnumba"].stats.median
-        for impl, s in stats.items():
-            if impl != "nnumba" and s is not None:
-                lines.append(f"{group:<28} nnumba {mine * 1e3:9.2f} ms   {impl} "
-                             f"{s.stats.median * 1e3:9.2f} ms   ratio {mine / s.stats.median:5.2f}x")
-    if lines:
-        terminalreporter.write_sep("-", "nnumba / peer, medians (lower is better)")
-        for line in lines:
-            terminalreporter.write_line(line)
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+    """files(**arrays) writes each array to a .npy file a peer can load; returns paths."""
+    folder = tmp_path_factory.mktemp("peer-data")
+    written = []
 
+    def write(**arrays):
+        paths = {}
+        for name, array in arrays.items():
+            path = folder / f"{name}-{len(written)}.npy"
+            np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+            written.append(path)
+            paths[name] = str(path)
+        return paths
+    return write
+
+
+def turns(benchmark, group, ours, peer, rounds, **info):
+    """Time ``ours()`` for ``rounds`` rounds, ``peer.round()`` running before each
+    (not timed here), and record both for the table.  Returns ours' last result."""
+    benchmark.group = group
+    result = benchmark.pedantic(ours, setup=peer.round if peer else None, rounds=rounds,
+                                iterations=1)
+    record(benchmark, group, peer, **info)
+    return result
+
+
+def record(benchmark, group, peer, compare=None, **info):
+    """Label a benchmark for the table; ``peer`` may be None (nnumba alone).
+    ``compare``: another Peer whose own times stand in for nnumba's (a peer
+    beside nnumba against the same peer alone, in bench_side_effects)."""
+    benchmark.group = group
+    layer = threading_layer()
+    benchmark.extra_info.update(impl="nnumba" if compare is None else compare.name,
+                                threads=threads(), threading_layer=layer, cpu=cpu_model(),
+                                **info)
+    _machine.update(threads=threads(), threading_layer=layer)
+    stats = getattr(benchmark, "stats", None)
+    if peer is None or stats is None or not peer.times:
+        return
+    ours = stats.stats.median if compare is None else compare.median
+    benchmark.extra_info.update(peer=peer.name, peer_times=peer.times,
+                                peer_median=peer.median, ratio=ours / peer.median,
+                                peer_result=peer.result)
+    _rows.append({"group": group, "ours": ours,
+                  "ours_name": "nnumba" if compare is None else compare.name,
+                  "peer": peer.name, "peer_median": peer.median, "ratio": ours / peer.median,
+                  "rounds": len(stats.stats.data), **info})
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.2f} s" if s >= 1 else f"{s * 1e3:.1f} ms" if s >= 1e-3 else f"{s * 1e6:.0f} µs"
+
+
+def report_lines() -> list[str]:
+    head = (f"{cpu_model()}, {_machine.get('threads', threads())} threads, numba threading "
+            f"layer {_machine.get('threading_layer', threading_layer())}, numba "
+            f"{__import__('numba').__version__}, numpy {np.__version__}, "
+            f"{datetime.date.today().isoformat()}")
+    lines = [f"Medians of interleaved rounds (nnumba, peer, nnumba, ...); every peer in a "
+             f"fresh process of its own. {head}.", "",
+             "| job | timed | against | ratio | note |", "| --- | --- | --- | --- | --- |"]
+    for row in _rows:
+        lines.append(f"| {row['group']} | {row['ours_name']} {_seconds(row['ours'])} | "
+                     f"{row['peer']} {_seconds(row['peer_median'])} | {row['ratio']:.2f}× | "
+                     f"{row.get('note', '')} |")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not _rows:
+        return
+    lines = report_lines()
+    for table in _profiles:
+        lines += [""] + table
+    terminalreporter.write_sep("-", "nnumba / peer, ratio of medians (lower is better)")
+    for line in lines:
+        terminalreporter.write_line(line)
+    out = config.getoption("--bench-report")
+    if out:
+        Path(out).write_text("\n".join(lines) + "\n")
+
+
+# ---- data ---------------------------------------------------------------------------------
 
 def fashion_sized(n=60_000, seed=0):
     """Real Fashion-MNIST when installed, else random data of the same size."""
@@ -64,4 +252,42 @@ def fashion_sized(n=60_000, seed=0):
         return (rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n))
 
 
-QUICK = os.environ.get("NNUMBA_BENCH_QUICK") == "1"
+@pytest.fixture(scope="session")
+def quick(request):
+    """Small sizes: --benchmark-disable (CI's smoke run) or NNUMBA_BENCH_QUICK=1."""
+    return QUICK or request.config.getoption("benchmark_disable")
+
+
+@pytest.fixture(scope="session")
+def sgemm_peak(request, quick):
+    """numpy's float32 GEMM rate on this machine (GFLOP/s), best of 5 rounds of a
+    2048^3 product in a fresh process: the FP32 peak the CNN is measured against."""
+    if quick:
+        return None
+    size = 2048
+    peer = Peer("numpy sgemm", {"kind": "numpy-sgemm", "shape": [size] * 3, "repeat": 3})
+    try:
+        for _ in range(5):
+            peer.round()
+    finally:
+        peer.close()
+    return 2 * size ** 3 * 3 / min(peer.times) / 1e9
+
+
+def profile_table(title, labels, ours: dict, theirs: dict) -> list[str]:
+    """Per-layer medians, nnumba beside the peer, as Markdown rows (also printed at
+    the end of the run)."""
+    lines = [f"Per layer, {title} (medians):", "",
+             "| layer | pass | nnumba | torch | ratio |", "| --- | --- | --- | --- | --- |"]
+    for key, times in ours.items():
+        index, what = key.split()
+        mine = float(np.median(times))
+        other = theirs.get(key)
+        if other:
+            peer = float(np.median(other))
+            lines.append(f"| {index} {labels[index]} | {what} | {_seconds(mine)} | "
+                         f"{_seconds(peer)} | {mine / peer:.2f}× |")
+        else:
+            lines.append(f"| {index} {labels[index]} | {what} | {_seconds(mine)} | – | – |")
+    _profiles.append(lines)
+    return lines
