@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import nnumba  # noqa: E402  first: its thread settings precede numpy's BLAS
-
 import numpy as np  # noqa: E402
+
+import nnumba  # noqa: E402
 
 TOL = 1e-4
 SMOKE = False  # --smoke: toy sizes everywhere
@@ -42,20 +42,20 @@ def log(text=""):
 
 
 def check_kernels(report):
-    from nnumba.kernels.cuda import twins
+    from nnumba.kernels import KERNELS, cases
     log("== 1. kernels against their CPU twins (float32, realistic sizes)")
     worst_all = 0.0
-    for case in sorted(twins.CASES):
+    for case in KERNELS:
         start = time.perf_counter()
-        results = twins.run_case(case, "tiny" if SMOKE else "real", np.float32)
-        errors = {k: twins.mismatch(*v) for k, v in results.items()}
+        results = cases.run_twin(case, "tiny" if SMOKE else "real", np.float32)
+        errors = {k: cases.mismatch(*v) for k, v in results.items()}
         worst_name = max(errors, key=errors.get)
         worst = errors[worst_name]
         worst_all = max(worst_all, worst)
         bad = sorted(k for k, e in errors.items() if not e <= TOL)
         report["kernels"][case] = {"outputs": len(errors), "worst": worst,
                                    "worst_output": worst_name, "failed": bad}
-        log(f"   {case:<14} {len(errors):3d} outputs  worst {worst:.1e} ({worst_name})  "
+        log(f"   {case:<28} {len(errors):3d} outputs  worst {worst:.1e} ({worst_name})  "
             f"{'OK' if not bad else 'FAIL: ' + ', '.join(bad)}  "
             f"[{time.perf_counter() - start:.1f}s]")
     report["kernels_ok"] = all(not r["failed"] for r in report["kernels"].values())

@@ -1,7 +1,9 @@
 """nnumba: a from-scratch neural-network engine with Numba kernels and pluggy plugins."""
 from . import _threads
+from .distributed.threads import apply_thread_env
 
-_threads.apply_defaults()  # before numba or OpenBLAS start their threads
+_threads.preload_tbb()  # before numba chooses its threading layer
+apply_thread_env()      # under mpiexec: each rank's share of the cores, before any pool starts
 
 from .errors import (DTypeError, LabelError, NnumbaError, NoGradientError,  # noqa: E402
                      NonFiniteError, RegistryError, ShapeError, WeightsError)

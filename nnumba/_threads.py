@@ -1,76 +1,33 @@
-"""Keep numba's and OpenBLAS's thread pools from spinning against each other.
+"""numba's threading layer, chosen so that nnumba leaves other libraries alone.
 
-On a machine with few cores, numba's OpenMP workers and OpenBLAS's workers both
-busy-wait after each parallel call; a training step that alternates between
-them ran 4-6x slower (../shared/PERFORMANCE.md). Both pools read these settings
-when they start, so this module runs before numba starts its threads. A user's
-own setting always wins.
+numba runs its parallel kernels on the thread pool of one of three layers: tbb,
+omp or workqueue.  With omp's defaults, numba's workers busy-wait between
+kernels while OpenBLAS's workers (numpy's GEMMs) busy-wait after each call: on a
+machine with few cores the two spin against each other, and an MLP epoch took
+16 s instead of 0.6 s (docs/performance.md).  The tbb layer does not, and was
+the fastest measured: nnumba depends on the tbb wheel (x86-64) and makes its
+library findable, since numba only looks for it on the loader's path.
+
+Nothing here changes what another library reads.  Where tbb is missing and numba
+falls back to omp, ``OMP_WAIT_POLICY=passive`` (numba's OpenMP workers sleep
+instead of spinning) is set only while numba loads its own OpenMP runtime, which
+reads it then, and removed again before any other library can see it.  A
+user's own settings always win.
 """
+from __future__ import annotations
+
 import ctypes
 import os
 import sys
 
-_DEFAULTS = {
-    "OMP_WAIT_POLICY": "passive",      # numba's omp layer: sleep instead of spin
-    "OPENBLAS_THREAD_TIMEOUT": "4",    # OpenBLAS: spin 2**4 cycles, not 2**28
-}
-
-
-RESTARTED = []  # the OpenBLAS libraries made to re-read the environment
-
-
-def apply_defaults():
-    numpy_was_loaded = "numpy" in sys.modules
-    ours = [key for key in _DEFAULTS if key not in os.environ]
-    for key in ours:
-        os.environ[key] = _DEFAULTS[key]
-    if numpy_was_loaded and "OPENBLAS_THREAD_TIMEOUT" in ours:
-        RESTARTED[:] = restart_loaded_openblas()
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        preload_tbb()
-    # Under mpiexec each rank gets its share of the cores before any pool starts.
-    from .distributed.threads import apply_thread_env
-    apply_thread_env()
-
-
-def restart_loaded_openblas() -> list:
-    """numpy was imported before nnumba, so its OpenBLAS read the environment
-    already: make it read it again and restart its threads with our timeout
-    (measured: 10.2 -> 7.2 ms per CNN step). Linux only; harmless elsewhere."""
-    done = []
-    for path, lib in loaded_openblas():
-        try:
-            read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
-        except AttributeError:
-            continue
-        read_env()
-        shutdown()  # the next BLAS call restarts the workers with the new timeout
-        done.append(path)
-    return done
-
-
-def loaded_openblas() -> list:
-    """[(path, ctypes handle)] of the OpenBLAS libraries this process has loaded
-    (numpy's and scipy's wheels each bundle one). Linux only: [] elsewhere."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps
-                     if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return []
-    found = []
-    for path in sorted(paths):
-        try:
-            found.append((path, ctypes.CDLL(path)))  # already loaded: only a handle
-        except OSError:
-            continue
-    return found
+_started = False
 
 
 def preload_tbb():
-    """Let numba find the tbb wheel's libtbb.so.12 (pip install "nnumba[tbb]"): its
-    tbb threading layer was the fastest here (7.1 against 8.4 ms per CNN step
-    with omp), but numba only looks for the library on the loader's path."""
+    """Load the tbb wheel's libtbb.so.12 so that numba's tbb layer finds it; the
+    path loaded, or None.  (Only a library more in the process: nothing else uses it.)"""
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return None  # the user chose
     for folder in {os.path.join(sys.prefix, "lib"), os.path.join(sys.base_prefix, "lib")}:
         path = os.path.join(folder, "libtbb.so.12")
         if os.path.exists(path):
@@ -80,3 +37,23 @@ def preload_tbb():
             except OSError:
                 continue
     return None
+
+
+def start_numba_threads():
+    """Start numba's thread pool now (before nnumba's first parallel kernel), with
+    the omp layer's wait policy scoped to numba's own OpenMP runtime."""
+    global _started
+    if _started:
+        return
+    _started = True
+    from numba.np.ufunc import parallel
+    if parallel._is_initialized:
+        return  # someone ran a parallel kernel already: their pool, their settings
+    ours = "OMP_WAIT_POLICY" not in os.environ
+    if ours:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        parallel._launch_threads()
+    finally:
+        if ours:
+            os.environ.pop("OMP_WAIT_POLICY", None)

@@ -1,19 +1,23 @@
-"""Devices: which kernel set runs an array, and moves between host and device.
+"""Devices: where arrays live and which kernel set computes on them.
 
-Two built-in devices, registered through the ``nnumba_register_devices`` hook
-as a plugin's would be: ``"cpu"`` (numpy arrays, the @njit kernels; always
-there) and ``"cuda"`` (numba.cuda device arrays, the kernels in
-nnumba.kernels.cuda). CUDA needs the maintained ``numba-cuda`` package
-(``pip install "nnumba[cuda]"``) and an NVIDIA GPU, or the CUDA simulator
-(``NUMBA_ENABLE_CUDASIM=1`` set before numba.cuda is imported). Asking for CUDA
-where it is not available raises :class:`DeviceUnavailableError` saying why:
-never a silent fallback to the CPU.
+A :class:`Device` carries its kernel set (``device.kernels``: a module exporting
+:data:`nnumba.kernels.KERNELS`) and its allocator (``empty``, ``zeros``, moves to
+and from the host).  A layer's one body calls ``self.kernels`` and
+``self._buffer``, so it runs on whatever device its model was moved to, and
+:func:`device_of` is the one place that asks which device an array is on.
 
-numba.cuda is imported only when CUDA is asked for or described: the CPU path
-neither needs numba-cuda nor pays the import.
+Devices register through the ``nnumba_register_devices`` hook, the built-ins as a
+plugin's would: ``"cpu"`` (numpy arrays, the @njit kernels; always there) and
+``"cuda"`` (numba.cuda device arrays).  CUDA needs the maintained ``numba-cuda``
+package (``pip install "nnumba[cuda]"``) and an NVIDIA GPU, or the CUDA simulator
+(``NUMBA_ENABLE_CUDASIM=1`` set before numba.cuda is imported).  Asking for a
+device that is not available raises :class:`DeviceUnavailableError` saying why:
+never a silent fallback.  numba.cuda is imported only when CUDA is asked for or
+described.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import os
@@ -36,15 +40,28 @@ class DeviceError(NnumbaError, ValueError):
 
 
 class Device:
-    """A compute device: ``available()``, ``describe()``, and array moves."""
+    """A compute device.  Subclasses name their kernel set's module in
+    ``kernel_set`` and implement the array methods."""
     name = ""
-    is_cuda = False
+    kernel_set = ""   # importable module exporting nnumba.kernels.KERNELS
+
+    @property
+    def kernels(self):
+        """The kernel set (imported on first use)."""
+        kernels = self.__dict__.get("_kernels")
+        if kernels is None:
+            kernels = self._kernels = self._load_kernels()
+        return kernels
+
+    def _load_kernels(self):
+        return importlib.import_module(self.kernel_set)
+
+    # ---- availability ----------------------------------------------------------
+    def unavailable_reason(self) -> str | None:
+        return None
 
     def available(self) -> bool:
         return self.unavailable_reason() is None
-
-    def unavailable_reason(self) -> str | None:
-        return None
 
     def require(self) -> "Device":
         """Return self, or raise DeviceUnavailableError saying why it cannot run."""
@@ -56,6 +73,32 @@ class Device:
     def describe(self) -> dict:
         return {"name": self.name, "available": self.available()}
 
+    # ---- arrays -----------------------------------------------------------------
+    def owns(self, a) -> bool:
+        """Whether ``a`` is an array of this device."""
+        raise NotImplementedError
+
+    def empty(self, shape, dtype):
+        raise NotImplementedError
+
+    def zeros(self, shape, dtype):
+        return self.kernels.fill(self.empty(shape, dtype), 0)
+
+    def to_device(self, a):
+        """``a`` (a host array, or already this device's) as this device's array."""
+        raise NotImplementedError
+
+    def to_host(self, a) -> np.ndarray:
+        raise NotImplementedError
+
+    def contiguous(self, a):
+        """``a`` as a C-contiguous array of this device (a copy where needed)."""
+        return a
+
+    def free_memory(self) -> int:
+        """Bytes this device can still allocate (an estimate)."""
+        return 1 << 62
+
     def __deepcopy__(self, memo):  # one object per device: copied models share it
         return self
 
@@ -65,14 +108,20 @@ class Device:
 
 class CPUDevice(Device):
     name = "cpu"
+    kernel_set = "nnumba.kernels.cpu"
+
+    def _load_kernels(self):
+        from ._threads import start_numba_threads
+        start_numba_threads()
+        return super()._load_kernels()
 
     def describe(self) -> dict:
         import numba
         return {"name": "cpu", "available": True, "processor": platform.processor() or
                 platform.machine(), "cores": os.cpu_count(), "threads": numba.get_num_threads()}
 
-    def to_device(self, a):
-        return to_host(a)
+    def owns(self, a) -> bool:
+        return isinstance(a, np.ndarray)
 
     def empty(self, shape, dtype):
         return np.empty(shape, dtype)
@@ -80,11 +129,38 @@ class CPUDevice(Device):
     def zeros(self, shape, dtype):
         return np.zeros(shape, dtype)
 
+    def to_device(self, a):
+        return to_host(a)
+
+    def to_host(self, a):
+        return a
+
+    def contiguous(self, a):
+        return np.ascontiguousarray(a)
+
+    def free_memory(self) -> int:
+        """Linux's MemAvailable; else the physical memory."""
+        try:
+            with open("/proc/meminfo") as info:
+                for line in info:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return 1 << 62
+
 
 class CUDADevice(Device):
     """The current CUDA device of numba-cuda (CUDA_VISIBLE_DEVICES picks it)."""
     name = "cuda"
-    is_cuda = True
+    kernel_set = "nnumba.kernels.cuda"
+
+    def _load_kernels(self):
+        _cuda()
+        return super()._load_kernels()
 
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("numba_cuda") is None:
@@ -139,19 +215,42 @@ class CUDADevice(Device):
             pass
         return info
 
-    def to_device(self, a):
-        """A device copy of host array ``a`` (C-contiguous); device arrays pass through."""
-        if is_device_array(a):
-            return a
-        return _cuda().to_device(np.ascontiguousarray(a))
+    def owns(self, a) -> bool:
+        if isinstance(a, np.ndarray) or a is None or not type(a).__module__.startswith("numba"):
+            return False
+        _cuda()
+        if simulator():
+            from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+            return isinstance(a, FakeCUDAArray)
+        from numba.cuda.cudadrv.devicearray import DeviceNDArray
+        return isinstance(a, DeviceNDArray)
 
     def empty(self, shape, dtype):
         return _cuda().device_array(shape, dtype)
 
-    def zeros(self, shape, dtype):
-        out = self.empty(shape, dtype)
-        from .kernels.cuda.arrays import fill
-        return fill(out, 0)
+    def to_device(self, a):
+        """A device copy of host array ``a``; device arrays (numba's, or another
+        library's with ``__cuda_array_interface__``) pass through without a copy."""
+        if hasattr(a, "__cuda_array_interface__") and not self.owns(a):
+            a = _cuda().as_cuda_array(a)
+        if self.owns(a):
+            return a
+        return _cuda().to_device(np.ascontiguousarray(a))
+
+    def to_host(self, a):
+        return a.copy_to_host()
+
+    def contiguous(self, a):
+        if not a.is_c_contiguous():
+            raise DeviceError("expected a C-contiguous device array")
+        return a
+
+    def free_memory(self) -> int:
+        try:
+            free, _ = _cuda().current_context().get_memory_info()
+        except Exception:  # noqa: BLE001 - unknown: assume a small card
+            return 2**31
+        return int(min(free, 2**62))  # the simulator says infinity
 
 
 CPU = CPUDevice()
@@ -171,11 +270,8 @@ def get_device(device="cpu") -> Device:
         return device.require()
     if not isinstance(device, str):
         raise TypeError(f"a device is a name such as 'cpu' or 'cuda', got {device!r}")
-    name = device.strip().lower()
-    if name in BUILTIN:
-        return BUILTIN[name].require()
     from .registry import get_registry
-    return get_registry().get("device", name).require()
+    return get_registry().get("device", device.strip().lower()).require()
 
 
 def device_names() -> list[str]:
@@ -183,7 +279,41 @@ def device_names() -> list[str]:
     return list(get_registry().entries("device"))
 
 
-# ---- arrays ----------------------------------------------------------------
+def device_of(a) -> Device | None:
+    """The device whose array ``a`` is, or None: the one place that asks."""
+    if isinstance(a, np.ndarray):
+        return CPU
+    from .registry import get_registry
+    for entry in get_registry().entries("device").values():
+        if entry.obj is not CPU and _owns(entry.obj, a):
+            return entry.obj
+    return None
+
+
+def _owns(device, a) -> bool:
+    try:
+        return device.owns(a)
+    except Exception:  # noqa: BLE001 - a device that cannot tell does not own it
+        return False
+
+
+def to_device(a, device="cuda"):
+    """``a`` on ``device``: a host array copied to the GPU for "cuda", a device
+    array copied to the host for "cpu"; arrays already there pass through."""
+    return get_device(device).to_device(a)
+
+
+def to_host(a) -> np.ndarray:
+    """A numpy array: device arrays are copied to the host, numpy arrays pass through."""
+    if isinstance(a, np.ndarray):
+        return a
+    device = device_of(a)
+    if device is None and hasattr(a, "__cuda_array_interface__"):
+        return CUDA.to_host(CUDA.to_device(a))
+    return device.to_host(a) if device is not None else np.asarray(a)
+
+
+# ---- CUDA details ----------------------------------------------------------------
 
 def _cuda():
     from numba import config, cuda
@@ -198,51 +328,6 @@ def simulator() -> bool:
     """True when numba.cuda runs the CUDA simulator (NUMBA_ENABLE_CUDASIM=1)."""
     from numba import config
     return bool(config.ENABLE_CUDASIM)
-
-
-def is_device_array(a) -> bool:
-    """True for a numba.cuda device array (or the simulator's stand-in for one)."""
-    if isinstance(a, np.ndarray) or a is None:
-        return False
-    module = type(a).__module__
-    if not module.startswith("numba"):
-        return False
-    _cuda()
-    if simulator():
-        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-        return isinstance(a, FakeCUDAArray)
-    from numba.cuda.cudadrv.devicearray import DeviceNDArray
-    return isinstance(a, DeviceNDArray)
-
-
-def as_device_array(a):
-    """Another library's CUDA array (anything with ``__cuda_array_interface__``, e.g.
-    CuPy or torch on CUDA) as a numba device array without a copy; numba device
-    arrays pass through; anything else is returned unchanged."""
-    if is_device_array(a) or not hasattr(a, "__cuda_array_interface__"):
-        return a
-    return _cuda().as_cuda_array(a)
-
-
-def to_device(a, device="cuda"):
-    """``a`` on ``device``: a host array copied to the GPU for "cuda", a device
-    array copied to the host for "cpu"; arrays already there pass through."""
-    return get_device(device).to_device(a)
-
-
-def to_host(a) -> np.ndarray:
-    """A numpy array: device arrays are copied to the host, numpy arrays pass through."""
-    if isinstance(a, np.ndarray):
-        return a
-    a = as_device_array(a)
-    if is_device_array(a):
-        return a.copy_to_host()
-    return np.asarray(a)
-
-
-def where(a) -> str:
-    """"cuda" for a device array, "cpu" otherwise."""
-    return "cuda" if is_device_array(as_device_array(a)) else "cpu"
 
 
 def _version(dist: str) -> str | None:

@@ -31,3 +31,11 @@ class RegistryError(NnumbaError, LookupError, ValueError):
 
 class WeightsError(NnumbaError, ValueError):
     """A weights file does not fit the model it is loaded into."""
+
+
+class TooLargeError(NnumbaError, MemoryError):
+    """Something would need more memory than the machine has: refused before trying."""
+
+
+class SpecError(NnumbaError, ValueError):
+    """A model spec (a list of layer dicts) that cannot be built."""

@@ -6,21 +6,23 @@ import json
 
 import numpy as np
 
-from .errors import DTypeError, ShapeError
-from .layers.base import FLOAT_DTYPES, Layer
+from .device import CPU, get_device, to_host
+from .errors import DTypeError, NnumbaError, RegistryError, SpecError
+from .layers.contract import FLOAT_DTYPES, Layer, Parameter
+from .layers.fusion import fuse
+from .layers.validation import check_fits, check_memory
 
 
 class Sequential:
     """Layers applied in order. Parameters live in one flat buffer (and their
     gradients in another), so an update or an all-reduce is one call.
 
-    ``to("cuda")`` moves both buffers to the GPU (the parameters stay views into
-    them) and runs every layer's CUDA kernels from then on: forward and backward
-    take and return device arrays, and nothing crosses to the host between layers.
-    ``predict`` takes and returns host arrays on either device."""
-
-    #: the Device the parameters live on (nnumba.device); the CPU until to()
-    device = None
+    ``layers`` are the layers as built (what ``spec()`` and ``params()`` list);
+    ``steps`` what runs, where neighbours fuse (:meth:`Layer.fuse_after`: a ReLU
+    then a max-pool run as one layer).  ``to(device)`` moves both buffers to the
+    device (the parameters stay views into them) and every layer computes there:
+    forward and backward take and return that device's arrays; ``predict`` takes
+    and returns host arrays on any device."""
 
     def __init__(self, *layers: Layer, seed: int | None = None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -31,48 +33,55 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a Layer")
         self.layers = list(layers)
-        from .device import CPU
         self.device = CPU
         self.dtype = layers[0].dtype
         self.input_grad = False
         for i, layer in enumerate(self.layers):
-            layer.label = f"{layer.type_name} #{i}"
-        self._fuse()
+            layer.set_flags(label=f"{layer.type_name} #{i}")
+        self.steps = [step for step, _ in fuse(self.layers)]
         if seed is not None:
             self.reset_parameters(np.random.default_rng(seed))
         self.astype(self.dtype)
 
     # ---- building ----------------------------------------------------------------
-    @classmethod
-    def from_spec(cls, spec, seed: int | None = None) -> "Sequential":
-        """Build from ``[{"type": name, **kwargs}, ...]`` through the plugin registry."""
-        from .registry import get_layer
+    @staticmethod
+    def check_spec(spec) -> list:
+        """``spec`` (a list of layer dicts, or its JSON text) checked for its shape, or
+        SpecError saying what is wrong."""
         if isinstance(spec, str):
-            spec = json.loads(spec)
+            try:
+                spec = json.loads(spec)
+            except (ValueError, RecursionError) as exc:
+                raise SpecError(f"a model spec must be JSON: {str(exc)[:200]}") from None
         if not isinstance(spec, (list, tuple)) or not spec:
-            raise ValueError(f"a model spec is a non-empty list of layer dicts, got {spec!r:.80}")
-        layers = []
+            raise SpecError(f"a model spec is a non-empty list of layer dicts, got "
+                            f"{_short(spec)}")
         for i, item in enumerate(spec):
             if not isinstance(item, dict) or "type" not in item:
-                raise ValueError(f"model spec item #{i} must be a dict with a 'type' key, "
-                                 f"got {item!r:.80}")
-            kwargs = {k: v for k, v in item.items() if k != "type"}
-            layer_cls = get_layer(item["type"])
-            try:
-                layers.append(layer_cls(**kwargs))
-            except TypeError as exc:
-                raise TypeError(f"model spec item #{i} ({item['type']}): {exc}") from None
-        return cls(*layers, seed=seed)
+                raise SpecError(f"model spec item #{i} must be a dict with a 'type' key, "
+                                f"got {_short(item)}")
+            if not isinstance(item["type"], str):
+                raise SpecError(f"model spec item #{i}: 'type' must be a layer name (a string), "
+                                f"got {_short(item['type'])}")
+        return list(spec)
 
-    def _fuse(self):
-        """Run ReLU followed by max-pooling as one kernel: relu(max) = max(relu), and
-        one pass over the largest activation saves about 1 ms a step in the CNN.
-        The ReLU then passes its input through, and the pool applies it."""
-        from .layers.activation import ReLU
-        from .layers.pool import _PoolNd
-        for first, second in zip(self.layers, self.layers[1:]):
-            if type(first) is ReLU and isinstance(second, _PoolNd) and second.mode == "max":
-                first.deferred = second.fuse_relu = True
+    @classmethod
+    def from_spec(cls, spec, seed: int | None = None) -> "Sequential":
+        """Build from ``[{"type": name, **kwargs}, ...]`` through the plugin registry;
+        a spec that cannot be built raises SpecError naming the item."""
+        from .registry import get_layer
+        layers = []
+        for i, item in enumerate(cls.check_spec(spec)):
+            kwargs = {k: v for k, v in item.items() if k != "type"}
+            try:
+                layers.append(get_layer(item["type"])(**kwargs))
+            except RegistryError as exc:
+                raise SpecError(f"model spec item #{i}: {exc}") from None
+            except NnumbaError:
+                raise
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"model spec item #{i} ({item['type']}): {exc}") from None
+        return cls(*layers, seed=seed)
 
     def spec(self) -> list[dict]:
         return [layer.spec() for layer in self.layers]
@@ -81,8 +90,12 @@ class Sequential:
         for layer in self.layers:
             layer.reset_parameters(rng)
 
+    def _every_layer(self):
+        """The layers as built, and the fused ones that run in their place."""
+        return self.layers + [s for s in self.steps if not any(s is l for l in self.layers)]
+
     # ---- parameters ----------------------------------------------------------------
-    def params(self) -> list[tuple[str, "Parameter"]]:
+    def params(self) -> list[tuple[str, Parameter]]:
         """``[("0.weight", Parameter), ...]`` in a fixed order."""
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
                 for name, p in layer.params().items()]
@@ -91,26 +104,13 @@ class Sequential:
         return int(self.flat_params.size)
 
     def _bind_flat(self):
-        # Copy every parameter into one buffer and make it a view of that buffer.
+        """Gather every parameter into one buffer on the host, move it to the model's
+        device in one go, and make each parameter (and its gradient) a view of the
+        flat buffers there."""
         params = [p for _, p in self.params()]
-        if self.device.is_cuda:
-            return self._bind_flat_device(params)
         total = sum(p.value.size for p in params)
-        self.flat_params = np.empty(total, self.dtype)
-        self.flat_grads = np.zeros(total, self.dtype)
-        at = 0
-        for p in params:
-            n = p.value.size
-            self.flat_params[at:at + n] = p.value.reshape(-1)
-            p.value = self.flat_params[at:at + n].reshape(p.value.shape)
-            p.grad = self.flat_grads[at:at + n].reshape(p.value.shape)
-            at += n
-
-    def _bind_flat_device(self, params):
-        # Gather the values on the host, copy them over in one go, then make each
-        # parameter (and its gradient) a view of the device buffers.
-        from .device import to_host
-        total = sum(p.value.size for p in params)
+        check_memory(f"the model's {total:,} parameters with their gradients",
+                     2 * total * self.dtype.itemsize)
         host = np.empty(total, self.dtype)
         at = 0
         for p in params:
@@ -126,45 +126,32 @@ class Sequential:
             at += n
 
     def to(self, device) -> "Sequential":
-        """Move the model to ``device`` ("cpu" or "cuda"); returns the model.
+        """Move the model to ``device`` (a name or a Device); returns the model.
 
         Raises DeviceUnavailableError where the device is missing (never falls
-        back to the CPU), and DeviceError naming the first layer that has no
-        kernels for it, before anything moves. Gradients restart at zero."""
-        from .device import get_device
+        back to the CPU), and DeviceError naming the first layer that cannot run
+        there, before anything moves. Gradients restart at zero."""
         device = get_device(device)
         if device is self.device:
             return self
-        for layer in self.layers:
+        for layer in self._every_layer():
             layer.check_device(device)
-        from .device import to_host
-        for _, p in self.params():  # to the host first: _bind_flat gathers from there
-            p.value = to_host(p.value)
         self.device = device
-        for layer in self.layers:
-            layer._set_device(device)
+        for layer in self._every_layer():
+            layer.set_device(device)
         self._bind_flat()
         return self
 
     def zero_grad(self):
-        if self.device.is_cuda:
-            from .kernels.cuda.arrays import fill
-            fill(self.flat_grads, 0)
-            for layer in self.layers:
-                layer.grads_are_zero = True
-            return
-        self.flat_grads.fill(0)  # one pass for every layer's gradients
-        for layer in self.layers:
-            layer.grads_are_zero = True
+        self.device.kernels.fill(self.flat_grads, 0)  # one pass for every layer's gradients
+        for layer in self.steps:
+            layer.set_flags(grads_are_zero=True)
 
     def astype(self, dtype) -> "Sequential":
         dtype = np.dtype(dtype)
         if dtype not in FLOAT_DTYPES:
             raise DTypeError(f"model dtype must be float32 or float64, got {dtype}")
-        if self.device.is_cuda:  # convert on the host, then move back
-            device = self.device
-            return self.to("cpu").astype(dtype).to(device)
-        for layer in self.layers:
+        for layer in self._every_layer():
             layer.astype(dtype)
         self.dtype = dtype
         self._bind_flat()
@@ -172,7 +159,7 @@ class Sequential:
 
     # ---- modes -------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Sequential":
-        for layer in self.layers:
+        for layer in self._every_layer():
             layer.train(mode)
         return self
 
@@ -187,8 +174,8 @@ class Sequential:
         """Let layers reuse their output arrays between calls (trainers do this).
 
         Faster, but an output stays valid only until the next forward()."""
-        for layer in self.layers:
-            layer.reuse_buffers = on
+        for layer in self._every_layer():
+            layer.set_flags(reuse_buffers=on)
             layer._buffers.clear()
 
     # ---- shapes --------------------------------------------------------------------
@@ -196,61 +183,51 @@ class Sequential:
         """Per-sample output shape; raises a clear error where two layers don't fit."""
         shape = tuple(input_shape)
         for layer in self.layers:
-            want = layer.input_shape()
-            if want is not None and (len(want) != len(shape) or any(
-                    w is not None and w != s for w, s in zip(want, shape))):
-                pretty = ", ".join("*" if w is None else str(w) for w in want)
-                raise ShapeError(f"{layer.label} expects per-sample input ({pretty}) but "
-                                 f"receives {shape}")
+            check_fits(layer, shape)
             shape = tuple(layer.output_shape(shape))
         return shape
 
     # ---- compute -------------------------------------------------------------------
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x):
         self._set_input_grads()
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.steps):
             x = layer.forward(x, check_finite=(i == 0))
         return x
 
     def _set_input_grads(self):
-        """A layer computes dl/dx only for something before it that has a
+        """A step computes dl/dx only for something before it that has a
         gradient: a parameter, or the input when ``input_grad`` is set.  (A
         Linear after a Flatten would otherwise pay a GEMM to feed nothing.)"""
         wanted = self.input_grad
-        for layer in self.layers:
-            layer.needs_input_grad = wanted
+        for layer in self.steps:
+            layer.set_flags(needs_input_grad=wanted)
             wanted = wanted or bool(layer.params())
 
     __call__ = forward
 
-    def backward(self, dl_dy: np.ndarray):
+    def backward(self, dl_dy):
         """Back-propagate; returns dl/dx of the input when ``input_grad`` is set."""
-        for layer in reversed(self.layers):
+        for layer in reversed(self.steps):
             dl_dy = layer.backward(dl_dy)
         return dl_dy
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Outputs for ``x`` in eval mode, batch by batch (a fresh array)."""
+        """Outputs for host array ``x`` in eval mode, batch by batch (a fresh host array)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         mode = self.training
         self.eval()
         try:
-            if self.device.is_cuda:  # host batches go over, host outputs come back
-                from .device import to_host
-                outs = [to_host(self.forward(self.device.to_device(x[i:i + batch_size])))
-                        for i in range(0, max(len(x), 1), batch_size)]
-            else:
-                outs = [self.forward(x[i:i + batch_size]).copy()
-                        for i in range(0, max(len(x), 1), batch_size)]
+            outs = [np.array(to_host(self.forward(self.device.to_device(x[i:i + batch_size]))))
+                    for i in range(0, max(len(x), 1), batch_size)]
         finally:
             self.train(mode)
         return np.concatenate(outs)
 
     def copy(self) -> "Sequential":
-        if self.device.is_cuda:  # device arrays are not deep-copied: go through the host
-            device = self.device
-            twin = self.to("cpu").copy()
+        device = self.device
+        if device is not CPU:  # device arrays are not deep-copied: go through the host
+            twin = self.to(CPU).copy()
             self.to(device)
             return twin.to(device)
         twin = copy.deepcopy(self)
@@ -260,3 +237,12 @@ class Sequential:
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _short(value) -> str:
+    """A value for an error message, cut short (a spec may be huge or deeply nested)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -46,8 +46,8 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
     ``{"skipped": reason}``."""
     if os.environ.get("NNUMBA_PRECOMPILE", "1") == "0":
         return {"skipped": "NNUMBA_PRECOMPILE=0"}
-    if getattr(getattr(model, "device", None), "is_cuda", False):
-        return {"skipped": "the model is on the GPU"}
+    if model.device.name != "cpu":
+        return {"skipped": f"the model is on {model.device.name} (this compiles CPU kernels)"}
     processes = processes or _cores()
     if not _rebuildable(model):
         return {"skipped": "a layer is not in the registry (workers build the model from its spec)"}
@@ -91,18 +91,19 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
 
 
 def warm_layers(model, layers, shapes):
-    """Run ``model.layers[i]`` for i in ``layers`` forward and backward once on
-    zeros of its input shape (batch 2); returns the last layer's output when the
-    list ends with the model's last layer (for the loss), else None."""
+    """Run ``model.steps[i]`` (the layers as the model runs them, fused where they
+    fuse) for i in ``layers`` forward and backward once on zeros of its input shape
+    (batch 2); returns the last step's output when the list ends with the model's
+    last step (for the loss), else None."""
     out = None
     model._set_input_grads()
     model.zero_grad()  # as before a training step (some layers then skip a pass)
     for i in layers:
-        layer = model.layers[i]
+        layer = model.steps[i]
         x = np.zeros((2, *shapes[i]), model.dtype)
         y = layer.forward(x, check_finite=False)
         layer.backward(np.zeros_like(y))
-        out = y if i == len(model.layers) - 1 else None
+        out = y if i == len(model.steps) - 1 else None
     return out
 
 
@@ -123,18 +124,18 @@ def _warm_optimizer(optimizer, twin):
 
 
 def _input_shapes(model, input_shape):
-    """Per-sample input shape of every layer, and the model's output shape last."""
+    """Per-sample input shape of every step, and the model's output shape last."""
     shapes = [tuple(input_shape)]
-    for layer in model.layers:
+    for layer in model.steps:
         shapes.append(tuple(layer.output_shape(shapes[-1])))
     return shapes
 
 
 def _units(model, shapes) -> dict:
-    """{kernel key: (seconds, [layer indices])}: layers that share kernels together."""
+    """{kernel key: (seconds, [step indices])}: steps that share kernels together."""
     units = {}
     model._set_input_grads()  # some keys depend on it
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.steps):
         key, seconds = layer.compile_unit(shapes[i])
         old_seconds, members = units.get(key, (0.0, []))
         units[key] = (max(old_seconds, seconds), members + [i])
@@ -166,7 +167,7 @@ def _marker(model, loss, x, y) -> Path | None:
         return None
     import numba
     kernels = Path(optim.__file__).parent
-    sources = sorted(kernels.glob("*.py")) + sorted(
+    sources = sorted(kernels.glob("*.py")) + sorted(kernels.parent.glob("*.py")) + sorted(
         {Path(sys.modules[type(obj).__module__].__file__)
          for obj in [*model.layers, loss] if getattr(sys.modules.get(type(obj).__module__),
                                                       "__file__", None)})

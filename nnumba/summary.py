@@ -1,24 +1,22 @@
 """A model's size and cost per layer, from its spec alone: output shape, parameters,
 memory of parameters and activations, FLOPs of forward and backward.
 
-Nothing is allocated for the built-in layers that hold parameters (Linear, Conv1d,
-Conv2d): their shapes follow from the spec, so the lecture's 3.87e10-parameter
-linear layer is sized, never built. Layers without such a rule are instantiated to
-ask them (fine for parameter-free layers; a plugin layer with large parameters would
-allocate them).
+Each layer is built in :func:`nnumba.layers.shapes_only` mode, whose parameters are
+zero-size stand-ins, and asked: ``param_shapes()``, ``output_shape()``, ``flops()``.
+So the lecture's 3.87e10-parameter linear layer is sized, never allocated, and a
+plugin layer reports its FLOPs by implementing ``flops`` ("?" where it does not).
 
 Conventions, stated once:
 - memory in SI units, 1 GB = 10^9 bytes (the GiB figure is printed beside the total);
 - a FLOP is one addition or one multiplication: a multiply-add counts 2;
 - activations: the bytes of the array each layer outputs for the whole batch
-  (0 for Flatten and Identity, which return views, and for a ReLU before a max-pool,
-  which Sequential fuses into the pool);
-- backward: parameter gradients, plus the input gradient except for the first layer,
-  whose input gradient a Sequential does not compute; Dropout is counted as in training.
+  (0 for layers whose output is a view of their input, such as Flatten and Identity,
+  and for a layer a model fuses into the next one, such as a ReLU before a max-pool);
+- backward: parameter gradients, plus the input gradient where something before the
+  layer needs it (not for the first layer); Dropout is counted as in training.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -26,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ShapeError
 
 
 @dataclass
@@ -143,132 +140,25 @@ def _flops_text(n):
     return f"{n:,}" if n < 100_000 else f"{n:.3g}"
 
 
-# ---- per-layer rules -----------------------------------------------------------------
+# ---- asking the layers -----------------------------------------------------------------
 
-def _bound_config(cls, kwargs: dict) -> dict:
-    """The constructor's arguments with their defaults, without running the constructor."""
-    signature = inspect.signature(cls.__init__)
-    try:
-        bound = signature.bind(None, **kwargs)
-    except TypeError as exc:
-        raise TypeError(f"{cls.type_name}: {exc}") from None
-    bound.apply_defaults()
-    return dict(list(bound.arguments.items())[1:])
-
-
-def _expect(label, want, shape):
-    if len(want) != len(shape) or any(w is not None and w != s for w, s in zip(want, shape)):
-        pretty = ", ".join("*" if w is None else str(w) for w in want)
-        raise ShapeError(f"{label} expects per-sample input ({pretty}) but receives {shape}")
-
-
-def _linear_shapes(label, cfg, in_shape):
-    n_in, n_out = int(cfg["in_features"]), int(cfg["out_features"])
-    if n_in < 1 or n_out < 1:
-        raise ValueError(f"{label}: in_features and out_features must be >= 1")
-    _expect(label, (n_in,), in_shape)
-    shapes = {"weight": (n_out, n_in)}
-    if cfg["bias"]:
-        shapes["bias"] = (n_out,)
-    return (n_out,), shapes
-
-
-def _conv_shapes(label, cfg, in_shape, spatial):
-    from .layers.conv import _pair, out_size
-    if spatial == 2:
-        kernel, stride, padding = (_pair(cfg[k], k) for k in ("kernel_size", "stride", "padding"))
-    else:
-        kernel, stride, padding = ((1, int(cfg[k])) for k in ("kernel_size", "stride", "padding"))
-    c_in, c_out = int(cfg["in_channels"]), int(cfg["out_channels"])
-    _expect(label, (c_in,) + (None,) * spatial, in_shape)
-    sizes = (1,) * (2 - spatial) + tuple(in_shape[1:])
-    out = tuple(out_size(s, k, st, p) for s, k, st, p in zip(sizes, kernel, stride, padding))
-    if min(out) < 1:
-        raise ShapeError(f"{label}: input {in_shape} is smaller than the kernel")
-    shapes = {"weight": (c_out, c_in) + kernel[2 - spatial:]}
-    if cfg["bias"]:
-        shapes["bias"] = (c_out,)
-    return (c_out,) + out[2 - spatial:], shapes
-
-
-# Layers with parameters, sized from their spec. Keyed by type name, applied to
-# nnumba's own classes only (a plugin's class of another name is instantiated).
-_SHAPE_RULES = {
-    "Linear": _linear_shapes,
-    "Conv2d": lambda label, cfg, s: _conv_shapes(label, cfg, s, 2),
-    "Conv1d": lambda label, cfg, s: _conv_shapes(label, cfg, s, 1),
-}
-
-_ELEMENTWISE = {"ReLU": (1, 1), "Tanh": (1, 1), "Sigmoid": (1, 1), "Threshold": (1, None),
-                "Identity": (0, 0), "Flatten": (0, 0), "Dropout": (1, 1)}
-_VIEWS = {"Flatten", "Identity"}
-
-
-def _bins_total(size: int, out: int) -> int:
-    """Sum of PyTorch's adaptive bin lengths along one axis."""
-    return sum(((i + 1) * size + out - 1) // out - (i * size) // out for i in range(out))
-
-
-def _flops(type_name, cfg, in_shape, out_shape, batch, first):
-    """(forward, backward) FLOPs for ``batch`` samples; (None, None) if unknown."""
-    n_out, n_in = batch * math.prod(out_shape), batch * math.prod(in_shape)
-    if type_name in ("Linear", "Conv2d", "Conv1d"):
-        fan_in = math.prod(in_shape) if type_name == "Linear" else \
-            int(cfg["in_channels"]) * math.prod(_kernel(cfg, type_name))
-        macs = n_out * fan_in
-        bias = n_out if cfg["bias"] else 0
-        return 2 * macs + bias, 2 * macs + bias + (0 if first else 2 * macs)
-    if type_name in _ELEMENTWISE:
-        fwd, bwd = _ELEMENTWISE[type_name]
-        if type_name == "Dropout" and float(cfg["p"]) == 0.0:
-            fwd, bwd = 0, 0
-        return fwd * n_in, None if bwd is None else (0 if first else bwd * n_in)
-    if type_name in ("MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d"):
-        window = math.prod(_kernel(cfg, type_name))
-        if type_name.startswith("Max"):
-            return n_out * (window - 1), 0 if first else n_out
-        return n_out * window, 0 if first else n_out * window
-    if type_name == "AdaptiveAvgPool2d":
-        c, h, w = in_shape
-        per_plane = _bins_total(h, out_shape[1]) * _bins_total(w, out_shape[2])
-        total = batch * c * per_plane
-        return total, 0 if first else total
-    return None, None
-
-
-def _kernel(cfg, type_name):
-    k = cfg["kernel_size"]
-    if type_name.endswith("1d"):
-        return (int(k),)
-    return (int(k), int(k)) if np.isscalar(k) else tuple(int(v) for v in k)
-
-
-def _is_builtin(cls) -> bool:
-    return cls.__module__.startswith("nnumba.layers.")
-
-
-def _layer_shapes(index, item, in_shape):
-    """(type name, class, config, output shape, {param: shape}) for one spec item."""
+def _build_shapes_only(spec, dtype):
+    """The spec's layers in shapes-only mode (nothing allocated), labelled as in a model."""
+    from .errors import SpecError
+    from .layers.contract import shapes_only
     from .registry import get_layer
-    if not isinstance(item, dict) or "type" not in item:
-        raise ValueError(f"model spec item #{index} must be a dict with a 'type' key, "
-                         f"got {item!r:.80}")
-    type_name = item["type"]
-    cls = get_layer(type_name)
-    kwargs = {k: v for k, v in item.items() if k != "type"}
-    label = f"{type_name} #{index}"
-    cfg = _bound_config(cls, kwargs)
-    rule = _SHAPE_RULES.get(type_name) if _is_builtin(cls) else None
-    if rule is not None:
-        out, shapes = rule(label, cfg, in_shape)
-        return type_name, cls, cfg, tuple(out), shapes
-    layer = cls(**kwargs)   # parameter-free (or small) layers: ask the layer itself
-    layer.label = label
-    want = layer.input_shape()
-    if want is not None:
-        _expect(label, want, in_shape)
-    out = tuple(layer.output_shape(in_shape))
-    return type_name, cls, cfg, out, {n: p.value.shape for n, p in layer.params().items()}
+    layers = []
+    with shapes_only():
+        for i, item in enumerate(spec):
+            kwargs = {k: v for k, v in item.items() if k != "type"}
+            try:
+                layer = get_layer(item["type"])(**kwargs)
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"model spec item #{i} ({item['type']}): {exc}") from None
+            layer.dtype = dtype
+            layer.set_flags(label=f"{item['type']} #{i}")
+            layers.append(layer)
+    return layers
 
 
 def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
@@ -287,22 +177,30 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
                          f"give it, e.g. --input-shape 1,28,28")
     if not shape or min(shape) < 1:
         raise ValueError(f"input shape must be positive sizes, got {shape}")
-    rows, in_shape = [], tuple(shape)
-    for i, item in enumerate(spec):
-        type_name, cls, cfg, out, shapes = _layer_shapes(i, item, in_shape)
-        count = sum(math.prod(s) for s in shapes.values())
-        fwd, bwd = _flops(type_name, cfg, in_shape, out, int(batch), first=(i == 0)) \
-            if _is_builtin(cls) else (None, None)
-        act = 0 if type_name in _VIEWS or _fused_relu(spec, i) else \
+    from .layers.fusion import fuse
+    from .layers.validation import check_fits
+    layers = _build_shapes_only(spec, dtype)
+    absorbed = {i for step, members in fuse(layers) for i in members[:-1]}
+    rows, in_shape, wanted = [], tuple(shape), False
+    for i, layer in enumerate(layers):
+        check_fits(layer, in_shape)
+        out = tuple(layer.output_shape(in_shape))
+        count = sum(math.prod(s) for s in layer.param_shapes().values())
+        flops = layer.flops(in_shape)
+        if flops is None:
+            fwd = bwd = None
+        else:
+            forward, weight, inputs = flops
+            fwd = forward * int(batch)
+            bwd = None if weight is None or inputs is None else \
+                (weight + (inputs if wanted else 0)) * int(batch)
+        act = 0 if layer.output_is_view or i in absorbed else \
             int(batch) * math.prod(out) * dtype.itemsize
-        rows.append(LayerRow(i, type_name, out, count, count * dtype.itemsize, act, fwd, bwd))
+        rows.append(LayerRow(i, layer.type_name, out, count, count * dtype.itemsize, act,
+                             fwd, bwd))
+        wanted = wanted or count > 0
         in_shape = out
     return Summary(name, tuple(shape), int(batch), dtype.name, rows)
-
-
-def _fused_relu(spec, i) -> bool:
-    following = spec[i + 1] if i + 1 < len(spec) and isinstance(spec[i + 1], dict) else {}
-    return spec[i].get("type") == "ReLU" and following.get("type") in ("MaxPool2d", "MaxPool1d")
 
 
 def _resolve(model, name, options):
@@ -325,19 +223,18 @@ def _resolve(model, name, options):
         spec, name = model, name or "model"
     if options and not (isinstance(model, str) and not str(model).endswith(".json")):
         raise TypeError("options apply to named models only")
-    if not isinstance(spec, (list, tuple)) or not spec:
-        raise ValueError(f"a model spec is a non-empty list of layer dicts, got {spec!r:.80}")
+    spec = Sequential.check_spec(spec)
     if default is None:
         default = _guess_input_shape(spec)
-    return list(spec), default, name
+    return spec, default, name
 
 
 def _guess_input_shape(spec):
     # Flatten ... Linear(in): a flat input of in_features fits (an MLP's summary).
     for item in spec:
-        kind = item.get("type") if isinstance(item, dict) else None
-        if kind == "Linear" and "in_features" in item:
-            return (int(item["in_features"]),)
-        if kind != "Flatten":
+        size = item.get("in_features")
+        if item["type"] == "Linear" and isinstance(size, int) and not isinstance(size, bool):
+            return (size,)
+        if item["type"] != "Flatten":
             return None
     return None

@@ -1,18 +1,29 @@
-"""The conformance kit for layer authors.
+"""The conformance kits for layer and loss authors.
 
 ``check_layer(LayerClass, kwargs, input_shape)`` checks, in float64:
 
 - the output shape equals ``output_shape`` and the dtype follows the input;
 - the gradient for the input and for every parameter against central finite
-  differences of ``sum(forward(x) * g)`` for a random ``g``;
+  differences of ``sum(forward(x) * g)`` for a random ``g``, with the input
+  gradient asked for and without it (the first layer of a model is not asked:
+  its parameter gradients must be added all the same);
 - that gradients accumulate (a second backward adds the same again);
 - that a wrong shape, a wrong dtype, NaN and an empty batch raise clear errors
   naming the layer;
-- a save/load round trip through :mod:`nnumba.io`.
+- a save/load round trip through :mod:`nnumba.io` (the class is registered for it
+  if it is not yet).
 
 Layers without a gradient (``has_gradient = False``) must raise
 NoGradientError from backward. ``check_all(LayerClass)`` runs every entry of
-``LayerClass.examples``. The test suite runs it over every registered layer.
+``LayerClass.examples``; the test suite runs it over every registered layer.
+
+``check_device(LayerClass, device)`` runs each example on another device (the
+CUDA simulator where there is no GPU) and compares forward and backward with the
+CPU's, for every layer whose ``devices`` include it.
+
+``check_loss(LossClass)`` checks a loss: its gradient against finite
+differences for both reductions, the per-sample losses' shape, the float32 and
+float64 results, and clear errors for bad targets and predictions.
 """
 from __future__ import annotations
 
@@ -21,15 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DTypeError, NoGradientError, NonFiniteError, ShapeError
+from .errors import (DTypeError, LabelError, NoGradientError, NonFiniteError, RegistryError,
+                     ShapeError)
 
 
 class ConformanceError(AssertionError):
     pass
 
 
-def _fail(layer, what):
-    raise ConformanceError(f"{layer.type_name}: {what}")
+def _fail(owner, what):
+    raise ConformanceError(f"{owner.type_name}: {what}")
 
 
 def _inputs(shape, rng):
@@ -39,16 +51,38 @@ def _inputs(shape, rng):
     return x + rng.normal(0, 1e-3, size=shape)
 
 
-def _expect_error(layer, call, kinds, what):
+def _expect_error(owner, call, kinds, what):
     try:
         call()
     except kinds as exc:
-        if layer.type_name not in str(exc):
-            _fail(layer, f"the error for {what} does not name the layer: {exc}")
+        if owner.type_name not in str(exc):
+            _fail(owner, f"the error for {what} does not name it: {exc}")
         return
     except Exception as exc:  # noqa: BLE001 - reported as a conformance failure
-        _fail(layer, f"{what} raised {type(exc).__name__} ({exc}), expected {kinds}")
-    _fail(layer, f"{what} was accepted; it must raise a clear error")
+        _fail(owner, f"{what} raised {type(exc).__name__} ({exc}), expected {kinds}")
+    _fail(owner, f"{what} was accepted; it must raise a clear error")
+
+
+def _numeric_gradient(f, array, eps):
+    """Central differences of the scalar f() with respect to every element of array."""
+    numeric = np.empty_like(array)
+    flat, out = array.reshape(-1), numeric.reshape(-1)
+    for i in range(flat.size):
+        keep = flat[i]
+        flat[i] = keep + eps
+        up = f()
+        flat[i] = keep - eps
+        down = f()
+        flat[i] = keep
+        out[i] = (up - down) / (2 * eps)
+    return numeric
+
+
+def _compare(owner, name, analytic, numeric, rtol, atol):
+    if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
+        worst = np.unravel_index(np.argmax(np.abs(analytic - numeric)), numeric.shape)
+        _fail(owner, f"gradient for {name} disagrees with finite differences: at {worst} "
+                     f"backward gives {analytic[worst]:.8g}, differences {numeric[worst]:.8g}")
 
 
 def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
@@ -59,32 +93,33 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
         return float(np.sum(layer.forward(x) * g))
 
     params = layer.params()
-    for p in params.values():
-        p.grad.fill(0)
-    layer.needs_input_grad = True
-    layer.forward(x)
-    dx = layer.backward(g)
-    dx = None if dx is None else dx.copy()
-    grads = {name: p.grad.copy() for name, p in params.items()}
-    targets = [("input", x, dx)] + [(name, p.value, grads[name]) for name, p in params.items()]
-    for name, array, analytic in targets:
-        if analytic is None or analytic.shape != array.shape:
-            _fail(layer, f"gradient for {name} has shape "
-                         f"{None if analytic is None else analytic.shape}, expected {array.shape}")
-        numeric = np.empty_like(array)
-        flat, out = array.reshape(-1), numeric.reshape(-1)
-        for i in range(flat.size):
-            keep = flat[i]
-            flat[i] = keep + eps
-            up = objective()
-            flat[i] = keep - eps
-            down = objective()
-            flat[i] = keep
-            out[i] = (up - down) / (2 * eps)
-        if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
-            worst = np.unravel_index(np.argmax(np.abs(analytic - numeric)), array.shape)
-            _fail(layer, f"gradient for {name} disagrees with finite differences: at {worst} "
-                         f"backward gives {analytic[worst]:.8g}, differences {numeric[worst]:.8g}")
+    grads = {}
+    for wants_dx in (True, False):  # as an inner layer, then as a model's first layer
+        for p in params.values():
+            p.grad.fill(0)
+        layer.set_flags(needs_input_grad=wants_dx)
+        layer.forward(x)
+        dx = layer.backward(g)
+        mode = "" if wants_dx else " with needs_input_grad False (a model's first layer)"
+        if wants_dx:
+            dx = None if dx is None else dx.copy()
+            if dx is None or dx.shape != x.shape:
+                _fail(layer, f"gradient for input has shape "
+                             f"{None if dx is None else dx.shape}, expected {x.shape}")
+            _compare(layer, "input", dx, _numeric_gradient(objective, x, eps), rtol, atol)
+            grads = {name: p.grad.copy() for name, p in params.items()}
+        for name, p in params.items():
+            if p.grad.shape != p.value.shape:
+                _fail(layer, f"gradient for {name} has shape {p.grad.shape}, expected "
+                             f"{p.value.shape}")
+            if wants_dx:
+                _compare(layer, name, p.grad, _numeric_gradient(objective, p.value, eps),
+                         rtol, atol)
+            elif not np.allclose(p.grad, grads[name], rtol=1e-9, atol=1e-12):
+                _fail(layer, f"the gradient for {name}{mode} differs from the one computed "
+                             f"with the input gradient: backward must add the parameter "
+                             f"gradients before returning None")
+    layer.set_flags(needs_input_grad=True)
     # Parameter gradients accumulate: a second backward adds the same again.
     if params:
         layer.forward(x)
@@ -117,13 +152,47 @@ def check_rejections(layer, x):
                       ShapeError, "an input with the wrong number of axes")
 
 
+class _Registered:
+    """Registers ``layer_cls`` for the length of a ``with`` when the registry does not
+    know it yet (save/load rebuilds layers by name)."""
+
+    def __init__(self, layer_cls):
+        self.cls, self.name = layer_cls, None
+
+    def __enter__(self):
+        from .hookspecs import hookimpl
+        from .registry import get_layer, register_plugin
+        try:
+            known = get_layer(self.cls.type_name)
+        except RegistryError:
+            known = None
+        if known is None:
+            cls = self.cls
+
+            class _Plugin:
+                @hookimpl
+                def nnumba_register_layers(self):
+                    return {cls.type_name: cls}
+
+            self.name = register_plugin(_Plugin(), f"nnumba.testing:{cls.type_name}")
+        elif known is not self.cls:
+            raise ConformanceError(f"{self.cls.type_name}: the registry holds another class "
+                                   f"under this name ({known.__module__}.{known.__qualname__})")
+        return self
+
+    def __exit__(self, *exc):
+        if self.name is not None:
+            from .registry import unregister_plugin
+            unregister_plugin(self.name)
+
+
 def check_round_trip(layer, x):
     from . import io
     from .model import Sequential
     model = Sequential(layer)
     model.eval()
     before = model.forward(x).copy()
-    with tempfile.TemporaryDirectory() as tmp:
+    with _Registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
         path = io.save(model, Path(tmp) / "layer.npz")
         twin = io.load_model(path)
     twin.eval()
@@ -165,3 +234,109 @@ def check_all(layer_cls):
                                f"examples = [(kwargs, input_shape), ...] to the class")
     for kwargs, shape in layer_cls.examples:
         check_layer(layer_cls, kwargs, shape)
+
+
+# ---- devices ------------------------------------------------------------------------------
+
+def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
+    """Every example of ``layer_cls`` on ``device`` against the CPU: forward, the input
+    gradient and every parameter gradient, in float64.  Layers whose ``devices`` leave
+    the device out are skipped (returns False); True when compared."""
+    from .device import get_device, to_host
+    device = get_device(device)
+    if not layer_cls.runs_on(device):
+        return False
+    for kwargs, shape in layer_cls.examples:
+        rng = np.random.default_rng(0)
+        x = _inputs(shape, rng)
+        cpu, other = layer_cls(**kwargs).astype(np.float64), layer_cls(**kwargs).astype(np.float64)
+        for layer in (cpu, other):
+            layer.reset_parameters(np.random.default_rng(1))
+        other.to(device)
+        y = cpu.forward(x)
+        y_dev = other.forward(device.to_device(x))
+        if not device.owns(y_dev):
+            _fail(other, f"forward on {device.name} returned a {type(y_dev).__name__}")
+        _close(other, f"forward on {device.name}", to_host(y_dev), y, rtol, atol)
+        if not layer_cls.has_gradient:
+            continue
+        g = rng.standard_normal(y.shape)
+        for layer in (cpu, other):
+            layer.zero_grad()
+        dx = cpu.backward(g)
+        dx_dev = other.backward(device.to_device(g))
+        _close(other, f"the input gradient on {device.name}", to_host(dx_dev), dx, rtol, atol)
+        for name, p in cpu.params().items():
+            _close(other, f"the gradient of {name} on {device.name}",
+                   to_host(other.params()[name].grad), p.grad, rtol, atol)
+    return True
+
+
+def _close(owner, what, got, want, rtol, atol):
+    if got.shape != want.shape or not np.allclose(got, want, rtol=rtol, atol=atol):
+        _fail(owner, f"{what} differs from the CPU's (shape {got.shape} vs {want.shape}, "
+                     f"max difference {np.max(np.abs(got - want)) if got.shape == want.shape else '-'})")
+
+
+# ---- losses -------------------------------------------------------------------------------
+
+def _targets(kind, shape, rng):
+    """Targets for predictions of ``shape``: "classes" (labels in [0, C)), "signs"
+    (labels in {-1, +1}) or "values" (same shape as the predictions)."""
+    n = shape[0]
+    if kind == "classes":
+        return rng.integers(0, shape[1], n)
+    if kind == "signs":
+        return np.where(rng.random(shape) < 0.5, -1, 1) if len(shape) > 1 and shape[1] == 1 \
+            else np.where(rng.random(n) < 0.5, -1, 1)
+    return rng.normal(size=shape)
+
+
+def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int = 0,
+                    eps=1e-6, rtol=1e-5, atol=1e-7):
+    """One example of ``loss_cls``: value, gradient and errors."""
+    rng = np.random.default_rng(seed)
+    loss = loss_cls(**kwargs)
+    y_hat = rng.normal(size=shape) * 2
+    y = _targets(kind, shape, rng)
+    value = loss.forward(y_hat, y)
+    if not isinstance(value, float) or not np.isfinite(value):
+        _fail(loss, f"forward must return a finite Python float, got {value!r}")
+    losses, _ = loss._compute(np.ascontiguousarray(y_hat), y, y_hat.dtype.type(1.0))
+    if np.asarray(losses).shape != (shape[0],):
+        _fail(loss, f"per-sample losses have shape {np.asarray(losses).shape}, "
+                    f"expected ({shape[0]},)")
+    reduced = losses.sum() / (shape[0] if loss.reduction == "mean" else 1)
+    if not np.isclose(value, reduced, rtol=1e-12, atol=1e-12):
+        _fail(loss, f"forward gives {value}, but its per-sample losses reduce "
+                    f"({loss.reduction}) to {reduced}")
+    loss.forward(y_hat, y)
+    grad = np.array(loss.backward(), copy=True)
+    if grad.shape != y_hat.shape or grad.dtype != y_hat.dtype:
+        _fail(loss, f"backward gives {grad.dtype} {grad.shape}, expected {y_hat.dtype} "
+                    f"{y_hat.shape}")
+    _compare(loss, "the predictions",
+             grad, _numeric_gradient(lambda: loss_cls(**kwargs).forward(y_hat, y), y_hat, eps),
+             rtol, atol)
+    loss.forward(y_hat, y)
+    if not np.allclose(loss.backward(0.5), 0.5 * grad, rtol=1e-12, atol=1e-15):
+        _fail(loss, "backward(weight) must scale the gradient by weight")
+    v32 = loss_cls(**kwargs).forward(y_hat.astype(np.float32), y)
+    if not np.isclose(v32, value, rtol=1e-4, atol=1e-5):
+        _fail(loss, f"float32 predictions give {v32}, float64 {value}")
+    fresh = loss_cls(**kwargs)
+    _expect_error(fresh, lambda: fresh.forward(y_hat.astype(np.int64), y), DTypeError,
+                  "integer predictions")
+    _expect_error(fresh, lambda: fresh.forward(y_hat[:0], y[:0]), ShapeError, "an empty batch")
+    _expect_error(fresh, lambda: fresh.forward(y_hat, y[:-1]), (LabelError, ShapeError),
+                  "one target too few")
+
+
+def check_loss(loss_cls):
+    """Run check_loss_case over every entry of ``loss_cls.examples``
+    ([(kwargs, prediction shape, "classes" | "signs" | "values")])."""
+    if not loss_cls.examples:
+        raise ConformanceError(f"{loss_cls.type_name}: no examples; add examples = "
+                               f"[(kwargs, prediction shape, target kind), ...] to the class")
+    for kwargs, shape, kind in loss_cls.examples:
+        check_loss_case(loss_cls, kwargs, shape, kind)

@@ -100,7 +100,9 @@ def test_fused_relu_pool_equals_separate_layers():
     x = rng.normal(size=(3, 2, 7, 7))
     conv = Conv2d(2, 4, 2)
     fused = nnumba.Sequential(conv, nnumba.layers.ReLU(), MaxPool2d(3, 2)).astype(np.float64)
-    assert fused.layers[2].fuse_relu
+    assert [type(s).__name__ for s in fused.steps] == ["Conv2d", "ReLUMaxPool2d"]
+    assert fused.steps[1].label == "ReLU #1 + MaxPool2d #2"
+    assert [item["type"] for item in fused.spec()] == ["Conv2d", "ReLU", "MaxPool2d"]
     relu, pool = nnumba.layers.ReLU().astype(np.float64), MaxPool2d(3, 2).astype(np.float64)
     fused.input_grad = True
     g = rng.normal(size=(3, 4, 2, 2))
@@ -110,7 +112,7 @@ def test_fused_relu_pool_equals_separate_layers():
     expect = pool.forward(relu.forward(a))
     np.testing.assert_allclose(out, expect, rtol=1e-12)
     da = relu.backward(pool.backward(g))
-    fused.layers[0].needs_input_grad = True
+    fused.layers[0].set_flags(needs_input_grad=True)
     fused.layers[0].forward(x)
     np.testing.assert_allclose(dx, fused.layers[0].backward(da), rtol=1e-12)
 

@@ -27,13 +27,13 @@ if _REASON:
 
 import nnumba  # noqa: E402
 from nnumba.device import to_host  # noqa: E402
-from nnumba.kernels.cuda import twins  # noqa: E402
+from nnumba.kernels import KERNELS, cases  # noqa: E402
 
 
-@pytest.mark.parametrize("case", sorted(twins.CASES))
-def test_kernels_match_their_cpu_twins_on_the_gpu(case):
-    results = twins.run_case(case, "real", np.float32)
-    bad = {k: twins.mismatch(*v) for k, v in results.items() if twins.mismatch(*v) > 1e-4}
+@pytest.mark.parametrize("name", KERNELS)
+def test_kernels_match_their_cpu_twins_on_the_gpu(name):
+    results = cases.run_twin(name, "real", np.float32)
+    bad = {k: cases.mismatch(*v) for k, v in results.items() if cases.mismatch(*v) > 1e-4}
     assert results and not bad, bad
 
 

@@ -2,14 +2,15 @@
 
 The simulator runs Python, so it accepts code that NVVM or ptxas reject (an
 unsupported function, a shared array of run-time size, a float64 that should
-not be there). Here each kernel of nnumba.kernels.cuda is compiled to PTX for
-compute capability 9.0 (H100) with the argument types its module lists in
-PTX_SIGNATURES; where NVIDIA's JIT linker is installed, the PTX is also
-assembled to sm_90 machine code, and its resource report must show no register
-spills in float32 (the float64 variants exist for gradient checks; the matmul's
-8 x 8 register tile of doubles spills a few bytes there). Runs wherever
-numba-cuda and NVIDIA's compiler libraries are installed (``pip install
-"nnumba[cuda]"``), not under the simulator; skips elsewhere.
+not be there). Here each raw kernel of nnumba.kernels.cuda is compiled to PTX for
+compute capability 9.0 (H100) with the argument types that the kernel set's
+example calls (:mod:`nnumba.kernels.cases`, the table the simulator tests use)
+launch it with, recorded without running anything; where NVIDIA's JIT linker is
+installed, the PTX is also assembled to sm_90 machine code, and its resource
+report must show no register spills in float32 (the float64 variants exist for
+gradient checks; the matmul's 8 x 8 register tile of doubles spills a few bytes
+there). Runs wherever numba-cuda and NVIDIA's compiler libraries are installed
+(``pip install "nnumba[cuda]"``), not under the simulator; skips elsewhere.
 """
 import importlib
 import importlib.util
@@ -28,9 +29,9 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
 from numba import cuda  # noqa: E402
 from numba.cuda.dispatcher import CUDADispatcher  # noqa: E402
 
+from nnumba.kernels import cases  # noqa: E402
+
 CC = (9, 0)
-MODULES = ("arrays", "activations", "dense", "conv", "pool", "adaptive_pool", "losses",
-           "optim")
 
 
 def _nvvm_ready():
@@ -47,10 +48,20 @@ if _WHY_NOT:
                 allow_module_level=True)
 
 
-def _kernels(module):
-    """The module's kernels (not its device functions, which kernels inline)."""
-    return {name: obj for name, obj in vars(module).items()
-            if isinstance(obj, CUDADispatcher) and not obj.targetoptions.get("device")}
+def _kernels():
+    """Every raw kernel of the CUDA set's modules (not device functions, which
+    kernels inline)."""
+    import nnumba.kernels.cuda as gpu
+    found = set()
+    for module in vars(gpu).values():
+        if getattr(module, "__name__", "").startswith("nnumba.kernels.cuda.") and \
+                hasattr(module, "__file__"):
+            found |= {obj for obj in vars(module).values() if isinstance(obj, CUDADispatcher)
+                      and not obj.targetoptions.get("device")}
+    return found
+
+
+SIGNATURES = cases.cuda_signatures()
 
 
 def _assemble(ptx: str, name: str) -> str:
@@ -72,24 +83,22 @@ def _assemble(ptx: str, name: str) -> str:
         nvjitlink.destroy(handle)
 
 
-@pytest.mark.parametrize("module_name", MODULES)
-def test_every_kernel_is_listed_for_compilation(module_name):
-    module = importlib.import_module(f"nnumba.kernels.cuda.{module_name}")
-    assert set(_kernels(module)) == set(module.PTX_SIGNATURES), \
-        "every kernel needs its argument types in PTX_SIGNATURES (and only kernels)"
+def test_the_example_calls_launch_every_kernel():
+    missing = {k.py_func.__qualname__ for k in _kernels()} - \
+        {k.py_func.__qualname__ for k in SIGNATURES}
+    assert not missing, f"no example call launches {sorted(missing)} (nnumba.kernels.cases)"
 
 
 def _signatures():
-    for module_name in MODULES:
-        module = importlib.import_module(f"nnumba.kernels.cuda.{module_name}")
-        for name, sigs in module.PTX_SIGNATURES.items():
-            for i, sig in enumerate(sigs):
-                yield pytest.param(module, name, sig, id=f"{module_name}.{name}-{i}")
+    for kernel, sigs in sorted(SIGNATURES.items(), key=lambda kv: kv[0].py_func.__qualname__):
+        for i, sig in enumerate(sorted(sigs, key=str)):
+            yield pytest.param(kernel, sig, id=f"{kernel.py_func.__module__.split('.')[-1]}."
+                                               f"{kernel.py_func.__name__}-{i}")
 
 
-@pytest.mark.parametrize("module, name, sig", list(_signatures()))
-def test_kernel_compiles_for_sm90_without_spills(module, name, sig):
-    kernel = getattr(module, name)
+@pytest.mark.parametrize("kernel, sig", list(_signatures()))
+def test_kernel_compiles_for_sm90_without_spills(kernel, sig):
+    name = kernel.py_func.__name__
     ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=CC,
                               fastmath=kernel.targetoptions.get("fastmath", False))
     assert f".target sm_{CC[0]}{CC[1]}" in ptx

@@ -40,13 +40,15 @@ if not SIMULATED:
 
 else:
     import nnumba
-    from nnumba import GDTrainer, Sequential, SGDTrainer, io
-    from nnumba.device import CUDA, DeviceError, is_device_array, to_device, to_host
+    from nnumba import GDTrainer, Sequential, SGDTrainer, io, testing
+    from nnumba.device import CUDA, DeviceError, to_device, to_host
     from nnumba.errors import DTypeError, LabelError, NonFiniteError
-    from nnumba.kernels.cuda import twins
-    from nnumba.layers.base import Layer
+    from nnumba.kernels import KERNELS, cases
+    from nnumba.layers import Layer
     from nnumba.losses import MSE, CrossEntropy, Hinge, Logistic, PerceptronCriterion
     from nnumba.registry import get_registry
+
+    is_device_array = CUDA.owns
 
     # What numba.cuda's DeviceNDArray offers: the simulator's stand-in forwards any
     # other attribute to numpy (and does arithmetic), which a real GPU run would
@@ -82,79 +84,60 @@ else:
         for op, fn in saved.items():
             setattr(FakeCUDAArray, op, fn)
 
-    # ---- every kernel against its CPU twin -------------------------------------
-    @pytest.mark.parametrize("case", sorted(twins.CASES))
-    def test_kernels_match_their_cpu_twins_float32(case):
-        results = twins.run_case(case, "tiny", np.float32)
-        bad = {k: twins.mismatch(*v) for k, v in results.items() if twins.mismatch(*v) > 1e-5}
+    # ---- every kernel of the interface against its CPU twin -----------------------
+    @pytest.mark.parametrize("name", KERNELS)
+    def test_kernels_match_their_cpu_twins_float32(name):
+        results = cases.run_twin(name, "tiny", np.float32)
+        bad = {k: cases.mismatch(*v) for k, v in results.items() if cases.mismatch(*v) > 1e-5}
         assert results and not bad, bad
 
-    @pytest.mark.parametrize("case", ["conv", "pool", "losses", "activations", "optim"])
-    def test_kernels_match_their_cpu_twins_float64(case):
-        results = twins.run_case(case, "tiny", np.float64)
-        bad = {k: twins.mismatch(*v) for k, v in results.items() if twins.mismatch(*v) > 1e-12}
+    @pytest.mark.parametrize("name", KERNELS)
+    def test_kernels_match_their_cpu_twins_float64(name):
+        results = cases.run_twin(name, "tiny", np.float64)
+        bad = {k: cases.mismatch(*v) for k, v in results.items() if cases.mismatch(*v) > 1e-12}
         assert results and not bad, bad
 
     def test_matmul_refuses_shapes_that_do_not_fit():
-        from nnumba.kernels.cuda import dense
         a, b = to_device(np.ones((3, 4), np.float32)), to_device(np.ones((5, 2), np.float32))
         with pytest.raises(ValueError, match="does not give"):
-            dense.matmul(a, b, CUDA.empty((3, 2), np.float32))
+            CUDA.kernels.matmul(a, b, CUDA.empty((3, 2), np.float32))
 
-    # ---- every built-in layer on the device against the CPU ----------------------
-    def _builtin_cuda_layers():
-        for name, entry in sorted(get_registry().entries("layer").items()):
-            if entry.distribution == "nnumba (built-in)" and entry.obj.supports_cuda():
-                for i, (kwargs, shape) in enumerate(entry.obj.examples):
-                    yield pytest.param(entry.obj, kwargs, shape, id=f"{name}-{i}")
+    # ---- every registered layer, plugins included, on the device against the CPU --
+    LAYERS = sorted(get_registry().entries("layer").items())
 
-    @pytest.mark.parametrize("cls, kwargs, shape", list(_builtin_cuda_layers()))
-    def test_layer_forward_and_backward_on_cuda_match_cpu(cls, kwargs, shape):
-        rng = np.random.default_rng(0)
-        x = rng.uniform(0.1, 1.0, shape) * rng.choice([-1.0, 1.0], shape)
-        cpu, gpu = cls(**kwargs).astype(np.float64), cls(**kwargs).astype(np.float64)
-        for layer in (cpu, gpu):
-            layer.reset_parameters(np.random.default_rng(1))
-        gpu.to("cuda")
-        assert gpu.on_cuda and gpu.device is CUDA
-        y = cpu.forward(x)
-        y_dev = gpu.forward(to_device(x))
-        assert is_device_array(y_dev)
-        np.testing.assert_allclose(to_host(y_dev), y, rtol=1e-12, atol=1e-12)
-        if not cls.has_gradient:
-            return
-        g = rng.standard_normal(y.shape)
-        for layer in (cpu, gpu):
-            layer.zero_grad()
-        dx = cpu.backward(g)
-        dx_dev = gpu.backward(to_device(g))
-        np.testing.assert_allclose(to_host(dx_dev), dx, rtol=1e-12, atol=1e-12)
-        for name, p in cpu.params().items():
-            np.testing.assert_allclose(to_host(gpu.params()[name].grad), p.grad,
-                                       rtol=1e-12, atol=1e-12, err_msg=name)
+    @pytest.mark.parametrize("name, entry", LAYERS, ids=[name for name, _ in LAYERS])
+    def test_layer_on_cuda_matches_the_cpu(name, entry):
+        if not testing.check_device(entry.obj, "cuda"):
+            pytest.skip(f"{name} runs on {', '.join(entry.obj.devices)} only")
+
+    def test_every_builtin_layer_runs_on_cuda():
+        builtin = [name for name, e in LAYERS if e.distribution == "nnumba (built-in)"]
+        assert builtin and all(get_registry().get("layer", n).runs_on(CUDA) for n in builtin)
 
     def test_a_layer_on_cuda_refuses_host_arrays_and_nan_clearly():
         layer = nnumba.get_layer("Linear")(3, 2).to("cuda")
-        with pytest.raises(DTypeError, match=r"Linear.*CUDA device array"):
+        with pytest.raises(DTypeError, match=r"Linear.*cuda device array"):
             layer.forward(np.ones((2, 3), np.float32))
         with pytest.raises(NonFiniteError, match="Linear"):
             layer.forward(to_device(np.array([[1, np.nan, 2]], np.float32)))
         with pytest.raises(DTypeError, match="float32"):
             layer.forward(to_device(np.ones((2, 3))))
 
-    def test_layers_without_cuda_kernels_are_refused_by_name_before_anything_moves():
-        class NoKernels(Layer):
+    def test_cpu_only_layers_are_refused_by_name_before_anything_moves():
+        class NumpyBody(Layer):
+            devices = ("cpu",)
+
             def _forward(self, x):
                 return x
 
             def _backward(self, dl_dy):
                 return dl_dy
 
-        model = Sequential(nnumba.get_layer("Linear")(3, 2), NoKernels())
-        with pytest.raises(DeviceError, match=r"NoKernels #1.*no CUDA kernels"):
+        model = Sequential(nnumba.get_layer("Linear")(3, 2), NumpyBody())
+        with pytest.raises(DeviceError, match=r"NumpyBody #1 .*runs on cpu only"):
             model.to("cuda")
         assert model.device.name == "cpu" and isinstance(model.flat_params, np.ndarray)
-        assert not model.layers[0].on_cuda
+        assert model.layers[0].device.name == "cpu"
 
     # ---- models, losses, training -------------------------------------------------
     SPEC = [{"type": "Conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3},
@@ -232,8 +215,10 @@ else:
             CrossEntropy().forward(to_device(z), labels + 1)
         with pytest.raises(LabelError, match=r"\[0, 4\)"):  # device labels: after the kernel
             CrossEntropy().forward(to_device(z), to_device((labels + 1).astype(np.int64)))
-        with pytest.raises(DeviceError, match="CPU only"):
-            Hinge(lam=0.1).penalty([("0.weight", SimpleNamespace(value=to_device(z)))])
+        # the SVM's weight penalty on device weights, as on the host
+        w = z[:2].copy()
+        assert Hinge(lam=0.1).penalty([("0.weight", SimpleNamespace(value=to_device(w)))]) == \
+            pytest.approx(0.1 * float(np.vdot(w, w)), rel=1e-6)
 
     def test_info_describes_the_simulated_device():
         from nnumba.device import get_device

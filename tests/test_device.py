@@ -3,6 +3,7 @@ the CPU is the default, CUDA is refused with a clear error and never a silent
 fallback, and the CPU path does not import numba.cuda."""
 import json
 import os
+from collections import Counter
 import subprocess
 import sys
 
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 
 import nnumba
-from nnumba.device import (CPU, CUDA, DeviceError, DeviceUnavailableError, get_device,
-                           to_host)
-from nnumba.layers.base import Layer
+from nnumba.device import (CPU, CUDA, CPUDevice, DeviceError, DeviceUnavailableError,
+                           get_device, to_host)
+from nnumba.layers import Layer
 from nnumba.registry import get_registry
 
 needs_no_cuda = pytest.mark.skipif(
@@ -58,20 +59,71 @@ def test_unknown_devices_are_named():
         get_device("tpu")
 
 
-def test_layers_without_cuda_kernels_are_refused_by_name():
-    class Plain(Layer):
+def test_layers_that_run_on_the_cpu_only_are_refused_by_name():
+    class NumpyBody(Layer):
+        devices = ("cpu",)
+
         def _forward(self, x):
             return x
 
-    model = nnumba.Sequential(nnumba.get_layer("ReLU")(), Plain())
-    model.layers[0].check_device(CUDA)  # built-in: has kernels
-    with pytest.raises(DeviceError, match=r"Plain #1 .*has no CUDA kernels"):
+    model = nnumba.Sequential(nnumba.get_layer("ReLU")(), NumpyBody())
+    model.layers[0].check_device(CUDA)  # written against the kernel set: any device
+    with pytest.raises(DeviceError, match=r"NumpyBody #1 .*runs on cpu only"):
         model.layers[1].check_device(CUDA)
-    assert not Plain.supports_cuda()
     builtin = {name: e.obj for name, e in get_registry().entries("layer").items()
                if e.distribution == "nnumba (built-in)"}
-    assert all(cls.supports_cuda() for cls in builtin.values()), \
-        [name for name, cls in builtin.items() if not cls.supports_cuda()]
+    assert all(cls.runs_on(CUDA) for cls in builtin.values()), \
+        [name for name, cls in builtin.items() if not cls.runs_on(CUDA)]
+
+
+class _CountingKernels:
+    """The CPU kernel set, every call counted."""
+
+    def __init__(self):
+        self.calls = Counter()
+
+    def __getattr__(self, name):
+        kernel = getattr(CPU.kernels, name)
+
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return kernel(*args, **kwargs)
+        return counted
+
+
+class _CountingDevice(CPUDevice):
+    """A third device, registered through the hook as a plugin's would be."""
+    name = "counting"
+
+    def _load_kernels(self):
+        return _CountingKernels()
+
+
+def test_a_third_device_comes_through_the_hook_and_trains_every_layer_there():
+    device = _CountingDevice()
+
+    class Plugin:
+        @nnumba.hookimpl
+        def nnumba_register_devices(self):
+            return {"counting": device}
+
+    name = nnumba.register_plugin(Plugin())
+    try:
+        x = np.random.default_rng(0).random((40, 1, 28, 28), dtype=np.float32)
+        y = np.arange(40) % 10
+        weights = []
+        for where in ("cpu", "counting"):
+            model = nnumba.build("lenet", seed=0).to(where)
+            assert model.device is get_device(where)
+            nnumba.SGDTrainer(model, nnumba.get_loss("CrossEntropy")(), lr=0.05, momentum=0.9,
+                              batch_size=20, seed=1, precompile=False).fit(x, y)
+            weights.append(model.flat_params.copy())
+        np.testing.assert_array_equal(weights[1], weights[0])
+        calls = device.kernels.calls
+        assert calls["conv2d_forward"] == 4 and calls["relu_maxpool2d_forward"] == 4
+        assert calls["matmul"] > 0 and calls["sgd_step"] == 2
+    finally:
+        nnumba.unregister_plugin(name)
 
 
 def test_info_reports_devices_versions_and_threading():

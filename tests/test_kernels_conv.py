@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from scipy.signal import correlate
 
 from nnumba.kernels.cpu import conv as K
+from nnumba.kernels.cpu import conv_direct, conv_gemm
+from nnumba.kernels.geometry import conv2d_output_shape
 
 TOL = {np.float32: 1e-4, np.float64: 1e-10}
 
@@ -48,7 +50,7 @@ def rel_err(a, ref):
 
 
 def out_shape(x, w, stride, pad):
-    return (x.shape[0], w.shape[0]) + K.conv2d_output_shape(x.shape[2], x.shape[3],
+    return (x.shape[0], w.shape[0]) + conv2d_output_shape(x.shape[2], x.shape[3],
                                                             w.shape[2:], stride, pad)
 
 
@@ -56,9 +58,9 @@ def run_forward(strategy, x, w, b, stride, pad):
     out = np.full(out_shape(x, w, stride, pad), np.nan, x.dtype)    # written fully?
     (sh, sw), (ph, pw) = stride, pad
     if strategy == "direct":
-        K._forward_direct(x, w, b, sh, sw, ph, pw, out)
+        conv_direct.forward_direct(x, w, b, sh, sw, ph, pw, out)
     elif strategy == "gemm":
-        K._forward_gemm(x, w, b, sh, sw, ph, pw, out)
+        conv_gemm.forward_gemm(x, w, b, sh, sw, ph, pw, out)
     else:
         K.conv2d_forward(x, w, b, stride, pad, out)
     return out
@@ -67,9 +69,9 @@ def run_forward(strategy, x, w, b, stride, pad):
 def run_weight(strategy, x, dy, stride, pad, dw, db):
     (sh, sw), (ph, pw) = stride, pad
     if strategy == "direct":
-        K._weight_direct(x, dy, sh, sw, ph, pw, dw, db)
+        conv_direct.weight_direct(x, dy, sh, sw, ph, pw, dw, db)
     elif strategy == "gemm":
-        K._weight_gemm(x, dy, sh, sw, ph, pw, dw, db)
+        conv_gemm.weight_gemm(x, dy, sh, sw, ph, pw, dw, db)
     else:
         K.conv2d_backward_weight(x, dy, stride, pad, dw, db)
 
@@ -172,26 +174,27 @@ def test_finite_differences_float64():
 def test_lecture_1d_example():
     """(0,0,0,0,1,2,3,4,4,4,4) correlated with (-1, 1) = (0,0,0,1,1,1,1,0,0,0)."""
     for dtype in (np.float32, np.float64):
-        x = np.array([0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4], dtype).reshape(1, 1, 11)
-        w = np.array([-1, 1], dtype).reshape(1, 1, 2)
-        out = np.empty((1, 1, 10), dtype)
-        K.conv1d_forward(x, w, np.zeros(1, dtype), 1, 0, out)
+        # a 1-D convolution is the 2-D one on a height-1 view
+        x = np.array([0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4], dtype).reshape(1, 1, 1, 11)
+        w = np.array([-1, 1], dtype).reshape(1, 1, 1, 2)
+        out = np.empty((1, 1, 1, 10), dtype)
+        K.conv2d_forward(x, w, np.zeros(1, dtype), 1, 0, out)
         assert out.ravel().tolist() == [0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
 
 
 def test_conv1d_backward_small_exact():
-    x = np.array([[[1.0, 2.0, 3.0, 4.0, 5.0]]])
-    w = np.array([[[1.0, 10.0, 100.0]]])
-    dy = np.array([[[1.0, 0.0, 2.0]]])                       # Lo = 3 (stride 1, pad 0)
+    x = np.array([[[[1.0, 2.0, 3.0, 4.0, 5.0]]]])
+    w = np.array([[[[1.0, 10.0, 100.0]]]])
+    dy = np.array([[[[1.0, 0.0, 2.0]]]])                     # Lo = 3 (stride 1, pad 0)
     dx = np.empty_like(x)
-    K.conv1d_backward_input(dy, w, 1, 0, dx)
+    K.conv2d_backward_input(dy, w, 1, 0, dx)
     assert dx.ravel().tolist() == [1.0, 10.0, 102.0, 20.0, 200.0]
     dw, db = np.zeros_like(w), np.zeros(1)
-    K.conv1d_backward_weight(x, dy, 1, 0, dw, db)
+    K.conv2d_backward_weight(x, dy, 1, 0, dw, db)
     assert dw.ravel().tolist() == [7.0, 10.0, 13.0] and db.tolist() == [3.0]
     # stride 2, padding 1: windows over (0, 1, 2 | 2, 3, 4 | 4, 5, 0)
-    out = np.empty((1, 1, 3))
-    K.conv1d_forward(x, w, np.array([0.5]), 2, 1, out)
+    out = np.empty((1, 1, 1, 3))
+    K.conv2d_forward(x, w, np.array([0.5]), (1, 2), (0, 1), out)
     assert out.ravel().tolist() == [210.5, 432.5, 54.5]
 
 

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnumba.kernels.cpu import pool as K
+from nnumba.kernels.geometry import pool2d_output_shape
 
 
 def ref_maxpool(x, k, s):
@@ -75,7 +76,7 @@ def pool_case(draw):
 
 
 def buffers(x, k, s, itype):
-    Ho, Wo = K.pool2d_output_shape(x.shape[2], x.shape[3], k, s)
+    Ho, Wo = pool2d_output_shape(x.shape[2], x.shape[3], k, s)
     shape = x.shape[:2] + (Ho, Wo)
     return np.full(shape, np.nan, x.dtype), np.full(shape, -7, itype)
 
@@ -167,7 +168,7 @@ def test_overlapping_windows_accumulate():
 
 def test_floor_output_size_and_untouched_border():
     x = np.arange(2 * 7 * 8, dtype=np.float64).reshape(1, 2, 7, 8)
-    assert K.pool2d_output_shape(7, 8, (3, 3)) == (2, 2)
+    assert pool2d_output_shape(7, 8, (3, 3)) == (2, 2)
     out, am = np.empty((1, 2, 2, 2)), np.empty((1, 2, 2, 2), np.int32)
     K.maxpool2d_forward(x, 3, 3, out, am)
     ref_out, ref_am = ref_maxpool(x, (3, 3), (3, 3))
@@ -178,27 +179,26 @@ def test_floor_output_size_and_untouched_border():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_pool1d_views(dtype):
+def test_pool1d_is_the_2d_kernel_on_a_height_1_view(dtype):
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((2, 3, 11)).astype(dtype)
-    out, am = np.empty((2, 3, 5), dtype), np.empty((2, 3, 5), np.int64)
-    K.maxpool1d_forward(x, 3, 2, out, am)
-    ref_out, ref_am = ref_maxpool(x[:, :, None, :], (1, 3), (1, 2))
-    assert np.array_equal(out, ref_out[:, :, 0]) and np.array_equal(am, ref_am[:, :, 0])
+    x = rng.standard_normal((2, 3, 1, 11)).astype(dtype)
+    k, s = (1, 3), (1, 2)
+    out, am = np.empty((2, 3, 1, 5), dtype), np.empty((2, 3, 1, 5), np.int64)
+    K.maxpool2d_forward(x, k, s, out, am)
+    ref_out, ref_am = ref_maxpool(x, k, s)
+    assert np.array_equal(out, ref_out) and np.array_equal(am, ref_am)
     dy = rng.standard_normal(out.shape).astype(dtype)
     dx = np.empty_like(x)
-    K.maxpool1d_backward(dy, am, dx)
-    assert np.allclose(dx, ref_scatter(dy[:, :, None], ref_am, x[:, :, None].shape)[:, :, 0],
-                       atol=1e-6)
-    K.relu_maxpool1d_forward(x, 3, 2, out, am)
-    assert np.array_equal(out, np.maximum(ref_out[:, :, 0], 0))
-    K.relu_maxpool1d_backward(dy, am, out, dx)
-    avg = np.empty((2, 3, 5), dtype)
-    K.avgpool1d_forward(x, 3, 2, avg)
-    assert np.allclose(avg, ref_avgpool(x[:, :, None], (1, 3), (1, 2))[:, :, 0], atol=1e-6)
-    K.avgpool1d_backward(dy, 3, 2, dx)
-    assert np.allclose(dx, ref_avgpool_backward(dy[:, :, None], (1, 3), (1, 2),
-                                                x[:, :, None].shape)[:, :, 0], atol=1e-6)
+    K.maxpool2d_backward(dy, am, dx)
+    assert np.allclose(dx, ref_scatter(dy, ref_am, x.shape), atol=1e-6)
+    K.relu_maxpool2d_forward(x, k, s, out, am)
+    assert np.array_equal(out, np.maximum(ref_out, 0))
+    K.relu_maxpool2d_backward(dy, am, out, dx)
+    avg = np.empty((2, 3, 1, 5), dtype)
+    K.avgpool2d_forward(x, k, s, avg)
+    assert np.allclose(avg, ref_avgpool(x, k, s), atol=1e-6)
+    K.avgpool2d_backward(dy, k, s, dx)
+    assert np.allclose(dx, ref_avgpool_backward(dy, k, s, x.shape), atol=1e-6)
 
 
 def test_lecture_cnn_pool_shapes():

@@ -6,22 +6,21 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 
 import nnumba
 from nnumba import precompile as pc
-from nnumba.layers.base import Layer
+from nnumba.layers import Layer
 from nnumba.losses import CrossEntropy
 
 
 def test_units_group_layers_that_share_kernels():
-    model = nnumba.build("lenet")
+    model = nnumba.build("lenet")  # steps: conv, relu+pool, conv, relu+pool, flatten, linear...
     units = pc._units(model, pc._input_shapes(model, (1, 28, 28)))
-    by_layer = {i: key for key, (_, members) in units.items() for i in members}
-    assert by_layer[0] != by_layer[3]          # conv1 runs the direct kernels, conv2 im2col
-    assert by_layer[2] == by_layer[5]          # both max-pools share theirs
-    assert by_layer[7] == by_layer[9]          # both Linear layers
-    assert units[by_layer[1]][0] > 0           # ReLU 1 is deferred into the pool, ReLU 8 is not
+    by_step = {i: key for key, (_, members) in units.items() for i in members}
+    assert by_step[0] != by_step[2]            # conv1 runs the direct kernels, conv2 im2col
+    assert by_step[1] == by_step[3]            # both fused relu + max-pools share theirs
+    assert by_step[5] == by_step[7]            # both Linear layers
+    assert units[by_step[6]][0] > 0            # the ReLU after a Linear has its own kernels
 
 
 def test_plan_balances_units_and_keeps_the_last_layer_here():

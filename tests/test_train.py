@@ -6,7 +6,7 @@ import pytest
 import nnumba
 from nnumba.data import load_dataset
 from nnumba.errors import DTypeError, LabelError, NonFiniteError
-from nnumba.layers import Linear, ReLU, Tanh
+from nnumba.layers import Linear, Tanh
 from nnumba.losses import MSE, CrossEntropy, Logistic
 from nnumba.train import GDTrainer, SGDTrainer, TrainingDiverged, train_perceptron
 

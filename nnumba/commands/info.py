@@ -11,13 +11,11 @@ def add_parser(sub):
 
 
 def _threading_layer():
-    """The threading layer numba actually runs (known only once a parallel kernel
-    has run: run the smallest cached one)."""
+    """The threading layer numba actually runs (known once its threads started)."""
     import numba
-    import numpy
     try:
-        from ..kernels.cpu.dense import accumulate
-        accumulate(numpy.zeros(1, numpy.float32), numpy.zeros(1, numpy.float32))
+        from ..device import CPU
+        CPU.kernels  # starts numba's threads as training would
         return numba.threading_layer()
     except Exception as exc:  # noqa: BLE001 - informative only
         return f"unknown ({type(exc).__name__})"
@@ -47,8 +45,6 @@ def run(args):
         "numba_threads": numba.get_num_threads(),
         "threading_layer_config": numba.config.THREADING_LAYER,
         "threading_layer": _threading_layer(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-        "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
         "devices": [name for name, d in devices.items() if d.get("available")],
         "device_details": devices,
     }

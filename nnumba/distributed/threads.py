@@ -1,7 +1,7 @@
 """One rank's share of the host's cores, for numba's and OpenBLAS's thread pools.
 
 Two ranks with two threads each on two cores ran 10-20x slower than one thread
-per rank (../../shared/PERFORMANCE.md): the pools busy-wait against each other.
+per rank (docs/performance.md): the pools busy-wait against each other.
 So each rank gets cores ÷ ranks-on-this-host threads, unless the user set
 OMP_NUM_THREADS (the usual per-rank knob of MPI + threads jobs).
 """
@@ -73,9 +73,26 @@ _OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_nu
                      "openblas_set_num_threads64_", "openblas_set_num_threads")
 
 
+def loaded_openblas() -> list:
+    """[(path, ctypes handle)] of the OpenBLAS libraries this process has loaded
+    (numpy's and scipy's wheels each bundle one). Linux only: [] elsewhere."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps
+                     if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return []
+    found = []
+    for path in sorted(paths):
+        try:
+            found.append((path, ctypes.CDLL(path)))  # already loaded: only a handle
+        except OSError:
+            continue
+    return found
+
+
 def _limit_openblas_by_symbol(n: int) -> bool:
     """Without threadpoolctl: call OpenBLAS's own setter in the loaded libraries (Linux)."""
-    from .._threads import loaded_openblas
     done = False
     for _, lib in loaded_openblas():
         for name in _OPENBLAS_SETTERS:

@@ -12,7 +12,7 @@ from .. import build
 from ..data import load_dataset, load_mnist
 from ..losses import CrossEntropy
 from ..train import SGDTrainer
-from ..models.lenet import lenet
+from ..registry import get_model
 from .figures import Figures
 from .registry import experiment
 from .result import Result, format_table, percent
@@ -23,7 +23,7 @@ FAST_SIZES = {"train": 2000, "test": 500}
 
 def train(data, epochs: int, seed: int = 0):
     """(model, history) of the lecture's CNN on ``data`` with lenet's train_defaults."""
-    settings = lenet.train_defaults
+    settings = get_model("lenet").train_defaults
     model = build("lenet", seed=seed)
     trainer = SGDTrainer(model, CrossEntropy(), lr=settings["lr"], momentum=settings["momentum"],
                          batch_size=settings["batch_size"], seed=seed)
@@ -52,7 +52,8 @@ def _load(datasets, data_dir, notes):
             options=("data_dir",))
 def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
         epochs: int | None = None) -> Result:
-    epochs = epochs or (2 if fast else lenet.train_defaults["epochs"])
+    defaults = get_model("lenet").train_defaults
+    epochs = epochs or (2 if fast else defaults["epochs"])
     notes = []
     sets = _load(datasets, data_dir, notes)
     if fast:
@@ -74,8 +75,8 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
     table = format_table(["data", "train", "test", "epochs", "loss epoch 1",
                           "loss last epoch", "test error", "training time"], rows)
     table += ("\nlenet 1x28x28 -> 32@5 -> pool 3 -> 64@5 -> pool 2 -> 256 -> 10; SGD lr "
-              f"{lenet.train_defaults['lr']}, momentum {lenet.train_defaults['momentum']}, "
-              f"batch {lenet.train_defaults['batch_size']}")
+              f"{defaults['lr']}, momentum {defaults['momentum']}, "
+              f"batch {defaults['batch_size']}")
     if data_dir is None:
         notes.append("the lecture's ~1% test error is on the full MNIST: give its folder "
                      "with --data-dir")

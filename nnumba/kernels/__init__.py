@@ -1,1 +1,38 @@
-"""Compute kernels: leaf functions on arrays, one set per device (cpu, cuda)."""
+"""Compute kernels: one *kernel set* per device, each exporting the same names with
+the same signatures, so that a layer's one body runs on any device
+(``self.kernels`` is its device's set; see :mod:`nnumba.device`).
+
+- :mod:`nnumba.kernels.cpu`: ``@njit(parallel=True)`` kernels on numpy arrays;
+- :mod:`nnumba.kernels.cuda`: ``numba.cuda`` kernels on device arrays (imported
+  only when CUDA is asked for).
+
+The formulas of activations, losses, the update rule and the average pools are
+written once (:mod:`.formulas`) and compiled by each set; window arithmetic is
+:mod:`.geometry`.  Kernels are leaves: they import nothing from the rest of nnumba,
+and they trust their callers (the layers) to have checked shapes and dtypes,
+because Numba does no bounds checking.
+
+``KERNELS`` is the interface: every set exports exactly these, with the
+signatures documented in :mod:`nnumba.kernels.cpu` (tests compare the sets).
+Outputs come last; ``accumulate`` / ``backward_weight`` kernels add (+=), every
+other kernel writes its outputs fully.
+"""
+
+KERNELS = (
+    # dense
+    "matmul",                  # (a, b, out, trans_a=False, trans_b=False, accumulate=False)
+    "add_bias",                # (y, b): y (N, D) += b
+    "accumulate_bias_grad",    # (dl_dy, db): db += column sums
+    # elementwise, on flat arrays; backward takes the forward output y
+    "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
+    "sigmoid_forward", "sigmoid_backward", "threshold_forward",
+    # arrays
+    "fill", "scale", "multiply", "accumulate", "gather_rows", "all_finite",
+    # convolution and pooling, NCHW
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+    "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward",
+    "relu_maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+    "adaptive_avgpool2d_forward", "adaptive_avgpool2d_backward",
+    # losses and the update rule
+    "softmax_cross_entropy", "squared_error", "logistic", "hinge", "sgd_step",
+)

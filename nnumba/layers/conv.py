@@ -1,22 +1,15 @@
-"""Convolution layers (cross-correlation, as deep learning means it), weights (D, C, kh, kw)
-as in PyTorch. Conv1d runs the 2-D kernels on a height-1 view: one kernel per job."""
+"""Convolution layers (cross-correlation, as deep learning means it), weights
+(D, C, kh, kw) as in PyTorch.  Conv1d runs the 2-D kernels on a height-1 view:
+one kernel per job."""
+import math
+
 import numpy as np
 
+from ..errors import ShapeError
 from ..hookspecs import hookimpl
-from ..kernels.cpu import conv as kernels
-from .base import Layer, default_rng
-
-
-def _pair(value, what):
-    pair = (value, value) if np.isscalar(value) else tuple(value)
-    if len(pair) != 2 or any(int(v) != v for v in pair):
-        raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
-    return tuple(int(v) for v in pair)
-
-
-def out_size(size: int, kernel: int, stride: int, pad: int) -> int:
-    """floor((size + 2 pad - kernel) / stride) + 1: the lecture's H - h + 1 at stride 1."""
-    return (size + 2 * pad - kernel) // stride + 1
+from ..kernels.geometry import out_size
+from .contract import Layer
+from .validation import flag, integer, integer_pair
 
 
 class _ConvNd(Layer):
@@ -24,22 +17,18 @@ class _ConvNd(Layer):
     spatial = 2
 
     def _setup(self, in_channels, out_channels, kernel, stride, padding, bias):
-        if int(in_channels) < 1 or int(out_channels) < 1:
-            raise ValueError(f"{self.type_name}: channels must be >= 1, got "
-                             f"{in_channels} -> {out_channels}")
-        if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
-            raise ValueError(f"{self.type_name}: kernel_size and stride must be >= 1 and "
-                             f"padding >= 0, got {kernel}, {stride}, {padding}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        name = self.type_name
+        self.in_channels = integer(name, "in_channels", in_channels)
+        self.out_channels = integer(name, "out_channels", out_channels)
         self.kernel, self.stride, self.padding = kernel, stride, padding
-        self.weight = self.add_param("weight", np.zeros((self.out_channels, self.in_channels)
-                                                        + kernel[2 - self.spatial:]))
-        self.bias = self.add_param("bias", np.zeros(self.out_channels)) if bias else None
-        self.reset_parameters(default_rng())
+        self.weight = self.add_param("weight", (self.out_channels, self.in_channels)
+                                     + kernel[2 - self.spatial:])
+        self.bias = self.add_param("bias", (self.out_channels,)) \
+            if flag(name, "bias", bias) else None
 
     def reset_parameters(self, rng):
         # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C * kh * kw.
-        bound = 1.0 / np.sqrt(self.weight.value[0].size)
+        bound = 1.0 / np.sqrt(self.in_channels * math.prod(self.kernel))
         self.weight.value[...] = rng.uniform(-bound, bound, self.weight.value.shape)
         if self.bias is not None:
             self.bias.value[...] = rng.uniform(-bound, bound, self.bias.value.shape)
@@ -52,21 +41,24 @@ class _ConvNd(Layer):
         out = tuple(out_size(s, k, st, p) for s, k, st, p in
                     zip(spatial, self.kernel, self.stride, self.padding))
         if min(out) < 1:
-            raise ValueError(f"{self.label}: input {tuple(input_shape)} is smaller than the "
+            raise ShapeError(f"{self.label}: input {tuple(input_shape)} is smaller than the "
                              f"kernel {self.kernel[2 - self.spatial:]} with padding "
                              f"{self.padding[2 - self.spatial:]}")
         return (self.out_channels,) + out[2 - self.spatial:]
 
-    def check_input(self, x, *, check_finite=True):
-        super().check_input(x, check_finite=check_finite)
-        self.output_shape(x.shape[1:])  # an input smaller than the kernel is refused here
+    def flops(self, input_shape):
+        outputs = math.prod(self.output_shape(input_shape))
+        macs = 2 * outputs * self.in_channels * math.prod(self.kernel)
+        bias = outputs if self.bias is not None else 0
+        return macs + bias, macs + bias, macs
 
     def compile_unit(self, input_shape):
         # Seconds measured on one Zen 4 core: the direct kernels (forward and weight
         # gradient) ~6.5 s; the im2col path ~4 s, its input gradient included.
+        from ..kernels.cpu.conv import uses_direct
         out = self.output_shape(input_shape)
-        direct = kernels.uses_direct(self.in_channels, self.kernel,
-                                     ((1,) * (2 - self.spatial) + out[1:]), self.stride)
+        direct = uses_direct(self.in_channels, self.kernel,
+                             ((1,) * (2 - self.spatial) + out[1:]), self.stride)
         key = ("conv", direct, direct and self.needs_input_grad)
         return key, (6.5 + 3.0 * self.needs_input_grad) if direct else 4.0
 
@@ -74,50 +66,25 @@ class _ConvNd(Layer):
         return a if self.spatial == 2 else a.reshape(a.shape[:2] + (1,) + a.shape[2:])
 
     def _forward(self, x):
-        out_shape = (x.shape[0],) + self.output_shape(x.shape[1:])
-        y = self._buffer("y", out_shape)
-        x4 = np.ascontiguousarray(self._as_2d(x))
-        bias = self.bias.value if self.bias is not None else np.zeros(self.out_channels, self.dtype)
-        kernels.conv2d_forward(x4, self._as_2d(self.weight.value), bias, self.stride,
-                               self.padding, self._as_2d(y))
+        y = self._buffer("y", (x.shape[0],) + self.output_shape(x.shape[1:]))
+        x4 = self._as_2d(x)
+        bias = self.bias.value if self.bias is not None else None
+        self.kernels.conv2d_forward(x4, self._as_2d(self.weight.value), bias, self.stride,
+                                    self.padding, self._as_2d(y))
         self._x4 = x4
         return y
 
     def _backward(self, dl_dy):
+        k = self.kernels
         dy4 = self._as_2d(dl_dy)
-        w4 = self._as_2d(self.weight.value)
-        db = self.bias.grad if self.bias is not None else np.zeros(self.out_channels, self.dtype)
-        kernels.conv2d_backward_weight(self._x4, dy4, self.stride, self.padding,
-                                       self._as_2d(self.weight.grad), db)
+        k.conv2d_backward_weight(self._x4, dy4, self.stride, self.padding,
+                                 self._as_2d(self.weight.grad),
+                                 self.bias.grad if self.bias is not None else None)
         if not self.needs_input_grad:
             return None
         dx4 = self._buffer("dx", self._x4.shape)
-        kernels.conv2d_backward_input(dy4, w4, self.stride, self.padding, dx4)
-        return dx4.reshape((dx4.shape[0], self.in_channels) + dx4.shape[4 - self.spatial:])
-
-    # ---- on the GPU: the same kernels' CUDA twins, Conv1d through the same view ----
-    def _forward_cuda(self, x):
-        from ..kernels.cuda import conv as kc
-        out_shape = (x.shape[0],) + self.output_shape(x.shape[1:])
-        y = self._device_buffer("y", out_shape)
-        x4 = self._as_2d(x)
-        bias = self.bias.value if self.bias is not None else None
-        kc.conv2d_forward(x4, self._as_2d(self.weight.value), bias, self.stride,
-                          self.padding, self._as_2d(y))
-        self._x4 = x4
-        return y
-
-    def _backward_cuda(self, dl_dy):
-        from ..kernels.cuda import conv as kc
-        dy4 = self._as_2d(dl_dy)
-        kc.conv2d_backward_weight(self._x4, dy4, self.stride, self.padding,
-                                  self._as_2d(self.weight.grad),
-                                  self.bias.grad if self.bias is not None else None)
-        if not self.needs_input_grad:
-            return None
-        dx4 = self._device_buffer("dx", self._x4.shape)
-        kc.conv2d_backward_input(dy4, self._as_2d(self.weight.value), self.stride,
-                                 self.padding, dx4)
+        k.conv2d_backward_input(dy4, self._as_2d(self.weight.value), self.stride,
+                                self.padding, dx4)
         return dx4.reshape((dx4.shape[0], self.in_channels) + dx4.shape[4 - self.spatial:])
 
 
@@ -132,8 +99,9 @@ class Conv2d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True):
         super().__init__()
-        self._setup(in_channels, out_channels, _pair(kernel_size, "kernel_size"),
-                    _pair(stride, "stride"), _pair(padding, "padding"), bias)
+        self._setup(in_channels, out_channels, integer_pair("Conv2d", "kernel_size", kernel_size),
+                    integer_pair("Conv2d", "stride", stride),
+                    integer_pair("Conv2d", "padding", padding, 0), bias)
 
 
 class Conv1d(_ConvNd):
@@ -146,11 +114,9 @@ class Conv1d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True):
         super().__init__()
-        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding)):
-            if not np.isscalar(v) or int(v) != v:
-                raise ValueError(f"Conv1d: {name} must be an int, got {v!r}")
-        self._setup(in_channels, out_channels, (1, int(kernel_size)), (1, int(stride)),
-                    (0, int(padding)), bias)
+        self._setup(in_channels, out_channels, (1, integer("Conv1d", "kernel_size", kernel_size)),
+                    (1, integer("Conv1d", "stride", stride)),
+                    (0, integer("Conv1d", "padding", padding, 0)), bias)
 
 
 @hookimpl

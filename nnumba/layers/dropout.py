@@ -16,7 +16,8 @@ a seeded training run drops the same units every time.
 import numpy as np
 
 from ..hookspecs import hookimpl
-from .base import Layer, default_rng
+from .contract import Layer
+from .validation import flag, integer, number
 
 
 class Dropout(Layer):
@@ -26,81 +27,54 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, seed: int | None = None, resample: bool = True):
         super().__init__()
-        if not isinstance(p, (int, float, np.number)) or not 0.0 <= float(p) <= 1.0:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
-        self.seed = None if seed is None else int(seed)
-        self.resample = bool(resample)
+        self.p = number("Dropout", "p", p, 0.0, 1.0)
+        self.seed = None if seed is None else integer("Dropout", "seed", seed, 0)
+        self.resample = flag("Dropout", "resample", resample)
         self._mask = None
-        self._device_mask = None
-        self.reset_parameters(default_rng())
 
     def reset_parameters(self, rng):
         # An explicit seed wins; otherwise the model's generator seeds ours.
         self._rng = np.random.default_rng(
             self.seed if self.seed is not None else rng.integers(2**63))
         self._mask = None
-        self._device_mask = None
 
     def new_mask(self):
         """Forget the kept mask: the next training forward draws a new one."""
         self._mask = None
-        self._device_mask = None
 
-    def _draw_mask(self, shape):
-        keep = self._rng.random(shape, dtype=self.dtype) >= self.p
-        scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
-        return keep.astype(self.dtype) * self.dtype.type(scale)
+    def flops(self, input_shape):
+        n = int(np.prod(input_shape))
+        active = n if self.p > 0 else 0
+        return active, 0, active
 
     def _forward(self, x):
+        # The mask is drawn on the host from the layer's own generator (a seeded run
+        # drops the same units on every device) and copied to the device once per draw.
         self._active = self.training and self.p > 0.0
         if not self._active:
             return x
         if self.resample or self._mask is None or self._mask.shape != x.shape \
                 or self._mask.dtype != x.dtype:
-            self._mask = self._draw_mask(x.shape)
-        return np.multiply(x, self._mask, out=self._buffer("y", x.shape))
+            keep = self._rng.random(x.shape, dtype=self.dtype) >= self.p
+            scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
+            self._mask = self.device.to_device(keep.astype(self.dtype) * self.dtype.type(scale))
+        y = self._buffer("y", x.shape)
+        self.kernels.multiply(x.reshape(x.size), self._mask.reshape(x.size), y.reshape(x.size))
+        return y
 
     def _backward(self, dl_dy):
         if not self.needs_input_grad:
             return None
         if not self._active:
             return dl_dy
-        return np.multiply(dl_dy, self._mask, out=self._buffer("dx", dl_dy.shape))
-
-    # ---- on the GPU: the mask is drawn on the host from the same generator (so a
-    # seeded run drops the same units as on the CPU) and copied over; one copy of
-    # the activation's size per training step.
-    def _forward_cuda(self, x):
-        self._active = self.training and self.p > 0.0
-        if not self._active:
-            return x
-        if self.resample or self._mask is None or self._mask.shape != x.shape \
-                or self._mask.dtype != x.dtype:
-            self._mask = self._draw_mask(x.shape)
-            self._device_mask = None
-        if self._device_mask is None:
-            self._device_mask = self._device_buffer("mask", x.shape, keep=True)
-            self._device_mask.copy_to_device(self._mask)
-        from ..kernels.cuda.arrays import multiply
-        y = self._device_buffer("y", x.shape)
-        multiply(x.reshape(x.size), self._device_mask.reshape(x.size), y.reshape(x.size))
-        return y
-
-    def _backward_cuda(self, dl_dy):
-        if not self.needs_input_grad:
-            return None
-        if not self._active:
-            return dl_dy
-        from ..kernels.cuda.arrays import multiply
-        dx = self._device_buffer("dx", dl_dy.shape)
+        dx = self._buffer("dx", dl_dy.shape)
         n = dl_dy.size
-        multiply(dl_dy.reshape(n), self._device_mask.reshape(n), dx.reshape(n))
+        self.kernels.multiply(dl_dy.reshape(n), self._mask.reshape(n), dx.reshape(n))
         return dx
 
-    def _set_device(self, device):
-        super()._set_device(device)
-        self._device_mask = None
+    def set_device(self, device):
+        super().set_device(device)
+        self._mask = None
 
 
 @hookimpl

@@ -1,4 +1,6 @@
-"""What every gradient trainer shares: validation, epochs, evaluation, progress, history."""
+"""What every gradient trainer shares: validation, epochs, evaluation, progress,
+history, and the hooks through which a data-parallel trainer
+(:mod:`nnumba.distributed`) runs the same loops on its share of every batch."""
 from __future__ import annotations
 
 import math
@@ -8,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.batching import iterate
 from ..errors import DTypeError, LabelError, NnumbaError, ShapeError
 from ..optim import SGD
+from .batches import Batches, target_dtype
 from .metrics import evaluate
 from .progress import Progress
 
@@ -43,14 +45,17 @@ def check_data(model, x, y, what: str = "training"):
 
 
 class Trainer:
-    """Base of the gradient trainers. Subclasses implement ``_epoch``."""
+    """Base of the gradient trainers. Subclasses implement ``_epoch``; data-parallel
+    subclasses override the hooks ``_local``, ``_penalty``, ``_step`` and
+    ``_total``."""
 
     def __init__(self, model, loss, *, lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0, batch_size: int = 100, seed: int = 0,
                  optimizer=None, progress: bool = False, callbacks=(),
                  precompile: bool = True):
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.model, self.loss = model, loss
         self.optimizer = optimizer or SGD(model, lr=lr, momentum=momentum,
                                           weight_decay=weight_decay)
@@ -66,25 +71,22 @@ class Trainer:
         check_data(self.model, x, y)
         if x_test is not None:
             check_data(self.model, x_test, y_test, "test")
-        if int(epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
         model = self.model
         model.train()
         model.reuse_buffers(True)
         self._fit_start = time.perf_counter()
-        self._device_data = None
         if self.precompile and not self.history.epochs:
             self._precompile(x, y)
         try:
-            if getattr(getattr(model, "device", None), "is_cuda", False):
-                from .device_batches import DeviceData, target_dtype
-                self._device_data = DeviceData(x, y, self.batch_size,
-                                               target_dtype(self.loss, model.dtype))
+            self._batches = Batches(model.device, x, y, self.batch_size,
+                                    target_dtype(self.loss, model.dtype, y))
             for _ in range(int(epochs)):
                 epoch = len(self.history.epochs) + 1
                 start = time.perf_counter()
                 bar = Progress(self._num_batches(len(x)), f"epoch {epoch}", self.progress)
-                train_loss = self._epoch(x, y, bar, epoch)
+                train_loss = self._epoch(len(x), bar, epoch)
                 bar.close()
                 row = {"epoch": epoch, "train_loss": train_loss,
                        "seconds": time.perf_counter() - start}
@@ -96,10 +98,8 @@ class Trainer:
                     callback(self, row)
         finally:
             model.reuse_buffers(False)
-            self._device_data = None  # frees the device copy of the training set
+            self._batches = None  # frees a device copy of the training set
         return self.history
-
-    _device_data = None
 
     #: what nnumba.precompile did before the first epoch (None: not asked)
     precompile_info = None
@@ -107,6 +107,7 @@ class Trainer:
     def _precompile(self, x, y):
         """Compile the kernels over several processes when numba's cache is cold."""
         from ..precompile import precompile
+
         def announce(processes):
             if self.progress:
                 print(f"compiling the kernels for a cold cache in {processes} processes...",
@@ -117,13 +118,6 @@ class Trainer:
         if self.progress and "seconds" in info:
             print(f"compiled in {info['seconds']:.1f} s (cached for the next run)",
                   file=sys.stderr)
-
-    def _iterate(self, x, y, shuffle: bool = False):
-        """This epoch's (xb, yb) mini-batches: host arrays, or device arrays drawn in
-        the same order when the model is on the GPU."""
-        if self._device_data is not None:
-            return self._device_data.batches(shuffle, self.rng)
-        return iterate(x, y, self.batch_size, shuffle, self.rng)
 
     def _num_batches(self, n: int) -> int:
         return math.ceil(n / self.batch_size)
@@ -143,11 +137,26 @@ class Trainer:
     #: on a cold cache, and the cost a user waits before training really starts
     first_step_seconds = None
 
+    # ---- the hooks of data-parallel training ---------------------------------------------
+    def _local(self, idx: np.ndarray) -> np.ndarray:
+        """The part of a global batch (or of the whole set) this process computes."""
+        return idx
+
+    def _penalty(self, params) -> float:
+        """The loss's term on the parameters, with its gradient added."""
+        value = self.loss.penalty(params)
+        self.loss.penalty_backward(params)
+        return value
+
     def _step(self):
-        """Apply the accumulated gradients (distributed trainers reduce them first)."""
+        """Apply the accumulated gradients."""
         self.optimizer.step()
         if self.first_step_seconds is None:
             self.first_step_seconds = time.perf_counter() - self._fit_start
 
-    def _epoch(self, x, y, bar, epoch) -> float:
+    def _total(self, value: float) -> float:
+        """A sum over this process's samples, as a sum over all samples."""
+        return value
+
+    def _epoch(self, n, bar, epoch) -> float:
         raise NotImplementedError

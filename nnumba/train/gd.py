@@ -1,6 +1,8 @@
 """Exact gradient descent with the gradient accumulated over mini-batches."""
 from __future__ import annotations
 
+import numpy as np
+
 from .base import Trainer
 
 
@@ -11,18 +13,20 @@ class GDTrainer(Trainer):
     mini-batches"): each batch's gradient is weighted by its share of the set,
     so the step is the same whatever ``batch_size`` is, up to rounding."""
 
-    def _epoch(self, x, y, bar, epoch):
+    def _num_batches(self, n: int) -> int:
+        return max(1, super()._num_batches(len(self._local(np.arange(n)))))
+
+    def _epoch(self, n, bar, epoch):
         model, loss = self.model, self.loss
-        n = len(x)
+        mine = self._local(np.arange(n))
         model.zero_grad()
         total = 0.0
-        for step, (xb, yb) in enumerate(self._iterate(x, y)):
+        for step, start in enumerate(range(0, len(mine), self.batch_size)):
+            xb, yb = self._batches.take(mine[start:start + self.batch_size])
             # A mean loss over the set: this batch counts for len(xb)/n of it.
             weight = len(xb) / n if loss.reduction == "mean" else 1.0
             total += self._batch_loss(xb, yb, weight, epoch, step) * weight
             bar.update(step + 1, loss=total)
-        params = model.params()
-        total += loss.penalty(params)
-        loss.penalty_backward(params)
+        total += self._penalty(model.params())
         self._step()
-        return total
+        return self._total(total)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DTypeError, LabelError, ShapeError
+from ..errors import DTypeError, LabelError, NonFiniteError, ShapeError
 from ..kernels.cpu.perceptron import perceptron_epoch, sign_errors
 
 
@@ -63,7 +63,7 @@ def _prepare(x, y, what):
         raise LabelError(f"perceptron: labels must be -1 or +1, got {np.unique(y)[:5].tolist()}")
     flat = x.reshape(len(x), -1)
     if not np.isfinite(flat).all():
-        raise ValueError(f"perceptron: {what} inputs hold NaN or infinity")
+        raise NonFiniteError(f"perceptron: {what} inputs hold NaN or infinity")
     # The bias as a constant feature equal to 1; float64 as the lecture's np.zeros.
     with_one = np.empty((len(x), flat.shape[1] + 1))
     with_one[:, :-1] = flat
@@ -71,24 +71,46 @@ def _prepare(x, y, what):
     return with_one, y.astype(np.float64)
 
 
+class _Alone:
+    """The perceptron in one process; :mod:`nnumba.distributed.perceptron` runs the
+    same loop over MPI ranks by overriding these three steps."""
+
+    def prepare(self, x, y, what):
+        return _prepare(x, y, what)
+
+    def epoch(self, xs, ys, w) -> tuple[int, np.ndarray]:
+        """One pass; returns (number of updates, the weights after it)."""
+        return perceptron_epoch(xs, ys, w), w
+
+    def total(self, *counts):
+        return counts
+
+
 def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
-                     callback=None) -> PerceptronResult:
-    """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module docstring."""
-    if int(max_epochs) < 1:
-        raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
-    xs, ys = _prepare(x, y, "training")
-    test = _prepare(x_test, y_test, "test") if x_test is not None else None
+                     callback=None, group=None) -> PerceptronResult:
+    """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module
+    docstring.  ``group``: how the passes are shared between processes (None: this
+    one alone)."""
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, (int, np.integer)) \
+            or max_epochs < 1:
+        raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
+    group = _Alone() if group is None else group
+    xs, ys = group.prepare(x, y, "training")
+    test = group.prepare(x_test, y_test, "test") if x_test is not None else None
     if test is not None and test[0].shape[1] != xs.shape[1]:
         raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - 1} features, "
                          f"training inputs {xs.shape[1] - 1}")
+    n_train, n_test = len(x), (len(x_test) if test is not None else 0)
     w = np.zeros(xs.shape[1])
     history, updates, converged = [], 0, False
     for epoch in range(int(max_epochs)):
-        changes = perceptron_epoch(xs, ys, w)
+        changes, w = group.epoch(xs, ys, w)
         updates += changes
+        errors = group.total(sign_errors(xs, ys, w),
+                             sign_errors(*test, w) if test is not None else 0)
         row = {"epoch": epoch, "nb_changes": int(changes),
-               "train_error": sign_errors(xs, ys, w) / len(xs),
-               "test_error": sign_errors(*test, w) / len(test[0]) if test else None}
+               "train_error": float(errors[0]) / n_train,
+               "test_error": float(errors[1]) / n_test if test is not None else None}
         history.append(row)
         if callback is not None:
             callback(row)

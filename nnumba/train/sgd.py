@@ -8,21 +8,30 @@ class SGDTrainer(Trainer):
     """One update per mini-batch: w <- w - eta * grad of the batch loss.
 
     ``shuffle=True`` visits the samples in a new random order every epoch,
-    without replacement; ``False`` visits them in order."""
+    without replacement; ``False`` visits them in order.
+
+    (The lecture's listing of this loop puts the step after the inner loop and
+    takes ``dloss(y, ...)`` on the whole ``y``; this is the algorithm it means.)"""
 
     def __init__(self, model, loss, *, shuffle: bool = True, **kwargs):
         super().__init__(model, loss, **kwargs)
         self.shuffle = shuffle
 
-    def _epoch(self, x, y, bar, epoch):
-        model, loss = self.model, self.loss
+    def _epoch(self, n, bar, epoch):
+        model, mean = self.model, self.loss.reduction == "mean"
         params = model.params()
         total = 0.0  # summed per-sample loss, for the epoch's mean
-        for step, (xb, yb) in enumerate(self._iterate(x, y, self.shuffle)):
+        for step, batch in enumerate(self._batches.order(self.shuffle, self.rng)):
+            part = self._local(batch)
             model.zero_grad()
-            value = self._batch_loss(xb, yb, 1.0, epoch, step) + loss.penalty(params)
-            loss.penalty_backward(params)
+            value = 0.0
+            if len(part):  # a rank's share of a short last batch may be empty
+                xb, yb = self._batches.take(part)
+                weight = len(part) / len(batch) if mean else 1.0
+                value = self._batch_loss(xb, yb, weight, epoch, step)
+                total += value * len(part) if mean else value
+            penalty = self._penalty(params)
+            total += penalty * len(batch) if mean else penalty
             self._step()
-            total += value * len(xb) if loss.reduction == "mean" else value
-            bar.update(step + 1, loss=value)
-        return total / len(x)
+            bar.update(step + 1, loss=value + penalty)
+        return self._total(total) / n

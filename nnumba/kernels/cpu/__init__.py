@@ -1,1 +1,22 @@
-"""CPU kernels: Numba @njit(parallel=True) functions on NumPy arrays; BLAS through NumPy from Python."""
+"""The CPU kernel set: ``@njit(parallel=True)`` kernels on numpy arrays (the GEMMs
+are numpy's BLAS, called from Python).  Exports every name of
+:data:`nnumba.kernels.KERNELS`."""
+from .activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
+                          tanh_backward, tanh_forward, threshold_forward)
+from .adaptive_pool import adaptive_avgpool2d_backward, adaptive_avgpool2d_forward
+from .arrays import accumulate, all_finite, fill, gather_rows, multiply, scale
+from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from .dense import accumulate_bias_grad, add_bias, matmul
+from .losses import hinge, logistic, softmax_cross_entropy, squared_error
+from .optim import sgd_step
+from .pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
+                   maxpool2d_forward, relu_maxpool2d_backward, relu_maxpool2d_forward)
+
+__all__ = ["matmul", "add_bias", "accumulate_bias_grad", "relu_forward", "relu_backward",
+           "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
+           "threshold_forward", "fill", "scale", "multiply", "accumulate", "gather_rows",
+           "all_finite", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+           "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward",
+           "relu_maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+           "adaptive_avgpool2d_forward", "adaptive_avgpool2d_backward",
+           "softmax_cross_entropy", "squared_error", "logistic", "hinge", "sgd_step"]

@@ -1,11 +1,32 @@
-"""Kernels around the dense (fully connected) matmul, which numpy's BLAS does.
+"""The dense layer's kernels: the matmul (numpy's BLAS, called from Python) and the
+bias kernels around it.
 
 BLAS is called from Python, not from inside @njit: np.dot in a kernel uses
-scipy's OpenBLAS, a second thread pool that fought ours (PERFORMANCE.md).
+SciPy's OpenBLAS, a second thread pool beside numpy's (docs/performance.md).
 """
+import numpy as np
 from numba import njit, prange
 
+from . import arrays
+from .workspace import scratch
+
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
+
+
+def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+    """out (M, N) = op(a) @ op(b), or += with ``accumulate``; op transposes
+    when asked.  2-D, one float dtype.  Returns out."""
+    A = a.T if trans_a else a
+    B = b.T if trans_b else b
+    if A.shape[0] != out.shape[0] or B.shape[1] != out.shape[1] or A.shape[1] != B.shape[0]:
+        raise ValueError(f"matmul: op(a) {A.shape[0]}x{A.shape[1]} @ op(b) "
+                         f"{B.shape[0]}x{B.shape[1]} does not give out {out.shape[0]}x{out.shape[1]}")
+    if not accumulate:
+        return np.matmul(A, B, out=out)
+    product = scratch("matmul", out.shape, out.dtype)
+    np.matmul(A, B, out=product)
+    arrays.accumulate(out.reshape(-1), product.reshape(-1))
+    return out
 
 
 @njit(**_OPTS)
@@ -24,10 +45,3 @@ def accumulate_bias_grad(dl_dy, db):
         for i in range(dl_dy.shape[0]):
             s += dl_dy[i, j]
         db[j] += s
-
-
-@njit(**_OPTS)
-def accumulate(dst, src):
-    """dst += src, both flat and of one size (gradient accumulation)."""
-    for i in prange(dst.size):
-        dst[i] += src[i]

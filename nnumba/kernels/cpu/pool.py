@@ -2,17 +2,18 @@
 
 Public entry points:
 
-    pool2d_output_shape(H, W, kernel, stride)
     maxpool2d_forward(x, kernel, stride, out, argmax_out)
     maxpool2d_backward(dy, argmax, dx_out)
     relu_maxpool2d_forward(x, kernel, stride, out, argmax_out)
     relu_maxpool2d_backward(dy, argmax, out, dx_out)
     avgpool2d_forward(x, kernel, stride, out)
     avgpool2d_backward(dy, kernel, stride, dx_out)
-    maxpool1d_* / relu_maxpool1d_* / avgpool1d_*   (N, C, L) viewed as (N, C, 1, L)
+
+A 1-D pool is the 2-D one on a height-1 view (N, C, 1, L).
 
 Shapes: x and dx_out (N, C, H, W); out, dy and argmax (N, C, Ho, Wo) with
-Ho = (H - kh) // sh + 1, Wo = (W - kw) // sw + 1 (floor; trailing rows and
+Ho = (H - kh) // sh + 1, Wo = (W - kw) // sw + 1
+(:func:`nnumba.kernels.geometry.pool2d_output_shape`; trailing rows and
 columns that fill no window are never read and get zero gradient).  All
 arrays C-contiguous; x, out, dy, dx one float dtype (float32 or float64);
 argmax int32 (the fast path; the kernels are compiled for int32 only) or int64
@@ -26,7 +27,9 @@ where it is scanned first), unlike PyTorch, which propagates it.
 
 Backward kernels write dx fully (zero where no output chose a pixel) and
 accumulate when windows overlap (stride < kernel).  They run in parallel over
-(n, c) planes, each plane owned by one thread: race-free.
+(n, c) planes, each plane owned by one thread: race-free.  Average pooling
+computes the windows with the formulas shared with the GPU
+(:mod:`nnumba.kernels.formulas`).
 
 The fused ReLU + max-pool is exactly relu followed by max-pool:
 relu(max(window)) = max(relu(window)); when the window max is <= 0 every relu
@@ -35,6 +38,9 @@ the gradient only where the pooled output is > 0 (relu'(0) = 0).
 """
 import numpy as np
 from numba import njit, prange
+
+from .. import formulas
+from ..geometry import pair
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 _SEQ = dict(cache=True, fastmath=True)
@@ -239,65 +245,33 @@ def _maxpool_bwd(dy2, am2, relu, y2, dx2):
                 d[a[p]] += g[p]
 
 
-@njit(**_OPTS)
-def _avgpool_fwd(x2, H, W, kh, kw, sh, sw, out2):
-    nplanes = x2.shape[0]
-    Ho = (H - kh) // sh + 1
-    Wo = (W - kw) // sw + 1
-    scale = out2.dtype.type(1) / out2.dtype.type(kh * kw)
-    for q in prange(nplanes):
-        xp = x2[q]
-        op = out2[q]
-        for oi in range(Ho):
-            for oj in range(Wo):
-                base = oi * sh * W + oj * sw
-                s = out2.dtype.type(0)
-                for ki in range(kh):
-                    r = xp[base + ki * W:base + ki * W + kw]
-                    for kj in range(kw):
-                        s += r[kj]
-                op[oi * Wo + oj] = s * scale
+_avg_window = njit(inline="always")(formulas.avg_window)
+_avg_window_grad = njit(inline="always")(formulas.avg_window_grad)
 
 
 @njit(**_OPTS)
-def _avgpool_bwd(dy2, H, W, kh, kw, sh, sw, dx2):
-    nplanes, HW = dx2.shape
-    Ho = (H - kh) // sh + 1
-    Wo = (W - kw) // sw + 1
-    zero = dx2.dtype.type(0)
-    scale = dx2.dtype.type(1) / dx2.dtype.type(kh * kw)
-    for q in prange(nplanes):
-        d = dx2[q]
-        for i in range(HW):
-            d[i] = zero
-        g = dy2[q]
-        for oi in range(Ho):
-            for oj in range(Wo):
-                v = g[oi * Wo + oj] * scale
-                base = oi * sh * W + oj * sw
-                for ki in range(kh):
-                    r = d[base + ki * W:base + ki * W + kw]
-                    for kj in range(kw):
-                        r[kj] += v
+def _avgpool_fwd(x, kh, kw, sh, sw, out):
+    N, C, Ho, Wo = out.shape
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        for i in range(Ho):
+            for j in range(Wo):
+                _avg_window(x, kh, kw, sh, sw, out, n, c, i, j)
+
+
+@njit(**_OPTS)
+def _avgpool_bwd(dy, kh, kw, sh, sw, dx):
+    N, C, H, W = dx.shape
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        for r in range(H):
+            for q in range(W):
+                _avg_window_grad(dy, kh, kw, sh, sw, dx, n, c, r, q)
 
 
 # --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
-
-def _pair(v):
-    if isinstance(v, (tuple, list)):
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
-
-
-def pool2d_output_shape(H, W, kernel, stride=None):
-    """(Ho, Wo) = (floor((H - kh) / sh) + 1, floor((W - kw) / sw) + 1);
-    stride defaults to the kernel size."""
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(kernel if stride is None else stride)
-    return (H - kh) // sh + 1, (W - kw) // sw + 1
-
 
 def _planes(a):
     N, C = a.shape[0], a.shape[1]
@@ -313,8 +287,7 @@ def _argmax32(argmax_out):
 
 
 def _maxpool(x, kernel, stride, out, argmax_out, relu):
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(stride)
+    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     H, W = x.shape[2], x.shape[3]
     if out.size:
         am = _argmax32(argmax_out)
@@ -357,56 +330,15 @@ def relu_maxpool2d_backward(dy, argmax, out, dx_out):
 
 def avgpool2d_forward(x, kernel, stride, out):
     """out (N, C, Ho, Wo) = window means of x (N, C, H, W).  Returns out."""
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(stride)
-    H, W = x.shape[2], x.shape[3]
+    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     if out.size:
-        _avgpool_fwd(_planes(x), H, W, kh, kw, sh, sw, _planes(out))
+        _avgpool_fwd(x, kh, kw, sh, sw, out)
     return out
 
 
 def avgpool2d_backward(dy, kernel, stride, dx_out):
     """dx_out (N, C, H, W) = dL/dx for avgpool2d_forward, written fully."""
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(stride)
-    H, W = dx_out.shape[2], dx_out.shape[3]
+    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     if dx_out.size:
-        _avgpool_bwd(_planes(dy), H, W, kh, kw, sh, sw, _planes(dx_out))
-    return dx_out
-
-
-# ---- 1-D: (N, C, L) viewed as (N, C, 1, L) --------------------------------
-
-def maxpool1d_forward(x, kernel, stride, out, argmax_out):
-    """1-D max-pool of x (N, C, L); argmax = index within L."""
-    maxpool2d_forward(x[:, :, None, :], (1, int(kernel)), (1, int(stride)),
-                      out[:, :, None, :], argmax_out[:, :, None, :])
-    return out
-
-
-def relu_maxpool1d_forward(x, kernel, stride, out, argmax_out):
-    relu_maxpool2d_forward(x[:, :, None, :], (1, int(kernel)), (1, int(stride)),
-                           out[:, :, None, :], argmax_out[:, :, None, :])
-    return out
-
-
-def maxpool1d_backward(dy, argmax, dx_out):
-    maxpool2d_backward(dy[:, :, None, :], argmax[:, :, None, :], dx_out[:, :, None, :])
-    return dx_out
-
-
-def relu_maxpool1d_backward(dy, argmax, out, dx_out):
-    relu_maxpool2d_backward(dy[:, :, None, :], argmax[:, :, None, :], out[:, :, None, :],
-                            dx_out[:, :, None, :])
-    return dx_out
-
-
-def avgpool1d_forward(x, kernel, stride, out):
-    avgpool2d_forward(x[:, :, None, :], (1, int(kernel)), (1, int(stride)), out[:, :, None, :])
-    return out
-
-
-def avgpool1d_backward(dy, kernel, stride, dx_out):
-    avgpool2d_backward(dy[:, :, None, :], (1, int(kernel)), (1, int(stride)),
-                       dx_out[:, :, None, :])
+        _avgpool_bwd(dy, kh, kw, sh, sw, dx_out)
     return dx_out

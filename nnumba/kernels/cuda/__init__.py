@@ -1,9 +1,27 @@
-"""numba.cuda kernels: the CUDA twins of :mod:`nnumba.kernels.cpu`, same names and
-signatures, on device arrays (numba.cuda DeviceNDArray, C-contiguous).
+"""The CUDA kernel set: ``numba.cuda`` kernels on device arrays (numba.cuda
+DeviceNDArray, C-contiguous), with the names and signatures of the CPU set
+(:data:`nnumba.kernels.KERNELS`).
 
 Nothing here is imported on the CPU path: importing numba.cuda costs time and
-needs the numba-cuda package (``pip install "nnumba[cuda]"``). Layers reach these
-kernels only after validating shapes and dtypes (Numba does no bounds checking).
-Every module lists its kernels and the argument types they are compiled for in
-``PTX_SIGNATURES``, so tests/test_cuda_ptx.py compiles each one for a real GPU.
+needs the numba-cuda package (``pip install "nnumba[cuda]"``).  The kernels trust
+their callers (the layers) to have validated shapes and dtypes.
 """
+from .activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
+                          tanh_backward, tanh_forward, threshold_forward)
+from .adaptive_pool import adaptive_avgpool2d_backward, adaptive_avgpool2d_forward
+from .arrays import accumulate, all_finite, fill, gather_rows, multiply, scale
+from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from .dense import accumulate_bias_grad, add_bias, matmul
+from .losses import hinge, logistic, softmax_cross_entropy, squared_error
+from .optim import sgd_step
+from .pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
+                   maxpool2d_forward, relu_maxpool2d_backward, relu_maxpool2d_forward)
+
+__all__ = ["matmul", "add_bias", "accumulate_bias_grad", "relu_forward", "relu_backward",
+           "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
+           "threshold_forward", "fill", "scale", "multiply", "accumulate", "gather_rows",
+           "all_finite", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+           "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward",
+           "relu_maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+           "adaptive_avgpool2d_forward", "adaptive_avgpool2d_backward",
+           "softmax_cross_entropy", "squared_error", "logistic", "hinge", "sgd_step"]

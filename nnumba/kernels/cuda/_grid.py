@@ -1,15 +1,47 @@
-"""Launch geometry shared by the CUDA kernels, and the argument types used to
-compile each kernel ahead for a real GPU (tests/test_cuda_ptx.py).
+"""Launches, indexing and scratch shared by the CUDA kernels.
 
-Elementwise and per-output kernels use grid-stride loops, so any size runs with
-a bounded grid. Under the CUDA simulator every simulated thread is a Python
+Elementwise and per-output kernels use grid-stride loops, so any size runs with a
+bounded grid.  Under the CUDA simulator every simulated thread is a Python
 thread: the grid is capped much lower there (the loops stay the same), which
 keeps simulator tests fast and exercises the striding.
+
+Every launch goes through :func:`configure`.  In *record* mode
+(:func:`recording`) nothing runs: each launch records its kernel and the numba
+types of its arguments, and the wrappers take host (numpy) arrays.  That is how
+tests/test_cuda_ptx.py learns, from the argument table in
+:mod:`nnumba.kernels.cases`, which specialisations to compile for a real GPU.
 """
-from numba import config, types
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+
+import numpy as np
+from numba import config, cuda, typeof
 
 THREADS = 256
 MAX_BLOCKS = 4 if config.ENABLE_CUDASIM else 65535
+
+_record: list | None = None   # (kernel, argument types) per launch while recording
+
+
+@contextlib.contextmanager
+def recording():
+    """Record launches instead of running them; yields the list of (kernel, types)."""
+    global _record
+    outer, _record = _record, []
+    try:
+        yield _record
+    finally:
+        _record = outer
+
+
+def configure(kernel, grid, block):
+    """kernel[grid, block], or a recorder of its argument types while recording."""
+    if _record is not None:
+        return lambda *args: _record.append((kernel, tuple(typeof(a) for a in args)))
+    return kernel[grid, block]
 
 
 def blocks(n: int, threads: int = THREADS) -> int:
@@ -18,25 +50,55 @@ def blocks(n: int, threads: int = THREADS) -> int:
 
 
 def launch_1d(kernel, n: int, threads: int = THREADS):
-    """kernel configured for n items, THREADS per block."""
+    """kernel configured for n work items, ``threads`` per block."""
     if config.ENABLE_CUDASIM:
         threads = min(threads, 32)
-    return kernel[blocks(n, threads), threads]
+    return configure(kernel, blocks(n, threads), threads)
 
 
-def pair(v):
-    if isinstance(v, (tuple, list)):
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+def over(kernel, items=lambda first, *rest: first.size):
+    """The kernel set's function for ``kernel``: the same arguments (and signature),
+    launched over ``items(*arguments)`` work items (the first argument's size by
+    default), nothing when there are none."""
+    @functools.wraps(kernel.py_func)
+    def run(*args):
+        n = items(*args)
+        if n:
+            launch_1d(kernel, n)(*args)
+    run.__signature__ = inspect.signature(kernel.py_func)
+    run.__name__ = run.__qualname__ = kernel.py_func.__name__.lstrip("_")
+    return run
 
 
-# ---- argument types for ahead-of-time (PTX) compilation -------------------
-FLOATS = (types.float32, types.float64)
-i64 = types.int64
-i32 = types.int32
-b1 = types.boolean
+def rows(first, *rest) -> int:
+    """One work item per row of the first argument."""
+    return first.shape[0]
 
 
-def arr(dtype, ndim):
-    """A C-contiguous array type, as numba types a device array the layers pass."""
-    return types.Array(dtype, ndim, "C")
+@cuda.jit(device=True, inline=True)
+def unravel(t, d1, d2, d3):
+    """(a, b, c, d) of flat index t into an array of shape (*, d1, d2, d3), d fastest:
+    consecutive threads take consecutive elements of the last axis."""
+    d = t % d3
+    c = (t // d3) % d2
+    b = (t // (d3 * d2)) % d1
+    a = t // (d3 * d2 * d1)
+    return a, b, c, d
+
+
+def device_empty(shape, dtype, keep: dict | None = None):
+    """A device array (a numpy array while recording); with ``keep``, the one kept
+    there under (shape, dtype) is reused."""
+    if _record is not None:
+        return np.empty(shape, dtype)
+    if keep is None:
+        return cuda.device_array(shape, dtype)
+    key = (tuple(np.atleast_1d(shape)), np.dtype(dtype).str)
+    if key not in keep:
+        keep[key] = cuda.device_array(shape, dtype)
+    return keep[key]
+
+
+def to_host(a) -> np.ndarray:
+    """A device array's contents on the host (a numpy array passes through)."""
+    return a if isinstance(a, np.ndarray) else a.copy_to_host()

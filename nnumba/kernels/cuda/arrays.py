@@ -1,11 +1,12 @@
-"""Small device-array utilities a training step needs besides the layer kernels:
-fill, scale, elementwise product (dropout), row gather (shuffled mini-batches on
-the device) and a count of non-finite values (the input check)."""
+"""Device-array utilities a training step needs besides the layers' kernels: fill,
+scale, elementwise product and sum, row gather (shuffled mini-batches on the
+device) and the finiteness check (the input check)."""
 import math
 
+import numpy as np
 from numba import cuda
 
-from ._grid import FLOATS, arr, i32, i64, launch_1d
+from ._grid import device_empty, launch_1d, over, to_host
 
 
 @cuda.jit(cache=True)
@@ -15,7 +16,7 @@ def _fill(a, value):
 
 
 def fill(a, value):
-    """a (flat view of any contiguous array) = value, in a's dtype."""
+    """a (any contiguous array) = value, in a's dtype.  Returns a."""
     flat = a.reshape(a.size)
     if flat.size:
         launch_1d(_fill, flat.size)(flat, flat.dtype.type(value))
@@ -29,10 +30,9 @@ def _scale(src, factor, dst):
 
 
 def scale(src, factor, dst):
-    """dst = src * factor (both flat, one size; factor in their dtype)."""
+    """dst = src * factor (flat, one size; factor in their dtype)."""
     if src.size:
         launch_1d(_scale, src.size)(src, src.dtype.type(factor), dst)
-    return dst
 
 
 @cuda.jit(cache=True)
@@ -41,11 +41,16 @@ def _multiply(a, b, out):
         out[i] = a[i] * b[i]
 
 
-def multiply(a, b, out):
-    """out = a * b elementwise (flat, one size)."""
-    if a.size:
-        launch_1d(_multiply, a.size)(a, b, out)
-    return out
+multiply = over(_multiply)  # out = a * b (flat, one size)
+
+
+@cuda.jit(cache=True)
+def _accumulate(dst, src):
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
+        dst[i] += src[i]
+
+
+accumulate = over(_accumulate)  # dst += src (flat, one size)
 
 
 @cuda.jit(cache=True)
@@ -58,8 +63,8 @@ def _gather_rows(src, idx, dst):
 
 
 def gather_rows(src, idx, dst):
-    """dst (R, F) = src[idx] for src (M, F) and idx (R,) int64 in [0, M) (the
-    caller guarantees the range: these are permutation indices)."""
+    """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M) (the caller
+    guarantees the range: these are permutation indices)."""
     if dst.size:
         launch_1d(_gather_rows, dst.size)(src, idx, dst)
     return dst
@@ -75,19 +80,12 @@ def _count_nonfinite(x, count):
         cuda.atomic.add(count, 0, n)
 
 
-def count_nonfinite(x, count):
-    """Number of NaN or infinite values in x (flat); count is a 1-element int32
-    device scratch array. Returns a Python int (one small copy to the host)."""
-    fill(count, 0)
+_scratch = {}  # the int32 counter, allocated on first use
+
+
+def all_finite(x) -> bool:
+    """Whether x holds no NaN and no infinity (one 4-byte copy to the host)."""
+    count = fill(device_empty(1, np.int32, keep=_scratch), 0)
     if x.size:
-        launch_1d(_count_nonfinite, x.size)(x, count)
-    return int(count.copy_to_host()[0])
-
-
-PTX_SIGNATURES = {
-    "_fill": [(arr(t, 1), t) for t in FLOATS + (i32,)],
-    "_scale": [(arr(t, 1), t, arr(t, 1)) for t in FLOATS],
-    "_multiply": [(arr(t, 1), arr(t, 1), arr(t, 1)) for t in FLOATS],
-    "_gather_rows": [(arr(t, 2), arr(i64, 1), arr(t, 2)) for t in FLOATS + (i64,)],
-    "_count_nonfinite": [(arr(t, 1), arr(i32, 1)) for t in FLOATS],
-}
+        launch_1d(_count_nonfinite, x.size)(x.reshape(x.size), count)
+    return int(to_host(count)[0]) == 0

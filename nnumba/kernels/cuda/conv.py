@@ -5,7 +5,8 @@ signatures.
     conv2d_forward(x, w, b, stride, pad, out)              out written fully
     conv2d_backward_input(dy, w, stride, pad, dx_out)       dx written fully
     conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out)   ACCUMULATES
-    conv1d_*: (N, C, L) as the height-1 view (N, C, 1, L) of the 2-D kernels
+
+A 1-D convolution is the 2-D one on a height-1 view (N, C, 1, L).
 
 Direct kernels, no im2col buffers:
 * forward: one thread per output (n, d, i, j), j fastest, so a warp reads
@@ -19,7 +20,8 @@ Direct kernels, no im2col buffers:
 """
 from numba import config, cuda
 
-from ._grid import FLOATS, MAX_BLOCKS, arr, b1, i64, launch_1d, pair
+from ..geometry import pair
+from ._grid import MAX_BLOCKS, configure, launch_1d, unravel
 
 RED = 256  # threads of a reduction block (a power of two; the shared array's size)
 
@@ -31,10 +33,7 @@ def _forward(x, w, b, has_bias, sh, sw, ph, pw, out):
     Ho, Wo = out.shape[2], out.shape[3]
     total = N * D * Ho * Wo
     for t in range(cuda.grid(1), total, cuda.gridsize(1)):
-        j = t % Wo
-        i = (t // Wo) % Ho
-        d = (t // (Wo * Ho)) % D
-        n = t // (Wo * Ho * D)
+        n, d, i, j = unravel(t, D, Ho, Wo)
         s = b[d] if has_bias else x.dtype.type(0)
         r0 = i * sh - ph
         q0 = j * sw - pw
@@ -56,10 +55,7 @@ def _backward_input(dy, w, sh, sw, ph, pw, dx):
     Ho, Wo = dy.shape[2], dy.shape[3]
     total = N * C * H * W
     for t in range(cuda.grid(1), total, cuda.gridsize(1)):
-        q = t % W
-        r = (t // W) % H
-        c = (t // (W * H)) % C
-        n = t // (W * H * C)
+        n, c, r, q = unravel(t, C, H, W)
         s = dx.dtype.type(0)
         for ki in range(kh):
             u = r + ph - ki          # = i * sh for the output row i that reads r
@@ -100,15 +96,10 @@ def _backward_weight(x, dy, sh, sw, ph, pw, dw):
     Ho, Wo = dy.shape[2], dy.shape[3]
     partial = cuda.shared.array(RED, x.dtype)
     for g in range(cuda.blockIdx.x, D * C * kh * kw, cuda.gridDim.x):
-        kj = g % kw
-        ki = (g // kw) % kh
-        c = (g // (kw * kh)) % C
-        d = g // (kw * kh * C)
+        d, c, ki, kj = unravel(g, C, kh, kw)
         s = x.dtype.type(0)
         for t in range(cuda.threadIdx.x, N * Ho * Wo, cuda.blockDim.x):
-            j = t % Wo
-            i = (t // Wo) % Ho
-            n = t // (Wo * Ho)
+            _, n, i, j = unravel(t, N, Ho, Wo)
             r = i * sh - ph + ki
             q = j * sw - pw + kj
             if 0 <= r < H and 0 <= q < W:
@@ -125,9 +116,8 @@ def _backward_bias(dy, db):
     for d in range(cuda.blockIdx.x, D, cuda.gridDim.x):
         s = dy.dtype.type(0)
         for t in range(cuda.threadIdx.x, N * Ho * Wo, cuda.blockDim.x):
-            p = t % (Ho * Wo)
-            n = t // (Ho * Wo)
-            s += dy[n, d, p // Wo, p % Wo]
+            _, n, i, j = unravel(t, N, Ho, Wo)
+            s += dy[n, d, i, j]
         total = _block_sum(partial, s)
         if cuda.threadIdx.x == 0:
             db[d] += total
@@ -136,7 +126,7 @@ def _backward_bias(dy, db):
 def _reduce_launch(kernel, items):
     """kernel configured with one block per item (grid-stride beyond the cap)."""
     threads = 32 if config.ENABLE_CUDASIM else RED
-    return kernel[max(1, min(int(items), MAX_BLOCKS)), threads]
+    return configure(kernel, max(1, min(int(items), MAX_BLOCKS)), threads)
 
 
 def conv2d_forward(x, w, b, stride, pad, out):
@@ -170,36 +160,3 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out):
     _reduce_launch(_backward_weight, dw_out.size)(x, dy, sh, sw, ph, pw, dw_out)
     if db_out is not None and db_out.size:
         _reduce_launch(_backward_bias, db_out.size)(dy, db_out)
-
-
-# ---- 1-D: (N, C, L) viewed as (N, C, 1, L) --------------------------------
-
-def _h1(a):
-    return a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
-
-
-def conv1d_forward(x, w, b, stride, pad, out):
-    """out (N, D, Lo) = 1-D cross-correlation of x (N, C, L) with w (D, C, k) + b."""
-    conv2d_forward(_h1(x), _h1(w), b, (1, int(stride)), (0, int(pad)), _h1(out))
-    return out
-
-
-def conv1d_backward_input(dy, w, stride, pad, dx_out):
-    """dx_out (N, C, L) = dL/dx for conv1d_forward; written fully."""
-    conv2d_backward_input(_h1(dy), _h1(w), (1, int(stride)), (0, int(pad)), _h1(dx_out))
-    return dx_out
-
-
-def conv1d_backward_weight(x, dy, stride, pad, dw_out, db_out):
-    """dw_out (D, C, k) += dL/dw, db_out (D,) += dL/db for conv1d_forward."""
-    conv2d_backward_weight(_h1(x), _h1(dy), (1, int(stride)), (0, int(pad)), _h1(dw_out),
-                           db_out)
-
-
-_A4 = [arr(t, 4) for t in FLOATS]
-PTX_SIGNATURES = {
-    "_forward": [(a, a, arr(t, 1), b1, i64, i64, i64, i64, a) for t, a in zip(FLOATS, _A4)],
-    "_backward_input": [(a, a, i64, i64, i64, i64, a) for a in _A4],
-    "_backward_weight": [(a, a, i64, i64, i64, i64, a) for a in _A4],
-    "_backward_bias": [(a, arr(t, 1)) for t, a in zip(FLOATS, _A4)],
-}

@@ -1,6 +1,5 @@
 """The dense layer's kernels on the device: a tiled shared-memory matmul with the
-transposed products backward needs, and the bias / accumulation kernels that are
-the twins of nnumba.kernels.cpu.dense.
+transposed products backward needs, and the bias kernels.
 
 matmul(a, b, out, trans_a, trans_b, accumulate): out (M, N) (+)= op(a) @ op(b)
 with op(a) (M, K), op(b) (K, N). The Linear layer needs three products:
@@ -19,7 +18,7 @@ shared: one block of 256 threads per SM. Loads are guarded, so any M, N, K works
 """
 from numba import cuda
 
-from ._grid import FLOATS, arr, b1, launch_1d
+from ._grid import configure, launch_1d
 
 BM = BN = 128      # output tile per block
 BK = 8             # K step
@@ -32,7 +31,6 @@ LB = BN * BK // NT  # ... and from b (4)
 # Shared rows of BM + 4 words: a warp storing 8 k x 4 m (the transposing loads)
 # then hits 32 different banks instead of 4.
 ROW = BM + 4
-
 
 @cuda.jit(device=True, inline=True)
 def _load_a(a, ta, M, K, m0, k0, tid, r):
@@ -153,7 +151,8 @@ def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
         raise ValueError(f"matmul: op(a) {am}x{ak} @ op(b) {bk}x{bn} does not give out {M}x{N}")
     if M and N:
         grid = ((N + BN - 1) // BN, (M + BM - 1) // BM)
-        _matmul[grid, (TX, TY)](a, b, out, bool(trans_a), bool(trans_b), bool(accumulate))
+        configure(_matmul, grid, (TX, TY))(a, b, out, bool(trans_a), bool(trans_b),
+                                           bool(accumulate))
     return out
 
 
@@ -175,12 +174,6 @@ def _accumulate_bias_grad(dl_dy, db):
         db[j] += s
 
 
-@cuda.jit(cache=True)
-def _accumulate(dst, src):
-    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
-        dst[i] += src[i]
-
-
 def add_bias(y, b):
     """y (N, D) += b (D,) on every row."""
     if y.size:
@@ -191,17 +184,3 @@ def accumulate_bias_grad(dl_dy, db):
     """db (D,) += column sums of dl_dy (N, D)."""
     if db.size:
         launch_1d(_accumulate_bias_grad, db.size)(dl_dy, db)
-
-
-def accumulate(dst, src):
-    """dst += src, both flat and of one size."""
-    if dst.size:
-        launch_1d(_accumulate, dst.size)(dst, src)
-
-
-PTX_SIGNATURES = {
-    "_matmul": [(arr(t, 2), arr(t, 2), arr(t, 2), b1, b1, b1) for t in FLOATS],
-    "_add_bias": [(arr(t, 2), arr(t, 1)) for t in FLOATS],
-    "_accumulate_bias_grad": [(arr(t, 2), arr(t, 1)) for t in FLOATS],
-    "_accumulate": [(arr(t, 1), arr(t, 1)) for t in FLOATS],
-}

@@ -1,4 +1,5 @@
-"""LeakyReLU and Softplus for nnumba (an example plugin distribution)."""
+"""LeakyReLU, Softplus and LowRankLinear for nnumba (an example plugin distribution)."""
 from .layers import LeakyReLU, Softplus
+from .low_rank import LowRankLinear
 
-__all__ = ["LeakyReLU", "Softplus"]
+__all__ = ["LeakyReLU", "Softplus", "LowRankLinear"]

@@ -5,7 +5,8 @@ from . import kernels
 
 
 class LeakyReLU(Layer):
-    """x if x > 0 else negative_slope * x."""
+    """x if x > 0 else negative_slope * x (this plugin's own @njit kernels: CPU only)."""
+    devices = ("cpu",)
     examples = [({}, (3, 4)), ({"negative_slope": 0.2}, (2, 3, 5))]
 
     def __init__(self, negative_slope: float = 0.01):
@@ -30,7 +31,8 @@ class LeakyReLU(Layer):
 
 
 class Softplus(Layer):
-    """log(1 + e^x), a smooth ReLU."""
+    """log(1 + e^x), a smooth ReLU (this plugin's own @njit kernels: CPU only)."""
+    devices = ("cpu",)
     examples = [({}, (3, 4))]
 
     def _forward(self, x):

@@ -2,8 +2,9 @@
 from nnumba import hookimpl
 
 from .layers import LeakyReLU, Softplus
+from .low_rank import LowRankLinear
 
 
 @hookimpl
 def nnumba_register_layers():
-    return {"LeakyReLU": LeakyReLU, "Softplus": Softplus}
+    return {"LeakyReLU": LeakyReLU, "Softplus": Softplus, "LowRankLinear": LowRankLinear}

@@ -17,13 +17,19 @@ from nnumba.errors import NoGradientError
 from . import kernels
 
 
+class _FeatureLayer(Layer):
+    """A fixed feature map computed with numpy and this plugin's own @njit kernels:
+    it runs on the CPU only (``devices``), which nnumba checks before a model moves."""
+    devices = ("cpu",)
+
+
 def _positive_int(layer: str, name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
-class XorProduct(Layer):
+class XorProduct(_FeatureLayer):
     """Phi(x_u, x_v) = (x_u, x_v, x_u * x_v): makes xor linearly separable."""
     examples = [({}, (4, 2))]
 
@@ -64,7 +70,7 @@ def monomial_powers(in_features: int, degree: int, include_bias: bool = True) ->
     return np.array(rows, np.int64).reshape(len(rows), in_features)
 
 
-class PolynomialFeatures(Layer):
+class PolynomialFeatures(_FeatureLayer):
     """Every monomial of the inputs up to ``degree``; for one input the lecture's
     Phi(x) = (1, x, x^2, ..., x^D). Same columns, same order as scikit-learn's."""
     examples = [({"in_features": 1, "degree": 4}, (5, 1)),
@@ -112,7 +118,7 @@ def random_pairs(in_features: int, num_products: int, seed: int) -> tuple[np.nda
     return first.astype(np.int64), second.astype(np.int64)
 
 
-class RandomPairProducts(Layer):
+class RandomPairProducts(_FeatureLayer):
     """The input followed by products x_i x_j of ``num_products`` random pairs of its
     features (the lecture's MNIST "8" vs the rest). The pairs come from ``seed``
     alone, so the spec {"seed": ...} rebuilds the same layer after save/load."""
@@ -155,7 +161,7 @@ class RandomPairProducts(Layer):
         return dl_dx
 
 
-class Radius(Layer):
+class Radius(_FeatureLayer):
     """x -> ||x||: the feature that keeps only what a radially symmetric task needs.
 
     Its gradient x / ||x|| is taken as 0 at x = 0, where the norm has a kink."""
@@ -189,7 +195,7 @@ class Radius(Layer):
         return dl_dx
 
 
-class HOG(Layer):
+class HOG(_FeatureLayer):
     """Histograms of Oriented Gradients: per cell of ``cell_size`` x ``cell_size``
     pixels, the distribution of edge orientations over ``bins`` bins (the lecture:
     8 x 8 cells, 9 bins). Input (N, 1, height, width), output (N, cells * bins),

@@ -1,0 +1,48 @@
+"""Array utilities a training step needs besides the layers' kernels: fill,
+scale, elementwise product and sum, row gather, and the finiteness check."""
+import numpy as np
+from numba import njit, prange
+
+_OPTS = dict(parallel=True, cache=True, fastmath=True)
+
+
+def fill(a, value):
+    """a (any contiguous array) = value, in a's dtype.  Returns a."""
+    a.fill(value)
+    return a
+
+
+@njit(**_OPTS)
+def _scale(src, factor, dst):
+    for i in prange(src.size):
+        dst[i] = src[i] * factor
+
+
+def scale(src, factor, dst):
+    """dst = src * factor (flat, one size; factor taken in their dtype)."""
+    _scale(src, src.dtype.type(factor), dst)
+
+
+@njit(**_OPTS)
+def multiply(a, b, out):
+    """out = a * b elementwise (flat, one size)."""
+    for i in prange(a.size):
+        out[i] = a[i] * b[i]
+
+
+@njit(**_OPTS)
+def accumulate(dst, src):
+    """dst += src (flat, one size): gradient accumulation."""
+    for i in prange(dst.size):
+        dst[i] += src[i]
+
+
+def gather_rows(src, idx, dst):
+    """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M)."""
+    np.take(src, idx, axis=0, out=dst)
+    return dst
+
+
+def all_finite(x) -> bool:
+    """Whether x holds no NaN and no infinity."""
+    return bool(np.isfinite(x).all())

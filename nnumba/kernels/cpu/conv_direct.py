@@ -1,0 +1,263 @@
+"""Direct convolution kernels: forward and weight gradient without im2col, for
+few input channels and long output rows (the lecture's conv1).
+
+Per image, the padded input is copied into ``xs[c, kj, r, j] = xpad[c, r, j*sw + kj]``,
+kw column-shifted planes whose rows have the output's width Wo.  For stride 1 the
+input under tap (c, ki, kj) for the whole flattened output plane p = i*Wo + j is
+then the contiguous run ``xs[off(c, ki, kj) + p]``, so the inner loop is one long
+unit-stride loop.  It is register-blocked: 4 output channels x 5 taps per pass (20
+weights held in registers, 5 loads, 4 read-modify-writes per 20 vector FMAs).  The
+weight gradient uses the same layout as 20 simultaneous dot products.  Forward is
+parallel over images, the weight gradient over blocks of 4 output channels (each
+thread owns its rows of the accumulator: race-free, and the sum order does not
+depend on the thread count).  Other output-channel counts run with zero filters
+added to a multiple of 4.
+"""
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+_OPTS = dict(parallel=True, cache=True, fastmath=True)
+_SEQ = dict(cache=True, fastmath=True)
+
+# Longest run of the flattened output plane handled per pass of the direct
+# forward kernel (keeps the 4 output rows of a block in L1).
+_CHUNK = 1024
+
+
+@njit(**_SEQ)
+def _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs):
+    """xs[c, kj, r, j] = xpad[n, c, r, j*sw + kj] for r < R, j < Wo (flat;
+    xs holds C*kw*R*Wo elements)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    xn = x[n]
+    zero = xs.dtype.type(0)
+    for c in range(C):
+        for kj in range(kw):
+            pbase = (c * kw + kj) * R * Wo
+            for r in range(R):
+                i = r - ph
+                row = pbase + r * Wo
+                if i < 0 or i >= H:
+                    for j in range(Wo):
+                        xs[row + j] = zero
+                    continue
+                for j in range(Wo):
+                    col = j * sw + kj - pw
+                    xs[row + j] = xn[c, i, col] if 0 <= col < W else zero
+
+
+# np.zeros inside a parallel=True kernel becomes a parallel loop of its own,
+# one more gufunc to compile; these sequential helpers keep it out.
+
+@njit(**_SEQ)
+def _zeros2(A, B, dtype):
+    """np.zeros((A, B), dtype), built outside the caller's parfor pass."""
+    return np.zeros((A, B), dtype)
+
+
+@njit(**_SEQ)
+def _padded_taps(wf, TP):
+    """wf (D, T) copied into zeros (D, TP), TP >= T (the padded taps)."""
+    D, T = wf.shape
+    wt = np.zeros((D, TP), wf.dtype)
+    for d in range(D):
+        for t in range(T):
+            wt[d, t] = wf[d, t]
+    return wt
+
+
+@njit(**_SEQ)
+def _tap_table(C, kh, kw, R, Wo):
+    """Offset into xs of tap t = (c*kh + ki)*kw + kj, padded with zeros to a
+    multiple of 5 taps (padded taps carry zero weight / are ignored)."""
+    T = C * kh * kw
+    offs = np.zeros((T + 4) // 5 * 5, np.int64)
+    for c in range(C):
+        for ki in range(kh):
+            for kj in range(kw):
+                offs[(c * kh + ki) * kw + kj] = (c * kw + kj) * R * Wo + ki * Wo
+    return offs
+
+
+@njit(**_SEQ)
+def _fwd_g4(y, d0, xs, offs, wt, t, xb, ob, pl, first, b):
+    """y[d0:d0+4, ob:ob+pl] (+)= sum over taps t..t+4 of wt[d, tap] * xs run."""
+    x0 = xs[offs[t] + xb:offs[t] + xb + pl]
+    x1 = xs[offs[t + 1] + xb:offs[t + 1] + xb + pl]
+    x2 = xs[offs[t + 2] + xb:offs[t + 2] + xb + pl]
+    x3 = xs[offs[t + 3] + xb:offs[t + 3] + xb + pl]
+    x4 = xs[offs[t + 4] + xb:offs[t + 4] + xb + pl]
+    w00 = wt[d0, t]; w01 = wt[d0, t + 1]; w02 = wt[d0, t + 2]; w03 = wt[d0, t + 3]; w04 = wt[d0, t + 4]
+    w10 = wt[d0 + 1, t]; w11 = wt[d0 + 1, t + 1]; w12 = wt[d0 + 1, t + 2]; w13 = wt[d0 + 1, t + 3]; w14 = wt[d0 + 1, t + 4]
+    w20 = wt[d0 + 2, t]; w21 = wt[d0 + 2, t + 1]; w22 = wt[d0 + 2, t + 2]; w23 = wt[d0 + 2, t + 3]; w24 = wt[d0 + 2, t + 4]
+    w30 = wt[d0 + 3, t]; w31 = wt[d0 + 3, t + 1]; w32 = wt[d0 + 3, t + 2]; w33 = wt[d0 + 3, t + 3]; w34 = wt[d0 + 3, t + 4]
+    y0 = y[d0, ob:ob + pl]
+    y1 = y[d0 + 1, ob:ob + pl]
+    y2 = y[d0 + 2, ob:ob + pl]
+    y3 = y[d0 + 3, ob:ob + pl]
+    if first:
+        b0 = b[d0]; b1 = b[d0 + 1]; b2 = b[d0 + 2]; b3 = b[d0 + 3]
+        for p in range(pl):
+            v0 = x0[p]; v1 = x1[p]; v2 = x2[p]; v3 = x3[p]; v4 = x4[p]
+            y0[p] = b0 + w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3 + w04 * v4
+            y1[p] = b1 + w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3 + w14 * v4
+            y2[p] = b2 + w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3 + w24 * v4
+            y3[p] = b3 + w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3 + w34 * v4
+    else:
+        for p in range(pl):
+            v0 = x0[p]; v1 = x1[p]; v2 = x2[p]; v3 = x3[p]; v4 = x4[p]
+            y0[p] += w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3 + w04 * v4
+            y1[p] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3 + w14 * v4
+            y2[p] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3 + w24 * v4
+            y3[p] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3 + w34 * v4
+
+
+@njit(**_SEQ)
+def _dw_g4(g, d0, xs, offs, t, xb, ob, pl, acc):
+    """acc[d0+k, t+i] += <g[d0+k, ob:ob+pl], xs run of tap t+i>, k<4, i<5:
+    20 dot products sharing 4 + 5 loads per step."""
+    x0 = xs[offs[t] + xb:offs[t] + xb + pl]
+    x1 = xs[offs[t + 1] + xb:offs[t + 1] + xb + pl]
+    x2 = xs[offs[t + 2] + xb:offs[t + 2] + xb + pl]
+    x3 = xs[offs[t + 3] + xb:offs[t + 3] + xb + pl]
+    x4 = xs[offs[t + 4] + xb:offs[t + 4] + xb + pl]
+    g0 = g[d0, ob:ob + pl]
+    g1 = g[d0 + 1, ob:ob + pl]
+    g2 = g[d0 + 2, ob:ob + pl]
+    g3 = g[d0 + 3, ob:ob + pl]
+    z = acc.dtype.type(0)
+    a00 = z; a01 = z; a02 = z; a03 = z; a04 = z
+    a10 = z; a11 = z; a12 = z; a13 = z; a14 = z
+    a20 = z; a21 = z; a22 = z; a23 = z; a24 = z
+    a30 = z; a31 = z; a32 = z; a33 = z; a34 = z
+    for p in range(pl):
+        v0 = x0[p]; v1 = x1[p]; v2 = x2[p]; v3 = x3[p]; v4 = x4[p]
+        u = g0[p]
+        a00 += u * v0; a01 += u * v1; a02 += u * v2; a03 += u * v3; a04 += u * v4
+        u = g1[p]
+        a10 += u * v0; a11 += u * v1; a12 += u * v2; a13 += u * v3; a14 += u * v4
+        u = g2[p]
+        a20 += u * v0; a21 += u * v1; a22 += u * v2; a23 += u * v3; a24 += u * v4
+        u = g3[p]
+        a30 += u * v0; a31 += u * v1; a32 += u * v2; a33 += u * v3; a34 += u * v4
+    acc[d0, t] += a00; acc[d0, t + 1] += a01; acc[d0, t + 2] += a02; acc[d0, t + 3] += a03; acc[d0, t + 4] += a04
+    acc[d0 + 1, t] += a10; acc[d0 + 1, t + 1] += a11; acc[d0 + 1, t + 2] += a12; acc[d0 + 1, t + 3] += a13; acc[d0 + 1, t + 4] += a14
+    acc[d0 + 2, t] += a20; acc[d0 + 2, t + 1] += a21; acc[d0 + 2, t + 2] += a22; acc[d0 + 2, t + 3] += a23; acc[d0 + 2, t + 4] += a24
+    acc[d0 + 3, t] += a30; acc[d0 + 3, t + 1] += a31; acc[d0 + 3, t + 2] += a32; acc[d0 + 3, t + 3] += a33; acc[d0 + 3, t + 4] += a34
+
+
+@njit(**_OPTS)
+def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
+    """out (N, D, Ho, Wo) = conv(x, w) + b, written fully; D % 4 == 0 (the
+    wrapper pads other channel counts).  Parallel over images."""
+    N, C = x.shape[0], x.shape[1]
+    D, kh, kw = w.shape[0], w.shape[2], w.shape[3]
+    Ho, Wo = out.shape[2], out.shape[3]
+    R = (Ho - 1) * sh + kh
+    offs = _tap_table(C, kh, kw, R, Wo)
+    TP = offs.size
+    T = C * kh * kw
+    wt = _padded_taps(w.reshape(D, T), TP)
+    G = TP // 5
+    if sh == 1:            # the whole plane is one contiguous run
+        nseg = 1
+        L = Ho * Wo
+    else:                  # one run per output row
+        nseg = Ho
+        L = Wo
+    nch = (L + _CHUNK - 1) // _CHUNK
+    step = ((L + nch - 1) // nch + 15) // 16 * 16
+    xs_size = C * kw * R * Wo
+    for n in prange(N):
+        xs = np.empty(xs_size, x.dtype)
+        _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
+        y = out[n].reshape(D, Ho * Wo)
+        for s in range(nseg):
+            for p0 in range(0, L, step):
+                pl = min(step, L - p0)
+                xb = s * sh * Wo + p0
+                ob = s * Wo + p0
+                for d0 in range(0, D, 4):
+                    for g in range(G):
+                        _fwd_g4(y, d0, xs, offs, wt, g * 5, xb, ob, pl, g == 0, b)
+
+
+@njit(**_OPTS)
+def _conv_dw_direct(x, dy, sh, sw, ph, pw, nth, dw, db):
+    """dw (D, C, kh, kw) += dL/dw, db (D,) += dL/db; D % 4 == 0 (the wrapper
+    pads other channel counts).  Parallel over blocks of 4 output channels
+    (each thread owns its rows of the accumulator): race-free, and the sum order
+    does not depend on the thread count."""
+    N, C = x.shape[0], x.shape[1]
+    D, kh, kw = dw.shape[0], dw.shape[2], dw.shape[3]
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    R = (Ho - 1) * sh + kh
+    offs = _tap_table(C, kh, kw, R, Wo)
+    TP = offs.size
+    T = C * kh * kw
+    G = TP // 5
+    if sh == 1:
+        nseg = 1
+        L = Ho * Wo
+    else:
+        nseg = Ho
+        L = Wo
+    P = Ho * Wo
+    nblk = D // 4
+    nth = max(1, min(nth, nblk))
+    acc = _zeros2(D, TP, dw.dtype)
+    dbacc = _zeros2(1, D, dw.dtype)[0]
+    xs_size = C * kw * R * Wo
+    for th in prange(nth):
+        blo = th * nblk // nth
+        bhi = (th + 1) * nblk // nth
+        xs = np.empty(xs_size, x.dtype)
+        for n in range(N):
+            _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
+            g = dy[n].reshape(D, P)
+            for blk in range(blo, bhi):
+                d0 = blk * 4
+                for s in range(nseg):
+                    xb = s * sh * Wo
+                    ob = s * Wo
+                    for gi in range(G):
+                        _dw_g4(g, d0, xs, offs, gi * 5, xb, ob, L, acc)
+                for d in range(d0, d0 + 4):
+                    gd = g[d]
+                    sacc = dbacc.dtype.type(0)
+                    for p in range(P):
+                        sacc += gd[p]
+                    dbacc[d] += sacc
+    dwf = dw.reshape(D, T)
+    for d in range(D):      # tiny: a second prange would be a second gufunc to compile
+        for t in range(T):
+            dwf[d, t] += acc[d, t]
+        db[d] += dbacc[d]
+
+
+def forward_direct(x, w, b, sh, sw, ph, pw, out):
+    # The direct kernels work on blocks of 4 output channels; other counts run
+    # with zero filters added (a copy each way, only then).
+    D = w.shape[0]
+    if D % 4 == 0:
+        _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out)
+        return
+    D4 = D + 4 - D % 4
+    wide = np.empty((out.shape[0], D4) + out.shape[2:], out.dtype)
+    _conv_fwd_direct(x, np.pad(w, ((0, D4 - D),) + ((0, 0),) * 3), np.pad(b, (0, D4 - D)),
+                     sh, sw, ph, pw, wide)
+    out[...] = wide[:, :D]
+
+
+def weight_direct(x, dy, sh, sw, ph, pw, dw_out, db_out):
+    D = dw_out.shape[0]
+    if D % 4 == 0:
+        _conv_dw_direct(x, dy, sh, sw, ph, pw, get_num_threads(), dw_out, db_out)
+        return
+    D4 = D + 4 - D % 4   # zero gradients for the added channels (see forward_direct)
+    dw4 = np.zeros((D4,) + dw_out.shape[1:], dw_out.dtype)
+    db4 = np.zeros(D4, db_out.dtype)
+    dy4 = np.pad(dy, ((0, 0), (0, D4 - D), (0, 0), (0, 0)))
+    _conv_dw_direct(x, dy4, sh, sw, ph, pw, get_num_threads(), dw4, db4)
+    dw_out += dw4[:D]
+    db_out += db4[:D]

@@ -1,0 +1,191 @@
+"""Element formulas, written once for every device.
+
+Each function computes one element (or one row) of its outputs from its inputs
+at index ``i``: plain Python on arrays and scalars, no decorator.  The kernel
+sets compile them for their target, ``njit(inline="always")`` in
+:mod:`nnumba.kernels.cpu` and ``cuda.jit(device=True, inline=True)`` in
+:mod:`nnumba.kernels.cuda`, and each wraps them in its own loop: a ``prange`` on
+the CPU, a grid-stride loop on the GPU.  So a formula is fixed in one place and
+the two devices compute the same thing.
+
+Constants are made in the arrays' dtype (``x.dtype.type(2)``): a bare Python
+number would promote float32 arithmetic to float64.
+"""
+import math
+
+
+# ---- activations: forward writes y[i] from x[i]; backward dx[i] from the forward
+# ---- output y[i] and the incoming gradient g[i] (all an activation's derivative needs)
+
+def relu(x, y, i):
+    zero = y.dtype.type(0)
+    y[i] = x[i] if x[i] > zero else zero
+
+
+def relu_grad(y, g, dx, i):
+    zero = dx.dtype.type(0)
+    dx[i] = g[i] if y[i] > zero else zero
+
+
+def tanh(x, y, i):
+    # The lecture's 2 / (1 + e^{-2x}) - 1, rearranged without cancellation: with
+    # u = e^{-2|x|} - 1 (expm1, exact near 0) it is -u / (2 + u); odd in x.
+    # Exactly 0 at 0, and within a few ulps of tanh for every x.
+    two = y.dtype.type(2)
+    u = math.expm1(-two * abs(x[i]))
+    t = -u / (two + u)
+    y[i] = t if x[i] >= 0 else -t
+
+
+def tanh_grad(y, g, dx, i):
+    one = dx.dtype.type(1)
+    dx[i] = g[i] * (one - y[i] * y[i])
+
+
+def sigmoid(x, y, i):
+    # 1 / (1 + e^{-x}), with e^{-|x|} so that no exponent overflows.
+    one = y.dtype.type(1)
+    e = math.exp(-abs(x[i]))
+    y[i] = one / (one + e) if x[i] >= 0 else e / (one + e)
+
+
+def sigmoid_grad(y, g, dx, i):
+    one = dx.dtype.type(1)
+    dx[i] = g[i] * y[i] * (one - y[i])
+
+
+def threshold(x, y, i):
+    # The lecture's sigma(x) = 1 if x >= 0 else -1.
+    one = y.dtype.type(1)
+    y[i] = one if x[i] >= 0 else -one
+
+
+# ---- the update rule -------------------------------------------------------------
+
+def sgd(params, grads, velocity, lr, momentum, weight_decay, i):
+    """PyTorch's SGD: g = grad + wd * p; v = mu * v + g; p -= lr * v."""
+    g = grads[i] + weight_decay * params[i]
+    v = momentum * velocity[i] + g
+    velocity[i] = v
+    params[i] -= lr * v
+
+
+# ---- losses: per sample i, the loss and the gradient w.r.t. the prediction,
+# ---- the gradient multiplied by ``scale`` (1/N for a mean, 1 for a sum)
+
+def softmax_cross_entropy(z, labels, scale, losses, dl_dz, i):
+    """Row i of logits z (N, C), label in [0, C): -log softmax(z_i)[label], stable."""
+    c = z.shape[1]
+    label = labels[i]
+    m = z[i, 0]
+    for j in range(1, c):
+        if z[i, j] > m:
+            m = z[i, j]
+    total = z.dtype.type(0)
+    for j in range(c):
+        e = math.exp(z[i, j] - m)
+        dl_dz[i, j] = e
+        total += e
+    losses[i] = math.log(total) + m - z[i, label]
+    inv = scale / total
+    for j in range(c):
+        dl_dz[i, j] *= inv
+    dl_dz[i, label] -= scale
+
+
+def squared_error(yhat, y, scale, losses, dl_dyhat, i):
+    """Row i of (N, K): the sum of squares; gradient 2 (yhat - y) * scale."""
+    two = yhat.dtype.type(2)
+    s = yhat.dtype.type(0)
+    for j in range(yhat.shape[1]):
+        d = yhat[i, j] - y[i, j]
+        s += d * d
+        dl_dyhat[i, j] = two * d * scale
+    losses[i] = s
+
+
+def logistic(yhat, y, scale, losses, dl_dyhat, i):
+    """-log sigmoid(y yhat) = log(1 + e^{-y yhat}) for y in {-1, 1}."""
+    one = yhat.dtype.type(1)
+    zero = yhat.dtype.type(0)
+    t = y[i] * yhat[i]
+    e = math.exp(-abs(t))
+    losses[i] = max(-t, zero) + math.log1p(e)          # softplus(-t), no overflow
+    sig_minus_t = one / (one + e) if t <= 0 else e / (one + e)
+    dl_dyhat[i] = -y[i] * sig_minus_t * scale
+
+
+def hinge(yhat, y, margin, scale, losses, dl_dyhat, i):
+    """max(0, margin - y yhat): margin 1 is the SVM's hinge, 0 the perceptron's."""
+    zero = yhat.dtype.type(0)
+    v = margin - y[i] * yhat[i]
+    if v > 0:
+        losses[i] = v
+        dl_dyhat[i] = -y[i] * scale
+    else:
+        losses[i] = zero
+        dl_dyhat[i] = zero
+
+
+# ---- pooling windows ------------------------------------------------------------------
+
+# Adaptive pooling's bins are PyTorch's: output cell i of `out` over `size` inputs
+# covers [floor(i*size/out), ceil((i+1)*size/out)).  (Written out in each formula:
+# an inlined formula cannot call a plain helper.)
+
+def adaptive_bin(i, size, out):
+    """[start, end) of output cell i of ``out`` over ``size`` inputs."""
+    return (i * size) // out, ((i + 1) * size + out - 1) // out
+
+
+def adaptive_avg(x, y, n, c, i, j):
+    """y[n, c, i, j] = the mean of its adaptive bin of x (N, C, H, W)."""
+    H, W, Ho, Wo = x.shape[2], x.shape[3], y.shape[2], y.shape[3]
+    h0, h1 = (i * H) // Ho, ((i + 1) * H + Ho - 1) // Ho
+    w0, w1 = (j * W) // Wo, ((j + 1) * W + Wo - 1) // Wo
+    s = x.dtype.type(0)
+    for r in range(h0, h1):
+        for q in range(w0, w1):
+            s += x[n, c, r, q]
+    y[n, c, i, j] = s / x.dtype.type((h1 - h0) * (w1 - w0))
+
+
+def adaptive_avg_grad(dy, dx, n, c, r, q):
+    """dx[n, c, r, q]: the gradients of every bin holding that pixel, each spread
+    evenly over its bin (a gather: no two pixels write the same place)."""
+    H, W = dx.shape[2], dx.shape[3]
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    s = dx.dtype.type(0)
+    for i in range(Ho):
+        h0, h1 = (i * H) // Ho, ((i + 1) * H + Ho - 1) // Ho
+        if h0 <= r < h1:
+            for j in range(Wo):
+                w0, w1 = (j * W) // Wo, ((j + 1) * W + Wo - 1) // Wo
+                if w0 <= q < w1:
+                    s += dy[n, c, i, j] / dx.dtype.type((h1 - h0) * (w1 - w0))
+    dx[n, c, r, q] = s
+
+
+def avg_window(x, kh, kw, sh, sw, y, n, c, i, j):
+    """y[n, c, i, j] = the mean of window (i, j) of x (N, C, H, W)."""
+    s = x.dtype.type(0)
+    for ki in range(kh):
+        for kj in range(kw):
+            s += x[n, c, i * sh + ki, j * sw + kj]
+    y[n, c, i, j] = s / x.dtype.type(kh * kw)
+
+
+def avg_window_grad(dy, kh, kw, sh, sw, dx, n, c, r, q):
+    """dx[n, c, r, q]: the sum over the windows holding (r, q) of their gradient,
+    divided by the window size (a gather)."""
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    # windows i with i*sh <= r < i*sh + kh: ceil((r-kh+1)/sh) <= i <= r//sh
+    i_lo = max(0, (r - kh + sh) // sh)
+    i_hi = min(Ho - 1, r // sh)
+    j_lo = max(0, (q - kw + sw) // sw)
+    j_hi = min(Wo - 1, q // sw)
+    s = dx.dtype.type(0)
+    for i in range(i_lo, i_hi + 1):
+        for j in range(j_lo, j_hi + 1):
+            s += dy[n, c, i, j]
+    dx[n, c, r, q] = s / dx.dtype.type(kh * kw)

@@ -1,0 +1,353 @@
+"""The layer contract every layer, built-in or plugin, follows.
+
+A layer author implements (docs/plugins.md has a worked example):
+
+- ``__init__(...)``: check and store the configuration (the helpers of
+  :mod:`nnumba.layers.validation` give clear errors), and declare each parameter
+  with ``self.add_param(name, shape)``.  Values are not set here: the base class
+  calls ``reset_parameters`` right after ``__init__`` returns.
+- ``reset_parameters(rng)``: (re)initialise the parameters *in place*
+  (``self.weight.value[...] = rng.uniform(...)``), from ``rng`` only.
+- ``_forward(x)``: compute the output with ``self.kernels`` (the kernel set of the
+  layer's device, :mod:`nnumba.kernels`) into arrays from ``self._buffer(key,
+  shape)``, and keep what ``_backward`` needs.
+- ``_backward(dl_dy)``: *add* each parameter's gradient into ``param.grad`` (or
+  write it while ``self.grads_are_zero``), also when ``self.needs_input_grad`` is
+  False; then return ``dl_dx``, or None when ``needs_input_grad`` is False.
+- ``input_shape()``: the per-sample input shape it accepts (``None`` for a free
+  axis), or None for any shape; ``output_shape(input_shape)``: shape arithmetic.
+- ``examples``: ``[(constructor kwargs, input shape with batch axis), ...]`` for the
+  conformance kit (:mod:`nnumba.testing`).
+
+Optionally: ``flops(input_shape)`` (for ``nnumba summary``), ``compile_unit``
+(for the parallel cold compile), ``fuse_after(previous)`` (a model rewrite),
+``devices`` (``("cpu",)`` for a body that calls numpy directly instead of
+``self.kernels``; the default None means any device), ``has_gradient = False``.
+
+Read parameters at every call (``param.value``, ``param.grad``): a model rebinds
+them into its flat buffers and moves them between devices.  The public
+``forward``/``backward`` validate their arrays (:mod:`.validation`) before a
+kernel sees them: Numba does no bounds checking.
+
+Containers set the flags of :data:`CONTAINER_FLAGS` on their layers through
+:meth:`Layer.set_flags`; a layer reads them and never sets them.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from typing import ClassVar
+
+import numpy as np
+
+from ..device import CPU, DeviceError, get_device, to_host
+from ..errors import DTypeError, NoGradientError
+from . import validation
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: What a container (Sequential) sets on each of its layers, and what it means.
+CONTAINER_FLAGS = {
+    "needs_input_grad": "backward must return dl/dx; when False it returns None (after "
+                        "adding its parameter gradients all the same)",
+    "reuse_buffers": "_buffer may hand back the array of the previous step: an output "
+                     "stays valid only until the next forward",
+    "grads_are_zero": "the parameter gradients are zero (right after zero_grad): backward "
+                      "may write them instead of adding; every backward clears it",
+    "label": "the name errors give the layer, e.g. 'Linear #2'",
+    "training": "training (True) or evaluation mode (Dropout acts only in training)",
+}
+
+_default_rng = np.random.default_rng()
+_shapes_only = False
+
+
+def seed(value: int):
+    """Seed the generator that initialises layers built without a model seed."""
+    global _default_rng
+    _default_rng = np.random.default_rng(value)
+
+
+def default_rng() -> np.random.Generator:
+    return _default_rng
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Layers built inside hold zero-size stand-ins for their parameters (the right
+    shapes, no memory, not initialised): ``nnumba summary`` sizes a model this way."""
+    global _shapes_only
+    outer, _shapes_only = _shapes_only, True
+    try:
+        yield
+    finally:
+        _shapes_only = outer
+
+
+class Parameter:
+    """A trainable array and its gradient, updated in place (never rebound by layers)."""
+    __slots__ = ("value", "grad")
+
+    def __init__(self, value, grad=None):
+        self.value = value
+        self.grad = np.zeros_like(value) if grad is None else grad
+
+    def __repr__(self):
+        return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+def _jsonable(value):
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return np.dtype(value).name
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+class Layer:
+    """Base class of all layers. See the module docstring for what to implement."""
+
+    #: name used in model specs ({"type": type_name}); the registry key.
+    type_name: ClassVar[str] = ""
+    #: False for layers such as the threshold unit whose backward is meaningless.
+    has_gradient: ClassVar[bool] = True
+    #: [(constructor kwargs, input shape with batch axis)] for the conformance kit.
+    examples: ClassVar[list] = []
+    #: the devices whose kernel sets the body runs on; None: any (it only uses
+    #: self.kernels and self._buffer).
+    devices: ClassVar[tuple | None] = None
+    #: True when the output is a view of the input (no array of its own).
+    output_is_view: ClassVar[bool] = False
+
+    # The flags of CONTAINER_FLAGS, as a layer on its own has them.
+    needs_input_grad = True
+    reuse_buffers = False
+    grads_are_zero = False
+    training = True
+    #: the Device the layer computes on; set by to()
+    device = CPU
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("type_name"):
+            cls.type_name = cls.__name__
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            # The outermost constructor records the spec and initialises the
+            # parameters once it is done; super().__init__ calls do neither.
+            outermost = "_config" not in self.__dict__
+            if outermost:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                self._config = {k: _jsonable(v) for k, v in list(bound.arguments.items())[1:]
+                                if signature.parameters[k].kind not in (
+                                    inspect.Parameter.VAR_POSITIONAL,
+                                    inspect.Parameter.VAR_KEYWORD)}
+            init(self, *args, **kw)
+            if outermost and not _shapes_only:
+                self.reset_parameters(default_rng())
+
+        cls.__init__ = recording_init
+
+    def __init__(self):
+        self.__dict__.setdefault("_config", {})
+        self._params: dict[str, Parameter] = {}
+        self._buffers: dict = {}
+        self.dtype = np.dtype(np.float32)
+        self.label = self.type_name
+        self._out_shape = None
+
+    # ---- what authors implement -------------------------------------------------
+    def _forward(self, x):
+        raise NotImplementedError
+
+    def _backward(self, dl_dy):
+        raise NotImplementedError
+
+    def input_shape(self):
+        """Per-sample input shape (tuple, None for a free axis), or None for any."""
+        return None
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Per-sample output shape for a per-sample input shape."""
+        return tuple(input_shape)
+
+    def reset_parameters(self, rng: np.random.Generator):
+        """(Re)initialise the parameters in place from ``rng``; none by default."""
+
+    def flops(self, input_shape: tuple):
+        """(forward, weight gradient, input gradient) FLOPs per sample, a FLOP being
+        one addition or one multiplication; None where unknown ("?" in nnumba summary)."""
+        return None
+
+    def compile_unit(self, input_shape: tuple) -> tuple[tuple, float]:
+        """(key, seconds): layers with equal keys run the same CPU kernels, which
+        take about ``seconds`` to compile from a cold cache.  nnumba.precompile
+        compiles each key once, spreading the keys over processes by cost."""
+        return (type(self).__name__,), 0.5
+
+    def fuse_after(self, previous: "Layer"):
+        """A layer that computes ``previous`` then this one in one pass, or None.
+        Sequential runs the fused layer in their place (their spec is unchanged)."""
+        return None
+
+    # ---- parameters, mode, dtype -------------------------------------------------
+    def add_param(self, name: str, shape_or_value) -> Parameter:
+        """Declare a parameter: a shape (zeros until reset_parameters), or an array."""
+        if isinstance(shape_or_value, (tuple, list)):
+            shape = tuple(int(s) for s in shape_or_value)
+            if _shapes_only:  # a stand-in of the right shape that holds no memory
+                stand_in = np.broadcast_to(np.zeros((), self.dtype), shape)
+                param = Parameter(stand_in, stand_in)
+            else:
+                validation.check_memory(f"{self.label}: parameter {name!r} of shape {shape}",
+                                        2 * int(np.prod(shape, dtype=np.float64)) *
+                                        self.dtype.itemsize)
+                param = Parameter(np.zeros(shape, self.dtype))
+        else:
+            param = Parameter(np.ascontiguousarray(shape_or_value, dtype=self.dtype))
+        self._params[name] = param
+        return param
+
+    def params(self) -> dict[str, Parameter]:
+        """Named parameters, in a fixed order."""
+        return dict(self._params)
+
+    def param_shapes(self) -> dict[str, tuple]:
+        return {name: tuple(p.value.shape) for name, p in self._params.items()}
+
+    def config(self) -> dict:
+        """The constructor arguments: ``{"type": type_name, **config()}`` rebuilds it."""
+        return dict(self._config)
+
+    def spec(self) -> dict:
+        return {"type": self.type_name, **self.config()}
+
+    def set_flags(self, **flags):
+        """Set container flags (:data:`CONTAINER_FLAGS`) on this layer."""
+        for name, value in flags.items():
+            if name not in CONTAINER_FLAGS:
+                raise AttributeError(f"{name!r} is not a container flag; they are: "
+                                     f"{', '.join(CONTAINER_FLAGS)}")
+            setattr(self, name, value)
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def astype(self, dtype):
+        """Switch to float32 or float64: parameters are converted, inputs must follow."""
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise DTypeError(f"{self.label}: dtype must be float32 or float64, got {dtype}")
+        self.dtype = dtype
+        for param in self._params.values():
+            param.value = self.device.to_device(to_host(param.value).astype(dtype))
+            param.grad = self.device.to_device(to_host(param.grad).astype(dtype))
+        self._buffers.clear()
+        return self
+
+    def zero_grad(self):
+        for param in self._params.values():
+            self.kernels.fill(param.grad, 0)
+        self.grads_are_zero = True
+
+    # ---- device ------------------------------------------------------------------------
+    @property
+    def kernels(self):
+        """The kernel set of this layer's device (:mod:`nnumba.kernels`)."""
+        return self.device.kernels
+
+    @classmethod
+    def runs_on(cls, device) -> bool:
+        return cls.devices is None or device.name in cls.devices
+
+    def check_device(self, device):
+        """Raise a clear error unless this layer can run on ``device`` (a Device)."""
+        if not self.runs_on(device):
+            raise DeviceError(
+                f"{self.label} ({type(self).__module__}.{type(self).__qualname__}) runs on "
+                f"{', '.join(self.devices)} only, so the model cannot move to "
+                f"{device.name!r}: keep it there, or write its body against self.kernels "
+                f"(see nnumba.layers.contract)")
+
+    def to(self, device):
+        """Move the parameters to ``device`` (a name or a Device) and compute there.
+
+        Raises DeviceUnavailableError where the device is missing (never falls
+        back) and DeviceError where this layer cannot run there. Inside a
+        Sequential use the model's ``to``, which keeps the flat parameter buffer."""
+        device = get_device(device)
+        self.check_device(device)
+        for param in self._params.values():
+            param.value = device.to_device(to_host(param.value))
+            param.grad = device.to_device(to_host(param.grad))
+        self.set_device(device)
+        return self
+
+    def set_device(self, device):
+        """Compute on ``device`` from now on (its parameters are already there)."""
+        self.device = device
+        self._buffers.clear()
+        self._out_shape = None
+
+    # ---- the public, validated entry points --------------------------------------
+    def forward(self, x, *, check_finite: bool = True):
+        checked = self.check_input(x, check_finite=check_finite)
+        y = self._forward(x if checked is None else checked)
+        self._out_shape = y.shape
+        return y
+
+    def backward(self, dl_dy):
+        if not self.needs_input_grad and not self._params:
+            return None  # nothing upstream wants a gradient from this layer
+        if not self.has_gradient:
+            raise NoGradientError(
+                f"{self.label} has no gradient (its output is piecewise constant): "
+                f"train it with the perceptron trainer, or use a differentiable layer")
+        dl_dy = validation.check_gradient(self, dl_dy, self._out_shape)
+        try:
+            return self._backward(dl_dy)
+        finally:
+            self.grads_are_zero = False
+
+    __call__ = forward
+
+    def check_input(self, x, *, check_finite: bool = True):
+        """``x`` as the kernels need it (None: x as given), or a clear error unless it
+        is a non-empty batch this layer accepts
+        (:func:`nnumba.layers.validation.check_input`)."""
+        return validation.check_input(self, x, check_finite=check_finite)
+
+    def _buffer(self, key: str, shape: tuple, dtype=None, zero: bool = False, keep: bool = False):
+        """An array of this layer's device for an output or scratch; reused across
+        steps when ``reuse_buffers`` is on (fresh pages fault) or ``keep`` asks for
+        it (scratch no caller sees)."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        shape = tuple(shape)
+        reuse = self.reuse_buffers or keep
+        buf = self._buffers.get(key) if reuse else None
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self.device.empty(shape, dtype)
+            if reuse:
+                self._buffers[key] = buf
+        if zero:
+            self.kernels.fill(buf, 0)
+        return buf
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{self.type_name}({args})"
