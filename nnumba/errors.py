@@ -31,3 +31,27 @@ class RegistryError(NnumbaError, LookupError, ValueError):
 
 class WeightsError(NnumbaError, ValueError):
     """A weights file does not fit the model it is loaded into."""
+
+
+class FileFormatError(NnumbaError, ValueError):
+    """A file cannot be read or does not hold what was expected; the message names it."""
+
+
+class JSONFileError(FileFormatError):
+    """A JSON file (a model spec, a labels file) is unreadable, not JSON, or nested too deep."""
+
+
+class IDXError(FileFormatError):
+    """A file is not a well-formed IDX file (MNIST's format)."""
+
+
+class ImageError(FileFormatError):
+    """An image cannot be read, or is too large to decode safely."""
+
+
+class SaveError(NnumbaError, OSError):
+    """Weights cannot be written where they were asked to go."""
+
+
+class DownloadError(NnumbaError, OSError):
+    """A download failed, ran past its deadline, or its checksum did not match; nothing was kept."""
