@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import NnumbaError, NonFiniteError, SaveError, WeightsError
 from .jsonfile import parse_json
+from .registry import model_spec
 
 _SPEC_KEY = "__nnumba_spec__"
 
@@ -63,7 +64,7 @@ def save(model, path) -> Path:
     path = check_save_path(path)
     _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
-    meta = {"spec": model.spec(), "dtype": model.dtype.name, "format": 1}
+    meta = {"spec": model_spec(model), "dtype": model.dtype.name, "format": 1}
     arrays[_SPEC_KEY] = np.array(json.dumps(meta))
     # Write beside the target, then rename: a crash never leaves half a file.
     tmp = None
