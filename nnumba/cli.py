@@ -38,9 +38,17 @@ def main(argv=None) -> int:
     debug = DEBUG_FLAG in argv
     if debug:
         argv.remove(DEBUG_FLAG)
-    else:  # plugins' warnings (a clash, a failing hook) as one line, not file:line + source
+    shown = warnings.formatwarning
+    if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args, debug)
+    finally:
+        warnings.formatwarning = shown
+
+
+def _run(args, debug: bool) -> int:
     from .errors import NnumbaError
     try:
         return args.run(args) or 0
