@@ -52,12 +52,12 @@ def parse_json(text: str, source: str):
 
 
 def _depth(value) -> int:
-    """How deeply lists and dicts nest in ``value``, found without recursion."""
+    """How deeply lists and dicts nest in ``value`` ([] is 1), found without recursion."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if children:
+        if isinstance(item, (dict, list)):
             deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in children)
+            stack.extend((child, depth + 1) for child in
+                         (item.values() if isinstance(item, dict) else item))
     return deepest
