@@ -261,9 +261,10 @@ def _finish(proc, timeout: float = 600) -> bool:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         return False
-    if proc.returncode != 0:
-        print(f"nnumba.precompile: a worker failed (the step compiles what it missed):\n"
-              f"{err.strip()[-2000:]}", file=sys.stderr)
+    if proc.returncode != 0:  # its last line says why; a traceback would alarm for nothing
+        why = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        print(f"nnumba.precompile: a worker failed, the first step compiles what it missed: "
+              f"{why[-500:]}", file=sys.stderr)
     return proc.returncode == 0
 
 

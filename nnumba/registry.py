@@ -277,14 +277,16 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
     hook = KINDS[kind]
     try:
         provided = impl.function()
+        if provided is None:
+            return {}, []
+        if not isinstance(provided, Mapping):
+            return {}, [f"{hook} returned a {type(provided).__name__}, not a dict "
+                        f"{{name: {kind}}}"]
+        items = list(provided.items())
     except Exception as exc:  # noqa: BLE001 - e.g. an import inside the hook
         return {}, [f"{hook} raised {type(exc).__name__}: {exc}"]
-    if provided is None:
-        return {}, []
-    if not isinstance(provided, Mapping):
-        return {}, [f"{hook} returned a {type(provided).__name__}, not a dict {{name: {kind}}}"]
     good, problems = {}, []
-    for name, obj in provided.items():
+    for name, obj in items:
         why = _invalid(kind, name, obj)
         if why:
             problems.append(f"{hook}: {kind} {name!r:.60}: {why}")
