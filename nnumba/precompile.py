@@ -210,7 +210,7 @@ def _recipe(model) -> dict | str:
                         f"workers cannot import ({entry.obj.__module__}."
                         f"{entry.obj.__qualname__}); define it in a module to precompile it")
             classes[item["type"]] = path
-    return {"spec": spec, "classes": classes, "path": sys.path if classes else []}
+    return {"spec": spec, "classes": classes, "path": list(sys.path) if classes else []}
 
 
 def _import_path(cls) -> str | None:
