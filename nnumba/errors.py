@@ -39,3 +39,27 @@ class TooLargeError(NnumbaError, MemoryError):
 
 class SpecError(NnumbaError, ValueError):
     """A model spec (a list of layer dicts) that cannot be built."""
+
+
+class FileFormatError(NnumbaError, ValueError):
+    """A file cannot be read or does not hold what was expected; the message names it."""
+
+
+class JSONFileError(FileFormatError):
+    """A JSON file (a model spec, a labels file) is unreadable, not JSON, or nested too deep."""
+
+
+class IDXError(FileFormatError):
+    """A file is not a well-formed IDX file (MNIST's format)."""
+
+
+class ImageError(FileFormatError):
+    """An image cannot be read, or is too large to decode safely."""
+
+
+class SaveError(NnumbaError, OSError):
+    """Weights cannot be written where they were asked to go."""
+
+
+class DownloadError(NnumbaError, OSError):
+    """A download failed, ran past its deadline, or its checksum did not match; nothing was kept."""

@@ -7,54 +7,208 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import NnumbaError, NonFiniteError, SaveError, WeightsError
+from .jsonfile import parse_json
+from .registry import model_spec
 
 _SPEC_KEY = "__nnumba_spec__"
 
 
-def save(model, path) -> Path:
-    """Write ``model``'s weights and spec to ``path`` (.npz), atomically."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-    arrays = {name: p.value for name, p in model.params()}
-    meta = {"spec": model.spec(), "dtype": model.dtype.name, "format": 1}
-    arrays[_SPEC_KEY] = np.array(json.dumps(meta))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target, then rename: a crash never leaves half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+def check_save_path(path) -> Path:
+    """The file :func:`save` will write for ``path`` (".npz" added where missing),
+    checked before anything long runs: SaveError when it cannot be written there.
+
+    Missing folders are created, as save would; a temporary file is made and removed
+    in the destination folder, which tests permissions, read-only file systems and
+    over-long names in one go."""
+    if path is None or not str(path).strip():
+        raise SaveError("no file name given to save the weights to")
+    text = os.fspath(path)
+    folder = f"{text}: names a folder; give a file name such as "
+    if text.endswith(("/", os.sep)):
+        raise SaveError(folder + f"{text}model.npz")
+    given = Path(text).expanduser()
+    if given.name in ("", ".", ".."):
+        raise SaveError(folder + "model.npz")
+    path = given if given.suffix == ".npz" else given.with_name(given.name + ".npz")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
+        if given.is_dir() or path.is_dir():
+            raise SaveError(folder + f"{given / 'model.npz'}")
+        if path.exists() and not path.is_file():
+            raise SaveError(f"{path}: exists and is not a regular file; refusing to replace it")
+        existing = next(p for p in path.absolute().parents if p.exists())
+        if not existing.is_dir():
+            raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _temporary(path)
+        os.close(fd)
         os.unlink(tmp)
+    except SaveError:
         raise
+    except OSError as exc:
+        raise SaveError(f"cannot save weights to {path}: {exc.strerror or exc}") from None
     return path
 
 
+def save(model, path) -> Path:
+    """Write ``model``'s weights and spec to ``path`` (.npz), atomically: the file
+    appears complete or not at all. Returns the path written (see check_save_path)."""
+    path = check_save_path(path)
+    _remove_stale_temporaries(path)
+    arrays = {name: p.value for name, p in model.params()}
+    meta = {"spec": model_spec(model), "dtype": model.dtype.name, "format": 1}
+    arrays[_SPEC_KEY] = np.array(json.dumps(meta))
+    # Write beside the target, then rename: a crash never leaves half a file.
+    tmp = None
+    try:
+        fd, tmp = _temporary(path)
+        with os.fdopen(fd, "wb") as f:
+            held = _hold(f)  # another save's clean-up leaves a held file alone
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+            os.chmod(tmp, 0o666 & ~_umask())  # as open() would make it; mkstemp gives 0600
+            if held:  # rename while still held; Windows cannot rename an open file
+                os.replace(tmp, path)
+                tmp = None
+        if tmp is not None:
+            os.replace(tmp, path)
+            tmp = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise SaveError(f"cannot save weights to {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# ---- temporaries: ".NAME.XXXXXXXX.tmp" beside NAME -----------------------------------
+
+def _temporary(path: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def _remove_stale_temporaries(path: Path):
+    """Delete what saves to ``path`` killed mid-write left behind (also the
+    "NAMExxxxxxxx.tmp" of earlier versions), except files a running save holds."""
+    name = re.escape(path.name)
+    stale = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp|{name}[a-z0-9_]{{8}}\.tmp")
+    try:
+        candidates = [p for p in path.parent.iterdir() if stale.fullmatch(p.name)]
+    except OSError:
+        return
+    for candidate in candidates:
+        try:
+            if not _in_use(candidate):
+                candidate.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove: it costs only disk space
+
+
+# An exclusive flock marks a temporary file as being written. Without fcntl
+# (Windows) there is no need: a file open elsewhere cannot be deleted there.
+
+def _hold(f) -> bool:
+    """Lock ``f`` until it is closed; False where locks are not available."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    return True
+
+
+def _in_use(path: Path) -> bool:
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it (briefly)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path):
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---- loading -------------------------------------------------------------------------
+
 def _read(path) -> tuple[dict, dict]:
+    """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it."""
     path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if head != b"PK":  # else numpy takes any other bytes for a pickle
+        raise WeightsError(f"{path}: not a readable nnumba weights file (not a .npz zip "
+                           f"archive, as nnumba.save writes)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
+        # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled data
         raise WeightsError(f"{path}: not a readable nnumba weights file ({exc})") from None
-    if _SPEC_KEY not in arrays:
+    spec = arrays.pop(_SPEC_KEY, None)
+    if spec is None:
         raise WeightsError(f"{path}: no model spec inside; was it written by nnumba.io.save?")
-    meta = json.loads(str(arrays.pop(_SPEC_KEY)))
+    if spec.shape != () or spec.dtype.kind != "U":
+        raise WeightsError(f"{path}: the stored model spec is not a JSON string")
+    try:
+        meta = parse_json(str(spec), f"{path}: stored model spec")
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from None
+    if not isinstance(meta, dict) or "spec" not in meta \
+            or meta.get("dtype") not in ("float32", "float64"):
+        raise WeightsError(f"{path}: the stored model spec lacks its 'spec' or a float32/"
+                           f"float64 'dtype'; was it written by nnumba.io.save?")
     return meta, arrays
 
 
+def check_finite(model, source):
+    """NonFiniteError naming ``source`` (a file) where a parameter of ``model`` holds
+    NaN or infinity: such a model answers only NaN."""
+    for name, p in model.params():
+        if not np.isfinite(p.value).all():
+            raise NonFiniteError(f"{source}: parameter {name} holds NaN or infinity")
+
+
 def load_weights(model, path):
-    """Copy the weights in ``path`` into ``model``; the names and shapes must match."""
+    """Copy the weights in ``path`` into ``model``; the names and shapes must match,
+    and the values be finite. The model is left untouched when they don't."""
+    path = Path(path)
     _, arrays = _read(path)
     params = dict(model.params())
     missing = sorted(set(params) - set(arrays))
@@ -66,6 +220,10 @@ def load_weights(model, path):
         if arrays[name].shape != p.value.shape:
             raise WeightsError(f"{path} does not fit this model: {name} has shape "
                                f"{arrays[name].shape} in the file, {p.value.shape} in the model")
+        if arrays[name].dtype.kind not in "fiu":
+            raise WeightsError(f"{path}: {name} holds {arrays[name].dtype} values, not numbers")
+        if not np.isfinite(arrays[name]).all():
+            raise NonFiniteError(f"{path}: parameter {name} holds NaN or infinity")
     for name, p in params.items():
         p.value[...] = arrays[name]
     return model
@@ -75,5 +233,8 @@ def load_model(path):
     """Rebuild the model saved in ``path`` (its layers must be registered) with its weights."""
     from .model import Sequential
     meta, _ = _read(path)
-    model = Sequential.from_spec(meta["spec"]).astype(meta["dtype"])
+    try:
+        model = Sequential.from_spec(meta["spec"]).astype(meta["dtype"])
+    except (NnumbaError, ValueError, TypeError) as exc:
+        raise WeightsError(f"{path}: cannot rebuild the stored model: {exc}") from None
     return load_weights(model, path)

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +51,9 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
     if model.device.name != "cpu":
         return {"skipped": f"the model is on {model.device.name} (this compiles CPU kernels)"}
     processes = processes or _cores()
-    if not _rebuildable(model):
-        return {"skipped": "a layer is not in the registry (workers build the model from its spec)"}
+    recipe = _recipe(model)
+    if isinstance(recipe, str):
+        return {"skipped": recipe}
     shapes = _input_shapes(model, x.shape[1:])
     units = _units(model, shapes)
     if processes < 2 or len(units) < 2 or sum(s for s, _ in units.values()) < MIN_SECONDS:
@@ -63,7 +66,7 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
     plan = _plan(units, processes)
     if on_start is not None:
         on_start(1 + sum(1 for layers in plan[1:] if layers))
-    job = {"spec": model.spec(), "dtype": model.dtype.name, "input_shape": list(x.shape[1:]),
+    job = {**recipe, "dtype": model.dtype.name, "input_shape": list(x.shape[1:]),
            "input_grad": bool(getattr(model, "input_grad", False))}
     workers = [_start_worker({**job, "layers": layers}) for layers in plan[1:] if layers]
     try:
@@ -185,12 +188,50 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _rebuildable(model) -> bool:
-    from .registry import RegistryError, get_layer
-    try:
-        return all(get_layer(layer.type_name) is type(layer) for layer in model.layers)
-    except RegistryError:
-        return False
+def _recipe(model) -> dict | str:
+    """What a worker, a fresh process, needs to rebuild ``model``, or why it can't:
+    ``{"spec"}``, plus ``"classes"`` ({name: "module:qualname"}) and ``"path"``
+    (sys.path) for layers a plugin registered at run time here, which a fresh
+    registry lacks: the worker imports those classes and registers them itself."""
+    from .registry import RUNTIME_DISTRIBUTION, RegistryError, get_registry, model_spec
+    registry = get_registry()
+    spec, classes = model_spec(model), {}
+    for item, layer in zip(spec, model.layers):
+        try:
+            entry = registry.entry("layer", item["type"])
+        except RegistryError:
+            entry = None
+        if entry is None or entry.obj is not type(layer):
+            return (f"layer {type(layer).__name__} is not in the registry (workers build "
+                    f"the model from its spec)")
+        if entry.distribution == RUNTIME_DISTRIBUTION:
+            path = _import_path(entry.obj)
+            if path is None:
+                return (f"layer {item['type']!r} was registered at run time from a class "
+                        f"workers cannot import ({entry.obj.__module__}."
+                        f"{entry.obj.__qualname__}); define it in a module to precompile it")
+            classes[item["type"]] = path
+    return {"spec": spec, "classes": classes, "path": list(sys.path) if classes else []}
+
+
+def _import_path(cls) -> str | None:
+    """"module:qualname" that imports ``cls`` elsewhere; None for a class of
+    __main__ (a script, a notebook) or one defined inside a function."""
+    module, qualname = cls.__module__, cls.__qualname__
+    if module == "__main__" or "<locals>" in qualname:
+        return None
+    obj = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return f"{module}:{qualname}" if obj is cls else None
+
+
+def _import_class(path: str):
+    module, qualname = path.split(":")
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _cpu_name() -> str:
@@ -221,15 +262,23 @@ def _finish(proc, timeout: float = 600) -> bool:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         return False
-    if proc.returncode != 0:
-        print(f"nnumba.precompile: a worker failed (the step compiles what it missed):\n"
-              f"{err.strip()[-2000:]}", file=sys.stderr)
+    if proc.returncode != 0:  # its last line says why; a traceback would alarm for nothing
+        why = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        print(f"nnumba.precompile: a worker failed, the first step compiles what it missed: "
+              f"{why[-500:]}", file=sys.stderr)
     return proc.returncode == 0
 
 
 def _worker_main():
+    from .hookspecs import hookimpl
     from .model import Sequential
+    from .registry import register_plugin
     job = json.loads(sys.stdin.read())
+    sys.path.extend(p for p in job["path"] if p not in sys.path)
+    if job["classes"]:  # the layers registered at run time in the parent process
+        layers = {name: _import_class(path) for name, path in job["classes"].items()}
+        register_plugin(types.SimpleNamespace(nnumba_register_layers=hookimpl(lambda: layers)),
+                        name="nnumba.precompile:run-time layers")
     model = Sequential.from_spec(job["spec"]).astype(np.dtype(job["dtype"]))
     model.input_grad = job["input_grad"]
     model.train()

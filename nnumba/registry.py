@@ -3,6 +3,20 @@ plugin found in the ``nnumba`` entry-point group, with lookup by name.
 
 Built-ins register through the same hooks a third party uses; there is no
 private back door. ``NNUMBA_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points.
+
+No plugin can take the others down:
+
+- A plugin that fails to import, or whose hook raises or returns something
+  other than ``{name: thing}``, is skipped with a RuntimeWarning naming it,
+  and listed by ``nnumba plugins``.
+- Names: built-ins always win. Every entry is also reachable under its
+  qualified name ``PLUGIN:NAME`` (PLUGIN: the entry-point name). A third-party
+  entry that a built-in shadows is reachable that way only; a name that two
+  third-party plugins claim is ambiguous: the bare name raises RegistryError
+  naming both, and each stays reachable qualified. Each clash is warned about
+  when the plugins load.
+- ``register_plugin`` (at run time) raises at once on a clash or a failing
+  hook instead, and registers nothing: whoever calls it is there to rename.
 """
 from __future__ import annotations
 
@@ -11,7 +25,8 @@ import importlib
 import importlib.metadata
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pluggy
 
@@ -19,6 +34,8 @@ from . import hookspecs
 from .errors import RegistryError
 
 ENTRY_POINT_GROUP = "nnumba"
+BUILTIN_DISTRIBUTION = "nnumba (built-in)"
+RUNTIME_DISTRIBUTION = "registered at run time"
 
 # Modules of nnumba itself that are plugins; each implements some hooks.
 BUILTIN_PLUGINS = (
@@ -57,6 +74,15 @@ class Entry:
     plugin: str
     distribution: str
 
+    @property
+    def qualified(self) -> str:
+        """``PLUGIN:NAME``, which finds this entry even where its bare name does not."""
+        return f"{self.plugin}:{self.name}"
+
+    @property
+    def builtin(self) -> bool:
+        return self.plugin in BUILTIN_PLUGINS
+
 
 @dataclass(frozen=True)
 class PluginFailure:
@@ -65,22 +91,36 @@ class PluginFailure:
     error: str
 
 
+@dataclass
+class _Table:
+    """What one hook gave: the entries by bare and by qualified name, the names
+    that need qualifying (with why), and the plugins whose hook failed."""
+    names: dict[str, Entry] = field(default_factory=dict)
+    qualified: dict[str, Entry] = field(default_factory=dict)
+    clashes: dict[str, str] = field(default_factory=dict)  # ambiguous bare name -> message
+    shadowed: dict[str, str] = field(default_factory=dict)  # qualified name -> message
+    failures: list[PluginFailure] = field(default_factory=list)
+
+
 class Registry:
     """What the plugins registered, collected once and kept until a plugin is added."""
 
     def __init__(self, autoload: bool | None = None):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
-        self.failures: list[PluginFailure] = []
+        self._load_failures: list[PluginFailure] = []
         self._dists: dict[str, str] = {}
-        self._cache: dict[str, tuple[dict, dict]] = {}
+        self._cache: dict[str, _Table] = {}
+        self._warned: set[str] = set()
         for module_name in BUILTIN_PLUGINS:
             self.pm.register(importlib.import_module(module_name), name=module_name)
-            self._dists[module_name] = "nnumba (built-in)"
+            self._dists[module_name] = BUILTIN_DISTRIBUTION
         if autoload is None:
             autoload = os.environ.get("NNUMBA_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0")
         if autoload:
             self._load_entry_points()
+        for kind in KINDS:  # now, so that clashes and failing hooks are warned about at load
+            self._table(kind)
 
     def _load_entry_points(self):
         # pluggy's load_setuptools_entrypoints stops at the first broken
@@ -94,23 +134,39 @@ class Registry:
                 self.pm.register(plugin, name=ep.name)
             except Exception as exc:  # a plugin's bug must not take nnumba down
                 failure = PluginFailure(ep.name, dist, f"{type(exc).__name__}: {exc}")
-                self.failures.append(failure)
-                warnings.warn(
-                    f"nnumba plugin {ep.name!r} (from {dist}) failed to load and was "
-                    f"skipped: {failure.error}", RuntimeWarning, stacklevel=2)
+                self._load_failures.append(failure)
+                self._warn(f"nnumba plugin {ep.name!r} (from {dist}) failed to load and was "
+                           f"skipped: {failure.error}")
                 continue
             self._dists[ep.name] = dist
 
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """Plugins that failed to import, then hooks that failed (skipped, warned about)."""
+        return self._load_failures + [f for kind in KINDS for f in self._table(kind).failures]
+
     def register(self, plugin, name: str | None = None) -> str:
-        """Register a plugin object at run time; raise at once on a name clash."""
-        name = self.pm.register(plugin, name=name)
-        self._dists.setdefault(name, "(registered at run time)")
+        """Register a plugin object at run time; raise RegistryError at once, and keep
+        nothing, on a name clash or a failing hook."""
+        try:
+            name = self.pm.register(plugin, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:  # a name taken, a bad hook
+            raise RegistryError(f"plugin {name or plugin!r:.80} not registered: {exc}") from None
+        self._dists.setdefault(name, RUNTIME_DISTRIBUTION)
         self._cache.clear()
         try:
             for kind in KINDS:
-                _, clashes = self._collect(kind)
-                if clashes:
-                    raise RegistryError(next(iter(clashes.values())))
+                table = self._collect(kind)
+                for f in table.failures:
+                    if f.plugin == name:
+                        raise RegistryError(f"plugin {name!r} not registered: {f.error}")
+                for e in table.qualified.values():
+                    if e.plugin == name and table.names.get(e.name) is not e:
+                        first = next(o for o in table.qualified.values()
+                                     if o.name == e.name and o.plugin != name)
+                        raise RegistryError(
+                            f"{kind} {e.name!r} is registered twice: by plugin {first.plugin!r} "
+                            f"({first.distribution}) and by plugin {name!r}; rename it")
         except Exception:
             self.unregister(name)
             raise
@@ -121,39 +177,137 @@ class Registry:
         self._dists.pop(name, None)
         self._cache.clear()
 
-    def _collect(self, kind: str) -> tuple[dict[str, Entry], dict[str, str]]:
+    def _table(self, kind: str) -> _Table:
         if kind not in self._cache:
-            entries: dict[str, Entry] = {}
-            clashes: dict[str, str] = {}
-            hook = getattr(self.pm.hook, KINDS[kind])
-            for impl in hook.get_hookimpls():  # registration order: first wins
-                for name, obj in (impl.function() or {}).items():
-                    entry = Entry(kind, name, obj, impl.plugin_name,
-                                  self._dists.get(impl.plugin_name, "?"))
-                    if name in entries:
-                        first = entries[name]
-                        clashes[name] = (
-                            f"{kind} {name!r} is registered twice: by plugin "
-                            f"{first.plugin!r} ({first.distribution}) and by plugin "
-                            f"{entry.plugin!r} ({entry.distribution})")
-                        continue
-                    entries[name] = entry
-            self._cache[kind] = (entries, clashes)
+            self._cache[kind] = table = self._collect(kind)
+            for message in [*table.shadowed.values(), *table.clashes.values()]:
+                self._warn(message)
+            for f in table.failures:
+                self._warn(f"nnumba plugin {f.plugin!r} (from {f.distribution}): "
+                           f"{f.error}; skipped")
         return self._cache[kind]
 
+    def _warn(self, message: str):
+        if message not in self._warned:  # once, though tables are rebuilt
+            self._warned.add(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def _collect(self, kind: str) -> _Table:
+        table = _Table()
+        claims: dict[str, list[Entry]] = {}
+        hook = getattr(self.pm.hook, KINDS[kind])
+        for impl in hook.get_hookimpls():  # registration order
+            dist = self._dists.get(impl.plugin_name, "?")
+            provided, problems = _call(kind, impl)
+            for problem in problems:
+                table.failures.append(PluginFailure(impl.plugin_name, dist, problem))
+            for name, obj in provided.items():
+                entry = Entry(kind, name, obj, impl.plugin_name, dist)
+                table.qualified[entry.qualified] = entry
+                claims.setdefault(name, []).append(entry)
+        for name, entries in claims.items():
+            builtins = [e for e in entries if e.builtin]
+            if len(entries) == 1 or len(builtins) == 1:
+                winner = entries[0] if len(entries) == 1 else builtins[0]
+                table.names[name] = winner
+                for e in entries:
+                    if e is not winner:
+                        table.shadowed[e.qualified] = (
+                            f"{kind} {name!r} of plugin {e.plugin!r} ({e.distribution}) clashes "
+                            f"with the built-in {winner.plugin!r}, which wins; the plugin's is "
+                            f"{e.qualified!r}")
+                continue
+            who = " and ".join(f"plugin {e.plugin!r} ({e.distribution})" for e in entries)
+            table.clashes[name] = (
+                f"{kind} {name!r} is registered twice: by {who}; use "
+                f"{' or '.join(repr(e.qualified) for e in entries)}")
+        return table
+
     def entries(self, kind: str) -> dict[str, Entry]:
-        return dict(self._collect(kind)[0])
+        """{bare name: entry} of the names that find one entry alone."""
+        return dict(self._table(kind).names)
+
+    def all_entries(self, kind: str) -> list[tuple[str, Entry]]:
+        """(the name that finds it, entry) for every entry, shadowed and ambiguous ones
+        under their qualified names, sorted by name."""
+        table = self._table(kind)
+        rows = [(e.qualified if table.names.get(e.name) is not e else e.name, e)
+                for e in table.qualified.values()]
+        return sorted(rows, key=lambda row: (row[1].name, row[0]))
 
     def clashes(self, kind: str) -> dict[str, str]:
-        return dict(self._collect(kind)[1])
+        """{name: message} for names that more than one plugin claims (keyed by the
+        qualified name where a built-in shadows a plugin's entry)."""
+        table = self._table(kind)
+        return {**table.clashes, **table.shadowed}
 
     def get(self, kind: str, name: str):
-        entries, clashes = self._collect(kind)
-        if name in clashes:
-            raise RegistryError(clashes[name])
-        if name not in entries:
-            raise RegistryError(unknown_name_message(kind, name, entries))
-        return entries[name].obj
+        return self.entry(kind, name).obj
+
+    def entry(self, kind: str, name: str) -> Entry:
+        """The entry ``name`` (bare or PLUGIN:NAME) finds; RegistryError where none or
+        several do."""
+        table = self._table(kind)
+        if not isinstance(name, str):
+            raise RegistryError(f"a {kind} name is a string, got {name!r:.80}")
+        if name in table.names:
+            return table.names[name]
+        if name in table.qualified:
+            return table.qualified[name]
+        if name in table.clashes:
+            raise RegistryError(table.clashes[name])
+        raise RegistryError(unknown_name_message(kind, name, [n for n, _ in self.all_entries(kind)]))
+
+    def name_of(self, kind: str, obj) -> str | None:
+        """The name that finds ``obj``: its bare name where that finds it, else its
+        qualified one; None when no plugin registered it."""
+        table = self._table(kind)
+        for name, entry in table.names.items():
+            if entry.obj is obj:
+                return name
+        for name, entry in table.qualified.items():
+            if entry.obj is obj:
+                return name
+        return None
+
+
+def _call(kind: str, impl) -> tuple[dict, list[str]]:
+    """({name: thing}, problems) of one plugin's hook: whatever it raises or returns
+    wrong costs that plugin only."""
+    hook = KINDS[kind]
+    try:
+        provided = impl.function()
+        if provided is None:
+            return {}, []
+        if not isinstance(provided, Mapping):
+            return {}, [f"{hook} returned a {type(provided).__name__}, not a dict "
+                        f"{{name: {kind}}}"]
+        items = list(provided.items())
+    except Exception as exc:  # noqa: BLE001 - e.g. an import inside the hook
+        return {}, [f"{hook} raised {type(exc).__name__}: {exc}"]
+    good, problems = {}, []
+    for name, obj in items:
+        why = _invalid(kind, name, obj)
+        if why:
+            problems.append(f"{hook}: {kind} {name!r:.60}: {why}")
+        else:
+            good[name] = obj
+    return good, problems
+
+
+def _invalid(kind: str, name, obj) -> str | None:
+    """Why ``name: obj`` cannot be a registry entry of ``kind``, or None."""
+    if not isinstance(name, str) or not name.strip() or ":" in name:
+        return "a name must be a non-empty string without ':'"
+    if kind in ("layer", "loss"):
+        from .layers import Layer
+        from .losses import Loss
+        base = Layer if kind == "layer" else Loss
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            return f"not a subclass of nnumba.{base.__name__} ({obj!r:.60})"
+    elif kind in ("model", "dataset") and not callable(obj):
+        return f"not callable ({obj!r:.60})"
+    return None
 
 
 def unknown_name_message(kind: str, name: str, known) -> str:
@@ -188,6 +342,23 @@ def register_plugin(plugin, name: str | None = None) -> str:
 
 def unregister_plugin(name: str):
     get_registry().unregister(name)
+
+
+def model_spec(model) -> list[dict]:
+    """``model.spec()`` with each layer's "type" a name that finds its class again:
+    ``PLUGIN:NAME`` for a plugin's layer whose bare name a built-in (or another
+    plugin) holds, which ``{"type": type_name}`` alone would swap for that one."""
+    registry = get_registry()
+    spec = model.spec()
+    for item, layer in zip(spec, model.layers):
+        try:
+            found = registry.get("layer", item["type"])
+        except RegistryError:
+            found = None
+        name = registry.name_of("layer", type(layer)) if found is not type(layer) else None
+        if name is not None:
+            item["type"] = name
+    return spec
 
 
 def get_layer(name: str):

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import FileFormatError, ImageError, JSONFileError, NonFiniteError, ShapeError
+from ..jsonfile import parse_json, read_json
 
 
 def add_parser(sub):
@@ -48,11 +53,22 @@ def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
     """(1, C, H, W) float32 in [0, 1], resized bilinearly to ``size`` (H, W)."""
     Image = _pillow()
     if channels not in (1, 3):
-        raise ValueError(f"the model takes {channels} input channels; images have 1 or 3")
-    with Image.open(path) as img:
-        img = img.convert("RGB" if channels == 3 else "L").resize(
-            (size[1], size[0]), Image.Resampling.BILINEAR)
-        pixels = np.asarray(img, dtype=np.float32) / 255.0
+        raise ShapeError(f"the model takes {channels} input channels; images have 1 or 3")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns from MAX_IMAGE_PIXELS to twice that; refuse it all.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img = img.convert("RGB" if channels == 3 else "L").resize(
+                    (size[1], size[0]), Image.Resampling.BILINEAR)
+                pixels = np.asarray(img, dtype=np.float32) / 255.0
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path}: refused as a possible decompression bomb ({exc})") from None
+    except OSError as exc:  # missing, unreadable, or not an image Pillow knows
+        raise ImageError(f"{path}: not a readable image ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
+        raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") \
+            from None
     pixels = pixels.reshape(size[0], size[1], channels).transpose(2, 0, 1)
     return np.ascontiguousarray(pixels[None])
 
@@ -66,21 +82,38 @@ def normalise(img: np.ndarray) -> np.ndarray:
 
 
 def load_labels(path) -> dict[int, str]:
-    """{class index: name} from a text, JSON, or Python-literal dict file."""
-    text = Path(path).read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
+    """{class index: name} from a text, JSON, or Python-literal dict file; a
+    FileFormatError naming the file for anything else."""
+    source = f"labels file {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{source}: not UTF-8 text") from None
+    except OSError as exc:
+        raise FileFormatError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    if not text.lstrip().startswith(("{", "[")):
+        return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
+    try:
+        data = parse_json(text, source)
+    except JSONFileError as json_error:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                data = ast.literal_eval(text)  # literals only: never runs code
-            except (ValueError, SyntaxError) as exc:
-                raise ValueError(f"{path}: not a JSON or literal list/dict of labels "
-                                 f"({exc})") from None
-        items = data.items() if isinstance(data, dict) else enumerate(data)
-        return {int(k): str(v) for k, v in items}
-    return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
+            data = ast.literal_eval(text)  # literals only: never runs code
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            why = str(json_error).removeprefix(f"{source}: ")
+            raise FileFormatError(f"{source}: not a JSON or literal list/dict of labels "
+                                  f"({why})") from None
+    if not isinstance(data, (dict, list, tuple)):
+        raise FileFormatError(f"{source}: holds a {type(data).__name__}, not a list or "
+                              f"{{index: name}} dict of labels")
+    labels = {}
+    for key, name in data.items() if isinstance(data, dict) else enumerate(data):
+        index = key if type(key) is int else \
+            int(key) if isinstance(key, str) and re.fullmatch(r"\s*\d+\s*", key) else -1
+        if index < 0 or isinstance(name, bool) or not isinstance(name, (str, int, float)):
+            raise FileFormatError(f"{source}: entry {key!r:.40}: {name!r:.40} is not a class "
+                                  f"index (an int >= 0) with a name (a string)")
+        labels[index] = str(name)
+    return labels
 
 
 def _input_shape(args, model):
@@ -100,6 +133,10 @@ def _input_shape(args, model):
         except ValueError:
             raise ValueError(f"--size must be H,W or N (positive ints), got {args.size!r}") \
                 from None
+        limit = _pillow().MAX_IMAGE_PIXELS
+        if limit and hw[0] * hw[1] > limit:
+            raise ValueError(f"--size {args.size} is {hw[0] * hw[1]:,} pixels, more than "
+                             f"Pillow's limit of {limit:,}")
         return channels, hw
     return channels, tuple(shape[1:]) if shape else (224, 224)
 
@@ -109,7 +146,10 @@ def _build(args):
     if Path(args.model).suffix == ".json":
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")
-        return nnumba.build(json.loads(Path(args.model).read_text()), seed=0)
+        try:
+            return nnumba.build(read_json(args.model, "model spec"), seed=0)
+        except TypeError as exc:
+            raise ValueError(f"model spec {args.model}: {exc}") from None
     options = {} if args.num_classes is None else {"num_classes": args.num_classes}
     try:
         return nnumba.build(args.model, seed=0, **options)
@@ -120,20 +160,28 @@ def _build(args):
 def classify(model, x, top: int):
     """[(class index, score)] of the ``top`` highest scores for the one image in ``x``."""
     scores = model.predict(x)[0]
+    if not np.isfinite(scores).all():  # a ranking of NaNs would be silent garbage
+        raise NonFiniteError("the model's scores hold NaN or infinity")
     order = np.argsort(-scores, kind="stable")[:top]
     return [(int(i), float(scores[i])) for i in order]
 
 
 def run(args):
+    from ..io import check_finite
     from ..torch_import import load_torch_weights
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
     _pillow()  # before the weights, which take a while to read
     labels = load_labels(args.labels) if args.labels else {}
     model = load_torch_weights(_build(args), args.weights)
+    check_finite(model, args.weights)
     channels, size = _input_shape(args, model)
     x = normalise(load_image(args.image, channels, size))
-    ranked = classify(model, x, args.top)
+    try:
+        ranked = classify(model, x, args.top)
+    except NonFiniteError as exc:  # finite weights, yet too large: they overflow
+        raise NonFiniteError(f"{args.image} with the weights of {args.weights}: {exc}") \
+            from None
     names = [labels.get(i, f"class {i}") for i, _ in ranked]
     if args.json:
         print(json.dumps({"image": str(args.image), "top": [

@@ -1,19 +1,35 @@
-"""``nnumba plugins``: every registered layer, loss, model and data set, and who provides it."""
+"""``nnumba plugins``: every registered layer, loss, model and data set, and who provides it.
+
+A name a built-in shadows, or two third-party plugins claim, is listed under the
+qualified name ``PLUGIN:NAME`` that reaches it (see :mod:`nnumba.registry`)."""
 import json
 
 
 def add_parser(sub):
-    p = sub.add_parser("plugins", help="list registered layers, losses, models and data sets")
+    p = sub.add_parser("plugins", help="list registered layers, losses, models and data sets",
+                       description="List what each plugin registers. Built-ins win a name "
+                                   "clash; PLUGIN:NAME reaches any plugin's entry.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
+
+
+def _note(kind, name, entry, ambiguous):
+    if name == entry.name:
+        return ""
+    if entry.name in ambiguous:
+        return f"{entry.name!r} is claimed by several plugins"
+    return f"{entry.name!r} is the built-in {kind}"
 
 
 def run(args):
     from ..registry import KINDS, get_registry
     registry = get_registry()
-    report = {kind: [{"name": e.name, "plugin": e.plugin, "distribution": e.distribution}
-                     for e in sorted(registry.entries(kind).values(), key=lambda e: e.name)]
-              for kind in KINDS}
+    report = {}
+    for kind in KINDS:
+        clashes = registry.clashes(kind)
+        report[kind] = [{"name": name, "registered_as": e.name, "plugin": e.plugin,
+                         "distribution": e.distribution, "note": _note(kind, name, e, clashes)}
+                        for name, e in registry.all_entries(kind)]
     report["clashes"] = [msg for kind in KINDS for msg in registry.clashes(kind).values()]
     report["failed"] = [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error}
                         for f in registry.failures]
@@ -25,10 +41,15 @@ def run(args):
             continue
         print(f"{'losses' if kind == 'loss' else kind + 's'}:")
         width = max(len(e["name"]) for e in report[kind])
+        plugin_width = max(len(e["plugin"]) for e in report[kind])
         for e in report[kind]:
-            print(f"  {e['name']:<{width}}  {e['plugin']}  [{e['distribution']}]")
+            note = f"  ({e['note']})" if e["note"] else ""
+            print(f"  {e['name']:<{width}}  {e['plugin']:<{plugin_width}}  "
+                  f"[{e['distribution']}]{note}")
     for msg in report["clashes"]:
         print(f"clash: {msg}")
     for f in report["failed"]:
-        print(f"failed to load: plugin {f['plugin']} ({f['distribution']}): {f['error']}")
+        print(f"failed: plugin {f['plugin']} ({f['distribution']}): {f['error']}")
+    if report["clashes"]:
+        print("Built-ins win a clash; PLUGIN:NAME reaches any plugin's entry.")
     return 0

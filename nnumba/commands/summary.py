@@ -6,6 +6,7 @@ computed from the spec without building the model (see :mod:`nnumba.summary`).
     nnumba summary lenet --input-shape 1,28,28
 """
 import json
+from pathlib import Path
 
 
 def add_parser(sub):
@@ -29,8 +30,12 @@ def _shape(text):
 
 
 def run(args):
+    from ..jsonfile import read_json
     from ..summary import summarize
     shape = None if args.input_shape is None else _shape(args.input_shape)
-    result = summarize(args.model, input_shape=shape, batch=args.batch, dtype=args.dtype)
+    model, name = args.model, None
+    if model.endswith(".json"):  # read here: a bad file gets a message naming it
+        model, name = read_json(args.model, "model spec"), Path(args.model).name
+    result = summarize(model, input_shape=shape, batch=args.batch, dtype=args.dtype, name=name)
     print(json.dumps(result.to_dict()) if args.json else result.format())
     return 0

@@ -115,6 +115,9 @@ def _check_device(args):
 
 
 def _run(args, start):
+    if args.save is not None:  # a path that cannot be written fails now, not after training
+        from ..io import check_save_path
+        args.save = check_save_path(args.save)
     args.device = _check_device(args).name
     _fill_defaults(args)
     data = _load_data(args)  # every rank loads from disk; each trains on its shares only

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import IDXError
+
 __all__ = ["IDXError", "read_idx", "write_idx", "IDX_DTYPES"]
 
 # IDX type code -> big-endian numpy dtype.
@@ -28,28 +30,48 @@ IDX_DTYPES = {
     0x0E: np.dtype(">f8"),
 }
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-class IDXError(ValueError):
-    """A file is not a well-formed IDX file; the message names the file."""
+_CHUNK = 1 << 24
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (raw or gzip) into a writable native-endian array."""
+    """Read an IDX file (raw or gzip) into a writable native-endian array.
+
+    Reads no more than the header says the data holds (plus one byte, to tell
+    trailing garbage), so a gzip bomb costs no more than the shape it declares."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise FileNotFoundError(errno.ENOENT, "IDX file not found", str(path)) from None
-    if data[:2] == _GZIP_MAGIC:
+    except OSError as exc:
+        raise IDXError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    with f:
+        compressed = f.read(2) == _GZIP_MAGIC
+        f.seek(0)
         try:
-            data = gzip.decompress(data)
+            return _parse(gzip.GzipFile(fileobj=f) if compressed else f, path)
         except (OSError, EOFError, zlib.error) as exc:
-            raise IDXError(f"{path}: corrupt gzip data ({exc})") from None
-    return _parse(data, path)
+            if compressed:  # a bad header, CRC or length, or cut short
+                raise IDXError(f"{path}: corrupt gzip data ({exc})") from None
+            raise IDXError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        except MemoryError:
+            raise IDXError(f"{path}: too large to read into memory") from None
 
 
-def _parse(data: bytes, path: Path) -> np.ndarray:
+def _read_upto(stream, n: int) -> bytearray:
+    """Up to ``n`` bytes, fewer only at the end of the stream; read in chunks, so a
+    header that declares terabytes costs only what the file really holds."""
+    data = bytearray()
+    while len(data) < n:
+        chunk = stream.read(min(_CHUNK, n - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _parse(stream, path: Path) -> np.ndarray:
+    data = _read_upto(stream, 4)
     if len(data) < 4:
         raise IDXError(f"{path}: {len(data)} bytes is too short for an IDX header")
     if data[0] != 0 or data[1] != 0:
@@ -61,21 +83,28 @@ def _parse(data: bytes, path: Path) -> np.ndarray:
     if ndim == 0:
         raise IDXError(f"{path}: IDX header declares zero dimensions")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise IDXError(f"{path}: truncated header, {ndim} dimensions need {header} bytes, got {len(data)}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dims = _read_upto(stream, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise IDXError(f"{path}: truncated header, {ndim} dimensions need {header} bytes, "
+                       f"got {4 + len(dims)}")
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
     if 0 in shape:
         raise IDXError(f"{path}: zero-size dimension in shape {shape}")
     dtype = IDX_DTYPES[code]
     expected = dtype.itemsize
     for n in shape:  # Python ints: no overflow on hostile headers
         expected *= n
-    got = len(data) - header
-    if got < expected:
-        raise IDXError(f"{path}: truncated data, shape {shape} needs {expected} bytes, got {got}")
-    if got > expected:
-        raise IDXError(f"{path}: {got - expected} bytes of trailing garbage after shape {shape}")
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    body = _read_upto(stream, expected + 1)
+    if len(body) < expected:
+        raise IDXError(f"{path}: truncated data, shape {shape} needs {expected} bytes, "
+                       f"got {len(body)}")
+    if len(body) > expected or stream.read(1):  # read on: gzip checks its CRC at the end
+        raise IDXError(f"{path}: trailing garbage after the {expected} bytes of shape {shape}")
+    try:
+        array = np.frombuffer(body, dtype=dtype).reshape(shape)
+    except ValueError as exc:  # more dimensions than numpy allows (32 or 64)
+        raise IDXError(f"{path}: {ndim} dimensions cannot be held in a numpy array "
+                       f"({exc})") from None
     return array.astype(dtype.newbyteorder("="))  # copies: writable and native
 
 

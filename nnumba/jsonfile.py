@@ -1,0 +1,63 @@
+"""Read JSON from users' files with one clear error that names the file.
+
+``json`` fails in several ways on bad input: JSONDecodeError (and ValueError for
+an integer of more than 4,300 digits), RecursionError for nesting thousands deep,
+UnicodeDecodeError for bytes that are not UTF-8, OSError for a file that cannot
+be read. Every one becomes a :class:`~nnumba.errors.JSONFileError` here, and so
+does nesting deeper than ``MAX_DEPTH``, which json reads but which would make
+whatever walks or prints the value later hit the recursion limit.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .errors import JSONFileError
+
+#: deeper than any spec or labels file needs, far below Python's recursion limit
+MAX_DEPTH = 100
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file"):
+    """The JSON value in the file at ``path``; ``what`` ("model spec", ...) starts
+    the message of the JSONFileError raised when the file cannot give one."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise JSONFileError(f"{what} {path}: not UTF-8 text (byte {exc.start} is "
+                            f"{exc.object[exc.start:exc.start + 1]!r})") from None
+    except OSError as exc:
+        raise JSONFileError(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
+    return parse_json(text, f"{what} {path}")
+
+
+def parse_json(text: str, source: str):
+    """The JSON value in ``text``; ``source`` names where the text came from in the
+    JSONFileError raised when it is not JSON."""
+    if not text.strip():
+        raise JSONFileError(f"{source}: empty, a JSON value was expected")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JSONFileError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} "
+                            f"column {exc.colno})") from None
+    except RecursionError:
+        raise JSONFileError(f"{source}: JSON nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer with too many digits
+        raise JSONFileError(f"{source}: not usable JSON ({exc})") from None
+    if _depth(value) > MAX_DEPTH:
+        raise JSONFileError(f"{source}: JSON nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _depth(value) -> int:
+    """How deeply lists and dicts nest in ``value`` ([] is 1), found without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in
+                         (item.values() if isinstance(item, dict) else item))
+    return deepest
