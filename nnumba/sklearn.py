@@ -151,6 +151,8 @@ class _NNEstimator(BaseEstimator):
 
 class NNClassifier(ClassifierMixin, _NNEstimator):
     """A neural-network classifier: softmax cross-entropy over ``classes_``.
+    Standardise the inputs (``StandardScaler`` in a ``Pipeline``), as for any
+    network trained by SGD.
 
     Parameters
     ----------

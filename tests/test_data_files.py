@@ -107,6 +107,8 @@ def _bad_files(tmp):
     yield _npz(tmp / "half.npz", x_train=ones, y_train=labels, x_test=ones), None, \
         "x_test and y_test come together"
     yield _npz(tmp / "neg.npz", x_train=ones, y_train=labels - 1), None, "class numbers"
+    yield _npz(tmp / "years.npz", x_train=ones, y_train=labels + 2019), None, \
+        "only 2 of those 2021 class numbers occur"
     yield _npz(tmp / "frac.npz", x_train=ones, y_train=labels / 2), None, "non-integer"
     yield _npz(tmp / "onehot.npz", x_train=ones, y_train=np.eye(6)), None, "one-hot"
     yield _npz(tmp / "count.npz", x_train=ones, y_train=labels[:5]), None, "5 labels for 6"

@@ -209,7 +209,12 @@ def _class_numbers(path, y, y_test):
     if y.min() < 0:
         raise DataFileError(f"{path}: labels must be class numbers 0, 1, 2, ... (or class "
                             f"names); y_train holds {y.min()}")
-    return y, y_test, [str(c) for c in range(int(y.max()) + 1)]
+    count, seen = int(y.max()) + 1, len(np.unique(y))
+    if count > 10 and seen < count / 2:  # ids or years, not class numbers: one output each
+        raise DataFileError(f"{path}: y_train's labels run up to {count - 1} but only {seen} "
+                            f"of those {count} class numbers occur; number the classes "
+                            "0, 1, 2, ... or save them as names")
+    return y, y_test, [str(c) for c in range(count)]
 
 
 def _few(values, n=5) -> str:
