@@ -108,7 +108,15 @@ def sklearn_perceptron(job):
 
 
 def sklearn_mlp(job):
+    """MLPClassifier.fit with the job's params; RESULT holds its accuracies."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
+    if job.get("threads"):  # numpy's BLAS does MLPClassifier's work: nnumba's thread count
+        threadpool_limits(int(job["threads"]))
+    warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed epoch count is the job
     x, y = _load(job["x"]), _load(job["y"])
     clf = MLPClassifier(**job["params"])
 

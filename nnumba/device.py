@@ -102,6 +102,9 @@ class Device:
     def __deepcopy__(self, memo):  # one object per device: copied models share it
         return self
 
+    def __reduce__(self):  # pickled by name (scikit-learn pickles estimators)
+        return (_registered, (self.name,))
+
     def __repr__(self):
         return f"Device({self.name!r})"
 
@@ -272,6 +275,14 @@ def get_device(device="cpu") -> Device:
         raise TypeError(f"a device is a name such as 'cpu' or 'cuda', got {device!r}")
     from .registry import get_registry
     return get_registry().get("device", device.strip().lower()).require()
+
+
+def _registered(name: str) -> Device:
+    """The registered device of that name, available or not (for unpickling)."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    from .registry import get_registry
+    return get_registry().get("device", name)
 
 
 def device_names() -> list[str]:

@@ -7,6 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..jsonfile import read_json
+from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, train_defaults
+
 
 def add_parser(sub):
     p = sub.add_parser("train", help="train a model (the MLP on the embedded MNIST by default)",
@@ -14,10 +17,22 @@ def add_parser(sub):
                                    "mini-batch SGD on the embedded 4,000/1,000 MNIST split.")
     p.add_argument("--model", default="mlp",
                    help="a registered model name (see `nnumba plugins`) or a JSON spec file")
-    p.add_argument("--dataset", default="mnist-5k",
-                   help="mnist-5k (embedded, default), mnist, fashion-mnist")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of a named model's factory, e.g. --model lenet "
+                        "--model-option classes=5 (VALUE is read as JSON, else as text); "
+                        "repeat for several")
+    p.add_argument("--dataset", help="mnist-5k (embedded, default), mnist, fashion-mnist")
     p.add_argument("--data-dir", help="folder holding the data set's IDX files")
     p.add_argument("--download", action="store_true", help="download the data set if missing")
+    p.add_argument("--data", metavar="FILE",
+                   help="your own data instead of --dataset: an .npz holding x_train, y_train"
+                        "[, x_test, y_test], or a .csv with a label column")
+    p.add_argument("--label-column", metavar="NAME_OR_INDEX",
+                   help="--data CSV only: the column of labels, by header name or 0-based "
+                        "index (default: the last column)")
+    p.add_argument("--test-fraction", type=float,
+                   help="--data without a test set: the share of each class held out for "
+                        "testing, drawn with --seed (default 0.2)")
     p.add_argument("--trainer", default="sgd", choices=("sgd", "gd", "perceptron"))
     p.add_argument("--loss", default="CrossEntropy", help="a registered loss name")
     # None: the model's own train_defaults, else FALLBACK_DEFAULTS.
@@ -28,7 +43,8 @@ def add_parser(sub):
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes", default="0,1",
-                   help="perceptron only: NEG,POS digits (the lecture's 0 vs 1)")
+                   help="perceptron only: NEG,POS classes by number or name (default: the "
+                        "lecture's digits 0 vs 1)")
     p.add_argument("--train-size", type=int, help="use only the first N training samples")
     p.add_argument("--save", help="write the trained weights to this .npz file")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -44,25 +60,66 @@ def add_parser(sub):
     p.set_defaults(run=run)
 
 
-FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100}
-
-
 def _fill_defaults(args):
-    """Options left unset take the model's train_defaults (the perceptron: 100 epochs)."""
-    defaults = dict(FALLBACK_DEFAULTS)
+    """Options left unset take the model's train_defaults (the perceptron: 100 epochs);
+    returns a line saying which did, or None when every one was given."""
     if args.trainer == "perceptron":
-        defaults["epochs"] = 100
-    elif Path(args.model).suffix != ".json":
-        from ..registry import get_model
-        defaults.update(get_model(args.model).train_defaults)
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+        defaults, source = {"epochs": 100}, "the perceptron's"
+    elif Path(args.model).suffix == ".json":
+        defaults, source = FALLBACK_DEFAULTS, "nnumba's fallback: a spec file has no train_defaults"
+    else:
+        defaults, source = train_defaults(args.model)
+    filled = {k: v for k, v in defaults.items() if getattr(args, k) is None}
+    for key, value in filled.items():
+        setattr(args, key, value)
+    if filled:
+        return (f"defaults: {', '.join(f'{k} {v}' for k, v in filled.items())} "
+                f"({source})")
+    return None
+
+
+def _check_options(args):
+    """Refuse what cannot run, before anything loads."""
+    for flag in ("epochs", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.data is not None:
+        given = [f for f, v in (("--dataset", args.dataset), ("--data-dir", args.data_dir),
+                                ("--download", args.download)) if v]
+        if given:
+            raise ValueError(f"--data FILE is your own data: drop {', '.join(given)}")
+    elif args.label_column is not None or args.test_fraction is not None:
+        raise ValueError("--label-column and --test-fraction apply to --data FILE only")
+    if args.model_option and (Path(args.model).suffix == ".json" or args.trainer == "perceptron"):
+        raise ValueError("--model-option applies to named models, not to "
+                         + ("the perceptron" if args.trainer == "perceptron" else
+                            f"the spec file {args.model}"))
+
+
+def _model_options(args) -> dict:
+    """--model-option KEY=VALUE pairs; VALUE as JSON (5, [128, 64], true), else as text."""
+    options = {}
+    for item in args.model_option:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
+    return options
 
 
 def _load_data(args):
-    from ..registry import get_dataset
-    data = get_dataset(args.dataset)(root=args.data_dir, download=args.download)
+    if args.data is not None:
+        from ..data import load_arrays
+        data = load_arrays(args.data, label_column=args.label_column,
+                           test_fraction=args.test_fraction, seed=args.seed)
+    else:
+        from ..registry import get_dataset
+        data = get_dataset(args.dataset or "mnist-5k")(root=args.data_dir,
+                                                       download=args.download)
     if args.train_size is not None:
         if args.train_size < 1:
             raise ValueError(f"--train-size must be >= 1, got {args.train_size}")
@@ -115,14 +172,17 @@ def _check_device(args):
 
 
 def _run(args, start):
+    _check_options(args)
     if args.save is not None:  # a path that cannot be written fails now, not after training
         from ..io import check_save_path
         args.save = check_save_path(args.save)
     args.device = _check_device(args).name
-    _fill_defaults(args)
+    defaults = _fill_defaults(args)
     data = _load_data(args)  # every rank loads from disk; each trains on its shares only
     _say(args, f"data: {data.name}, {len(data.x_train)} train / {len(data.x_test)} test "
                f"({data.description})")
+    if defaults:
+        _say(args, defaults)
     if args.comm is not None:
         _say(args, f"MPI: {args.comm.size} ranks, {args.comm.threads} thread(s) each")
     if args.trainer == "perceptron":
@@ -130,23 +190,44 @@ def _run(args, start):
     return _run_gradient(args, data, start)
 
 
-def _build_model(args, in_shape):
-    from ..model import Sequential
-    from ..registry import get_model
+def _build_model(args, data):
+    """(model, data) on the training device: a named model adapts its inputs and
+    classes to the data (and the data is reshaped to the model's own input shape
+    where that is needed); a spec file is read and checked against the data. Any
+    error is one line naming the model or the file."""
+    from dataclasses import replace
+    outputs = len(data.classes) if args.loss == "CrossEntropy" else None
+    shape = data.x_train.shape[1:]
     if Path(args.model).suffix == ".json":
-        spec = json.loads(Path(args.model).read_text())
+        spec = read_json(args.model, "model spec")  # names the file itself
+        try:
+            model, shape = model_for_data(spec, shape, outputs, seed=args.seed)
+        except (ValueError, TypeError, LookupError, ArithmeticError, RecursionError,
+                MemoryError) as exc:
+            raise ValueError(f"model spec {args.model}: {_one_line(exc)}") from None
     else:
-        spec = get_model(args.model)()
-    model = Sequential.from_spec(spec, seed=args.seed)
-    model.output_shape(in_shape)  # a clear error now if the model can't take this data
-    return model.to(getattr(args, "device", "cpu"))
+        try:
+            model, shape = model_for_data(args.model, shape, outputs,
+                                          options=_model_options(args), seed=args.seed)
+        except (TypeError, ArithmeticError, RecursionError, MemoryError) as exc:
+            raise ValueError(_one_line(exc)) from None
+    if shape != data.x_train.shape[1:]:
+        _say(args, f"inputs reshaped from {data.x_train.shape[1:]} to {shape}, the input "
+                   f"shape of {args.model}")
+        data = replace(data, x_train=data.x_train.reshape((-1,) + shape),
+                       x_test=data.x_test.reshape((-1,) + shape))
+    return model.to(getattr(args, "device", "cpu")), data
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
 
 
 def _run_gradient(args, data, start):
     from .. import io
     from ..registry import get_loss
     from ..train import TRAINERS
-    model = _build_model(args, data.x_train.shape[1:])
+    model, data = _build_model(args, data)
     loss = get_loss(args.loss)()
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     extra = {}
@@ -172,7 +253,9 @@ def _run_gradient(args, data, start):
     _add_mpi(args, result)
     if args.save and _is_root(args):
         result["saved"] = str(io.save(model.to("cpu"), args.save))
-    _finish(args, result, f"test accuracy {100 * (result['test_accuracy'] or 0):.2f}%")
+    accuracy = result["test_accuracy"]
+    _finish(args, result, f"test accuracy {100 * accuracy:.2f}%" if accuracy is not None else
+                          f"test loss {result['test_loss']:.4f} (accuracy does not apply)")
     return 0
 
 
@@ -189,10 +272,10 @@ def _run_perceptron(args, data, start):
         from functools import partial
         from ..distributed import train_perceptron_distributed
         train_perceptron = partial(train_perceptron_distributed, comm=args.comm)
-    try:
-        neg, pos = (int(c) for c in args.classes.split(","))
-    except ValueError:
-        raise ValueError(f"--classes takes two class numbers NEG,POS, got {args.classes!r}") from None
+    names = args.classes.split(",")
+    if len(names) != 2:
+        raise ValueError(f"--classes takes two classes NEG,POS, got {args.classes!r}")
+    neg, pos = (_class_number(data, name.strip()) for name in names)
     x, y = data.binary(neg, pos, "train")
     xt, yt = data.binary(neg, pos, "test")
     _say(args, f"perceptron: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
@@ -212,6 +295,17 @@ def _run_perceptron(args, data, start):
                           f"{result['updates']} updates; test accuracy "
                           f"{100 * result['test_accuracy']:.2f}%")
     return 0
+
+
+def _class_number(data, name) -> int:
+    """A class given by its name (a --data CSV's "setosa") or by its number."""
+    if name in data.classes:
+        return data.classes.index(name)
+    try:
+        return int(name)
+    except ValueError:
+        raise ValueError(f"--classes: {name!r} is neither a class of {data.name} "
+                         f"({', '.join(data.classes[:10])}) nor a class number") from None
 
 
 def _perceptron_line(row):

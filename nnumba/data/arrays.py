@@ -1,0 +1,321 @@
+"""A user's own data: NumPy arrays in an .npz file, or a CSV table with a label column.
+
+``load_arrays(path)`` returns a :class:`Dataset` like the built-in loaders:
+inputs as float32, labels as int64 class numbers 0..K-1, with a seeded,
+stratified test split when the file has no test set of its own. Everything is
+checked before training starts, and every error is one
+:class:`DataFileError` naming the file: shapes, dtypes, NaN or infinity, labels
+(class numbers 0, 1, ... or class names; a test label must be a training
+label). Files are never unpickled: ``np.load(..., allow_pickle=False)``.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NnumbaError
+from .datasets import Dataset
+
+__all__ = ["DataFileError", "load_arrays", "stratified_split", "DEFAULT_TEST_FRACTION"]
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+DEFAULT_TEST_FRACTION = 0.2
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class DataFileError(NnumbaError, ValueError):
+    """A data file cannot be used as it is; the message names the file and says why."""
+
+
+def load_arrays(path, *, label_column: str | int | None = None,
+                test_fraction: float | None = None, seed: int = 0) -> Dataset:
+    """The data set in ``path``: an ``.npz`` holding ``x_train, y_train[, x_test,
+    y_test]``, or a ``.csv`` table whose ``label_column`` (a header name or a
+    0-based index, negative from the end; default the last column) holds the labels.
+
+    Without a test set in the file, a stratified share ``test_fraction``
+    (default 0.2) of each class is drawn with ``seed`` for testing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    kind = path.suffix.lower()
+    if kind == ".npz":
+        if label_column is not None:
+            raise DataFileError(f"{path}: a label column is for CSV files; an .npz "
+                                "holds its labels in y_train (and y_test)")
+        x, y, x_test, y_test = _read_npz(path)
+    elif kind == ".csv":
+        x, y = _read_csv(path, label_column)
+        x_test = y_test = None
+    else:
+        raise DataFileError(f"{path}: unknown data file type {kind or '(no suffix)'!r}; "
+                            "nnumba reads .npz (x_train, y_train[, x_test, y_test]) and .csv")
+    y, y_test, classes = _class_numbers(path, y, y_test)
+    if x_test is not None:
+        if test_fraction is not None:
+            raise DataFileError(f"{path} has its own test set (x_test, y_test): "
+                                "drop the test fraction")
+        split = "the file's own test set"
+    else:
+        fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
+        train, test = stratified_split(y, fraction, seed, source=path)
+        x, y, x_test, y_test = x[train], y[train], x[test], y[test]
+        split = (f"a stratified {fraction:g} test split with seed {seed}"
+                 + (" (the default fraction)" if test_fraction is None else ""))
+    return Dataset(path.stem, x, y, x_test, y_test, classes,
+                   f"{path}: samples of shape {x.shape[1:]}, {len(classes)} classes; "
+                   f"test set: {split}.")
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int = 0, *,
+                     source="the data") -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) index arrays, in order: of each class, round(fraction * count)
+    samples drawn with ``seed`` test, and at least one stays for training."""
+    if not 0 < test_fraction < 1:
+        raise DataFileError(f"{source}: the test fraction must lie strictly between 0 "
+                            f"and 1, got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        k = min(math.floor(test_fraction * len(members) + 0.5), len(members) - 1)
+        test.append(rng.permutation(members)[:k])
+    test = np.sort(np.concatenate(test))
+    if len(test) == 0:
+        raise DataFileError(f"{source}: a test fraction of {test_fraction} of {len(y)} "
+                            "samples leaves no test samples; raise it or add data")
+    return np.setdiff1d(np.arange(len(y)), test), test
+
+
+# ---- .npz ---------------------------------------------------------------------------
+
+def _read_npz(path):
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except ValueError:  # neither zip nor .npy: numpy's last resort would be pickle
+        raise DataFileError(f"{path}: not an .npz archive (a zip of .npy arrays, as "
+                            "np.savez writes)") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataFileError(f"{path}: not a readable .npz archive ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataFileError(f"{path}: a single .npy array, not an .npz archive of "
+                            "x_train, y_train[, x_test, y_test]")
+    with archive:
+        names = set(archive.files)
+        unknown = sorted(names - set(NPZ_KEYS))
+        missing = [k for k in NPZ_KEYS[:2] if k not in names]
+        if unknown or missing:
+            raise DataFileError(
+                f"{path}: " + "; ".join(filter(None, [
+                    missing and f"missing {', '.join(missing)}",
+                    unknown and f"unknown arrays {', '.join(unknown)}"]))
+                + "; an .npz for nnumba holds x_train, y_train and optionally x_test, y_test")
+        if ("x_test" in names) != ("y_test" in names):
+            raise DataFileError(f"{path}: x_test and y_test come together; it has only "
+                                f"{'x_test' if 'x_test' in names else 'y_test'}")
+        arrays = {}
+        for key in NPZ_KEYS:
+            if key in names:
+                try:
+                    arrays[key] = archive[key]
+                except ValueError as exc:  # object arrays need pickle
+                    raise DataFileError(f"{path}: {key} cannot be read without pickle, which "
+                                        f"nnumba never uses: save numeric arrays ({exc})") from None
+                except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                    raise DataFileError(f"{path}: {key} is damaged ({exc})") from None
+    x = _inputs(path, "x_train", arrays["x_train"])
+    y = _labels(path, "y_train", arrays["y_train"], len(x))
+    if "x_test" not in arrays:
+        return x, y, None, None
+    x_test = _inputs(path, "x_test", arrays["x_test"])
+    if x_test.shape[1:] != x.shape[1:]:
+        raise DataFileError(f"{path}: x_test's samples have shape {x_test.shape[1:]}, "
+                            f"x_train's {x.shape[1:]}")
+    return x, y, x_test, _labels(path, "y_test", arrays["y_test"], len(x_test))
+
+
+def _inputs(path, name, x) -> np.ndarray:
+    if x.dtype.kind not in "biuf":
+        raise DataFileError(f"{path}: {name} must hold numbers (bool, int or float), "
+                            f"got dtype {x.dtype}")
+    if x.ndim < 2:
+        raise DataFileError(f"{path}: {name} must hold one row per sample (2 or more "
+                            f"dimensions), got shape {x.shape}")
+    if len(x) == 0 or x[0].size == 0:
+        raise DataFileError(f"{path}: {name} is empty (shape {x.shape})")
+    _check_finite(path, name, x)
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)
+    if x.dtype.kind == "f" and not np.isfinite(x32).all():
+        raise DataFileError(f"{path}: {name} holds values beyond float32's range "
+                            "(about ±3.4e38)")
+    return x32
+
+
+def _check_finite(path, name, x):
+    """NaN or infinity: say how many and in which sample the first one is."""
+    if x.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(x.reshape(len(x), -1))
+    if bad.any():
+        raise DataFileError(f"{path}: {name} holds {int(bad.sum())} NaN or infinite "
+                            f"value(s), the first in sample {np.argwhere(bad)[0][0]}")
+
+
+def _labels(path, name, y, n) -> np.ndarray:
+    """Labels as a flat array: integers (bools and whole floats become int64) or strings."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        hint = ": one-hot labels? save y.argmax(axis=1)" if y.ndim == 2 else ""
+        raise DataFileError(f"{path}: {name} must hold one label per sample, shape (N,), "
+                            f"got {y.shape}{hint}")
+    if len(y) != n:
+        raise DataFileError(f"{path}: {name} has {len(y)} labels for {n} samples")
+    if y.dtype.kind in "US":
+        return y.astype(str)
+    if y.dtype.kind == "f":
+        _check_finite(path, name, y)
+        if (y != np.round(y)).any():
+            raise DataFileError(f"{path}: {name} holds non-integer labels such as "
+                                f"{y[y != np.round(y)][0]:g}; labels are class numbers "
+                                "0, 1, ... or class names (nnumba train classifies)")
+    elif y.dtype.kind not in "biu":
+        raise DataFileError(f"{path}: {name} must hold class numbers or names, got dtype "
+                            f"{y.dtype}")
+    return y.astype(np.int64)
+
+
+def _class_numbers(path, y, y_test):
+    """(y, y_test, class names): class numbers stay as they are (0..max); class
+    names are numbered in sorted order. A test label must be a training label."""
+    names = y.dtype.kind == "U"
+    if y_test is not None and (y_test.dtype.kind == "U") != names:
+        raise DataFileError(f"{path}: y_train holds {'names' if names else 'numbers'} but "
+                            f"y_test {'numbers' if names else 'names'}")
+    if y_test is not None:
+        unseen = np.setdiff1d(y_test, y)
+        if len(unseen):
+            raise DataFileError(f"{path}: y_test holds label(s) {_few(unseen)} that y_train "
+                                "never has; the model could not learn them")
+    if names:
+        classes = np.unique(y)
+        return (np.searchsorted(classes, y), None if y_test is None else
+                np.searchsorted(classes, y_test), classes.tolist())
+    if y.min() < 0:
+        raise DataFileError(f"{path}: labels must be class numbers 0, 1, 2, ... (or class "
+                            f"names); y_train holds {y.min()}")
+    count, seen = int(y.max()) + 1, len(np.unique(y))
+    if count > 10 and seen < count / 2:  # ids or years, not class numbers: one output each
+        raise DataFileError(f"{path}: y_train's labels run up to {count - 1} but only {seen} "
+                            f"of those {count} class numbers occur; number the classes "
+                            "0, 1, 2, ... or save them as names")
+    return y, y_test, [str(c) for c in range(count)]
+
+
+def _few(values, n=5) -> str:
+    shown = ", ".join(map(str, values[:n].tolist()))
+    return shown + (f" (and {len(values) - n} more)" if len(values) > n else "")
+
+
+# ---- .csv -----------------------------------------------------------------------------
+
+def _read_csv(path, label_column):
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            rows, lines = [], []
+            for row in reader:
+                if row and any(field.strip() for field in row):  # blank lines are skipped
+                    rows.append([field.strip() for field in row])
+                    lines.append(reader.line_num)
+    except UnicodeDecodeError:
+        raise DataFileError(f"{path}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise DataFileError(f"{path}: not a readable CSV table ({exc})") from None
+    if not rows:
+        raise DataFileError(f"{path}: the file holds no rows")
+    width = len(rows[0])
+    for row, line in zip(rows, lines):
+        if len(row) != width:
+            raise DataFileError(f"{path}: line {line} has {len(row)} fields, the first "
+                                f"line has {width}")
+    if width < 2:
+        raise DataFileError(f"{path}: a CSV for nnumba needs feature columns and a label "
+                            f"column; it has {width} column")
+    label, header = _label_index(path, rows[0], label_column)
+    if header is not None:
+        rows, lines = rows[1:], lines[1:]
+    if not rows:
+        raise DataFileError(f"{path}: the file holds a header and no data rows")
+    names = [repr(n) for n in header] if header else [f"{i} (from 0)" for i in range(width)]
+    features = [i for i in range(width) if i != label]
+    x = _numbers(path, rows, lines, features, names)
+    y = np.array([row[label] for row in rows])
+    empty = np.flatnonzero(y == "")
+    if len(empty):
+        raise DataFileError(f"{path}: line {lines[empty[0]]} has no label (column "
+                            f"{names[label]})")
+    if all(_is_number(text) for text in y):  # class numbers, else class names
+        y = _labels(path, f"label column {names[label]}", y.astype(np.float64), len(y))
+    return x, y
+
+
+def _label_index(path, first_row, label_column):
+    """(label column index, header names or None). The first row is a header when
+    it names the label column, or when one of its feature fields is text (an empty
+    field says nothing: pandas leaves its index column's name empty)."""
+    width = len(first_row)
+    if label_column is not None and str(label_column) in first_row:
+        return first_row.index(str(label_column)), first_row
+    if label_column is None:
+        index = width - 1
+    else:
+        try:
+            index = int(label_column)
+        except ValueError:
+            raise DataFileError(f"{path}: no column named {label_column!r}; the first line "
+                                f"holds {', '.join(map(repr, first_row[:10]))}") from None
+        if not -width <= index < width:
+            raise DataFileError(f"{path}: label column {index} is out of range: the table "
+                                f"has {width} columns (0..{width - 1})")
+        index %= width
+    is_header = any(field and not _is_number(field)
+                    for i, field in enumerate(first_row) if i != index)
+    return index, (first_row if is_header else None)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _numbers(path, rows, lines, columns, names) -> np.ndarray:
+    """The feature columns as float32; the first field that is not a finite
+    float32 number is named by line and column."""
+    with np.errstate(over="ignore"):
+        try:
+            x = np.array([[row[i] for i in columns] for row in rows], dtype=np.float32)
+            if np.isfinite(x).all():
+                return x
+        except ValueError:
+            pass
+    for row, line in zip(rows, lines):  # the slow way, to say where
+        for i in columns:
+            text = row[i]
+            if not _is_number(text):
+                what = "is empty" if text == "" else f"holds {text[:40]!r}, not a number"
+            elif not abs(float(text)) <= FLOAT32_MAX:  # NaN, infinity, or too large
+                what = f"holds {text[:40]}, not a finite float32"
+            else:
+                continue
+            raise DataFileError(f"{path}: line {line}, column {names[i]} {what} "
+                                "(every column but the label must be a finite number)")
+    return np.array([[float(row[i]) for i in columns] for row in rows], dtype=np.float32)

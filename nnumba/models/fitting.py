@@ -1,0 +1,90 @@
+"""A model for a data set: the settings it trains with, and a model built (or a
+named one adapted) for the data's shape; ``nnumba train`` and
+:mod:`nnumba.sklearn` both start here."""
+from __future__ import annotations
+
+
+#: what a model without train_defaults trains with
+FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100}
+
+
+def train_defaults(model) -> tuple[dict, str]:
+    """(settings, where they come from) for a model: a registered name's
+    train_defaults over FALLBACK_DEFAULTS, or FALLBACK_DEFAULTS alone."""
+    own = {}
+    if isinstance(model, str):
+        from ..registry import get_model
+        own = {k: v for k, v in get_model(model).train_defaults.items() if k in FALLBACK_DEFAULTS}
+    source = (f"{model}'s train_defaults" if len(own) == len(FALLBACK_DEFAULTS) else
+              f"{model}'s train_defaults, else nnumba's fallback" if own else
+              f"nnumba's fallback: {model if isinstance(model, str) else 'the model'} "
+              "has no train_defaults")
+    return {**FALLBACK_DEFAULTS, **own}, source
+
+
+def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
+    """(Sequential, per-sample input shape) for samples of ``sample_shape``.
+
+    ``model``: a registered name, a spec (list of layer dicts) or a list of Layer
+    objects (copied, so the caller's stay as they are). A named model's
+    ``inputs`` and ``classes`` options, where it has them and ``options`` does
+    not set them, come from the data (features, ``outputs``); where the model
+    does not take ``sample_shape`` but its own input shape has as many values
+    (LeNet on rows of 784 pixels), that shape is returned to reshape to.
+    ``outputs``: the per-sample output width the data needs (None: unchecked).
+    Raises ShapeError naming what does not fit."""
+    import copy
+
+    import numpy as np
+
+    from ..errors import ShapeError
+    from ..layers import Layer
+    from ..model import Sequential
+    shape, own_shape = tuple(sample_shape), None
+    if isinstance(model, str):
+        from .. import build
+        from ..registry import get_model
+        named, options = get_model(model), dict(options or {})
+        known = named.options()
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"model {model!r} has no option {', '.join(unknown)}; its "
+                             f"options: {', '.join(known) or '(none)'}")
+        if "inputs" in known and "inputs" not in options:
+            options["inputs"] = int(np.prod(shape))
+        if "classes" in known and "classes" not in options and outputs is not None:
+            options["classes"] = int(outputs)
+        what = f"model {model!r}" + (f" ({_options_text(options)})" if options else "")
+        try:
+            net = build(model, seed=seed, **options)
+            own_shape = named.input_shape_for(**options)
+        except (TypeError, ValueError) as exc:  # a bad option value
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(f"{what}: {exc}") from None
+    else:
+        if options:
+            raise ValueError("model options apply to named models, not to a spec or layers")
+        what = "the model"
+        if isinstance(model, (list, tuple)) and model and all(isinstance(m, Layer) for m in model):
+            net = Sequential(*copy.deepcopy(list(model)), seed=seed)
+        else:
+            net = Sequential.from_spec(model, seed=seed)
+    try:
+        out = net.output_shape(shape)
+    except ShapeError:
+        if own_shape is None:
+            raise
+        if int(np.prod(own_shape)) != int(np.prod(shape)):
+            raise ShapeError(f"{what} takes samples of shape {tuple(own_shape)} "
+                             f"({int(np.prod(own_shape))} values); the data's have shape "
+                             f"{shape} ({int(np.prod(shape))} values)") from None
+        shape = tuple(own_shape)
+        out = net.output_shape(shape)
+    if outputs is not None and tuple(out) != (int(outputs),):
+        raise ShapeError(f"{what} gives outputs of shape {tuple(out)} per sample; the data "
+                         f"needs ({int(outputs)},) (one per class or target)")
+    return net, shape
+
+
+def _options_text(options) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in options.items())

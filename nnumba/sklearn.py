@@ -1,0 +1,297 @@
+"""scikit-learn estimators on nnumba: ``pip install "nnumba[sklearn]"``.
+
+- :class:`NNClassifier` and :class:`NNRegressor` train a model (a registered
+  name such as ``"mlp"``, a spec, or a list of layers) with nnumba's SGD or GD
+  trainer: cross-entropy over the classes, or squared error on the targets.
+- :class:`PerceptronClassifier` is the lecture's perceptron (one per class
+  against the rest when there are more than two).
+
+They follow scikit-learn's conventions, so ``Pipeline``, ``GridSearchCV`` and
+``cross_val_score`` take them as they are. Inputs are validated by
+scikit-learn's own utilities and arrive as rows of features; a named model is
+built for them: its ``inputs`` and ``classes`` options follow the data, and
+rows are reshaped to its own input shape where it needs one (``"lenet"`` on
+784-pixel rows).
+
+Worker processes: joblib's default ``loky`` workers start as fresh
+interpreters (fork, then exec), which is safe after numba's OpenMP threads have
+run in the parent, so ``GridSearchCV(..., n_jobs=2)`` just works. Do not choose
+joblib's ``"multiprocessing"`` backend (fork without exec) with numba's ``omp``
+threading layer: a forked child that runs a parallel kernel is terminated.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import log_softmax, softmax
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, validate_data  # 1.6 and later
+except ImportError as exc:
+    raise ImportError('nnumba.sklearn needs scikit-learn 1.6 or later: '
+                      'pip install "nnumba[sklearn]"') from exc
+
+from .models.fitting import model_for_data, train_defaults
+from .registry import get_loss
+from .train import TRAINERS, train_perceptron
+
+__all__ = ["NNClassifier", "NNRegressor", "PerceptronClassifier"]
+
+DTYPES = ("float32", "float64")
+
+
+class _NNEstimator(BaseEstimator):
+    """What the classifier and the regressor share: the model, the trainer, the loop."""
+
+    _loss = ""  # the registered loss a subclass trains with
+
+    def __init__(self, model="mlp", *, model_options=None, trainer="sgd", epochs=None,
+                 lr=None, momentum=None, weight_decay=0.0, batch_size=None, dtype="float32",
+                 random_state=None, warm_start=False):
+        self.model = model
+        self.model_options = model_options
+        self.trainer = trainer
+        self.epochs = epochs
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    # ---- subclasses: targets in, outputs out ------------------------------------------
+    def _targets(self, y, first: bool, classes=None):
+        """(what the loss takes, the model's output width) for validated ``y``."""
+        raise NotImplementedError
+
+    # ---- training -------------------------------------------------------------------
+    def fit(self, X, y):
+        """Train for ``epochs`` from a fresh model, or from the last one with
+        ``warm_start``; the optimizer (its momentum) starts afresh either way."""
+        first = not (self.warm_start and hasattr(self, "model_"))
+        return self._fit(X, y, first, self._settings()["epochs"], fresh_trainer=True)
+
+    def _fit(self, X, y, first, epochs, fresh_trainer, classes=None):
+        X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first,
+                             **self._y_validation())
+        targets, outputs = self._targets(y, first, classes)
+        self._train(X, targets, outputs, first, epochs, fresh_trainer)
+        return self
+
+    def _partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), continuing from the model and the optimizer."""
+        first = not hasattr(self, "model_")
+        return self._fit(X, y, first, 1, fresh_trainer=first or self._trainer is None,
+                         classes=classes)
+
+    _trainer = None  # kept for partial_fit; not pickled
+
+    def _dtype(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        return np.dtype(self.dtype)
+
+    def _y_validation(self) -> dict:
+        return {}
+
+    def _settings(self) -> dict:
+        """epochs, lr, momentum, batch_size: as given, else the named model's
+        train_defaults, else nnumba's fallback (as ``nnumba train``)."""
+        defaults, _ = train_defaults(self.model)
+        given = {"epochs": self.epochs, "lr": self.lr, "momentum": self.momentum,
+                 "batch_size": self.batch_size}
+        return {k: defaults[k] if v is None else v for k, v in given.items()}
+
+    def _train(self, X, targets, outputs, first, epochs, fresh_trainer):
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"trainer must be one of {sorted(TRAINERS)}, got {self.trainer!r}")
+        settings = self._settings()
+        if int(epochs) < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        rng = check_random_state(self.random_state)
+        if first:
+            self.model_, self.input_shape_ = model_for_data(
+                self.model, (X.shape[1],), outputs, options=self.model_options,
+                seed=int(rng.randint(2**31 - 1)))
+            self.model_.astype(self._dtype())
+            self.history_, self.n_iter_ = [], 0
+        if fresh_trainer:
+            self._trainer = TRAINERS[self.trainer](
+                self.model_, get_loss(self._loss)(), lr=settings["lr"],
+                momentum=settings["momentum"], weight_decay=self.weight_decay,
+                batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)))
+        history = self._trainer.fit(self._rows(X), targets, epochs=int(epochs))
+        self.history_ += history.epochs[-int(epochs):]
+        self.n_iter_ += int(epochs)
+
+    def _rows(self, X):
+        return X.reshape((len(X),) + tuple(self.input_shape_))
+
+    def _outputs(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=self._dtype(), reset=False)
+        return self.model_.predict(self._rows(X)).astype(np.float64)
+
+    # ---- pickling: the model's parameters are views into one buffer ------------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_trainer", None)  # callbacks and buffers; partial_fit makes a new one
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "model_" in self.__dict__:
+            # pickle stores each parameter as an array of its own: bind them into
+            # one buffer again (copy() rebinds from the parameters' values)
+            self.model_ = self.model_.copy()
+
+
+class NNClassifier(ClassifierMixin, _NNEstimator):
+    """A neural-network classifier: softmax cross-entropy over ``classes_``.
+    Standardise the inputs (``StandardScaler`` in a ``Pipeline``), as for any
+    network trained by SGD.
+
+    Parameters
+    ----------
+    model : str, list of dict, or list of nnumba.Layer, default="mlp"
+        A registered model name (``nnumba plugins`` lists them), a spec
+        (``[{"type": "Linear", ...}, ...]``) or layer objects (copied at fit).
+        A named model's ``inputs`` and ``classes`` options follow the data;
+        a spec or layers must fit it (an error says where they do not).
+    model_options : dict, default=None
+        Options of a named model's factory, e.g. ``{"hidden": [128, 64]}``.
+    trainer : {"sgd", "gd"}, default="sgd"
+        Mini-batch SGD (shuffled every epoch) or exact gradient descent.
+    epochs, lr, momentum, batch_size : default=None
+        None: the named model's ``train_defaults`` (``mlp``: 20 epochs, lr 0.1,
+        momentum 0.9, batch 100), else nnumba's fallback (10, 0.05, 0.9, 100).
+    weight_decay : float, default=0.0
+    dtype : {"float32", "float64"}, default="float32"
+        The model's and the inputs' precision.
+    random_state : int, RandomState or None, default=None
+        Seeds the initial weights and the order of the samples.
+    warm_start : bool, default=False
+        ``fit`` continues from the last model instead of a fresh one.
+
+    Attributes: ``classes_``, ``n_features_in_``, ``model_`` (the trained
+    ``nnumba.Sequential``), ``input_shape_`` (per-sample shape fed to it),
+    ``history_`` (one dict per epoch), ``n_iter_`` (epochs trained).
+    """
+
+    _loss = "CrossEntropy"
+
+    def _targets(self, y, first, classes=None):
+        check_classification_targets(y)
+        if first:
+            self.classes_ = np.unique(y if classes is None else classes)
+        unknown = np.setdiff1d(y, self.classes_)
+        if len(unknown):
+            raise ValueError(f"y holds labels {unknown[:5].tolist()} that are not in "
+                             f"classes_ {self.classes_[:10].tolist()}")
+        return np.searchsorted(self.classes_, y), len(self.classes_)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), continuing from the model and the optimizer;
+        ``classes`` (every label there will be) is required on the first call."""
+        if classes is None and not hasattr(self, "model_"):
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._partial_fit(X, y, classes)
+
+    def predict_proba(self, X):
+        """Softmax of the model's outputs: one column per class of ``classes_``."""
+        return softmax(self._outputs(X), axis=1)
+
+    def predict_log_proba(self, X):
+        return log_softmax(self._outputs(X), axis=1)
+
+    def predict(self, X):
+        best = self._outputs(X).argmax(axis=1)
+        return self.classes_[best]
+
+
+class NNRegressor(RegressorMixin, _NNEstimator):
+    """A neural-network regressor: squared error on one or several targets.
+
+    The parameters and attributes are NNClassifier's (``classes_`` aside); a named
+    model's ``classes`` option is the number of targets, ``n_outputs_``. Targets
+    are not rescaled: wrap in ``TransformedTargetRegressor`` where they are large.
+    """
+
+    _loss = "MSE"
+
+    def _y_validation(self):
+        return {"y_numeric": True, "multi_output": True}
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing from the model and the optimizer."""
+        return self._partial_fit(X, y)
+
+    def _targets(self, y, first, classes=None):
+        y = y.reshape(len(y), -1)
+        if first:
+            self.n_outputs_ = y.shape[1]
+        elif y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y.shape[1]} targets, the model was fitted with "
+                             f"{self.n_outputs_}")
+        return y.astype(self._dtype()), self.n_outputs_
+
+    def predict(self, X):
+        out = self._outputs(X)
+        return out.ravel() if self.n_outputs_ == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class PerceptronClassifier(ClassifierMixin, BaseEstimator):
+    """The lecture's perceptron (``nnumba.train_perceptron``): weights from zero,
+    the samples in order, ``w += y x`` on every mistake, until an epoch without
+    one or ``max_epochs``. Deterministic, so there is no ``random_state``.
+
+    Two classes train one perceptron (+1 is ``classes_[1]``); more train one per
+    class against the rest, and the highest score wins. Attributes: ``coef_``
+    (classes or 1, features), ``intercept_``, ``converged_`` (every perceptron
+    converged), ``n_iter_`` (the most epochs any ran), ``classes_``,
+    ``n_features_in_``.
+
+    No ``partial_fit`` or ``warm_start``: the lecture's algorithm starts from
+    zero weights, and ``train_perceptron`` takes no others.
+    """
+
+    def __init__(self, max_epochs=100):
+        self.max_epochs = max_epochs
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"the perceptron needs two classes or more; y holds one class, "
+                             f"{self.classes_[0]!r}")
+        positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+        runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs)
+                for c in positives]
+        self.coef_ = np.array([r.w for r in runs])
+        self.intercept_ = np.array([r.b for r in runs])
+        self.converged_ = all(r.converged for r in runs)
+        self.n_iter_ = max(len(r.history) for r in runs)
+        return self
+
+    def decision_function(self, X):
+        """w . x + b: (n,) for two classes (>= 0 is ``classes_[1]``), else one
+        column per class."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        scores = X @ self.coef_.T + self.intercept_
+        return scores.ravel() if len(self.classes_) == 2 else scores
+
+    def predict(self, X):
+        scores = self.decision_function(X)
+        if scores.ndim == 1:  # the lecture's sigma: +1 where w . x + b >= 0
+            return self.classes_[(scores >= 0).astype(int)]
+        return self.classes_[scores.argmax(axis=1)]
