@@ -49,7 +49,9 @@ def _load(datasets, data_dir, notes):
 @experiment("cnn-mnist",
             "the lecture's CNN (lenet): training curve and test error on the embedded MNIST "
             "subset, Fashion-MNIST when installed, full MNIST with --data-dir",
-            options=("data_dir",))
+            options=("data_dir",),
+            slide="MNIST",
+            quote="Training time <10s (GPU), error ≃ 1%")
 def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
         epochs: int | None = None) -> Result:
     epochs = epochs or (2 if fast else lenet.train_defaults["epochs"])

@@ -51,7 +51,9 @@ def matcher_kernel():
 
 @experiment("conv1d-operators",
             "the 1-D convolution as a differential operator (the lecture's ramp, exactly; "
-            "derivatives of sin) and as a template matcher")
+            "derivatives of sin) and as a template matcher",
+            slide="Convolution layers",
+            quote="(0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4) ⊗ (−1, 1) = (0, 0, 0, 1, 1, 1, 1, 0, 0, 0)")
 def run(out_dir=None, fast=False) -> Result:
     ramp_out = convolve(RAMP, DIFFERENCE)
     grid = np.arange(0, 2 * np.pi + STEP / 2, STEP)

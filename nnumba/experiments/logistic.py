@@ -62,7 +62,9 @@ def descend(x, y, w0: float, eta: float, iterations: int):
 
 @experiment("logistic-gd",
             "logistic regression by gradient descent, 100 points: loss against iterations "
-            "and trajectory in (w, b) for eta = 0.1, 0.125 and 0.5")
+            "and trajectory in (w, b) for eta = 0.1, 0.125 and 0.5",
+            slide="Gradient descent: logistic regression",
+            quote="With 100 training points and η = 10⁻¹.")
 def run(out_dir=None, fast=False, etas=ETAS, iterations: int = 100) -> Result:
     x, y, w0 = two_classes()
     w_star, b_star, l_star = minimum(x, y)
