@@ -81,13 +81,16 @@ def figure_problems(fig) -> list[str]:
     """What a reader would miss in ``fig``: a panel without axis labels, several
     labelled curves without a legend, no title. (The tests run it on every figure.)"""
     problems = [] if fig.get_suptitle() else ["no title"]
+    # Small multiples may share one legend: a curve named in any legend is explained.
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    explained = {text.get_text() for legend in legends for text in legend.get_texts()}
     for i, ax in enumerate(fig.axes):
         if not ax.axison or ax.get_label() == "<colorbar>":
             continue
         name = f"panel {i} ({ax.get_title()!r})"
         if not ax.get_xlabel() or not ax.get_ylabel():
             problems.append(f"{name}: an axis without a label")
-        labelled = ax.get_legend_handles_labels()[1]
-        if len(labelled) >= 2 and ax.get_legend() is None and not fig.legends:
-            problems.append(f"{name}: {len(labelled)} labelled curves but no legend")
+        unexplained = set(ax.get_legend_handles_labels()[1]) - explained
+        if len(ax.get_legend_handles_labels()[1]) >= 2 and unexplained:
+            problems.append(f"{name}: curves {sorted(unexplained)} in no legend")
     return problems
