@@ -77,7 +77,8 @@ def loss_curve(x, y, batch_size: int, epochs: int, checkpoints: int = 30, seed: 
             "MNIST: training loss against the number of samples visited for gradient "
             "descent, mini-batch SGD (batch 10, 100, 1000) and per-sample SGD",
             slide="Mini-batch size and loss reduction (MNIST)",
-            quote="The mini-batch stochastic gradient descent is the standard procedure for deep learning.")
+            quote="The mini-batch stochastic gradient descent is the standard procedure for deep "
+                  "learning.")
 def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -> Result:
     data = load_dataset("mnist-5k")
     n = 500 if fast else len(data.x_train)

@@ -25,7 +25,8 @@ def _run(data, max_epochs: int):
             "test_error table (embedded subset; full MNIST with --data-dir)",
             options=("data_dir",),
             slide="The perceptron",
-            quote="This crude algorithm works often surprisingly well. With MNIST's '0's as negative class, and '1's as positive one.")
+            quote="This crude algorithm works often surprisingly well. With MNIST's '0's as "
+                  "negative class, and '1's as positive one.")
 def run(out_dir=None, fast=False, data_dir=None, max_epochs: int = 100) -> Result:
     sets = [load_dataset("mnist-5k")]
     if data_dir is not None:

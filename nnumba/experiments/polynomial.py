@@ -39,7 +39,8 @@ def fit(degree: int, x, y):
             "function for increasing D",
             features=("PolynomialFeatures",),
             slide="Limitation of linear models: polynomial features",
-            quote="By increasing D, we can approximate any continuous real function on a compact space (Stone-Weierstrass theorem).")
+            quote="By increasing D, we can approximate any continuous real function on a compact "
+                  "space (Stone-Weierstrass theorem).")
 def run(out_dir=None, fast=False, degrees=DEGREES) -> Result:
     x, y = sample()
     grid = np.linspace(-1, 1, 400)

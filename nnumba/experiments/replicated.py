@@ -57,7 +57,8 @@ def summed_loss(params, x, y) -> float:
             "M samples copied K times: gradient descent over the N = KM samples with step eta "
             "is SGD / GD over the M originals with step K eta, for 1/K of the computation",
             slide="Stochastic gradient descent: the replicated set",
-            quote="We can visit only M = N/K samples and move by Kη, which would cut the computation by K.")
+            quote="We can visit only M = N/K samples and move by Kη, which would cut the "
+                  "computation by K.")
 def run(out_dir=None, fast=False, originals: int | None = None, copies: int | None = None,
         steps: int | None = None) -> Result:
     m, k = originals or (50 if fast else 100), copies or (5 if fast else 10)

@@ -45,7 +45,8 @@ def train_svm(x, y, lam: float, epochs: int = 2000, lr: float = 0.1):
             "the SVM loss lambda ||w||^2 + mean hinge against the perceptron on the same "
             "separable data: the margins of both boundaries",
             slide="Support vector machines",
-            quote="The perceptron stops as soon as it finds a separating boundary. Other algorithms maximize the distance of samples to the decision boundary.")
+            quote="The perceptron stops as soon as it finds a separating boundary. Other "
+                  "algorithms maximize the distance of samples to the decision boundary.")
 def run(out_dir=None, fast=False, lambdas=None) -> Result:
     lambdas = lambdas or ((1e-2, 1e-3) if fast else LAMBDAS)
     x, y = separable_2d(n=100 if fast else 200)

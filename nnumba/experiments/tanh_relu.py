@@ -48,7 +48,8 @@ def margin(model, points):
             "an MLP 2-32-32-2 with tanh against ReLU on two spirals: train and test error, "
             "decision regions plotted",
             slide="Activation functions",
-            quote="The two classical activation functions are the hyperbolic tangent and the rectified linear unit (ReLU).")
+            quote="The two classical activation functions are the hyperbolic tangent and the "
+                  "rectified linear unit (ReLU).")
 def run(out_dir=None, fast=False, epochs: int | None = None) -> Result:
     epochs = epochs or (60 if fast else 150)
     x, y = spirals(400, seed=0)

@@ -88,7 +88,8 @@ def max_error(model, grid) -> float:
             "sin on [-pi, pi] by a one-hidden-layer ReLU network omega . sigma(w x + b) "
             "trained by gradient descent: the fits and the maximum error against K",
             slide="Universal approximation",
-            quote="We can approximate any ψ ∈ C([a, b], ℝ) with a linear combination of translated/scaled ReLU functions.")
+            quote="We can approximate any ψ ∈ C([a, b], ℝ) with a linear combination of "
+                  "translated/scaled ReLU functions.")
 def run(out_dir=None, fast=False, hidden=HIDDEN, epochs: int | None = None) -> Result:
     epochs = epochs or (4000 if fast else 20000)
     grid = np.linspace(-HALF_WIDTH, HALF_WIDTH, 4001)

@@ -26,7 +26,8 @@ def xor_data(per_corner: int = 0, noise: float = 0.1, seed: int = 0):
                    "Phi = (x_u, x_v, x_u x_v); both decision boundaries plotted",
             features=("XorProduct",),
             slide="Limitation of linear models",
-            quote="The xor example can be solved by pre-processing the data to make the two populations linearly separable.")
+            quote="The xor example can be solved by pre-processing the data to make the two "
+                  "populations linearly separable.")
 def run(out_dir=None, fast=False, max_epochs: int = 100) -> Result:
     phi = feature_layer("XorProduct")
     sets = {"4 corners": xor_data(), "noisy corners": xor_data(per_corner=20 if fast else 50)}
