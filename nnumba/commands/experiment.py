@@ -61,8 +61,9 @@ def run_experiments(args):
     from ..experiments import get_experiment, list_experiments
     from ..experiments.report import Entry, command_for, write_report
     every = args.names == ["all"]
+    # Unknown names fail here, before anything runs.
     chosen = list_experiments() if every else [get_experiment(name) for name in args.names]
-    given = {"data_dir": args.data_dir, "lecture": args.lecture or None}  # unknown names fail above
+    given = {"data_dir": args.data_dir, "lecture": args.lecture or None}  # None: not given
     numbers, failures, entries = {}, [], []
     out = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only JSON
     for exp in chosen:

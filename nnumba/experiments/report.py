@@ -110,7 +110,7 @@ def _html(entries, head, out_dir) -> str:
         if result is None:
             parts.append(f"<p class=\"failed\">failed: {e(entry.error or '')}</p>")
         else:
-            parts += [f"<p><strong>Reproduced:</strong> {e(result.claim)}</p>",
+            parts += [f"<p><strong>The claim checked:</strong> {e(result.claim)}</p>",
                       f"<pre>{e(result.table)}</pre>"]
             if result.notes:
                 parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in result.notes)
@@ -143,7 +143,8 @@ def _markdown(entries, head, out_dir) -> str:
         if result is None:
             lines += [f"**failed:** {entry.error}", ""]
         else:
-            lines += [f"**Reproduced:** {result.claim}", "", "```", result.table, "```", ""]
+            lines += [f"**The claim checked:** {result.claim}", "", "```", result.table, "```",
+                      ""]
             lines += [f"- {note}" for note in result.notes]
             if result.notes:
                 lines.append("")
