@@ -5,16 +5,19 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from nnumba.cli import main
 from nnumba.experiments import figures, list_experiments, run_experiment
 
-EXPECTED = ["threshold-logic", "perceptron-mnist", "perceptron-bound", "xor",
-            "polynomial-capacity", "random-products", "knn-radius", "hog", "logistic-gd",
-            "svm-vs-perceptron", "tanh-vs-relu", "universal-approximation", "replicated-set",
-            "minibatch-loss", "conv1d-operators", "cnn-mnist"]
+EXPECTED = ["threshold-logic", "perceptron-mnist", "perceptron-bound", "svm-vs-perceptron",
+            "xor", "polynomial-capacity", "random-products", "knn-radius", "hog", "mlp-affine",
+            "activations", "tanh-vs-relu", "universal-approximation",
+            "universal-approximation-2d", "gradient-descent", "logistic-gd", "backprop",
+            "replicated-set", "minibatch-loss", "image-linear-size", "conv1d-operators",
+            "pooling", "cnn-mnist"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -32,12 +35,31 @@ def test_list_json_says_which_features_each_needs(capsys):
     assert items["xor"]["features"] == ["XorProduct"]
     assert items["hog"]["features"] == ["HOG"]
     assert items["perceptron-mnist"]["options"] == ["data_dir"]
+    assert items["cnn-mnist"]["options"] == ["data_dir", "lecture"]
+    assert all(item["slide"] for item in items.values())  # each names its slide
 
 
-def test_run_prints_the_table_and_writes_the_png(tmp_path, capsys):
+def test_every_experiment_names_its_slide_and_quotes_the_lecture():
+    lecture = (Path(__file__).resolve().parents[2] / "shared" / "seed" / "lecture-mlp.md")
+    text = lecture.read_text().replace("*", "") if lecture.exists() else None
+    for exp in list_experiments():
+        assert exp.slide and exp.quote, exp.name
+        if text is not None:  # the quote's opening words are the lecture's, where it is here
+            words = exp.quote.split()[:3]
+            assert " ".join(words).lower().strip(".,") in text.lower().replace("\n", " "), exp
+
+
+def test_run_prints_the_table(tmp_path, capsys):
+    # Tables print whether or not matplotlib is installed.
     assert main(["experiment", "run", "threshold-logic", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "xor (3 units)" in out and "all outputs right: True" in out
+    assert "xor (4 units)" in out and "all outputs right: True" in out
+
+
+def test_run_writes_the_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the figures need matplotlib")
+    assert main(["experiment", "run", "threshold-logic", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
     png = tmp_path / "threshold-logic.png"
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert f"figure: {png}" in out
@@ -75,6 +97,13 @@ def test_unknown_names_and_options_are_refused(capsys):
     assert "did you mean 'xor'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="takes no option"):
         run_experiment("xor", data_dir="/tmp")
+
+
+def test_options_an_experiment_does_not_use_are_named(capsys):
+    assert main(["experiment", "run", "pooling", "--lecture", "--data-dir", "/nowhere"]) == 0
+    out = capsys.readouterr().out
+    assert "note: pooling does not use --data-dir" in out
+    assert "note: pooling does not use --lecture" in out
 
 
 def test_without_the_plugin_list_and_run_say_how_to_install_it():

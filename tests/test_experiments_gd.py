@@ -1,9 +1,10 @@
-"""Logistic regression by gradient descent: the engine follows the lecture's own
-code step for step, and eta = 0.5 overshoots where eta = 0.125 descends."""
+"""Gradient descent: the engine follows the lecture's own logistic-regression code step
+for step, and the step-size slides show what they say: on a non-convex loss the
+start and the step decide the minimum, on a convex one they cannot."""
 import numpy as np
 import pytest
 
-from nnumba.experiments import logistic, run_experiment
+from nnumba.experiments import descent, logistic, run_experiment
 
 
 # The lecture's code, verbatim but for the names of numpy and the loop's bookkeeping.
@@ -22,46 +23,92 @@ def lecture_gradient(x, y, w, b):
 
 
 def lecture_descent(x, y, w, b, eta, nb_iterations):
-    losses, path = [], [(w[0], b)]
+    losses, path = [], [np.append(w, b)]
     for _ in range(nb_iterations):
         losses.append(lecture_loss(x, y, w, b))
         dw, db = lecture_gradient(x, y, w, b)
         w = w - eta * dw
         b = b - eta * db
-        path.append((w[0], b))
+        path.append(np.append(w, b))
     return np.array(losses), np.array(path)
 
 
-@pytest.mark.parametrize("eta", logistic.ETAS)
-def test_engine_follows_the_lectures_code(eta):
+# ---- logistic regression, the lecture's listing ---------------------------------------------
+def test_engine_follows_the_lectures_code_in_2d():
     x, y, w0 = logistic.two_classes()
-    losses, path = logistic.descend(x, y, w0, eta, iterations=100)
-    ref_losses, ref_path = lecture_descent(x, y, np.array([w0]), 0.0, eta, 100)
-    # eta = 0.5 bounces around: rounding differences grow, so compare its first steps.
-    steps = 100 if eta < 0.5 else 25
-    np.testing.assert_allclose(path[:steps + 1], ref_path[:steps + 1], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(losses[:steps], ref_losses[:steps], rtol=1e-9)
+    assert x.shape == (100, 2)
+    losses, path = logistic.descend(x, y, w0, eta=0.1, iterations=300)
+    ref_losses, ref_path = lecture_descent(x, y, w0.copy(), 0.0, 0.1, 300)
+    np.testing.assert_allclose(path, ref_path, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-9)
 
 
-def test_small_eta_descends_steadily_and_large_eta_overshoots():
-    result = run_experiment("logistic-gd", fast=True)
-    etas = result.numbers["etas"]
-    best = result.numbers["minimum"]["loss"]
+def test_logistic_regression_reaches_the_minimum_and_draws_the_boundary(tmp_path):
+    result = run_experiment("logistic-gd", out_dir=tmp_path, fast=True)
+    numbers = result.numbers
     x, y, _ = logistic.two_classes()
-    assert len(x) == 100
-    # The minimum from BFGS is a minimum: the loss's gradient vanishes there.
-    w_star, b_star = result.numbers["minimum"]["w"], result.numbers["minimum"]["b"]
-    dw, db = lecture_gradient(x, y, np.array([w_star]), b_star)
-    assert abs(dw[0]) < 1e-5 and abs(db) < 1e-5
-    for eta in (0.1, 0.125):
-        assert etas[eta]["increases"] == 0  # every step lowers the loss
-        assert etas[eta]["gap"] < 1e-8
-    assert etas[0.5]["increases"] >= 10  # the loss goes up again and again
-    assert etas[0.5]["gap"] > 1.0  # and after 100 steps it is still far from the minimum
-    # The larger of the stable steps gets there sooner.
-    half = 30
-    assert etas[0.125]["losses"][half] < etas[0.1]["losses"][half]
-    # eta = 0.5 overshoots: successive steps in b flip sign much of the time.
-    steps_b = np.diff(np.array(etas[0.5]["path"])[:, 1])
-    assert np.mean(np.sign(steps_b[1:]) != np.sign(steps_b[:-1])) > 0.3
-    assert best < min(etas[0.5]["losses"])
+    # BFGS's minimum is one: the lecture's gradient vanishes there.
+    w_star, b_star = np.array(numbers["minimum"]["w"]), numbers["minimum"]["b"]
+    dw, db = lecture_gradient(x, y, w_star, b_star)
+    assert np.max(np.abs(dw)) < 1e-5 and abs(db) < 1e-5
+    assert numbers["eta"] == 0.1 and numbers["rises"] == 0  # every step lowers the loss
+    assert abs(numbers["gap"]) < 1e-9
+    np.testing.assert_allclose(numbers["path"][-1], [*w_star, b_star], rtol=1e-4, atol=1e-6)
+    # The boundary is the optimum's: it errs only on the points where the clouds overlap.
+    optimum_error = np.mean(np.where(x @ w_star + b_star >= 0, 1, -1) != y)
+    assert numbers["train_error"] == optimum_error < 0.2
+    if result.figures:
+        assert result.figures[0].name == "logistic-gd.png"
+
+
+# ---- the step-size slides ------------------------------------------------------------------
+def test_nonconvex_gradient_is_the_derivative():
+    w = np.linspace(-5, 5, 101)
+    h = 1e-6
+    fd = (descent.nonconvex(w + h) - descent.nonconvex(w - h)) / (2 * h)
+    np.testing.assert_allclose(descent.nonconvex_gradient(w), fd, atol=1e-8)
+
+
+def test_start_and_step_decide_the_minimum_on_the_nonconvex_loss():
+    numbers = run_experiment("gradient-descent", fast=True).numbers["non-convex"]
+    from scipy.optimize import minimize_scalar
+    local = minimize_scalar(descent.nonconvex, bracket=(1.0, 1.5, 2.0)).x
+    best = minimize_scalar(descent.nonconvex, bracket=(-3.0, -2.0, -1.0)).x
+    assert descent.nonconvex(best) < descent.nonconvex(local)  # which is global
+    np.testing.assert_allclose(sorted(numbers["minima"]), sorted([best, local]), atol=1e-6)
+    small_a, small_b, large_a = numbers["runs"]
+    assert small_a["eta"] == small_b["eta"] == 0.125 and large_a["eta"] == 0.5
+    assert small_a["w0"] == large_a["w0"] != small_b["w0"]
+    # eta = 0.125: the start decides.
+    assert abs(small_a["final_w"] - local) < 1e-4 and small_a["ends"] == "a local minimum"
+    assert abs(small_b["final_w"] - best) < 1e-4 and small_b["ends"] == "the global minimum"
+    # eta = 0.5 from the same start: too large for the sharp well, it ends in the other.
+    assert abs(large_a["final_w"] - best) < 1e-4
+    curvature = (descent.nonconvex(local + 1e-4) - 2 * descent.nonconvex(local)
+                 + descent.nonconvex(local - 1e-4)) / 1e-8
+    assert 0.125 * curvature < 2 < 0.5 * curvature  # stable for one step, not the other
+
+
+def test_on_the_convex_loss_the_start_does_not_matter():
+    numbers = run_experiment("gradient-descent", fast=True).numbers["convex"]
+    x, y = descent.two_classes()
+    from scipy.optimize import minimize_scalar
+    w_star = minimize_scalar(lambda w: lecture_loss(x, y, np.array([w]), 0.0)).x
+    assert numbers["minima"] == pytest.approx([w_star], abs=1e-5)
+    first, second, large = numbers["runs"]
+    assert first["w0"] != second["w0"]
+    for run in (first, second):
+        assert abs(run["final_w"] - w_star) < 1e-4 and run["ends"] == "the minimum"
+    # eta = 0.5 overshoots for ever: no minimum reached, the loss rising again and again.
+    assert large["ends"] == "no minimum" and large["rises"] >= 10
+
+
+def test_convex_runs_are_the_lectures_gradient_step():
+    x, y = descent.two_classes()
+    path = descent.descend_logistic(x, y, eta=0.125, w0=-2.0, steps=20)
+    w, expected = np.array([-2.0]), [-2.0]
+    for _ in range(20):
+        dw, _ = lecture_gradient(x, y, w, 0.0)
+        w = w - 0.125 * dw
+        expected.append(w[0])
+    np.testing.assert_allclose(path, expected, rtol=1e-10, atol=1e-12)

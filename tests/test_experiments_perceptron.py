@@ -13,6 +13,9 @@ def test_threshold_units_compute_and_or_not_with_the_lectures_weights():
     # Inputs (u, v) = 00, 01, 10, 11; the truth tables written out, not recomputed.
     assert result.numbers["outputs"] == {"or": [0, 1, 1, 1], "and": [0, 0, 0, 1],
                                          "not u": [1, 1, 0, 0], "xor": [0, 1, 1, 0]}
+    # xor = and(or, not(and)): four units fired, and the column says so.
+    assert result.numbers["xor_units"] == ["or", "and", "not", "and"]
+    assert "xor (4 units)" in result.table
 
 
 def test_perceptron_separates_embedded_zeros_and_ones_within_ten_epochs():
@@ -23,6 +26,14 @@ def test_perceptron_separates_embedded_zeros_and_ones_within_ten_epochs():
     history = numbers["history"]
     assert history[-1]["nb_changes"] == 0 and all(r["nb_changes"] > 0 for r in history[:-1])
     assert [r["epoch"] for r in history] == list(range(len(history)))
+
+
+def test_perceptron_mnist_says_why_its_table_is_shorter_than_the_lectures():
+    result = run_experiment("perceptron-mnist")
+    epochs = result.numbers["mnist-5k"]["epochs"]
+    note = next(n for n in result.notes if "the lecture's table" in n)
+    assert "9 epochs" in note and "12,665 train" in note  # MNIST's 5,923 0s + 6,742 1s
+    assert f"takes {epochs} epochs" in note and "--data-dir" in note
 
 
 def test_perceptron_mnist_reads_a_full_mnist_folder(tmp_path):

@@ -76,8 +76,7 @@ def test_logistic_gd_reaches_sklearns_unpenalised_optimum():
     _, path = logistic.descend(x, y, w0, eta=0.125, iterations=300)
     # C huge = no penalty, in every sklearn version (penalty=None is deprecated in 1.8).
     theirs = LogisticRegression(C=1e12, tol=1e-10, max_iter=1000).fit(x, y)
-    np.testing.assert_allclose(path[-1], [theirs.coef_[0, 0], theirs.intercept_[0]],
-                               rtol=1e-3)
+    np.testing.assert_allclose(path[-1], [*theirs.coef_[0], theirs.intercept_[0]], rtol=1e-3)
 
 
 def test_logistic_accuracy_on_digits_matches_sgdclassifier(digits):

@@ -15,13 +15,21 @@ def add_parser(sub):
     listing = commands.add_parser("list", help="list the experiments")
     listing.add_argument("--json", action="store_true", help="print one JSON list")
     listing.set_defaults(run=run_list)
-    running = commands.add_parser("run", help="run experiments by name ('all' for every one)")
+    running = commands.add_parser("run", help="run experiments by name ('all' for every one)",
+                                  description="Run experiments; `run all --out DIR` also "
+                                              "writes DIR/index.html and DIR/index.md, one "
+                                              "page with every slide's claim, result and "
+                                              "figure.")
     running.add_argument("names", nargs="+", metavar="NAME",
                          help="an experiment from `nnumba experiment list`, or all")
     running.add_argument("--out", help="folder to write the figures (PNG) into; "
                                        "without it, only the tables print")
     running.add_argument("--data-dir", help="folder holding the full MNIST files, for the "
-                                            "experiments that use it (perceptron-mnist)")
+                                            "experiments that use it (perceptron-mnist, "
+                                            "cnn-mnist)")
+    running.add_argument("--lecture", action="store_true",
+                         help="cnn-mnist: the lecture's listing exactly (plain SGD, lr 0.01) "
+                              "instead of the faster default settings")
     running.add_argument("--fast", action="store_true",
                          help="smaller sizes (seconds; what the tests run)")
     running.add_argument("--json", action="store_true",
@@ -33,7 +41,8 @@ def run_list(args):
     from ..experiments import list_experiments
     from ..registry import get_registry
     layers = get_registry().entries("layer")
-    items = [{"name": e.name, "summary": e.summary, "features": list(e.features),
+    items = [{"name": e.name, "summary": e.summary, "slide": e.slide,
+              "features": list(e.features),
               "missing_features": [f for f in e.features if f not in layers],
               "options": list(e.options)} for e in list_experiments()]
     if args.json:
@@ -50,14 +59,19 @@ def run_list(args):
 
 def run_experiments(args):
     from ..experiments import get_experiment, list_experiments
-    chosen = (list_experiments() if args.names == ["all"]
-              else [get_experiment(name) for name in args.names])  # unknown names fail here
-    numbers, failures = {}, []
+    from ..experiments.report import Entry, command_for, write_report
+    every = args.names == ["all"]
+    # Unknown names fail here, before anything runs.
+    chosen = list_experiments() if every else [get_experiment(name) for name in args.names]
+    given = {"data_dir": args.data_dir, "lecture": args.lecture or None}  # None: not given
+    numbers, failures, entries = {}, [], []
     out = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only JSON
     for exp in chosen:
-        options = {"data_dir": args.data_dir} if args.data_dir and "data_dir" in exp.options else {}
-        if args.data_dir and not options and len(chosen) == 1:
-            print(f"note: {exp.name} does not use --data-dir", file=out)
+        options = {k: v for k, v in given.items() if v is not None and k in exp.options}
+        if len(chosen) == 1:
+            for unused in sorted(k for k, v in given.items() if v is not None and k not in options):
+                print(f"note: {exp.name} does not use --{unused.replace('_', '-')}", file=out)
+        command = command_for(exp.name, args.out or "DIR", args.fast, **options)
         start = time.perf_counter()
         try:
             result = exp.run(out_dir=args.out, fast=args.fast, **options)
@@ -65,10 +79,21 @@ def run_experiments(args):
             if len(chosen) == 1:
                 raise
             failures.append(exp.name)
-            print(f"== {exp.name}: failed: {type(exc).__name__}: {exc}\n", file=out)
+            error = f"{type(exc).__name__}: {exc}"
+            entries.append(Entry(exp, None, time.perf_counter() - start, error, command))
+            print(f"== {exp.name}: failed: {error}\n", file=out)
             continue
-        print(f"{result}\n({time.perf_counter() - start:.1f}s)\n", file=out, flush=True)
+        seconds = time.perf_counter() - start
+        entries.append(Entry(exp, result, seconds, command=command))
+        print(f"{result}\n({seconds:.1f}s)\n", file=out, flush=True)
         numbers[exp.name] = result.numbers
+    if every and args.out:
+        run_command = " ".join(["nnumba experiment run all --out", str(args.out)]
+                               + (["--fast"] if args.fast else [])
+                               + ([f"--data-dir {args.data_dir}"] if args.data_dir else [])
+                               + (["--lecture"] if args.lecture else []))
+        page, markdown = write_report(args.out, entries, run_command)
+        print(f"report: {page} (and {markdown.name})", file=out)
     if args.json:
         print(json.dumps(numbers, default=_jsonable))
     if failures:

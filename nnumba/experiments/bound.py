@@ -45,7 +45,9 @@ def bound_for(x, y, w_star) -> tuple[float, float, int]:
 
 @experiment("perceptron-bound",
             "convergence bound: the number of updates k against floor(4 R^2 / gamma^2) on "
-            "separable data, for several margins gamma")
+            "separable data, for several margins gamma",
+            slide="The perceptron: convergence",
+            quote="No misclassified sample can remain after ⌊4R²/γ²⌋ iterations.")
 def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
     n = 100 if fast else 200
     rows, records = [], []
@@ -70,7 +72,7 @@ def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
     holds = all(r["updates"] <= r["bound"] and r["converged"] for r in records)
     figs = Figures(out_dir)
     figs.draw("perceptron-bound.png", lambda fig, axes: _draw(axes[0], records, margins),
-              size=(6.4, 4.6))
+              size=(6.4, 4.8), title="The perceptron: convergence within ⌊4R²/γ²⌋ updates")
     return Result("perceptron-bound",
                   "no misclassified sample remains after floor(4 R^2 / gamma^2) updates",
                   table, {"holds": holds, "runs": records}, figs.paths, figs.notes)
@@ -92,6 +94,6 @@ def _draw(ax, records, margins):
     ax.xaxis.set_minor_formatter("")  # the log axis' own minor labels overlap
     ax.set_xlabel("margin γ (measured on the data set)")
     ax.set_ylabel("number of updates")
-    ax.set_title("Perceptron convergence: updates k never exceed 4R²/γ²")
+    ax.set_title("Updates k never exceed 4R²/γ²", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)

@@ -1,32 +1,57 @@
-"""The lecture's CNN on MNIST: the training curve and the test error.
+"""The lecture's CNN on MNIST: the training curve and the test error, beside the
+lecture's claim (error about 1 %, training under 10 s on a GPU).
 
-The zoo's ``lenet`` (the lecture's Conv 32@5, pool 3, Conv 64@5, pool 2,
-256, 10) trained with its train_defaults (SGD, lr 0.05, momentum 0.9, batch
-100, 10 epochs) on the cross-entropy. It runs on the embedded subset, on
-Fashion-MNIST where it is installed, and on the full MNIST when --data-dir
-names its folder (the lecture's ~1 % test error).
+The zoo's ``lenet`` is the listing's model (Conv 32@5, pool 3, Conv 64@5, pool 2,
+256, 10), trained on the cross-entropy. Two sets of settings:
+
+- by default lenet's train_defaults: SGD, lr 0.05, momentum 0.9, batch 100, 10
+  epochs. They differ from the listing on purpose: with momentum the CNN reaches
+  a low error within the 10 epochs on the small embedded subset;
+- ``lecture=True`` (``--lecture``): exactly the listing's optimiser, plain SGD at
+  lr 1e-2, without momentum. The listing gives neither the batch size nor the
+  number of epochs: lenet's batch 100 and 10 epochs are used.
+
+It runs on the embedded subset, on Fashion-MNIST where it is installed, and on
+the full MNIST when --data-dir names its folder (the lecture's data).
 """
 from __future__ import annotations
+
+import os
 
 from .. import build
 from ..data import load_dataset, load_mnist
 from ..losses import CrossEntropy
-from ..train import SGDTrainer
 from ..registry import get_model
+from ..train import SGDTrainer
 from .figures import Figures
 from .registry import experiment
 from .result import Result, format_table, percent
 
 DATASETS = ("mnist-5k", "fashion-mnist")
 FAST_SIZES = {"train": 2000, "test": 500}
+LISTING = {"lr": 1e-2, "momentum": 0.0}   # torch.optim.SGD(model.parameters(), lr = 1e-2)
+LECTURE_ERROR, LECTURE_SECONDS = 0.01, 10  # "Training time <10s (GPU), error ≃ 1%"
+# What each data set is, next to the lecture's 60,000 + 10,000 MNIST digits.
+DATA_NOTES = {
+    "mnist-5k": "the embedded subset: 4,000 training images, 15 times fewer than MNIST's "
+                "60,000, so a higher error than the lecture's is expected",
+    "fashion-mnist": "Fashion-MNIST: clothes, not digits, in MNIST's format; a harder task, "
+                     "to which the lecture's 1 % does not apply",
+    "mnist": "the full MNIST given with --data-dir: the lecture's data",
+}
 
 
-def train(data, epochs: int, seed: int = 0):
-    """(model, history) of the lecture's CNN on ``data`` with lenet's train_defaults."""
-    settings = get_model("lenet").train_defaults
+def settings(lecture: bool) -> dict:
+    """lr, momentum, batch_size, epochs: the listing's optimiser, or lenet's defaults."""
+    defaults = dict(get_model("lenet").train_defaults)
+    return {**defaults, **LISTING} if lecture else defaults
+
+
+def train(data, epochs: int, options: dict, seed: int = 0):
+    """(model, history) of the lecture's CNN on ``data`` with ``options`` (see settings)."""
     model = build("lenet", seed=seed)
-    trainer = SGDTrainer(model, CrossEntropy(), lr=settings["lr"], momentum=settings["momentum"],
-                         batch_size=settings["batch_size"], seed=seed)
+    trainer = SGDTrainer(model, CrossEntropy(), lr=options["lr"], momentum=options["momentum"],
+                         batch_size=options["batch_size"], seed=seed)
     return model, trainer.fit(data.x_train, data.y_train, epochs=epochs,
                               x_test=data.x_test, y_test=data.y_test)
 
@@ -47,20 +72,24 @@ def _load(datasets, data_dir, notes):
 
 
 @experiment("cnn-mnist",
-            "the lecture's CNN (lenet): training curve and test error on the embedded MNIST "
-            "subset, Fashion-MNIST when installed, full MNIST with --data-dir",
-            options=("data_dir",))
+            "the lecture's CNN (lenet): training curve and test error beside the lecture's "
+            "claim, on the embedded MNIST subset, Fashion-MNIST when installed, full MNIST "
+            "with --data-dir; --lecture for the listing's exact optimiser",
+            options=("data_dir", "lecture"),
+            slide="MNIST",
+            quote="optimizer = torch.optim.SGD(model.parameters(), lr = 1e-2) … Training time "
+                  "<10s (GPU), error ≃ 1%")
 def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
-        epochs: int | None = None) -> Result:
-    defaults = get_model("lenet").train_defaults
-    epochs = epochs or (2 if fast else defaults["epochs"])
+        epochs: int | None = None, lecture: bool = False) -> Result:
+    options = settings(lecture)
+    epochs = epochs or (2 if fast else options["epochs"])
     notes = []
     sets = _load(datasets, data_dir, notes)
     if fast:
         sets = [s.subset(**FAST_SIZES) for s in sets]
     rows, numbers, runs = [], {}, {}
     for data in sets:
-        model, history = train(data, epochs)
+        model, history = train(data, epochs, options)
         errors = [1 - row["test_accuracy"] for row in history.epochs]
         seconds = sum(row["seconds"] for row in history.epochs)
         runs[data.name] = history
@@ -74,40 +103,68 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
                      f"{seconds:.0f}s"])
     table = format_table(["data", "train", "test", "epochs", "loss epoch 1",
                           "loss last epoch", "test error", "training time"], rows)
-    table += ("\nlenet 1x28x28 -> 32@5 -> pool 3 -> 64@5 -> pool 2 -> 256 -> 10; SGD lr "
-              f"{defaults['lr']}, momentum {defaults['momentum']}, "
-              f"batch {defaults['batch_size']}")
+    table += (f"\nlenet 1x28x28 -> 32@5 -> pool 3 -> 64@5 -> pool 2 -> 256 -> 10; SGD lr "
+              f"{options['lr']:g}, momentum {options['momentum']:g}, batch "
+              f"{options['batch_size']}; on the CPU ({os.cpu_count()} cores)")
+    table += (f"\nthe lecture: test error about {percent(LECTURE_ERROR)} on MNIST (60,000 "
+              f"training images), training under {LECTURE_SECONDS} s on a GPU")
+    for name, entry in numbers.items():
+        table += (f"\nhere, {name}: test error {percent(entry['test_error'])}, training "
+                  f"{entry['seconds']:.0f} s; {DATA_NOTES.get(name, name)}")
+    if lecture:
+        notes.append("the listing's optimiser (plain SGD, lr 0.01); it gives no batch size "
+                     "nor number of epochs: lenet's batch 100 and 10 epochs")
+    else:
+        notes.append("these settings differ from the listing (plain SGD at lr 0.01): momentum "
+                     "0.9 at lr 0.05 reaches a low error within the 10 epochs on the small "
+                     "embedded subset, where the listing's learns more slowly; --lecture runs "
+                     "the listing's")
+    if fast:
+        notes.append(f"--fast: the first {FAST_SIZES['train']} / {FAST_SIZES['test']} images "
+                     f"of each set and {epochs} epochs only")
     if data_dir is None:
         notes.append("the lecture's ~1% test error is on the full MNIST: give its folder "
                      "with --data-dir")
     figs = Figures(out_dir)
-    figs.draw("cnn-mnist.png", lambda fig, axes: _draw(axes, runs), ncols=2, size=(12, 4.6))
-    return Result("cnn-mnist", "the lecture's CNN learns MNIST to a low test error in a few "
-                               "epochs", table, numbers, figs.paths, figs.notes + notes)
+    figs.draw("cnn-mnist.png", lambda fig, axes: _draw(axes, runs, options), nrows=2,
+              ncols=max(len(runs), 1), size=(5.5 * max(len(runs), 1), 8),
+              title=f"MNIST: the lecture's CNN, SGD lr {options['lr']:g}, momentum "
+                    f"{options['momentum']:g}" + (" (the listing's settings)" if lecture else ""))
+    return Result("cnn-mnist", "the lecture's CNN learns MNIST to a test error of about 1 %",
+                  table, {"runs": numbers, "settings": options, "lecture": lecture,
+                          "claim": {"test_error": LECTURE_ERROR, "seconds": LECTURE_SECONDS}},
+                  figs.paths, notes + figs.notes)
 
 
-def _draw(axes, runs):
+def _draw(axes, runs, options):
     # matplotlib is there when figures are drawn; label the log axis 0.02, 0.05, 0.1, ...
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-    for (name, history), colour in zip(runs.items(), ("tab:blue", "tab:orange", "tab:green")):
+    columns = max(len(runs), 1)
+    for i, (name, history) in enumerate(runs.items()):
+        top, bottom = axes[i], axes[columns + i]
         epochs = [row["epoch"] for row in history.epochs]
-        axes[0].plot(epochs, [row["train_loss"] for row in history.epochs], "o-",
-                     color=colour, label=f"train, mean over the epoch ({name})")
-        axes[0].plot(epochs, [row["test_loss"] for row in history.epochs], "s--",
-                     color=colour, label=f"test, after the epoch ({name})")
-        axes[1].plot(epochs, [100 * (1 - row["test_accuracy"]) for row in history.epochs],
-                     "o-", color=colour, label=name)
-    axes[0].set_yscale("log")
-    axes[0].yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    axes[0].yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    axes[0].yaxis.set_minor_formatter(NullFormatter())
-    axes[0].set_ylabel("mean cross-entropy (log scale)")
-    axes[0].set_title("The lecture's CNN: training curve")
-    axes[1].set_ylim(bottom=0)
-    axes[1].set_ylabel("test error (%)")
-    axes[1].set_title("Test error after each epoch")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        top.plot(epochs, [row["train_loss"] for row in history.epochs], "o-",
+                 color="tab:blue", label="train, mean over the epoch")
+        top.plot(epochs, [row["test_loss"] for row in history.epochs], "s--",
+                 color="tab:orange", label="test, after the epoch")
+        top.set_yscale("log")
+        top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        top.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        top.yaxis.set_minor_formatter(NullFormatter())
+        top.set_ylabel("mean cross-entropy (log scale)")
+        top.set_title(f"{name}: training curve", fontsize=10)
+        errors = [100 * (1 - row["test_accuracy"]) for row in history.epochs]
+        bottom.plot(epochs, errors, "o-", color="tab:red", label="test error, after the epoch")
+        if name.startswith("mnist"):  # the lecture's claim is about MNIST's digits
+            bottom.axhline(100 * LECTURE_ERROR, color="k", ls="--", lw=1,
+                           label="the lecture's ≈ 1 % (full MNIST)")
+        bottom.set_ylim(0, max(errors + [100 * LECTURE_ERROR]) * 1.1)
+        bottom.set_ylabel("test error (%)")
+        bottom.set_title(f"{name}: test error after each epoch", fontsize=10)
+        for ax in (top, bottom):
+            ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+    for ax in axes[len(runs):columns] + axes[columns + len(runs):]:
+        ax.axis("off")

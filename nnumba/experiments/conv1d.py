@@ -51,7 +51,9 @@ def matcher_kernel():
 
 @experiment("conv1d-operators",
             "the 1-D convolution as a differential operator (the lecture's ramp, exactly; "
-            "derivatives of sin) and as a template matcher")
+            "derivatives of sin) and as a template matcher",
+            slide="Convolution layers",
+            quote="(0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4) ⊗ (−1, 1) = (0, 0, 0, 1, 1, 1, 1, 0, 0, 0)")
 def run(out_dir=None, fast=False) -> Result:
     ramp_out = convolve(RAMP, DIFFERENCE)
     grid = np.arange(0, 2 * np.pi + STEP / 2, STEP)
@@ -80,7 +82,8 @@ def run(out_dir=None, fast=False) -> Result:
     figs = Figures(out_dir)
     figs.draw("conv1d-operators.png",
               lambda fig, axes: _draw(axes, ramp_out, grid, first, signal, response, found),
-              ncols=3, size=(16, 4.4))
+              ncols=3, size=(16, 4.6), title="Convolution layers: the 1-D convolution as a "
+                                             "differential operator and as a template matcher")
     return Result("conv1d-operators",
                   "a convolution can implement a differential operator or a template matcher, "
                   "both invariant by translation", table, numbers, figs.paths, figs.notes)
@@ -116,18 +119,21 @@ def _draw(axes, ramp_out, grid, first, signal, response, found):
     ax.set_title("On a smooth signal: the derivative")
     ax.legend(fontsize=8, loc="lower left")
     ax = axes[2]
+    # Output i is the kernel laid on inputs i .. i + k - 1: drawn at the window's centre,
+    # it peaks in the middle of the place the template is found.
+    centre = np.arange(len(response)) + (len(TEMPLATE) - 1) / 2
     ax.plot(signal, color="C0", lw=1, label="signal")
-    ax.plot(response / np.abs(response).max() * 3, color="C3", lw=1.3,
-            label="response (scaled), at each offset")
+    ax.plot(centre, response / np.abs(response).max() * 3, color="C3", lw=1.3,
+            label="response (scaled), at the window's centre")
     for i, at in enumerate(TEMPLATE_AT):
         ax.axvspan(at, at + len(TEMPLATE) - 1, color="C2", alpha=0.15,
                    label="template's true places" if i == 0 else None)
-    ax.plot(found, response[found] / np.abs(response).max() * 3, "kv", ms=8,
+    ax.plot(centre[found], response[found] / np.abs(response).max() * 3, "kv", ms=8,
             label="two highest peaks")
     ax.annotate("bright plateau", (22, 3.3), ha="center", fontsize=8)
     ax.annotate("inverted template", (35, -3.9), ha="center", fontsize=8)
     ax.set_ylim(-4.5, 4.8)
-    ax.set_xlabel("position (output: offset of the kernel)")
+    ax.set_xlabel("position")
     ax.set_ylabel("value")
     ax.set_title("The template as kernel: a template matcher")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)

@@ -33,9 +33,10 @@ class Figures:
         self.paths: list[Path] = []
         self.notes: list[str] = []
 
-    def draw(self, filename: str, painter, nrows: int = 1, ncols: int = 1,
+    def draw(self, filename: str, painter, title: str, nrows: int = 1, ncols: int = 1,
              size=(6.4, 4.8)) -> Path | None:
-        """Call ``painter(fig, axes)`` (axes: a flat list) and save it as ``filename``."""
+        """Call ``painter(fig, axes)`` (axes: a flat list) and save it as ``filename``;
+        ``title``, above every panel, names the lecture's slide."""
         if self.out_dir is None:
             self.notes.append(f"figure {filename} not written: give out_dir "
                               f"(--out DIR on the command line)")
@@ -48,6 +49,7 @@ class Figures:
         fig = figure(figsize=size, layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False)
         painter(fig, list(axes.ravel()))
+        fig.suptitle(title, fontsize=12)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / filename
         fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -73,3 +75,22 @@ def decision_regions(ax, decide, xlim, ylim, steps: int = 300):
         ax.contour(gx, gy, score, levels=[0], colors="k", linewidths=1.2)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
+
+
+def figure_problems(fig) -> list[str]:
+    """What a reader would miss in ``fig``: a panel without axis labels, several
+    labelled curves without a legend, no title. (The tests run it on every figure.)"""
+    problems = [] if fig.get_suptitle() else ["no title"]
+    # Small multiples may share one legend: a curve named in any legend is explained.
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    explained = {text.get_text() for legend in legends for text in legend.get_texts()}
+    for i, ax in enumerate(fig.axes):
+        if not ax.axison or ax.get_label() == "<colorbar>":
+            continue
+        name = f"panel {i} ({ax.get_title()!r})"
+        if not ax.get_xlabel() or not ax.get_ylabel():
+            problems.append(f"{name}: an axis without a label")
+        unexplained = set(ax.get_legend_handles_labels()[1]) - explained
+        if len(ax.get_legend_handles_labels()[1]) >= 2 and unexplained:
+            problems.append(f"{name}: curves {sorted(unexplained)} in no legend")
+    return problems

@@ -33,7 +33,9 @@ def radial_data(n: int, noise: float, seed: int):
 @experiment("knn-radius",
             "k-NN on a radially symmetric task with label noise: 2-D coordinates against "
             "the radius as feature",
-            features=("Radius",))
+            features=("Radius",),
+            slide="Feature design: invariance",
+            quote="Using the radius instead of 2d coordinates allows to cope with label noise.")
 def run(out_dir=None, fast=False, noises=NOISES, ks=KS, n_train: int = 300,
         n_test: int = 2000) -> Result:
     seeds = 2 if fast else 5
@@ -59,7 +61,9 @@ def run(out_dir=None, fast=False, noises=NOISES, ks=KS, n_train: int = 300,
                "noises": list(noises), "ks": list(ks)}
     figs = Figures(out_dir)
     figs.draw("knn-radius.png", lambda fig, axes: _draw(fig, axes, radius, errors, n_train),
-              ncols=3, size=(15, 4.6))
+              ncols=3, size=(15, 4.8),
+              title="Feature design: invariance. k-NN with label noise, on (x_u, x_v) and "
+                    "on the radius")
     return Result("knn-radius",
                   "the radius, invariant to what does not change the label, copes with label "
                   "noise better than the 2-D coordinates", table, numbers, figs.paths,

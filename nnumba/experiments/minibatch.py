@@ -7,6 +7,19 @@ replicated-set argument's scaling (a batch of B samples moves as a full step
 would), so that only the batch size differs. Every run visits the same number
 of samples, in the same random order (a fresh permutation per epoch); gradient
 descent (batch = the whole set) makes one update per pass.
+
+The lecture's mini-batch SGD listing has two slips::
+
+    for k in range(nb_epochs):
+        for b in range(0, x.shape[0], nb):
+            output = mlp.forward(x[b:b+nb])
+            mlp.compute_grad(dloss(y, output))     # y: all the targets, not y[b:b+nb]
+        mlp.gradient_descent_step(eta)             # outside the inner loop
+
+As written it would compare a batch's outputs with every target, and step once
+per epoch. What runs here is the algorithm the slide states,
+w_{t+1} = w_t - eta sum_b grad l_{n(t,b)}(w_t): one step per mini-batch, from
+that batch's own targets (SGDTrainer), as LISTING_NOTE says in the output.
 """
 from __future__ import annotations
 
@@ -21,6 +34,9 @@ from .registry import experiment
 from .result import Result, format_table
 
 LR = 0.05
+LISTING_NOTE = ("the lecture's mini-batch SGD listing calls dloss(y, output) with all of y and "
+                "steps once per epoch, after the inner loop; run here is what the slide "
+                "states: one step per mini-batch, with that batch's targets y[b:b+nb]")
 COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "k")
 
 
@@ -59,7 +75,10 @@ def loss_curve(x, y, batch_size: int, epochs: int, checkpoints: int = 30, seed: 
 
 @experiment("minibatch-loss",
             "MNIST: training loss against the number of samples visited for gradient "
-            "descent, mini-batch SGD (batch 10, 100, 1000) and per-sample SGD")
+            "descent, mini-batch SGD (batch 10, 100, 1000) and per-sample SGD",
+            slide="Mini-batch size and loss reduction (MNIST)",
+            quote="The mini-batch stochastic gradient descent is the standard procedure for deep "
+                  "learning.")
 def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -> Result:
     data = load_dataset("mnist-5k")
     n = 500 if fast else len(data.x_train)
@@ -83,12 +102,12 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
               f"lr {LR} on the mean loss for all, no momentum")
     figs = Figures(out_dir)
     figs.draw("minibatch-loss.png", lambda fig, axes: _draw(axes, curves, n), ncols=2,
-              size=(12, 4.6))
+              title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
     return Result("minibatch-loss",
                   "per sample visited, smaller batches reduce the loss faster: partial sums "
                   "are good gradient estimates, and exact GD wastes its passes",
                   table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
-                  figs.paths, figs.notes)
+                  figs.paths, [LISTING_NOTE] + figs.notes)
 
 
 def _label(b, n):

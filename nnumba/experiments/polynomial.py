@@ -37,7 +37,10 @@ def fit(degree: int, x, y):
 @experiment("polynomial-capacity",
             "polynomial features Phi(x) = (1, x, ..., x^D): least-squares fits of a 1-D "
             "function for increasing D",
-            features=("PolynomialFeatures",))
+            features=("PolynomialFeatures",),
+            slide="Limitation of linear models: polynomial features",
+            quote="By increasing D, we can approximate any continuous real function on a compact "
+                  "space (Stone-Weierstrass theorem).")
 def run(out_dir=None, fast=False, degrees=DEGREES) -> Result:
     x, y = sample()
     grid = np.linspace(-1, 1, 400)
@@ -56,7 +59,9 @@ def run(out_dir=None, fast=False, degrees=DEGREES) -> Result:
     figs = Figures(out_dir)
     figs.draw("polynomial-capacity.png",
               lambda fig, axes: _draw(fig, axes, x, y, grid, curves, numbers),
-              nrows=2, ncols=(len(degrees) + 1) // 2, size=(3.2 * ((len(degrees) + 1) // 2), 6))
+              nrows=2, ncols=(len(degrees) + 1) // 2, size=(3.2 * ((len(degrees) + 1) // 2), 6),
+              title="Limitation of linear models: polynomial features, least-squares fits "
+                    "of degree D (more capacity as D grows)")
     return Result("polynomial-capacity",
                   "increasing D makes the capacity as high as we want", table,
                   {"degrees": numbers, "n": len(x)}, figs.paths, figs.notes)
@@ -74,4 +79,3 @@ def _draw(fig, axes, x, y, grid, curves, numbers):
     axes[0].legend(fontsize=7, loc="upper left")
     for ax in axes[len(curves):]:
         ax.axis("off")
-    fig.suptitle("Least-squares polynomial fits of degree D: more capacity as D grows")

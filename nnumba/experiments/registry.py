@@ -11,10 +11,12 @@ from ..registry import unknown_name_message
 
 # One module per experiment or closely related group, in the lecture's order;
 # imported on first use so that `import nnumba` stays light.
-MODULES = ("threshold", "perceptron_mnist", "bound", "xor", "polynomial", "products",
-           "knn", "hog", "logistic", "svm",
-           # the second half: MLPs, SGD, convolutions
-           "tanh_relu", "universal", "replicated", "minibatch", "conv1d", "cnn")
+MODULES = ("threshold", "perceptron_mnist", "bound", "svm", "xor", "polynomial", "products",
+           "knn", "hog",
+           # the second half: MLPs, gradient descent, SGD, convolutions
+           "affine", "activations", "tanh_relu", "universal", "universal2d", "descent",
+           "logistic", "backprop", "replicated", "minibatch", "image_size", "conv1d",
+           "pooling", "cnn")
 
 EXPERIMENTS: dict[str, "Experiment"] = {}
 
@@ -24,6 +26,8 @@ class Experiment:
     name: str
     summary: str                   # one line for `nnumba experiment list`
     recipe: Callable
+    slide: str = ""                # the lecture's slide (its title) that it reproduces
+    quote: str = ""                # the lecture's claim there, quoted briefly
     features: tuple = ()           # layers it takes from the nnumba-features plugin
     options: tuple = ()            # command-line options it uses (e.g. "data_dir")
 
@@ -38,12 +42,14 @@ class Experiment:
         return self.recipe(out_dir=out_dir, fast=fast, **options)
 
 
-def experiment(name: str, summary: str, features=(), options=()):
-    """Decorator registering ``recipe`` under ``name``."""
+def experiment(name: str, summary: str, slide: str, quote: str, features=(), options=()):
+    """Decorator registering ``recipe`` under ``name``; ``slide`` and ``quote`` say
+    what of the lecture it reproduces (the report shows them above the result)."""
     def register(recipe):
         if name in EXPERIMENTS and EXPERIMENTS[name].recipe is not recipe:
             raise RegistryError(f"experiment {name!r} is registered twice")
-        EXPERIMENTS[name] = Experiment(name, summary, recipe, tuple(features), tuple(options))
+        EXPERIMENTS[name] = Experiment(name, summary, recipe, slide, quote, tuple(features),
+                                       tuple(options))
         return recipe
     return register
 

@@ -55,7 +55,10 @@ def summed_loss(params, x, y) -> float:
 
 @experiment("replicated-set",
             "M samples copied K times: gradient descent over the N = KM samples with step eta "
-            "is SGD / GD over the M originals with step K eta, for 1/K of the computation")
+            "is SGD / GD over the M originals with step K eta, for 1/K of the computation",
+            slide="Stochastic gradient descent: the replicated set",
+            quote="We can visit only M = N/K samples and move by Kη, which would cut the "
+                  "computation by K.")
 def run(out_dir=None, fast=False, originals: int | None = None, copies: int | None = None,
         steps: int | None = None) -> Result:
     m, k = originals or (50 if fast else 100), copies or (5 if fast else 10)
@@ -92,7 +95,8 @@ def run(out_dir=None, fast=False, originals: int | None = None, copies: int | No
                "losses": losses, "samples_per_point": visited}
     figs = Figures(out_dir)
     figs.draw("replicated-set.png", lambda fig, axes: _draw(axes, runs, losses, visited, k),
-              ncols=2, size=(12, 4.6))
+              ncols=2, size=(12, 4.8),
+              title="Stochastic gradient descent: the replicated set, M samples copied K times")
     return Result("replicated-set",
                   "on a set of M samples replicated K times, visiting M samples and moving by "
                   "K eta is the gradient step of eta over all N: computation cut by K",

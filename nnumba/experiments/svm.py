@@ -43,7 +43,10 @@ def train_svm(x, y, lam: float, epochs: int = 2000, lr: float = 0.1):
 
 @experiment("svm-vs-perceptron",
             "the SVM loss lambda ||w||^2 + mean hinge against the perceptron on the same "
-            "separable data: the margins of both boundaries")
+            "separable data: the margins of both boundaries",
+            slide="Support vector machines",
+            quote="The perceptron stops as soon as it finds a separating boundary. Other "
+                  "algorithms maximize the distance of samples to the decision boundary.")
 def run(out_dir=None, fast=False, lambdas=None) -> Result:
     lambdas = lambdas or ((1e-2, 1e-3) if fast else LAMBDAS)
     x, y = separable_2d(n=100 if fast else 200)
@@ -71,7 +74,8 @@ def run(out_dir=None, fast=False, lambdas=None) -> Result:
                   "sample on the wrong side in exchange for a smaller ||w||")
     figs = Figures(out_dir)
     figs.draw("svm-vs-perceptron.png",
-              lambda fig, axes: _draw(axes[0], x, y, boundaries, numbers), size=(6.4, 6))
+              lambda fig, axes: _draw(axes[0], x, y, boundaries, numbers), size=(6.4, 6),
+              title="Support vector machines: a wider margin than the perceptron's")
     return Result("svm-vs-perceptron",
                   "the perceptron stops at the first separating boundary; the SVM maximises "
                   "the distance of the samples to it", table, numbers, figs.paths, figs.notes)

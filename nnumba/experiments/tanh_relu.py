@@ -46,7 +46,10 @@ def margin(model, points):
 
 @experiment("tanh-vs-relu",
             "an MLP 2-32-32-2 with tanh against ReLU on two spirals: train and test error, "
-            "decision regions plotted")
+            "decision regions plotted",
+            slide="Activation functions",
+            quote="The two classical activation functions are the hyperbolic tangent and the "
+                  "rectified linear unit (ReLU).")
 def run(out_dir=None, fast=False, epochs: int | None = None) -> Result:
     epochs = epochs or (60 if fast else 150)
     x, y = spirals(400, seed=0)
@@ -68,7 +71,9 @@ def run(out_dir=None, fast=False, epochs: int | None = None) -> Result:
               f"batch 10, lr 0.05, momentum 0.9, same initial draw for both")
     figs = Figures(out_dir)
     figs.draw("tanh-vs-relu.png", lambda fig, axes: _draw(fig, axes, x, y, models, numbers),
-              ncols=2, size=(10, 4.8))
+              ncols=2, size=(10, 5),
+              title=f"Activation functions: the same MLP with tanh and with ReLU on two "
+                    f"spirals ({len(x)} training points)")
     return Result("tanh-vs-relu", "an MLP fits the two spirals with tanh as with ReLU; tanh "
                                   "bends its boundary smoothly, ReLU in straight pieces",
                   table, {"activations": numbers, "epochs": epochs, "train": len(x),
@@ -87,5 +92,3 @@ def _draw(fig, axes, x, y, models, numbers):
         ax.set_ylabel("x₂")
         ax.set_aspect("equal")
     axes[0].legend(loc="upper right", fontsize=8)
-    fig.suptitle(f"Two spirals, {len(x)} training points (one arm y = -1, the other y = +1): "
-                 f"the same MLP with tanh and with ReLU", fontsize=11)

@@ -30,28 +30,47 @@ def fire(model: Sequential, *inputs) -> np.ndarray:
     return ((model.forward(x)[:, 0] + 1) / 2).astype(int)
 
 
+def xor(units: dict, u, v):
+    """xor = and(or(u, v), not(and(u, v))), unit by unit: (outputs, the units fired).
+    Each unit sums its inputs with one weight, so xor, which is not monotone in
+    u + v, takes three layers: or and and, then not, then and."""
+    fired = []
+
+    def apply(name, *inputs):
+        fired.append(name)
+        return fire(units[name], *inputs)
+    either, both = apply("or", u, v), apply("and", u, v)
+    return apply("and", either, apply("not", both)), fired
+
+
 @experiment("threshold-logic", "the threshold unit computes and / or / not with the "
-                               "lecture's weights (and xor from them), over all inputs")
+                               "lecture's weights (and xor from them), over all inputs",
+            slide="Networks of threshold logic units",
+            quote="Hence, any Boolean function can be build with such units.")
 def run(out_dir=None, fast=False) -> Result:
     units = {name: unit(name) for name in UNITS}
     u, v = (np.array(c) for c in zip(*itertools.product((0, 1), repeat=2)))
     out = {name: fire(units[name], u, v) for name in ("or", "and")}
     out["not u"] = fire(units["not"], u)
-    # "Any Boolean function can be built with such units": xor = and(or, not(and)).
-    out["xor"] = fire(units["and"], out["or"], fire(units["not"], out["and"]))
+    # "Any Boolean function can be built with such units": xor from four of them.
+    out["xor"], xor_units = xor(units, u, v)
     truth = {"or": u | v, "and": u & v, "not u": 1 - u, "xor": u ^ v}
     rows = [[u[i], v[i]] + [out[k][i] for k in truth] for i in range(len(u))]
     correct = {k: bool(np.array_equal(out[k], truth[k])) for k in truth}
-    table = format_table(["u", "v", "or", "and", "not u", "xor (3 units)"], rows)
+    table = format_table(["u", "v", "or", "and", "not u", f"xor ({len(xor_units)} units)"],
+                         rows)
     weights = ", ".join(f"{k}: w = {w:g}, b = {b:g}" for k, (w, b, _) in UNITS.items())
-    table += f"\n{weights}\nall outputs right: {all(correct.values())}"
+    table += (f"\n{weights}\nxor = and(or(u, v), not(and(u, v))): the units "
+              f"{', '.join(xor_units)}\nall outputs right: {all(correct.values())}")
     figs = Figures(out_dir)
     figs.draw("threshold-logic.png", lambda fig, axes: _draw(fig, axes), ncols=3,
-              size=(12, 4))
+              size=(12, 4), title="Networks of threshold logic units: or, and, not with "
+                                  "the lecture's weights (inputs coloured by output)")
     return Result("threshold-logic",
                   "f(x) = 1{w sum x_i + b >= 0} computes or, and, not; hence any Boolean "
                   "function", table,
-                  {"correct": correct, "outputs": {k: o.tolist() for k, o in out.items()}},
+                  {"correct": correct, "outputs": {k: o.tolist() for k, o in out.items()},
+                   "xor_units": xor_units},
                   figs.paths, figs.notes)
 
 
@@ -72,6 +91,7 @@ def _draw(fig, axes):
             fired = fire(model, u)
             ax.axvline(-b / w, color="k", lw=1.2, label=f"u = {-b / w:g}")
             ax.set_yticks([])
+            ax.set_ylabel("(a single input)")
         for value, colour in ((0, NEGATIVE), (1, POSITIVE)):
             keep = fired == value
             ax.scatter(u[keep], v[keep], s=120, c=colour, edgecolors="k", zorder=3,
@@ -82,4 +102,3 @@ def _draw(fig, axes):
         ax.set_xlabel("u")
         ax.set_title(f"{name}: w = {w:g}, b = {b:g}")
         ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle("Threshold logic units 1{w Σ x_i + b ≥ 0}: inputs coloured by output")

@@ -29,9 +29,10 @@ def network(k: int) -> Sequential:
     return Sequential(Linear(1, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
 
 
-def interpolant_network(k: int, a: float = HALF_WIDTH) -> Sequential:
-    """The lecture's construction, sum_n alpha_n sigma(x - a_n): K ReLUs whose output
-    on [-A, A] is the piecewise-linear interpolant of sin at K evenly spaced nodes.
+def interpolant_units(k: int, a: float = HALF_WIDTH):
+    """(w, b, omega) of the lecture's construction, sum_n alpha_n sigma(x - a_n): K ReLUs
+    sigma(w_n x + b_n) whose sum weighted by omega is, on [-A, A], the piecewise-linear
+    interpolant of sin at K evenly spaced nodes.
 
     Interior nodes t_1..t_{K-2} carry the changes of slope; sigma(x - t_0) and
     sigma(t_{K-1} - x) add up to 2A on [-A, A] and give the affine part."""
@@ -48,10 +49,17 @@ def interpolant_network(k: int, a: float = HALF_WIDTH) -> Sequential:
     omega[0] = slopes[0] + values[0] / (2 * a)
     omega[1:-1] = np.diff(slopes)
     omega[-1] = values[0] / (2 * a)
+    return w, b, omega
+
+
+def interpolant_network(k: int, a: float = HALF_WIDTH) -> Sequential:
+    """The construction of interpolant_units as the network x -> omega . sigma(w x + b)."""
+    w, b, omega = interpolant_units(k, a)
     model = network(k)
-    model.layers[0].weight.value[:, 0] = w
-    model.layers[0].bias.value[:] = b
-    model.layers[2].weight.value[0] = omega
+    hidden, out = model.layers[0].params(), model.layers[2].params()
+    hidden["weight"].value[:, 0] = w
+    hidden["bias"].value[:] = b
+    out["weight"].value[0] = omega
     return model
 
 
@@ -78,7 +86,10 @@ def max_error(model, grid) -> float:
 
 @experiment("universal-approximation",
             "sin on [-pi, pi] by a one-hidden-layer ReLU network omega . sigma(w x + b) "
-            "trained by gradient descent: the fits and the maximum error against K")
+            "trained by gradient descent: the fits and the maximum error against K",
+            slide="Universal approximation",
+            quote="We can approximate any ψ ∈ C([a, b], ℝ) with a linear combination of "
+                  "translated/scaled ReLU functions.")
 def run(out_dir=None, fast=False, hidden=HIDDEN, epochs: int | None = None) -> Result:
     epochs = epochs or (4000 if fast else 20000)
     grid = np.linspace(-HALF_WIDTH, HALF_WIDTH, 4001)
@@ -97,7 +108,10 @@ def run(out_dir=None, fast=False, hidden=HIDDEN, epochs: int | None = None) -> R
               f"interpolant is the lecture's construction sum alpha_n sigma(x - a_n) with K ReLUs")
     figs = Figures(out_dir)
     figs.draw("universal-approximation.png",
-              lambda fig, axes: _draw(axes, grid, fits, numbers), ncols=2, size=(12, 4.6))
+              lambda fig, axes: _draw(axes, grid, fits, numbers), nrows=2,
+              ncols=(len(hidden) + 2) // 2, size=(4.2 * ((len(hidden) + 2) // 2), 7.6),
+              title="Universal approximation: sin on [−π, π] by K ReLUs, ω·σ(wx + b) trained "
+                    "by gradient descent")
     return Result("universal-approximation",
                   "a one-hidden-layer ReLU network approximates sin ever closer as K grows",
                   table, {"hidden": numbers, "epochs": epochs, "A": HALF_WIDTH},
@@ -105,15 +119,15 @@ def run(out_dir=None, fast=False, hidden=HIDDEN, epochs: int | None = None) -> R
 
 
 def _draw(axes, grid, fits, numbers):
-    ax = axes[0]
-    ax.plot(grid, np.sin(grid), color="k", lw=2.5, alpha=0.35, label="sin x")
-    for (k, fit), colour in zip(fits.items(), COLOURS):
-        ax.plot(grid, fit, color=colour, lw=1.2, label=f"K = {k}")
-    ax.set_xlabel("x")
-    ax.set_ylabel("ω·σ(wx + b)")
-    ax.set_title("Fits of sin on [−π, π] by K ReLUs (gradient descent)")
-    ax.legend(fontsize=8)
-    ax = axes[1]
+    # One panel per K, sin drawn over the fit: each fit is seen against the target.
+    for ax, (k, fit), colour in zip(axes, fits.items(), COLOURS):
+        ax.plot(grid, fit, color=colour, lw=2.2, label=f"fit, K = {k}")
+        ax.plot(grid, np.sin(grid), "k--", lw=1, label="sin x, the target")
+        ax.set_xlabel("x")
+        ax.set_ylabel("ω·σ(wx + b)")
+        ax.set_title(f"K = {k}: max error {numbers[k]['max_error']:.3f}", fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    ax = axes[len(fits)]
     ks = list(numbers)
     ax.loglog(ks, [numbers[k]["max_error"] for k in ks], "o-", color="tab:red",
               label="trained by gradient descent")
@@ -124,6 +138,8 @@ def _draw(axes, grid, fits, numbers):
     ax.minorticks_off()
     ax.set_xlabel("K (hidden units)")
     ax.set_ylabel("max over [−π, π] of |f(x) − sin x|")
-    ax.set_title("Maximum error against the hidden size K")
+    ax.set_title("Maximum error against the hidden size K", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[len(fits) + 1:]:
+        ax.axis("off")

@@ -24,7 +24,10 @@ def xor_data(per_corner: int = 0, noise: float = 0.1, seed: int = 0):
 
 @experiment("xor", "xor: the perceptron fails on raw (x_u, x_v) and succeeds on "
                    "Phi = (x_u, x_v, x_u x_v); both decision boundaries plotted",
-            features=("XorProduct",))
+            features=("XorProduct",),
+            slide="Limitation of linear models",
+            quote="The xor example can be solved by pre-processing the data to make the two "
+                  "populations linearly separable.")
 def run(out_dir=None, fast=False, max_epochs: int = 100) -> Result:
     phi = feature_layer("XorProduct")
     sets = {"4 corners": xor_data(), "noisy corners": xor_data(per_corner=20 if fast else 50)}
@@ -46,6 +49,8 @@ def run(out_dir=None, fast=False, max_epochs: int = 100) -> Result:
     figs = Figures(out_dir)
     x, y = sets["noisy corners"]
     figs.draw("xor.png", lambda fig, axes: _draw(axes, x, y, phi, fits), ncols=2,
+              title="Limitation of linear models: xor, before and after Φ(x_u, x_v) = "
+                    "(x_u, x_v, x_u·x_v)",
               size=(10, 4.6))
     return Result("xor", "xor is not linearly separable; Phi(x_u, x_v) = (x_u, x_v, x_u x_v) "
                          "makes it separable", table, numbers, figs.paths, figs.notes)

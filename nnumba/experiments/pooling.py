@@ -1,0 +1,107 @@
+"""Pooling, the lecture's 1-D example: a kernel of size 2 over non-overlapping blocks,
+max and average.
+
+The engine's MaxPool1d(2) and AvgPool1d(2) against the same computation written
+with numpy (a reshape into blocks of 2, then max or mean), and their backward
+against finite differences: the max routes each block's gradient to its
+largest input, the average splits it in halves.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers import AvgPool1d, MaxPool1d
+from .figures import Figures
+from .registry import experiment
+from .result import Result, format_table
+
+SIGNAL = np.array([1, 3, 2, 6, 5, 4, 0, 5, 7, 3, 1, 2], dtype=np.float64)
+KERNEL = 2
+POOLS = {"max": (MaxPool1d, np.max), "average": (AvgPool1d, np.mean)}
+STEP = 1e-6  # of the finite differences (values in a block differ by 1 or more)
+
+
+def pool(cls, signal: np.ndarray):
+    """(output, d sum(output) / d input) of the engine's pool on one 1-D signal."""
+    layer = cls(KERNEL).astype(np.float64)
+    x = np.ascontiguousarray(signal, dtype=np.float64).reshape(1, 1, -1)
+    y = layer.forward(x)[0, 0].copy()
+    grad = layer.backward(np.ones((1, 1, len(y))))[0, 0].copy()
+    return y, grad
+
+
+def finite_difference(cls, signal: np.ndarray) -> np.ndarray:
+    """d sum(output) / d input, one input at a time."""
+    grad = np.empty(len(signal))
+    for i in range(len(signal)):
+        bump = np.zeros(len(signal))
+        bump[i] = STEP
+        up, down = pool(cls, signal + bump)[0], pool(cls, signal - bump)[0]
+        grad[i] = (up.sum() - down.sum()) / (2 * STEP)
+    return grad
+
+
+def by_blocks(reduce, signal: np.ndarray) -> np.ndarray:
+    """The pool written with numpy: the signal cut into blocks of KERNEL, each reduced."""
+    return reduce(signal[:len(signal) // KERNEL * KERNEL].reshape(-1, KERNEL), axis=1)
+
+
+@experiment("pooling",
+            "the lecture's 1-D pooling with a kernel of size 2: max and average over "
+            "non-overlapping blocks, and where each sends the gradient",
+            slide="Pooling",
+            quote="The most standard type of pooling is the max-pooling, which computes max "
+                  "values over non-overlapping blocks. The average pooling computes average "
+                  "values per block instead of max values.")
+def run(out_dir=None, fast=False, signal=SIGNAL) -> Result:
+    signal = np.asarray(signal, dtype=np.float64)
+    rows, numbers, outputs = [], {}, {}
+    # Ties within a block would make the max's gradient a matter of convention.
+    blocks = signal[:len(signal) // KERNEL * KERNEL].reshape(-1, KERNEL)
+    ties = bool(np.any(np.sort(blocks, axis=1)[:, -1] == np.sort(blocks, axis=1)[:, -2]))
+    for name, (cls, reduce) in POOLS.items():
+        y, grad = pool(cls, signal)
+        reference = by_blocks(reduce, signal)
+        entry = {"output": y.tolist(), "numpy": reference.tolist(),
+                 "max_error": float(np.max(np.abs(y - reference))), "gradient": grad.tolist()}
+        if name == "average" or not ties:
+            fd = finite_difference(cls, signal)
+            entry["gradient_error"] = float(np.max(np.abs(grad - fd)))
+        numbers[name] = entry
+        outputs[name] = (y, grad)
+        rows.append([f"{name} pool, kernel {KERNEL}", _vector(y), _vector(reference),
+                     _vector(grad), f"{entry.get('gradient_error', float('nan')):.1e}"])
+    table = format_table(["layer", "output", "numpy, by blocks", "d sum(output) / d input",
+                          "vs finite differences"], rows)
+    table = f"input: {_vector(signal)}\n{table}"
+    figs = Figures(out_dir)
+    figs.draw("pooling.png", lambda fig, axes: _draw(axes, signal, outputs), ncols=2,
+              size=(12, 4.4), title=f"Pooling: 1-D, kernel of size {KERNEL}, over "
+                                    f"non-overlapping blocks")
+    return Result("pooling", "max-pooling keeps the largest value of each block, average "
+                             "pooling its mean", table, numbers, figs.paths, figs.notes)
+
+
+def _vector(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def _draw(axes, signal, outputs):
+    index = np.arange(len(signal))
+    for ax, (name, (y, grad)) in zip(axes, outputs.items()):
+        ax.bar(index, signal, width=0.8, color="0.8", edgecolor="0.4", label="input x")
+        for j, value in enumerate(y):  # each output spans the block it summarises
+            ax.hlines(value, j * KERNEL - 0.4, j * KERNEL + KERNEL - 0.6, color="tab:red", lw=3,
+                      label=f"{name} pool output" if j == 0 else None)
+        chosen = np.flatnonzero(grad)
+        shares = ", ".join(sorted({f"{g:g}" for g in grad[chosen]}))
+        ax.scatter(chosen, signal[chosen] + 0.35, marker="v", color="tab:blue", s=30,
+                   label=f"inputs the gradient goes to ({shares} each)")
+        for edge in range(0, len(signal) + 1, KERNEL):
+            ax.axvline(edge - 0.5, color="0.5", lw=0.6, ls=":")
+        ax.set_xticks(index)
+        ax.set_xlabel("position (dotted lines: the blocks of 2)")
+        ax.set_ylabel("value")
+        ax.set_ylim(0, signal.max() + 1.5)
+        ax.set_title(f"{name.capitalize()} pooling", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")

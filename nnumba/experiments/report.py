@@ -1,0 +1,154 @@
+"""One page for a whole run: `nnumba experiment run all --out DIR` writes DIR/index.html
+and DIR/index.md, the slides in the lecture's order, each with the lecture's claim
+quoted, what this run measured (its table and notes, from the run itself), its
+figure, and the command that reproduces it.
+
+The page is self-contained in DIR: inline style, no script, figures linked by
+their file names beside it.
+"""
+from __future__ import annotations
+
+import html
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .registry import Experiment
+from .result import Result
+
+
+@dataclass
+class Entry:
+    """One experiment of the run: its result, or the error that stopped it."""
+    experiment: Experiment
+    result: Result | None
+    seconds: float
+    error: str | None = None
+    command: str = ""
+
+
+def command_for(name: str, out_dir, fast: bool = False, **options) -> str:
+    """The command line that runs one experiment again as this run did."""
+    parts = ["nnumba", "experiment", "run", name, "--out", str(out_dir)]
+    if fast:
+        parts.append("--fast")
+    for option, value in options.items():
+        flag = "--" + option.replace("_", "-")
+        parts += [flag] if value is True else [flag, str(value)]
+    return " ".join(parts)
+
+
+def _figures(entry: Entry, out_dir: Path) -> list[str]:
+    """The figures' paths relative to the page, with '/' on every system."""
+    if entry.result is None:
+        return []
+    return [Path(os.path.relpath(Path(p).resolve(), out_dir.resolve())).as_posix()
+            for p in entry.result.figures]
+
+
+def _header(entries, run_command: str) -> dict:
+    return {"when": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                       f"{platform.python_version()}",
+            "total": sum(e.seconds for e in entries),
+            "failed": [e.experiment.name for e in entries if e.result is None],
+            "command": run_command}
+
+
+def write_report(out_dir, entries: list[Entry], run_command: str) -> tuple[Path, Path]:
+    """Write index.html and index.md into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head = _header(entries, run_command)
+    html_path, md_path = out_dir / "index.html", out_dir / "index.md"
+    html_path.write_text(_html(entries, head, out_dir), encoding="utf-8")
+    md_path.write_text(_markdown(entries, head, out_dir), encoding="utf-8")
+    return html_path, md_path
+
+
+TITLE = "The Multi-Layer Perceptron, reproduced"
+STYLE = """
+body { font-family: sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2rem; }
+section { border-top: 1px solid #ccc; margin-top: 2rem; padding-top: 0.5rem; }
+blockquote { margin: 0.5rem 0; padding: 0.3rem 1rem; border-left: 4px solid #4a7ab5;
+             background: #f2f6fb; font-style: italic; }
+pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; font-size: 0.82rem; }
+code { background: #f6f6f6; padding: 0 0.2rem; }
+img { max-width: 100%; border: 1px solid #ddd; }
+.meta { color: #666; font-size: 0.9rem; }
+.failed { color: #b00; font-weight: bold; }
+nav ol { columns: 2; }
+"""
+
+
+def _html(entries, head, out_dir) -> str:
+    e = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             f"<title>{e(TITLE)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
+             f"<h1>{e(TITLE)}</h1>",
+             "<p class=\"meta\">François Fleuret's lecture “The Multi-Layer Perceptron” "
+             "(EE-613), slide by slide, run by nnumba. Every number below comes from this "
+             f"run: <code>{e(head['command'])}</code>, {e(head['when'])}, on "
+             f"{e(head['machine'])}; {head['total']:.0f} s in all.</p>"]
+    if head["failed"]:
+        parts.append(f"<p class=\"failed\">Failed: {e(', '.join(head['failed']))}</p>")
+    parts.append("<nav><ol>")
+    for entry in entries:
+        exp = entry.experiment
+        parts.append(f'<li><a href="#{e(exp.name)}">{e(exp.slide)}</a> '
+                     f"<span class=\"meta\">({e(exp.name)})</span></li>")
+    parts.append("</ol></nav>")
+    for entry in entries:
+        exp, result = entry.experiment, entry.result
+        parts += [f'<section id="{e(exp.name)}">', f"<h2>{e(exp.slide)}</h2>",
+                  f"<p class=\"meta\">experiment <code>{e(exp.name)}</code>: {e(exp.summary)}</p>",
+                  f"<blockquote>{e(exp.quote)}</blockquote>"]
+        if result is None:
+            parts.append(f"<p class=\"failed\">failed: {e(entry.error or '')}</p>")
+        else:
+            parts += [f"<p><strong>The claim checked:</strong> {e(result.claim)}</p>",
+                      f"<pre>{e(result.table)}</pre>"]
+            if result.notes:
+                parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in result.notes)
+                             + "</ul>")
+            for src in _figures(entry, out_dir):
+                parts.append(f'<p><a href="{e(src)}"><img src="{e(src)}" '
+                             f'alt="{e(exp.slide)}: figure of {e(exp.name)}"></a></p>')
+        parts.append(f"<p class=\"meta\">reproduce: <code>{e(entry.command)}</code> "
+                     f"({entry.seconds:.1f} s here)</p>")
+        parts.append("</section>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def _markdown(entries, head, out_dir) -> str:
+    lines = [f"# {TITLE}", "",
+             "François Fleuret's lecture “The Multi-Layer Perceptron” (EE-613), slide by "
+             "slide, run by nnumba. Every number below comes from this run: "
+             f"`{head['command']}`, {head['when']}, on {head['machine']}; "
+             f"{head['total']:.0f} s in all.", ""]
+    if head["failed"]:
+        lines += [f"**Failed: {', '.join(head['failed'])}**", ""]
+    for i, entry in enumerate(entries, 1):
+        lines.append(f"{i}. [{entry.experiment.slide}](#{entry.experiment.name}) "
+                     f"(`{entry.experiment.name}`)")
+    for entry in entries:
+        exp, result = entry.experiment, entry.result
+        lines += ["", f'<a id="{exp.name}"></a>', "", f"## {exp.slide}", "",
+                  f"experiment `{exp.name}`: {exp.summary}", "", f"> {exp.quote}", ""]
+        if result is None:
+            lines += [f"**failed:** {entry.error}", ""]
+        else:
+            lines += [f"**The claim checked:** {result.claim}", "", "```", result.table, "```",
+                      ""]
+            lines += [f"- {note}" for note in result.notes]
+            if result.notes:
+                lines.append("")
+            lines += [f"![{exp.slide}]({src})" for src in _figures(entry, out_dir)]
+            lines.append("")
+        lines.append(f"reproduce: `{entry.command}` ({entry.seconds:.1f} s here)")
+    return "\n".join(lines) + "\n"
