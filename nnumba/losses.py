@@ -28,6 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from . import registry
 from .device import CPU, device_of, to_host
 from .errors import DTypeError, LabelError, ShapeError
 from .hookspecs import hookimpl
@@ -300,6 +301,7 @@ class PerceptronCriterion(Hinge):
 
 
 LOSSES = {cls.type_name: cls for cls in (CrossEntropy, MSE, Logistic, Hinge, PerceptronCriterion)}
+registry.BASES["loss"] = Loss  # what every registered loss subclasses
 
 
 @hookimpl

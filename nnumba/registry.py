@@ -295,14 +295,17 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
     return good, problems
 
 
+#: kind -> the class its entries must subclass; nnumba.layers and nnumba.losses put
+#: theirs here (the registry imports neither: they import the registry's users).
+BASES: dict[str, type] = {}
+
+
 def _invalid(kind: str, name, obj) -> str | None:
     """Why ``name: obj`` cannot be a registry entry of ``kind``, or None."""
     if not isinstance(name, str) or not name.strip() or ":" in name:
         return "a name must be a non-empty string without ':'"
-    if kind in ("layer", "loss"):
-        from .layers import Layer
-        from .losses import Loss
-        base = Layer if kind == "layer" else Loss
+    base = BASES.get(kind)
+    if base is not None:
         if not (isinstance(obj, type) and issubclass(obj, base)):
             return f"not a subclass of nnumba.{base.__name__} ({obj!r:.60})"
     elif kind in ("model", "dataset") and not callable(obj):
