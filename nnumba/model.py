@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from .device import CPU, get_device, to_host
-from .errors import DTypeError, NnumbaError, RegistryError, SpecError
+from .errors import DTypeError, NnumbaError, RegistryError, ShapeError, SpecError
 from .layers.contract import FLOAT_DTYPES, Layer, Parameter
 from .layers.fusion import fuse
 from .layers.validation import check_fits, check_memory
@@ -23,6 +23,8 @@ class Sequential:
     device (the parameters stay views into them) and every layer computes there:
     forward and backward take and return that device's arrays; ``predict`` takes
     and returns host arrays on any device."""
+
+    _shapes = None  # the step output shapes of the last forward
 
     def __init__(self, *layers: Layer, seed: int | None = None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -189,10 +191,37 @@ class Sequential:
 
     # ---- compute -------------------------------------------------------------------
     def forward(self, x):
+        """The steps in order.  The input is checked by the first step; every output
+        is compared with the shape its layer's output_shape promised before the next
+        step's kernels see it, which costs a tuple comparison, not a full check."""
         self._set_input_grads()
-        for i, layer in enumerate(self.steps):
-            x = layer.forward(x, check_finite=(i == 0))
+        y = self.steps[0].forward(x)
+        self._shapes = shapes = self._step_shapes(x.shape)
+        x = y
+        self._check_step(0, x, shapes[0])
+        for i in range(1, len(self.steps)):
+            x = self.steps[i].run_forward(x)
+            self._check_step(i, x, shapes[i])
         return x
+
+    def _step_shapes(self, input_shape) -> list:
+        """The output shape of every step for a batch of ``input_shape``, kept per shape."""
+        cache = self.__dict__.setdefault("_shape_cache", {})
+        shapes = cache.get(input_shape)
+        if shapes is None:
+            shape, shapes = input_shape[1:], []
+            for layer in self.steps:
+                check_fits(layer, shape, input_shape[0])
+                shape = tuple(layer.output_shape(shape))
+                shapes.append((input_shape[0],) + shape)
+            cache[input_shape] = shapes
+        return shapes
+
+    def _check_step(self, i, y, shape):
+        if y.shape != shape or y.dtype != self.dtype:
+            raise ShapeError(f"{self.steps[i].label} returned {np.dtype(y.dtype).name} "
+                             f"{y.shape}, but its output_shape promised {self.dtype.name} "
+                             f"{shape}: a bug in that layer")
 
     def _set_input_grads(self):
         """A step computes dl/dx only for something before it that has a
@@ -206,9 +235,19 @@ class Sequential:
     __call__ = forward
 
     def backward(self, dl_dy):
-        """Back-propagate; returns dl/dx of the input when ``input_grad`` is set."""
-        for layer in reversed(self.steps):
-            dl_dy = layer.backward(dl_dy)
+        """Back-propagate; returns dl/dx of the input when ``input_grad`` is set.  The
+        incoming gradient is checked by the last step; each gradient a step passes
+        back is compared with the shape of the output it belongs to."""
+        steps, shapes = self.steps, self._shapes
+        dl_dy = steps[-1].backward(dl_dy)  # before any forward: a clear error here
+        for i in range(len(steps) - 2, -1, -1):
+            if dl_dy is None:
+                return None
+            if dl_dy.shape != shapes[i] or dl_dy.dtype != self.dtype:
+                raise ShapeError(f"{steps[i + 1].label} returned a gradient "
+                                 f"{np.dtype(dl_dy.dtype).name} {dl_dy.shape} for an input "
+                                 f"of shape {shapes[i]}: a bug in that layer")
+            dl_dy = steps[i].run_backward(dl_dy)
         return dl_dy
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -183,8 +183,9 @@ def test_no_layer_computes_an_input_gradient_that_nothing_uses():
         loss = CrossEntropy()
         loss.forward(m.forward(x), y)
         assert m.backward(loss.backward()) is None
-    assert [layer.needs_input_grad for layer in model.layers] == [False, False, True, True]
+    # steps: Flatten, Linear + ReLU (fused), Linear
+    assert [step.needs_input_grad for step in model.steps] == [False, False, True]
     np.testing.assert_array_equal(model.flat_grads, twin.flat_grads)
     model.input_grad = True
     model.forward(x)
-    assert all(layer.needs_input_grad for layer in model.layers)
+    assert all(step.needs_input_grad for step in model.steps)

@@ -23,6 +23,8 @@ KERNELS = (
     "matmul",                  # (a, b, out, trans_a=False, trans_b=False, accumulate=False)
     "add_bias",                # (y, b): y (N, D) += b
     "accumulate_bias_grad",    # (dl_dy, db): db += column sums
+    "add_bias_relu",           # (y, b): y = relu(y + b), a Linear fused with its ReLU
+    "relu_backward_bias_grad",  # (y, dl_dy, dl_ds, db): dl_ds = dl_dy * (y > 0); db += sums
     # elementwise, on flat arrays; backward takes the forward output y
     "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
     "sigmoid_forward", "sigmoid_backward", "threshold_forward",

@@ -237,6 +237,12 @@ CASES = {
                                                accumulates=(0,))],
     "accumulate_bias_grad": lambda rng, size, dtype: [Call("", list(_rows(rng, size, dtype)),
                                                            accumulates=(1,))],
+    "add_bias_relu": lambda rng, size, dtype: [Call("", list(_rows(rng, size, dtype)),
+                                                    accumulates=(0,))],
+    "relu_backward_bias_grad": lambda rng, size, dtype: [Call(
+        "", [np.maximum(_rand(rng, ROWS[size], dtype), 0), _rand(rng, ROWS[size], dtype),
+             _empty(ROWS[size], dtype), _rand(rng, ROWS[size][1], dtype)],
+        outputs=(2,), accumulates=(3,))],
     "relu_forward": _forward, "tanh_forward": _forward, "sigmoid_forward": _forward,
     "threshold_forward": _forward,
     "relu_backward": _backward("relu_forward"), "tanh_backward": _backward("tanh_forward"),

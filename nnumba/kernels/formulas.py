@@ -60,6 +60,26 @@ def threshold(x, y, i):
     y[i] = one if x[i] >= 0 else -one
 
 
+# ---- a dense layer's bias, fused with the ReLU after it -----------------------------------
+
+def bias_relu(y, b, i, j):
+    """y[i, j] = relu(y[i, j] + b[j])."""
+    zero = y.dtype.type(0)
+    v = y[i, j] + b[j]
+    y[i, j] = v if v > zero else zero
+
+
+def relu_grad_bias_column(y, g, ds, db, j):
+    """Column j: ds = g where the ReLU's output y is > 0, else 0; db[j] += sum of ds."""
+    zero = ds.dtype.type(0)
+    s = zero
+    for i in range(y.shape[0]):
+        v = g[i, j] if y[i, j] > zero else zero
+        ds[i, j] = v
+        s += v
+    db[j] += s
+
+
 # ---- the update rule -------------------------------------------------------------
 
 def sgd(params, grads, velocity, lr, momentum, weight_decay, i):

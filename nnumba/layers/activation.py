@@ -1,6 +1,7 @@
 """Elementwise activations: ReLU, Tanh, Sigmoid, Identity and the lecture's threshold unit."""
 from ..hookspecs import hookimpl
 from .contract import Layer
+from .linear import Linear, LinearReLU
 
 
 class _Elementwise(Layer):
@@ -34,6 +35,13 @@ class _Elementwise(Layer):
 class ReLU(_Elementwise):
     """max(0, x)."""
     kernel = "relu"
+
+    def fuse_after(self, previous):
+        if type(previous) is Linear:  # one pass for the bias and the ReLU
+            fused = LinearReLU(previous)
+            fused.set_flags(label=f"{previous.label} + {self.label}")
+            return fused
+        return None
 
 
 class Tanh(_Elementwise):

@@ -308,18 +308,28 @@ class Layer:
     # ---- the public, validated entry points --------------------------------------
     def forward(self, x, *, check_finite: bool = True):
         checked = self.check_input(x, check_finite=check_finite)
-        y = self._forward(x if checked is None else checked)
+        return self.run_forward(x if checked is None else checked)
+
+    def backward(self, dl_dy):
+        if self.needs_input_grad or self._params:
+            dl_dy = validation.check_gradient(self, dl_dy, self._out_shape)
+        return self.run_backward(dl_dy)
+
+    def run_forward(self, x):
+        """``forward`` without the input checks, for a container that checked ``x``
+        itself (a Sequential checks each step's output against its expected shape)."""
+        y = self._forward(x)
         self._out_shape = y.shape
         return y
 
-    def backward(self, dl_dy):
+    def run_backward(self, dl_dy):
+        """``backward`` without the checks of ``dl_dy`` (see run_forward)."""
         if not self.needs_input_grad and not self._params:
             return None  # nothing upstream wants a gradient from this layer
         if not self.has_gradient:
             raise NoGradientError(
                 f"{self.label} has no gradient (its output is piecewise constant): "
                 f"train it with the perceptron trainer, or use a differentiable layer")
-        dl_dy = validation.check_gradient(self, dl_dy, self._out_shape)
         try:
             return self._backward(dl_dy)
         finally:

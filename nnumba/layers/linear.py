@@ -60,6 +60,56 @@ class Linear(Layer):
         return k.matmul(dl_dy, self.weight.value, self._buffer("dx", self._x.shape))
 
 
+class LinearReLU(Layer):
+    """A Linear and the ReLU after it, as a model runs them: the bias and the ReLU in
+    one pass forward, the ReLU's mask and the bias gradient in one pass backward.
+    It holds the Linear's own parameters (what the model's spec and buffers know)."""
+
+    def __init__(self, linear: Linear):
+        super().__init__()
+        self.linear = linear
+        self._params = linear._params
+        self.dtype = linear.dtype
+
+    def input_shape(self):
+        return self.linear.input_shape()
+
+    def output_shape(self, input_shape):
+        return self.linear.output_shape(input_shape)
+
+    def flops(self, input_shape):
+        forward, weight, inputs = self.linear.flops(input_shape)
+        n = self.linear.out_features
+        return forward + n, weight + n, inputs
+
+    def compile_unit(self, input_shape):
+        return ("LinearReLU",), 1.0
+
+    def _forward(self, x):
+        k, lin = self.kernels, self.linear
+        y = self._buffer("y", (x.shape[0], lin.out_features))
+        k.matmul(x, lin.weight.value, y, trans_b=True)
+        if lin.bias is not None:
+            k.add_bias_relu(y, lin.bias.value)
+        else:
+            k.relu_forward(y.reshape(y.size), y.reshape(y.size))
+        self._x, self._y = x, y
+        return y
+
+    def _backward(self, dl_dy):
+        k, lin = self.kernels, self.linear
+        dl_ds = self._buffer("ds", dl_dy.shape)
+        if lin.bias is not None:
+            k.relu_backward_bias_grad(self._y, dl_dy, dl_ds, lin.bias.grad)
+        else:
+            n = dl_dy.size
+            k.relu_backward(self._y.reshape(n), dl_dy.reshape(n), dl_ds.reshape(n))
+        k.matmul(dl_ds, self._x, lin.weight.grad, trans_a=True, accumulate=not self.grads_are_zero)
+        if not self.needs_input_grad:
+            return None
+        return k.matmul(dl_ds, lin.weight.value, self._buffer("dx", self._x.shape))
+
+
 @hookimpl
 def nnumba_register_layers():
     return {"Linear": Linear}

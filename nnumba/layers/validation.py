@@ -67,10 +67,14 @@ def check_gradient(layer, dl_dy, out_shape):
     return dl_dy
 
 
-def check_fits(layer, input_shape) -> None:
-    """Raise ShapeError unless ``layer`` accepts per-sample ``input_shape``."""
+def check_fits(layer, input_shape, batch: int | None = None) -> None:
+    """Raise ShapeError unless ``layer`` accepts per-sample ``input_shape`` (of a batch
+    of ``batch``, when the message should show the batch)."""
     want = layer.input_shape()
     if want is not None and not _fits(want, tuple(input_shape)):
+        if batch is not None:
+            raise ShapeError(f"{layer.label}: expected input of shape "
+                             f"(N, {pretty_shape(want)}), got {(batch,) + tuple(input_shape)}")
         raise ShapeError(f"{layer.label} expects per-sample input ({pretty_shape(want)}) but "
                          f"receives {tuple(input_shape)}")
 

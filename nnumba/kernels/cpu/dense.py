@@ -7,10 +7,13 @@ SciPy's OpenBLAS, a second thread pool beside numpy's (docs/performance.md).
 import numpy as np
 from numba import njit, prange
 
+from .. import formulas
 from . import arrays
 from .workspace import scratch
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
+_bias_relu = njit(inline="always")(formulas.bias_relu)
+_relu_grad_bias = njit(inline="always")(formulas.relu_grad_bias_column)
 
 
 def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
@@ -45,3 +48,19 @@ def accumulate_bias_grad(dl_dy, db):
         for i in range(dl_dy.shape[0]):
             s += dl_dy[i, j]
         db[j] += s
+
+
+@njit(**_OPTS)
+def add_bias_relu(y, b):
+    """y (N, D) = relu(y + b) on every row (a Linear and the ReLU after it)."""
+    for i in prange(y.shape[0]):
+        for j in range(y.shape[1]):
+            _bias_relu(y, b, i, j)
+
+
+@njit(**_OPTS)
+def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
+    """dl_ds (N, D) = dl_dy where the ReLU's output y > 0, else 0; db (D,) += its
+    column sums (parallel over columns: race-free)."""
+    for j in prange(y.shape[1]):
+        _relu_grad_bias(y, dl_dy, dl_ds, db, j)

@@ -18,7 +18,8 @@ shared: one block of 256 threads per SM. Loads are guarded, so any M, N, K works
 """
 from numba import cuda
 
-from ._grid import configure, launch_1d
+from .. import formulas
+from ._grid import configure, launch_1d, over
 
 BM = BN = 128      # output tile per block
 BK = 8             # K step
@@ -184,3 +185,25 @@ def accumulate_bias_grad(dl_dy, db):
     """db (D,) += column sums of dl_dy (N, D)."""
     if db.size:
         launch_1d(_accumulate_bias_grad, db.size)(dl_dy, db)
+
+
+_bias_relu = cuda.jit(device=True, inline=True)(formulas.bias_relu)
+_relu_grad_bias = cuda.jit(device=True, inline=True)(formulas.relu_grad_bias_column)
+
+
+@cuda.jit(cache=True)
+def _add_bias_relu(y, b):
+    n, d = y.shape
+    for t in range(cuda.grid(1), n * d, cuda.gridsize(1)):
+        _bias_relu(y, b, t // d, t % d)
+
+
+@cuda.jit(cache=True)
+def _relu_backward_bias_grad(y, dl_dy, dl_ds, db):
+    # One thread per column, as _accumulate_bias_grad.
+    for j in range(cuda.grid(1), y.shape[1], cuda.gridsize(1)):
+        _relu_grad_bias(y, dl_dy, dl_ds, db, j)
+
+
+add_bias_relu = over(_add_bias_relu)  # y (N, D) = relu(y + b)
+relu_backward_bias_grad = over(_relu_backward_bias_grad, lambda y, *rest: y.shape[1])
