@@ -61,6 +61,8 @@ def run_forward(strategy, x, w, b, stride, pad):
         conv_direct.forward_direct(x, w, b, sh, sw, ph, pw, out)
     elif strategy == "gemm":
         conv_gemm.forward_gemm(x, w, b, sh, sw, ph, pw, out)
+    elif strategy == "images":
+        conv_gemm.forward_gemm_images(x, w, b, sh, sw, ph, pw, out)
     else:
         K.conv2d_forward(x, w, b, stride, pad, out)
     return out
@@ -103,7 +105,7 @@ def make(case):
 def test_forward_matches_scipy(case):
     x, w, b, stride, pad, dtype, _ = make(case)
     ref = reference_forward(x, w, b, stride, pad)
-    for strategy in ("auto", "direct", "gemm"):
+    for strategy in ("auto", "direct", "gemm", "images"):
         out = run_forward(strategy, x, w, b, stride, pad)
         assert out.dtype == dtype
         assert rel_err(out, ref) < TOL[dtype], strategy

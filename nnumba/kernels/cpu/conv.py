@@ -11,19 +11,25 @@ dtype; the layers check this (Numba does no bounds checking).  A 1-D convolution
 is the 2-D one on a height-1 view.
 
 - Forward and weight gradient: the direct kernels (:mod:`.conv_direct`) when the
-  reduction K = C*kh*kw is short or the output rows long, else im2col + one GEMM
-  (:mod:`.conv_gemm`); see :func:`uses_direct`.
-- Input gradient: always the GEMM path (W.T @ dy, then col2im).
+  reduction K = C*kh*kw is short or the output rows long, else im2col + GEMM
+  (:mod:`.conv_gemm`); see :func:`uses_direct`.  The GEMM forward goes image by
+  image for maps of at least ``IMAGE_GEMM`` outputs (one GEMM as wide as the map),
+  with the batch innermost for smaller ones (one GEMM over the whole batch).
+- Input gradient: always the batch-inner GEMM path (W.T @ dy, then col2im).
 """
 import numpy as np
 
 from ..geometry import pair
 from .conv_direct import forward_direct, weight_direct
-from .conv_gemm import forward_gemm, input_gemm, weight_gemm
+from .conv_gemm import forward_gemm, forward_gemm_images, input_gemm, weight_gemm
 from .workspace import clear_workspace, scratch
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
            "uses_direct", "clear_workspace"]
+
+#: outputs per map from which the GEMM forward runs image by image (AlexNet's maps
+#: are 169-3025; the lecture's conv2 has 16, where one batch-wide GEMM wins)
+IMAGE_GEMM = 64
 
 
 def uses_direct(C, kernel, out_hw, stride) -> bool:
@@ -53,8 +59,11 @@ def conv2d_forward(x, w, b, stride, pad, out):
         b = np.zeros(w.shape[0], x.dtype)
     if out.size == 0:
         return out
-    strategy = forward_direct if _use_direct(C, kh, kw, out.shape[2], out.shape[3], sh) \
-        else forward_gemm
+    Ho, Wo = out.shape[2], out.shape[3]
+    if _use_direct(C, kh, kw, Ho, Wo, sh):
+        strategy = forward_direct
+    else:
+        strategy = forward_gemm_images if Ho * Wo >= IMAGE_GEMM else forward_gemm
     strategy(x, w, b, sh, sw, ph, pw, out)
     return out
 

@@ -1,16 +1,20 @@
-"""The im2col + GEMM convolution path, for many input channels and small maps (the
-lecture's conv2), and the input gradient of every convolution.
+"""The im2col + GEMM convolution paths: the input gradient of every convolution,
+and the forward and weight gradient where the direct kernels would be slow.
 
-The batch is moved innermost first (x -> xT (C, H, W, N), see :mod:`.layout`), so
-that every im2col / col2im copy is a run of Wo*N contiguous values; the GEMM
-columns are ordered (i, j, n).  One GEMM per job:
+Batch inner, for small maps (the lecture's conv2, 4 x 4 outputs): the batch is
+moved innermost first (x -> xT (C, H, W, N), see :mod:`.layout`), so that every
+im2col / col2im copy is a run of Wo*N contiguous values; the GEMM columns are
+ordered (i, j, n).  One GEMM per job:
 
     forward  outT (D, P*N)   = [W | b] (D, K+1) @ [colsT; 1] (K+1, P*N)
     weight   dwT (K, D)      = colsT @ dyT.T,   db = row sums of dyT
     input    dcolsT (K, P*N) = W.T @ dyT, then folded back (col2im)
 
 with K = C*kh*kw and P = Ho*Wo; outT and dyT are the batch-inner layouts of out
-and dy.  The GEMM is numpy's (np.matmul with out=, called from Python).
+and dy.  Image by image, for large maps (AlexNet's, and a batch of one):
+forward out[n] (D, P) = [W | b] @ [cols_n; 1], cols_n the image's own im2col,
+so nothing is transposed and a stride-4 window is no run of single values.
+The GEMMs are numpy's (np.matmul with out=, called from Python).
 """
 import numpy as np
 from numba import njit, prange
@@ -79,6 +83,51 @@ def forward_gemm(x, w, b, sh, sw, ph, pw, out):
     oT = scratch("gemm_out", (D, P * N), x.dtype)
     np.matmul(wb, colsT, out=oT)
     _to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
+
+
+@njit(**_OPTS)
+def _im2col_image(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
+    """cols (C*kh*kw, Ho*Wo) of image n: row t = (c, ki, kj), column i*Wo + j holds
+    x[n, c, i*sh + ki - ph, j*sw + kj - pw], zero outside the image.  Parallel over
+    taps (each writes its own row)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    zero = cols.dtype.type(0)
+    for t in prange(C * kh * kw):
+        c = t // (kh * kw)
+        ki = (t // kw) % kh
+        kj = t % kw
+        j_lo = min(Wo, max(0, (pw - kj + sw - 1) // sw))   # first j with q >= 0
+        j_hi = max(j_lo, min(Wo, (W - 1 + pw - kj) // sw + 1))  # past the last q < W
+        for i in range(Ho):
+            dst = cols[t, i * Wo:(i + 1) * Wo]
+            r = i * sh + ki - ph
+            if r < 0 or r >= H:
+                for j in range(Wo):
+                    dst[j] = zero
+                continue
+            src = x[n, c, r]
+            for j in range(j_lo):
+                dst[j] = zero
+            for j in range(j_lo, j_hi):
+                dst[j] = src[j * sw + kj - pw]
+            for j in range(j_hi, Wo):
+                dst[j] = zero
+
+
+def forward_gemm_images(x, w, b, sh, sw, ph, pw, out):
+    """out[n] (D, P) = [W | b] @ [cols_n; 1], image by image."""
+    N = x.shape[0]
+    D, C, kh, kw = w.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    K, P = C * kh * kw, Ho * Wo
+    wb = scratch("w_bias", (D, K + 1), x.dtype)
+    wb[:, :K] = w.reshape(D, K)
+    wb[:, K] = b
+    cols = scratch("cols_image", (K + 1, P), x.dtype)
+    cols[K] = 1
+    for n in range(N):
+        _im2col_image(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[:K])
+        np.matmul(wb, cols, out=out[n].reshape(D, P))
 
 
 def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False):
