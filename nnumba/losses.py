@@ -8,15 +8,23 @@ The contract for a loss author (a subclass of :class:`Loss`):
 
 - ``_compute(y_hat, y, scale)`` returns ``(losses, dl_dyhat)``: the per-sample
   losses, shape (N,), and the gradient of ``scale * sum(losses)`` with respect to
-  ``y_hat`` (so ``scale`` is 1/N for a mean and 1 for a sum; gradient descent
-  passes B/N to weight a batch).  ``y_hat`` is a C-contiguous float array of the
-  predictions' device, batch first; compute with ``self.kernels`` into arrays from
-  ``self._scratch`` and check the targets ``y`` with a clear
-  :class:`~nnumba.errors.LabelError` / ``ShapeError`` before a kernel reads them.
-  ``self._targets(y, dtype)`` puts host targets on the device.
+  ``y_hat``, of ``y_hat``'s device, shape and dtype (``scale`` is 1/N for a mean
+  and 1 for a sum, so that it is the reduced loss's gradient; gradient descent
+  weights a batch afterwards, through ``backward(weight)``).  ``y_hat`` is a
+  C-contiguous float array of the predictions' device, batch first; ``y`` is a
+  host array or one of that device.  Compute with ``self.kernels`` into arrays
+  from ``self._scratch`` and check the targets ``y`` with a clear
+  :class:`~nnumba.errors.LabelError` / ``ShapeError`` before a kernel reads them;
+  ``self._targets(y, dtype)`` puts host targets on the device.  A formula the
+  kernel set lacks can be computed with numpy on ``to_host`` copies, the gradient
+  returned through ``self.device.to_device`` (docs/plugins.md has an example).
 - a constructor whose arguments are the loss's configuration, with ``config()``
   returning them (``{**super().config(), "lam": self.lam}``), so that the loss can
-  be rebuilt by name;
+  be rebuilt by name (unlike a layer's, they are not recorded automatically);
+- ``target_dtype``: ``"int64"`` for class labels, else None (the model's float
+  dtype): the dtype trainers give the targets on the device;
+- ``examples``: ``[(kwargs, prediction shape, "classes" | "signs" | "values")]``
+  for the conformance kit;
 - optionally ``penalty(params)`` / ``penalty_backward(params, weight)`` for a term on
   the parameters (the SVM's lambda ||w||^2).
 

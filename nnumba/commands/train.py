@@ -21,7 +21,7 @@ def add_parser(sub):
                    help="an option of a named model's factory, e.g. --model lenet "
                         "--model-option classes=5 (VALUE is read as JSON, else as text); "
                         "repeat for several")
-    p.add_argument("--dataset", help="mnist-5k (embedded, default), mnist, fashion-mnist")
+    p.add_argument("--dataset", help=_dataset_help())
     p.add_argument("--data-dir", help="folder holding the data set's IDX files")
     p.add_argument("--download", action="store_true", help="download the data set if missing")
     p.add_argument("--data", metavar="FILE",
@@ -58,6 +58,14 @@ def add_parser(sub):
                    help="train data-parallel over MPI ranks: `mpiexec -n N nnumba train` "
                         "(automatic under mpiexec with N > 1; needs pip install \"nnumba[mpi]\")")
     p.set_defaults(run=run)
+
+
+def _dataset_help() -> str:
+    """The registered data sets (a plugin's too), named when the parser is built."""
+    from ..registry import get_registry
+    names = [name for name, _ in get_registry().all_entries("dataset")]
+    listed = ", ".join(names).replace("%", "%%")  # argparse %-formats help
+    return f"a registered data set (see `nnumba plugins`): {listed}; default mnist-5k (embedded)"
 
 
 def _fill_defaults(args):

@@ -37,6 +37,24 @@ EMBEDDED_TRAIN_PER_CLASS, EMBEDDED_TEST_PER_CLASS = 400, 100
 
 @dataclass
 class Dataset:
+    """A classification data set, split into a training and a test set: what every
+    loader returns, a plugin's too (``nnumba_register_datasets``).
+
+    - ``name``: the name it is registered under;
+    - ``x_train``, ``x_test``: float32 inputs ``(N, ...)``, one per-sample shape for
+      both (``nnumba train`` trains in float32 and refuses other dtypes);
+    - ``y_train``, ``y_test``: int64 class numbers ``(N,)`` in ``[0, len(classes))``;
+    - ``classes``: the class names, in class-number order;
+    - ``description``: one line saying where the data comes from and how it is split.
+
+    A loader is called as ``loader(root=None, download=False)`` (``nnumba train
+    --dataset NAME --data-dir ROOT --download``): ``root`` is the folder holding
+    the data set's files, None meaning the loader's default place (e.g.
+    ``cache_dir() / NAME``); ``download=True`` fetches missing files into it first
+    (:func:`nnumba.data.download` checks their digest). Without it, a missing file
+    is a FileNotFoundError saying where the loader looked and how to get the data;
+    a loader that cannot honour ``root`` or ``download`` raises ValueError saying so.
+    """
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
