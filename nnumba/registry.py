@@ -151,7 +151,11 @@ class Registry:
         try:
             name = self.pm.register(plugin, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:  # a name taken, a bad hook
-            raise RegistryError(f"plugin {name or plugin!r:.80} not registered: {exc}") from None
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if name is not None and self.pm.has_plugin(name):
+                why = "a plugin of that name is registered already"
+            raise RegistryError(f"plugin {name or plugin!r:.80} not registered: "
+                                f"{why[:200]}") from None
         self._dists.setdefault(name, RUNTIME_DISTRIBUTION)
         self._cache.clear()
         try:

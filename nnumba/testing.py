@@ -80,7 +80,8 @@ def _numeric_gradient(f, array, eps):
 
 def _compare(owner, name, analytic, numeric, rtol, atol):
     if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
-        worst = np.unravel_index(np.argmax(np.abs(analytic - numeric)), numeric.shape)
+        worst = tuple(int(i) for i in
+                      np.unravel_index(np.argmax(np.abs(analytic - numeric)), numeric.shape))
         _fail(owner, f"gradient for {name} disagrees with finite differences: at {worst} "
                      f"backward gives {analytic[worst]:.8g}, differences {numeric[worst]:.8g}")
 
@@ -161,23 +162,21 @@ class _Registered:
 
     def __enter__(self):
         from .hookspecs import hookimpl
-        from .registry import get_layer, register_plugin
+        from .registry import get_registry, register_plugin
+        if get_registry().name_of("layer", self.cls) is not None:
+            return self  # registered already (maybe as PLUGIN:NAME, behind a built-in)
+        cls = self.cls
+
+        class _Plugin:
+            @hookimpl
+            def nnumba_register_layers(self):
+                return {cls.type_name: cls}
+
         try:
-            known = get_layer(self.cls.type_name)
-        except RegistryError:
-            known = None
-        if known is None:
-            cls = self.cls
-
-            class _Plugin:
-                @hookimpl
-                def nnumba_register_layers(self):
-                    return {cls.type_name: cls}
-
-            self.name = register_plugin(_Plugin(), f"nnumba.testing:{cls.type_name}")
-        elif known is not self.cls:
-            raise ConformanceError(f"{self.cls.type_name}: the registry holds another class "
-                                   f"under this name ({known.__module__}.{known.__qualname__})")
+            self.name = register_plugin(_Plugin(), f"nnumba-testing-{cls.type_name}")
+        except RegistryError as exc:
+            raise ConformanceError(f"{cls.type_name}: cannot be registered for the save/load "
+                                   f"check: {exc}") from None
         return self
 
     def __exit__(self, *exc):

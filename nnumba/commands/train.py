@@ -204,7 +204,11 @@ def _build_model(args, data):
     where that is needed); a spec file is read and checked against the data. Any
     error is one line naming the model or the file."""
     from dataclasses import replace
-    outputs = len(data.classes) if args.loss == "CrossEntropy" else None
+    from ..registry import get_loss
+    # A loss that takes class labels (CrossEntropy, a plugin's alike) wants one output
+    # per class; the others take targets as they come.
+    outputs = len(data.classes) if getattr(get_loss(args.loss), "target_dtype", None) == "int64" \
+        else None
     shape = data.x_train.shape[1:]
     if Path(args.model).suffix == ".json":
         spec = read_json(args.model, "model spec")  # names the file itself

@@ -1,6 +1,5 @@
 """Loss kernels: each writes per-sample losses and the gradient with respect to the
-prediction, ``scale`` multiplying the gradient (1/N for a mean, 1 for a sum, B/N
-when gradient descent accumulates batches); the formulas are
+prediction, ``scale`` multiplying the gradient (1/N for a mean, 1 for a sum); the formulas are
 :mod:`nnumba.kernels.formulas`'.  A mini-batch's loss is a few thousand numbers: a
 parallel launch would cost more than the work, so these loops are serial.  The
 labels were checked by the loss (class labels in [0, C), targets in {-1, 1})."""
