@@ -175,7 +175,7 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     batch = _size("batch", batch)
     shape = default_shape if input_shape is None else input_shape
     if shape is None:
-        raise ValueError(f"{name}: cannot tell the input shape from the model; "
+        raise ShapeError(f"{name}: cannot tell the input shape from the model; "
                          f"give it, e.g. --input-shape 1,28,28")
     if not isinstance(shape, (list, tuple)) or not shape:
         raise ShapeError(f"input shape must be a non-empty list of sizes, got {show(shape)}")
