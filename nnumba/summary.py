@@ -165,11 +165,12 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     from .layers.validation import check_fits, show
     spec, default_shape, name = _resolve(model, name, options)
     try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        dtype = None
-    if dtype not in (np.float32, np.float64):
+        ok = dtype is not None and np.dtype(dtype) in (np.float32, np.float64)
+    except TypeError:  # not a dtype at all (np.dtype(None) would be float64)
+        ok = False
+    if not ok:
         raise DTypeError(f"dtype must be float32 or float64, got {show(dtype)}")
+    dtype = np.dtype(dtype)
     # What the spec asks is checked first: its errors say more than a shape guessed from it.
     layers = _build_shapes_only(spec, dtype)
     batch = _size("batch", batch)
