@@ -28,6 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def naming(exc: Exception, source: str) -> Exception:
+    """``exc`` again, its message on one line after ``source`` (the file it is about):
+    of its own type where that type takes a message alone, else a ValueError."""
+    message = f"{source}: {' '.join(str(exc).split())}"
+    try:
+        return type(exc)(message)
+    except Exception:  # noqa: BLE001 - a type with a constructor of its own
+        return ValueError(message)
+
+
 def _one_line_warning(message, category, filename, lineno, line=None):
     return f"nnumba: warning: {message}\n"
 

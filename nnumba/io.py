@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NnumbaError, NonFiniteError, SaveError, WeightsError
+from .errors import NnumbaError, NonFiniteError, SaveError, TooLargeError, WeightsError
 from .jsonfile import parse_json
 from .registry import model_spec
 
@@ -235,6 +235,8 @@ def load_model(path):
     meta, _ = _read(path)
     try:
         model = Sequential.from_spec(meta["spec"]).astype(meta["dtype"])
+    except TooLargeError as exc:  # a fine file, maybe, for a machine with more memory
+        raise TooLargeError(f"{path}: cannot rebuild the stored model: {exc}") from None
     except (NnumbaError, ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: cannot rebuild the stored model: {exc}") from None
     return load_weights(model, path)

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import copy
-import json
+import inspect
 
 import numpy as np
 
 from .device import CPU, get_device, to_host
-from .errors import DTypeError, NnumbaError, RegistryError, ShapeError, SpecError
+from .errors import DTypeError, NnumbaError, RegistryError, ShapeError, SpecError, TooLargeError
 from .layers.contract import FLOAT_DTYPES, Layer, Parameter
 from .layers.fusion import fuse
-from .layers.validation import check_fits, check_memory
+from .layers.validation import check_fits, check_memory, show
 
 
 class Sequential:
@@ -51,38 +51,33 @@ class Sequential:
         """``spec`` (a list of layer dicts, or its JSON text) checked for its shape, or
         SpecError saying what is wrong."""
         if isinstance(spec, str):
-            try:
-                spec = json.loads(spec)
-            except (ValueError, RecursionError) as exc:
-                raise SpecError(f"a model spec must be JSON: {str(exc)[:200]}") from None
+            from .jsonfile import parse_json
+            try:  # with parse_json's depth limit: nothing below recurses on the values
+                spec = parse_json(spec, "a model spec")
+            except ValueError as exc:
+                raise SpecError(str(exc)[:300]) from None
         if not isinstance(spec, (list, tuple)) or not spec:
             raise SpecError(f"a model spec is a non-empty list of layer dicts, got "
-                            f"{_short(spec)}")
+                            f"{show(spec)}")
         for i, item in enumerate(spec):
             if not isinstance(item, dict) or "type" not in item:
                 raise SpecError(f"model spec item #{i} must be a dict with a 'type' key, "
-                                f"got {_short(item)}")
+                                f"got {show(item)}")
             if not isinstance(item["type"], str):
                 raise SpecError(f"model spec item #{i}: 'type' must be a layer name (a string), "
-                                f"got {_short(item['type'])}")
+                                f"got {show(item['type'])}")
+            for key in item:
+                if not isinstance(key, str):  # only Python callers can: JSON keys are text
+                    raise SpecError(f"model spec item #{i} ({show(item['type'])}): argument "
+                                    f"names are strings, got {show(key)}")
         return list(spec)
 
     @classmethod
     def from_spec(cls, spec, seed: int | None = None) -> "Sequential":
         """Build from ``[{"type": name, **kwargs}, ...]`` through the plugin registry;
-        a spec that cannot be built raises SpecError naming the item."""
-        from .registry import get_layer
-        layers = []
-        for i, item in enumerate(cls.check_spec(spec)):
-            kwargs = {k: v for k, v in item.items() if k != "type"}
-            try:
-                layers.append(get_layer(item["type"])(**kwargs))
-            except RegistryError as exc:
-                raise SpecError(f"model spec item #{i}: {exc}") from None
-            except NnumbaError:
-                raise
-            except (TypeError, ValueError) as exc:
-                raise SpecError(f"model spec item #{i} ({item['type']}): {exc}") from None
+        a spec that cannot be built raises SpecError naming the item (TooLargeError
+        where its parameters would not fit in memory)."""
+        layers = [build_layer(item, i) for i, item in enumerate(cls.check_spec(spec))]
         return cls(*layers, seed=seed)
 
     def spec(self) -> list[dict]:
@@ -278,10 +273,49 @@ class Sequential:
         return f"Sequential(\n{inner}\n)"
 
 
-def _short(value) -> str:
-    """A value for an error message, cut short (a spec may be huge or deeply nested)."""
+def build_layer(item: dict, index: int) -> Layer:
+    """The layer of spec item ``index`` (checked by check_spec), or an nnumba error
+    whose message starts with the item: SpecError for a missing, unknown or refused
+    argument (whatever the constructor raised: a plugin's may raise anything),
+    TooLargeError for parameters too large to allocate."""
+    from .registry import get_layer
+    name = item["type"]
     try:
-        text = repr(value)
-    except RecursionError:
-        text = f"a deeply nested {type(value).__name__}"
-    return text if len(text) <= 80 else text[:77] + "..."
+        layer_class = get_layer(name)
+    except RegistryError as exc:
+        raise SpecError(f"model spec item #{index}: {exc}") from None
+    where = f"model spec item #{index} ({name})"  # a registered name: short, printable
+    kwargs = {k: v for k, v in item.items() if k != "type"}
+    _check_arguments(layer_class, kwargs, where)
+
+    def why(exc):  # the constructor's message, less a repeated "Linear: "
+        text = " ".join(str(exc).split())
+        for prefix in (f"{name}: ", f"{layer_class.type_name}: "):
+            text = text.removeprefix(prefix)
+        return text if isinstance(exc, (NnumbaError, TypeError, ValueError)) else \
+            f"{type(exc).__name__}: {text}"
+
+    try:
+        return layer_class(**kwargs)
+    except TooLargeError as exc:
+        raise TooLargeError(f"{where}: {why(exc)}") from None
+    except MemoryError as exc:  # numpy tried and failed: the spec asks for too much
+        raise TooLargeError(f"{where}: out of memory ({why(exc)})") from None
+    except (NnumbaError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
+            RecursionError) as exc:
+        raise SpecError(f"{where}: {why(exc)}") from None
+
+
+def _check_arguments(layer_class, kwargs: dict, where: str):
+    """SpecError naming a missing or unknown argument, and listing those the layer
+    takes (the constructor's own TypeError names neither the layer nor the choices)."""
+    try:
+        signature = inspect.signature(layer_class)
+    except (TypeError, ValueError):  # no signature to read: the constructor will say
+        return
+    try:
+        signature.bind(**kwargs)
+    except TypeError as exc:
+        takes = ", ".join(str(p) for p in signature.parameters.values()) or "no arguments"
+        raise SpecError(f"{where}: {exc}; it takes {takes}") from None
+

@@ -17,7 +17,6 @@ Conventions, stated once:
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -143,18 +142,14 @@ def _flops_text(n):
 # ---- asking the layers -----------------------------------------------------------------
 
 def _build_shapes_only(spec, dtype):
-    """The spec's layers in shapes-only mode (nothing allocated), labelled as in a model."""
-    from .errors import SpecError
+    """The spec's layers in shapes-only mode (nothing allocated), labelled as in a model;
+    an error names the item, as Sequential.from_spec's do."""
     from .layers.contract import shapes_only
-    from .registry import get_layer
+    from .model import build_layer
     layers = []
     with shapes_only():
         for i, item in enumerate(spec):
-            kwargs = {k: v for k, v in item.items() if k != "type"}
-            try:
-                layer = get_layer(item["type"])(**kwargs)
-            except (TypeError, ValueError) as exc:
-                raise SpecError(f"model spec item #{i} ({item['type']}): {exc}") from None
+            layer = build_layer(item, i)
             layer.dtype = dtype
             layer.set_flags(label=f"{item['type']} #{i}")
             layers.append(layer)
@@ -165,21 +160,27 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
               name: str | None = None, **options) -> Summary:
     """Size ``model``: a registered model name (``options`` go to its factory), a spec
     (list of layer dicts), a path to a JSON spec file, or a Sequential."""
-    spec, default_shape, name = _resolve(model, name, options)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if int(batch) < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    shape = default_shape if input_shape is None else tuple(int(v) for v in input_shape)
-    if shape is None:
-        raise ValueError(f"{name}: cannot tell the input shape from the model; "
-                         f"give it, e.g. --input-shape 1,28,28")
-    if not shape or min(shape) < 1:
-        raise ValueError(f"input shape must be positive sizes, got {shape}")
+    from .errors import DTypeError, ShapeError
     from .layers.fusion import fuse
-    from .layers.validation import check_fits
+    from .layers.validation import check_fits, show
+    spec, default_shape, name = _resolve(model, name, options)
+    try:
+        ok = dtype is not None and np.dtype(dtype) in (np.float32, np.float64)
+    except TypeError:  # not a dtype at all (np.dtype(None) would be float64)
+        ok = False
+    if not ok:
+        raise DTypeError(f"dtype must be float32 or float64, got {show(dtype)}")
+    dtype = np.dtype(dtype)
+    # What the spec asks is checked first: its errors say more than a shape guessed from it.
     layers = _build_shapes_only(spec, dtype)
+    batch = _size("batch", batch)
+    shape = default_shape if input_shape is None else input_shape
+    if shape is None:
+        raise ShapeError(f"{name}: cannot tell the input shape from the model; "
+                         f"give it, e.g. --input-shape 1,28,28")
+    if not isinstance(shape, (list, tuple)) or not shape:
+        raise ShapeError(f"input shape must be a non-empty list of sizes, got {show(shape)}")
+    shape = tuple(_size("input shape", v) for v in shape)
     absorbed = {i for step, members in fuse(layers) for i in members[:-1]}
     rows, in_shape, wanted = [], tuple(shape), False
     for i, layer in enumerate(layers):
@@ -203,6 +204,16 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     return Summary(name, tuple(shape), int(batch), dtype.name, rows)
 
 
+def _size(what: str, value) -> int:
+    """An int >= 1, never a rounded float (a batch of 2.7 is no batch of 2)."""
+    from .errors import ShapeError, SpecError
+    from .layers.validation import integer
+    try:
+        return integer("summary", what, value)
+    except SpecError as exc:
+        raise ShapeError(str(exc)) from None
+
+
 def _resolve(model, name, options):
     """(spec, default input shape or None, display name)."""
     from .model import Sequential
@@ -212,7 +223,8 @@ def _resolve(model, name, options):
         spec = model.spec()
         name = name or "model"
     elif isinstance(model, (str, Path)) and str(model).endswith(".json"):
-        spec = json.loads(Path(model).read_text())
+        from .jsonfile import read_json
+        spec = read_json(model, "model spec")  # an error names the file
         name = name or Path(model).name
     elif isinstance(model, str):
         factory = get_model(model)

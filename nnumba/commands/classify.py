@@ -143,13 +143,16 @@ def _input_shape(args, model):
 
 def _build(args):
     import nnumba
+    from ..cli import naming
+    from ..errors import NnumbaError
     if Path(args.model).suffix == ".json":
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")
-        try:
-            return nnumba.build(read_json(args.model, "model spec"), seed=0)
-        except TypeError as exc:
-            raise ValueError(f"model spec {args.model}: {exc}") from None
+        spec = read_json(args.model, "model spec")  # names the file itself
+        try:  # from_spec, not build: a file holding "alexnet" is no spec
+            return nnumba.Sequential.from_spec(spec, seed=0)
+        except (NnumbaError, TypeError, ValueError) as exc:  # the error names the file too
+            raise naming(exc, f"model spec {args.model}") from None
     options = {} if args.num_classes is None else {"num_classes": args.num_classes}
     try:
         return nnumba.build(args.model, seed=0, **options)

@@ -24,18 +24,30 @@ def add_parser(sub):
 def _shape(text):
     try:
         shape = tuple(int(v) for v in text.split(","))
+        if min(shape) < 1:
+            raise ValueError
     except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated ints, got {text!r}") from None
+        raise ValueError(f"--input-shape must be comma-separated ints >= 1, got {text!r}") \
+            from None
     return shape
 
 
 def run(args):
+    from ..cli import naming
+    from ..errors import NnumbaError
     from ..jsonfile import read_json
     from ..summary import summarize
     shape = None if args.input_shape is None else _shape(args.input_shape)
-    model, name = args.model, None
-    if model.endswith(".json"):  # read here: a bad file gets a message naming it
-        model, name = read_json(args.model, "model spec"), Path(args.model).name
-    result = summarize(model, input_shape=shape, batch=args.batch, dtype=args.dtype, name=name)
+    if args.batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    if not args.model.endswith(".json"):
+        result = summarize(args.model, input_shape=shape, batch=args.batch, dtype=args.dtype)
+    else:  # read here, and every error of what it holds names the file
+        spec = read_json(args.model, "model spec")
+        try:
+            result = summarize(spec, input_shape=shape, batch=args.batch, dtype=args.dtype,
+                               name=Path(args.model).name)
+        except (NnumbaError, ValueError) as exc:
+            raise naming(exc, f"model spec {args.model}") from None
     print(json.dumps(result.to_dict()) if args.json else result.format())
     return 0

@@ -185,6 +185,8 @@ def _run(args, start):
         from ..io import check_save_path
         args.save = check_save_path(args.save)
     args.device = _check_device(args).name
+    if Path(args.model).suffix == ".json" and args.trainer != "perceptron":
+        args.spec = _read_spec(args.model)
     defaults = _fill_defaults(args)
     data = _load_data(args)  # every rank loads from disk; each trains on its shares only
     _say(args, f"data: {data.name}, {len(data.x_train)} train / {len(data.x_test)} test "
@@ -196,6 +198,23 @@ def _run(args, start):
     if args.trainer == "perceptron":
         return _run_perceptron(args, data, start)
     return _run_gradient(args, data, start)
+
+
+def _read_spec(path):
+    """The spec in the file at ``path``, checked before any data loads: every layer is
+    built shapes-only (each argument checked, nothing allocated). Errors name the file."""
+    from ..cli import naming
+    from ..errors import NnumbaError
+    from ..layers import shapes_only
+    from ..model import Sequential, build_layer
+    spec = read_json(path, "model spec")  # names the file itself
+    try:
+        with shapes_only():
+            for i, item in enumerate(Sequential.check_spec(spec)):
+                build_layer(item, i)
+    except (NnumbaError, ValueError) as exc:
+        raise naming(exc, f"model spec {path}") from None
+    return spec
 
 
 def _build_model(args, data):
@@ -211,9 +230,8 @@ def _build_model(args, data):
         else None
     shape = data.x_train.shape[1:]
     if Path(args.model).suffix == ".json":
-        spec = read_json(args.model, "model spec")  # names the file itself
         try:
-            model, shape = model_for_data(spec, shape, outputs, seed=args.seed)
+            model, shape = model_for_data(args.spec, shape, outputs, seed=args.seed)
         except (ValueError, TypeError, LookupError, ArithmeticError, RecursionError,
                 MemoryError) as exc:
             raise ValueError(f"model spec {args.model}: {_one_line(exc)}") from None

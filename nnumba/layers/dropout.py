@@ -28,7 +28,7 @@ class Dropout(Layer):
     def __init__(self, p: float = 0.5, seed: int | None = None, resample: bool = True):
         super().__init__()
         self.p = number("Dropout", "p", p, 0.0, 1.0)
-        self.seed = None if seed is None else integer("Dropout", "seed", seed, 0)
+        self.seed = None if seed is None else integer("Dropout", "seed", seed, 0, maximum=None)
         self.resample = flag("Dropout", "resample", resample)
         self._mask = None
 

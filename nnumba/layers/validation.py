@@ -4,11 +4,12 @@ says what was expected, what came, and which layer."""
 from __future__ import annotations
 
 import math
+import reprlib
 
 import numpy as np
 
 from ..device import CPU
-from ..errors import DTypeError, NonFiniteError, ShapeError, TooLargeError
+from ..errors import DTypeError, NonFiniteError, ShapeError, SpecError, TooLargeError
 
 
 # ---- arrays -------------------------------------------------------------------------
@@ -80,15 +81,41 @@ def check_fits(layer, input_shape, batch: int | None = None) -> None:
 
 
 # ---- constructor arguments -------------------------------------------------------------
+# A bad argument raises SpecError (a ValueError): it is what makes a spec item
+# unbuildable, and Sequential.from_spec adds which item it was.
 
-def integer(owner: str, name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= minimum; floats (784.9, and 784.0 too), bools, None and
-    strings are refused rather than rounded."""
+#: the largest size numpy can index; beyond it no array can exist, and a product of a
+#: few such sizes would overflow the float the memory check computes in
+MAX_SIZE = 2**63 - 1
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlevel = 3
+
+
+def show(value) -> str:
+    """``value`` for an error message: short, whatever it is (a 1 MB string, JSON
+    nested deep, an integer of thousands of digits, which repr() refuses)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    try:
+        return _repr.repr(value)
+    except (ValueError, RecursionError):  # an enormous int inside a list, ...
+        return f"a {type(value).__name__}"
+
+
+def integer(owner: str, name: str, value, minimum: int = 1, maximum: int | None = MAX_SIZE) -> int:
+    """``value`` as an int in [minimum, maximum]; floats (784.9, and 784.0 too), bools,
+    None and strings are refused rather than rounded. An int past ``maximum`` (None:
+    no limit, e.g. for seeds) is a TooLargeError: no array can have that size."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r} "
-                         f"({type(value).__name__})")
+        raise SpecError(f"{owner}: {name} must be an integer >= {minimum}, got {show(value)} "
+                        f"({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value}")
+        raise SpecError(f"{owner}: {name} must be an integer >= {minimum}, got {show(value)}")
+    if maximum is not None and value > maximum:
+        raise TooLargeError(f"{owner}: {name} is {show(value)}, more than any array can hold "
+                            f"(at most {maximum:,})")
     return int(value)
 
 
@@ -96,23 +123,28 @@ def integer_pair(owner: str, name: str, value, minimum: int = 1) -> tuple[int, i
     """An int or a pair of ints, each >= minimum, as a pair."""
     items = list(value) if isinstance(value, (list, tuple)) else [value, value]
     if len(items) != 2:
-        raise ValueError(f"{owner}: {name} must be an integer or a pair of integers, "
-                         f"got {value!r}")
+        raise SpecError(f"{owner}: {name} must be an integer or a pair of integers, "
+                        f"got {show(value)}")
     return integer(owner, name, items[0], minimum), integer(owner, name, items[1], minimum)
 
 
 def number(owner: str, name: str, value, low: float = -math.inf, high: float = math.inf) -> float:
     """A finite real number in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or not low <= value <= high:
+    try:  # float() refuses an int too large for a float (10**400)
+        ok = not isinstance(value, bool) and \
+            isinstance(value, (int, float, np.integer, np.floating)) and \
+            math.isfinite(float(value)) and low <= value <= high
+    except OverflowError:
+        ok = False
+    if not ok:
         bounds = f" in [{low}, {high}]" if math.isfinite(low) or math.isfinite(high) else ""
-        raise ValueError(f"{owner}: {name} must be a finite number{bounds}, got {value!r}")
+        raise SpecError(f"{owner}: {name} must be a finite number{bounds}, got {show(value)}")
     return float(value)
 
 
 def flag(owner: str, name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{owner}: {name} must be true or false, got {value!r}")
+        raise SpecError(f"{owner}: {name} must be true or false, got {show(value)}")
     return bool(value)
 
 
