@@ -14,12 +14,12 @@ with K = C*kh*kw and P = Ho*Wo; outT and dyT are the batch-inner layouts of out
 and dy.  Image by image, for large maps (AlexNet's, and a batch of one):
 forward out[n] (D, P) = [W | b] @ [cols_n; 1], cols_n the image's own im2col,
 so nothing is transposed and a stride-4 window is no run of single values.
-The GEMMs are numpy's (np.matmul with out=, called from Python).
+The GEMMs are BLAS's (:mod:`.blas`).
 """
-import numpy as np
 from numba import njit, prange
 
 from .layout import _add_run, _copy_run, _crop_rows, _pad_rows, _to_batch_inner, _to_batch_outer
+from .blas import gemm
 from .workspace import scratch
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
@@ -81,7 +81,7 @@ def forward_gemm(x, w, b, sh, sw, ph, pw, out):
     wb[:, :K] = w.reshape(D, K)
     wb[:, K] = b
     oT = scratch("gemm_out", (D, P * N), x.dtype)
-    np.matmul(wb, colsT, out=oT)
+    gemm(wb, colsT, oT)
     _to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
 
 
@@ -127,7 +127,7 @@ def forward_gemm_images(x, w, b, sh, sw, ph, pw, out):
     cols[K] = 1
     for n in range(N):
         _im2col_image(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[:K])
-        np.matmul(wb, cols, out=out[n].reshape(D, P))
+        gemm(wb, cols, out[n].reshape(D, P))
 
 
 def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False):
@@ -158,7 +158,7 @@ def weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out):
     _to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
     db_out += dyt.sum(axis=1)
     gT = scratch("gemm_dw", (K, D), dw_out.dtype)
-    np.matmul(colsT, dyt.T, out=gT)
+    gemm(colsT, dyt.T, gT)
     dwf = dw_out.reshape(D, K)
     dwf += gT.T
 
@@ -174,7 +174,7 @@ def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
     dyt = scratch("dyt", (D, P * N), dy.dtype)
     _to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
     dcT = scratch("dcolsT", (K, P * N), dy.dtype)
-    np.matmul(w.reshape(D, K).T, dyt, out=dcT)
+    gemm(w.reshape(D, K).T, dyt, dcT)
     dxT = scratch("xTpad", (C, H + 2 * ph, W + 2 * pw, N), dy.dtype)
     _col2im_pn(dcT, kh, kw, sh, sw, Ho, Wo, dxT)
     if ph or pw:
