@@ -72,14 +72,14 @@ def _col2im_pn(dcolsT, kh, kw, sh, sw, Ho, Wo, dxT):
 
 
 def forward_gemm(x, w, b, sh, sw, ph, pw, out):
-    N, C, H, W = x.shape
-    D, _, kh, kw = w.shape
+    N = x.shape[0]
+    D, C, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
     K, P = C * kh * kw, Ho * Wo
-    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=True)
     wb = scratch("w_bias", (D, K + 1), x.dtype)   # [W | b] @ [cols; 1]: the bias rides in the GEMM
     wb[:, :K] = w.reshape(D, K)
     wb[:, K] = b
+    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=True)
     oT = scratch("gemm_out", (D, P * N), x.dtype)
     gemm(wb, colsT, oT)
     _to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
@@ -151,16 +151,12 @@ def weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out):
     N = x.shape[0]
     D, C, kh, kw = dw_out.shape
     Ho, Wo = dy.shape[2], dy.shape[3]
-    P = Ho * Wo
-    K = C * kh * kw
+    P, K = Ho * Wo, C * kh * kw
     colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo)
     dyt = scratch("dyt", (D, P * N), dy.dtype)
     _to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
     db_out += dyt.sum(axis=1)
-    gT = scratch("gemm_dw", (K, D), dw_out.dtype)
-    gemm(colsT, dyt.T, gT)
-    dwf = dw_out.reshape(D, K)
-    dwf += gT.T
+    gemm(dyt, colsT.T, dw_out.reshape(D, K), accumulate=True)   # dW (D, K) += dyT @ colsT.T
 
 
 def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
@@ -169,8 +165,7 @@ def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
     N, D, Ho, Wo = dy.shape
     _, C, kh, kw = w.shape
     H, W = dx_out.shape[2], dx_out.shape[3]
-    P = Ho * Wo
-    K = C * kh * kw
+    P, K, M = Ho * Wo, C * kh * kw, C * H * W
     dyt = scratch("dyt", (D, P * N), dy.dtype)
     _to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
     dcT = scratch("dcolsT", (K, P * N), dy.dtype)
@@ -181,5 +176,4 @@ def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
         dxTc = scratch("xT", (C, H, W, N), dy.dtype)
         _crop_rows(dxT, ph, pw, dxTc)
         dxT = dxTc
-    M = C * H * W
     _to_batch_outer(dxT.reshape(M, N), dx_out.reshape(N, M))
