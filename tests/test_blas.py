@@ -5,7 +5,7 @@ import pytest
 
 from nnumba.kernels.cpu import blas
 
-SHAPES = [(7, 5, 9), (1, 9, 130), (100, 784, 256), (256, 100, 64), (64, 801, 1600)]
+SHAPES = [(7, 5, 9), (1, 9, 130), (1, 900, 1000), (600, 700, 1), (1, 1, 1), (100, 784, 256), (256, 100, 64), (64, 801, 1600)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -59,7 +59,8 @@ def _load():
         if ours:
             os.environ.pop("OPENBLAS_NUM_THREADS", None)
     return tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
-                 for name in ("scipy_cblas_sgemm", "scipy_cblas_dgemm"))
+                 for name in ("scipy_cblas_sgemm", "scipy_cblas_dgemm",
+                              "scipy_cblas_sgemv", "scipy_cblas_dgemv"))
 
 
 @intrinsic
@@ -83,6 +84,28 @@ def _cblas_gemm(typingctx, fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, 
         builder.call(builder.inttoptr(f, fnty.as_pointer()),
                      [ir.Constant(i32, 101), num(ta), num(tb), num(m), num(n), num(k), alpha,
                       addr(a), num(lda), addr(b), num(ldb), beta, addr(c), num(ldc)])
+        return context.get_dummy_value()
+    return signature, codegen
+
+
+@intrinsic
+def _cblas_gemv(typingctx, fn, trans, m, n, alpha, a, lda, x, beta, y):
+    """cblas_?gemv(RowMajor, trans, m, n, alpha, a, lda, x, 1, beta, y, 1), the function
+    at address ``fn``, the arrays at addresses a, x, y."""
+    signature = types.void(fn, trans, m, n, alpha, a, lda, x, beta, y)
+
+    def codegen(context, builder, sig, args):
+        i32, ptr = ir.IntType(32), ir.IntType(8).as_pointer()
+        real = context.get_value_type(sig.args[4])
+        fnty = ir.FunctionType(ir.VoidType(), [i32] * 4 + [real, ptr, i32, ptr, i32, real,
+                                                           ptr, i32])
+        f, trans, m, n, alpha, a, lda, x, beta, y = args
+        one = ir.Constant(i32, 1)
+        builder.call(builder.inttoptr(f, fnty.as_pointer()),
+                     [ir.Constant(i32, 101), builder.trunc(trans, i32), builder.trunc(m, i32),
+                      builder.trunc(n, i32), alpha, builder.inttoptr(a, ptr),
+                      builder.trunc(lda, i32), builder.inttoptr(x, ptr), one, beta,
+                      builder.inttoptr(y, ptr), one])
         return context.get_dummy_value()
     return signature, codegen
 
@@ -112,8 +135,51 @@ def _block(fn, a, ta, b, tb, c, beta, p, parts, by_rows):
 
 
 @njit(cache=True)
+def _vector_block(fn, mat, trans, x, y, beta, p, parts):
+    """Slice p of ``parts`` of y = op(mat) @ x (+ beta y): rows of mat, or columns with
+    the transpose."""
+    rows, cols = mat.shape
+    size = y.itemsize
+    # signed addresses: numba types uint64 + int64 as a float
+    pm, px, py = np.int64(mat.ctypes.data), np.int64(x.ctypes.data), np.int64(y.ctypes.data)
+    m, n = rows, cols
+    if trans == _NO_TRANS:
+        i0, i1 = p * rows // parts, (p + 1) * rows // parts
+        pm += i0 * cols * size
+        m = i1 - i0
+    else:
+        i0, i1 = p * cols // parts, (p + 1) * cols // parts
+        pm += i0 * size
+        n = i1 - i0
+    py += i0 * size
+    if m and n:
+        _cblas_gemv(fn, trans, m, n, y.dtype.type(1), pm, max(cols, 1), px,
+                    y.dtype.type(beta), py)
+
+
+@njit(parallel=True, cache=True)
+def _gemv_split(fn, mat, trans, x, y, beta, parts):
+    for p in prange(parts):
+        _vector_block(fn, mat, trans, x, y, beta, p, parts)
+
+
+@njit(cache=True)
 def _gemm_alone(fn, a, ta, b, tb, c, beta):
     _block(fn, a, ta, b, tb, c, beta, 0, 1, False)
+
+
+def address(dtype):
+    """The address of nnumba's own single-threaded ?gemm for ``dtype`` (float32 or
+    float64), for kernels that run a GEMM on each of their threads
+    (:func:`gemm_in_thread`); None without the library."""
+    addresses = _addresses()
+    return None if addresses is None else addresses[np.dtype(dtype) == np.float64]
+
+
+@njit(cache=True)
+def gemm_in_thread(fn, a, b, c):
+    """c = a @ b on the calling thread, all three C-contiguous; fn from :func:`address`."""
+    _block(fn, a, _NO_TRANS, b, _NO_TRANS, c, 0.0, 0, 1, False)
 
 
 @njit(parallel=True, cache=True)
@@ -144,10 +210,22 @@ def gemm(a, b, out, accumulate=False):
             np.matmul(a, b, out=out)
         return out
     (a, ta), (b, tb) = ops
-    fn = addresses[out.dtype == np.float64]
+    double = out.dtype == np.float64
     beta = 1.0 if accumulate else 0.0
     m, n = out.shape
     parts = get_num_threads()
+    if a.size and b.size and (m == 1 or n == 1):
+        # out's one row is op(b).T @ a's row; its one column is op(a) @ b's column.
+        # Either way the vector's elements lie contiguous, as does out.
+        mat, trans, x = (b, _TRANS if tb == _NO_TRANS else _NO_TRANS, a) if m == 1 \
+            else (a, ta, b)
+        fn, y = addresses[2 + double], out.reshape(-1)
+        if parts < 2 or max(a.size, b.size) < _SPLIT:
+            _vector_block(fn, mat, trans, x, y, beta, 0, 1)
+        else:
+            _gemv_split(fn, mat, trans, x, y, beta, parts)
+        return out
+    fn = addresses[double]
     if parts < 2 or m * n * a.size // max(m, 1) < _SPLIT:
         _gemm_alone(fn, a, ta, b, tb, out, beta)
     else:  # split the longer side of out, so that each block stays a real GEMM

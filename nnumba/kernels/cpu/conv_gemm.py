@@ -16,10 +16,10 @@ forward out[n] (D, P) = [W | b] @ [cols_n; 1], cols_n the image's own im2col,
 so nothing is transposed and a stride-4 window is no run of single values.
 The GEMMs are BLAS's (:mod:`.blas`).
 """
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from .layout import _add_run, _copy_run, _crop_rows, _pad_rows, _to_batch_inner, _to_batch_outer
-from .blas import gemm
+from .blas import address, gemm, gemm_in_thread
 from .workspace import scratch
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
@@ -85,37 +85,56 @@ def forward_gemm(x, w, b, sh, sw, ph, pw, out):
     _to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
 
 
+@njit(cache=True, fastmath=True)
+def _im2col_tap(x, n, t, kh, kw, sh, sw, ph, pw, Ho, Wo, row):
+    """Row t = (c, ki, kj) of image n's im2col: column i*Wo + j holds
+    x[n, c, i*sh + ki - ph, j*sw + kj - pw], zero outside the image."""
+    H, W = x.shape[2], x.shape[3]
+    zero = row.dtype.type(0)
+    c = t // (kh * kw)
+    ki = (t // kw) % kh
+    kj = t % kw
+    j_lo = min(Wo, max(0, (pw - kj + sw - 1) // sw))   # first j with q >= 0
+    j_hi = max(j_lo, min(Wo, (W - 1 + pw - kj) // sw + 1))  # past the last q < W
+    for i in range(Ho):
+        dst = row[i * Wo:(i + 1) * Wo]
+        r = i * sh + ki - ph
+        if r < 0 or r >= H:
+            for j in range(Wo):
+                dst[j] = zero
+            continue
+        src = x[n, c, r]
+        for j in range(j_lo):
+            dst[j] = zero
+        for j in range(j_lo, j_hi):
+            dst[j] = src[j * sw + kj - pw]
+        for j in range(j_hi, Wo):
+            dst[j] = zero
+
+
 @njit(**_OPTS)
 def _im2col_image(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
-    """cols (C*kh*kw, Ho*Wo) of image n: row t = (c, ki, kj), column i*Wo + j holds
-    x[n, c, i*sh + ki - ph, j*sw + kj - pw], zero outside the image.  Parallel over
-    taps (each writes its own row)."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    zero = cols.dtype.type(0)
-    for t in prange(C * kh * kw):
-        c = t // (kh * kw)
-        ki = (t // kw) % kh
-        kj = t % kw
-        j_lo = min(Wo, max(0, (pw - kj + sw - 1) // sw))   # first j with q >= 0
-        j_hi = max(j_lo, min(Wo, (W - 1 + pw - kj) // sw + 1))  # past the last q < W
-        for i in range(Ho):
-            dst = cols[t, i * Wo:(i + 1) * Wo]
-            r = i * sh + ki - ph
-            if r < 0 or r >= H:
-                for j in range(Wo):
-                    dst[j] = zero
-                continue
-            src = x[n, c, r]
-            for j in range(j_lo):
-                dst[j] = zero
-            for j in range(j_lo, j_hi):
-                dst[j] = src[j * sw + kj - pw]
-            for j in range(j_hi, Wo):
-                dst[j] = zero
+    """cols (C*kh*kw, Ho*Wo) of image n, parallel over taps (rows)."""
+    for t in prange(cols.shape[0]):
+        _im2col_tap(x, n, t, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[t])
+
+
+@njit(**_OPTS)
+def _images_in_threads(fn, x, wb, kh, kw, sh, sw, ph, pw, Ho, Wo, cols, out):
+    """out[n] (D, P) = wb @ cols_n, thread t taking images t, t + T, ... into its own
+    cols[t] (K + 1, P), whose last row is ones: no data crosses between cores."""
+    T, K = cols.shape[0], cols.shape[1] - 1
+    for t in prange(T):
+        for n in range(t, x.shape[0], T):
+            for tap in range(K):
+                _im2col_tap(x, n, tap, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[t, tap])
+            gemm_in_thread(fn, wb, cols[t], out[n])
 
 
 def forward_gemm_images(x, w, b, sh, sw, ph, pw, out):
-    """out[n] (D, P) = [W | b] @ [cols_n; 1], image by image."""
+    """out[n] (D, P) = [W | b] @ [cols_n; 1], image by image: one image per thread
+    when the batch has an image for each (measured 10-35 % faster on AlexNet's
+    layers at batch 16 than splitting each GEMM), else each GEMM split."""
     N = x.shape[0]
     D, C, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
@@ -123,6 +142,13 @@ def forward_gemm_images(x, w, b, sh, sw, ph, pw, out):
     wb = scratch("w_bias", (D, K + 1), x.dtype)
     wb[:, :K] = w.reshape(D, K)
     wb[:, K] = b
+    fn, threads = address(x.dtype), get_num_threads()
+    if fn is not None and N >= threads > 1:
+        cols = scratch("cols_images", (threads, K + 1, P), x.dtype)
+        cols[:, K] = 1
+        _images_in_threads(fn, x, wb, kh, kw, sh, sw, ph, pw, Ho, Wo, cols,
+                           out.reshape(N, D, P))
+        return
     cols = scratch("cols_image", (K + 1, P), x.dtype)
     cols[K] = 1
     for n in range(N):
