@@ -322,7 +322,7 @@ def unknown_name_message(kind: str, name: str, known) -> str:
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     if name.lower() in by_lower and by_lower[name.lower()] not in close:
         close.insert(0, by_lower[name.lower()])
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
     return (f"unknown {kind} {name!r}{hint} Known {kind}s: "
             f"{', '.join(sorted(known)) or '(none)'}.")
 

@@ -117,3 +117,15 @@ def test_adaptive_avg_refuses_bad_sizes_and_inputs():
     with pytest.raises(nnumba.ShapeError, match="AdaptiveAvgPool2d"):
         layer.forward(np.zeros((2, 3, 0, 4), np.float32))
     assert layer.output_shape((256, 13, 13)) == (256, 2, 2)
+
+
+def test_adaptive_flops_closed_form_counts_every_bin_and_stays_fast_when_huge():
+    from nnumba.kernels.formulas import adaptive_bin
+    from nnumba.layers.adaptive_pool import _bins_total
+    for size in range(1, 40):
+        for out in range(1, 40):
+            bins = [adaptive_bin(i, size, out) for i in range(out)]
+            assert _bins_total(size, out) == sum(end - start for start, end in bins)
+    layer = AdaptiveAvgPool2d(output_size=10**9)   # a summary must not loop over the bins
+    forward, _, _ = layer.flops((3, 5, 7))
+    assert forward == 3 * 10**9 * (10**9 + 6)   # 5 divides 10**9, 7 does not

@@ -178,7 +178,10 @@ def test_hog_has_no_gradient_but_trains_as_a_first_layer():
     lambda: PolynomialFeatures(1, 0, include_bias=False),
     lambda: RandomPairProducts(1, 3), lambda: RandomPairProducts(4, 0, keep_input=False),
     lambda: Radius(0), lambda: HOG(28, 28, cell_size=0), lambda: HOG(4, 4, cell_size=8),
-    lambda: HOG(bins=1), lambda: HOG(eps=0.0)])
+    lambda: HOG(bins=1), lambda: HOG(eps=0.0),
+    # what a JSON spec can carry: text for a flag, a float for a count or a seed
+    lambda: PolynomialFeatures(2, 2, include_bias="false"), lambda: Radius(float("inf")),
+    lambda: RandomPairProducts(4, 2, seed=1.5), lambda: RandomPairProducts(4, 2, keep_input=1)])
 def test_bad_settings_are_refused(make):
     with pytest.raises(ValueError):
         make()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 
 import nnumba
@@ -84,3 +85,15 @@ def test_disable_autoload_env_skips_entry_points():
                                              "NNUMBA_DISABLE_PLUGIN_AUTOLOAD": "1"})
     names = json.loads(env_on.stdout)
     assert all(n.startswith("nnumba.") for n in names), names
+
+
+@pytest.mark.parametrize("hidden", [None, "abc", {}, True, 1.5])
+def test_mlp_hidden_that_is_no_width_or_list_of_widths_is_a_spec_error(hidden):
+    from nnumba.errors import SpecError
+    with pytest.raises(SpecError, match="hidden"):
+        nnumba.build("mlp", hidden=hidden)
+
+
+def test_mlp_hidden_takes_a_numpy_integer_or_a_tuple():
+    assert len(nnumba.build("mlp", hidden=np.int64(8)).layers) == 4
+    assert len(nnumba.build("mlp", hidden=(8, 4)).layers) == 6

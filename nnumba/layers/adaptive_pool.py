@@ -1,17 +1,20 @@
 """Adaptive average pooling: any (C, H, W) to a fixed (C, Ho, Wo), with PyTorch's bins
 (start floor(i*H/Ho), end ceil((i+1)*H/Ho)). AlexNet uses it to accept any image size;
 at 224 x 224 its (256, 6, 6) input already has the output size and it is the identity."""
+import math
+
 from ..errors import ShapeError
 from ..hookspecs import hookimpl
-from ..kernels.formulas import adaptive_bin
 from .contract import Layer
 from .validation import integer_pair
 
 
 def _bins_total(size: int, out: int) -> int:
-    """The sum of the bins' lengths along one axis."""
-    return sum(adaptive_bin(i, size, out)[1] - adaptive_bin(i, size, out)[0]
-               for i in range(out))
+    """The sum of the bins' lengths along one axis
+    (:func:`nnumba.kernels.formulas.adaptive_bin`), in closed form: the ends'
+    floors telescope to ``size``, and every bin's end is rounded up but the
+    gcd(size, out) that end on an input boundary."""
+    return size + out - math.gcd(size, out)
 
 
 class AdaptiveAvgPool2d(Layer):

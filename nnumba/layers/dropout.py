@@ -13,6 +13,8 @@ The mask comes from the layer's own generator, seeded by ``seed`` when given, el
 from ``reset_parameters(rng)`` (``Sequential(..., seed=s)`` or ``nnumba.build``), so
 a seeded training run drops the same units every time.
 """
+import math
+
 import numpy as np
 
 from ..hookspecs import hookimpl
@@ -43,7 +45,7 @@ class Dropout(Layer):
         self._mask = None
 
     def flops(self, input_shape):
-        n = int(np.prod(input_shape))
+        n = math.prod(input_shape)
         active = n if self.p > 0 else 0
         return active, 0, active
 

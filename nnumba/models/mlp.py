@@ -1,12 +1,21 @@
 """The lecture's multi-layer perceptron and its one-layer special case, the
 (multinomial) logistic regression."""
+import numbers
+
+from ..errors import SpecError
 from ..hookspecs import hookimpl
+from ..layers.validation import show
 from .named import NamedModel
 
 
 def mlp(inputs: int = 784, hidden=(256,), classes: int = 10, activation: str = "ReLU"):
     """The lecture's MLP: Flatten, then Linear + activation per hidden layer, then Linear."""
-    hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+    if isinstance(hidden, (list, tuple)):
+        hidden = list(hidden)
+    elif isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        hidden = [hidden]
+    else:  # each width is checked by its Linear layer
+        raise SpecError(f"mlp: hidden must be a width or a list of widths, got {show(hidden)}")
     spec, width = [{"type": "Flatten"}], inputs
     for h in hidden:
         spec += [{"type": "Linear", "in_features": width, "out_features": h},

@@ -13,6 +13,7 @@ import numpy as np
 
 from nnumba import Layer
 from nnumba.errors import NoGradientError
+from nnumba.layers.validation import flag, integer
 
 from . import kernels
 
@@ -21,12 +22,6 @@ class _FeatureLayer(Layer):
     """A fixed feature map computed with numpy and this plugin's own @njit kernels:
     it runs on the CPU only (``devices``), which nnumba checks before a model moves."""
     devices = ("cpu",)
-
-
-def _positive_int(layer: str, name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class XorProduct(_FeatureLayer):
@@ -78,11 +73,11 @@ class PolynomialFeatures(_FeatureLayer):
 
     def __init__(self, in_features: int = 1, degree: int = 2, include_bias: bool = True):
         super().__init__()
-        self.in_features = _positive_int("PolynomialFeatures", "in_features", in_features)
-        self.degree = _positive_int("PolynomialFeatures", "degree", degree, 0)
+        self.in_features = integer("PolynomialFeatures", "in_features", in_features)
+        self.degree = integer("PolynomialFeatures", "degree", degree, 0)
         if self.degree == 0 and not include_bias:
             raise ValueError("PolynomialFeatures: degree 0 without the bias leaves no feature")
-        self.include_bias = bool(include_bias)
+        self.include_bias = flag("PolynomialFeatures", "include_bias", include_bias)
         self.powers = monomial_powers(self.in_features, self.degree, self.include_bias)
 
     @property
@@ -128,10 +123,10 @@ class RandomPairProducts(_FeatureLayer):
     def __init__(self, in_features: int, num_products: int, seed: int = 0,
                  keep_input: bool = True):
         super().__init__()
-        self.in_features = _positive_int("RandomPairProducts", "in_features", in_features, 2)
-        self.num_products = _positive_int("RandomPairProducts", "num_products", num_products, 0)
-        self.seed = _positive_int("RandomPairProducts", "seed", seed, 0)
-        self.keep_input = bool(keep_input)
+        self.in_features = integer("RandomPairProducts", "in_features", in_features, 2)
+        self.num_products = integer("RandomPairProducts", "num_products", num_products, 0)
+        self.seed = integer("RandomPairProducts", "seed", seed, 0, None)
+        self.keep_input = flag("RandomPairProducts", "keep_input", keep_input)
         if self.num_products == 0 and not self.keep_input:
             raise ValueError("RandomPairProducts: no products and no input leaves no feature")
         self.first, self.second = random_pairs(self.in_features, self.num_products, self.seed)
@@ -169,7 +164,7 @@ class Radius(_FeatureLayer):
 
     def __init__(self, in_features: int = 2):
         super().__init__()
-        self.in_features = _positive_int("Radius", "in_features", in_features)
+        self.in_features = integer("Radius", "in_features", in_features)
 
     def input_shape(self):
         return (self.in_features,)
@@ -215,10 +210,10 @@ class HOG(_FeatureLayer):
     def __init__(self, height: int = 28, width: int = 28, cell_size: int = 8, bins: int = 9,
                  normalize: bool = True, eps: float = 1e-3):
         super().__init__()
-        self.cell_size = _positive_int("HOG", "cell_size", cell_size)
-        self.height = _positive_int("HOG", "height", height, self.cell_size)
-        self.width = _positive_int("HOG", "width", width, self.cell_size)
-        self.bins = _positive_int("HOG", "bins", bins, 2)
+        self.cell_size = integer("HOG", "cell_size", cell_size)
+        self.height = integer("HOG", "height", height, self.cell_size)
+        self.width = integer("HOG", "width", width, self.cell_size)
+        self.bins = integer("HOG", "bins", bins, 2)
         self.normalize = bool(normalize)
         if not (math.isfinite(eps) and eps > 0):
             raise ValueError(f"HOG: eps must be a positive number, got {eps!r}")
