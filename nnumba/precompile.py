@@ -75,6 +75,7 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
             out = warm_layers(twin, plan[0], shapes)
             _warm_loss(copy.deepcopy(loss), out, y[:2])
             _warm_optimizer(optimizer, twin)
+            _warm_batches(twin, loss, x, y)
             ok = True
         except Exception:  # noqa: BLE001 - the real first step meets it and says why
             ok = False
@@ -124,6 +125,16 @@ def _warm_optimizer(optimizer, twin):
         type(optimizer)(twin, **optimizer.config()).step()
     except (TypeError, ValueError):
         pass  # built some other way: its first real step compiles it
+
+
+def _warm_batches(model, loss, x, y):
+    """One shuffled mini-batch gather of arrays like ``x`` and ``y``, as the trainer
+    takes them (:class:`nnumba.train.batches.Batches`)."""
+    from .train.batches import Batches, target_dtype
+    n = min(len(x), 3)
+    if n > 1:
+        Batches(model.device, x[:n], y[:n], n, target_dtype(loss, model.dtype, y)).take(
+            np.arange(n)[::-1].copy())
 
 
 def _input_shapes(model, input_shape):
