@@ -3,14 +3,15 @@ over numba's threads.
 
 numpy's OpenBLAS runs its own thread pool, whose workers spin for a while after
 each call; numba's workers, running nnumba's other kernels in between, then wait
-for a core, and a training step that alternates between the two pools ran 20-30 %
+for a core, and a training step that alternates between the two pools ran 30-50 %
 slower (docs/performance.md).  numpy's OpenBLAS is the user's too, and its
 settings are not nnumba's to change.  So nnumba loads its own copy of the library
 (the scipy-openblas32 wheel, which nothing else loads) with one thread, and
 splits each large product into column (or row) blocks over numba's threads: one
 pool for everything nnumba computes.  ``OPENBLAS_NUM_THREADS=1`` is in the
 environment only while that copy loads and reads it.  Where the wheel is missing,
-numpy's matmul does the work.
+numpy's matmul does the work.  A product with one row or one column runs as a
+matrix-vector product (GEMV), which reads the matrix once where GEMM would pack it.
 
 ``gemm(a, b, out, accumulate)``: out (M, N) = a @ b (+ out with accumulate), one
 float dtype; ``a`` and ``b`` C-contiguous or transposes of C-contiguous arrays
