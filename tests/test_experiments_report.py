@@ -17,6 +17,7 @@ from nnumba.cli import main
 from nnumba.experiments import figures, get_experiment, list_experiments
 from nnumba.experiments.report import Entry, write_report
 from nnumba.experiments.result import Result
+from nnumba.registry import get_registry
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
@@ -41,9 +42,20 @@ def run_all(tmp_path_factory):
     return out, json.loads(stdout.getvalue()), stderr.getvalue(), drawn
 
 
+def _needs_absent_plugin() -> set[str]:
+    """The experiments whose feature layers no installed plugin registers."""
+    layers = get_registry().entries("layer")
+    return {e.name for e in list_experiments() if any(f not in layers for f in e.features)}
+
+
 def test_run_all_runs_every_experiment_and_writes_the_report(run_all):
     out, numbers, printed, _ = run_all
-    assert list(numbers) == [e.name for e in list_experiments()]
+    skipped = _needs_absent_plugin()
+    assert list(numbers) == [e.name for e in list_experiments() if e.name not in skipped]
+    for name in skipped:  # said, with the way to get it, and not a failure
+        assert f"== {name}: skipped: needs " in printed
+        assert "pip install -e plugins/nnumba-features" in printed
+    assert ("skipped (an optional plugin is not installed)" in printed) == bool(skipped)
     assert f"report: {out / 'index.html'} (and index.md)" in printed
     assert (out / "index.html").is_file() and (out / "index.md").is_file()
 
@@ -54,6 +66,8 @@ def test_every_figure_is_labelled_and_titled_with_its_slide(run_all):
         pytest.skip("the figures need matplotlib")
     problems = {}
     for exp in list_experiments():
+        if exp.name in _needs_absent_plugin():
+            continue
         fig = drawn.get(f"{exp.name}.png")
         assert fig is not None, f"{exp.name} drew no figure"
         found = figures.figure_problems(fig)
@@ -92,10 +106,14 @@ def test_report_holds_every_slide_in_order_with_this_runs_results(run_all):
     page = (out / "index.html").read_text(encoding="utf-8")
     sections = _sections(page)
     assert [name for name, _ in sections] == [e.name for e in list_experiments()]
+    skipped = _needs_absent_plugin()
     for name, body in sections:
         exp = get_experiment(name)
         assert html.escape(exp.quote) in body  # the lecture's claim, quoted
         assert f"nnumba experiment run {name} --out {out} --fast" in html.unescape(body)
+        if name in skipped:
+            assert "skipped: needs " in body and "<pre>" not in body
+            continue
         table = html.unescape(re.search(r"<pre>(.*?)</pre>", body, re.S).group(1))
         assert table in printed  # the table this run printed, not one written in advance
         if drawn:
@@ -106,7 +124,7 @@ def test_report_holds_every_slide_in_order_with_this_runs_results(run_all):
     markdown = (out / "index.md").read_text(encoding="utf-8")
     for exp in list_experiments():
         assert f"## {exp.slide}" in markdown
-        if drawn:
+        if drawn and exp.name not in skipped:
             assert f"({exp.name}.png)" in markdown
 
 
@@ -124,6 +142,25 @@ def test_report_writer_shows_results_failures_and_no_figure_without_one(tmp_path
     assert "<img" not in page and "a note" in page
     assert "Failed: xor" in page and "failed: ValueError: broken" in page
     assert "a table: 1 < 2 & 3" in md_path.read_text(encoding="utf-8")
+
+
+def test_run_all_skips_an_experiment_whose_plugin_is_absent_and_still_succeeds(
+        tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    import nnumba.experiments as experiments
+    pooling = get_experiment("pooling")
+    absent = dataclasses.replace(pooling, name="needs-absent", features=("NoSuchFeature",))
+    monkeypatch.setattr(experiments, "list_experiments", lambda: [pooling, absent])
+    assert main(["experiment", "run", "all", "--fast", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "== needs-absent: skipped: needs NoSuchFeature: it comes with the nnumba-features" \
+        in printed
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "Skipped (an optional plugin is not installed): needs-absent" in page
+    assert "Failed" not in page and "skipped: needs NoSuchFeature" in page
+    assert "skipped: needs NoSuchFeature" in (tmp_path / "index.md").read_text(encoding="utf-8")
 
 
 # ---- in a real browser --------------------------------------------------------------------

@@ -59,12 +59,15 @@ def run_list(args):
 
 def run_experiments(args):
     from ..experiments import get_experiment, list_experiments
+    from ..experiments.common import PLUGIN_HINT
     from ..experiments.report import Entry, command_for, write_report
+    from ..registry import get_registry
     every = args.names == ["all"]
+    layers = get_registry().entries("layer")
     # Unknown names fail here, before anything runs.
     chosen = list_experiments() if every else [get_experiment(name) for name in args.names]
     given = {"data_dir": args.data_dir, "lecture": args.lecture or None}  # None: not given
-    numbers, failures, entries = {}, [], []
+    numbers, failures, skipped, entries = {}, [], [], []
     out = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only JSON
     for exp in chosen:
         options = {k: v for k, v in given.items() if v is not None and k in exp.options}
@@ -72,6 +75,13 @@ def run_experiments(args):
             for unused in sorted(k for k, v in given.items() if v is not None and k not in options):
                 print(f"note: {exp.name} does not use --{unused.replace('_', '-')}", file=out)
         command = command_for(exp.name, args.out or "DIR", args.fast, **options)
+        missing = [f for f in exp.features if f not in layers]
+        if every and missing:  # an optional plugin is absent: skipped, as pytest would
+            reason = f"needs {', '.join(missing)}: {PLUGIN_HINT}"
+            skipped.append(exp.name)
+            entries.append(Entry(exp, None, 0.0, command=command, skipped=reason))
+            print(f"== {exp.name}: skipped: {reason}\n", file=out)
+            continue
         start = time.perf_counter()
         try:
             result = exp.run(out_dir=args.out, fast=args.fast, **options)
@@ -96,6 +106,9 @@ def run_experiments(args):
         print(f"report: {page} (and {markdown.name})", file=out)
     if args.json:
         print(json.dumps(numbers, default=_jsonable))
+    if skipped:
+        print(f"skipped (an optional plugin is not installed): {', '.join(skipped)}",
+              file=sys.stderr)
     if failures:
         print(f"failed: {', '.join(failures)}", file=sys.stderr)
         return 1

@@ -21,12 +21,14 @@ from .result import Result
 
 @dataclass
 class Entry:
-    """One experiment of the run: its result, or the error that stopped it."""
+    """One experiment of the run: its result, the error that stopped it, or why it was
+    skipped (an optional plugin it needs is not installed)."""
     experiment: Experiment
     result: Result | None
     seconds: float
     error: str | None = None
     command: str = ""
+    skipped: str | None = None
 
 
 def command_for(name: str, out_dir, fast: bool = False, **options) -> str:
@@ -53,7 +55,9 @@ def _header(entries, run_command: str) -> dict:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                        f"{platform.python_version()}",
             "total": sum(e.seconds for e in entries),
-            "failed": [e.experiment.name for e in entries if e.result is None],
+            "failed": [e.experiment.name for e in entries
+                       if e.result is None and e.skipped is None],
+            "skipped": [e.experiment.name for e in entries if e.skipped is not None],
             "command": run_command}
 
 
@@ -81,6 +85,7 @@ code { background: #f6f6f6; padding: 0 0.2rem; }
 img { max-width: 100%; border: 1px solid #ddd; }
 .meta { color: #666; font-size: 0.9rem; }
 .failed { color: #b00; font-weight: bold; }
+.skipped { color: #8a6d00; }
 nav ol { columns: 2; }
 """
 
@@ -96,6 +101,9 @@ def _html(entries, head, out_dir) -> str:
              f"{e(head['machine'])}; {head['total']:.0f} s in all.</p>"]
     if head["failed"]:
         parts.append(f"<p class=\"failed\">Failed: {e(', '.join(head['failed']))}</p>")
+    if head["skipped"]:
+        parts.append("<p class=\"skipped\">Skipped (an optional plugin is not installed): "
+                     f"{e(', '.join(head['skipped']))}</p>")
     parts.append("<nav><ol>")
     for entry in entries:
         exp = entry.experiment
@@ -107,7 +115,9 @@ def _html(entries, head, out_dir) -> str:
         parts += [f'<section id="{e(exp.name)}">', f"<h2>{e(exp.slide)}</h2>",
                   f"<p class=\"meta\">experiment <code>{e(exp.name)}</code>: {e(exp.summary)}</p>",
                   f"<blockquote>{e(exp.quote)}</blockquote>"]
-        if result is None:
+        if entry.skipped is not None:
+            parts.append(f"<p class=\"skipped\">skipped: {e(entry.skipped)}</p>")
+        elif result is None:
             parts.append(f"<p class=\"failed\">failed: {e(entry.error or '')}</p>")
         else:
             parts += [f"<p><strong>The claim checked:</strong> {e(result.claim)}</p>",
@@ -133,6 +143,9 @@ def _markdown(entries, head, out_dir) -> str:
              f"{head['total']:.0f} s in all.", ""]
     if head["failed"]:
         lines += [f"**Failed: {', '.join(head['failed'])}**", ""]
+    if head["skipped"]:
+        lines += ["Skipped (an optional plugin is not installed): "
+                  f"{', '.join(head['skipped'])}", ""]
     for i, entry in enumerate(entries, 1):
         lines.append(f"{i}. [{entry.experiment.slide}](#{entry.experiment.name}) "
                      f"(`{entry.experiment.name}`)")
@@ -140,7 +153,9 @@ def _markdown(entries, head, out_dir) -> str:
         exp, result = entry.experiment, entry.result
         lines += ["", f'<a id="{exp.name}"></a>', "", f"## {exp.slide}", "",
                   f"experiment `{exp.name}`: {exp.summary}", "", f"> {exp.quote}", ""]
-        if result is None:
+        if entry.skipped is not None:
+            lines += [f"skipped: {entry.skipped}", ""]
+        elif result is None:
             lines += [f"**failed:** {entry.error}", ""]
         else:
             lines += [f"**The claim checked:** {result.claim}", "", "```", result.table, "```",
