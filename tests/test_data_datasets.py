@@ -62,6 +62,16 @@ def test_embedded_is_deterministic_and_prefixes_are_balanced(embedded):
     small = embedded.subset(train=100, test=30)
     assert np.bincount(small.y_train).tolist() == [10] * 10 and len(small.x_test) == 30
     assert load_dataset().name == "mnist-5k"
+    assert small.description.endswith("Subset: the first 100 train and the first 30 test.")
+    only_train = embedded.subset(train=100)
+    assert len(only_train.x_test) == len(embedded.x_test)
+    assert only_train.description.endswith("Subset: the first 100 train.")
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "10"])
+def test_subset_refuses_a_size_that_is_not_a_positive_integer(embedded, bad):
+    with pytest.raises(ValueError, match="subset: train must be an integer >= 1"):
+        embedded.subset(train=bad)
 
 
 def synthetic_mnist(root, n_train=12, n_test=5, gz=True):

@@ -65,9 +65,16 @@ class Dataset:
 
     def subset(self, train: int | None = None, test: int | None = None) -> "Dataset":
         """The first `train` / `test` examples (None keeps all), for quick runs."""
+        for n, split in ((train, "train"), (test, "test")):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                                  or n < 1):  # a negative slice would drop the *last* ones
+                raise ValueError(f"subset: {split} must be an integer >= 1 or None, got {n!r}")
+        kept = [f"the first {n} {split}" for n, split in ((train, "train"), (test, "test"))
+                 if n is not None]
         return replace(self, x_train=self.x_train[:train], y_train=self.y_train[:train],
                        x_test=self.x_test[:test], y_test=self.y_test[:test],
-                       description=f"{self.description} Subset: first {train} train, {test} test.")
+                       description=f"{self.description} Subset: {' and '.join(kept)}."
+                       if kept else self.description)
 
     def binary(self, negative: int, positive: int, split: str = "train"):
         """(x, y) of two classes only, y = -1 for ``negative`` and +1 for ``positive``
