@@ -152,7 +152,9 @@ class Registry:
             name = self.pm.register(plugin, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:  # a name taken, a bad hook
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if name is not None and self.pm.has_plugin(name):
+            if self.pm.is_registered(plugin):  # pluggy's message names the new name
+                why = f"it is registered already, as plugin {self.pm.get_name(plugin)!r}"
+            elif name is not None and self.pm.has_plugin(name):
                 why = "a plugin of that name is registered already"
             raise RegistryError(f"plugin {name or plugin!r:.80} not registered: "
                                 f"{why[:200]}") from None

@@ -135,6 +135,17 @@ def test_run_time_registration_of_a_taken_plugin_name_is_a_registry_error():
         nnumba.register_plugin(_plugin(layers=lambda: {}), name="nnumba.layers.linear")
 
 
+def test_registering_the_same_plugin_again_names_the_name_it_has():
+    plugin = _plugin(layers=lambda: {})
+    name = nnumba.register_plugin(plugin, name="first-name")
+    try:
+        with pytest.raises(RegistryError, match="registered already, as plugin 'first-name'"):
+            nnumba.register_plugin(plugin, name="second-name")
+        assert nnumba.get_registry().pm.get_name(plugin) == "first-name"
+    finally:
+        nnumba.unregister_plugin(name)
+
+
 # ---- as installed: the CLI ----------------------------------------------------------------
 
 EVIL_MODULE = '''

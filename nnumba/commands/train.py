@@ -43,9 +43,11 @@ def add_parser(sub):
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes", default="0,1",
-                   help="perceptron only: NEG,POS classes by number or name (default: the "
-                        "lecture's digits 0 vs 1)")
+                   help="the perceptron, and a loss on signs (Hinge, Logistic): the two "
+                        "classes NEG,POS by number or name (default: the lecture's digits "
+                        "0 vs 1)")
     p.add_argument("--train-size", type=int, help="use only the first N training samples")
+    p.add_argument("--test-size", type=int, help="use only the first N test samples")
     p.add_argument("--save", help="write the trained weights to this .npz file")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -88,7 +90,7 @@ def _fill_defaults(args):
 
 def _check_options(args):
     """Refuse what cannot run, before anything loads."""
-    for flag in ("epochs", "batch_size"):
+    for flag in ("epochs", "batch_size", "train_size", "test_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
@@ -128,10 +130,8 @@ def _load_data(args):
         from ..registry import get_dataset
         data = get_dataset(args.dataset or "mnist-5k")(root=args.data_dir,
                                                        download=args.download)
-    if args.train_size is not None:
-        if args.train_size < 1:
-            raise ValueError(f"--train-size must be >= 1, got {args.train_size}")
-        data = data.subset(train=args.train_size)
+    if args.train_size is not None or args.test_size is not None:
+        data = data.subset(train=args.train_size, test=args.test_size)
     return data
 
 
@@ -223,11 +223,7 @@ def _build_model(args, data):
     where that is needed); a spec file is read and checked against the data. Any
     error is one line naming the model or the file."""
     from dataclasses import replace
-    from ..registry import get_loss
-    # A loss that takes class labels (CrossEntropy, a plugin's alike) wants one output
-    # per class; the others take targets as they come.
-    outputs = len(data.classes) if getattr(get_loss(args.loss), "target_dtype", None) == "int64" \
-        else None
+    data, outputs = _targets_for_loss(args, data)
     shape = data.x_train.shape[1:]
     if Path(args.model).suffix == ".json":
         try:
@@ -247,6 +243,37 @@ def _build_model(args, data):
         data = replace(data, x_train=data.x_train.reshape((-1,) + shape),
                        x_test=data.x_test.reshape((-1,) + shape))
     return model.to(getattr(args, "device", "cpu")), data
+
+
+def _targets_for_loss(args, data):
+    """(data, outputs): the data sets' class labels as the loss takes its targets, and
+    the model's outputs for them (None: as the model has them).  A loss on classes
+    (CrossEntropy) takes the labels, one output per class; a loss on signs (Hinge,
+    Logistic) the two classes of --classes as -1 / +1, one output; a loss on values
+    (MSE) the labels one-hot, one output per class."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from ..registry import get_loss
+    loss = get_loss(args.loss)
+    kinds = {kind for *_, kind in getattr(loss, "examples", [])}
+    if getattr(loss, "target_dtype", None) == "int64" or "classes" in kinds:
+        return data, len(data.classes)
+    if kinds == {"signs"}:
+        neg, pos = _two_classes(args, data)
+        (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
+        _say(args, f"targets for {args.loss}: class {neg} -> -1, class {pos} -> +1: "
+                   f"{len(x)} train / {len(xt)} test")
+        return replace(data, x_train=x, y_train=y, x_test=xt, y_test=yt,
+                       classes=[data.classes[neg], data.classes[pos]]), 1
+    if kinds == {"values"}:
+        eye = np.eye(len(data.classes), dtype=np.float32)
+        _say(args, f"targets for {args.loss}: the class labels one-hot "
+                   f"({len(data.classes)} values per sample)")
+        return replace(data, y_train=eye[data.y_train], y_test=eye[data.y_test]), \
+            len(data.classes)
+    return data, None  # a loss that says nothing of its targets takes them as they come
 
 
 def _one_line(exc) -> str:
@@ -302,10 +329,7 @@ def _run_perceptron(args, data, start):
         from functools import partial
         from ..distributed import train_perceptron_distributed
         train_perceptron = partial(train_perceptron_distributed, comm=args.comm)
-    names = args.classes.split(",")
-    if len(names) != 2:
-        raise ValueError(f"--classes takes two classes NEG,POS, got {args.classes!r}")
-    neg, pos = (_class_number(data, name.strip()) for name in names)
+    neg, pos = _two_classes(args, data)
     x, y = data.binary(neg, pos, "train")
     xt, yt = data.binary(neg, pos, "test")
     _say(args, f"perceptron: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
@@ -325,6 +349,13 @@ def _run_perceptron(args, data, start):
                           f"{result['updates']} updates; test accuracy "
                           f"{100 * result['test_accuracy']:.2f}%")
     return 0
+
+
+def _two_classes(args, data) -> tuple[int, int]:
+    names = args.classes.split(",")
+    if len(names) != 2:
+        raise ValueError(f"--classes takes two classes NEG,POS, got {args.classes!r}")
+    return tuple(_class_number(data, name.strip()) for name in names)
 
 
 def _class_number(data, name) -> int:

@@ -5,10 +5,14 @@ import numpy as np
 
 
 def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
-    """Fraction right: argmax for class labels, sign for labels in {-1, +1}.
+    """Fraction right: argmax for class labels and for one-hot targets, sign for
+    labels in {-1, +1}.
 
     None where accuracy means nothing (regression targets)."""
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape == y_hat.shape and y.shape[1] > 1 and \
+            np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():  # one-hot
+        return float(np.mean(y_hat.argmax(axis=1) == y.argmax(axis=1)))
     if y.dtype.kind in "iu" and y.ndim == 1:
         if y_hat.ndim == 2 and y_hat.shape[1] > 1:
             return float(np.mean(y_hat.argmax(axis=1) == y))

@@ -1,7 +1,8 @@
 """Elementwise activations on flat (1-D, contiguous) arrays: a parallel loop around
 each formula of :mod:`nnumba.kernels.formulas`.  Layers pass ``x.reshape(-1)``
-views, so one kernel serves every shape.  Backward kernels take the forward
-*output* y, which is all they need."""
+views, so one kernel serves every shape.  Each writes its output in full:
+forward ``y[i] = f(x[i])``; backward ``dl_dx[i] = dl_dy[i] * f'`` with f' taken
+from the forward *output* y, which is all it needs."""
 from numba import njit, prange
 
 from .. import formulas as f
