@@ -61,6 +61,17 @@ def test_cross_entropy_is_stable_for_huge_logits():
     assert np.isfinite(loss.backward()).all()
 
 
+@pytest.mark.parametrize("scale", [1e7, 1e8, 3e38])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_keeps_the_softmax_part_beside_large_logits(scale, dtype):
+    # Logits close together but large: the loss is O(1), and a sum log(total) + m
+    # formed first would round it away against m.
+    z = (scale * np.array([[1.0, 1.0, 1.0], [1.0, 1 - 1e-7, 1.0]])).astype(dtype)
+    labels = np.array([0, 1])
+    expected = -log_softmax(z.astype(np.float64), axis=1)[[0, 1], labels].mean()
+    assert CrossEntropy().forward(z, labels) == pytest.approx(expected, rel=1e-6)
+
+
 def test_logistic_is_stable_for_huge_margins():
     loss = Logistic(reduction="sum")
     assert loss.forward(np.array([1e4, -1e4]), np.array([1, 1])) == pytest.approx(1e4)

@@ -106,7 +106,9 @@ def softmax_cross_entropy(z, labels, scale, losses, dl_dz, i):
         e = math.exp(z[i, j] - m)
         dl_dz[i, j] = e
         total += e
-    losses[i] = math.log(total) + m - z[i, label]
+    # (m - z_label) first: it is exact, and log(total) in [0, log C] is then not lost
+    # to rounding beside a large m (logits of 1e7 in float32).
+    losses[i] = (m - z[i, label]) + math.log(total)
     inv = scale / total
     for j in range(c):
         dl_dz[i, j] *= inv
