@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import weakref
 
 import numpy as np
 
@@ -10,7 +11,7 @@ from .device import CPU, get_device, to_host
 from .errors import DTypeError, NnumbaError, RegistryError, ShapeError, SpecError, TooLargeError
 from .layers.contract import FLOAT_DTYPES, Layer, Parameter
 from .layers.fusion import fuse
-from .layers.validation import check_fits, check_memory, show
+from .layers.validation import check_fits, check_memory, integer, show
 
 
 class Sequential:
@@ -30,16 +31,19 @@ class Sequential:
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         if not layers:
-            raise ValueError("Sequential needs at least one layer")
+            raise SpecError("Sequential needs at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a Layer")
+            _check_unshared(layers, i, self)
+        if seed is not None:
+            seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)
         self.layers = list(layers)
         self.device = CPU
         self.dtype = layers[0].dtype
         self.input_grad = False
         for i, layer in enumerate(self.layers):
-            layer.set_flags(label=f"{layer.type_name} #{i}")
+            layer.set_flags(label=f"{layer.type_name} #{i}", container=weakref.ref(self))
         self.steps = [step for step, _ in fuse(self.layers)]
         if seed is not None:
             self.reset_parameters(np.random.default_rng(seed))
@@ -266,11 +270,30 @@ class Sequential:
             return twin.to(device)
         twin = copy.deepcopy(self)
         twin._bind_flat()  # deepcopy turns views into separate arrays: rebind them
+        for layer in twin.layers:
+            layer.set_flags(container=weakref.ref(twin))
         return twin
 
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _check_unshared(layers, i, model):
+    """Item i may be neither an item before it nor a layer of another live model: a
+    layer keeps one input and one gradient, and its parameters live in its model's
+    flat buffer, so sharing it trains wrongly or not at all."""
+    layer = layers[i]
+    for j in range(i):
+        if layers[j] is layer:
+            raise SpecError(f"Sequential: items #{j} and #{i} are the same {layer.type_name} "
+                            f"object; a layer can be used once (build another, or "
+                            f"copy.deepcopy it for the same starting weights)")
+    owner = layer.container() if layer.container is not None else None
+    if owner is not None and owner is not model:
+        raise SpecError(f"Sequential: item #{i} ({layer.type_name}) belongs to another model "
+                        f"already, which would stop training it; build a new layer, or use "
+                        f"that model's copy()")
 
 
 def build_layer(item: dict, index: int) -> Layer:

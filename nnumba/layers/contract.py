@@ -58,6 +58,8 @@ CONTAINER_FLAGS = {
                       "may write them instead of adding; every backward clears it",
     "label": "the name errors give the layer, e.g. 'Linear #2'",
     "training": "training (True) or evaluation mode (Dropout acts only in training)",
+    "container": "a weak reference to the model the layer belongs to: a layer keeps one "
+                 "input and one gradient, so a second model refuses it",
 }
 
 _default_rng = np.random.default_rng()
@@ -130,6 +132,7 @@ class Layer:
     reuse_buffers = False
     grads_are_zero = False
     training = True
+    container = None
     #: the Device the layer computes on; set by to()
     device = CPU
 
@@ -241,6 +244,12 @@ class Layer:
                 raise AttributeError(f"{name!r} is not a container flag; they are: "
                                      f"{', '.join(CONTAINER_FLAGS)}")
             setattr(self, name, value)
+
+    def __getstate__(self):
+        # A copy (deepcopy, pickle) belongs to no model yet; a weakref cannot be pickled.
+        state = dict(self.__dict__)
+        state.pop("container", None)
+        return state
 
     def train(self, mode: bool = True):
         self.training = mode
