@@ -107,3 +107,12 @@ def test_non_contiguous_input_gives_the_same_result():
     strided = x[::2, ::2]
     np.testing.assert_allclose(layer.forward(strided), layer.forward(np.ascontiguousarray(strided)),
                                rtol=1e-6)
+
+
+def test_an_output_too_large_for_memory_is_a_too_large_error_naming_the_layer():
+    from nnumba.errors import TooLargeError
+    layer = Linear(1, 10**6)
+    x = np.ones((10**5, 1), np.float32)  # the output would need 400 GB
+    with pytest.raises(TooLargeError, match=r"Linear: its 'y' array of shape \(100000, 1000000\)"
+                                            r" needs 400.0 GB"):
+        layer.forward(x)

@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import registry
 from ..device import CPU, DeviceError, get_device, to_host
-from ..errors import DTypeError, NoGradientError
+from ..errors import DTypeError, NoGradientError, TooLargeError
 from . import validation
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -361,12 +361,28 @@ class Layer:
         reuse = self.reuse_buffers or keep
         buf = self._buffers.get(key) if reuse else None
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self.device.empty(shape, dtype)
+            buf = self._allocate(key, shape, dtype)
             if reuse:
                 self._buffers[key] = buf
         if zero:
             self.kernels.fill(buf, 0)
         return buf
+
+    def _allocate(self, key, shape, dtype):
+        """A fresh array, or TooLargeError naming the layer: a batch too large for
+        memory, found before numpy's MemoryError (or, on Linux, the OOM killer for
+        pages it overcommitted) meets it."""
+        nbytes = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        too_large = TooLargeError(f"{self.label}: its {key!r} array of shape {shape} needs "
+                                  f"{nbytes / 1e9:,.1f} GB, more than the {self.device.name} "
+                                  f"has free; use smaller batches")
+        # Asking for the free memory costs more than a small allocation.
+        if nbytes > 2**30 and nbytes > self.device.free_memory():
+            raise too_large
+        try:
+            return self.device.empty(shape, dtype)
+        except MemoryError:
+            raise too_large from None
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
