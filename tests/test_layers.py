@@ -116,3 +116,9 @@ def test_an_output_too_large_for_memory_is_a_too_large_error_naming_the_layer():
     with pytest.raises(TooLargeError, match=r"Linear: its 'y' array of shape \(100000, 1000000\)"
                                             r" needs 400.0 GB"):
         layer.forward(x)
+
+
+@pytest.mark.parametrize("value, got", [(np.float32(3), "a float32 scalar"), ([[1.0]], "a list")])
+def test_an_input_that_is_no_array_says_what_it_is(value, got):
+    with pytest.raises(DTypeError, match=f"expected input as a numpy array of float32, got {got}$"):
+        Linear(1, 2).forward(value)
