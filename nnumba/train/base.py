@@ -88,11 +88,21 @@ class Trainer:
                 bar = Progress(self._num_batches(len(x)), f"epoch {epoch}", self.progress)
                 train_loss = self._epoch(len(x), bar, epoch)
                 bar.close()
+                # The loss is checked before each update, not after the last one; one
+                # pass over the flat parameters keeps non-finite weights from being saved.
+                if not model.device.kernels.all_finite(model.flat_params):
+                    raise TrainingDiverged(
+                        f"the weights became NaN or infinite in epoch {epoch}: lower the "
+                        f"learning rate (now {getattr(self.optimizer, 'lr', '?')})")
                 row = {"epoch": epoch, "train_loss": train_loss,
                        "seconds": time.perf_counter() - start}
                 if x_test is not None:
                     metrics = evaluate(model, self.loss, x_test, y_test)
                     row["test_loss"], row["test_accuracy"] = metrics["loss"], metrics["accuracy"]
+                    if not math.isfinite(row["test_loss"]):  # finite weights, outputs overflow
+                        raise TrainingDiverged(
+                            f"the test loss became {row['test_loss']} after epoch {epoch}: "
+                            f"lower the learning rate (now {getattr(self.optimizer, 'lr', '?')})")
                 self.history.epochs.append(row)
                 for callback in self.callbacks:
                     callback(self, row)

@@ -1,0 +1,86 @@
+"""Training refuses bad input with one clear nnumba error, before any step, and never
+ends with non-finite weights: hyper-parameters past the model's dtype, divergence in
+the last step, weights past the model's dtype, perceptron sums that would overflow,
+targets no kernel can read, bad backward weights, bad hyper-parameters."""
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba.cli import main
+from nnumba.data import load_arrays
+from nnumba.errors import (DTypeError, LabelError, NnumbaError, NoGradientError, NonFiniteError,
+                           ShapeError, SpecError, WeightsError)
+from nnumba.layers import Linear
+from nnumba.losses import MSE, CrossEntropy, Hinge, Logistic
+from nnumba.optim import SGD
+from nnumba.train import GDTrainer, SGDTrainer, TrainingDiverged, evaluate, train_perceptron
+
+F32_MAX = float(np.finfo(np.float32).max)
+rng = np.random.default_rng(7)
+
+
+def one_line(exc_info):
+    assert isinstance(exc_info.value, NnumbaError)
+    assert "\n" not in str(exc_info.value)
+    return str(exc_info.value)
+
+
+def linear(d_in=3, d_out=1, dtype=np.float32):
+    return nnumba.Sequential(Linear(d_in, d_out), seed=0).astype(dtype)
+
+
+def classes(n=12, d=3, k=3):
+    return rng.normal(size=(n, d)).astype(np.float32), np.arange(n) % k
+
+
+# ---- 1. hyper-parameters past the model's dtype; divergence in the last step -------------
+
+@pytest.mark.parametrize("name", ["lr", "weight_decay"])  # momentum must be < 1 anyway
+@pytest.mark.parametrize("value", [1e39, 1e300])
+def test_values_past_float32_are_refused_where_the_optimizer_is_built(name, value):
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.float32(value))  # finite as a Python float, inf as a float32
+    with pytest.raises(SpecError) as exc:
+        SGD(linear(), **{name: value})
+    message = one_line(exc)
+    assert name in message and "float32" in message and f"{F32_MAX:.4g}" in message
+    with pytest.raises(SpecError, match=name):
+        SGDTrainer(linear(), MSE(), **{name: value})
+    assert SGD(linear(dtype=np.float64), **{name: value}).config()[name] == value
+
+
+@pytest.mark.parametrize("trainer", ["sgd", "gd"])
+def test_cli_refuses_an_lr_past_float32_and_saves_nothing(tmp_path, capsys, trainer):
+    data = tmp_path / "d.npz"
+    x, y = classes(40, 4)
+    np.savez(data, x_train=x, y_train=y)
+    out = tmp_path / "w.npz"
+    code = main(["train", "--data", str(data), "--model", "mlp", "--epochs", "1", "--lr",
+                 "1e39", "--trainer", trainer, "--save", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    assert err[-1].startswith("nnumba train: error: SGD: lr 1e+39") and "float32" in err[-1]
+
+
+@pytest.mark.parametrize("trainer", [SGDTrainer, GDTrainer])
+def test_divergence_in_the_last_step_is_caught(trainer):
+    # One batch, one update: the loss before it is finite, the weights after it are not.
+    x = (rng.normal(size=(8, 3)) * 100).astype(np.float32)
+    y = (rng.normal(size=(8, 1)) * 100).astype(np.float32)
+    model = linear()
+    with pytest.raises(TrainingDiverged, match="weights became NaN or infinite in epoch 1"):
+        trainer(model, MSE(), lr=1e36, batch_size=8).fit(x, y, epochs=1)
+    assert not np.isfinite(model.flat_params).all()  # the check is not a false alarm
+
+
+@pytest.mark.parametrize("trainer", ["sgd", "gd"])
+def test_cli_saves_nothing_after_divergence(tmp_path, capsys, trainer):
+    data = tmp_path / "d.npz"
+    x, y = classes(40, 4)
+    np.savez(data, x_train=x, y_train=y)
+    out = tmp_path / "w.npz"
+    code = main(["train", "--data", str(data), "--model", "mlp", "--epochs", "1", "--lr",
+                 "1e37", "--trainer", trainer, "--save", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    assert "lower the learning rate" in err[-1]
