@@ -84,3 +84,28 @@ def test_cli_saves_nothing_after_divergence(tmp_path, capsys, trainer):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and not out.exists()
     assert "lower the learning rate" in err[-1]
+
+
+# ---- 2. weights past the model's dtype --------------------------------------------------
+
+@pytest.mark.parametrize("value", [1e300, -1e39, 4e38])
+def test_weights_past_float32_are_refused_by_load_weights(tmp_path, value):
+    big = linear(2, 1, np.float64)
+    big.flat_params[:] = value
+    path = nnumba.save(big, tmp_path / "w64.npz")
+    model = linear(2, 1)
+    before = model.flat_params.copy()
+    with pytest.raises(WeightsError) as exc:
+        nnumba.load_weights(model, path)
+    message = one_line(exc)
+    assert str(path) in message and "0.weight" in message and "float32" in message
+    np.testing.assert_array_equal(model.flat_params, before)  # left untouched
+
+
+def test_weights_within_float32_still_load_as_float32_casts(tmp_path):
+    big = linear(2, 1, np.float64)
+    big.flat_params[:] = [3e38, -1e-3, 2.5]
+    path = nnumba.save(big, tmp_path / "w64.npz")
+    model = nnumba.load_weights(linear(2, 1), path)
+    np.testing.assert_array_equal(model.flat_params,
+                                  np.array([3e38, -1e-3, 2.5]).astype(np.float32))
