@@ -109,3 +109,42 @@ def test_weights_within_float32_still_load_as_float32_casts(tmp_path):
     model = nnumba.load_weights(linear(2, 1), path)
     np.testing.assert_array_equal(model.flat_params,
                                   np.array([3e38, -1e-3, 2.5]).astype(np.float32))
+
+
+# ---- 3. the perceptron on inputs near the float maximum ---------------------------------
+
+def lecture_perceptron(x, y, max_epochs=100):
+    """The lecture's algorithm in plain Python, as the reference."""
+    xs = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(xs.shape[1])
+    for _ in range(max_epochs):
+        changes = 0
+        for xn, yn in zip(xs, y):
+            if yn * (w @ xn) <= 0:
+                w = w + yn * xn
+                changes += 1
+        if not changes:
+            break
+    return w
+
+
+@pytest.mark.parametrize("scale", [1e307, 1e200, 1e160])
+def test_perceptron_refuses_inputs_whose_sums_overflow(scale):
+    x = rng.normal(size=(20, 3))
+    y = np.where(x[:, 0] > 0, 1, -1)
+    with pytest.raises(NonFiniteError) as exc:
+        train_perceptron(x * scale, y)
+    assert "scale the inputs" in one_line(exc)
+    from nnumba.sklearn import PerceptronClassifier
+    with pytest.raises(NonFiniteError, match="scale the inputs"):
+        PerceptronClassifier().fit(x * scale, y)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0 ** 300])
+def test_perceptron_on_large_but_safe_inputs_is_the_lectures(scale):
+    x = rng.normal(size=(20, 3)) * scale
+    y = np.where(x[:, 0] > 0, 1, -1)
+    result = train_perceptron(x, y)
+    w = lecture_perceptron(x, y)
+    np.testing.assert_allclose(result.w, w[:-1], rtol=1e-12)
+    assert result.b == w[-1] and result.converged

@@ -86,6 +86,20 @@ class _Alone:
         return counts
 
 
+def _check_range(w, top, n, epoch):
+    """Refuse an epoch whose sums w . x could overflow float64: the kernel's sign tests
+    would then compare inf or NaN, and the weights come out as garbage (or inf) with no
+    error. In an epoch of n samples each |w_j| grows by at most n * top_j, so
+    (|w| + n * top) . top bounds every |w . x| the epoch and its error count compute."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = (np.abs(w) + n * top) @ top
+    if not np.isfinite(bound):
+        raise NonFiniteError(
+            f"perceptron: inputs as large as {top.max():.4g} make the sums w . x overflow "
+            f"float64 {'from the start' if epoch == 0 else f'after epoch {epoch - 1}'}: "
+            f"scale the inputs (e.g. to [-1, 1]) and train again")
+
+
 def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
                      callback=None, group=None) -> PerceptronResult:
     """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module
@@ -101,9 +115,14 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
         raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - 1} features, "
                          f"training inputs {xs.shape[1] - 1}")
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
+    # The largest |x_j| of each feature, over both sets: bounds every w . x to come.
+    top = np.abs(xs).max(axis=0)
+    if test is not None:
+        top = np.maximum(top, np.abs(test[0]).max(axis=0))
     w = np.zeros(xs.shape[1])
     history, updates, converged = [], 0, False
-    for epoch in range(int(max_epochs)):
+    for epoch in range(max_epochs):
+        _check_range(w, top, len(xs), epoch)
         changes, w = group.epoch(xs, ys, w)
         updates += changes
         errors = group.total(sign_errors(xs, ys, w),
