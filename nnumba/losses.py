@@ -38,8 +38,9 @@ import numpy as np
 
 from . import registry
 from .device import CPU, device_of, to_host
-from .errors import DTypeError, LabelError, ShapeError
+from .errors import DTypeError, LabelError, NoGradientError, NonFiniteError, ShapeError, SpecError
 from .hookspecs import hookimpl
+from .layers.validation import number, show
 
 REDUCTIONS = ("mean", "sum")
 
@@ -84,6 +85,8 @@ class Loss:
         if y.shape[:1] != y_hat.shape[:1]:
             raise LabelError(f"{self.type_name} loss: {y_hat.shape[0]} predictions but "
                              f"{y.shape[0] if y.ndim else 'scalar'} targets")
+        if isinstance(y, np.ndarray):
+            check_targets(self.type_name, y)
         self.device = device
         n = y_hat.shape[0]
         scale = np.dtype(y_hat.dtype).type(1.0 / n if self.reduction == "mean" else 1.0)
@@ -134,6 +137,12 @@ class Loss:
                 raise LabelError(f"{self.type_name} loss: expected targets of dtype "
                                  f"{np.dtype(dtype).name}, got {np.dtype(y.dtype).name}")
             return self.device.contiguous(y)
+        dtype = np.dtype(dtype)
+        if y.dtype.kind == "f" and dtype.kind == "f" and y.dtype.itemsize > dtype.itemsize \
+                and y.size and np.abs(y).max() > np.finfo(dtype).max:  # inf after the cast
+            raise NonFiniteError(f"{self.type_name} loss: targets as large as "
+                                 f"{np.abs(y).max():.4g} do not fit the predictions' "
+                                 f"{dtype.name} (at most {float(np.finfo(dtype).max):.4g})")
         host = np.ascontiguousarray(y, dtype=dtype)
         if self.device is CPU:
             return host
@@ -154,6 +163,24 @@ class Loss:
 
     def __repr__(self):
         return f"{self.type_name}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+def check_targets(owner: str, y: np.ndarray):
+    """Refuse host targets that are not real numbers, or not finite: a kernel cannot
+    read object arrays, complex ones would lose their imaginary part, and NaN would
+    give a NaN loss that trainers blame on the learning rate."""
+    kind = y.dtype.kind
+    if kind not in "biuf":
+        hint = {"O": ": convert with y.astype(int) or y.astype(float)",
+                "c": ": the imaginary part would be lost",
+                "U": ": class names? number them 0, 1, ...",
+                "S": ": class names? number them 0, 1, ..."}.get(kind, "")
+        raise LabelError(f"{owner} loss: targets must be real numbers (bool, integer or "
+                         f"float), got dtype {y.dtype}{hint}")
+    if kind == "f" and not np.isfinite(y).all():  # y is a batch: (N, ...)
+        bad = ~np.isfinite(y.reshape(len(y), -1))
+        raise NonFiniteError(f"{owner} loss: targets hold {int(bad.sum())} NaN or infinite "
+                             f"value(s), the first in sample {int(np.argwhere(bad)[0][0])}")
 
 
 def _host_check(y):

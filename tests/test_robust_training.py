@@ -148,3 +148,68 @@ def test_perceptron_on_large_but_safe_inputs_is_the_lectures(scale):
     w = lecture_perceptron(x, y)
     np.testing.assert_allclose(result.w, w[:-1], rtol=1e-12)
     assert result.b == w[-1] and result.converged
+
+
+# ---- 4. targets no kernel can read --------------------------------------------------------
+
+Y = np.arange(12) % 3
+BAD_TARGETS = [
+    # (loss, outputs, targets, error, fragment)
+    (CrossEntropy(), 3, Y.astype(object), LabelError, "dtype object"),
+    (CrossEntropy(), 3, Y.astype(str), LabelError, "class names"),
+    (CrossEntropy(), 3, Y.astype(complex), LabelError, "imaginary part"),
+    (CrossEntropy(), 3, Y.astype(np.float16), LabelError, "float16"),
+    (CrossEntropy(), 3, Y.astype(bool), LabelError, "bool"),
+    (MSE(), 1, np.where(Y == 1, np.nan, 1.0)[:, None], NonFiniteError, "4 NaN or infinite"),
+    (MSE(), 1, np.full((12, 1), np.inf), NonFiniteError, "12 NaN or infinite"),
+    (MSE(), 1, np.full((12, 1), 1e300), NonFiniteError, "do not fit the predictions' float32"),
+    (MSE(), 1, np.ones((12, 1), complex), LabelError, "imaginary part"),
+    (MSE(), 1, np.full((12, 1), None), LabelError, "dtype object"),
+    (Logistic(), 1, np.where(Y == 1, np.nan, 1.0), NonFiniteError, "NaN or infinite"),
+    (Hinge(), 1, np.where(Y == 1, -1, 1).astype(complex), LabelError, "imaginary part"),
+]
+
+
+@pytest.mark.parametrize("loss, outputs, y, error, fragment", BAD_TARGETS)
+def test_bad_targets_are_refused_by_the_loss(loss, outputs, y, error, fragment):
+    with pytest.raises(error) as exc:
+        loss.forward(np.zeros((12, outputs), np.float32), y)
+    assert fragment in one_line(exc)
+
+
+@pytest.mark.parametrize("loss, outputs, y, error, fragment", BAD_TARGETS)
+def test_bad_targets_are_refused_by_fit_before_any_step(loss, outputs, y, error, fragment):
+    x = rng.normal(size=(12, 3)).astype(np.float32)
+    model = linear(3, outputs)
+    before = model.flat_params.copy()
+    with pytest.raises(error) as exc:
+        SGDTrainer(model, loss, batch_size=4).fit(x, y)
+    assert "training targets" in one_line(exc) and fragment in str(exc.value)
+    np.testing.assert_array_equal(model.flat_params, before)
+
+
+@pytest.mark.parametrize("x_test, y_test, error, fragment", [
+    (None, Y.astype(bool), LabelError, "test targets: CrossEntropy loss: expected integer"),
+    (None, Y + 3, LabelError, r"test targets: CrossEntropy loss: labels must lie in [0, 3)"),
+    (None, Y.astype(np.float16), LabelError, "test targets"),
+    (np.full((12, 3), np.nan, np.float32), Y, NonFiniteError, "test inputs hold 36 NaN"),
+])
+def test_the_test_set_is_checked_before_training(x_test, y_test, error, fragment):
+    x, y = classes()
+    model = linear(3, 3)
+    before = model.flat_params.copy()
+    x_test = x if x_test is None else x_test
+    with pytest.raises(error) as exc:
+        SGDTrainer(model, CrossEntropy(), batch_size=4).fit(x, y, epochs=3, x_test=x_test,
+                                                            y_test=y_test)
+    assert fragment in one_line(exc)
+    np.testing.assert_array_equal(model.flat_params, before)  # not one step taken
+
+
+def test_float16_regression_targets_train_as_their_float32_values():
+    x = rng.normal(size=(12, 3)).astype(np.float32)
+    y = rng.normal(size=(12, 1)).astype(np.float16)
+    a, b = linear(), linear()
+    SGDTrainer(a, MSE(), lr=0.1, batch_size=4, seed=1).fit(x, y, epochs=2)
+    SGDTrainer(b, MSE(), lr=0.1, batch_size=4, seed=1).fit(x, y.astype(np.float32), epochs=2)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DTypeError, LabelError, NnumbaError, ShapeError
+from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError
+from ..layers.validation import flag, integer, show
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .metrics import evaluate
@@ -34,6 +35,9 @@ def check_data(model, x, y, what: str = "training"):
     """Clear errors for data that cannot go through ``model``, before any kernel runs."""
     if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
         raise DTypeError(f"{what} inputs and targets must be numpy arrays")
+    if x.ndim == 0 or y.ndim == 0:
+        raise ShapeError(f"{what} inputs and targets must hold one row per sample, got "
+                         f"shapes {x.shape} and {y.shape}")
     if len(x) == 0:
         raise ShapeError(f"{what} set is empty")
     if len(x) != len(y):
@@ -42,6 +46,31 @@ def check_data(model, x, y, what: str = "training"):
         raise DTypeError(f"{what} inputs are {x.dtype.name} but the model is "
                          f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
     model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
+    _check_finite(x, f"{what} inputs")  # else found only at its batch, or after an epoch
+
+
+def _check_finite(a, what):
+    bad = ~np.isfinite(a.reshape(len(a), -1))
+    if bad.any():
+        raise NonFiniteError(f"{what} hold {int(bad.sum())} NaN or infinite value(s), the "
+                             f"first in sample {int(np.argwhere(bad)[0][0])}")
+
+
+def check_with_loss(model, loss, y, input_shape, what: str, chunk: int = 4096):
+    """Let ``loss`` check every target (label range, -1/+1, shape) against predictions of
+    the model's output shape, so that bad labels are refused before training rather than
+    at their batch, or (test labels) after a whole epoch. Zeros stand for predictions."""
+    out_shape = model.output_shape(input_shape)
+    for start in range(0, len(y), chunk):
+        part = y[start:start + chunk]
+        try:
+            loss.forward(model.device.zeros((len(part),) + tuple(out_shape), model.dtype), part)
+        except NnumbaError as exc:
+            try:
+                named = type(exc)(f"{what}: {exc}")
+            except Exception:  # noqa: BLE001 - a constructor of its own: keep the original
+                raise exc from None
+            raise named from None
 
 
 class Trainer:
@@ -68,11 +97,18 @@ class Trainer:
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
+        epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
+        if (x_test is None) != (y_test is None):
+            raise DTypeError(f"{type(self).__name__}.fit: x_test and y_test come together; "
+                             f"got only {'x_test' if y_test is None else 'y_test'}")
+        # Both sets are checked in full, with the loss, before the first step: a bad test
+        # label would otherwise be found after a whole epoch of training.
         check_data(self.model, x, y)
         if x_test is not None:
             check_data(self.model, x_test, y_test, "test")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
+        check_with_loss(self.model, self.loss, y, x.shape[1:], "training targets")
+        if x_test is not None:
+            check_with_loss(self.model, self.loss, y_test, x_test.shape[1:], "test targets")
         model = self.model
         model.train()
         model.reuse_buffers(True)
