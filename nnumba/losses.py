@@ -101,7 +101,8 @@ class Loss:
     def backward(self, weight: float = 1.0):
         """dl/dy_hat of ``weight * loss`` for the last batch given to forward()."""
         if self._grad is None:
-            raise RuntimeError(f"{self.type_name} loss: backward() called before forward()")
+            raise NoGradientError(f"{self.type_name} loss: backward() called before forward()")
+        weight = number(f"{self.type_name} loss", "backward's weight", weight)  # None: NaN
         if weight == 1.0:
             return self._grad
         out = self._scratch("weighted", self._grad.shape, self._grad.dtype)

@@ -213,3 +213,36 @@ def test_float16_regression_targets_train_as_their_float32_values():
     SGDTrainer(a, MSE(), lr=0.1, batch_size=4, seed=1).fit(x, y, epochs=2)
     SGDTrainer(b, MSE(), lr=0.1, batch_size=4, seed=1).fit(x, y.astype(np.float32), epochs=2)
     np.testing.assert_array_equal(a.flat_params, b.flat_params)
+
+
+# ---- 5. backward(weight) -------------------------------------------------------------------
+
+def reference_ce_gradient(z, y):
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    return p / len(y)
+
+
+@pytest.mark.parametrize("weight", [None, "abc", np.array([1.0, 2.0]), np.nan, np.inf, True])
+def test_backward_refuses_a_weight_that_is_not_a_finite_number(weight):
+    loss = CrossEntropy()
+    loss.forward(np.zeros((2, 3)), np.array([0, 1]))
+    with pytest.raises(SpecError) as exc:
+        loss.backward(weight)
+    assert "weight" in one_line(exc)
+
+
+@pytest.mark.parametrize("weight", [0.5, 2, np.float32(2.0), np.int64(3), 1.0])
+def test_backward_scales_by_any_real_number(weight):
+    z, y = rng.normal(size=(4, 3)), np.array([0, 2, 1, 2])
+    loss = CrossEntropy()
+    loss.forward(z, y)
+    np.testing.assert_allclose(loss.backward(weight), float(weight) * reference_ce_gradient(z, y),
+                               rtol=1e-12)
+
+
+def test_backward_before_forward_is_a_no_gradient_error():
+    with pytest.raises(NoGradientError) as exc:
+        MSE().backward()
+    assert isinstance(exc.value, RuntimeError) and "before forward" in one_line(exc)
