@@ -60,9 +60,9 @@ class Loss:
             cls.type_name = cls.__name__
 
     def __init__(self, reduction: str = "mean"):
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"{self.type_name}: reduction must be one of {REDUCTIONS}, "
-                             f"got {reduction!r}")
+        if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+            raise SpecError(f"{self.type_name}: reduction must be one of {REDUCTIONS}, "
+                            f"got {show(reduction)}")
         self.reduction = reduction
         self.device = CPU
         self._grad = None
@@ -285,10 +285,7 @@ class Hinge(Loss):
 
     def __init__(self, lam: float = 0.0, reduction: str = "mean"):
         super().__init__(reduction)
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 \
-                or not np.isfinite(lam):
-            raise ValueError(f"{self.type_name}: lam must be a finite number >= 0, got {lam!r}")
-        self.lam = float(lam)
+        self.lam = number(self.type_name, "lam", lam, 0.0)
 
     def _compute(self, y_hat, y, scale):
         flat, labels = _pm_one(self, y_hat, y)

@@ -246,3 +246,82 @@ def test_backward_before_forward_is_a_no_gradient_error():
     with pytest.raises(NoGradientError) as exc:
         MSE().backward()
     assert isinstance(exc.value, RuntimeError) and "before forward" in one_line(exc)
+
+
+# ---- 6. hyper-parameters -------------------------------------------------------------------
+
+def npz(tmp_path):
+    path = tmp_path / "d.npz"
+    x, y = classes(20)
+    np.savez(path, x_train=x, y_train=y)
+    return path
+
+
+BAD_SETTINGS = [
+    (lambda: SGD(linear(), lr=-1), SpecError, "lr"),
+    (lambda: SGD(linear(), lr="0.1"), SpecError, "lr"),
+    (lambda: SGD(linear(), lr=None), SpecError, "lr"),
+    (lambda: SGD(linear(), momentum=1), SpecError, "momentum"),
+    (lambda: SGD(linear(), weight_decay=np.nan), SpecError, "weight_decay"),
+    (lambda: SGDTrainer(linear(), MSE(), batch_size=0), SpecError, "batch_size"),
+    (lambda: SGDTrainer(linear(), MSE(), batch_size=2.0), SpecError, "batch_size"),
+    (lambda: GDTrainer(linear(), MSE(), batch_size=True), SpecError, "batch_size"),
+    (lambda: SGDTrainer(linear(), MSE(), seed=-1), SpecError, "seed"),
+    (lambda: GDTrainer(linear(), MSE(), seed=1.5), SpecError, "seed"),
+    (lambda: SGDTrainer(linear(), MSE(), shuffle="no"), SpecError, "shuffle"),
+    (lambda: SGDTrainer(linear(), MSE(), callbacks=[5]), DTypeError, "callbacks"),
+    (lambda: SGDTrainer(linear(), MSE(), optimizer="sgd"), DTypeError, "optimizer"),
+    (lambda: SGDTrainer(Linear(3, 1), MSE()), DTypeError, "model must be"),
+    (lambda: SGDTrainer(linear(), "MSE"), DTypeError, "loss must be"),
+    (lambda: GDTrainer(linear(), MSE), DTypeError, "a class: add ()"),
+    (lambda: SGDTrainer(linear(), MSE()).fit(*classes(12, 3, 1), epochs=-1), SpecError, "epochs"),
+    (lambda: SGDTrainer(linear(), MSE()).fit(*classes(12, 3, 1), epochs=2.0), SpecError, "epochs"),
+    (lambda: SGDTrainer(linear(), MSE()).fit(*classes(12, 3, 1), epochs=None), SpecError,
+     "epochs"),
+    (lambda: train_perceptron(np.ones((2, 1)), [1, -1], max_epochs=0), SpecError, "max_epochs"),
+    (lambda: train_perceptron(np.ones((2, 1)), [1, -1], max_epochs=1.5), SpecError,
+     "max_epochs"),
+    (lambda: CrossEntropy(reduction="max"), SpecError, "reduction"),
+    (lambda: MSE(reduction=None), SpecError, "reduction"),
+    (lambda: MSE(reduction=["mean"]), SpecError, "reduction"),
+    (lambda: Hinge(lam=-1), SpecError, "lam"),
+    (lambda: Hinge(lam=np.nan), SpecError, "lam"),
+    (lambda: Hinge(lam="x"), SpecError, "lam"),
+    (lambda: evaluate(linear(3, 3), CrossEntropy(), *classes(), batch_size=1.5), SpecError,
+     "batch_size"),
+]
+
+
+@pytest.mark.parametrize("make, error, name", BAD_SETTINGS)
+def test_bad_settings_are_one_line_nnumba_errors_naming_the_option(make, error, name):
+    with pytest.raises(error) as exc:
+        make()
+    assert name in one_line(exc)
+    # old callers' except clauses still catch them
+    assert isinstance(exc.value, TypeError if error is DTypeError else ValueError)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "a"])
+def test_bad_seeds_for_load_arrays_name_the_option(tmp_path, seed):
+    with pytest.raises(SpecError) as exc:
+        load_arrays(npz(tmp_path), seed=seed)
+    assert "load_arrays: seed" in one_line(exc)
+
+
+def test_numpy_scalars_are_taken_as_python_numbers(tmp_path):
+    assert Hinge(lam=np.float32(0.1)).lam == float(np.float32(0.1))
+    assert Hinge(lam=np.int64(2)).lam == 2.0
+    x, y = classes()
+    a, b = linear(3, 3), linear(3, 3)
+    SGDTrainer(a, CrossEntropy(), lr=np.float32(0.5), momentum=np.float64(0.5),
+               batch_size=np.int64(4), seed=np.int64(3)).fit(x, y, epochs=np.int64(2))
+    SGDTrainer(b, CrossEntropy(), lr=float(np.float32(0.5)), momentum=0.5, batch_size=4,
+               seed=3).fit(x, y, epochs=2)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    xp = rng.normal(size=(10, 2))
+    yp = np.where(xp[:, 0] > 0, 1, -1)
+    assert train_perceptron(xp, yp, max_epochs=np.int64(3)).updates == \
+        train_perceptron(xp, yp, max_epochs=3).updates
+    path = npz(tmp_path)
+    np.testing.assert_array_equal(load_arrays(path, seed=np.int64(4)).y_test,
+                                  load_arrays(path, seed=4).y_test)

@@ -82,18 +82,40 @@ class Trainer:
                  weight_decay: float = 0.0, batch_size: int = 100, seed: int = 0,
                  optimizer=None, progress: bool = False, callbacks=(),
                  precompile: bool = True):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        from ..losses import Loss
+        from ..model import Sequential
+        owner = type(self).__name__
+        if not isinstance(model, Sequential):
+            raise DTypeError(f"{owner}: model must be an nnumba Sequential (nnumba.build, "
+                             f"nnumba.Sequential(...)), got {type(model).__name__}")
+        if not isinstance(loss, Loss):
+            hint = " (a class: add ())" if isinstance(loss, type) and issubclass(loss, Loss) \
+                else ""
+            raise DTypeError(f"{owner}: loss must be an nnumba Loss instance such as "
+                             f"CrossEntropy(), got {show(loss)}{hint}")
+        if optimizer is not None and not callable(getattr(optimizer, "step", None)):
+            raise DTypeError(f"{owner}: optimizer must have a step() method, such as "
+                             f"nnumba.optim.SGD, got {show(optimizer)}")
+        # batch sizes past the set are one batch: no upper bound
+        self.batch_size = integer(owner, "batch_size", batch_size, 1, None)
+        if seed is not None:  # None: fresh entropy, as numpy's
+            seed = integer(owner, "seed", seed, 0, None)
+        try:
+            callbacks = list(callbacks)
+        except TypeError:
+            callbacks = [callbacks]
+        for callback in callbacks:
+            if not callable(callback):  # else it fails only after the first epoch
+                raise DTypeError(f"{owner}: callbacks must be functions (trainer, row), got "
+                                 f"{show(callback)}")
         self.model, self.loss = model, loss
         self.optimizer = optimizer or SGD(model, lr=lr, momentum=momentum,
                                           weight_decay=weight_decay)
-        self.batch_size = int(batch_size)
         self.rng = np.random.default_rng(seed)
-        self.progress = progress
-        self.callbacks = list(callbacks)
+        self.progress = flag(owner, "progress", progress)
+        self.callbacks = callbacks
         self.history = History()
-        self.precompile = precompile
+        self.precompile = flag(owner, "precompile", precompile)
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""

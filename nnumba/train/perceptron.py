@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import DTypeError, LabelError, NonFiniteError, ShapeError
 from ..kernels.cpu.perceptron import perceptron_epoch, sign_errors
+from ..layers.validation import integer
 
 
 @dataclass
@@ -105,9 +106,10 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
     """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module
     docstring.  ``group``: how the passes are shared between processes (None: this
     one alone)."""
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, (int, np.integer)) \
-            or max_epochs < 1:
-        raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
+    max_epochs = integer("perceptron", "max_epochs", max_epochs, 1, None)
+    if callback is not None and not callable(callback):  # else found after an epoch
+        raise DTypeError(f"perceptron: callback must be a function of the epoch's row, got "
+                         f"{type(callback).__name__}")
     group = _Alone() if group is None else group
     xs, ys = group.prepare(x, y, "training")
     test = group.prepare(x_test, y_test, "test") if x_test is not None else None
