@@ -325,3 +325,15 @@ def test_numpy_scalars_are_taken_as_python_numbers(tmp_path):
     path = npz(tmp_path)
     np.testing.assert_array_equal(load_arrays(path, seed=np.int64(4)).y_test,
                                   load_arrays(path, seed=4).y_test)
+
+
+@pytest.mark.parametrize("x", [[[1.0, 2.0, 3.0]], np.ones((2, 2)), np.array(["a", "b"])])
+def test_perceptron_predict_refuses_inputs_that_do_not_fit(x):
+    xp = rng.normal(size=(10, 3))
+    result = train_perceptron(xp, np.where(xp[:, 0] > 0, 1, -1))
+    if isinstance(x, list):  # a list of samples is taken as an array
+        assert result.predict(x).shape == (1,)
+        return
+    with pytest.raises((ShapeError, DTypeError)) as exc:
+        result.predict(x)
+    one_line(exc)

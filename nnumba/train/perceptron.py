@@ -25,7 +25,15 @@ class PerceptronResult:
     history: list = field(default_factory=list)  # per epoch: epoch, nb_changes, train_error, test_error
 
     def decision(self, x) -> np.ndarray:
-        return x.reshape(len(x), -1) @ self.w + self.b
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf" or x.ndim == 0:
+            raise DTypeError(f"perceptron: expected inputs as a numeric array of samples, got "
+                             f"{x.dtype} of shape {x.shape}")
+        flat = x.reshape(len(x), -1)
+        if flat.shape[1] != self.w.size:
+            raise ShapeError(f"perceptron: inputs have {flat.shape[1]} features, the weights "
+                             f"{self.w.size}")
+        return flat @ self.w + self.b
 
     def predict(self, x) -> np.ndarray:
         """sigma(w . x + b) in {-1, +1}."""
