@@ -224,6 +224,12 @@ def load_weights(model, path):
             raise WeightsError(f"{path}: {name} holds {arrays[name].dtype} values, not numbers")
         if not np.isfinite(arrays[name]).all():
             raise NonFiniteError(f"{path}: parameter {name} holds NaN or infinity")
+        with np.errstate(over="ignore"):
+            arrays[name] = arrays[name].astype(p.value.dtype, copy=False)
+        if not np.isfinite(arrays[name]).all():  # float64 weights past float32's range
+            raise WeightsError(f"{path}: parameter {name} holds values beyond the model's "
+                               f"{p.value.dtype.name} range (at most "
+                               f"{float(np.finfo(p.value.dtype).max):.4g})")
     for name, p in params.items():
         p.value[...] = arrays[name]
     return model

@@ -38,8 +38,9 @@ import numpy as np
 
 from . import registry
 from .device import CPU, device_of, to_host
-from .errors import DTypeError, LabelError, ShapeError
+from .errors import DTypeError, LabelError, NoGradientError, NonFiniteError, ShapeError, SpecError
 from .hookspecs import hookimpl
+from .layers.validation import number, show
 
 REDUCTIONS = ("mean", "sum")
 
@@ -59,9 +60,9 @@ class Loss:
             cls.type_name = cls.__name__
 
     def __init__(self, reduction: str = "mean"):
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"{self.type_name}: reduction must be one of {REDUCTIONS}, "
-                             f"got {reduction!r}")
+        if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+            raise SpecError(f"{self.type_name}: reduction must be one of {REDUCTIONS}, "
+                            f"got {show(reduction)}")
         self.reduction = reduction
         self.device = CPU
         self._grad = None
@@ -84,6 +85,8 @@ class Loss:
         if y.shape[:1] != y_hat.shape[:1]:
             raise LabelError(f"{self.type_name} loss: {y_hat.shape[0]} predictions but "
                              f"{y.shape[0] if y.ndim else 'scalar'} targets")
+        if isinstance(y, np.ndarray):
+            check_targets(self.type_name, y)
         self.device = device
         n = y_hat.shape[0]
         scale = np.dtype(y_hat.dtype).type(1.0 / n if self.reduction == "mean" else 1.0)
@@ -98,7 +101,8 @@ class Loss:
     def backward(self, weight: float = 1.0):
         """dl/dy_hat of ``weight * loss`` for the last batch given to forward()."""
         if self._grad is None:
-            raise RuntimeError(f"{self.type_name} loss: backward() called before forward()")
+            raise NoGradientError(f"{self.type_name} loss: backward() called before forward()")
+        weight = number(f"{self.type_name} loss", "backward's weight", weight)  # None: NaN
         if weight == 1.0:
             return self._grad
         out = self._scratch("weighted", self._grad.shape, self._grad.dtype)
@@ -134,6 +138,12 @@ class Loss:
                 raise LabelError(f"{self.type_name} loss: expected targets of dtype "
                                  f"{np.dtype(dtype).name}, got {np.dtype(y.dtype).name}")
             return self.device.contiguous(y)
+        dtype = np.dtype(dtype)
+        if y.dtype.kind == "f" and dtype.kind == "f" and y.dtype.itemsize > dtype.itemsize \
+                and y.size and np.abs(y).max() > np.finfo(dtype).max:  # inf after the cast
+            raise NonFiniteError(f"{self.type_name} loss: targets as large as "
+                                 f"{np.abs(y).max():.4g} do not fit the predictions' "
+                                 f"{dtype.name} (at most {float(np.finfo(dtype).max):.4g})")
         host = np.ascontiguousarray(y, dtype=dtype)
         if self.device is CPU:
             return host
@@ -154,6 +164,24 @@ class Loss:
 
     def __repr__(self):
         return f"{self.type_name}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+def check_targets(owner: str, y: np.ndarray):
+    """Refuse host targets that are not real numbers, or not finite: a kernel cannot
+    read object arrays, complex ones would lose their imaginary part, and NaN would
+    give a NaN loss that trainers blame on the learning rate."""
+    kind = y.dtype.kind
+    if kind not in "biuf":
+        hint = {"O": ": convert with y.astype(int) or y.astype(float)",
+                "c": ": the imaginary part would be lost",
+                "U": ": class names? number them 0, 1, ...",
+                "S": ": class names? number them 0, 1, ..."}.get(kind, "")
+        raise LabelError(f"{owner} loss: targets must be real numbers (bool, integer or "
+                         f"float), got dtype {y.dtype}{hint}")
+    if kind == "f" and not np.isfinite(y).all():  # y is a batch: (N, ...)
+        bad = ~np.isfinite(y.reshape(len(y), -1))
+        raise NonFiniteError(f"{owner} loss: targets hold {int(bad.sum())} NaN or infinite "
+                             f"value(s), the first in sample {int(np.argwhere(bad)[0][0])}")
 
 
 def _host_check(y):
@@ -257,10 +285,7 @@ class Hinge(Loss):
 
     def __init__(self, lam: float = 0.0, reduction: str = "mean"):
         super().__init__(reduction)
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 \
-                or not np.isfinite(lam):
-            raise ValueError(f"{self.type_name}: lam must be a finite number >= 0, got {lam!r}")
-        self.lam = float(lam)
+        self.lam = number(self.type_name, "lam", lam, 0.0)
 
     def _compute(self, y_hat, y, scale):
         flat, labels = _pm_one(self, y_hat, y)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import SpecError
+from .layers.validation import number
+
 
 class SGD:
     """w <- w - lr * v with v <- momentum * v + grad + weight_decay * w (PyTorch's rule).
@@ -11,15 +14,24 @@ class SGD:
 
     def __init__(self, model, lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0):
-        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(value) or value < 0:
-                raise ValueError(f"SGD: {name} must be a finite number >= 0, got {value!r}")
-        if momentum >= 1:
-            raise ValueError(f"SGD: momentum must be < 1, got {momentum}")
+        self.lr = number("SGD", "lr", lr, 0.0)
+        self.momentum = number("SGD", "momentum", momentum, 0.0)
+        self.weight_decay = number("SGD", "weight_decay", weight_decay, 0.0)
+        if self.momentum >= 1:
+            raise SpecError(f"SGD: momentum must be a finite number in [0, 1), got {momentum!r}")
         self.model = model
-        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+        self._check_range(model.dtype)
         self.velocity = None
+
+    def _check_range(self, dtype):
+        """A value finite as a Python float can still be inf in the model's dtype
+        (1e39 in float32), and the first step would then make every weight NaN."""
+        dtype = np.dtype(dtype)
+        top = float(np.finfo(dtype).max)
+        for name, value in self.config().items():
+            if value > top:
+                raise SpecError(f"SGD: {name} {value:g} does not fit the model's {dtype.name}, "
+                                f"whose largest value is {top:.4g}")
 
     def step(self):
         model = self.model
@@ -27,6 +39,7 @@ class SGD:
         v = self.velocity
         if v is None or v.shape != params.shape or v.dtype != params.dtype \
                 or not model.device.owns(v):
+            self._check_range(params.dtype)  # the model may have been converted since
             self.velocity = model.device.zeros(params.shape, params.dtype)  # moved or converted
         t = np.dtype(params.dtype).type  # scalars in the params' dtype keep float32 kernels
         model.device.kernels.sgd_step(params, model.flat_grads, self.velocity,

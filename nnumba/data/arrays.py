@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnumbaError
+from ..layers.validation import integer
 from .datasets import Dataset
 
 __all__ = ["DataFileError", "load_arrays", "stratified_split", "DEFAULT_TEST_FRACTION"]
@@ -39,6 +40,7 @@ def load_arrays(path, *, label_column: str | int | None = None,
 
     Without a test set in the file, a stratified share ``test_fraction``
     (default 0.2) of each class is drawn with ``seed`` for testing."""
+    seed = integer("load_arrays", "seed", seed, 0, None)  # numpy's own error names nothing
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
@@ -75,7 +77,9 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int = 0, *,
                      source="the data") -> tuple[np.ndarray, np.ndarray]:
     """(train, test) index arrays, in order: of each class, round(fraction * count)
     samples drawn with ``seed`` test, and at least one stays for training."""
-    if not 0 < test_fraction < 1:
+    seed = integer("stratified_split", "seed", seed, 0, None)
+    if isinstance(test_fraction, bool) or not isinstance(
+            test_fraction, (int, float, np.integer, np.floating)) or not 0 < test_fraction < 1:
         raise DataFileError(f"{source}: the test fraction must lie strictly between 0 "
                             f"and 1, got {test_fraction}")
     rng = np.random.default_rng(seed)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DTypeError, LabelError, NnumbaError, ShapeError
+from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError
+from ..layers.validation import flag, integer, show
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .metrics import evaluate
@@ -34,6 +35,9 @@ def check_data(model, x, y, what: str = "training"):
     """Clear errors for data that cannot go through ``model``, before any kernel runs."""
     if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
         raise DTypeError(f"{what} inputs and targets must be numpy arrays")
+    if x.ndim == 0 or y.ndim == 0:
+        raise ShapeError(f"{what} inputs and targets must hold one row per sample, got "
+                         f"shapes {x.shape} and {y.shape}")
     if len(x) == 0:
         raise ShapeError(f"{what} set is empty")
     if len(x) != len(y):
@@ -42,6 +46,31 @@ def check_data(model, x, y, what: str = "training"):
         raise DTypeError(f"{what} inputs are {x.dtype.name} but the model is "
                          f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
     model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
+    _check_finite(x, f"{what} inputs")  # else found only at its batch, or after an epoch
+
+
+def _check_finite(a, what):
+    bad = ~np.isfinite(a.reshape(len(a), -1))
+    if bad.any():
+        raise NonFiniteError(f"{what} hold {int(bad.sum())} NaN or infinite value(s), the "
+                             f"first in sample {int(np.argwhere(bad)[0][0])}")
+
+
+def check_with_loss(model, loss, y, input_shape, what: str, chunk: int = 4096):
+    """Let ``loss`` check every target (label range, -1/+1, shape) against predictions of
+    the model's output shape, so that bad labels are refused before training rather than
+    at their batch, or (test labels) after a whole epoch. Zeros stand for predictions."""
+    out_shape = model.output_shape(input_shape)
+    for start in range(0, len(y), chunk):
+        part = y[start:start + chunk]
+        try:
+            loss.forward(model.device.zeros((len(part),) + tuple(out_shape), model.dtype), part)
+        except NnumbaError as exc:
+            try:
+                named = type(exc)(f"{what}: {exc}")
+            except Exception:  # noqa: BLE001 - a constructor of its own: keep the original
+                raise exc from None
+            raise named from None
 
 
 class Trainer:
@@ -53,26 +82,55 @@ class Trainer:
                  weight_decay: float = 0.0, batch_size: int = 100, seed: int = 0,
                  optimizer=None, progress: bool = False, callbacks=(),
                  precompile: bool = True):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        from ..losses import Loss
+        from ..model import Sequential
+        owner = type(self).__name__
+        if not isinstance(model, Sequential):
+            raise DTypeError(f"{owner}: model must be an nnumba Sequential (nnumba.build, "
+                             f"nnumba.Sequential(...)), got {type(model).__name__}")
+        if not isinstance(loss, Loss):
+            hint = " (a class: add ())" if isinstance(loss, type) and issubclass(loss, Loss) \
+                else ""
+            raise DTypeError(f"{owner}: loss must be an nnumba Loss instance such as "
+                             f"CrossEntropy(), got {show(loss)}{hint}")
+        if optimizer is not None and not callable(getattr(optimizer, "step", None)):
+            raise DTypeError(f"{owner}: optimizer must have a step() method, such as "
+                             f"nnumba.optim.SGD, got {show(optimizer)}")
+        # batch sizes past the set are one batch: no upper bound
+        self.batch_size = integer(owner, "batch_size", batch_size, 1, None)
+        if seed is not None:  # None: fresh entropy, as numpy's
+            seed = integer(owner, "seed", seed, 0, None)
+        try:
+            callbacks = list(callbacks)
+        except TypeError:
+            callbacks = [callbacks]
+        for callback in callbacks:
+            if not callable(callback):  # else it fails only after the first epoch
+                raise DTypeError(f"{owner}: callbacks must be functions (trainer, row), got "
+                                 f"{show(callback)}")
         self.model, self.loss = model, loss
         self.optimizer = optimizer or SGD(model, lr=lr, momentum=momentum,
                                           weight_decay=weight_decay)
-        self.batch_size = int(batch_size)
         self.rng = np.random.default_rng(seed)
-        self.progress = progress
-        self.callbacks = list(callbacks)
+        self.progress = flag(owner, "progress", progress)
+        self.callbacks = callbacks
         self.history = History()
-        self.precompile = precompile
+        self.precompile = flag(owner, "precompile", precompile)
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
+        epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
+        if (x_test is None) != (y_test is None):
+            raise DTypeError(f"{type(self).__name__}.fit: x_test and y_test come together; "
+                             f"got only {'x_test' if y_test is None else 'y_test'}")
+        # Both sets are checked in full, with the loss, before the first step: a bad test
+        # label would otherwise be found after a whole epoch of training.
         check_data(self.model, x, y)
         if x_test is not None:
             check_data(self.model, x_test, y_test, "test")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
+        check_with_loss(self.model, self.loss, y, x.shape[1:], "training targets")
+        if x_test is not None:
+            check_with_loss(self.model, self.loss, y_test, x_test.shape[1:], "test targets")
         model = self.model
         model.train()
         model.reuse_buffers(True)
@@ -88,11 +146,21 @@ class Trainer:
                 bar = Progress(self._num_batches(len(x)), f"epoch {epoch}", self.progress)
                 train_loss = self._epoch(len(x), bar, epoch)
                 bar.close()
+                # The loss is checked before each update, not after the last one; one
+                # pass over the flat parameters keeps non-finite weights from being saved.
+                if not model.device.kernels.all_finite(model.flat_params):
+                    raise TrainingDiverged(
+                        f"the weights became NaN or infinite in epoch {epoch}: lower the "
+                        f"learning rate (now {getattr(self.optimizer, 'lr', '?')})")
                 row = {"epoch": epoch, "train_loss": train_loss,
                        "seconds": time.perf_counter() - start}
                 if x_test is not None:
                     metrics = evaluate(model, self.loss, x_test, y_test)
                     row["test_loss"], row["test_accuracy"] = metrics["loss"], metrics["accuracy"]
+                    if not math.isfinite(row["test_loss"]):  # finite weights, outputs overflow
+                        raise TrainingDiverged(
+                            f"the test loss became {row['test_loss']} after epoch {epoch}: "
+                            f"lower the learning rate (now {getattr(self.optimizer, 'lr', '?')})")
                 self.history.epochs.append(row)
                 for callback in self.callbacks:
                     callback(self, row)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.validation import integer
+
 
 def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
     """Fraction right: argmax for class labels and for one-hot targets, sign for
@@ -27,6 +29,7 @@ def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
 
 def evaluate(model, loss, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
     """{"loss": mean loss, "accuracy": fraction right or None} over (x, y)."""
+    batch_size = integer("evaluate", "batch_size", batch_size, 1, None)
     y_hat = model.predict(x, batch_size=batch_size)
     value = loss.forward(y_hat, y) if loss.reduction == "mean" else loss.forward(y_hat, y) / len(y)
     return {"loss": value, "accuracy": accuracy(y_hat, y)}

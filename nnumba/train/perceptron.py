@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import DTypeError, LabelError, NonFiniteError, ShapeError
 from ..kernels.cpu.perceptron import perceptron_epoch, sign_errors
+from ..layers.validation import integer
 
 
 @dataclass
@@ -24,7 +25,15 @@ class PerceptronResult:
     history: list = field(default_factory=list)  # per epoch: epoch, nb_changes, train_error, test_error
 
     def decision(self, x) -> np.ndarray:
-        return x.reshape(len(x), -1) @ self.w + self.b
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf" or x.ndim == 0:
+            raise DTypeError(f"perceptron: expected inputs as a numeric array of samples, got "
+                             f"{x.dtype} of shape {x.shape}")
+        flat = x.reshape(len(x), -1)
+        if flat.shape[1] != self.w.size:
+            raise ShapeError(f"perceptron: inputs have {flat.shape[1]} features, the weights "
+                             f"{self.w.size}")
+        return flat @ self.w + self.b
 
     def predict(self, x) -> np.ndarray:
         """sigma(w . x + b) in {-1, +1}."""
@@ -86,14 +95,29 @@ class _Alone:
         return counts
 
 
+def _check_range(w, top, n, epoch):
+    """Refuse an epoch whose sums w . x could overflow float64: the kernel's sign tests
+    would then compare inf or NaN, and the weights come out as garbage (or inf) with no
+    error. In an epoch of n samples each |w_j| grows by at most n * top_j, so
+    (|w| + n * top) . top bounds every |w . x| the epoch and its error count compute."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = (np.abs(w) + n * top) @ top
+    if not np.isfinite(bound):
+        raise NonFiniteError(
+            f"perceptron: inputs as large as {top.max():.4g} make the sums w . x overflow "
+            f"float64 {'from the start' if epoch == 0 else f'after epoch {epoch - 1}'}: "
+            f"scale the inputs (e.g. to [-1, 1]) and train again")
+
+
 def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
                      callback=None, group=None) -> PerceptronResult:
     """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module
     docstring.  ``group``: how the passes are shared between processes (None: this
     one alone)."""
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, (int, np.integer)) \
-            or max_epochs < 1:
-        raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
+    max_epochs = integer("perceptron", "max_epochs", max_epochs, 1, None)
+    if callback is not None and not callable(callback):  # else found after an epoch
+        raise DTypeError(f"perceptron: callback must be a function of the epoch's row, got "
+                         f"{type(callback).__name__}")
     group = _Alone() if group is None else group
     xs, ys = group.prepare(x, y, "training")
     test = group.prepare(x_test, y_test, "test") if x_test is not None else None
@@ -101,9 +125,14 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
         raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - 1} features, "
                          f"training inputs {xs.shape[1] - 1}")
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
+    # The largest |x_j| of each feature, over both sets: bounds every w . x to come.
+    top = np.abs(xs).max(axis=0)
+    if test is not None:
+        top = np.maximum(top, np.abs(test[0]).max(axis=0))
     w = np.zeros(xs.shape[1])
     history, updates, converged = [], 0, False
-    for epoch in range(int(max_epochs)):
+    for epoch in range(max_epochs):
+        _check_range(w, top, len(xs), epoch)
         changes, w = group.epoch(xs, ys, w)
         updates += changes
         errors = group.total(sign_errors(xs, ys, w),

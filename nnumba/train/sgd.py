@@ -1,6 +1,7 @@
 """Mini-batch stochastic gradient descent (batch_size=1 is per-sample SGD)."""
 from __future__ import annotations
 
+from ..layers.validation import flag
 from .base import Trainer
 
 
@@ -15,7 +16,7 @@ class SGDTrainer(Trainer):
 
     def __init__(self, model, loss, *, shuffle: bool = True, **kwargs):
         super().__init__(model, loss, **kwargs)
-        self.shuffle = shuffle
+        self.shuffle = flag(type(self).__name__, "shuffle", shuffle)  # "no" would shuffle
 
     def _epoch(self, n, bar, epoch):
         model, mean = self.model, self.loss.reduction == "mean"
