@@ -46,7 +46,8 @@ def check_data(model, x, y, what: str = "training"):
         raise DTypeError(f"{what} inputs are {x.dtype.name} but the model is "
                          f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
     model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
-    _check_finite(x, f"{what} inputs")  # else found only at its batch, or after an epoch
+    if what == "test":  # else found after a whole epoch; a training batch is checked
+        _check_finite(x, f"{what} inputs")  # by the model's first layer, at no extra pass
 
 
 def _check_finite(a, what):
@@ -56,11 +57,13 @@ def _check_finite(a, what):
                              f"first in sample {int(np.argwhere(bad)[0][0])}")
 
 
-def check_with_loss(model, loss, y, input_shape, what: str, chunk: int = 4096):
+def check_with_loss(model, loss, y, input_shape, what: str):
     """Let ``loss`` check every target (label range, -1/+1, shape) against predictions of
     the model's output shape, so that bad labels are refused before training rather than
-    at their batch, or (test labels) after a whole epoch. Zeros stand for predictions."""
+    at their batch, or (test labels) after a whole epoch. Zeros stand for predictions,
+    in chunks of at most 2**20 values (one chunk for MNIST's 60,000 labels)."""
     out_shape = model.output_shape(input_shape)
+    chunk = max(1, 2**20 // max(1, int(np.prod(out_shape))))
     for start in range(0, len(y), chunk):
         part = y[start:start + chunk]
         try:
@@ -116,6 +119,7 @@ class Trainer:
         self.callbacks = callbacks
         self.history = History()
         self.precompile = flag(owner, "precompile", precompile)
+        self._checked_targets = set()
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
@@ -128,9 +132,18 @@ class Trainer:
         check_data(self.model, x, y)
         if x_test is not None:
             check_data(self.model, x_test, y_test, "test")
-        check_with_loss(self.model, self.loss, y, x.shape[1:], "training targets")
-        if x_test is not None:
-            check_with_loss(self.model, self.loss, y_test, x_test.shape[1:], "test targets")
+        # Checked once per targets array: fit(epochs=1) in a loop (a benchmark, an early
+        # stopping loop) pays it once; targets changed in place since are still met by
+        # the loss at their batch (training) or in evaluate (test).
+        for targets, inputs, what in ((y, x, "training targets"), (y_test, x_test, "test targets")):
+            key = None if targets is None else (
+                id(targets), targets.ctypes.data, targets.shape, targets.dtype.str,
+                inputs.shape[1:], id(self.loss), id(self.model))
+            if key is not None and key not in self._checked_targets:
+                check_with_loss(self.model, self.loss, targets, inputs.shape[1:], what)
+                if len(self._checked_targets) >= 8:  # partial_fit's chunks: keep it small
+                    self._checked_targets.clear()
+                self._checked_targets.add(key)
         model = self.model
         model.train()
         model.reuse_buffers(True)
