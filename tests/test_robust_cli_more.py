@@ -1,0 +1,85 @@
+"""More of the CLI as a user meets it (found by fuzzing): MPI aborts that end the
+job, a closed stdout, bad environment variables, options that do not apply, and
+small messages that said the wrong thing."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nnumba.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+_BESIDE = Path(sys.executable).with_name("mpiexec")  # where the mpich wheel puts it
+MPIEXEC = str(_BESIDE) if _BESIDE.is_file() else shutil.which("mpiexec")
+HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
+
+
+def _env(extra=None):
+    env = {**os.environ, **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_python(code, env=None):
+    """``code`` in a fresh interpreter that imports this checkout's nnumba."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=300, env=_env(env), cwd=REPO)
+
+
+def nnumba_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "nnumba", *args], capture_output=True,
+                          text=True, timeout=300, env=_env(env), cwd=REPO)
+
+
+# ---- 1. under MPI, an abort ends the rank even where MPI_Abort returns -------------------
+def test_abort_never_returns_even_where_mpi_abort_does():
+    # MPICH's MPI_Abort returned once in 13 runs; the nested abort_on_error then
+    # swallowed the error and the caller went on with None.
+    done = run_python("""
+        import sys
+        from nnumba.distributed.comm import Communicator, abort_on_error
+
+        class ReturningComm:  # an MPI_Abort that returns
+            def Abort(self, code):
+                print(f"Abort({code}) returned", file=sys.stderr)
+
+        comm = object.__new__(Communicator)
+        comm.comm, comm.rank, comm.size = ReturningComm(), 1, 2
+
+        def inner():
+            with abort_on_error(comm):
+                raise ValueError("bad shard")
+
+        with abort_on_error(comm):
+            print("before", flush=False)  # flushed before the abort, not lost
+            inner()
+            print("went on after the abort")
+    """)
+    assert done.returncode == 1, done
+    assert done.stdout == "before\n"
+    assert "rank 1 of 2 failed: ValueError: bad shard" in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("failed") == 1
+
+
+@pytest.mark.skipif(not (MPIEXEC and HAVE_MPI4PY),
+                    reason='needs mpi4py and mpiexec: pip install "nnumba[mpi]"')
+def test_mpiexec_perceptron_on_too_few_samples_aborts_cleanly():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "OMPI_", "MPI_LOCAL", "PMIX_"))}  # not nested in a job
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    said = 0
+    for _ in range(3):  # the race was rare: a few runs, each well under a second
+        done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "nnumba", "train",
+                               "--trainer", "perceptron", "--train-size", "1"],
+                              capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+        assert done.returncode != 0
+        assert "Traceback" not in done.stderr and "AttributeError" not in done.stderr
+        said += "cannot be shared by 2 ranks" in done.stderr
+    # Hydra can kill its proxy before it forwards the aborting rank's stderr (seen
+    # once in ~90 runs): the message must come through, but not necessarily every time.
+    assert said >= 1
