@@ -83,3 +83,37 @@ def test_mpiexec_perceptron_on_too_few_samples_aborts_cleanly():
     # Hydra can kill its proxy before it forwards the aborting rank's stderr (seen
     # once in ~90 runs): the message must come through, but not necessarily every time.
     assert said >= 1
+
+
+# ---- 2. a closed stdout, and environment variables nnumba cannot run with ----------------
+TINY_TRAIN = ("train", "--train-size", "100", "--test-size", "10", "--epochs", "1")
+
+
+def assert_one_line(done, status, prefix, *fragments):
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == status and len(lines) == 1, (done.returncode, done.stderr)
+    assert lines[0].startswith(prefix), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args", [TINY_TRAIN, ("plugins",), ("--help",)])
+def test_a_reader_that_stops_early_ends_the_command_quietly_with_141(args):
+    # As `nnumba train | head -1`, deterministically: the reader is gone before the
+    # first write (the interpreter takes far longer to start than this close).
+    for unbuffered in (False, True):
+        env = {k: v for k, v in _env().items() if k != "PYTHONUNBUFFERED"}
+        if unbuffered:
+            env["PYTHONUNBUFFERED"] = "1"
+        proc = subprocess.Popen([sys.executable, "-m", "nnumba", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        proc.stdout.close()
+        stderr = proc.communicate(timeout=300)[1]
+        assert stderr == ""
+        # Unbuffered, argparse swallows its failed write of --help itself and exits 0.
+        assert proc.returncode in ((0, 141) if args == ("--help",) else (141,)), stderr
+
+
+def test_a_reader_that_stays_sees_no_change(capsys):
+    assert main(["plugins"]) == 0
+    assert "layers:" in capsys.readouterr().out
