@@ -117,3 +117,15 @@ def test_a_reader_that_stops_early_ends_the_command_quietly_with_141(args):
 def test_a_reader_that_stays_sees_no_change(capsys):
     assert main(["plugins"]) == 0
     assert "layers:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_numba_num_threads_below_one_is_one_line_naming_the_variable(value):
+    env = {"NUMBA_NUM_THREADS": value}
+    for done in (nnumba_cli("--help", env=env), nnumba_cli(*TINY_TRAIN, env=env)):
+        assert_one_line(done, 2, "nnumba: error: environment variable NUMBA_NUM_THREADS",
+                        f"got '{value}'")
+    assert "Traceback" in nnumba_cli("--debug", "--help", env=env).stderr
+    # A library user gets the same words as a ValueError at import.
+    done = run_python("import nnumba", env=env)
+    assert "ValueError: environment variable NUMBA_NUM_THREADS" in done.stderr
