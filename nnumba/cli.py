@@ -115,10 +115,25 @@ def _run(args, debug: bool) -> int:
             print(f"nnumba {args.command}: error: out of memory{': ' + message if message else ''}",
                   file=sys.stderr)
             return 2
+        if _jit_disabled():
+            # numba's pure-Python mode cannot run nnumba's BLAS intrinsics (_cblas_gemm).
+            print(f"nnumba {args.command}: error: nnumba needs numba's JIT: NUMBA_DISABLE_JIT=1 "
+                  f"is not supported, unset it ({type(exc).__name__}: {_first_line(message)})",
+                  file=sys.stderr)
+            return 2
         print(f"nnumba {args.command}: error: {type(exc).__name__}: {message} (unexpected: "
               f"rerun with {DEBUG_FLAG} for the traceback, and please report it)",
               file=sys.stderr)
         return 1
+
+
+def _jit_disabled() -> bool:
+    from numba import config
+    return bool(config.DISABLE_JIT)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 if __name__ == "__main__":

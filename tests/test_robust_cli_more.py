@@ -129,3 +129,10 @@ def test_numba_num_threads_below_one_is_one_line_naming_the_variable(value):
     # A library user gets the same words as a ValueError at import.
     done = run_python("import nnumba", env=env)
     assert "ValueError: environment variable NUMBA_NUM_THREADS" in done.stderr
+
+
+def test_numba_disable_jit_is_a_clear_one_line_error():
+    done = nnumba_cli(*TINY_TRAIN, env={"NUMBA_DISABLE_JIT": "1"})
+    assert_one_line(done, 2, "nnumba train: error: nnumba needs numba's JIT",
+                    "NUMBA_DISABLE_JIT=1 is not supported")
+    assert "please report" not in done.stderr
