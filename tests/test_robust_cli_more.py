@@ -136,3 +136,50 @@ def test_numba_disable_jit_is_a_clear_one_line_error():
     assert_one_line(done, 2, "nnumba train: error: nnumba needs numba's JIT",
                     "NUMBA_DISABLE_JIT=1 is not supported")
     assert "please report" not in done.stderr
+
+
+# ---- 3. options that do not apply: a note, not silence (nor an error) ---------------------
+SMALL = ["--train-size", "100", "--test-size", "50", "--epochs", "1"]
+
+
+def notes(capsys, *args):
+    assert main(["train", *SMALL, *args]) == 0
+    out = capsys.readouterr().out
+    return [line for line in out.splitlines() if line.startswith("note:")]
+
+
+def test_the_perceptron_notes_the_gradient_options_it_does_not_use(capsys):
+    said = notes(capsys, "--trainer", "perceptron", "--lr", "0.3", "--loss", "MSE",
+                 "--weight-decay", "0", "--momentum", "0.5", "--batch-size", "10")
+    assert said == ["note: --trainer perceptron does not use --lr, --batch-size, --momentum, "
+                    "--weight-decay, --loss"]
+    assert notes(capsys, "--trainer", "perceptron", "--lr", "0.3") == [
+        "note: --trainer perceptron does not use --lr"]
+
+
+def test_defaults_filled_in_are_not_noted(capsys):
+    # The perceptron's 100 epochs, the model's lr/momentum/batch size, CrossEntropy, 0,1.
+    assert main(["train", "--trainer", "perceptron", "--train-size", "100",
+                 "--test-size", "50"]) == 0
+    assert "note:" not in capsys.readouterr().out
+    assert notes(capsys) == []
+    assert notes(capsys, "--trainer", "perceptron", "--classes", "3,8") == []
+
+
+@pytest.mark.parametrize("loss", [None, "MSE"])
+def test_a_loss_on_classes_notes_that_it_does_not_use_classes(capsys, loss):
+    said = notes(capsys, "--classes", "3,8", *(["--loss", loss] if loss else []))
+    assert said == [f"note: loss {loss or 'CrossEntropy'} does not use --classes "
+                    f"(it trains on every class)"]
+
+
+def test_a_loss_on_signs_uses_classes_without_a_note(capsys):
+    assert notes(capsys, "--model", "logreg", "--loss", "Hinge", "--classes", "3,8") == []
+
+
+def test_with_json_the_note_goes_to_stderr(capsys):
+    import json
+    assert main(["train", *SMALL, "--trainer", "perceptron", "--lr", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)
+    assert "note: --trainer perceptron does not use --lr" in captured.err
