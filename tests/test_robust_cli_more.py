@@ -183,3 +183,23 @@ def test_with_json_the_note_goes_to_stderr(capsys):
     captured = capsys.readouterr()
     json.loads(captured.out)
     assert "note: --trainer perceptron does not use --lr" in captured.err
+
+
+# ---- 4. small messages that said the wrong thing ------------------------------------------
+def error_line(capsys, *argv, status=2):
+    assert main(list(argv)) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("dataset,download", [("mnist", False), ("mnist", True),
+                                              ("fashion-mnist", False)])
+def test_a_data_dir_that_is_a_file_is_called_a_file(tmp_path, capsys, dataset, download):
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    line = error_line(capsys, "train", "--dataset", dataset, "--data-dir", str(a_file),
+                      *(["--download"] if download else []))
+    assert line.startswith("nnumba train: error: ") and str(a_file) in line
+    assert "is a file, not a folder" in line and "does not exist" not in line
+    assert a_file.read_text() == "root:x:0:0\n"
