@@ -203,3 +203,11 @@ def test_a_data_dir_that_is_a_file_is_called_a_file(tmp_path, capsys, dataset, d
     assert line.startswith("nnumba train: error: ") and str(a_file) in line
     assert "is a file, not a folder" in line and "does not exist" not in line
     assert a_file.read_text() == "root:x:0:0\n"
+
+
+@pytest.mark.parametrize("flag,value", [("--dataset", ""), ("--dataset", " "), ("--data", "")])
+def test_an_empty_dataset_or_data_name_is_refused(capsys, flag, value):
+    line = error_line(capsys, "train", flag, value)
+    assert line == f"nnumba train: error: {flag} needs " + (
+        "a name (see `nnumba plugins`)" if flag == "--dataset" else "a file name") + \
+        f", got {value!r}"

@@ -81,7 +81,7 @@ def _unused_options(args) -> str | None:
     """A note naming the options the user gave that this run does not use, or None.
     A note, not an error: a script may pass one set of options to every trainer.
     Called before any default is filled in, so that only the user's options count."""
-    loss = args.loss or OPTION_DEFAULTS["loss"]
+    loss = OPTION_DEFAULTS["loss"] if args.loss is None else args.loss
     if args.trainer == "perceptron":
         unused, who = _NOT_FOR_PERCEPTRON, "--trainer perceptron"
     elif args.classes is not None and _target_kind(loss) != "signs":
@@ -119,6 +119,12 @@ def _check_options(args):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    # An empty --dataset quietly fell back to the default data set; an empty --data
+    # read as the folder '.'.
+    for flag, what in (("dataset", "a name (see `nnumba plugins`)"), ("data", "a file name")):
+        value = getattr(args, flag)
+        if value is not None and not value.strip():
+            raise ValueError(f"--{flag} needs {what}, got {value!r}")
     if args.data is not None:
         given = [f for f, v in (("--dataset", args.dataset), ("--data-dir", args.data_dir),
                                 ("--download", args.download)) if v]
