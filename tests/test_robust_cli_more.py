@@ -211,3 +211,20 @@ def test_an_empty_dataset_or_data_name_is_refused(capsys, flag, value):
     assert line == f"nnumba train: error: {flag} needs " + (
         "a name (see `nnumba plugins`)" if flag == "--dataset" else "a file name") + \
         f", got {value!r}"
+
+
+@pytest.mark.parametrize("out", ["", " "])
+def test_experiment_run_refuses_an_empty_out_as_train_refuses_an_empty_save(
+        capsys, monkeypatch, tmp_path, out):
+    monkeypatch.chdir(tmp_path)  # where the figures landed
+    line = error_line(capsys, "experiment", "run", "xor", "--out", out)
+    assert line == f"nnumba experiment: error: --out needs a folder name, got {out!r}"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("names", [["all", "nope"], ["xor", "all"], ["all", "all"]])
+def test_all_runs_alone(capsys, names):
+    line = error_line(capsys, "experiment", "run", *names)
+    assert line == ("nnumba experiment: error: 'all' runs alone: give 'all' or experiment "
+                    f"names, got {' '.join(names)}")
+    assert "unknown experiment" not in line
