@@ -228,3 +228,14 @@ def test_all_runs_alone(capsys, names):
     assert line == ("nnumba experiment: error: 'all' runs alone: give 'all' or experiment "
                     f"names, got {' '.join(names)}")
     assert "unknown experiment" not in line
+
+
+def test_known_names_are_pluralised_properly(capsys):
+    from nnumba.registry import plural, unknown_name_message
+    line = error_line(capsys, "train", "--loss", "Nope", *SMALL)
+    assert "Known losses: CrossEntropy" in line and "losss" not in line
+    assert "Known experiments:" in unknown_name_message("experiment", "x", ["xor"])
+    assert [plural(k) for k in ("loss", "layer", "dataset", "entry", "key")] == [
+        "losses", "layers", "datasets", "entries", "keys"]
+    assert main(["plugins"]) == 0
+    assert "losses:" in capsys.readouterr().out.splitlines()
