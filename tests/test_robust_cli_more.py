@@ -239,3 +239,21 @@ def test_known_names_are_pluralised_properly(capsys):
         "losses", "layers", "datasets", "entries", "keys"]
     assert main(["plugins"]) == 0
     assert "losses:" in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize("slope,says", [
+    ('"x"', "negative_slope must be a finite number, got 'x'"),
+    ("true", "negative_slope must be a finite number, got True"),
+    ("NaN", "negative_slope must be a finite number, got nan"),
+    ("1", "negative_slope must be in [0, 1), got 1.0")])
+def test_leaky_relu_checks_its_slope_with_nnumbas_validation(tmp_path, capsys, slope, says):
+    pytest.importorskip("nnumba_extra_activations",
+                        reason="pip install -e plugins/nnumba-extra-activations")
+    spec = tmp_path / "leaky.json"
+    spec.write_text('[{"type": "Linear", "in_features": 4, "out_features": 2}, '
+                    f'{{"type": "LeakyReLU", "negative_slope": {slope}}}]')
+    line = error_line(capsys, "summary", str(spec))
+    assert line.startswith("nnumba summary: error: model spec ") and line.endswith(says), line
+    spec.write_text('[{"type": "Linear", "in_features": 4, "out_features": 2}, '
+                    '{"type": "LeakyReLU", "negative_slope": 0.2}]')
+    assert main(["summary", str(spec)]) == 0
