@@ -257,3 +257,10 @@ def test_leaky_relu_checks_its_slope_with_nnumbas_validation(tmp_path, capsys, s
     spec.write_text('[{"type": "Linear", "in_features": 4, "out_features": 2}, '
                     '{"type": "LeakyReLU", "negative_slope": 0.2}]')
     assert main(["summary", str(spec)]) == 0
+
+
+@pytest.mark.parametrize("trainer", ["sgd", "perceptron"])
+def test_a_negative_seed_is_refused_naming_seed(capsys, trainer):
+    line = error_line(capsys, "train", "--trainer", trainer, "--seed", "-1")
+    assert line == "nnumba train: error: --seed must be >= 0, got -1"
+    assert notes(capsys, "--seed", "0") == []  # 0 still trains

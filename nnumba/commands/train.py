@@ -119,6 +119,8 @@ def _check_options(args):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.seed < 0:  # else the model's factory refused it without naming --seed
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     # An empty --dataset quietly fell back to the default data set; an empty --data
     # read as the folder '.'.
     for flag, what in (("dataset", "a name (see `nnumba plugins`)"), ("data", "a file name")):
