@@ -3,17 +3,23 @@
 Whatever goes wrong ends in one line on stderr and a non-zero exit: 2 for what
 the user can fix (nnumba's own errors, files, values), 1 for anything else,
 which is a bug. ``--debug``, anywhere on the line, shows the traceback instead.
+A reader that stops early (``nnumba train | head -1``) ends the command quietly
+with 141, the status of a Unix tool killed by SIGPIPE (128 + 13), so that a
+``set -o pipefail`` script sees what it sees of ``cat``.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 import warnings
 
 # Each module has add_parser(subparsers) that sets a ``run(args) -> int`` default.
 COMMANDS = ("train", "plugins", "info", "experiment", "summary", "classify")
 DEBUG_FLAG = "--debug"
+BROKEN_PIPE_STATUS = 128 + 13  # as a shell reports a tool killed by SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,10 +58,42 @@ def main(argv=None) -> int:
     if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
     try:
-        args = build_parser().parse_args(argv)
-        return _run(args, debug)
+        try:
+            args = build_parser().parse_args(argv)  # --help: SystemExit
+            return _run(args, debug)
+        finally:
+            if sys.stdout is not None:  # None where stdout was closed (>&-)
+                sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+    except BrokenPipeError:
+        if not _closed_outputs():
+            raise  # a pipe of the command's own (a plugin's, a download's): not the reader's
+        return _end_quietly()
     finally:
         warnings.formatwarning = shown
+
+
+def _closed_outputs() -> list:
+    """The file descriptors of stdout and stderr whose reader has gone (Linux, macOS:
+    poll says POLLERR for a pipe without reader)."""
+    closed = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            poller = select.poll()
+            poller.register(stream.fileno(), select.POLLOUT)
+            if any(event & select.POLLERR for _, event in poller.poll(0)):
+                closed.append(stream.fileno())
+        except (AttributeError, OSError, ValueError):  # no poll, no real file descriptor
+            continue
+    return closed
+
+
+def _end_quietly() -> int:
+    """Stop writing where nobody reads, as Unix tools do: no message, status 141."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in _closed_outputs():
+        os.dup2(devnull, fd)  # Python's final flush at exit would fail again, loudly
+    os.close(devnull)
+    return BROKEN_PIPE_STATUS
 
 
 def _run(args, debug: bool) -> int:
@@ -66,8 +104,8 @@ def _run(args, debug: bool) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if debug:
-            raise
+        if debug or (isinstance(exc, BrokenPipeError) and _closed_outputs()):
+            raise  # main ends quietly where the reader of stdout has gone
         message = str(exc)
         if isinstance(exc, (NnumbaError, OSError, ValueError)):
             # Users get the message, not a traceback, for what they can fix.
@@ -77,10 +115,25 @@ def _run(args, debug: bool) -> int:
             print(f"nnumba {args.command}: error: out of memory{': ' + message if message else ''}",
                   file=sys.stderr)
             return 2
+        if _jit_disabled():
+            # numba's pure-Python mode cannot run nnumba's BLAS intrinsics (_cblas_gemm).
+            print(f"nnumba {args.command}: error: nnumba needs numba's JIT: NUMBA_DISABLE_JIT=1 "
+                  f"is not supported, unset it ({type(exc).__name__}: {_first_line(message)})",
+                  file=sys.stderr)
+            return 2
         print(f"nnumba {args.command}: error: {type(exc).__name__}: {message} (unexpected: "
               f"rerun with {DEBUG_FLAG} for the traceback, and please report it)",
               file=sys.stderr)
         return 1
+
+
+def _jit_disabled() -> bool:
+    from numba import config
+    return bool(config.DISABLE_JIT)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 if __name__ == "__main__":

@@ -319,13 +319,22 @@ def _invalid(kind: str, name, obj) -> str | None:
     return None
 
 
+def plural(kind: str) -> str:
+    """English plural of a kind's name, for messages: loss -> losses, layer -> layers."""
+    if kind.endswith(("s", "x", "z", "ch", "sh")):
+        return kind + "es"
+    if kind.endswith("y") and kind[-2:-1] not in "aeiou":
+        return kind[:-1] + "ies"
+    return kind + "s"
+
+
 def unknown_name_message(kind: str, name: str, known) -> str:
     by_lower = {k.lower(): k for k in known}
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     if name.lower() in by_lower and by_lower[name.lower()] not in close:
         close.insert(0, by_lower[name.lower()])
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-    return (f"unknown {kind} {name!r}{hint} Known {kind}s: "
+    return (f"unknown {kind} {name!r}{hint} Known {plural(kind)}: "
             f"{', '.join(sorted(known)) or '(none)'}.")
 
 

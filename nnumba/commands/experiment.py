@@ -62,6 +62,11 @@ def run_experiments(args):
     from ..experiments.common import PLUGIN_HINT
     from ..experiments.report import Entry, command_for, write_report
     from ..registry import get_registry
+    if args.out is not None and not args.out.strip():  # else the figures land in the cwd
+        raise ValueError(f"--out needs a folder name, got {args.out!r}")
+    if "all" in args.names and len(args.names) > 1:
+        raise ValueError(f"'all' runs alone: give 'all' or experiment names, got "
+                         f"{' '.join(args.names)}")
     every = args.names == ["all"]
     layers = get_registry().entries("layer")
     # Unknown names fail here, before anything runs.

@@ -22,7 +22,7 @@ def _note(kind, name, entry, ambiguous):
 
 
 def run(args):
-    from ..registry import KINDS, get_registry
+    from ..registry import KINDS, get_registry, plural
     registry = get_registry()
     report = {}
     for kind in KINDS:
@@ -39,7 +39,7 @@ def run(args):
     for kind in KINDS:
         if not report[kind]:
             continue
-        print(f"{'losses' if kind == 'loss' else kind + 's'}:")
+        print(f"{plural(kind)}:")
         width = max(len(e["name"]) for e in report[kind])
         plugin_width = max(len(e["plugin"]) for e in report[kind])
         for e in report[kind]:

@@ -34,15 +34,17 @@ def add_parser(sub):
                    help="--data without a test set: the share of each class held out for "
                         "testing, drawn with --seed (default 0.2)")
     p.add_argument("--trainer", default="sgd", choices=("sgd", "gd", "perceptron"))
-    p.add_argument("--loss", default="CrossEntropy", help="a registered loss name")
+    # --loss, --weight-decay, --classes: None until OPTION_DEFAULTS fills them in, so that
+    # a note can name those the user gave where they do not apply.
+    p.add_argument("--loss", help="a registered loss name (default CrossEntropy)")
     # None: the model's own train_defaults, else FALLBACK_DEFAULTS.
     p.add_argument("--epochs", type=int, help="default: the model's (MLP 20, CNN 10)")
     p.add_argument("--batch-size", type=int, help="default 100")
     p.add_argument("--lr", type=float, help="learning rate; default: the model's (MLP 0.1)")
     p.add_argument("--momentum", type=float, help="default 0.9")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, help="default 0")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--classes", default="0,1",
+    p.add_argument("--classes",
                    help="the perceptron, and a loss on signs (Hinge, Logistic): the two "
                         "classes NEG,POS by number or name (default: the lecture's digits "
                         "0 vs 1)")
@@ -70,6 +72,29 @@ def _dataset_help() -> str:
     return f"a registered data set (see `nnumba plugins`): {listed}; default mnist-5k (embedded)"
 
 
+OPTION_DEFAULTS = {"loss": "CrossEntropy", "weight_decay": 0.0, "classes": "0,1"}
+# What the perceptron has no use for: it has no loss, learning rate nor batches.
+_NOT_FOR_PERCEPTRON = ("lr", "batch_size", "momentum", "weight_decay", "loss")
+
+
+def _unused_options(args) -> str | None:
+    """A note naming the options the user gave that this run does not use, or None.
+    A note, not an error: a script may pass one set of options to every trainer.
+    Called before any default is filled in, so that only the user's options count."""
+    loss = OPTION_DEFAULTS["loss"] if args.loss is None else args.loss
+    if args.trainer == "perceptron":
+        unused, who = _NOT_FOR_PERCEPTRON, "--trainer perceptron"
+    elif args.classes is not None and _target_kind(loss) != "signs":
+        unused, who = ("classes",), f"loss {loss}"
+    else:
+        return None
+    given = [f"--{name.replace('_', '-')}" for name in unused if getattr(args, name) is not None]
+    if not given:
+        return None
+    why = " (it trains on every class)" if who.startswith("loss") else ""
+    return f"note: {who} does not use {', '.join(given)}{why}"
+
+
 def _fill_defaults(args):
     """Options left unset take the model's train_defaults (the perceptron: 100 epochs);
     returns a line saying which did, or None when every one was given."""
@@ -94,6 +119,14 @@ def _check_options(args):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.seed < 0:  # else the model's factory refused it without naming --seed
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    # An empty --dataset quietly fell back to the default data set; an empty --data
+    # read as the folder '.'.
+    for flag, what in (("dataset", "a name (see `nnumba plugins`)"), ("data", "a file name")):
+        value = getattr(args, flag)
+        if value is not None and not value.strip():
+            raise ValueError(f"--{flag} needs {what}, got {value!r}")
     if args.data is not None:
         given = [f for f, v in (("--dataset", args.dataset), ("--data-dir", args.data_dir),
                                 ("--download", args.download)) if v]
@@ -181,6 +214,12 @@ def _check_device(args):
 
 def _run(args, start):
     _check_options(args)
+    note = _unused_options(args)
+    if note:
+        _say(args, note)
+    for key, value in OPTION_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.save is not None:  # a path that cannot be written fails now, not after training
         from ..io import check_save_path
         args.save = check_save_path(args.save)
@@ -255,25 +294,34 @@ def _targets_for_loss(args, data):
 
     import numpy as np
 
-    from ..registry import get_loss
-    loss = get_loss(args.loss)
-    kinds = {kind for *_, kind in getattr(loss, "examples", [])}
-    if getattr(loss, "target_dtype", None) == "int64" or "classes" in kinds:
+    kind = _target_kind(args.loss)
+    if kind == "classes":
         return data, len(data.classes)
-    if kinds == {"signs"}:
+    if kind == "signs":
         neg, pos = _two_classes(args, data)
         (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
         _say(args, f"targets for {args.loss}: class {neg} -> -1, class {pos} -> +1: "
                    f"{len(x)} train / {len(xt)} test")
         return replace(data, x_train=x, y_train=y, x_test=xt, y_test=yt,
                        classes=[data.classes[neg], data.classes[pos]]), 1
-    if kinds == {"values"}:
+    if kind == "values":
         eye = np.eye(len(data.classes), dtype=np.float32)
         _say(args, f"targets for {args.loss}: the class labels one-hot "
                    f"({len(data.classes)} values per sample)")
         return replace(data, y_train=eye[data.y_train], y_test=eye[data.y_test]), \
             len(data.classes)
     return data, None  # a loss that says nothing of its targets takes them as they come
+
+
+def _target_kind(loss_name) -> str | None:
+    """What the loss takes as targets: 'classes' (labels), 'signs' (-1/+1 of the two
+    --classes), 'values' (the labels one-hot), or None where the loss does not say."""
+    from ..registry import get_loss
+    loss = get_loss(loss_name)
+    kinds = {kind for *_, kind in getattr(loss, "examples", [])}
+    if getattr(loss, "target_dtype", None) == "int64" or "classes" in kinds:
+        return "classes"
+    return next(iter(kinds)) if len(kinds) == 1 and kinds <= {"signs", "values"} else None
 
 
 def _one_line(exc) -> str:

@@ -109,6 +109,8 @@ def _labels(raw: np.ndarray, source, n_images: int, n_classes: int) -> np.ndarra
 
 
 def _find_files(root: Path, what: str) -> dict[str, Path]:
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{what} folder {root} is a file, not a folder")
     if not root.is_dir():
         raise FileNotFoundError(f"{what} folder {root} does not exist")
     found, missing = {}, []

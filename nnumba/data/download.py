@@ -239,6 +239,8 @@ def download_mnist(root=None, *, progress: bool = True) -> Path:
     by spaces, replaces the list) and returns the folder, ready for `load_mnist`.
     """
     root = Path(root).expanduser() if root is not None else cache_dir() / "mnist"
+    if root.exists() and not root.is_dir():  # else every mirror fails with 'File exists'
+        raise NotADirectoryError(f"cannot download MNIST into {root}: it is a file, not a folder")
     mirrors = os.environ.get("NNUMBA_MNIST_MIRROR", "").split() or MNIST_MIRRORS
     for name, digest in MNIST_SHA256.items():
         errors = []

@@ -4,10 +4,12 @@ Buffers travel with the uppercase mpi4py methods (Allreduce, Bcast): no pickle.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import NoReturn
 
 import numpy as np
 
@@ -95,11 +97,20 @@ class Communicator:
             raise ValueError(f"{what} differs between MPI ranks ({int(low[0])} to "
                              f"{int(high[0])}): every rank must load the same data")
 
-    def abort(self, message: str, code: int = 1):
+    def abort(self, message: str, code: int = 1) -> NoReturn:
         """Print ``message`` and end every rank of the job (never returns)."""
-        sys.stderr.write(message.rstrip("\n") + "\n")
-        sys.stderr.flush()
-        self.comm.Abort(code)
+        # A closed pipe (or stdout None) must not stop the abort, hence suppress.
+        with suppress(Exception):  # MPI_Abort kills us before Python flushes stdout
+            sys.stdout.flush()
+        with suppress(Exception):
+            sys.stderr.write(message.rstrip("\n") + "\n")
+            sys.stderr.flush()
+        try:
+            self.comm.Abort(code)
+        finally:
+            # MPICH's MPI_Abort can return (once in 13 runs when two ranks abort together):
+            # the caller would then go on as if nothing failed. End this rank regardless.
+            os._exit(code)
 
     def __repr__(self):
         return f"Communicator(rank={self.rank}, size={self.size}, threads={self.threads})"
@@ -114,7 +125,9 @@ def abort_on_error(comm: Communicator | None):
     """Turn an exception on one rank into MPI_Abort of the whole job.
 
     Otherwise the other ranks would wait forever in their next collective.
-    With one rank (or none) the exception propagates as usual."""
+    With one rank (or none) the exception propagates as usual. Nesting is safe
+    (the library's trainers and the CLI both use it): the innermost aborts, and
+    abort never returns."""
     try:
         yield
     except BaseException as exc:
@@ -124,3 +137,4 @@ def abort_on_error(comm: Communicator | None):
         comm.abort(f"{details}nnumba: rank {comm.rank} of {comm.size} failed: "
                    f"{type(exc).__name__}: {exc}\n"
                    f"nnumba: aborting all {comm.size} ranks so that none waits for it")
+        raise  # only reached where abort is a stand-in that returns: never swallow the error

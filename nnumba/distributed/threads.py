@@ -31,11 +31,48 @@ def threads_per_rank(local_ranks: int | None = None) -> int:
     return max(1, available_cores() // max(1, ranks))
 
 
+def check_thread_env():
+    """A clear error for NUMBA_NUM_THREADS < 1, before numba's import fails on it with a
+    traceback from deep inside numba. The ``nnumba`` command says it in one line and
+    exits 2 (nothing of nnumba is loaded yet to do that later); a library user gets
+    the ValueError."""
+    text = os.environ.get("NUMBA_NUM_THREADS")
+    if text is None or "numba" in sys.modules:  # numba read it already, and took it
+        return
+    try:
+        if int(text) >= 1:
+            return
+    except ValueError:
+        return  # numba ignores what is not an integer, with a warning
+    message = (f"environment variable NUMBA_NUM_THREADS must be a positive integer, got "
+               f"{text!r}: unset it or set it to 1 or more")
+    if _running_the_cli() and "--debug" not in sys.argv:
+        sys.stderr.write(f"nnumba: error: {message}\n")
+        raise SystemExit(2)
+    raise ValueError(message)
+
+
+def _running_the_cli() -> bool:
+    """Whether this process is the ``nnumba`` command (the console script, or
+    ``python -m nnumba``), told from the interpreter's own command line."""
+    argv = iter(getattr(sys, "orig_argv", [])[1:])  # Python >= 3.10
+    for arg in argv:
+        if arg in ("-X", "-W"):
+            next(argv, None)  # the option's value
+        elif arg.startswith(("-m", "-c")):
+            return arg == "-mnnumba" or (arg == "-m" and next(argv, None) == "nnumba")
+        elif not arg.startswith("-"):  # the script: the console script is named nnumba
+            return os.path.basename(arg).split(".")[0] == "nnumba"
+    return False
+
+
 def apply_thread_env():
     """Under mpiexec, default every pool to this rank's share through the environment.
 
     Only effective before numpy and numba load (the pools read these once);
-    :func:`configure_threads` does the same later, at run time."""
+    :func:`configure_threads` does the same later, at run time. Checks
+    NUMBA_NUM_THREADS first (:func:`check_thread_env`)."""
+    check_thread_env()
     if world_size_from_env() <= 1:
         return
     share = str(threads_per_rank())

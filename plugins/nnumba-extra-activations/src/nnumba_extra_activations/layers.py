@@ -1,5 +1,7 @@
 """The layers: validated by nnumba's Layer base, computed by the kernels."""
 from nnumba import Layer
+from nnumba.errors import SpecError
+from nnumba.layers.validation import number
 
 from . import kernels
 
@@ -11,9 +13,12 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        if not 0 <= negative_slope < 1:
-            raise ValueError(f"LeakyReLU: negative_slope must be in [0, 1), got {negative_slope}")
-        self.negative_slope = float(negative_slope)
+        # number() refuses what is not a finite real number (a spec's "x", true, NaN),
+        # which the comparison below would take or fail on with a TypeError.
+        slope = number("LeakyReLU", "negative_slope", negative_slope)
+        if not 0 <= slope < 1:  # number()'s bounds are closed; this one is open at 1
+            raise SpecError(f"LeakyReLU: negative_slope must be in [0, 1), got {slope}")
+        self.negative_slope = slope
 
     def _forward(self, x):
         self._x = x
