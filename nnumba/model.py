@@ -251,8 +251,7 @@ class Sequential:
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Outputs for host array ``x`` in eval mode, batch by batch (a fresh host array)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = integer("predict", "batch_size", batch_size, 1, None)
         mode = self.training
         self.eval()
         try:

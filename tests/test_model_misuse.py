@@ -1,6 +1,7 @@
-"""A layer belongs to one model: a second model, or a second place in the same model,
-is refused (a layer keeps one input and one gradient, and its parameters live in
-its model's flat buffer, so sharing trained wrongly or not at all)."""
+"""Misuse of a model, refused with a clear error. A layer belongs to one model: a
+second model, or a second place in the same model, is refused (a layer keeps one
+input and one gradient, and its parameters live in its model's flat buffer, so
+sharing trained wrongly or not at all)."""
 import copy
 import gc
 
@@ -58,3 +59,10 @@ def test_copies_belong_to_no_model_or_to_their_own():
 def test_a_seed_that_is_not_a_natural_number_is_refused(seed):
     with pytest.raises(SpecError, match="Sequential: seed must be an integer >= 0"):
         nnumba.Sequential(Linear(3, 1), seed=seed)
+
+
+@pytest.mark.parametrize("batch_size", [0, 1.5, None, "10"])
+def test_predict_refuses_a_batch_size_that_is_not_a_positive_integer(batch_size):
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    with pytest.raises(SpecError, match="predict: batch_size must be an integer >= 1"):
+        model.predict(np.zeros((4, 3), np.float32), batch_size=batch_size)
