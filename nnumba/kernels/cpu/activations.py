@@ -6,6 +6,7 @@ from the forward *output* y, which is all it needs."""
 from numba import njit, prange
 
 from .. import formulas as f
+from ..cache_stamp import stamp
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 _relu, _relu_grad = njit(inline="always")(f.relu), njit(inline="always")(f.relu_grad)
@@ -56,3 +57,6 @@ def sigmoid_backward(y, dl_dy, dl_dx):
 def threshold_forward(x, y):
     for i in prange(x.size):
         _threshold(x, y, i)
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -9,6 +9,7 @@ never race.
 from numba import njit, prange
 
 from .. import formulas
+from ..cache_stamp import stamp
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 
@@ -36,3 +37,6 @@ def adaptive_avgpool2d_backward(dl_dy, dl_dx):
         for r in range(H):
             for q in range(W):
                 _avg_grad(dl_dy, dl_dx, n, c, r, q)
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -2,6 +2,7 @@
 scale, elementwise product and sum, row gather, and the finiteness check."""
 import numpy as np
 from numba import njit, prange
+from ..cache_stamp import stamp
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 
@@ -58,3 +59,6 @@ def gather_rows(src, idx, dst):
 def all_finite(x) -> bool:
     """Whether x holds no NaN and no infinity."""
     return bool(np.isfinite(x).all())
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -28,6 +28,7 @@ import numpy as np
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
+from ..cache_stamp import stamp
 
 _NO_TRANS, _TRANS = 111, 112
 #: below this many multiply-adds a product runs on the calling thread alone
@@ -232,3 +233,6 @@ def gemm(a, b, out, accumulate=False):
     else:  # split the longer side of out, so that each block stays a real GEMM
         _gemm_split(fn, a, ta, b, tb, out, beta, parts, m > n)
     return out
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -15,6 +15,7 @@ added to a multiple of 4.
 """
 import numpy as np
 from numba import get_num_threads, njit, prange
+from ..cache_stamp import stamp
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 _SEQ = dict(cache=True, fastmath=True)
@@ -261,3 +262,6 @@ def weight_direct(x, dy, sh, sw, ph, pw, dw_out, db_out):
     _conv_dw_direct(x, dy4, sh, sw, ph, pw, get_num_threads(), dw4, db4)
     dw_out += dw4[:D]
     db_out += db4[:D]
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -21,6 +21,7 @@ from numba import get_num_threads, njit, prange
 from .layout import _add_run, _copy_run, _crop_rows, _pad_rows, _to_batch_inner, _to_batch_outer
 from .blas import address, gemm, gemm_in_thread
 from .workspace import scratch
+from ..cache_stamp import stamp
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 
@@ -203,3 +204,6 @@ def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
         _crop_rows(dxT, ph, pw, dxTc)
         dxT = dxTc
     _to_batch_outer(dxT.reshape(M, N), dx_out.reshape(N, M))
+
+
+stamp(globals())  # the disk cache follows every kernel source

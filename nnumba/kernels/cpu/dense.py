@@ -5,6 +5,7 @@ from numba import njit
 
 from .. import formulas
 from .blas import gemm
+from ..cache_stamp import stamp
 
 # The bias kernels are serial: a dense layer's output is a few hundred kB, which one
 # core streams faster than a parallel launch pays off; the sums go row by row, along
@@ -65,3 +66,6 @@ def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
             acc[j] += sf[i * d + j]
     for j in range(d):
         db[j] += acc[j]
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -7,6 +7,7 @@ A batch-inner array holds the batch innermost, (C, H, W, N) instead of
 however small the map.
 """
 from numba import njit, prange
+from ..cache_stamp import stamp
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 _SEQ = dict(cache=True, fastmath=True)
@@ -146,3 +147,6 @@ def _crop_rows(xTp, ph, pw, xT):
         for i in range(H):
             for j in range(W):
                 _copy_run(xT[c, i, j], xTp[c, i + ph, j + pw], N)
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -6,6 +6,7 @@ labels were checked by the loss (class labels in [0, C), targets in {-1, 1})."""
 from numba import njit
 
 from .. import formulas as f
+from ..cache_stamp import stamp
 
 _OPTS = dict(cache=True, fastmath=False)  # exp/log of extreme logits must stay exact
 _ce, _se = njit(inline="always")(f.softmax_cross_entropy), njit(inline="always")(f.squared_error)
@@ -38,3 +39,6 @@ def hinge(yhat, y, margin, scale, losses, dl_dyhat):
     """yhat (N,), y (N,) in {-1, 1}; margin 1: the SVM's hinge, 0: the perceptron's."""
     for i in range(yhat.shape[0]):
         _hinge(yhat, y, margin, scale, losses, dl_dyhat, i)
+
+
+stamp(globals())  # the disk cache follows every kernel source

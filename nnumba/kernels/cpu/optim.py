@@ -2,6 +2,7 @@
 from numba import njit, prange
 
 from .. import formulas
+from ..cache_stamp import stamp
 
 _sgd = njit(inline="always")(formulas.sgd)
 
@@ -12,3 +13,6 @@ def sgd_step(params, grads, velocity, lr, momentum, weight_decay):
     velocity is just the gradient.  Scalars arrive in the params' dtype."""
     for i in prange(params.size):
         _sgd(params, grads, velocity, lr, momentum, weight_decay, i)
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -1,5 +1,6 @@
 """Rosenblatt's perceptron epoch: inherently sequential, so a serial kernel."""
 from numba import njit
+from ..cache_stamp import stamp
 
 
 @njit(cache=True, fastmath=True)
@@ -30,3 +31,6 @@ def sign_errors(x, y, w):
         if (1 if s >= 0 else -1) != y[i]:
             errors += 1
     return errors
+
+
+stamp(globals())  # the disk cache follows every kernel source

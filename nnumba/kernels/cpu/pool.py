@@ -41,6 +41,7 @@ from numba import njit, prange
 
 from .. import formulas
 from ..geometry import pair
+from ..cache_stamp import stamp
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 _SEQ = dict(cache=True, fastmath=True)
@@ -342,3 +343,6 @@ def avgpool2d_backward(dy, kernel, stride, dx_out):
     if dx_out.size:
         _avgpool_bwd(dy, kh, kw, sh, sw, dx_out)
     return dx_out
+
+
+stamp(globals())  # the disk cache follows every kernel source

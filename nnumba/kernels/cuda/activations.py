@@ -5,6 +5,7 @@ from numba import cuda
 
 from .. import formulas as f
 from ._grid import over
+from ..cache_stamp import stamp
 
 _device = cuda.jit(device=True, inline=True)
 _relu, _relu_grad = _device(f.relu), _device(f.relu_grad)
@@ -59,3 +60,6 @@ relu_forward, relu_backward = over(_relu_forward), over(_relu_backward)
 tanh_forward, tanh_backward = over(_tanh_forward), over(_tanh_backward)
 sigmoid_forward, sigmoid_backward = over(_sigmoid_forward), over(_sigmoid_backward)
 threshold_forward = over(_threshold_forward)
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -5,6 +5,7 @@ from numba import cuda
 
 from .. import formulas
 from ._grid import over, unravel
+from ..cache_stamp import stamp
 
 _avg = cuda.jit(device=True, inline=True)(formulas.adaptive_avg)
 _avg_grad = cuda.jit(device=True, inline=True)(formulas.adaptive_avg_grad)
@@ -28,3 +29,6 @@ def _adaptive_avgpool2d_backward(dl_dy, dl_dx):
 
 adaptive_avgpool2d_forward = over(_adaptive_avgpool2d_forward, lambda x, y: y.size)
 adaptive_avgpool2d_backward = over(_adaptive_avgpool2d_backward, lambda dl_dy, dl_dx: dl_dx.size)
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -7,6 +7,7 @@ import numpy as np
 from numba import cuda
 
 from ._grid import device_empty, launch_1d, over, to_host
+from ..cache_stamp import stamp
 
 
 @cuda.jit(cache=True)
@@ -89,3 +90,6 @@ def all_finite(x) -> bool:
     if x.size:
         launch_1d(_count_nonfinite, x.size)(x.reshape(x.size), count)
     return int(to_host(count)[0]) == 0
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -22,6 +22,7 @@ from numba import config, cuda
 
 from ..geometry import pair
 from ._grid import MAX_BLOCKS, configure, launch_1d, unravel
+from ..cache_stamp import stamp
 
 RED = 256  # threads of a reduction block (a power of two; the shared array's size)
 
@@ -160,3 +161,6 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out):
     _reduce_launch(_backward_weight, dw_out.size)(x, dy, sh, sw, ph, pw, dw_out)
     if db_out is not None and db_out.size:
         _reduce_launch(_backward_bias, db_out.size)(dy, db_out)
+
+
+stamp(globals())  # the disk cache follows every kernel source

@@ -20,6 +20,7 @@ from numba import cuda
 
 from .. import formulas
 from ._grid import configure, launch_1d, over
+from ..cache_stamp import stamp
 
 BM = BN = 128      # output tile per block
 BK = 8             # K step
@@ -207,3 +208,6 @@ def _relu_backward_bias_grad(y, dl_dy, dl_ds, db):
 
 add_bias_relu = over(_add_bias_relu)  # y (N, D) = relu(y + b)
 relu_backward_bias_grad = over(_relu_backward_bias_grad, lambda y, *rest: y.shape[1])
+
+
+stamp(globals())  # the disk cache follows every kernel source

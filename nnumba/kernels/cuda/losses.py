@@ -9,6 +9,7 @@ from numba import cuda
 
 from .. import formulas as f
 from ._grid import over, rows
+from ..cache_stamp import stamp
 
 _device = cuda.jit(device=True, inline=True)
 _ce, _se = _device(f.softmax_cross_entropy), _device(f.squared_error)
@@ -49,3 +50,6 @@ softmax_cross_entropy = over(_softmax_cross_entropy, rows)
 squared_error = over(_squared_error, rows)
 logistic = over(_logistic, rows)
 hinge = over(_hinge, rows)
+
+
+stamp(globals())  # the disk cache follows every kernel source

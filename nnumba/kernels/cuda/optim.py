@@ -3,6 +3,7 @@ from numba import cuda
 
 from .. import formulas
 from ._grid import over
+from ..cache_stamp import stamp
 
 _sgd = cuda.jit(device=True, inline=True)(formulas.sgd)
 
@@ -14,3 +15,6 @@ def _sgd_step(params, grads, velocity, lr, momentum, weight_decay):
 
 
 sgd_step = over(_sgd_step)  # PyTorch's SGD (nnumba.kernels.formulas.sgd), flat arrays
+
+
+stamp(globals())  # the disk cache follows every kernel source

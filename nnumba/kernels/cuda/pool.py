@@ -18,6 +18,7 @@ from .. import formulas
 from ..geometry import pair
 from ._grid import launch_1d, unravel
 from .arrays import fill
+from ..cache_stamp import stamp
 
 _avg_window = cuda.jit(device=True, inline=True)(formulas.avg_window)
 _avg_window_grad = cuda.jit(device=True, inline=True)(formulas.avg_window_grad)
@@ -123,3 +124,6 @@ def avgpool2d_backward(dy, kernel, stride, dx_out):
     if dx_out.size:
         launch_1d(_avgpool_backward, dx_out.size)(dy, kh, kw, sh, sw, dx_out)
     return dx_out
+
+
+stamp(globals())  # the disk cache follows every kernel source
