@@ -102,7 +102,7 @@ class Loss:
         """dl/dy_hat of ``weight * loss`` for the last batch given to forward()."""
         if self._grad is None:
             raise NoGradientError(f"{self.type_name} loss: backward() called before forward()")
-        weight = number(f"{self.type_name} loss", "backward's weight", weight)  # None: NaN
+        weight = number(f"{self.type_name} loss", "backward's weight", weight)  # None gave a NaN gradient
         if weight == 1.0:
             return self._grad
         out = self._scratch("weighted", self._grad.shape, self._grad.dtype)

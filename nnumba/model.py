@@ -269,9 +269,13 @@ class Sequential:
             return twin.to(device)
         twin = copy.deepcopy(self)
         twin._bind_flat()  # deepcopy turns views into separate arrays: rebind them
-        for layer in twin.layers:
-            layer.set_flags(container=weakref.ref(twin))
         return twin
+
+    def __setstate__(self, state):
+        # A copy (deepcopy, pickle) owns its copied layers, which came without an owner.
+        self.__dict__.update(state)
+        for layer in self.layers:
+            layer.set_flags(container=weakref.ref(self))
 
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))

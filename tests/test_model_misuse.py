@@ -51,7 +51,9 @@ def test_copies_belong_to_no_model_or_to_their_own():
     assert all(layer.container() is twin for layer in twin.layers)
     assert _trains(nnumba.Sequential(*copy.deepcopy(model.layers)))
     restored = copy.deepcopy(model)  # as scikit-learn's clone does
-    assert all(layer.container is None for layer in restored.layers)
+    assert all(layer.container() is restored for layer in restored.layers)
+    with pytest.raises(SpecError, match="belongs to another model"):
+        nnumba.Sequential(restored.layers[0])
     assert _trains(model) and _trains(twin)
 
 

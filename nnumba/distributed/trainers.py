@@ -11,6 +11,9 @@ floating-point sums, whatever the number of ranks.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ..layers.validation import integer
 from ..train.gd import GDTrainer
 from ..train.sgd import SGDTrainer
 from .comm import Communicator, abort_on_error
@@ -25,7 +28,11 @@ class _DataParallel:
         self.comm = comm if comm is not None else Communicator()
         with abort_on_error(self.comm):
             # Every rank must draw the same shuffles, or the global batches disagree.
-            kwargs["seed"] = self.comm.bcast_int(int(kwargs.get("seed", 0)))
+            seed = kwargs.get("seed", 0)
+            if seed is None:  # fresh entropy: rank 0's, shared
+                seed = int(np.random.SeedSequence().generate_state(1)[0])
+            kwargs["seed"] = self.comm.bcast_int(
+                integer(type(self).__name__, "seed", seed, 0, None))
             # The ranks already are one process per core: no precompile workers.
             kwargs["precompile"] = False
             super().__init__(model, loss, **kwargs)

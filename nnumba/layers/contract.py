@@ -373,16 +373,18 @@ class Layer:
         memory, found before numpy's MemoryError (or, on Linux, the OOM killer for
         pages it overcommitted) meets it."""
         nbytes = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-        too_large = TooLargeError(f"{self.label}: its {key!r} array of shape {shape} needs "
-                                  f"{nbytes / 1e9:,.1f} GB, more than the {self.device.name} "
-                                  f"has free; use smaller batches")
+
+        def too_large():
+            return TooLargeError(f"{self.label}: its {key!r} array of shape {shape} needs "
+                                 f"{nbytes / 1e9:,.1f} GB, more than the {self.device.name} "
+                                 f"has free; use smaller batches")
         # Asking for the free memory costs more than a small allocation.
         if nbytes > 2**30 and nbytes > self.device.free_memory():
-            raise too_large
+            raise too_large()
         try:
             return self.device.empty(shape, dtype)
         except MemoryError:
-            raise too_large from None
+            raise too_large() from None
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())

@@ -46,8 +46,6 @@ def check_data(model, x, y, what: str = "training"):
         raise DTypeError(f"{what} inputs are {x.dtype.name} but the model is "
                          f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
     model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
-    if what == "test":  # else found after a whole epoch; a training batch is checked
-        _check_finite(x, f"{what} inputs")  # by the model's first layer, at no extra pass
 
 
 def _check_finite(a, what):
@@ -132,14 +130,16 @@ class Trainer:
         check_data(self.model, x, y)
         if x_test is not None:
             check_data(self.model, x_test, y_test, "test")
-        # Checked once per targets array: fit(epochs=1) in a loop (a benchmark, an early
-        # stopping loop) pays it once; targets changed in place since are still met by
+        # Checked once per (inputs, targets) arrays: fit(epochs=1) in a loop (a benchmark,
+        # early stopping) pays it once; targets changed in place since are still met by
         # the loss at their batch (training) or in evaluate (test).
         for targets, inputs, what in ((y, x, "training targets"), (y_test, x_test, "test targets")):
             key = None if targets is None else (
                 id(targets), targets.ctypes.data, targets.shape, targets.dtype.str,
-                inputs.shape[1:], id(self.loss), id(self.model))
+                id(inputs), inputs.ctypes.data, inputs.shape, id(self.loss), id(self.model))
             if key is not None and key not in self._checked_targets:
+                if what == "test targets":  # else found after a whole epoch; a training
+                    _check_finite(inputs, "test inputs")  # batch meets the first layer's check
                 check_with_loss(self.model, self.loss, targets, inputs.shape[1:], what)
                 if len(self._checked_targets) >= 8:  # partial_fit's chunks: keep it small
                     self._checked_targets.clear()
