@@ -135,7 +135,14 @@ def test_perceptron_refuses_inputs_whose_sums_overflow(scale):
     with pytest.raises(NonFiniteError) as exc:
         train_perceptron(x * scale, y)
     assert "scale the inputs" in one_line(exc)
+
+
+@pytest.mark.parametrize("scale", [1e307, 1e160])
+def test_the_sklearn_perceptron_refuses_inputs_whose_sums_overflow(scale):
+    pytest.importorskip("sklearn")
     from nnumba.sklearn import PerceptronClassifier
+    x = rng.normal(size=(20, 3))
+    y = np.where(x[:, 0] > 0, 1, -1)
     with pytest.raises(NonFiniteError, match="scale the inputs"):
         PerceptronClassifier().fit(x * scale, y)
 
