@@ -71,13 +71,14 @@ def _prepare(x, y, what):
     if not np.isin(y, (-1, 1)).all():
         raise LabelError(f"perceptron: labels must be -1 or +1, got {np.unique(y)[:5].tolist()}")
     flat = x.reshape(len(x), -1)
-    if not np.isfinite(flat).all():
+    top = max(float(flat.max()), -float(flat.min()), 1.0)  # 1: the bias feature
+    if not np.isfinite(top):  # NaN propagates through max and min; no bool copy
         raise NonFiniteError(f"perceptron: {what} inputs hold NaN or infinity")
     # The bias as a constant feature equal to 1; float64 as the lecture's np.zeros.
     with_one = np.empty((len(x), flat.shape[1] + 1))
     with_one[:, :-1] = flat
     with_one[:, -1] = 1.0
-    return with_one, y.astype(np.float64)
+    return with_one, y.astype(np.float64), top
 
 
 class _Alone:
@@ -98,13 +99,13 @@ class _Alone:
 def _check_range(w, top, n, epoch):
     """Refuse an epoch whose sums w . x could overflow float64: the kernel's sign tests
     would then compare inf or NaN, and the weights come out as garbage (or inf) with no
-    error. In an epoch of n samples each |w_j| grows by at most n * top_j, so
-    (|w| + n * top) . top bounds every |w . x| the epoch and its error count compute."""
+    error. With every |x_j| <= top, an epoch of n samples grows sum |w_j| by at most
+    n * d * top, so (sum |w| + n * d * top) * top bounds every |w . x| it computes."""
     with np.errstate(over="ignore", invalid="ignore"):
-        bound = (np.abs(w) + n * top) @ top
+        bound = (np.abs(w).sum() + n * w.size * top) * top
     if not np.isfinite(bound):
         raise NonFiniteError(
-            f"perceptron: inputs as large as {top.max():.4g} make the sums w . x overflow "
+            f"perceptron: inputs as large as {top:.4g} make the sums w . x overflow "
             f"float64 {'from the start' if epoch == 0 else f'after epoch {epoch - 1}'}: "
             f"scale the inputs (e.g. to [-1, 1]) and train again")
 
@@ -119,16 +120,16 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
         raise DTypeError(f"perceptron: callback must be a function of the epoch's row, got "
                          f"{type(callback).__name__}")
     group = _Alone() if group is None else group
-    xs, ys = group.prepare(x, y, "training")
-    test = group.prepare(x_test, y_test, "test") if x_test is not None else None
+    # top: the largest |x| of a set, which bounds every w . x to come (_check_range)
+    xs, ys, top = group.prepare(x, y, "training")
+    test = None
+    if x_test is not None:
+        *test, test_top = group.prepare(x_test, y_test, "test")
+        top = max(top, test_top)
     if test is not None and test[0].shape[1] != xs.shape[1]:
         raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - 1} features, "
                          f"training inputs {xs.shape[1] - 1}")
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
-    # The largest |x_j| of each feature, over both sets: bounds every w . x to come.
-    top = np.abs(xs).max(axis=0)
-    if test is not None:
-        top = np.maximum(top, np.abs(test[0]).max(axis=0))
     w = np.zeros(xs.shape[1])
     history, updates, converged = [], 0, False
     for epoch in range(max_epochs):
