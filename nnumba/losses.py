@@ -40,7 +40,7 @@ from . import registry
 from .device import CPU, device_of, to_host
 from .errors import DTypeError, LabelError, NoGradientError, NonFiniteError, ShapeError, SpecError
 from .hookspecs import hookimpl
-from .layers.validation import number, show
+from .layers.validation import non_finite, number, show
 
 REDUCTIONS = ("mean", "sum")
 
@@ -178,10 +178,9 @@ def check_targets(owner: str, y: np.ndarray):
                 "S": ": class names? number them 0, 1, ..."}.get(kind, "")
         raise LabelError(f"{owner} loss: targets must be real numbers (bool, integer or "
                          f"float), got dtype {y.dtype}{hint}")
-    if kind == "f" and not np.isfinite(y).all():  # y is a batch: (N, ...)
-        bad = ~np.isfinite(y.reshape(len(y), -1))
-        raise NonFiniteError(f"{owner} loss: targets hold {int(bad.sum())} NaN or infinite "
-                             f"value(s), the first in sample {int(np.argwhere(bad)[0][0])}")
+    found = non_finite(y)  # y is a batch: (N, ...)
+    if found:
+        raise NonFiniteError(f"{owner} loss: targets hold {found}")
 
 
 def _host_check(y):

@@ -32,10 +32,11 @@ class Sequential:
             layers = tuple(layers[0])
         if not layers:
             raise SpecError("Sequential needs at least one layer")
+        first = {}  # id(layer) -> its first index
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a Layer")
-            _check_unshared(layers, i, self)
+            _check_unshared(layer, i, first.setdefault(id(layer), i), self)
         if seed is not None:
             seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)
         self.layers = list(layers)
@@ -282,16 +283,14 @@ class Sequential:
         return f"Sequential(\n{inner}\n)"
 
 
-def _check_unshared(layers, i, model):
-    """Item i may be neither an item before it nor a layer of another live model: a
-    layer keeps one input and one gradient, and its parameters live in its model's
-    flat buffer, so sharing it trains wrongly or not at all."""
-    layer = layers[i]
-    for j in range(i):
-        if layers[j] is layer:
-            raise SpecError(f"Sequential: items #{j} and #{i} are the same {layer.type_name} "
-                            f"object; a layer can be used once (build another, or "
-                            f"copy.deepcopy it for the same starting weights)")
+def _check_unshared(layer, i, j, model):
+    """Item i (first seen as item j) may be neither an item before it nor a layer of
+    another live model: a layer keeps one input and one gradient, and its parameters
+    live in its model's flat buffer, so sharing it trains wrongly or not at all."""
+    if j != i:
+        raise SpecError(f"Sequential: items #{j} and #{i} are the same {layer.type_name} "
+                        f"object; a layer can be used once (build another, or "
+                        f"copy.deepcopy it for the same starting weights)")
     owner = layer.container() if layer.container is not None else None
     if owner is not None and owner is not model:
         raise SpecError(f"Sequential: item #{i} ({layer.type_name}) belongs to another model "

@@ -49,15 +49,20 @@ def test_values_past_float32_are_refused_where_the_optimizer_is_built(name, valu
     assert SGD(linear(dtype=np.float64), **{name: value}).config()[name] == value
 
 
-@pytest.mark.parametrize("trainer", ["sgd", "gd"])
-def test_cli_refuses_an_lr_past_float32_and_saves_nothing(tmp_path, capsys, trainer):
+def _train_cli(tmp_path, capsys, trainer, lr):
+    """(exit code, stderr lines, the --save path) of one CLI run on a small data file."""
     data = tmp_path / "d.npz"
     x, y = classes(40, 4)
     np.savez(data, x_train=x, y_train=y)
     out = tmp_path / "w.npz"
     code = main(["train", "--data", str(data), "--model", "mlp", "--epochs", "1", "--lr",
-                 "1e39", "--trainer", trainer, "--save", str(out), "--no-progress"])
-    err = capsys.readouterr().err.strip().splitlines()
+                 lr, "--trainer", trainer, "--save", str(out), "--no-progress"])
+    return code, capsys.readouterr().err.strip().splitlines(), out
+
+
+@pytest.mark.parametrize("trainer", ["sgd", "gd"])
+def test_cli_refuses_an_lr_past_float32_and_saves_nothing(tmp_path, capsys, trainer):
+    code, err, out = _train_cli(tmp_path, capsys, trainer, "1e39")
     assert code == 2 and not out.exists()
     assert err[-1].startswith("nnumba train: error: SGD: lr 1e+39") and "float32" in err[-1]
 
@@ -75,13 +80,7 @@ def test_divergence_in_the_last_step_is_caught(trainer):
 
 @pytest.mark.parametrize("trainer", ["sgd", "gd"])
 def test_cli_saves_nothing_after_divergence(tmp_path, capsys, trainer):
-    data = tmp_path / "d.npz"
-    x, y = classes(40, 4)
-    np.savez(data, x_train=x, y_train=y)
-    out = tmp_path / "w.npz"
-    code = main(["train", "--data", str(data), "--model", "mlp", "--epochs", "1", "--lr",
-                 "1e37", "--trainer", trainer, "--save", str(out), "--no-progress"])
-    err = capsys.readouterr().err.strip().splitlines()
+    code, err, out = _train_cli(tmp_path, capsys, trainer, "1e37")
     assert code == 2 and not out.exists()
     assert "lower the learning rate" in err[-1]
 

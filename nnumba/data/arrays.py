@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnumbaError
-from ..layers.validation import integer
+from ..layers.validation import integer, non_finite
 from .datasets import Dataset
 
 __all__ = ["DataFileError", "load_arrays", "stratified_split", "DEFAULT_TEST_FRACTION"]
@@ -162,12 +162,9 @@ def _inputs(path, name, x) -> np.ndarray:
 
 def _check_finite(path, name, x):
     """NaN or infinity: say how many and in which sample the first one is."""
-    if x.dtype.kind != "f":
-        return
-    bad = ~np.isfinite(x.reshape(len(x), -1))
-    if bad.any():
-        raise DataFileError(f"{path}: {name} holds {int(bad.sum())} NaN or infinite "
-                            f"value(s), the first in sample {np.argwhere(bad)[0][0]}")
+    found = non_finite(x)
+    if found:
+        raise DataFileError(f"{path}: {name} holds {found}")
 
 
 def _labels(path, name, y, n) -> np.ndarray:

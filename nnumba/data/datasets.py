@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..layers.validation import integer
 from .download import MNIST_SHA256, cache_dir, download_mnist
 from .idx import read_idx
 
@@ -66,9 +67,8 @@ class Dataset:
     def subset(self, train: int | None = None, test: int | None = None) -> "Dataset":
         """The first `train` / `test` examples (None keeps all), for quick runs."""
         for n, split in ((train, "train"), (test, "test")):
-            if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
-                                  or n < 1):  # a negative slice would drop the *last* ones
-                raise ValueError(f"subset: {split} must be an integer >= 1 or None, got {n!r}")
+            if n is not None:  # a negative slice would drop the *last* ones
+                integer("subset", split, n, 1, None)
         kept = [f"the first {n} {split}" for n, split in ((train, "train"), (test, "test"))
                  if n is not None]
         return replace(self, x_train=self.x_train[:train], y_train=self.y_train[:train],

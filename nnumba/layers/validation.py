@@ -34,6 +34,16 @@ def check_array(layer, x, what: str):
         raise ShapeError(f"{layer.label}: {what}: {exc}") from None
 
 
+def non_finite(a: np.ndarray) -> str | None:
+    """For a float array of samples (N, ...): "K NaN or infinite value(s), the first in
+    sample i", or None where every value is finite (or the array holds no floats)."""
+    if a.dtype.kind != "f" or np.isfinite(a).all():
+        return None
+    bad = ~np.isfinite(a.reshape(len(a), -1))
+    return (f"{int(bad.sum())} NaN or infinite value(s), the first in sample "
+            f"{int(np.argwhere(bad)[0][0])}")
+
+
 def _fits(want, got) -> bool:
     return len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError
-from ..layers.validation import flag, integer, show
+from ..layers.validation import flag, integer, non_finite, show
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .metrics import evaluate
@@ -49,10 +49,9 @@ def check_data(model, x, y, what: str = "training"):
 
 
 def _check_finite(a, what):
-    bad = ~np.isfinite(a.reshape(len(a), -1))
-    if bad.any():
-        raise NonFiniteError(f"{what} hold {int(bad.sum())} NaN or infinite value(s), the "
-                             f"first in sample {int(np.argwhere(bad)[0][0])}")
+    found = non_finite(a)
+    if found:
+        raise NonFiniteError(f"{what} hold {found}")
 
 
 def check_with_loss(model, loss, y, input_shape, what: str):
@@ -162,18 +161,15 @@ class Trainer:
                 # The loss is checked before each update, not after the last one; one
                 # pass over the flat parameters keeps non-finite weights from being saved.
                 if not model.device.kernels.all_finite(model.flat_params):
-                    raise TrainingDiverged(
-                        f"the weights became NaN or infinite in epoch {epoch}: lower the "
-                        f"learning rate (now {getattr(self.optimizer, 'lr', '?')})")
+                    raise self._diverged(f"the weights became NaN or infinite in epoch {epoch}")
                 row = {"epoch": epoch, "train_loss": train_loss,
                        "seconds": time.perf_counter() - start}
                 if x_test is not None:
                     metrics = evaluate(model, self.loss, x_test, y_test)
                     row["test_loss"], row["test_accuracy"] = metrics["loss"], metrics["accuracy"]
                     if not math.isfinite(row["test_loss"]):  # finite weights, outputs overflow
-                        raise TrainingDiverged(
-                            f"the test loss became {row['test_loss']} after epoch {epoch}: "
-                            f"lower the learning rate (now {getattr(self.optimizer, 'lr', '?')})")
+                        raise self._diverged(
+                            f"the test loss became {row['test_loss']} after epoch {epoch}")
                 self.history.epochs.append(row)
                 for callback in self.callbacks:
                     callback(self, row)
@@ -208,11 +204,13 @@ class Trainer:
         model, loss = self.model, self.loss
         value = loss.forward(model.forward(xb), yb)
         if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"the loss became {value} at epoch {epoch}, batch {step + 1}: lower the "
-                f"learning rate (now {getattr(self.optimizer, 'lr', '?')})")
+            raise self._diverged(f"the loss became {value} at epoch {epoch}, batch {step + 1}")
         model.backward(loss.backward(weight))
         return value
+
+    def _diverged(self, what: str) -> "TrainingDiverged":
+        return TrainingDiverged(f"{what}: lower the learning rate (now "
+                                f"{getattr(self.optimizer, 'lr', '?')})")
 
     #: seconds from fit() to the end of the first update: mostly JIT compilation
     #: on a cold cache, and the cost a user waits before training really starts
