@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import nnumba  # noqa: E402,F401
+from nnumba.kernels.cpu import blas  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 QUICK = os.environ.get("NNUMBA_BENCH_QUICK") == "1"
@@ -191,6 +192,7 @@ def record(benchmark, group, peer, compare=None, **info):
     layer = threading_layer()
     benchmark.extra_info.update(impl="nnumba" if compare is None else compare.name,
                                 threads=threads(), threading_layer=layer, cpu=cpu_model(),
+                                gemm=blas.describe(),
                                 **info)
     _machine.update(threads=threads(), threading_layer=layer)
     stats = getattr(benchmark, "stats", None)
@@ -212,7 +214,8 @@ def _seconds(s: float) -> str:
 
 def report_lines() -> list[str]:
     head = (f"{cpu_model()}, {_machine.get('threads', threads())} threads, numba threading "
-            f"layer {_machine.get('threading_layer', threading_layer())}, numba "
+            f"layer {_machine.get('threading_layer', threading_layer())}, GEMMs on "
+            f"{blas.describe()}, numba "
             f"{__import__('numba').__version__}, numpy {np.__version__}, "
             f"{datetime.date.today().isoformat()}")
     lines = [f"Medians of interleaved rounds (nnumba, peer, nnumba, ...); every peer in a "

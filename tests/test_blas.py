@@ -33,3 +33,37 @@ def test_the_library_is_nnumbas_own_copy_and_numpy_does_the_rest():
     out = np.empty((3, 3))
     blas.gemm(a, np.ones((2, 3)), out)
     np.testing.assert_array_equal(out, a @ np.ones((2, 3)))
+
+
+def test_the_kernels_follow_the_cpu_and_nnumba_blas_coretype(monkeypatch):
+    from llvmlite import binding
+    monkeypatch.delenv("NNUMBA_BLAS_CORETYPE", raising=False)
+    avx512 = {f"avx512{x}": True for x in ("f", "dq", "bw", "vl")}
+    monkeypatch.setattr(binding, "get_host_cpu_features", lambda: avx512)
+    assert blas.core_type() == "SkylakeX"
+    monkeypatch.setattr(binding, "get_host_cpu_features", lambda: {**avx512, "avx512bw": False})
+    assert blas.core_type() is None  # OpenBLAS detects the CPU itself
+    monkeypatch.setenv("NNUMBA_BLAS_CORETYPE", "Haswell")
+    assert blas.core_type() == "Haswell"
+
+
+def test_loading_the_copy_leaves_the_users_openblas_settings_as_they_were():
+    """OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS are numpy's copy's: nnumba's copy
+    loads with its own and puts the user's back."""
+    import os
+    import platform
+    import subprocess
+    import sys
+    if blas._addresses() is None or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("needs the scipy-openblas32 wheel on x86-64")
+    code = ("import os, numpy as np; from nnumba.kernels.cpu import blas; "
+            "out = np.empty((2, 2), np.float32); blas.gemm(np.eye(2, dtype=np.float32), "
+            "np.eye(2, dtype=np.float32), out); "
+            "print(blas.describe(), os.environ.get('OPENBLAS_CORETYPE'), "
+            "os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell", "NNUMBA_BLAS_CORETYPE": "Nehalem"}
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert "(Nehalem kernels)" in out
+    assert out.split()[-2:] == ["Haswell", "None"]

@@ -27,6 +27,7 @@ def run(args):
 
     import nnumba
     from ..device import device_names, versions
+    from ..kernels.cpu import blas
     from ..registry import get_registry
     devices = {}
     for name in device_names():
@@ -45,6 +46,7 @@ def run(args):
         "numba_threads": numba.get_num_threads(),
         "threading_layer_config": numba.config.THREADING_LAYER,
         "threading_layer": _threading_layer(),
+        "gemm": blas.describe(),
         "devices": [name for name, d in devices.items() if d.get("available")],
         "device_details": devices,
     }

@@ -10,7 +10,13 @@ settings are not nnumba's to change.  So nnumba loads its own copy of the librar
 splits each large product into column (or row) blocks over numba's threads: one
 pool for everything nnumba computes.  ``OPENBLAS_NUM_THREADS=1`` is in the
 environment only while that copy loads and reads it.  Where the wheel is missing,
-numpy's matmul does the work.  A product with one row or one column runs as a
+numpy's matmul does the work.
+
+The copy runs the kernels for the instructions numba compiles nnumba's own
+kernels for on this CPU (:func:`core_type`), whatever ``OPENBLAS_CORETYPE``
+asks of numpy's copy: on an AVX-512 machine whose environment pins OpenBLAS to
+``Haswell`` (AVX2), the SkylakeX kernels ran its GEMMs 1.4-1.9x faster
+(docs/performance.md).  ``NNUMBA_BLAS_CORETYPE`` chooses another.  A product with one row or one column runs as a
 matrix-vector product (GEMV), which reads the matrix once where GEMM would pack it.
 
 ``gemm(a, b, out, accumulate)``: out (M, N) = a @ b (+ out with accumulate), one
@@ -34,6 +40,7 @@ _NO_TRANS, _TRANS = 111, 112
 #: below this many multiply-adds a product runs on the calling thread alone
 _SPLIT = 1 << 18
 _lib: list = []   # [(sgemm address, dgemm address) or None], loaded on first use
+_core: list = []  # [the kernels OpenBLAS says it loaded]
 
 
 def _addresses():
@@ -50,19 +57,55 @@ def _load():
         "libscipy_openblas*.so*"))
     if not found:
         return None
-    ours = "OPENBLAS_NUM_THREADS" not in os.environ
-    if ours:  # read by this copy as it loads, and by nothing else: removed at once
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    # Read by this copy as it loads, and by nothing else: restored at once.
+    settings = {"OPENBLAS_CORETYPE": core_type()}
+    if "OPENBLAS_NUM_THREADS" not in os.environ:
+        settings["OPENBLAS_NUM_THREADS"] = "1"
+    saved = {key: os.environ.get(key) for key in settings}
+    _set_environ(settings)
     try:
         lib = ctypes.CDLL(str(found[0]))
     except OSError:
         return None
     finally:
-        if ours:
-            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        _set_environ(saved)
+    corename = getattr(lib, "scipy_openblas_get_corename", None)
+    if corename is not None:
+        corename.restype = ctypes.c_char_p
+        _core.append(corename().decode())
     return tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
                  for name in ("scipy_cblas_sgemm", "scipy_cblas_dgemm",
                               "scipy_cblas_sgemv", "scipy_cblas_dgemv"))
+
+
+def _set_environ(values):
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def core_type() -> str | None:
+    """The OpenBLAS kernels nnumba's copy loads: ``NNUMBA_BLAS_CORETYPE`` where set;
+    else ``SkylakeX`` where the CPU has AVX-512 (F, DQ, BW, VL), which numba's own
+    code here already uses; else None, and OpenBLAS detects the CPU itself."""
+    chosen = os.environ.get("NNUMBA_BLAS_CORETYPE")
+    if chosen:
+        return chosen
+    from llvmlite import binding
+    features = binding.get_host_cpu_features()
+    if all(features.get(f"avx512{x}") for x in ("f", "dq", "bw", "vl")):
+        return "SkylakeX"
+    return None
+
+
+def describe() -> str:
+    """What runs nnumba's GEMMs, for ``nnumba info`` and the benchmark reports."""
+    if _addresses() is None:
+        return "numpy's matmul (the scipy-openblas32 wheel is missing)"
+    core = f" ({_core[0]} kernels)" if _core else ""
+    return f"own single-threaded OpenBLAS{core}, split over numba's threads"
 
 
 @intrinsic
