@@ -63,8 +63,9 @@ def _expect_error(owner, call, kinds, what):
     _fail(owner, f"{what} was accepted; it must raise a clear error")
 
 
-def _numeric_gradient(f, array, eps):
-    """Central differences of the scalar f() with respect to every element of array."""
+def numeric_gradient(f, array, eps):
+    """Central differences of the scalar f() with respect to every element of ``array``,
+    which is perturbed in place (one element at a time) and left as it was."""
     numeric = np.empty_like(array)
     flat, out = array.reshape(-1), numeric.reshape(-1)
     for i in range(flat.size):
@@ -107,14 +108,14 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
             if dx is None or dx.shape != x.shape:
                 _fail(layer, f"gradient for input has shape "
                              f"{None if dx is None else dx.shape}, expected {x.shape}")
-            _compare(layer, "input", dx, _numeric_gradient(objective, x, eps), rtol, atol)
+            _compare(layer, "input", dx, numeric_gradient(objective, x, eps), rtol, atol)
             grads = {name: p.grad.copy() for name, p in params.items()}
         for name, p in params.items():
             if p.grad.shape != p.value.shape:
                 _fail(layer, f"gradient for {name} has shape {p.grad.shape}, expected "
                              f"{p.value.shape}")
             if wants_dx:
-                _compare(layer, name, p.grad, _numeric_gradient(objective, p.value, eps),
+                _compare(layer, name, p.grad, numeric_gradient(objective, p.value, eps),
                          rtol, atol)
             elif not np.allclose(p.grad, grads[name], rtol=1e-9, atol=1e-12):
                 _fail(layer, f"the gradient for {name}{mode} differs from the one computed "
@@ -315,7 +316,7 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
         _fail(loss, f"backward gives {grad.dtype} {grad.shape}, expected {y_hat.dtype} "
                     f"{y_hat.shape}")
     _compare(loss, "the predictions",
-             grad, _numeric_gradient(lambda: loss_cls(**kwargs).forward(y_hat, y), y_hat, eps),
+             grad, numeric_gradient(lambda: loss_cls(**kwargs).forward(y_hat, y), y_hat, eps),
              rtol, atol)
     loss.forward(y_hat, y)
     if not np.allclose(loss.backward(0.5), 0.5 * grad, rtol=1e-12, atol=1e-15):

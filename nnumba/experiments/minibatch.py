@@ -29,7 +29,7 @@ from .. import build
 from ..data import load_dataset
 from ..losses import CrossEntropy
 from ..train import GDTrainer, SGDTrainer, evaluate
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -100,14 +100,13 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
                           f"after {epochs} passes"], rows)
     table += (f"\nmean cross-entropy over the {n} training images; MLP 784-256-10, "
               f"lr {LR} on the mean loss for all, no momentum")
-    figs = Figures(out_dir)
-    figs.draw("minibatch-loss.png", lambda fig, axes: _draw(axes, curves, n), ncols=2,
-              title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
-    return Result("minibatch-loss",
-                  "per sample visited, smaller batches reduce the loss faster: partial sums "
-                  "are good gradient estimates, and exact GD wastes its passes",
-                  table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
-                  figs.paths, [LISTING_NOTE] + figs.notes)
+    result = Result("minibatch-loss",
+                    "per sample visited, smaller batches reduce the loss faster: partial sums "
+                    "are good gradient estimates, and exact GD wastes its passes",
+                    table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
+                    notes=[LISTING_NOTE])
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, curves, n), ncols=2,
+                       title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
 
 
 def _label(b, n):

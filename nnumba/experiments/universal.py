@@ -15,7 +15,7 @@ from ..layers import Linear, ReLU
 from ..losses import MSE
 from ..model import Sequential
 from ..train import GDTrainer
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -106,16 +106,14 @@ def run(out_dir=None, fast=False, hidden=HIDDEN, epochs: int | None = None) -> R
                           "max error of K-node interpolant"], rows)
     table += (f"\n{epochs} gradient-descent steps on 201 samples of sin on [-pi, pi]; the "
               f"interpolant is the lecture's construction sum alpha_n sigma(x - a_n) with K ReLUs")
-    figs = Figures(out_dir)
-    figs.draw("universal-approximation.png",
-              lambda fig, axes: _draw(axes, grid, fits, numbers), nrows=2,
-              ncols=(len(hidden) + 2) // 2, size=(4.2 * ((len(hidden) + 2) // 2), 7.6),
-              title="Universal approximation: sin on [−π, π] by K ReLUs, ω·σ(wx + b) trained "
-                    "by gradient descent")
-    return Result("universal-approximation",
-                  "a one-hidden-layer ReLU network approximates sin ever closer as K grows",
-                  table, {"hidden": numbers, "epochs": epochs, "A": HALF_WIDTH},
-                  figs.paths, figs.notes)
+    result = Result("universal-approximation",
+                    "a one-hidden-layer ReLU network approximates sin ever closer as K grows",
+                    table, {"hidden": numbers, "epochs": epochs, "A": HALF_WIDTH})
+    columns = (len(hidden) + 2) // 2
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, grid, fits, numbers),
+                       nrows=2, ncols=columns, size=(4.2 * columns, 7.6),
+                       title="Universal approximation: sin on [−π, π] by K ReLUs, ω·σ(wx + b) "
+                             "trained by gradient descent")
 
 
 def _draw(axes, grid, fits, numbers):
@@ -123,8 +121,7 @@ def _draw(axes, grid, fits, numbers):
     for ax, (k, fit), colour in zip(axes, fits.items(), COLOURS):
         ax.plot(grid, fit, color=colour, lw=2.2, label=f"fit, K = {k}")
         ax.plot(grid, np.sin(grid), "k--", lw=1, label="sin x, the target")
-        ax.set_xlabel("x")
-        ax.set_ylabel("ω·σ(wx + b)")
+        ax.set(xlabel="x", ylabel="ω·σ(wx + b)")
         ax.set_title(f"K = {k}: max error {numbers[k]['max_error']:.3f}", fontsize=10)
         ax.legend(fontsize=7, loc="upper left")
     ax = axes[len(fits)]
@@ -136,10 +133,7 @@ def _draw(axes, grid, fits, numbers):
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
-    ax.set_xlabel("K (hidden units)")
-    ax.set_ylabel("max over [−π, π] of |f(x) − sin x|")
+    ax.set(xlabel="K (hidden units)", ylabel="max over [−π, π] of |f(x) − sin x|")
     ax.set_title("Maximum error against the hidden size K", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    for ax in axes[len(fits) + 1:]:
-        ax.axis("off")

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..layers import Linear, ReLU
 from ..model import Sequential
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 from .universal import interpolant_units
@@ -94,15 +94,13 @@ def run(out_dir=None, fast=False, nodes=NODES) -> Result:
     table += (f"\npsi(x1, x2) = {terms} on [0, 1]^2 (M = {len(GAMMA)} sines, so the Fourier "
               f"step is exact); A = {half_width():g}; {len(x)} grid points")
     steps = int(round(np.sqrt(len(x))))
-    figs = Figures(out_dir)
-    figs.draw("universal-approximation-2d.png",
-              lambda fig, axes: _draw(fig, axes, target, fits, numbers, steps), ncols=4,
-              size=(18, 4.4), title="Universal approximation in several dimensions: "
-                                    "ψ(x₁, x₂) by one hidden layer of K ReLUs")
-    return Result("universal-approximation-2d",
-                  "one hidden layer of K ReLUs approximates a function of two variables, "
-                  "ever closer as K grows", table,
-                  {"hidden": numbers, "A": half_width()}, figs.paths, figs.notes)
+    result = Result("universal-approximation-2d",
+                    "one hidden layer of K ReLUs approximates a function of two variables, "
+                    "ever closer as K grows", table, {"hidden": numbers, "A": half_width()})
+    return with_figure(result, out_dir,
+                       lambda fig, axes: _draw(fig, axes, target, fits, numbers, steps), ncols=4,
+                       size=(18, 4.4), title="Universal approximation in several dimensions: "
+                                             "ψ(x₁, x₂) by one hidden layer of K ReLUs")
 
 
 def _draw(fig, axes, target, fits, numbers, steps):
@@ -120,8 +118,7 @@ def _draw(fig, axes, target, fits, numbers, steps):
                           vmin=-bound if is_error else target.min(),
                           vmax=bound if is_error else target.max())
         fig.colorbar(image, ax=ax, shrink=0.8)
-        ax.set_xlabel("x₁")
-        ax.set_ylabel("x₂")
+        ax.set(xlabel="x₁", ylabel="x₂")
         ax.set_title(title, fontsize=10)
     ax = axes[3]
     ax.loglog(ks, [numbers[k]["max_error"] for k in ks], "o-", color="tab:red",
@@ -130,8 +127,7 @@ def _draw(fig, axes, target, fits, numbers, steps):
               label="the bound Σ|γ| h²/8")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
-    ax.set_xlabel("K (hidden units)")
-    ax.set_ylabel("maximum error over [0, 1]²")
+    ax.set(xlabel="K (hidden units)", ylabel="maximum error over [0, 1]²")
     ax.set_title("Error against the hidden size K", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
