@@ -103,10 +103,8 @@ def run_experiments(args):
         print(f"{result}\n({seconds:.1f}s)\n", file=out, flush=True)
         numbers[exp.name] = result.numbers
     if every and args.out:
-        run_command = " ".join(["nnumba experiment run all --out", str(args.out)]
-                               + (["--fast"] if args.fast else [])
-                               + ([f"--data-dir {args.data_dir}"] if args.data_dir else [])
-                               + (["--lecture"] if args.lecture else []))
+        run_command = command_for("all", args.out, args.fast,
+                                  **{k: v for k, v in given.items() if v})
         page, markdown = write_report(args.out, entries, run_command)
         print(f"report: {page} (and {markdown.name})", file=out)
     if args.json:

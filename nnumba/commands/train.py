@@ -298,10 +298,7 @@ def _targets_for_loss(args, data):
     if kind == "classes":
         return data, len(data.classes)
     if kind == "signs":
-        neg, pos = _two_classes(args, data)
-        (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
-        _say(args, f"targets for {args.loss}: class {neg} -> -1, class {pos} -> +1: "
-                   f"{len(x)} train / {len(xt)} test")
+        neg, pos, (x, y), (xt, yt) = _two_classes(args, data, f"targets for {args.loss}")
         return replace(data, x_train=x, y_train=y, x_test=xt, y_test=yt,
                        classes=[data.classes[neg], data.classes[pos]]), 1
     if kind == "values":
@@ -329,7 +326,6 @@ def _one_line(exc) -> str:
 
 
 def _run_gradient(args, data, start):
-    from .. import io
     from ..registry import get_loss
     from ..train import TRAINERS
     model, data = _build_model(args, data)
@@ -355,13 +351,10 @@ def _run_gradient(args, data, start):
               "seconds": time.perf_counter() - start,
               "first_step_seconds": trainer.first_step_seconds, "history": history.epochs,
               "device": args.device}
-    _add_mpi(args, result)
-    if args.save and _is_root(args):
-        result["saved"] = str(io.save(model.to("cpu"), args.save))
     accuracy = result["test_accuracy"]
-    _finish(args, result, f"test accuracy {100 * accuracy:.2f}%" if accuracy is not None else
-                          f"test loss {result['test_loss']:.4f} (accuracy does not apply)")
-    return 0
+    return _finish(args, result, f"test accuracy {100 * accuracy:.2f}%" if accuracy is not None
+                   else f"test loss {result['test_loss']:.4f} (accuracy does not apply)",
+                   lambda: model.to("cpu"))
 
 
 def _epoch_line(row, epochs):
@@ -371,16 +364,12 @@ def _epoch_line(row, epochs):
 
 
 def _run_perceptron(args, data, start):
-    from .. import io
     from ..train import train_perceptron
     if args.comm is not None:
         from functools import partial
         from ..distributed import train_perceptron_distributed
         train_perceptron = partial(train_perceptron_distributed, comm=args.comm)
-    neg, pos = _two_classes(args, data)
-    x, y = data.binary(neg, pos, "train")
-    xt, yt = data.binary(neg, pos, "test")
-    _say(args, f"perceptron: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
+    _, _, (x, y), (xt, yt) = _two_classes(args, data, "perceptron")
     result_p = train_perceptron(x, y, max_epochs=args.epochs, x_test=xt, y_test=yt,
                                 callback=lambda row: _say(args, _perceptron_line(row)))
     test_error = result_p.history[-1]["test_error"]
@@ -390,20 +379,21 @@ def _run_perceptron(args, data, start):
               "train_error": result_p.history[-1]["train_error"], "test_error": test_error,
               "test_accuracy": 1 - test_error, "seconds": time.perf_counter() - start,
               "history": result_p.history}
-    _add_mpi(args, result)
-    if args.save and _is_root(args):
-        result["saved"] = str(io.save(result_p.to_model(), args.save))
-    _finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} after "
-                          f"{result['updates']} updates; test accuracy "
-                          f"{100 * result['test_accuracy']:.2f}%")
-    return 0
+    return _finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} "
+                                 f"after {result['updates']} updates; test accuracy "
+                                 f"{100 * result['test_accuracy']:.2f}%", result_p.to_model)
 
 
-def _two_classes(args, data) -> tuple[int, int]:
+def _two_classes(args, data, who: str):
+    """(neg, pos, (x, y), (x_test, y_test)): the two classes of --classes, as -1 and +1;
+    ``who`` takes them, says a line."""
     names = args.classes.split(",")
     if len(names) != 2:
         raise ValueError(f"--classes takes two classes NEG,POS, got {args.classes!r}")
-    return tuple(_class_number(data, name.strip()) for name in names)
+    neg, pos = (_class_number(data, name.strip()) for name in names)
+    (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
+    _say(args, f"{who}: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
+    return neg, pos, (x, y), (xt, yt)
 
 
 def _class_number(data, name) -> int:
@@ -427,18 +417,21 @@ def _is_root(args):
     return comm is None or comm.is_root
 
 
-def _add_mpi(args, result):
+def _finish(args, result, summary, trained) -> int:
+    """Complete ``result`` (the MPI figures; the weights of ``trained()`` saved where
+    --save asks) and print it on rank 0: the JSON object, or ``summary``."""
     if args.comm is not None:
         result["mpi"] = {"ranks": args.comm.size, "threads_per_rank": args.comm.threads,
                          "allreduce_seconds": args.comm.allreduce_seconds}
-
-
-def _finish(args, result, summary):
     if not _is_root(args):
-        return
+        return 0
+    if args.save:
+        from .. import io
+        result["saved"] = str(io.save(trained(), args.save))
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{summary} ({result['seconds']:.1f}s)")
         if "saved" in result:
             print(f"weights saved to {result['saved']}")
+    return 0
