@@ -98,9 +98,7 @@ def finite_differences(model: Sequential, x, y, layers) -> dict:
 
 def lecture_formulas(model: Sequential, x, y, layers) -> dict:
     """{l: {name: array}}: the backward pass written out as the lecture does, in numpy."""
-    out, prev = {}, {0: x}
-    for l, q in layers.items():
-        prev[l] = q["x"]
+    out, prev = {}, {0: x, **{l: q["x"] for l, q in layers.items()}}
     dl_dx = 2 * (layers[max(layers)]["x"] - y)  # from the definition of l
     for l in sorted(layers, reverse=True):
         w = layers[l]["linear"].params()["weight"].value
@@ -200,13 +198,14 @@ def run(out_dir=None, fast=False, batch: int | None = None) -> Result:
     result = Result("backprop", "back-propagation is the chain rule applied layer by layer; the "
                                 "backward pass costs about twice the forward one", table, numbers)
     return with_figure(result, out_dir,
-                       lambda fig, axes: _draw(axes, layers, fd, summary, run_ratio, time_ratio),
+                       lambda fig, axes: _draw(axes, layers, fd, summary,
+                                               (flops_ratio, run_ratio, time_ratio)),
                        ncols=2, size=(12, 4.8),
                        title="Back-propagation: the gradients against finite differences, and "
                              "backward against forward cost")
 
 
-def _draw(axes, layers, fd, summary, run_ratio, time_ratio):
+def _draw(axes, layers, fd, summary, totals):
     ax = axes[0]
     names = {"dl_ds": "∂l/∂s", "dl_dx": "∂l/∂x", "dl_dw": "∂l/∂w", "dl_db": "∂l/∂b"}
     width = 0.8 / len(names)
@@ -224,9 +223,7 @@ def _draw(axes, layers, fd, summary, run_ratio, time_ratio):
     rows = [r for r in summary.rows if r.forward_flops]
     labels = [f"#{r.index} {r.layer}" for r in rows] + [
         "total FLOPs, every input gradient", "total FLOPs, as run", "total, measured time"]
-    ratios = [r.backward_flops / r.forward_flops for r in rows]
-    ratios += [(summary.backward_flops + 2 * summary.batch * 784 * COST_HIDDEN[0])
-               / summary.forward_flops, run_ratio, time_ratio]
+    ratios = [r.backward_flops / r.forward_flops for r in rows] + list(totals)
     colours = ["tab:blue"] * (len(rows) + 2) + ["tab:orange"]
     ax.barh(range(len(labels)), ratios, color=colours)
     ax.axvline(2, color="k", ls="--", lw=1, label="the lecture's rule of thumb: 2")

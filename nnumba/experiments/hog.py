@@ -87,12 +87,11 @@ def run(out_dir=None, fast=False, epochs: int = 20, normalization: str = "block"
         variants.insert(2, ("HOG 8x8 cells", 8, "cell"))
     rows, numbers = [], {}
     for name, cell, norm in variants:
-        if cell is not None:
-            name = f"{name}, {norm} norm"
         start = time.perf_counter()
         if cell is None:
             x, x_test = (a.reshape(len(a), -1) for a in (data.x_train, data.x_test))
         else:
+            name = f"{name}, {norm} norm"
             x, x_test = (hog_features(a, cell, norm) for a in (data.x_train, data.x_test))
         seconds = time.perf_counter() - start
         train_acc, test_acc = linear_classifier(x, data.y_train, x_test, data.y_test, epochs)

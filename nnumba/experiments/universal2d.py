@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import Linear, ReLU
 from ..model import Sequential
+from . import universal
 from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
-from .universal import interpolant_units
 
 # psi(x) = sum_m gamma_m sin(v_m . x + c_m) on [0, 1]^2
 GAMMA = np.array([1.0, 0.6, 0.3])
@@ -45,14 +44,11 @@ def half_width() -> float:
 def network(n: int) -> Sequential:
     """x -> omega . sigma(w x + b) with K = M n units: unit (m, k) is the k-th ReLU of
     the interpolant of sin on [-A, A], fed with t = v_m . x + c_m, weighted by gamma_m."""
-    w1, b1, alpha = interpolant_units(n, half_width())
+    w1, b1, alpha = universal.interpolant_units(n, half_width())
     k = len(GAMMA) * n
-    model = Sequential(Linear(2, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
-    hidden, out = model.layers[0].params(), model.layers[2].params()
-    hidden["weight"].value[...] = (w1[None, :, None] * V[:, None, :]).reshape(k, 2)
-    hidden["bias"].value[...] = (w1[None, :] * C[:, None] + b1[None, :]).reshape(k)
-    out["weight"].value[0] = (GAMMA[:, None] * alpha[None, :]).reshape(k)
-    return model
+    return universal.network((w1[None, :, None] * V[:, None, :]).reshape(k, 2),
+                             (w1[None, :] * C[:, None] + b1[None, :]).reshape(k),
+                             (GAMMA[:, None] * alpha[None, :]).reshape(k))
 
 
 def grid_points(steps: int = GRID):
