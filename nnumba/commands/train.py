@@ -5,10 +5,12 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..jsonfile import read_json
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, train_defaults
+from ..registry import get_dataset, get_loss, get_registry
 
 
 def add_parser(sub):
@@ -66,7 +68,6 @@ def add_parser(sub):
 
 def _dataset_help() -> str:
     """The registered data sets (a plugin's too), named when the parser is built."""
-    from ..registry import get_registry
     names = [name for name, _ in get_registry().all_entries("dataset")]
     listed = ", ".join(names).replace("%", "%%")  # argparse %-formats help
     return f"a registered data set (see `nnumba plugins`): {listed}; default mnist-5k (embedded)"
@@ -160,7 +161,6 @@ def _load_data(args):
         data = load_arrays(args.data, label_column=args.label_column,
                            test_fraction=args.test_fraction, seed=args.seed)
     else:
-        from ..registry import get_dataset
         data = get_dataset(args.dataset or "mnist-5k")(root=args.data_dir,
                                                        download=args.download)
     if args.train_size is not None or args.test_size is not None:
@@ -261,7 +261,6 @@ def _build_model(args, data):
     classes to the data (and the data is reshaped to the model's own input shape
     where that is needed); a spec file is read and checked against the data. Any
     error is one line naming the model or the file."""
-    from dataclasses import replace
     data, outputs = _targets_for_loss(args, data)
     shape = data.x_train.shape[1:]
     if Path(args.model).suffix == ".json":
@@ -290,8 +289,6 @@ def _targets_for_loss(args, data):
     (CrossEntropy) takes the labels, one output per class; a loss on signs (Hinge,
     Logistic) the two classes of --classes as -1 / +1, one output; a loss on values
     (MSE) the labels one-hot, one output per class."""
-    from dataclasses import replace
-
     import numpy as np
 
     kind = _target_kind(args.loss)
@@ -313,7 +310,6 @@ def _targets_for_loss(args, data):
 def _target_kind(loss_name) -> str | None:
     """What the loss takes as targets: 'classes' (labels), 'signs' (-1/+1 of the two
     --classes), 'values' (the labels one-hot), or None where the loss does not say."""
-    from ..registry import get_loss
     loss = get_loss(loss_name)
     kinds = {kind for *_, kind in getattr(loss, "examples", [])}
     if getattr(loss, "target_dtype", None) == "int64" or "classes" in kinds:
@@ -326,7 +322,6 @@ def _one_line(exc) -> str:
 
 
 def _run_gradient(args, data, start):
-    from ..registry import get_loss
     from ..train import TRAINERS
     model, data = _build_model(args, data)
     loss = get_loss(args.loss)()

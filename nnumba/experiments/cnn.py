@@ -147,11 +147,10 @@ def _draw(axes, runs, columns):
                  color="tab:blue", label="train, mean over the epoch")
         top.plot(epochs, [row["test_loss"] for row in history.epochs], "s--",
                  color="tab:orange", label="test, after the epoch")
-        top.set_yscale("log")
+        top.set(yscale="log", ylabel="mean cross-entropy (log scale)")
         top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         top.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         top.yaxis.set_minor_formatter(NullFormatter())
-        top.set_ylabel("mean cross-entropy (log scale)")
         top.set_title(f"{name}: training curve", fontsize=10)
         errors = [100 * (1 - row["test_accuracy"]) for row in history.epochs]
         bottom.plot(epochs, errors, "o-", color="tab:red", label="test error, after the epoch")

@@ -88,8 +88,7 @@ def decision_regions(ax, decide, xlim, ylim, steps: int = 300):
                 alpha=0.15)
     if score.min() < 0 <= score.max():
         ax.contour(gx, gy, score, levels=[0], colors="k", linewidths=1.2)
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
+    ax.set(xlim=xlim, ylim=ylim)
 
 
 def figure_problems(fig) -> list[str]:

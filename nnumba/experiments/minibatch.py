@@ -120,8 +120,7 @@ def _draw(axes, curves, n):
             loss = [l for _, l in curve[1:]]
             ax.plot(seen / b if per_update else seen, loss, "o-" if b == n else "-",
                     color=colour, ms=4, lw=1.3, label=_label(b, n))
-        ax.set_xscale("log")
-        ax.set_ylabel("mean training loss (cross-entropy)")
+        ax.set(xscale="log", ylabel="mean training loss (cross-entropy)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_xlabel("samples visited (log scale)")
