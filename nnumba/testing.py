@@ -28,6 +28,7 @@ float64 results, and clear errors for bad targets and predictions.
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -154,36 +155,30 @@ def check_rejections(layer, x):
                       ShapeError, "an input with the wrong number of axes")
 
 
-class _Registered:
-    """Registers ``layer_cls`` for the length of a ``with`` when the registry does not
-    know it yet (save/load rebuilds layers by name)."""
+@contextmanager
+def _registered(cls):
+    """Registers the layer class ``cls`` for the length of a ``with`` when the registry
+    does not know it yet (save/load rebuilds layers by name)."""
+    from .hookspecs import hookimpl
+    from .registry import get_registry, register_plugin, unregister_plugin
+    if get_registry().name_of("layer", cls) is not None:
+        yield  # registered already (maybe as PLUGIN:NAME, behind a built-in)
+        return
 
-    def __init__(self, layer_cls):
-        self.cls, self.name = layer_cls, None
+    class _Plugin:
+        @hookimpl
+        def nnumba_register_layers(self):
+            return {cls.type_name: cls}
 
-    def __enter__(self):
-        from .hookspecs import hookimpl
-        from .registry import get_registry, register_plugin
-        if get_registry().name_of("layer", self.cls) is not None:
-            return self  # registered already (maybe as PLUGIN:NAME, behind a built-in)
-        cls = self.cls
-
-        class _Plugin:
-            @hookimpl
-            def nnumba_register_layers(self):
-                return {cls.type_name: cls}
-
-        try:
-            self.name = register_plugin(_Plugin(), f"nnumba-testing-{cls.type_name}")
-        except RegistryError as exc:
-            raise ConformanceError(f"{cls.type_name}: cannot be registered for the save/load "
-                                   f"check: {exc}") from None
-        return self
-
-    def __exit__(self, *exc):
-        if self.name is not None:
-            from .registry import unregister_plugin
-            unregister_plugin(self.name)
+    try:
+        name = register_plugin(_Plugin(), f"nnumba-testing-{cls.type_name}")
+    except RegistryError as exc:
+        raise ConformanceError(f"{cls.type_name}: cannot be registered for the save/load "
+                               f"check: {exc}") from None
+    try:
+        yield
+    finally:
+        unregister_plugin(name)
 
 
 def check_round_trip(layer, x):
@@ -192,7 +187,7 @@ def check_round_trip(layer, x):
     model = Sequential(layer)
     model.eval()
     before = model.forward(x).copy()
-    with _Registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
+    with _registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
         path = io.save(model, Path(tmp) / "layer.npz")
         twin = io.load_model(path)
     twin.eval()

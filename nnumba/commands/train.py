@@ -106,8 +106,7 @@ def _fill_defaults(args):
     else:
         defaults, source = train_defaults(args.model)
     filled = {k: v for k, v in defaults.items() if getattr(args, k) is None}
-    for key, value in filled.items():
-        setattr(args, key, value)
+    vars(args).update(filled)
     if filled:
         return (f"defaults: {', '.join(f'{k} {v}' for k, v in filled.items())} "
                 f"({source})")
@@ -217,9 +216,7 @@ def _run(args, start):
     note = _unused_options(args)
     if note:
         _say(args, note)
-    for key, value in OPTION_DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    vars(args).update({k: v for k, v in OPTION_DEFAULTS.items() if getattr(args, k) is None})
     if args.save is not None:  # a path that cannot be written fails now, not after training
         from ..io import check_save_path
         args.save = check_save_path(args.save)
