@@ -109,17 +109,14 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
                        title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
 
 
-def _label(b, n):
-    return f"GD (batch {n})" if b == n else f"batch {b}"
-
-
 def _draw(axes, curves, n):
     for ax, per_update in zip(axes, (False, True)):
         for (b, curve), colour in zip(curves.items(), COLOURS):
             seen = np.array([s for s, _ in curve[1:]], dtype=float)
             loss = [l for _, l in curve[1:]]
             ax.plot(seen / b if per_update else seen, loss, "o-" if b == n else "-",
-                    color=colour, ms=4, lw=1.3, label=_label(b, n))
+                    color=colour, ms=4, lw=1.3,
+                    label=f"GD (batch {n})" if b == n else f"batch {b}")
         ax.set(xscale="log", ylabel="mean training loss (cross-entropy)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

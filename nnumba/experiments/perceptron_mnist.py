@@ -13,13 +13,6 @@ LECTURE_EPOCHS = 9                   # epoch 0 to 8 in the lecture's table
 LECTURE_SIZES = (12665, 2115)        # MNIST's 0s and 1s: train, test
 
 
-def _run(data, max_epochs: int):
-    x, y = data.binary(0, 1, "train")
-    x_test, y_test = data.binary(0, 1, "test")
-    result = train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test)
-    return result, len(x), len(x_test)
-
-
 @experiment("perceptron-mnist",
             "the perceptron on MNIST 0 vs 1: the lecture's epoch / nb_changes / train_error / "
             "test_error table (embedded subset; full MNIST with --data-dir)",
@@ -35,7 +28,9 @@ def run(out_dir=None, fast=False, data_dir=None, max_epochs: int = 100) -> Resul
         sets = sets[:1] + [s.subset(train=10000, test=2000) for s in sets[1:]]
     tables, numbers, runs = [], {}, []
     for data in sets:
-        result, n_train, n_test = _run(data, max_epochs)
+        (x, y), (x_test, y_test) = data.binary(0, 1, "train"), data.binary(0, 1, "test")
+        result = train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test)
+        n_train, n_test = len(x), len(x_test)
         runs.append((data.name, result))
         last = result.history[-1]
         numbers[data.name] = {
