@@ -24,10 +24,14 @@ HALF_WIDTH = np.pi            # A: sin on [-pi, pi], one period
 COLOURS = ("tab:purple", "tab:blue", "tab:green", "tab:orange", "tab:red", "tab:brown")
 
 
-def network(w, b, omega) -> Sequential:
-    """x -> omega . relu(w x + b), in float64, for w of shape (K, D), b and omega of K."""
-    k, d = w.shape
-    model = Sequential(Linear(d, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
+def network(k: int, inputs: int = 1) -> Sequential:
+    """x -> omega . relu(w x + b), in float64."""
+    return Sequential(Linear(inputs, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
+
+
+def relu_network(w, b, omega) -> Sequential:
+    """The network above with these parameters: w of shape (K, D), b and omega of K."""
+    model = network(*w.shape)
     hidden, out = model.layers[0].params(), model.layers[2].params()
     hidden["weight"].value[...] = w
     hidden["bias"].value[...] = b
@@ -61,7 +65,7 @@ def interpolant_units(k: int, a: float = HALF_WIDTH):
 def interpolant_network(k: int, a: float = HALF_WIDTH) -> Sequential:
     """The construction of interpolant_units as the network x -> omega . sigma(w x + b)."""
     w, b, omega = interpolant_units(k, a)
-    return network(w[:, None], b, omega)
+    return relu_network(w[:, None], b, omega)
 
 
 def train(k: int, epochs: int, a: float = HALF_WIDTH, samples: int = 201, seed: int = 0):
@@ -71,7 +75,7 @@ def train(k: int, epochs: int, a: float = HALF_WIDTH, samples: int = 201, seed: 
     x = np.linspace(-a, a, samples)[:, None]
     w = rng.choice([-1.0, 1.0], k)
     knots = -a + (np.arange(k) + 0.5) * 2 * a / k
-    model = network(w[:, None], -w * knots, np.zeros(k))
+    model = relu_network(w[:, None], -w * knots, np.zeros(k))
     # The MSE's curvature in omega grows with K (K correlated features): the step shrinks as 1/K.
     trainer = GDTrainer(model, MSE(), lr=0.2 / k, momentum=0.9, batch_size=samples)
     history = trainer.fit(x, np.sin(x), epochs=epochs)

@@ -46,9 +46,9 @@ def network(n: int) -> Sequential:
     the interpolant of sin on [-A, A], fed with t = v_m . x + c_m, weighted by gamma_m."""
     w1, b1, alpha = universal.interpolant_units(n, half_width())
     k = len(GAMMA) * n
-    return universal.network((w1[None, :, None] * V[:, None, :]).reshape(k, 2),
-                             (w1[None, :] * C[:, None] + b1[None, :]).reshape(k),
-                             (GAMMA[:, None] * alpha[None, :]).reshape(k))
+    return universal.relu_network((w1[None, :, None] * V[:, None, :]).reshape(k, 2),
+                                  (w1[None, :] * C[:, None] + b1[None, :]).reshape(k),
+                                  (GAMMA[:, None] * alpha[None, :]).reshape(k))
 
 
 def grid_points(steps: int = GRID):
