@@ -98,6 +98,10 @@ def _end_quietly() -> int:
 
 def _run(args, debug: bool) -> int:
     from .errors import NnumbaError
+
+    def error(text: str, status: int = 2) -> int:
+        print(f"nnumba {args.command}: error: {text}", file=sys.stderr)
+        return status
     try:
         return args.run(args) or 0
     except KeyboardInterrupt:
@@ -108,23 +112,15 @@ def _run(args, debug: bool) -> int:
             raise  # main ends quietly where the reader of stdout has gone
         message = str(exc)
         if isinstance(exc, (NnumbaError, OSError, ValueError)):
-            # Users get the message, not a traceback, for what they can fix.
-            print(f"nnumba {args.command}: error: {message}", file=sys.stderr)
-            return 2
+            return error(message)  # users get the message, not a traceback, for what they can fix
         if isinstance(exc, MemoryError):
-            print(f"nnumba {args.command}: error: out of memory{': ' + message if message else ''}",
-                  file=sys.stderr)
-            return 2
+            return error(f"out of memory{': ' + message if message else ''}")
         if _jit_disabled():
             # numba's pure-Python mode cannot run nnumba's BLAS intrinsics (_cblas_gemm).
-            print(f"nnumba {args.command}: error: nnumba needs numba's JIT: NUMBA_DISABLE_JIT=1 "
-                  f"is not supported, unset it ({type(exc).__name__}: {_first_line(message)})",
-                  file=sys.stderr)
-            return 2
-        print(f"nnumba {args.command}: error: {type(exc).__name__}: {message} (unexpected: "
-              f"rerun with {DEBUG_FLAG} for the traceback, and please report it)",
-              file=sys.stderr)
-        return 1
+            return error(f"nnumba needs numba's JIT: NUMBA_DISABLE_JIT=1 is not supported, unset "
+                         f"it ({type(exc).__name__}: {_first_line(message)})")
+        return error(f"{type(exc).__name__}: {message} (unexpected: rerun with {DEBUG_FLAG} "
+                     f"for the traceback, and please report it)", 1)
 
 
 def _jit_disabled() -> bool:

@@ -22,11 +22,14 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+from contextlib import suppress
+from functools import cached_property
 
 import numpy as np
 
 from .errors import NnumbaError
 from .hookspecs import hookimpl
+from .registry import get_registry
 
 INSTALL_HINT = 'pip install "nnumba[cuda]"'
 
@@ -45,13 +48,10 @@ class Device:
     name = ""
     kernel_set = ""   # importable module exporting nnumba.kernels.KERNELS
 
-    @property
+    @cached_property
     def kernels(self):
         """The kernel set (imported on first use)."""
-        kernels = self.__dict__.get("_kernels")
-        if kernels is None:
-            kernels = self._kernels = self._load_kernels()
-        return kernels
+        return self._load_kernels()
 
     def _load_kernels(self):
         return importlib.import_module(self.kernel_set)
@@ -179,10 +179,8 @@ class CUDADevice(Device):
             return (f"numba-cuda could not initialise CUDA ({type(exc).__name__}: "
                     f"{' '.join(str(exc).split())})")
         error = None
-        try:
+        with suppress(Exception):
             error = cuda.cuda_error()
-        except Exception:  # noqa: BLE001
-            pass
         why = f" ({' '.join(str(error).split())})" if error else ""
         return (f"numba-cuda found no usable NVIDIA GPU or CUDA driver{why}; "
                 f"set NUMBA_ENABLE_CUDASIM=1 for the (very slow) CUDA simulator")
@@ -207,15 +205,10 @@ class CUDADevice(Device):
         info["compute_capability"] = ".".join(map(str, dev.compute_capability))
         for key, get in (("driver_cuda_version", lambda: cuda.driver.get_version()),
                          ("runtime_cuda_version", lambda: cuda.runtime.get_version())):
-            try:
+            with suppress(Exception):  # an optional detail
                 info[key] = ".".join(map(str, get()))
-            except Exception:  # noqa: BLE001 - optional detail
-                pass
-        try:
-            free, total = cuda.current_context().get_memory_info()
-            info["memory_gib"] = round(total / 2**30, 1)
-        except Exception:  # noqa: BLE001
-            pass
+        with suppress(Exception):
+            info["memory_gib"] = round(cuda.current_context().get_memory_info()[1] / 2**30, 1)
         return info
 
     def owns(self, a) -> bool:
@@ -273,7 +266,6 @@ def get_device(device="cpu") -> Device:
         return device.require()
     if not isinstance(device, str):
         raise TypeError(f"a device is a name such as 'cpu' or 'cuda', got {device!r}")
-    from .registry import get_registry
     return get_registry().get("device", device.strip().lower()).require()
 
 
@@ -281,12 +273,10 @@ def _registered(name: str) -> Device:
     """The registered device of that name, available or not (for unpickling)."""
     if name in BUILTIN:
         return BUILTIN[name]
-    from .registry import get_registry
     return get_registry().get("device", name)
 
 
 def device_names() -> list[str]:
-    from .registry import get_registry
     return list(get_registry().entries("device"))
 
 
@@ -294,7 +284,6 @@ def device_of(a) -> Device | None:
     """The device whose array ``a`` is, or None: the one place that asks."""
     if isinstance(a, np.ndarray):
         return CPU
-    from .registry import get_registry
     for entry in get_registry().entries("device").values():
         if entry.obj is not CPU and _owns(entry.obj, a):
             return entry.obj

@@ -11,6 +11,7 @@ import re
 import tempfile
 import zipfile
 import zlib
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -107,30 +108,29 @@ def _remove_stale_temporaries(path: Path):
     except OSError:
         return
     for candidate in candidates:
-        try:
+        with suppress(OSError):  # gone already, or not ours to remove: it costs only disk space
             if not _in_use(candidate):
                 candidate.unlink()
-        except OSError:
-            pass  # gone already, or not ours to remove: it costs only disk space
 
 
 # An exclusive flock marks a temporary file as being written. Without fcntl
 # (Windows) there is no need: a file open elsewhere cannot be deleted there.
+try:
+    import fcntl
+except ImportError:
+    fcntl = None
+
 
 def _hold(f) -> bool:
     """Lock ``f`` until it is closed; False where locks are not available."""
-    try:
-        import fcntl
-    except ImportError:
+    if fcntl is None:
         return False
     fcntl.flock(f.fileno(), fcntl.LOCK_EX)
     return True
 
 
 def _in_use(path: Path) -> bool:
-    try:
-        import fcntl
-    except ImportError:
+    if fcntl is None:
         return False
     with open(path, "rb") as f:
         try:
@@ -152,12 +152,9 @@ def _fsync_dir(folder: Path):
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
-    try:
+    with suppress(OSError):
         os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    os.close(fd)
 
 
 # ---- loading -------------------------------------------------------------------------

@@ -126,6 +126,11 @@ class Loss:
             buf = bufs[key] = self.device.empty(tuple(shape), dtype)
         return buf
 
+    def _outputs(self, y_hat):
+        """(per-sample losses, gradient): arrays for a batch of predictions ``y_hat``."""
+        return (self._scratch("losses", (y_hat.shape[0],), y_hat.dtype),
+                self._scratch("grad", y_hat.shape, y_hat.dtype))
+
     def _targets(self, y, dtype):
         """Targets as a C-contiguous array of ``dtype`` on the current device: host
         targets are converted (and copied over); device targets must have it."""
@@ -205,8 +210,7 @@ class CrossEntropy(Loss):
                              f"got values from {y.min()} to {y.max()}")
         self._classes = z.shape[1]
         labels = self._targets(y, np.int64)
-        losses = self._scratch("losses", (z.shape[0],), z.dtype)
-        grad = self._scratch("grad", z.shape, z.dtype)
+        losses, grad = self._outputs(z)
         self.kernels.softmax_cross_entropy(z, labels, scale, losses, grad)
         return losses, grad
 
@@ -232,8 +236,7 @@ class MSE(Loss):
         if self.reduction == "mean":
             scale = scale / np.dtype(y_hat.dtype).type(k)
         targets = self._targets(y, y_hat.dtype)
-        losses = self._scratch("losses", (n,), y_hat.dtype)
-        grad = self._scratch("grad", y_hat.shape, y_hat.dtype)
+        losses, grad = self._outputs(y_hat)
         self.kernels.squared_error(y_hat.reshape(n, k), targets.reshape(n, k), scale, losses,
                                    grad.reshape(n, k))
         if self.reduction == "mean":  # the mean over the K outputs of each sample
@@ -267,8 +270,7 @@ class Logistic(Loss):
 
     def _compute(self, y_hat, y, scale):
         flat, labels = _pm_one(self, y_hat, y)
-        losses = self._scratch("losses", flat.shape, flat.dtype)
-        grad = self._scratch("grad", y_hat.shape, flat.dtype)
+        losses, grad = self._outputs(y_hat)
         self.kernels.logistic(flat, labels, scale, losses, grad.reshape(flat.size))
         return losses, grad
 
@@ -288,8 +290,7 @@ class Hinge(Loss):
 
     def _compute(self, y_hat, y, scale):
         flat, labels = _pm_one(self, y_hat, y)
-        losses = self._scratch("losses", flat.shape, flat.dtype)
-        grad = self._scratch("grad", y_hat.shape, flat.dtype)
+        losses, grad = self._outputs(y_hat)
         self.kernels.hinge(flat, labels, np.dtype(flat.dtype).type(self.margin), scale, losses,
                            grad.reshape(flat.size))
         return losses, grad
@@ -308,11 +309,10 @@ class Hinge(Loss):
             return
         for p in self._weights(params):
             device = device_of(p.value)
-            kernels = device.kernels
             term = device.empty(p.value.shape, p.value.dtype)
-            kernels.scale(p.value.reshape(p.value.size), 2 * self.lam * weight,
-                          term.reshape(term.size))
-            kernels.accumulate(p.grad.reshape(p.grad.size), term.reshape(term.size))
+            device.kernels.scale(p.value.reshape(p.value.size), 2 * self.lam * weight,
+                                 term.reshape(term.size))
+            device.kernels.accumulate(p.grad.reshape(p.grad.size), term.reshape(term.size))
 
     def config(self) -> dict:
         return {"lam": self.lam, **super().config()}

@@ -268,12 +268,10 @@ class Registry:
         """The name that finds ``obj``: its bare name where that finds it, else its
         qualified one; None when no plugin registered it."""
         table = self._table(kind)
-        for name, entry in table.names.items():
-            if entry.obj is obj:
-                return name
-        for name, entry in table.qualified.items():
-            if entry.obj is obj:
-                return name
+        for names in (table.names, table.qualified):
+            for name, entry in names.items():
+                if entry.obj is obj:
+                    return name
         return None
 
 

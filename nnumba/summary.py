@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 @dataclass
 class LayerRow:
     index: int
@@ -101,35 +100,35 @@ class Summary:
 
 
 _SI = ("B", "kB", "MB", "GB", "TB", "PB")
+_IEC = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
-def _si_scale(n: float):
+def _scale(n: float, base: int = 1000, units=_SI):
+    """(value, unit): n bytes in the largest unit it reaches."""
     k = 0
-    while abs(n) >= 1000 and k < len(_SI) - 1:
-        n /= 1000
+    while abs(n) >= base and k < len(units) - 1:
+        n /= base
         k += 1
-    return n, _SI[k]
+    return n, units[k]
+
+
+def _bytes_text(value: float, unit: str) -> str:
+    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 def si_bytes(n: int) -> str:
     """154618822656 -> '154.6 GB' (SI: 1 GB = 10^9 B)."""
-    value, unit = _si_scale(float(n))
-    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+    return _bytes_text(*_scale(float(n)))
 
 
 def iec_bytes(n: int) -> str:
     """154618822656 -> '144.0 GiB' (binary: 1 GiB = 2^30 B)."""
-    value, k = float(n), 0
-    while value >= 1024 and k < 5:
-        value /= 1024
-        k += 1
-    return f"{int(value)} B" if k == 0 else f"{value:.1f} {'KMGTP'[k - 1]}iB"
+    return _bytes_text(*_scale(float(n), 1024, _IEC))
 
 
 def approx_bytes(n: int) -> str:
     """Two significant digits, as the lecture rounds: 154.6 GB -> '150 GB'."""
-    rounded = float(f"{float(n):.2g}")
-    value, unit = _si_scale(rounded)
+    value, unit = _scale(float(f"{float(n):.2g}"))
     return f"{value:g} {unit}"
 
 

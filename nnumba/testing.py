@@ -28,6 +28,7 @@ float64 results, and clear errors for bad targets and predictions.
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,9 @@ def _expect_error(owner, call, kinds, what):
     _fail(owner, f"{what} was accepted; it must raise a clear error")
 
 
-def _numeric_gradient(f, array, eps):
-    """Central differences of the scalar f() with respect to every element of array."""
+def numeric_gradient(f, array, eps):
+    """Central differences of the scalar f() with respect to every element of ``array``,
+    which is perturbed in place (one element at a time) and left as it was."""
     numeric = np.empty_like(array)
     flat, out = array.reshape(-1), numeric.reshape(-1)
     for i in range(flat.size):
@@ -107,14 +109,14 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
             if dx is None or dx.shape != x.shape:
                 _fail(layer, f"gradient for input has shape "
                              f"{None if dx is None else dx.shape}, expected {x.shape}")
-            _compare(layer, "input", dx, _numeric_gradient(objective, x, eps), rtol, atol)
+            _compare(layer, "input", dx, numeric_gradient(objective, x, eps), rtol, atol)
             grads = {name: p.grad.copy() for name, p in params.items()}
         for name, p in params.items():
             if p.grad.shape != p.value.shape:
                 _fail(layer, f"gradient for {name} has shape {p.grad.shape}, expected "
                              f"{p.value.shape}")
             if wants_dx:
-                _compare(layer, name, p.grad, _numeric_gradient(objective, p.value, eps),
+                _compare(layer, name, p.grad, numeric_gradient(objective, p.value, eps),
                          rtol, atol)
             elif not np.allclose(p.grad, grads[name], rtol=1e-9, atol=1e-12):
                 _fail(layer, f"the gradient for {name}{mode} differs from the one computed "
@@ -153,36 +155,30 @@ def check_rejections(layer, x):
                       ShapeError, "an input with the wrong number of axes")
 
 
-class _Registered:
-    """Registers ``layer_cls`` for the length of a ``with`` when the registry does not
-    know it yet (save/load rebuilds layers by name)."""
+@contextmanager
+def _registered(cls):
+    """Registers the layer class ``cls`` for the length of a ``with`` when the registry
+    does not know it yet (save/load rebuilds layers by name)."""
+    from .hookspecs import hookimpl
+    from .registry import get_registry, register_plugin, unregister_plugin
+    if get_registry().name_of("layer", cls) is not None:
+        yield  # registered already (maybe as PLUGIN:NAME, behind a built-in)
+        return
 
-    def __init__(self, layer_cls):
-        self.cls, self.name = layer_cls, None
+    class _Plugin:
+        @hookimpl
+        def nnumba_register_layers(self):
+            return {cls.type_name: cls}
 
-    def __enter__(self):
-        from .hookspecs import hookimpl
-        from .registry import get_registry, register_plugin
-        if get_registry().name_of("layer", self.cls) is not None:
-            return self  # registered already (maybe as PLUGIN:NAME, behind a built-in)
-        cls = self.cls
-
-        class _Plugin:
-            @hookimpl
-            def nnumba_register_layers(self):
-                return {cls.type_name: cls}
-
-        try:
-            self.name = register_plugin(_Plugin(), f"nnumba-testing-{cls.type_name}")
-        except RegistryError as exc:
-            raise ConformanceError(f"{cls.type_name}: cannot be registered for the save/load "
-                                   f"check: {exc}") from None
-        return self
-
-    def __exit__(self, *exc):
-        if self.name is not None:
-            from .registry import unregister_plugin
-            unregister_plugin(self.name)
+    try:
+        name = register_plugin(_Plugin(), f"nnumba-testing-{cls.type_name}")
+    except RegistryError as exc:
+        raise ConformanceError(f"{cls.type_name}: cannot be registered for the save/load "
+                               f"check: {exc}") from None
+    try:
+        yield
+    finally:
+        unregister_plugin(name)
 
 
 def check_round_trip(layer, x):
@@ -191,7 +187,7 @@ def check_round_trip(layer, x):
     model = Sequential(layer)
     model.eval()
     before = model.forward(x).copy()
-    with _Registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
+    with _registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
         path = io.save(model, Path(tmp) / "layer.npz")
         twin = io.load_model(path)
     twin.eval()
@@ -315,7 +311,7 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
         _fail(loss, f"backward gives {grad.dtype} {grad.shape}, expected {y_hat.dtype} "
                     f"{y_hat.shape}")
     _compare(loss, "the predictions",
-             grad, _numeric_gradient(lambda: loss_cls(**kwargs).forward(y_hat, y), y_hat, eps),
+             grad, numeric_gradient(lambda: loss_cls(**kwargs).forward(y_hat, y), y_hat, eps),
              rtol, atol)
     loss.forward(y_hat, y)
     if not np.allclose(loss.backward(0.5), 0.5 * grad, rtol=1e-12, atol=1e-15):

@@ -43,13 +43,13 @@ def _convert_hint(path: Path) -> str:
             f"torch.load('{path}', weights_only=True).items()}})")
 
 
-def _is_torch_zip(path: Path) -> bool:
-    # torch.save's zip format holds ".../data.pkl"; an .npz holds only .npy members.
+def _zip_members(path: Path) -> list[str]:
+    """The names in the zip archive at ``path``; none where it is not one."""
     try:
         with zipfile.ZipFile(path) as z:
-            return any(n.endswith(".pkl") for n in z.namelist())
+            return z.namelist()
     except (zipfile.BadZipFile, OSError):
-        return False
+        return []
 
 
 def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
@@ -60,8 +60,9 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
         raise FileNotFoundError(f"no such weights file: {path}")
     with open(path, "rb") as f:
         head = f.read(9)
+    # torch.save's zip format holds ".../data.pkl"; an .npz holds only .npy members.
     if path.suffix.lower() in PICKLE_SUFFIXES or head[:1] == b"\x80" or \
-            (head[:2] == b"PK" and _is_torch_zip(path)):
+            (head[:2] == b"PK" and any(n.endswith(".pkl") for n in _zip_members(path))):
         raise WeightsError(_convert_hint(path))
     if path.suffix.lower() == ".safetensors" or head[8:9] == b"{":
         return _read_safetensors(path), False
@@ -195,7 +196,7 @@ def load_torch_weights(model, source):
         tensors, ordered, label = dict(source), True, "state_dict"
     else:
         path = Path(source)
-        if path.suffix.lower() == ".npz" and _is_nnumba_npz(path):
+        if path.suffix.lower() == ".npz" and "__nnumba_spec__.npy" in _zip_members(path):
             from .io import load_weights
             return load_weights(model, path)
         (tensors, ordered), label = read_state_dict(path), str(path)
@@ -204,11 +205,3 @@ def load_torch_weights(model, source):
     for key, name in pairs:
         params[name].value[...] = np.asarray(tensors[key]).astype(model.dtype, copy=False)
     return model
-
-
-def _is_nnumba_npz(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as z:
-            return "__nnumba_spec__.npy" in z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False

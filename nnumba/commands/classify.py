@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileFormatError, ImageError, JSONFileError, NonFiniteError, ShapeError
+from ..errors import (FileFormatError, ImageError, JSONFileError, NnumbaError, NonFiniteError,
+                      ShapeError)
 from ..jsonfile import parse_json, read_json
 
 
@@ -44,7 +45,6 @@ def _pillow():
     try:
         from PIL import Image
     except ImportError:
-        from ..errors import NnumbaError
         raise NnumbaError('reading images needs Pillow: pip install "nnumba[images]"') from None
     return Image
 
@@ -144,7 +144,6 @@ def _input_shape(args, model):
 def _build(args):
     import nnumba
     from ..cli import naming
-    from ..errors import NnumbaError
     if Path(args.model).suffix == ".json":
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")

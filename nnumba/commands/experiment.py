@@ -5,6 +5,8 @@ import json
 import sys
 import time
 
+from ..registry import get_registry
+
 
 def add_parser(sub):
     p = sub.add_parser("experiment", help="the lecture's experiments: list them, run one",
@@ -39,7 +41,6 @@ def add_parser(sub):
 
 def run_list(args):
     from ..experiments import list_experiments
-    from ..registry import get_registry
     layers = get_registry().entries("layer")
     items = [{"name": e.name, "summary": e.summary, "slide": e.slide,
               "features": list(e.features),
@@ -61,7 +62,6 @@ def run_experiments(args):
     from ..experiments import get_experiment, list_experiments
     from ..experiments.common import PLUGIN_HINT
     from ..experiments.report import Entry, command_for, write_report
-    from ..registry import get_registry
     if args.out is not None and not args.out.strip():  # else the figures land in the cwd
         raise ValueError(f"--out needs a folder name, got {args.out!r}")
     if "all" in args.names and len(args.names) > 1:
@@ -103,10 +103,8 @@ def run_experiments(args):
         print(f"{result}\n({seconds:.1f}s)\n", file=out, flush=True)
         numbers[exp.name] = result.numbers
     if every and args.out:
-        run_command = " ".join(["nnumba experiment run all --out", str(args.out)]
-                               + (["--fast"] if args.fast else [])
-                               + ([f"--data-dir {args.data_dir}"] if args.data_dir else [])
-                               + (["--lecture"] if args.lecture else []))
+        run_command = command_for("all", args.out, args.fast,
+                                  **{k: v for k, v in given.items() if v})
         page, markdown = write_report(args.out, entries, run_command)
         print(f"report: {page} (and {markdown.name})", file=out)
     if args.json:

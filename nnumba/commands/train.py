@@ -5,10 +5,12 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..jsonfile import read_json
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, train_defaults
+from ..registry import get_dataset, get_loss, get_registry
 
 
 def add_parser(sub):
@@ -66,7 +68,6 @@ def add_parser(sub):
 
 def _dataset_help() -> str:
     """The registered data sets (a plugin's too), named when the parser is built."""
-    from ..registry import get_registry
     names = [name for name, _ in get_registry().all_entries("dataset")]
     listed = ", ".join(names).replace("%", "%%")  # argparse %-formats help
     return f"a registered data set (see `nnumba plugins`): {listed}; default mnist-5k (embedded)"
@@ -105,8 +106,7 @@ def _fill_defaults(args):
     else:
         defaults, source = train_defaults(args.model)
     filled = {k: v for k, v in defaults.items() if getattr(args, k) is None}
-    for key, value in filled.items():
-        setattr(args, key, value)
+    vars(args).update(filled)
     if filled:
         return (f"defaults: {', '.join(f'{k} {v}' for k, v in filled.items())} "
                 f"({source})")
@@ -160,7 +160,6 @@ def _load_data(args):
         data = load_arrays(args.data, label_column=args.label_column,
                            test_fraction=args.test_fraction, seed=args.seed)
     else:
-        from ..registry import get_dataset
         data = get_dataset(args.dataset or "mnist-5k")(root=args.data_dir,
                                                        download=args.download)
     if args.train_size is not None or args.test_size is not None:
@@ -217,9 +216,7 @@ def _run(args, start):
     note = _unused_options(args)
     if note:
         _say(args, note)
-    for key, value in OPTION_DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    vars(args).update({k: v for k, v in OPTION_DEFAULTS.items() if getattr(args, k) is None})
     if args.save is not None:  # a path that cannot be written fails now, not after training
         from ..io import check_save_path
         args.save = check_save_path(args.save)
@@ -261,7 +258,6 @@ def _build_model(args, data):
     classes to the data (and the data is reshaped to the model's own input shape
     where that is needed); a spec file is read and checked against the data. Any
     error is one line naming the model or the file."""
-    from dataclasses import replace
     data, outputs = _targets_for_loss(args, data)
     shape = data.x_train.shape[1:]
     if Path(args.model).suffix == ".json":
@@ -290,18 +286,13 @@ def _targets_for_loss(args, data):
     (CrossEntropy) takes the labels, one output per class; a loss on signs (Hinge,
     Logistic) the two classes of --classes as -1 / +1, one output; a loss on values
     (MSE) the labels one-hot, one output per class."""
-    from dataclasses import replace
-
     import numpy as np
 
     kind = _target_kind(args.loss)
     if kind == "classes":
         return data, len(data.classes)
     if kind == "signs":
-        neg, pos = _two_classes(args, data)
-        (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
-        _say(args, f"targets for {args.loss}: class {neg} -> -1, class {pos} -> +1: "
-                   f"{len(x)} train / {len(xt)} test")
+        neg, pos, (x, y), (xt, yt) = _two_classes(args, data, f"targets for {args.loss}")
         return replace(data, x_train=x, y_train=y, x_test=xt, y_test=yt,
                        classes=[data.classes[neg], data.classes[pos]]), 1
     if kind == "values":
@@ -316,7 +307,6 @@ def _targets_for_loss(args, data):
 def _target_kind(loss_name) -> str | None:
     """What the loss takes as targets: 'classes' (labels), 'signs' (-1/+1 of the two
     --classes), 'values' (the labels one-hot), or None where the loss does not say."""
-    from ..registry import get_loss
     loss = get_loss(loss_name)
     kinds = {kind for *_, kind in getattr(loss, "examples", [])}
     if getattr(loss, "target_dtype", None) == "int64" or "classes" in kinds:
@@ -329,8 +319,6 @@ def _one_line(exc) -> str:
 
 
 def _run_gradient(args, data, start):
-    from .. import io
-    from ..registry import get_loss
     from ..train import TRAINERS
     model, data = _build_model(args, data)
     loss = get_loss(args.loss)()
@@ -355,13 +343,10 @@ def _run_gradient(args, data, start):
               "seconds": time.perf_counter() - start,
               "first_step_seconds": trainer.first_step_seconds, "history": history.epochs,
               "device": args.device}
-    _add_mpi(args, result)
-    if args.save and _is_root(args):
-        result["saved"] = str(io.save(model.to("cpu"), args.save))
     accuracy = result["test_accuracy"]
-    _finish(args, result, f"test accuracy {100 * accuracy:.2f}%" if accuracy is not None else
-                          f"test loss {result['test_loss']:.4f} (accuracy does not apply)")
-    return 0
+    return _finish(args, result, f"test accuracy {100 * accuracy:.2f}%" if accuracy is not None
+                   else f"test loss {result['test_loss']:.4f} (accuracy does not apply)",
+                   lambda: model.to("cpu"))
 
 
 def _epoch_line(row, epochs):
@@ -371,16 +356,12 @@ def _epoch_line(row, epochs):
 
 
 def _run_perceptron(args, data, start):
-    from .. import io
     from ..train import train_perceptron
     if args.comm is not None:
         from functools import partial
         from ..distributed import train_perceptron_distributed
         train_perceptron = partial(train_perceptron_distributed, comm=args.comm)
-    neg, pos = _two_classes(args, data)
-    x, y = data.binary(neg, pos, "train")
-    xt, yt = data.binary(neg, pos, "test")
-    _say(args, f"perceptron: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
+    _, _, (x, y), (xt, yt) = _two_classes(args, data, "perceptron")
     result_p = train_perceptron(x, y, max_epochs=args.epochs, x_test=xt, y_test=yt,
                                 callback=lambda row: _say(args, _perceptron_line(row)))
     test_error = result_p.history[-1]["test_error"]
@@ -390,20 +371,21 @@ def _run_perceptron(args, data, start):
               "train_error": result_p.history[-1]["train_error"], "test_error": test_error,
               "test_accuracy": 1 - test_error, "seconds": time.perf_counter() - start,
               "history": result_p.history}
-    _add_mpi(args, result)
-    if args.save and _is_root(args):
-        result["saved"] = str(io.save(result_p.to_model(), args.save))
-    _finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} after "
-                          f"{result['updates']} updates; test accuracy "
-                          f"{100 * result['test_accuracy']:.2f}%")
-    return 0
+    return _finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} "
+                                 f"after {result['updates']} updates; test accuracy "
+                                 f"{100 * result['test_accuracy']:.2f}%", result_p.to_model)
 
 
-def _two_classes(args, data) -> tuple[int, int]:
+def _two_classes(args, data, who: str):
+    """(neg, pos, (x, y), (x_test, y_test)): the two classes of --classes, as -1 and +1;
+    ``who`` takes them, says a line."""
     names = args.classes.split(",")
     if len(names) != 2:
         raise ValueError(f"--classes takes two classes NEG,POS, got {args.classes!r}")
-    return tuple(_class_number(data, name.strip()) for name in names)
+    neg, pos = (_class_number(data, name.strip()) for name in names)
+    (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
+    _say(args, f"{who}: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
+    return neg, pos, (x, y), (xt, yt)
 
 
 def _class_number(data, name) -> int:
@@ -427,18 +409,21 @@ def _is_root(args):
     return comm is None or comm.is_root
 
 
-def _add_mpi(args, result):
+def _finish(args, result, summary, trained) -> int:
+    """Complete ``result`` (the MPI figures; the weights of ``trained()`` saved where
+    --save asks) and print it on rank 0: the JSON object, or ``summary``."""
     if args.comm is not None:
         result["mpi"] = {"ranks": args.comm.size, "threads_per_rank": args.comm.threads,
                          "allreduce_seconds": args.comm.allreduce_seconds}
-
-
-def _finish(args, result, summary):
     if not _is_root(args):
-        return
+        return 0
+    if args.save:
+        from .. import io
+        result["saved"] = str(io.save(trained(), args.save))
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{summary} ({result['seconds']:.1f}s)")
         if "saved" in result:
             print(f"weights saved to {result['saved']}")
+    return 0

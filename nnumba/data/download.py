@@ -18,6 +18,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from contextlib import suppress
 from pathlib import Path
 
 from ..errors import DownloadError
@@ -144,10 +145,8 @@ class _Deadline:
 
 
 def _shut(sock):
-    try:
+    with suppress(OSError):  # closed already
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # closed already
 
 
 class _Watched:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import NoGradientError
 from ..layers import ReLU, Sigmoid, Tanh, Threshold
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -72,13 +72,12 @@ def run(out_dir=None, fast=False) -> Result:
                           "max |layer - formula|", "max |backward - finite diff.|"], rows)
     table += (f"\n{len(x)} points of [-4, 4] in float64; central differences with step "
               f"{STEP:g}, away from the kink at 0")
-    figs = Figures(out_dir)
-    figs.draw("activations.png", lambda fig, axes: _draw(axes, x, curves), ncols=4,
-              size=(16, 4), title="Activation functions, as the engine computes them, "
-                                  "with their derivatives")
-    return Result("activations", "tanh and ReLU, the two classical activation functions, "
-                                 "with the sigmoid and the threshold: the lecture's formulas",
-                  table, numbers, figs.paths, figs.notes)
+    result = Result("activations", "tanh and ReLU, the two classical activation functions, "
+                                   "with the sigmoid and the threshold: the lecture's formulas",
+                    table, numbers)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, x, curves), ncols=4,
+                       size=(16, 4), title="Activation functions, as the engine computes them, "
+                                           "with their derivatives")
 
 
 def _draw(axes, x, curves):
@@ -96,9 +95,8 @@ def _draw(axes, x, curves):
             ax.plot(x, dy, "--", color="tab:red", lw=1.3, label="σ'(x), the layer's backward")
         ax.axhline(0, color="0.6", lw=0.6)
         ax.axvline(0, color="0.6", lw=0.6)
-        ax.set_ylim(-1.3, 1.3 if name != "ReLU" else 4.2)
-        ax.set_xlabel("x")
-        ax.set_ylabel("σ(x)" if dy is None else "σ(x) and σ'(x)")
+        ax.set(ylim=(-1.3, 1.3 if name != "ReLU" else 4.2), xlabel="x",
+               ylabel="σ(x)" if dy is None else "σ(x) and σ'(x)")
         ax.set_title(name if dy is not None else f"{name} (no derivative)", fontsize=10)
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(True, alpha=0.3)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..layers import Layer, Linear, Tanh
 from ..model import Sequential
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -99,14 +99,12 @@ def run(out_dir=None, fast=False) -> Result:
     numbers = {"max_gap": gap, "relative_gap": gap / scale, "tanh_max_gap": gap_t,
                "tanh_relative_gap": gap_t / scale_t, "W": w.tolist(), "B": b.tolist(),
                "mlp_params": affine_mlp.num_params(), "affine_params": int(w.size + b.size)}
-    figs = Figures(out_dir)
-    figs.draw("mlp-affine.png",
-              lambda fig, axes: _draw(axes, (affine_mlp, w, b), (tanh_mlp, w_t, b_t)),
-              ncols=2, size=(12, 4.6), title="Deep models: the activation must be "
-                                              "non-linear, or the MLP is one affine map")
-    return Result("mlp-affine", "with an affine sigma the MLP is an affine mapping with a "
-                                "peculiar parametrization", table, numbers, figs.paths,
-                  figs.notes)
+    result = Result("mlp-affine", "with an affine sigma the MLP is an affine mapping with a "
+                                  "peculiar parametrization", table, numbers)
+    return with_figure(result, out_dir,
+                       lambda fig, axes: _draw(axes, (affine_mlp, w, b), (tanh_mlp, w_t, b_t)),
+                       ncols=2, size=(12, 4.6), title="Deep models: the activation must be "
+                                                       "non-linear, or the MLP is one affine map")
 
 
 def _draw(axes, affine, tanh):
@@ -123,8 +121,7 @@ def _draw(axes, affine, tanh):
             ax.plot(t, out[:, k], color=colour, lw=2.5, alpha=0.6,
                     label=f"MLP output {k + 1}")
             ax.plot(t, mapped[:, k], "--", color="k", lw=1, label=fit if k == 0 else None)
-        ax.set_xlabel("t, along the line x = x₀ + t d in the input space")
-        ax.set_ylabel("output f(x)")
+        ax.set(xlabel="t, along the line x = x₀ + t d in the input space", ylabel="output f(x)")
         ax.set_title(f"MLP {'-'.join(map(str, WIDTHS))} with {name}", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(True, alpha=0.3)

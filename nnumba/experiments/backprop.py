@@ -26,9 +26,10 @@ from ..layers import Linear, Tanh
 from ..losses import MSE, CrossEntropy
 from ..model import Sequential
 from ..summary import summarize
-from .figures import Figures
+from ..testing import numeric_gradient
+from .figures import with_figure
 from .registry import experiment
-from .result import Result, format_table
+from .result import Result, format_table, vector
 
 WIDTHS = (4, 5, 3, 2)        # D, hidden, hidden, C
 STEP = 1e-6                  # of the central finite differences
@@ -85,41 +86,19 @@ def finite_differences(model: Sequential, x, y, layers) -> dict:
     found = {}
     for l, q in layers.items():
         index = 2 * (l - 1)  # of the Linear of layer l in model.layers
-        entry = {"dl_ds": _central(lambda s: loss_from(model, index + 1, s, y), q["s"]),
-                 "dl_dx": _central(lambda h: loss_from(model, index + 2, h, y), q["x"])}
+        s, h = q["s"].copy(), q["x"].copy()  # perturbed in place, as the parameters are
+        entry = {"dl_ds": numeric_gradient(lambda: loss_from(model, index + 1, s, y), s, STEP),
+                 "dl_dx": numeric_gradient(lambda: loss_from(model, index + 2, h, y), h, STEP)}
         for name, key in (("dl_dw", "weight"), ("dl_db", "bias")):
             value = q["linear"].params()[key].value
-            entry[name] = _central(lambda v: _with(value, v, lambda: loss_from(model, 0, x, y)),
-                                   value.copy())
+            entry[name] = numeric_gradient(lambda: loss_from(model, 0, x, y), value, STEP)
         found[l] = entry
     return found
 
 
-def _with(target, values, compute):
-    """compute() with ``target`` (a parameter array) set to ``values``, then restored."""
-    saved = target.copy()
-    target[...] = values
-    try:
-        return compute()
-    finally:
-        target[...] = saved
-
-
-def _central(f, at: np.ndarray) -> np.ndarray:
-    grad = np.empty_like(at)
-    for i in np.ndindex(at.shape):
-        up, down = at.copy(), at.copy()
-        up[i] += STEP
-        down[i] -= STEP
-        grad[i] = (f(up) - f(down)) / (2 * STEP)
-    return grad
-
-
 def lecture_formulas(model: Sequential, x, y, layers) -> dict:
     """{l: {name: array}}: the backward pass written out as the lecture does, in numpy."""
-    out, prev = {}, {0: x}
-    for l, q in layers.items():
-        prev[l] = q["x"]
+    out, prev = {}, {0: x, **{l: q["x"] for l, q in layers.items()}}
     dl_dx = 2 * (layers[max(layers)]["x"] - y)  # from the definition of l
     for l in sorted(layers, reverse=True):
         w = layers[l]["linear"].params()["weight"].value
@@ -179,8 +158,9 @@ def run(out_dir=None, fast=False, batch: int | None = None) -> Result:
         per_layer[l] = {"s": q["s"][0].tolist(), "x": q["x"][0].tolist(),
                         **{n: q[n].tolist() for n in names},
                         "vs_finite_differences": errors, "vs_lecture_formulas": lecture}
-        rows.append([l, f"{WIDTHS[l]}x{WIDTHS[l - 1]}", _vector(q["s"][0]), _vector(q["x"][0]),
-                     _vector(q["dl_ds"][0]), f"{max(errors.values()):.1e}", f"{lecture:.1e}"])
+        rows.append([l, f"{WIDTHS[l]}x{WIDTHS[l - 1]}", vector(q["s"][0], ".3f"),
+                     vector(q["x"][0], ".3f"), vector(q["dl_ds"][0], ".3f"),
+                     f"{max(errors.values()):.1e}", f"{lecture:.1e}"])
     table = format_table(["l", "w^(l)", "s^(l)", "x^(l) = tanh(s^(l))", "dl/ds^(l)",
                           "vs finite diff. (max rel.)", "vs lecture's formulas"], rows)
     table += (f"\nMLP {'-'.join(map(str, WIDTHS))}, tanh after every layer, one sample, "
@@ -215,21 +195,17 @@ def run(out_dir=None, fast=False, batch: int | None = None) -> Result:
                         "time_ratio": time_ratio,
                         "rows": [[r.layer, r.forward_flops, r.backward_flops]
                                  for r in summary.rows]}}
-    figs = Figures(out_dir)
-    figs.draw("backprop.png",
-              lambda fig, axes: _draw(axes, layers, fd, summary, run_ratio, time_ratio),
-              ncols=2, size=(12, 4.8), title="Back-propagation: the gradients against finite "
-                                             "differences, and backward against forward cost")
-    return Result("backprop", "back-propagation is the chain rule applied layer by layer; the "
-                              "backward pass costs about twice the forward one", table,
-                  numbers, figs.paths, figs.notes)
+    result = Result("backprop", "back-propagation is the chain rule applied layer by layer; the "
+                                "backward pass costs about twice the forward one", table, numbers)
+    return with_figure(result, out_dir,
+                       lambda fig, axes: _draw(axes, layers, fd, summary,
+                                               (flops_ratio, run_ratio, time_ratio)),
+                       ncols=2, size=(12, 4.8),
+                       title="Back-propagation: the gradients against finite differences, and "
+                             "backward against forward cost")
 
 
-def _vector(values) -> str:
-    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
-
-
-def _draw(axes, layers, fd, summary, run_ratio, time_ratio):
+def _draw(axes, layers, fd, summary, totals):
     ax = axes[0]
     names = {"dl_ds": "∂l/∂s", "dl_dx": "∂l/∂x", "dl_dw": "∂l/∂w", "dl_db": "∂l/∂b"}
     width = 0.8 / len(names)
@@ -237,10 +213,9 @@ def _draw(axes, layers, fd, summary, run_ratio, time_ratio):
         errors = [_relative(layers[l][name], fd[l][name]) for l in layers]
         ax.bar(np.array(list(layers)) + (k - 1.5) * width, errors, width, label=text)
     ax.axhline(np.finfo(np.float64).eps, color="k", ls=":", lw=1, label="float64 epsilon")
-    ax.set_yscale("log")
+    ax.set(yscale="log", xlabel="layer l of the MLP 4-5-3-2",
+           ylabel="max relative difference,\nbackward pass vs finite differences")
     ax.set_xticks(list(layers), [f"layer {l}" for l in layers])
-    ax.set_xlabel("layer l of the MLP 4-5-3-2")
-    ax.set_ylabel("max relative difference,\nbackward pass vs finite differences")
     ax.set_title("Every gradient of every layer agrees with finite differences", fontsize=10)
     ax.legend(fontsize=8, ncol=3)
     ax.grid(True, axis="y", which="both", alpha=0.3)
@@ -248,15 +223,12 @@ def _draw(axes, layers, fd, summary, run_ratio, time_ratio):
     rows = [r for r in summary.rows if r.forward_flops]
     labels = [f"#{r.index} {r.layer}" for r in rows] + [
         "total FLOPs, every input gradient", "total FLOPs, as run", "total, measured time"]
-    ratios = [r.backward_flops / r.forward_flops for r in rows]
-    ratios += [(summary.backward_flops + 2 * summary.batch * 784 * COST_HIDDEN[0])
-               / summary.forward_flops, run_ratio, time_ratio]
+    ratios = [r.backward_flops / r.forward_flops for r in rows] + list(totals)
     colours = ["tab:blue"] * (len(rows) + 2) + ["tab:orange"]
     ax.barh(range(len(labels)), ratios, color=colours)
     ax.axvline(2, color="k", ls="--", lw=1, label="the lecture's rule of thumb: 2")
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("backward / forward")
-    ax.set_ylabel("layer of MLP 784-1024-1024-10")
+    ax.set(xlabel="backward / forward", ylabel="layer of MLP 784-1024-1024-10")
     ax.set_title("Cost of the backward pass against the forward pass", fontsize=10)
     ax.legend(fontsize=8)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import train_perceptron
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -70,12 +70,11 @@ def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
                           "k (max)", "k (mean)", "k <= bound"], rows)
     table += f"\n{len(records) // len(margins)} data sets of {n} points in R^5 per margin"
     holds = all(r["updates"] <= r["bound"] and r["converged"] for r in records)
-    figs = Figures(out_dir)
-    figs.draw("perceptron-bound.png", lambda fig, axes: _draw(axes[0], records, margins),
-              size=(6.4, 4.8), title="The perceptron: convergence within ⌊4R²/γ²⌋ updates")
-    return Result("perceptron-bound",
-                  "no misclassified sample remains after floor(4 R^2 / gamma^2) updates",
-                  table, {"holds": holds, "runs": records}, figs.paths, figs.notes)
+    result = Result("perceptron-bound",
+                    "no misclassified sample remains after floor(4 R^2 / gamma^2) updates",
+                    table, {"holds": holds, "runs": records})
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes[0], records, margins),
+                       title="The perceptron: convergence within ⌊4R²/γ²⌋ updates")
 
 
 def _draw(ax, records, margins):
@@ -88,12 +87,10 @@ def _draw(ax, records, margins):
     radius = max(r["R"] for r in records)
     ax.plot(grid, 4 * radius ** 2 / grid ** 2, color="tab:red", lw=1, alpha=0.6,
             label=f"4 R² / γ² for R = {radius:.2f}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    ax.set(xscale="log", yscale="log", xlabel="margin γ (measured on the data set)",
+           ylabel="number of updates")
     ax.set_xticks(list(margins), [f"{g:g}" for g in margins])
     ax.xaxis.set_minor_formatter("")  # the log axis' own minor labels overlap
-    ax.set_xlabel("margin γ (measured on the data set)")
-    ax.set_ylabel("number of updates")
     ax.set_title("Updates k never exceed 4R²/γ²", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)

@@ -23,7 +23,7 @@ from ..data import load_dataset, load_mnist
 from ..losses import CrossEntropy
 from ..registry import get_model
 from ..train import SGDTrainer
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table, percent
 
@@ -125,21 +125,21 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
     if data_dir is None:
         notes.append("the lecture's ~1% test error is on the full MNIST: give its folder "
                      "with --data-dir")
-    figs = Figures(out_dir)
-    figs.draw("cnn-mnist.png", lambda fig, axes: _draw(axes, runs, options), nrows=2,
-              ncols=max(len(runs), 1), size=(5.5 * max(len(runs), 1), 8),
-              title=f"MNIST: the lecture's CNN, SGD lr {options['lr']:g}, momentum "
-                    f"{options['momentum']:g}" + (" (the listing's settings)" if lecture else ""))
-    return Result("cnn-mnist", "the lecture's CNN learns MNIST to a test error of about 1 %",
-                  table, {"runs": numbers, "settings": options, "lecture": lecture,
-                          "claim": {"test_error": LECTURE_ERROR, "seconds": LECTURE_SECONDS}},
-                  figs.paths, notes + figs.notes)
+    result = Result("cnn-mnist", "the lecture's CNN learns MNIST to a test error of about 1 %",
+                    table, {"runs": numbers, "settings": options, "lecture": lecture,
+                            "claim": {"test_error": LECTURE_ERROR, "seconds": LECTURE_SECONDS}},
+                    notes=notes)
+    columns = max(len(runs), 1)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, runs, columns), nrows=2,
+                       ncols=columns, size=(5.5 * columns, 8),
+                       title=f"MNIST: the lecture's CNN, SGD lr {options['lr']:g}, momentum "
+                             f"{options['momentum']:g}"
+                             + (" (the listing's settings)" if lecture else ""))
 
 
-def _draw(axes, runs, options):
+def _draw(axes, runs, columns):
     # matplotlib is there when figures are drawn; label the log axis 0.02, 0.05, 0.1, ...
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-    columns = max(len(runs), 1)
     for i, (name, history) in enumerate(runs.items()):
         top, bottom = axes[i], axes[columns + i]
         epochs = [row["epoch"] for row in history.epochs]
@@ -147,24 +147,20 @@ def _draw(axes, runs, options):
                  color="tab:blue", label="train, mean over the epoch")
         top.plot(epochs, [row["test_loss"] for row in history.epochs], "s--",
                  color="tab:orange", label="test, after the epoch")
-        top.set_yscale("log")
+        top.set(yscale="log", ylabel="mean cross-entropy (log scale)")
         top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         top.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         top.yaxis.set_minor_formatter(NullFormatter())
-        top.set_ylabel("mean cross-entropy (log scale)")
         top.set_title(f"{name}: training curve", fontsize=10)
         errors = [100 * (1 - row["test_accuracy"]) for row in history.epochs]
         bottom.plot(epochs, errors, "o-", color="tab:red", label="test error, after the epoch")
         if name.startswith("mnist"):  # the lecture's claim is about MNIST's digits
             bottom.axhline(100 * LECTURE_ERROR, color="k", ls="--", lw=1,
                            label="the lecture's ≈ 1 % (full MNIST)")
-        bottom.set_ylim(0, max(errors + [100 * LECTURE_ERROR]) * 1.1)
-        bottom.set_ylabel("test error (%)")
+        bottom.set(ylim=(0, max(errors + [100 * LECTURE_ERROR]) * 1.1), ylabel="test error (%)")
         bottom.set_title(f"{name}: test error after each epoch", fontsize=10)
         for ax in (top, bottom):
             ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
-    for ax in axes[len(runs):columns] + axes[columns + len(runs):]:
-        ax.axis("off")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.conv import Conv1d
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -79,14 +79,14 @@ def run(out_dir=None, fast=False) -> Result:
                "second_derivative_error": second_error, "step": STEP,
                "template_at": list(TEMPLATE_AT), "peaks_found": found,
                "response": response.tolist()}
-    figs = Figures(out_dir)
-    figs.draw("conv1d-operators.png",
-              lambda fig, axes: _draw(axes, ramp_out, grid, first, signal, response, found),
-              ncols=3, size=(16, 4.6), title="Convolution layers: the 1-D convolution as a "
-                                             "differential operator and as a template matcher")
-    return Result("conv1d-operators",
-                  "a convolution can implement a differential operator or a template matcher, "
-                  "both invariant by translation", table, numbers, figs.paths, figs.notes)
+    result = Result("conv1d-operators",
+                    "a convolution can implement a differential operator or a template matcher, "
+                    "both invariant by translation", table, numbers)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, ramp_out, grid, first,
+                                                                signal, response, found),
+                       ncols=3, size=(16, 4.6),
+                       title="Convolution layers: the 1-D convolution as a differential "
+                             "operator and as a template matcher")
 
 
 def _peaks(response, count: int, width: int):
@@ -106,17 +106,14 @@ def _draw(axes, ramp_out, grid, first, signal, response, found):
             label="x = (0,0,0,0,1,2,3,4,4,4,4)")
     ax.stem(np.arange(len(ramp_out)) + 0.5, ramp_out, linefmt="C3-", markerfmt="C3s",
             basefmt=" ", label="x ⊗ (−1, 1)")
-    ax.set_xlabel("index (output drawn between its two inputs)")
-    ax.set_ylabel("value")
-    ax.set_title("(−1, 1) as a differential operator:\nthe lecture's example, exactly")
+    ax.set(xlabel="index (output drawn between its two inputs)", ylabel="value",
+           title="(−1, 1) as a differential operator:\nthe lecture's example, exactly")
     ax.legend(fontsize=8, loc="upper left")
     ax = axes[1]
     ax.plot(grid, np.sin(grid), color="C0", label="sin x (sampled, h = 0.1)")
     ax.plot(grid[:-1] + STEP / 2, first, ".", color="C3", ms=4, label="sin ⊗ (−1, 1) / h")
     ax.plot(grid, np.cos(grid), color="0.5", lw=1, ls="--", label="cos x")
-    ax.set_xlabel("x")
-    ax.set_ylabel("value")
-    ax.set_title("On a smooth signal: the derivative")
+    ax.set(xlabel="x", ylabel="value", title="On a smooth signal: the derivative")
     ax.legend(fontsize=8, loc="lower left")
     ax = axes[2]
     # Output i is the kernel laid on inputs i .. i + k - 1: drawn at the window's centre,
@@ -132,8 +129,6 @@ def _draw(axes, ramp_out, grid, first, signal, response, found):
             label="two highest peaks")
     ax.annotate("bright plateau", (22, 3.3), ha="center", fontsize=8)
     ax.annotate("inverted template", (35, -3.9), ha="center", fontsize=8)
-    ax.set_ylim(-4.5, 4.8)
-    ax.set_xlabel("position")
-    ax.set_ylabel("value")
-    ax.set_title("The template as kernel: a template matcher")
+    ax.set(ylim=(-4.5, 4.8), xlabel="position", ylabel="value",
+           title="The template as kernel: a template matcher")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)

@@ -23,7 +23,7 @@ from ..layers import Linear
 from ..losses import Logistic
 from ..model import Sequential
 from ..train import GDTrainer
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -138,14 +138,13 @@ def run(out_dir=None, fast=False, steps: int = STEPS) -> Result:
         values = ", ".join(f"w = {w:.4f} (L = {float(np.squeeze(losses[case](w))):.4f})"
                            for w in ws)
         table += f"\n{case}: minima by scipy at {values}"
-    figs = Figures(out_dir)
-    figs.draw("gradient-descent.png", lambda fig, axes: _draw(axes, losses, found, paths),
-              nrows=2, ncols=3, size=(15, 8.4),
-              title="Gradient descent: the start w₀ and the step η decide the minimum "
-                    "(top, non-convex), or not (bottom, convex)")
-    return Result("gradient-descent",
-                  "gradient descent ends in a local minimum; w_0 and eta decide which one "
-                  "where the loss is not convex", table, numbers, figs.paths, figs.notes)
+    result = Result("gradient-descent",
+                    "gradient descent ends in a local minimum; w_0 and eta decide which one "
+                    "where the loss is not convex", table, numbers)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, losses, found, paths),
+                       nrows=2, ncols=3, size=(15, 8.4),
+                       title="Gradient descent: the start w₀ and the step η decide the minimum "
+                             "(top, non-convex), or not (bottom, convex)")
 
 
 def _draw(axes, losses, found, paths):
@@ -164,9 +163,7 @@ def _draw(axes, losses, found, paths):
                     color="tab:red" if w == best else "tab:orange",
                     label=("the minimum" if len(found[case]) == 1 else "global minimum")
                     if w == best else "local minimum")
-        ax.set_xlim(lo, hi)
-        ax.set_xlabel("w")
-        ax.set_ylabel("L(w)")
+        ax.set(xlim=(lo, hi), xlabel="w", ylabel="L(w)")
         ax.set_title(f"{case}: η = {eta:g}, w₀ = {w0:g}: ends in {end}", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3)

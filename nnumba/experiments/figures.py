@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .result import Result
+
 PLOTS_HINT = 'the figures need matplotlib: pip install "nnumba[plots]"'
 
 # Colours for the labels -1 and +1, the same in every figure.
@@ -47,14 +49,27 @@ class Figures:
                 self.notes.append(PLOTS_HINT)
             return None
         fig = figure(figsize=size, layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False)
-        painter(fig, list(axes.ravel()))
+        axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+        painter(fig, axes)
+        for ax in axes:  # a grid's spare panels, left empty by the painter
+            if not ax.has_data():
+                ax.axis("off")
         fig.suptitle(title, fontsize=12)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / filename
         fig.savefig(path, dpi=110, bbox_inches="tight")
         self.paths.append(path)
         return path
+
+
+def with_figure(result: Result, out_dir, painter, title: str, **layout) -> Result:
+    """``result`` with its figure, ``NAME.png`` (the experiment's name), drawn into
+    ``out_dir`` by ``painter`` (see Figures.draw); the figure's notes come last."""
+    figs = Figures(out_dir)
+    figs.draw(f"{result.name}.png", painter, title, **layout)
+    result.figures += figs.paths
+    result.notes += figs.notes
+    return result
 
 
 def label_scatter(ax, x, y, s: float = 18):
@@ -73,8 +88,7 @@ def decision_regions(ax, decide, xlim, ylim, steps: int = 300):
                 alpha=0.15)
     if score.min() < 0 <= score.max():
         ax.contour(gx, gy, score, levels=[0], colors="k", linewidths=1.2)
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
+    ax.set(xlim=xlim, ylim=ylim)
 
 
 def figure_problems(fig) -> list[str]:

@@ -22,7 +22,7 @@ from ..losses import CrossEntropy
 from ..model import Sequential
 from ..train import SGDTrainer
 from .common import feature_layer, features
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table, percent
 
@@ -87,12 +87,11 @@ def run(out_dir=None, fast=False, epochs: int = 20, normalization: str = "block"
         variants.insert(2, ("HOG 8x8 cells", 8, "cell"))
     rows, numbers = [], {}
     for name, cell, norm in variants:
-        if cell is not None:
-            name = f"{name}, {norm} norm"
         start = time.perf_counter()
         if cell is None:
             x, x_test = (a.reshape(len(a), -1) for a in (data.x_train, data.x_test))
         else:
+            name = f"{name}, {norm} norm"
             x, x_test = (hog_features(a, cell, norm) for a in (data.x_train, data.x_test))
         seconds = time.perf_counter() - start
         train_acc, test_acc = linear_classifier(x, data.y_train, x_test, data.y_test, epochs)
@@ -105,18 +104,16 @@ def run(out_dir=None, fast=False, epochs: int = 20, normalization: str = "block"
     table += (f"\n{data.name}: {len(data.x_train)} train / {len(data.x_test)} test; 9 "
               f"orientation bins; normalisation used: {NORMALIZATIONS[normalization]}"
               f"\nsoftmax regression, SGD lr 0.05 momentum 0.9, batch 50, {epochs} epochs")
-    figs = Figures(out_dir)
-    figs.draw("hog.png", lambda fig, axes: _draw(fig, axes, data, numbers), ncols=3,
-              size=(15, 4.8), title="Histogram of oriented gradients (HOG) with a linear "
-                                    "classifier, against raw pixels")
-    return Result("hog", "hand-designed HOG features with a linear classifier: with cells "
-                         "that tile the digit, more accurate than the pixels from fewer "
-                         "inputs; the lecture's 8x8 cells (a 3x3 grid) come close", table,
-                  {"variants": numbers, "normalization": normalization},
-                  figs.paths, figs.notes)
+    result = Result("hog", "hand-designed HOG features with a linear classifier: with cells "
+                           "that tile the digit, more accurate than the pixels from fewer "
+                           "inputs; the lecture's 8x8 cells (a 3x3 grid) come close", table,
+                    {"variants": numbers, "normalization": normalization})
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, data, numbers), ncols=3,
+                       size=(15, 4.8), title="Histogram of oriented gradients (HOG) with a "
+                                             "linear classifier, against raw pixels")
 
 
-def _draw(fig, axes, data, numbers):
+def _draw(axes, data, numbers):
     image = data.x_train[np.flatnonzero(data.y_train == 8)[0]]
     hog = feature_layer("HOG", np.float32, cell_size=8, bins=BINS)
     h = features(hog, image[None]).reshape(*hog.cells, hog.bins)
@@ -138,8 +135,7 @@ def _draw(fig, axes, data, numbers):
     axes[1].set_title("Its cell histograms: edge orientations weighted\nby gradient "
                       "magnitude (drawn normalised per cell)")
     for ax in axes[:2]:
-        ax.set_xlabel("pixel column")
-        ax.set_ylabel("pixel row")
+        ax.set(xlabel="pixel column", ylabel="pixel row")
     names = list(numbers)
     test = [100 * numbers[n]["test_accuracy"] for n in names]
     bars = axes[2].barh(range(len(names)), test, color="tab:blue")
@@ -149,7 +145,6 @@ def _draw(fig, axes, data, numbers):
                      ha="right", va="center", color="w", fontsize=9)
     axes[2].set_yticks(range(len(names)), names, fontsize=8)
     axes[2].invert_yaxis()
-    axes[2].set_xlim(0, 100)  # from 0: bar lengths are the accuracies
-    axes[2].set_xlabel("test accuracy (%), 10 digits")
-    axes[2].set_ylabel("input to the linear classifier")
-    axes[2].set_title("Linear classifier on raw pixels vs HOG")
+    axes[2].set(xlim=(0, 100),  # from 0: bar lengths are the accuracies
+                xlabel="test accuracy (%), 10 digits", ylabel="input to the linear classifier",
+                title="Linear classifier on raw pixels vs HOG")

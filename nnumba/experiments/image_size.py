@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..summary import approx_bytes, si_bytes, summarize
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -45,12 +45,11 @@ def run(out_dir=None, fast=False, sides=SIDES) -> Result:
                           "Conv2d 3x3: parameters", "Conv2d: memory"], rows)
     table += ("\nsized by nnumba.summary from the specs (nothing allocated); Linear without "
               "bias, as the lecture counts; 1 GB = 10^9 bytes")
-    figs = Figures(out_dir)
-    figs.draw("image-linear-size.png", lambda fig, axes: _draw(axes[0], numbers), size=(7, 4.8),
-              title="Convolution layers: the size of a linear layer on images")
-    return Result("image-linear-size", "a linear layer on a 256x256 RGB image has "
-                                       "(256 x 256 x 3)^2 = 3.87e10 parameters, about 150 GB",
-                  table, numbers, figs.paths, figs.notes)
+    result = Result("image-linear-size", "a linear layer on a 256x256 RGB image has "
+                                         "(256 x 256 x 3)^2 = 3.87e10 parameters, about 150 GB",
+                    table, numbers)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes[0], numbers), size=(7, 4.8),
+                       title="Convolution layers: the size of a linear layer on images")
 
 
 def _draw(ax, numbers):
@@ -65,7 +64,7 @@ def _draw(ax, numbers):
                 ha="right", fontsize=9)
     ax.set_xticks(sides, [f"{s}×{s}" for s in sides])
     ax.minorticks_off()
-    ax.set_xlabel(f"image size (×{CHANNELS} colour channels), in and out")
-    ax.set_ylabel("parameters (log scale)")
+    ax.set(xlabel=f"image size (×{CHANNELS} colour channels), in and out",
+           ylabel="parameters (log scale)")
     ax.legend(fontsize=9)
     ax.grid(True, which="both", alpha=0.3)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import feature_layer, features, knn_predict
-from .figures import Figures, label_scatter
+from .figures import label_scatter, with_figure
 from .registry import experiment
 from .result import Result, format_table, percent
 
@@ -59,18 +59,16 @@ def run(out_dir=None, fast=False, noises=NOISES, ks=KS, n_train: int = 300,
     numbers = {"errors": {f"{noise}/{k}": {"coordinates": c, "radius": r}
                           for (noise, k), (c, r) in errors.items()},
                "noises": list(noises), "ks": list(ks)}
-    figs = Figures(out_dir)
-    figs.draw("knn-radius.png", lambda fig, axes: _draw(fig, axes, radius, errors, n_train),
-              ncols=3, size=(15, 4.8),
-              title="Feature design: invariance. k-NN with label noise, on (x_u, x_v) and "
-                    "on the radius")
-    return Result("knn-radius",
-                  "the radius, invariant to what does not change the label, copes with label "
-                  "noise better than the 2-D coordinates", table, numbers, figs.paths,
-                  figs.notes)
+    result = Result("knn-radius",
+                    "the radius, invariant to what does not change the label, copes with label "
+                    "noise better than the 2-D coordinates", table, numbers)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, radius, errors, n_train),
+                       ncols=3, size=(15, 4.8),
+                       title="Feature design: invariance. k-NN with label noise, on (x_u, x_v) "
+                             "and on the radius")
 
 
-def _draw(fig, axes, radius, errors, n_train, noise=0.2, k=11):
+def _draw(axes, radius, errors, n_train, noise=0.2, k=11):
     from matplotlib.patches import Circle  # only drawn when matplotlib is there
     x, y = radial_data(n_train, noise, seed=0)
     r = features(radius, x)
@@ -86,9 +84,7 @@ def _draw(fig, axes, radius, errors, n_train, noise=0.2, k=11):
         ax.add_patch(Circle((0, 0), RADIUS, fill=False, ls="--", color="k", lw=1,
                             label="true boundary"))
         label_scatter(ax, x, y, s=12)
-        ax.set_aspect("equal")
-        ax.set_xlabel("x_u")
-        ax.set_ylabel("x_v")
+        ax.set(aspect="equal", xlabel="x_u", ylabel="x_v")
         ax.set_title(f"{k}-NN on {name},\n{noise:.0%} of the training labels flipped",
                      fontsize=10)
     axes[0].legend(loc="upper right", fontsize=7, framealpha=0.95)
@@ -101,8 +97,7 @@ def _draw(fig, axes, radius, errors, n_train, noise=0.2, k=11):
                 "o" + style, color="tab:purple", label=f"{kk}-NN on (x_u, x_v)")
         ax.plot([100 * n for n in noises], [100 * errors[(n, kk)][1] for n in noises],
                 "s" + style, color="tab:green", label=f"{kk}-NN on the radius")
-    ax.set_xlabel("training labels flipped (%)")
-    ax.set_ylabel("test error on clean labels (%)")
-    ax.set_title("Test error against label noise")
+    ax.set(xlabel="training labels flipped (%)", ylabel="test error on clean labels (%)",
+           title="Test error against label noise")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -18,7 +18,7 @@ from ..layers import Linear
 from ..losses import Logistic
 from ..model import Sequential
 from ..train import GDTrainer
-from .figures import Figures, label_scatter
+from .figures import label_scatter, with_figure
 from .registry import experiment
 from .result import Result, format_table, percent
 
@@ -96,15 +96,13 @@ def run(out_dir=None, fast=False, eta: float = ETA, iterations: int = ITERATIONS
                "gap": final - l_star, "rises": rises, "train_error": error, "eta": eta,
                "minimum": {"w": w_star.tolist(), "b": b_star, "loss": l_star},
                "w0": w0.tolist()}
-    figs = Figures(out_dir)
-    figs.draw("logistic-gd.png", lambda fig, axes: _draw(axes, x, y, losses, path, shown,
-                                                         l_star, eta),
-              ncols=2, size=(12, 5), title=f"Gradient descent: logistic regression, "
-                                           f"{len(x)} training points, η = {eta:g}")
-    return Result("logistic-gd",
-                  "gradient descent minimises the logistic loss, which has no analytic "
-                  "minimum: the boundary settles where the two classes meet", table,
-                  numbers, figs.paths, figs.notes)
+    result = Result("logistic-gd",
+                    "gradient descent minimises the logistic loss, which has no analytic "
+                    "minimum: the boundary settles where the two classes meet", table, numbers)
+    return with_figure(result, out_dir,
+                       lambda fig, axes: _draw(axes, x, y, losses, path, shown, l_star, eta),
+                       ncols=2, size=(12, 5), title=f"Gradient descent: logistic regression, "
+                                                    f"{len(x)} training points, η = {eta:g}")
 
 
 def _gap(gap: float) -> str:
@@ -118,9 +116,7 @@ def _draw(axes, x, y, losses, path, shown, l_star, eta):
     ax.plot(np.arange(len(losses)), np.maximum(losses - l_star, FLOOR), color="tab:red",
             lw=1.5, label=f"L(w_t, b_t) − L*, the gap to the minimum (≥ {FLOOR:g})")
     ax.axhline(l_star, color="k", ls="--", lw=1, label=f"minimum L* = {l_star:.3f} (BFGS)")
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration t")
-    ax.set_ylabel("summed loss (log scale)")
+    ax.set(yscale="log", xlabel="iteration t", ylabel="summed loss (log scale)")
     ax.set_title("Loss against iterations", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
@@ -139,10 +135,7 @@ def _draw(axes, x, y, losses, path, shown, l_star, eta):
             ax.plot(u, -(wk[0] * u + bk) / wk[1], color=str(grey), lw=2 if k == shown[-1] else 1,
                     label=f"w·x + b = 0 at t = {k}")
     label_scatter(ax, x, y)
-    ax.set_xlim(lo[0], hi[0])
-    ax.set_ylim(lo[1], hi[1])
-    ax.set_xlabel("x₁")
-    ax.set_ylabel("x₂")
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xlabel="x₁", ylabel="x₂")
     ax.set_title("The decision boundary, from light (start) to dark (end);\n"
                  "shading: P(Y = 1 | x) = σ(w·x + b) at the end", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")

@@ -29,7 +29,7 @@ from .. import build
 from ..data import load_dataset
 from ..losses import CrossEntropy
 from ..train import GDTrainer, SGDTrainer, evaluate
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -100,18 +100,13 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
                           f"after {epochs} passes"], rows)
     table += (f"\nmean cross-entropy over the {n} training images; MLP 784-256-10, "
               f"lr {LR} on the mean loss for all, no momentum")
-    figs = Figures(out_dir)
-    figs.draw("minibatch-loss.png", lambda fig, axes: _draw(axes, curves, n), ncols=2,
-              title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
-    return Result("minibatch-loss",
-                  "per sample visited, smaller batches reduce the loss faster: partial sums "
-                  "are good gradient estimates, and exact GD wastes its passes",
-                  table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
-                  figs.paths, [LISTING_NOTE] + figs.notes)
-
-
-def _label(b, n):
-    return f"GD (batch {n})" if b == n else f"batch {b}"
+    result = Result("minibatch-loss",
+                    "per sample visited, smaller batches reduce the loss faster: partial sums "
+                    "are good gradient estimates, and exact GD wastes its passes",
+                    table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
+                    notes=[LISTING_NOTE])
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, curves, n), ncols=2,
+                       title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
 
 
 def _draw(axes, curves, n):
@@ -120,9 +115,9 @@ def _draw(axes, curves, n):
             seen = np.array([s for s, _ in curve[1:]], dtype=float)
             loss = [l for _, l in curve[1:]]
             ax.plot(seen / b if per_update else seen, loss, "o-" if b == n else "-",
-                    color=colour, ms=4, lw=1.3, label=_label(b, n))
-        ax.set_xscale("log")
-        ax.set_ylabel("mean training loss (cross-entropy)")
+                    color=colour, ms=4, lw=1.3,
+                    label=f"GD (batch {n})" if b == n else f"batch {b}")
+        ax.set(xscale="log", ylabel="mean training loss (cross-entropy)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_xlabel("samples visited (log scale)")

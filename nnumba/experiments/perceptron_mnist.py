@@ -5,19 +5,12 @@ import numpy as np
 
 from ..data import load_dataset, load_mnist
 from ..train import train_perceptron
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result
 
 LECTURE_EPOCHS = 9                   # epoch 0 to 8 in the lecture's table
 LECTURE_SIZES = (12665, 2115)        # MNIST's 0s and 1s: train, test
-
-
-def _run(data, max_epochs: int):
-    x, y = data.binary(0, 1, "train")
-    x_test, y_test = data.binary(0, 1, "test")
-    result = train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test)
-    return result, len(x), len(x_test)
 
 
 @experiment("perceptron-mnist",
@@ -35,7 +28,9 @@ def run(out_dir=None, fast=False, data_dir=None, max_epochs: int = 100) -> Resul
         sets = sets[:1] + [s.subset(train=10000, test=2000) for s in sets[1:]]
     tables, numbers, runs = [], {}, []
     for data in sets:
-        result, n_train, n_test = _run(data, max_epochs)
+        (x, y), (x_test, y_test) = data.binary(0, 1, "train"), data.binary(0, 1, "test")
+        result = train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test)
+        n_train, n_test = len(x), len(x_test)
         runs.append((data.name, result))
         last = result.history[-1]
         numbers[data.name] = {
@@ -48,14 +43,12 @@ def run(out_dir=None, fast=False, data_dir=None, max_epochs: int = 100) -> Resul
                    f"not converged after {max_epochs} epochs")
         tables.append(f"{data.name}: {n_train} train / {n_test} test images of 0 and 1\n"
                       f"{result.table()}\n{verdict}")
-    notes = [_data_note(sets, numbers, data_dir, fast)]
-    figs = Figures(out_dir)
-    figs.draw("perceptron-mnist.png", lambda fig, axes: _draw(fig, axes, runs),
-              ncols=len(runs) + 1, size=(5 * (len(runs) + 1), 4.4),
-              title="The perceptron on MNIST 0 vs 1: errors per epoch and the weights")
-    return Result("perceptron-mnist",
-                  "the perceptron separates MNIST 0 from 1 in a few epochs",
-                  "\n\n".join(tables), numbers, figs.paths, notes + figs.notes)
+    result = Result("perceptron-mnist", "the perceptron separates MNIST 0 from 1 in a few epochs",
+                    "\n\n".join(tables), numbers,
+                    notes=[_data_note(sets, numbers, data_dir, fast)])
+    return with_figure(result, out_dir, lambda fig, axes: _draw(fig, axes, runs),
+                       ncols=len(runs) + 1, size=(5 * (len(runs) + 1), 4.4),
+                       title="The perceptron on MNIST 0 vs 1: errors per epoch and the weights")
 
 
 def _data_note(sets, numbers, data_dir, fast) -> str:
@@ -80,16 +73,14 @@ def _draw(fig, axes, runs):
                 color="tab:blue", label=f"train error ({name})")
         ax.plot(epochs, [100 * row["test_error"] for row in result.history], "s" + style,
                 color="tab:orange", label=f"test error ({name})")
-    ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("error (%)")
-    ax.set_title("Perceptron, MNIST 0 vs 1: error after each epoch")
+    ax.set(xlabel="epoch", ylabel="error (%)",
+           title="Perceptron, MNIST 0 vs 1: error after each epoch")
     ax.legend()
     for ax, (name, result) in zip(axes[1:], runs):
         w = result.w.reshape(28, 28)
         bound = np.abs(w).max() or 1.0
         image = ax.imshow(w, cmap="RdBu_r", vmin=-bound, vmax=bound)
-        ax.set_title(f"Learnt weights w ({name}):\nred votes 1, blue votes 0")
-        ax.set_xlabel("pixel column")
-        ax.set_ylabel("pixel row")
+        ax.set(title=f"Learnt weights w ({name}):\nred votes 1, blue votes 0",
+               xlabel="pixel column", ylabel="pixel row")
         fig.colorbar(image, ax=ax, shrink=0.8, label="weight")

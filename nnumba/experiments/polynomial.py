@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import feature_layer, features
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -56,26 +56,20 @@ def run(out_dir=None, fast=False, degrees=DEGREES) -> Result:
     table = format_table(["D", "parameters", "train MSE", "MSE to the true function"], rows)
     table += (f"\n{len(x)} noisy samples of sin(pi x) + x / 2 on [-1, 1]; the train MSE "
               f"can only fall as D grows (nested models), and is 0 from D = {len(x) - 1}")
-    figs = Figures(out_dir)
-    figs.draw("polynomial-capacity.png",
-              lambda fig, axes: _draw(fig, axes, x, y, grid, curves, numbers),
-              nrows=2, ncols=(len(degrees) + 1) // 2, size=(3.2 * ((len(degrees) + 1) // 2), 6),
-              title="Limitation of linear models: polynomial features, least-squares fits "
-                    "of degree D (more capacity as D grows)")
-    return Result("polynomial-capacity",
-                  "increasing D makes the capacity as high as we want", table,
-                  {"degrees": numbers, "n": len(x)}, figs.paths, figs.notes)
+    result = Result("polynomial-capacity", "increasing D makes the capacity as high as we want",
+                    table, {"degrees": numbers, "n": len(x)})
+    columns = (len(degrees) + 1) // 2
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, x, y, grid, curves, numbers),
+                       nrows=2, ncols=columns, size=(3.2 * columns, 6),
+                       title="Limitation of linear models: polynomial features, least-squares "
+                             "fits of degree D (more capacity as D grows)")
 
 
-def _draw(fig, axes, x, y, grid, curves, numbers):
+def _draw(axes, x, y, grid, curves, numbers):
     for ax, (degree, curve) in zip(axes, curves.items()):
         ax.plot(grid, target(grid), color="0.6", lw=1, label="true function")
         ax.plot(grid, curve, color="tab:red", lw=1.5, label="fit α·Φ(x)")
         ax.scatter(x, y, s=16, color="k", zorder=3, label="samples")
-        ax.set_ylim(-2.2, 2.2)
+        ax.set(ylim=(-2.2, 2.2), xlabel="x", ylabel="y")
         ax.set_title(f"D = {degree}: train MSE {numbers[degree]['train_mse']:.1e}", fontsize=10)
-        ax.set_xlabel("x")
-        ax.set_ylabel("y")
     axes[0].legend(fontsize=7, loc="upper left")
-    for ax in axes[len(curves):]:
-        ax.axis("off")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers import AvgPool1d, MaxPool1d
-from .figures import Figures
+from ..testing import numeric_gradient
+from .figures import with_figure
 from .registry import experiment
-from .result import Result, format_table
+from .result import Result, format_table, vector
 
 SIGNAL = np.array([1, 3, 2, 6, 5, 4, 0, 5, 7, 3, 1, 2], dtype=np.float64)
 KERNEL = 2
@@ -32,13 +33,8 @@ def pool(cls, signal: np.ndarray):
 
 def finite_difference(cls, signal: np.ndarray) -> np.ndarray:
     """d sum(output) / d input, one input at a time."""
-    grad = np.empty(len(signal))
-    for i in range(len(signal)):
-        bump = np.zeros(len(signal))
-        bump[i] = STEP
-        up, down = pool(cls, signal + bump)[0], pool(cls, signal - bump)[0]
-        grad[i] = (up.sum() - down.sum()) / (2 * STEP)
-    return grad
+    at = np.array(signal, dtype=np.float64)  # a copy, perturbed in place
+    return numeric_gradient(lambda: pool(cls, at)[0].sum(), at, STEP)
 
 
 def by_blocks(reduce, signal: np.ndarray) -> np.ndarray:
@@ -69,21 +65,15 @@ def run(out_dir=None, fast=False, signal=SIGNAL) -> Result:
             entry["gradient_error"] = float(np.max(np.abs(grad - fd)))
         numbers[name] = entry
         outputs[name] = (y, grad)
-        rows.append([f"{name} pool, kernel {KERNEL}", _vector(y), _vector(reference),
-                     _vector(grad), f"{entry.get('gradient_error', float('nan')):.1e}"])
+        rows.append([f"{name} pool, kernel {KERNEL}", vector(y), vector(reference),
+                     vector(grad), f"{entry.get('gradient_error', float('nan')):.1e}"])
     table = format_table(["layer", "output", "numpy, by blocks", "d sum(output) / d input",
                           "vs finite differences"], rows)
-    table = f"input: {_vector(signal)}\n{table}"
-    figs = Figures(out_dir)
-    figs.draw("pooling.png", lambda fig, axes: _draw(axes, signal, outputs), ncols=2,
-              size=(12, 4.4), title=f"Pooling: 1-D, kernel of size {KERNEL}, over "
-                                    f"non-overlapping blocks")
-    return Result("pooling", "max-pooling keeps the largest value of each block, average "
-                             "pooling its mean", table, numbers, figs.paths, figs.notes)
-
-
-def _vector(values) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+    result = Result("pooling", "max-pooling keeps the largest value of each block, average "
+                               "pooling its mean", f"input: {vector(signal)}\n{table}", numbers)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, signal, outputs), ncols=2,
+                       size=(12, 4.4), title=f"Pooling: 1-D, kernel of size {KERNEL}, over "
+                                             f"non-overlapping blocks")
 
 
 def _draw(axes, signal, outputs):
@@ -100,8 +90,7 @@ def _draw(axes, signal, outputs):
         for edge in range(0, len(signal) + 1, KERNEL):
             ax.axvline(edge - 0.5, color="0.5", lw=0.6, ls=":")
         ax.set_xticks(index)
-        ax.set_xlabel("position (dotted lines: the blocks of 2)")
-        ax.set_ylabel("value")
-        ax.set_ylim(0, signal.max() + 1.5)
+        ax.set(xlabel="position (dotted lines: the blocks of 2)", ylabel="value",
+               ylim=(0, signal.max() + 1.5))
         ax.set_title(f"{name.capitalize()} pooling", fontsize=10)
         ax.legend(fontsize=8, loc="upper left")

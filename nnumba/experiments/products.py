@@ -15,7 +15,7 @@ import numpy as np
 from ..data import load_dataset
 from ..train import train_perceptron
 from .common import feature_layer, features
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -79,15 +79,12 @@ def run(out_dir=None, fast=False, products=None, epochs: int = 50, seeds: int = 
     table += (f"\n{len(x)} train / {len(x_test)} test images (mnist-5k), 8 -> +1, the rest "
               f"-> -1; errors of the perceptron's last iterate after at most {epochs} epochs, "
               f"over {seeds} seeds (each: other pairs, another order of the samples)")
-    figs = Figures(out_dir)
-    figs.draw("random-products.png", lambda fig, axes: _draw(axes[0], numbers, seeds),
-              size=(7, 4.8), title=f"Feature design: products of pairs of pixels, MNIST 8 vs the "
-                                   f"rest ({len(x)} training images)")
-    return Result("random-products",
-                  "pixels plus products of random pairs of pixels: more products, lower "
-                  "training error", table,
-                  {"products": numbers, "train": len(x), "seeds": seeds, "epochs": epochs},
-                  figs.paths, figs.notes)
+    result = Result("random-products", "pixels plus products of random pairs of pixels: more "
+                                       "products, lower training error", table,
+                    {"products": numbers, "train": len(x), "seeds": seeds, "epochs": epochs})
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes[0], numbers, seeds),
+                       size=(7, 4.8), title=f"Feature design: products of pairs of pixels, MNIST "
+                                            f"8 vs the rest ({len(x)} training images)")
 
 
 def _draw(ax, numbers, seeds):
@@ -104,11 +101,10 @@ def _draw(ax, numbers, seeds):
             ax.axhline(raw.mean(), color=colour, ls="--", lw=1,
                        label=f"{name} error with the pixels alone (0 products)")
             ax.axhspan(raw.min(), raw.max(), color=colour, alpha=0.12)
-    ax.set_xscale("log")
+    ax.set(xscale="log", xlabel="number of random pixel-pair products added to the 784 pixels",
+           ylabel="error of the last iterate (%)")
     ax.set_xticks(counts, [str(c) for c in counts])
     ax.xaxis.set_minor_formatter("")
-    ax.set_xlabel("number of random pixel-pair products added to the 784 pixels")
-    ax.set_ylabel("error of the last iterate (%)")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -20,7 +20,7 @@ from .. import build
 from ..data import load_dataset
 from ..losses import CrossEntropy
 from ..train import GDTrainer, SGDTrainer
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -93,14 +93,13 @@ def run(out_dir=None, fast=False, originals: int | None = None, copies: int | No
                "max_gap_B": gap_b, "max_gap_C": gap_c,
                "max_abs_param": float(np.max(np.abs(a))),
                "losses": losses, "samples_per_point": visited}
-    figs = Figures(out_dir)
-    figs.draw("replicated-set.png", lambda fig, axes: _draw(axes, runs, losses, visited, k),
-              ncols=2, size=(12, 4.8),
-              title="Stochastic gradient descent: the replicated set, M samples copied K times")
-    return Result("replicated-set",
-                  "on a set of M samples replicated K times, visiting M samples and moving by "
-                  "K eta is the gradient step of eta over all N: computation cut by K",
-                  table, numbers, figs.paths, figs.notes)
+    result = Result("replicated-set",
+                    "on a set of M samples replicated K times, visiting M samples and moving by "
+                    "K eta is the gradient step of eta over all N: computation cut by K",
+                    table, numbers)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, runs, losses, visited, k),
+                       ncols=2, size=(12, 4.8), title="Stochastic gradient descent: the "
+                                                      "replicated set, M samples copied K times")
 
 
 def _draw(axes, runs, losses, visited, k):
@@ -112,9 +111,8 @@ def _draw(axes, runs, losses, visited, k):
         samples = np.arange(len(losses[name])) * visited[name]
         ax.plot(samples, losses[name], style, color=colour, ms=5, lw=1, label=label,
                 zorder=3 if name == "C" else 2)
-    ax.set_xlabel("samples visited")
-    ax.set_ylabel("loss L summed over the N samples")
-    ax.set_title(f"Same losses for 1/K of the samples visited (K = {k})")
+    ax.set(xlabel="samples visited", ylabel="loss L summed over the N samples",
+           title=f"Same losses for 1/K of the samples visited (K = {k})")
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
     ax = axes[1]
@@ -126,9 +124,8 @@ def _draw(axes, runs, losses, visited, k):
     ax.semilogy(np.arange(len(gap_c)) * k, gap_c, "x", color="k", ms=7, label="C against A")
     ax.axhline(np.finfo(np.float64).eps * np.max(np.abs(a)), color="0.5", ls="--", lw=1,
                label="float64 epsilon × largest parameter")
-    ax.set_ylim(floor / 2, 1e-8)
-    ax.set_xlabel("update t")
-    ax.set_ylabel("max over parameters of |θ_t − θ_t(A)|")
-    ax.set_title("The trajectories agree to rounding (float64)")
+    ax.set(ylim=(floor / 2, 1e-8), xlabel="update t",
+           ylabel="max over parameters of |θ_t − θ_t(A)|",
+           title="The trajectories agree to rounding (float64)")
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)

@@ -73,6 +73,9 @@ def write_report(out_dir, entries: list[Entry], run_command: str) -> tuple[Path,
 
 
 TITLE = "The Multi-Layer Perceptron, reproduced"
+INTRO = ("François Fleuret's lecture “The Multi-Layer Perceptron” (EE-613), slide by slide, "
+         "run by nnumba. Every number below comes from this run: ")
+SKIPPED = "Skipped (an optional plugin is not installed): "
 STYLE = """
 body { font-family: sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
        color: #222; line-height: 1.45; }
@@ -95,15 +98,12 @@ def _html(entries, head, out_dir) -> str:
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              f"<title>{e(TITLE)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
              f"<h1>{e(TITLE)}</h1>",
-             "<p class=\"meta\">François Fleuret's lecture “The Multi-Layer Perceptron” "
-             "(EE-613), slide by slide, run by nnumba. Every number below comes from this "
-             f"run: <code>{e(head['command'])}</code>, {e(head['when'])}, on "
-             f"{e(head['machine'])}; {head['total']:.0f} s in all.</p>"]
+             f"<p class=\"meta\">{INTRO}<code>{e(head['command'])}</code>, {e(head['when'])}, "
+             f"on {e(head['machine'])}; {head['total']:.0f} s in all.</p>"]
     if head["failed"]:
         parts.append(f"<p class=\"failed\">Failed: {e(', '.join(head['failed']))}</p>")
     if head["skipped"]:
-        parts.append("<p class=\"skipped\">Skipped (an optional plugin is not installed): "
-                     f"{e(', '.join(head['skipped']))}</p>")
+        parts.append(f"<p class=\"skipped\">{SKIPPED}{e(', '.join(head['skipped']))}</p>")
     parts.append("<nav><ol>")
     for entry in entries:
         exp = entry.experiment
@@ -136,16 +136,12 @@ def _html(entries, head, out_dir) -> str:
 
 
 def _markdown(entries, head, out_dir) -> str:
-    lines = [f"# {TITLE}", "",
-             "François Fleuret's lecture “The Multi-Layer Perceptron” (EE-613), slide by "
-             "slide, run by nnumba. Every number below comes from this run: "
-             f"`{head['command']}`, {head['when']}, on {head['machine']}; "
-             f"{head['total']:.0f} s in all.", ""]
+    lines = [f"# {TITLE}", "", f"{INTRO}`{head['command']}`, {head['when']}, on "
+             f"{head['machine']}; {head['total']:.0f} s in all.", ""]
     if head["failed"]:
         lines += [f"**Failed: {', '.join(head['failed'])}**", ""]
     if head["skipped"]:
-        lines += ["Skipped (an optional plugin is not installed): "
-                  f"{', '.join(head['skipped'])}", ""]
+        lines += [f"{SKIPPED}{', '.join(head['skipped'])}", ""]
     for i, entry in enumerate(entries, 1):
         lines.append(f"{i}. [{entry.experiment.slide}](#{entry.experiment.name}) "
                      f"(`{entry.experiment.name}`)")

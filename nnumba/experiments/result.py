@@ -31,3 +31,8 @@ def format_table(headers, rows) -> str:
 
 def percent(fraction: float) -> str:
     return f"{100 * fraction:.2f}%"
+
+
+def vector(values, spec: str = "g") -> str:
+    """(v1, v2, ...), each value formatted with ``spec``."""
+    return "(" + ", ".join(format(v, spec) for v in values) + ")"

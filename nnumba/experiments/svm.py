@@ -11,7 +11,7 @@ from ..losses import Hinge
 from ..model import Sequential
 from ..train import GDTrainer, train_perceptron
 from .common import geometric_margin
-from .figures import Figures, label_scatter
+from .figures import label_scatter, with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -52,11 +52,10 @@ def run(out_dir=None, fast=False, lambdas=None) -> Result:
     x, y = separable_2d(n=100 if fast else 200)
     perceptron = train_perceptron(x, y, max_epochs=1000)
     boundaries = {"perceptron": (perceptron.w, perceptron.b)}
-    rows = [["perceptron", "-", f"{geometric_margin(perceptron.w, perceptron.b, x, y):.4f}",
-             f"{np.linalg.norm(perceptron.w):.3f}", "-",
+    margin = geometric_margin(perceptron.w, perceptron.b, x, y)
+    rows = [["perceptron", "-", f"{margin:.4f}", f"{np.linalg.norm(perceptron.w):.3f}", "-",
              f"converged, {perceptron.updates} updates"]]
-    numbers = {"perceptron": {"margin": geometric_margin(perceptron.w, perceptron.b, x, y),
-                              "converged": perceptron.converged}}
+    numbers = {"perceptron": {"margin": margin, "converged": perceptron.converged}}
     for lam in lambdas:
         w, b, objective = train_svm(x, y, lam, epochs=1000 if fast else 5000)
         margin = geometric_margin(w, b, x, y)
@@ -72,13 +71,12 @@ def run(out_dir=None, fast=False, lambdas=None) -> Result:
     if any(entry["margin"] < 0 for entry in numbers.values()):
         table += ("\na negative margin: the soft margin (large lambda) leaves a training "
                   "sample on the wrong side in exchange for a smaller ||w||")
-    figs = Figures(out_dir)
-    figs.draw("svm-vs-perceptron.png",
-              lambda fig, axes: _draw(axes[0], x, y, boundaries, numbers), size=(6.4, 6),
-              title="Support vector machines: a wider margin than the perceptron's")
-    return Result("svm-vs-perceptron",
-                  "the perceptron stops at the first separating boundary; the SVM maximises "
-                  "the distance of the samples to it", table, numbers, figs.paths, figs.notes)
+    result = Result("svm-vs-perceptron",
+                    "the perceptron stops at the first separating boundary; the SVM maximises "
+                    "the distance of the samples to it", table, numbers)
+    return with_figure(result, out_dir,
+                       lambda fig, axes: _draw(axes[0], x, y, boundaries, numbers), size=(6.4, 6),
+                       title="Support vector machines: a wider margin than the perceptron's")
 
 
 def _draw(ax, x, y, boundaries, numbers):
@@ -100,11 +98,7 @@ def _draw(ax, x, y, boundaries, numbers):
         ax.scatter(x[closest, 0], x[closest, 1], s=size, facecolors="none",
                    edgecolors=colour, linewidths=1.5)
     label_scatter(ax, x, y, s=14)
-    ax.set_xlim(-2, 2)
-    ax.set_ylim(-2, 2)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x_u")
-    ax.set_ylabel("x_v")
+    ax.set(xlim=(-2, 2), ylim=(-2, 2), aspect="equal", xlabel="x_u", ylabel="x_v")
     ax.set_title("Perceptron vs SVM boundary on the same separable data\n"
                  "(bands: each boundary's margin; circled: the closest samples)")
     ax.legend(fontsize=8, loc="lower left")

@@ -12,7 +12,7 @@ import numpy as np
 from .. import build
 from ..losses import CrossEntropy
 from ..train import SGDTrainer
-from .figures import Figures, decision_regions, label_scatter
+from .figures import decision_regions, label_scatter, with_figure
 from .registry import experiment
 from .result import Result, format_table, percent
 
@@ -69,18 +69,17 @@ def run(out_dir=None, fast=False, epochs: int | None = None) -> Result:
                           "test error"], rows)
     table += (f"\n{len(x)} training / {len(x_test)} test points; {epochs} epochs of SGD, "
               f"batch 10, lr 0.05, momentum 0.9, same initial draw for both")
-    figs = Figures(out_dir)
-    figs.draw("tanh-vs-relu.png", lambda fig, axes: _draw(fig, axes, x, y, models, numbers),
-              ncols=2, size=(10, 5),
-              title=f"Activation functions: the same MLP with tanh and with ReLU on two "
-                    f"spirals ({len(x)} training points)")
-    return Result("tanh-vs-relu", "an MLP fits the two spirals with tanh as with ReLU; tanh "
-                                  "bends its boundary smoothly, ReLU in straight pieces",
-                  table, {"activations": numbers, "epochs": epochs, "train": len(x),
-                          "test": len(x_test)}, figs.paths, figs.notes)
+    result = Result("tanh-vs-relu", "an MLP fits the two spirals with tanh as with ReLU; tanh "
+                                    "bends its boundary smoothly, ReLU in straight pieces",
+                    table, {"activations": numbers, "epochs": epochs, "train": len(x),
+                            "test": len(x_test)})
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, x, y, models, numbers),
+                       ncols=2, size=(10, 5),
+                       title=f"Activation functions: the same MLP with tanh and with ReLU on two "
+                             f"spirals ({len(x)} training points)")
 
 
-def _draw(fig, axes, x, y, models, numbers):
+def _draw(axes, x, y, models, numbers):
     lim = (-1.2, 1.2)
     for ax, (activation, model) in zip(axes, models.items()):
         decision_regions(ax, lambda p, m=model: margin(m, p), lim, lim, steps=400)
@@ -88,7 +87,5 @@ def _draw(fig, axes, x, y, models, numbers):
         ax.set_title(f"MLP 2-32-32-2 with {activation}: decision regions\n"
                      f"train error {percent(numbers[activation]['train_error'])}, "
                      f"test error {percent(numbers[activation]['test_error'])}", fontsize=10)
-        ax.set_xlabel("x₁")
-        ax.set_ylabel("x₂")
-        ax.set_aspect("equal")
+        ax.set(xlabel="x₁", ylabel="x₂", aspect="equal")
     axes[0].legend(loc="upper right", fontsize=8)

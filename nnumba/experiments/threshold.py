@@ -7,12 +7,13 @@ import numpy as np
 
 from ..layers import Linear, Threshold
 from ..model import Sequential
-from .figures import NEGATIVE, POSITIVE, Figures
+from .figures import NEGATIVE, POSITIVE, with_figure
 from .registry import experiment
 from .result import Result, format_table
 
 # The lecture's units f(x) = 1{w sum_i x_i + b >= 0}: (w, b, number of inputs).
 UNITS = {"or": (1.0, -0.5, 2), "and": (1.0, -1.5, 2), "not": (-1.0, 0.5, 1)}
+U, V = (np.array(c) for c in zip(*itertools.product((0, 1), repeat=2)))  # every input pair
 
 
 def unit(name: str) -> Sequential:
@@ -49,7 +50,7 @@ def xor(units: dict, u, v):
             quote="Hence, any Boolean function can be build with such units.")
 def run(out_dir=None, fast=False) -> Result:
     units = {name: unit(name) for name in UNITS}
-    u, v = (np.array(c) for c in zip(*itertools.product((0, 1), repeat=2)))
+    u, v = U, V
     out = {name: fire(units[name], u, v) for name in ("or", "and")}
     out["not u"] = fire(units["not"], u)
     # "Any Boolean function can be built with such units": xor from four of them.
@@ -62,16 +63,14 @@ def run(out_dir=None, fast=False) -> Result:
     weights = ", ".join(f"{k}: w = {w:g}, b = {b:g}" for k, (w, b, _) in UNITS.items())
     table += (f"\n{weights}\nxor = and(or(u, v), not(and(u, v))): the units "
               f"{', '.join(xor_units)}\nall outputs right: {all(correct.values())}")
-    figs = Figures(out_dir)
-    figs.draw("threshold-logic.png", lambda fig, axes: _draw(fig, axes), ncols=3,
-              size=(12, 4), title="Networks of threshold logic units: or, and, not with "
-                                  "the lecture's weights (inputs coloured by output)")
-    return Result("threshold-logic",
-                  "f(x) = 1{w sum x_i + b >= 0} computes or, and, not; hence any Boolean "
-                  "function", table,
-                  {"correct": correct, "outputs": {k: o.tolist() for k, o in out.items()},
-                   "xor_units": xor_units},
-                  figs.paths, figs.notes)
+    result = Result("threshold-logic",
+                    "f(x) = 1{w sum x_i + b >= 0} computes or, and, not; hence any Boolean "
+                    "function", table,
+                    {"correct": correct, "outputs": {k: o.tolist() for k, o in out.items()},
+                     "xor_units": xor_units})
+    return with_figure(result, out_dir, _draw, ncols=3, size=(12, 4),
+                       title="Networks of threshold logic units: or, and, not with the "
+                             "lecture's weights (inputs coloured by output)")
 
 
 def _draw(fig, axes):
@@ -80,7 +79,7 @@ def _draw(fig, axes):
         w, b, inputs = UNITS[name]
         model = unit(name)
         if inputs == 2:
-            u, v = (np.array(c) for c in zip(*itertools.product((0, 1), repeat=2)))
+            u, v = U, V
             fired = fire(model, u, v)
             line = np.linspace(-0.5, 1.5, 2)
             ax.plot(line, -b / w - line, "k-", lw=1.2, label=f"u + v = {-b / w:g}")
@@ -96,9 +95,6 @@ def _draw(fig, axes):
             keep = fired == value
             ax.scatter(u[keep], v[keep], s=120, c=colour, edgecolors="k", zorder=3,
                        label=f"output {value}")
-        ax.set_xlim(-0.5, 1.5)
-        ax.set_ylim(-0.5, 1.5)
-        ax.set_aspect("equal")
-        ax.set_xlabel("u")
-        ax.set_title(f"{name}: w = {w:g}, b = {b:g}")
+        ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), aspect="equal", xlabel="u",
+               title=f"{name}: w = {w:g}, b = {b:g}")
         ax.legend(fontsize=8, loc="upper left")

@@ -15,7 +15,7 @@ from ..layers import Linear, ReLU
 from ..losses import MSE
 from ..model import Sequential
 from ..train import GDTrainer
-from .figures import Figures
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
 
@@ -24,9 +24,19 @@ HALF_WIDTH = np.pi            # A: sin on [-pi, pi], one period
 COLOURS = ("tab:purple", "tab:blue", "tab:green", "tab:orange", "tab:red", "tab:brown")
 
 
-def network(k: int) -> Sequential:
+def network(k: int, inputs: int = 1) -> Sequential:
     """x -> omega . relu(w x + b), in float64."""
-    return Sequential(Linear(1, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
+    return Sequential(Linear(inputs, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
+
+
+def relu_network(w, b, omega) -> Sequential:
+    """The network above with these parameters: w of shape (K, D), b and omega of K."""
+    model = network(*w.shape)
+    hidden, out = model.layers[0].params(), model.layers[2].params()
+    hidden["weight"].value[...] = w
+    hidden["bias"].value[...] = b
+    out["weight"].value[0] = omega
+    return model
 
 
 def interpolant_units(k: int, a: float = HALF_WIDTH):
@@ -55,12 +65,7 @@ def interpolant_units(k: int, a: float = HALF_WIDTH):
 def interpolant_network(k: int, a: float = HALF_WIDTH) -> Sequential:
     """The construction of interpolant_units as the network x -> omega . sigma(w x + b)."""
     w, b, omega = interpolant_units(k, a)
-    model = network(k)
-    hidden, out = model.layers[0].params(), model.layers[2].params()
-    hidden["weight"].value[:, 0] = w
-    hidden["bias"].value[:] = b
-    out["weight"].value[0] = omega
-    return model
+    return relu_network(w[:, None], b, omega)
 
 
 def train(k: int, epochs: int, a: float = HALF_WIDTH, samples: int = 201, seed: int = 0):
@@ -68,12 +73,9 @@ def train(k: int, epochs: int, a: float = HALF_WIDTH, samples: int = 201, seed: 
     orientations, omega = 0, then gradient descent with momentum on all of w, b, omega."""
     rng = np.random.default_rng(seed)
     x = np.linspace(-a, a, samples)[:, None]
-    model = network(k)
     w = rng.choice([-1.0, 1.0], k)
     knots = -a + (np.arange(k) + 0.5) * 2 * a / k
-    model.layers[0].weight.value[:, 0] = w
-    model.layers[0].bias.value[:] = -w * knots
-    model.layers[2].weight.value[...] = 0.0
+    model = relu_network(w[:, None], -w * knots, np.zeros(k))
     # The MSE's curvature in omega grows with K (K correlated features): the step shrinks as 1/K.
     trainer = GDTrainer(model, MSE(), lr=0.2 / k, momentum=0.9, batch_size=samples)
     history = trainer.fit(x, np.sin(x), epochs=epochs)
@@ -106,16 +108,14 @@ def run(out_dir=None, fast=False, hidden=HIDDEN, epochs: int | None = None) -> R
                           "max error of K-node interpolant"], rows)
     table += (f"\n{epochs} gradient-descent steps on 201 samples of sin on [-pi, pi]; the "
               f"interpolant is the lecture's construction sum alpha_n sigma(x - a_n) with K ReLUs")
-    figs = Figures(out_dir)
-    figs.draw("universal-approximation.png",
-              lambda fig, axes: _draw(axes, grid, fits, numbers), nrows=2,
-              ncols=(len(hidden) + 2) // 2, size=(4.2 * ((len(hidden) + 2) // 2), 7.6),
-              title="Universal approximation: sin on [−π, π] by K ReLUs, ω·σ(wx + b) trained "
-                    "by gradient descent")
-    return Result("universal-approximation",
-                  "a one-hidden-layer ReLU network approximates sin ever closer as K grows",
-                  table, {"hidden": numbers, "epochs": epochs, "A": HALF_WIDTH},
-                  figs.paths, figs.notes)
+    result = Result("universal-approximation",
+                    "a one-hidden-layer ReLU network approximates sin ever closer as K grows",
+                    table, {"hidden": numbers, "epochs": epochs, "A": HALF_WIDTH})
+    columns = (len(hidden) + 2) // 2
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, grid, fits, numbers),
+                       nrows=2, ncols=columns, size=(4.2 * columns, 7.6),
+                       title="Universal approximation: sin on [−π, π] by K ReLUs, ω·σ(wx + b) "
+                             "trained by gradient descent")
 
 
 def _draw(axes, grid, fits, numbers):
@@ -123,8 +123,7 @@ def _draw(axes, grid, fits, numbers):
     for ax, (k, fit), colour in zip(axes, fits.items(), COLOURS):
         ax.plot(grid, fit, color=colour, lw=2.2, label=f"fit, K = {k}")
         ax.plot(grid, np.sin(grid), "k--", lw=1, label="sin x, the target")
-        ax.set_xlabel("x")
-        ax.set_ylabel("ω·σ(wx + b)")
+        ax.set(xlabel="x", ylabel="ω·σ(wx + b)")
         ax.set_title(f"K = {k}: max error {numbers[k]['max_error']:.3f}", fontsize=10)
         ax.legend(fontsize=7, loc="upper left")
     ax = axes[len(fits)]
@@ -136,10 +135,7 @@ def _draw(axes, grid, fits, numbers):
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
-    ax.set_xlabel("K (hidden units)")
-    ax.set_ylabel("max over [−π, π] of |f(x) − sin x|")
+    ax.set(xlabel="K (hidden units)", ylabel="max over [−π, π] of |f(x) − sin x|")
     ax.set_title("Maximum error against the hidden size K", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    for ax in axes[len(fits) + 1:]:
-        ax.axis("off")

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import Linear, ReLU
 from ..model import Sequential
-from .figures import Figures
+from . import universal
+from .figures import with_figure
 from .registry import experiment
 from .result import Result, format_table
-from .universal import interpolant_units
 
 # psi(x) = sum_m gamma_m sin(v_m . x + c_m) on [0, 1]^2
 GAMMA = np.array([1.0, 0.6, 0.3])
@@ -45,14 +44,11 @@ def half_width() -> float:
 def network(n: int) -> Sequential:
     """x -> omega . sigma(w x + b) with K = M n units: unit (m, k) is the k-th ReLU of
     the interpolant of sin on [-A, A], fed with t = v_m . x + c_m, weighted by gamma_m."""
-    w1, b1, alpha = interpolant_units(n, half_width())
+    w1, b1, alpha = universal.interpolant_units(n, half_width())
     k = len(GAMMA) * n
-    model = Sequential(Linear(2, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
-    hidden, out = model.layers[0].params(), model.layers[2].params()
-    hidden["weight"].value[...] = (w1[None, :, None] * V[:, None, :]).reshape(k, 2)
-    hidden["bias"].value[...] = (w1[None, :] * C[:, None] + b1[None, :]).reshape(k)
-    out["weight"].value[0] = (GAMMA[:, None] * alpha[None, :]).reshape(k)
-    return model
+    return universal.relu_network((w1[None, :, None] * V[:, None, :]).reshape(k, 2),
+                                  (w1[None, :] * C[:, None] + b1[None, :]).reshape(k),
+                                  (GAMMA[:, None] * alpha[None, :]).reshape(k))
 
 
 def grid_points(steps: int = GRID):
@@ -94,15 +90,13 @@ def run(out_dir=None, fast=False, nodes=NODES) -> Result:
     table += (f"\npsi(x1, x2) = {terms} on [0, 1]^2 (M = {len(GAMMA)} sines, so the Fourier "
               f"step is exact); A = {half_width():g}; {len(x)} grid points")
     steps = int(round(np.sqrt(len(x))))
-    figs = Figures(out_dir)
-    figs.draw("universal-approximation-2d.png",
-              lambda fig, axes: _draw(fig, axes, target, fits, numbers, steps), ncols=4,
-              size=(18, 4.4), title="Universal approximation in several dimensions: "
-                                    "ψ(x₁, x₂) by one hidden layer of K ReLUs")
-    return Result("universal-approximation-2d",
-                  "one hidden layer of K ReLUs approximates a function of two variables, "
-                  "ever closer as K grows", table,
-                  {"hidden": numbers, "A": half_width()}, figs.paths, figs.notes)
+    result = Result("universal-approximation-2d",
+                    "one hidden layer of K ReLUs approximates a function of two variables, "
+                    "ever closer as K grows", table, {"hidden": numbers, "A": half_width()})
+    return with_figure(result, out_dir,
+                       lambda fig, axes: _draw(fig, axes, target, fits, numbers, steps), ncols=4,
+                       size=(18, 4.4), title="Universal approximation in several dimensions: "
+                                             "ψ(x₁, x₂) by one hidden layer of K ReLUs")
 
 
 def _draw(fig, axes, target, fits, numbers, steps):
@@ -120,8 +114,7 @@ def _draw(fig, axes, target, fits, numbers, steps):
                           vmin=-bound if is_error else target.min(),
                           vmax=bound if is_error else target.max())
         fig.colorbar(image, ax=ax, shrink=0.8)
-        ax.set_xlabel("x₁")
-        ax.set_ylabel("x₂")
+        ax.set(xlabel="x₁", ylabel="x₂")
         ax.set_title(title, fontsize=10)
     ax = axes[3]
     ax.loglog(ks, [numbers[k]["max_error"] for k in ks], "o-", color="tab:red",
@@ -130,8 +123,7 @@ def _draw(fig, axes, target, fits, numbers, steps):
               label="the bound Σ|γ| h²/8")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
-    ax.set_xlabel("K (hidden units)")
-    ax.set_ylabel("maximum error over [0, 1]²")
+    ax.set(xlabel="K (hidden units)", ylabel="maximum error over [0, 1]²")
     ax.set_title("Error against the hidden size K", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..train import train_perceptron
 from .common import feature_layer, features, linearly_separable
-from .figures import Figures, decision_regions, label_scatter
+from .figures import decision_regions, label_scatter, with_figure
 from .registry import experiment
 from .result import Result, format_table, percent
 
@@ -46,14 +46,13 @@ def run(out_dir=None, fast=False, max_epochs: int = 100) -> Result:
             fits[(set_name, feat_name.split()[0])] = fit
     table = format_table(["data", "features", "separable (LP)", "perceptron converged",
                           "epochs", "train error"], rows)
-    figs = Figures(out_dir)
     x, y = sets["noisy corners"]
-    figs.draw("xor.png", lambda fig, axes: _draw(axes, x, y, phi, fits), ncols=2,
-              title="Limitation of linear models: xor, before and after Φ(x_u, x_v) = "
-                    "(x_u, x_v, x_u·x_v)",
-              size=(10, 4.6))
-    return Result("xor", "xor is not linearly separable; Phi(x_u, x_v) = (x_u, x_v, x_u x_v) "
-                         "makes it separable", table, numbers, figs.paths, figs.notes)
+    result = Result("xor", "xor is not linearly separable; Phi(x_u, x_v) = (x_u, x_v, x_u x_v) "
+                           "makes it separable", table, numbers)
+    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, x, y, phi, fits), ncols=2,
+                       title="Limitation of linear models: xor, before and after Φ(x_u, x_v) = "
+                             "(x_u, x_v, x_u·x_v)",
+                       size=(10, 4.6))
 
 
 def _draw(axes, x, y, phi, fits):
@@ -69,7 +68,5 @@ def _draw(axes, x, y, phi, fits):
     for ax, title in zip(axes, titles):
         label_scatter(ax, x, y)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("x_u")
-        ax.set_ylabel("x_v")
-        ax.set_aspect("equal")
+        ax.set(xlabel="x_u", ylabel="x_v", aspect="equal")
         ax.legend(loc="upper right", fontsize=8)
