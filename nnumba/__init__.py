@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 def build(spec_or_name, seed: int | None = 0, **options) -> Sequential:
     """A model from a spec (list of layer dicts) or a registered model name."""
     if isinstance(spec_or_name, str) and not spec_or_name.lstrip().startswith("["):
-        spec_or_name = get_model(spec_or_name)(**options)
+        spec_or_name = get_model(spec_or_name).spec(spec_or_name, **options)
     elif options:
         raise TypeError("options apply to named models only")
     return Sequential.from_spec(spec_or_name, seed=seed)

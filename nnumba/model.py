@@ -8,10 +8,11 @@ import weakref
 import numpy as np
 
 from .device import CPU, get_device, to_host
-from .errors import DTypeError, NnumbaError, RegistryError, ShapeError, SpecError, TooLargeError
-from .layers.contract import FLOAT_DTYPES, Layer, Parameter
+from .errors import (NnumbaError, NoGradientError, RegistryError, ShapeError,
+                     SpecError, TooLargeError)
+from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
-from .layers.validation import check_fits, check_memory, integer, show
+from .layers.validation import check_fits, check_memory, float_dtype, integer, show
 
 
 class Sequential:
@@ -150,9 +151,7 @@ class Sequential:
             layer.set_flags(grads_are_zero=True)
 
     def astype(self, dtype) -> "Sequential":
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise DTypeError(f"model dtype must be float32 or float64, got {dtype}")
+        dtype = float_dtype("model", dtype)
         for layer in self._every_layer():
             layer.astype(dtype)
         self.dtype = dtype
@@ -194,14 +193,16 @@ class Sequential:
         """The steps in order.  The input is checked by the first step; every output
         is compared with the shape its layer's output_shape promised before the next
         step's kernels see it, which costs a tuple comparison, not a full check."""
+        self._shapes = None  # until every step has run: a failed forward has no backward
         self._set_input_grads()
         y = self.steps[0].forward(x)
-        self._shapes = shapes = self._step_shapes(x.shape)
+        shapes = self._step_shapes(x.shape)
         x = y
         self._check_step(0, x, shapes[0])
         for i in range(1, len(self.steps)):
             x = self.steps[i].run_forward(x)
             self._check_step(i, x, shapes[i])
+        self._shapes = shapes
         return x
 
     def _step_shapes(self, input_shape) -> list:
@@ -239,7 +240,10 @@ class Sequential:
         incoming gradient is checked by the last step; each gradient a step passes
         back is compared with the shape of the output it belongs to."""
         steps, shapes = self.steps, self._shapes
-        dl_dy = steps[-1].backward(dl_dy)  # before any forward: a clear error here
+        if shapes is None:  # some steps would pair this gradient with another batch's input
+            raise NoGradientError("backward() needs the last forward() to have completed; "
+                                  "none ran, or the last one failed")
+        dl_dy = steps[-1].backward(dl_dy)
         for i in range(len(steps) - 2, -1, -1):
             if dl_dy is None:
                 return None
@@ -268,15 +272,17 @@ class Sequential:
             twin = self.to(CPU).copy()
             self.to(device)
             return twin.to(device)
-        twin = copy.deepcopy(self)
-        twin._bind_flat()  # deepcopy turns views into separate arrays: rebind them
-        return twin
+        return copy.deepcopy(self)  # __setstate__ binds its parameters to its own buffers
 
     def __setstate__(self, state):
-        # A copy (deepcopy, pickle) owns its copied layers, which came without an owner.
+        # A copy (deepcopy, pickle) owns its copied layers, which came without an owner,
+        # and its parameters came as arrays of their own: make them views of the flat
+        # buffers again, or the optimizer would update buffers no layer reads.
         self.__dict__.update(state)
         for layer in self.layers:
             layer.set_flags(container=weakref.ref(self))
+        if "flat_params" in state:
+            self._bind_flat()
 
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))

@@ -227,7 +227,7 @@ def _resolve(model, name, options):
         name = name or Path(model).name
     elif isinstance(model, str):
         factory = get_model(model)
-        spec = factory(**options)
+        spec = factory.spec(model, **options)
         default = factory.input_shape_for(**options)
         name = name or model
     else:

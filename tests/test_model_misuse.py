@@ -4,14 +4,17 @@ input and one gradient, and its parameters live in its model's flat buffer, so
 sharing trained wrongly or not at all)."""
 import copy
 import gc
+import pickle
 
 import numpy as np
 import pytest
 
 import nnumba
-from nnumba.errors import SpecError
-from nnumba.layers import Linear, Tanh
+from nnumba.errors import DTypeError, NoGradientError, ShapeError, SpecError, TooLargeError
+from nnumba.layers import Conv2d, Flatten, Linear, Tanh
 from nnumba.losses import MSE
+from nnumba.optim import SGD
+from nnumba.summary import summarize
 from nnumba.train import SGDTrainer
 
 
@@ -68,3 +71,74 @@ def test_predict_refuses_a_batch_size_that_is_not_a_positive_integer(batch_size)
     model = nnumba.Sequential(Linear(3, 1), seed=0)
     with pytest.raises(SpecError, match="predict: batch_size must be an integer >= 1"):
         model.predict(np.zeros((4, 3), np.float32), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))])
+def test_a_deep_copied_or_unpickled_model_trains_as_the_original(duplicate):
+    """Its parameters come back as arrays of their own: they are views of its flat
+    buffers again, which the optimizer updates (it used to train nothing)."""
+    model = nnumba.Sequential(Linear(3, 4), Tanh(), Linear(4, 1), seed=0)
+    twin = duplicate(model)
+    assert all(np.shares_memory(p.value, twin.flat_params) for _, p in twin.params())
+    assert _trains(twin)
+    _trains(model)
+    for (_, a), (_, b) in zip(model.params(), twin.params()):
+        np.testing.assert_array_equal(a.value, b.value)  # the same steps, the same weights
+
+
+def test_backward_after_a_failed_forward_is_refused():
+    """A forward that fails part-way leaves the first steps holding the new batch:
+    their backward would pair it with gradients of the old one."""
+    model = nnumba.Sequential(Conv2d(1, 2, 3), Flatten(), Linear(32, 3), seed=0)
+    model.forward(np.ones((2, 1, 6, 6), np.float32))
+    with pytest.raises(ShapeError):
+        model.forward(np.ones((5, 1, 9, 9), np.float32))
+    with pytest.raises(NoGradientError, match="last forward"):
+        model.backward(np.ones((2, 3), np.float32))
+    with pytest.raises(NoGradientError, match="before forward"):
+        Linear(3, 2).backward(np.ones((1, 2), np.float32))
+
+
+def test_an_optimizer_of_another_model_is_refused():
+    a, b = (nnumba.Sequential(Linear(3, 1), seed=0) for _ in range(2))
+    with pytest.raises(SpecError, match="optimizer was built for another model"):
+        SGDTrainer(b, MSE(), optimizer=SGD(a, lr=0.1))
+
+
+@pytest.mark.parametrize("dtype", [None, "x", "int32", ">f4", np.float16])
+def test_astype_takes_float32_or_float64_only(dtype):
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    for target in (model, model.layers[0]):
+        with pytest.raises(DTypeError, match="dtype must be float32 or float64"):
+            target.astype(dtype)
+    assert model.dtype == np.float32
+
+
+def test_numpy_scalars_in_a_layers_config_are_saved_as_json(tmp_path):
+    model = nnumba.Sequential(Linear(np.int64(3), 2, bias=np.bool_(True)), seed=0)
+    nnumba.save(model, tmp_path / "m.npz")
+    assert nnumba.load_model(tmp_path / "m.npz").spec() == model.spec()
+
+
+@pytest.mark.parametrize("value", ["a", 1.5, -1, True])
+def test_nnumba_seed_takes_a_natural_number(value):
+    with pytest.raises(SpecError, match="nnumba.seed: seed must be an integer >= 0"):
+        nnumba.seed(value)
+
+
+@pytest.mark.parametrize("name,options,match", [
+    ("mlp", {"bogus": 1}, "model 'mlp' has no option bogus; its options: inputs"),
+    ("alexnet", {"classes": 2}, "model 'alexnet' has no option classes"),
+    ("mlp", {"hidden": "x"}, "hidden must be"),
+])
+def test_a_named_model_refuses_options_it_does_not_take(name, options, match):
+    with pytest.raises(SpecError, match=match):
+        nnumba.build(name, **options)
+    with pytest.raises(SpecError, match=match):
+        summarize(name, **options)
+
+
+@pytest.mark.parametrize("stride,padding", [(2**62, 2**62), (10**6, 10**6)])
+def test_a_convolution_whose_scratch_arrays_cannot_fit_is_refused(stride, padding):
+    with pytest.raises(TooLargeError, match="scratch arrays"):
+        Conv2d(1, 1, 3, stride, padding).forward(np.ones((1, 1, 5, 5), np.float32))

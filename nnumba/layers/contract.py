@@ -43,10 +43,9 @@ import numpy as np
 
 from .. import registry
 from ..device import CPU, DeviceError, get_device, to_host
-from ..errors import DTypeError, NoGradientError, TooLargeError
+from ..errors import NoGradientError, TooLargeError
 from . import validation
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: What a container (Sequential) sets on each of its layers, and what it means.
 CONTAINER_FLAGS = {
@@ -66,9 +65,12 @@ _default_rng = np.random.default_rng()
 _shapes_only = False
 
 
-def seed(value: int):
-    """Seed the generator that initialises layers built without a model seed."""
+def seed(value: int | None):
+    """Seed the generator that initialises layers built without a model seed (None:
+    fresh entropy from the operating system)."""
     global _default_rng
+    if value is not None:
+        value = validation.integer("nnumba.seed", "seed", value, 0, None)
     _default_rng = np.random.default_rng(value)
 
 
@@ -103,12 +105,10 @@ class Parameter:
 def _jsonable(value):
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return np.dtype(value).name
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
+    if isinstance(value, np.generic):  # np.bool_, np.int64, np.float32, ...: plain Python
+        return value.item()
     return value
 
 
@@ -260,10 +260,7 @@ class Layer:
 
     def astype(self, dtype):
         """Switch to float32 or float64: parameters are converted, inputs must follow."""
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise DTypeError(f"{self.label}: dtype must be float32 or float64, got {dtype}")
-        self.dtype = dtype
+        self.dtype = dtype = validation.float_dtype(self.label, dtype)
         for param in self._params.values():
             param.value = self.device.to_device(to_host(param.value).astype(dtype))
             param.grad = self.device.to_device(to_host(param.grad).astype(dtype))

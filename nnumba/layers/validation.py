@@ -9,7 +9,8 @@ import reprlib
 import numpy as np
 
 from ..device import CPU
-from ..errors import DTypeError, NonFiniteError, ShapeError, SpecError, TooLargeError
+from ..errors import (DTypeError, NoGradientError, NonFiniteError, ShapeError, SpecError,
+                      TooLargeError)
 
 
 # ---- arrays -------------------------------------------------------------------------
@@ -72,7 +73,7 @@ def check_input(layer, x, *, check_finite: bool = True):
 def check_gradient(layer, dl_dy, out_shape):
     """``dl_dy`` ready for ``_backward``: the shape of the last output, on the device."""
     if out_shape is None:
-        raise RuntimeError(f"{layer.label}: backward() called before forward()")
+        raise NoGradientError(f"{layer.label}: backward() called before forward()")
     dl_dy = check_array(layer, dl_dy, "dl_dy")
     if dl_dy.shape != out_shape:
         raise ShapeError(f"{layer.label}: expected dl_dy of shape {out_shape} (the shape of "
@@ -114,6 +115,21 @@ def show(value) -> str:
         return _repr.repr(value)
     except (ValueError, RecursionError):  # an enormous int inside a list, ...
         return f"a {type(value).__name__}"
+
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(owner: str, dtype) -> np.dtype:
+    """float32 or float64, from a dtype, its name or a type; DTypeError for anything
+    else, None included (which numpy would read as float64)."""
+    try:
+        got = None if dtype is None else np.dtype(dtype)
+    except (TypeError, ValueError):
+        got = None
+    if got is None or got not in FLOAT_DTYPES:
+        raise DTypeError(f"{owner}: dtype must be float32 or float64, got {show(dtype)}")
+    return got
 
 
 def integer(owner: str, name: str, value, minimum: int = 1, maximum: int | None = MAX_SIZE) -> int:

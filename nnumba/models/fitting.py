@@ -37,7 +37,7 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
 
     import numpy as np
 
-    from ..errors import ShapeError
+    from ..errors import NnumbaError, ShapeError
     from ..layers import Layer
     from ..model import Sequential
     shape, own_shape = tuple(sample_shape), None
@@ -46,10 +46,6 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
         from ..registry import get_model
         named, options = get_model(model), dict(options or {})
         known = named.options()
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ValueError(f"model {model!r} has no option {', '.join(unknown)}; its "
-                             f"options: {', '.join(known) or '(none)'}")
         if "inputs" in known and "inputs" not in options:
             options["inputs"] = int(np.prod(shape))
         if "classes" in known and "classes" not in options and outputs is not None:
@@ -58,6 +54,8 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
         try:
             net = build(model, seed=seed, **options)
             own_shape = named.input_shape_for(**options)
+        except NnumbaError:  # an unknown option, a value the builder refused: named already
+            raise
         except (TypeError, ValueError) as exc:  # a bad option value
             kind = TypeError if isinstance(exc, TypeError) else ValueError
             raise kind(f"{what}: {exc}") from None

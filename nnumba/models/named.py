@@ -30,6 +30,24 @@ class NamedModel:
     def __call__(self, **options) -> list:
         return self.build(**options)
 
+    def spec(self, name: str, **options) -> list:
+        """``build(**options)``; SpecError, naming the model, for an option it does not
+        take or a value its builder refuses with a plain TypeError/ValueError."""
+        from ..errors import NnumbaError, SpecError
+        known = self.options()
+        unknown = sorted(set(options) - set(known))
+        takes_any = any(p.kind is p.VAR_KEYWORD
+                        for p in inspect.signature(self.build).parameters.values())
+        if unknown and not takes_any:
+            raise SpecError(f"model {name!r} has no option {', '.join(unknown)}; its options: "
+                            f"{', '.join(known) or '(none)'}")
+        try:
+            return self.build(**options)
+        except NnumbaError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"model {name!r}: {exc}") from None
+
     def input_shape_for(self, **options) -> tuple | None:
         shape = self.input_shape
         return tuple(shape(**options)) if callable(shape) else shape

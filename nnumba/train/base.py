@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError
+from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError, SpecError
 from ..layers.validation import flag, integer, non_finite, show
 from ..optim import SGD
 from .batches import Batches, target_dtype
@@ -96,6 +96,9 @@ class Trainer:
         if optimizer is not None and not callable(getattr(optimizer, "step", None)):
             raise DTypeError(f"{owner}: optimizer must have a step() method, such as "
                              f"nnumba.optim.SGD, got {show(optimizer)}")
+        if getattr(optimizer, "model", model) is not model:  # it would update another model
+            raise SpecError(f"{owner}: the optimizer was built for another model; build it "
+                            f"with this one, e.g. nnumba.optim.SGD(model, lr=...)")
         # batch sizes past the set are one batch: no upper bound
         self.batch_size = integer(owner, "batch_size", batch_size, 1, None)
         if seed is not None:  # None: fresh entropy, as numpy's
