@@ -178,6 +178,9 @@ def _read(path) -> tuple[dict, dict]:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
         # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled data
         raise WeightsError(f"{path}: not a readable nnumba weights file ({exc})") from None
+    for key, value in arrays.items():  # numpy hands over a member that is not .npy as bytes
+        if not isinstance(value, np.ndarray):
+            raise WeightsError(f"{path}: member {key!r} is not a numpy array (.npy data)")
     spec = arrays.pop(_SPEC_KEY, None)
     if spec is None:
         raise WeightsError(f"{path}: no model spec inside; was it written by nnumba.io.save?")

@@ -78,8 +78,9 @@ class Loss:
         if device is None or np.dtype(y_hat.dtype) not in (np.float32, np.float64):
             raise DTypeError(f"{self.type_name} loss: expected predictions as a float32 or "
                              f"float64 array, got {getattr(y_hat, 'dtype', type(y_hat))}")
-        if y_hat.ndim == 0 or y_hat.shape[0] == 0:
-            raise ShapeError(f"{self.type_name} loss: got an empty batch (shape {y_hat.shape})")
+        if y_hat.ndim == 0 or y_hat.size == 0:  # no sample, or no output per sample
+            raise ShapeError(f"{self.type_name} loss: got no predictions (an empty batch or "
+                             f"no output per sample: shape {y_hat.shape})")
         if device_of(y) is None:
             y = np.asarray(y)
         if y.shape[:1] != y_hat.shape[:1]:
@@ -102,7 +103,9 @@ class Loss:
         """dl/dy_hat of ``weight * loss`` for the last batch given to forward()."""
         if self._grad is None:
             raise NoGradientError(f"{self.type_name} loss: backward() called before forward()")
-        weight = number(f"{self.type_name} loss", "backward's weight", weight)  # None gave a NaN gradient
+        # None gave a NaN gradient; 1e39 an infinite one in float32
+        top = float(np.finfo(self._grad.dtype).max)
+        weight = number(f"{self.type_name} loss", "backward's weight", weight, -top, top)
         if weight == 1.0:
             return self._grad
         out = self._scratch("weighted", self._grad.shape, self._grad.dtype)

@@ -43,3 +43,16 @@ def test_garbage_and_pickled_files_are_refused(tmp_path):
     np.savez(evil, **{"1.weight": np.array([object()], dtype=object)})
     with pytest.raises(WeightsError):
         nnumba.load_model(evil)
+
+
+def test_a_member_that_is_not_npy_data_is_refused(tmp_path):
+    """numpy hands over such a member as bytes; it used to fail with AttributeError."""
+    import zipfile
+    good, bad = tmp_path / "good.npz", tmp_path / "bad.npz"
+    nnumba.save(nnumba.Sequential(nnumba.get_layer("Linear")(3, 2), seed=0), good)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, b"not an npy" if name.startswith("0.weight") else src.read(name))
+    for load in (nnumba.load_model, lambda p: nnumba.load_weights(nnumba.load_model(good), p)):
+        with pytest.raises(WeightsError, match="member '0.weight' is not a numpy array"):
+            load(bad)

@@ -103,3 +103,20 @@ def test_hinge_penalty_is_lambda_norm_squared_of_weights_only():
 def test_bad_targets_are_refused(loss, y_hat, y, error, match):
     with pytest.raises(error, match=match):
         loss.forward(y_hat, y)
+
+
+@pytest.mark.parametrize("loss", [MSE(), CrossEntropy()])
+def test_predictions_with_no_output_per_sample_are_refused(loss):
+    with pytest.raises(ShapeError, match="got no predictions"):
+        loss.forward(np.zeros((3, 0), np.float32), np.zeros((3, 0)))
+
+
+def test_a_gradient_weight_beyond_the_dtype_is_refused():
+    """1e39 is a finite Python float but infinite in float32: every gradient inf."""
+    from nnumba.errors import SpecError
+    loss = MSE()
+    loss.forward(np.ones((2, 2), np.float32), np.zeros((2, 2)))
+    with pytest.raises(SpecError, match="backward's weight must be a finite number"):
+        loss.backward(1e39)
+    # d/dy of mean((y - t)^2) over 4 values at y - t = 1 is 2/4, times the weight
+    np.testing.assert_allclose(loss.backward(3.0), np.full((2, 2), 1.5))

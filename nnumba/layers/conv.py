@@ -9,7 +9,7 @@ from ..errors import ShapeError
 from ..hookspecs import hookimpl
 from ..kernels.geometry import out_size
 from .contract import Layer
-from .validation import flag, integer, integer_pair
+from .validation import check_memory, flag, integer, integer_pair
 
 
 class _ConvNd(Layer):
@@ -65,9 +65,26 @@ class _ConvNd(Layer):
     def _as_2d(self, a):
         return a if self.spatial == 2 else a.reshape(a.shape[:2] + (1,) + a.shape[2:])
 
+    def _check_workspace(self, x4_shape):
+        """The kernels' scratch arrays (a zero-padded copy of the input, the im2col
+        columns, the direct kernels' shifted rows) dwarf the output where padding or
+        stride is huge: TooLargeError before they are asked for.  Once per shape."""
+        if self.__dict__.get("_workspace_ok") == x4_shape:
+            return
+        N, C, H, W = x4_shape
+        (kh, kw), (sh, _), (ph, pw) = self.kernel, self.stride, self.padding
+        Ho, Wo = self.output_shape(x4_shape[1:])[1:] if self.spatial == 2 else \
+            (1,) + self.output_shape((C, W))[1:]
+        elements = max(N * C * (H + 2 * ph) * (W + 2 * pw), N * C * kh * kw * Ho * Wo,
+                       C * kw * ((Ho - 1) * sh + kh) * Wo)
+        check_memory(f"{self.label}'s scratch arrays for input {x4_shape}",
+                     elements * self.dtype.itemsize)
+        self._workspace_ok = x4_shape
+
     def _forward(self, x):
         y = self._buffer("y", (x.shape[0],) + self.output_shape(x.shape[1:]))
         x4 = self._as_2d(x)
+        self._check_workspace(x4.shape)
         bias = self.bias.value if self.bias is not None else None
         self.kernels.conv2d_forward(x4, self._as_2d(self.weight.value), bias, self.stride,
                                     self.padding, self._as_2d(y))
