@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import NnumbaError, NonFiniteError, SaveError, TooLargeError, WeightsError
 from .jsonfile import parse_json
+from .layers.validation import show
 from .registry import model_spec
 
 _SPEC_KEY = "__nnumba_spec__"
@@ -32,6 +33,8 @@ def check_save_path(path) -> Path:
     over-long names in one go."""
     if path is None or not str(path).strip():
         raise SaveError("no file name given to save the weights to")
+    if not isinstance(path, (str, os.PathLike)):
+        raise SaveError(f"the file to save the weights to must be a path, got {show(path)}")
     text = os.fspath(path)
     folder = f"{text}: names a folder; give a file name such as "
     if text.endswith(("/", os.sep)):
@@ -62,6 +65,8 @@ def check_save_path(path) -> Path:
 def save(model, path) -> Path:
     """Write ``model``'s weights and spec to ``path`` (.npz), atomically: the file
     appears complete or not at all. Returns the path written (see check_save_path)."""
+    if not callable(getattr(model, "params", None)):
+        raise TypeError(f"save: expected a model (nnumba.Sequential), got {show(model)}")
     path = check_save_path(path)
     _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
@@ -161,6 +166,8 @@ def _fsync_dir(folder: Path):
 
 def _read(path) -> tuple[dict, dict]:
     """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise WeightsError(f"a weights file is a path, got {show(path)}")
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -208,8 +215,10 @@ def check_finite(model, source):
 def load_weights(model, path):
     """Copy the weights in ``path`` into ``model``; the names and shapes must match,
     and the values be finite. The model is left untouched when they don't."""
-    path = Path(path)
+    if not callable(getattr(model, "params", None)):
+        raise TypeError(f"load_weights: expected a model (nnumba.Sequential), got {show(model)}")
     _, arrays = _read(path)
+    path = Path(path)
     params = dict(model.params())
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))

@@ -8,7 +8,7 @@ import weakref
 import numpy as np
 
 from .device import CPU, get_device, to_host
-from .errors import (NnumbaError, NoGradientError, RegistryError, ShapeError,
+from .errors import (DTypeError, NnumbaError, NoGradientError, RegistryError, ShapeError,
                      SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
@@ -257,6 +257,9 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Outputs for host array ``x`` in eval mode, batch by batch (a fresh host array)."""
         batch_size = integer("predict", "batch_size", batch_size, 1, None)
+        if not isinstance(x, np.ndarray) or x.ndim == 0:
+            raise DTypeError(f"predict: expected a numpy array of samples (N, ...), got "
+                             f"{show(x)}")
         mode = self.training
         self.eval()
         try:

@@ -142,3 +142,37 @@ def test_a_named_model_refuses_options_it_does_not_take(name, options, match):
 def test_a_convolution_whose_scratch_arrays_cannot_fit_is_refused(stride, padding):
     with pytest.raises(TooLargeError, match="scratch arrays"):
         Conv2d(1, 1, 3, stride, padding).forward(np.ones((1, 1, 5, 5), np.float32))
+
+
+@pytest.mark.parametrize("x", [None, np.array(1.0), {}, [[1.0, 2.0, 3.0]]])
+def test_predict_takes_a_numpy_array_of_samples(x):
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    with pytest.raises(DTypeError, match="predict: expected a numpy array of samples"):
+        model.predict(x)
+
+
+def test_train_mode_is_true_or_false():
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    with pytest.raises(SpecError, match="train's mode must be true or false"):
+        model.train("no")  # a truthy string would have kept Dropout on
+    assert model.training is True and model.eval().training is False
+
+
+def test_a_big_endian_input_is_named_as_such():
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    with pytest.raises(DTypeError, match="float32 of byte order >f4"):
+        model.forward(np.ones((2, 3), ">f4"))
+
+
+def test_save_and_load_name_what_is_not_a_model_or_a_path(tmp_path):
+    from nnumba.errors import SaveError, WeightsError
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    with pytest.raises(SaveError, match="must be a path, got 5"):
+        nnumba.save(model, 5)
+    with pytest.raises(TypeError, match="save: expected a model"):
+        nnumba.save(None, tmp_path / "m.npz")
+    with pytest.raises(WeightsError, match="a weights file is a path, got None"):
+        nnumba.load_model(None)
+    nnumba.save(model, tmp_path / "m.npz")
+    with pytest.raises(TypeError, match="load_weights: expected a model"):
+        nnumba.load_weights(None, tmp_path / "m.npz")

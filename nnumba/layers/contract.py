@@ -252,7 +252,7 @@ class Layer:
         return state
 
     def train(self, mode: bool = True):
-        self.training = mode
+        self.training = validation.flag(self.label, "train's mode", mode)  # "no" is truthy
         return self
 
     def eval(self):

@@ -27,8 +27,10 @@ def check_array(layer, x, what: str):
         raise DTypeError(f"{layer.label} is on {device.name}: expected {what} as {kind} of "
                          f"{layer.dtype.name}, got {got}{hint}")
     if x.dtype != layer.dtype:
+        got = np.dtype(x.dtype)  # '>f4' is named float32 too: say it is big-endian
+        got = f"{got.name} of byte order {got.str}" if got.name == layer.dtype.name else got.name
         raise DTypeError(f"{layer.label}: expected {what} of dtype {layer.dtype.name}, got "
-                         f"{np.dtype(x.dtype).name} (convert with .astype(np.{layer.dtype.name}))")
+                         f"{got} (convert with .astype(np.{layer.dtype.name}))")
     try:
         return device.contiguous(x)
     except Exception as exc:  # noqa: BLE001 - the device says why it cannot
