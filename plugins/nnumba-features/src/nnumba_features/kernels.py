@@ -122,3 +122,35 @@ def hog(images, cell_size, bins, normalize, eps, out):
                     scale = 1 / math.sqrt(norm2)
                     for b in range(bins):
                         out[n, cy, cx, b] *= scale
+
+
+@njit(cache=True)
+def fill_monomial_powers(first_degree, powers):
+    """powers (M, F): the exponent rows of every monomial of degree first_degree,
+    first_degree + 1, ..., in scikit-learn's order; M must be their exact count.
+    Within a degree that order (combinations with replacement) is the exponent
+    vectors' descending lexicographic order, and each row follows from the one
+    before: lower the last non-zero exponent before the final feature by one, and
+    give the rest of the degree to the feature right after it."""
+    n_rows, n_features = powers.shape
+    row, d = 0, first_degree
+    while row < n_rows:
+        for f in range(n_features):
+            powers[row, f] = 0
+        powers[row, 0] = d  # the largest row of degree d: x_0 ** d
+        row += 1
+        while row < n_rows:
+            i = n_features - 2
+            while i >= 0 and powers[row - 1, i] == 0:
+                i -= 1
+            if i < 0:
+                break  # x_{F-1} ** d was the last of degree d
+            for f in range(i):
+                powers[row, f] = powers[row - 1, f]
+            powers[row, i] = powers[row - 1, i] - 1
+            # exponents i+1 .. F-2 of the row before are 0: its tail is x_{F-1}'s alone
+            powers[row, i + 1] = powers[row - 1, n_features - 1] + 1
+            for f in range(i + 2, n_features):
+                powers[row, f] = 0
+            row += 1
+        d += 1

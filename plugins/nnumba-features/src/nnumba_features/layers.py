@@ -6,14 +6,11 @@ parameters: they are fixed maps Phi, placed before a trained linear model.
 """
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 
 from nnumba import Layer
-from nnumba.errors import NoGradientError
-from nnumba.layers.validation import flag, integer
+from nnumba.errors import NoGradientError, SpecError, TooLargeError
+from nnumba.layers.validation import MAX_SIZE, check_memory, flag, integer, number
 
 from . import kernels
 
@@ -52,17 +49,36 @@ class XorProduct(_FeatureLayer):
         return dl_dx
 
 
+def monomial_count(in_features: int, degree: int, include_bias: bool = True,
+                   limit: int = MAX_SIZE) -> int:
+    """How many monomials of degree <= ``degree`` there are in ``in_features``
+    inputs, C(F + D, D) (less the bias without it), or ``limit + 1`` once past
+    ``limit``: found in at most about 64 steps, however large F and D are."""
+    # C(n, k) = C(n - 1, k - 1) * n / k, with k = min(F, D): every step at least
+    # doubles it (n - k >= k), so a count past ``limit`` shows within ~log2(limit) steps.
+    k, rest = min(in_features, degree), max(in_features, degree)
+    count = 1
+    for i in range(1, k + 1):
+        count = count * (rest + i) // i
+        if count - (not include_bias) > limit:
+            return limit + 1
+    return count - (not include_bias)
+
+
 def monomial_powers(in_features: int, degree: int, include_bias: bool = True) -> np.ndarray:
     """(M, F) exponents of every monomial of degree <= ``degree``, in scikit-learn's
-    PolynomialFeatures order: by degree, then combinations with replacement."""
-    rows = []
-    for d in range(0 if include_bias else 1, degree + 1):
-        for combo in itertools.combinations_with_replacement(range(in_features), d):
-            row = np.zeros(in_features, np.int64)
-            for f in combo:
-                row[f] += 1
-            rows.append(row)
-    return np.array(rows, np.int64).reshape(len(rows), in_features)
+    PolynomialFeatures order: by degree, then combinations with replacement.
+    TooLargeError, before anything is allocated, where they would not fit in memory."""
+    count = monomial_count(in_features, degree, include_bias)
+    what = (f"PolynomialFeatures: the monomials of degree <= {degree} in {in_features} "
+            f"input(s)")
+    if count > MAX_SIZE:
+        raise TooLargeError(f"{what} number more than {MAX_SIZE:,}, more than any array "
+                            f"can hold; lower the degree or the number of inputs")
+    check_memory(f"{what} ({count:,} of them)", float(count) * in_features * 8)
+    powers = np.empty((count, in_features), np.int64)
+    kernels.fill_monomial_powers(0 if include_bias else 1, powers)
+    return powers
 
 
 class PolynomialFeatures(_FeatureLayer):
@@ -75,9 +91,9 @@ class PolynomialFeatures(_FeatureLayer):
         super().__init__()
         self.in_features = integer("PolynomialFeatures", "in_features", in_features)
         self.degree = integer("PolynomialFeatures", "degree", degree, 0)
-        if self.degree == 0 and not include_bias:
-            raise ValueError("PolynomialFeatures: degree 0 without the bias leaves no feature")
         self.include_bias = flag("PolynomialFeatures", "include_bias", include_bias)
+        if self.degree == 0 and not self.include_bias:
+            raise SpecError("PolynomialFeatures: degree 0 without the bias leaves no feature")
         self.powers = monomial_powers(self.in_features, self.degree, self.include_bias)
 
     @property
@@ -105,7 +121,10 @@ class PolynomialFeatures(_FeatureLayer):
 
 
 def random_pairs(in_features: int, num_products: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``num_products`` pairs (i, j), i != j, drawn uniformly from ``seed``."""
+    """``num_products`` pairs (i, j), i != j, drawn uniformly from ``seed``;
+    TooLargeError, before drawing, where they would not fit in memory."""
+    # first, the offsets, second and the two int64 copies returned: 5 arrays at most
+    check_memory(f"RandomPairProducts: {num_products:,} random pairs", 5 * 8.0 * num_products)
     rng = np.random.default_rng(seed)
     first = rng.integers(0, in_features, num_products)
     # A non-zero offset modulo in_features makes the second index differ from the first.
@@ -128,7 +147,7 @@ class RandomPairProducts(_FeatureLayer):
         self.seed = integer("RandomPairProducts", "seed", seed, 0, None)
         self.keep_input = flag("RandomPairProducts", "keep_input", keep_input)
         if self.num_products == 0 and not self.keep_input:
-            raise ValueError("RandomPairProducts: no products and no input leaves no feature")
+            raise SpecError("RandomPairProducts: no products and no input leaves no feature")
         self.first, self.second = random_pairs(self.in_features, self.num_products, self.seed)
 
     @property
@@ -190,6 +209,10 @@ class Radius(_FeatureLayer):
         return dl_dx
 
 
+#: eps for HOG: eps ** 2 is a normal, finite float32 (the narrowest dtype a layer takes)
+EPS_RANGE = (2e-19, 1e19)
+
+
 class HOG(_FeatureLayer):
     """Histograms of Oriented Gradients: per cell of ``cell_size`` x ``cell_size``
     pixels, the distribution of edge orientations over ``bins`` bins (the lecture:
@@ -214,10 +237,11 @@ class HOG(_FeatureLayer):
         self.height = integer("HOG", "height", height, self.cell_size)
         self.width = integer("HOG", "width", width, self.cell_size)
         self.bins = integer("HOG", "bins", bins, 2)
-        self.normalize = bool(normalize)
-        if not (math.isfinite(eps) and eps > 0):
-            raise ValueError(f"HOG: eps must be a positive number, got {eps!r}")
-        self.eps = float(eps)
+        self.normalize = flag("HOG", "normalize", normalize)
+        # The kernel adds eps ** 2 to a cell's squared norm in the layer's dtype, float32
+        # or float64: in float32 a larger eps squares to infinity (every feature 0), a
+        # smaller one to 0 or a subnormal (a blank cell divides 0 by 0).
+        self.eps = number("HOG", "eps", eps, *EPS_RANGE)
 
     @property
     def cells(self) -> tuple[int, int]:
