@@ -264,3 +264,10 @@ def test_a_negative_seed_is_refused_naming_seed(capsys, trainer):
     line = error_line(capsys, "train", "--trainer", trainer, "--seed", "-1")
     assert line == "nnumba train: error: --seed must be >= 0, got -1"
     assert notes(capsys, "--seed", "0") == []  # 0 still trains
+
+
+def test_experiment_run_refuses_an_out_that_is_a_file(capsys, tmp_path):
+    (tmp_path / "somefile").write_text("kept")
+    line = error_line(capsys, "experiment", "run", "xor", "--out", str(tmp_path / "somefile"))
+    assert line.endswith("somefile: names a file, not a folder for the figures")
+    assert (tmp_path / "somefile").read_text() == "kept"

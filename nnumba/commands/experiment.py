@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -64,6 +65,8 @@ def run_experiments(args):
     from ..experiments.report import Entry, command_for, write_report
     if args.out is not None and not args.out.strip():  # else the figures land in the cwd
         raise ValueError(f"--out needs a folder name, got {args.out!r}")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out}: names a file, not a folder for the figures")
     if "all" in args.names and len(args.names) > 1:
         raise ValueError(f"'all' runs alone: give 'all' or experiment names, got "
                          f"{' '.join(args.names)}")
