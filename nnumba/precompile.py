@@ -289,7 +289,7 @@ def _worker_main():
     if job["classes"]:  # the layers registered at run time in the parent process
         layers = {name: _import_class(path) for name, path in job["classes"].items()}
         register_plugin(types.SimpleNamespace(nnumba_register_layers=hookimpl(lambda: layers)),
-                        name="nnumba.precompile:run-time layers")
+                        name="nnumba.precompile run-time layers")
     model = Sequential.from_spec(job["spec"]).astype(np.dtype(job["dtype"]))
     model.input_grad = job["input_grad"]
     model.train()

@@ -148,6 +148,12 @@ class Registry:
     def register(self, plugin, name: str | None = None) -> str:
         """Register a plugin object at run time; raise RegistryError at once, and keep
         nothing, on a name clash or a failing hook."""
+        if plugin is None or isinstance(plugin, (str, bytes, int, float, bool)):
+            raise RegistryError(f"a plugin is a module or an object with hook implementations, "
+                                f"got {plugin!r:.80}")
+        if name is not None and (not isinstance(name, str) or not name.strip() or ":" in name):
+            raise RegistryError(f"a plugin name is a non-empty string without ':' (which "
+                                f"separates plugin and entry names), got {name!r:.80}")
         try:
             name = self.pm.register(plugin, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:  # a name taken, a bad hook
@@ -179,6 +185,10 @@ class Registry:
         return name
 
     def unregister(self, name: str):
+        if not isinstance(name, str) or not self.pm.has_plugin(name):
+            names = ", ".join(sorted(n for n, _ in self.pm.list_name_plugin()))
+            raise RegistryError(f"no plugin named {name!r:.80} is registered; registered: "
+                                f"{names}")
         self.pm.unregister(name=name)
         self._dists.pop(name, None)
         self._cache.clear()

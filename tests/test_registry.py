@@ -12,7 +12,7 @@ import nnumba
 from nnumba import hookimpl
 from nnumba.errors import RegistryError
 from nnumba.layers import ReLU
-from nnumba.registry import Registry
+from nnumba.registry import Registry, register_plugin, unregister_plugin
 
 
 def test_builtins_register_through_the_hooks():
@@ -97,3 +97,20 @@ def test_mlp_hidden_that_is_no_width_or_list_of_widths_is_a_spec_error(hidden):
 def test_mlp_hidden_takes_a_numpy_integer_or_a_tuple():
     assert len(nnumba.build("mlp", hidden=np.int64(8)).layers) == 4
     assert len(nnumba.build("mlp", hidden=(8, 4)).layers) == 6
+
+
+@pytest.mark.parametrize("plugin,name,match", [
+    (None, None, "a plugin is a module or an object with hook implementations, got None"),
+    ("nnumba.layers", None, "a plugin is a module or an object"),
+    (types.SimpleNamespace(), "a:b", "a plugin name is a non-empty string without ':'"),
+    (types.SimpleNamespace(), " ", "a plugin name is a non-empty string"),
+])
+def test_register_plugin_refuses_what_is_not_a_plugin_or_a_plugin_name(plugin, name, match):
+    with pytest.raises(RegistryError, match=match):
+        register_plugin(plugin, name=name)
+
+
+@pytest.mark.parametrize("name", [None, "no such plugin"])
+def test_unregister_plugin_names_what_is_registered(name):
+    with pytest.raises(RegistryError, match="is registered; registered: .*nnumba.layers"):
+        unregister_plugin(name)
