@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import NnumbaError
-from ..layers.validation import integer, non_finite
+from ..errors import LabelError, NnumbaError, SpecError
+from ..layers.validation import integer, non_finite, show
 from .datasets import Dataset
 
 __all__ = ["DataFileError", "load_arrays", "stratified_split", "DEFAULT_TEST_FRACTION"]
@@ -41,6 +42,14 @@ def load_arrays(path, *, label_column: str | int | None = None,
     Without a test set in the file, a stratified share ``test_fraction``
     (default 0.2) of each class is drawn with ``seed`` for testing."""
     seed = integer("load_arrays", "seed", seed, 0, None)  # numpy's own error names nothing
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataFileError(f"load_arrays: a data file is a path, got {show(path)}")
+    # int(1.5) and int(True) would quietly pick column 1
+    if label_column is not None and not isinstance(label_column, str) and (
+            isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer))):
+        raise SpecError(f"load_arrays: label_column must be a column name (str) or a 0-based "
+                        f"index (int, negative from the end), got {show(label_column)} "
+                        f"({type(label_column).__name__})")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
@@ -78,6 +87,11 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int = 0, *,
     """(train, test) index arrays, in order: of each class, round(fraction * count)
     samples drawn with ``seed`` test, and at least one stays for training."""
     seed = integer("stratified_split", "seed", seed, 0, None)
+    y = np.asarray(y)
+    # np.unique of a 2-D array would split its values, not its rows: indices past the end
+    if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) == 0:
+        raise LabelError(f"{source}: stratified_split needs labels as a non-empty 1-D array "
+                         f"of integer class numbers, got {y.dtype} of shape {y.shape}")
     if isinstance(test_fraction, bool) or not isinstance(
             test_fraction, (int, float, np.integer, np.floating)) or not 0 < test_fraction < 1:
         raise DataFileError(f"{source}: the test fraction must lie strictly between 0 "

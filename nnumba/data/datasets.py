@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..layers.validation import integer
+from ..errors import LabelError, SpecError
+from ..layers.validation import integer, show
 from .download import MNIST_SHA256, cache_dir, download_mnist
 from .idx import read_idx
 
@@ -79,14 +80,17 @@ class Dataset:
     def binary(self, negative: int, positive: int, split: str = "train"):
         """(x, y) of two classes only, y = -1 for ``negative`` and +1 for ``positive``
         (the lecture's MNIST 0 vs 1 for the perceptron)."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if not isinstance(split, str) or split not in ("train", "test"):
+            raise SpecError(f"binary: split must be 'train' or 'test', got {show(split)}")
         n_classes = len(self.classes)
+        # class numbers only: 0.5 would match no label and "0" none either
+        negative = integer("binary", "negative", negative, 0, None)
+        positive = integer("binary", "positive", positive, 0, None)
         for c in (negative, positive):
-            if not 0 <= c < n_classes:
-                raise ValueError(f"{self.name} has classes 0..{n_classes - 1}, got {c}")
+            if c >= n_classes:
+                raise LabelError(f"{self.name} has classes 0..{n_classes - 1}, got {c}")
         if negative == positive:
-            raise ValueError(f"the two classes must differ, got {negative} twice")
+            raise LabelError(f"the two classes must differ, got {negative} twice")
         x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
         keep = (y == negative) | (y == positive)
         return x[keep], np.where(y[keep] == positive, 1, -1)
