@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnumba.data import batches, iterate
+from nnumba.errors import DTypeError, NnumbaError, ShapeError, SpecError
 
 
 @settings(max_examples=100, deadline=None)
@@ -56,12 +57,48 @@ def test_iterate_views_in_order_copies_when_shuffled():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: batches(10, 0), "batch_size must be >= 1"),
+    (lambda: batches(10, 0), "batches: batch_size must be an integer >= 1, got 0"),
     (lambda: batches(0, 4), "at least one example"),
     (lambda: batches(10, 4, shuffle=True), "needs rng"),
     (lambda: iterate(np.zeros(3), np.zeros(4), 2), "3 examples but y has 4"),
-    (lambda: iterate(np.zeros(3), np.zeros(3), -1), "batch_size must be >= 1"),
+    (lambda: iterate(np.zeros(3), np.zeros(3), -1), "batch_size must be an integer >= 1"),
 ])
 def test_bad_arguments_fail_at_the_call(call, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(NnumbaError, match=message):
         call()  # not only at the first next()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    # int() used to take these, or numpy to fail deep inside with a raw error
+    (lambda: batches(10.5, 4), SpecError, r"batches: n must be an integer >= 0, got 10.5"),
+    (lambda: batches(10, 2.5), SpecError, r"batches: batch_size must be an integer >= 1, "
+                                          r"got 2.5"),
+    (lambda: batches(10, "4"), SpecError, r"batch_size must be an integer >= 1, got '4'"),
+    (lambda: batches(10, True), SpecError, r"batch_size must be an integer >= 1, got True"),
+    (lambda: batches(None, 4), SpecError, r"batches: n must be an integer"),
+    (lambda: batches(-3, 4), SpecError, r"batches: n must be an integer >= 0, got -3"),
+    (lambda: batches(10, 4, shuffle=True, rng=7), SpecError, r"needs rng, a "
+                                                             r"np.random.Generator.*got 7"),
+    (lambda: batches(10, 4, shuffle="no"), SpecError, r"shuffle must be true or false, "
+                                                      r"got 'no'"),
+    (lambda: batches(10, 4, drop_last="yes"), SpecError, r"drop_last must be true or false"),
+    (lambda: iterate(np.zeros(3), 3, 2), DTypeError, r"iterate: y must be a numpy array "
+                                                     r"of samples \(N, ...\), got 3"),
+    (lambda: iterate(None, np.zeros(3), 2), DTypeError, r"x must be a numpy array.*None"),
+    (lambda: iterate(np.array(1.0), np.zeros(1), 2), DTypeError, r"x must be.*shape \(\)"),
+    (lambda: iterate(np.zeros(3), np.zeros(3), 2, shuffle=1), SpecError, r"shuffle must be"),
+    (lambda: iterate(np.zeros(3), np.zeros(3), 2.0), SpecError, r"batch_size must be an "
+                                                               r"integer >= 1, got 2.0"),
+    (lambda: iterate(np.zeros(0), np.zeros(0), 2), ShapeError, r"at least one example"),
+])
+def test_bad_arguments_are_nnumba_errors_naming_them(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_numpy_integers_are_sizes():
+    assert [b.tolist() for b in batches(np.int64(5), np.int32(2))] == [[0, 1], [2, 3], [4]]
+    x = np.arange(6)
+    got = [xb.tolist() for xb, _ in iterate(x, x, np.uint8(4), np.True_,
+                                           np.random.default_rng(0), drop_last=np.False_)]
+    assert sorted(sum(got, [])) == list(range(6)) and [len(b) for b in got] == [4, 2]

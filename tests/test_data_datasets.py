@@ -74,6 +74,38 @@ def test_subset_refuses_a_size_that_is_not_a_positive_integer(embedded, bad):
         embedded.subset(train=bad)
 
 
+@pytest.mark.parametrize("negative, positive, error, message", [
+    (0.5, 1, "SpecError", r"binary: negative must be an integer >= 0, got 0.5"),
+    ("0", 1, "SpecError", r"binary: negative must be an integer >= 0, got '0'"),
+    (0, True, "SpecError", r"binary: positive must be an integer >= 0, got True"),
+    (0, 1.0, "SpecError", r"binary: positive must be an integer >= 0, got 1.0"),
+    (-1, 1, "SpecError", r"binary: negative must be an integer >= 0, got -1"),
+    (0, 10, "LabelError", r"mnist-5k has classes 0..9, got 10"),
+    (3, 3, "LabelError", r"the two classes must differ, got 3 twice"),
+])
+def test_binary_refuses_what_is_not_two_class_numbers(embedded, negative, positive, error,
+                                                      message):
+    """binary(0.5, 1) used to return class 1 alone, every label +1."""
+    from nnumba import errors
+    with pytest.raises(getattr(errors, error), match=message):
+        embedded.binary(negative, positive)
+
+
+@pytest.mark.parametrize("split", ["validation", None, ["train"]])
+def test_binary_refuses_an_unknown_split(embedded, split):
+    from nnumba.errors import SpecError
+    with pytest.raises(SpecError, match=r"binary: split must be 'train' or 'test'"):
+        embedded.binary(0, 1, split)
+
+
+def test_binary_keeps_the_two_classes_as_minus_and_plus_one(embedded):
+    x, y = embedded.binary(np.int64(3), 8, "test")
+    keep = np.isin(embedded.y_test, [3, 8])
+    np.testing.assert_array_equal(x, embedded.x_test[keep])
+    np.testing.assert_array_equal(y, np.where(embedded.y_test[keep] == 8, 1, -1))
+    assert sorted(np.unique(y).tolist()) == [-1, 1] and len(y) == 200
+
+
 def synthetic_mnist(root, n_train=12, n_test=5, gz=True):
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)

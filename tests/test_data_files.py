@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nnumba.data import DataFileError, load_arrays, stratified_split
+from nnumba.errors import LabelError, SpecError
 
 
 def _npz(path, **arrays):
@@ -63,6 +64,53 @@ def test_split_keeps_one_sample_of_a_class_for_training():
     assert list(test) != [] and 4 in train  # class 1's only sample trains
     with pytest.raises(DataFileError, match="no test samples"):
         stratified_split(np.array([0, 1, 2]), 0.2)
+
+
+@pytest.mark.parametrize("labels", [np.zeros((4, 2)), np.zeros((4, 1), int), np.array(1),
+                                    np.array([0.0, 1.0, 0.0, 1.0]), np.array(["a", "b"]),
+                                    np.array([], int), [[0, 1], [1, 0]], None])
+def test_split_refuses_labels_that_are_not_1d_class_numbers(labels):
+    """A (4, 2) array used to give test indices [2, 3, 4, 6] for 4 samples."""
+    with pytest.raises(LabelError, match=r"the data: stratified_split needs labels as a "
+                                         r"non-empty 1-D array of integer class numbers"):
+        stratified_split(labels, 0.5)
+
+
+def test_split_of_a_list_is_the_split_of_its_array():
+    """Per class, round(fraction * count) test samples, the others training."""
+    y = [0, 1, 1, 0, 2, 2, 2, 2, 0, 1]
+    train, test = stratified_split(y, 0.5, seed=3)
+    again = stratified_split(np.array(y, np.int32), 0.5, seed=3)
+    np.testing.assert_array_equal(train, again[0])
+    np.testing.assert_array_equal(test, again[1])
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(10))
+    assert np.bincount(np.array(y)[test]).tolist() == [2, 2, 2]  # round(0.5 * 3) = 2
+
+
+@pytest.mark.parametrize("column", [1.5, 1.0, True, False, [1], None.__class__])
+def test_label_column_must_be_a_name_or_an_integer(tmp_path, column):
+    """int(1.5) and int(True) used to pick column 1 without a word."""
+    path = _csv(tmp_path / "t.csv", [[0.5, 1, 0], [1.5, 0, 1]] * 5)
+    with pytest.raises(SpecError, match=r"load_arrays: label_column must be a column name "
+                                        r"\(str\) or a 0-based index"):
+        load_arrays(path, label_column=column)
+
+
+def test_label_column_as_a_numpy_integer_or_a_digit_string(tmp_path):
+    rows = [[0.5, i % 2, 7 + i % 3] for i in range(12)]
+    path = _csv(tmp_path / "t.csv", rows)
+    by_int = load_arrays(path, label_column=np.int64(1), test_fraction=0.5)
+    by_text = load_arrays(path, label_column="1", test_fraction=0.5)
+    np.testing.assert_array_equal(by_int.y_train, by_text.y_train)
+    x = np.array(rows, np.float32)[:, [0, 2]]
+    np.testing.assert_array_equal(np.sort(np.concatenate([by_int.x_train, by_int.x_test]),
+                                          axis=0), np.sort(x, axis=0))
+
+
+@pytest.mark.parametrize("path", [None, 3, ["a.npz"], b"a.npz"])
+def test_a_path_that_is_not_one_is_named(path):
+    with pytest.raises(DataFileError, match=r"load_arrays: a data file is a path, got "):
+        load_arrays(path)
 
 
 def test_string_labels_become_sorted_class_numbers(tmp_path):
