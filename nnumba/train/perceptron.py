@@ -7,6 +7,7 @@ The bias is one more weight on a constant input feature equal to 1.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,14 +26,18 @@ class PerceptronResult:
     history: list = field(default_factory=list)  # per epoch: epoch, nb_changes, train_error, test_error
 
     def decision(self, x) -> np.ndarray:
+        """w . x + b, one per sample of ``x`` (N, ...): none for N = 0."""
         x = np.asarray(x)
         if x.dtype.kind not in "biuf" or x.ndim == 0:
             raise DTypeError(f"perceptron: expected inputs as a numeric array of samples, got "
                              f"{x.dtype} of shape {x.shape}")
-        flat = x.reshape(len(x), -1)
+        # the features counted from the shape: reshape(0, -1) cannot infer them
+        flat = x.reshape(len(x), math.prod(x.shape[1:]))
         if flat.shape[1] != self.w.size:
             raise ShapeError(f"perceptron: inputs have {flat.shape[1]} features, the weights "
                              f"{self.w.size}")
+        if x.dtype.kind == "f" and not np.isfinite(flat).all():  # NaN would predict -1
+            raise NonFiniteError("perceptron: inputs hold NaN or infinity")
         return flat @ self.w + self.b
 
     def predict(self, x) -> np.ndarray:
@@ -59,17 +64,29 @@ class PerceptronResult:
         return Sequential(Flatten(), linear, Threshold())
 
 
-def _prepare(x, y, what):
+def _check_set(x, y, what):
+    """Refuse a set that is not float samples (N, ...) with at least one feature each,
+    with labels (N,) in {-1, +1}: before a group (:mod:`nnumba.distributed`) shards it."""
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise DTypeError(f"perceptron: {what} inputs must be a float numpy array")
+    if x.ndim == 0:
+        raise ShapeError(f"perceptron: {what} inputs must be an array of samples (N, ...), "
+                         f"got a 0-d array")
     if len(x) == 0:
         raise ShapeError(f"perceptron: {what} set is empty")
+    if x.size == 0:
+        raise ShapeError(f"perceptron: {what} samples have no features (shape {x.shape})")
     y = np.asarray(y)
     if y.shape != (len(x),):
         raise LabelError(f"perceptron: {what} set has {len(x)} inputs but labels of "
                          f"shape {y.shape}")
     if not np.isin(y, (-1, 1)).all():
         raise LabelError(f"perceptron: labels must be -1 or +1, got {np.unique(y)[:5].tolist()}")
+
+
+def _prepare(x, y, what):
+    _check_set(x, y, what)
+    y = np.asarray(y)
     flat = x.reshape(len(x), -1)
     top = max(float(flat.max()), -float(flat.min()), 1.0)  # 1: the bias feature
     if not np.isfinite(top):  # NaN propagates through max and min; no bool copy
@@ -119,6 +136,12 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
     if callback is not None and not callable(callback):  # else found after an epoch
         raise DTypeError(f"perceptron: callback must be a function of the epoch's row, got "
                          f"{type(callback).__name__}")
+    if (x_test is None) != (y_test is None):  # as the gradient trainers' fit
+        raise DTypeError(f"perceptron: x_test and y_test come together; got only "
+                         f"{'x_test' if y_test is None else 'y_test'}")
+    _check_set(x, y, "training")
+    if x_test is not None:
+        _check_set(x_test, y_test, "test")
     group = _Alone() if group is None else group
     # top: the largest |x| of a set, which bounds every w . x to come (_check_range)
     xs, ys, top = group.prepare(x, y, "training")
