@@ -271,3 +271,9 @@ def test_experiment_run_refuses_an_out_that_is_a_file(capsys, tmp_path):
     line = error_line(capsys, "experiment", "run", "xor", "--out", str(tmp_path / "somefile"))
     assert line.endswith("somefile: names a file, not a folder for the figures")
     assert (tmp_path / "somefile").read_text() == "kept"
+
+
+def test_the_perceptron_refuses_a_model_it_would_ignore(capsys):
+    line = error_line(capsys, "train", "--trainer", "perceptron", "--model", "lenet")
+    assert line == ("nnumba train: error: --model does not apply to --trainer perceptron, "
+                    "which trains its own single linear unit (got --model lenet): drop --model")

@@ -17,8 +17,9 @@ def add_parser(sub):
     p = sub.add_parser("train", help="train a model (the MLP on the embedded MNIST by default)",
                        description="Train a model. By default: the MLP 784-256-10 with "
                                    "mini-batch SGD on the embedded 4,000/1,000 MNIST split.")
-    p.add_argument("--model", default="mlp",
-                   help="a registered model name (see `nnumba plugins`) or a JSON spec file")
+    p.add_argument("--model",  # None: "mlp", filled in once --trainer perceptron is ruled out
+                   help="a registered model name (see `nnumba plugins`) or a JSON spec file "
+                        "(default mlp)")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of a named model's factory, e.g. --model lenet "
                         "--model-option classes=5 (VALUE is read as JSON, else as text); "
@@ -115,6 +116,10 @@ def _fill_defaults(args):
 
 def _check_options(args):
     """Refuse what cannot run, before anything loads."""
+    if args.trainer == "perceptron" and args.model is not None:
+        raise ValueError(f"--model does not apply to --trainer perceptron, which trains its own "
+                         f"single linear unit (got --model {args.model}): drop --model")
+    args.model = args.model or "mlp"
     for flag in ("epochs", "batch_size", "train_size", "test_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
