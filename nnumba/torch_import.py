@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import NonFiniteError, WeightsError
+from .layers.validation import show
 
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
 
@@ -162,13 +164,37 @@ def _mismatch_message(source, order, tensors, targets, at):
             f"parameters; nnumba parameters left without a tensor: {missing}")
 
 
+def _as_array(key, value, source) -> np.ndarray:
+    """A state_dict value as a numpy array: a torch tensor (detached from autograd,
+    moved to the host; torch is never imported here), a numpy array or a nested list."""
+    try:
+        if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
+            value = value.detach().cpu()
+        return np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - torch's dtypes numpy lacks, ragged lists
+        raise WeightsError(f"{source}: torch tensor {show(key)} cannot be read as a numpy "
+                           f"array ({type(exc).__name__}: {exc})") from None
+
+
+def _arrays(tensors: Mapping, source) -> dict[str, np.ndarray]:
+    """The state_dict's values as numpy arrays, keyed by their (string) names."""
+    out = {}
+    for key, value in tensors.items():
+        if not isinstance(key, str):
+            raise WeightsError(f"{source}: tensor names are strings (a state_dict's keys), "
+                               f"got {show(key)}")
+        out[key] = _as_array(key, value, source)
+    return out
+
+
 def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="state_dict"):
     """``[(torch name, nnumba name)]`` pairing every tensor with a parameter; raises
     WeightsError naming both sides at the first mismatch."""
     targets = _targets(model)
+    tensors = _arrays(tensors, source)
     names = list(tensors)
     for key in names:
-        dtype = np.asarray(tensors[key]).dtype
+        dtype = tensors[key].dtype
         if dtype.kind != "f":
             raise WeightsError(f"{source}: torch tensor {key!r} is {dtype}, not a floating "
                                f"point parameter (buffers such as BatchNorm's counters have "
@@ -191,9 +217,16 @@ def load_torch_weights(model, source):
     """Copy a PyTorch state_dict into ``model`` (a Sequential) by order and shape.
 
     ``source``: a .safetensors or .npz path, or a mapping of names to arrays in the
-    state_dict's order. A nnumba .npz (from ``nnumba.save``) loads by its own names."""
+    state_dict's order. A nnumba .npz (from ``nnumba.save``) loads by its own names.
+
+    The values must be finite and within the model's dtype (float64 weights past
+    float32's range would become infinity); the model is left untouched when they
+    are not, or when they do not fit it."""
     if isinstance(source, Mapping):
-        tensors, ordered, label = dict(source), True, "state_dict"
+        tensors, ordered, label = _arrays(source, "state_dict"), True, "state_dict"
+    elif not isinstance(source, (str, os.PathLike)):
+        raise WeightsError(f"torch weights are a path or a state_dict (a mapping of names "
+                           f"to tensors), got {show(source)}")
     else:
         path = Path(source)
         if path.suffix.lower() == ".npz" and "__nnumba_spec__.npy" in _zip_members(path):
@@ -202,6 +235,18 @@ def load_torch_weights(model, source):
         (tensors, ordered), label = read_state_dict(path), str(path)
     pairs = match_state_dict(model, tensors, ordered, label)
     params = dict(model.params())
-    for key, name in pairs:
-        params[name].value[...] = np.asarray(tensors[key]).astype(model.dtype, copy=False)
+    values = {}
+    for key, name in pairs:  # every value checked before the first is copied in
+        dtype = params[name].value.dtype
+        if not np.isfinite(tensors[key]).all():
+            raise NonFiniteError(f"{label}: parameter {name} holds NaN or infinity "
+                                 f"(torch tensor {key!r})")
+        with np.errstate(over="ignore"):
+            values[name] = tensors[key].astype(dtype, copy=False)
+        if not np.isfinite(values[name]).all():  # float64 weights past float32's range
+            raise WeightsError(f"{label}: parameter {name} (torch tensor {key!r}) holds "
+                               f"values beyond the model's {dtype.name} range (at most "
+                               f"{float(np.finfo(dtype).max):.4g})")
+    for name, value in values.items():
+        params[name].value[...] = value
     return model
