@@ -21,6 +21,8 @@ threading layer: a forked child that runs a parallel kernel is terminated.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from scipy.special import log_softmax, softmax
 
@@ -33,6 +35,7 @@ except ImportError as exc:
     raise ImportError('nnumba.sklearn needs scikit-learn 1.6 or later: '
                       'pip install "nnumba[sklearn]"') from exc
 
+from .layers.validation import flag, integer, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .train import TRAINERS, train_perceptron
@@ -71,8 +74,9 @@ class _NNEstimator(BaseEstimator):
     def fit(self, X, y):
         """Train for ``epochs`` from a fresh model, or from the last one with
         ``warm_start``; the optimizer (its momentum) starts afresh either way."""
-        first = not (self.warm_start and hasattr(self, "model_"))
-        return self._fit(X, y, first, self._settings()["epochs"], fresh_trainer=True)
+        settings = self._settings()
+        first = not (self.warm_start and hasattr(self, "model_"))  # a flag: checked
+        return self._fit(X, y, first, settings["epochs"], fresh_trainer=True)
 
     def _fit(self, X, y, first, epochs, fresh_trainer, classes=None):
         X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first,
@@ -90,27 +94,44 @@ class _NNEstimator(BaseEstimator):
     _trainer = None  # kept for partial_fit; not pickled
 
     def _dtype(self):
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {show(self.dtype)}")
         return np.dtype(self.dtype)
+
+    def _check_params(self):
+        """ValueError (nnumba's SpecError for a number) for a setting the model or
+        the trainer cannot take, before anything is built; the trainers check lr,
+        momentum, weight_decay and batch_size themselves."""
+        self._dtype()
+        flag(type(self).__name__, "warm_start", self.warm_start)  # "no" would be truthy
+        if not isinstance(self.trainer, str) or self.trainer not in TRAINERS:
+            raise ValueError(f"trainer must be one of {sorted(TRAINERS)}, got "
+                             f"{show(self.trainer)}")
+        options = self.model_options
+        if options is not None and (not isinstance(options, Mapping) or
+                                    not all(isinstance(k, str) for k in options)):
+            raise ValueError(f"model_options must be a dict of the named model's options "
+                             f"by name, e.g. {{'hidden': [128, 64]}}, got {show(options)}")
 
     def _y_validation(self) -> dict:
         return {}
 
     def _settings(self) -> dict:
         """epochs, lr, momentum, batch_size: as given, else the named model's
-        train_defaults, else nnumba's fallback (as ``nnumba train``)."""
+        train_defaults, else nnumba's fallback (as ``nnumba train``). Every setting
+        is checked here, where fit and partial_fit start."""
+        self._check_params()
         defaults, _ = train_defaults(self.model)
         given = {"epochs": self.epochs, "lr": self.lr, "momentum": self.momentum,
                  "batch_size": self.batch_size}
-        return {k: defaults[k] if v is None else v for k, v in given.items()}
+        settings = {k: defaults[k] if v is None else v for k, v in given.items()}
+        # int() would train 1.5 as 1, "2" as 2 and True as 1 epoch
+        settings["epochs"] = integer(type(self).__name__, "epochs", settings["epochs"], 1,
+                                     None)
+        return settings
 
     def _train(self, X, targets, outputs, first, epochs, fresh_trainer):
-        if self.trainer not in TRAINERS:
-            raise ValueError(f"trainer must be one of {sorted(TRAINERS)}, got {self.trainer!r}")
         settings = self._settings()
-        if int(epochs) < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
         rng = check_random_state(self.random_state)
         if first:
             self.model_, self.input_shape_ = model_for_data(
@@ -123,17 +144,19 @@ class _NNEstimator(BaseEstimator):
                 self.model_, get_loss(self._loss)(), lr=settings["lr"],
                 momentum=settings["momentum"], weight_decay=self.weight_decay,
                 batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)))
-        history = self._trainer.fit(self._rows(X), targets, epochs=int(epochs))
-        self.history_ += history.epochs[-int(epochs):]
-        self.n_iter_ += int(epochs)
+        history = self._trainer.fit(self._rows(X), targets, epochs=epochs)
+        self.history_ += history.epochs[-epochs:]
+        self.n_iter_ += epochs
 
     def _rows(self, X):
         return X.reshape((len(X),) + tuple(self.input_shape_))
 
     def _outputs(self, X) -> np.ndarray:
+        """The model's outputs in its own dtype (``dtype``): a float64 copy of float32
+        values would claim a precision they were not computed with."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=self._dtype(), reset=False)
-        return self.model_.predict(self._rows(X)).astype(np.float64)
+        return self.model_.predict(self._rows(X))
 
     # ---- pickling: the model's parameters are views into one buffer ------------------
     def __getstate__(self):
@@ -170,7 +193,9 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         momentum 0.9, batch 100), else nnumba's fallback (10, 0.05, 0.9, 100).
     weight_decay : float, default=0.0
     dtype : {"float32", "float64"}, default="float32"
-        The model's and the inputs' precision.
+        The model's and the inputs' precision, and the dtype of what
+        ``predict_proba`` and ``predict_log_proba`` return (float32 by default:
+        the precision the model computes in, not a float64 copy of it).
     random_state : int, RandomState or None, default=None
         Seeds the initial weights and the order of the samples.
     warm_start : bool, default=False
@@ -201,13 +226,16 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         return self._partial_fit(X, y, classes)
 
     def predict_proba(self, X):
-        """Softmax of the model's outputs: one column per class of ``classes_``."""
+        """Softmax of the model's outputs: one column per class of ``classes_``, in
+        the estimator's ``dtype`` (float32 by default)."""
         return softmax(self._outputs(X), axis=1)
 
     def predict_log_proba(self, X):
+        """Log-softmax of the model's outputs, in the estimator's ``dtype``."""
         return log_softmax(self._outputs(X), axis=1)
 
     def predict(self, X):
+        """The class of ``classes_`` (its dtype) with the largest output."""
         best = self._outputs(X).argmax(axis=1)
         return self.classes_[best]
 
@@ -218,6 +246,8 @@ class NNRegressor(RegressorMixin, _NNEstimator):
     The parameters and attributes are NNClassifier's (``classes_`` aside); a named
     model's ``classes`` option is the number of targets, ``n_outputs_``. Targets
     are not rescaled: wrap in ``TransformedTargetRegressor`` where they are large.
+    ``predict`` returns the model's ``dtype`` (float32 by default), the precision
+    it computes in.
     """
 
     _loss = "MSE"
@@ -239,6 +269,8 @@ class NNRegressor(RegressorMixin, _NNEstimator):
         return y.astype(self._dtype()), self.n_outputs_
 
     def predict(self, X):
+        """The model's outputs in the estimator's ``dtype``: (n,) for one target,
+        else (n, n_outputs_)."""
         out = self._outputs(X)
         return out.ravel() if self.n_outputs_ == 1 else out
 
@@ -283,14 +315,15 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X):
-        """w . x + b: (n,) for two classes (>= 0 is ``classes_[1]``), else one
-        column per class."""
+        """w . x + b, float64: (n,) for two classes (>= 0 is ``classes_[1]``), else
+        one column per class."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         scores = X @ self.coef_.T + self.intercept_
         return scores.ravel() if len(self.classes_) == 2 else scores
 
     def predict(self, X):
+        """The class of ``classes_`` (its dtype) the scores pick."""
         scores = self.decision_function(X)
         if scores.ndim == 1:  # the lecture's sigma: +1 where w . x + b >= 0
             return self.classes_[(scores >= 0).astype(int)]
