@@ -307,6 +307,10 @@ def test_one_sample_or_the_batch_under_the_haswell_blas_kernels():
     import: a fresh process)."""
     if os.environ.get("NNUMBA_BLAS_CORETYPE") == "Haswell":
         pytest.skip("this run has the Haswell kernels: the checks themselves run here")
+    from llvmlite import binding
+    features = binding.get_host_cpu_features()
+    if not (features.get("avx2") and features.get("fma")):
+        pytest.skip("OpenBLAS's Haswell kernels need a CPU with AVX2 and FMA")
     env = {**os.environ, "NNUMBA_BLAS_CORETYPE": "Haswell"}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           f"{__file__}::test_scikit_learn_estimator_checks", "-k",
