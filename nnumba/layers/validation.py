@@ -163,7 +163,7 @@ def number(owner: str, name: str, value, low: float = -math.inf, high: float = m
     try:  # float() refuses an int too large for a float (10**400)
         ok = not isinstance(value, bool) and \
             isinstance(value, (int, float, np.integer, np.floating)) and \
-            math.isfinite(float(value)) and low <= value <= high
+            math.isfinite(float(value)) and low <= float(value) <= high  # not in value's dtype
     except OverflowError:
         ok = False
     if not ok:
