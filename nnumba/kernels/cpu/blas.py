@@ -16,8 +16,10 @@ The copy runs the kernels for the instructions numba compiles nnumba's own
 kernels for on this CPU (:func:`core_type`), whatever ``OPENBLAS_CORETYPE``
 asks of numpy's copy: on an AVX-512 machine whose environment pins OpenBLAS to
 ``Haswell`` (AVX2), the SkylakeX kernels ran its GEMMs 1.4-1.9x faster
-(docs/performance.md).  ``NNUMBA_BLAS_CORETYPE`` chooses another.  A product with one row or one column runs as a
-matrix-vector product (GEMV), which reads the matrix once where GEMM would pack it.
+(docs/performance.md).  ``NNUMBA_BLAS_CORETYPE`` chooses another.
+
+A product with one row or one column runs as a matrix-vector product (GEMV),
+which reads the matrix once where GEMM would pack it.
 
 ``gemm(a, b, out, accumulate)``: out (M, N) = a @ b (+ out with accumulate), one
 float dtype; ``a`` and ``b`` C-contiguous or transposes of C-contiguous arrays
