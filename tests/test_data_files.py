@@ -222,3 +222,21 @@ def test_a_pickle_is_never_unpickled(tmp_path):
     with pytest.raises(DataFileError, match="not an .npz archive"):
         load_arrays(tmp_path / "evil.npz")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 1, 1e300, 0]),
+                                    np.array([0, 1, 2**63, 0], np.uint64)])
+def test_labels_past_int64_are_named_not_wrapped(tmp_path, labels):
+    """The int64 cast used to wrap 1e300 to -9223372036854775808 in the message."""
+    path = _npz(tmp_path / "big.npz", x_train=np.ones((4, 2), np.float32), y_train=labels)
+    with pytest.raises(DataFileError, match="far too large for a class number"):
+        load_arrays(path)
+
+
+def test_a_folder_or_device_is_not_called_missing(tmp_path):
+    (tmp_path / "dir.npz").mkdir()
+    for path in (tmp_path / "dir.npz", Path("/dev/null")):
+        with pytest.raises(DataFileError, match="is not a regular file"):
+            load_arrays(path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_arrays(tmp_path / "missing.npz")

@@ -52,6 +52,9 @@ def load_arrays(path, *, label_column: str | int | None = None,
                         f"({type(label_column).__name__})")
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, a device: "does not exist" would mislead
+            raise DataFileError(f"data file {path} is not a regular file; give an .npz or "
+                                ".csv file")
         raise FileNotFoundError(f"data file {path} does not exist")
     kind = path.suffix.lower()
     if kind == ".npz":
@@ -202,6 +205,10 @@ def _labels(path, name, y, n) -> np.ndarray:
     elif y.dtype.kind not in "biu":
         raise DataFileError(f"{path}: {name} must hold class numbers or names, got dtype "
                             f"{y.dtype}")
+    if y.dtype.kind in "fu" and len(y) and float(np.abs(y).max()) >= 2.0**63:
+        # past int64 the cast wraps: 1e300 was reported as -9223372036854775808
+        raise DataFileError(f"{path}: {name} holds {float(np.abs(y).max()):g}, far too large "
+                            "for a class number; labels are class numbers 0, 1, ... or names")
     return y.astype(np.int64)
 
 
