@@ -266,10 +266,21 @@ def _pm_one(loss: Loss, y_hat, y):
     return y_hat, loss._targets(y, y_hat.dtype)
 
 
+def _check_signs(loss: Loss, y):
+    """Device targets are checked by the kernel, which gives a NaN loss for a label
+    other than -1 or +1 (NaN included): name them."""
+    labels = to_host(y)
+    if not np.isin(labels, (-1, 1)).all():
+        raise LabelError(f"{loss.type_name} loss: labels must be -1 or +1 (got values "
+                         f"{np.unique(labels)[:5].tolist()} ...)")
+
+
 class Logistic(Loss):
     """The lecture's logistic loss -log sigmoid(y (w.x + b)) for labels in {-1, +1}."""
 
     examples = [({}, (5,), "signs"), ({"reduction": "sum"}, (4, 1), "signs")]
+
+    _check_targets_after_nonfinite = _check_signs
 
     def _compute(self, y_hat, y, scale):
         flat, labels = _pm_one(self, y_hat, y)
@@ -290,6 +301,8 @@ class Hinge(Loss):
     def __init__(self, lam: float = 0.0, reduction: str = "mean"):
         super().__init__(reduction)
         self.lam = number(self.type_name, "lam", lam, 0.0)
+
+    _check_targets_after_nonfinite = _check_signs
 
     def _compute(self, y_hat, y, scale):
         flat, labels = _pm_one(self, y_hat, y)

@@ -34,16 +34,27 @@ def _squared_error(yhat, y, scale, losses, dl_dyhat):
         _se(yhat, y, scale, losses, dl_dyhat, i)
 
 
+# Device targets are checked here, not on the host before: a label that is not -1
+# or +1 gets a NaN loss (and no gradient), which the loss then reports.
+
 @cuda.jit(cache=True)
 def _logistic(yhat, y, scale, losses, dl_dyhat):
     for i in range(cuda.grid(1), yhat.shape[0], cuda.gridsize(1)):
-        _logistic_at(yhat, y, scale, losses, dl_dyhat, i)
+        if y[i] != 1 and y[i] != -1:
+            losses[i] = math.nan
+            dl_dyhat[i] = 0
+        else:
+            _logistic_at(yhat, y, scale, losses, dl_dyhat, i)
 
 
 @cuda.jit(cache=True)
 def _hinge(yhat, y, margin, scale, losses, dl_dyhat):
     for i in range(cuda.grid(1), yhat.shape[0], cuda.gridsize(1)):
-        _hinge_at(yhat, y, margin, scale, losses, dl_dyhat, i)
+        if y[i] != 1 and y[i] != -1:
+            losses[i] = math.nan
+            dl_dyhat[i] = 0
+        else:
+            _hinge_at(yhat, y, margin, scale, losses, dl_dyhat, i)
 
 
 softmax_cross_entropy = over(_softmax_cross_entropy, rows)
