@@ -148,7 +148,7 @@ class Registry:
     def register(self, plugin, name: str | None = None) -> str:
         """Register a plugin object at run time; raise RegistryError at once, and keep
         nothing, on a name clash or a failing hook."""
-        if plugin is None or isinstance(plugin, (str, bytes, int, float, bool)):
+        if plugin is None or isinstance(plugin, (str, bytes, int, float)):
             raise RegistryError(f"a plugin is a module or an object with hook implementations, "
                                 f"got {plugin!r:.80}")
         if name is not None and (not isinstance(name, str) or not name.strip() or ":" in name):

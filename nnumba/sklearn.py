@@ -158,18 +158,11 @@ class _NNEstimator(BaseEstimator):
         X = validate_data(self, X, dtype=self._dtype(), reset=False)
         return self.model_.predict(self._rows(X))
 
-    # ---- pickling: the model's parameters are views into one buffer ------------------
+    # ---- pickling (the model rebinds its parameters itself: Sequential.__setstate__) ----
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_trainer", None)  # callbacks and buffers; partial_fit makes a new one
         return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if "model_" in self.__dict__:
-            # pickle stores each parameter as an array of its own: bind them into
-            # one buffer again (copy() rebinds from the parameters' values)
-            self.model_ = self.model_.copy()
 
 
 class NNClassifier(ClassifierMixin, _NNEstimator):

@@ -73,8 +73,7 @@ class _ConvNd(Layer):
             return
         N, C, H, W = x4_shape
         (kh, kw), (sh, _), (ph, pw) = self.kernel, self.stride, self.padding
-        Ho, Wo = self.output_shape(x4_shape[1:])[1:] if self.spatial == 2 else \
-            (1,) + self.output_shape((C, W))[1:]
+        Ho, Wo = (out_size(*a) for a in zip((H, W), self.kernel, self.stride, self.padding))
         elements = max(N * C * (H + 2 * ph) * (W + 2 * pw), N * C * kh * kw * Ho * Wo,
                        C * kw * ((Ho - 1) * sh + kh) * Wo)
         check_memory(f"{self.label}'s scratch arrays for input {x4_shape}",
