@@ -171,7 +171,7 @@ def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
     xs_size = C * kw * R * Wo
     for n in prange(N):
         xs = np.empty(xs_size, x.dtype)
-        _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
+        _fill_xs(x, np.int64(n), sw, ph, pw, kw, R, Wo, xs)  # as the weight gradient's
         y = out[n].reshape(D, Ho * Wo)
         for s in range(nseg):
             for p0 in range(0, L, step):

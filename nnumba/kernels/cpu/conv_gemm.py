@@ -18,7 +18,7 @@ The GEMMs are BLAS's (:mod:`.blas`).
 """
 from numba import get_num_threads, njit, prange
 
-from .layout import _add_run, _copy_run, _crop_rows, _pad_rows, _to_batch_inner, _to_batch_outer
+from .layout import _add_run, _copy_run, _crop_rows, _pad_rows, to_batch_inner, to_batch_outer
 from .blas import address, gemm, gemm_in_thread
 from .workspace import scratch
 from ..cache_stamp import stamp
@@ -83,7 +83,7 @@ def forward_gemm(x, w, b, sh, sw, ph, pw, out):
     colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=True)
     oT = scratch("gemm_out", (D, P * N), x.dtype)
     gemm(wb, colsT, oT)
-    _to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
+    to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
 
 
 @njit(cache=True, fastmath=True)
@@ -161,7 +161,7 @@ def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False):
     """colsT (C*kh*kw, Ho*Wo*N) of x; ones_row adds a last row of ones."""
     N, C, H, W = x.shape
     xT = scratch("xT", (C, H, W, N), x.dtype)
-    _to_batch_inner(x.reshape(N, C * H * W), xT.reshape(C * H * W, N))
+    to_batch_inner(x.reshape(N, C * H * W), xT.reshape(C * H * W, N))
     if ph or pw:
         xTp = scratch("xTpad", (C, H + 2 * ph, W + 2 * pw, N), x.dtype)
         _pad_rows(xT, ph, pw, xTp)
@@ -181,7 +181,7 @@ def weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out):
     P, K = Ho * Wo, C * kh * kw
     colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo)
     dyt = scratch("dyt", (D, P * N), dy.dtype)
-    _to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
+    to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
     db_out += dyt.sum(axis=1)
     gemm(dyt, colsT.T, dw_out.reshape(D, K), accumulate=True)   # dW (D, K) += dyT @ colsT.T
 
@@ -194,7 +194,7 @@ def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
     H, W = dx_out.shape[2], dx_out.shape[3]
     P, K, M = Ho * Wo, C * kh * kw, C * H * W
     dyt = scratch("dyt", (D, P * N), dy.dtype)
-    _to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
+    to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
     dcT = scratch("dcolsT", (K, P * N), dy.dtype)
     gemm(w.reshape(D, K).T, dyt, dcT)
     dxT = scratch("xTpad", (C, H + 2 * ph, W + 2 * pw, N), dy.dtype)
@@ -203,7 +203,7 @@ def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
         dxTc = scratch("xT", (C, H, W, N), dy.dtype)
         _crop_rows(dxT, ph, pw, dxTc)
         dxT = dxTc
-    _to_batch_outer(dxT.reshape(M, N), dx_out.reshape(N, M))
+    to_batch_outer(dxT.reshape(M, N), dx_out.reshape(N, M))
 
 
 stamp(globals())  # the disk cache follows every kernel source

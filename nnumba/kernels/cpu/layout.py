@@ -103,23 +103,29 @@ def _tr_wc(s, d):
 
 
 @njit(**_OPTS)
-def _to_batch_inner(x2, xT2):
-    """xT2 (M, N) = x2 (N, M).T.  Parallel over blocks of 64 columns."""
-    N, M = x2.shape
+def _transpose(s, d, outer_is_source):
+    """d = s.T between a batch-outer (N, M) and a batch-inner (M, N) array, in
+    parallel over blocks of 64 along M; the tiles walk the batch-outer array
+    along its rows.  One kernel for both directions: each parallel kernel costs
+    about a second of cold compilation."""
+    M = s.shape[1] if outer_is_source else s.shape[0]
     for q in prange((M + 63) // 64):
-        j0 = q * 64
-        j1 = min(M, j0 + 64)
-        _tr_rc(x2[:, j0:j1], xT2[j0:j1, :])
+        k0 = q * 64
+        k1 = min(M, k0 + 64)
+        if outer_is_source:
+            _tr_rc(s[:, k0:k1], d[k0:k1, :])
+        else:
+            _tr_wc(s[k0:k1, :], d[:, k0:k1])
 
 
-@njit(**_OPTS)
-def _to_batch_outer(xT2, x2):
-    """x2 (N, M) = xT2 (M, N).T.  Parallel over blocks of 64 rows of xT2."""
-    M, N = xT2.shape
-    for q in prange((M + 63) // 64):
-        i0 = q * 64
-        i1 = min(M, i0 + 64)
-        _tr_wc(xT2[i0:i1, :], x2[:, i0:i1])
+def to_batch_inner(x2, xT2):
+    """xT2 (M, N) = x2 (N, M).T."""
+    _transpose(x2, xT2, True)
+
+
+def to_batch_outer(xT2, x2):
+    """x2 (N, M) = xT2 (M, N).T."""
+    _transpose(xT2, x2, False)
 
 
 @njit(**_SEQ)
