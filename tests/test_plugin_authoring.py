@@ -79,3 +79,90 @@ def test_a_subclass_calling_super_reset_is_checked_once_and_passes():
             self.beta.value[...] = 0
     layer = Child(2)
     assert np.all(layer.beta.value == 0) and np.all(layer.gamma.value >= 0.5)
+
+
+# ---- the kit names malformed examples and the usual slips ------------------------------
+
+from nnumba import testing  # noqa: E402
+from nnumba.losses import MSE  # noqa: E402
+
+
+def _with(base, **attrs):
+    return type(base.__name__ + "Variant", (base,), attrs)
+
+
+@pytest.mark.parametrize("examples, message", [
+    ([{"features": 3}], r"examples\[0\] is \{'features': 3\}; each example is a tuple "
+                        r"\(kwargs, input shape\)"),
+    ([((4, 3), {"features": 3})], r"examples\[0\] is \(\(4, 3\), .*kwargs a dict"),
+    ([({"features": 3}, 3)], r"examples\[0\]: the shape must be a tuple of positive sizes"),
+    ([({"feature": 3}, (4, 3))], r"AffineVariant\(\*\*\{'feature': 3\}\) raised TypeError: missing a "
+                                 r"required argument: 'features'"),
+    ([({"features": 3}, (3,))], r"refused the example input of shape \(3,\) .*batch axis first"),
+    ([({"features": 3}, (4, 5))], r"refused the example input of shape \(4, 5\)"),
+    ([], r"no examples; add examples = \[\(kwargs, input shape\), ...\]"),
+])
+def test_malformed_layer_examples_are_conformance_errors_naming_the_layer(examples, message):
+    with pytest.raises(testing.ConformanceError, match=r"^AffineVariant: " + message):
+        testing.check_all(_with(Affine, examples=examples))
+
+
+def test_a_backward_that_forgets_dl_dx_is_told_to_return_it():
+    def _backward(self, dl_dy):
+        Affine._backward(self, dl_dy)
+    with pytest.raises(testing.ConformanceError, match="^AffineVariant: backward returned None "
+                                                       "while needs_input_grad is True"):
+        testing.check_all(_with(Affine, _backward=_backward))
+
+
+def test_a_parameter_copied_in_init_is_named_with_the_rule_it_breaks():
+    def __init__(self, features: int):
+        Affine.__init__(self, features)
+        self.gamma_kept = self.gamma.value
+
+    def _forward(self, x):
+        g = self._buffer("g", x.shape)
+        self.kernels.fill(g, 0)
+        self.kernels.add_bias(g, self.gamma_kept)
+        y = self._buffer("y", x.shape)
+        self.kernels.multiply(x.reshape(x.size), g.reshape(g.size), y.reshape(y.size))
+        self.kernels.add_bias(y, self.beta.value)
+        self._x, self._g = x, g
+        return y
+    with pytest.raises(testing.ConformanceError,
+                       match="gradient for gamma .* read it as param.value at every call"):
+        testing.check_all(_with(Affine, __init__=__init__, _forward=_forward))
+
+
+class Scaled(MSE):
+    """MSE times a factor: a loss with an option."""
+    examples = [({"factor": 2.0, "reduction": "sum"}, (3, 2), "values")]
+
+    def __init__(self, factor: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.factor = factor
+
+    def config(self):
+        return {"factor": self.factor, **super().config()}
+
+    def _compute(self, y_hat, y, scale):
+        losses, grad = super()._compute(y_hat, y, scale * self.factor)
+        return losses * self.factor, grad
+
+
+def test_a_loss_that_passes_the_kit():
+    testing.check_loss(Scaled)
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"examples": [({}, (3, 2), "value")]},
+     r"target kind 'value' is none of 'classes', 'signs', 'values'"),
+    ({"examples": [({}, (3, 2))]}, r"examples\[0\] is \(\{\}, \(3, 2\)\); each example is a "
+                                   r"tuple \(kwargs, prediction shape, target kind\)"),
+    ({"examples": [({}, (3, 2, 2), "classes")]}, r"the kind 'classes' takes predictions of shape \(N, C\)"),
+    ({"config": lambda self: MSE.config(self)},
+     r"config\(\) gives \{'reduction': 'sum'\}, not the option factor=2.0"),
+])
+def test_malformed_loss_examples_and_a_forgotten_config_are_named(attrs, message):
+    with pytest.raises(testing.ConformanceError, match=r"^ScaledVariant: " + message):
+        testing.check_loss(_with(Scaled, **attrs))
