@@ -194,7 +194,13 @@ def check_round_trip(layer, x):
     before = model.forward(x).copy()
     with _registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
         path = io.save(model, Path(tmp) / "layer.npz")
-        twin = io.load_model(path)
+        try:
+            twin = io.load_model(path)
+        except Exception as exc:  # noqa: BLE001 - reported with what usually causes it
+            _fail(layer, f"save/load cannot rebuild it from its spec {model.spec()}: "
+                         f"{str(exc).split(': ', 1)[-1]}; the arguments of __init__ are its "
+                         f"configuration: name each one (no *args or **kwargs) and keep "
+                         f"them JSON values")
     twin.eval()
     if twin.spec() != model.spec():
         _fail(layer, f"spec changed through save/load: {model.spec()} -> {twin.spec()}")

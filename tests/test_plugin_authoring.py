@@ -166,3 +166,45 @@ def test_a_loss_that_passes_the_kit():
 def test_malformed_loss_examples_and_a_forgotten_config_are_named(attrs, message):
     with pytest.raises(testing.ConformanceError, match=r"^ScaledVariant: " + message):
         testing.check_loss(_with(Scaled, **attrs))
+
+
+class Doubling(nnumba.Layer):
+    examples = [({}, (2, 3))]
+
+    def _forward(self, x):
+        y = self._buffer("y", x.shape)
+        self.kernels.scale(x.reshape(x.size), 2.0, y.reshape(y.size))
+        return y
+
+    def _backward(self, dl_dy):
+        dx = self._buffer("dx", dl_dy.shape)
+        self.kernels.scale(dl_dy.reshape(dl_dy.size), 2.0, dx.reshape(dx.size))
+        return dx
+
+
+def test_a_constructor_that_skips_super_init_is_named_at_construction():
+    def __init__(self):
+        self.factor = 2
+    with pytest.raises(ContractError, match=r"^DoublingVariant.__init__ never called "
+                                            r"super\(\).__init__\(\): call it first$"):
+        _with(Doubling, __init__=__init__)()
+
+    def __init__(self, features: int = 3):
+        self.w = self.add_param("w", (features,))
+        nnumba.Layer.__init__(self)
+    with pytest.raises(ContractError, match=r"add_param\('w'\) before super\(\).__init__\(\)"):
+        _with(Doubling, __init__=__init__)()
+
+
+def test_a_constructor_with_var_keywords_is_told_why_save_and_load_fail():
+    def __init__(self, **options):
+        Affine.__init__(self, **options)
+    with pytest.raises(testing.ConformanceError,
+                       match=r"^AffineVariant: save/load cannot rebuild it from its spec "
+                             r"\[\{'type': 'AffineVariant'\}\]: .*name each one \(no \*args "
+                             r"or \*\*kwargs\)"):
+        testing.check_all(_with(Affine, __init__=__init__))
+
+
+def test_an_elementwise_layer_with_no_parameters_passes_the_kit():
+    testing.check_all(Doubling)

@@ -166,6 +166,9 @@ class Layer:
                                     inspect.Parameter.VAR_POSITIONAL,
                                     inspect.Parameter.VAR_KEYWORD)}
             init(self, *args, **kw)
+            if outermost and "_params" not in self.__dict__:
+                raise ContractError(f"{type(self).__name__}.__init__ never called "
+                                    f"super().__init__(): call it first")
             if outermost and not _shapes_only:
                 self.reset_parameters(default_rng())
 
@@ -235,6 +238,9 @@ class Layer:
     # ---- parameters, mode, dtype -------------------------------------------------
     def add_param(self, name: str, shape_or_value) -> Parameter:
         """Declare a parameter: a shape (zeros until reset_parameters), or an array."""
+        if "_params" not in self.__dict__:
+            raise ContractError(f"{type(self).__name__}: add_param({name!r}) before "
+                                f"super().__init__(): call super().__init__() first")
         if isinstance(shape_or_value, (tuple, list)):
             shape = tuple(int(s) for s in shape_or_value)
             if _shapes_only:  # a stand-in of the right shape that holds no memory
