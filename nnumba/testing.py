@@ -389,6 +389,20 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
     loss.forward(y_hat, y)
     if not np.allclose(loss.backward(0.5), 0.5 * grad, rtol=1e-12, atol=1e-15):
         _fail(loss, "backward(weight) must scale the gradient by weight")
+    # The targets as a trainer hands them over: in the loss's target_dtype, else the
+    # model's float dtype (class labels become floats unless target_dtype = "int64").
+    from .train.batches import target_dtype
+    given = np.ascontiguousarray(y, dtype=target_dtype(loss, y_hat.dtype, np.asarray(y)))
+    try:
+        as_trained = loss_cls(**kwargs).forward(y_hat, given)
+    except (LabelError, ShapeError, DTypeError) as exc:
+        fix = ('declare target_dtype = "int64" for class labels' if kind == "classes" else
+               "accept targets of the predictions' float dtype")
+        _fail(loss, f"refuses {kind} targets as a trainer passes them, {given.dtype} "
+                    f"({exc}); {fix}")
+    if not np.isclose(as_trained, value, rtol=1e-12, atol=1e-12):
+        _fail(loss, f"{given.dtype} targets (as a trainer passes them) give {as_trained}, "
+                    f"{np.asarray(y).dtype} ones {value}")
     v32 = loss_cls(**kwargs).forward(y_hat.astype(np.float32), y)
     if not np.isclose(v32, value, rtol=1e-4, atol=1e-5):
         _fail(loss, f"float32 predictions give {v32}, float64 {value}")

@@ -208,3 +208,13 @@ def test_a_constructor_with_var_keywords_is_told_why_save_and_load_fail():
 
 def test_an_elementwise_layer_with_no_parameters_passes_the_kit():
     testing.check_all(Doubling)
+
+
+def test_a_class_label_loss_without_target_dtype_is_told_to_declare_it():
+    # The kit's labels are int64, but a trainer converts them to target_dtype, else to
+    # the model's float dtype: such a loss passed the kit, then failed in nnumba train.
+    from nnumba.losses import CrossEntropy
+    with pytest.raises(testing.ConformanceError,
+                       match=r"^CrossEntropyVariant: refuses classes targets as a trainer "
+                             r"passes them, float64 .*declare target_dtype = \"int64\""):
+        testing.check_loss(_with(CrossEntropy, target_dtype=None))
