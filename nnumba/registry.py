@@ -139,6 +139,9 @@ class Registry:
                            f"skipped: {failure.error}")
                 continue
             self._dists[ep.name] = dist
+            for problem in misnamed_hooks(plugin):  # its other hooks still count
+                self._load_failures.append(PluginFailure(ep.name, dist, problem))
+                self._warn(f"nnumba plugin {ep.name!r} (from {dist}): {problem}")
 
     @property
     def failures(self) -> list[PluginFailure]:
@@ -167,6 +170,8 @@ class Registry:
         self._dists.setdefault(name, RUNTIME_DISTRIBUTION)
         self._cache.clear()
         try:
+            for problem in misnamed_hooks(plugin):
+                raise RegistryError(f"plugin {name!r} not registered: {problem}")
             for kind in KINDS:
                 table = self._collect(kind)
                 for f in table.failures:
@@ -272,7 +277,12 @@ class Registry:
             return table.qualified[name]
         if name in table.clashes:
             raise RegistryError(table.clashes[name])
-        raise RegistryError(unknown_name_message(kind, name, [n for n, _ in self.all_entries(kind)]))
+        message = unknown_name_message(kind, name, [n for n, _ in self.all_entries(kind)])
+        failed = sorted({f.plugin for f in self.failures})
+        if failed:  # the name may be what a failed plugin or hook would have given
+            message += (f" (plugin {', '.join(map(repr, failed))} failed in part or whole: "
+                        f"see nnumba plugins)")
+        raise RegistryError(message)
 
     def name_of(self, kind: str, obj) -> str | None:
         """The name that finds ``obj``: its bare name where that finds it, else its
@@ -292,7 +302,8 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
     try:
         provided = impl.function()
         if provided is None:
-            return {}, []
+            return {}, [f"{hook} returned None, not a dict {{name: {kind}}}: is its "
+                        f"`return` missing?"]
         if not isinstance(provided, Mapping):
             return {}, [f"{hook} returned a {type(provided).__name__}, not a dict "
                         f"{{name: {kind}}}"]
@@ -307,6 +318,29 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
         else:
             good[name] = obj
     return good, problems
+
+
+def misnamed_hooks(plugin) -> list[str]:
+    """What pluggy lets pass in silence and nnumba never calls: a function marked
+    ``@hookimpl`` whose name is no nnumba hook (a typo), and one named like a hook
+    but not marked."""
+    hooks = sorted(KINDS.values())
+    problems = []
+    for attr in dir(plugin):
+        if not attr.startswith("nnumba_"):
+            continue
+        try:
+            obj = getattr(plugin, attr)
+        except Exception:  # noqa: BLE001 - a property that raises is no hook either
+            continue
+        marked = getattr(obj, f"{hookspecs.PROJECT}_impl", None) is not None
+        if marked and attr not in hooks:
+            close = difflib.get_close_matches(attr, hooks, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(hooks)}"
+            problems.append(f"{attr} is not an nnumba hook and is never called ({hint})")
+        elif not marked and attr in hooks and callable(obj):
+            problems.append(f"{attr} is never called: decorate it with @nnumba.hookimpl")
+    return problems
 
 
 #: kind -> the class its entries must subclass; nnumba.layers and nnumba.losses put

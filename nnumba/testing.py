@@ -84,8 +84,11 @@ def _compare(owner, name, analytic, numeric, rtol, atol):
     if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
         worst = tuple(int(i) for i in
                       np.unravel_index(np.argmax(np.abs(analytic - numeric)), numeric.shape))
+        hint = ("; the output does not depend on it: read it as param.value at every call, "
+                "never a copy kept from __init__") if not numeric.any() else ""
         _fail(owner, f"gradient for {name} disagrees with finite differences: at {worst} "
-                     f"backward gives {analytic[worst]:.8g}, differences {numeric[worst]:.8g}")
+                     f"backward gives {analytic[worst]:.8g}, differences {numeric[worst]:.8g}"
+                     f"{hint}")
 
 
 def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
@@ -106,9 +109,11 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
         mode = "" if wants_dx else " with needs_input_grad False (a model's first layer)"
         if wants_dx:
             dx = None if dx is None else dx.copy()
-            if dx is None or dx.shape != x.shape:
-                _fail(layer, f"gradient for input has shape "
-                             f"{None if dx is None else dx.shape}, expected {x.shape}")
+            if dx is None:
+                _fail(layer, "backward returned None while needs_input_grad is True: it must "
+                             "return dl_dx")
+            if dx.shape != x.shape:
+                _fail(layer, f"gradient for input has shape {dx.shape}, expected {x.shape}")
             _compare(layer, "input", dx, numeric_gradient(objective, x, eps), rtol, atol)
             grads = {name: p.grad.copy() for name, p in params.items()}
         for name, p in params.items():
@@ -189,7 +194,13 @@ def check_round_trip(layer, x):
     before = model.forward(x).copy()
     with _registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
         path = io.save(model, Path(tmp) / "layer.npz")
-        twin = io.load_model(path)
+        try:
+            twin = io.load_model(path)
+        except Exception as exc:  # noqa: BLE001 - reported with what usually causes it
+            _fail(layer, f"save/load cannot rebuild it from its spec {model.spec()}: "
+                         f"{str(exc).split(': ', 1)[-1]}; the arguments of __init__ are its "
+                         f"configuration: name each one (no *args or **kwargs) and keep "
+                         f"them JSON values")
     twin.eval()
     if twin.spec() != model.spec():
         _fail(layer, f"spec changed through save/load: {model.spec()} -> {twin.spec()}")
@@ -197,13 +208,54 @@ def check_round_trip(layer, x):
         _fail(layer, "outputs differ after a save/load round trip")
 
 
+def _name(cls):
+    return getattr(cls, "type_name", None) or getattr(cls, "__name__", repr(cls))
+
+
+def _examples(cls, parts: str):
+    """``cls.examples`` checked for its form: a list of tuples ``parts`` names."""
+    n = parts.count(",") + 1
+    form = f"examples = [({parts}), ...]"
+    examples = getattr(cls, "examples", None)
+    if not examples:
+        raise ConformanceError(f"{_name(cls)}: no examples; add {form} to the class")
+    if not isinstance(examples, (list, tuple)):
+        raise ConformanceError(f"{_name(cls)}: examples must be a list, {form}; got "
+                               f"{type(examples).__name__}")
+    for i, example in enumerate(examples):
+        if not isinstance(example, (list, tuple)) or len(example) != n \
+                or not isinstance(example[0], dict):
+            raise ConformanceError(f"{_name(cls)}: examples[{i}] is {example!r:.80}; each "
+                                   f"example is a tuple ({parts}) with kwargs a dict")
+        shape = example[1]
+        if not isinstance(shape, (list, tuple)) or not shape or not all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+                for d in shape):
+            raise ConformanceError(f"{_name(cls)}: examples[{i}]: the shape must be a tuple of "
+                                   f"positive sizes, batch axis first, got {shape!r:.80}")
+    return [tuple(e) for e in examples]
+
+
+def _build(cls, kwargs):
+    try:
+        return cls(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the author's constructor, reported
+        raise ConformanceError(f"{_name(cls)}: {_name(cls)}(**{kwargs!r:.80}) raised "
+                               f"{type(exc).__name__}: {exc}") from None
+
+
 def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
     """Run every check on ``layer_cls(**kwargs)`` with inputs of ``input_shape``."""
     rng = np.random.default_rng(seed)
-    layer = layer_cls(**kwargs).astype(np.float64)
+    layer = _build(layer_cls, kwargs).astype(np.float64)
     layer.reset_parameters(rng)
-    x = _inputs(input_shape, rng)
-    y = layer.forward(x)
+    x = _inputs(tuple(input_shape), rng)
+    try:
+        y = layer.forward(x)
+    except (ShapeError, DTypeError) as exc:
+        _fail(layer, f"refused the example input of shape {tuple(input_shape)} ({exc}); an "
+                     f"example gives the input shape with the batch axis first, and one that "
+                     f"input_shape() accepts")
     want = (input_shape[0],) + tuple(layer.output_shape(tuple(input_shape[1:])))
     if y.shape != want:
         _fail(layer, f"output shape {y.shape} differs from output_shape(): {want}")
@@ -224,10 +276,7 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
 
 def check_all(layer_cls):
     """Run check_layer over every entry in ``layer_cls.examples``."""
-    if not layer_cls.examples:
-        raise ConformanceError(f"{layer_cls.type_name}: no examples; add "
-                               f"examples = [(kwargs, input_shape), ...] to the class")
-    for kwargs, shape in layer_cls.examples:
+    for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         check_layer(layer_cls, kwargs, shape)
 
 
@@ -241,10 +290,11 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     device = get_device(device)
     if not layer_cls.runs_on(device):
         return False
-    for kwargs, shape in layer_cls.examples:
+    for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         rng = np.random.default_rng(0)
-        x = _inputs(shape, rng)
-        cpu, other = layer_cls(**kwargs).astype(np.float64), layer_cls(**kwargs).astype(np.float64)
+        x = _inputs(tuple(shape), rng)
+        cpu = _build(layer_cls, kwargs).astype(np.float64)
+        other = _build(layer_cls, kwargs).astype(np.float64)
         for layer in (cpu, other):
             layer.reset_parameters(np.random.default_rng(1))
         other.to(device)
@@ -275,6 +325,10 @@ def _close(owner, what, got, want, rtol, atol):
 
 # ---- losses -------------------------------------------------------------------------------
 
+#: The target kinds of a loss's examples.
+KINDS = ("classes", "signs", "values")
+
+
 def _targets(kind, shape, rng):
     """Targets for predictions of ``shape``: "classes" (labels in [0, C)), "signs"
     (labels in {-1, +1}) or "values" (same shape as the predictions)."""
@@ -290,8 +344,27 @@ def _targets(kind, shape, rng):
 def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int = 0,
                     eps=1e-6, rtol=1e-5, atol=1e-7):
     """One example of ``loss_cls``: value, gradient and errors."""
+    if kind not in KINDS:
+        raise ConformanceError(f"{_name(loss_cls)}: target kind {kind!r:.40} is none of "
+                               f"{', '.join(map(repr, KINDS))}")
+    shape = tuple(shape)
+    if kind == "classes" and len(shape) != 2:
+        raise ConformanceError(f"{_name(loss_cls)}: the kind 'classes' takes predictions of "
+                               f"shape (N, C), got {shape}")
     rng = np.random.default_rng(seed)
-    loss = loss_cls(**kwargs)
+    loss = _build(loss_cls, kwargs)
+    config = loss.config()
+    for key, value in kwargs.items():
+        if key not in config or config[key] != value:
+            _fail(loss, f"config() gives {config}, not the option {key}={value!r} it was "
+                        f"built with; return every option: {{{key!r}: ..., "
+                        f"**super().config()}}")
+    try:
+        again = loss_cls(**config).config()
+    except Exception as exc:  # noqa: BLE001 - reported
+        _fail(loss, f"{_name(loss_cls)}(**config()) raised {type(exc).__name__}: {exc}")
+    if again != config:
+        _fail(loss, f"{_name(loss_cls)}(**config()) has config {again}, not {config}")
     y_hat = rng.normal(size=shape) * 2
     y = _targets(kind, shape, rng)
     value = loss.forward(y_hat, y)
@@ -316,6 +389,20 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
     loss.forward(y_hat, y)
     if not np.allclose(loss.backward(0.5), 0.5 * grad, rtol=1e-12, atol=1e-15):
         _fail(loss, "backward(weight) must scale the gradient by weight")
+    # The targets as a trainer hands them over: in the loss's target_dtype, else the
+    # model's float dtype (class labels become floats unless target_dtype = "int64").
+    from .train.batches import target_dtype
+    given = np.ascontiguousarray(y, dtype=target_dtype(loss, y_hat.dtype, np.asarray(y)))
+    try:
+        as_trained = loss_cls(**kwargs).forward(y_hat, given)
+    except (LabelError, ShapeError, DTypeError) as exc:
+        fix = ('declare target_dtype = "int64" for class labels' if kind == "classes" else
+               "accept targets of the predictions' float dtype")
+        _fail(loss, f"refuses {kind} targets as a trainer passes them, {given.dtype} "
+                    f"({exc}); {fix}")
+    if not np.isclose(as_trained, value, rtol=1e-12, atol=1e-12):
+        _fail(loss, f"{given.dtype} targets (as a trainer passes them) give {as_trained}, "
+                    f"{np.asarray(y).dtype} ones {value}")
     v32 = loss_cls(**kwargs).forward(y_hat.astype(np.float32), y)
     if not np.isclose(v32, value, rtol=1e-4, atol=1e-5):
         _fail(loss, f"float32 predictions give {v32}, float64 {value}")
@@ -330,8 +417,5 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
 def check_loss(loss_cls):
     """Run check_loss_case over every entry of ``loss_cls.examples``
     ([(kwargs, prediction shape, "classes" | "signs" | "values")])."""
-    if not loss_cls.examples:
-        raise ConformanceError(f"{loss_cls.type_name}: no examples; add examples = "
-                               f"[(kwargs, prediction shape, target kind), ...] to the class")
-    for kwargs, shape, kind in loss_cls.examples:
+    for kwargs, shape, kind in _examples(loss_cls, "kwargs, prediction shape, target kind"):
         check_loss_case(loss_cls, kwargs, shape, kind)

@@ -170,3 +170,23 @@ def test_the_plugins_own_tests_pass_on_the_cuda_simulator(project):
                NUMBA_ENABLE_CUDASIM="1")
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-2000:]
     assert "skipped" not in run.stdout, run.stdout  # the GPU tests ran
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_within_the_guide_reaches_the_one_heading_it_names():
+    text = DOC.read_text()
+    outside_code = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    slugs = [_slug(h) for h in re.findall(r"^#{1,6} (.+)$", outside_code, re.M)]
+    assert len(slugs) == len(set(slugs)), f"headings share an anchor: {sorted(slugs)}"
+    links = re.findall(r"\]\(#([\w-]+)\)", outside_code)
+    assert links and set(links) <= set(slugs)
+    # The hook table's link is to the section on the devices hook, not to a layer's.
+    devices_row = next(line for line in text.splitlines() if "nnumba_register_devices" in line
+                       and line.startswith("|"))
+    target = re.search(r"\]\(#([\w-]+)\)", devices_row).group(1)
+    section = outside_code.split(f"\n## {target.capitalize()}\n", 1)
+    assert len(section) == 2 and "nnumba_register_devices" in section[1][:300]

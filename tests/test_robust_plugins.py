@@ -267,3 +267,52 @@ def test_precompile_skips_with_the_reason_when_a_class_cannot_be_imported():
         assert "define it in a module" in info["skipped"]
     finally:
         nnumba.unregister_plugin(name)
+
+
+# ---- an author's usual slips: each named, never silent --------------------------------
+
+def _no_return():
+    {"Forgot": Tanh}  # noqa: B018 - the slip under test: no `return`
+
+
+def _layers_without_hookimpl():
+    return {"Undecorated": Tanh}
+
+
+@pytest.mark.parametrize("plugin, message", [
+    (_plugin(layers=_no_return), "nnumba_register_layers returned None, not a dict "
+                                 "{name: layer}: is its `return` missing?"),
+    (types.SimpleNamespace(nnumba_register_layer=hookimpl(lambda: {"Typo": Tanh})),
+     "nnumba_register_layer is not an nnumba hook and is never called "
+     "(did you mean nnumba_register_layers?)"),
+    (types.SimpleNamespace(nnumba_register_layers=_layers_without_hookimpl),
+     "nnumba_register_layers is never called: decorate it with @nnumba.hookimpl"),
+])
+def test_a_missing_return_a_misspelt_hook_and_a_missing_hookimpl_are_refused(plugin, message):
+    with pytest.raises(RegistryError) as caught:
+        nnumba.register_plugin(plugin, name="slip")
+    assert str(caught.value) == f"plugin 'slip' not registered: {message}"
+    assert not nnumba.get_registry().pm.has_plugin("slip")
+
+
+def test_an_installed_plugins_slips_are_listed_and_named_where_its_entry_is_missing(monkeypatch):
+    slips = types.SimpleNamespace(
+        nnumba_register_losses=hookimpl(_no_return),
+        nnumba_register_model=hookimpl(lambda: {"slip-net": lambda: []}),
+        nnumba_register_layers=hookimpl(lambda: {"Fine": Sigmoid}))
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [
+        _EntryPoint("slips", slips)] if kw.get("group") == "nnumba" else real(**kw))
+    with pytest.warns(RuntimeWarning) as warned:
+        registry = Registry(autoload=True)
+    failures = {(f.plugin, f.error) for f in registry.failures}
+    assert ("slips", "nnumba_register_losses returned None, not a dict {name: loss}: is its "
+                     "`return` missing?") in failures
+    assert ("slips", "nnumba_register_model is not an nnumba hook and is never called "
+                     "(did you mean nnumba_register_models?)") in failures
+    assert any("nnumba plugin 'slips' (from slips-dist 1.0): nnumba_register_model is not"
+               in str(w.message) for w in warned)
+    assert registry.get("layer", "Fine") is Sigmoid   # its good hook still counts
+    with pytest.raises(RegistryError, match=r"unknown loss 'Huber'.*\(plugin 'slips' failed "
+                                            r"in part or whole: see nnumba plugins\)$"):
+        registry.get("loss", "Huber")

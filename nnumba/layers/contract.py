@@ -43,8 +43,13 @@ import numpy as np
 
 from .. import registry
 from ..device import CPU, DeviceError, get_device, to_host
-from ..errors import NoGradientError, TooLargeError
+from ..errors import NnumbaError, NoGradientError, TooLargeError
 from . import validation
+
+
+class ContractError(NnumbaError, TypeError):
+    """A layer broke the contract in a way a model would not notice (a parameter
+    rebound instead of written in place)."""
 
 
 #: What a container (Sequential) sets on each of its layers, and what it means.
@@ -140,6 +145,9 @@ class Layer:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("type_name"):
             cls.type_name = cls.__name__
+        reset = cls.__dict__.get("reset_parameters")
+        if reset is not None and not getattr(reset, "_checked", False):
+            cls.reset_parameters = Layer._checked_reset(reset)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -158,10 +166,32 @@ class Layer:
                                     inspect.Parameter.VAR_POSITIONAL,
                                     inspect.Parameter.VAR_KEYWORD)}
             init(self, *args, **kw)
+            if outermost and "_params" not in self.__dict__:
+                raise ContractError(f"{type(self).__name__}.__init__ never called "
+                                    f"super().__init__(): call it first")
             if outermost and not _shapes_only:
                 self.reset_parameters(default_rng())
 
         cls.__init__ = recording_init
+
+    @staticmethod
+    def _checked_reset(reset):
+        @functools.wraps(reset)
+        def checked_reset(self, rng):
+            before = {name: (p.value, p.grad) for name, p in self.__dict__.get(
+                "_params", {}).items()}
+            result = reset(self, rng)
+            for name, (value, grad) in before.items():
+                p = self._params.get(name)
+                if p is not None and (p.value is not value or p.grad is not grad):
+                    field = "value" if p.value is not value else "grad"
+                    raise ContractError(
+                        f"{self.label}: reset_parameters assigned a new array to "
+                        f"{name}.{field}; write into it in place ({name}.{field}[...] = ...): "
+                        f"a model keeps its parameters in one buffer and would lose it")
+            return result
+        checked_reset._checked = True
+        return checked_reset
 
     def __init__(self):
         self.__dict__.setdefault("_config", {})
@@ -208,6 +238,9 @@ class Layer:
     # ---- parameters, mode, dtype -------------------------------------------------
     def add_param(self, name: str, shape_or_value) -> Parameter:
         """Declare a parameter: a shape (zeros until reset_parameters), or an array."""
+        if "_params" not in self.__dict__:
+            raise ContractError(f"{type(self).__name__}: add_param({name!r}) before "
+                                f"super().__init__(): call super().__init__() first")
         if isinstance(shape_or_value, (tuple, list)):
             shape = tuple(int(s) for s in shape_or_value)
             if _shapes_only:  # a stand-in of the right shape that holds no memory
