@@ -117,6 +117,7 @@ class Registry:
             self._dists[module_name] = BUILTIN_DISTRIBUTION
         if autoload is None:
             autoload = os.environ.get("NNUMBA_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0")
+        self.autoload = autoload
         if autoload:
             self._load_entry_points()
         for kind in KINDS:  # now, so that clashes and failing hooks are warned about at load
@@ -282,6 +283,8 @@ class Registry:
         if failed:  # the name may be what a failed plugin or hook would have given
             message += (f" (plugin {', '.join(map(repr, failed))} failed in part or whole: "
                         f"see nnumba plugins)")
+        if not self.autoload:  # an installed plugin may well have given it
+            message += " (installed plugins are not loaded: NNUMBA_DISABLE_PLUGIN_AUTOLOAD is set)"
         raise RegistryError(message)
 
     def name_of(self, kind: str, obj) -> str | None:

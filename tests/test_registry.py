@@ -32,6 +32,15 @@ def test_unknown_name_suggests_close_names():
         nnumba.get_layer("relu")
 
 
+def test_unknown_name_says_when_installed_plugins_are_not_loaded():
+    # A model saved with a plugin layer, loaded with autoload off: the cause is named.
+    with pytest.raises(RegistryError, match="NNUMBA_DISABLE_PLUGIN_AUTOLOAD is set"):
+        Registry(autoload=False).entry("layer", "SomePluginLayer")
+    with pytest.raises(RegistryError) as err:
+        Registry(autoload=True).entry("layer", "SomePluginLayer")
+    assert "NNUMBA_DISABLE_PLUGIN_AUTOLOAD" not in str(err.value)
+
+
 def test_runtime_registration_and_clash_names_both_plugins():
     plugin = types.SimpleNamespace(nnumba_register_layers=hookimpl(lambda: {"MyReLU": ReLU}))
     name = nnumba.register_plugin(plugin, name="test-plugin")
