@@ -218,3 +218,20 @@ def test_a_class_label_loss_without_target_dtype_is_told_to_declare_it():
                        match=r"^CrossEntropyVariant: refuses classes targets as a trainer "
                              r"passes them, float64 .*declare target_dtype = \"int64\""):
         testing.check_loss(_with(CrossEntropy, target_dtype=None))
+
+
+def test_a_layer_overriding_forward_instead_of_forward_impl_is_told_so():
+    class Doubler(nnumba.Layer):
+        def forward(self, x):      # the mistake: the public entry point, not _forward
+            return 2 * x
+
+        def _backward(self, dl_dy):
+            return 2 * dl_dy
+
+    layer = Doubler()
+    layer.forward(np.ones((2, 3), np.float32))
+    with pytest.raises(nnumba.errors.NoGradientError, match=r"overrides forward\(\): implement _forward"):
+        layer.backward(np.ones((2, 3), np.float32))
+    with pytest.raises(nnumba.errors.NoGradientError) as err:  # the plain case: no hint
+        Linear(3, 2).backward(np.ones((2, 2), np.float32))
+    assert "overrides" not in str(err.value)

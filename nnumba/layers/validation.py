@@ -75,7 +75,11 @@ def check_input(layer, x, *, check_finite: bool = True):
 def check_gradient(layer, dl_dy, out_shape):
     """``dl_dy`` ready for ``_backward``: the shape of the last output, on the device."""
     if out_shape is None:
-        raise NoGradientError(f"{layer.label}: backward() called before forward()")
+        from .contract import Layer
+        hint = ("" if type(layer).forward is Layer.forward else
+                f" ({type(layer).__name__} overrides forward(): implement _forward(x) "
+                f"instead, which forward() calls after checking x)")
+        raise NoGradientError(f"{layer.label}: backward() called before forward(){hint}")
     dl_dy = check_array(layer, dl_dy, "dl_dy")
     if dl_dy.shape != out_shape:
         raise ShapeError(f"{layer.label}: expected dl_dy of shape {out_shape} (the shape of "
