@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NnumbaError, NonFiniteError, SaveError, TooLargeError, WeightsError
+from .errors import (MissingFileError, NnumbaError, NonFiniteError, SaveError, TooLargeError,
+                     WeightsError)
 from .jsonfile import parse_json
 from .layers.validation import show
+from .paths import user_path
 from .registry import model_spec
 
 _SPEC_KEY = "__nnumba_spec__"
@@ -35,6 +37,7 @@ def check_save_path(path) -> Path:
         raise SaveError("no file name given to save the weights to")
     if not isinstance(path, (str, os.PathLike)):
         raise SaveError(f"the file to save the weights to must be a path, got {show(path)}")
+    user_path(path, "file to save the weights to", SaveError)  # a NUL byte, ...
     text = os.fspath(path)
     folder = f"{text}: names a folder; give a file name such as "
     if text.endswith(("/", os.sep)):
@@ -168,12 +171,12 @@ def _read(path) -> tuple[dict, dict]:
     """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it."""
     if not isinstance(path, (str, os.PathLike)):
         raise WeightsError(f"a weights file is a path, got {show(path)}")
-    path = Path(path)
+    path = user_path(path, "weights file", WeightsError)
     try:
         with open(path, "rb") as f:
             head = f.read(2)
     except FileNotFoundError:
-        raise
+        raise MissingFileError(f"{path}: no such weights file") from None
     except OSError as exc:
         raise WeightsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if head != b"PK":  # else numpy takes any other bytes for a pickle

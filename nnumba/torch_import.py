@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NonFiniteError, WeightsError
+from .errors import MissingFileError, NonFiniteError, WeightsError
 from .layers.validation import show
+from .paths import user_path
 
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
 
@@ -57,9 +58,9 @@ def _zip_members(path: Path) -> list[str]:
 def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     """``(tensors, ordered)``: the file's arrays by name; ``ordered`` is False when the
     file does not keep the state_dict's order (safetensors)."""
-    path = Path(path)
+    path = user_path(path, "weights file", WeightsError)
     if not path.exists():
-        raise FileNotFoundError(f"no such weights file: {path}")
+        raise MissingFileError(f"no such weights file: {path}")
     with open(path, "rb") as f:
         head = f.read(9)
     # torch.save's zip format holds ".../data.pkl"; an .npz holds only .npy members.

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LabelError, NnumbaError, SpecError
+from ..errors import LabelError, MissingFileError, NnumbaError, SpecError
 from ..layers.validation import integer, non_finite, show
+from ..paths import user_path
 from .datasets import Dataset
 
 __all__ = ["DataFileError", "load_arrays", "stratified_split", "DEFAULT_TEST_FRACTION"]
@@ -44,6 +45,7 @@ def load_arrays(path, *, label_column: str | int | None = None,
     seed = integer("load_arrays", "seed", seed, 0, None)  # numpy's own error names nothing
     if not isinstance(path, (str, os.PathLike)):
         raise DataFileError(f"load_arrays: a data file is a path, got {show(path)}")
+    path = user_path(path, "data file", DataFileError)
     # int(1.5) and int(True) would quietly pick column 1
     if label_column is not None and not isinstance(label_column, str) and (
             isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer))):
@@ -55,7 +57,7 @@ def load_arrays(path, *, label_column: str | int | None = None,
         if path.exists():  # a folder, a device: "does not exist" would mislead
             raise DataFileError(f"data file {path} is not a regular file; give an .npz or "
                                 ".csv file")
-        raise FileNotFoundError(f"data file {path} does not exist")
+        raise MissingFileError(f"data file {path} does not exist")
     kind = path.suffix.lower()
     if kind == ".npz":
         if label_column is not None:

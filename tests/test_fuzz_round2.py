@@ -1,0 +1,54 @@
+"""Regression tests for the causes found by the second fuzzing pass: each bad input
+meets one of nnumba's named errors with a clear message (or the right answer)."""
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba.errors import NnumbaError
+
+
+# ---- paths: a NUL byte, a non-path, a missing file ------------------------------------
+
+@pytest.mark.parametrize("call", [
+    lambda p: nnumba.load_model(p),
+    lambda p: nnumba.save(nnumba.build("logreg"), p),
+    lambda p: nnumba.data.read_idx(p),
+    lambda p: nnumba.data.load_arrays(p),
+    lambda p: __import__("nnumba.torch_import").torch_import.read_state_dict(p),
+    lambda p: __import__("nnumba.jsonfile").jsonfile.read_json(p, "model spec"),
+])
+def test_a_path_with_a_nul_byte_is_named(call):
+    with pytest.raises(NnumbaError, match="NUL byte"):
+        call("model\0.npz")
+
+
+def test_a_non_path_is_named_by_read_idx_and_read_json():
+    from nnumba.errors import IDXError, JSONFileError
+    from nnumba.jsonfile import read_json
+    with pytest.raises(IDXError, match="expected a path"):
+        nnumba.data.read_idx(None)
+    with pytest.raises(JSONFileError, match="expected a path"):
+        read_json(3, "model spec")
+
+
+def test_missing_files_are_named_and_still_file_not_found(tmp_path):
+    from nnumba.errors import MissingFileError
+    from nnumba.torch_import import read_state_dict
+    for call in (lambda: nnumba.load_model(tmp_path / "none.npz"),
+                 lambda: nnumba.data.read_idx(tmp_path / "none.idx"),
+                 lambda: nnumba.data.load_arrays(tmp_path / "none.npz"),
+                 lambda: read_state_dict(tmp_path / "none.npz"),
+                 lambda: nnumba.data.load_dataset("mnist", root=tmp_path / "none")):
+        with pytest.raises(MissingFileError, match="none") as info:
+            call()
+        assert isinstance(info.value, FileNotFoundError)
+
+
+def test_bad_mnist_files_and_loader_options_are_named(tmp_path):
+    from nnumba.errors import IDXError, SpecError
+    with pytest.raises(SpecError, match="embedded"):
+        nnumba.data.load_dataset("mnist-5k", root=tmp_path)
+    with pytest.raises(IDXError, match="IDX cannot store dtype float16"):
+        nnumba.data.write_idx(tmp_path / "x.idx", np.zeros(2, np.float16))
+    with pytest.raises(IDXError, match="non-empty dimensions"):
+        nnumba.data.write_idx(tmp_path / "x.idx", np.zeros(0, np.uint8))
