@@ -25,7 +25,9 @@ def build(spec_or_name, seed: int | None = 0, **options) -> Sequential:
     if isinstance(spec_or_name, str) and not spec_or_name.lstrip().startswith("["):
         spec_or_name = get_model(spec_or_name).spec(spec_or_name, **options)
     elif options:
-        raise TypeError("options apply to named models only")
+        from .errors import SpecError
+        raise SpecError(f"options ({', '.join(map(str, options))}) apply to named models "
+                        f"only, not to a spec")
     return Sequential.from_spec(spec_or_name, seed=seed)
 
 

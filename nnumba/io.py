@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import (MissingFileError, NnumbaError, NonFiniteError, SaveError, TooLargeError,
-                     WeightsError)
+from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, SaveError,
+                     TooLargeError, WeightsError)
 from .jsonfile import parse_json
 from .layers.validation import show
 from .paths import user_path
@@ -68,8 +68,7 @@ def check_save_path(path) -> Path:
 def save(model, path) -> Path:
     """Write ``model``'s weights and spec to ``path`` (.npz), atomically: the file
     appears complete or not at all. Returns the path written (see check_save_path)."""
-    if not callable(getattr(model, "params", None)):
-        raise TypeError(f"save: expected a model (nnumba.Sequential), got {show(model)}")
+    _check_model("save", model)
     path = check_save_path(path)
     _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
@@ -207,6 +206,14 @@ def _read(path) -> tuple[dict, dict]:
     return meta, arrays
 
 
+def _check_model(owner: str, model):
+    """DTypeError (a TypeError) unless ``model`` is a Sequential: a layer has params()
+    too, but as a dict, and save would fail on it with a bare ValueError."""
+    from .model import Sequential
+    if not isinstance(model, Sequential):
+        raise DTypeError(f"{owner}: expected a model (nnumba.Sequential), got {show(model)}")
+
+
 def check_finite(model, source):
     """NonFiniteError naming ``source`` (a file) where a parameter of ``model`` holds
     NaN or infinity: such a model answers only NaN."""
@@ -218,8 +225,7 @@ def check_finite(model, source):
 def load_weights(model, path):
     """Copy the weights in ``path`` into ``model``; the names and shapes must match,
     and the values be finite. The model is left untouched when they don't."""
-    if not callable(getattr(model, "params", None)):
-        raise TypeError(f"load_weights: expected a model (nnumba.Sequential), got {show(model)}")
+    _check_model("load_weights", model)
     _, arrays = _read(path)
     path = Path(path)
     params = dict(model.params())

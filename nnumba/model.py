@@ -36,7 +36,10 @@ class Sequential:
         first = {}  # id(layer) -> its first index
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a Layer")
+                hint = " (a class: add ())" if isinstance(layer, type) and \
+                    issubclass(layer, Layer) else ""
+                raise DTypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a "
+                                 f"Layer{hint}")
             _check_unshared(layer, i, first.setdefault(id(layer), i), self)
         if seed is not None:
             seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import nnumba
+import nnumba.summary
 from nnumba.errors import NnumbaError
 
 
@@ -52,3 +53,30 @@ def test_bad_mnist_files_and_loader_options_are_named(tmp_path):
         nnumba.data.write_idx(tmp_path / "x.idx", np.zeros(2, np.float16))
     with pytest.raises(IDXError, match="non-empty dimensions"):
         nnumba.data.write_idx(tmp_path / "x.idx", np.zeros(0, np.uint8))
+
+
+# ---- objects of the wrong kind where a model, a layer or a device is expected --------
+
+def test_wrong_objects_get_named_errors_not_bare_type_errors():
+    from nnumba.device import DeviceError
+    from nnumba.errors import DTypeError, SpecError
+    from nnumba.layers import Linear, ReLU
+    from nnumba.optim import SGD
+    with pytest.raises(DTypeError, match="item #0 is a NoneType, not a Layer"):
+        nnumba.Sequential(None)
+    with pytest.raises(DTypeError, match=r"a class: add \(\)"):
+        nnumba.Sequential(ReLU)
+    with pytest.raises(SpecError, match="apply to named models only"):
+        nnumba.build([{"type": "ReLU"}], hidden=3)
+    with pytest.raises(SpecError, match="apply to named models only"):
+        nnumba.summary.summarize([{"type": "ReLU"}], hidden=3)
+    # a layer has params() too: save gave "too many values to unpack"
+    with pytest.raises(DTypeError, match="save: expected a model"):
+        nnumba.save(Linear(2, 2), "unused.npz")
+    with pytest.raises(DTypeError, match="load_weights: expected a model"):
+        nnumba.load_weights(Linear(2, 2), "unused.npz")
+    with pytest.raises(DeviceError, match="a device is a name"):
+        nnumba.build("logreg").to(None)
+    for model in (None, Linear(2, 2)):  # AttributeError at once, or at step()
+        with pytest.raises(DTypeError, match="SGD: model must be an nnumba Sequential"):
+            SGD(model)
