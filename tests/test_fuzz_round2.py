@@ -80,3 +80,12 @@ def test_wrong_objects_get_named_errors_not_bare_type_errors():
     for model in (None, Linear(2, 2)):  # AttributeError at once, or at step()
         with pytest.raises(DTypeError, match="SGD: model must be an nnumba Sequential"):
             SGD(model)
+
+
+# ---- targets that form no array ---------------------------------------------------------
+
+@pytest.mark.parametrize("loss", ["CrossEntropy", "MSE", "Logistic", "Hinge", "Perceptron"])
+def test_ragged_targets_are_a_label_error(loss):
+    from nnumba.errors import LabelError
+    with pytest.raises(LabelError, match="targets must form an array"):
+        nnumba.get_loss(loss)().forward(np.zeros((2, 1), np.float32), [[1], [1, 2]])
