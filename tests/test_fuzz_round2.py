@@ -89,3 +89,28 @@ def test_ragged_targets_are_a_label_error(loss):
     from nnumba.errors import LabelError
     with pytest.raises(LabelError, match="targets must form an array"):
         nnumba.get_loss(loss)().forward(np.zeros((2, 1), np.float32), [[1], [1, 2]])
+
+
+# ---- a data file of one class -----------------------------------------------------------
+
+def test_a_data_file_of_one_class_is_refused(tmp_path):
+    from nnumba.data.arrays import DataFileError
+    path = tmp_path / "one.npz"
+    np.savez(path, x_train=np.ones((10, 3), np.float32), y_train=np.full(10, 4))
+    with pytest.raises(DataFileError, match="one class only"):
+        nnumba.data.load_arrays(path)
+    csv = tmp_path / "one.csv"
+    csv.write_text("a,label\n1,cat\n2,cat\n3,cat\n")
+    with pytest.raises(DataFileError, match=r"one class only \(cat\)"):
+        nnumba.data.load_arrays(csv)
+
+
+def test_the_cli_refuses_a_data_file_of_one_class_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "one.npz"
+    np.savez(path, x_train=np.ones((10, 3), np.float32), y_train=np.zeros(10, int))
+    run = subprocess.run([sys.executable, "-m", "nnumba", "train", "--data", str(path),
+                          "--epochs", "1"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and "one class only" in run.stderr

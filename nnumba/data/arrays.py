@@ -218,6 +218,9 @@ def _class_numbers(path, y, y_test):
     """(y, y_test, class names): class numbers stay as they are (0..max); class
     names are numbered in sorted order. A test label must be a training label."""
     names = y.dtype.kind == "U"
+    if len(np.unique(y)) < 2:  # a classifier of one class learns nothing; its accuracy is None
+        raise DataFileError(f"{path}: y_train holds one class only ({_few(np.unique(y))}); "
+                            "a classifier needs two classes or more")
     if y_test is not None and (y_test.dtype.kind == "U") != names:
         raise DataFileError(f"{path}: y_train holds {'names' if names else 'numbers'} but "
                             f"y_test {'numbers' if names else 'names'}")
