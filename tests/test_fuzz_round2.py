@@ -114,3 +114,30 @@ def test_the_cli_refuses_a_data_file_of_one_class_in_one_line(tmp_path):
                           "--epochs", "1"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.count("\n") == 1 and "one class only" in run.stderr
+
+
+# ---- classify: images wider than 8 bits ---------------------------------------------------
+
+def test_classify_reads_16_bit_and_float_images_as_their_8_bit_twin(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    from nnumba.commands.classify import load_image, normalise
+    gray = np.random.default_rng(0).integers(0, 256, (6, 5)).astype(np.uint8)
+    gray[0, 0], gray[0, 1] = 0, 255  # the full range: stretching it changes nothing
+    Image.fromarray(gray).save(tmp_path / "g8.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    Image.fromarray(gray.astype(np.float32) / 255).save(tmp_path / "f32.tiff")
+    for channels in (1, 3):
+        want = normalise(load_image(tmp_path / "g8.png", channels, (4, 4)))
+        for name in ("g16.png", "f32.tiff"):  # were one flat white / black plane
+            got = normalise(load_image(tmp_path / name, channels, (4, 4)))
+            assert got.shape == (1, channels, 4, 4)
+            np.testing.assert_allclose(got, want, atol=0.02)
+
+
+def test_classify_names_nan_pixels_of_a_float_image(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    from nnumba.commands.classify import load_image
+    from nnumba.errors import ImageError
+    Image.fromarray(np.full((4, 4), np.nan, np.float32)).save(tmp_path / "nan.tiff")
+    with pytest.raises(ImageError, match="16 pixel.s. are NaN or infinite"):
+        load_image(tmp_path / "nan.tiff", 3, (4, 4))
