@@ -185,7 +185,7 @@ class Sequential:
     # ---- shapes --------------------------------------------------------------------
     def output_shape(self, input_shape: tuple) -> tuple:
         """Per-sample output shape; raises a clear error where two layers don't fit."""
-        shape = tuple(input_shape)
+        shape = per_sample_shape("output_shape", input_shape)
         for layer in self.layers:
             check_fits(layer, shape)
             shape = tuple(layer.output_shape(shape))
@@ -293,6 +293,21 @@ class Sequential:
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def per_sample_shape(owner: str, shape) -> tuple:
+    """``shape`` as a tuple of sizes >= 0, or ShapeError: a layer's output_shape does
+    arithmetic on it (min() of an empty tuple, "ab" * 2, ...)."""
+    try:
+        items = tuple(shape)
+    except TypeError:
+        items = None
+    if isinstance(shape, (str, bytes)) or items is None or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
+            for s in items):
+        raise ShapeError(f"{owner}: a per-sample shape is a tuple of sizes >= 0, got "
+                         f"{show(shape)}")
+    return tuple(int(s) for s in items)
 
 
 def _check_unshared(layer, i, j, model):

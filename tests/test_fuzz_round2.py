@@ -141,3 +141,34 @@ def test_classify_names_nan_pixels_of_a_float_image(tmp_path):
     Image.fromarray(np.full((4, 4), np.nan, np.float32)).save(tmp_path / "nan.tiff")
     with pytest.raises(ImageError, match="16 pixel.s. are NaN or infinite"):
         load_image(tmp_path / "nan.tiff", 3, (4, 4))
+
+
+# ---- odd sizes and shapes given to the Python API ---------------------------------------
+
+@pytest.mark.parametrize("shape", [None, 4, "ab", (2.0, 2), (-1, 4), (True, 4)])
+def test_output_shape_names_what_is_not_a_shape(shape):
+    from nnumba.errors import ShapeError
+    model = nnumba.build([{"type": "Flatten"}, {"type": "Linear", "in_features": 4,
+                                               "out_features": 2}])
+    with pytest.raises(ShapeError, match="a per-sample shape is a tuple of sizes"):
+        model.output_shape(shape)
+    assert model.output_shape([2, 2]) == (2,)
+
+
+def test_batches_of_more_examples_than_memory_holds_are_too_large():
+    from nnumba.data.batching import batches
+    from nnumba.errors import TooLargeError
+    for n in (10**12, 10**19):  # np.arange: an 8 TB array, or numpy's bare ValueError
+        with pytest.raises(TooLargeError, match="the indices of"):
+            batches(n, 10)
+
+
+def test_nn_regressor_names_targets_that_are_not_numbers_or_do_not_fit():
+    pytest.importorskip("sklearn")
+    from nnumba.errors import LabelError, NonFiniteError
+    from nnumba.sklearn import NNRegressor
+    X = np.random.default_rng(0).standard_normal((8, 3))
+    with pytest.raises(LabelError, match="y must hold numbers, got dtype <U1"):
+        NNRegressor(epochs=1).fit(X, np.array(list("abababab")))
+    with pytest.raises(NonFiniteError, match="beyond float32's range"):
+        NNRegressor(epochs=1).fit(X, np.full(8, 1e300))
