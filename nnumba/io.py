@@ -208,7 +208,8 @@ def _read(path) -> tuple[dict, dict]:
 
 def _check_model(owner: str, model):
     """DTypeError (a TypeError) unless ``model`` is a Sequential: a layer has params()
-    too, but as a dict, and save would fail on it with a bare ValueError."""
+    too, but as a dict, and save (or the torch import) would fail on it with a bare
+    ValueError."""
     from .model import Sequential
     if not isinstance(model, Sequential):
         raise DTypeError(f"{owner}: expected a model (nnumba.Sequential), got {show(model)}")

@@ -191,6 +191,13 @@ def _arrays(tensors: Mapping, source) -> dict[str, np.ndarray]:
 def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="state_dict"):
     """``[(torch name, nnumba name)]`` pairing every tensor with a parameter; raises
     WeightsError naming both sides at the first mismatch."""
+    from .io import _check_model
+    _check_model("match_state_dict", model)
+    if not isinstance(tensors, Mapping):  # .items() of a module, a list, None...
+        hint = " (a torch module: pass module.state_dict())" if callable(
+            getattr(tensors, "state_dict", None)) else ""
+        raise WeightsError(f"{source}: a state_dict is a mapping of names to tensors, got "
+                           f"{show(tensors)}{hint}")
     targets = _targets(model)
     tensors = _arrays(tensors, source)
     names = list(tensors)
@@ -223,6 +230,8 @@ def load_torch_weights(model, source):
     The values must be finite and within the model's dtype (float64 weights past
     float32's range would become infinity); the model is left untouched when they
     are not, or when they do not fit it."""
+    from .io import _check_model
+    _check_model("load_torch_weights", model)  # before a file is read
     if isinstance(source, Mapping):
         tensors, ordered, label = _arrays(source, "state_dict"), True, "state_dict"
     elif not isinstance(source, (str, os.PathLike)):

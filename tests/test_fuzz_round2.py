@@ -172,3 +172,24 @@ def test_nn_regressor_names_targets_that_are_not_numbers_or_do_not_fit():
         NNRegressor(epochs=1).fit(X, np.array(list("abababab")))
     with pytest.raises(NonFiniteError, match="beyond float32's range"):
         NNRegressor(epochs=1).fit(X, np.full(8, 1e300))
+
+
+# ---- the torch import: what is not a model, what is not a state_dict ----------------------
+
+def test_torch_import_names_what_is_not_a_model_or_a_state_dict():
+    from nnumba.errors import DTypeError, WeightsError
+    from nnumba.layers import Linear
+    from nnumba.torch_import import load_torch_weights, match_state_dict
+    model = nnumba.build([{"type": "Linear", "in_features": 4, "out_features": 2}])
+    state = {"0.weight": np.zeros((2, 4), np.float32), "0.bias": np.zeros(2, np.float32)}
+    for tensors in (None, [1, 2], "abc"):  # AttributeError: no .items()
+        with pytest.raises(WeightsError, match="a state_dict is a mapping"):
+            match_state_dict(model, tensors)
+    with pytest.raises(DTypeError, match="match_state_dict: expected a model"):
+        match_state_dict(None, state)
+    with pytest.raises(DTypeError, match="load_torch_weights: expected a model"):
+        load_torch_weights(Linear(4, 2), state)  # was "too many values to unpack"
+    torch = pytest.importorskip("torch")
+    with pytest.raises(WeightsError, match=r"pass module.state_dict\(\)"):
+        match_state_dict(model, torch.nn.Linear(4, 2))
+    load_torch_weights(model, state)
