@@ -193,3 +193,13 @@ def test_torch_import_names_what_is_not_a_model_or_a_state_dict():
     with pytest.raises(WeightsError, match=r"pass module.state_dict\(\)"):
         match_state_dict(model, torch.nn.Linear(4, 2))
     load_torch_weights(model, state)
+
+
+def test_accuracy_names_predictions_and_targets_that_do_not_pair_up():
+    from nnumba.errors import LabelError, ShapeError
+    from nnumba.train.metrics import accuracy
+    with pytest.raises(LabelError, match="do not pair up"):
+        accuracy(np.zeros((2, 2)), np.array([0, 1, 1]))  # numpy: could not be broadcast
+    with pytest.raises(ShapeError, match="no samples"):
+        accuracy(np.zeros((0, 2)), np.zeros(0, int))  # NaN and a RuntimeWarning
+    assert accuracy(np.array([[0, 1], [1, 0]]), np.array([1, 1])) == 0.5
