@@ -203,3 +203,21 @@ def test_accuracy_names_predictions_and_targets_that_do_not_pair_up():
     with pytest.raises(ShapeError, match="no samples"):
         accuracy(np.zeros((0, 2)), np.zeros(0, int))  # NaN and a RuntimeWarning
     assert accuracy(np.array([[0, 1], [1, 0]]), np.array([1, 1])) == 0.5
+
+
+# ---- the command: numba's warnings about its environment, before main() runs -------------
+
+@pytest.mark.parametrize("variable", ["NUMBA_NUM_THREADS=abc", "NUMBA_OPT=bogus"])
+def test_the_cli_shows_numbas_environment_warnings_in_one_line(variable):
+    import os
+    import subprocess
+    import sys
+    name, value = variable.split("=")
+    env = {**os.environ, name: value}
+    run = subprocess.run([sys.executable, "-m", "nnumba", "plugins"], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert run.returncode == 0
+    assert "Traceback" not in run.stderr  # numba's warning ends with a traceback's text
+    warned = [line for line in run.stderr.splitlines() if name in line]
+    assert warned and all(line.startswith("nnumba: warning: ") for line in warned)
+    assert all(line.startswith("nnumba: warning: ") for line in run.stderr.splitlines())
