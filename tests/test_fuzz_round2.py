@@ -221,3 +221,20 @@ def test_the_cli_shows_numbas_environment_warnings_in_one_line(variable):
     warned = [line for line in run.stderr.splitlines() if name in line]
     assert warned and all(line.startswith("nnumba: warning: ") for line in warned)
     assert all(line.startswith("nnumba: warning: ") for line in run.stderr.splitlines())
+
+
+# ---- max pooling: planes past the int32 argmax -------------------------------------------
+
+def test_max_pool_refuses_planes_its_int32_argmax_cannot_index():
+    from nnumba.errors import TooLargeError
+    from nnumba.layers import AvgPool1d, MaxPool1d, MaxPool2d
+    wide = (1, 2**31 + 2)  # a flat index past 2**31 - 1 would wrap: backward would write
+    with pytest.raises(TooLargeError, match="more than max pooling can index"):  # out of
+        MaxPool1d(2).output_shape(wide)                                        # bounds
+    with pytest.raises(TooLargeError, match="int32"):
+        MaxPool2d(2).output_shape((1, 2**16, 2**15 + 2))
+    model = nnumba.Sequential(nnumba.layers.ReLU(), MaxPool1d(2))  # the fused layer too
+    with pytest.raises(TooLargeError, match="more than max pooling can index"):
+        model.output_shape(wide)
+    assert AvgPool1d(2).output_shape(wide) == (1, 2**30 + 1)  # no argmax
+    assert MaxPool1d(2).output_shape((1, 2**31 - 1)) == (1, 2**30 - 1)

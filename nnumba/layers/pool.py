@@ -8,12 +8,16 @@ and one pass over the largest activation of the lecture's CNN saves about 1 ms a
 step."""
 import math
 
-from ..errors import ShapeError
+from ..errors import ShapeError, TooLargeError
 from ..hookspecs import hookimpl
 from ..kernels.geometry import out_size
 from .activation import ReLU
 from .contract import Layer
 from .validation import integer, integer_pair
+
+
+#: the largest (H, W) plane a max-pool takes: its argmax holds int32 flat indices
+ARGMAX_LIMIT = 2**31 - 1
 
 
 class _PoolNd(Layer):
@@ -33,6 +37,12 @@ class _PoolNd(Layer):
         if min(out) < 1:
             raise ShapeError(f"{self.label}: input {tuple(input_shape)} is smaller than the "
                              f"pooling window {self.kernel[2 - self.spatial:]}")
+        if self.mode == "max" and spatial[0] * spatial[1] > ARGMAX_LIMIT:
+            # the kernels keep each maximum's flat index i * W + j in its plane as int32:
+            # past it the index wraps, and backward writes outside the gradient array
+            raise TooLargeError(f"{self.label}: input planes of {spatial[0]:,} x "
+                                f"{spatial[1]:,} values are more than max pooling can index "
+                                f"(int32: at most {ARGMAX_LIMIT:,} per plane)")
         return (input_shape[0],) + out[2 - self.spatial:]
 
     def flops(self, input_shape):
