@@ -238,3 +238,15 @@ def test_max_pool_refuses_planes_its_int32_argmax_cannot_index():
         model.output_shape(wide)
     assert AvgPool1d(2).output_shape(wide) == (1, 2**30 + 1)  # no argmax
     assert MaxPool1d(2).output_shape((1, 2**31 - 1)) == (1, 2**30 - 1)
+
+
+@pytest.mark.parametrize("layer", ["Conv2d", "Conv1d", "MaxPool2d", "AvgPool1d", "ReLUMaxPool1d",
+                                   "AdaptiveAvgPool2d"])
+def test_a_layers_output_shape_names_a_per_sample_shape_of_the_wrong_rank(layer):
+    from nnumba.errors import ShapeError
+    cls = nnumba.get_layer(layer)
+    built = cls(**cls.examples[0][0])
+    for shape in ((), (1,), (1, 2, 3, 4, 5)):  # min() of an empty tuple, an IndexError
+        with pytest.raises(ShapeError, match="expects per-sample input"):
+            built.output_shape(shape)
+    assert built.output_shape(cls.examples[0][1][1:])

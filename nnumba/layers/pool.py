@@ -13,7 +13,7 @@ from ..hookspecs import hookimpl
 from ..kernels.geometry import out_size
 from .activation import ReLU
 from .contract import Layer
-from .validation import integer, integer_pair
+from .validation import check_fits, integer, integer_pair
 
 
 #: the largest (H, W) plane a max-pool takes: its argmax holds int32 flat indices
@@ -32,6 +32,7 @@ class _PoolNd(Layer):
         return (None,) * (self.spatial + 1)
 
     def output_shape(self, input_shape):
+        check_fits(self, input_shape)  # called alone, () would fail in min() below
         spatial = (1,) * (2 - self.spatial) + tuple(input_shape[1:])
         out = tuple(out_size(s, k, st) for s, k, st in zip(spatial, self.kernel, self.stride))
         if min(out) < 1:
