@@ -250,3 +250,10 @@ def test_a_layers_output_shape_names_a_per_sample_shape_of_the_wrong_rank(layer)
         with pytest.raises(ShapeError, match="expects per-sample input"):
             built.output_shape(shape)
     assert built.output_shape(cls.examples[0][1][1:])
+
+
+def test_load_dataset_takes_download_as_a_flag_only():
+    from nnumba.errors import SpecError
+    for value in ("no", "yes", 1, None):  # "no" is truthy: it went to the network
+        with pytest.raises(SpecError, match="download must be true or false"):
+            nnumba.data.load_dataset("mnist", download=value)
