@@ -257,3 +257,11 @@ def test_load_dataset_takes_download_as_a_flag_only():
     for value in ("no", "yes", 1, None):  # "no" is truthy: it went to the network
         with pytest.raises(SpecError, match="download must be true or false"):
             nnumba.data.load_dataset("mnist", download=value)
+
+
+def test_write_idx_takes_compress_as_a_flag(tmp_path):
+    from nnumba.errors import SpecError
+    with pytest.raises(SpecError, match="compress must be true or false"):
+        nnumba.data.write_idx(tmp_path / "x.idx", np.arange(3, dtype=np.uint8), compress="no")
+    path = nnumba.data.write_idx(tmp_path / "x.idx", np.arange(3, dtype=np.uint8), compress=False)
+    assert path.read_bytes()[:4] == b"\0\0\x08\x01"  # "no" had gzipped it

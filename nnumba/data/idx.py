@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IDXError, MissingFileError
+from ..layers.validation import flag
 from ..paths import user_path
 
 __all__ = ["IDXError", "read_idx", "write_idx", "IDX_DTYPES"]
@@ -122,6 +123,8 @@ def write_idx(path: str | os.PathLike, array, compress: bool | None = None) -> P
     code = codes[native]
     header = bytes([0, 0, code, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
     data = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+    if compress is not None:  # "no" is truthy: it would gzip
+        compress = flag("write_idx", "compress", compress)
     if compress is None:
         compress = path.suffix == ".gz"
     if compress:
