@@ -12,7 +12,7 @@ from .errors import (DTypeError, NnumbaError, NoGradientError, RegistryError, Sh
                      SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
-from .layers.validation import check_fits, check_memory, float_dtype, integer, show
+from .layers.validation import check_fits, check_memory, flag, float_dtype, integer, show
 
 
 class Sequential:
@@ -178,6 +178,7 @@ class Sequential:
         """Let layers reuse their output arrays between calls (trainers do this).
 
         Faster, but an output stays valid only until the next forward()."""
+        on = flag("reuse_buffers", "on", on)  # "no" is truthy: outputs would be overwritten
         for layer in self._every_layer():
             layer.set_flags(reuse_buffers=on)
             layer._buffers.clear()

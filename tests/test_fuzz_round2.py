@@ -265,3 +265,15 @@ def test_write_idx_takes_compress_as_a_flag(tmp_path):
         nnumba.data.write_idx(tmp_path / "x.idx", np.arange(3, dtype=np.uint8), compress="no")
     path = nnumba.data.write_idx(tmp_path / "x.idx", np.arange(3, dtype=np.uint8), compress=False)
     assert path.read_bytes()[:4] == b"\0\0\x08\x01"  # "no" had gzipped it
+
+
+def test_reuse_buffers_takes_a_flag():
+    from nnumba.errors import SpecError
+    model = nnumba.build("logreg")
+    with pytest.raises(SpecError, match="on must be true or false"):
+        model.reuse_buffers("no")  # truthy: an output would be overwritten by the next
+    x = np.zeros((2, 784), np.float32)
+    first = model.forward(x).copy()
+    kept = model.forward(x)
+    model.forward(x + 1)
+    assert np.array_equal(kept, first)  # off by default: outputs are fresh arrays
