@@ -277,3 +277,16 @@ def test_reuse_buffers_takes_a_flag():
     kept = model.forward(x)
     model.forward(x + 1)
     assert np.array_equal(kept, first)  # off by default: outputs are fresh arrays
+
+
+def test_estimators_take_a_spec_as_json_text_as_build_does():
+    pytest.importorskip("sklearn")
+    from nnumba.errors import SpecError
+    from nnumba.sklearn import NNClassifier
+    X = np.random.default_rng(0).standard_normal((12, 4)).astype(np.float32)
+    y = np.arange(12) % 3
+    text = '[{"type": "Linear", "in_features": 4, "out_features": 3}]'
+    fitted = NNClassifier(model=text, epochs=1, random_state=0).fit(X, y)  # "unknown model"
+    assert fitted.predict(X).shape == (12,)
+    with pytest.raises(SpecError, match="model options apply to named models"):
+        NNClassifier(model=text, model_options={"hidden": [4]}, epochs=1).fit(X, y)
