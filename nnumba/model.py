@@ -146,6 +146,7 @@ class Sequential:
         for layer in self._every_layer():
             layer.set_device(device)
         self._bind_flat()
+        self._shapes = None  # the inputs the layers kept are on the old device
         return self
 
     def zero_grad(self):
@@ -159,6 +160,7 @@ class Sequential:
             layer.astype(dtype)
         self.dtype = dtype
         self._bind_flat()
+        self._shapes = None  # the inputs the layers kept have the old dtype: no backward
         return self
 
     # ---- modes -------------------------------------------------------------------------
@@ -245,8 +247,12 @@ class Sequential:
         back is compared with the shape of the output it belongs to."""
         steps, shapes = self.steps, self._shapes
         if shapes is None:  # some steps would pair this gradient with another batch's input
-            raise NoGradientError("backward() needs the last forward() to have completed; "
-                                  "none ran, or the last one failed")
+            raise NoGradientError("backward() needs the last forward() to have completed "
+                                  "since the model was built, converted or moved; none ran, "
+                                  "or the last one failed")
+        if self.input_grad and not steps[0].needs_input_grad:  # it would return None
+            raise NoGradientError("input_grad was set after the last forward(), which then "
+                                  "kept nothing to compute dl/dx from: run forward() again")
         dl_dy = steps[-1].backward(dl_dy)
         for i in range(len(steps) - 2, -1, -1):
             if dl_dy is None:

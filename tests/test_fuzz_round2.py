@@ -290,3 +290,32 @@ def test_estimators_take_a_spec_as_json_text_as_build_does():
     assert fitted.predict(X).shape == (12,)
     with pytest.raises(SpecError, match="model options apply to named models"):
         NNClassifier(model=text, model_options={"hidden": [4]}, epochs=1).fit(X, y)
+
+
+# ---- backward after the model changed since its forward ----------------------------------
+
+def _small_model():
+    from nnumba.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+    return nnumba.Sequential(Conv2d(1, 2, 3), ReLU(), MaxPool2d(2), Flatten(), Linear(2, 3),
+                             seed=0)
+
+
+def test_backward_after_astype_is_refused():
+    from nnumba.errors import NoGradientError
+    model = _small_model()
+    y = model.forward(np.ones((2, 1, 4, 4), np.float32))
+    model.astype("float64")  # the layers kept float32 inputs: mixed-dtype kernels
+    with pytest.raises(NoGradientError, match="converted or moved"):
+        model.backward(np.ones(y.shape))
+
+
+def test_backward_after_setting_input_grad_is_refused_not_none():
+    from nnumba.errors import NoGradientError
+    model = _small_model()
+    x = np.ones((2, 1, 4, 4), np.float32)
+    y = model.forward(x)
+    model.input_grad = True  # after the forward: backward returned None
+    with pytest.raises(NoGradientError, match="input_grad was set after the last forward"):
+        model.backward(np.ones(y.shape, np.float32))
+    y = model.forward(x)
+    assert model.backward(np.ones(y.shape, np.float32)).shape == x.shape
