@@ -319,3 +319,11 @@ def test_backward_after_setting_input_grad_is_refused_not_none():
         model.backward(np.ones(y.shape, np.float32))
     y = model.forward(x)
     assert model.backward(np.ones(y.shape, np.float32)).shape == x.shape
+
+
+def test_a_view_whose_contiguous_copy_cannot_fit_is_too_large_not_a_shape_error():
+    from nnumba.errors import TooLargeError
+    from nnumba.layers import ReLU
+    x = np.broadcast_to(np.float32(1), (10**5, 10**6))  # 373 GiB once copied
+    with pytest.raises(TooLargeError, match="does not fit in memory"):
+        ReLU().forward(x)
