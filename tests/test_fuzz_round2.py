@@ -327,3 +327,12 @@ def test_a_view_whose_contiguous_copy_cannot_fit_is_too_large_not_a_shape_error(
     x = np.broadcast_to(np.float32(1), (10**5, 10**6))  # 373 GiB once copied
     with pytest.raises(TooLargeError, match="does not fit in memory"):
         ReLU().forward(x)
+
+
+def test_classify_labels_file_that_is_no_path_is_named():
+    from nnumba.commands.classify import load_labels
+    from nnumba.errors import FileFormatError
+    with pytest.raises(FileFormatError, match="NUL byte"):
+        load_labels("labels\0.txt")  # read_text: a bare ValueError
+    with pytest.raises(FileFormatError, match="expected a path"):
+        load_labels(None)

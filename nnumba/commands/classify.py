@@ -114,9 +114,10 @@ def normalise(img: np.ndarray) -> np.ndarray:
 def load_labels(path) -> dict[int, str]:
     """{class index: name} from a text, JSON, or Python-literal dict file; a
     FileFormatError naming the file for anything else."""
+    from ..paths import user_path
     source = f"labels file {path}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = user_path(path, "labels file").read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise FileFormatError(f"{source}: not UTF-8 text") from None
     except OSError as exc:
