@@ -19,7 +19,7 @@ import numpy as np
 from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, SaveError,
                      TooLargeError, WeightsError)
 from .jsonfile import parse_json
-from .layers.validation import show
+from .layers.validation import check_memory, show
 from .paths import user_path
 from .registry import model_spec
 
@@ -166,8 +166,44 @@ def _fsync_dir(folder: Path):
 
 # ---- loading -------------------------------------------------------------------------
 
-def _read(path) -> tuple[dict, dict]:
-    """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it."""
+def _npy_headers(path: Path) -> dict:
+    """{array name: (shape, dtype)} from the header of each .npy member, read without
+    its data; {} where the file cannot tell (np.load then says what is wrong)."""
+    headers = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                headers[info.filename[:-4]] = (tuple(shape), np.dtype(dtype))
+    except Exception:  # noqa: BLE001 - a bad archive or header: np.load reports it
+        return {}
+    return headers
+
+
+def _check_headers(path: Path, headers: dict, expected: dict | None):
+    """Before any array is read: TooLargeError where the arrays would not fit in
+    memory (a header may declare any shape, and a compressed member may really hold
+    that many zeros), WeightsError where one has another shape than ``expected``'s."""
+    total = sum(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                for shape, dtype in headers.values())
+    check_memory(f"{path}: the arrays its headers declare", total)
+    if expected is None or set(headers) - {_SPEC_KEY} != set(expected):
+        return  # names missing or extra: load_weights says which, once it has read them
+    for name, want in expected.items():
+        if headers[name][0] != tuple(want):
+            raise WeightsError(f"{path} does not fit this model: {name} has shape "
+                               f"{headers[name][0]} in the file, {tuple(want)} in the model")
+
+
+def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
+    """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it;
+    ``expected`` ({name: shape}) refuses a misfit from the headers, before the data."""
     if not isinstance(path, (str, os.PathLike)):
         raise WeightsError(f"a weights file is a path, got {show(path)}")
     path = user_path(path, "weights file", WeightsError)
@@ -181,6 +217,7 @@ def _read(path) -> tuple[dict, dict]:
     if head != b"PK":  # else numpy takes any other bytes for a pickle
         raise WeightsError(f"{path}: not a readable nnumba weights file (not a .npz zip "
                            f"archive, as nnumba.save writes)")
+    _check_headers(path, _npy_headers(path), expected)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -227,7 +264,7 @@ def load_weights(model, path):
     """Copy the weights in ``path`` into ``model``; the names and shapes must match,
     and the values be finite. The model is left untouched when they don't."""
     _check_model("load_weights", model)
-    _, arrays = _read(path)
+    _, arrays = _read(path, {name: p.value.shape for name, p in model.params()})
     path = Path(path)
     params = dict(model.params())
     missing = sorted(set(params) - set(arrays))

@@ -336,3 +336,48 @@ def test_classify_labels_file_that_is_no_path_is_named():
         load_labels("labels\0.txt")  # read_text: a bare ValueError
     with pytest.raises(FileFormatError, match="expected a path"):
         load_labels(None)
+
+
+# ---- weights files: the .npy headers are checked before the data is read ----------------
+
+def _npz_with_member(path, name, shape, body: bytes, spec_model=None):
+    import io
+    import json
+    import zipfile
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False,
+                                               "shape": shape})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        if spec_model is not None:
+            meta = json.dumps({"spec": spec_model.spec(), "dtype": "float32"})
+            spec = io.BytesIO()
+            np.save(spec, np.array(meta))
+            z.writestr("__nnumba_spec__.npy", spec.getvalue())
+        z.writestr(name + ".npy", buf.getvalue() + body)
+    return path
+
+
+def test_a_weights_header_declaring_more_than_memory_is_refused_before_reading(tmp_path):
+    from nnumba.errors import TooLargeError
+    model = nnumba.build([{"type": "Linear", "in_features": 3, "out_features": 2}])
+    path = _npz_with_member(tmp_path / "huge.npz", "0.weight", (2**40,), b"\0" * 64, model)
+    with pytest.raises(TooLargeError, match="the arrays its headers declare"):
+        nnumba.load_model(path)
+
+
+def test_a_misfit_is_refused_from_the_headers_without_inflating_the_data(tmp_path,
+                                                                         monkeypatch):
+    from nnumba.errors import WeightsError
+    model = nnumba.build([{"type": "Linear", "in_features": 3, "out_features": 2}])
+    # 64 MB of zeros, deflated to a few kB: a misfit that np.load would inflate first
+    path = _npz_with_member(tmp_path / "bomb.npz", "0.weight", (2**24,), bytes(2**26), model)
+    bias = __import__("io").BytesIO()
+    np.save(bias, np.zeros(2, np.float32))
+    with __import__("zipfile").ZipFile(path, "a") as z:
+        z.writestr("0.bias.npy", bias.getvalue())  # the model's names: shapes are compared
+    def no_data(*args, **kwargs):
+        raise AssertionError("np.load read the data before the headers were compared")
+    monkeypatch.setattr(np, "load", no_data)
+    with pytest.raises(WeightsError, match=r"0\.weight has shape \(16777216,\) in the file, "
+                                           r"\(2, 3\) in the model"):
+        nnumba.load_weights(model, path)
