@@ -166,7 +166,7 @@ def _fsync_dir(folder: Path):
 
 # ---- loading -------------------------------------------------------------------------
 
-def _npy_headers(path: Path) -> dict:
+def npz_headers(path) -> dict:
     """{array name: (shape, dtype)} from the header of each .npy member, read without
     its data; {} where the file cannot tell (np.load then says what is wrong)."""
     headers = {}
@@ -186,13 +186,20 @@ def _npy_headers(path: Path) -> dict:
     return headers
 
 
+def check_npz_memory(path, headers: dict):
+    """TooLargeError where the arrays of an .npz (``npz_headers``) would not fit in
+    memory: np.load allocates what a header declares (numpy's bare MemoryError), and a
+    compressed member of a few kB may really hold gigabytes of zeros."""
+    total = sum(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                for shape, dtype in headers.values())
+    check_memory(f"{path}: the arrays its headers declare", total)
+
+
 def _check_headers(path: Path, headers: dict, expected: dict | None):
     """Before any array is read: TooLargeError where the arrays would not fit in
     memory (a header may declare any shape, and a compressed member may really hold
     that many zeros), WeightsError where one has another shape than ``expected``'s."""
-    total = sum(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-                for shape, dtype in headers.values())
-    check_memory(f"{path}: the arrays its headers declare", total)
+    check_npz_memory(path, headers)
     if expected is None or set(headers) - {_SPEC_KEY} != set(expected):
         return  # names missing or extra: load_weights says which, once it has read them
     for name, want in expected.items():
@@ -217,7 +224,7 @@ def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
     if head != b"PK":  # else numpy takes any other bytes for a pickle
         raise WeightsError(f"{path}: not a readable nnumba weights file (not a .npz zip "
                            f"archive, as nnumba.save writes)")
-    _check_headers(path, _npy_headers(path), expected)
+    _check_headers(path, npz_headers(path), expected)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

@@ -381,3 +381,29 @@ def test_a_misfit_is_refused_from_the_headers_without_inflating_the_data(tmp_pat
     with pytest.raises(WeightsError, match=r"0\.weight has shape \(16777216,\) in the file, "
                                            r"\(2, 3\) in the model"):
         nnumba.load_weights(model, path)
+
+
+def test_data_and_torch_npz_headers_declaring_more_than_memory_are_too_large(tmp_path):
+    import io
+    import zipfile
+    from nnumba.data.arrays import DataFileError
+    from nnumba.errors import TooLargeError
+    from nnumba.torch_import import read_state_dict
+
+    def archive(shape):
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False,
+                                                    "shape": shape})
+        labels = io.BytesIO()
+        np.save(labels, np.zeros(3, int))
+        path = tmp_path / f"{shape[0]}.npz"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("x_train.npy", head.getvalue() + bytes(64))
+            z.writestr("y_train.npy", labels.getvalue())
+        return path
+    huge = archive((2**40,))  # numpy's bare MemoryError: "Unable to allocate 4.00 TiB"
+    for call in (nnumba.data.load_arrays, read_state_dict):
+        with pytest.raises(TooLargeError, match="the arrays its headers declare"):
+            call(huge)
+    with pytest.raises(DataFileError, match="x_train is damaged"):  # was "without pickle"
+        nnumba.data.load_arrays(archive((2**10,)))

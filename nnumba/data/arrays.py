@@ -117,6 +117,8 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int = 0, *,
 # ---- .npz ---------------------------------------------------------------------------
 
 def _read_npz(path):
+    from ..io import check_npz_memory, npz_headers
+    check_npz_memory(path, npz_headers(path))
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError:  # neither zip nor .npy: numpy's last resort would be pickle
@@ -145,7 +147,9 @@ def _read_npz(path):
             if key in names:
                 try:
                     arrays[key] = archive[key]
-                except ValueError as exc:  # object arrays need pickle
+                except ValueError as exc:  # object arrays need pickle; or cut short
+                    if "pickle" not in str(exc):
+                        raise DataFileError(f"{path}: {key} is damaged ({exc})") from None
                     raise DataFileError(f"{path}: {key} cannot be read without pickle, which "
                                         f"nnumba never uses: save numeric arrays ({exc})") from None
                 except (OSError, EOFError, zipfile.BadZipFile) as exc:
