@@ -1,7 +1,10 @@
 """nnumba: a from-scratch neural-network engine with Numba kernels and pluggy plugins."""
 from . import _threads
-from .distributed.threads import apply_thread_env
+from .distributed.threads import _running_the_cli, apply_thread_env
 
+if _running_the_cli():  # numba's warnings at import (a bad NUMBA_* variable): one line
+    from .cli import quiet_import_warnings
+    quiet_import_warnings()
 _threads.preload_tbb()  # before numba chooses its threading layer
 apply_thread_env()      # under mpiexec: each rank's share of the cores, before any pool starts
 
@@ -25,7 +28,9 @@ def build(spec_or_name, seed: int | None = 0, **options) -> Sequential:
     if isinstance(spec_or_name, str) and not spec_or_name.lstrip().startswith("["):
         spec_or_name = get_model(spec_or_name).spec(spec_or_name, **options)
     elif options:
-        raise TypeError("options apply to named models only")
+        from .errors import SpecError
+        raise SpecError(f"options ({', '.join(map(str, options))}) apply to named models "
+                        f"only, not to a spec")
     return Sequential.from_spec(spec_or_name, seed=seed)
 
 

@@ -44,8 +44,22 @@ def naming(exc: Exception, source: str) -> Exception:
         return ValueError(message)
 
 
+_DEFAULT_FORMAT = warnings.formatwarning
+
+
 def _one_line_warning(message, category, filename, lineno, line=None):
-    return f"nnumba: warning: {message}\n"
+    # The first line: numba's warning for an environment variable it cannot parse
+    # ends in the text of a whole traceback.
+    lines = str(message).strip().splitlines() or [""]
+    return f"nnumba: warning: {lines[0]}\n"
+
+
+def quiet_import_warnings():
+    """Warnings as one line from here on (main restores the default when it ends):
+    called by the package, before numba's import, when this process is the command;
+    numba warns there about the environment (NUMBA_NUM_THREADS=abc, NUMBA_OPT=x)."""
+    if DEBUG_FLAG not in sys.argv:
+        warnings.formatwarning = _one_line_warning
 
 
 def main(argv=None) -> int:
@@ -55,6 +69,8 @@ def main(argv=None) -> int:
     if debug:
         argv.remove(DEBUG_FLAG)
     shown = warnings.formatwarning
+    if shown is _one_line_warning:  # set by quiet_import_warnings
+        shown = _DEFAULT_FORMAT
     if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
     try:

@@ -265,7 +265,8 @@ def get_device(device="cpu") -> Device:
     if isinstance(device, Device):
         return device.require()
     if not isinstance(device, str):
-        raise TypeError(f"a device is a name such as 'cpu' or 'cuda', got {device!r}")
+        raise DeviceError(f"a device is a name such as 'cpu' or 'cuda', got "
+                          f"{type(device).__name__} {device!r:.60}")
     return get_registry().get("device", device.strip().lower()).require()
 
 

@@ -57,6 +57,10 @@ class ImageError(FileFormatError):
     """An image cannot be read, or is too large to decode safely."""
 
 
+class MissingFileError(NnumbaError, FileNotFoundError):
+    """A file or folder that was asked for does not exist; the message names it."""
+
+
 class SaveError(NnumbaError, OSError):
     """Weights cannot be written where they were asked to go."""
 

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NnumbaError, NonFiniteError, SaveError, TooLargeError, WeightsError
+from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, SaveError,
+                     TooLargeError, WeightsError)
 from .jsonfile import parse_json
-from .layers.validation import show
+from .layers.validation import check_memory, show
+from .paths import user_path
 from .registry import model_spec
 
 _SPEC_KEY = "__nnumba_spec__"
@@ -35,6 +37,7 @@ def check_save_path(path) -> Path:
         raise SaveError("no file name given to save the weights to")
     if not isinstance(path, (str, os.PathLike)):
         raise SaveError(f"the file to save the weights to must be a path, got {show(path)}")
+    user_path(path, "file to save the weights to", SaveError)  # a NUL byte, ...
     text = os.fspath(path)
     folder = f"{text}: names a folder; give a file name such as "
     if text.endswith(("/", os.sep)):
@@ -65,8 +68,7 @@ def check_save_path(path) -> Path:
 def save(model, path) -> Path:
     """Write ``model``'s weights and spec to ``path`` (.npz), atomically: the file
     appears complete or not at all. Returns the path written (see check_save_path)."""
-    if not callable(getattr(model, "params", None)):
-        raise TypeError(f"save: expected a model (nnumba.Sequential), got {show(model)}")
+    _check_model("save", model)
     path = check_save_path(path)
     _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
@@ -164,21 +166,65 @@ def _fsync_dir(folder: Path):
 
 # ---- loading -------------------------------------------------------------------------
 
-def _read(path) -> tuple[dict, dict]:
-    """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it."""
+def npz_headers(path) -> dict:
+    """{array name: (shape, dtype)} from the header of each .npy member, read without
+    its data; {} where the file cannot tell (np.load then says what is wrong)."""
+    headers = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                headers[info.filename[:-4]] = (tuple(shape), np.dtype(dtype))
+    except Exception:  # noqa: BLE001 - a bad archive or header: np.load reports it
+        return {}
+    return headers
+
+
+def check_npz_memory(path, headers: dict):
+    """TooLargeError where the arrays of an .npz (``npz_headers``) would not fit in
+    memory: np.load allocates what a header declares (numpy's bare MemoryError), and a
+    compressed member of a few kB may really hold gigabytes of zeros."""
+    total = sum(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                for shape, dtype in headers.values())
+    check_memory(f"{path}: the arrays its headers declare", total)
+
+
+def _check_headers(path: Path, headers: dict, expected: dict | None):
+    """Before any array is read: TooLargeError where the arrays would not fit in
+    memory (a header may declare any shape, and a compressed member may really hold
+    that many zeros), WeightsError where one has another shape than ``expected``'s."""
+    check_npz_memory(path, headers)
+    if expected is None or set(headers) - {_SPEC_KEY} != set(expected):
+        return  # names missing or extra: load_weights says which, once it has read them
+    for name, want in expected.items():
+        if headers[name][0] != tuple(want):
+            raise WeightsError(f"{path} does not fit this model: {name} has shape "
+                               f"{headers[name][0]} in the file, {tuple(want)} in the model")
+
+
+def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
+    """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it;
+    ``expected`` ({name: shape}) refuses a misfit from the headers, before the data."""
     if not isinstance(path, (str, os.PathLike)):
         raise WeightsError(f"a weights file is a path, got {show(path)}")
-    path = Path(path)
+    path = user_path(path, "weights file", WeightsError)
     try:
         with open(path, "rb") as f:
             head = f.read(2)
     except FileNotFoundError:
-        raise
+        raise MissingFileError(f"{path}: no such weights file") from None
     except OSError as exc:
         raise WeightsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if head != b"PK":  # else numpy takes any other bytes for a pickle
         raise WeightsError(f"{path}: not a readable nnumba weights file (not a .npz zip "
                            f"archive, as nnumba.save writes)")
+    _check_headers(path, npz_headers(path), expected)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -204,6 +250,15 @@ def _read(path) -> tuple[dict, dict]:
     return meta, arrays
 
 
+def _check_model(owner: str, model):
+    """DTypeError (a TypeError) unless ``model`` is a Sequential: a layer has params()
+    too, but as a dict, and save (or the torch import) would fail on it with a bare
+    ValueError."""
+    from .model import Sequential
+    if not isinstance(model, Sequential):
+        raise DTypeError(f"{owner}: expected a model (nnumba.Sequential), got {show(model)}")
+
+
 def check_finite(model, source):
     """NonFiniteError naming ``source`` (a file) where a parameter of ``model`` holds
     NaN or infinity: such a model answers only NaN."""
@@ -215,9 +270,8 @@ def check_finite(model, source):
 def load_weights(model, path):
     """Copy the weights in ``path`` into ``model``; the names and shapes must match,
     and the values be finite. The model is left untouched when they don't."""
-    if not callable(getattr(model, "params", None)):
-        raise TypeError(f"load_weights: expected a model (nnumba.Sequential), got {show(model)}")
-    _, arrays = _read(path)
+    _check_model("load_weights", model)
+    _, arrays = _read(path, {name: p.value.shape for name, p in model.params()})
     path = Path(path)
     params = dict(model.params())
     missing = sorted(set(params) - set(arrays))

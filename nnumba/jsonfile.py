@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from .errors import JSONFileError
 
@@ -22,8 +21,9 @@ MAX_DEPTH = 100
 def read_json(path: str | os.PathLike, what: str = "JSON file"):
     """The JSON value in the file at ``path``; ``what`` ("model spec", ...) starts
     the message of the JSONFileError raised when the file cannot give one."""
+    from .paths import user_path  # paths imports nothing of ours but the errors
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = user_path(path, what, JSONFileError).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise JSONFileError(f"{what} {path}: not UTF-8 text (byte {exc.start} is "
                             f"{exc.object[exc.start:exc.start + 1]!r})") from None

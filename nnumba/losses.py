@@ -82,7 +82,11 @@ class Loss:
             raise ShapeError(f"{self.type_name} loss: got no predictions (an empty batch or "
                              f"no output per sample: shape {y_hat.shape})")
         if device_of(y) is None:
-            y = np.asarray(y)
+            try:  # a ragged list has no array; numpy says so with a bare ValueError
+                y = np.asarray(y)
+            except (ValueError, TypeError) as exc:
+                raise LabelError(f"{self.type_name} loss: targets must form an array, one row "
+                                 f"per sample ({str(exc).split('.')[0]})") from None
         if y.shape[:1] != y_hat.shape[:1]:
             raise LabelError(f"{self.type_name} loss: {y_hat.shape[0]} predictions but "
                              f"{y.shape[0] if y.ndim else 'scalar'} targets")

@@ -12,7 +12,7 @@ from .errors import (DTypeError, NnumbaError, NoGradientError, RegistryError, Sh
                      SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
-from .layers.validation import check_fits, check_memory, float_dtype, integer, show
+from .layers.validation import check_fits, check_memory, flag, float_dtype, integer, show
 
 
 class Sequential:
@@ -36,7 +36,10 @@ class Sequential:
         first = {}  # id(layer) -> its first index
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a Layer")
+                hint = " (a class: add ())" if isinstance(layer, type) and \
+                    issubclass(layer, Layer) else ""
+                raise DTypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a "
+                                 f"Layer{hint}")
             _check_unshared(layer, i, first.setdefault(id(layer), i), self)
         if seed is not None:
             seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)
@@ -143,6 +146,7 @@ class Sequential:
         for layer in self._every_layer():
             layer.set_device(device)
         self._bind_flat()
+        self._shapes = None  # the inputs the layers kept are on the old device
         return self
 
     def zero_grad(self):
@@ -156,6 +160,7 @@ class Sequential:
             layer.astype(dtype)
         self.dtype = dtype
         self._bind_flat()
+        self._shapes = None  # the inputs the layers kept have the old dtype: no backward
         return self
 
     # ---- modes -------------------------------------------------------------------------
@@ -175,6 +180,7 @@ class Sequential:
         """Let layers reuse their output arrays between calls (trainers do this).
 
         Faster, but an output stays valid only until the next forward()."""
+        on = flag("reuse_buffers", "on", on)  # "no" is truthy: outputs would be overwritten
         for layer in self._every_layer():
             layer.set_flags(reuse_buffers=on)
             layer._buffers.clear()
@@ -182,7 +188,7 @@ class Sequential:
     # ---- shapes --------------------------------------------------------------------
     def output_shape(self, input_shape: tuple) -> tuple:
         """Per-sample output shape; raises a clear error where two layers don't fit."""
-        shape = tuple(input_shape)
+        shape = per_sample_shape("output_shape", input_shape)
         for layer in self.layers:
             check_fits(layer, shape)
             shape = tuple(layer.output_shape(shape))
@@ -241,8 +247,12 @@ class Sequential:
         back is compared with the shape of the output it belongs to."""
         steps, shapes = self.steps, self._shapes
         if shapes is None:  # some steps would pair this gradient with another batch's input
-            raise NoGradientError("backward() needs the last forward() to have completed; "
-                                  "none ran, or the last one failed")
+            raise NoGradientError("backward() needs the last forward() to have completed "
+                                  "since the model was built, converted or moved; none ran, "
+                                  "or the last one failed")
+        if self.input_grad and not steps[0].needs_input_grad:  # it would return None
+            raise NoGradientError("input_grad was set after the last forward(), which then "
+                                  "kept nothing to compute dl/dx from: run forward() again")
         dl_dy = steps[-1].backward(dl_dy)
         for i in range(len(steps) - 2, -1, -1):
             if dl_dy is None:
@@ -290,6 +300,21 @@ class Sequential:
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def per_sample_shape(owner: str, shape) -> tuple:
+    """``shape`` as a tuple of sizes >= 0, or ShapeError: a layer's output_shape does
+    arithmetic on it (min() of an empty tuple, "ab" * 2, ...)."""
+    try:
+        items = tuple(shape)
+    except TypeError:
+        items = None
+    if isinstance(shape, (str, bytes)) or items is None or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
+            for s in items):
+        raise ShapeError(f"{owner}: a per-sample shape is a tuple of sizes >= 0, got "
+                         f"{show(shape)}")
+    return tuple(int(s) for s in items)
 
 
 def _check_unshared(layer, i, j, model):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SpecError
-from .layers.validation import number
+from .errors import DTypeError, SpecError
+from .layers.validation import number, show
 
 
 class SGD:
@@ -14,6 +14,9 @@ class SGD:
 
     def __init__(self, model, lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0):
+        from .model import Sequential
+        if not isinstance(model, Sequential):  # else an AttributeError, maybe at step()
+            raise DTypeError(f"SGD: model must be an nnumba Sequential, got {show(model)}")
         self.lr = number("SGD", "lr", lr, 0.0)
         self.momentum = number("SGD", "momentum", momentum, 0.0)
         self.weight_decay = number("SGD", "weight_decay", weight_decay, 0.0)

@@ -35,6 +35,7 @@ except ImportError as exc:
     raise ImportError('nnumba.sklearn needs scikit-learn 1.6 or later: '
                       'pip install "nnumba[sklearn]"') from exc
 
+from .errors import LabelError, NonFiniteError
 from .layers.validation import flag, integer, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
@@ -254,6 +255,14 @@ class NNRegressor(RegressorMixin, _NNEstimator):
 
     def _targets(self, y, first, classes=None):
         y = y.reshape(len(y), -1)
+        if y.dtype.kind not in "biuf":  # strings: astype's bare "could not convert" below
+            raise LabelError(f"NNRegressor: y must hold numbers, got dtype {y.dtype} "
+                             f"(class names? use NNClassifier)")
+        top = float(np.finfo(self._dtype()).max)
+        if y.dtype.kind == "f" and y.size and np.abs(y).max() > top:  # inf after the cast
+            raise NonFiniteError(f"NNRegressor: y holds values as large as "
+                                 f"{np.abs(y).max():.4g}, beyond {self._dtype().name}'s "
+                                 f"range (at most {top:.4g}): rescale the targets")
         if first:
             self.n_outputs_ = y.shape[1]
         elif y.shape[1] != self.n_outputs_:

@@ -215,6 +215,7 @@ def _size(what: str, value) -> int:
 
 def _resolve(model, name, options):
     """(spec, default input shape or None, display name)."""
+    from .errors import SpecError
     from .model import Sequential
     from .registry import get_model
     default = None
@@ -233,7 +234,8 @@ def _resolve(model, name, options):
     else:
         spec, name = model, name or "model"
     if options and not (isinstance(model, str) and not str(model).endswith(".json")):
-        raise TypeError("options apply to named models only")
+        raise SpecError(f"options ({', '.join(map(str, options))}) apply to named models "
+                        f"only, not to a spec")
     spec = Sequential.check_spec(spec)
     if default is None:
         default = _guess_input_shape(spec)

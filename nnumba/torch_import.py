@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NonFiniteError, WeightsError
+from .errors import MissingFileError, NonFiniteError, WeightsError
 from .layers.validation import show
+from .paths import user_path
 
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
 
@@ -57,9 +58,9 @@ def _zip_members(path: Path) -> list[str]:
 def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     """``(tensors, ordered)``: the file's arrays by name; ``ordered`` is False when the
     file does not keep the state_dict's order (safetensors)."""
-    path = Path(path)
+    path = user_path(path, "weights file", WeightsError)
     if not path.exists():
-        raise FileNotFoundError(f"no such weights file: {path}")
+        raise MissingFileError(f"no such weights file: {path}")
     with open(path, "rb") as f:
         head = f.read(9)
     # torch.save's zip format holds ".../data.pkl"; an .npz holds only .npy members.
@@ -87,6 +88,8 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    from .io import check_npz_memory, npz_headers
+    check_npz_memory(path, npz_headers(path))
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
@@ -190,6 +193,13 @@ def _arrays(tensors: Mapping, source) -> dict[str, np.ndarray]:
 def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="state_dict"):
     """``[(torch name, nnumba name)]`` pairing every tensor with a parameter; raises
     WeightsError naming both sides at the first mismatch."""
+    from .io import _check_model
+    _check_model("match_state_dict", model)
+    if not isinstance(tensors, Mapping):  # .items() of a module, a list, None...
+        hint = " (a torch module: pass module.state_dict())" if callable(
+            getattr(tensors, "state_dict", None)) else ""
+        raise WeightsError(f"{source}: a state_dict is a mapping of names to tensors, got "
+                           f"{show(tensors)}{hint}")
     targets = _targets(model)
     tensors = _arrays(tensors, source)
     names = list(tensors)
@@ -222,6 +232,8 @@ def load_torch_weights(model, source):
     The values must be finite and within the model's dtype (float64 weights past
     float32's range would become infinity); the model is left untouched when they
     are not, or when they do not fit it."""
+    from .io import _check_model
+    _check_model("load_torch_weights", model)  # before a file is read
     if isinstance(source, Mapping):
         tensors, ordered, label = _arrays(source, "state_dict"), True, "state_dict"
     elif not isinstance(source, (str, os.PathLike)):

@@ -59,9 +59,14 @@ def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
             # Pillow only warns from MAX_IMAGE_PIXELS to twice that; refuse it all.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                img = img.convert("RGB" if channels == 3 else "L").resize(
-                    (size[1], size[0]), Image.Resampling.BILINEAR)
-                pixels = np.asarray(img, dtype=np.float32) / 255.0
+                if img.mode in WIDE_MODES:
+                    pixels = _wide_pixels(path, img, size, Image)
+                else:
+                    img = img.convert("RGB" if channels == 3 else "L").resize(
+                        (size[1], size[0]), Image.Resampling.BILINEAR)
+                    pixels = np.asarray(img, dtype=np.float32) / 255.0
+    except ImageError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{path}: refused as a possible decompression bomb ({exc})") from None
     except OSError as exc:  # missing, unreadable, or not an image Pillow knows
@@ -69,8 +74,33 @@ def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
         raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") \
             from None
+    if pixels.ndim == 2:  # one gray plane, for a model of 1 or 3 channels
+        pixels = np.repeat(pixels[:, :, None], channels, axis=2)
     pixels = pixels.reshape(size[0], size[1], channels).transpose(2, 0, 1)
     return np.ascontiguousarray(pixels[None])
+
+
+#: Pillow's gray modes wider than 8 bits (16-bit PNG, 32-bit int and float TIFF): its
+#: convert("L") / convert("RGB") clips them to 0..255, so most such images came out as
+#: one flat white (16-bit) or black (float) plane, and every image got the same classes
+WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _wide_pixels(path, img, size, Image) -> np.ndarray:
+    """(H, W) float32 in [0, 1] of a wide gray image: its own range stretched to [0, 1]
+    (normalise then standardises it anyway), resized as float; ImageError for NaN or
+    infinite pixels (a float TIFF can hold them), which would give NaN scores."""
+    plane = img.convert("F")  # 32-bit float: exact for 16-bit values
+    values = np.asarray(plane, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ImageError(f"{path}: {int((~np.isfinite(values)).sum())} pixel(s) are NaN or "
+                         f"infinite")
+    low, high = values.min(), values.max()
+    plane = plane.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    resized = np.asarray(plane, dtype=np.float64)
+    if high == low:  # a flat image (np.float32 of (x - low) / 0 would be NaN)
+        return np.zeros(size, np.float32)
+    return np.clip((resized - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
 def normalise(img: np.ndarray) -> np.ndarray:
@@ -84,9 +114,10 @@ def normalise(img: np.ndarray) -> np.ndarray:
 def load_labels(path) -> dict[int, str]:
     """{class index: name} from a text, JSON, or Python-literal dict file; a
     FileFormatError naming the file for anything else."""
+    from ..paths import user_path
     source = f"labels file {path}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = user_path(path, "labels file").read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise FileFormatError(f"{source}: not UTF-8 text") from None
     except OSError as exc:

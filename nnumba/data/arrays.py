@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LabelError, NnumbaError, SpecError
+from ..errors import LabelError, MissingFileError, NnumbaError, SpecError
 from ..layers.validation import integer, non_finite, show
+from ..paths import user_path
 from .datasets import Dataset
 
 __all__ = ["DataFileError", "load_arrays", "stratified_split", "DEFAULT_TEST_FRACTION"]
@@ -44,6 +45,7 @@ def load_arrays(path, *, label_column: str | int | None = None,
     seed = integer("load_arrays", "seed", seed, 0, None)  # numpy's own error names nothing
     if not isinstance(path, (str, os.PathLike)):
         raise DataFileError(f"load_arrays: a data file is a path, got {show(path)}")
+    path = user_path(path, "data file", DataFileError)
     # int(1.5) and int(True) would quietly pick column 1
     if label_column is not None and not isinstance(label_column, str) and (
             isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer))):
@@ -55,7 +57,7 @@ def load_arrays(path, *, label_column: str | int | None = None,
         if path.exists():  # a folder, a device: "does not exist" would mislead
             raise DataFileError(f"data file {path} is not a regular file; give an .npz or "
                                 ".csv file")
-        raise FileNotFoundError(f"data file {path} does not exist")
+        raise MissingFileError(f"data file {path} does not exist")
     kind = path.suffix.lower()
     if kind == ".npz":
         if label_column is not None:
@@ -115,6 +117,8 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int = 0, *,
 # ---- .npz ---------------------------------------------------------------------------
 
 def _read_npz(path):
+    from ..io import check_npz_memory, npz_headers
+    check_npz_memory(path, npz_headers(path))
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError:  # neither zip nor .npy: numpy's last resort would be pickle
@@ -143,7 +147,9 @@ def _read_npz(path):
             if key in names:
                 try:
                     arrays[key] = archive[key]
-                except ValueError as exc:  # object arrays need pickle
+                except ValueError as exc:  # object arrays need pickle; or cut short
+                    if "pickle" not in str(exc):
+                        raise DataFileError(f"{path}: {key} is damaged ({exc})") from None
                     raise DataFileError(f"{path}: {key} cannot be read without pickle, which "
                                         f"nnumba never uses: save numeric arrays ({exc})") from None
                 except (OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -216,6 +222,9 @@ def _class_numbers(path, y, y_test):
     """(y, y_test, class names): class numbers stay as they are (0..max); class
     names are numbered in sorted order. A test label must be a training label."""
     names = y.dtype.kind == "U"
+    if len(np.unique(y)) < 2:  # a classifier of one class learns nothing; its accuracy is None
+        raise DataFileError(f"{path}: y_train holds one class only ({_few(np.unique(y))}); "
+                            "a classifier needs two classes or more")
     if y_test is not None and (y_test.dtype.kind == "U") != names:
         raise DataFileError(f"{path}: y_train holds {'names' if names else 'numbers'} but "
                             f"y_test {'numbers' if names else 'names'}")

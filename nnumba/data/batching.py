@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DTypeError, ShapeError, SpecError
-from ..layers.validation import flag, integer, show
+from ..layers.validation import check_memory, flag, integer, show
 
 __all__ = ["batches", "iterate"]
 
@@ -22,6 +22,8 @@ def _stops(owner: str, n: int, batch_size: int, drop_last: bool) -> range:
     n = integer(owner, "n", n, 0, None)
     if n == 0:
         raise ShapeError(f"{owner}: need at least one example to batch, got n=0")
+    # the index array of the n examples (numpy's own error names nothing past 2**63)
+    check_memory(f"{owner}: the indices of {n:,} examples", 8.0 * n)
     batch_size = integer(owner, "batch_size", batch_size, 1, None)
     stop = n - n % batch_size if flag(owner, "drop_last", drop_last) else n
     return range(0, stop, batch_size)

@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import LabelError, SpecError
-from ..layers.validation import integer, show
+from ..errors import IDXError, LabelError, MissingFileError, SpecError
+from ..layers.validation import flag, integer, show
 from .download import MNIST_SHA256, cache_dir, download_mnist
 from .idx import read_idx
 
@@ -98,17 +98,17 @@ class Dataset:
 
 def _images(raw: np.ndarray, source) -> np.ndarray:
     if raw.dtype != np.uint8 or raw.ndim != 3 or raw.shape[1:] != (28, 28):
-        raise ValueError(f"{source}: expected uint8 images of shape (N, 28, 28), got {raw.dtype} {raw.shape}")
+        raise IDXError(f"{source}: expected uint8 images of shape (N, 28, 28), got {raw.dtype} {raw.shape}")
     return (raw.astype(np.float32) / np.float32(255)).reshape(-1, 1, 28, 28)
 
 
 def _labels(raw: np.ndarray, source, n_images: int, n_classes: int) -> np.ndarray:
     if raw.ndim != 1 or raw.dtype.kind not in "iu":
-        raise ValueError(f"{source}: expected a 1-D integer label vector, got {raw.dtype} {raw.shape}")
+        raise IDXError(f"{source}: expected a 1-D integer label vector, got {raw.dtype} {raw.shape}")
     if len(raw) != n_images:
-        raise ValueError(f"{source}: {len(raw)} labels but {n_images} images")
+        raise IDXError(f"{source}: {len(raw)} labels but {n_images} images")
     if raw.min() < 0 or raw.max() >= n_classes:
-        raise ValueError(f"{source}: labels must lie in [0, {n_classes}), found {raw.min()}..{raw.max()}")
+        raise IDXError(f"{source}: labels must lie in [0, {n_classes}), found {raw.min()}..{raw.max()}")
     return raw.astype(np.int64)
 
 
@@ -116,7 +116,7 @@ def _find_files(root: Path, what: str) -> dict[str, Path]:
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"{what} folder {root} is a file, not a folder")
     if not root.is_dir():
-        raise FileNotFoundError(f"{what} folder {root} does not exist")
+        raise MissingFileError(f"{what} folder {root} does not exist")
     found, missing = {}, []
     for role, base in MNIST_FILES.items():
         hits = [root / f"{base}.gz", root / base]
@@ -125,7 +125,7 @@ def _find_files(root: Path, what: str) -> dict[str, Path]:
             missing.append(f"{base}[.gz]")
         found[role] = hit
     if missing:
-        raise FileNotFoundError(f"{what} folder {root} is missing {', '.join(missing)}")
+        raise MissingFileError(f"{what} folder {root} is missing {', '.join(missing)}")
     return found
 
 
@@ -177,7 +177,7 @@ def load_fashion_mnist(root=None) -> Dataset:
         candidates.append(SYSTEM_FASHION_MNIST)
         root = next((p for p in candidates if p.is_dir()), None)
         if root is None:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"Fashion-MNIST not found in {', '.join(map(str, candidates))}. Install it with "
                 "`apt-get install dataset-fashion-mnist`, or pass a folder holding "
                 "train-images-idx3-ubyte.gz and the other 3 files (or set NNUMBA_FASHION_MNIST).")
@@ -188,7 +188,7 @@ def load_fashion_mnist(root=None) -> Dataset:
 # plugins can add data sets to DATASETS the same way.
 def _mnist_5k(root=None, download=False) -> Dataset:
     if root is not None or download:
-        raise ValueError("mnist-5k is embedded in nnumba: it takes no root folder and no download")
+        raise SpecError("mnist-5k is embedded in nnumba: it takes no root folder and no download")
     return load_embedded_mnist()
 
 
@@ -199,14 +199,14 @@ def _mnist(root=None, download=False) -> Dataset:
         cached = cache_dir() / "mnist"
         if all((cached / name).is_file() for name in MNIST_SHA256):
             return load_mnist(cached)
-        raise ValueError(f"mnist needs a folder with the 4 MNIST files (root=...), or download=True "
+        raise SpecError(f"mnist needs a folder with the 4 MNIST files (root=...), or download=True "
                          f"to fetch them into {cached}")
     return load_mnist(root)
 
 
 def _fashion_mnist(root=None, download=False) -> Dataset:
     if download:
-        raise ValueError("fashion-mnist is not downloaded by nnumba: `apt-get install "
+        raise SpecError("fashion-mnist is not downloaded by nnumba: `apt-get install "
                          "dataset-fashion-mnist`, or pass a folder holding its 4 files")
     return load_fashion_mnist(root)
 
@@ -221,4 +221,5 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:
     """Load a data set by name: the built-ins above or any a plugin registers."""
     from ..registry import get_dataset  # the registry imports this module: import late
+    download = flag("load_dataset", "download", download)  # "no" is truthy: it would download
     return get_dataset(name)(root=root, download=download)

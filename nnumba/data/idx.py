@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IDXError
+from ..errors import IDXError, MissingFileError
+from ..layers.validation import flag
+from ..paths import user_path
 
 __all__ = ["IDXError", "read_idx", "write_idx", "IDX_DTYPES"]
 
@@ -38,11 +40,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Reads no more than the header says the data holds (plus one byte, to tell
     trailing garbage), so a gzip bomb costs no more than the shape it declares."""
-    path = Path(path)
+    path = user_path(path, "IDX file", IDXError)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, "IDX file not found", str(path)) from None
+        raise MissingFileError(errno.ENOENT, "IDX file not found", str(path)) from None
     except OSError as exc:
         raise IDXError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     with f:
@@ -115,12 +117,14 @@ def write_idx(path: str | os.PathLike, array, compress: bool | None = None) -> P
     codes = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")
     if native not in codes:
-        raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of {sorted(map(str, codes))}")
+        raise IDXError(f"IDX cannot store dtype {array.dtype}; use one of {sorted(map(str, codes))}")
     if not 1 <= array.ndim <= 255 or 0 in array.shape:
-        raise ValueError(f"IDX needs 1 to 255 non-empty dimensions, got shape {array.shape}")
+        raise IDXError(f"IDX needs 1 to 255 non-empty dimensions, got shape {array.shape}")
     code = codes[native]
     header = bytes([0, 0, code, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
     data = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+    if compress is not None:  # "no" is truthy: it would gzip
+        compress = flag("write_idx", "compress", compress)
     if compress is None:
         compress = path.suffix == ".gz"
     if compress:

@@ -6,7 +6,7 @@ import math
 from ..errors import ShapeError
 from ..hookspecs import hookimpl
 from .contract import Layer
-from .validation import integer_pair
+from .validation import check_fits, integer_pair
 
 
 def _bins_total(size: int, out: int) -> int:
@@ -31,6 +31,7 @@ class AdaptiveAvgPool2d(Layer):
         return (None, None, None)  # any (C, H, W)
 
     def output_shape(self, input_shape):
+        check_fits(self, input_shape)  # called alone, () would fail in min() below
         if min(input_shape) < 1:  # an empty plane would average over empty bins
             raise ShapeError(f"{self.label}: expected per-sample input (C, H, W) with "
                              f"C, H, W >= 1, got {tuple(input_shape)}")

@@ -9,7 +9,7 @@ from ..errors import ShapeError
 from ..hookspecs import hookimpl
 from ..kernels.geometry import out_size
 from .contract import Layer
-from .validation import check_memory, flag, integer, integer_pair
+from .validation import check_fits, check_memory, flag, integer, integer_pair
 
 
 class _ConvNd(Layer):
@@ -37,6 +37,7 @@ class _ConvNd(Layer):
         return (self.in_channels,) + (None,) * self.spatial
 
     def output_shape(self, input_shape):
+        check_fits(self, input_shape)  # called alone, () would fail in min() below
         spatial = (1,) * (2 - self.spatial) + tuple(input_shape[1:])
         out = tuple(out_size(s, k, st, p) for s, k, st, p in
                     zip(spatial, self.kernel, self.stride, self.padding))

@@ -8,12 +8,16 @@ and one pass over the largest activation of the lecture's CNN saves about 1 ms a
 step."""
 import math
 
-from ..errors import ShapeError
+from ..errors import ShapeError, TooLargeError
 from ..hookspecs import hookimpl
 from ..kernels.geometry import out_size
 from .activation import ReLU
 from .contract import Layer
-from .validation import integer, integer_pair
+from .validation import check_fits, integer, integer_pair
+
+
+#: the largest (H, W) plane a max-pool takes: its argmax holds int32 flat indices
+ARGMAX_LIMIT = 2**31 - 1
 
 
 class _PoolNd(Layer):
@@ -28,11 +32,18 @@ class _PoolNd(Layer):
         return (None,) * (self.spatial + 1)
 
     def output_shape(self, input_shape):
+        check_fits(self, input_shape)  # called alone, () would fail in min() below
         spatial = (1,) * (2 - self.spatial) + tuple(input_shape[1:])
         out = tuple(out_size(s, k, st) for s, k, st in zip(spatial, self.kernel, self.stride))
         if min(out) < 1:
             raise ShapeError(f"{self.label}: input {tuple(input_shape)} is smaller than the "
                              f"pooling window {self.kernel[2 - self.spatial:]}")
+        if self.mode == "max" and spatial[0] * spatial[1] > ARGMAX_LIMIT:
+            # the kernels keep each maximum's flat index i * W + j in its plane as int32:
+            # past it the index wraps, and backward writes outside the gradient array
+            raise TooLargeError(f"{self.label}: input planes of {spatial[0]:,} x "
+                                f"{spatial[1]:,} values are more than max pooling can index "
+                                f"(int32: at most {ARGMAX_LIMIT:,} per plane)")
         return (input_shape[0],) + out[2 - self.spatial:]
 
     def flops(self, input_shape):

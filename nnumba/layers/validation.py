@@ -33,6 +33,9 @@ def check_array(layer, x, what: str):
                          f"{got} (convert with .astype(np.{layer.dtype.name}))")
     try:
         return device.contiguous(x)
+    except MemoryError as exc:  # the copy of a strided or broadcast view: no shape fault
+        raise TooLargeError(f"{layer.label}: {what}: a C-contiguous copy of shape {x.shape} "
+                            f"does not fit in memory ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - the device says why it cannot
         raise ShapeError(f"{layer.label}: {what}: {exc}") from None
 

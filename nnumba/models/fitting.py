@@ -8,16 +8,21 @@ from __future__ import annotations
 FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100}
 
 
+def _named(model) -> bool:
+    """A registered model's name, not a spec (JSON text starts with "[", as build() reads it)."""
+    return isinstance(model, str) and not model.lstrip().startswith("[")
+
+
 def train_defaults(model) -> tuple[dict, str]:
     """(settings, where they come from) for a model: a registered name's
     train_defaults over FALLBACK_DEFAULTS, or FALLBACK_DEFAULTS alone."""
     own = {}
-    if isinstance(model, str):
+    if _named(model):
         from ..registry import get_model
         own = {k: v for k, v in get_model(model).train_defaults.items() if k in FALLBACK_DEFAULTS}
     source = (f"{model}'s train_defaults" if len(own) == len(FALLBACK_DEFAULTS) else
               f"{model}'s train_defaults, else nnumba's fallback" if own else
-              f"nnumba's fallback: {model if isinstance(model, str) else 'the model'} "
+              f"nnumba's fallback: {model if _named(model) else 'the model'} "
               "has no train_defaults")
     return {**FALLBACK_DEFAULTS, **own}, source
 
@@ -37,11 +42,11 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
 
     import numpy as np
 
-    from ..errors import NnumbaError, ShapeError
+    from ..errors import DTypeError, NnumbaError, ShapeError, SpecError
     from ..layers import Layer
     from ..model import Sequential
     shape, own_shape = tuple(sample_shape), None
-    if isinstance(model, str):
+    if _named(model):
         from .. import build
         from ..registry import get_model
         named, options = get_model(model), dict(options or {})
@@ -57,11 +62,11 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
         except NnumbaError:  # an unknown option, a value the builder refused: named already
             raise
         except (TypeError, ValueError) as exc:  # a bad option value
-            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            kind = DTypeError if isinstance(exc, TypeError) else SpecError
             raise kind(f"{what}: {exc}") from None
     else:
         if options:
-            raise ValueError("model options apply to named models, not to a spec or layers")
+            raise SpecError("model options apply to named models, not to a spec or layers")
         what = "the model"
         if isinstance(model, (list, tuple)) and model and all(isinstance(m, Layer) for m in model):
             net = Sequential(*copy.deepcopy(list(model)), seed=seed)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import LabelError, ShapeError
 from ..layers.validation import integer
 
 
@@ -11,7 +12,12 @@ def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
     labels in {-1, +1}.
 
     None where accuracy means nothing (regression targets)."""
-    y = np.asarray(y)
+    y_hat, y = np.asarray(y_hat), np.asarray(y)
+    if y_hat.ndim == 0 or y.ndim == 0 or len(y_hat) != len(y):  # numpy: "could not broadcast"
+        raise LabelError(f"accuracy: predictions of shape {y_hat.shape} and targets of shape "
+                         f"{y.shape} do not pair up, one per sample")
+    if len(y) == 0:  # np.mean of nothing: NaN and a RuntimeWarning
+        raise ShapeError("accuracy: no samples")
     if y.ndim == 2 and y.shape == y_hat.shape and y.shape[1] > 1 and \
             np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():  # one-hot
         return float(np.mean(y_hat.argmax(axis=1) == y.argmax(axis=1)))

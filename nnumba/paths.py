@@ -1,0 +1,23 @@
+"""Paths given by users, checked before the operating system sees them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import FileFormatError
+
+
+def user_path(path, what: str, error=FileFormatError) -> Path:
+    """``path`` as a Path, or ``error`` naming ``what`` ("weights file", ...) for a value
+    that cannot name a file: not a str or os.PathLike, empty, or holding a NUL byte
+    (which open() refuses with a bare ValueError, and Path.exists() hides as False)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise error(f"{what}: expected a path (str or os.PathLike), got a {type(path).__name__}")
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text.strip():
+        raise error(f"no {what} given (an empty path)")
+    if "\0" in text:
+        raise error(f"{what} {text!r}: a path cannot hold a NUL byte")
+    return Path(text)
