@@ -209,3 +209,17 @@ def test_lecture_cnn_pool_shapes():
         K.relu_maxpool2d_forward(x, k, k, out, am)
         ref_out, ref_am = ref_maxpool(np.maximum(x, 0), (k, k), (k, k))
         assert np.array_equal(out, ref_out) and np.array_equal(am, ref_am)
+
+
+def test_average_pools_of_values_near_the_float32_maximum_stay_finite():
+    # Their means are finite: a float32 sum of the window before dividing was inf.
+    from nnumba.layers.adaptive_pool import AdaptiveAvgPool2d
+    from nnumba.layers.pool import AvgPool2d
+    x = np.full((1, 2, 4, 4), 3e38, np.float32)
+    x[0, 1] = -3e38
+    for layer in (AvgPool2d(2), AdaptiveAvgPool2d((1, 1))):
+        y = layer.forward(x)
+        assert np.isfinite(y).all(), type(layer).__name__
+        assert np.allclose(y[0, 0], 3e38, rtol=1e-6) and np.allclose(y[0, 1], -3e38, rtol=1e-6)
+        dx = layer.backward(np.full(y.shape, 3e38, np.float32))
+        assert np.isfinite(dx).all()

@@ -165,11 +165,14 @@ def adaptive_avg(x, y, n, c, i, j):
     H, W, Ho, Wo = x.shape[2], x.shape[3], y.shape[2], y.shape[3]
     h0, h1 = (i * H) // Ho, ((i + 1) * H + Ho - 1) // Ho
     w0, w1 = (j * W) // Wo, ((j + 1) * W + Wo - 1) // Wo
+    # Each value is scaled before the sum: a sum of values near the dtype's maximum
+    # would overflow where their mean does not.
+    inv = x.dtype.type(1) / x.dtype.type((h1 - h0) * (w1 - w0))
     s = x.dtype.type(0)
     for r in range(h0, h1):
         for q in range(w0, w1):
-            s += x[n, c, r, q]
-    y[n, c, i, j] = s / x.dtype.type((h1 - h0) * (w1 - w0))
+            s += x[n, c, r, q] * inv
+    y[n, c, i, j] = s
 
 
 def adaptive_avg_grad(dy, dx, n, c, r, q):
@@ -190,11 +193,12 @@ def adaptive_avg_grad(dy, dx, n, c, r, q):
 
 def avg_window(x, kh, kw, sh, sw, y, n, c, i, j):
     """y[n, c, i, j] = the mean of window (i, j) of x (N, C, H, W)."""
+    inv = x.dtype.type(1) / x.dtype.type(kh * kw)  # scaled first, as in adaptive_avg
     s = x.dtype.type(0)
     for ki in range(kh):
         for kj in range(kw):
-            s += x[n, c, i * sh + ki, j * sw + kj]
-    y[n, c, i, j] = s / x.dtype.type(kh * kw)
+            s += x[n, c, i * sh + ki, j * sw + kj] * inv
+    y[n, c, i, j] = s
 
 
 def avg_window_grad(dy, kh, kw, sh, sw, dx, n, c, r, q):
@@ -206,8 +210,9 @@ def avg_window_grad(dy, kh, kw, sh, sw, dx, n, c, r, q):
     i_hi = min(Ho - 1, r // sh)
     j_lo = max(0, (q - kw + sw) // sw)
     j_hi = min(Wo - 1, q // sw)
+    inv = dx.dtype.type(1) / dx.dtype.type(kh * kw)  # scaled first, as in adaptive_avg
     s = dx.dtype.type(0)
     for i in range(i_lo, i_hi + 1):
         for j in range(j_lo, j_hi + 1):
-            s += dy[n, c, i, j]
-    dx[n, c, r, q] = s / dx.dtype.type(kh * kw)
+            s += dy[n, c, i, j] * inv
+    dx[n, c, r, q] = s

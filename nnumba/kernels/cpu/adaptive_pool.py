@@ -11,7 +11,9 @@ from numba import njit, prange
 from .. import formulas
 from ..cache_stamp import stamp
 
-_OPTS = dict(parallel=True, cache=True, fastmath=True)
+# No fastmath: the formulas scale each value before summing (no overflow near the
+# dtype's maximum), which LLVM could otherwise factor back out of the sum.
+_OPTS = dict(parallel=True, cache=True)
 
 _avg = njit(inline="always")(formulas.adaptive_avg)
 _avg_grad = njit(inline="always")(formulas.adaptive_avg_grad)

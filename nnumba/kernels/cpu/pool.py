@@ -246,11 +246,14 @@ def _maxpool_bwd(dy2, am2, relu, y2, dx2):
                 d[a[p]] += g[p]
 
 
+# The averages scale each value before summing (no overflow near the dtype's
+# maximum); without fastmath, LLVM may not factor the scaling back out of the sum.
+_AVG = dict(parallel=True, cache=True)
 _avg_window = njit(inline="always")(formulas.avg_window)
 _avg_window_grad = njit(inline="always")(formulas.avg_window_grad)
 
 
-@njit(**_OPTS)
+@njit(**_AVG)
 def _avgpool_fwd(x, kh, kw, sh, sw, out):
     N, C, Ho, Wo = out.shape
     for plane in prange(N * C):
@@ -260,7 +263,7 @@ def _avgpool_fwd(x, kh, kw, sh, sw, out):
                 _avg_window(x, kh, kw, sh, sw, out, n, c, i, j)
 
 
-@njit(**_OPTS)
+@njit(**_AVG)
 def _avgpool_bwd(dy, kh, kw, sh, sw, dx):
     N, C, H, W = dx.shape
     for plane in prange(N * C):
