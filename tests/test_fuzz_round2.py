@@ -407,3 +407,20 @@ def test_data_and_torch_npz_headers_declaring_more_than_memory_are_too_large(tmp
             call(huge)
     with pytest.raises(DataFileError, match="x_train is damaged"):  # was "without pickle"
         nnumba.data.load_arrays(archive((2**10,)))
+
+
+def test_a_layer_switched_to_another_dtype_has_no_backward_from_the_old_forward():
+    from nnumba.errors import NoGradientError
+    from nnumba.layers import Linear
+    layer = Linear(3, 2)
+    layer.forward(np.ones((4, 3), np.float32))
+    layer.astype(np.float64)
+    with pytest.raises(NoGradientError, match="before forward"):
+        layer.backward(np.ones((4, 2)))  # would pair float64 kernels with float32 inputs
+
+
+def test_check_finite_is_a_flag():
+    from nnumba.errors import SpecError
+    from nnumba.layers import ReLU
+    with pytest.raises(SpecError, match="check_finite must be true or false"):
+        ReLU().forward(np.ones((2, 3), np.float32), check_finite="no")  # "no" is truthy

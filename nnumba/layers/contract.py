@@ -298,6 +298,7 @@ class Layer:
             param.value = self.device.to_device(to_host(param.value).astype(dtype))
             param.grad = self.device.to_device(to_host(param.grad).astype(dtype))
         self._buffers.clear()
+        self._out_shape = None  # what forward kept is of the old dtype: no backward from it
         return self
 
     def zero_grad(self):

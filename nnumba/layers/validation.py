@@ -70,7 +70,7 @@ def check_input(layer, x, *, check_finite: bool = True):
         raise ShapeError(f"{layer.label}: expected input of shape (N, {pretty_shape(want)}), "
                          f"got {x.shape}")
     layer.output_shape(x.shape[1:])  # e.g. an input smaller than a kernel is refused here
-    if check_finite and not layer.kernels.all_finite(x):
+    if flag(layer.label, "check_finite", check_finite) and not layer.kernels.all_finite(x):
         raise NonFiniteError(f"{layer.label}: input holds NaN or infinity")
     return x
 
