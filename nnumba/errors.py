@@ -25,6 +25,11 @@ class NoGradientError(NnumbaError, RuntimeError):
     """backward() was asked of an operation that has no useful gradient."""
 
 
+class ContractError(NnumbaError, TypeError):
+    """A plugin layer breaks the layer contract in a way a model would not notice (a
+    parameter rebound instead of written in place, super().__init__() skipped)."""
+
+
 class RegistryError(NnumbaError, LookupError, ValueError):
     """An unknown name, or one name registered twice."""
 

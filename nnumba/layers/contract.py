@@ -43,13 +43,8 @@ import numpy as np
 
 from .. import registry
 from ..device import CPU, DeviceError, get_device, to_host
-from ..errors import NnumbaError, NoGradientError, TooLargeError
+from ..errors import ContractError, NoGradientError, TooLargeError
 from . import validation
-
-
-class ContractError(NnumbaError, TypeError):
-    """A layer broke the contract in a way a model would not notice (a parameter
-    rebound instead of written in place)."""
 
 
 #: What a container (Sequential) sets on each of its layers, and what it means.
