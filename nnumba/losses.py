@@ -40,7 +40,7 @@ from . import registry
 from .device import CPU, device_of, to_host
 from .errors import DTypeError, LabelError, NoGradientError, NonFiniteError, ShapeError, SpecError
 from .hookspecs import hookimpl
-from .layers.validation import non_finite, number, show
+from .layers.validation import non_finite, number, show, unmasked
 
 REDUCTIONS = ("mean", "sum")
 
@@ -87,6 +87,7 @@ class Loss:
             except (ValueError, TypeError) as exc:
                 raise LabelError(f"{self.type_name} loss: targets must form an array, one row "
                                  f"per sample ({str(exc).split('.')[0]})") from None
+        y = unmasked(f"{self.type_name} loss", y, "targets")
         if y.shape[:1] != y_hat.shape[:1]:
             raise LabelError(f"{self.type_name} loss: {y_hat.shape[0]} predictions but "
                              f"{y.shape[0] if y.ndim else 'scalar'} targets")

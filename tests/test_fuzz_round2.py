@@ -424,3 +424,19 @@ def test_check_finite_is_a_flag():
     from nnumba.layers import ReLU
     with pytest.raises(SpecError, match="check_finite must be true or false"):
         ReLU().forward(np.ones((2, 3), np.float32), check_finite="no")  # "no" is truthy
+
+
+def test_masked_values_are_refused_not_read_as_data():
+    # numpy hands a kernel the values under the mask as if they were data
+    from nnumba.errors import DTypeError
+    from nnumba.layers import Linear
+    from nnumba.losses import MSE
+    model = nnumba.Sequential([Linear(3, 2)])
+    x = np.ma.masked_array(np.ones((2, 3), np.float32), mask=[[0, 1, 0], [0, 0, 0]])
+    with pytest.raises(DTypeError, match="masked array with 1 masked value"):
+        model.forward(x)
+    clean = np.ma.masked_array(np.ones((2, 3), np.float32))  # nothing masked: its data
+    assert np.allclose(model.forward(clean), model.forward(np.ones((2, 3), np.float32)))
+    y = np.ma.masked_array(np.zeros((2, 2), np.float32), mask=[[1, 0], [0, 0]])
+    with pytest.raises(DTypeError, match="targets is a masked array"):
+        MSE().forward(np.zeros((2, 2), np.float32), y)

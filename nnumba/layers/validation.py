@@ -26,6 +26,7 @@ def check_array(layer, x, what: str):
             f"a {type(x).__name__}"  # a numpy scalar's type name alone reads as a dtype
         raise DTypeError(f"{layer.label} is on {device.name}: expected {what} as {kind} of "
                          f"{layer.dtype.name}, got {got}{hint}")
+    x = unmasked(layer.label, x, what)
     if x.dtype != layer.dtype:
         got = np.dtype(x.dtype)  # '>f4' is named float32 too: say it is big-endian
         got = f"{got.name} of byte order {got.str}" if got.name == layer.dtype.name else got.name
@@ -38,6 +39,18 @@ def check_array(layer, x, what: str):
                             f"does not fit in memory ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - the device says why it cannot
         raise ShapeError(f"{layer.label}: {what}: {exc}") from None
+
+
+def unmasked(owner: str, x, what: str):
+    """``x``'s data, or DTypeError where ``x`` is a masked array with masked values:
+    numpy would hand the kernels the values under the mask as data."""
+    if isinstance(x, np.ma.MaskedArray):
+        masked = int(np.ma.count_masked(x))
+        if masked:
+            raise DTypeError(f"{owner}: {what} is a masked array with {masked} masked "
+                             f"value(s): fill them (x.filled(value)) or drop those samples")
+        return np.ma.getdata(x)
+    return x
 
 
 def non_finite(a: np.ndarray) -> str | None:
