@@ -62,3 +62,9 @@ def test_accuracy_of_one_hot_targets_is_that_of_their_labels():
     assert accuracy(scores, np.eye(4)[labels]) == pytest.approx(expected)
     assert accuracy(scores, labels) == pytest.approx(expected)
     assert accuracy(scores, rng.normal(size=(50, 4))) is None  # regression targets
+
+
+def test_the_same_class_twice_in_classes_is_named_as_given(capsys):
+    code = main(["train", "--model", "logreg", "--loss", "Hinge", "--classes", "3, 3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--classes: the two classes must differ, got '3, 3'" in err

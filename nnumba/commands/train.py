@@ -388,6 +388,8 @@ def _two_classes(args, data, who: str):
     if len(names) != 2:
         raise ValueError(f"--classes takes two classes NEG,POS, got {args.classes!r}")
     neg, pos = (_class_number(data, name.strip()) for name in names)
+    if neg == pos:  # by name: binary() would say "got 0 twice"
+        raise ValueError(f"--classes: the two classes must differ, got {args.classes!r}")
     (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
     _say(args, f"{who}: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
     return neg, pos, (x, y), (xt, yt)
