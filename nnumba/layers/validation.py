@@ -53,6 +53,19 @@ def unmasked(owner: str, x, what: str):
     return x
 
 
+def takes(func, nargs: int) -> bool:
+    """Whether ``func`` can be called with ``nargs`` positional arguments (True where
+    its signature cannot be read: a builtin, a C extension's callable)."""
+    import inspect
+    try:
+        inspect.signature(func).bind(*range(nargs))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read
+        return True
+    return True
+
+
 def non_finite(a: np.ndarray) -> str | None:
     """For a float array of samples (N, ...): "K NaN or infinite value(s), the first in
     sample i", or None where every value is finite (or the array holds no floats)."""

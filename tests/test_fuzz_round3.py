@@ -1,0 +1,64 @@
+"""Regression tests for the causes found by the third fuzzing pass (float64 models,
+the 1-D layers, the trainers' options, the CUDA simulator, the CLI's other commands,
+the scikit-learn estimators, MPI): each bad input meets one of nnumba's named errors
+with a clear message (or the right answer)."""
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba.errors import DTypeError, LabelError
+from nnumba.layers import Linear
+from nnumba.losses import CrossEntropy
+
+
+def _small():
+    rng = np.random.default_rng(0)
+    return (rng.random((5, 4)).astype(np.float32), np.array([0, 1, 2, 1, 0]),
+            nnumba.Sequential(Linear(4, 3), seed=0))
+
+
+# ---- trainers ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("trainer", [nnumba.SGDTrainer, nnumba.GDTrainer])
+def test_masked_training_and_test_sets_are_refused(trainer):
+    # the batches were gathered from the data under the mask: trained on hidden values
+    x, y, model = _small()
+    masked_x = np.ma.masked_array(x, mask=x > 0.5)
+    with pytest.raises(DTypeError, match="training set: inputs is a masked array"):
+        trainer(model, CrossEntropy()).fit(masked_x, y)
+    with pytest.raises(DTypeError, match="test set: inputs is a masked array"):
+        trainer(model, CrossEntropy()).fit(x, y, x_test=masked_x, y_test=y)
+    # without masked values, the data is used
+    trainer(model, CrossEntropy()).fit(np.ma.masked_array(x), y)
+
+
+def test_masked_perceptron_sets_are_refused():
+    x = np.array([[1.0, 0], [0, 1], [-1, 0], [0, -1]])
+    y = np.array([1, 1, -1, -1])
+    with pytest.raises(DTypeError, match="training set: inputs is a masked array"):
+        nnumba.train_perceptron(np.ma.masked_array(x, mask=x == 0), y)
+    with pytest.raises(DTypeError, match="labels is a masked array"):
+        nnumba.train_perceptron(x, np.ma.masked_array([1, 1, -1, 5], mask=[0, 0, 0, 1]))
+
+
+def test_perceptron_labels_that_are_not_numbers_are_a_label_error():
+    x = np.array([[1.0, 0], [0, 1], [-1, 0], [0, -1]])
+    with pytest.raises(LabelError, match="as numbers, got dtype object"):  # was TypeError
+        nnumba.train_perceptron(x, np.array([1, None, -1, -1], dtype=object))
+
+
+@pytest.mark.parametrize("trainer", [nnumba.SGDTrainer, nnumba.GDTrainer])
+def test_a_callback_of_the_wrong_arity_is_refused_before_training(trainer):
+    x, y, model = _small()
+    with pytest.raises(DTypeError, match=r"callbacks must be functions \(trainer, row\)"):
+        trainer(model, CrossEntropy(), callbacks=[lambda row: None])
+    with pytest.raises(DTypeError, match="callback must be a function of the epoch's row"):
+        nnumba.train_perceptron(x.astype(float), np.array([1, -1, 1, 1, -1]),
+                                callback=lambda trainer, row: None)
+    trainer(model, CrossEntropy(), callbacks=[lambda *args: None, print]).fit(x, y)
+
+
+def test_big_endian_training_inputs_are_named_as_such():
+    x, y, model = _small()
+    with pytest.raises(DTypeError, match="float32 of byte order >f4 but the model is float32"):
+        nnumba.SGDTrainer(model, CrossEntropy()).fit(x.astype(">f4"), y)
