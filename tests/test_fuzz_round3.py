@@ -62,3 +62,47 @@ def test_big_endian_training_inputs_are_named_as_such():
     x, y, model = _small()
     with pytest.raises(DTypeError, match="float32 of byte order >f4 but the model is float32"):
         nnumba.SGDTrainer(model, CrossEntropy()).fit(x.astype(">f4"), y)
+
+
+# ---- scikit-learn estimators -----------------------------------------------------------
+
+def _digits():
+    rng = np.random.default_rng(0)
+    return rng.random((20, 4)), np.arange(20) % 3
+
+
+def test_partial_fit_refuses_classes_other_than_the_first_calls():
+    pytest.importorskip("sklearn")
+    from nnumba.sklearn import NNClassifier
+    x, y = _digits()
+    clf = NNClassifier(model_options={"hidden": [5]}, random_state=0)
+    clf.partial_fit(x, y, classes=[0, 1, 2])
+    with pytest.raises(LabelError, match=r"classes=\[0, 1, 2, 3\] is not the same as on the "
+                                         r"first call, \[0, 1, 2\]"):  # was ignored
+        clf.partial_fit(x, y, classes=[0, 1, 2, 3])
+    clf.partial_fit(x, y, classes=[2, 1, 0])  # the same classes, in any order
+
+
+def test_set_params_between_partial_fit_calls_takes_effect():
+    pytest.importorskip("sklearn")
+    from nnumba.sklearn import NNRegressor
+    x, y = _digits()
+    reg = NNRegressor(model_options={"hidden": [5]}, random_state=0).partial_fit(x, y)
+    reg.set_params(lr=0.0, momentum=0.0)  # the old trainer kept lr 0.1 and its momentum
+    before = reg.model_.flat_params.copy()
+    reg.partial_fit(x, y)
+    np.testing.assert_array_equal(reg.model_.flat_params, before)
+    reg.set_params(batch_size=3)
+    assert reg.partial_fit(x, y)._trainer.batch_size == 3
+
+
+def test_set_params_dtype_after_fit_applies_to_the_next_fit_not_to_predict():
+    pytest.importorskip("sklearn")
+    from nnumba.sklearn import NNClassifier
+    x, y = _digits()
+    clf = NNClassifier(model_options={"hidden": [5]}, epochs=2, random_state=0).fit(x, y)
+    proba = clf.predict_proba(x)
+    clf.set_params(dtype="float64")  # predict gave DTypeError: float64 rows, float32 model
+    np.testing.assert_array_equal(clf.predict_proba(x), proba)
+    clf.set_params(warm_start=True).fit(x, y)  # fit gave DTypeError too
+    assert clf.model_.dtype == np.float64 and clf.predict_proba(x).dtype == np.float64
