@@ -121,7 +121,11 @@ class Loss:
         raise NotImplementedError
 
     def _check_targets_after_nonfinite(self, y):
-        """A non-finite loss may come from targets a device kernel refused: say so."""
+        """A non-finite loss may come from targets a device kernel refused: say so.
+        By default device targets holding NaN or infinity (host targets were checked
+        before the kernel): else MSE on a device returned NaN as the loss."""
+        if not isinstance(y, np.ndarray):
+            check_targets(self.type_name, to_host(y))
 
     # ---- arrays on the predictions' device -------------------------------------------
     def _scratch(self, key, shape, dtype):

@@ -7,7 +7,7 @@ import weakref
 
 import numpy as np
 
-from .device import CPU, get_device, to_host
+from .device import CPU, device_of, get_device, to_host
 from .errors import (DTypeError, NnumbaError, NoGradientError, RegistryError, ShapeError,
                      SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
@@ -268,8 +268,13 @@ class Sequential:
         """Outputs for host array ``x`` in eval mode, batch by batch (a fresh host array)."""
         batch_size = integer("predict", "batch_size", batch_size, 1, None)
         if not isinstance(x, np.ndarray) or x.ndim == 0:
+            # a device array's repr reads as a numpy array's: name its type too
+            got = show(x) if isinstance(x, (np.ndarray, np.generic, list, tuple)) or \
+                x is None else f"a {type(x).__name__} {show(x)}"
+            hint = " (predict takes host arrays; forward takes the device's)" \
+                if device_of(x) is not None else ""
             raise DTypeError(f"predict: expected a numpy array of samples (N, ...), got "
-                             f"{show(x)}")
+                             f"{got}{hint}")
         mode = self.training
         self.eval()
         try:

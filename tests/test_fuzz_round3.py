@@ -106,3 +106,50 @@ def test_set_params_dtype_after_fit_applies_to_the_next_fit_not_to_predict():
     np.testing.assert_array_equal(clf.predict_proba(x), proba)
     clf.set_params(warm_start=True).fit(x, y)  # fit gave DTypeError too
     assert clf.model_.dtype == np.float64 and clf.predict_proba(x).dtype == np.float64
+
+
+# ---- the CUDA device path, under the simulator (in a subprocess) -----------------------
+
+_CUDASIM_CHECKS = r"""
+import numpy as np
+import nnumba
+from nnumba.device import DeviceError, to_device
+from nnumba.errors import DTypeError, NonFiniteError
+from nnumba.layers import Linear
+from nnumba.losses import MSE
+
+def raises(kind, phrase, call):
+    try:
+        call()
+    except kind as exc:
+        assert phrase in str(exc), str(exc)
+    else:
+        raise AssertionError(f"no {kind.__name__}")
+
+y_hat = to_device(np.zeros((2, 3), np.float32))
+# NaN device targets: MSE returned NaN as the loss
+raises(NonFiniteError, "targets hold 6 NaN", lambda: MSE().forward(
+    y_hat, to_device(np.full((2, 3), np.nan, np.float32))))
+# None, strings: the simulator copied them over as object arrays
+raises(DeviceError, "holds numbers, got dtype object", lambda: to_device(None, "cuda"))
+raises(DeviceError, "got dtype <U3", lambda: to_device("abc", "cuda"))
+raises(DeviceError, "cannot make an array of list", lambda: to_device([1, [2, 3]], "cuda"))
+model = nnumba.Sequential(Linear(3, 2), seed=0).to("cuda")
+raises(DTypeError, "got a FakeCUDAArray", lambda: model.predict(y_hat))
+print("ok")
+"""
+
+
+def test_cuda_simulator_device_targets_and_to_device_are_checked():
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    if importlib.util.find_spec("numba_cuda") is None:
+        pytest.skip("numba-cuda is not installed")
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    run = subprocess.run([sys.executable, "-c", _CUDASIM_CHECKS], env=env, text=True,
+                         capture_output=True, timeout=300,
+                         cwd=Path(__file__).parent.parent)
+    assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-3000:]
