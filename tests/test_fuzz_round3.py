@@ -153,3 +153,15 @@ def test_cuda_simulator_device_targets_and_to_device_are_checked():
                          capture_output=True, timeout=300,
                          cwd=Path(__file__).parent.parent)
     assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-3000:]
+
+
+def test_accuracy_takes_integer_sign_labels_of_shape_n_1_as_float_ones():
+    from nnumba.losses import Hinge
+    from nnumba.train.metrics import accuracy
+    y_hat = np.array([[1.0], [-1.0], [2.0]])
+    assert accuracy(y_hat, np.array([[1.0], [-1.0], [-1.0]])) == pytest.approx(2 / 3)
+    assert accuracy(y_hat, np.array([[1], [-1], [-1]])) == pytest.approx(2 / 3)  # was None
+    x = np.array([[1.0], [-1.0]], np.float32)
+    history = nnumba.SGDTrainer(nnumba.Sequential(Linear(1, 1), seed=0), Hinge()).fit(
+        x, np.array([[1], [-1]]), x_test=x, y_test=np.array([[1], [-1]]))
+    assert history.last("test_accuracy") is not None
