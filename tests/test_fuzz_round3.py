@@ -165,3 +165,24 @@ def test_accuracy_takes_integer_sign_labels_of_shape_n_1_as_float_ones():
     history = nnumba.SGDTrainer(nnumba.Sequential(Linear(1, 1), seed=0), Hinge()).fit(
         x, np.array([[1], [-1]]), x_test=x, y_test=np.array([[1], [-1]]))
     assert history.last("test_accuracy") is not None
+
+
+# ---- MPI training's library API, in one process ------------------------------------------
+
+def test_distributed_trainers_check_their_arguments_before_any_collective():
+    pytest.importorskip("mpi4py")
+    from nnumba.distributed import DistributedSGDTrainer, setup, train_perceptron_distributed
+    from nnumba.errors import SpecError
+    x, y, model = _small()
+    with pytest.raises(DTypeError, match="comm must be an mpi4py communicator"):
+        DistributedSGDTrainer(model, CrossEntropy(), comm="world")  # AttributeError
+    with pytest.raises(DTypeError, match="comm must be an mpi4py communicator"):
+        train_perceptron_distributed(x.astype(float), np.array([1, -1, 1, 1, -1]), comm=3)
+    with pytest.raises(SpecError, match="seed must be below 2\\*\\*63"):  # OverflowError
+        DistributedSGDTrainer(model, CrossEntropy(), seed=2**70)
+    with pytest.raises(DTypeError, match="must be numpy arrays"):  # len(None): TypeError
+        DistributedSGDTrainer(model, CrossEntropy()).fit(None, y)
+    with pytest.raises(SpecError, match="threads must be an integer >= 1, got 'a'"):
+        setup(threads="a")
+    comm = setup()
+    assert DistributedSGDTrainer(model, CrossEntropy(), comm=comm.comm).comm.size == 1
