@@ -156,8 +156,12 @@ class Sequential:
 
     def astype(self, dtype) -> "Sequential":
         dtype = float_dtype("model", dtype)
-        for layer in self._every_layer():
-            layer.astype(dtype)
+        self._converting = True  # a layer refuses astype from anyone but its model
+        try:
+            for layer in self._every_layer():
+                layer.astype(dtype)
+        finally:
+            del self._converting
         self.dtype = dtype
         self._bind_flat()
         self._shapes = None  # the inputs the layers kept have the old dtype: no backward

@@ -134,7 +134,10 @@ raises(NonFiniteError, "targets hold 6 NaN", lambda: MSE().forward(
 raises(DeviceError, "holds numbers, got dtype object", lambda: to_device(None, "cuda"))
 raises(DeviceError, "got dtype <U3", lambda: to_device("abc", "cuda"))
 raises(DeviceError, "cannot make an array of list", lambda: to_device([1, [2, 3]], "cuda"))
-model = nnumba.Sequential(Linear(3, 2), seed=0).to("cuda")
+model = nnumba.Sequential(Linear(3, 2), seed=0)
+raises(DeviceError, "belongs to a model: move the whole model",
+       lambda: model.layers[0].to("cuda"))  # its parameters left the flat buffer
+model.to("cuda")
 raises(DTypeError, "got a FakeCUDAArray", lambda: model.predict(y_hat))
 print("ok")
 """
@@ -186,3 +189,24 @@ def test_distributed_trainers_check_their_arguments_before_any_collective():
         setup(threads="a")
     comm = setup()
     assert DistributedSGDTrainer(model, CrossEntropy(), comm=comm.comm).comm.size == 1
+
+
+# ---- float64: converting one layer of a model ------------------------------------------------
+
+def test_a_layer_of_a_model_is_converted_with_the_model_not_alone():
+    from nnumba.losses import MSE
+    x = np.ones((2, 3), np.float32)
+    model = nnumba.Sequential(Linear(3, 2), seed=0)
+    # its parameters left the flat buffer: training then changed nothing, silently
+    with pytest.raises(DTypeError, match=r"Linear #0 belongs to a model: convert the whole "
+                                         r"model with model.astype\(np.float64\)"):
+        model.layers[0].astype(np.float64)
+    assert model.layers[0].astype(np.float32) is model.layers[0]  # its own dtype: a no-op
+    before = model.layers[0].weight.value.copy()
+    nnumba.SGDTrainer(model, MSE(), lr=1.0).fit(x, np.zeros((2, 2), np.float32))
+    assert np.abs(model.layers[0].weight.value - before).max() > 0
+    assert np.shares_memory(model.layers[0].weight.value, model.flat_params)
+    model.astype(np.float64)  # the model converts its layers
+    assert model.layers[0].weight.value.dtype == np.float64
+    assert np.shares_memory(model.layers[0].weight.value, model.flat_params)
+    assert Linear(3, 2).astype(np.float64).dtype == np.float64  # a layer of no model

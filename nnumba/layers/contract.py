@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import registry
 from ..device import CPU, DeviceError, get_device, to_host
-from ..errors import ContractError, NoGradientError, TooLargeError
+from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from . import validation
 
 
@@ -286,9 +286,21 @@ class Layer:
     def eval(self):
         return self.train(False)
 
+    def _owner(self):
+        """The model this layer belongs to, unless that model is converting or moving it."""
+        owner = self.container() if self.container is not None else None
+        return None if owner is None or getattr(owner, "_converting", False) else owner
+
     def astype(self, dtype):
-        """Switch to float32 or float64: parameters are converted, inputs must follow."""
-        self.dtype = dtype = validation.float_dtype(self.label, dtype)
+        """Switch to float32 or float64: parameters are converted, inputs must follow.
+        Inside a Sequential use the model's ``astype``, which keeps the flat buffer."""
+        dtype = validation.float_dtype(self.label, dtype)
+        if self._owner() is not None:  # new arrays: the optimizer would update the old ones
+            if dtype == self.dtype:
+                return self
+            raise DTypeError(f"{self.label} belongs to a model: convert the whole model with "
+                             f"model.astype(np.{dtype.name}) (its layers share one buffer)")
+        self.dtype = dtype
         for param in self._params.values():
             param.value = self.device.to_device(to_host(param.value).astype(dtype))
             param.grad = self.device.to_device(to_host(param.grad).astype(dtype))
@@ -328,6 +340,9 @@ class Layer:
         Sequential use the model's ``to``, which keeps the flat parameter buffer."""
         device = get_device(device)
         self.check_device(device)
+        if device is not self.device and self._owner() is not None:
+            raise DeviceError(f"{self.label} belongs to a model: move the whole model with "
+                              f"model.to({device.name!r}) (its layers share one buffer)")
         for param in self._params.values():
             param.value = device.to_device(to_host(param.value))
             param.grad = device.to_device(to_host(param.grad))
