@@ -139,6 +139,14 @@ raises(DeviceError, "belongs to a model: move the whole model",
        lambda: model.layers[0].to("cuda"))  # its parameters left the flat buffer
 model.to("cuda")
 raises(DTypeError, "got a FakeCUDAArray", lambda: model.predict(y_hat))
+# strided device arrays given to a loss: the message named neither the loss nor the array
+from nnumba.errors import ShapeError
+from nnumba.losses import CrossEntropy
+strided = to_device(np.zeros((2, 6), np.float32))[:, ::2]
+raises(ShapeError, "CrossEntropy loss: predictions: expected a C-contiguous",
+       lambda: CrossEntropy().forward(strided, np.array([0, 1])))
+raises(ShapeError, "CrossEntropy loss: targets: expected a C-contiguous",
+       lambda: CrossEntropy().forward(y_hat, to_device(np.array([0, 0, 1, 1]))[::2]))
 print("ok")
 """
 
