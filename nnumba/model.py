@@ -296,6 +296,16 @@ class Sequential:
             return twin.to(device)
         return copy.deepcopy(self)  # __setstate__ binds its parameters to its own buffers
 
+    def __reduce_ex__(self, protocol):
+        # Device arrays do not pickle (the simulator's recursed without end): a model on
+        # a device pickles, and deep-copies, as its host twin that moves back on loading.
+        if self.device is CPU:
+            return super().__reduce_ex__(protocol)
+        device = self.device
+        host = self.to(CPU).copy()
+        self.to(device)
+        return _moved_to, (host, device.name)
+
     def __setstate__(self, state):
         # A copy (deepcopy, pickle) owns its copied layers, which came without an owner,
         # and its parameters came as arrays of their own: make them views of the flat
@@ -309,6 +319,11 @@ class Sequential:
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _moved_to(model: "Sequential", device: str) -> "Sequential":
+    """Unpickling a model that was on ``device``: its host twin, moved there."""
+    return model.to(device)
 
 
 def per_sample_shape(owner: str, shape) -> tuple:

@@ -147,6 +147,18 @@ raises(ShapeError, "CrossEntropy loss: predictions: expected a C-contiguous",
        lambda: CrossEntropy().forward(strided, np.array([0, 1])))
 raises(ShapeError, "CrossEntropy loss: targets: expected a C-contiguous",
        lambda: CrossEntropy().forward(y_hat, to_device(np.array([0, 0, 1, 1]))[::2]))
+# a model on cuda pickled with RecursionError (device arrays); one moved back to the cpu
+# too, through the inputs its layers kept for backward on the device
+import copy
+import pickle
+x = np.random.default_rng(0).random((2, 3)).astype(np.float32)
+want = model.predict(x)
+twin = pickle.loads(pickle.dumps(model))
+assert twin.device.name == "cuda" and np.array_equal(twin.predict(x), want)
+assert model.device.name == "cuda" and np.array_equal(model.predict(x), want)
+assert np.array_equal(copy.deepcopy(model).predict(x), want)
+model.to("cpu")
+assert np.allclose(pickle.loads(pickle.dumps(model)).predict(x), want, atol=1e-6)  # cpu kernels
 print("ok")
 """
 

@@ -42,7 +42,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import registry
-from ..device import CPU, DeviceError, get_device, to_host
+from ..device import CPU, DeviceError, device_of, get_device, to_host
 from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from . import validation
 
@@ -354,6 +354,11 @@ class Layer:
         self.device = device
         self._buffers.clear()
         self._out_shape = None
+        # What forward kept for backward (an input, an argmax) on the device left: no
+        # backward uses it now, and a GPU array kept on a CPU model stops pickle and copy.
+        for name, value in list(vars(self).items()):
+            if not isinstance(value, np.ndarray) and device_of(value) not in (None, device):
+                setattr(self, name, None)
 
     # ---- the public, validated entry points --------------------------------------
     def forward(self, x, *, check_finite: bool = True):
