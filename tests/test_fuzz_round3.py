@@ -230,3 +230,15 @@ def test_a_layer_of_a_model_is_converted_with_the_model_not_alone():
     assert model.layers[0].weight.value.dtype == np.float64
     assert np.shares_memory(model.layers[0].weight.value, model.flat_params)
     assert Linear(3, 2).astype(np.float64).dtype == np.float64  # a layer of no model
+
+
+def test_an_unknown_name_of_any_length_gives_a_short_message():
+    from nnumba.errors import RegistryError, SpecError
+    for call in (lambda: nnumba.build("y" * 100_000), lambda: nnumba.get_loss("z" * 100_000),
+                 lambda: nnumba.build([{"type": "x" * 100_000}])):
+        with pytest.raises((RegistryError, SpecError), match=r"\.\.\. \(100,000 characters\)") \
+                as info:
+            call()  # the message repeated all 100,000 characters
+        assert len(str(info.value)) < 1000
+    with pytest.raises(RegistryError, match="did you mean 'lenet'"):
+        nnumba.build("Lenet")
