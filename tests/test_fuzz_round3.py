@@ -242,3 +242,12 @@ def test_an_unknown_name_of_any_length_gives_a_short_message():
         assert len(str(info.value)) < 1000
     with pytest.raises(RegistryError, match="did you mean 'lenet'"):
         nnumba.build("Lenet")
+
+
+def test_history_last_of_a_test_metric_without_a_test_set_is_none():
+    x, y, model = _small()
+    history = nnumba.SGDTrainer(model, CrossEntropy()).fit(x, y)
+    assert history.last("test_accuracy") is None  # a bare KeyError: 'test_accuracy'
+    assert history.last("train_loss") > 0
+    with pytest.raises(KeyError, match="History rows hold epoch, train_loss, seconds"):
+        history.last("accuracy")

@@ -24,11 +24,22 @@ class TrainingDiverged(NnumbaError, FloatingPointError):
 
 @dataclass
 class History:
-    """One dict per epoch: epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds."""
+    """One dict per epoch: epoch, train_loss, seconds, and test_loss, test_accuracy
+    where fit had a test set (a data-parallel trainer's rows may hold more)."""
     epochs: list = field(default_factory=list)
 
+    #: what every row may hold: last() of one not recorded (no test set) is None
+    KEYS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds")
+
     def last(self, key: str):
-        return self.epochs[-1][key] if self.epochs else None
+        """``key`` of the last epoch; None before any epoch, or where the row does not
+        hold it (test_accuracy without a test set: it was a bare KeyError)."""
+        if not self.epochs:
+            return None
+        row = self.epochs[-1]
+        if key not in row and key not in self.KEYS:
+            raise KeyError(f"History rows hold {', '.join(row)}; got {show(key)}")
+        return row.get(key)
 
 
 def check_data(model, x, y, what: str = "training"):
