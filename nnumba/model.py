@@ -12,7 +12,8 @@ from .errors import (DTypeError, NnumbaError, NoGradientError, RegistryError, Sh
                      SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
-from .layers.validation import check_fits, check_memory, flag, float_dtype, integer, show
+from .layers.validation import (check_cast, check_fits, check_memory, flag, float_dtype,
+                                integer, show)
 
 
 class Sequential:
@@ -156,6 +157,8 @@ class Sequential:
 
     def astype(self, dtype) -> "Sequential":
         dtype = float_dtype("model", dtype)
+        for name, p in self.params():  # before any layer converts: no half-converted model
+            check_cast("model", f"parameter {name}", to_host(p.value), dtype)
         self._converting = True  # a layer refuses astype from anyone but its model
         try:
             for layer in self._every_layer():

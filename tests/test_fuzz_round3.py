@@ -251,3 +251,35 @@ def test_history_last_of_a_test_metric_without_a_test_set_is_none():
     assert history.last("train_loss") > 0
     with pytest.raises(KeyError, match="History rows hold epoch, train_loss, seconds"):
         history.last("accuracy")
+
+
+def test_perceptron_to_model_refuses_weights_beyond_its_dtype():
+    from nnumba.errors import NonFiniteError
+    x = np.array([[1e100, 0], [0, 1e100], [-1e100, 0], [0, -1e100]])
+    result = nnumba.train_perceptron(x, np.array([1, 1, -1, -1]))
+    with pytest.raises(NonFiniteError, match="weights as large as 1e\\+100 do not fit float32"):
+        result.to_model()  # the weights became inf, and inf - inf = NaN predicted -1
+    model = result.to_model(dtype="float64")
+    probe = np.array([[1.0, -2.0], [-3.0, 1.0]])
+    np.testing.assert_array_equal(model.predict(probe).ravel(), result.predict(probe))
+    small = nnumba.train_perceptron(x / 1e100, np.array([1, 1, -1, -1]))
+    np.testing.assert_array_equal(small.to_model().predict(probe.astype(np.float32)).ravel(),
+                                  small.predict(probe))
+
+
+def test_converting_weights_beyond_float32_to_float32_is_refused():
+    from nnumba.errors import NonFiniteError
+    from nnumba.layers import ReLU
+    model = nnumba.Sequential(Linear(2, 2), seed=0).astype(np.float64)
+    model.flat_params[:] = 1e100
+    with pytest.raises(NonFiniteError, match="parameter 0.weight holds values as large as "
+                                             "1e\\+100, beyond float32's range"):
+        model.astype(np.float32)  # the weights became inf, silently
+    assert model.dtype == np.float64 and model.layers[0].weight.value.dtype == np.float64
+    assert np.shares_memory(model.layers[0].weight.value, model.flat_params)
+    layer = Linear(2, 2).astype(np.float64)
+    layer.weight.value[...] = 1e300
+    with pytest.raises(NonFiniteError, match="beyond float32's range"):
+        layer.astype(np.float32)
+    with pytest.raises(NonFiniteError, match="beyond float32's range"):
+        nnumba.Sequential(ReLU(), layer)  # a model takes its first layer's dtype

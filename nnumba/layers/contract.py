@@ -300,6 +300,8 @@ class Layer:
                 return self
             raise DTypeError(f"{self.label} belongs to a model: convert the whole model with "
                              f"model.astype(np.{dtype.name}) (its layers share one buffer)")
+        for name, param in self._params.items():  # all checked before any is converted
+            validation.check_cast(self.label, f"parameter {name!r}", to_host(param.value), dtype)
         self.dtype = dtype
         for param in self._params.values():
             param.value = self.device.to_device(to_host(param.value).astype(dtype))

@@ -205,6 +205,20 @@ def number(owner: str, name: str, value, low: float = -math.inf, high: float = m
     return float(value)
 
 
+def check_cast(owner: str, what: str, value, dtype) -> None:
+    """NonFiniteError where casting float array ``value`` to the narrower float ``dtype``
+    would make values infinite (float64 weights of 1e100 as float32)."""
+    dtype = np.dtype(dtype)
+    if value.dtype.kind != "f" or value.dtype.itemsize <= dtype.itemsize or not value.size:
+        return
+    top = float(np.finfo(dtype).max)
+    largest = float(np.abs(value).max())
+    if largest > top:
+        raise NonFiniteError(f"{owner}: {what} holds values as large as {largest:.4g}, beyond "
+                             f"{dtype.name}'s range (at most {top:.4g}): keep it in "
+                             f"{value.dtype.name}")
+
+
 def flag(owner: str, name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise SpecError(f"{owner}: {name} must be true or false, got {show(value)}")

@@ -54,14 +54,22 @@ class PerceptronResult:
                          f"train_error {100 * row['train_error']:.2f}%{test_text}")
         return "\n".join(lines)
 
-    def to_model(self):
-        """A Sequential (Flatten, Linear(D, 1), Threshold) carrying these weights."""
+    def to_model(self, dtype="float32"):
+        """A Sequential (Flatten, Linear(D, 1), Threshold) carrying these weights, in
+        ``dtype`` (float32 or float64: the weights themselves are float64)."""
         from ..layers import Flatten, Linear, Threshold
+        from ..layers.validation import float_dtype
         from ..model import Sequential
-        linear = Linear(self.w.size, 1)
+        dtype = float_dtype("perceptron: to_model", dtype)
+        top = max(float(np.abs(self.w).max(initial=0.0)), abs(self.b))
+        if top > float(np.finfo(dtype).max):  # cast to inf: inf - inf is NaN, then -1
+            raise NonFiniteError(f"perceptron: to_model: weights as large as {top:.4g} do not "
+                                 f"fit {dtype.name} (at most {float(np.finfo(dtype).max):.4g}): "
+                                 f"use to_model(dtype='float64'), or scale the inputs")
+        linear = Linear(self.w.size, 1).astype(dtype)
         linear.weight.value[...] = self.w.reshape(1, -1)
         linear.bias.value[...] = self.b
-        return Sequential(Flatten(), linear, Threshold())
+        return Sequential(Flatten().astype(dtype), linear, Threshold().astype(dtype))
 
 
 def _check_set(x, y, what):
