@@ -378,7 +378,9 @@ LONGEST_NAME = 80
 
 
 def unknown_name_message(kind: str, name: str, known) -> str:
-    if len(name) > LONGEST_NAME:  # no registered name is that long: no near match either
+    if not isinstance(name, str):  # None, 3: len() and difflib raised a bare TypeError
+        shown, close = f"{name!r:.{LONGEST_NAME}} (a {type(name).__name__}, not a name)", []
+    elif len(name) > LONGEST_NAME:  # no registered name is that long: no near match either
         shown, close = f"{name[:LONGEST_NAME]!r}... ({len(name):,} characters)", []
     else:
         by_lower = {k.lower(): k for k in known}

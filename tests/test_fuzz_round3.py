@@ -283,3 +283,20 @@ def test_converting_weights_beyond_float32_to_float32_is_refused():
         layer.astype(np.float32)
     with pytest.raises(NonFiniteError, match="beyond float32's range"):
         nnumba.Sequential(ReLU(), layer)  # a model takes its first layer's dtype
+
+
+# ---- experiments, from Python ------------------------------------------------------------------
+
+def test_run_experiment_checks_its_name_and_arguments():
+    from nnumba.errors import RegistryError, SpecError
+    from nnumba.experiments import run_experiment
+    with pytest.raises(RegistryError, match="unknown experiment None \\(a NoneType, not a"):
+        run_experiment(None)  # len(None): TypeError
+    with pytest.raises(SpecError, match="fast must be true or false, got 'yes'"):
+        run_experiment("xor", fast="yes")
+    with pytest.raises(SpecError, match="out_dir: expected a path"):
+        run_experiment("xor", fast=True, out_dir=3)  # TypeError at the figure
+    with pytest.raises(SpecError, match="a path cannot hold a NUL byte"):
+        run_experiment("xor", fast=True, out_dir="figures\0")
+    with pytest.raises(SpecError, match="takes no option lecture"):  # a bare ValueError
+        run_experiment("xor", fast=True, lecture=True)
