@@ -231,7 +231,15 @@ class CUDADevice(Device):
             a = _cuda().as_cuda_array(a)
         if self.owns(a):
             return a
-        return _cuda().to_device(np.ascontiguousarray(a))
+        try:
+            host = np.ascontiguousarray(a)
+        except (TypeError, ValueError) as exc:  # a ragged list
+            raise DeviceError(f"to_device: cannot make an array of {type(a).__name__} "
+                              f"({_first_words(exc)})") from None
+        if host.dtype.kind not in "biufc":  # the simulator copied None and strings over
+            raise DeviceError(f"to_device: a cuda array holds numbers, got dtype "
+                              f"{host.dtype}")
+        return _cuda().to_device(host)
 
     def to_host(self, a):
         return a.copy_to_host()
@@ -312,6 +320,10 @@ def to_host(a) -> np.ndarray:
     if device is None and hasattr(a, "__cuda_array_interface__"):
         return CUDA.to_host(CUDA.to_device(a))
     return device.to_host(a) if device is not None else np.asarray(a)
+
+
+def _first_words(exc) -> str:
+    return " ".join(str(exc).split(".")[0].split())[:120]
 
 
 # ---- CUDA details ----------------------------------------------------------------

@@ -38,7 +38,8 @@ import numpy as np
 
 from . import registry
 from .device import CPU, device_of, to_host
-from .errors import DTypeError, LabelError, NoGradientError, NonFiniteError, ShapeError, SpecError
+from .errors import (DTypeError, LabelError, NnumbaError, NoGradientError, NonFiniteError,
+                     ShapeError, SpecError)
 from .hookspecs import hookimpl
 from .layers.validation import non_finite, number, show, unmasked
 
@@ -96,7 +97,8 @@ class Loss:
         self.device = device
         n = y_hat.shape[0]
         scale = np.dtype(y_hat.dtype).type(1.0 / n if self.reduction == "mean" else 1.0)
-        losses, self._grad = self._compute(device.contiguous(y_hat), y, scale)
+        losses, self._grad = self._compute(self._contiguous(device, y_hat, "predictions"), y,
+                                           scale)
         total = to_host(losses).sum(dtype=np.float64)  # N numbers: the step's one sync
         if not np.isfinite(total):
             self._check_targets_after_nonfinite(y)
@@ -121,7 +123,11 @@ class Loss:
         raise NotImplementedError
 
     def _check_targets_after_nonfinite(self, y):
-        """A non-finite loss may come from targets a device kernel refused: say so."""
+        """A non-finite loss may come from targets a device kernel refused: say so.
+        By default device targets holding NaN or infinity (host targets were checked
+        before the kernel): else MSE on a device returned NaN as the loss."""
+        if not isinstance(y, np.ndarray):
+            check_targets(self.type_name, to_host(y))
 
     # ---- arrays on the predictions' device -------------------------------------------
     def _scratch(self, key, shape, dtype):
@@ -150,7 +156,7 @@ class Loss:
             if np.dtype(y.dtype) != np.dtype(dtype):
                 raise LabelError(f"{self.type_name} loss: expected targets of dtype "
                                  f"{np.dtype(dtype).name}, got {np.dtype(y.dtype).name}")
-            return self.device.contiguous(y)
+            return self._contiguous(self.device, y, "targets")
         dtype = np.dtype(dtype)
         if y.dtype.kind == "f" and dtype.kind == "f" and y.dtype.itemsize > dtype.itemsize \
                 and y.size and np.abs(y).max() > np.finfo(dtype).max:  # inf after the cast
@@ -163,6 +169,14 @@ class Loss:
         buf = self._scratch("targets", host.shape, dtype)
         buf.copy_to_device(host)
         return buf
+
+    def _contiguous(self, device, a, what):
+        """``a`` C-contiguous on ``device``, or ShapeError naming the loss and ``what``
+        (a strided CUDA array: the device's message alone named neither)."""
+        try:
+            return device.contiguous(a)
+        except NnumbaError as exc:
+            raise ShapeError(f"{self.type_name} loss: {what}: {exc}") from None
 
     # ---- a term on the parameters ---------------------------------------------------------
     def penalty(self, params) -> float:

@@ -7,12 +7,13 @@ import weakref
 
 import numpy as np
 
-from .device import CPU, get_device, to_host
+from .device import CPU, device_of, get_device, to_host
 from .errors import (DTypeError, NnumbaError, NoGradientError, RegistryError, ShapeError,
                      SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
-from .layers.validation import check_fits, check_memory, flag, float_dtype, integer, show
+from .layers.validation import (check_cast, check_fits, check_memory, flag, float_dtype,
+                                integer, show)
 
 
 class Sequential:
@@ -156,8 +157,14 @@ class Sequential:
 
     def astype(self, dtype) -> "Sequential":
         dtype = float_dtype("model", dtype)
-        for layer in self._every_layer():
-            layer.astype(dtype)
+        for name, p in self.params():  # before any layer converts: no half-converted model
+            check_cast("model", f"parameter {name}", to_host(p.value), dtype)
+        self._converting = True  # a layer refuses astype from anyone but its model
+        try:
+            for layer in self._every_layer():
+                layer.astype(dtype)
+        finally:
+            del self._converting
         self.dtype = dtype
         self._bind_flat()
         self._shapes = None  # the inputs the layers kept have the old dtype: no backward
@@ -268,8 +275,13 @@ class Sequential:
         """Outputs for host array ``x`` in eval mode, batch by batch (a fresh host array)."""
         batch_size = integer("predict", "batch_size", batch_size, 1, None)
         if not isinstance(x, np.ndarray) or x.ndim == 0:
+            # a device array's repr reads as a numpy array's: name its type too
+            got = show(x) if isinstance(x, (np.ndarray, np.generic, list, tuple)) or \
+                x is None else f"a {type(x).__name__} {show(x)}"
+            hint = " (predict takes host arrays; forward takes the device's)" \
+                if device_of(x) is not None else ""
             raise DTypeError(f"predict: expected a numpy array of samples (N, ...), got "
-                             f"{show(x)}")
+                             f"{got}{hint}")
         mode = self.training
         self.eval()
         try:
@@ -287,6 +299,16 @@ class Sequential:
             return twin.to(device)
         return copy.deepcopy(self)  # __setstate__ binds its parameters to its own buffers
 
+    def __reduce_ex__(self, protocol):
+        # Device arrays do not pickle (the simulator's recursed without end): a model on
+        # a device pickles, and deep-copies, as its host twin that moves back on loading.
+        if self.device is CPU:
+            return super().__reduce_ex__(protocol)
+        device = self.device
+        host = self.to(CPU).copy()
+        self.to(device)
+        return _moved_to, (host, device.name)
+
     def __setstate__(self, state):
         # A copy (deepcopy, pickle) owns its copied layers, which came without an owner,
         # and its parameters came as arrays of their own: make them views of the flat
@@ -300,6 +322,11 @@ class Sequential:
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _moved_to(model: "Sequential", device: str) -> "Sequential":
+    """Unpickling a model that was on ``device``: its host twin, moved there."""
+    return model.to(device)
 
 
 def per_sample_shape(owner: str, shape) -> tuple:

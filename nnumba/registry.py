@@ -373,13 +373,23 @@ def plural(kind: str) -> str:
     return kind + "s"
 
 
+#: the longest name an error message repeats in full (a message is one short line)
+LONGEST_NAME = 80
+
+
 def unknown_name_message(kind: str, name: str, known) -> str:
-    by_lower = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-    if name.lower() in by_lower and by_lower[name.lower()] not in close:
-        close.insert(0, by_lower[name.lower()])
+    if not isinstance(name, str):  # None, 3: len() and difflib raised a bare TypeError
+        shown, close = f"{name!r:.{LONGEST_NAME}} (a {type(name).__name__}, not a name)", []
+    elif len(name) > LONGEST_NAME:  # no registered name is that long: no near match either
+        shown, close = f"{name[:LONGEST_NAME]!r}... ({len(name):,} characters)", []
+    else:
+        by_lower = {k.lower(): k for k in known}
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        if name.lower() in by_lower and by_lower[name.lower()] not in close:
+            close.insert(0, by_lower[name.lower()])
+        shown = repr(name)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-    return (f"unknown {kind} {name!r}{hint} Known {plural(kind)}: "
+    return (f"unknown {kind} {shown}{hint} Known {plural(kind)}: "
             f"{', '.join(sorted(known)) or '(none)'}.")
 
 

@@ -87,12 +87,14 @@ class _NNEstimator(BaseEstimator):
         return self
 
     def _partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y), continuing from the model and the optimizer."""
+        """One epoch over (X, y), continuing from the model and the optimizer (a new
+        optimizer where set_params changed the trainer's settings since)."""
         first = not hasattr(self, "model_")
         return self._fit(X, y, first, 1, fresh_trainer=first or self._trainer is None,
                          classes=classes)
 
     _trainer = None  # kept for partial_fit; not pickled
+    _trainer_settings = None  # what _trainer was built with
 
     def _dtype(self):
         if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
@@ -138,9 +140,13 @@ class _NNEstimator(BaseEstimator):
             self.model_, self.input_shape_ = model_for_data(
                 self.model, (X.shape[1],), outputs, options=self.model_options,
                 seed=int(rng.randint(2**31 - 1)))
-            self.model_.astype(self._dtype())
             self.history_, self.n_iter_ = [], 0
-        if fresh_trainer:
+        self.model_.astype(self._dtype())  # set_params(dtype=...) before a warm start
+        # set_params between partial_fit calls: else the old lr, batch_size, ... stayed
+        used = (self.trainer, settings["lr"], settings["momentum"], self.weight_decay,
+                settings["batch_size"], self._dtype())
+        if fresh_trainer or used != self._trainer_settings:
+            self._trainer_settings = used
             self._trainer = TRAINERS[self.trainer](
                 self.model_, get_loss(self._loss)(), lr=settings["lr"],
                 momentum=settings["momentum"], weight_decay=self.weight_decay,
@@ -156,13 +162,15 @@ class _NNEstimator(BaseEstimator):
         """The model's outputs in its own dtype (``dtype``): a float64 copy of float32
         values would claim a precision they were not computed with."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=self._dtype(), reset=False)
+        # the fitted model's dtype: set_params(dtype=...) applies to the next fit
+        X = validate_data(self, X, dtype=self.model_.dtype, reset=False)
         return self.model_.predict(self._rows(X))
 
     # ---- pickling (the model rebinds its parameters itself: Sequential.__setstate__) ----
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_trainer", None)  # callbacks and buffers; partial_fit makes a new one
+        state.pop("_trainer_settings", None)
         return state
 
 
@@ -217,6 +225,11 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         ``classes`` (every label there will be) is required on the first call."""
         if classes is None and not hasattr(self, "model_"):
             raise ValueError("classes must be passed on the first call to partial_fit")
+        if classes is not None and hasattr(self, "model_") and \
+                not np.array_equal(np.unique(classes), self.classes_):  # else ignored
+            raise LabelError(f"partial_fit: classes={show(np.unique(classes).tolist())} is not "
+                             f"the same as on the first call, "
+                             f"{show(self.classes_.tolist())}: fit() starts afresh")
         return self._partial_fit(X, y, classes)
 
     def predict_proba(self, X):

@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from ..errors import NnumbaError
+from ..errors import DTypeError, NnumbaError
 from .launch import import_mpi
 
 
@@ -28,6 +28,9 @@ class Communicator:
 
     def __init__(self, comm=None):
         self.MPI = import_mpi()
+        if comm is not None and not isinstance(comm, self.MPI.Comm):  # else AttributeError
+            raise DTypeError(f"Communicator: comm must be an mpi4py communicator such as "
+                             f"MPI.COMM_WORLD, got {type(comm).__name__}")
         self.comm = self.MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.threads = None  # set by nnumba.distributed.setup()
@@ -114,6 +117,12 @@ class Communicator:
 
     def __repr__(self):
         return f"Communicator(rank={self.rank}, size={self.size}, threads={self.threads})"
+
+
+def as_communicator(comm) -> Communicator:
+    """``comm`` as a Communicator: None is COMM_WORLD's, an mpi4py communicator is
+    wrapped, and anything else is a DTypeError (an AttributeError at its first use)."""
+    return comm if isinstance(comm, Communicator) else Communicator(comm)
 
 
 # What a user can fix: the message alone says enough; anything else gets its traceback.

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..kernels.cpu.perceptron import perceptron_epoch
 from ..train.perceptron import PerceptronResult, _Alone, train_perceptron
-from .comm import Communicator, abort_on_error
+from .comm import Communicator, abort_on_error, as_communicator
 
 
 class _Ranks(_Alone):
@@ -49,7 +49,7 @@ def train_perceptron_distributed(x, y, *, max_epochs: int = 100, x_test=None, y_
 
     The table's nb_changes and errors are totals over all ranks; ``callback(row)``
     runs on every rank (guard it with ``comm.is_root`` to print once)."""
-    comm = comm if comm is not None else Communicator()
+    comm = as_communicator(comm)
     with abort_on_error(comm):
         return train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test,
                                 callback=callback, group=_Ranks(comm))

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import SpecError
 from ..layers.validation import integer
+from ..train.base import check_data
 from ..train.gd import GDTrainer
 from ..train.sgd import SGDTrainer
-from .comm import Communicator, abort_on_error
+from .comm import Communicator, abort_on_error, as_communicator
 
 
 class _DataParallel:
@@ -25,14 +27,17 @@ class _DataParallel:
     ranks before every update."""
 
     def __init__(self, model, loss, *, comm: Communicator | None = None, **kwargs):
-        self.comm = comm if comm is not None else Communicator()
+        self.comm = as_communicator(comm)
         with abort_on_error(self.comm):
             # Every rank must draw the same shuffles, or the global batches disagree.
             seed = kwargs.get("seed", 0)
             if seed is None:  # fresh entropy: rank 0's, shared
                 seed = int(np.random.SeedSequence().generate_state(1)[0])
-            kwargs["seed"] = self.comm.bcast_int(
-                integer(type(self).__name__, "seed", seed, 0, None))
+            seed = integer(type(self).__name__, "seed", seed, 0, None)
+            if seed >= 2**63:  # broadcast as an int64: OverflowError
+                raise SpecError(f"{type(self).__name__}: seed must be below 2**63 to be "
+                                f"shared by the MPI ranks, got {seed}")
+            kwargs["seed"] = self.comm.bcast_int(seed)
             # The ranks already are one process per core: no precompile workers.
             kwargs["precompile"] = False
             super().__init__(model, loss, **kwargs)
@@ -42,6 +47,7 @@ class _DataParallel:
         """As Trainer.fit, on every rank with the same full (x, y); each rank reads only
         its shares. A rank that fails aborts the job rather than hang the others."""
         with abort_on_error(self.comm):
+            check_data(self.model, x, y)  # before len(x): None gave a bare TypeError
             self.comm.check_same("the number of training samples", len(x))
             self.comm.bcast(self.model.flat_params)  # start from rank 0's weights
             history = super().fit(x, y, epochs, x_test, y_test)

@@ -6,7 +6,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import RegistryError
+from ..errors import RegistryError, SpecError
 from ..registry import unknown_name_message
 
 # One module per experiment or closely related group, in the lecture's order;
@@ -33,12 +33,17 @@ class Experiment:
 
     def run(self, out_dir=None, fast: bool = False, **options):
         """Run the recipe; ``options`` are its keyword arguments beyond out_dir and fast."""
+        from ..layers.validation import flag
+        from ..paths import user_path
         known = [p for p in inspect.signature(self.recipe).parameters
                  if p not in ("out_dir", "fast")]
         unknown = sorted(set(options) - set(known))
         if unknown:
-            raise ValueError(f"experiment {self.name!r} takes no option {', '.join(unknown)}"
-                             f" (it takes: {', '.join(known) or 'none'})")
+            raise SpecError(f"experiment {self.name!r} takes no option {', '.join(unknown)}"
+                            f" (it takes: {', '.join(known) or 'none'})")
+        fast = flag(f"experiment {self.name!r}", "fast", fast)  # "no" would run fast
+        if out_dir is not None:  # 3 or a NUL byte: a bare TypeError / ValueError at the figure
+            user_path(out_dir, f"experiment {self.name!r}: out_dir", SpecError)
         return self.recipe(out_dir=out_dir, fast=fast, **options)
 
 
@@ -69,7 +74,7 @@ def list_experiments() -> list[Experiment]:
 
 def get_experiment(name: str) -> Experiment:
     _load()
-    if name not in EXPERIMENTS:
+    if not isinstance(name, str) or name not in EXPERIMENTS:
         raise RegistryError(unknown_name_message("experiment", name, EXPERIMENTS))
     return EXPERIMENTS[name]
 

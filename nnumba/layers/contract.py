@@ -42,8 +42,8 @@ from typing import ClassVar
 import numpy as np
 
 from .. import registry
-from ..device import CPU, DeviceError, get_device, to_host
-from ..errors import ContractError, NoGradientError, TooLargeError
+from ..device import CPU, DeviceError, device_of, get_device, to_host
+from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from . import validation
 
 
@@ -286,9 +286,23 @@ class Layer:
     def eval(self):
         return self.train(False)
 
+    def _owner(self):
+        """The model this layer belongs to, unless that model is converting or moving it."""
+        owner = self.container() if self.container is not None else None
+        return None if owner is None or getattr(owner, "_converting", False) else owner
+
     def astype(self, dtype):
-        """Switch to float32 or float64: parameters are converted, inputs must follow."""
-        self.dtype = dtype = validation.float_dtype(self.label, dtype)
+        """Switch to float32 or float64: parameters are converted, inputs must follow.
+        Inside a Sequential use the model's ``astype``, which keeps the flat buffer."""
+        dtype = validation.float_dtype(self.label, dtype)
+        if self._owner() is not None:  # new arrays: the optimizer would update the old ones
+            if dtype == self.dtype:
+                return self
+            raise DTypeError(f"{self.label} belongs to a model: convert the whole model with "
+                             f"model.astype(np.{dtype.name}) (its layers share one buffer)")
+        for name, param in self._params.items():  # all checked before any is converted
+            validation.check_cast(self.label, f"parameter {name!r}", to_host(param.value), dtype)
+        self.dtype = dtype
         for param in self._params.values():
             param.value = self.device.to_device(to_host(param.value).astype(dtype))
             param.grad = self.device.to_device(to_host(param.grad).astype(dtype))
@@ -328,6 +342,9 @@ class Layer:
         Sequential use the model's ``to``, which keeps the flat parameter buffer."""
         device = get_device(device)
         self.check_device(device)
+        if device is not self.device and self._owner() is not None:
+            raise DeviceError(f"{self.label} belongs to a model: move the whole model with "
+                              f"model.to({device.name!r}) (its layers share one buffer)")
         for param in self._params.values():
             param.value = device.to_device(to_host(param.value))
             param.grad = device.to_device(to_host(param.grad))
@@ -339,6 +356,11 @@ class Layer:
         self.device = device
         self._buffers.clear()
         self._out_shape = None
+        # What forward kept for backward (an input, an argmax) on the device left: no
+        # backward uses it now, and a GPU array kept on a CPU model stops pickle and copy.
+        for name, value in list(vars(self).items()):
+            if not isinstance(value, np.ndarray) and device_of(value) not in (None, device):
+                setattr(self, name, None)
 
     # ---- the public, validated entry points --------------------------------------
     def forward(self, x, *, check_finite: bool = True):

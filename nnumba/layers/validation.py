@@ -53,6 +53,19 @@ def unmasked(owner: str, x, what: str):
     return x
 
 
+def takes(func, nargs: int) -> bool:
+    """Whether ``func`` can be called with ``nargs`` positional arguments (True where
+    its signature cannot be read: a builtin, a C extension's callable)."""
+    import inspect
+    try:
+        inspect.signature(func).bind(*range(nargs))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read
+        return True
+    return True
+
+
 def non_finite(a: np.ndarray) -> str | None:
     """For a float array of samples (N, ...): "K NaN or infinite value(s), the first in
     sample i", or None where every value is finite (or the array holds no floats)."""
@@ -190,6 +203,20 @@ def number(owner: str, name: str, value, low: float = -math.inf, high: float = m
         bounds = f" in [{low}, {high}]" if math.isfinite(low) or math.isfinite(high) else ""
         raise SpecError(f"{owner}: {name} must be a finite number{bounds}, got {show(value)}")
     return float(value)
+
+
+def check_cast(owner: str, what: str, value, dtype) -> None:
+    """NonFiniteError where casting float array ``value`` to the narrower float ``dtype``
+    would make values infinite (float64 weights of 1e100 as float32)."""
+    dtype = np.dtype(dtype)
+    if value.dtype.kind != "f" or value.dtype.itemsize <= dtype.itemsize or not value.size:
+        return
+    top = float(np.finfo(dtype).max)
+    largest = float(np.abs(value).max())
+    if largest > top:
+        raise NonFiniteError(f"{owner}: {what} holds values as large as {largest:.4g}, beyond "
+                             f"{dtype.name}'s range (at most {top:.4g}): keep it in "
+                             f"{value.dtype.name}")
 
 
 def flag(owner: str, name: str, value) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError, SpecError
-from ..layers.validation import flag, integer, non_finite, show
+from ..layers.validation import flag, integer, non_finite, show, takes, unmasked
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .metrics import evaluate
@@ -24,17 +24,31 @@ class TrainingDiverged(NnumbaError, FloatingPointError):
 
 @dataclass
 class History:
-    """One dict per epoch: epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds."""
+    """One dict per epoch: epoch, train_loss, seconds, and test_loss, test_accuracy
+    where fit had a test set (a data-parallel trainer's rows may hold more)."""
     epochs: list = field(default_factory=list)
 
+    #: what every row may hold: last() of one not recorded (no test set) is None
+    KEYS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds")
+
     def last(self, key: str):
-        return self.epochs[-1][key] if self.epochs else None
+        """``key`` of the last epoch; None before any epoch, or where the row does not
+        hold it (test_accuracy without a test set: it was a bare KeyError)."""
+        if not self.epochs:
+            return None
+        row = self.epochs[-1]
+        if key not in row and key not in self.KEYS:
+            raise KeyError(f"History rows hold {', '.join(row)}; got {show(key)}")
+        return row.get(key)
 
 
 def check_data(model, x, y, what: str = "training"):
     """Clear errors for data that cannot go through ``model``, before any kernel runs."""
     if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
         raise DTypeError(f"{what} inputs and targets must be numpy arrays")
+    # the batches are gathered from the data under a mask: refuse masked values here
+    unmasked(f"{what} set", x, "inputs")
+    unmasked(f"{what} set", y, "targets")
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError(f"{what} inputs and targets must hold one row per sample, got "
                          f"shapes {x.shape} and {y.shape}")
@@ -42,8 +56,10 @@ def check_data(model, x, y, what: str = "training"):
         raise ShapeError(f"{what} set is empty")
     if len(x) != len(y):
         raise LabelError(f"{what} set has {len(x)} inputs but {len(y)} targets")
-    if x.dtype != model.dtype:
-        raise DTypeError(f"{what} inputs are {x.dtype.name} but the model is "
+    if x.dtype != model.dtype:  # '>f4' is named float32 too: say it is big-endian
+        got = f"{x.dtype.name} of byte order {x.dtype.str}" if x.dtype.name == \
+            model.dtype.name else x.dtype.name
+        raise DTypeError(f"{what} inputs are {got} but the model is "
                          f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
     model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
 
@@ -108,9 +124,9 @@ class Trainer:
         except TypeError:
             callbacks = [callbacks]
         for callback in callbacks:
-            if not callable(callback):  # else it fails only after the first epoch
+            if not callable(callback) or not takes(callback, 2):  # else it fails only
                 raise DTypeError(f"{owner}: callbacks must be functions (trainer, row), got "
-                                 f"{show(callback)}")
+                                 f"{show(callback)}")  # after the first epoch
         self.model, self.loss = model, loss
         self.optimizer = optimizer or SGD(model, lr=lr, momentum=momentum,
                                           weight_decay=weight_decay)

@@ -18,6 +18,8 @@ def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
                          f"{y.shape} do not pair up, one per sample")
     if len(y) == 0:  # np.mean of nothing: NaN and a RuntimeWarning
         raise ShapeError("accuracy: no samples")
+    if y.ndim == 2 and y.shape[1] == 1:  # labels (N, 1), as the losses take them: int
+        y = y.reshape(len(y))            # -1/+1 ones gave None, float ones an accuracy
     if y.ndim == 2 and y.shape == y_hat.shape and y.shape[1] > 1 and \
             np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():  # one-hot
         return float(np.mean(y_hat.argmax(axis=1) == y.argmax(axis=1)))

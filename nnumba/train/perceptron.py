@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import DTypeError, LabelError, NonFiniteError, ShapeError
 from ..kernels.cpu.perceptron import perceptron_epoch, sign_errors
-from ..layers.validation import integer
+from ..layers.validation import integer, takes, unmasked
 
 
 @dataclass
@@ -54,14 +54,22 @@ class PerceptronResult:
                          f"train_error {100 * row['train_error']:.2f}%{test_text}")
         return "\n".join(lines)
 
-    def to_model(self):
-        """A Sequential (Flatten, Linear(D, 1), Threshold) carrying these weights."""
+    def to_model(self, dtype="float32"):
+        """A Sequential (Flatten, Linear(D, 1), Threshold) carrying these weights, in
+        ``dtype`` (float32 or float64: the weights themselves are float64)."""
         from ..layers import Flatten, Linear, Threshold
+        from ..layers.validation import float_dtype
         from ..model import Sequential
-        linear = Linear(self.w.size, 1)
+        dtype = float_dtype("perceptron: to_model", dtype)
+        top = max(float(np.abs(self.w).max(initial=0.0)), abs(self.b))
+        if top > float(np.finfo(dtype).max):  # cast to inf: inf - inf is NaN, then -1
+            raise NonFiniteError(f"perceptron: to_model: weights as large as {top:.4g} do not "
+                                 f"fit {dtype.name} (at most {float(np.finfo(dtype).max):.4g}): "
+                                 f"use to_model(dtype='float64'), or scale the inputs")
+        linear = Linear(self.w.size, 1).astype(dtype)
         linear.weight.value[...] = self.w.reshape(1, -1)
         linear.bias.value[...] = self.b
-        return Sequential(Flatten(), linear, Threshold())
+        return Sequential(Flatten().astype(dtype), linear, Threshold().astype(dtype))
 
 
 def _check_set(x, y, what):
@@ -69,6 +77,8 @@ def _check_set(x, y, what):
     with labels (N,) in {-1, +1}: before a group (:mod:`nnumba.distributed`) shards it."""
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise DTypeError(f"perceptron: {what} inputs must be a float numpy array")
+    unmasked(f"perceptron: {what} set", x, "inputs")  # else the data under the mask is used
+    unmasked(f"perceptron: {what} set", y, "labels")
     if x.ndim == 0:
         raise ShapeError(f"perceptron: {what} inputs must be an array of samples (N, ...), "
                          f"got a 0-d array")
@@ -77,6 +87,8 @@ def _check_set(x, y, what):
     if x.size == 0:
         raise ShapeError(f"perceptron: {what} samples have no features (shape {x.shape})")
     y = np.asarray(y)
+    if y.dtype.kind not in "biuf":  # np.unique of None and ints: a bare TypeError
+        raise LabelError(f"perceptron: labels must be -1 or +1 as numbers, got dtype {y.dtype}")
     if y.shape != (len(x),):
         raise LabelError(f"perceptron: {what} set has {len(x)} inputs but labels of "
                          f"shape {y.shape}")
@@ -133,9 +145,9 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
     docstring.  ``group``: how the passes are shared between processes (None: this
     one alone)."""
     max_epochs = integer("perceptron", "max_epochs", max_epochs, 1, None)
-    if callback is not None and not callable(callback):  # else found after an epoch
+    if callback is not None and (not callable(callback) or not takes(callback, 1)):
         raise DTypeError(f"perceptron: callback must be a function of the epoch's row, got "
-                         f"{type(callback).__name__}")
+                         f"{type(callback).__name__}")  # else found after an epoch
     if (x_test is None) != (y_test is None):  # as the gradient trainers' fit
         raise DTypeError(f"perceptron: x_test and y_test come together; got only "
                          f"{'x_test' if y_test is None else 'y_test'}")
