@@ -20,7 +20,6 @@ No plugin can take the others down:
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import os
@@ -32,6 +31,8 @@ import pluggy
 
 from . import hookspecs
 from .errors import RegistryError
+# plural and unknown_name_message are public here too (nnumba.experiments uses them)
+from .registry_hints import misnamed_hooks, plural, unknown_name_message  # noqa: F401
 
 ENTRY_POINT_GROUP = "nnumba"
 BUILTIN_DISTRIBUTION = "nnumba (built-in)"
@@ -140,7 +141,7 @@ class Registry:
                            f"skipped: {failure.error}")
                 continue
             self._dists[ep.name] = dist
-            for problem in misnamed_hooks(plugin):  # its other hooks still count
+            for problem in misnamed_hooks(plugin, KINDS.values()):  # its other hooks still count
                 self._load_failures.append(PluginFailure(ep.name, dist, problem))
                 self._warn(f"nnumba plugin {ep.name!r} (from {dist}): {problem}")
 
@@ -171,7 +172,7 @@ class Registry:
         self._dists.setdefault(name, RUNTIME_DISTRIBUTION)
         self._cache.clear()
         try:
-            for problem in misnamed_hooks(plugin):
+            for problem in misnamed_hooks(plugin, KINDS.values()):
                 raise RegistryError(f"plugin {name!r} not registered: {problem}")
             for kind in KINDS:
                 table = self._collect(kind)
@@ -323,29 +324,6 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
     return good, problems
 
 
-def misnamed_hooks(plugin) -> list[str]:
-    """What pluggy lets pass in silence and nnumba never calls: a function marked
-    ``@hookimpl`` whose name is no nnumba hook (a typo), and one named like a hook
-    but not marked."""
-    hooks = sorted(KINDS.values())
-    problems = []
-    for attr in dir(plugin):
-        if not attr.startswith("nnumba_"):
-            continue
-        try:
-            obj = getattr(plugin, attr)
-        except Exception:  # noqa: BLE001 - a property that raises is no hook either
-            continue
-        marked = getattr(obj, f"{hookspecs.PROJECT}_impl", None) is not None
-        if marked and attr not in hooks:
-            close = difflib.get_close_matches(attr, hooks, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(hooks)}"
-            problems.append(f"{attr} is not an nnumba hook and is never called ({hint})")
-        elif not marked and attr in hooks and callable(obj):
-            problems.append(f"{attr} is never called: decorate it with @nnumba.hookimpl")
-    return problems
-
-
 #: kind -> the class its entries must subclass; nnumba.layers and nnumba.losses put
 #: theirs here (the registry imports neither: they import the registry's users).
 BASES: dict[str, type] = {}
@@ -362,35 +340,6 @@ def _invalid(kind: str, name, obj) -> str | None:
     elif kind in ("model", "dataset") and not callable(obj):
         return f"not callable ({obj!r:.60})"
     return None
-
-
-def plural(kind: str) -> str:
-    """English plural of a kind's name, for messages: loss -> losses, layer -> layers."""
-    if kind.endswith(("s", "x", "z", "ch", "sh")):
-        return kind + "es"
-    if kind.endswith("y") and kind[-2:-1] not in "aeiou":
-        return kind[:-1] + "ies"
-    return kind + "s"
-
-
-#: the longest name an error message repeats in full (a message is one short line)
-LONGEST_NAME = 80
-
-
-def unknown_name_message(kind: str, name: str, known) -> str:
-    if not isinstance(name, str):  # None, 3: len() and difflib raised a bare TypeError
-        shown, close = f"{name!r:.{LONGEST_NAME}} (a {type(name).__name__}, not a name)", []
-    elif len(name) > LONGEST_NAME:  # no registered name is that long: no near match either
-        shown, close = f"{name[:LONGEST_NAME]!r}... ({len(name):,} characters)", []
-    else:
-        by_lower = {k.lower(): k for k in known}
-        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-        if name.lower() in by_lower and by_lower[name.lower()] not in close:
-            close.insert(0, by_lower[name.lower()])
-        shown = repr(name)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-    return (f"unknown {kind} {shown}{hint} Known {plural(kind)}: "
-            f"{', '.join(sorted(known)) or '(none)'}.")
 
 
 _registry: Registry | None = None

@@ -1,0 +1,60 @@
+"""What the registry says to someone who got a name wrong: an unknown name, with the
+registered names closest to it, and the hook functions of a plugin that pluggy
+would silently never call (a misspelt name, a missing ``@hookimpl``)."""
+from __future__ import annotations
+
+import difflib
+
+from . import hookspecs
+
+
+def plural(kind: str) -> str:
+    """English plural of a kind's name, for messages: loss -> losses, layer -> layers."""
+    if kind.endswith(("s", "x", "z", "ch", "sh")):
+        return kind + "es"
+    if kind.endswith("y") and kind[-2:-1] not in "aeiou":
+        return kind[:-1] + "ies"
+    return kind + "s"
+
+
+#: the longest name an error message repeats in full (a message is one short line)
+LONGEST_NAME = 80
+
+
+def unknown_name_message(kind: str, name: str, known) -> str:
+    if not isinstance(name, str):  # None, 3: len() and difflib raised a bare TypeError
+        shown, close = f"{name!r:.{LONGEST_NAME}} (a {type(name).__name__}, not a name)", []
+    elif len(name) > LONGEST_NAME:  # no registered name is that long: no near match either
+        shown, close = f"{name[:LONGEST_NAME]!r}... ({len(name):,} characters)", []
+    else:
+        by_lower = {k.lower(): k for k in known}
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        if name.lower() in by_lower and by_lower[name.lower()] not in close:
+            close.insert(0, by_lower[name.lower()])
+        shown = repr(name)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
+    return (f"unknown {kind} {shown}{hint} Known {plural(kind)}: "
+            f"{', '.join(sorted(known)) or '(none)'}.")
+
+
+def misnamed_hooks(plugin, hook_names) -> list[str]:
+    """What pluggy lets pass in silence and nnumba never calls: a function marked
+    ``@hookimpl`` whose name is no nnumba hook (a typo), and one named like a hook
+    but not marked.  ``hook_names``: the registry's hooks."""
+    hooks = sorted(hook_names)
+    problems = []
+    for attr in dir(plugin):
+        if not attr.startswith("nnumba_"):
+            continue
+        try:
+            obj = getattr(plugin, attr)
+        except Exception:  # noqa: BLE001 - a property that raises is no hook either
+            continue
+        marked = getattr(obj, f"{hookspecs.PROJECT}_impl", None) is not None
+        if marked and attr not in hooks:
+            close = difflib.get_close_matches(attr, hooks, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(hooks)}"
+            problems.append(f"{attr} is not an nnumba hook and is never called ({hint})")
+        elif not marked and attr in hooks and callable(obj):
+            problems.append(f"{attr} is never called: decorate it with @nnumba.hookimpl")
+    return problems
