@@ -141,7 +141,8 @@ class _NNEstimator(BaseEstimator):
                 self.model, (X.shape[1],), outputs, options=self.model_options,
                 seed=int(rng.randint(2**31 - 1)))
             self.history_, self.n_iter_ = [], 0
-        self.model_.astype(self._dtype())  # set_params(dtype=...) before a warm start
+        if first or self.model_.dtype != self._dtype():  # set_params(dtype=...) since
+            self.model_.astype(self._dtype())
         # set_params between partial_fit calls: else the old lr, batch_size, ... stayed
         used = (self.trainer, settings["lr"], settings["momentum"], self.weight_decay,
                 settings["batch_size"], self._dtype())
