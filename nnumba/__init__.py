@@ -15,6 +15,7 @@ from .io import load_model, load_weights, save  # noqa: E402
 from .layers import Layer, Parameter, seed  # noqa: E402
 from .losses import Loss  # noqa: E402
 from .model import Sequential  # noqa: E402
+from .models.fitting import is_model_name  # noqa: E402
 from .optim import SGD  # noqa: E402
 from .registry import (get_dataset, get_layer, get_loss, get_model,  # noqa: E402
                        get_registry, register_plugin, unregister_plugin)
@@ -25,7 +26,7 @@ __version__ = "0.1.0"
 
 def build(spec_or_name, seed: int | None = 0, **options) -> Sequential:
     """A model from a spec (list of layer dicts) or a registered model name."""
-    if isinstance(spec_or_name, str) and not spec_or_name.lstrip().startswith("["):
+    if is_model_name(spec_or_name):
         spec_or_name = get_model(spec_or_name).spec(spec_or_name, **options)
     elif options:
         from .errors import SpecError

@@ -292,12 +292,9 @@ class Sequential:
         return np.concatenate(outs)
 
     def copy(self) -> "Sequential":
-        device = self.device
-        if device is not CPU:  # device arrays are not deep-copied: go through the host
-            twin = self.to(CPU).copy()
-            self.to(device)
-            return twin.to(device)
-        return copy.deepcopy(self)  # __setstate__ binds its parameters to its own buffers
+        # __setstate__ binds the copy's parameters to its own buffers; a model on a
+        # device goes through its host twin (__reduce_ex__)
+        return copy.deepcopy(self)
 
     def __reduce_ex__(self, protocol):
         # Device arrays do not pickle (the simulator's recursed without end): a model on

@@ -14,7 +14,6 @@ import csv
 import math
 import os
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
@@ -45,14 +44,13 @@ def load_arrays(path, *, label_column: str | int | None = None,
     seed = integer("load_arrays", "seed", seed, 0, None)  # numpy's own error names nothing
     if not isinstance(path, (str, os.PathLike)):
         raise DataFileError(f"load_arrays: a data file is a path, got {show(path)}")
-    path = user_path(path, "data file", DataFileError)
+    path = user_path(path, "data file", DataFileError)  # a Path
     # int(1.5) and int(True) would quietly pick column 1
     if label_column is not None and not isinstance(label_column, str) and (
             isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer))):
         raise SpecError(f"load_arrays: label_column must be a column name (str) or a 0-based "
                         f"index (int, negative from the end), got {show(label_column)} "
                         f"({type(label_column).__name__})")
-    path = Path(path)
     if not path.is_file():
         if path.exists():  # a folder, a device: "does not exist" would mislead
             raise DataFileError(f"data file {path} is not a regular file; give an .npz or "

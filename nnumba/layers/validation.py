@@ -28,8 +28,7 @@ def check_array(layer, x, what: str):
                          f"{layer.dtype.name}, got {got}{hint}")
     x = unmasked(layer.label, x, what)
     if x.dtype != layer.dtype:
-        got = np.dtype(x.dtype)  # '>f4' is named float32 too: say it is big-endian
-        got = f"{got.name} of byte order {got.str}" if got.name == layer.dtype.name else got.name
+        got = dtype_text(x.dtype, layer.dtype)
         raise DTypeError(f"{layer.label}: expected {what} of dtype {layer.dtype.name}, got "
                          f"{got} (convert with .astype(np.{layer.dtype.name}))")
     try:
@@ -39,6 +38,13 @@ def check_array(layer, x, what: str):
                             f"does not fit in memory ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - the device says why it cannot
         raise ShapeError(f"{layer.label}: {what}: {exc}") from None
+
+
+def dtype_text(got, want) -> str:
+    """``got``'s name, with its byte order where the name alone is ``want``'s ('>f4' is
+    named float32 too)."""
+    got = np.dtype(got)
+    return f"{got.name} of byte order {got.str}" if got.name == np.dtype(want).name else got.name
 
 
 def unmasked(owner: str, x, what: str):

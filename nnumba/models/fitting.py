@@ -8,8 +8,8 @@ from __future__ import annotations
 FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100}
 
 
-def _named(model) -> bool:
-    """A registered model's name, not a spec (JSON text starts with "[", as build() reads it)."""
+def is_model_name(model) -> bool:
+    """A registered model's name, not a spec (JSON text starts with "[")."""
     return isinstance(model, str) and not model.lstrip().startswith("[")
 
 
@@ -17,12 +17,12 @@ def train_defaults(model) -> tuple[dict, str]:
     """(settings, where they come from) for a model: a registered name's
     train_defaults over FALLBACK_DEFAULTS, or FALLBACK_DEFAULTS alone."""
     own = {}
-    if _named(model):
+    if is_model_name(model):
         from ..registry import get_model
         own = {k: v for k, v in get_model(model).train_defaults.items() if k in FALLBACK_DEFAULTS}
     source = (f"{model}'s train_defaults" if len(own) == len(FALLBACK_DEFAULTS) else
               f"{model}'s train_defaults, else nnumba's fallback" if own else
-              f"nnumba's fallback: {model if _named(model) else 'the model'} "
+              f"nnumba's fallback: {model if is_model_name(model) else 'the model'} "
               "has no train_defaults")
     return {**FALLBACK_DEFAULTS, **own}, source
 
@@ -46,7 +46,7 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
     from ..layers import Layer
     from ..model import Sequential
     shape, own_shape = tuple(sample_shape), None
-    if _named(model):
+    if is_model_name(model):
         from .. import build
         from ..registry import get_model
         named, options = get_model(model), dict(options or {})

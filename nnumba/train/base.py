@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError, SpecError
-from ..layers.validation import flag, integer, non_finite, show, takes, unmasked
+from ..layers.validation import (dtype_text, flag, integer, non_finite, show, takes,
+                                 unmasked)
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .metrics import evaluate
@@ -56,10 +57,8 @@ def check_data(model, x, y, what: str = "training"):
         raise ShapeError(f"{what} set is empty")
     if len(x) != len(y):
         raise LabelError(f"{what} set has {len(x)} inputs but {len(y)} targets")
-    if x.dtype != model.dtype:  # '>f4' is named float32 too: say it is big-endian
-        got = f"{x.dtype.name} of byte order {x.dtype.str}" if x.dtype.name == \
-            model.dtype.name else x.dtype.name
-        raise DTypeError(f"{what} inputs are {got} but the model is "
+    if x.dtype != model.dtype:
+        raise DTypeError(f"{what} inputs are {dtype_text(x.dtype, model.dtype)} but the model is "
                          f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
     model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
 
