@@ -343,3 +343,17 @@ def test_perceptron_predict_refuses_inputs_that_do_not_fit(x):
     with pytest.raises((ShapeError, DTypeError)) as exc:
         result.predict(x)
     one_line(exc)
+
+
+@pytest.mark.parametrize("trainer", [SGDTrainer, GDTrainer])
+@pytest.mark.parametrize("given", [{"lr": 0.5}, {"momentum": 0.9}, {"weight_decay": 0.1}])
+def test_settings_an_optimizer_would_ignore_are_refused(trainer, given):
+    """An optimizer carries its own lr, momentum and weight decay: the trainer's were
+    silently dropped; the two together are now refused, and each alone works."""
+    model = linear()
+    with pytest.raises(SpecError) as exc:
+        trainer(model, MSE(), optimizer=SGD(model, lr=0.01), **given)
+    assert next(iter(given)) in one_line(exc)
+    built = trainer(model, MSE(), **given).optimizer
+    assert getattr(built, next(iter(given))) == next(iter(given.values()))
+    assert trainer(model, MSE(), optimizer=SGD(model, lr=0.02)).optimizer.lr == 0.02

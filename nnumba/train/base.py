@@ -91,10 +91,12 @@ def check_with_loss(model, loss, y, input_shape, what: str):
 class Trainer:
     """Base of the gradient trainers. Subclasses implement ``_epoch``; data-parallel
     subclasses override the hooks ``_local``, ``_penalty``, ``_step`` and
-    ``_total``."""
+    ``_total``.  ``lr``, ``momentum`` and ``weight_decay`` build an
+    :class:`nnumba.optim.SGD` (its defaults where not given); an ``optimizer``
+    comes with its own, so the two together are refused."""
 
-    def __init__(self, model, loss, *, lr: float = 0.01, momentum: float = 0.0,
-                 weight_decay: float = 0.0, batch_size: int = 100, seed: int = 0,
+    def __init__(self, model, loss, *, lr: float | None = None, momentum: float | None = None,
+                 weight_decay: float | None = None, batch_size: int = 100, seed: int = 0,
                  optimizer=None, progress: bool = False, callbacks=(),
                  precompile: bool = True):
         from ..losses import Loss
@@ -111,6 +113,12 @@ class Trainer:
         if optimizer is not None and not callable(getattr(optimizer, "step", None)):
             raise DTypeError(f"{owner}: optimizer must have a step() method, such as "
                              f"nnumba.optim.SGD, got {show(optimizer)}")
+        given = [name for name, value in (("lr", lr), ("momentum", momentum),
+                                          ("weight_decay", weight_decay)) if value is not None]
+        if optimizer is not None and given:  # the optimizer has its own: these would be ignored
+            raise SpecError(f"{owner}: {', '.join(given)} and optimizer= together: give "
+                            f"{', '.join(given)} to the optimizer, e.g. nnumba.optim.SGD(model, "
+                            f"lr=...), or leave optimizer= out")
         if getattr(optimizer, "model", model) is not model:  # it would update another model
             raise SpecError(f"{owner}: the optimizer was built for another model; build it "
                             f"with this one, e.g. nnumba.optim.SGD(model, lr=...)")
@@ -127,8 +135,9 @@ class Trainer:
                 raise DTypeError(f"{owner}: callbacks must be functions (trainer, row), got "
                                  f"{show(callback)}")  # after the first epoch
         self.model, self.loss = model, loss
-        self.optimizer = optimizer or SGD(model, lr=lr, momentum=momentum,
-                                          weight_decay=weight_decay)
+        self.optimizer = optimizer or SGD(  # SGD's defaults where not given
+            model, **{k: v for k, v in (("lr", lr), ("momentum", momentum),
+                                        ("weight_decay", weight_decay)) if v is not None})
         self.rng = np.random.default_rng(seed)
         self.progress = flag(owner, "progress", progress)
         self.callbacks = callbacks
