@@ -82,7 +82,9 @@ class Device:
         raise NotImplementedError
 
     def zeros(self, shape, dtype):
-        return self.kernels.fill(self.empty(shape, dtype), 0)
+        a = self.empty(shape, dtype)
+        self.kernels.fill(a, 0)  # a plugin's fill need not return its array
+        return a
 
     def to_device(self, a):
         """``a`` (a host array, or already this device's) as this device's array."""
