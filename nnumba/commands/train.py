@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..jsonfile import read_json
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, train_defaults
-from ..registry import get_dataset, get_loss, get_registry
+from ..registry import get_loss, get_registry
 
 
 def add_parser(sub):
@@ -165,8 +165,9 @@ def _load_data(args):
         data = load_arrays(args.data, label_column=args.label_column,
                            test_fraction=args.test_fraction, seed=args.seed)
     else:
-        data = get_dataset(args.dataset or "mnist-5k")(root=args.data_dir,
-                                                       download=args.download)
+        from ..data import load_dataset  # the loader's result checked, its errors named
+        data = load_dataset(args.dataset or "mnist-5k", root=args.data_dir,
+                            download=args.download)
     if args.train_size is not None or args.test_size is not None:
         data = data.subset(train=args.train_size, test=args.test_size)
     return data

@@ -220,6 +220,6 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:
     """Load a data set by name: the built-ins above or any a plugin registers."""
-    from ..registry import get_dataset  # the registry imports this module: import late
+    from .check import load_checked  # the registry imports this module: import late
     download = flag("load_dataset", "download", download)  # "no" is truthy: it would download
-    return get_dataset(name)(root=root, download=download)
+    return load_checked(name, root=root, download=download)
