@@ -58,9 +58,9 @@ def add_parser(sub):
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--device", default="cpu",
-                   help="cpu (default) or cuda: train on an NVIDIA GPU with numba.cuda kernels "
-                        "(needs pip install \"nnumba[cuda]\"; an error, never a fallback, "
-                        "where CUDA is not available)")
+                   help="cpu (default), cuda (an NVIDIA GPU with numba.cuda kernels; needs "
+                        "pip install \"nnumba[cuda]\") or a plugin's device (nnumba "
+                        "plugins): an error, never a fallback, where it is not available")
     p.add_argument("--mpi", action="store_true",
                    help="train data-parallel over MPI ranks: `mpiexec -n N nnumba train` "
                         "(automatic under mpiexec with N > 1; needs pip install \"nnumba[mpi]\")")
