@@ -2,8 +2,8 @@
 
 from .arrays import DataFileError, load_arrays, stratified_split
 from .batching import batches, iterate
-from .check import DatasetError, check_dataset
-from .datasets import (DATASETS, Dataset, load_dataset, load_embedded_mnist,
+from .check import DatasetError, check_dataset, load_dataset
+from .datasets import (DATASETS, Dataset, load_embedded_mnist,
                        load_fashion_mnist, load_mnist)
 from .download import DownloadError, cache_dir, download, download_mnist
 from .idx import IDXError, read_idx, write_idx

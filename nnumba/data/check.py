@@ -10,15 +10,23 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnumbaError
+from ..layers.validation import flag
+from .datasets import Dataset
 
 
 class DatasetError(NnumbaError, ValueError):
     """A data set loader broke the Dataset contract (or raised)."""
 
 
+def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:
+    """Load a data set by name: the built-ins or any a plugin registers, checked."""
+    download = flag("load_dataset", "download", download)  # "no" is truthy: it would download
+    return load_checked(name, root=root, download=download)
+
+
 def load_checked(name, root=None, download: bool = False):
     """The Dataset that the loader registered as ``name`` returns, checked."""
-    from ..registry import get_registry
+    from ..registry import get_registry  # the registry imports the data sets: import late
     entry = get_registry().entry("dataset", name)
     who = f"data set {name!r}" + ("" if entry.builtin else f" (plugin {entry.plugin!r})")
     try:
@@ -34,8 +42,6 @@ def check_dataset(data, who: str = "data set"):
     """``data`` if it is a Dataset as documented (float32 inputs ``(N, ...)`` of one
     per-sample shape, int class numbers ``(N,)`` in ``[0, len(classes))``, finite,
     neither split empty); else DatasetError saying what is wrong."""
-    from .datasets import Dataset
-
     def fail(what):
         raise DatasetError(f"{who}: {what}")
     if not isinstance(data, Dataset):
