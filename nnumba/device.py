@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import NnumbaError
 from .hookspecs import hookimpl
+from . import registry
 from .registry import get_registry
 
 INSTALL_HINT = 'pip install "nnumba[cuda]"'
@@ -50,11 +51,29 @@ class Device:
 
     @cached_property
     def kernels(self):
-        """The kernel set (imported on first use)."""
-        return self._load_kernels()
+        """The kernel set (imported on first use), checked to export every kernel."""
+        from .kernels import KERNELS
+        try:
+            kernels = self._load_kernels()
+        except NnumbaError:
+            raise
+        except Exception as exc:  # a plugin's kernel_set that does not import
+            raise DeviceError(f"device {self.name!r}: its kernel_set {self.kernel_set!r} "
+                              f"does not import ({type(exc).__name__}: {exc})") from exc
+        missing = [k for k in KERNELS if not callable(getattr(kernels, k, None))]
+        if missing:
+            raise DeviceError(f"device {self.name!r}: its kernel set {self.kernel_set!r} lacks "
+                              f"{len(missing)} kernel(s) of nnumba.kernels.KERNELS: "
+                              f"{', '.join(missing)}")
+        return kernels
 
     def _load_kernels(self):
         return importlib.import_module(self.kernel_set)
+
+    def _missing(self, method):
+        return DeviceError(f"device {self.name!r} ({type(self).__name__}) does not implement "
+                           f"{method}(); a Device subclass implements owns, empty, to_device, "
+                           f"to_host and contiguous (or subclasses CPUDevice for numpy arrays)")
 
     # ---- availability ----------------------------------------------------------
     def unavailable_reason(self) -> str | None:
@@ -76,20 +95,22 @@ class Device:
     # ---- arrays -----------------------------------------------------------------
     def owns(self, a) -> bool:
         """Whether ``a`` is an array of this device."""
-        raise NotImplementedError
+        raise self._missing("owns")
 
     def empty(self, shape, dtype):
-        raise NotImplementedError
+        raise self._missing("empty")
 
     def zeros(self, shape, dtype):
-        return self.kernels.fill(self.empty(shape, dtype), 0)
+        a = self.empty(shape, dtype)
+        self.kernels.fill(a, 0)  # a plugin's fill need not return its array
+        return a
 
     def to_device(self, a):
         """``a`` (a host array, or already this device's) as this device's array."""
-        raise NotImplementedError
+        raise self._missing("to_device")
 
     def to_host(self, a) -> np.ndarray:
-        raise NotImplementedError
+        raise self._missing("to_host")
 
     def contiguous(self, a):
         """``a`` as a C-contiguous array of this device (a copy where needed)."""
@@ -259,6 +280,7 @@ class CUDADevice(Device):
 
 CPU = CPUDevice()
 CUDA = CUDADevice()
+registry.BASES["device"] = Device  # what every registered device is an instance of
 BUILTIN = {"cpu": CPU, "cuda": CUDA}
 
 

@@ -141,6 +141,7 @@ class Sequential:
         device = get_device(device)
         if device is self.device:
             return self
+        device.kernels  # noqa: B018 - a plugin's kernel set is checked before anything moves
         for layer in self._every_layer():
             layer.check_device(device)
         self.device = device

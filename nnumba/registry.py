@@ -334,7 +334,10 @@ def _invalid(kind: str, name, obj) -> str | None:
     if not isinstance(name, str) or not name.strip() or ":" in name:
         return "a name must be a non-empty string without ':'"
     base = BASES.get(kind)
-    if base is not None:
+    if kind == "device" and base is not None:  # a device is an instance, not a class
+        if not isinstance(obj, base):
+            return f"not an instance of a nnumba.device.Device subclass ({obj!r:.60})"
+    elif base is not None:
         if not (isinstance(obj, type) and issubclass(obj, base)):
             return f"not a subclass of nnumba.{base.__name__} ({obj!r:.60})"
     elif kind in ("model", "dataset") and not callable(obj):

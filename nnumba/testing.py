@@ -274,6 +274,23 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
     check_round_trip(layer, x)
 
 
+def check_dataset(loader):
+    """A data set loader: called as ``loader()``, it returns a Dataset as documented
+    (``nnumba.data.check_dataset``: float32 inputs, int class numbers in range, one
+    per-sample shape, finite), and the same arrays at a second call (deterministic)."""
+    from .data.check import DatasetError, check_dataset
+    who = getattr(loader, "__name__", repr(loader))
+    try:
+        first, second = (check_dataset(loader(), f"data set loader {who}") for _ in "12")
+    except DatasetError as exc:
+        raise ConformanceError(str(exc)) from None
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        if not np.array_equal(getattr(first, field), getattr(second, field)):
+            raise ConformanceError(f"data set loader {who}: {field} differs between two calls; "
+                                   f"draw from a fixed seed (np.random.default_rng(0))")
+    return first
+
+
 def check_all(layer_cls):
     """Run check_layer over every entry in ``layer_cls.examples``."""
     for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..jsonfile import read_json
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, train_defaults
-from ..registry import get_dataset, get_loss, get_registry
+from ..registry import get_loss, get_registry
 
 
 def add_parser(sub):
@@ -58,9 +58,9 @@ def add_parser(sub):
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--device", default="cpu",
-                   help="cpu (default) or cuda: train on an NVIDIA GPU with numba.cuda kernels "
-                        "(needs pip install \"nnumba[cuda]\"; an error, never a fallback, "
-                        "where CUDA is not available)")
+                   help="cpu (default), cuda (an NVIDIA GPU with numba.cuda kernels; needs "
+                        "pip install \"nnumba[cuda]\") or a plugin's device (nnumba "
+                        "plugins): an error, never a fallback, where it is not available")
     p.add_argument("--mpi", action="store_true",
                    help="train data-parallel over MPI ranks: `mpiexec -n N nnumba train` "
                         "(automatic under mpiexec with N > 1; needs pip install \"nnumba[mpi]\")")
@@ -165,8 +165,9 @@ def _load_data(args):
         data = load_arrays(args.data, label_column=args.label_column,
                            test_fraction=args.test_fraction, seed=args.seed)
     else:
-        data = get_dataset(args.dataset or "mnist-5k")(root=args.data_dir,
-                                                       download=args.download)
+        from ..data import load_dataset  # the loader's result checked, its errors named
+        data = load_dataset(args.dataset or "mnist-5k", root=args.data_dir,
+                            download=args.download)
     if args.train_size is not None or args.test_size is not None:
         data = data.subset(train=args.train_size, test=args.test_size)
     return data

@@ -14,12 +14,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import IDXError, LabelError, MissingFileError, SpecError
-from ..layers.validation import flag, integer, show
+from ..layers.validation import integer, show
 from .download import MNIST_SHA256, cache_dir, download_mnist
 from .idx import read_idx
 
 __all__ = [
-    "Dataset", "DATASETS", "load_dataset", "load_embedded_mnist", "load_mnist",
+    "Dataset", "DATASETS", "load_embedded_mnist", "load_mnist",
     "load_fashion_mnist", "MNIST_FILES", "DIGIT_CLASSES", "FASHION_CLASSES",
 ]
 
@@ -216,10 +216,3 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist": _mnist,
     "fashion-mnist": _fashion_mnist,
 }
-
-
-def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:
-    """Load a data set by name: the built-ins above or any a plugin registers."""
-    from ..registry import get_dataset  # the registry imports this module: import late
-    download = flag("load_dataset", "download", download)  # "no" is truthy: it would download
-    return get_dataset(name)(root=root, download=download)

@@ -57,7 +57,9 @@ class Linear(Layer):
             k.accumulate_bias_grad(dl_dy, self.bias.grad)
         if not self.needs_input_grad:
             return None
-        return k.matmul(dl_dy, self.weight.value, self._buffer("dx", self._x.shape))
+        dl_dx = self._buffer("dx", self._x.shape)
+        k.matmul(dl_dy, self.weight.value, dl_dx)  # a plugin's kernel need not return it
+        return dl_dx
 
 
 class LinearReLU(Layer):
@@ -107,7 +109,9 @@ class LinearReLU(Layer):
         k.matmul(dl_ds, self._x, lin.weight.grad, trans_a=True, accumulate=not self.grads_are_zero)
         if not self.needs_input_grad:
             return None
-        return k.matmul(dl_ds, lin.weight.value, self._buffer("dx", self._x.shape))
+        dl_dx = self._buffer("dx", self._x.shape)
+        k.matmul(dl_ds, lin.weight.value, dl_dx)
+        return dl_dx
 
 
 @hookimpl

@@ -197,8 +197,11 @@ def integer_pair(owner: str, name: str, value, minimum: int = 1) -> tuple[int, i
     return integer(owner, name, items[0], minimum), integer(owner, name, items[1], minimum)
 
 
-def number(owner: str, name: str, value, low: float = -math.inf, high: float = math.inf) -> float:
-    """A finite real number in [low, high]."""
+def number(owner: str, name: str, value, low: float | None = -math.inf,
+           high: float | None = math.inf) -> float:
+    """A finite real number in [low, high]; None for a bound is no bound (as integer's)."""
+    low = -math.inf if low is None else low
+    high = math.inf if high is None else high
     try:  # float() refuses an int too large for a float (10**400)
         ok = not isinstance(value, bool) and \
             isinstance(value, (int, float, np.integer, np.floating)) and \

@@ -56,8 +56,9 @@ class Batches:
             yb = self.y[lo:hi] if self.resident else self.device.to_device(self.y_host[lo:hi])
         elif self.resident:
             order = self.device.to_device(np.ascontiguousarray(idx, np.int64))
-            xb = self.device.kernels.gather_rows(self.x, order, self._xb[:k])
-            yb = self.device.kernels.gather_rows(self.y, order, self._yb[:k])
+            xb, yb = self._xb[:k], self._yb[:k]   # written in place (a kernel need not return)
+            self.device.kernels.gather_rows(self.x, order, xb)
+            self.device.kernels.gather_rows(self.y, order, yb)
         else:
             xb = self.device.to_device(self.x_host[idx])
             yb = self.device.to_device(self.y_host[idx])
