@@ -9,7 +9,8 @@ from .download import DownloadError, cache_dir, download, download_mnist
 from .idx import IDXError, read_idx, write_idx
 
 __all__ = [
-    "DATASETS", "DataFileError", "Dataset", "DatasetError", "check_dataset", "DownloadError", "IDXError", "batches", "cache_dir",
+    "DATASETS", "DataFileError", "Dataset", "DatasetError", "DownloadError", "IDXError",
+    "batches", "cache_dir", "check_dataset",
     "download", "download_mnist", "iterate", "load_arrays", "load_dataset",
     "load_embedded_mnist", "load_fashion_mnist", "load_mnist", "read_idx",
     "stratified_split", "write_idx",
