@@ -26,7 +26,13 @@ class TrainingDiverged(NnumbaError, FloatingPointError):
 @dataclass
 class History:
     """One dict per epoch: epoch, train_loss, seconds, and test_loss, test_accuracy
-    where fit had a test set (a data-parallel trainer's rows may hold more)."""
+    where fit had a test set (a data-parallel trainer's rows may hold more).
+
+    test_loss is the mean loss per test sample.  SGDTrainer's train_loss is the
+    mean per sample over the epoch's batches (the weights changing between them);
+    GDTrainer's is the objective it descends, at the epoch's starting weights: the
+    loss over the whole set in the loss's reduction (a sum for reduction="sum"),
+    plus any penalty."""
     epochs: list = field(default_factory=list)
 
     #: what every row may hold: last() of one not recorded (no test set) is None
