@@ -302,9 +302,7 @@ def get_device(device="cpu") -> Device:
 
 def _registered(name: str) -> Device:
     """The registered device of that name, available or not (for unpickling)."""
-    if name in BUILTIN:
-        return BUILTIN[name]
-    return get_registry().get("device", name)
+    return BUILTIN[name] if name in BUILTIN else get_registry().get("device", name)
 
 
 def device_names() -> list[str]:
