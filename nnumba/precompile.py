@@ -139,10 +139,7 @@ def _warm_batches(model, loss, x, y):
 
 def _input_shapes(model, input_shape):
     """Per-sample input shape of every step, and the model's output shape last."""
-    shapes = [tuple(input_shape)]
-    for layer in model.steps:
-        shapes.append(tuple(layer.output_shape(shapes[-1])))
-    return shapes
+    return [tuple(input_shape)] + [s[1:] for s in model._step_shapes((2, *input_shape))]
 
 
 def _units(model, shapes) -> dict:
