@@ -375,8 +375,6 @@ def versions() -> dict:
     numba-cuda is installed."""
     import numba
     out = {"numba": numba.__version__, "numba_cuda": _version("numba-cuda")}
-    for dist in ("cuda-bindings", "nvidia-cuda-runtime", "nvidia-nvvm"):
-        v = _version(dist)
-        if v:
-            out[dist.replace("-", "_")] = v
+    out.update({dist.replace("-", "_"): v for dist in
+                ("cuda-bindings", "nvidia-cuda-runtime", "nvidia-nvvm") if (v := _version(dist))})
     return out

@@ -310,8 +310,7 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         rng = np.random.default_rng(0)
         x = _inputs(tuple(shape), rng)
-        cpu = _build(layer_cls, kwargs).astype(np.float64)
-        other = _build(layer_cls, kwargs).astype(np.float64)
+        cpu, other = (_build(layer_cls, kwargs).astype(np.float64) for _ in "12")
         for layer in (cpu, other):
             layer.reset_parameters(np.random.default_rng(1))
         other.to(device)

@@ -22,8 +22,8 @@ def check_array(layer, x, what: str):
         kind = "a numpy array" if device.name == "cpu" else f"a {device.name} device array"
         hint = "" if device.name == "cpu" else \
             f" (move it with nnumba.device.to_device(x, {device.name!r}))"
-        got = f"a {type(x).__name__} scalar" if isinstance(x, np.generic) else \
-            f"a {type(x).__name__}"  # a numpy scalar's type name alone reads as a dtype
+        # a numpy scalar's type name alone reads as a dtype
+        got = f"a {type(x).__name__}{' scalar' if isinstance(x, np.generic) else ''}"
         raise DTypeError(f"{layer.label} is on {device.name}: expected {what} as {kind} of "
                          f"{layer.dtype.name}, got {got}{hint}")
     x = unmasked(layer.label, x, what)
