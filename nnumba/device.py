@@ -302,9 +302,7 @@ def get_device(device="cpu") -> Device:
 
 def _registered(name: str) -> Device:
     """The registered device of that name, available or not (for unpickling)."""
-    if name in BUILTIN:
-        return BUILTIN[name]
-    return get_registry().get("device", name)
+    return BUILTIN[name] if name in BUILTIN else get_registry().get("device", name)
 
 
 def device_names() -> list[str]:
@@ -377,8 +375,6 @@ def versions() -> dict:
     numba-cuda is installed."""
     import numba
     out = {"numba": numba.__version__, "numba_cuda": _version("numba-cuda")}
-    for dist in ("cuda-bindings", "nvidia-cuda-runtime", "nvidia-nvvm"):
-        v = _version(dist)
-        if v:
-            out[dist.replace("-", "_")] = v
+    out.update({dist.replace("-", "_"): v for dist in
+                ("cuda-bindings", "nvidia-cuda-runtime", "nvidia-nvvm") if (v := _version(dist))})
     return out

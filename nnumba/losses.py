@@ -210,11 +210,6 @@ def check_targets(owner: str, y: np.ndarray):
         raise NonFiniteError(f"{owner} loss: targets hold {found}")
 
 
-def _host_check(y):
-    """Host targets can be checked before a kernel; device ones only after."""
-    return isinstance(y, np.ndarray)
-
-
 class CrossEntropy(Loss):
     """Softmax cross-entropy on logits (N, C) and integer class labels (N,)."""
 
@@ -227,10 +222,9 @@ class CrossEntropy(Loss):
         if y.ndim != 1 or np.dtype(y.dtype).kind not in "iu":
             raise LabelError(f"CrossEntropy loss: expected integer class labels of shape "
                              f"(N,), got {np.dtype(y.dtype).name} of shape {y.shape}")
-        if _host_check(y) and (y.min() < 0 or y.max() >= z.shape[1]):
-            raise LabelError(f"CrossEntropy loss: labels must lie in [0, {z.shape[1]}), "
-                             f"got values from {y.min()} to {y.max()}")
         self._classes = z.shape[1]
+        if isinstance(y, np.ndarray):  # host labels now; device ones only after the kernel
+            self._check_targets_after_nonfinite(y)
         labels = self._targets(y, np.int64)
         losses, grad = self._outputs(z)
         self.kernels.softmax_cross_entropy(z, labels, scale, losses, grad)
@@ -238,8 +232,7 @@ class CrossEntropy(Loss):
 
     def _check_targets_after_nonfinite(self, y):
         labels = to_host(y)
-        bad = (labels < 0) | (labels >= self._classes)
-        if bad.any():
+        if labels.min() < 0 or labels.max() >= self._classes:
             raise LabelError(f"CrossEntropy loss: labels must lie in [0, {self._classes}), "
                              f"got values from {labels.min()} to {labels.max()}")
 
@@ -279,15 +272,14 @@ def _pm_one(loss: Loss, y_hat, y):
     if y.shape != y_hat.shape:
         raise LabelError(f"{loss.type_name} loss: targets of shape {y.shape} for predictions "
                          f"of shape {y_hat.shape}")
-    if _host_check(y) and not np.isin(y, (-1, 1)).all():
-        raise LabelError(f"{loss.type_name} loss: labels must be -1 or +1 "
-                         f"(got values {np.unique(y)[:5].tolist()} ...)")
+    if isinstance(y, np.ndarray):  # host labels now; device ones only after the kernel
+        _check_signs(loss, y)
     return y_hat, loss._targets(y, y_hat.dtype)
 
 
 def _check_signs(loss: Loss, y):
-    """Device targets are checked by the kernel, which gives a NaN loss for a label
-    other than -1 or +1 (NaN included): name them."""
+    """LabelError for a label other than -1 or +1 (NaN included): the kernel would give
+    a NaN loss for it, which is how device targets are found."""
     labels = to_host(y)
     if not np.isin(labels, (-1, 1)).all():
         raise LabelError(f"{loss.type_name} loss: labels must be -1 or +1 (got values "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import itertools
 import weakref
 
 import numpy as np
@@ -115,22 +116,19 @@ class Sequential:
         device in one go, and make each parameter (and its gradient) a view of the
         flat buffers there."""
         params = [p for _, p in self.params()]
-        total = sum(p.value.size for p in params)
+        ends = [0, *itertools.accumulate(p.value.size for p in params)]  # each one's slice
+        total = ends[-1]
         check_memory(f"the model's {total:,} parameters with their gradients",
                      2 * total * self.dtype.itemsize)
         host = np.empty(total, self.dtype)
-        at = 0
-        for p in params:
-            host[at:at + p.value.size] = to_host(p.value).reshape(-1)
-            at += p.value.size
+        for p, at, end in zip(params, ends, ends[1:]):
+            host[at:end] = to_host(p.value).reshape(-1)
         self.flat_params = self.device.to_device(host)
         self.flat_grads = self.device.zeros(total, self.dtype)
-        at = 0
-        for p in params:
-            n, shape = p.value.size, p.value.shape
-            p.value = self.flat_params[at:at + n].reshape(shape)
-            p.grad = self.flat_grads[at:at + n].reshape(shape)
-            at += n
+        for p, at, end in zip(params, ends, ends[1:]):
+            shape = p.value.shape
+            p.value = self.flat_params[at:end].reshape(shape)
+            p.grad = self.flat_grads[at:end].reshape(shape)
 
     def to(self, device) -> "Sequential":
         """Move the model to ``device`` (a name or a Device); returns the model.

@@ -19,6 +19,7 @@ process then compiles what is missing as it would have anyway.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib
 import json
@@ -31,6 +32,8 @@ import types
 from pathlib import Path
 
 import numpy as np
+
+from .distributed.threads import available_cores
 
 #: below this many estimated seconds of compilation, workers don't pay for themselves
 MIN_SECONDS = 4.0
@@ -50,7 +53,7 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
         return {"skipped": "NNUMBA_PRECOMPILE=0"}
     if model.device.name != "cpu":
         return {"skipped": f"the model is on {model.device.name} (this compiles CPU kernels)"}
-    processes = processes or _cores()
+    processes = processes or available_cores()
     recipe = _recipe(model)
     if isinstance(recipe, str):
         return {"skipped": recipe}
@@ -73,7 +76,10 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
         try:
             twin = model.copy()  # the real model's buffers and gradients stay untouched
             out = warm_layers(twin, plan[0], shapes)
-            _warm_loss(copy.deepcopy(loss), out, y[:2])
+            if out is not None:  # the model's last step ran here: the loss follows it
+                twin_loss = copy.deepcopy(loss)
+                twin_loss.forward(np.zeros_like(out), y[:2])
+                twin_loss.backward(1.0)
             _warm_optimizer(optimizer, twin)
             _warm_batches(twin, loss, x, y)
             ok = True
@@ -111,12 +117,6 @@ def warm_layers(model, layers, shapes):
     return out
 
 
-def _warm_loss(loss, out, y):
-    if out is not None:
-        loss.forward(np.zeros_like(out), y)
-        loss.backward(1.0)
-
-
 def _warm_optimizer(optimizer, twin):
     """One update of a twin optimizer (same class and config) on the twin model."""
     if optimizer is None or not hasattr(optimizer, "config"):
@@ -139,10 +139,7 @@ def _warm_batches(model, loss, x, y):
 
 def _input_shapes(model, input_shape):
     """Per-sample input shape of every step, and the model's output shape last."""
-    shapes = [tuple(input_shape)]
-    for layer in model.steps:
-        shapes.append(tuple(layer.output_shape(shapes[-1])))
-    return shapes
+    return [tuple(input_shape)] + [s[1:] for s in model._step_shapes((2, *input_shape))]
 
 
 def _units(model, shapes) -> dict:
@@ -180,6 +177,7 @@ def _marker(model, loss, x, y) -> Path | None:
     except (AttributeError, TypeError):
         return None
     import numba
+    from llvmlite import binding
     kernels = Path(optim.__file__).parent
     sources = sorted(kernels.glob("*.py")) + sorted(kernels.parent.glob("*.py")) + sorted(
         {Path(sys.modules[type(obj).__module__].__file__)
@@ -188,15 +186,8 @@ def _marker(model, loss, x, y) -> Path | None:
     stamps = [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sources]
     key = json.dumps([model.spec(), model.dtype.name, list(x.shape[1:]), y.dtype.name,
                       type(loss).__name__, numba.__version__, platform.machine(),
-                      _cpu_name(), stamps], default=str)
+                      binding.get_host_cpu_name(), stamps], default=str)
     return cache_dir / f"nnumba-precompiled-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _recipe(model) -> dict | str:
@@ -239,15 +230,7 @@ def _import_path(cls) -> str | None:
 
 def _import_class(path: str):
     module, qualname = path.split(":")
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _cpu_name() -> str:
-    from llvmlite import binding
-    return binding.get_host_cpu_name()
+    return functools.reduce(getattr, qualname.split("."), importlib.import_module(module))
 
 
 # ---- workers ---------------------------------------------------------------------------

@@ -75,15 +75,17 @@ class _NNEstimator(BaseEstimator):
     def fit(self, X, y):
         """Train for ``epochs`` from a fresh model, or from the last one with
         ``warm_start``; the optimizer (its momentum) starts afresh either way."""
-        settings = self._settings()
-        first = not (self.warm_start and hasattr(self, "model_"))  # a flag: checked
-        return self._fit(X, y, first, settings["epochs"], fresh_trainer=True)
+        first = not (self.warm_start and hasattr(self, "model_"))  # a flag: _fit checks it
+        return self._fit(X, y, first, None, fresh_trainer=True)
 
     def _fit(self, X, y, first, epochs, fresh_trainer, classes=None):
-        X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first,
-                             **self._y_validation())
+        """``epochs`` (None: the setting) on validated (X, y); every setting is checked
+        first, before the data."""
+        settings = self._settings()
+        X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first, **self._y_validation)
         targets, outputs = self._targets(y, first, classes)
-        self._train(X, targets, outputs, first, epochs, fresh_trainer)
+        self._train(X, targets, outputs, first, epochs or settings["epochs"], fresh_trainer,
+                    settings)
         return self
 
     def _partial_fit(self, X, y, classes=None):
@@ -116,8 +118,7 @@ class _NNEstimator(BaseEstimator):
             raise ValueError(f"model_options must be a dict of the named model's options "
                              f"by name, e.g. {{'hidden': [128, 64]}}, got {show(options)}")
 
-    def _y_validation(self) -> dict:
-        return {}
+    _y_validation = {}  # validate_data's options for y
 
     def _settings(self) -> dict:
         """epochs, lr, momentum, batch_size: as given, else the named model's
@@ -133,8 +134,7 @@ class _NNEstimator(BaseEstimator):
                                      None)
         return settings
 
-    def _train(self, X, targets, outputs, first, epochs, fresh_trainer):
-        settings = self._settings()
+    def _train(self, X, targets, outputs, first, epochs, fresh_trainer, settings):
         rng = check_random_state(self.random_state)
         if first:
             self.model_, self.input_shape_ = model_for_data(
@@ -260,8 +260,7 @@ class NNRegressor(RegressorMixin, _NNEstimator):
 
     _loss = "MSE"
 
-    def _y_validation(self):
-        return {"y_numeric": True, "multi_output": True}
+    _y_validation = {"y_numeric": True, "multi_output": True}
 
     def partial_fit(self, X, y):
         """One epoch over (X, y), continuing from the model and the optimizer."""

@@ -108,10 +108,10 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
         dx = layer.backward(g)
         mode = "" if wants_dx else " with needs_input_grad False (a model's first layer)"
         if wants_dx:
-            dx = None if dx is None else dx.copy()
             if dx is None:
                 _fail(layer, "backward returned None while needs_input_grad is True: it must "
                              "return dl_dx")
+            dx = dx.copy()
             if dx.shape != x.shape:
                 _fail(layer, f"gradient for input has shape {dx.shape}, expected {x.shape}")
             _compare(layer, "input", dx, numeric_gradient(objective, x, eps), rtol, atol)
@@ -310,8 +310,7 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         rng = np.random.default_rng(0)
         x = _inputs(tuple(shape), rng)
-        cpu = _build(layer_cls, kwargs).astype(np.float64)
-        other = _build(layer_cls, kwargs).astype(np.float64)
+        cpu, other = (_build(layer_cls, kwargs).astype(np.float64) for _ in "12")
         for layer in (cpu, other):
             layer.reset_parameters(np.random.default_rng(1))
         other.to(device)

@@ -1,4 +1,6 @@
 """Elementwise activations: ReLU, Tanh, Sigmoid, Identity and the lecture's threshold unit."""
+import math
+
 from ..hookspecs import hookimpl
 from .contract import Layer
 from .linear import Linear, LinearReLU
@@ -11,9 +13,7 @@ class _Elementwise(Layer):
     examples = [({}, (3, 4)), ({}, (2, 3, 2, 2))]
 
     def flops(self, input_shape):
-        n = 1
-        for s in input_shape:
-            n *= s
+        n = math.prod(input_shape)
         return n, 0, n if self.has_gradient else None
 
     def _forward(self, x):

@@ -395,8 +395,7 @@ class Layer:
     __call__ = forward
 
     def check_input(self, x, *, check_finite: bool = True):
-        """``x`` as the kernels need it (None: x as given), or a clear error unless it
-        is a non-empty batch this layer accepts
+        """``x`` as the kernels need it (None: x as given), or a clear error
         (:func:`nnumba.layers.validation.check_input`)."""
         return validation.check_input(self, x, check_finite=check_finite)
 

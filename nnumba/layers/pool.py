@@ -25,9 +25,6 @@ class _PoolNd(Layer):
     mode = "max"
     relu = False  # the fused layers: relu first
 
-    def _setup(self, kernel, stride):
-        self.kernel, self.stride = kernel, stride
-
     def input_shape(self):
         return (None,) * (self.spatial + 1)
 
@@ -104,9 +101,9 @@ class MaxPool2d(_PoolNd):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        kernel = integer_pair(self.type_name, "kernel_size", kernel_size)
-        self._setup(kernel, kernel if stride is None else
-                    integer_pair(self.type_name, "stride", stride))
+        self.kernel = integer_pair(self.type_name, "kernel_size", kernel_size)
+        self.stride = self.kernel if stride is None else \
+            integer_pair(self.type_name, "stride", stride)
 
 
 class AvgPool2d(MaxPool2d):
@@ -127,7 +124,8 @@ class MaxPool1d(_PoolNd):
     def __init__(self, kernel_size: int, stride=None):
         super().__init__()
         k = integer(self.type_name, "kernel_size", kernel_size)
-        self._setup((1, k), (1, k if stride is None else integer(self.type_name, "stride", stride)))
+        self.kernel = (1, k)
+        self.stride = (1, k if stride is None else integer(self.type_name, "stride", stride))
 
 
 class AvgPool1d(MaxPool1d):

@@ -22,8 +22,8 @@ def check_array(layer, x, what: str):
         kind = "a numpy array" if device.name == "cpu" else f"a {device.name} device array"
         hint = "" if device.name == "cpu" else \
             f" (move it with nnumba.device.to_device(x, {device.name!r}))"
-        got = f"a {type(x).__name__} scalar" if isinstance(x, np.generic) else \
-            f"a {type(x).__name__}"  # a numpy scalar's type name alone reads as a dtype
+        # a numpy scalar's type name alone reads as a dtype
+        got = f"a {type(x).__name__}{' scalar' if isinstance(x, np.generic) else ''}"
         raise DTypeError(f"{layer.label} is on {device.name}: expected {what} as {kind} of "
                          f"{layer.dtype.name}, got {got}{hint}")
     x = unmasked(layer.label, x, what)
@@ -97,10 +97,7 @@ def check_input(layer, x, *, check_finite: bool = True):
     x = check_array(layer, x, "input")
     if x.ndim < 1 or x.shape[0] == 0:
         raise ShapeError(f"{layer.label}: got an empty batch (shape {x.shape})")
-    want = layer.input_shape()
-    if want is not None and not _fits(want, x.shape[1:]):
-        raise ShapeError(f"{layer.label}: expected input of shape (N, {pretty_shape(want)}), "
-                         f"got {x.shape}")
+    check_fits(layer, x.shape[1:], x.shape[0])
     layer.output_shape(x.shape[1:])  # e.g. an input smaller than a kernel is refused here
     if flag(layer.label, "check_finite", check_finite) and not layer.kernels.all_finite(x):
         raise NonFiniteError(f"{layer.label}: input holds NaN or infinity")

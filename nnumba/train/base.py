@@ -69,12 +69,6 @@ def check_data(model, x, y, what: str = "training"):
     model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
 
 
-def _check_finite(a, what):
-    found = non_finite(a)
-    if found:
-        raise NonFiniteError(f"{what} hold {found}")
-
-
 def check_with_loss(model, loss, y, input_shape, what: str):
     """Let ``loss`` check every target (label range, -1/+1, shape) against predictions of
     the model's output shape, so that bad labels are refused before training rather than
@@ -119,8 +113,8 @@ class Trainer:
         if optimizer is not None and not callable(getattr(optimizer, "step", None)):
             raise DTypeError(f"{owner}: optimizer must have a step() method, such as "
                              f"nnumba.optim.SGD, got {show(optimizer)}")
-        given = [name for name, value in (("lr", lr), ("momentum", momentum),
-                                          ("weight_decay", weight_decay)) if value is not None]
+        given = {k: v for k, v in {"lr": lr, "momentum": momentum,
+                                   "weight_decay": weight_decay}.items() if v is not None}
         if optimizer is not None and given:  # the optimizer has its own: these would be ignored
             raise SpecError(f"{owner}: {', '.join(given)} and optimizer= together: give "
                             f"{', '.join(given)} to the optimizer, e.g. nnumba.optim.SGD(model, "
@@ -141,9 +135,7 @@ class Trainer:
                 raise DTypeError(f"{owner}: callbacks must be functions (trainer, row), got "
                                  f"{show(callback)}")  # after the first epoch
         self.model, self.loss = model, loss
-        self.optimizer = optimizer or SGD(  # SGD's defaults where not given
-            model, **{k: v for k, v in (("lr", lr), ("momentum", momentum),
-                                        ("weight_decay", weight_decay)) if v is not None})
+        self.optimizer = optimizer or SGD(model, **given)  # SGD's defaults where not given
         self.rng = np.random.default_rng(seed)
         self.progress = flag(owner, "progress", progress)
         self.callbacks = callbacks
@@ -170,8 +162,11 @@ class Trainer:
                 id(targets), targets.ctypes.data, targets.shape, targets.dtype.str,
                 id(inputs), inputs.ctypes.data, inputs.shape, id(self.loss), id(self.model))
             if key is not None and key not in self._checked_targets:
-                if what == "test targets":  # else found after a whole epoch; a training
-                    _check_finite(inputs, "test inputs")  # batch meets the first layer's check
+                # Test inputs: else found after a whole epoch; a training batch meets
+                # the first layer's check.
+                found = what == "test targets" and non_finite(inputs)
+                if found:
+                    raise NonFiniteError(f"test inputs hold {found}")
                 check_with_loss(self.model, self.loss, targets, inputs.shape[1:], what)
                 if len(self._checked_targets) >= 8:  # partial_fit's chunks: keep it small
                     self._checked_targets.clear()

@@ -23,14 +23,11 @@ def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
     if y.ndim == 2 and y.shape == y_hat.shape and y.shape[1] > 1 and \
             np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():  # one-hot
         return float(np.mean(y_hat.argmax(axis=1) == y.argmax(axis=1)))
-    if y.dtype.kind in "iu" and y.ndim == 1:
-        if y_hat.ndim == 2 and y_hat.shape[1] > 1:
-            return float(np.mean(y_hat.argmax(axis=1) == y))
-        if set(np.unique(y)) <= {-1, 1}:
-            pred = np.where(y_hat.reshape(len(y), -1)[:, 0] >= 0, 1, -1)
-            return float(np.mean(pred == y))
-    elif y.dtype.kind == "f" and set(np.unique(y)) <= {-1.0, 1.0}:
-        pred = np.where(y_hat.reshape(len(y), -1)[:, 0] >= 0, 1.0, -1.0)
+    labels = y.dtype.kind in "iu" and y.ndim == 1
+    if labels and y_hat.ndim == 2 and y_hat.shape[1] > 1:
+        return float(np.mean(y_hat.argmax(axis=1) == y))
+    if (labels or y.dtype.kind == "f") and set(np.unique(y)) <= {-1, 1}:
+        pred = np.where(y_hat.reshape(len(y), -1)[:, 0] >= 0, 1, -1)
         return float(np.mean(pred == y.reshape(-1)))
     return None
 

@@ -96,26 +96,20 @@ def _check_set(x, y, what):
         raise LabelError(f"perceptron: labels must be -1 or +1, got {np.unique(y)[:5].tolist()}")
 
 
-def _prepare(x, y, what):
-    _check_set(x, y, what)
-    y = np.asarray(y)
-    flat = x.reshape(len(x), -1)
-    top = max(float(flat.max()), -float(flat.min()), 1.0)  # 1: the bias feature
-    if not np.isfinite(top):  # NaN propagates through max and min; no bool copy
-        raise NonFiniteError(f"perceptron: {what} inputs hold NaN or infinity")
-    # The bias as a constant feature equal to 1; float64 as the lecture's np.zeros.
-    with_one = np.empty((len(x), flat.shape[1] + 1))
-    with_one[:, :-1] = flat
-    with_one[:, -1] = 1.0
-    return with_one, y.astype(np.float64), top
-
-
 class _Alone:
     """The perceptron in one process; :mod:`nnumba.distributed.perceptron` runs the
     same loop over MPI ranks by overriding these three steps."""
 
     def prepare(self, x, y, what):
-        return _prepare(x, y, what)
+        """(inputs with the bias feature, labels, the largest |x|) of a set that
+        train_perceptron checked (_check_set)."""
+        flat = x.reshape(len(x), -1)
+        top = max(float(flat.max()), -float(flat.min()), 1.0)  # 1: the bias feature
+        if not np.isfinite(top):  # NaN propagates through max and min; no bool copy
+            raise NonFiniteError(f"perceptron: {what} inputs hold NaN or infinity")
+        # The bias as a constant feature equal to 1; float64 as the lecture's np.zeros.
+        with_one = np.hstack([flat, np.ones((len(x), 1))])
+        return with_one, np.asarray(y, dtype=np.float64), top
 
     def epoch(self, xs, ys, w) -> tuple[int, np.ndarray]:
         """One pass; returns (number of updates, the weights after it)."""
@@ -161,9 +155,9 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
     if x_test is not None:
         *test, test_top = group.prepare(x_test, y_test, "test")
         top = max(top, test_top)
-    if test is not None and test[0].shape[1] != xs.shape[1]:
-        raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - 1} features, "
-                         f"training inputs {xs.shape[1] - 1}")
+        if test[0].shape[1] != xs.shape[1]:
+            raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - 1} features, "
+                             f"training inputs {xs.shape[1] - 1}")
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
     w = np.zeros(xs.shape[1])
     history, updates, converged = [], 0, False
