@@ -259,12 +259,18 @@ def _check_model(owner: str, model):
         raise DTypeError(f"{owner}: expected a model (nnumba.Sequential), got {show(model)}")
 
 
-def check_finite(model, source):
-    """NonFiniteError naming ``source`` (a file) where a parameter of ``model`` holds
-    NaN or infinity: such a model answers only NaN."""
-    for name, p in model.params():
-        if not np.isfinite(p.value).all():
-            raise NonFiniteError(f"{source}: parameter {name} holds NaN or infinity")
+def cast_checked(array, dtype, where: str, note: str = "") -> np.ndarray:
+    """``array`` as ``dtype`` for the parameter ``where`` ("FILE: parameter NAME"):
+    NonFiniteError where it holds NaN or infinity (such a model answers only NaN),
+    WeightsError where it exceeds ``dtype``'s range; ``note`` follows the name."""
+    if not np.isfinite(array).all():
+        raise NonFiniteError(f"{where} holds NaN or infinity{note}")
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype, copy=False)
+    if not np.isfinite(cast).all():  # float64 weights past float32's range
+        raise WeightsError(f"{where}{note} holds values beyond the model's {dtype.name} range "
+                           f"(at most {float(np.finfo(dtype).max):.4g})")
+    return cast
 
 
 def load_weights(model, path):
@@ -285,14 +291,7 @@ def load_weights(model, path):
                                f"{arrays[name].shape} in the file, {p.value.shape} in the model")
         if arrays[name].dtype.kind not in "fiu":
             raise WeightsError(f"{path}: {name} holds {arrays[name].dtype} values, not numbers")
-        if not np.isfinite(arrays[name]).all():
-            raise NonFiniteError(f"{path}: parameter {name} holds NaN or infinity")
-        with np.errstate(over="ignore"):
-            arrays[name] = arrays[name].astype(p.value.dtype, copy=False)
-        if not np.isfinite(arrays[name]).all():  # float64 weights past float32's range
-            raise WeightsError(f"{path}: parameter {name} holds values beyond the model's "
-                               f"{p.value.dtype.name} range (at most "
-                               f"{float(np.finfo(p.value.dtype).max):.4g})")
+        arrays[name] = cast_checked(arrays[name], p.value.dtype, f"{path}: parameter {name}")
     for name, p in params.items():
         p.value[...] = arrays[name]
     return model

