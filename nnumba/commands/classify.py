@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import (FileFormatError, ImageError, JSONFileError, NnumbaError, NonFiniteError,
                       ShapeError)
-from ..jsonfile import parse_json, read_json
+from ..jsonfile import parse_json, read_json, read_text
 
 
 def add_parser(sub):
@@ -114,14 +114,8 @@ def normalise(img: np.ndarray) -> np.ndarray:
 def load_labels(path) -> dict[int, str]:
     """{class index: name} from a text, JSON, or Python-literal dict file; a
     FileFormatError naming the file for anything else."""
-    from ..paths import user_path
     source = f"labels file {path}"
-    try:
-        text = user_path(path, "labels file").read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise FileFormatError(f"{source}: not UTF-8 text") from None
-    except OSError as exc:
-        raise FileFormatError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    text = read_text(path, "labels file", FileFormatError)
     if not text.lstrip().startswith(("{", "[")):
         return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
     try:
@@ -151,9 +145,7 @@ def _input_shape(args, model):
     """(channels, (H, W)): --size, else the named model's input_shape, else 224 x 224;
     the channels of the model's first layer where it says (Conv2d), else RGB."""
     from ..registry import get_model
-    shape = None
-    if Path(args.model).suffix != ".json":
-        shape = get_model(args.model).input_shape_for()
+    shape = None if Path(args.model).suffix == ".json" else get_model(args.model).input_shape_for()
     channels = shape[0] if shape else getattr(model.layers[0], "in_channels", 3)
     if args.size:
         try:
