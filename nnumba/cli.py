@@ -131,17 +131,13 @@ def _run(args, debug: bool) -> int:
             return error(message)  # users get the message, not a traceback, for what they can fix
         if isinstance(exc, MemoryError):
             return error(f"out of memory{': ' + message if message else ''}")
-        if _jit_disabled():
+        from numba import config
+        if config.DISABLE_JIT:
             # numba's pure-Python mode cannot run nnumba's BLAS intrinsics (_cblas_gemm).
             return error(f"nnumba needs numba's JIT: NUMBA_DISABLE_JIT=1 is not supported, unset "
                          f"it ({type(exc).__name__}: {_first_line(message)})")
         return error(f"{type(exc).__name__}: {message} (unexpected: rerun with {DEBUG_FLAG} "
                      f"for the traceback, and please report it)", 1)
-
-
-def _jit_disabled() -> bool:
-    from numba import config
-    return bool(config.DISABLE_JIT)
 
 
 def _first_line(text: str) -> str:

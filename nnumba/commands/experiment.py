@@ -123,6 +123,4 @@ def run_experiments(args):
 
 def _jsonable(value):
     """numpy scalars and arrays in the numbers, as plain JSON values."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
+    return value.tolist() if hasattr(value, "tolist") else str(value)
