@@ -208,6 +208,25 @@ def _check_headers(path: Path, headers: dict, expected: dict | None):
                                f"{headers[name][0]} in the file, {tuple(want)} in the model")
 
 
+def read_npz(path, what: str, expected: dict | None = None) -> dict:
+    """Every array of the .npz (a zip) at ``path``, never unpickled, once its headers
+    passed _check_headers; else WeightsError naming the file as a ``what``."""
+    _check_headers(path, npz_headers(path), expected)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
+        # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled data
+        if "allow_pickle" in str(exc):
+            raise WeightsError(f"{path} holds pickled (object) arrays; nnumba never unpickles. "
+                               f"Save plain numeric arrays (v.numpy() per torch tensor)") from None
+        raise WeightsError(f"{path}: not a readable {what} ({exc})") from None
+    for key, value in arrays.items():  # numpy hands over a member that is not .npy as bytes
+        if not isinstance(value, np.ndarray):
+            raise WeightsError(f"{path}: member {key!r} is not a numpy array (.npy data)")
+    return arrays
+
+
 def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
     """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it;
     ``expected`` ({name: shape}) refuses a misfit from the headers, before the data."""
@@ -224,16 +243,7 @@ def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
     if head != b"PK":  # else numpy takes any other bytes for a pickle
         raise WeightsError(f"{path}: not a readable nnumba weights file (not a .npz zip "
                            f"archive, as nnumba.save writes)")
-    _check_headers(path, npz_headers(path), expected)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
-        # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled data
-        raise WeightsError(f"{path}: not a readable nnumba weights file ({exc})") from None
-    for key, value in arrays.items():  # numpy hands over a member that is not .npy as bytes
-        if not isinstance(value, np.ndarray):
-            raise WeightsError(f"{path}: member {key!r} is not a numpy array (.npy data)")
+    arrays = read_npz(path, "nnumba weights file", expected)
     spec = arrays.pop(_SPEC_KEY, None)
     if spec is None:
         raise WeightsError(f"{path}: no model spec inside; was it written by nnumba.io.save?")

@@ -70,7 +70,8 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     if path.suffix.lower() == ".safetensors" or head[8:9] == b"{":
         return _read_safetensors(path), False
     if head[:2] == b"PK":
-        return _read_npz(path), True
+        from .io import read_npz
+        return read_npz(path, ".npz file"), True
     raise WeightsError(f"{path}: not a safetensors or .npz file (a state_dict saved by "
                        f"safetensors.torch.save_file or np.savez is expected)")
 
@@ -85,21 +86,6 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except Exception as exc:  # the package raises its own error types
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    from .io import check_npz_memory, npz_headers
-    check_npz_memory(path, npz_headers(path))
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise WeightsError(f"{path} holds pickled (object) arrays; nnumba never unpickles. "
-                               f"Save plain numeric arrays: v.numpy() per tensor") from None
-        raise WeightsError(f"{path}: not a readable .npz file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise WeightsError(f"{path}: not a readable .npz file ({exc})") from None
 
 
 # ---- order: the model's parameters against the state_dict's tensors -------------------
