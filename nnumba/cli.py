@@ -68,9 +68,8 @@ def main(argv=None) -> int:
     debug = DEBUG_FLAG in argv
     if debug:
         argv.remove(DEBUG_FLAG)
-    shown = warnings.formatwarning
-    if shown is _one_line_warning:  # set by quiet_import_warnings
-        shown = _DEFAULT_FORMAT
+    shown = warnings.formatwarning  # restored at the end, but not quiet_import_warnings'
+    shown = _DEFAULT_FORMAT if shown is _one_line_warning else shown
     if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
     try:

@@ -125,16 +125,17 @@ def _flops_text(n):
 
 # ---- asking the layers -----------------------------------------------------------------
 
-def _build_shapes_only(spec, dtype):
-    """The spec's layers in shapes-only mode (nothing allocated), labelled as in a model;
-    an error names the item, as Sequential.from_spec's do."""
+def build_shapes_only(spec, dtype=None):
+    """The layers of ``spec`` (checked by Sequential.check_spec) in shapes-only mode
+    (nothing allocated), labelled as in a model; an error names the item, as
+    Sequential.from_spec's do."""
     from .layers.contract import shapes_only
     from .model import build_layer
     layers = []
     with shapes_only():
         for i, item in enumerate(spec):
             layer = build_layer(item, i)
-            layer.dtype = dtype
+            layer.dtype = layer.dtype if dtype is None else dtype
             layer.set_flags(label=f"{item['type']} #{i}")
             layers.append(layer)
     return layers
@@ -150,7 +151,7 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     spec, default_shape, name = _resolve(model, name, options)
     dtype = float_dtype("summary", dtype)  # None too (np.dtype(None) would be float64)
     # What the spec asks is checked first: its errors say more than a shape guessed from it.
-    layers = _build_shapes_only(spec, dtype)
+    layers = build_shapes_only(spec, dtype)
     batch = _size("batch", batch)
     shape = default_shape if input_shape is None else input_shape
     if shape is None:
