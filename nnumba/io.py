@@ -196,9 +196,8 @@ def check_npz_memory(path, headers: dict):
 
 
 def _check_headers(path: Path, headers: dict, expected: dict | None):
-    """Before any array is read: TooLargeError where the arrays would not fit in
-    memory (a header may declare any shape, and a compressed member may really hold
-    that many zeros), WeightsError where one has another shape than ``expected``'s."""
+    """Before any array is read: check_npz_memory, and WeightsError where an array
+    has another shape than ``expected``'s."""
     check_npz_memory(path, headers)
     if expected is None or set(headers) - {_SPEC_KEY} != set(expected):
         return  # names missing or extra: load_weights says which, once it has read them

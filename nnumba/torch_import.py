@@ -153,26 +153,22 @@ def _mismatch_message(source, order, tensors, targets, at):
             f"parameters; nnumba parameters left without a tensor: {missing}")
 
 
-def _as_array(key, value, source) -> np.ndarray:
-    """A state_dict value as a numpy array: a torch tensor (detached from autograd,
-    moved to the host; torch is never imported here), a numpy array or a nested list."""
-    try:
-        if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
-            value = value.detach().cpu()
-        return np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - torch's dtypes numpy lacks, ragged lists
-        raise WeightsError(f"{source}: torch tensor {show(key)} cannot be read as a numpy "
-                           f"array ({type(exc).__name__}: {exc})") from None
-
-
 def _arrays(tensors: Mapping, source) -> dict[str, np.ndarray]:
-    """The state_dict's values as numpy arrays, keyed by their (string) names."""
+    """The state_dict's values as numpy arrays, keyed by their (string) names: a torch
+    tensor is detached from autograd and moved to the host (torch is never imported
+    here), a numpy array or a nested list taken as it is."""
     out = {}
     for key, value in tensors.items():
         if not isinstance(key, str):
             raise WeightsError(f"{source}: tensor names are strings (a state_dict's keys), "
                                f"got {show(key)}")
-        out[key] = _as_array(key, value, source)
+        try:
+            if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
+                value = value.detach().cpu()
+            out[key] = np.asarray(value)
+        except Exception as exc:  # noqa: BLE001 - torch's dtypes numpy lacks, ragged lists
+            raise WeightsError(f"{source}: torch tensor {show(key)} cannot be read as a "
+                               f"numpy array ({type(exc).__name__}: {exc})") from None
     return out
 
 
