@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import sys
 import warnings
 from pathlib import Path
 
@@ -205,12 +204,11 @@ def run(args):
     except NonFiniteError as exc:  # finite weights, yet too large: they overflow
         raise NonFiniteError(f"{args.image} with the weights of {args.weights}: {exc}") \
             from None
-    names = [labels.get(i, f"class {i}") for i, _ in ranked]
+    top = [{"rank": k + 1, "index": i, "score": s, "label": labels.get(i, f"class {i}")}
+           for k, (i, s) in enumerate(ranked)]
     if args.json:
-        print(json.dumps({"image": str(args.image), "top": [
-            {"rank": k + 1, "index": i, "score": s, "label": n}
-            for k, ((i, s), n) in enumerate(zip(ranked, names))]}))
-        return 0
-    for k, ((_, score), name) in enumerate(zip(ranked, names)):
-        print(f"#{k + 1} ({score:.2f}) {name}", file=sys.stdout)
+        print(json.dumps({"image": str(args.image), "top": top}))
+    else:
+        for t in top:
+            print(f"#{t['rank']} ({t['score']:.2f}) {t['label']}")
     return 0
