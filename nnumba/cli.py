@@ -50,8 +50,7 @@ _DEFAULT_FORMAT = warnings.formatwarning
 def _one_line_warning(message, category, filename, lineno, line=None):
     # The first line: numba's warning for an environment variable it cannot parse
     # ends in the text of a whole traceback.
-    lines = str(message).strip().splitlines() or [""]
-    return f"nnumba: warning: {lines[0]}\n"
+    return f"nnumba: warning: {_first_line(str(message))}\n"
 
 
 def quiet_import_warnings():
@@ -140,7 +139,7 @@ def _run(args, debug: bool) -> int:
 
 
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+    return (text.strip().splitlines() or [""])[0]
 
 
 if __name__ == "__main__":
