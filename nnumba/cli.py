@@ -50,8 +50,7 @@ _DEFAULT_FORMAT = warnings.formatwarning
 def _one_line_warning(message, category, filename, lineno, line=None):
     # The first line: numba's warning for an environment variable it cannot parse
     # ends in the text of a whole traceback.
-    lines = str(message).strip().splitlines() or [""]
-    return f"nnumba: warning: {lines[0]}\n"
+    return f"nnumba: warning: {_first_line(str(message))}\n"
 
 
 def quiet_import_warnings():
@@ -68,9 +67,8 @@ def main(argv=None) -> int:
     debug = DEBUG_FLAG in argv
     if debug:
         argv.remove(DEBUG_FLAG)
-    shown = warnings.formatwarning
-    if shown is _one_line_warning:  # set by quiet_import_warnings
-        shown = _DEFAULT_FORMAT
+    shown = warnings.formatwarning  # restored at the end, but not quiet_import_warnings'
+    shown = _DEFAULT_FORMAT if shown is _one_line_warning else shown
     if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
     try:
@@ -131,7 +129,8 @@ def _run(args, debug: bool) -> int:
             return error(message)  # users get the message, not a traceback, for what they can fix
         if isinstance(exc, MemoryError):
             return error(f"out of memory{': ' + message if message else ''}")
-        if _jit_disabled():
+        from numba import config
+        if config.DISABLE_JIT:
             # numba's pure-Python mode cannot run nnumba's BLAS intrinsics (_cblas_gemm).
             return error(f"nnumba needs numba's JIT: NUMBA_DISABLE_JIT=1 is not supported, unset "
                          f"it ({type(exc).__name__}: {_first_line(message)})")
@@ -139,13 +138,8 @@ def _run(args, debug: bool) -> int:
                      f"for the traceback, and please report it)", 1)
 
 
-def _jit_disabled() -> bool:
-    from numba import config
-    return bool(config.DISABLE_JIT)
-
-
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+    return (text.strip().splitlines() or [""])[0]
 
 
 if __name__ == "__main__":

@@ -196,9 +196,8 @@ def check_npz_memory(path, headers: dict):
 
 
 def _check_headers(path: Path, headers: dict, expected: dict | None):
-    """Before any array is read: TooLargeError where the arrays would not fit in
-    memory (a header may declare any shape, and a compressed member may really hold
-    that many zeros), WeightsError where one has another shape than ``expected``'s."""
+    """Before any array is read: check_npz_memory, and WeightsError where an array
+    has another shape than ``expected``'s."""
     check_npz_memory(path, headers)
     if expected is None or set(headers) - {_SPEC_KEY} != set(expected):
         return  # names missing or extra: load_weights says which, once it has read them
@@ -206,6 +205,25 @@ def _check_headers(path: Path, headers: dict, expected: dict | None):
         if headers[name][0] != tuple(want):
             raise WeightsError(f"{path} does not fit this model: {name} has shape "
                                f"{headers[name][0]} in the file, {tuple(want)} in the model")
+
+
+def read_npz(path, what: str, expected: dict | None = None) -> dict:
+    """Every array of the .npz (a zip) at ``path``, never unpickled, once its headers
+    passed _check_headers; else WeightsError naming the file as a ``what``."""
+    _check_headers(path, npz_headers(path), expected)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
+        # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled data
+        if "allow_pickle" in str(exc):
+            raise WeightsError(f"{path} holds pickled (object) arrays; nnumba never unpickles. "
+                               f"Save plain numeric arrays (v.numpy() per torch tensor)") from None
+        raise WeightsError(f"{path}: not a readable {what} ({exc})") from None
+    for key, value in arrays.items():  # numpy hands over a member that is not .npy as bytes
+        if not isinstance(value, np.ndarray):
+            raise WeightsError(f"{path}: member {key!r} is not a numpy array (.npy data)")
+    return arrays
 
 
 def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
@@ -224,16 +242,7 @@ def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
     if head != b"PK":  # else numpy takes any other bytes for a pickle
         raise WeightsError(f"{path}: not a readable nnumba weights file (not a .npz zip "
                            f"archive, as nnumba.save writes)")
-    _check_headers(path, npz_headers(path), expected)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
-        # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled data
-        raise WeightsError(f"{path}: not a readable nnumba weights file ({exc})") from None
-    for key, value in arrays.items():  # numpy hands over a member that is not .npy as bytes
-        if not isinstance(value, np.ndarray):
-            raise WeightsError(f"{path}: member {key!r} is not a numpy array (.npy data)")
+    arrays = read_npz(path, "nnumba weights file", expected)
     spec = arrays.pop(_SPEC_KEY, None)
     if spec is None:
         raise WeightsError(f"{path}: no model spec inside; was it written by nnumba.io.save?")
@@ -259,12 +268,18 @@ def _check_model(owner: str, model):
         raise DTypeError(f"{owner}: expected a model (nnumba.Sequential), got {show(model)}")
 
 
-def check_finite(model, source):
-    """NonFiniteError naming ``source`` (a file) where a parameter of ``model`` holds
-    NaN or infinity: such a model answers only NaN."""
-    for name, p in model.params():
-        if not np.isfinite(p.value).all():
-            raise NonFiniteError(f"{source}: parameter {name} holds NaN or infinity")
+def cast_checked(array, dtype, where: str, note: str = "") -> np.ndarray:
+    """``array`` as ``dtype`` for the parameter ``where`` ("FILE: parameter NAME"):
+    NonFiniteError where it holds NaN or infinity (such a model answers only NaN),
+    WeightsError where it exceeds ``dtype``'s range; ``note`` follows the name."""
+    if not np.isfinite(array).all():
+        raise NonFiniteError(f"{where} holds NaN or infinity{note}")
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype, copy=False)
+    if not np.isfinite(cast).all():  # float64 weights past float32's range
+        raise WeightsError(f"{where}{note} holds values beyond the model's {dtype.name} range "
+                           f"(at most {float(np.finfo(dtype).max):.4g})")
+    return cast
 
 
 def load_weights(model, path):
@@ -285,14 +300,7 @@ def load_weights(model, path):
                                f"{arrays[name].shape} in the file, {p.value.shape} in the model")
         if arrays[name].dtype.kind not in "fiu":
             raise WeightsError(f"{path}: {name} holds {arrays[name].dtype} values, not numbers")
-        if not np.isfinite(arrays[name]).all():
-            raise NonFiniteError(f"{path}: parameter {name} holds NaN or infinity")
-        with np.errstate(over="ignore"):
-            arrays[name] = arrays[name].astype(p.value.dtype, copy=False)
-        if not np.isfinite(arrays[name]).all():  # float64 weights past float32's range
-            raise WeightsError(f"{path}: parameter {name} holds values beyond the model's "
-                               f"{p.value.dtype.name} range (at most "
-                               f"{float(np.finfo(p.value.dtype).max):.4g})")
+        arrays[name] = cast_checked(arrays[name], p.value.dtype, f"{path}: parameter {name}")
     for name, p in params.items():
         p.value[...] = arrays[name]
     return model

@@ -21,15 +21,19 @@ MAX_DEPTH = 100
 def read_json(path: str | os.PathLike, what: str = "JSON file"):
     """The JSON value in the file at ``path``; ``what`` ("model spec", ...) starts
     the message of the JSONFileError raised when the file cannot give one."""
+    return parse_json(read_text(path, what, JSONFileError), f"{what} {path}")
+
+
+def read_text(path, what: str, error=JSONFileError) -> str:
+    """The UTF-8 text of the file at ``path``, or ``error`` naming ``what`` and the file."""
     from .paths import user_path  # paths imports nothing of ours but the errors
     try:
-        text = user_path(path, what, JSONFileError).read_text(encoding="utf-8")
+        return user_path(path, what, error).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise JSONFileError(f"{what} {path}: not UTF-8 text (byte {exc.start} is "
-                            f"{exc.object[exc.start:exc.start + 1]!r})") from None
+        raise error(f"{what} {path}: not UTF-8 text (byte {exc.start} is "
+                    f"{exc.object[exc.start:exc.start + 1]!r})") from None
     except OSError as exc:
-        raise JSONFileError(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
-    return parse_json(text, f"{what} {path}")
+        raise error(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def parse_json(text: str, source: str):

@@ -21,8 +21,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 
 @dataclass
 class LayerRow:
@@ -44,33 +42,20 @@ class Summary:
     dtype: str
     rows: list
 
-    @property
-    def params(self) -> int:
-        return sum(r.params for r in self.rows)
-
-    @property
-    def param_bytes(self) -> int:
-        return sum(r.param_bytes for r in self.rows)
-
-    @property
-    def activation_bytes(self) -> int:
-        return sum(r.activation_bytes for r in self.rows)
-
-    def _flops(self, key):
+    def _total(self, key):
+        """The column ``key`` summed over the layers; None where a layer's is None (FLOPs)."""
         values = [getattr(r, key) for r in self.rows]
         return None if None in values else sum(values)
 
-    @property
-    def forward_flops(self):
-        return self._flops("forward_flops")
-
-    @property
-    def backward_flops(self):
-        return self._flops("backward_flops")
+    params = property(lambda self: self._total("params"))
+    param_bytes = property(lambda self: self._total("param_bytes"))
+    activation_bytes = property(lambda self: self._total("activation_bytes"))
+    forward_flops = property(lambda self: self._total("forward_flops"))
+    backward_flops = property(lambda self: self._total("backward_flops"))
 
     def to_dict(self) -> dict:
-        totals = {k: getattr(self, k) for k in ("params", "param_bytes", "activation_bytes",
-                                               "forward_flops", "backward_flops")}
+        totals = {k: self._total(k) for k in ("params", "param_bytes", "activation_bytes",
+                                              "forward_flops", "backward_flops")}
         return {"name": self.name, "input_shape": list(self.input_shape), "batch": self.batch,
                 "dtype": self.dtype, "layers": [asdict(r) for r in self.rows], "total": totals}
 
@@ -140,16 +125,17 @@ def _flops_text(n):
 
 # ---- asking the layers -----------------------------------------------------------------
 
-def _build_shapes_only(spec, dtype):
-    """The spec's layers in shapes-only mode (nothing allocated), labelled as in a model;
-    an error names the item, as Sequential.from_spec's do."""
+def build_shapes_only(spec, dtype=None):
+    """The layers of ``spec`` (checked by Sequential.check_spec) in shapes-only mode
+    (nothing allocated), labelled as in a model; an error names the item, as
+    Sequential.from_spec's do."""
     from .layers.contract import shapes_only
     from .model import build_layer
     layers = []
     with shapes_only():
         for i, item in enumerate(spec):
             layer = build_layer(item, i)
-            layer.dtype = dtype
+            layer.dtype = layer.dtype if dtype is None else dtype
             layer.set_flags(label=f"{item['type']} #{i}")
             layers.append(layer)
     return layers
@@ -159,19 +145,13 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
               name: str | None = None, **options) -> Summary:
     """Size ``model``: a registered model name (``options`` go to its factory), a spec
     (list of layer dicts), a path to a JSON spec file, or a Sequential."""
-    from .errors import DTypeError, ShapeError
+    from .errors import ShapeError
     from .layers.fusion import fuse
-    from .layers.validation import check_fits, show
+    from .layers.validation import check_fits, float_dtype, show
     spec, default_shape, name = _resolve(model, name, options)
-    try:
-        ok = dtype is not None and np.dtype(dtype) in (np.float32, np.float64)
-    except TypeError:  # not a dtype at all (np.dtype(None) would be float64)
-        ok = False
-    if not ok:
-        raise DTypeError(f"dtype must be float32 or float64, got {show(dtype)}")
-    dtype = np.dtype(dtype)
+    dtype = float_dtype("summary", dtype)  # None too (np.dtype(None) would be float64)
     # What the spec asks is checked first: its errors say more than a shape guessed from it.
-    layers = _build_shapes_only(spec, dtype)
+    layers = build_shapes_only(spec, dtype)
     batch = _size("batch", batch)
     shape = default_shape if input_shape is None else input_shape
     if shape is None:

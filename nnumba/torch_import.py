@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MissingFileError, NonFiniteError, WeightsError
+from .errors import MissingFileError, WeightsError
 from .layers.validation import show
 from .paths import user_path
 
@@ -70,7 +70,8 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     if path.suffix.lower() == ".safetensors" or head[8:9] == b"{":
         return _read_safetensors(path), False
     if head[:2] == b"PK":
-        return _read_npz(path), True
+        from .io import read_npz
+        return read_npz(path, ".npz file"), True
     raise WeightsError(f"{path}: not a safetensors or .npz file (a state_dict saved by "
                        f"safetensors.torch.save_file or np.savez is expected)")
 
@@ -85,21 +86,6 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except Exception as exc:  # the package raises its own error types
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    from .io import check_npz_memory, npz_headers
-    check_npz_memory(path, npz_headers(path))
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise WeightsError(f"{path} holds pickled (object) arrays; nnumba never unpickles. "
-                               f"Save plain numeric arrays: v.numpy() per tensor") from None
-        raise WeightsError(f"{path}: not a readable .npz file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise WeightsError(f"{path}: not a readable .npz file ({exc})") from None
 
 
 # ---- order: the model's parameters against the state_dict's tensors -------------------
@@ -167,26 +153,22 @@ def _mismatch_message(source, order, tensors, targets, at):
             f"parameters; nnumba parameters left without a tensor: {missing}")
 
 
-def _as_array(key, value, source) -> np.ndarray:
-    """A state_dict value as a numpy array: a torch tensor (detached from autograd,
-    moved to the host; torch is never imported here), a numpy array or a nested list."""
-    try:
-        if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
-            value = value.detach().cpu()
-        return np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - torch's dtypes numpy lacks, ragged lists
-        raise WeightsError(f"{source}: torch tensor {show(key)} cannot be read as a numpy "
-                           f"array ({type(exc).__name__}: {exc})") from None
-
-
 def _arrays(tensors: Mapping, source) -> dict[str, np.ndarray]:
-    """The state_dict's values as numpy arrays, keyed by their (string) names."""
+    """The state_dict's values as numpy arrays, keyed by their (string) names: a torch
+    tensor is detached from autograd and moved to the host (torch is never imported
+    here), a numpy array or a nested list taken as it is."""
     out = {}
     for key, value in tensors.items():
         if not isinstance(key, str):
             raise WeightsError(f"{source}: tensor names are strings (a state_dict's keys), "
                                f"got {show(key)}")
-        out[key] = _as_array(key, value, source)
+        try:
+            if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
+                value = value.detach().cpu()
+            out[key] = np.asarray(value)
+        except Exception as exc:  # noqa: BLE001 - torch's dtypes numpy lacks, ragged lists
+            raise WeightsError(f"{source}: torch tensor {show(key)} cannot be read as a "
+                               f"numpy array ({type(exc).__name__}: {exc})") from None
     return out
 
 
@@ -203,10 +185,9 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
     targets = _targets(model)
     tensors = _arrays(tensors, source)
     names = list(tensors)
-    for key in names:
-        dtype = tensors[key].dtype
-        if dtype.kind != "f":
-            raise WeightsError(f"{source}: torch tensor {key!r} is {dtype}, not a floating "
+    for key, value in tensors.items():
+        if value.dtype.kind != "f":
+            raise WeightsError(f"{source}: torch tensor {key!r} is {value.dtype}, not a floating "
                                f"point parameter (buffers such as BatchNorm's counters have "
                                f"no place in a nnumba model)")
     candidates = [names] if ordered else list(_candidate_orders(names))
@@ -232,7 +213,7 @@ def load_torch_weights(model, source):
     The values must be finite and within the model's dtype (float64 weights past
     float32's range would become infinity); the model is left untouched when they
     are not, or when they do not fit it."""
-    from .io import _check_model
+    from .io import _check_model, cast_checked
     _check_model("load_torch_weights", model)  # before a file is read
     if isinstance(source, Mapping):
         tensors, ordered, label = _arrays(source, "state_dict"), True, "state_dict"
@@ -247,18 +228,9 @@ def load_torch_weights(model, source):
         (tensors, ordered), label = read_state_dict(path), str(path)
     pairs = match_state_dict(model, tensors, ordered, label)
     params = dict(model.params())
-    values = {}
-    for key, name in pairs:  # every value checked before the first is copied in
-        dtype = params[name].value.dtype
-        if not np.isfinite(tensors[key]).all():
-            raise NonFiniteError(f"{label}: parameter {name} holds NaN or infinity "
-                                 f"(torch tensor {key!r})")
-        with np.errstate(over="ignore"):
-            values[name] = tensors[key].astype(dtype, copy=False)
-        if not np.isfinite(values[name]).all():  # float64 weights past float32's range
-            raise WeightsError(f"{label}: parameter {name} (torch tensor {key!r}) holds "
-                               f"values beyond the model's {dtype.name} range (at most "
-                               f"{float(np.finfo(dtype).max):.4g})")
+    values = {name: cast_checked(tensors[key], params[name].value.dtype,  # all before any copy
+                                 f"{label}: parameter {name}", f" (torch tensor {key!r})")
+              for key, name in pairs}
     for name, value in values.items():
         params[name].value[...] = value
     return model

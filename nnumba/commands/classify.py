@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import sys
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..errors import (FileFormatError, ImageError, JSONFileError, NnumbaError, NonFiniteError,
                       ShapeError)
-from ..jsonfile import parse_json, read_json
+from ..jsonfile import parse_json, read_json, read_text
 
 
 def add_parser(sub):
@@ -114,14 +113,8 @@ def normalise(img: np.ndarray) -> np.ndarray:
 def load_labels(path) -> dict[int, str]:
     """{class index: name} from a text, JSON, or Python-literal dict file; a
     FileFormatError naming the file for anything else."""
-    from ..paths import user_path
     source = f"labels file {path}"
-    try:
-        text = user_path(path, "labels file").read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise FileFormatError(f"{source}: not UTF-8 text") from None
-    except OSError as exc:
-        raise FileFormatError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    text = read_text(path, "labels file", FileFormatError)
     if not text.lstrip().startswith(("{", "[")):
         return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
     try:
@@ -151,9 +144,7 @@ def _input_shape(args, model):
     """(channels, (H, W)): --size, else the named model's input_shape, else 224 x 224;
     the channels of the model's first layer where it says (Conv2d), else RGB."""
     from ..registry import get_model
-    shape = None
-    if Path(args.model).suffix != ".json":
-        shape = get_model(args.model).input_shape_for()
+    shape = None if Path(args.model).suffix == ".json" else get_model(args.model).input_shape_for()
     channels = shape[0] if shape else getattr(model.layers[0], "in_channels", 3)
     if args.size:
         try:
@@ -200,14 +191,12 @@ def classify(model, x, top: int):
 
 
 def run(args):
-    from ..io import check_finite
     from ..torch_import import load_torch_weights
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
     _pillow()  # before the weights, which take a while to read
     labels = load_labels(args.labels) if args.labels else {}
-    model = load_torch_weights(_build(args), args.weights)
-    check_finite(model, args.weights)
+    model = load_torch_weights(_build(args), args.weights)  # finite weights only
     channels, size = _input_shape(args, model)
     x = normalise(load_image(args.image, channels, size))
     try:
@@ -215,12 +204,11 @@ def run(args):
     except NonFiniteError as exc:  # finite weights, yet too large: they overflow
         raise NonFiniteError(f"{args.image} with the weights of {args.weights}: {exc}") \
             from None
-    names = [labels.get(i, f"class {i}") for i, _ in ranked]
+    top = [{"rank": k + 1, "index": i, "score": s, "label": labels.get(i, f"class {i}")}
+           for k, (i, s) in enumerate(ranked)]
     if args.json:
-        print(json.dumps({"image": str(args.image), "top": [
-            {"rank": k + 1, "index": i, "score": s, "label": n}
-            for k, ((i, s), n) in enumerate(zip(ranked, names))]}))
-        return 0
-    for k, ((_, score), name) in enumerate(zip(ranked, names)):
-        print(f"#{k + 1} ({score:.2f}) {name}", file=sys.stdout)
+        print(json.dumps({"image": str(args.image), "top": top}))
+    else:
+        for t in top:
+            print(f"#{t['rank']} ({t['score']:.2f}) {t['label']}")
     return 0

@@ -52,9 +52,8 @@ def run_list(args):
         return 0
     width = max(len(item["name"]) for item in items)
     for item in items:
-        extra = ""
-        if item["missing_features"]:
-            extra = f"  [needs the nnumba-features plugin: {', '.join(item['missing_features'])}]"
+        missing = ", ".join(item["missing_features"])
+        extra = f"  [needs the nnumba-features plugin: {missing}]" if missing else ""
         print(f"{item['name']:<{width}}  {item['summary']}{extra}")
     return 0
 
@@ -123,6 +122,4 @@ def run_experiments(args):
 
 def _jsonable(value):
     """numpy scalars and arrays in the numbers, as plain JSON values."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
+    return value.tolist() if hasattr(value, "tolist") else str(value)

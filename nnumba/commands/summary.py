@@ -6,7 +6,6 @@ computed from the spec without building the model (see :mod:`nnumba.summary`).
     nnumba summary lenet --input-shape 1,28,28
 """
 import json
-from pathlib import Path
 
 
 def add_parser(sub):
@@ -34,20 +33,16 @@ def _shape(text):
 
 def run(args):
     from ..cli import naming
-    from ..errors import NnumbaError
-    from ..jsonfile import read_json
+    from ..errors import JSONFileError, NnumbaError
     from ..summary import summarize
     shape = None if args.input_shape is None else _shape(args.input_shape)
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
-    if not args.model.endswith(".json"):
+    try:  # summarize reads a .json spec file itself
         result = summarize(args.model, input_shape=shape, batch=args.batch, dtype=args.dtype)
-    else:  # read here, and every error of what it holds names the file
-        spec = read_json(args.model, "model spec")
-        try:
-            result = summarize(spec, input_shape=shape, batch=args.batch, dtype=args.dtype,
-                               name=Path(args.model).name)
-        except (NnumbaError, ValueError) as exc:
-            raise naming(exc, f"model spec {args.model}") from None
+    except (NnumbaError, ValueError) as exc:
+        if not args.model.endswith(".json") or isinstance(exc, JSONFileError):
+            raise  # a named model's error, or one of reading the file: it names the file
+        raise naming(exc, f"model spec {args.model}") from None  # what it holds, too
     print(json.dumps(result.to_dict()) if args.json else result.format())
     return 0

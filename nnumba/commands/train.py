@@ -108,10 +108,8 @@ def _fill_defaults(args):
         defaults, source = train_defaults(args.model)
     filled = {k: v for k, v in defaults.items() if getattr(args, k) is None}
     vars(args).update(filled)
-    if filled:
-        return (f"defaults: {', '.join(f'{k} {v}' for k, v in filled.items())} "
-                f"({source})")
-    return None
+    shown = ", ".join(f"{k} {v}" for k, v in filled.items())
+    return f"defaults: {shown} ({source})" if filled else None
 
 
 def _check_options(args):
@@ -175,7 +173,7 @@ def _load_data(args):
 
 def _say(args, text):
     # With --json, stdout carries only the JSON object; under MPI only rank 0 speaks.
-    if _is_root(args):
+    if text and _is_root(args):  # None: nothing to say
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
@@ -219,9 +217,7 @@ def _check_device(args):
 
 def _run(args, start):
     _check_options(args)
-    note = _unused_options(args)
-    if note:
-        _say(args, note)
+    _say(args, _unused_options(args))
     vars(args).update({k: v for k, v in OPTION_DEFAULTS.items() if getattr(args, k) is None})
     if args.save is not None:  # a path that cannot be written fails now, not after training
         from ..io import check_save_path
@@ -233,8 +229,7 @@ def _run(args, start):
     data = _load_data(args)  # every rank loads from disk; each trains on its shares only
     _say(args, f"data: {data.name}, {len(data.x_train)} train / {len(data.x_test)} test "
                f"({data.description})")
-    if defaults:
-        _say(args, defaults)
+    _say(args, defaults)
     if args.comm is not None:
         _say(args, f"MPI: {args.comm.size} ranks, {args.comm.threads} thread(s) each")
     if args.trainer == "perceptron":
@@ -247,13 +242,11 @@ def _read_spec(path):
     built shapes-only (each argument checked, nothing allocated). Errors name the file."""
     from ..cli import naming
     from ..errors import NnumbaError
-    from ..layers import shapes_only
-    from ..model import Sequential, build_layer
+    from ..model import Sequential
+    from ..summary import build_shapes_only
     spec = read_json(path, "model spec")  # names the file itself
     try:
-        with shapes_only():
-            for i, item in enumerate(Sequential.check_spec(spec)):
-                build_layer(item, i)
+        build_shapes_only(Sequential.check_spec(spec))
     except (NnumbaError, ValueError) as exc:
         raise naming(exc, f"model spec {path}") from None
     return spec

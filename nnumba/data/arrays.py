@@ -141,17 +141,14 @@ def _read_npz(path):
             raise DataFileError(f"{path}: x_test and y_test come together; it has only "
                                 f"{'x_test' if 'x_test' in names else 'y_test'}")
         arrays = {}
-        for key in NPZ_KEYS:
-            if key in names:
-                try:
-                    arrays[key] = archive[key]
-                except ValueError as exc:  # object arrays need pickle; or cut short
-                    if "pickle" not in str(exc):
-                        raise DataFileError(f"{path}: {key} is damaged ({exc})") from None
+        for key in (k for k in NPZ_KEYS if k in names):
+            try:
+                arrays[key] = archive[key]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                if isinstance(exc, ValueError) and "pickle" in str(exc):  # object arrays
                     raise DataFileError(f"{path}: {key} cannot be read without pickle, which "
                                         f"nnumba never uses: save numeric arrays ({exc})") from None
-                except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                    raise DataFileError(f"{path}: {key} is damaged ({exc})") from None
+                raise DataFileError(f"{path}: {key} is damaged ({exc})") from None  # cut short
     x = _inputs(path, "x_train", arrays["x_train"])
     y = _labels(path, "y_train", arrays["y_train"], len(x))
     if "x_test" not in arrays:

@@ -67,11 +67,10 @@ class Dataset:
 
     def subset(self, train: int | None = None, test: int | None = None) -> "Dataset":
         """The first `train` / `test` examples (None keeps all), for quick runs."""
+        kept = []
         for n, split in ((train, "train"), (test, "test")):
             if n is not None:  # a negative slice would drop the *last* ones
-                integer("subset", split, n, 1, None)
-        kept = [f"the first {n} {split}" for n, split in ((train, "train"), (test, "test"))
-                 if n is not None]
+                kept.append(f"the first {integer('subset', split, n, 1, None)} {split}")
         return replace(self, x_train=self.x_train[:train], y_train=self.y_train[:train],
                        x_test=self.x_test[:test], y_test=self.y_test[:test],
                        description=f"{self.description} Subset: {' and '.join(kept)}."
@@ -117,13 +116,9 @@ def _find_files(root: Path, what: str) -> dict[str, Path]:
         raise NotADirectoryError(f"{what} folder {root} is a file, not a folder")
     if not root.is_dir():
         raise MissingFileError(f"{what} folder {root} does not exist")
-    found, missing = {}, []
-    for role, base in MNIST_FILES.items():
-        hits = [root / f"{base}.gz", root / base]
-        hit = next((p for p in hits if p.is_file()), None)
-        if hit is None:
-            missing.append(f"{base}[.gz]")
-        found[role] = hit
+    found = {role: next((p for p in (root / f"{base}.gz", root / base) if p.is_file()), None)
+             for role, base in MNIST_FILES.items()}
+    missing = [f"{MNIST_FILES[role]}[.gz]" for role, hit in found.items() if hit is None]
     if missing:
         raise MissingFileError(f"{what} folder {root} is missing {', '.join(missing)}")
     return found
@@ -173,8 +168,8 @@ def load_fashion_mnist(root=None) -> Dataset:
     """Fashion-MNIST (60,000 / 10,000) from `root`, `$NNUMBA_FASHION_MNIST` or
     /usr/share/datasets/fashion-mnist, in that order."""
     if root is None:
-        candidates = [Path(p) for p in [os.environ.get("NNUMBA_FASHION_MNIST")] if p]
-        candidates.append(SYSTEM_FASHION_MNIST)
+        candidates = [Path(p) for p in (os.environ.get("NNUMBA_FASHION_MNIST"),
+                                        SYSTEM_FASHION_MNIST) if p]
         root = next((p for p in candidates if p.is_dir()), None)
         if root is None:
             raise MissingFileError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -93,9 +94,7 @@ def _parse(stream, path: Path) -> np.ndarray:
     if 0 in shape:
         raise IDXError(f"{path}: zero-size dimension in shape {shape}")
     dtype = IDX_DTYPES[code]
-    expected = dtype.itemsize
-    for n in shape:  # Python ints: no overflow on hostile headers
-        expected *= n
+    expected = dtype.itemsize * math.prod(shape)  # Python ints: no overflow on hostile headers
     body = _read_upto(stream, expected + 1)
     if len(body) < expected:
         raise IDXError(f"{path}: truncated data, shape {shape} needs {expected} bytes, "
@@ -123,10 +122,8 @@ def write_idx(path: str | os.PathLike, array, compress: bool | None = None) -> P
     code = codes[native]
     header = bytes([0, 0, code, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
     data = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
-    if compress is not None:  # "no" is truthy: it would gzip
-        compress = flag("write_idx", "compress", compress)
-    if compress is None:
-        compress = path.suffix == ".gz"
+    # None: by the name; else a flag ("no" is truthy: it would gzip)
+    compress = path.suffix == ".gz" if compress is None else flag("write_idx", "compress", compress)
     if compress:
         data = gzip.compress(data, mtime=0)  # mtime=0: same bytes for the same array
     path.write_bytes(data)

@@ -55,7 +55,8 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
             options["inputs"] = int(np.prod(shape))
         if "classes" in known and "classes" not in options and outputs is not None:
             options["classes"] = int(outputs)
-        what = f"model {model!r}" + (f" ({_options_text(options)})" if options else "")
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        what = f"model {model!r}" + (f" ({shown})" if options else "")
         try:
             net = build(model, seed=seed, **options)
             own_shape = named.input_shape_for(**options)
@@ -87,7 +88,3 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
         raise ShapeError(f"{what} gives outputs of shape {tuple(out)} per sample; the data "
                          f"needs ({int(outputs)},) (one per class or target)")
     return net, shape
-
-
-def _options_text(options) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in options.items())

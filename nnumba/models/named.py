@@ -58,10 +58,8 @@ class NamedModel:
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
     def summary(self) -> str:
-        if self.description:
-            return self.description
-        doc = inspect.getdoc(self.build) or ""
-        return doc.splitlines()[0] if doc else ""
+        lines = (inspect.getdoc(self.build) or "").splitlines()
+        return self.description or (lines[0] if lines else "")
 
 
 def named(obj) -> NamedModel:
