@@ -51,15 +51,13 @@ def loss_curve(x, y, batch_size: int, epochs: int, checkpoints: int = 30, seed: 
     loss = CrossEntropy()
     if batch_size >= n:
         trainer = GDTrainer(model, loss, lr=LR, batch_size=1000)
-        step = n
     else:
         trainer = SGDTrainer(model, loss, lr=LR, batch_size=batch_size, shuffle=False)
-        step = batch_size
+    step = min(batch_size, n)  # samples per update
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    total = epochs * n
     # Log-spaced points for the figure, and the end of every pass for the table.
-    marks = np.union1d(np.geomspace(step, total, checkpoints).astype(int) // step * step,
+    marks = np.union1d(np.geomspace(step, epochs * n, checkpoints).astype(int) // step * step,
                        np.arange(1, epochs + 1) * n)
     curve, seen = [(0, evaluate(model, loss, x, y)["loss"])], 0
     for mark in marks:
@@ -89,8 +87,7 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
     for b in batch_sizes:
         curve = loss_curve(x, y, b, epochs, checkpoints=12 if fast else 30)
         curves[b] = curve
-        losses = {s: loss for s, loss in curve}
-        one_pass = losses.get(n, float("nan"))
+        one_pass = dict(curve).get(n, float("nan"))
         numbers[b] = {"curve": curve, "updates": epochs * n // b, "after_one_pass": one_pass,
                       "final_loss": curve[-1][1]}
         rows.append(["GD (the whole set)" if b == n else "per-sample SGD" if b == 1 else
