@@ -53,8 +53,7 @@ def composed(model: Sequential):
         if isinstance(layer, AffineActivation):
             w, b = layer.slope * w, layer.slope * b + layer.offset
         else:
-            p = layer.params()
-            w_l, b_l = p["weight"].value, p["bias"].value
+            w_l, b_l = layer.weight.value, layer.bias.value
             w, b = (w_l, b_l.copy()) if w is None else (w_l @ w, w_l @ b + b_l)
     return w, b
 
