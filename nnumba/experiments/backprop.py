@@ -119,8 +119,8 @@ def cost(batch: int, repeats: int):
     data = load_dataset("mnist-5k")
     x, y = data.x_train[:batch], data.y_train[:batch]
     loss = CrossEntropy()
-    forward, backward = [], []
-    for i in range(repeats + 2):
+    times = []
+    for _ in range(repeats + 2):
         start = time.perf_counter()
         out = model.forward(x)
         middle = time.perf_counter()
@@ -129,11 +129,9 @@ def cost(batch: int, repeats: int):
         model.zero_grad()
         after_loss = time.perf_counter()
         model.backward(dl_dy)
-        end = time.perf_counter()
-        if i >= 2:
-            forward.append(middle - start)
-            backward.append(end - after_loss)
-    return summarize(model, batch=batch), float(np.median(forward)), float(np.median(backward))
+        times.append((middle - start, time.perf_counter() - after_loss))
+    forward, backward = np.median(times[2:], axis=0)  # the first two passes are not measured
+    return summarize(model, batch=batch), float(forward), float(backward)
 
 
 @experiment("backprop",

@@ -83,10 +83,9 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
     epochs = epochs or (3 if fast else 10)
     x, y = data.x_train[:n], data.y_train[:n]
     batch_sizes = batch_sizes or (1, 10, 100, min(1000, n // 2), n)
-    curves, numbers, rows = {}, {}, []
+    numbers, rows = {}, []
     for b in batch_sizes:
         curve = loss_curve(x, y, b, epochs, checkpoints=12 if fast else 30)
-        curves[b] = curve
         one_pass = dict(curve).get(n, float("nan"))
         numbers[b] = {"curve": curve, "updates": epochs * n // b, "after_one_pass": one_pass,
                       "final_loss": curve[-1][1]}
@@ -102,6 +101,7 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
                     "are good gradient estimates, and exact GD wastes its passes",
                     table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
                     notes=[LISTING_NOTE])
+    curves = {b: entry["curve"] for b, entry in numbers.items()}
     return with_figure(result, out_dir, lambda fig, axes: _draw(axes, curves, n), ncols=2,
                        title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
 
