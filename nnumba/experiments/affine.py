@@ -38,11 +38,9 @@ class AffineActivation(Layer):
 
 def mlp(activation, seed: int = 0) -> Sequential:
     """Linear layers of WIDTHS with ``activation()`` between them, in float64."""
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(WIDTHS, WIDTHS[1:])):
-        if i:
-            layers.append(activation())
-        layers.append(Linear(n_in, n_out))
+    layers = [Linear(WIDTHS[0], WIDTHS[1])]
+    for n_in, n_out in zip(WIDTHS[1:], WIDTHS[2:]):
+        layers += [activation(), Linear(n_in, n_out)]
     return Sequential(*layers, seed=seed).astype(np.float64)
 
 
@@ -53,8 +51,7 @@ def composed(model: Sequential):
         if isinstance(layer, AffineActivation):
             w, b = layer.slope * w, layer.slope * b + layer.offset
         else:
-            p = layer.params()
-            w_l, b_l = p["weight"].value, p["bias"].value
+            w_l, b_l = layer.weight.value, layer.bias.value
             w, b = (w_l, b_l.copy()) if w is None else (w_l @ w, w_l @ b + b_l)
     return w, b
 

@@ -69,8 +69,7 @@ def passes(model: Sequential, x, y):
         q["dl_ds"] = q["sigma"].backward(grad).copy()
         grad = q["linear"].backward(q["dl_ds"])
         q["dl_dx_prev"] = grad.copy()
-        params = q["linear"].params()
-        q["dl_dw"], q["dl_db"] = params["weight"].grad.copy(), params["bias"].grad.copy()
+        q["dl_dw"], q["dl_db"] = q["linear"].weight.grad.copy(), q["linear"].bias.grad.copy()
     return value, layers
 
 
@@ -101,7 +100,7 @@ def lecture_formulas(model: Sequential, x, y, layers) -> dict:
     out, prev = {}, {0: x, **{l: q["x"] for l, q in layers.items()}}
     dl_dx = 2 * (layers[max(layers)]["x"] - y)  # from the definition of l
     for l in sorted(layers, reverse=True):
-        w = layers[l]["linear"].params()["weight"].value
+        w = layers[l]["linear"].weight.value
         dl_ds = dl_dx * (1 - np.tanh(layers[l]["s"]) ** 2)  # tanh' = 1 - tanh^2
         out[l] = {"dl_dx": dl_dx, "dl_ds": dl_ds, "dl_dw": dl_ds.T @ prev[l - 1],
                   "dl_db": dl_ds.sum(axis=0)}
@@ -120,8 +119,8 @@ def cost(batch: int, repeats: int):
     data = load_dataset("mnist-5k")
     x, y = data.x_train[:batch], data.y_train[:batch]
     loss = CrossEntropy()
-    forward, backward = [], []
-    for i in range(repeats + 2):
+    times = []
+    for _ in range(repeats + 2):
         start = time.perf_counter()
         out = model.forward(x)
         middle = time.perf_counter()
@@ -130,11 +129,9 @@ def cost(batch: int, repeats: int):
         model.zero_grad()
         after_loss = time.perf_counter()
         model.backward(dl_dy)
-        end = time.perf_counter()
-        if i >= 2:
-            forward.append(middle - start)
-            backward.append(end - after_loss)
-    return summarize(model, batch=batch), float(np.median(forward)), float(np.median(backward))
+        times.append((middle - start, time.perf_counter() - after_loss))
+    forward, backward = np.median(times[2:], axis=0)  # the first two passes are not measured
+    return summarize(model, batch=batch), float(forward), float(backward)
 
 
 @experiment("backprop",

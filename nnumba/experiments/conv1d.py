@@ -14,7 +14,7 @@ import numpy as np
 from ..layers.conv import Conv1d
 from .figures import with_figure
 from .registry import experiment
-from .result import Result, format_table
+from .result import Result, format_table, vector
 
 RAMP = np.array([0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4], dtype=np.float64)
 DIFFERENCE = np.array([-1, 1], dtype=np.float64)
@@ -73,8 +73,7 @@ def run(out_dir=None, fast=False) -> Result:
             ["template (minus its mean)", f"template at {list(TEMPLATE_AT)}",
              f"two highest peaks at {found}", "plateau and inverted decoys"]]
     table = format_table(["kernel", "should give", "engine's Conv1d", "bound"], rows)
-    table += "\n" + "(0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4) (x) (-1, 1) = (" + \
-        ", ".join(f"{v:g}" for v in ramp_out) + ")"
+    table += f"\n{vector(RAMP)} (x) (-1, 1) = {vector(ramp_out)}"
     numbers = {"ramp_output": ramp_out.tolist(), "first_derivative_error": first_error,
                "second_derivative_error": second_error, "step": STEP,
                "template_at": list(TEMPLATE_AT), "peaks_found": found,

@@ -72,7 +72,7 @@ def descend_nonconvex(eta: float, w0: float, steps: int = STEPS) -> np.ndarray:
 def descend_logistic(x, y, eta: float, w0: float, steps: int = STEPS) -> np.ndarray:
     """w_0, ..., w_T of gradient descent on the summed logistic loss, by the engine."""
     model = Sequential(Linear(1, 1, bias=False)).astype(np.float64)
-    weight = model.layers[0].params()["weight"]
+    weight = model.layers[0].weight
     weight.value[...] = w0
     path = [w0]
     trainer = GDTrainer(model, Logistic(reduction="sum"), lr=eta, batch_size=len(x),
@@ -114,7 +114,7 @@ def ending(path: np.ndarray, found: list[float], loss) -> str:
 def run(out_dir=None, fast=False, steps: int = STEPS) -> Result:
     x, y = two_classes()
     losses = {"non-convex": nonconvex, "convex": lambda w: logistic_loss(x, y, w)}
-    found = {"non-convex": minima(nonconvex, -6, 6), "convex": minima(losses["convex"], -6, 6)}
+    found = {case: minima(loss, -6, 6) for case, loss in losses.items()}
     rows, numbers, paths = [], {}, {}
     for case, settings in RUNS.items():
         loss = losses[case]

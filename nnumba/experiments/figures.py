@@ -27,27 +27,19 @@ def figure_class():
     return Figure
 
 
-class Figures:
-    """Draws an experiment's figures into ``out_dir``; does nothing when it is None."""
-
-    def __init__(self, out_dir):
-        self.out_dir = None if out_dir is None else Path(out_dir)
-        self.paths: list[Path] = []
-        self.notes: list[str] = []
-
-    def draw(self, filename: str, painter, title: str, nrows: int = 1, ncols: int = 1,
-             size=(6.4, 4.8)) -> Path | None:
-        """Call ``painter(fig, axes)`` (axes: a flat list) and save it as ``filename``;
-        ``title``, above every panel, names the lecture's slide."""
-        if self.out_dir is None:
-            self.notes.append(f"figure {filename} not written: give out_dir "
-                              f"(--out DIR on the command line)")
-            return None
-        figure = figure_class()
-        if figure is None:
-            if PLOTS_HINT not in self.notes:
-                self.notes.append(PLOTS_HINT)
-            return None
+def with_figure(result: Result, out_dir, painter, title: str, nrows: int = 1, ncols: int = 1,
+                size=(6.4, 4.8)) -> Result:
+    """``result`` with its figure, ``NAME.png`` (the experiment's name), drawn into
+    ``out_dir`` by ``painter(fig, axes)`` (axes: a flat list); ``title``, above every
+    panel, names the lecture's slide. Without out_dir or matplotlib, a note says so."""
+    filename = f"{result.name}.png"
+    out_dir = None if out_dir is None else Path(out_dir)
+    if out_dir is None:
+        result.notes.append(f"figure {filename} not written: give out_dir "
+                            f"(--out DIR on the command line)")
+    elif (figure := figure_class()) is None:
+        result.notes.append(PLOTS_HINT)
+    else:
         fig = figure(figsize=size, layout="constrained")
         axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
         painter(fig, axes)
@@ -55,20 +47,9 @@ class Figures:
             if not ax.has_data():
                 ax.axis("off")
         fig.suptitle(title, fontsize=12)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / filename
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        self.paths.append(path)
-        return path
-
-
-def with_figure(result: Result, out_dir, painter, title: str, **layout) -> Result:
-    """``result`` with its figure, ``NAME.png`` (the experiment's name), drawn into
-    ``out_dir`` by ``painter`` (see Figures.draw); the figure's notes come last."""
-    figs = Figures(out_dir)
-    figs.draw(f"{result.name}.png", painter, title, **layout)
-    result.figures += figs.paths
-    result.notes += figs.notes
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out_dir / filename, dpi=110, bbox_inches="tight")
+        result.figures.append(out_dir / filename)
     return result
 
 

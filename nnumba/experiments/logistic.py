@@ -55,12 +55,12 @@ def descend(x, y, w0, eta: float = ETA, iterations: int = ITERATIONS):
     """(losses, path): L at each iterate before its step, and (w, b) from (w_0, 0) on,
     one row per iterate."""
     model = Sequential(Linear(x.shape[1], 1)).astype(np.float64)
-    params = model.layers[0].params()
-    params["weight"].value[0] = w0
-    params["bias"].value[...] = 0.0
+    linear = model.layers[0]
+    linear.weight.value[0] = w0
+    linear.bias.value[...] = 0.0
 
     def record(*_):
-        path.append(np.append(params["weight"].value[0], params["bias"].value[0]))
+        path.append(np.append(linear.weight.value[0], linear.bias.value[0]))
     path = []
     record()
     trainer = GDTrainer(model, Logistic(reduction="sum"), lr=eta, batch_size=len(x),

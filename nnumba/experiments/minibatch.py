@@ -51,15 +51,13 @@ def loss_curve(x, y, batch_size: int, epochs: int, checkpoints: int = 30, seed: 
     loss = CrossEntropy()
     if batch_size >= n:
         trainer = GDTrainer(model, loss, lr=LR, batch_size=1000)
-        step = n
     else:
         trainer = SGDTrainer(model, loss, lr=LR, batch_size=batch_size, shuffle=False)
-        step = batch_size
+    step = min(batch_size, n)  # samples per update
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    total = epochs * n
     # Log-spaced points for the figure, and the end of every pass for the table.
-    marks = np.union1d(np.geomspace(step, total, checkpoints).astype(int) // step * step,
+    marks = np.union1d(np.geomspace(step, epochs * n, checkpoints).astype(int) // step * step,
                        np.arange(1, epochs + 1) * n)
     curve, seen = [(0, evaluate(model, loss, x, y)["loss"])], 0
     for mark in marks:
@@ -85,12 +83,10 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
     epochs = epochs or (3 if fast else 10)
     x, y = data.x_train[:n], data.y_train[:n]
     batch_sizes = batch_sizes or (1, 10, 100, min(1000, n // 2), n)
-    curves, numbers, rows = {}, {}, []
+    numbers, rows = {}, []
     for b in batch_sizes:
         curve = loss_curve(x, y, b, epochs, checkpoints=12 if fast else 30)
-        curves[b] = curve
-        losses = {s: loss for s, loss in curve}
-        one_pass = losses.get(n, float("nan"))
+        one_pass = dict(curve).get(n, float("nan"))
         numbers[b] = {"curve": curve, "updates": epochs * n // b, "after_one_pass": one_pass,
                       "final_loss": curve[-1][1]}
         rows.append(["GD (the whole set)" if b == n else "per-sample SGD" if b == 1 else
@@ -105,6 +101,7 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
                     "are good gradient estimates, and exact GD wastes its passes",
                     table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
                     notes=[LISTING_NOTE])
+    curves = {b: entry["curve"] for b, entry in numbers.items()}
     return with_figure(result, out_dir, lambda fig, axes: _draw(axes, curves, n), ncols=2,
                        title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
 

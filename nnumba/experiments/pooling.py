@@ -37,11 +37,6 @@ def finite_difference(cls, signal: np.ndarray) -> np.ndarray:
     return numeric_gradient(lambda: pool(cls, at)[0].sum(), at, STEP)
 
 
-def by_blocks(reduce, signal: np.ndarray) -> np.ndarray:
-    """The pool written with numpy: the signal cut into blocks of KERNEL, each reduced."""
-    return reduce(signal[:len(signal) // KERNEL * KERNEL].reshape(-1, KERNEL), axis=1)
-
-
 @experiment("pooling",
             "the lecture's 1-D pooling with a kernel of size 2: max and average over "
             "non-overlapping blocks, and where each sends the gradient",
@@ -52,12 +47,13 @@ def by_blocks(reduce, signal: np.ndarray) -> np.ndarray:
 def run(out_dir=None, fast=False, signal=SIGNAL) -> Result:
     signal = np.asarray(signal, dtype=np.float64)
     rows, numbers, outputs = [], {}, {}
-    # Ties within a block would make the max's gradient a matter of convention.
+    # The pool written with numpy: the signal cut into blocks of KERNEL, each reduced.
     blocks = signal[:len(signal) // KERNEL * KERNEL].reshape(-1, KERNEL)
+    # Ties within a block would make the max's gradient a matter of convention.
     ties = bool(np.any(np.sort(blocks, axis=1)[:, -1] == np.sort(blocks, axis=1)[:, -2]))
     for name, (cls, reduce) in POOLS.items():
         y, grad = pool(cls, signal)
-        reference = by_blocks(reduce, signal)
+        reference = reduce(blocks, axis=1)
         entry = {"output": y.tolist(), "numpy": reference.tolist(),
                  "max_error": float(np.max(np.abs(y - reference))), "gradient": grad.tolist()}
         if name == "average" or not ties:

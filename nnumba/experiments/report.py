@@ -44,8 +44,6 @@ def command_for(name: str, out_dir, fast: bool = False, **options) -> str:
 
 def _figures(entry: Entry, out_dir: Path) -> list[str]:
     """The figures' paths relative to the page, with '/' on every system."""
-    if entry.result is None:
-        return []
     return [Path(os.path.relpath(Path(p).resolve(), out_dir.resolve())).as_posix()
             for p in entry.result.figures]
 

@@ -50,13 +50,12 @@ def xor(units: dict, u, v):
             quote="Hence, any Boolean function can be build with such units.")
 def run(out_dir=None, fast=False) -> Result:
     units = {name: unit(name) for name in UNITS}
-    u, v = U, V
-    out = {name: fire(units[name], u, v) for name in ("or", "and")}
-    out["not u"] = fire(units["not"], u)
+    out = {name: fire(units[name], U, V) for name in ("or", "and")}
+    out["not u"] = fire(units["not"], U)
     # "Any Boolean function can be built with such units": xor from four of them.
-    out["xor"], xor_units = xor(units, u, v)
-    truth = {"or": u | v, "and": u & v, "not u": 1 - u, "xor": u ^ v}
-    rows = [[u[i], v[i]] + [out[k][i] for k in truth] for i in range(len(u))]
+    out["xor"], xor_units = xor(units, U, V)
+    truth = {"or": U | V, "and": U & V, "not u": 1 - U, "xor": U ^ V}
+    rows = [[U[i], V[i]] + [out[k][i] for k in truth] for i in range(len(U))]
     correct = {k: bool(np.array_equal(out[k], truth[k])) for k in truth}
     table = format_table(["u", "v", "or", "and", "not u", f"xor ({len(xor_units)} units)"],
                          rows)

@@ -32,10 +32,9 @@ def network(k: int, inputs: int = 1) -> Sequential:
 def relu_network(w, b, omega) -> Sequential:
     """The network above with these parameters: w of shape (K, D), b and omega of K."""
     model = network(*w.shape)
-    hidden, out = model.layers[0].params(), model.layers[2].params()
-    hidden["weight"].value[...] = w
-    hidden["bias"].value[...] = b
-    out["weight"].value[0] = omega
+    model.layers[0].weight.value[...] = w
+    model.layers[0].bias.value[...] = b
+    model.layers[2].weight.value[0] = omega
     return model
 
 

@@ -102,17 +102,14 @@ def run(out_dir=None, fast=False, nodes=NODES) -> Result:
 def _draw(fig, axes, target, fits, numbers, steps):
     ks = list(numbers)
     small = ks[len(ks) // 2]  # a coarse fit, whose error can still be seen
-    extent = (0, 1, 0, 1)
-    panels = ((axes[0], target, "ψ, the target"),
-              (axes[1], fits[small], f"f with K = {small} units"),
-              (axes[2], fits[small] - target, f"f − ψ with K = {small}"))
-    for ax, values, title in panels:
-        is_error = values is not target and title.startswith("f −")
-        bound = np.abs(values).max()
-        image = ax.imshow(values.reshape(steps, steps), origin="lower", extent=extent,
-                          cmap="RdBu_r" if is_error else "viridis",
-                          vmin=-bound if is_error else target.min(),
-                          vmax=bound if is_error else target.max())
+    error = fits[small] - target
+    bound = np.abs(error).max()
+    panels = ((target, "ψ, the target", "viridis", target.min(), target.max()),
+              (fits[small], f"f with K = {small} units", "viridis", target.min(), target.max()),
+              (error, f"f − ψ with K = {small}", "RdBu_r", -bound, bound))
+    for ax, (values, title, cmap, vmin, vmax) in zip(axes, panels):
+        image = ax.imshow(values.reshape(steps, steps), origin="lower", extent=(0, 1, 0, 1),
+                          cmap=cmap, vmin=vmin, vmax=vmax)
         fig.colorbar(image, ax=ax, shrink=0.8)
         ax.set(xlabel="x₁", ylabel="x₂")
         ax.set_title(title, fontsize=10)
