@@ -22,8 +22,10 @@ def test_torch_mlp_epoch_beside_nnumba(benchmark, peers, files, quick, nnumba_fi
            "momentum": 0.9, **files(x=x, y=y)}
     alone = peers("torch alone", job)
     beside = peers(f"torch after nnumba {nnumba_first}", {**job, "nnumba": nnumba_first})
+    # An epoch varies by up to a third between rounds on a shared VM: 15 rounds, as
+    # for the sgemm, so that the median can resolve the 5 % this check is about.
     turns(benchmark, f"torch-mlp-epoch after nnumba {nnumba_first} / alone", beside.round,
-          alone, rounds=1 if quick else 7, compare=beside)
+          alone, rounds=1 if quick else 15, compare=beside)
 
 
 SGEMM = {"small": ([100, 784, 256], 200), "large": ([2048, 2048, 2048], 3)}
