@@ -42,29 +42,69 @@ WORKER_START = 1.0
 
 
 def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
-               on_start=None) -> dict:
+               on_start=None, checks=None) -> dict:
     """Compile the CPU kernels one training step of ``model`` on batches like
     ``x``, ``y`` (and ``optimizer``'s update) needs, spread over ``processes``
     (default: the cores this process may use) when the cache is cold;
-    ``on_start(processes)`` is called first when it does.  Returns:
-    ``{"processes", "ok" (every process compiled its part), "seconds"}``, or
-    ``{"skipped": reason}``."""
-    if os.environ.get("NNUMBA_PRECOMPILE", "1") == "0":
-        return {"skipped": "NNUMBA_PRECOMPILE=0"}
-    if model.device.name != "cpu":
-        return {"skipped": f"the model is on {model.device.name} (this compiles CPU kernels)"}
+    ``on_start(processes)`` is called first when it does.  ``checks()``, the
+    caller's own (a trainer's target checks), runs once the workers have their
+    jobs, or at once when there are none; an error there stops the workers.
+    Returns: ``{"processes", "ok" (every process compiled its part), "seconds"}``,
+    or ``{"skipped": reason}``."""
     processes = processes or available_cores()
+    try:
+        prepared = _prepare(model, loss, x, y, processes)
+        if isinstance(prepared, str):
+            if checks is not None:
+                checks()
+            return {"skipped": prepared}
+        return _run(model, loss, x, y, processes, optimizer, on_start, checks, *prepared)
+    finally:
+        dismiss()  # workers started ahead that got no job
+
+
+def prestart(processes: int | None = None):
+    """Start now the workers a cold precompile takes, so that their start (mostly
+    importing numba, ~0.5 s) overlaps the caller's own work, such as loading the
+    data.  They wait for a job: precompile() sends it or dismisses them, and a
+    worker whose parent exits reads end of file and exits."""
+    if os.environ.get("NNUMBA_PRECOMPILE", "1") == "0":
+        return
+    while len(_waiting) < (processes or available_cores()) - 1:
+        _waiting.append(_spawn())
+
+
+def dismiss():
+    """Stop the workers prestart() started that wait for a job."""
+    while _waiting:
+        proc = _waiting.pop()
+        proc.kill()
+        proc.communicate()
+
+
+def _prepare(model, loss, x, y, processes):
+    """(recipe, shapes, units, marker) where a precompile would run, else why not."""
+    if os.environ.get("NNUMBA_PRECOMPILE", "1") == "0":
+        return "NNUMBA_PRECOMPILE=0"
+    if model.device.name != "cpu":
+        return f"the model is on {model.device.name} (this compiles CPU kernels)"
     recipe = _recipe(model)
     if isinstance(recipe, str):
-        return {"skipped": recipe}
+        return recipe
     shapes = _input_shapes(model, x.shape[1:])
     units = _units(model, shapes)
     if processes < 2 or len(units) < 2 or sum(s for s, _ in units.values()) < MIN_SECONDS:
-        return {"skipped": "not worth a second process"}
+        return "not worth a second process"
     marker = _marker(model, loss, x, y)
     if marker is not None and marker.exists():
-        return {"skipped": "precompiled before"}
+        return "precompiled before"
+    return recipe, shapes, units, marker
 
+
+def _run(model, loss, x, y, processes, optimizer, on_start, checks, recipe, shapes, units,
+         marker):
+    """The workers' parts sent, the checks run, this process's part compiled, every
+    worker waited for."""
     start = time.perf_counter()
     plan = _plan(units, processes)
     if on_start is not None:
@@ -73,8 +113,10 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
            "input_grad": bool(getattr(model, "input_grad", False))}
     workers = [_start_worker({**job, "layers": layers}) for layers in plan[1:] if layers]
     try:
+        if checks is not None:
+            checks()
         try:
-            twin = model.copy()  # the real model's buffers and gradients stay untouched
+            twin = model.copy().train()  # the real model stays untouched
             out = warm_layers(twin, plan[0], shapes)
             if out is not None:  # the model's last step ran here: the loss follows it
                 twin_loss = copy.deepcopy(loss)
@@ -87,9 +129,10 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
             ok = False
         ok = all([_finish(w) for w in workers]) and ok  # wait for every worker
     finally:
-        for w in workers:
+        for w in workers:  # still running only where something above failed
             if w.poll() is None:
                 w.kill()
+                w.wait()
     if ok and marker is not None:
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
@@ -239,9 +282,17 @@ def _worker_command() -> list[str]:
     return [sys.executable, "-m", "nnumba.precompile"]
 
 
-def _start_worker(job) -> subprocess.Popen:
-    proc = subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+#: workers prestart() started, waiting for a job on stdin
+_waiting: list[subprocess.Popen] = []
+
+
+def _spawn() -> subprocess.Popen:
+    return subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+
+
+def _start_worker(job) -> subprocess.Popen:
+    proc = _waiting.pop() if _waiting else _spawn()
     try:
         proc.stdin.write(json.dumps(job))
         proc.stdin.close()
@@ -267,7 +318,10 @@ def _worker_main():
     from .hookspecs import hookimpl
     from .model import Sequential
     from .registry import register_plugin
-    job = json.loads(sys.stdin.read())
+    job = sys.stdin.read()  # started ahead (prestart), this waits here with numba imported
+    if not job:
+        return  # dismissed: no job came
+    job = json.loads(job)
     sys.path.extend(p for p in job["path"] if p not in sys.path)
     if job["classes"]:  # the layers registered at run time in the parent process
         layers = {name: _import_class(path) for name, path in job["classes"].items()}

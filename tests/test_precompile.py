@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import nnumba
 from nnumba import precompile as pc
@@ -129,3 +130,53 @@ def test_a_layer_failing_on_zeros_does_not_break_precompile(monkeypatch, tmp_pat
     info = pc.precompile(nnumba.build("lenet", seed=0), CrossEntropy(),
                          np.zeros((2, 1, 28, 28), np.float32), np.zeros(2, np.int64), processes=2)
     assert not info["ok"] and not (tmp_path / "marker").exists()
+
+
+def test_checks_run_once_whether_or_not_workers_start(monkeypatch, tmp_path):
+    """A trainer's target checks run inside precompile: at once when it skips, after
+    the workers got their jobs when it runs; an error there stops the workers."""
+    x, y = np.zeros((2, 1, 28, 28), np.float32), np.zeros(2, np.int64)
+    calls = []
+    info = pc.precompile(nnumba.build("mlp"), CrossEntropy(), x.reshape(2, -1), y,
+                         processes=2, checks=lambda: calls.append(1))
+    assert "skipped" in info and calls == [1]
+    monkeypatch.setattr(pc, "_marker", lambda *a: tmp_path / "marker")
+    started = []
+
+    def idle(job):  # a worker that would run until killed
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return started[-1]
+
+    monkeypatch.setattr(pc, "_start_worker", idle)
+
+    def bad_targets():
+        raise ValueError("label 11 of 10 classes")
+
+    with pytest.raises(ValueError, match="label 11"):
+        pc.precompile(nnumba.build("lenet"), CrossEntropy(), x, y, processes=2,
+                      checks=bad_targets)
+    assert started and all(p.poll() is not None for p in started)  # stopped, not left running
+    assert not (tmp_path / "marker").exists()
+
+
+def test_prestarted_workers_are_taken_or_dismissed(monkeypatch):
+    """prestart() starts the workers early; precompile takes them for its jobs and
+    dismisses the rest, here all of them, since an MLP is not worth a worker."""
+    pc.prestart(processes=3)
+    waiting = list(pc._waiting)
+    assert len(waiting) == 2 and all(p.poll() is None for p in waiting)
+    info = pc.precompile(nnumba.build("mlp"), CrossEntropy(), np.zeros((2, 784), np.float32),
+                         np.zeros(2, np.int64), processes=2)
+    assert "worth" in info["skipped"]
+    assert pc._waiting == [] and all(p.poll() is not None for p in waiting)
+    monkeypatch.setenv("NNUMBA_PRECOMPILE", "0")
+    pc.prestart(processes=3)
+    assert pc._waiting == []                    # opted out: nothing starts
+
+
+def test_a_worker_without_a_job_exits_quietly():
+    """A prestarted worker whose parent closes its stdin (or exits) has no job: it
+    exits 0 without compiling anything."""
+    done = subprocess.run(pc._worker_command(), input="", capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stderr == ""

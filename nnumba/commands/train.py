@@ -226,6 +226,9 @@ def _run(args, start):
     if Path(args.model).suffix == ".json" and args.trainer != "perceptron":
         args.spec = _read_spec(args.model)
     defaults = _fill_defaults(args)
+    if args.trainer != "perceptron" and args.device == "cpu" and args.comm is None:
+        from ..precompile import prestart
+        prestart()  # compile workers import numba while the data load; fit() decides
     data = _load_data(args)  # every rank loads from disk; each trains on its shares only
     _say(args, f"data: {data.name}, {len(data.x_train)} train / {len(data.x_test)} test "
                f"({data.description})")

@@ -3,6 +3,7 @@ history, and the hooks through which a data-parallel trainer
 (:mod:`nnumba.distributed`) runs the same loops on its share of every batch."""
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -154,29 +155,16 @@ class Trainer:
         check_data(self.model, x, y)
         if x_test is not None:
             check_data(self.model, x_test, y_test, "test")
-        # Checked once per (inputs, targets) arrays: fit(epochs=1) in a loop (a benchmark,
-        # early stopping) pays it once; targets changed in place since are still met by
-        # the loss at their batch (training) or in evaluate (test).
-        for targets, inputs, what in ((y, x, "training targets"), (y_test, x_test, "test targets")):
-            key = None if targets is None else (
-                id(targets), targets.ctypes.data, targets.shape, targets.dtype.str,
-                id(inputs), inputs.ctypes.data, inputs.shape, id(self.loss), id(self.model))
-            if key is not None and key not in self._checked_targets:
-                # Test inputs: else found after a whole epoch; a training batch meets
-                # the first layer's check.
-                found = what == "test targets" and non_finite(inputs)
-                if found:
-                    raise NonFiniteError(f"test inputs hold {found}")
-                check_with_loss(self.model, self.loss, targets, inputs.shape[1:], what)
-                if len(self._checked_targets) >= 8:  # partial_fit's chunks: keep it small
-                    self._checked_targets.clear()
-                self._checked_targets.add(key)
+        # The targets are checked while a cold cache's compile workers start.
+        checks = functools.partial(self._check_targets, x, y, x_test, y_test)
+        self._fit_start = time.perf_counter()
+        if self.precompile and not self.history.epochs:
+            self._precompile(x, y, checks)
+        else:
+            checks()
         model = self.model
         model.train()
         model.reuse_buffers(True)
-        self._fit_start = time.perf_counter()
-        if self.precompile and not self.history.epochs:
-            self._precompile(x, y)
         try:
             self._batches = Batches(model.device, x, y, self.batch_size,
                                     target_dtype(self.loss, model.dtype, y))
@@ -206,11 +194,33 @@ class Trainer:
             self._batches = None  # frees a device copy of the training set
         return self.history
 
+    def _check_targets(self, x, y, x_test, y_test):
+        """Both target sets against the loss, and the test inputs finite: a bad test
+        label or input would otherwise be found after a whole epoch."""
+        # Checked once per (inputs, targets) arrays: fit(epochs=1) in a loop (a benchmark,
+        # early stopping) pays it once; targets changed in place since are still met by
+        # the loss at their batch (training) or in evaluate (test).
+        for targets, inputs, what in ((y, x, "training targets"), (y_test, x_test, "test targets")):
+            key = None if targets is None else (
+                id(targets), targets.ctypes.data, targets.shape, targets.dtype.str,
+                id(inputs), inputs.ctypes.data, inputs.shape, id(self.loss), id(self.model))
+            if key is not None and key not in self._checked_targets:
+                # Test inputs: else found after a whole epoch; a training batch meets
+                # the first layer's check.
+                found = what == "test targets" and non_finite(inputs)
+                if found:
+                    raise NonFiniteError(f"test inputs hold {found}")
+                check_with_loss(self.model, self.loss, targets, inputs.shape[1:], what)
+                if len(self._checked_targets) >= 8:  # partial_fit's chunks: keep it small
+                    self._checked_targets.clear()
+                self._checked_targets.add(key)
+
     #: what nnumba.precompile did before the first epoch (None: not asked)
     precompile_info = None
 
-    def _precompile(self, x, y):
-        """Compile the kernels over several processes when numba's cache is cold."""
+    def _precompile(self, x, y, checks):
+        """Compile the kernels over several processes when numba's cache is cold,
+        running ``checks()`` meanwhile."""
         from ..precompile import precompile
 
         def announce(processes):
@@ -219,7 +229,8 @@ class Trainer:
                       file=sys.stderr, flush=True)
 
         self.precompile_info = info = precompile(self.model, self.loss, x, y,
-                                                 optimizer=self.optimizer, on_start=announce)
+                                                 optimizer=self.optimizer, on_start=announce,
+                                                 checks=checks)
         if self.progress and "seconds" in info:
             print(f"compiled in {info['seconds']:.1f} s (cached for the next run)",
                   file=sys.stderr)
