@@ -18,6 +18,7 @@ process then compiles what is missing as it would have anyway.
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import hashlib
@@ -284,6 +285,7 @@ def _worker_command() -> list[str]:
 
 #: workers prestart() started, waiting for a job on stdin
 _waiting: list[subprocess.Popen] = []
+atexit.register(dismiss)  # a run that ends before precompile (bad data) leaves none behind
 
 
 def _spawn() -> subprocess.Popen:
