@@ -30,7 +30,6 @@ import numpy as np
 from .errors import NnumbaError
 from .hookspecs import hookimpl
 from . import registry
-from .registry import get_registry
 
 INSTALL_HINT = 'pip install "nnumba[cuda]"'
 
@@ -297,23 +296,23 @@ def get_device(device="cpu") -> Device:
     if not isinstance(device, str):
         raise DeviceError(f"a device is a name such as 'cpu' or 'cuda', got "
                           f"{type(device).__name__} {device!r:.60}")
-    return get_registry().get("device", device.strip().lower()).require()
+    return registry.get_registry().get("device", device.strip().lower()).require()
 
 
 def _registered(name: str) -> Device:
     """The registered device of that name, available or not (for unpickling)."""
-    return BUILTIN[name] if name in BUILTIN else get_registry().get("device", name)
+    return BUILTIN[name] if name in BUILTIN else registry.get_registry().get("device", name)
 
 
 def device_names() -> list[str]:
-    return list(get_registry().entries("device"))
+    return list(registry.get_registry().entries("device"))
 
 
 def device_of(a) -> Device | None:
     """The device whose array ``a`` is, or None: the one place that asks."""
     if isinstance(a, np.ndarray):
         return CPU
-    for entry in get_registry().entries("device").values():
+    for entry in registry.get_registry().entries("device").values():
         if entry.obj is not CPU and _owns(entry.obj, a):
             return entry.obj
     return None

@@ -205,8 +205,7 @@ class Trainer:
                 id(targets), targets.ctypes.data, targets.shape, targets.dtype.str,
                 id(inputs), inputs.ctypes.data, inputs.shape, id(self.loss), id(self.model))
             if key is not None and key not in self._checked_targets:
-                # Test inputs: else found after a whole epoch; a training batch meets
-                # the first layer's check.
+                # (training inputs: each batch meets the first layer's check)
                 found = what == "test targets" and non_finite(inputs)
                 if found:
                     raise NonFiniteError(f"test inputs hold {found}")
