@@ -51,3 +51,48 @@ def test_numba_refuses_a_cache_written_under_other_sources():
         assert cache_file._load_index() == {}  # stale: numba compiles afresh
     finally:
         cache_file._source_stamp = (own, sources)
+
+
+def _run_kernel(pkg_parent, cache_dir):
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np; from gelu_kit.kernels import apply; "
+            "y = np.empty(1); apply(np.ones(1), y); print(y[0])")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir),
+           "PYTHONPATH": os.pathsep.join([str(pkg_parent), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300, check=True)
+    return float(out.stdout)
+
+
+def test_a_plugin_stamps_its_kernels_with_its_own_sources(tmp_path):
+    """A plugin's cached kernel calling a formula from another file of the plugin:
+    with stamp(globals(), root) an edit of the formula recompiles; numba alone would
+    load the old machine code (the first plugin written from the docs alone met it)."""
+    pkg = tmp_path / "src" / "gelu_kit"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "formulas.py").write_text("def f(v):\n    return 2.0 * v\n")
+    (pkg / "kernels.py").write_text(
+        "from pathlib import Path\n"
+        "from numba import njit\n"
+        "from nnumba.kernels.cache_stamp import stamp\n"
+        "from .formulas import f\n"
+        "_f = njit(inline='always')(f)\n\n"
+        "@njit(cache=True)\n"
+        "def apply(x, y):\n"
+        "    for i in range(x.size):\n"
+        "        y[i] = _f(x[i])\n\n"
+        "stamp(globals(), Path(__file__).parent)\n")
+    cache = tmp_path / "cache"
+    assert _run_kernel(tmp_path / "src", cache) == 2.0
+    assert _run_kernel(tmp_path / "src", cache) == 2.0   # served from the cache
+    (pkg / "formulas.py").write_text("def f(v):\n    return 3.0 * v\n")
+    assert _run_kernel(tmp_path / "src", cache) == 3.0   # not the stale 2.0
+
+
+def test_stamp_refuses_a_root_that_is_not_a_folder(tmp_path):
+    import pytest
+    with pytest.raises(ValueError, match="not a folder"):
+        cache_stamp.stamp({}, tmp_path / "missing")

@@ -4,7 +4,9 @@ files: the formulas of ``formulas.py`` and its kernel set's helpers.  After such
 a file changes (an edit, a ``git pull``) numba would load stale code: a silent
 wrong answer.  Each kernel module ends with ``stamp(globals())``, which makes the
 stamp of its cached kernels cover every source of ``nnumba/kernels`` as well, so
-that a change to any of them recompiles."""
+that a change to any of them recompiles.  A plugin's kernels that call formulas
+or helpers from other files of its package do the same with their own root:
+``stamp(globals(), Path(__file__).parent)`` (docs/plugins.md)."""
 import hashlib
 from pathlib import Path
 
@@ -18,14 +20,24 @@ def sources_hash(root=Path(__file__).parent) -> str:
 
 
 SOURCES = sources_hash()
+_hashes = {Path(__file__).parent.resolve(): SOURCES}   # root -> its hash, once a process
 
 
-def stamp(namespace: dict):
-    """Tie the disk cache of every cached kernel in ``namespace`` to SOURCES."""
+def stamp(namespace: dict, root=None):
+    """Tie the disk cache of every cached kernel in ``namespace`` to the .py sources
+    under ``root`` (default: ``nnumba/kernels``), so that an edit to any of them
+    recompiles those kernels.  Call it at the end of the kernels' module."""
+    root = Path(root or Path(__file__).parent).resolve()
+    if root not in _hashes:
+        if not root.is_dir():  # else an empty hash, and no protection
+            raise ValueError(f"stamp: root must be the folder of the kernels' sources, "
+                             f"got {str(root)!r}, which is not a folder")
+        _hashes[root] = sources_hash(root)
+    key = _hashes[root]
     for obj in list(namespace.values()):
         # numba's private layout (dispatcher._cache._cache_file._source_stamp): where it
         # differs, the kernels keep numba's own stamp, as before.
         cache_file = getattr(getattr(obj, "_cache", None), "_cache_file", None)
         old = getattr(cache_file, "_source_stamp", None)
-        if old is not None and not (isinstance(old, tuple) and old[-1:] == (SOURCES,)):
-            cache_file._source_stamp = (old, SOURCES)
+        if old is not None and not (isinstance(old, tuple) and old[-1:] == (key,)):
+            cache_file._source_stamp = (old, key)
