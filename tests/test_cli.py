@@ -52,6 +52,24 @@ def test_plugins_lists_builtins_with_their_plugin():
     assert layers["Linear"]["plugin"] == "nnumba.layers.linear"
     assert layers["Linear"]["distribution"] == "nnumba (built-in)"
     assert {e["name"] for e in report["loss"]} >= {"CrossEntropy", "Hinge", "Logistic", "MSE"}
+    assert layers["MaxPool2d"]["summary"] == ("The maximum of each kh x kw window; ties go to "
+                                              "the first in row-major order.")
+
+
+def test_plugins_shows_a_models_description_else_its_first_sentence():
+    from nnumba.commands.plugins import _summary
+    from nnumba.models import NamedModel
+
+    def build(width: int = 3):
+        """Two layers. The second is wider:
+        see below."""
+        return []
+    assert _summary("model", NamedModel(build, description="a model. Two sentences.")) \
+        == "a model. Two sentences."
+    assert _summary("model", NamedModel(build)) == "Two layers."
+    assert _summary("model", build) == "Two layers."
+    build.__doc__ = "x" * 150
+    assert _summary("model", build) == "x" * 97 + "..."
 
 
 def test_info_reports_threading():

@@ -136,6 +136,15 @@ def test_the_entry_point_registers_the_plugin_and_names_its_distribution(project
                        ("model", "spiral-net"), ("dataset", "spirals")):
         entry = next(e for e in report[kind] if e["name"] == name)
         assert entry["plugin"] == "spirals" and entry["distribution"] == "nnumba-spirals 0.1.0"
+    # what each is: the model's build docstring, the layer's own docstring
+    model = next(e for e in report["model"] if e["name"] == "spiral-net")
+    assert model["summary"] == ("Linear, then depth x (ResidualLinear, ReLU), then one score "
+                                "per class.")
+    layer = next(e for e in report["layer"] if e["name"] == "ResidualLinear")
+    assert layer["summary"] and layer["summary"] in " ".join(FILES[
+        "src/nnumba_spirals/layers.py"].split())
+    text = _run(project, ["-m", "nnumba", "plugins"]).stdout
+    assert model["summary"] in text and layer["summary"] in text
     assert not [f for f in report["failed"] if f["plugin"] == "spirals"]
     assert not [c for c in report["clashes"] if "spirals" in c]
     help_text = _run(project, ["-m", "nnumba", "train", "--help"]).stdout

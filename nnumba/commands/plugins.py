@@ -1,4 +1,5 @@
-"""``nnumba plugins``: every registered layer, loss, model and data set, and who provides it.
+"""``nnumba plugins``: every registered layer, loss, model and data set, who provides
+it, and what it is (a model's ``description``, else the first line of a docstring).
 
 A name a built-in shadows, or two third-party plugins claim, is listed under the
 qualified name ``PLUGIN:NAME`` that reaches it (see :mod:`nnumba.registry`)."""
@@ -21,6 +22,23 @@ def _note(kind, name, entry, ambiguous):
     return f"{entry.name!r} is the built-in {kind}"
 
 
+def _summary(kind, obj, width=100) -> str:
+    """One line: a model's description, else the first sentence of the docstring."""
+    doc = getattr(obj, "__doc__", None)
+    if kind == "model":
+        from ..models.named import named
+        model = named(obj)
+        if model.description:
+            return model.description
+        doc = model.build.__doc__
+    elif kind == "device":  # an instance: its docstring would be its class's
+        return ""
+    text = " ".join((doc or "").strip().split("\n\n")[0].split())
+    end = text.find(". ")
+    text = text[:end + 1] if end >= 0 else text
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def run(args):
     from ..registry import KINDS, get_registry, plural
     registry = get_registry()
@@ -28,7 +46,8 @@ def run(args):
     for kind in KINDS:
         clashes = registry.clashes(kind)
         report[kind] = [{"name": name, "registered_as": e.name, "plugin": e.plugin,
-                         "distribution": e.distribution, "note": _note(kind, name, e, clashes)}
+                         "distribution": e.distribution, "summary": _summary(kind, e.obj),
+                         "note": _note(kind, name, e, clashes)}
                         for name, e in registry.all_entries(kind)]
     report["clashes"] = [msg for kind in KINDS for msg in registry.clashes(kind).values()]
     report["failed"] = [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error}
@@ -46,6 +65,8 @@ def run(args):
             note = f"  ({e['note']})" if e["note"] else ""
             print(f"  {e['name']:<{width}}  {e['plugin']:<{plugin_width}}  "
                   f"[{e['distribution']}]{note}")
+            if e["summary"]:
+                print(f"  {'':<{width}}  {e['summary']}")
     for msg in report["clashes"]:
         print(f"clash: {msg}")
     for f in report["failed"]:

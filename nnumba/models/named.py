@@ -19,8 +19,8 @@ class NamedModel:
     - ``train_defaults``: the settings ``nnumba train`` starts from (epochs, lr,
       momentum, batch_size), where the model needs others than the fallback
       10 epochs at lr 0.05, momentum 0.9, batch 100;
-    - ``description``: one line for ``nnumba plugins`` (default: the first line
-      of ``build``'s docstring).
+    - ``description``: one line for ``nnumba plugins`` (default: the first
+      sentence of ``build``'s docstring).
     """
     build: Callable[..., list]
     input_shape: tuple | Callable[..., tuple] | None = None
@@ -56,10 +56,6 @@ class NamedModel:
         """{option: default} of ``build`` (``inspect.Parameter.empty`` where required)."""
         return {name: p.default for name, p in inspect.signature(self.build).parameters.items()
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-    def summary(self) -> str:
-        lines = (inspect.getdoc(self.build) or "").splitlines()
-        return self.description or (lines[0] if lines else "")
 
 
 def named(obj) -> NamedModel:
