@@ -89,6 +89,23 @@ def test_spec_file_and_input_shape(tmp_path, capsys):
     assert "Linear #1 expects per-sample input (12) but receives (18,)" in capsys.readouterr().err
 
 
+def test_model_options_on_the_command_line(tmp_path, capsys):
+    assert main(["summary", "mlp", "--model-option", "hidden=[64]", "--model-option",
+                 "classes=3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["total"]["params"] == 784 * 64 + 64 + 64 * 3 + 3   # the closed form
+    built = nnumba.build("mlp", hidden=[64], classes=3)
+    assert result["total"]["params"] == built.num_params()
+    for argv, message in ((["mlp", "--model-option", "batch=3"], "--model-option batch"),
+                          (["mlp", "--model-option", "depth=3"], "has no option depth"),
+                          (["mlp", "--model-option", "hidden"], "takes KEY=VALUE"),
+                          ([str(tmp_path / "m.json"), "--model-option", "a=1"],
+                           "applies to named models")):
+        assert main(["summary", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and "report it" not in err
+
+
 def test_unknown_input_shape_is_asked_for():
     with pytest.raises(ValueError, match="--input-shape"):
         summarize([{"type": "ReLU"}])

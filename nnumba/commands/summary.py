@@ -4,8 +4,12 @@ computed from the spec without building the model (see :mod:`nnumba.summary`).
     nnumba summary image-linear      # the lecture's 3.87e+10 parameters, ≈ 150 GB
     nnumba summary alexnet --batch 16
     nnumba summary lenet --input-shape 1,28,28
+    nnumba summary mlp --model-option hidden=[512,128]
 """
+import inspect
 import json
+
+from . import model_options
 
 
 def add_parser(sub):
@@ -14,6 +18,7 @@ def add_parser(sub):
     p.add_argument("model", help="a registered model name or a JSON spec file")
     p.add_argument("--input-shape", help="per-sample input shape, e.g. 3,224,224 "
                                          "(default: the model's own, where it has one)")
+    model_options.add_argument(p)
     p.add_argument("--batch", type=int, default=1, help="samples per batch (default 1)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -38,8 +43,16 @@ def run(args):
     shape = None if args.input_shape is None else _shape(args.input_shape)
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    options = model_options.parse(args.model_option)
+    if options and args.model.endswith(".json"):
+        raise ValueError(f"--model-option applies to named models, not to the spec file "
+                         f"{args.model}")
+    own = sorted(set(options) & set(inspect.signature(summarize).parameters))
+    if own:  # summarize's own parameters: a TypeError there
+        raise ValueError(f"--model-option {own[0]}: summary cannot pass a model option of "
+                         f"that name (use --batch, --dtype or --input-shape for its own)")
     try:  # summarize reads a .json spec file itself
-        result = summarize(args.model, input_shape=shape, batch=args.batch, dtype=args.dtype)
+        result = summarize(args.model, shape, args.batch, args.dtype, None, **options)
     except (NnumbaError, ValueError) as exc:
         if not args.model.endswith(".json") or isinstance(exc, JSONFileError):
             raise  # a named model's error, or one of reading the file: it names the file

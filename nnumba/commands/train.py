@@ -11,6 +11,7 @@ from pathlib import Path
 from ..jsonfile import read_json
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, train_defaults
 from ..registry import get_loss, get_registry
+from . import model_options
 
 
 def add_parser(sub):
@@ -20,10 +21,7 @@ def add_parser(sub):
     p.add_argument("--model",  # None: "mlp", filled in once --trainer perceptron is ruled out
                    help="a registered model name (see `nnumba plugins`) or a JSON spec file "
                         "(default mlp)")
-    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="an option of a named model's factory, e.g. --model lenet "
-                        "--model-option classes=5 (VALUE is read as JSON, else as text); "
-                        "repeat for several")
+    model_options.add_argument(p)
     p.add_argument("--dataset", help=_dataset_help())
     p.add_argument("--data-dir", help="folder holding the data set's IDX files")
     p.add_argument("--download", action="store_true", help="download the data set if missing")
@@ -41,10 +39,12 @@ def add_parser(sub):
     # a note can name those the user gave where they do not apply.
     p.add_argument("--loss", help="a registered loss name (default CrossEntropy)")
     # None: the model's own train_defaults, else FALLBACK_DEFAULTS.
-    p.add_argument("--epochs", type=int, help="default: the model's (MLP 20, CNN 10)")
-    p.add_argument("--batch-size", type=int, help="default 100")
-    p.add_argument("--lr", type=float, help="learning rate; default: the model's (MLP 0.1)")
-    p.add_argument("--momentum", type=float, help="default 0.9")
+    own = {k: f"default: the model's train_defaults, else {v}" for k, v in
+           FALLBACK_DEFAULTS.items()}
+    p.add_argument("--epochs", type=int, help=own["epochs"] + " (the MLP's: 20)")
+    p.add_argument("--batch-size", type=int, help=own["batch_size"])
+    p.add_argument("--lr", type=float, help="learning rate; " + own["lr"] + " (the MLP's: 0.1)")
+    p.add_argument("--momentum", type=float, help=own["momentum"])
     p.add_argument("--weight-decay", type=float, help="default 0")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes",
@@ -141,20 +141,6 @@ def _check_options(args):
         raise ValueError("--model-option applies to named models, not to "
                          + ("the perceptron" if args.trainer == "perceptron" else
                             f"the spec file {args.model}"))
-
-
-def _model_options(args) -> dict:
-    """--model-option KEY=VALUE pairs; VALUE as JSON (5, [128, 64], true), else as text."""
-    options = {}
-    for item in args.model_option:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--model-option takes KEY=VALUE, got {item!r}")
-        try:
-            options[key.strip()] = json.loads(text)
-        except ValueError:
-            options[key.strip()] = text
-    return options
 
 
 def _load_data(args):
@@ -271,7 +257,8 @@ def _build_model(args, data):
     else:
         try:
             model, shape = model_for_data(args.model, shape, outputs,
-                                          options=_model_options(args), seed=args.seed)
+                                          options=model_options.parse(args.model_option),
+                                          seed=args.seed)
         except (TypeError, ArithmeticError, RecursionError, MemoryError) as exc:
             raise ValueError(_one_line(exc)) from None
     if shape != data.x_train.shape[1:]:

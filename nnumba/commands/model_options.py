@@ -1,0 +1,23 @@
+"""``--model-option KEY=VALUE``, shared by the commands that build a named model."""
+import json
+
+
+def add_argument(parser):
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of a named model's factory, e.g. --model lenet "
+                             "--model-option classes=5 (VALUE is read as JSON, else as text); "
+                             "repeat for several")
+
+
+def parse(items) -> dict:
+    """KEY=VALUE pairs; VALUE as JSON (5, [128, 64], true), else as text."""
+    options = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
+    return options
