@@ -250,3 +250,27 @@ def test_train_names_a_plugin_loader_that_fails(tmp_path):
         assert run.returncode == 2, run.stderr
         assert f"data set {name!r} (plugin 't2bad'): {want}" in run.stderr, run.stderr
         assert "please report" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_cpu_only_layer_runs_on_a_device_of_numpy_arrays_and_nowhere_else(devices):
+    """devices = ("cpu",) means numpy arrays: a CPUDevice subclass holds them (the third
+    plugin author's CPU-kernel layer was refused on cpu-checked), CUDA does not."""
+    from nnumba.device import CUDA
+
+    class CpuOnlyTanh(nnumba.get_layer("Tanh")):
+        devices = ("cpu",)
+
+    def model():
+        return nnumba.Sequential(nnumba.get_layer("Linear")(2, 8), CpuOnlyTanh(),
+                                 nnumba.get_layer("Linear")(8, 2), seed=0)
+    data = moons()
+    weights = []
+    for where in ("cpu", "t2-numpy"):
+        net = model().to(where)
+        nnumba.SGDTrainer(net, nnumba.get_loss("CrossEntropy")(), lr=0.1, batch_size=10,
+                          seed=0, precompile=False).fit(data.x_train, data.y_train, epochs=1)
+        weights.append(net.flat_params.copy())
+    np.testing.assert_allclose(weights[1], weights[0], atol=1e-5)
+    assert CpuOnlyTanh.runs_on(devices["t2-numpy"]) and not CpuOnlyTanh.runs_on(CUDA)
+    with pytest.raises(DeviceError, match="runs on cpu only"):
+        CpuOnlyTanh().check_device(CUDA)

@@ -42,7 +42,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import registry
-from ..device import CPU, DeviceError, device_of, get_device, to_host
+from ..device import CPU, CPUDevice, DeviceError, device_of, get_device, to_host
 from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from . import validation
 
@@ -122,7 +122,8 @@ class Layer:
     #: [(constructor kwargs, input shape with batch axis)] for the conformance kit.
     examples: ClassVar[list] = []
     #: the devices whose kernel sets the body runs on; None: any (it only uses
-    #: self.kernels and self._buffer).
+    #: self.kernels and self._buffer).  "cpu" takes in every device whose arrays
+    #: are numpy arrays (a CPUDevice subclass).
     devices: ClassVar[tuple | None] = None
     #: True when the output is a view of the input (no array of its own).
     output_is_view: ClassVar[bool] = False
@@ -323,7 +324,8 @@ class Layer:
 
     @classmethod
     def runs_on(cls, device) -> bool:
-        return cls.devices is None or device.name in cls.devices
+        return cls.devices is None or device.name in cls.devices or (
+            "cpu" in cls.devices and isinstance(device, CPUDevice))
 
     def check_device(self, device):
         """Raise a clear error unless this layer can run on ``device`` (a Device)."""
