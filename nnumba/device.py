@@ -69,6 +69,21 @@ class Device:
     def _load_kernels(self):
         return importlib.import_module(self.kernel_set)
 
+    def own_kernels(self, modules, who: str):
+        """``who``'s own kernels here: the module that ``modules`` ({device name: module
+        name}, a layer's ``devices``) names for this device, "cpu"'s on any device of
+        numpy arrays, imported on first use (a CUDA module only on CUDA)."""
+        name = self.name if self.name in (modules or ()) else "cpu"
+        if not isinstance(modules, dict) or name not in modules or (
+                name != self.name and not isinstance(self, CPUDevice)):
+            raise DeviceError(f"{who}: self.own takes devices = {{device name: module of its "
+                              f"own kernels there}}, with one for {self.name!r}; got {modules!r}")
+        try:
+            return importlib.import_module(modules[name])
+        except Exception as exc:  # a wrong module name, or a kernel that does not compile
+            raise DeviceError(f"{who}: its kernels for {self.name!r}, {modules[name]!r}, do "
+                              f"not import ({type(exc).__name__}: {exc})") from exc
+
     def _missing(self, method):
         return DeviceError(f"device {self.name!r} ({type(self).__name__}) does not implement "
                            f"{method}(); a Device subclass implements owns, empty, to_device, "

@@ -22,7 +22,9 @@ A layer author implements (docs/plugins.md has a worked example):
 Optionally: ``flops(input_shape)`` (for ``nnumba summary``), ``compile_unit``
 (for the parallel cold compile), ``fuse_after(previous)`` (a model rewrite),
 ``devices`` (``("cpu",)`` for a body that calls numpy directly instead of
-``self.kernels``; the default None means any device), ``has_gradient = False``.
+``self.kernels``; ``{device: module}`` for a layer with its own kernels on each
+device, which its body reaches as ``self.own``; the default None means any
+device), ``has_gradient = False``.
 
 Read parameters at every call (``param.value``, ``param.grad``): a model rebinds
 them into its flat buffers and moves them between devices.  The public
@@ -122,8 +124,8 @@ class Layer:
     #: [(constructor kwargs, input shape with batch axis)] for the conformance kit.
     examples: ClassVar[list] = []
     #: the devices whose kernel sets the body runs on; None: any (it only uses
-    #: self.kernels and self._buffer).  "cpu" takes in every device whose arrays
-    #: are numpy arrays (a CPUDevice subclass).
+    #: self.kernels and self._buffer); a dict names the module of the layer's own
+    #: kernels on each (self.own).  "cpu" takes in every device of numpy arrays.
     devices: ClassVar[tuple | None] = None
     #: True when the output is a view of the input (no array of its own).
     output_is_view: ClassVar[bool] = False
@@ -321,6 +323,11 @@ class Layer:
     def kernels(self):
         """The kernel set of this layer's device (:mod:`nnumba.kernels`)."""
         return self.device.kernels
+
+    @property
+    def own(self):
+        """The layer's own kernels on its device: the module ``devices`` names there."""
+        return self.device.own_kernels(self.devices, self.label)
 
     @classmethod
     def runs_on(cls, device) -> bool:
