@@ -1,4 +1,5 @@
-"""Read JSON from users' files with one clear error that names the file.
+"""Read JSON from users' files with one clear error that names the file (and write a
+layer's configuration as JSON values, :func:`jsonable`).
 
 ``json`` fails in several ways on bad input: JSONDecodeError (and ValueError for
 an integer of more than 4,300 digits), RecursionError for nesting thousands deep,
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+
+import numpy as np
 
 from .errors import JSONFileError
 
@@ -65,3 +68,15 @@ def _depth(value) -> int:
             stack.extend((child, depth + 1) for child in
                          (item.values() if isinstance(item, dict) else item))
     return deepest
+
+
+def jsonable(value):
+    """A layer's configuration value as a JSON value: dtypes by name, tuples as lists,
+    numpy scalars as Python's."""
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return np.dtype(value).name
+    if isinstance(value, (tuple, list)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):  # np.bool_, np.int64, np.float32, ...: plain Python
+        return value.item()
+    return value

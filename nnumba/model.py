@@ -9,8 +9,8 @@ import weakref
 import numpy as np
 
 from .device import CPU, device_of, get_device, to_host
-from .errors import (DTypeError, NnumbaError, NoGradientError, RegistryError, ShapeError,
-                     SpecError, TooLargeError)
+from .errors import (ContractError, DTypeError, NnumbaError, NoGradientError, RegistryError,
+                     ShapeError, SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
 from .layers.validation import (check_cast, check_fits, check_memory, flag, float_dtype,
@@ -115,7 +115,8 @@ class Sequential:
         """Gather every parameter into one buffer on the host, move it to the model's
         device in one go, and make each parameter (and its gradient) a view of the
         flat buffers there."""
-        params = [p for _, p in self.params()]
+        named = self.params()
+        params = [p for _, p in named]
         ends = [0, *itertools.accumulate(p.value.size for p in params)]  # each one's slice
         total = ends[-1]
         check_memory(f"the model's {total:,} parameters with their gradients",
@@ -129,6 +130,17 @@ class Sequential:
             shape = p.value.shape
             p.value = self.flat_params[at:end].reshape(shape)
             p.grad = self.flat_grads[at:end].reshape(shape)
+        self._bound = [(name, p, p.value, p.grad) for name, p in named]
+
+    def _check_bound(self):
+        """A parameter rebound to another array (``p.value = new``) is out of the flat
+        buffers the optimizer updates: refused, rather than silently frozen."""
+        for name, p, value, grad in self._bound:
+            if p.value is not value or p.grad is not grad:
+                field = "value" if p.value is not value else "grad"
+                raise ContractError(f"parameter {name}: its {field} was replaced by another "
+                                    f"array; write into it in place (p.{field}[...] = new): "
+                                    f"the model keeps its parameters in one buffer")
 
     def to(self, device) -> "Sequential":
         """Move the model to ``device`` (a name or a Device); returns the model.
@@ -206,6 +218,7 @@ class Sequential:
         is compared with the shape its layer's output_shape promised before the next
         step's kernels see it, which costs a tuple comparison, not a full check."""
         self._shapes = None  # until every step has run: a failed forward has no backward
+        self._check_bound()
         self._set_input_grads()
         y = self.steps[0].forward(x)
         shapes = self._step_shapes(x.shape)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -46,6 +47,7 @@ import numpy as np
 from .. import registry
 from ..device import CPU, CPUDevice, DeviceError, device_of, get_device, to_host
 from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
+from ..jsonfile import jsonable
 from . import validation
 
 
@@ -104,16 +106,6 @@ class Parameter:
         return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
 
 
-def _jsonable(value):
-    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
-        return np.dtype(value).name
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):  # np.bool_, np.int64, np.float32, ...: plain Python
-        return value.item()
-    return value
-
-
 class Layer:
     """Base class of all layers. See the module docstring for what to implement."""
 
@@ -157,9 +149,12 @@ class Layer:
             # parameters once it is done; super().__init__ calls do neither.
             outermost = "_config" not in self.__dict__
             if outermost:
-                bound = signature.bind(self, *args, **kw)
+                try:
+                    bound = signature.bind(self, *args, **kw)
+                except TypeError as exc:  # Python's own message would not name the layer
+                    raise TypeError(f"{type(self).__name__}: {exc}") from None
                 bound.apply_defaults()
-                self._config = {k: _jsonable(v) for k, v in list(bound.arguments.items())[1:]
+                self._config = {k: jsonable(v) for k, v in list(bound.arguments.items())[1:]
                                 if signature.parameters[k].kind not in (
                                     inspect.Parameter.VAR_POSITIONAL,
                                     inspect.Parameter.VAR_KEYWORD)}
@@ -242,12 +237,16 @@ class Layer:
         if isinstance(shape_or_value, (tuple, list)):
             shape = tuple(int(s) for s in shape_or_value)
             if _shapes_only:  # a stand-in of the right shape that holds no memory
+                if math.prod(shape) * self.dtype.itemsize >= 2**63:  # numpy's bound
+                    raise TooLargeError(f"{self.label}: parameter {name!r} of shape {shape} "
+                                        f"needs more bytes than any array can hold (2**63)")
                 stand_in = np.broadcast_to(np.zeros((), self.dtype), shape)
                 param = Parameter(stand_in, stand_in)
             else:
+                # its value and gradient, and the float64 draw reset_parameters makes
                 validation.check_memory(f"{self.label}: parameter {name!r} of shape {shape}",
-                                        2 * int(np.prod(shape, dtype=np.float64)) *
-                                        self.dtype.itemsize)
+                                        np.prod(shape, dtype=np.float64) *
+                                        (2 * self.dtype.itemsize + 8))
                 param = Parameter(np.zeros(shape, self.dtype))
         else:
             param = Parameter(np.ascontiguousarray(shape_or_value, dtype=self.dtype))
