@@ -17,24 +17,33 @@ class SGD:
         from .model import Sequential
         if not isinstance(model, Sequential):  # else an AttributeError, maybe at step()
             raise DTypeError(f"SGD: model must be an nnumba Sequential, got {show(model)}")
-        self.lr = number("SGD", "lr", lr, 0.0)
-        self.momentum = number("SGD", "momentum", momentum, 0.0)
-        self.weight_decay = number("SGD", "weight_decay", weight_decay, 0.0)
-        if self.momentum >= 1:
-            raise SpecError(f"SGD: momentum must be a finite number in [0, 1), got {momentum!r}")
         self.model = model
-        self._check_range(model.dtype)
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.velocity = None
 
-    def _check_range(self, dtype):
+    def __setattr__(self, name, value):  # a setting is checked when set, later too
+        if name in ("lr", "momentum", "weight_decay"):
+            value = number("SGD", name, value, 0.0)
+            if name == "momentum" and value >= 1:
+                raise SpecError(f"SGD: momentum must be a finite number in [0, 1), got "
+                                f"{value!r}")
+            self._check_range(self.model.dtype, {name: value})
+        super().__setattr__(name, value)
+
+    def _check_range(self, dtype, settings=None):
         """A value finite as a Python float can still be inf in the model's dtype
-        (1e39 in float32), and the first step would then make every weight NaN."""
+        (1e39 in float32), and the first step would then make every weight NaN; a
+        momentum below 1 can round to 1 there (0.99999999 in float32): no decay."""
         dtype = np.dtype(dtype)
         top = float(np.finfo(dtype).max)
-        for name, value in self.config().items():
+        for name, value in (settings or self.config()).items():
             if value > top:
                 raise SpecError(f"SGD: {name} {value:g} does not fit the model's {dtype.name}, "
                                 f"whose largest value is {top:.4g}")
+            if name == "momentum" and dtype.type(value) >= 1:
+                below = float(np.nextafter(dtype.type(1), dtype.type(0)))
+                raise SpecError(f"SGD: momentum {value!r} is 1 in the model's {dtype.name}: "
+                                f"it would never decay; use at most {below:.9g}")
 
     def step(self):
         model = self.model

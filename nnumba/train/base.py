@@ -123,8 +123,7 @@ class Trainer:
         if getattr(optimizer, "model", model) is not model:  # it would update another model
             raise SpecError(f"{owner}: the optimizer was built for another model; build it "
                             f"with this one, e.g. nnumba.optim.SGD(model, lr=...)")
-        # batch sizes past the set are one batch: no upper bound
-        self.batch_size = integer(owner, "batch_size", batch_size, 1, None)
+        self.batch_size = batch_size
         if seed is not None:  # None: fresh entropy, as numpy's
             seed = integer(owner, "seed", seed, 0, None)
         try:
@@ -143,6 +142,15 @@ class Trainer:
         self.history = History()
         self.precompile = flag(owner, "precompile", precompile)
         self._checked_targets = set()
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value):  # checked when set, later too: 0 would divide by zero
+        # batch sizes past the set are one batch: no upper bound
+        self._batch_size = integer(type(self).__name__, "batch_size", value, 1, None)
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
