@@ -24,6 +24,8 @@ from .paths import user_path
 from .registry import model_spec
 
 _SPEC_KEY = "__nnumba_spec__"
+#: the layout of the weights files save writes (the stored meta says which)
+FORMAT = 1
 
 
 def check_save_path(path) -> Path:
@@ -72,7 +74,7 @@ def save(model, path) -> Path:
     path = check_save_path(path)
     _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
-    meta = {"spec": model_spec(model), "dtype": model.dtype.name, "format": 1}
+    meta = {"spec": model_spec(model), "dtype": model.dtype.name, "format": FORMAT}
     arrays[_SPEC_KEY] = np.array(json.dumps(meta))
     # Write beside the target, then rename: a crash never leaves half a file.
     tmp = None
@@ -210,6 +212,9 @@ def _check_headers(path: Path, headers: dict, expected: dict | None):
 def read_npz(path, what: str, expected: dict | None = None) -> dict:
     """Every array of the .npz (a zip) at ``path``, never unpickled, once its headers
     passed _check_headers; else WeightsError naming the file as a ``what``."""
+    if not zipfile.is_zipfile(path):  # numpy would take it for a pickle, and say so
+        raise WeightsError(f"{path}: not a readable {what} (not a zip archive, as an .npz "
+                           f"file is)")
     _check_headers(path, npz_headers(path), expected)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -256,6 +261,9 @@ def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
             or meta.get("dtype") not in ("float32", "float64"):
         raise WeightsError(f"{path}: the stored model spec lacks its 'spec' or a float32/"
                            f"float64 'dtype'; was it written by nnumba.io.save?")
+    if meta.get("format", FORMAT) != FORMAT:  # a later nnumba's layout, read as this one's
+        raise WeightsError(f"{path}: written in weights format {meta['format']!r}; this "
+                           f"nnumba reads format {FORMAT}: upgrade nnumba to load it")
     return meta, arrays
 
 

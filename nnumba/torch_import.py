@@ -61,8 +61,11 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     path = user_path(path, "weights file", WeightsError)
     if not path.exists():
         raise MissingFileError(f"no such weights file: {path}")
-    with open(path, "rb") as f:
-        head = f.read(9)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:  # a folder, no permission
+        raise WeightsError(f"{path}: cannot read it as a weights file ({exc.strerror})") from None
     # torch.save's zip format holds ".../data.pkl"; an .npz holds only .npy members.
     if path.suffix.lower() in PICKLE_SUFFIXES or head[:1] == b"\x80" or \
             (head[:2] == b"PK" and any(n.endswith(".pkl") for n in _zip_members(path))):
@@ -101,7 +104,7 @@ def _named_siblings(names):
     for name in names:
         parts = name.split(".")[:-1]
         for depth, part in enumerate(parts):
-            if not part.isdigit():
+            if not part.isdecimal():
                 groups.setdefault(tuple(parts[:depth]), set()).add(part)
     return {k: sorted(v) for k, v in groups.items() if len(v) > 1}
 
@@ -110,7 +113,7 @@ def _sort_key(name, ranks):
     # A module's own parameters (weight, then bias) come before its children, as in
     # torch's state_dict; numbered children by number, named ones by ``ranks``.
     parts = name.split(".")
-    key = [(0, int(p)) if p.isdigit() else (1, ranks.get((tuple(parts[:d]), p), 0))
+    key = [(0, int(p)) if p.isdecimal() else (1, ranks.get((tuple(parts[:d]), p), 0))
            for d, p in enumerate(parts[:-1])]
     leaf = parts[-1]
     return key + [(-1, {"weight": 0, "bias": 1}.get(leaf, 2), leaf)]

@@ -18,7 +18,9 @@ Y = np.where(X[:, 0] + 0.5 * X[:, 1] > 0, 1, -1)
     (np.array(1.5), ShapeError, r"training inputs must be an array of samples \(N, ...\), "
                                 r"got a 0-d array"),
     (np.zeros((0, 3)), ShapeError, r"training set is empty"),
-    (np.zeros((20, 3), int), DTypeError, r"training inputs must be a float numpy array"),
+    (np.zeros((20, 3), int), DTypeError, r"training inputs must be a numpy array of float16, "
+                                         r"float32 or float64"),
+    (np.zeros((20, 3), np.longdouble), DTypeError, r"numba has no long double"),  # TypingError
 ])
 def test_training_inputs_that_are_not_samples_are_refused(x, error, message):
     """(20, 0) used to raise numpy's 'zero-size array to reduction', 0-d 'len() of

@@ -182,7 +182,7 @@ def _stream(url, out, timeout, deadline, progress, label) -> str:
         try:
             with watchdog.opener().open(url, timeout=timeout) as response:
                 length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
+                total = int(length) if length and length.isdecimal() else None
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IDXError, MissingFileError
+from ..errors import IDXError, MissingFileError, SaveError
 from ..layers.validation import flag
 from ..paths import user_path
 
@@ -111,7 +111,7 @@ def _parse(stream, path: Path) -> np.ndarray:
 
 def write_idx(path: str | os.PathLike, array, compress: bool | None = None) -> Path:
     """Write `array` as IDX; `compress=None` gzips when the name ends in .gz."""
-    path = Path(path)
+    path = user_path(path, "write_idx: the file to write", SaveError)
     array = np.asarray(array)
     codes = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")
@@ -119,6 +119,8 @@ def write_idx(path: str | os.PathLike, array, compress: bool | None = None) -> P
         raise IDXError(f"IDX cannot store dtype {array.dtype}; use one of {sorted(map(str, codes))}")
     if not 1 <= array.ndim <= 255 or 0 in array.shape:
         raise IDXError(f"IDX needs 1 to 255 non-empty dimensions, got shape {array.shape}")
+    if max(array.shape) >= 2**32:  # a 4-byte size in the header
+        raise IDXError(f"IDX stores sizes below 2**32, got shape {array.shape}")
     code = codes[native]
     header = bytes([0, 0, code, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
     data = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
@@ -126,5 +128,8 @@ def write_idx(path: str | os.PathLike, array, compress: bool | None = None) -> P
     compress = path.suffix == ".gz" if compress is None else flag("write_idx", "compress", compress)
     if compress:
         data = gzip.compress(data, mtime=0)  # mtime=0: same bytes for the same array
-    path.write_bytes(data)
+    try:
+        path.write_bytes(data)
+    except OSError as exc:  # a folder, a missing folder, no permission
+        raise SaveError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

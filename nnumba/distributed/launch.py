@@ -21,7 +21,7 @@ class MPIUnavailableError(NnumbaError, ImportError):
 def _first_int(names) -> int | None:
     for name in names:
         value = os.environ.get(name, "").strip()
-        if value.isdigit():
+        if value.isdecimal():
             return int(value)
     return None
 

@@ -25,7 +25,7 @@ def available_cores() -> int:
 def threads_per_rank(local_ranks: int | None = None) -> int:
     """OMP_NUM_THREADS where the user set it, else cores ÷ ranks on this host (at least 1)."""
     user = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if user.isdigit() and int(user) >= 1:
+    if user.isdecimal() and int(user) >= 1:
         return int(user)
     ranks = local_ranks or local_size_from_env() or world_size_from_env()
     return max(1, available_cores() // max(1, ranks))

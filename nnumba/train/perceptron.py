@@ -75,8 +75,9 @@ class PerceptronResult:
 def _check_set(x, y, what):
     """Refuse a set that is not float samples (N, ...) with at least one feature each,
     with labels (N,) in {-1, +1}: before a group (:mod:`nnumba.distributed`) shards it."""
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise DTypeError(f"perceptron: {what} inputs must be a float numpy array")
+    if not isinstance(x, np.ndarray) or x.dtype.char not in "efd":
+        raise DTypeError(f"perceptron: {what} inputs must be a numpy array of float16, float32 "
+                         f"or float64 (numba has no long double)")
     unmasked(f"perceptron: {what} set", x, "inputs")  # else the data under the mask is used
     unmasked(f"perceptron: {what} set", y, "labels")
     if x.ndim == 0:
