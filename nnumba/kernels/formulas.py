@@ -19,7 +19,7 @@ import math
 
 def relu(x, y, i):
     zero = y.dtype.type(0)
-    y[i] = x[i] if x[i] > zero else zero
+    y[i] = zero if x[i] <= zero else x[i]   # NaN passes, as in PyTorch
 
 
 def relu_grad(y, g, dx, i):
@@ -66,7 +66,7 @@ def bias_relu(y, b, i, j):
     """y[i, j] = relu(y[i, j] + b[j])."""
     zero = y.dtype.type(0)
     v = y[i, j] + b[j]
-    y[i, j] = v if v > zero else zero
+    y[i, j] = zero if v <= zero else v   # NaN passes, as in PyTorch
 
 
 def relu_grad_bias_column(y, g, ds, db, j):
