@@ -96,8 +96,8 @@ def _with(base, **attrs):
                         r"\(kwargs, input shape\)"),
     ([((4, 3), {"features": 3})], r"examples\[0\] is \(\(4, 3\), .*kwargs a dict"),
     ([({"features": 3}, 3)], r"examples\[0\]: the shape must be a tuple of positive sizes"),
-    ([({"feature": 3}, (4, 3))], r"AffineVariant\(\*\*\{'feature': 3\}\) raised TypeError: missing a "
-                                 r"required argument: 'features'"),
+    ([({"feature": 3}, (4, 3))], r"AffineVariant\(\*\*\{'feature': 3\}\) raised TypeError: "
+                                 r"AffineVariant: missing a required argument: 'features'"),
     ([({"features": 3}, (3,))], r"refused the example input of shape \(3,\) .*batch axis first"),
     ([({"features": 3}, (4, 5))], r"refused the example input of shape \(4, 5\)"),
     ([], r"no examples; add examples = \[\(kwargs, input shape\), ...\]"),

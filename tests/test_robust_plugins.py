@@ -189,7 +189,7 @@ def test_plugins_command_shows_where_each_name_comes_from(evil_installed):
     layers = {e["name"]: e for e in report["layer"]}
     assert layers["ReLU"]["distribution"] == "nnumba (built-in)"
     assert layers["evil:ReLU"] == {"name": "evil:ReLU", "registered_as": "ReLU", "plugin": "evil",
-                                   "distribution": "evil-plugin 1.0",
+                                   "distribution": "evil-plugin 1.0", "summary": "",
                                    "note": "'ReLU' is the built-in layer"}
     assert any("nnumba_register_losses raised ModuleNotFoundError" in f["error"]
                for f in report["failed"])
