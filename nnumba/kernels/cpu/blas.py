@@ -19,7 +19,8 @@ asks of numpy's copy: on an AVX-512 machine whose environment pins OpenBLAS to
 (docs/performance.md).  ``NNUMBA_BLAS_CORETYPE`` chooses another.
 
 A product with one row or one column runs as a matrix-vector product (GEMV),
-which reads the matrix once where GEMM would pack it.
+which reads the matrix once where GEMM would pack it; one column of samples' rows
+runs nnumba's own loop, which sums every row in the same order.
 
 ``gemm(a, b, out, accumulate)``: out (M, N) = a @ b (+ out with accumulate), one
 float dtype; ``a`` and ``b`` C-contiguous or transposes of C-contiguous arrays
@@ -215,6 +216,18 @@ def _gemm_alone(fn, a, ta, b, tb, c, beta):
     _block(fn, a, ta, b, tb, c, beta, 0, 1, False)
 
 
+@njit(parallel=True, cache=True, fastmath=True)
+def _column(a, x, y, beta):
+    """y[i] = a[i] . x (+ beta y[i]), every row summed in the same order: a sample's
+    output then does not depend on where it sits in the batch (BLAS's GEMV sums the
+    rows at the edge of its blocks in another order, 1 ulp apart)."""
+    for i in prange(a.shape[0]):
+        s = y.dtype.type(0)
+        for k in range(a.shape[1]):
+            s += a[i, k] * x[k]
+        y[i] = s + y.dtype.type(beta) * y[i] if beta else s
+
+
 def address(dtype):
     """The address of nnumba's own single-threaded ?gemm for ``dtype`` (float32 or
     float64), for kernels that run a GEMM on each of their threads
@@ -261,6 +274,9 @@ def gemm(a, b, out, accumulate=False):
     beta = 1.0 if accumulate else 0.0
     m, n = out.shape
     parts = get_num_threads()
+    if n == 1 and m > 1 and ta == _NO_TRANS:   # one output per sample (a regressor's)
+        _column(a, b.reshape(-1), out.reshape(-1), beta)
+        return out
     if a.size and b.size and (m == 1 or n == 1):
         # out's one row is op(b).T @ a's row; its one column is op(a) @ b's column.
         # Either way the vector's elements lie contiguous, as does out.
