@@ -21,6 +21,7 @@ threading layer: a forked child that runs a parallel kernel is terminated.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -36,7 +37,7 @@ except ImportError as exc:
                       'pip install "nnumba[sklearn]"') from exc
 
 from .errors import LabelError, NonFiniteError
-from .layers.validation import flag, integer, show
+from .layers.validation import flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .train import TRAINERS, train_perceptron
@@ -44,6 +45,19 @@ from .train import TRAINERS, train_perceptron
 __all__ = ["NNClassifier", "NNRegressor", "PerceptronClassifier"]
 
 DTYPES = ("float32", "float64")
+
+
+@contextlib.contextmanager
+def _as_before_on_error(estimator):
+    """A fit that fails leaves the estimator as it was: fitted as before, or unfitted
+    (not classes_ from the new data beside the old model)."""
+    before = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(before)
+        raise
 
 
 class _NNEstimator(BaseEstimator):
@@ -81,11 +95,13 @@ class _NNEstimator(BaseEstimator):
     def _fit(self, X, y, first, epochs, fresh_trainer, classes=None):
         """``epochs`` (None: the setting) on validated (X, y); every setting is checked
         first, before the data."""
-        settings = self._settings()
-        X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first, **self._y_validation)
-        targets, outputs = self._targets(y, first, classes)
-        self._train(X, targets, outputs, first, epochs or settings["epochs"], fresh_trainer,
-                    settings)
+        with _as_before_on_error(self):
+            settings = self._settings()
+            X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first,
+                                 **self._y_validation)
+            targets, outputs = self._targets(y, first, classes)
+            self._train(X, targets, outputs, first, epochs or settings["epochs"],
+                        fresh_trainer, settings)
         return self
 
     def _partial_fit(self, X, y, classes=None):
@@ -99,9 +115,13 @@ class _NNEstimator(BaseEstimator):
     _trainer_settings = None  # what _trainer was built with
 
     def _dtype(self):
-        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
+        try:  # "float32", np.float32 or np.dtype("float32"); not None (numpy's float64)
+            dtype = None if self.dtype is None else np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype is None or dtype.name not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {show(self.dtype)}")
-        return np.dtype(self.dtype)
+        return dtype
 
     def _check_params(self):
         """ValueError (nnumba's SpecError for a number) for a setting the model or
@@ -109,6 +129,8 @@ class _NNEstimator(BaseEstimator):
         momentum, weight_decay and batch_size themselves."""
         self._dtype()
         flag(type(self).__name__, "warm_start", self.warm_start)  # "no" would be truthy
+        # None would be the trainer's "not given": documented as a number here
+        number(type(self).__name__, "weight_decay", self.weight_decay, 0.0)
         if not isinstance(self.trainer, str) or self.trainer not in TRAINERS:
             raise ValueError(f"trainer must be one of {sorted(TRAINERS)}, got "
                              f"{show(self.trainer)}")
@@ -119,6 +141,7 @@ class _NNEstimator(BaseEstimator):
                              f"by name, e.g. {{'hidden': [128, 64]}}, got {show(options)}")
 
     _y_validation = {}  # validate_data's options for y
+    _default_lr = None  # where lr=None does not take the named model's
 
     def _settings(self) -> dict:
         """epochs, lr, momentum, batch_size: as given, else the named model's
@@ -129,6 +152,8 @@ class _NNEstimator(BaseEstimator):
         given = {"epochs": self.epochs, "lr": self.lr, "momentum": self.momentum,
                  "batch_size": self.batch_size}
         settings = {k: defaults[k] if v is None else v for k, v in given.items()}
+        if self.lr is None and self._default_lr is not None:
+            settings["lr"] = self._default_lr
         # int() would train 1.5 as 1, "2" as 2 and True as 1 epoch
         settings["epochs"] = integer(type(self).__name__, "epochs", settings["epochs"], 1,
                                      None)
@@ -162,7 +187,7 @@ class _NNEstimator(BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         """The model's outputs in its own dtype (``dtype``): a float64 copy of float32
         values would claim a precision they were not computed with."""
-        check_is_fitted(self)
+        check_is_fitted(self, "model_")
         # the fitted model's dtype: set_params(dtype=...) applies to the next fit
         X = validate_data(self, X, dtype=self.model_.dtype, reset=False)
         return self.model_.predict(self._rows(X))
@@ -195,7 +220,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         None: the named model's ``train_defaults`` (``mlp``: 20 epochs, lr 0.1,
         momentum 0.9, batch 100), else nnumba's fallback (10, 0.05, 0.9, 100).
     weight_decay : float, default=0.0
-    dtype : {"float32", "float64"}, default="float32"
+    dtype : {"float32", "float64"} (or the numpy dtype), default="float32"
         The model's and the inputs' precision, and the dtype of what
         ``predict_proba`` and ``predict_log_proba`` return (float32 by default:
         the precision the model computes in, not a float64 copy of it).
@@ -251,14 +276,18 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
 class NNRegressor(RegressorMixin, _NNEstimator):
     """A neural-network regressor: squared error on one or several targets.
 
-    The parameters and attributes are NNClassifier's (``classes_`` aside); a named
-    model's ``classes`` option is the number of targets, ``n_outputs_``. Targets
+    The parameters and attributes are NNClassifier's (``classes_`` aside), but
+    ``lr=None`` is 0.002, not the named model's step; a named model's ``classes``
+    option is the number of targets, ``n_outputs_``. Targets
     are not rescaled: wrap in ``TransformedTargetRegressor`` where they are large.
     ``predict`` returns the model's ``dtype`` (float32 by default), the precision
     it computes in.
     """
 
     _loss = "MSE"
+    # The named models' steps are set for classification; the squared error's gradient
+    # grows with the targets: at mlp's 0.1, and at 0.01, scikit-learn's checks diverged.
+    _default_lr = 0.002
 
     _y_validation = {"y_numeric": True, "multi_output": True}
 
@@ -314,6 +343,10 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
         self.max_epochs = max_epochs
 
     def fit(self, X, y):
+        with _as_before_on_error(self):
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
@@ -332,7 +365,7 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
     def decision_function(self, X):
         """w . x + b, float64: (n,) for two classes (>= 0 is ``classes_[1]``), else
         one column per class."""
-        check_is_fitted(self)
+        check_is_fitted(self, "coef_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         scores = X @ self.coef_.T + self.intercept_
         return scores.ravel() if len(self.classes_) == 2 else scores
