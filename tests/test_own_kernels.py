@@ -64,7 +64,8 @@ def test_the_module_of_the_layers_device(modules):
     assert Other().own_kernels(Scaled.devices, "Scaled") is sys.modules["own_other_kernels"]
     assert Scaled.runs_on(CPU) and Scaled.runs_on(NumpyDevice()) and Scaled.runs_on(Other())
     assert not Scaled.runs_on(Elsewhere())
-    with pytest.raises(DeviceError, match="runs on cpu, other only"):
+    with pytest.raises(DeviceError, match="runs on cpu, other only.*give devices an? "
+                                          "'elsewhere' entry, the module of its own kernels"):
         Scaled().check_device(Elsewhere())
 
 

@@ -336,11 +336,12 @@ class Layer:
     def check_device(self, device):
         """Raise a clear error unless this layer can run on ``device`` (a Device)."""
         if not self.runs_on(device):
+            fix = (f"give devices a {device.name!r} entry, the module of its own kernels there"
+                   if isinstance(self.devices, dict) else "write its body against self.kernels")
             raise DeviceError(
                 f"{self.label} ({type(self).__module__}.{type(self).__qualname__}) runs on "
                 f"{', '.join(self.devices)} only, so the model cannot move to "
-                f"{device.name!r}: keep it there, or write its body against self.kernels "
-                f"(see nnumba.layers.contract)")
+                f"{device.name!r}: keep it there, or {fix} (see nnumba.layers.contract)")
 
     def to(self, device):
         """Move the parameters to ``device`` (a name or a Device) and compute there.
