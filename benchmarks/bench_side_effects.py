@@ -1,9 +1,9 @@
 """What nnumba does to other libraries in the same process: nothing, it must be.
 
-PyTorch's MLP epoch and numpy's sgemm, each timed in a fresh process that never
-saw nnumba and in one that imported nnumba first (and, for torch, one where
-nnumba also trained a few steps), taking turns.  The ratio (with nnumba / without)
-should stay within 1.05.  Both sides are peers here; the benchmark's own time is
+PyTorch's MLP epoch and numpy's sgemm, each timed in fresh processes that never
+saw nnumba and in ones that imported nnumba first (and, for torch, ones where
+nnumba also trained a few steps), taking turns (torch: a new process every
+round).  The ratio (with nnumba / without) should stay within 1.05.  Both sides are peers here; the benchmark's own time is
 the process with nnumba."""
 import pytest
 from conftest import fashion_sized, has, turns
@@ -20,12 +20,14 @@ def test_torch_mlp_epoch_beside_nnumba(benchmark, peers, files, quick, nnumba_fi
     x, y = fashion_sized(6_000 if quick else 60_000)
     job = {"kind": "torch-train", "spec": mlp(), "batch": BATCH, "lr": 0.01,
            "momentum": 0.9, **files(x=x, y=y)}
-    alone = peers("torch alone", job)
-    beside = peers(f"torch after nnumba {nnumba_first}", {**job, "nnumba": nnumba_first})
-    # An epoch varies by up to a third between rounds on a shared VM: 15 rounds, as
-    # for the sgemm, so that the median can resolve the 5 % this check is about.
+    # A process each round, both sides: one torch process can run a third slower than
+    # the next, all its rounds alike, so one long-lived process a side compared two
+    # draws (after import 0.87x, then 1.33x, after training 1.52x, then 0.92x).
+    alone = peers("torch alone", job, fresh=True)
+    beside = peers(f"torch after nnumba {nnumba_first}", {**job, "nnumba": nnumba_first},
+                   fresh=True)
     turns(benchmark, f"torch-mlp-epoch after nnumba {nnumba_first} / alone", beside.round,
-          alone, rounds=1 if quick else 15, compare=beside)
+          alone, rounds=1 if quick else 10, compare=beside)
 
 
 SGEMM = {"small": ([100, 784, 256], 200), "large": ([2048, 2048, 2048], 3)}
@@ -35,7 +37,7 @@ SGEMM = {"small": ([100, 784, 256], 200), "large": ([2048, 2048, 2048], 3)}
 def test_numpy_sgemm_beside_nnumba(benchmark, peers, quick, size):
     shape, repeat = SGEMM[size]
     job = {"kind": "numpy-sgemm", "shape": shape, "repeat": 1 if quick else repeat}
-    alone = peers("numpy alone", job)
+    alone = peers("numpy alone", job)   # steady from one process to the next
     beside = peers("numpy after nnumba import", {**job, "nnumba": "import"})
     turns(benchmark, f"numpy-sgemm-{size} after nnumba import / alone", beside.round, alone,
           rounds=1 if quick else 15, compare=beside)
