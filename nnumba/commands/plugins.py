@@ -1,5 +1,5 @@
 """``nnumba plugins``: every registered layer, loss, model and data set, who provides
-it, and what it is (a model's ``description``, else the first line of a docstring).
+it, and what it is (a model's ``description``, else its docstring's first sentence).
 
 A name a built-in shadows, or two third-party plugins claim, is listed under the
 qualified name ``PLUGIN:NAME`` that reaches it (see :mod:`nnumba.registry`)."""
