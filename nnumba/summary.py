@@ -209,7 +209,11 @@ def _resolve(model, name, options):
     elif isinstance(model, str):
         factory = get_model(model)
         spec = factory.spec(model, **options)
-        default = factory.input_shape_for(**options)
+        try:  # the model's own shape function, on options its builder let through
+            default = factory.input_shape_for(**options)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise SpecError(f"model {model!r}: its input shape for these options: {exc}") \
+                from None
         name = name or model
     else:
         spec, name = model, name or "model"
