@@ -29,11 +29,11 @@ def _summary(kind, obj, width=100) -> str:
         from ..models.named import named
         model = named(obj)
         if model.description:
-            return model.description
-        doc = model.build.__doc__
+            return str(model.description)
+        doc = getattr(model.build, "__doc__", None)
     elif kind == "device":  # an instance: its docstring would be its class's
         return ""
-    text = " ".join((doc or "").strip().split("\n\n")[0].split())
+    text = " ".join((doc if isinstance(doc, str) else "").strip().split("\n\n")[0].split())
     end = text.find(". ")
     text = text[:end + 1] if end >= 0 else text
     return text if len(text) <= width else text[:width - 3] + "..."
