@@ -69,13 +69,16 @@ class Device:
     def _load_kernels(self):
         return importlib.import_module(self.kernel_set)
 
+    def entry_in(self, names):
+        """The name in ``names`` (a layer's ``devices``) this device answers to, or None."""
+        return self.name if self.name in names else None
+
     def own_kernels(self, modules, who: str):
         """``who``'s own kernels here: the module that ``modules`` ({device name: module
-        name}, a layer's ``devices``) names for this device, "cpu"'s on any device of
-        numpy arrays, imported on first use (a CUDA module only on CUDA)."""
-        name = self.name if self.name in (modules or ()) else "cpu"
-        if not isinstance(modules, dict) or name not in modules or (
-                name != self.name and not isinstance(self, CPUDevice)):
+        name}, a layer's ``devices``) names for this device (:meth:`entry_in`),
+        imported on first use (a CUDA module only on CUDA)."""
+        name = self.entry_in(modules) if isinstance(modules, dict) else None
+        if name is None:
             raise DeviceError(f"{who}: self.own takes devices = {{device name: module of its "
                               f"own kernels there}}, with one for {self.name!r}; got {modules!r}")
         try:
@@ -147,6 +150,9 @@ class Device:
 class CPUDevice(Device):
     name = "cpu"
     kernel_set = "nnumba.kernels.cpu"
+
+    def entry_in(self, names):  # numpy arrays: what runs on "cpu" runs here
+        return super().entry_in(names) or ("cpu" if "cpu" in names else None)
 
     def _load_kernels(self):
         from ._threads import start_numba_threads

@@ -45,7 +45,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import registry
-from ..device import CPU, CPUDevice, DeviceError, device_of, get_device, to_host
+from ..device import CPU, DeviceError, device_of, get_device, to_host
 from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from ..jsonfile import jsonable
 from . import validation
@@ -330,8 +330,7 @@ class Layer:
 
     @classmethod
     def runs_on(cls, device) -> bool:
-        return cls.devices is None or device.name in cls.devices or (
-            "cpu" in cls.devices and isinstance(device, CPUDevice))
+        return cls.devices is None or device.entry_in(cls.devices) is not None
 
     def check_device(self, device):
         """Raise a clear error unless this layer can run on ``device`` (a Device)."""
