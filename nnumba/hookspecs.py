@@ -52,8 +52,8 @@ def nnumba_register_models():
     (``nnumba.build(name, **options)``, ``nnumba train --model NAME
     --model-option key=value``); ``input_shape`` is the per-sample input it is
     built for, or a function of the options returning it; ``train_defaults`` the
-    settings ``nnumba train`` starts from (epochs, lr, momentum, batch_size; a
-    missing one takes nnumba's fallback). A plain ``build`` function is accepted
+    settings ``nnumba train`` starts from (epochs, lr, momentum, batch_size, loss;
+    a missing one takes nnumba's fallback). A plain ``build`` function is accepted
     too: no input shape, the fallback settings."""
 
 

@@ -120,9 +120,56 @@ def test_the_defaults_that_apply_are_said(capsys):
     finally:
         nnumba.unregister_plugin(name)
     assert code == 0
-    assert ("defaults: epochs 10, lr 0.05, momentum 0.9, batch_size 100 (nnumba's fallback: "
-            "tiny-test has no train_defaults)") in out
+    assert ("defaults: epochs 10, lr 0.05, momentum 0.9, batch_size 100, loss CrossEntropy "
+            "(nnumba's fallback)") in out
     assert "epoch 10/10" in out
+
+
+class _LossModel:
+    """Plugin models that name their loss: MSE (one-hot targets, one output per
+    class) and one that is not registered."""
+
+    @nnumba.hookimpl
+    def nnumba_register_models(self):
+        from nnumba.models import NamedModel
+
+        def tiny(classes: int = 10):
+            return [{"type": "Flatten"}, {"type": "Linear", "in_features": 784,
+                                          "out_features": classes}]
+        return {"tiny-mse": NamedModel(tiny, train_defaults={"loss": "MSE", "lr": 0.01}),
+                "tiny-typo": NamedModel(tiny, train_defaults={"loss": "MSEE"})}
+
+
+def test_a_model_names_its_loss_and_the_command_line_wins(capsys):
+    name = nnumba.register_plugin(_LossModel())
+    small = ("--train-size", 100, "--epochs", 1)
+    try:
+        code, out, _ = _run(capsys, "--model", "tiny-mse", *small)
+        code2, out2, _ = _run(capsys, "--model", "tiny-mse", *small, "--loss", "CrossEntropy")
+        code3, _, err3 = _run(capsys, "--model", "tiny-typo")
+    finally:
+        nnumba.unregister_plugin(name)
+    assert code == code2 == 0
+    assert "lr 0.01, loss MSE (tiny-mse's train_defaults)" in out
+    assert "targets for MSE: the class labels one-hot" in out
+    # MSE on one-hot targets of 10 classes starts near 0.1 a value (outputs near 0);
+    # cross-entropy over 10 classes near log 10 = 2.3
+    assert float(out.split("train_loss ")[1].split()[0]) < 0.5
+    assert float(out2.split("train_loss ")[1].split()[0]) > 1.0
+    assert "targets for" not in out2  # CrossEntropy takes the labels
+    assert code3 == 2 and "tiny-typo's train_defaults name" in err3 and "MSEE" in err3
+    assert "Traceback" not in err3
+
+
+def test_train_defaults_are_checked_where_the_model_is_named():
+    from nnumba.errors import SpecError
+    from nnumba.models import NamedModel
+    with pytest.raises(SpecError, match="no setting learning_rate; its settings: epochs"):
+        NamedModel(lambda: [], train_defaults={"learning_rate": 0.1})
+    with pytest.raises(SpecError, match="train_defaults loss must be a registered loss name"):
+        NamedModel(lambda: [], train_defaults={"loss": None})
+    with pytest.raises(SpecError, match="train_defaults momentum must be"):
+        NamedModel(lambda: [], train_defaults={"momentum": 1.5})
 
 
 @pytest.mark.parametrize("args, fragment", [

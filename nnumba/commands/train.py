@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..jsonfile import read_json
-from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, train_defaults
+from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
 from ..registry import get_loss, get_registry
 from . import model_options
 
@@ -37,10 +37,10 @@ def add_parser(sub):
     p.add_argument("--trainer", default="sgd", choices=("sgd", "gd", "perceptron"))
     # --loss, --weight-decay, --classes: None until OPTION_DEFAULTS fills them in, so that
     # a note can name those the user gave where they do not apply.
-    p.add_argument("--loss", help="a registered loss name (default CrossEntropy)")
     # None: the model's own train_defaults, else FALLBACK_DEFAULTS.
     own = {k: f"default: the model's train_defaults, else {v}" for k, v in
            FALLBACK_DEFAULTS.items()}
+    p.add_argument("--loss", help="a registered loss name; " + own["loss"])
     p.add_argument("--epochs", type=int, help=own["epochs"] + " (the MLP's: 20)")
     p.add_argument("--batch-size", type=int, help=own["batch_size"])
     p.add_argument("--lr", type=float, help="learning rate; " + own["lr"] + " (the MLP's: 0.1)")
@@ -74,7 +74,7 @@ def _dataset_help() -> str:
     return f"a registered data set (see `nnumba plugins`): {listed}; default mnist-5k (embedded)"
 
 
-OPTION_DEFAULTS = {"loss": "CrossEntropy", "weight_decay": 0.0, "classes": "0,1"}
+OPTION_DEFAULTS = {"weight_decay": 0.0, "classes": "0,1"}
 # What the perceptron has no use for: it has no loss, learning rate nor batches.
 _NOT_FOR_PERCEPTRON = ("lr", "batch_size", "momentum", "weight_decay", "loss")
 
@@ -83,11 +83,10 @@ def _unused_options(args) -> str | None:
     """A note naming the options the user gave that this run does not use, or None.
     A note, not an error: a script may pass one set of options to every trainer.
     Called before any default is filled in, so that only the user's options count."""
-    loss = OPTION_DEFAULTS["loss"] if args.loss is None else args.loss
     if args.trainer == "perceptron":
         unused, who = _NOT_FOR_PERCEPTRON, "--trainer perceptron"
-    elif args.classes is not None and _target_kind(loss) != "signs":
-        unused, who = ("classes",), f"loss {loss}"
+    elif args.classes is not None and _target_kind(args.loss) != "signs":
+        unused, who = ("classes",), f"loss {args.loss}"
     else:
         return None
     given = [f"--{name.replace('_', '-')}" for name in unused if getattr(args, name) is not None]
@@ -98,18 +97,26 @@ def _unused_options(args) -> str | None:
 
 
 def _fill_defaults(args):
-    """Options left unset take the model's train_defaults (the perceptron: 100 epochs);
-    returns a line saying which did, or None when every one was given."""
+    """Options left unset take the model's train_defaults (the perceptron: 100 epochs),
+    else nnumba's fallback; returns a line saying which did, or None when every one
+    was given.  A loss that is not registered is an error naming where it came from."""
     if args.trainer == "perceptron":
-        defaults, source = {"epochs": 100}, "the perceptron's"
+        defaults, own, whose = {"epochs": 100}, {"epochs"}, "the perceptron's"
     elif Path(args.model).suffix == ".json":
-        defaults, source = FALLBACK_DEFAULTS, "nnumba's fallback: a spec file has no train_defaults"
+        defaults, own, whose = FALLBACK_DEFAULTS, set(), ""
     else:
-        defaults, source = train_defaults(args.model)
+        defaults, own = train_defaults(args.model)
+        whose = f"{args.model}'s train_defaults"
     filled = {k: v for k, v in defaults.items() if getattr(args, k) is None}
     vars(args).update(filled)
-    shown = ", ".join(f"{k} {v}" for k, v in filled.items())
-    return f"defaults: {shown} ({source})" if filled else None
+    if args.trainer != "perceptron":
+        try:
+            get_loss(args.loss)
+        except LookupError as exc:
+            if "loss" in filled and "loss" in own:
+                raise ValueError(f"model {args.model}'s train_defaults name {exc}") from None
+            raise
+    return say_defaults(filled, own, whose)
 
 
 def _check_options(args):
@@ -203,6 +210,7 @@ def _check_device(args):
 
 def _run(args, start):
     _check_options(args)
+    defaults = _fill_defaults(args)  # before the note: the model may name its loss
     _say(args, _unused_options(args))
     vars(args).update({k: v for k, v in OPTION_DEFAULTS.items() if getattr(args, k) is None})
     if args.save is not None:  # a path that cannot be written fails now, not after training
@@ -211,7 +219,6 @@ def _run(args, start):
     args.device = _check_device(args).name
     if Path(args.model).suffix == ".json" and args.trainer != "perceptron":
         args.spec = _read_spec(args.model)
-    defaults = _fill_defaults(args)
     if args.trainer != "perceptron" and args.device == "cpu" and args.comm is None:
         from ..precompile import prestart
         prestart()  # compile workers import numba while the data load; fit() decides

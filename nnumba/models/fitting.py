@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 #: what a model without train_defaults trains with
-FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100}
+FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100,
+                     "loss": "CrossEntropy"}
 
 
 def is_model_name(model) -> bool:
@@ -13,18 +14,25 @@ def is_model_name(model) -> bool:
     return isinstance(model, str) and not model.lstrip().startswith("[")
 
 
-def train_defaults(model) -> tuple[dict, str]:
-    """(settings, where they come from) for a model: a registered name's
+def train_defaults(model) -> tuple[dict, set]:
+    """(settings, the names of those the model gave): a registered name's
     train_defaults over FALLBACK_DEFAULTS, or FALLBACK_DEFAULTS alone."""
     own = {}
     if is_model_name(model):
         from ..registry import get_model
-        own = {k: v for k, v in get_model(model).train_defaults.items() if k in FALLBACK_DEFAULTS}
-    source = (f"{model}'s train_defaults" if len(own) == len(FALLBACK_DEFAULTS) else
-              f"{model}'s train_defaults, else nnumba's fallback" if own else
-              f"nnumba's fallback: {model if is_model_name(model) else 'the model'} "
-              "has no train_defaults")
-    return {**FALLBACK_DEFAULTS, **own}, source
+        own = dict(get_model(model).train_defaults)  # NamedModel checked its keys
+    return {**FALLBACK_DEFAULTS, **own}, set(own)
+
+
+def say_defaults(filled: dict, own: set, whose: str) -> str | None:
+    """'defaults: lr 0.1 (mlp's train_defaults); loss CrossEntropy (nnumba's
+    fallback)' for the settings ``filled`` in, or None where none were."""
+    show = lambda keys: ", ".join(f"{k} {filled[k]}" for k in keys)  # noqa: E731
+    mine = [k for k in filled if k in own]
+    rest = [k for k in filled if k not in own]
+    parts = ([f"{show(mine)} ({whose})"] if mine else []) + \
+        ([f"{show(rest)} (nnumba's fallback)"] if rest else [])
+    return "defaults: " + "; ".join(parts) if parts else None
 
 
 def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):

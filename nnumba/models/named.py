@@ -17,8 +17,9 @@ class NamedModel:
       same options returning it; None where the model takes any (``nnumba
       summary`` and ``nnumba classify`` use it);
     - ``train_defaults``: the settings ``nnumba train`` starts from (epochs, lr,
-      momentum, batch_size), where the model needs others than the fallback
-      10 epochs at lr 0.05, momentum 0.9, batch 100;
+      momentum, batch_size, and loss: a registered loss name), where the model
+      needs others than the fallback 10 epochs at lr 0.05, momentum 0.9, batch
+      100, CrossEntropy; checked here, so that a misspelt one is no silent fallback;
     - ``description``: one line for ``nnumba plugins`` (default: the first
       sentence of ``build``'s docstring).
     """
@@ -26,6 +27,32 @@ class NamedModel:
     input_shape: tuple | Callable[..., tuple] | None = None
     train_defaults: dict = field(default_factory=dict)
     description: str = ""
+
+    def __post_init__(self):
+        from collections.abc import Mapping
+
+        from ..errors import SpecError
+        from ..layers.validation import integer, number, show
+        from .fitting import FALLBACK_DEFAULTS
+        owner = f"NamedModel({getattr(self.build, '__name__', 'build')})"
+        settings = self.train_defaults
+        if not isinstance(settings, Mapping):
+            raise SpecError(f"{owner}: train_defaults must be a dict, got {show(settings)}")
+        unknown = sorted(map(str, set(settings) - set(FALLBACK_DEFAULTS)))
+        if unknown:
+            raise SpecError(f"{owner}: train_defaults has no setting {', '.join(unknown)}; "
+                            f"its settings: {', '.join(FALLBACK_DEFAULTS)}")
+        for key in ("epochs", "batch_size"):
+            if key in settings:
+                integer(owner, f"train_defaults {key}", settings[key])
+        if "lr" in settings:
+            number(owner, "train_defaults lr", settings["lr"], 0)
+        if "momentum" in settings:
+            number(owner, "train_defaults momentum", settings["momentum"], 0, 1)
+        loss = settings.get("loss", "CrossEntropy")
+        if not isinstance(loss, str) or not loss.strip():
+            raise SpecError(f"{owner}: train_defaults loss must be a registered loss name, "
+                            f"got {show(loss)}")
 
     def __call__(self, **options) -> list:
         return self.build(**options)
