@@ -35,9 +35,9 @@ def add_parser(sub):
                    help="--data without a test set: the share of each class held out for "
                         "testing, drawn with --seed (default 0.2)")
     p.add_argument("--trainer", default="sgd", choices=("sgd", "gd", "perceptron"))
-    # --loss, --weight-decay, --classes: None until OPTION_DEFAULTS fills them in, so that
-    # a note can name those the user gave where they do not apply.
-    # None: the model's own train_defaults, else FALLBACK_DEFAULTS.
+    # None: the model's own train_defaults, else FALLBACK_DEFAULTS; --weight-decay and
+    # --classes: None until OPTION_DEFAULTS fills them in. So a note can name the
+    # options the user gave where they do not apply.
     own = {k: f"default: the model's train_defaults, else {v}" for k, v in
            FALLBACK_DEFAULTS.items()}
     p.add_argument("--loss", help="a registered loss name; " + own["loss"])
@@ -82,7 +82,8 @@ _NOT_FOR_PERCEPTRON = ("lr", "batch_size", "momentum", "weight_decay", "loss")
 def _unused_options(args) -> str | None:
     """A note naming the options the user gave that this run does not use, or None.
     A note, not an error: a script may pass one set of options to every trainer.
-    Called before any default is filled in, so that only the user's options count."""
+    Called before OPTION_DEFAULTS are filled in and, for the perceptron, with only
+    --epochs filled in, so that only the user's options count."""
     if args.trainer == "perceptron":
         unused, who = _NOT_FOR_PERCEPTRON, "--trainer perceptron"
     elif args.classes is not None and _target_kind(args.loss) != "signs":
