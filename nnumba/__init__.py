@@ -8,8 +8,9 @@ if _running_the_cli():  # numba's warnings at import (a bad NUMBA_* variable): o
 _threads.preload_tbb()  # before numba chooses its threading layer
 apply_thread_env()      # under mpiexec: each rank's share of the cores, before any pool starts
 
-from .errors import (DTypeError, LabelError, NnumbaError, NoGradientError,  # noqa: E402
-                     NonFiniteError, RegistryError, ShapeError, WeightsError)
+from .errors import (ContractError, DTypeError, LabelError, NnumbaError,  # noqa: E402
+                     NoGradientError, NonFiniteError, RegistryError, ShapeError, SpecError,
+                     WeightsError)
 from .hookspecs import hookimpl  # noqa: E402
 from .io import load_model, load_weights, save  # noqa: E402
 from .layers import Layer, Parameter, seed  # noqa: E402
@@ -29,7 +30,6 @@ def build(spec_or_name, seed: int | None = 0, **options) -> Sequential:
     if is_model_name(spec_or_name):
         spec_or_name = get_model(spec_or_name).spec(spec_or_name, **options)
     elif options:
-        from .errors import SpecError
         raise SpecError(f"options ({', '.join(map(str, options))}) apply to named models "
                         f"only, not to a spec")
     return Sequential.from_spec(spec_or_name, seed=seed)
@@ -39,4 +39,5 @@ __all__ = ["Sequential", "Layer", "Parameter", "Loss", "SGD", "SGDTrainer", "GDT
            "train_perceptron", "build", "save", "load_model", "load_weights", "seed",
            "hookimpl", "register_plugin", "unregister_plugin", "get_registry", "get_layer",
            "get_loss", "get_model", "get_dataset", "NnumbaError", "ShapeError", "DTypeError",
-           "NonFiniteError", "LabelError", "NoGradientError", "RegistryError", "WeightsError"]
+           "NonFiniteError", "LabelError", "NoGradientError", "RegistryError", "WeightsError",
+           "SpecError", "ContractError"]

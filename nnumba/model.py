@@ -43,6 +43,7 @@ class Sequential:
                 raise DTypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a "
                                  f"Layer{hint}")
             _check_unshared(layer, i, first.setdefault(id(layer), i), self)
+            _check_no_inner_layer(layer, f"Sequential: item #{i} ({layer.type_name})")
         if seed is not None:
             seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)
         self.layers = list(layers)
@@ -272,14 +273,21 @@ class Sequential:
         if self.input_grad and not steps[0].needs_input_grad:  # it would return None
             raise NoGradientError("input_grad was set after the last forward(), which then "
                                   "kept nothing to compute dl/dx from: run forward() again")
+        given = getattr(dl_dy, "dtype", None)
+        if given is not None and np.dtype(given).kind == "f" and given != self.dtype:
+            # else the last layer's own check blames it for what its caller (a loss) did
+            raise DTypeError(f"backward() got a gradient of dtype {np.dtype(given).name}; the "
+                             f"model computes in {self.dtype.name}, and a loss gives its "
+                             f"gradient in its predictions' dtype")
         dl_dy = steps[-1].backward(dl_dy)
         for i in range(len(steps) - 2, -1, -1):
             if dl_dy is None:
                 return None
             if dl_dy.shape != shapes[i] or dl_dy.dtype != self.dtype:
                 raise ShapeError(f"{steps[i + 1].label} returned a gradient "
-                                 f"{np.dtype(dl_dy.dtype).name} {dl_dy.shape} for an input "
-                                 f"of shape {shapes[i]}: a bug in that layer")
+                                 f"{np.dtype(dl_dy.dtype).name} {dl_dy.shape} for a "
+                                 f"{self.dtype.name} input of shape {shapes[i]}: a bug in "
+                                 f"that layer")
             dl_dy = steps[i].run_backward(dl_dy)
         return dl_dy
 
@@ -366,6 +374,21 @@ def _check_unshared(layer, i, j, model):
         raise SpecError(f"Sequential: item #{i} ({layer.type_name}) belongs to another model "
                         f"already, which would stop training it; build a new layer, or use "
                         f"that model's copy()")
+
+
+def _check_no_inner_layer(layer, what: str):
+    """A layer may not hold layers of its own: a model trains, converts and moves the
+    parameters of the layers it lists, so an inner layer's would silently never train."""
+    for attr, value in vars(layer).items():
+        items = value.values() if isinstance(value, dict) else \
+            value if isinstance(value, (list, tuple)) else (value,)
+        inner = next((v for v in items if isinstance(v, Layer)), None)
+        if inner is not None:
+            raise ContractError(
+                f"{what} holds a layer, {inner.type_name}, in its attribute {attr!r}; a model "
+                f"trains only the layers it lists, so that one would never train. List the "
+                f"layers in the model one after another (docs/plugins.md, 'Layers inside "
+                f"layers')")
 
 
 def build_layer(item: dict, index: int) -> Layer:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import (DTypeError, LabelError, NoGradientError, NonFiniteError, RegistryError,
+from .errors import (ContractError, DTypeError, LabelError, NoGradientError, NonFiniteError, RegistryError,
                      ShapeError)
 
 
@@ -246,8 +246,14 @@ def _build(cls, kwargs):
 
 def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
     """Run every check on ``layer_cls(**kwargs)`` with inputs of ``input_shape``."""
+    from .model import _check_no_inner_layer
     rng = np.random.default_rng(seed)
-    layer = _build(layer_cls, kwargs).astype(np.float64)
+    layer = _build(layer_cls, kwargs)
+    try:
+        _check_no_inner_layer(layer, _name(layer_cls))
+    except ContractError as exc:
+        raise ConformanceError(str(exc)) from None
+    layer = layer.astype(np.float64)
     layer.reset_parameters(rng)
     x = _inputs(tuple(input_shape), rng)
     try:
@@ -261,9 +267,15 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
         _fail(layer, f"output shape {y.shape} differs from output_shape(): {want}")
     if y.dtype != np.float64:
         _fail(layer, f"a float64 input gave a {y.dtype} output")
-    y32 = layer_cls(**kwargs).forward(x.astype(np.float32))
+    l32 = layer_cls(**kwargs)
+    y32 = l32.forward(x.astype(np.float32))
     if y32.dtype != np.float32 or y32.shape != want:
         _fail(layer, f"a float32 input gave {y32.dtype} {y32.shape}, expected float32 {want}")
+    if layer.has_gradient:
+        dx32 = l32.backward(np.ones(want, np.float32))
+        if dx32 is not None and dx32.dtype != np.float32:
+            _fail(layer, f"a float32 backward gave a {dx32.dtype} input gradient: keep the "
+                         f"layer's dtype (a Python float or a float64 array promotes it)")
     if layer.has_gradient:
         check_gradients(layer, x, rng)
     else:
@@ -419,9 +431,14 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
     if not np.isclose(as_trained, value, rtol=1e-12, atol=1e-12):
         _fail(loss, f"{given.dtype} targets (as a trainer passes them) give {as_trained}, "
                     f"{np.asarray(y).dtype} ones {value}")
-    v32 = loss_cls(**kwargs).forward(y_hat.astype(np.float32), y)
+    l32 = loss_cls(**kwargs)
+    v32 = l32.forward(y_hat.astype(np.float32), y)
     if not np.isclose(v32, value, rtol=1e-4, atol=1e-5):
         _fail(loss, f"float32 predictions give {v32}, float64 {value}")
+    g32 = np.asarray(l32.backward())
+    if g32.dtype != np.float32:
+        _fail(loss, f"float32 predictions give a {g32.dtype} gradient: return it in the "
+                    f"predictions' dtype (a Python float or a float64 array promotes it)")
     fresh = loss_cls(**kwargs)
     _expect_error(fresh, lambda: fresh.forward(y_hat.astype(np.int64), y), DTypeError,
                   "integer predictions")
