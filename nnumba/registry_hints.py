@@ -53,7 +53,8 @@ def misnamed_hooks(plugin, hook_names) -> list[str]:
         marked = getattr(obj, f"{hookspecs.PROJECT}_impl", None) is not None
         if marked and attr not in hooks:
             close = difflib.get_close_matches(attr, hooks, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(hooks)}"
+            hint = (f"did you mean {close[0]}? " if close else "") + \
+                f"the hooks are {', '.join(hooks)}"  # all of them: trainers are none
             problems.append(f"{attr} is not an nnumba hook and is never called ({hint})")
         elif not marked and attr in hooks and callable(obj):
             problems.append(f"{attr} is never called: decorate it with @nnumba.hookimpl")

@@ -275,6 +275,11 @@ def _no_return():
     {"Forgot": Tanh}  # noqa: B018 - the slip under test: no `return`
 
 
+# listed whole after a guess: a hook that is none (trainers) gets no false lead
+_HOOKS = ("the hooks are nnumba_register_datasets, nnumba_register_devices, "
+          "nnumba_register_layers, nnumba_register_losses, nnumba_register_models")
+
+
 def _layers_without_hookimpl():
     return {"Undecorated": Tanh}
 
@@ -284,7 +289,7 @@ def _layers_without_hookimpl():
                                  "{name: layer}: is its `return` missing?"),
     (types.SimpleNamespace(nnumba_register_layer=hookimpl(lambda: {"Typo": Tanh})),
      "nnumba_register_layer is not an nnumba hook and is never called "
-     "(did you mean nnumba_register_layers?)"),
+     f"(did you mean nnumba_register_layers? {_HOOKS})"),
     (types.SimpleNamespace(nnumba_register_layers=_layers_without_hookimpl),
      "nnumba_register_layers is never called: decorate it with @nnumba.hookimpl"),
 ])
@@ -309,7 +314,7 @@ def test_an_installed_plugins_slips_are_listed_and_named_where_its_entry_is_miss
     assert ("slips", "nnumba_register_losses returned None, not a dict {name: loss}: is its "
                      "`return` missing?") in failures
     assert ("slips", "nnumba_register_model is not an nnumba hook and is never called "
-                     "(did you mean nnumba_register_models?)") in failures
+                     f"(did you mean nnumba_register_models? {_HOOKS})") in failures
     assert any("nnumba plugin 'slips' (from slips-dist 1.0): nnumba_register_model is not"
                in str(w.message) for w in warned)
     assert registry.get("layer", "Fine") is Sigmoid   # its good hook still counts
