@@ -209,7 +209,9 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     ----------
     model : str, list of dict, or list of nnumba.Layer, default="mlp"
         A registered model name (``nnumba plugins`` lists them), a spec
-        (``[{"type": "Linear", ...}, ...]``) or layer objects (copied at fit).
+        (``[{"type": "Linear", ...}, ...]``) or layer objects (copied at fit,
+        and the copies drawn afresh from ``random_state``: trained weights in
+        them are not kept).
         A named model's ``inputs`` and ``classes`` options follow the data;
         a spec or layers must fit it (an error says where they do not).
     model_options : dict, default=None
@@ -276,6 +278,11 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
 class NNRegressor(RegressorMixin, _NNEstimator):
     """A neural-network regressor: squared error on one or several targets.
 
+    The loss is PyTorch's ``MSELoss``, the mean over samples and targets of
+    (prediction - target)**2: twice the loss ``MLPRegressor`` reports (half
+    that mean). Its gradient sums over the targets, though, so its steps match
+    ours at ``learning_rate_init = 2 * lr / n_outputs_``.
+
     The parameters and attributes are NNClassifier's (``classes_`` aside), but
     ``lr=None`` is 0.002, not the named model's step; a named model's ``classes``
     option is the number of targets, ``n_outputs_``. Targets
@@ -329,8 +336,10 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
     the samples in order, ``w += y x`` on every mistake, until an epoch without
     one or ``max_epochs``. Deterministic, so there is no ``random_state``.
 
-    Two classes train one perceptron (+1 is ``classes_[1]``); more train one per
-    class against the rest, and the highest score wins. Attributes: ``coef_``
+    Two classes train one perceptron (+1 is ``classes_[1]``, and a score of
+    exactly 0 predicts it, as the lecture's sign(0) = +1; scikit-learn's
+    ``Perceptron`` predicts ``classes_[0]`` there); more train one per class
+    against the rest, and the highest score wins. Attributes: ``coef_``
     (classes or 1, features), ``intercept_``, ``converged_`` (every perceptron
     converged), ``n_iter_`` (the most epochs any ran), ``classes_``,
     ``n_features_in_``.

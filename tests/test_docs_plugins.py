@@ -199,3 +199,19 @@ def test_every_link_within_the_guide_reaches_the_one_heading_it_names():
     target = re.search(r"\]\(#([\w-]+)\)", devices_row).group(1)
     section = outside_code.split(f"\n## {target.capitalize()}\n", 1)
     assert len(section) == 2 and "nnumba_register_devices" in section[1][:300]
+
+
+def test_the_kernel_table_lists_the_kernel_set_with_its_signatures():
+    """The guide's table of kernels is KERNELS, each with the CPU kernel's signature."""
+    import inspect
+
+    import nnumba.kernels as kernels
+    import nnumba.kernels.cpu as cpu
+    rows = re.findall(r"^\| `(\w+)(\(.*?\))` \|", DOC.read_text(), re.M)
+    listed = dict(rows)
+    assert list(listed) == list(kernels.KERNELS)
+    for name, sig in listed.items():
+        fn = getattr(cpu, name)
+        real = inspect.signature(getattr(fn, "py_func", fn)).replace(
+            return_annotation=inspect.Signature.empty)
+        assert sig == str(real), name

@@ -17,12 +17,14 @@ _threshold = njit(inline="always")(f.threshold)
 
 @njit(**_OPTS)
 def relu_forward(x, y):
+    """y = max(x, 0) (NaN stays NaN)."""
     for i in prange(x.size):
         _relu(x, y, i)
 
 
 @njit(**_OPTS)
 def relu_backward(y, dl_dy, dl_dx):
+    """dl_dx = dl_dy where the output y > 0, else 0."""
     for i in prange(y.size):
         _relu_grad(y, dl_dy, dl_dx, i)
 
@@ -31,30 +33,35 @@ def relu_backward(y, dl_dy, dl_dx):
 # lanes than in the scalar tail (a result depending on the element's position).
 @njit(parallel=True, cache=True)
 def tanh_forward(x, y):
+    """y = tanh(x)."""
     for i in prange(x.size):
         _tanh(x, y, i)
 
 
 @njit(**_OPTS)
 def tanh_backward(y, dl_dy, dl_dx):
+    """dl_dx = dl_dy * (1 - y**2), y the forward output."""
     for i in prange(y.size):
         _tanh_grad(y, dl_dy, dl_dx, i)
 
 
 @njit(**_OPTS)
 def sigmoid_forward(x, y):
+    """y = 1 / (1 + exp(-x))."""
     for i in prange(x.size):
         _sigmoid(x, y, i)
 
 
 @njit(**_OPTS)
 def sigmoid_backward(y, dl_dy, dl_dx):
+    """dl_dx = dl_dy * y * (1 - y), y the forward output."""
     for i in prange(y.size):
         _sigmoid_grad(y, dl_dy, dl_dx, i)
 
 
 @njit(**_OPTS)
 def threshold_forward(x, y):
+    """y = 1 where x >= 0, else -1 (the lecture's sign unit; it has no gradient)."""
     for i in prange(x.size):
         _threshold(x, y, i)
 
