@@ -209,16 +209,18 @@ def _check_headers(path: Path, headers: dict, expected: dict | None):
                                f"{headers[name][0]} in the file, {tuple(want)} in the model")
 
 
-def read_npz(path, what: str, expected: dict | None = None) -> dict:
-    """Every array of the .npz (a zip) at ``path``, never unpickled, once its headers
-    passed _check_headers; else WeightsError naming the file as a ``what``."""
+def read_npz(path, what: str, expected: dict | None = None, only=None) -> dict:
+    """Every array of the .npz (a zip) at ``path`` (those named in ``only``, where
+    given), never unpickled, once their headers passed _check_headers; else
+    WeightsError naming the file as a ``what``."""
     if not zipfile.is_zipfile(path):  # numpy would take it for a pickle, and say so
         raise WeightsError(f"{path}: not a readable {what} (not a zip archive, as an .npz "
                            f"file is)")
-    _check_headers(path, npz_headers(path), expected)
+    wanted = lambda name: only is None or name in only  # noqa: E731
+    _check_headers(path, {k: v for k, v in npz_headers(path).items() if wanted(k)}, expected)
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+            arrays = {k: data[k] for k in data.files if wanted(k)}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
         # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled data
         if "allow_pickle" in str(exc):
@@ -231,9 +233,10 @@ def read_npz(path, what: str, expected: dict | None = None) -> dict:
     return arrays
 
 
-def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
+def _read(path, expected: dict | None = None, spec_only=False) -> tuple[dict, dict]:
     """(meta, arrays) of a nnumba weights file, every failure a WeightsError naming it;
-    ``expected`` ({name: shape}) refuses a misfit from the headers, before the data."""
+    ``expected`` ({name: shape}) refuses a misfit from the headers, before the data;
+    ``spec_only`` reads no weights (arrays is then {})."""
     if not isinstance(path, (str, os.PathLike)):
         raise WeightsError(f"a weights file is a path, got {show(path)}")
     path = user_path(path, "weights file", WeightsError)
@@ -247,7 +250,8 @@ def _read(path, expected: dict | None = None) -> tuple[dict, dict]:
     if head != b"PK":  # else numpy takes any other bytes for a pickle
         raise WeightsError(f"{path}: not a readable nnumba weights file (not a .npz zip "
                            f"archive, as nnumba.save writes)")
-    arrays = read_npz(path, "nnumba weights file", expected)
+    arrays = read_npz(path, "nnumba weights file", expected,
+                      {_SPEC_KEY} if spec_only else None)
     spec = arrays.pop(_SPEC_KEY, None)
     if spec is None:
         raise WeightsError(f"{path}: no model spec inside; was it written by nnumba.io.save?")
@@ -312,6 +316,12 @@ def load_weights(model, path):
     for name, p in params.items():
         p.value[...] = arrays[name]
     return model
+
+
+def stored_spec(path) -> tuple[list, str]:
+    """(spec, dtype) of the model saved in ``path``, its weights left unread."""
+    meta, _ = _read(path, spec_only=True)
+    return meta["spec"], meta["dtype"]
 
 
 def load_model(path):

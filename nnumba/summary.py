@@ -144,7 +144,8 @@ def build_shapes_only(spec, dtype=None):
 def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
               name: str | None = None, **options) -> Summary:
     """Size ``model``: a registered model name (``options`` go to its factory), a spec
-    (list of layer dicts), a path to a JSON spec file, or a Sequential."""
+    (list of layer dicts), a path to a JSON spec file or to a saved model (.npz, its
+    weights unread), or a Sequential."""
     from .errors import ShapeError
     from .layers.fusion import fuse
     from .layers.validation import check_fits, float_dtype, show
@@ -206,6 +207,10 @@ def _resolve(model, name, options):
         from .jsonfile import read_json
         spec = read_json(model, "model spec")  # an error names the file
         name = name or Path(model).name
+    elif isinstance(model, (str, Path)) and str(model).endswith(".npz"):
+        from .io import stored_spec
+        spec, _ = stored_spec(model)  # a saved model: its spec, not its weights
+        name = name or Path(model).name
     elif isinstance(model, str):
         factory = get_model(model)
         spec = factory.spec(model, **options)
@@ -217,7 +222,7 @@ def _resolve(model, name, options):
         name = name or model
     else:
         spec, name = model, name or "model"
-    if options and not (isinstance(model, str) and not str(model).endswith(".json")):
+    if options and not (isinstance(model, str) and not str(model).endswith((".json", ".npz"))):
         raise SpecError(f"options ({', '.join(map(str, options))}) apply to named models "
                         f"only, not to a spec")
     spec = Sequential.check_spec(spec)

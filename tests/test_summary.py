@@ -89,6 +89,22 @@ def test_spec_file_and_input_shape(tmp_path, capsys):
     assert "Linear #1 expects per-sample input (12) but receives (18,)" in capsys.readouterr().err
 
 
+def test_a_saved_model_is_summarized_from_its_spec_without_its_weights(tmp_path, capsys):
+    model = nnumba.build("mlp", hidden=[32])
+    path = nnumba.save(model, tmp_path / "net.npz")
+    s = summarize(path, batch=10)
+    assert s.params == model.num_params() == 784 * 32 + 32 + 32 * 10 + 10
+    assert [r.output_shape for r in s.rows] == _prefix_shapes(model, (784,))
+    assert main(["summary", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["params"] == model.num_params()
+    lenet = nnumba.save(nnumba.build("lenet"), tmp_path / "lenet.npz")
+    assert main(["summary", str(lenet)]) == 2  # a conv first: its map size is not stored
+    assert f"{lenet}: cannot tell the input shape from the model; give it, e.g. " \
+           "--input-shape" in capsys.readouterr().err
+    assert main(["summary", str(tmp_path / "none.npz")]) == 2
+    assert "none.npz: no such weights file" in capsys.readouterr().err
+
+
 def test_model_options_on_the_command_line(tmp_path, capsys):
     assert main(["summary", "mlp", "--model-option", "hidden=[64]", "--model-option",
                  "classes=3", "--json"]) == 0

@@ -5,6 +5,7 @@ computed from the spec without building the model (see :mod:`nnumba.summary`).
     nnumba summary alexnet --batch 16
     nnumba summary lenet --input-shape 1,28,28
     nnumba summary mlp --model-option hidden=[512,128]
+    nnumba summary trained.npz       # a saved model (nnumba train --save)
 """
 import inspect
 import json
@@ -15,7 +16,8 @@ from . import model_options
 def add_parser(sub):
     p = sub.add_parser("summary", help="per-layer shapes, parameters, memory and FLOPs",
                        description="Size a model from its spec without allocating it.")
-    p.add_argument("model", help="a registered model name or a JSON spec file")
+    p.add_argument("model", help="a registered model name, a JSON spec file or a saved "
+                                 "model (.npz, as nnumba train --save writes)")
     p.add_argument("--input-shape", help="per-sample input shape, e.g. 3,224,224 "
                                          "(default: the model's own, where it has one)")
     model_options.add_argument(p)
@@ -38,24 +40,27 @@ def _shape(text):
 
 def run(args):
     from ..cli import naming
-    from ..errors import JSONFileError, NnumbaError
+    from ..errors import NnumbaError
     from ..summary import summarize
     shape = None if args.input_shape is None else _shape(args.input_shape)
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     options = model_options.parse(args.model_option)
-    if options and args.model.endswith(".json"):
-        raise ValueError(f"--model-option applies to named models, not to the spec file "
+    files = (".json", ".npz")
+    if options and args.model.endswith(files):
+        raise ValueError(f"--model-option applies to named models, not to the file "
                          f"{args.model}")
     own = sorted(set(options) & set(inspect.signature(summarize).parameters))
     if own:  # summarize's own parameters: a TypeError there
         raise ValueError(f"--model-option {own[0]}: summary cannot pass a model option of "
                          f"that name (use --batch, --dtype or --input-shape for its own)")
-    try:  # summarize reads a .json spec file itself
-        result = summarize(args.model, shape, args.batch, args.dtype, None, **options)
+    try:  # summarize reads a .json spec file or a saved model itself
+        name = args.model if args.model.endswith(files) else None  # as the user wrote it
+        result = summarize(args.model, shape, args.batch, args.dtype, name, **options)
     except (NnumbaError, ValueError) as exc:
-        if not args.model.endswith(".json") or isinstance(exc, JSONFileError):
-            raise  # a named model's error, or one of reading the file: it names the file
-        raise naming(exc, f"model spec {args.model}") from None  # what it holds, too
+        if not args.model.endswith(files) or args.model in str(exc):
+            raise  # a named model's error, or one that names the file already
+        kind = "model spec" if args.model.endswith(".json") else "saved model"
+        raise naming(exc, f"{kind} {args.model}") from None  # what it holds, too
     print(json.dumps(result.to_dict()) if args.json else result.format())
     return 0
