@@ -81,3 +81,47 @@ def test_the_kit_checks_a_losss_gradient_dtype_and_a_model_names_the_gradient():
     with pytest.raises(DTypeError, match="backward\\(\\) got a gradient of dtype float64; "
                                          "the model computes in float32"):
         model.backward(loss.backward())
+
+
+class ChannelScale(Layer):
+    """y = scale[c] * x on (N, C, ...): the per-channel layer two plugin authors could
+    not declare the input of (numpy body: CPU only)."""
+    devices = ("cpu",)
+    examples = [({"channels": 3}, (2, 3)), ({"channels": 3}, (2, 3, 4)),
+                ({"channels": 2}, (2, 2, 3, 3))]
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.scale = self.add_param("scale", (channels,))
+
+    def reset_parameters(self, rng):
+        self.scale.value[...] = rng.normal(size=self.channels)
+
+    def input_shape(self):
+        return (self.channels, ...)
+
+    def _per_channel(self, ndim):
+        return self.scale.value.reshape((1, -1) + (1,) * (ndim - 2))
+
+    def _forward(self, x):
+        self._x = x
+        return (x * self._per_channel(x.ndim)).astype(x.dtype)
+
+    def _backward(self, dl_dy):
+        axes = (0,) + tuple(range(2, dl_dy.ndim))
+        self.scale.grad += (dl_dy * self._x).sum(axis=axes).astype(self.dtype)
+        if self.needs_input_grad:
+            return (dl_dy * self._per_channel(dl_dy.ndim)).astype(self.dtype)
+        return None
+
+
+def test_input_shape_may_end_in_ellipsis_for_any_further_axes():
+    testing.check_all(ChannelScale)  # gradients, and a wrong channel count refused
+    layer = ChannelScale(3)
+    for shape in [(2, 3), (2, 3, 5), (2, 3, 4, 4)]:
+        assert layer.forward(np.ones(shape, np.float32)).shape == shape
+    with pytest.raises(ShapeError, match=r"ChannelScale.*\(N, 3, \.\.\.\), got \(2, 4, 5\)"):
+        layer.forward(np.ones((2, 4, 5), np.float32))
+    with pytest.raises(ShapeError):
+        layer.forward(np.ones((2,), np.float32))

@@ -15,7 +15,8 @@ A layer author implements (docs/plugins.md has a worked example):
   write it while ``self.grads_are_zero``), also when ``self.needs_input_grad`` is
   False; then return ``dl_dx``, or None when ``needs_input_grad`` is False.
 - ``input_shape()``: the per-sample input shape it accepts (``None`` for a free
-  axis), or None for any shape; ``output_shape(input_shape)``: shape arithmetic.
+  axis, a last ``...`` for any number of further axes), or None for any shape;
+  ``output_shape(input_shape)``: shape arithmetic.
 - ``examples``: ``[(constructor kwargs, input shape with batch axis), ...]`` for the
   conformance kit (:mod:`nnumba.testing`).
 

@@ -83,11 +83,13 @@ def non_finite(a: np.ndarray) -> str | None:
 
 
 def _fits(want, got) -> bool:
+    if want and want[-1] is Ellipsis:  # (C, ...): these axes first, then any number
+        return len(got) >= len(want) - 1 and _fits(want[:-1], got[:len(want) - 1])
     return len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got))
 
 
 def pretty_shape(want) -> str:
-    return ", ".join("*" if w is None else str(w) for w in want)
+    return ", ".join("*" if w is None else "..." if w is Ellipsis else str(w) for w in want)
 
 
 def check_input(layer, x, *, check_finite: bool = True):
