@@ -119,8 +119,9 @@ def test_a_reader_that_stays_sees_no_change(capsys):
     assert "layers:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("value", ["0", "-2"])
-def test_numba_num_threads_below_one_is_one_line_naming_the_variable(value):
+# 100000 crashed numba's thread pool (a segfault) at the first parallel kernel
+@pytest.mark.parametrize("value", ["0", "-2", "100000", "99999999999999999999"])
+def test_numba_num_threads_out_of_range_is_one_line_naming_the_variable(value):
     env = {"NUMBA_NUM_THREADS": value}
     for done in (nnumba_cli("--help", env=env), nnumba_cli(*TINY_TRAIN, env=env)):
         assert_one_line(done, 2, "nnumba: error: environment variable NUMBA_NUM_THREADS",

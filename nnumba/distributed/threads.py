@@ -31,21 +31,28 @@ def threads_per_rank(local_ranks: int | None = None) -> int:
     return max(1, available_cores() // max(1, ranks))
 
 
+#: the most threads NUMBA_NUM_THREADS may ask for: 10,000 ran; 100,000 crashed numba's
+#: thread pool (a segfault), and larger counts exhausted memory
+MAX_THREADS = 4096
+
+
 def check_thread_env():
-    """A clear error for NUMBA_NUM_THREADS < 1, before numba's import fails on it with a
-    traceback from deep inside numba. The ``nnumba`` command says it in one line and
-    exits 2 (nothing of nnumba is loaded yet to do that later); a library user gets
-    the ValueError."""
+    """A clear error for NUMBA_NUM_THREADS < 1 or > MAX_THREADS, before numba's import
+    fails on it with a traceback from deep inside numba, or its first parallel kernel
+    crashes the process. The ``nnumba`` command says it in one line and exits 2
+    (nothing of nnumba is loaded yet to do that later); a library user gets the
+    ValueError."""
     text = os.environ.get("NUMBA_NUM_THREADS")
     if text is None or "numba" in sys.modules:  # numba read it already, and took it
         return
     try:
-        if int(text) >= 1:
+        if 1 <= int(text) <= MAX_THREADS:
             return
     except ValueError:
         return  # numba ignores what is not an integer, with a warning
-    message = (f"environment variable NUMBA_NUM_THREADS must be a positive integer, got "
-               f"{text!r}: unset it or set it to 1 or more")
+    message = (f"environment variable NUMBA_NUM_THREADS must be an integer from 1 to "
+               f"{MAX_THREADS}, got {text[:40]!r}: unset it (numba then starts one thread "
+               f"per core) or set it in that range")
     if _running_the_cli() and "--debug" not in sys.argv:
         sys.stderr.write(f"nnumba: error: {message}\n")
         raise SystemExit(2)
