@@ -30,7 +30,8 @@ FORMAT = 1
 
 def check_save_path(path) -> Path:
     """The file :func:`save` will write for ``path`` (".npz" added where missing),
-    checked before anything long runs: SaveError when it cannot be written there.
+    checked before anything long runs: SaveError when it cannot be written there, or
+    when it would replace a file that is not nnumba weights.
 
     Missing folders are created, as save would; a temporary file is made and removed
     in the destination folder, which tests permissions, read-only file systems and
@@ -53,6 +54,10 @@ def check_save_path(path) -> Path:
             raise SaveError(folder + f"{given / 'model.npz'}")
         if path.exists() and not path.is_file():
             raise SaveError(f"{path}: exists and is not a regular file; refusing to replace it")
+        if path.is_file() and path.stat().st_size and _SPEC_KEY not in npz_headers(path):
+            # a user's data set (--save naming the --data file) would be lost
+            raise SaveError(f"{path}: exists and is not an nnumba weights file; refusing to "
+                            f"replace it (remove it, or save under another name)")
         existing = next(p for p in path.absolute().parents if p.exists())
         if not existing.is_dir():
             raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
