@@ -28,10 +28,11 @@ def read_json(path: str | os.PathLike, what: str = "JSON file"):
 
 
 def read_text(path, what: str, error=JSONFileError) -> str:
-    """The UTF-8 text of the file at ``path``, or ``error`` naming ``what`` and the file."""
+    """The UTF-8 text of the file at ``path`` (without a byte-order mark, as Windows
+    editors write), or ``error`` naming ``what`` and the file."""
     from .paths import user_path  # paths imports nothing of ours but the errors
     try:
-        return user_path(path, what, error).read_text(encoding="utf-8")
+        return user_path(path, what, error).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error(f"{what} {path}: not UTF-8 text (byte {exc.start} is "
                     f"{exc.object[exc.start:exc.start + 1]!r})") from None

@@ -38,3 +38,38 @@ def test_save_never_replaces_a_file_that_is_not_nnumba_weights(tmp_path, capsys)
     code, _, _ = _run(capsys, "train", "--data", data, "--epochs", 1, "--model", "logreg",
                       "--save", weights)
     assert code == 0 and nnumba.load_model(weights).num_params() == 4 * 2 + 2
+
+
+def test_a_byte_order_mark_is_no_data(tmp_path):
+    from nnumba.commands.classify import load_labels
+    from nnumba.data import load_arrays
+    rows = "".join(f"{i},{i % 3},{i % 2}\n" for i in range(6))
+    plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
+    plain.write_text(rows)
+    bom.write_bytes(b"\xef\xbb\xbf" + rows.encode())  # Excel's "CSV UTF-8"
+    a, b = load_arrays(plain, test_fraction=0.5), load_arrays(bom, test_fraction=0.5)
+    assert len(b.x_train) + len(b.x_test) == 6  # the first sample was taken for a header
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    labels = tmp_path / "labels.json"
+    labels.write_bytes(b"\xef\xbb\xbf" + json.dumps(["cat", "dog"]).encode())
+    assert load_labels(labels) == {0: "cat", 1: "dog"}  # was one class named by the JSON
+    spec = tmp_path / "net.json"
+    spec.write_bytes(b"\xef\xbb\xbf" + json.dumps([{"type": "Linear", "in_features": 2,
+                                                     "out_features": 2}]).encode())
+    from nnumba.summary import summarize
+    assert summarize(str(spec), (2,)).params == 6
+
+
+def test_a_label_column_index_is_never_matched_against_the_first_data_row(tmp_path):
+    from nnumba.data import load_arrays
+    path = tmp_path / "t.csv"
+    rng = np.random.default_rng(0)
+    rows = [[7, 2, 0]] + [[int(rng.integers(3, 9)), int(rng.integers(3, 9)), i % 2]
+                          for i in range(1, 40)]
+    path.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+    for column in (2, "2", -1):
+        data = load_arrays(path, label_column=column, test_fraction=0.25)
+        assert len(data.x_train) + len(data.x_test) == 40 and len(data.classes) == 2
+    named = tmp_path / "named.csv"  # with a header, a name is a name
+    named.write_text("a,2,label\n" + "".join(f"{i},{i % 2},{i % 3}\n" for i in range(30)))
+    assert len(load_arrays(named, label_column="2", test_fraction=0.2).classes) == 2

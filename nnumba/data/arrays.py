@@ -252,7 +252,7 @@ def _few(values, n=5) -> str:
 
 def _read_csv(path, label_column):
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a BOM, as Excel writes
             reader = csv.reader(f)
             rows, lines = [], []
             for row in reader:
@@ -296,8 +296,11 @@ def _label_index(path, first_row, label_column):
     it names the label column, or when one of its feature fields is text (an empty
     field says nothing: pandas leaves its index column's name empty)."""
     width = len(first_row)
-    if label_column is not None and str(label_column) in first_row:
-        return first_row.index(str(label_column)), first_row
+    # A name only where the first row can be a header: "2" in a row of numbers is
+    # the index 2, not the column whose first value is 2 (nor is an int ever a name).
+    numbers_only = all(_is_number(field) for field in first_row if field)
+    if isinstance(label_column, str) and label_column in first_row and not numbers_only:
+        return first_row.index(label_column), first_row
     if label_column is None:
         index = width - 1
     else:
