@@ -73,3 +73,11 @@ def test_a_label_column_index_is_never_matched_against_the_first_data_row(tmp_pa
     named = tmp_path / "named.csv"  # with a header, a name is a name
     named.write_text("a,2,label\n" + "".join(f"{i},{i % 2},{i % 3}\n" for i in range(30)))
     assert len(load_arrays(named, label_column="2", test_fraction=0.2).classes) == 2
+
+
+@pytest.mark.parametrize("extra", [("--trainer", "perceptron"), ("--loss", "Hinge")])
+def test_two_classes_need_training_samples_of_each(capsys, extra):
+    # the first 3 samples of the embedded set hold no 5: it "converged" on class 0 alone
+    code, _, err = _run(capsys, "train", "--train-size", 3, "--classes", "0,5", "--epochs", 1,
+                        *extra)
+    assert code == 2 and "class 5 has no training samples" in err

@@ -383,6 +383,11 @@ def _two_classes(args, data, who: str):
     if neg == pos:  # by name: binary() would say "got 0 twice"
         raise ValueError(f"--classes: the two classes must differ, got {args.classes!r}")
     (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
+    for c, sign in ((neg, -1), (pos, 1)):  # else it "converges" at once, on one class
+        if not (y == sign).any():
+            raise ValueError(f"--classes {args.classes}: class {c} has no training samples "
+                             f"in {data.name} ({len(data.y_train)} samples); {who} needs "
+                             f"both classes")
     _say(args, f"{who}: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
     return neg, pos, (x, y), (xt, yt)
 
