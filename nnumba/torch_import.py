@@ -66,12 +66,15 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
             head = f.read(9)
     except OSError as exc:  # a folder, no permission
         raise WeightsError(f"{path}: cannot read it as a weights file ({exc.strerror})") from None
+    suffix = path.suffix.lower()
+    # safetensors first: its first byte is its header's length, 0x80 for 128 bytes,
+    # which is also how a pickle starts
+    if suffix not in PICKLE_SUFFIXES and (suffix == ".safetensors" or head[8:9] == b"{"):
+        return _read_safetensors(path), False
     # torch.save's zip format holds ".../data.pkl"; an .npz holds only .npy members.
-    if path.suffix.lower() in PICKLE_SUFFIXES or head[:1] == b"\x80" or \
+    if suffix in PICKLE_SUFFIXES or head[:1] == b"\x80" or \
             (head[:2] == b"PK" and any(n.endswith(".pkl") for n in _zip_members(path))):
         raise WeightsError(_convert_hint(path))
-    if path.suffix.lower() == ".safetensors" or head[8:9] == b"{":
-        return _read_safetensors(path), False
     if head[:2] == b"PK":
         from .io import read_npz
         return read_npz(path, ".npz file"), True

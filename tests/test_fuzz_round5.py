@@ -81,3 +81,19 @@ def test_two_classes_need_training_samples_of_each(capsys, extra):
     code, _, err = _run(capsys, "train", "--train-size", 3, "--classes", "0,5", "--epochs", 1,
                         *extra)
     assert code == 2 and "class 5 has no training samples" in err
+
+
+def test_a_safetensors_file_whose_header_length_starts_with_0x80_is_read(tmp_path):
+    safetensors = pytest.importorskip("safetensors.numpy")
+    import struct
+
+    from nnumba.torch_import import read_state_dict
+    rng = np.random.default_rng(0)
+    tensors = {"1.weight": rng.standard_normal((5, 48)).astype(np.float32),
+               "1.bias": np.zeros(5, np.float32)}
+    path = tmp_path / "a.safetensors"
+    safetensors.save_file(tensors, str(path))
+    assert struct.unpack("<Q", path.read_bytes()[:8])[0] & 0xFF == 0x80  # as a pickle starts
+    got, ordered = read_state_dict(path)
+    assert not ordered and set(got) == set(tensors)
+    np.testing.assert_array_equal(got["1.weight"], tensors["1.weight"])
