@@ -226,8 +226,10 @@ def read_npz(path, what: str, expected: dict | None = None, only=None) -> dict:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if wanted(k)}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
-        # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled data
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError,
+            RuntimeError) as exc:
+        # BadZipFile: a bad CRC or a truncated file; ValueError: a bad member or pickled
+        # data; RuntimeError: an encrypted member
         if "allow_pickle" in str(exc):
             raise WeightsError(f"{path} holds pickled (object) arrays; nnumba never unpickles. "
                                f"Save plain numeric arrays (v.numpy() per torch tensor)") from None

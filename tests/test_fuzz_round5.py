@@ -97,3 +97,47 @@ def test_a_safetensors_file_whose_header_length_starts_with_0x80_is_read(tmp_pat
     got, ordered = read_state_dict(path)
     assert not ordered and set(got) == set(tensors)
     np.testing.assert_array_equal(got["1.weight"], tensors["1.weight"])
+
+
+def test_odd_npz_members_are_one_data_file_error(tmp_path):
+    import zipfile
+
+    from nnumba.data import load_arrays
+    from nnumba.data.arrays import DataFileError
+    raw = tmp_path / "raw.npz"  # a member without .npy: numpy hands it over as bytes
+    with zipfile.ZipFile(raw, "w") as z:
+        z.writestr("x_train", b"123")
+        z.writestr("y_train.npy", b"")
+    with pytest.raises(DataFileError, match="x_train is not a numpy array"):
+        load_arrays(raw)
+    names = tmp_path / "names.npz"
+    np.savez(names, x_train=np.zeros((4, 2), "f4"), y_train=np.array([b"\xff", b"a"] * 2))
+    with pytest.raises(DataFileError, match="y_train holds byte strings that are not ASCII"):
+        load_arrays(names)
+    ascii_names = tmp_path / "ascii.npz"
+    np.savez(ascii_names, x_train=np.zeros((8, 2), "f4"), y_train=np.array([b"b", b"a"] * 4))
+    assert load_arrays(ascii_names, test_fraction=0.5).classes == ["a", "b"]
+
+
+def test_an_encrypted_zip_is_a_file_error_not_a_runtime_error(tmp_path):
+    from nnumba.data import load_arrays
+    from nnumba.data.arrays import DataFileError
+    from nnumba.errors import WeightsError
+    for target, path in (("data", _data(tmp_path / "d.npz")),
+                         ("weights", nnumba.save(nnumba.build("logreg", inputs=4, classes=2),
+                                                 tmp_path / "w.npz"))):
+        blob = bytearray(path.read_bytes())
+        # set the "encrypted" bit (0x1) of every member's general-purpose flags, in the
+        # local headers (PK\3\4, flags at +6) and the central directory (PK\1\2, at +8)
+        for sig, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            i = blob.find(sig)
+            while i >= 0:
+                blob[i + at] |= 1
+                i = blob.find(sig, i + 4)
+        path.write_bytes(bytes(blob))
+        if target == "data":
+            with pytest.raises(DataFileError, match="encrypted"):
+                load_arrays(path)
+        else:
+            with pytest.raises(WeightsError, match="encrypted"):
+                nnumba.load_model(path)

@@ -144,11 +144,14 @@ def _read_npz(path):
         for key in (k for k in NPZ_KEYS if k in names):
             try:
                 arrays[key] = archive[key]
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
                 if isinstance(exc, ValueError) and "pickle" in str(exc):  # object arrays
                     raise DataFileError(f"{path}: {key} cannot be read without pickle, which "
                                         f"nnumba never uses: save numeric arrays ({exc})") from None
-                raise DataFileError(f"{path}: {key} is damaged ({exc})") from None  # cut short
+                # cut short, or encrypted (zipfile's RuntimeError)
+                raise DataFileError(f"{path}: {key} is damaged ({exc})") from None
+            if not isinstance(arrays[key], np.ndarray):  # numpy hands a non-.npy member as bytes
+                raise DataFileError(f"{path}: {key} is not a numpy array (.npy data)")
     x = _inputs(path, "x_train", arrays["x_train"])
     y = _labels(path, "y_train", arrays["y_train"], len(x))
     if "x_test" not in arrays:
@@ -195,7 +198,13 @@ def _labels(path, name, y, n) -> np.ndarray:
                             f"got {y.shape}{hint}")
     if len(y) != n:
         raise DataFileError(f"{path}: {name} has {len(y)} labels for {n} samples")
-    if y.dtype.kind in "US":
+    if y.dtype.kind == "S":  # bytes: ASCII names (numpy decodes them as ASCII)
+        try:
+            return y.astype(str)
+        except UnicodeDecodeError:
+            raise DataFileError(f"{path}: {name} holds byte strings that are not ASCII; "
+                                f"save the class names as str (dtype U)") from None
+    if y.dtype.kind == "U":
         return y.astype(str)
     if y.dtype.kind == "f":
         _check_finite(path, name, y)
