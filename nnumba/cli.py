@@ -63,6 +63,8 @@ def quiet_import_warnings():
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if sys.stderr is None:  # closed (2>&-): notes and progress go nowhere, not to stdout
+        sys.stderr = open(os.devnull, "w")
     # Taken out before parsing, so that it works after the command's own options too.
     debug = DEBUG_FLAG in argv
     if debug:

@@ -141,3 +141,16 @@ def test_an_encrypted_zip_is_a_file_error_not_a_runtime_error(tmp_path):
         else:
             with pytest.raises(WeightsError, match="encrypted"):
                 nnumba.load_model(path)
+
+
+def test_train_with_stderr_closed_prints_one_json_object(tmp_path):
+    import os
+    import subprocess
+    import sys
+    # 2>&-, as cron and daemons run commands: sys.stderr is None
+    done = subprocess.run(
+        f"'{sys.executable}' -m nnumba train --train-size 50 --test-size 20 --epochs 1 "
+        f"--json 2>&-", shell=True, capture_output=False, stdout=subprocess.PIPE, text=True,
+        cwd=tmp_path, env={**os.environ, "NNUMBA_PRECOMPILE": "0"}, timeout=300)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["epochs"] == 1  # the notes went nowhere, not to stdout
