@@ -2,9 +2,10 @@
 from . import _threads
 from .distributed.threads import _running_the_cli, apply_thread_env
 
-if _running_the_cli():  # numba's warnings at import (a bad NUMBA_* variable): one line
-    from .cli import quiet_import_warnings
+if _running_the_cli():  # numba's warnings at import (a bad NUMBA_* variable): one line,
+    from .cli import quiet_import_warnings, quiet_interrupt  # and Ctrl-C: no traceback
     quiet_import_warnings()
+    quiet_interrupt()
 _threads.preload_tbb()  # before numba chooses its threading layer
 apply_thread_env()      # under mpiexec: each rank's share of the cores, before any pool starts
 

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import select
+import signal
 import sys
 import warnings
 
@@ -61,7 +62,21 @@ def quiet_import_warnings():
         warnings.formatwarning = _one_line_warning
 
 
+def quiet_interrupt():
+    """Ctrl-C while the command loads (numba, numpy: before main can catch it) ends it
+    with 130 and one line, not a traceback from inside an import; main puts Python's
+    own handler back."""
+    signal.signal(signal.SIGINT, _interrupted)
+
+
+def _interrupted(*_):
+    sys.stderr.write("interrupted\n")
+    os._exit(130)  # nothing has started yet that needs cleaning up
+
+
 def main(argv=None) -> int:
+    if signal.getsignal(signal.SIGINT) is _interrupted:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.stderr is None:  # closed (2>&-): notes and progress go nowhere, not to stdout
         sys.stderr = open(os.devnull, "w")
@@ -136,8 +151,27 @@ def _run(args, debug: bool) -> int:
             # numba's pure-Python mode cannot run nnumba's BLAS intrinsics (_cblas_gemm).
             return error(f"nnumba needs numba's JIT: NUMBA_DISABLE_JIT=1 is not supported, unset "
                          f"it ({type(exc).__name__}: {_first_line(message)})")
+        plugin = _raised_in_plugin(exc)
+        if plugin is not None:  # the plugin's bug, not nnumba's
+            return error(f"plugin {plugin[0]!r} raised {type(exc).__name__}: {message} (at "
+                         f"{plugin[1]}; rerun with {DEBUG_FLAG} for the traceback, and "
+                         f"report it to the plugin's authors)", 1)
         return error(f"{type(exc).__name__}: {message} (unexpected: rerun with {DEBUG_FLAG} "
                      f"for the traceback, and please report it)", 1)
+
+
+def _raised_in_plugin(exc) -> tuple[str, str] | None:
+    """(plugin name, file:line) of the innermost traceback frame in an installed
+    plugin's code, or None."""
+    from .registry import get_registry
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        name = get_registry().plugin_of(filename)
+        if name is not None:
+            found = (name, f"{filename}:{tb.tb_lineno}")
+        tb = tb.tb_next
+    return found
 
 
 def _first_line(text: str) -> str:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import sys
+import types
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,6 +126,23 @@ class Registry:
         for kind in KINDS:  # now, so that clashes and failing hooks are warned about at load
             self._table(kind)
 
+    def plugin_of(self, filename: str) -> str | None:
+        """The name of the installed plugin whose package (or lone module) holds
+        ``filename``; None for nnumba's own code and anything else."""
+        filename = os.path.abspath(filename)
+        for name, plugin in self.pm.list_name_plugin():
+            if self._dists.get(name) == BUILTIN_DISTRIBUTION:
+                continue
+            module = plugin if isinstance(plugin, types.ModuleType) else \
+                sys.modules.get(type(plugin).__module__)
+            top = sys.modules.get(getattr(module, "__name__", "").split(".")[0])
+            path = os.path.abspath(getattr(top, "__file__", None) or "/nonexistent")
+            package = os.path.dirname(path) + os.sep
+            if filename == path or (getattr(top, "__path__", None) and
+                                    filename.startswith(package)):
+                return name
+        return None
+
     def _load_entry_points(self):
         # pluggy's load_setuptools_entrypoints stops at the first broken
         # plugin; we load each one alone so a broken one costs only itself.
@@ -134,7 +153,8 @@ class Registry:
             try:
                 plugin = ep.load()
                 self.pm.register(plugin, name=ep.name)
-            except Exception as exc:  # a plugin's bug must not take nnumba down
+            except (Exception, SystemExit) as exc:  # a plugin's bug (a sys.exit too) must
+                # not take nnumba down
                 failure = PluginFailure(ep.name, dist, f"{type(exc).__name__}: {exc}")
                 self._load_failures.append(failure)
                 self._warn(f"nnumba plugin {ep.name!r} (from {dist}) failed to load and was "
@@ -312,7 +332,7 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
             return {}, [f"{hook} returned a {type(provided).__name__}, not a dict "
                         f"{{name: {kind}}}"]
         items = list(provided.items())
-    except Exception as exc:  # noqa: BLE001 - e.g. an import inside the hook
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - e.g. an import inside the hook
         return {}, [f"{hook} raised {type(exc).__name__}: {exc}"]
     good, problems = {}, []
     for name, obj in items:

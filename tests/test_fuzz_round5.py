@@ -154,3 +154,68 @@ def test_train_with_stderr_closed_prints_one_json_object(tmp_path):
         cwd=tmp_path, env={**os.environ, "NNUMBA_PRECOMPILE": "0"}, timeout=300)
     assert done.returncode == 0
     assert json.loads(done.stdout)["epochs"] == 1  # the notes went nowhere, not to stdout
+
+
+class _ExitingEntryPoint:
+    """An installed plugin whose import calls sys.exit (it ended every command)."""
+    name, dist = "exiter", None
+
+    def load(self):
+        raise SystemExit(3)
+
+
+def test_a_plugin_calling_sys_exit_costs_only_itself(monkeypatch):
+    import importlib.metadata
+    import types
+
+    from nnumba.registry import Registry
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [
+        _ExitingEntryPoint()] if kw.get("group") == "nnumba" else real(**kw))
+    with pytest.warns(RuntimeWarning, match="'exiter'.*failed to load and was skipped: "
+                                            "SystemExit: 3"):
+        registry = Registry(autoload=True)
+    assert registry.get("layer", "Linear") is not None
+    exits = types.SimpleNamespace(nnumba_register_layers=nnumba.hookimpl(
+        lambda: (_ for _ in ()).throw(SystemExit(5))))
+    with pytest.raises(nnumba.RegistryError, match="nnumba_register_layers raised "
+                                                   "SystemExit: 5"):
+        nnumba.register_plugin(exits, name="exits-in-hook")
+
+
+def test_an_error_raised_in_a_plugins_code_names_the_plugin(tmp_path, monkeypatch, capsys):
+    import sys
+    (tmp_path / "blamed_plugin.py").write_text(
+        "import nnumba\n"
+        "from nnumba.losses import MSE\n"
+        "class Boom(MSE):\n"
+        "    def _compute(self, y_hat, y, scale):\n"
+        "        raise KeyError('boom')\n"
+        "@nnumba.hookimpl\n"
+        "def nnumba_register_losses():\n"
+        "    return {'Boom': Boom}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import blamed_plugin
+    name = nnumba.register_plugin(blamed_plugin, name="blamed")
+    try:
+        code, _, err = _run(capsys, "train", "--train-size", 50, "--epochs", 1, "--loss", "Boom")
+    finally:
+        nnumba.unregister_plugin(name)
+        sys.modules.pop("blamed_plugin", None)
+    assert code == 1
+    assert "plugin 'blamed' raised KeyError: 'boom' (at " in err and "blamed_plugin.py:5" in err
+    assert "report it to the plugin's authors" in err and "please report it)" not in err
+
+
+def test_main_puts_pythons_interrupt_handler_back():
+    import signal
+
+    from nnumba import cli
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        cli.quiet_interrupt()  # as `import nnumba` does in the nnumba command
+        with pytest.raises(SystemExit):
+            cli.main(["--help"])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
