@@ -223,11 +223,9 @@ class Sequential:
         self._set_input_grads()
         y = self.steps[0].forward(x)
         shapes = self._step_shapes(x.shape)
-        x = y
-        self._check_step(0, x, shapes[0])
+        x = self._check_step(0, y, shapes[0])
         for i in range(1, len(self.steps)):
-            x = self.steps[i].run_forward(x)
-            self._check_step(i, x, shapes[i])
+            x = self._check_step(i, self.steps[i].run_forward(x), shapes[i])
         self._shapes = shapes
         return x
 
@@ -245,10 +243,20 @@ class Sequential:
         return shapes
 
     def _check_step(self, i, y, shape):
+        """Step i's output ``y``, C-contiguous (a plugin's may be a Fortran-ordered or
+        np.matrix array, which the next step's kernels would misread)."""
         if y.shape != shape or y.dtype != self.dtype:
             raise ShapeError(f"{self.steps[i].label} returned {np.dtype(y.dtype).name} "
                              f"{y.shape}, but its output_shape promised {self.dtype.name} "
                              f"{shape}: a bug in that layer")
+        return self._contiguous(i, y, "an output")
+
+    def _contiguous(self, i, a, what):
+        try:
+            return self.device.contiguous(a)  # no copy where it is already
+        except Exception as exc:  # noqa: BLE001 - the device says why it cannot
+            raise ShapeError(f"{self.steps[i].label} returned {what} that is not "
+                             f"C-contiguous ({exc}): a bug in that layer") from None
 
     def _set_input_grads(self):
         """A step computes dl/dx only for something before it that has a
@@ -288,7 +296,7 @@ class Sequential:
                                  f"{np.dtype(dl_dy.dtype).name} {dl_dy.shape} for a "
                                  f"{self.dtype.name} input of shape {shapes[i]}: a bug in "
                                  f"that layer")
-            dl_dy = steps[i].run_backward(dl_dy)
+            dl_dy = steps[i].run_backward(self._contiguous(i + 1, dl_dy, "a gradient"))
         return dl_dy
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -219,3 +219,41 @@ def test_main_puts_pythons_interrupt_handler_back():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+class _FortranGrad(nnumba.Layer):
+    """Passes x through; its gradient comes back Fortran-ordered (right shape, dtype)."""
+
+    def _forward(self, x):
+        y = self._buffer("y", x.shape)
+        y[...] = x
+        return y
+
+    def _backward(self, g):
+        return np.asfortranarray(g.copy()) if self.needs_input_grad else None
+
+
+class _MatrixOut(_FortranGrad):
+    def _forward(self, x):
+        return np.asmatrix(x.copy())
+
+    def _backward(self, g):
+        return g.copy() if self.needs_input_grad else None
+
+
+def test_a_layers_fortran_gradient_or_matrix_output_reaches_no_kernel_as_is():
+    from nnumba.layers import Conv2d, Flatten, Linear, ReLU
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 2, 8, 8)).astype(np.float32)
+    g = rng.standard_normal((6, 3)).astype(np.float32)
+    grads = []
+    for middle in (_FortranGrad, None):  # the same model with and without the odd layer
+        layers = [Conv2d(2, 2, 1)] + ([middle()] if middle else []) + [Flatten(),
+                                                                      Linear(128, 3)]
+        m = nnumba.Sequential(*layers, seed=0)
+        m.forward(x)
+        m.backward(g)  # was a numba TypingError from inside the Conv2d's kernel
+        grads.append(m.layers[0].weight.grad.copy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+    m2 = nnumba.Sequential(Linear(5, 5), _MatrixOut(), ReLU(), Linear(5, 3), seed=0)
+    assert type(m2.forward(np.ones((4, 5), np.float32))) is np.ndarray
