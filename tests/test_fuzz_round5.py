@@ -257,3 +257,40 @@ def test_a_layers_fortran_gradient_or_matrix_output_reaches_no_kernel_as_is():
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
     m2 = nnumba.Sequential(Linear(5, 5), _MatrixOut(), ReLU(), Linear(5, 3), seed=0)
     assert type(m2.forward(np.ones((4, 5), np.float32))) is np.ndarray
+
+
+def test_an_empty_model_name_is_refused(capsys):
+    code, _, err = _run(capsys, "train", "--model", "", "--epochs", 1)  # trained the MLP
+    assert code == 2 and "--model needs a model name or a spec file, got ''" in err
+
+
+def test_a_callback_that_evaluates_in_eval_mode_does_not_stop_dropout(tmp_path):
+    from nnumba.layers import Dropout, Linear, ReLU
+    from nnumba.losses import CrossEntropy
+    from nnumba.train import SGDTrainer
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((60, 4)).astype("f4"), rng.integers(0, 3, 60)
+    losses = []
+    for callback in ((), [lambda t, row: t.model.eval()]):
+        model = nnumba.Sequential(Linear(4, 16), ReLU(), Dropout(0.5), Linear(16, 3), seed=0)
+        trainer = SGDTrainer(model, CrossEntropy(), lr=0.1, batch_size=20, seed=0,
+                             callbacks=callback)
+        losses.append([row["train_loss"] for row in trainer.fit(x, y, epochs=3).epochs])
+    assert losses[0] == losses[1]  # the later epochs trained without Dropout before
+
+
+def test_fit_from_a_callback_and_accuracy_of_labels_out_of_range_are_errors():
+    from nnumba.errors import LabelError
+    from nnumba.layers import Linear
+    from nnumba.losses import CrossEntropy
+    from nnumba.train import SGDTrainer
+    from nnumba.train.metrics import accuracy
+    x, y = np.ones((10, 2), "f4"), np.arange(10) % 2
+    trainer = SGDTrainer(nnumba.Sequential(Linear(2, 2), seed=0), CrossEntropy(), lr=0.1,
+                         callbacks=[lambda t, row: t.fit(x, y)])
+    with pytest.raises(RuntimeError, match="a callback cannot call fit again"):
+        trainer.fit(x, y)
+    with pytest.raises(LabelError, match=r"labels must be in \[0, 3\)"):
+        accuracy(np.zeros((3, 3)), np.array([100, 101, 102]))
+    with pytest.raises(nnumba.DTypeError, match="masked"):
+        accuracy(np.zeros((2, 3)), np.ma.masked_array([0, 1], mask=[0, 1]))

@@ -125,7 +125,7 @@ def _check_options(args):
     if args.trainer == "perceptron" and args.model is not None:
         raise ValueError(f"--model does not apply to --trainer perceptron, which trains its own "
                          f"single linear unit (got --model {args.model}): drop --model")
-    args.model = args.model or "mlp"
+    args.model = "mlp" if args.model is None else args.model  # "" is refused below
     for flag in ("epochs", "batch_size", "train_size", "test_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -134,7 +134,8 @@ def _check_options(args):
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     # An empty --dataset quietly fell back to the default data set; an empty --data
     # read as the folder '.'.
-    for flag, what in (("dataset", "a name (see `nnumba plugins`)"), ("data", "a file name")):
+    for flag, what in (("dataset", "a name (see `nnumba plugins`)"), ("data", "a file name"),
+                       ("model", "a model name or a spec file")):
         value = getattr(args, flag)
         if value is not None and not value.strip():
             raise ValueError(f"--{flag} needs {what}, got {value!r}")

@@ -155,6 +155,9 @@ class Trainer:
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
         epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
+        if getattr(self, "_batches", None) is not None:
+            raise RuntimeError(f"{type(self).__name__}.fit is running: a callback cannot call "
+                               f"fit again (train on after it returns)")
         if (x_test is None) != (y_test is None):
             raise DTypeError(f"{type(self).__name__}.fit: x_test and y_test come together; "
                              f"got only {'x_test' if y_test is None else 'y_test'}")
@@ -171,12 +174,12 @@ class Trainer:
         else:
             checks()
         model = self.model
-        model.train()
         model.reuse_buffers(True)
         try:
             self._batches = Batches(model.device, x, y, self.batch_size,
                                     target_dtype(self.loss, model.dtype, y))
             for _ in range(int(epochs)):
+                model.train()  # every epoch: a callback may have evaluated it in eval mode
                 epoch = len(self.history.epochs) + 1
                 start = time.perf_counter()
                 bar = Progress(self._num_batches(len(x)), f"epoch {epoch}", self.progress)

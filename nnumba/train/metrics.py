@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LabelError, ShapeError
-from ..layers.validation import integer
+from ..layers.validation import integer, unmasked
 
 
 def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
@@ -12,7 +12,7 @@ def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
     labels in {-1, +1}.
 
     None where accuracy means nothing (regression targets)."""
-    y_hat, y = np.asarray(y_hat), np.asarray(y)
+    y_hat, y = np.asarray(y_hat), np.asarray(unmasked("accuracy", y, "the targets"))
     if y_hat.ndim == 0 or y.ndim == 0 or len(y_hat) != len(y):  # numpy: "could not broadcast"
         raise LabelError(f"accuracy: predictions of shape {y_hat.shape} and targets of shape "
                          f"{y.shape} do not pair up, one per sample")
@@ -25,6 +25,9 @@ def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
         return float(np.mean(y_hat.argmax(axis=1) == y.argmax(axis=1)))
     labels = y.dtype.kind in "iu" and y.ndim == 1
     if labels and y_hat.ndim == 2 and y_hat.shape[1] > 1:
+        if y.min() < 0 or y.max() >= y_hat.shape[1]:  # as the losses: no silent 0 %
+            raise LabelError(f"accuracy: labels must be in [0, {y_hat.shape[1]}) for "
+                             f"{y_hat.shape[1]} outputs, got {y.min()}..{y.max()}")
         return float(np.mean(y_hat.argmax(axis=1) == y))
     if (labels or y.dtype.kind == "f") and set(np.unique(y)) <= {-1, 1}:
         pred = np.where(y_hat.reshape(len(y), -1)[:, 0] >= 0, 1, -1)
