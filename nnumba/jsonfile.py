@@ -27,12 +27,22 @@ def read_json(path: str | os.PathLike, what: str = "JSON file"):
     return parse_json(read_text(path, what, JSONFileError), f"{what} {path}")
 
 
+#: the largest spec or labels file read (a spec of 20,000 layers is about 2 MB)
+MAX_TEXT_BYTES = 64 << 20
+
+
 def read_text(path, what: str, error=JSONFileError) -> str:
     """The UTF-8 text of the file at ``path`` (without a byte-order mark, as Windows
     editors write), or ``error`` naming ``what`` and the file."""
     from .paths import user_path  # paths imports nothing of ours but the errors
+    path = user_path(path, what, error)
+    if path.exists() and not path.is_file():  # a FIFO would block, /dev/zero never end
+        raise error(f"{what} {path}: not a regular file")
+    if path.is_file() and path.stat().st_size > MAX_TEXT_BYTES:
+        raise error(f"{what} {path}: {path.stat().st_size:,} bytes, more than such a file "
+                    f"holds (at most {MAX_TEXT_BYTES:,})")
     try:
-        return user_path(path, what, error).read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error(f"{what} {path}: not UTF-8 text (byte {exc.start} is "
                     f"{exc.object[exc.start:exc.start + 1]!r})") from None

@@ -61,6 +61,8 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     path = user_path(path, "weights file", WeightsError)
     if not path.exists():
         raise MissingFileError(f"no such weights file: {path}")
+    if not path.is_file() and not path.is_dir():  # a FIFO would block (a folder: below)
+        raise WeightsError(f"{path}: not a regular file")
     try:
         with open(path, "rb") as f:
             head = f.read(9)

@@ -294,3 +294,20 @@ def test_fit_from_a_callback_and_accuracy_of_labels_out_of_range_are_errors():
         accuracy(np.zeros((3, 3)), np.array([100, 101, 102]))
     with pytest.raises(nnumba.DTypeError, match="masked"):
         accuracy(np.zeros((2, 3)), np.ma.masked_array([0, 1], mask=[0, 1]))
+
+
+def test_a_fifo_or_an_endless_file_is_refused_not_read(tmp_path, capsys):
+    import os
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)  # reading it blocked forever
+    for args, fragment in ((("summary", fifo), "not a regular file"),
+                           (("train", "--model", fifo, "--epochs", 1), "not a regular file"),
+                           (("summary", "/dev/zero.json"), "no such"),):
+        code, _, err = _run(capsys, *args)
+        assert code == 2 and fragment in err.lower(), err
+    from nnumba.jsonfile import read_text
+    from nnumba.torch_import import read_state_dict
+    with pytest.raises(nnumba.errors.JSONFileError, match="not a regular file"):
+        read_text("/dev/zero", "model spec")  # never ends
+    with pytest.raises(nnumba.WeightsError, match="not a regular file"):
+        read_state_dict(fifo)

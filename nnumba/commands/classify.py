@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import warnings
 from pathlib import Path
@@ -53,6 +54,8 @@ def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
     Image = _pillow()
     if channels not in (1, 3):
         raise ShapeError(f"the model takes {channels} input channels; images have 1 or 3")
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block
+        raise ImageError(f"{path}: not a regular file")
     try:
         with warnings.catch_warnings():
             # Pillow only warns from MAX_IMAGE_PIXELS to twice that; refuse it all.
