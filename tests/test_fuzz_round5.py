@@ -311,3 +311,10 @@ def test_a_fifo_or_an_endless_file_is_refused_not_read(tmp_path, capsys):
         read_text("/dev/zero", "model spec")  # never ends
     with pytest.raises(nnumba.WeightsError, match="not a regular file"):
         read_state_dict(fifo)
+
+
+def test_experiment_out_is_checked_before_anything_runs(capsys):
+    code, out, err = _run(capsys, "experiment", "run", "all", "--fast", "--out",
+                          "/proc/nope/figures")
+    assert code == 2 and "cannot write the figures there" in err
+    assert "==" not in out  # no experiment ran (all 23 ran, then it failed)

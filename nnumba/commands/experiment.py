@@ -58,6 +58,19 @@ def run_list(args):
     return 0
 
 
+def _check_writable(folder):
+    """ValueError, in one line, where figures cannot be written into ``folder`` (made
+    where missing)."""
+    import tempfile
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out {folder}: cannot write the figures there "
+                         f"({exc.strerror or exc})") from None
+
+
 def run_experiments(args):
     from ..experiments import get_experiment, list_experiments
     from ..experiments.common import PLUGIN_HINT
@@ -66,6 +79,8 @@ def run_experiments(args):
         raise ValueError(f"--out needs a folder name, got {args.out!r}")
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out}: names a file, not a folder for the figures")
+    if args.out:  # now, not after every experiment has run
+        _check_writable(args.out)
     if "all" in args.names and len(args.names) > 1:
         raise ValueError(f"'all' runs alone: give 'all' or experiment names, got "
                          f"{' '.join(args.names)}")
