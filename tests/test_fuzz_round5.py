@@ -318,3 +318,19 @@ def test_experiment_out_is_checked_before_anything_runs(capsys):
                           "/proc/nope/figures")
     assert code == 2 and "cannot write the figures there" in err
     assert "==" not in out  # no experiment ran (all 23 ran, then it failed)
+
+
+def test_a_saved_model_is_classified_with_and_not_trained_from(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+    model = nnumba.build("lenet")
+    saved = nnumba.save(model, tmp_path / "lenet.npz")
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(tmp_path / "digit.png")
+    code, out, _ = _run(capsys, "classify", tmp_path / "digit.png", "--model", saved,
+                        "--weights", saved, "--size", "28,28", "--top", 1, "--json")
+    assert code == 0
+    from nnumba.commands.classify import normalise  # classify's ImageNet scaling
+    scores = model.predict(normalise(np.full((1, 1, 28, 28), 200 / 255, np.float32)))[0]
+    assert json.loads(out)["top"][0]["index"] == int(scores.argmax())
+    code, _, err = _run(capsys, "train", "--model", saved)  # said "unknown model"
+    assert code == 2 and "a saved model; nnumba train starts from a name or a spec" in err

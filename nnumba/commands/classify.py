@@ -30,7 +30,8 @@ def add_parser(sub):
                        description="Print the top classes of an image with their scores, "
                                    "as the lecture does with AlexNet.")
     p.add_argument("image", help="an image file Pillow reads (JPEG, PNG, ...)")
-    p.add_argument("--model", default="alexnet", help="a registered model name or a JSON spec")
+    p.add_argument("--model", default="alexnet", help="a registered model name, a JSON spec or "
+                                                      "a saved model (.npz)")
     p.add_argument("--weights", required=True,
                    help="a PyTorch state_dict as .safetensors or .npz (or a nnumba .npz)")
     p.add_argument("--labels", help="class names: one per line, JSON, or the lecture's dict file")
@@ -147,7 +148,8 @@ def _input_shape(args, model):
     """(channels, (H, W)): --size, else the named model's input_shape, else 224 x 224;
     the channels of the model's first layer where it says (Conv2d), else RGB."""
     from ..registry import get_model
-    shape = None if Path(args.model).suffix == ".json" else get_model(args.model).input_shape_for()
+    named = Path(args.model).suffix not in (".json", ".npz")
+    shape = get_model(args.model).input_shape_for() if named else None
     channels = shape[0] if shape else getattr(model.layers[0], "in_channels", 3)
     if args.size:
         try:
@@ -169,10 +171,14 @@ def _input_shape(args, model):
 def _build(args):
     import nnumba
     from ..cli import naming
-    if Path(args.model).suffix == ".json":
+    if Path(args.model).suffix in (".json", ".npz"):
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")
-        spec = read_json(args.model, "model spec")  # names the file itself
+        if Path(args.model).suffix == ".npz":  # a saved model: its spec (its --weights below)
+            from ..io import stored_spec
+            spec = stored_spec(args.model)[0]
+        else:
+            spec = read_json(args.model, "model spec")  # names the file itself
         try:  # from_spec, not build: a file holding "alexnet" is no spec
             return nnumba.Sequential.from_spec(spec, seed=0)
         except (NnumbaError, TypeError, ValueError) as exc:  # the error names the file too

@@ -126,6 +126,10 @@ def _check_options(args):
         raise ValueError(f"--model does not apply to --trainer perceptron, which trains its own "
                          f"single linear unit (got --model {args.model}): drop --model")
     args.model = "mlp" if args.model is None else args.model  # "" is refused below
+    if Path(args.model).suffix == ".npz":
+        raise ValueError(f"--model {args.model}: a saved model; nnumba train starts from a "
+                         f"name or a spec file (nnumba.load_model(path) in Python trains on "
+                         f"from its weights)")
     for flag in ("epochs", "batch_size", "train_size", "test_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
