@@ -270,6 +270,8 @@ def _read_csv(path, label_column):
                     lines.append(reader.line_num)
     except UnicodeDecodeError:
         raise DataFileError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:  # no permission, ...: one line naming the file
+        raise DataFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except csv.Error as exc:
         raise DataFileError(f"{path}: not a readable CSV table ({exc})") from None
     if not rows:
