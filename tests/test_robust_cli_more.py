@@ -75,7 +75,8 @@ def test_mpiexec_perceptron_on_too_few_samples_aborts_cleanly():
     said = 0
     for _ in range(3):  # the race was rare: a few runs, each well under a second
         done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "nnumba", "train",
-                               "--trainer", "perceptron", "--train-size", "1"],
+                               "--trainer", "perceptron", "--train-size", "2",
+                               "--test-size", "1"],  # both classes, 1 test sample for 2
                               capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
         assert done.returncode != 0
         assert "Traceback" not in done.stderr and "AttributeError" not in done.stderr
