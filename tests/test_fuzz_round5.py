@@ -334,3 +334,15 @@ def test_a_saved_model_is_classified_with_and_not_trained_from(tmp_path, capsys)
     assert json.loads(out)["top"][0]["index"] == int(scores.argmax())
     code, _, err = _run(capsys, "train", "--model", saved)  # said "unknown model"
     assert code == 2 and "a saved model; nnumba train starts from a name or a spec" in err
+
+
+def test_dropout_draws_other_masks_on_each_mpi_rank_and_the_same_again():
+    from nnumba.layers import Dropout
+
+    def masks(rank):
+        layer = Dropout(0.5, seed=3)
+        layer.for_rank(rank, 2)
+        return layer.forward(np.ones((4, 50), np.float32)).copy()
+    # every rank shares one seed: they dropped the same units of different samples
+    assert not np.array_equal(masks(0), masks(1))
+    np.testing.assert_array_equal(masks(1), masks(1))

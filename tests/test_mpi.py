@@ -63,8 +63,9 @@ def make_separable(n=400, d=8):
     return x[keep][:n], np.where(score[keep][:n] > 0, 1, -1)
 
 
-def train(name, distributed, comm=None, data=None):
-    """The model of scenario ``name`` after training, and the trainer's history."""
+def train(name, distributed, comm=None, data=None, before=None):
+    """The model of scenario ``name`` after training, and the trainer's history;
+    ``before(x)`` runs after a first fit of no epochs, where given."""
     import nnumba
     from nnumba.registry import get_loss
     kind, spec, loss_name, loss_kwargs, kwargs, epochs = SCENARIOS[name]
@@ -76,6 +77,9 @@ def train(name, distributed, comm=None, data=None):
     else:
         from nnumba.train import TRAINERS
         trainer = TRAINERS[kind](model, get_loss(loss_name)(**loss_kwargs), **kwargs)
+    if before is not None:
+        trainer.fit(x, y, epochs=0)
+        before(x)
     history = trainer.fit(x, y, epochs=epochs)
     return model, history
 
@@ -89,10 +93,21 @@ def worker(what, out):
     out = Path(out)
     if what == "fail-on-rank-1":
         x, y = make_data()
-        if comm.rank == 1:
-            x = x.copy()
-            x[3, 0] = np.nan  # only this rank meets it, while rank 0 waits in Allreduce
-        train("sgd-shuffled", True, comm, data=(x, y))  # MPI_Abort: never returns
+
+        def spoil(x):  # after the ranks agreed on the data: only this rank meets it,
+            if comm.rank == 1:  # in training, while rank 0 waits in Allreduce
+                x[3, 0] = np.nan
+        train("sgd-shuffled", True, comm, data=(x, y), before=spoil)  # MPI_Abort: no return
+        return
+    if what == "lr-differs-on-rank-1":  # trained on silently, each rank its own lr
+        import nnumba
+        from nnumba.distributed import DistributedSGDTrainer
+        from nnumba.layers import Linear
+        from nnumba.losses import CrossEntropy
+        x, y = make_data()
+        trainer = DistributedSGDTrainer(nnumba.Sequential(Linear(N_FEATURES, N_CLASSES), seed=0),
+                                        CrossEntropy(), lr=0.1 + 0.1 * comm.rank, comm=comm)
+        trainer.fit(x, y)  # a clear error on every rank, then MPI_Abort
         return
     info = {"size": comm.size, "numba_threads": numba.get_num_threads(), "histories": {}}
     for name in SCENARIOS:
@@ -196,6 +211,13 @@ def test_distributed_perceptron_converges_on_separable_data(ranks_output):
     assert run["history"][-1]["train_error"] == 0
     x, y = make_separable()
     assert np.array_equal(np.where(x[:300] @ w0[:-1] + w0[-1] >= 0, 1, -1), y[:300])
+
+
+@needs_mpi
+def test_settings_that_differ_between_ranks_are_a_clear_error(tmp_path):
+    done = mpiexec(sys.executable, __file__, "lr-differs-on-rank-1", tmp_path, timeout=30)
+    assert done.returncode != 0
+    assert "lr differ between the MPI ranks" in done.stderr
 
 
 @needs_mpi

@@ -11,6 +11,11 @@ floating-point sums, whatever the number of ranks.
 """
 from __future__ import annotations
 
+import functools
+import json
+import warnings
+import zlib
+
 import numpy as np
 
 from ..errors import SpecError
@@ -41,6 +46,7 @@ class _DataParallel:
             # The ranks already are one process per core: no precompile workers.
             kwargs["precompile"] = False
             super().__init__(model, loss, **kwargs)
+            self._digests = {}
             self.progress = self.progress and self.comm.is_root
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None):
@@ -49,12 +55,51 @@ class _DataParallel:
         with abort_on_error(self.comm):
             check_data(self.model, x, y)  # before len(x): None gave a bare TypeError
             self.comm.check_same("the number of training samples", len(x))
+            self._check_agreement(x, y, epochs, x_test, y_test)
             self.comm.bcast(self.model.flat_params)  # start from rank 0's weights
+            for layer in self.model.layers if self.comm.size > 1 else ():
+                if hasattr(layer, "for_rank"):  # Dropout: each rank its own masks
+                    layer.for_rank(self.comm.rank, self.comm.size)
             history = super().fit(x, y, epochs, x_test, y_test)
             if not self.comm.in_sync(self.model.flat_params):
-                # Never seen with MPICH; MPI does not promise bitwise-equal sums on all ranks.
+                # MPI does not promise bitwise-equal sums on all ranks (never seen with
+                # MPICH): say so, and go on with rank 0's weights everywhere
+                warnings.warn("the ranks' weights differ after training; every rank now "
+                              "holds rank 0's", RuntimeWarning, stacklevel=2)
                 self.comm.bcast(self.model.flat_params)
         return history
+
+    def _check_agreement(self, x, y, epochs, x_test, y_test):
+        """A clear error where the ranks were given other settings, models or data:
+        other epochs hung the job in a collective, other learning rates trained on
+        silently, another spec or data file of the same sizes too."""
+        def digest(*arrays):  # once per set of arrays: fit(epochs=1) in a loop pays it once
+            arrays = [np.asarray(a) for a in arrays if a is not None]
+            key = tuple((id(a), a.ctypes.data, a.shape, a.dtype.str) for a in arrays)
+            if key not in self._digests:
+                try:
+                    self._digests[key] = float(functools.reduce(
+                        lambda h, a: zlib.crc32(np.ascontiguousarray(a).view(np.uint8), h),
+                        arrays, 0))
+                except (TypeError, ValueError):  # object arrays: fit's checks say why
+                    return -1.0
+            return self._digests[key]
+        optimizer = self.optimizer
+        epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
+        items = {"epochs": float(epochs), "batch_size": float(self.batch_size),
+                 "lr": getattr(optimizer, "lr", 0.0),
+                 "momentum": getattr(optimizer, "momentum", 0.0),
+                 "weight_decay": getattr(optimizer, "weight_decay", 0.0),
+                 "shuffle": float(getattr(self, "shuffle", False)),
+                 "the model (its spec)": float(zlib.crc32(
+                     json.dumps(self.model.spec(), sort_keys=True).encode())),
+                 "the training data": digest(x, y),
+                 "the test data": digest(x_test, y_test)}
+        low, high = self.comm.min_max(*items.values())
+        differ = [name for name, a, b in zip(items, low, high) if a != b]
+        if differ:
+            raise ValueError(f"{', '.join(differ)} differ between the MPI ranks: every rank "
+                             f"must be given the same settings, model and data")
 
     def _local(self, idx):
         return idx[self.comm.shard(len(idx))]

@@ -40,6 +40,13 @@ class Dropout(Layer):
             self.seed if self.seed is not None else rng.integers(2**63))
         self._mask = None
 
+    def for_rank(self, rank: int, size: int):
+        """Draw from a stream of this rank's own, seeded from this generator and the
+        rank: MPI ranks (which share one seed) then drop independent units of their
+        samples, and a run stays reproducible. ``size``: the number of ranks."""
+        self._rng = np.random.default_rng([int(self._rng.integers(2**63)), rank, size])
+        self._mask = None
+
     def new_mask(self):
         """Forget the kept mask: the next training forward draws a new one."""
         self._mask = None
