@@ -51,5 +51,7 @@ def train_perceptron_distributed(x, y, *, max_epochs: int = 100, x_test=None, y_
     runs on every rank (guard it with ``comm.is_root`` to print once)."""
     comm = as_communicator(comm)
     with abort_on_error(comm):
+        if isinstance(max_epochs, int):  # else train_perceptron says what is wrong
+            comm.check_same("max_epochs", max_epochs)  # another count hung the job
         return train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test,
                                 callback=callback, group=_Ranks(comm))
