@@ -384,7 +384,7 @@ def _check_unshared(layer, i, j, model):
                         f"that model's copy()")
 
 
-def _check_no_inner_layer(layer, what: str):
+def _check_no_inner_layer(layer, what: str, error=ContractError):
     """A layer may not hold layers of its own: a model trains, converts and moves the
     parameters of the layers it lists, so an inner layer's would silently never train."""
     for attr, value in vars(layer).items():
@@ -392,7 +392,7 @@ def _check_no_inner_layer(layer, what: str):
             value if isinstance(value, (list, tuple)) else (value,)
         inner = next((v for v in items if isinstance(v, Layer)), None)
         if inner is not None:
-            raise ContractError(
+            raise error(
                 f"{what} holds a layer, {inner.type_name}, in its attribute {attr!r}; a model "
                 f"trains only the layers it lists, so that one would never train. List the "
                 f"layers in the model one after another (docs/plugins.md, 'Layers inside "

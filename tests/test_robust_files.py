@@ -42,7 +42,7 @@ def test_bad_json_names_the_file(tmp_path, content, message):
 def test_unreadable_json_files_name_the_file(tmp_path):
     (tmp_path / "latin1.json").write_bytes(b'["caf\xe9"]')
     cases = {tmp_path / "latin1.json": "not UTF-8", tmp_path / "absent.json": "cannot be read",
-             tmp_path: "cannot be read"}
+             tmp_path: "not a regular file"}
     for path, message in cases.items():
         with pytest.raises(JSONFileError, match=message) as info:
             read_json(path)

@@ -3,10 +3,7 @@ named one adapted) for the data's shape; ``nnumba train`` and
 :mod:`nnumba.sklearn` both start here."""
 from __future__ import annotations
 
-
-#: what a model without train_defaults trains with
-FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100,
-                     "loss": "CrossEntropy"}
+from .named import FALLBACK_DEFAULTS
 
 
 def is_model_name(model) -> bool:

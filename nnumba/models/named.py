@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Callable
+
+
+#: what a model without train_defaults trains with
+FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100,
+                     "loss": "CrossEntropy"}
 
 
 @dataclass(frozen=True)
@@ -29,30 +35,29 @@ class NamedModel:
     description: str = ""
 
     def __post_init__(self):
-        from collections.abc import Mapping
-
+        # Plain checks: nnumba.layers would import the registry, which imports this.
         from ..errors import SpecError
-        from ..layers.validation import integer, number, show
-        from .fitting import FALLBACK_DEFAULTS
         owner = f"NamedModel({getattr(self.build, '__name__', 'build')})"
         settings = self.train_defaults
-        if not isinstance(settings, Mapping):
-            raise SpecError(f"{owner}: train_defaults must be a dict, got {show(settings)}")
+        if not isinstance(settings, dict):
+            raise SpecError(f"{owner}: train_defaults must be a dict, got {settings!r:.60}")
         unknown = sorted(map(str, set(settings) - set(FALLBACK_DEFAULTS)))
         if unknown:
             raise SpecError(f"{owner}: train_defaults has no setting {', '.join(unknown)}; "
                             f"its settings: {', '.join(FALLBACK_DEFAULTS)}")
-        for key in ("epochs", "batch_size"):
-            if key in settings:
-                integer(owner, f"train_defaults {key}", settings[key])
-        if "lr" in settings:
-            number(owner, "train_defaults lr", settings["lr"], 0)
-        if "momentum" in settings:
-            number(owner, "train_defaults momentum", settings["momentum"], 0, 1)
-        loss = settings.get("loss", "CrossEntropy")
-        if not isinstance(loss, str) or not loss.strip():
-            raise SpecError(f"{owner}: train_defaults loss must be a registered loss name, "
-                            f"got {show(loss)}")
+        for key, value in settings.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = {"epochs": number and value == int(value) and value >= 1,
+                  "batch_size": number and value == int(value) and value >= 1,
+                  "lr": number and 0 < value < math.inf,
+                  "momentum": number and 0 <= value < 1,
+                  "loss": isinstance(value, str) and value.strip()}[key]
+            if not ok:
+                want = {"epochs": "an integer >= 1", "batch_size": "an integer >= 1",
+                        "lr": "a number > 0", "momentum": "a number in [0, 1)",
+                        "loss": "a registered loss name"}[key]
+                raise SpecError(f"{owner}: train_defaults {key} must be {want}, got "
+                                f"{value!r:.60}")
 
     def __call__(self, **options) -> list:
         return self.build(**options)
