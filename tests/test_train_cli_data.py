@@ -231,3 +231,13 @@ def test_a_spec_file_that_is_not_text(tmp_path, capsys):
     path = tmp_path / "binary.json"
     path.write_bytes(b"\xff\xfe\x00[")
     assert "not UTF-8 text" in _fails(capsys, "--model", path)
+
+
+def test_train_defaults_of_infinite_or_nan_values_are_a_spec_error():
+    from nnumba.errors import SpecError
+    from nnumba.models import NamedModel
+    # the checks of every setting ran on each value: int(inf) raised OverflowError
+    for settings in ({"lr": float("inf")}, {"momentum": float("nan")},
+                     {"epochs": float("inf")}):
+        with pytest.raises(SpecError, match="train_defaults"):
+            NamedModel(lambda: [], train_defaults=settings)

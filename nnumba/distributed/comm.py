@@ -98,7 +98,8 @@ class Communicator:
         low, high = self.min_max(value)
         if low[0] != high[0]:
             raise ValueError(f"{what} differs between MPI ranks ({int(low[0])} to "
-                             f"{int(high[0])}): every rank must be given the same settings and data")
+                             f"{int(high[0])}): every rank must be given the same settings "
+                             f"and data")
 
     def abort(self, message: str, code: int = 1) -> NoReturn:
         """Print ``message`` and end every rank of the job (never returns)."""

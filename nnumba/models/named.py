@@ -12,6 +12,23 @@ FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 10
                      "loss": "CrossEntropy"}
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _count(value) -> bool:
+    return _number(value) and value == int(value) and value >= 1
+
+
+#: setting -> (its test, what it must be)
+_SETTING_CHECKS = {
+    "epochs": (_count, "an integer >= 1"), "batch_size": (_count, "an integer >= 1"),
+    "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "loss": (lambda v: isinstance(v, str) and bool(v.strip()), "a registered loss name")}
+
+
 @dataclass(frozen=True)
 class NamedModel:
     """A model that a name builds.
@@ -46,16 +63,8 @@ class NamedModel:
             raise SpecError(f"{owner}: train_defaults has no setting {', '.join(unknown)}; "
                             f"its settings: {', '.join(FALLBACK_DEFAULTS)}")
         for key, value in settings.items():
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            ok = {"epochs": number and value == int(value) and value >= 1,
-                  "batch_size": number and value == int(value) and value >= 1,
-                  "lr": number and 0 < value < math.inf,
-                  "momentum": number and 0 <= value < 1,
-                  "loss": isinstance(value, str) and value.strip()}[key]
-            if not ok:
-                want = {"epochs": "an integer >= 1", "batch_size": "an integer >= 1",
-                        "lr": "a number > 0", "momentum": "a number in [0, 1)",
-                        "loss": "a registered loss name"}[key]
+            test, want = _SETTING_CHECKS[key]
+            if not test(value):
                 raise SpecError(f"{owner}: train_defaults {key} must be {want}, got "
                                 f"{value!r:.60}")
 
