@@ -2,7 +2,8 @@
 the same signatures, so that a layer's one body runs on any device
 (``self.kernels`` is its device's set; see :mod:`nnumba.device`).
 
-- :mod:`nnumba.kernels.cpu`: ``@njit(parallel=True)`` kernels on numpy arrays;
+- :mod:`nnumba.kernels.cpu`: numba kernels on numpy arrays, parallel over numba's
+  threads;
 - :mod:`nnumba.kernels.cuda`: ``numba.cuda`` kernels on device arrays (imported
   only when CUDA is asked for).
 

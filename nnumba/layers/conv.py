@@ -55,13 +55,13 @@ class _ConvNd(Layer):
 
     def compile_unit(self, input_shape):
         # Seconds measured on one Zen 4 core: the direct kernels (forward and weight
-        # gradient) ~6.5 s; the im2col path ~4 s, its input gradient included.
+        # gradient) ~5 s; the im2col path ~5 s, its input gradient included.
         from ..kernels.cpu.conv import uses_direct
         out = self.output_shape(input_shape)
         direct = uses_direct(self.in_channels, self.kernel,
                              ((1,) * (2 - self.spatial) + out[1:]), self.stride)
         key = ("conv", direct, direct and self.needs_input_grad)
-        return key, (6.5 + 3.0 * self.needs_input_grad) if direct else 4.0
+        return key, (5.0 + 3.0 * self.needs_input_grad) if direct else 5.0
 
     def _as_2d(self, a):
         return a if self.spatial == 2 else a.reshape(a.shape[:2] + (1,) + a.shape[2:])

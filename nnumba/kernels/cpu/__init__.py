@@ -1,6 +1,7 @@
-"""The CPU kernel set: ``@njit(parallel=True)`` kernels on numpy arrays (the GEMMs
-are numpy's BLAS, called from Python).  Exports every name of
-:data:`nnumba.kernels.KERNELS`."""
+"""The CPU kernel set: numba kernels on numpy arrays, parallel over numba's threads
+(``prange`` for the element-wise ones, :func:`.blocks.run_blocks` for the
+convolution, pooling and layout bodies; the GEMMs are nnumba's own OpenBLAS,
+:mod:`.blas`).  Exports every name of :data:`nnumba.kernels.KERNELS`."""
 from .activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                           tanh_backward, tanh_forward, threshold_forward)
 from .adaptive_pool import adaptive_avgpool2d_backward, adaptive_avgpool2d_forward

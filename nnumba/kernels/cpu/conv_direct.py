@@ -14,10 +14,10 @@ depend on the thread count).  Other output-channel counts run with zero filters
 added to a multiple of 4.
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit
 from ..cache_stamp import stamp
+from .blocks import run_blocks
 
-_OPTS = dict(parallel=True, cache=True, fastmath=True)
 _SEQ = dict(cache=True, fastmath=True)
 
 # Longest run of the flattened output plane handled per pass of the direct
@@ -47,37 +47,19 @@ def _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs):
                     xs[row + j] = xn[c, i, col] if 0 <= col < W else zero
 
 
-# np.zeros inside a parallel=True kernel becomes a parallel loop of its own,
-# one more gufunc to compile; these sequential helpers keep it out.
-
-@njit(**_SEQ)
-def _zeros2(A, B, dtype):
-    """np.zeros((A, B), dtype), built outside the caller's parfor pass."""
-    return np.zeros((A, B), dtype)
-
-
-@njit(**_SEQ)
-def _padded_taps(wf, TP):
-    """wf (D, T) copied into zeros (D, TP), TP >= T (the padded taps)."""
-    D, T = wf.shape
-    wt = np.zeros((D, TP), wf.dtype)
-    for d in range(D):
-        for t in range(T):
-            wt[d, t] = wf[d, t]
-    return wt
-
-
-@njit(**_SEQ)
 def _tap_table(C, kh, kw, R, Wo):
     """Offset into xs of tap t = (c*kh + ki)*kw + kj, padded with zeros to a
     multiple of 5 taps (padded taps carry zero weight / are ignored)."""
-    T = C * kh * kw
-    offs = np.zeros((T + 4) // 5 * 5, np.int64)
-    for c in range(C):
-        for ki in range(kh):
-            for kj in range(kw):
-                offs[(c * kh + ki) * kw + kj] = (c * kw + kj) * R * Wo + ki * Wo
+    c, ki, kj = np.ix_(np.arange(C), np.arange(kh), np.arange(kw))
+    offs = np.zeros((C * kh * kw + 4) // 5 * 5, np.int64)
+    offs[:C * kh * kw] = ((c * kw + kj) * R * Wo + ki * Wo).ravel()
     return offs
+
+
+def _runs(Ho, Wo, sh):
+    """(runs, run length): the whole output plane is one contiguous run of xs
+    for stride 1, else each output row is one."""
+    return (1, Ho * Wo) if sh == 1 else (Ho, Wo)
 
 
 @njit(**_SEQ)
@@ -147,93 +129,79 @@ def _dw_g4(g, d0, xs, offs, t, xb, ob, pl, acc):
     acc[d0 + 3, t] += a30; acc[d0 + 3, t + 1] += a31; acc[d0 + 3, t + 2] += a32; acc[d0 + 3, t + 3] += a33; acc[d0 + 3, t + 4] += a34
 
 
-@njit(**_OPTS)
-def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
-    """out (N, D, Ho, Wo) = conv(x, w) + b, written fully; D % 4 == 0 (the
-    wrapper pads other channel counts).  Parallel over images."""
-    N, C = x.shape[0], x.shape[1]
-    D, kh, kw = w.shape[0], w.shape[2], w.shape[3]
-    Ho, Wo = out.shape[2], out.shape[3]
+@njit(**_SEQ)
+def _conv_fwd_image(n, x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, out):
+    """out[n] (D, Ho, Wo) = conv(x[n], w) + b, written fully, from the taps'
+    offsets and wt (D, len(offs)), the weights padded to them; D % 4 == 0."""
+    C = x.shape[1]
+    D, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
     R = (Ho - 1) * sh + kh
-    offs = _tap_table(C, kh, kw, R, Wo)
-    TP = offs.size
-    T = C * kh * kw
-    wt = _padded_taps(w.reshape(D, T), TP)
-    G = TP // 5
-    if sh == 1:            # the whole plane is one contiguous run
-        nseg = 1
-        L = Ho * Wo
-    else:                  # one run per output row
-        nseg = Ho
-        L = Wo
     nch = (L + _CHUNK - 1) // _CHUNK
     step = ((L + nch - 1) // nch + 15) // 16 * 16
-    xs_size = C * kw * R * Wo
-    for n in prange(N):
-        xs = np.empty(xs_size, x.dtype)
-        _fill_xs(x, np.int64(n), sw, ph, pw, kw, R, Wo, xs)  # as the weight gradient's
-        y = out[n].reshape(D, Ho * Wo)
-        for s in range(nseg):
-            for p0 in range(0, L, step):
-                pl = min(step, L - p0)
-                xb = s * sh * Wo + p0
-                ob = s * Wo + p0
-                for d0 in range(0, D, 4):
-                    for g in range(G):
-                        _fwd_g4(y, d0, xs, offs, wt, g * 5, xb, ob, pl, g == 0, b)
+    xs = np.empty(C * kw * R * Wo, x.dtype)
+    _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)  # as the weight gradient's
+    y = out[n].reshape(D, Ho * Wo)
+    for s in range(nseg):
+        for p0 in range(0, L, step):
+            pl = min(step, L - p0)
+            xb = s * sh * Wo + p0
+            ob = s * Wo + p0
+            for d0 in range(0, D, 4):
+                for g in range(offs.size // 5):
+                    _fwd_g4(y, d0, xs, offs, wt, g * 5, xb, ob, pl, g == 0, b)
 
 
-@njit(**_OPTS)
-def _conv_dw_direct(x, dy, sh, sw, ph, pw, nth, dw, db):
-    """dw (D, C, kh, kw) += dL/dw, db (D,) += dL/db; D % 4 == 0 (the wrapper
-    pads other channel counts).  Parallel over blocks of 4 output channels
-    (each thread owns its rows of the accumulator): race-free, and the sum order
-    does not depend on the thread count."""
+@njit(**_SEQ)
+def _conv_dw_block(th, nth, x, dy, offs, kh, kw, sh, sw, ph, pw, nseg, L, acc, dbacc):
+    """Block th of nth of the output channels' groups of 4: acc (D, len(offs)) +=
+    dL/dw at the taps' offsets, dbacc (D,) += dL/db (each block owns its rows of
+    the accumulators: race-free, and the sum order does not depend on the
+    thread count)."""
     N, C = x.shape[0], x.shape[1]
-    D, kh, kw = dw.shape[0], dw.shape[2], dw.shape[3]
-    Ho, Wo = dy.shape[2], dy.shape[3]
+    D, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
     R = (Ho - 1) * sh + kh
-    offs = _tap_table(C, kh, kw, R, Wo)
-    TP = offs.size
-    T = C * kh * kw
-    G = TP // 5
-    if sh == 1:
-        nseg = 1
-        L = Ho * Wo
-    else:
-        nseg = Ho
-        L = Wo
     P = Ho * Wo
     nblk = D // 4
-    nth = max(1, min(nth, nblk))
-    acc = _zeros2(D, TP, dw.dtype)
-    dbacc = _zeros2(1, D, dw.dtype)[0]
-    xs_size = C * kw * R * Wo
-    for th in prange(nth):
-        blo = th * nblk // nth
-        bhi = (th + 1) * nblk // nth
-        xs = np.empty(xs_size, x.dtype)
-        for n in range(N):
-            _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
-            g = dy[n].reshape(D, P)
-            for blk in range(blo, bhi):
-                d0 = blk * 4
-                for s in range(nseg):
-                    xb = s * sh * Wo
-                    ob = s * Wo
-                    for gi in range(G):
-                        _dw_g4(g, d0, xs, offs, gi * 5, xb, ob, L, acc)
-                for d in range(d0, d0 + 4):
-                    gd = g[d]
-                    sacc = dbacc.dtype.type(0)
-                    for p in range(P):
-                        sacc += gd[p]
-                    dbacc[d] += sacc
-    dwf = dw.reshape(D, T)
-    for d in range(D):      # tiny: a second prange would be a second gufunc to compile
-        for t in range(T):
-            dwf[d, t] += acc[d, t]
-        db[d] += dbacc[d]
+    xs = np.empty(C * kw * R * Wo, x.dtype)
+    for n in range(N):
+        _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
+        g = dy[n].reshape(D, P)
+        for blk in range(th * nblk // nth, (th + 1) * nblk // nth):
+            d0 = blk * 4
+            for s in range(nseg):
+                for gi in range(offs.size // 5):
+                    _dw_g4(g, d0, xs, offs, gi * 5, s * sh * Wo, s * Wo, L, acc)
+            for d in range(d0, d0 + 4):
+                gd = g[d]
+                sacc = dbacc.dtype.type(0)
+                for p in range(P):
+                    sacc += gd[p]
+                dbacc[d] += sacc
+
+
+def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
+    D, C, kh, kw = w.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    offs = _tap_table(C, kh, kw, (Ho - 1) * sh + kh, Wo)
+    wt = np.zeros((D, offs.size), w.dtype)
+    wt[:, :C * kh * kw] = w.reshape(D, -1)
+    run_blocks(_conv_fwd_image, x.shape[0], x, offs, wt, b, kh, kw, sh, sw, ph, pw,
+               *_runs(Ho, Wo, sh), out)
+
+
+def _conv_dw_direct(x, dy, sh, sw, ph, pw, dw, db):
+    """dw (D, C, kh, kw) += dL/dw, db (D,) += dL/db; D % 4 == 0, in parallel
+    over blocks of output channels."""
+    D, C, kh, kw = dw.shape
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    offs = _tap_table(C, kh, kw, (Ho - 1) * sh + kh, Wo)
+    acc = np.zeros((D, offs.size), dw.dtype)
+    dbacc = np.zeros(D, dw.dtype)
+    nth = max(1, min(get_num_threads(), D // 4))
+    run_blocks(_conv_dw_block, nth, nth, x, dy, offs, kh, kw, sh, sw, ph, pw,
+               *_runs(Ho, Wo, sh), acc, dbacc)
+    dw += acc[:, :C * kh * kw].reshape(dw.shape)
+    db += dbacc
 
 
 def forward_direct(x, w, b, sh, sw, ph, pw, out):
@@ -253,13 +221,13 @@ def forward_direct(x, w, b, sh, sw, ph, pw, out):
 def weight_direct(x, dy, sh, sw, ph, pw, dw_out, db_out):
     D = dw_out.shape[0]
     if D % 4 == 0:
-        _conv_dw_direct(x, dy, sh, sw, ph, pw, get_num_threads(), dw_out, db_out)
+        _conv_dw_direct(x, dy, sh, sw, ph, pw, dw_out, db_out)
         return
     D4 = D + 4 - D % 4   # zero gradients for the added channels (see forward_direct)
     dw4 = np.zeros((D4,) + dw_out.shape[1:], dw_out.dtype)
     db4 = np.zeros(D4, db_out.dtype)
     dy4 = np.pad(dy, ((0, 0), (0, D4 - D), (0, 0), (0, 0)))
-    _conv_dw_direct(x, dy4, sh, sw, ph, pw, get_num_threads(), dw4, db4)
+    _conv_dw_direct(x, dy4, sh, sw, ph, pw, dw4, db4)
     dw_out += dw4[:D]
     db_out += db4[:D]
 

@@ -16,60 +16,59 @@ forward out[n] (D, P) = [W | b] @ [cols_n; 1], cols_n the image's own im2col,
 so nothing is transposed and a stride-4 window is no run of single values.
 The GEMMs are BLAS's (:mod:`.blas`).
 """
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit
 
 from .layout import _add_run, _copy_run, _crop_rows, _pad_rows, to_batch_inner, to_batch_outer
 from .blas import address, gemm, gemm_in_thread
+from .blocks import run_blocks
 from .workspace import scratch
 from ..cache_stamp import stamp
 
-_OPTS = dict(parallel=True, cache=True, fastmath=True)
+_SEQ = dict(cache=True, fastmath=True)
 
 
-@njit(**_OPTS)
-def _im2col_pn(xT, kh, kw, sh, sw, Ho, Wo, colsT):
-    """colsT (C*kh*kw, Ho*Wo*N): row t = (c, ki, kj), column (i*Wo + j)*N + n
+@njit(**_SEQ)
+def _im2col_pn(t, xT, kh, kw, sh, sw, Ho, Wo, colsT):
+    """Row t = (c, ki, kj) of colsT (C*kh*kw, Ho*Wo*N): column (i*Wo + j)*N + n
     holds xT[c, i*sh + ki, j*sw + kj, n].  With the batch innermost every copy
     is a run of N (of Wo*N for sw == 1) contiguous values, whatever the map
-    size.  Parallel over taps (each writes its own row)."""
-    C, Hp, Wp, N = xT.shape
-    T = C * kh * kw
+    size.  Run for every t in parallel (each writes its own row)."""
+    N = xT.shape[3]
     span = Wo if sw == 1 else 1   # output columns per contiguous run
     run = span * N
-    for t in prange(T):
-        c = t // (kh * kw)
-        ki = (t // kw) % kh
-        kj = t % kw
-        row = colsT[t]
-        for i in range(Ho):
-            src = xT[c, i * sh + ki]
-            for j in range(0, Wo, span):
-                s0 = j * sw + kj
-                o = (i * Wo + j) * N
-                _copy_run(row[o:o + run], src[s0:s0 + span].reshape(run), run)
+    c = t // (kh * kw)
+    ki = (t // kw) % kh
+    kj = t % kw
+    row = colsT[t]
+    for i in range(Ho):
+        src = xT[c, i * sh + ki]
+        for j in range(0, Wo, span):
+            s0 = j * sw + kj
+            o = (i * Wo + j) * N
+            _copy_run(row[o:o + run], src[s0:s0 + span].reshape(run), run)
 
 
-@njit(**_OPTS)
-def _col2im_pn(dcolsT, kh, kw, sh, sw, Ho, Wo, dxT):
-    """dxT (C, Hp, Wp, N) = fold of dcolsT (C*kh*kw, Ho*Wo*N), written fully
-    (the adjoint of _im2col_pn).  Parallel over channels: race-free."""
+@njit(**_SEQ)
+def _col2im_pn(c, dxT, kh, kw, sh, sw, Ho, Wo, dcolsT):
+    """Channel c of dxT (C, Hp, Wp, N) = fold of dcolsT (C*kh*kw, Ho*Wo*N),
+    written fully (the adjoint of _im2col_pn; its argument types, so that both
+    share one compiled parallel loop).  Run for every c in parallel: race-free."""
     C, Hp, Wp, N = dxT.shape
     zero = dxT.dtype.type(0)
     span = Wo if sw == 1 else 1   # output columns per contiguous run
     run = span * N
-    for c in prange(C):
-        plane = dxT[c].reshape(Hp * Wp * N)
-        for q in range(plane.size):
-            plane[q] = zero
-        for ki in range(kh):
-            for kj in range(kw):
-                row = dcolsT[(c * kh + ki) * kw + kj]
-                for i in range(Ho):
-                    dst = dxT[c, i * sh + ki]
-                    for j in range(0, Wo, span):
-                        s0 = j * sw + kj
-                        o = (i * Wo + j) * N
-                        _add_run(dst[s0:s0 + span].reshape(run), row[o:o + run], run)
+    plane = dxT[c].reshape(Hp * Wp * N)
+    for q in range(plane.size):
+        plane[q] = zero
+    for ki in range(kh):
+        for kj in range(kw):
+            row = dcolsT[(c * kh + ki) * kw + kj]
+            for i in range(Ho):
+                dst = dxT[c, i * sh + ki]
+                for j in range(0, Wo, span):
+                    s0 = j * sw + kj
+                    o = (i * Wo + j) * N
+                    _add_run(dst[s0:s0 + span].reshape(run), row[o:o + run], run)
 
 
 def forward_gemm(x, w, b, sh, sw, ph, pw, out):
@@ -86,11 +85,13 @@ def forward_gemm(x, w, b, sh, sw, ph, pw, out):
     to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
 
 
-@njit(cache=True, fastmath=True)
-def _im2col_tap(x, n, t, kh, kw, sh, sw, ph, pw, Ho, Wo, row):
-    """Row t = (c, ki, kj) of image n's im2col: column i*Wo + j holds
-    x[n, c, i*sh + ki - ph, j*sw + kj - pw], zero outside the image."""
+@njit(**_SEQ)
+def _im2col_tap(t, x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
+    """Row t = (c, ki, kj) of image n's im2col cols (C*kh*kw, Ho*Wo): column
+    i*Wo + j holds x[n, c, i*sh + ki - ph, j*sw + kj - pw], zero outside the
+    image."""
     H, W = x.shape[2], x.shape[3]
+    row = cols[t]
     zero = row.dtype.type(0)
     c = t // (kh * kw)
     ki = (t // kw) % kh
@@ -113,23 +114,16 @@ def _im2col_tap(x, n, t, kh, kw, sh, sw, ph, pw, Ho, Wo, row):
             dst[j] = zero
 
 
-@njit(**_OPTS)
-def _im2col_image(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
-    """cols (C*kh*kw, Ho*Wo) of image n, parallel over taps (rows)."""
-    for t in prange(cols.shape[0]):
-        _im2col_tap(x, n, t, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[t])
-
-
-@njit(**_OPTS)
-def _images_in_threads(fn, x, wb, kh, kw, sh, sw, ph, pw, Ho, Wo, cols, out):
-    """out[n] (D, P) = wb @ cols_n, thread t taking images t, t + T, ... into its own
-    cols[t] (K + 1, P), whose last row is ones: no data crosses between cores."""
+@njit(**_SEQ)
+def _images_in_thread(t, fn, x, wb, kh, kw, sh, sw, ph, pw, Ho, Wo, cols, out):
+    """out[n] (D, P) = wb @ cols_n for images t, t + T, ..., T = len(cols), into
+    thread t's own cols[t] (K + 1, P), whose last row is ones: run for every t in
+    parallel, no data crosses between cores."""
     T, K = cols.shape[0], cols.shape[1] - 1
-    for t in prange(T):
-        for n in range(t, x.shape[0], T):
-            for tap in range(K):
-                _im2col_tap(x, n, tap, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[t, tap])
-            gemm_in_thread(fn, wb, cols[t], out[n])
+    for n in range(t, x.shape[0], T):
+        for tap in range(K):
+            _im2col_tap(tap, x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[t])
+        gemm_in_thread(fn, wb, cols[t], out[n])
 
 
 def forward_gemm_images(x, w, b, sh, sw, ph, pw, out):
@@ -147,13 +141,13 @@ def forward_gemm_images(x, w, b, sh, sw, ph, pw, out):
     if fn is not None and N >= threads > 1:
         cols = scratch("cols_images", (threads, K + 1, P), x.dtype)
         cols[:, K] = 1
-        _images_in_threads(fn, x, wb, kh, kw, sh, sw, ph, pw, Ho, Wo, cols,
-                           out.reshape(N, D, P))
+        run_blocks(_images_in_thread, threads, fn, x, wb, kh, kw, sh, sw, ph, pw, Ho, Wo,
+                   cols, out.reshape(N, D, P))
         return
     cols = scratch("cols_image", (K + 1, P), x.dtype)
     cols[K] = 1
     for n in range(N):
-        _im2col_image(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[:K])
+        run_blocks(_im2col_tap, K, x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, cols[:K])
         gemm(wb, cols, out[n].reshape(D, P))
 
 
@@ -168,7 +162,7 @@ def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False):
         xT = xTp
     K = C * kh * kw
     colsT = scratch("colsT", (K + int(ones_row), Ho * Wo * N), x.dtype)
-    _im2col_pn(xT, kh, kw, sh, sw, Ho, Wo, colsT[:K])
+    run_blocks(_im2col_pn, K, xT, kh, kw, sh, sw, Ho, Wo, colsT[:K])
     if ones_row:
         colsT[K] = 1
     return colsT
@@ -198,7 +192,7 @@ def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
     dcT = scratch("dcolsT", (K, P * N), dy.dtype)
     gemm(w.reshape(D, K).T, dyt, dcT)
     dxT = scratch("xTpad", (C, H + 2 * ph, W + 2 * pw, N), dy.dtype)
-    _col2im_pn(dcT, kh, kw, sh, sw, Ho, Wo, dxT)
+    run_blocks(_col2im_pn, C, dxT, kh, kw, sh, sw, Ho, Wo, dcT)
     if ph or pw:
         dxTc = scratch("xT", (C, H, W, N), dy.dtype)
         _crop_rows(dxT, ph, pw, dxTc)

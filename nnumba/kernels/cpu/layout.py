@@ -6,10 +6,10 @@ A batch-inner array holds the batch innermost, (C, H, W, N) instead of
 (N, C, H, W): every im2col copy is then a run of N (or Wo*N) contiguous values,
 however small the map.
 """
-from numba import njit, prange
+from numba import njit
 from ..cache_stamp import stamp
+from .blocks import run_blocks
 
-_OPTS = dict(parallel=True, cache=True, fastmath=True)
 _SEQ = dict(cache=True, fastmath=True)
 
 
@@ -102,30 +102,28 @@ def _tr_wc(s, d):
                         d[j, i] = s[i, j]
 
 
-@njit(**_OPTS)
-def _transpose(s, d, outer_is_source):
-    """d = s.T between a batch-outer (N, M) and a batch-inner (M, N) array, in
-    parallel over blocks of 64 along M; the tiles walk the batch-outer array
-    along its rows.  One kernel for both directions: each parallel kernel costs
-    about a second of cold compilation."""
+@njit(**_SEQ)
+def _transpose(q, s, d, outer_is_source):
+    """Block q of d = s.T between a batch-outer (N, M) and a batch-inner (M, N)
+    array: columns (rows) 64q.. along M; the tiles walk the batch-outer array
+    along its rows.  One kernel for both directions (each costs compile time)."""
     M = s.shape[1] if outer_is_source else s.shape[0]
-    for q in prange((M + 63) // 64):
-        k0 = q * 64
-        k1 = min(M, k0 + 64)
-        if outer_is_source:
-            _tr_rc(s[:, k0:k1], d[k0:k1, :])
-        else:
-            _tr_wc(s[k0:k1, :], d[:, k0:k1])
+    k0 = q * 64
+    k1 = min(M, k0 + 64)
+    if outer_is_source:
+        _tr_rc(s[:, k0:k1], d[k0:k1, :])
+    else:
+        _tr_wc(s[k0:k1, :], d[:, k0:k1])
 
 
 def to_batch_inner(x2, xT2):
-    """xT2 (M, N) = x2 (N, M).T."""
-    _transpose(x2, xT2, True)
+    """xT2 (M, N) = x2 (N, M).T, in parallel over blocks of 64 along M."""
+    run_blocks(_transpose, -(-x2.shape[1] // 64), x2, xT2, True)
 
 
 def to_batch_outer(xT2, x2):
-    """x2 (N, M) = xT2 (M, N).T."""
-    _transpose(xT2, x2, False)
+    """x2 (N, M) = xT2 (M, N).T, in parallel over blocks of 64 along M."""
+    run_blocks(_transpose, -(-xT2.shape[0] // 64), xT2, x2, False)
 
 
 @njit(**_SEQ)

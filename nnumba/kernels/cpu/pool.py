@@ -37,13 +37,13 @@ value is 0 and the first window position is the argmax; the backward passes
 the gradient only where the pooled output is > 0 (relu'(0) = 0).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .. import formulas
 from ..geometry import pair
 from ..cache_stamp import stamp
+from .blocks import run_blocks
 
-_OPTS = dict(parallel=True, cache=True, fastmath=True)
 _SEQ = dict(cache=True, fastmath=True)
 
 
@@ -65,14 +65,13 @@ def _max_row(xp, W, Wo, kh, kw, sh, sw, oi, m, idx):
         idx[oj] = bi
 
 
-@njit(**_OPTS)
-def _maxpool_fwd_generic(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
-    """x2 (planes, H*W) -> out2, am2 (planes, Ho*Wo)."""
-    nplanes = x2.shape[0]
+@njit(**_SEQ)
+def _maxpool_generic_block(blk, pb, x2, H, W, kh, kw, sh, sw, relu, out2, am2):
+    """Planes blk*pb..: x2 (planes, H*W) -> out2, am2 (planes, Ho*Wo)."""
     Ho = (H - kh) // sh + 1
     Wo = (W - kw) // sw + 1
     zero = out2.dtype.type(0)
-    for q in prange(nplanes):
+    for q in range(blk * pb, min(x2.shape[0], blk * pb + pb)):
         xp = x2[q]
         op = out2[q]
         ap = am2[q]
@@ -179,98 +178,96 @@ def _vmax_flat(hm, hk, G, Ho, W, Wo, kh, kw, sh, relu, of, af):
             af[g * Wo + oj] = idx
 
 
-_BLOCK = 4096   # input elements per parallel block of the two-pass max-pool
+_BLOCK = 4096   # input elements per parallel block of the max-pool
 
 
-@njit(**_OPTS)
-def _maxpool_fwd_rows(xf, nplanes, H, W, kh, kw, sh, relu, of, af):
-    """Max-pool for windows that tile each input row exactly (sw == kw in
-    (2, 3), W == Wo*kw) with kh == 3 or rows that tile H exactly (H == Ho*sh):
-    the lecture's pools.  Pass 1, over all rows of a block
-    of planes as one flat loop (vectorised, stride-kw loads): the first maximum
-    of each row segment.  Pass 2 (_vmax*): the first of these maxima down the kh
-    rows.  Strict '>' in both passes: (ki, kj) is the row-major first maximum.
-    Flat arrays (xf: nplanes planes of H*W; of, af: of Ho*Wo): slices of them
-    compile to less code than reshaped 2-D rows."""
+def _per_block(plane_size):
+    """Planes per parallel block: small planes go in groups (fewer calls)."""
+    return max(1, _BLOCK // plane_size)
+
+
+@njit(**_SEQ)
+def _maxpool_rows_block(blk, pb, xf, nplanes, H, W, kh, kw, sh, relu, of, af):
+    """Block blk of pb planes, for windows that tile each input row exactly (sw == kw
+    in (2, 3), W == Wo*kw) with kh == 3 or rows that tile H exactly (H == Ho*sh):
+    the lecture's pools.  Pass 1, over all rows of the block as one flat loop
+    (vectorised, stride-kw loads): the first maximum of each row segment.  Pass 2
+    (_vmax*): the first of these maxima down the kh rows.  Strict '>' in both
+    passes: (ki, kj) is the row-major first maximum.  Flat arrays (xf: nplanes
+    planes of H*W; of, af: of Ho*Wo): slices of them compile to less code than
+    reshaped 2-D rows."""
     Ho = (H - kh) // sh + 1
     Wo = W // kw
     P = Ho * Wo
-    pb = max(1, _BLOCK // (H * W))          # planes per block
-    nblk = (nplanes + pb - 1) // pb
-    for blk in prange(nblk):
-        q0 = blk * pb
-        q1 = min(nplanes, q0 + pb)
-        nf = (q1 - q0) * H * Wo
-        hm = np.empty(nf, xf.dtype)
-        hk = np.empty(nf, np.int32)
-        xs = xf[q0 * H * W:q1 * H * W]
-        if kw == 3:
-            _hmax3(xs, nf, hm, hk)
-        else:
-            _hmax2(xs, nf, hm, hk)
-        if kh == 3 and (Wo >= 8 or H != Ho * sh):   # fixed-count code, per plane
-            for q in range(q1 - q0):
-                o = (q0 + q) * P
-                _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, of[o:o + P], af[o:o + P])
-        else:                                       # H == Ho * sh: the block as one loop
-            _vmax_flat(hm, hk, (q1 - q0) * Ho, Ho, W, Wo, kh, kw, sh, relu,
-                       of[q0 * P:q1 * P], af[q0 * P:q1 * P])
+    q0 = blk * pb
+    q1 = min(nplanes, q0 + pb)
+    nf = (q1 - q0) * H * Wo
+    hm = np.empty(nf, xf.dtype)
+    hk = np.empty(nf, np.int32)
+    xs = xf[q0 * H * W:q1 * H * W]
+    if kw == 3:
+        _hmax3(xs, nf, hm, hk)
+    else:
+        _hmax2(xs, nf, hm, hk)
+    if kh == 3 and (Wo >= 8 or H != Ho * sh):   # fixed-count code, per plane
+        for q in range(q1 - q0):
+            o = (q0 + q) * P
+            _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, of[o:o + P], af[o:o + P])
+    else:                                       # H == Ho * sh: the block as one loop
+        _vmax_flat(hm, hk, (q1 - q0) * Ho, Ho, W, Wo, kh, kw, sh, relu,
+                   of[q0 * P:q1 * P], af[q0 * P:q1 * P])
 
 
 def _maxpool_fwd(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
     # The two-pass kernel takes the lecture's pools (each specialisation it has
     # costs compile time); any other window shape goes to the generic one.
+    nplanes = x2.shape[0]
+    pb = _per_block(H * W)
     if sw == kw and kw in (2, 3) and W % kw == 0 and (kh == 3 or (H - kh) // sh * sh + sh == H):
-        _maxpool_fwd_rows(x2.reshape(-1), x2.shape[0], H, W, kh, kw, sh, relu,
-                          out2.reshape(-1), am2.reshape(-1))
+        run_blocks(_maxpool_rows_block, -(-nplanes // pb), pb, x2.reshape(-1), nplanes,
+                   H, W, kh, kw, sh, relu, out2.reshape(-1), am2.reshape(-1))
     else:
-        _maxpool_fwd_generic(x2, H, W, kh, kw, sh, sw, relu, out2, am2)
+        run_blocks(_maxpool_generic_block, -(-nplanes // pb), pb, x2, H, W, kh, kw, sh, sw,
+                   relu, out2, am2)
 
 
-@njit(**_OPTS)
-def _maxpool_bwd(dy2, am2, relu, y2, dx2):
-    """dx2 (planes, H*W) = scatter-add of dy2 at am2 (planes, Ho*Wo), written
-    fully.  relu: pass only where y2 > 0."""
-    nplanes, HW = dx2.shape
-    P = dy2.shape[1]
+@njit(**_SEQ)
+def _maxpool_bwd_block(blk, pb, dy2, am2, relu, y2, dx2):
+    """Planes blk*pb.. of dx2 (planes, H*W) = scatter-add of dy2 at am2 (planes,
+    Ho*Wo), written fully.  relu: pass only where y2 > 0."""
     zero = dx2.dtype.type(0)
-    for q in prange(nplanes):
+    for q in range(blk * pb, min(dx2.shape[0], blk * pb + pb)):
         d = dx2[q]
-        for i in range(HW):
+        for i in range(d.size):
             d[i] = zero
         g = dy2[q]
         a = am2[q]
         y = y2[q]
-        for p in range(P):
+        for p in range(g.size):
             if not relu or y[p] > zero:
                 d[a[p]] += g[p]
 
 
-# The averages scale each value before summing (no overflow near the dtype's
-# maximum); without fastmath, LLVM may not factor the scaling back out of the sum.
-_AVG = dict(parallel=True, cache=True)
 _avg_window = njit(inline="always")(formulas.avg_window)
 _avg_window_grad = njit(inline="always")(formulas.avg_window_grad)
 
 
-@njit(**_AVG)
-def _avgpool_fwd(x, kh, kw, sh, sw, out):
-    N, C, Ho, Wo = out.shape
-    for plane in prange(N * C):
-        n, c = plane // C, plane % C
-        for i in range(Ho):
-            for j in range(Wo):
-                _avg_window(x, kh, kw, sh, sw, out, n, c, i, j)
+@njit(cache=True)
+def _avgpool_fwd_plane(plane, x, kh, kw, sh, sw, out):
+    C, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
+    n, c = plane // C, plane % C
+    for i in range(Ho):
+        for j in range(Wo):
+            _avg_window(x, kh, kw, sh, sw, out, n, c, i, j)
 
 
-@njit(**_AVG)
-def _avgpool_bwd(dy, kh, kw, sh, sw, dx):
-    N, C, H, W = dx.shape
-    for plane in prange(N * C):
-        n, c = plane // C, plane % C
-        for r in range(H):
-            for q in range(W):
-                _avg_window_grad(dy, kh, kw, sh, sw, dx, n, c, r, q)
+@njit(cache=True)
+def _avgpool_bwd_plane(plane, dy, kh, kw, sh, sw, dx):
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    n, c = plane // C, plane % C
+    for r in range(H):
+        for q in range(W):
+            _avg_window_grad(dy, kh, kw, sh, sw, dx, n, c, r, q)
 
 
 # --------------------------------------------------------------------------
@@ -314,12 +311,18 @@ def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
     return _maxpool(x, kernel, stride, out, argmax_out, True)
 
 
+def _maxpool_bwd(dy, argmax, relu, y, dx):
+    nplanes, pb = dx.shape[0] * dx.shape[1], _per_block(dx.shape[2] * dx.shape[3])
+    run_blocks(_maxpool_bwd_block, -(-nplanes // pb), pb, _planes(dy), _planes(argmax), relu,
+               _planes(y), _planes(dx))
+
+
 def maxpool2d_backward(dy, argmax, dx_out):
     """dx_out (N, C, H, W) = dL/dx: dy (N, C, Ho, Wo) added at argmax, zero
     elsewhere (accumulating where overlapping windows chose one pixel)."""
     if dx_out.size:
         am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)
-        _maxpool_bwd(_planes(dy), _planes(am), False, _planes(dy), _planes(dx_out))
+        _maxpool_bwd(dy, am, False, dy, dx_out)
     return dx_out
 
 
@@ -328,7 +331,7 @@ def relu_maxpool2d_backward(dy, argmax, out, dx_out):
     Wo): the gradient flows only where out > 0."""
     if dx_out.size:
         am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)
-        _maxpool_bwd(_planes(dy), _planes(am), True, _planes(out), _planes(dx_out))
+        _maxpool_bwd(dy, am, True, out, dx_out)
     return dx_out
 
 
@@ -336,7 +339,7 @@ def avgpool2d_forward(x, kernel, stride, out):
     """out (N, C, Ho, Wo) = window means of x (N, C, H, W).  Returns out."""
     (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     if out.size:
-        _avgpool_fwd(x, kh, kw, sh, sw, out)
+        run_blocks(_avgpool_fwd_plane, out.shape[0] * out.shape[1], x, kh, kw, sh, sw, out)
     return out
 
 
@@ -344,7 +347,8 @@ def avgpool2d_backward(dy, kernel, stride, dx_out):
     """dx_out (N, C, H, W) = dL/dx for avgpool2d_forward, written fully."""
     (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     if dx_out.size:
-        _avgpool_bwd(dy, kh, kw, sh, sw, dx_out)
+        run_blocks(_avgpool_bwd_plane, dx_out.shape[0] * dx_out.shape[1], dy, kh, kw, sh, sw,
+                   dx_out)
     return dx_out
 
 
