@@ -248,6 +248,8 @@ def _maxpool_bwd_block(blk, pb, dy2, am2, relu, y2, dx2):
                 d[a[p]] += g[p]
 
 
+# The averages scale each value before summing (no overflow near the dtype's
+# maximum); without fastmath, LLVM may not factor the scaling back out of the sum.
 _avg_window = njit(inline="always")(formulas.avg_window)
 _avg_window_grad = njit(inline="always")(formulas.avg_window_grad)
 
