@@ -40,13 +40,16 @@ from .distributed.threads import available_cores
 MIN_SECONDS = 4.0
 #: what starting a worker costs (interpreter, numpy, numba, nnumba), in seconds
 WORKER_START = 1.0
+#: what this process compiles besides its layers (the loss, the update, the batch
+#: gather and the gradient zeroing), in seconds
+MAIN_EXTRA = 1.5
 
 
 def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
-               on_start=None, checks=None) -> dict:
-    """Compile the CPU kernels one training step of ``model`` on batches like
-    ``x``, ``y`` (and ``optimizer``'s update) needs, spread over ``processes``
-    (default: the cores this process may use) when the cache is cold;
+               on_start=None, checks=None, batch_size: int = 3) -> dict:
+    """Compile the CPU kernels one training step of ``model`` on mini-batches of
+    ``batch_size`` from ``x``, ``y`` (and ``optimizer``'s update) needs, spread
+    over ``processes`` (default: the cores this process may use) when the cache is cold;
     ``on_start(processes)`` is called first when it does.  ``checks()``, the
     caller's own (a trainer's target checks), runs once the workers have their
     jobs, or at once when there are none; an error there stops the workers.
@@ -59,7 +62,8 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
             if checks is not None:
                 checks()
             return {"skipped": prepared}
-        return _run(model, loss, x, y, processes, optimizer, on_start, checks, *prepared)
+        return _run(model, loss, x, y, processes, optimizer, on_start, checks, batch_size,
+                    *prepared)
     finally:
         dismiss()  # workers started ahead that got no job
 
@@ -102,8 +106,8 @@ def _prepare(model, loss, x, y, processes):
     return recipe, shapes, units, marker
 
 
-def _run(model, loss, x, y, processes, optimizer, on_start, checks, recipe, shapes, units,
-         marker):
+def _run(model, loss, x, y, processes, optimizer, on_start, checks, batch_size, recipe,
+         shapes, units, marker):
     """The workers' parts sent, the checks run, this process's part compiled, every
     worker waited for."""
     start = time.perf_counter()
@@ -124,7 +128,7 @@ def _run(model, loss, x, y, processes, optimizer, on_start, checks, recipe, shap
                 twin_loss.forward(np.zeros_like(out), y[:2])
                 twin_loss.backward(1.0)
             _warm_optimizer(optimizer, twin)
-            _warm_batches(twin, loss, x, y)
+            _warm_batches(twin, loss, x, y, batch_size)
             ok = True
         except Exception:  # noqa: BLE001 - the real first step meets it and says why
             ok = False
@@ -171,11 +175,12 @@ def _warm_optimizer(optimizer, twin):
         pass  # built some other way: its first real step compiles it
 
 
-def _warm_batches(model, loss, x, y):
-    """One shuffled mini-batch gather of arrays like ``x`` and ``y``, as the trainer
-    takes them (:class:`nnumba.train.batches.Batches`)."""
+def _warm_batches(model, loss, x, y, batch_size):
+    """One shuffled mini-batch gather from ``x`` and ``y``, as the trainer takes them
+    (:class:`nnumba.train.batches.Batches`), at its size: a large one runs a kernel
+    a small one does not."""
     from .train.batches import Batches, target_dtype
-    n = min(len(x), 3)
+    n = min(len(x), batch_size)
     if n > 1:
         Batches(model.device, x[:n], y[:n], n, target_dtype(loss, model.dtype, y)).take(
             np.arange(n)[::-1].copy())
@@ -199,10 +204,10 @@ def _units(model, shapes) -> dict:
 
 def _plan(units, processes) -> list[list[int]]:
     """Layer indices per process (this one first): the costliest unit goes to the
-    least loaded process; workers start WORKER_START behind.  The loss runs here,
-    so the last layer always stays here."""
+    least loaded process; workers start WORKER_START behind, and this one has
+    MAIN_EXTRA to do.  The loss runs here, so the last layer always stays here."""
     last = max(i for _, members in units.values() for i in members)
-    loads = [0.0] + [WORKER_START] * (processes - 1)
+    loads = [MAIN_EXTRA] + [WORKER_START] * (processes - 1)
     plan = [[] for _ in range(processes)]
     for seconds, members in sorted(units.values(), key=lambda u: -u[0]):
         p = 0 if last in members else loads.index(min(loads))

@@ -240,7 +240,7 @@ class Trainer:
 
         self.precompile_info = info = precompile(self.model, self.loss, x, y,
                                                  optimizer=self.optimizer, on_start=announce,
-                                                 checks=checks)
+                                                 checks=checks, batch_size=self.batch_size)
         if self.progress and "seconds" in info:
             print(f"compiled in {info['seconds']:.1f} s (cached for the next run)",
                   file=sys.stderr)

@@ -5,12 +5,26 @@ from numba import njit, prange
 from ..cache_stamp import stamp
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
+# From this many elements on, fill and gather_rows split the work between the cores.
+# The flat gradients a model zeroes before every step lie in both cores' caches after
+# the parallel update, and a mini-batch's rows lie anywhere in memory, where each
+# core hides its own misses (MLP epoch: docs/performance.md, Memory).
+_PARALLEL_FROM = 1 << 16
 
 
 def fill(a, value):
     """a (any contiguous array) = value, in a's dtype.  Returns a."""
-    a.fill(value)
+    if a.size >= _PARALLEL_FROM and a.flags.c_contiguous:
+        _fill(a.reshape(-1), a.dtype.type(value))
+    else:
+        a.fill(value)  # no kernel to compile for the many small arrays and dtypes
     return a
+
+
+@njit(**_OPTS)
+def _fill(flat, value):
+    for i in prange(flat.size):
+        flat[i] = value
 
 
 @njit(**_OPTS)
@@ -38,21 +52,21 @@ def accumulate(dst, src):
         dst[i] += src[i]
 
 
-@njit(cache=True, fastmath=True)
+@njit(**_OPTS)
 def _gather_rows(src, idx, dst):
-    # Serial: a mini-batch is a few hundred kB, which one core copies faster than
-    # a parallel launch pays off (and faster than np.take with out=).
-    F = src.shape[1]
-    for r in range(idx.size):
+    for r in prange(idx.size):  # faster than np.take with out=
         s = src[idx[r]]
         d = dst[r]
-        for j in range(F):
+        for j in range(s.size):
             d[j] = s[j]
 
 
 def gather_rows(src, idx, dst):
     """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M)."""
-    _gather_rows(src, idx, dst)
+    if dst.size >= _PARALLEL_FROM:
+        _gather_rows(src, idx, dst)
+    else:
+        np.take(src, idx, axis=0, out=dst)  # the labels: no kernel, no thread launch
     return dst
 
 
