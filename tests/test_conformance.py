@@ -87,6 +87,25 @@ class _SkipsParamsAsFirstLayer(Layer):
         return dl_dy * self.a.value[0]
 
 
+class _KeepsOneBlock(Layer):
+    """Adds only the last 512 samples' share of its gradient, as a parallel loop
+    whose threads overwrite each other's sums would: right at the example's batch,
+    wrong at a large one."""
+    examples = [({}, (2, 3))]
+
+    def __init__(self):
+        super().__init__()
+        self.a = self.add_param("a", (1,))
+
+    def _forward(self, x):
+        self._x = x
+        return x * self.a.value[0]
+
+    def _backward(self, dl_dy):
+        self.a.grad += np.sum(dl_dy[-512:] * self._x[-512:])
+        return dl_dy * self.a.value[0]
+
+
 class _Unregistered(Layer):
     """Correct, but in no plugin: the kit registers it for the save/load check."""
     examples = [({}, (2, 3))]
@@ -106,7 +125,8 @@ def test_kit_checks_a_layer_that_is_not_registered():
 @pytest.mark.parametrize("cls,message", [(_WrongGradient, "finite differences"),
                                          (_Overwrites, "accumulate"),
                                          (_NoChecks, "int64"),
-                                         (_SkipsParamsAsFirstLayer, "first layer")])
+                                         (_SkipsParamsAsFirstLayer, "first layer"),
+                                         (_KeepsOneBlock, "race")])
 def test_kit_catches_broken_layers(cls, message):
     with pytest.raises(testing.ConformanceError, match=message):
         testing.check_all(cls)

@@ -87,3 +87,13 @@ def test_a_model_holding_such_a_layer_trains(modules):
     nnumba.SGDTrainer(model, nnumba.get_loss("CrossEntropy")(), lr=0.1, batch_size=4, seed=0,
                       precompile=False).fit(x, np.arange(8) % 3, epochs=1)
     assert not np.array_equal(model.flat_params, before)
+
+
+def test_a_wrong_module_name_fails_when_the_model_moves(modules):
+    class Misspelt(Scaled):
+        devices = {"cpu": "own_cpu_kernels", "own-numpy": "own_numpy_kernals"}
+    model = nnumba.Sequential(Misspelt(), seed=0)
+    with pytest.raises(DeviceError, match=r"its kernels for 'own-numpy', 'own_numpy_kernals', "
+                                          r"do not import"):
+        model.to(NumpyDevice())
+    assert model.device is CPU  # refused before anything moved

@@ -156,3 +156,11 @@ def test_alexnet_summary_matches_a_built_alexnet():
     assert np.array_equal([r.params for r in s.rows],
                           [sum(p.value.size for p in layer.params().values())
                            for layer in model.layers])
+
+
+def test_model_option_values_read_as_json_or_python_literals():
+    from nnumba.commands.model_options import parse
+    assert parse(["a=5", "b=[1, 2]", "c=true", "d=True", "e=False", "f=None", "g=null",
+                  "h=relu", "i=Truth"]) == {"a": 5, "b": [1, 2], "c": True, "d": True,
+                                            "e": False, "f": None, "g": None, "h": "relu",
+                                            "i": "Truth"}

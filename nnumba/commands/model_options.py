@@ -5,19 +5,24 @@ import json
 def add_argument(parser):
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of a named model's factory, e.g. --model lenet "
-                             "--model-option classes=5 (VALUE is read as JSON, else as text); "
+                             "--model-option classes=5 (VALUE is read as JSON, where Python's "
+                             "True, False and None are true, false and null; else as text); "
                              "repeat for several")
 
 
+_PYTHON = {"True": "true", "False": "false", "None": "null"}  # what a Python user types
+
+
 def parse(items) -> dict:
-    """KEY=VALUE pairs; VALUE as JSON (5, [128, 64], true), else as text."""
+    """KEY=VALUE pairs; VALUE as JSON (5, [128, 64], true) or Python's True, False
+    and None, else as text."""
     options = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--model-option takes KEY=VALUE, got {item!r}")
         try:
-            options[key.strip()] = json.loads(text)
+            options[key.strip()] = json.loads(_PYTHON.get(text.strip(), text))
         except ValueError:
             options[key.strip()] = text
     return options

@@ -20,17 +20,15 @@ A layer author implements (docs/plugins.md has a worked example):
 - ``examples``: ``[(constructor kwargs, input shape with batch axis), ...]`` for the
   conformance kit (:mod:`nnumba.testing`).
 
-Optionally: ``flops(input_shape)`` (for ``nnumba summary``), ``compile_unit``
-(for the parallel cold compile), ``fuse_after(previous)`` (a model rewrite),
-``devices`` (``("cpu",)`` for a body that calls numpy directly instead of
-``self.kernels``; ``{device: module}`` for a layer with its own kernels on each
-device, which its body reaches as ``self.own``; the default None means any
-device), ``has_gradient = False``.
+Optionally: ``flops(input_shape)`` (``nnumba summary``), ``compile_unit`` (the
+parallel cold compile), ``fuse_after(previous)`` (a model rewrite), ``devices``
+(``("cpu",)`` for a body that calls numpy instead of ``self.kernels``; ``{device:
+module}`` for its own kernels on each device, reached as ``self.own``; None, the
+default: any device), ``has_gradient = False``.
 
 Read parameters at every call (``param.value``, ``param.grad``): a model rebinds
-them into its flat buffers and moves them between devices.  The public
-``forward``/``backward`` validate their arrays (:mod:`.validation`) before a
-kernel sees them: Numba does no bounds checking.
+them into its flat buffers and moves them between devices.  ``forward``/``backward``
+validate their arrays (:mod:`.validation`) before a kernel sees them (no bounds checks).
 
 Containers set the flags of :data:`CONTAINER_FLAGS` on their layers through
 :meth:`Layer.set_flags`; a layer reads them and never sets them.
@@ -342,6 +340,8 @@ class Layer:
                 f"{self.label} ({type(self).__module__}.{type(self).__qualname__}) runs on "
                 f"{', '.join(self.devices)} only, so the model cannot move to "
                 f"{device.name!r}: keep it there, or {fix} (see nnumba.layers.contract)")
+        if isinstance(self.devices, dict):  # a wrong module name fails here, not at forward
+            device.own_kernels(self.devices, self.label)
 
     def to(self, device):
         """Move the parameters to ``device`` (a name or a Device) and compute there.

@@ -1,30 +1,5 @@
-"""The conformance kits for layer and loss authors.
-
-``check_layer(LayerClass, kwargs, input_shape)`` checks, in float64:
-
-- the output shape equals ``output_shape`` and the dtype follows the input;
-- the gradient for the input and for every parameter against central finite
-  differences of ``sum(forward(x) * g)`` for a random ``g``, with the input
-  gradient asked for and without it (the first layer of a model is not asked:
-  its parameter gradients must be added all the same);
-- that gradients accumulate (a second backward adds the same again);
-- that a wrong shape, a wrong dtype, NaN and an empty batch raise clear errors
-  naming the layer;
-- a save/load round trip through :mod:`nnumba.io` (the class is registered for it
-  if it is not yet).
-
-Layers without a gradient (``has_gradient = False``) must raise
-NoGradientError from backward. ``check_all(LayerClass)`` runs every entry of
-``LayerClass.examples``; the test suite runs it over every registered layer.
-
-``check_device(LayerClass, device)`` runs each example on another device (the
-CUDA simulator where there is no GPU) and compares forward and backward with the
-CPU's, for every layer whose ``devices`` include it.
-
-``check_loss(LossClass)`` checks a loss: its gradient against finite
-differences for both reductions, the per-sample losses' shape, the float32 and
-float64 results, and clear errors for bad targets and predictions.
-"""
+"""The layer kit: gradients, rejections, save/load, the batch sums, devices
+(:mod:`nnumba.testing`)."""
 from __future__ import annotations
 
 import tempfile
@@ -33,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import (DTypeError, LabelError, NoGradientError, NonFiniteError, RegistryError,
-                     ShapeError)
+from ..errors import DTypeError, NoGradientError, NonFiniteError, RegistryError, ShapeError
+
+#: the batch-sum check's batch, in input elements: enough for every core to take a part
+BATCH_SUM_ELEMENTS = 1 << 17
 
 
 class ConformanceError(AssertionError):
@@ -137,6 +114,33 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
                 _fail(layer, f"backward must accumulate (+=) into {name}.grad, not overwrite it")
 
 
+def check_batch_sums(layer, x, grads):
+    """A parameter's gradient is a sum over the batch: at a batch of k copies of ``x``,
+    large enough for a parallel kernel to split it between threads, it is k times
+    ``grads`` (those at ``x``, for an upstream gradient of ones).  Threads that add
+    into one element at once lose updates, which small batches rarely show.  Skipped
+    where the copies' outputs are not copies of x's (a random or batch-coupled layer)."""
+    k = max(2, -(-BATCH_SUM_ELEMENTS // x.size))
+    y = layer.forward(x).copy()
+    big = np.concatenate([x] * k)
+    layer.zero_grad()
+    y_big = layer.forward(big)
+    if not np.allclose(y_big, np.concatenate([y] * k), rtol=1e-12, atol=1e-12):
+        return
+    layer.backward(np.ones_like(y_big))
+    for name, p in layer.params().items():
+        want = k * grads[name]
+        if not np.allclose(p.grad, want, rtol=1e-8, atol=1e-10):
+            worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(p.grad - want)),
+                                                           want.shape))
+            _fail(layer, f"at a batch of {k} copies of the example, the gradient for {name} "
+                         f"at {worst} is {p.grad[worst]:.8g}, not {k} times the example's "
+                         f"({want[worst]:.8g}): threads adding into one element at once "
+                         f"lose updates (a race in a parallel loop). Add per-element terms "
+                         f"into a buffer and sum them once (docs/plugins.md, \"Parameter "
+                         f"gradients\")")
+
+
 def check_rejections(layer, x):
     _expect_error(layer, lambda: layer.forward(x.astype(np.int64)), DTypeError, "an int64 input")
     _expect_error(layer, lambda: layer.forward(x.astype(np.float32)), DTypeError,
@@ -165,8 +169,8 @@ def check_rejections(layer, x):
 def _registered(cls):
     """Registers the layer class ``cls`` for the length of a ``with`` when the registry
     does not know it yet (save/load rebuilds layers by name)."""
-    from .hookspecs import hookimpl
-    from .registry import get_registry, register_plugin, unregister_plugin
+    from ..hookspecs import hookimpl
+    from ..registry import get_registry, register_plugin, unregister_plugin
     if get_registry().name_of("layer", cls) is not None:
         yield  # registered already (maybe as PLUGIN:NAME, behind a built-in)
         return
@@ -188,8 +192,8 @@ def _registered(cls):
 
 
 def check_round_trip(layer, x):
-    from . import io
-    from .model import Sequential
+    from .. import io
+    from ..model import Sequential
     model = Sequential(layer)
     model.eval()
     before = model.forward(x).copy()
@@ -247,7 +251,7 @@ def _build(cls, kwargs):
 
 def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
     """Run every check on ``layer_cls(**kwargs)`` with inputs of ``input_shape``."""
-    from .model import _check_no_inner_layer
+    from ..model import _check_no_inner_layer
     rng = np.random.default_rng(seed)
     layer = _build(layer_cls, kwargs)
     _check_no_inner_layer(layer, _name(layer_cls), ConformanceError)
@@ -275,6 +279,10 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
             _fail(layer, f"a float32 backward gave a {dx32.dtype} input gradient: keep the "
                          f"layer's dtype (a Python float or a float64 array promotes it)")
         check_gradients(layer, x, rng)
+        ones = np.ones_like(layer.forward(x))
+        layer.zero_grad()
+        layer.backward(ones)
+        check_batch_sums(layer, x, {name: p.grad.copy() for name, p in layer.params().items()})
     else:
         layer.forward(x)
         _expect_error(layer, lambda: layer.backward(np.ones(want)), NoGradientError,
@@ -287,7 +295,7 @@ def check_dataset(loader):
     """A data set loader: called as ``loader()``, it returns a Dataset as documented
     (``nnumba.data.check_dataset``: float32 inputs, int class numbers in range, one
     per-sample shape, finite), and the same arrays at a second call (deterministic)."""
-    from .data.check import DatasetError, check_dataset
+    from ..data.check import DatasetError, check_dataset
     who = getattr(loader, "__name__", repr(loader))
     try:
         first, second = (check_dataset(loader(), f"data set loader {who}") for _ in "12")
@@ -312,7 +320,7 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     """Every example of ``layer_cls`` on ``device`` against the CPU: forward, the input
     gradient and every parameter gradient, in float64.  Layers whose ``devices`` leave
     the device out are skipped (returns False); True when compared."""
-    from .device import get_device, to_host
+    from ..device import get_device, to_host
     device = get_device(device)
     if not layer_cls.runs_on(device):
         return False
@@ -346,105 +354,3 @@ def _close(owner, what, got, want, rtol, atol):
     if got.shape != want.shape or not np.allclose(got, want, rtol=rtol, atol=atol):
         _fail(owner, f"{what} differs from the CPU's (shape {got.shape} vs {want.shape}, "
                      f"max difference {np.max(np.abs(got - want)) if got.shape == want.shape else '-'})")
-
-
-# ---- losses -------------------------------------------------------------------------------
-
-#: The target kinds of a loss's examples.
-KINDS = ("classes", "signs", "values")
-
-
-def _targets(kind, shape, rng):
-    """Targets for predictions of ``shape``: "classes" (labels in [0, C)), "signs"
-    (labels in {-1, +1}) or "values" (same shape as the predictions)."""
-    n = shape[0]
-    if kind == "classes":
-        return rng.integers(0, shape[1], n)
-    if kind == "signs":
-        return np.where(rng.random(shape) < 0.5, -1, 1) if len(shape) > 1 and shape[1] == 1 \
-            else np.where(rng.random(n) < 0.5, -1, 1)
-    return rng.normal(size=shape)
-
-
-def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int = 0,
-                    eps=1e-6, rtol=1e-5, atol=1e-7):
-    """One example of ``loss_cls``: value, gradient and errors."""
-    if kind not in KINDS:
-        raise ConformanceError(f"{_name(loss_cls)}: target kind {kind!r:.40} is none of "
-                               f"{', '.join(map(repr, KINDS))}")
-    shape = tuple(shape)
-    if kind == "classes" and len(shape) != 2:
-        raise ConformanceError(f"{_name(loss_cls)}: the kind 'classes' takes predictions of "
-                               f"shape (N, C), got {shape}")
-    rng = np.random.default_rng(seed)
-    loss = _build(loss_cls, kwargs)
-    config = loss.config()
-    for key, value in kwargs.items():
-        if key not in config or config[key] != value:
-            _fail(loss, f"config() gives {config}, not the option {key}={value!r} it was "
-                        f"built with; return every option: {{{key!r}: ..., "
-                        f"**super().config()}}")
-    try:
-        again = loss_cls(**config).config()
-    except Exception as exc:  # noqa: BLE001 - reported
-        _fail(loss, f"{_name(loss_cls)}(**config()) raised {type(exc).__name__}: {exc}")
-    if again != config:
-        _fail(loss, f"{_name(loss_cls)}(**config()) has config {again}, not {config}")
-    y_hat = rng.normal(size=shape) * 2
-    y = _targets(kind, shape, rng)
-    value = loss.forward(y_hat, y)
-    if not isinstance(value, float) or not np.isfinite(value):
-        _fail(loss, f"forward must return a finite Python float, got {value!r}")
-    losses, _ = loss._compute(np.ascontiguousarray(y_hat), y, y_hat.dtype.type(1.0))
-    if np.asarray(losses).shape != (shape[0],):
-        _fail(loss, f"per-sample losses have shape {np.asarray(losses).shape}, "
-                    f"expected ({shape[0]},)")
-    reduced = losses.sum() / (shape[0] if loss.reduction == "mean" else 1)
-    if not np.isclose(value, reduced, rtol=1e-12, atol=1e-12):
-        _fail(loss, f"forward gives {value}, but its per-sample losses reduce "
-                    f"({loss.reduction}) to {reduced}")
-    loss.forward(y_hat, y)
-    grad = np.array(loss.backward(), copy=True)
-    if grad.shape != y_hat.shape or grad.dtype != y_hat.dtype:
-        _fail(loss, f"backward gives {grad.dtype} {grad.shape}, expected {y_hat.dtype} "
-                    f"{y_hat.shape}")
-    _compare(loss, "the predictions",
-             grad, numeric_gradient(lambda: loss_cls(**kwargs).forward(y_hat, y), y_hat, eps),
-             rtol, atol)
-    loss.forward(y_hat, y)
-    if not np.allclose(loss.backward(0.5), 0.5 * grad, rtol=1e-12, atol=1e-15):
-        _fail(loss, "backward(weight) must scale the gradient by weight")
-    # The targets as a trainer hands them over: in the loss's target_dtype, else the
-    # model's float dtype (class labels become floats unless target_dtype = "int64").
-    from .train.batches import target_dtype
-    given = np.ascontiguousarray(y, dtype=target_dtype(loss, y_hat.dtype, np.asarray(y)))
-    try:
-        as_trained = loss_cls(**kwargs).forward(y_hat, given)
-    except (LabelError, ShapeError, DTypeError) as exc:
-        fix = ('declare target_dtype = "int64" for class labels' if kind == "classes" else
-               "accept targets of the predictions' float dtype")
-        _fail(loss, f"refuses {kind} targets as a trainer passes them, {given.dtype} "
-                    f"({exc}); {fix}")
-    if not np.isclose(as_trained, value, rtol=1e-12, atol=1e-12):
-        _fail(loss, f"{given.dtype} targets (as a trainer passes them) give {as_trained}, "
-                    f"{np.asarray(y).dtype} ones {value}")
-    l32 = loss_cls(**kwargs)
-    v32 = l32.forward(y_hat.astype(np.float32), y)
-    if not np.isclose(v32, value, rtol=1e-4, atol=1e-5):
-        _fail(loss, f"float32 predictions give {v32}, float64 {value}")
-    if (g32 := np.asarray(l32.backward())).dtype != np.float32:
-        _fail(loss, f"float32 predictions give a {g32.dtype} gradient: return it in the "
-                    f"predictions' dtype (a Python float or a float64 array promotes it)")
-    fresh = loss_cls(**kwargs)
-    _expect_error(fresh, lambda: fresh.forward(y_hat.astype(np.int64), y), DTypeError,
-                  "integer predictions")
-    _expect_error(fresh, lambda: fresh.forward(y_hat[:0], y[:0]), ShapeError, "an empty batch")
-    _expect_error(fresh, lambda: fresh.forward(y_hat, y[:-1]), (LabelError, ShapeError),
-                  "one target too few")
-
-
-def check_loss(loss_cls):
-    """Run check_loss_case over every entry of ``loss_cls.examples``
-    ([(kwargs, prediction shape, "classes" | "signs" | "values")])."""
-    for kwargs, shape, kind in _examples(loss_cls, "kwargs, prediction shape, target kind"):
-        check_loss_case(loss_cls, kwargs, shape, kind)

@@ -1,0 +1,37 @@
+"""The conformance kits for layer and loss authors.
+
+``check_layer(LayerClass, kwargs, input_shape)`` checks, in float64:
+
+- the output shape equals ``output_shape`` and the dtype follows the input;
+- the gradient for the input and for every parameter against central finite
+  differences of ``sum(forward(x) * g)`` for a random ``g``, with the input
+  gradient asked for and without it (the first layer of a model is not asked:
+  its parameter gradients must be added all the same);
+- that gradients accumulate (a second backward adds the same again);
+- that parameter gradients are sums over the batch, at a batch large enough for
+  a parallel kernel to split it between threads (a race loses updates);
+- that a wrong shape, a wrong dtype, NaN and an empty batch raise clear errors
+  naming the layer;
+- a save/load round trip through :mod:`nnumba.io` (the class is registered for it
+  if it is not yet).
+
+Layers without a gradient (``has_gradient = False``) must raise
+NoGradientError from backward. ``check_all(LayerClass)`` runs every entry of
+``LayerClass.examples``; the test suite runs it over every registered layer.
+
+``check_device(LayerClass, device)`` runs each example on another device (the
+CUDA simulator where there is no GPU) and compares forward and backward with the
+CPU's, for every layer whose ``devices`` include it.
+
+``check_loss(LossClass)`` checks a loss: its gradient against finite
+differences for both reductions, the per-sample losses' shape, the float32 and
+float64 results, and clear errors for bad targets and predictions.
+"""
+from .layers import (ConformanceError, check_all, check_batch_sums, check_dataset,
+                     check_device, check_gradients, check_layer, check_rejections,
+                     check_round_trip, numeric_gradient)
+from .losses import KINDS, check_loss, check_loss_case
+
+__all__ = ["ConformanceError", "KINDS", "check_all", "check_batch_sums", "check_dataset",
+           "check_device", "check_gradients", "check_layer", "check_loss", "check_loss_case",
+           "check_rejections", "check_round_trip", "numeric_gradient"]

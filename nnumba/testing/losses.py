@@ -1,0 +1,107 @@
+"""The loss kit (:mod:`nnumba.testing`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError, LabelError, ShapeError
+from .layers import (ConformanceError, _build, _compare, _examples, _expect_error, _fail,
+                     _name, numeric_gradient)
+
+#: The target kinds of a loss's examples.
+KINDS = ("classes", "signs", "values")
+
+
+def _targets(kind, shape, rng):
+    """Targets for predictions of ``shape``: "classes" (labels in [0, C)), "signs"
+    (labels in {-1, +1}) or "values" (same shape as the predictions)."""
+    n = shape[0]
+    if kind == "classes":
+        return rng.integers(0, shape[1], n)
+    if kind == "signs":
+        return np.where(rng.random(shape) < 0.5, -1, 1) if len(shape) > 1 and shape[1] == 1 \
+            else np.where(rng.random(n) < 0.5, -1, 1)
+    return rng.normal(size=shape)
+
+
+def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int = 0,
+                    eps=1e-6, rtol=1e-5, atol=1e-7):
+    """One example of ``loss_cls``: value, gradient and errors."""
+    if kind not in KINDS:
+        raise ConformanceError(f"{_name(loss_cls)}: target kind {kind!r:.40} is none of "
+                               f"{', '.join(map(repr, KINDS))}")
+    shape = tuple(shape)
+    if kind == "classes" and len(shape) != 2:
+        raise ConformanceError(f"{_name(loss_cls)}: the kind 'classes' takes predictions of "
+                               f"shape (N, C), got {shape}")
+    rng = np.random.default_rng(seed)
+    loss = _build(loss_cls, kwargs)
+    config = loss.config()
+    for key, value in kwargs.items():
+        if key not in config or config[key] != value:
+            _fail(loss, f"config() gives {config}, not the option {key}={value!r} it was "
+                        f"built with; return every option: {{{key!r}: ..., "
+                        f"**super().config()}}")
+    try:
+        again = loss_cls(**config).config()
+    except Exception as exc:  # noqa: BLE001 - reported
+        _fail(loss, f"{_name(loss_cls)}(**config()) raised {type(exc).__name__}: {exc}")
+    if again != config:
+        _fail(loss, f"{_name(loss_cls)}(**config()) has config {again}, not {config}")
+    y_hat = rng.normal(size=shape) * 2
+    y = _targets(kind, shape, rng)
+    value = loss.forward(y_hat, y)
+    if not isinstance(value, float) or not np.isfinite(value):
+        _fail(loss, f"forward must return a finite Python float, got {value!r}")
+    losses, _ = loss._compute(np.ascontiguousarray(y_hat), y, y_hat.dtype.type(1.0))
+    if np.asarray(losses).shape != (shape[0],):
+        _fail(loss, f"per-sample losses have shape {np.asarray(losses).shape}, "
+                    f"expected ({shape[0]},)")
+    reduced = losses.sum() / (shape[0] if loss.reduction == "mean" else 1)
+    if not np.isclose(value, reduced, rtol=1e-12, atol=1e-12):
+        _fail(loss, f"forward gives {value}, but its per-sample losses reduce "
+                    f"({loss.reduction}) to {reduced}")
+    loss.forward(y_hat, y)
+    grad = np.array(loss.backward(), copy=True)
+    if grad.shape != y_hat.shape or grad.dtype != y_hat.dtype:
+        _fail(loss, f"backward gives {grad.dtype} {grad.shape}, expected {y_hat.dtype} "
+                    f"{y_hat.shape}")
+    _compare(loss, "the predictions",
+             grad, numeric_gradient(lambda: loss_cls(**kwargs).forward(y_hat, y), y_hat, eps),
+             rtol, atol)
+    loss.forward(y_hat, y)
+    if not np.allclose(loss.backward(0.5), 0.5 * grad, rtol=1e-12, atol=1e-15):
+        _fail(loss, "backward(weight) must scale the gradient by weight")
+    # The targets as a trainer hands them over: in the loss's target_dtype, else the
+    # model's float dtype (class labels become floats unless target_dtype = "int64").
+    from ..train.batches import target_dtype
+    given = np.ascontiguousarray(y, dtype=target_dtype(loss, y_hat.dtype, np.asarray(y)))
+    try:
+        as_trained = loss_cls(**kwargs).forward(y_hat, given)
+    except (LabelError, ShapeError, DTypeError) as exc:
+        fix = ('declare target_dtype = "int64" for class labels' if kind == "classes" else
+               "accept targets of the predictions' float dtype")
+        _fail(loss, f"refuses {kind} targets as a trainer passes them, {given.dtype} "
+                    f"({exc}); {fix}")
+    if not np.isclose(as_trained, value, rtol=1e-12, atol=1e-12):
+        _fail(loss, f"{given.dtype} targets (as a trainer passes them) give {as_trained}, "
+                    f"{np.asarray(y).dtype} ones {value}")
+    l32 = loss_cls(**kwargs)
+    v32 = l32.forward(y_hat.astype(np.float32), y)
+    if not np.isclose(v32, value, rtol=1e-4, atol=1e-5):
+        _fail(loss, f"float32 predictions give {v32}, float64 {value}")
+    if (g32 := np.asarray(l32.backward())).dtype != np.float32:
+        _fail(loss, f"float32 predictions give a {g32.dtype} gradient: return it in the "
+                    f"predictions' dtype (a Python float or a float64 array promotes it)")
+    fresh = loss_cls(**kwargs)
+    _expect_error(fresh, lambda: fresh.forward(y_hat.astype(np.int64), y), DTypeError,
+                  "integer predictions")
+    _expect_error(fresh, lambda: fresh.forward(y_hat[:0], y[:0]), ShapeError, "an empty batch")
+    _expect_error(fresh, lambda: fresh.forward(y_hat, y[:-1]), (LabelError, ShapeError),
+                  "one target too few")
+
+
+def check_loss(loss_cls):
+    """Run check_loss_case over every entry of ``loss_cls.examples``
+    ([(kwargs, prediction shape, "classes" | "signs" | "values")])."""
+    for kwargs, shape, kind in _examples(loss_cls, "kwargs, prediction shape, target kind"):
+        check_loss_case(loss_cls, kwargs, shape, kind)
