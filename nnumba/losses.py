@@ -54,6 +54,8 @@ class Loss:
     target_dtype: ClassVar[str | None] = None
     #: [(constructor kwargs, prediction shape, target kind)] for the conformance kit
     examples: ClassVar[list] = []
+    #: backward may return the same array every batch (trainers set it during fit)
+    reuse_buffers = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -107,15 +109,17 @@ class Loss:
     __call__ = forward
 
     def backward(self, weight: float = 1.0):
-        """dl/dy_hat of ``weight * loss`` for the last batch given to forward()."""
+        """dl/dy_hat of ``weight * loss`` for the last batch given to forward(): a new
+        array, or with ``reuse_buffers`` (trainers) one the next forward overwrites."""
         if self._grad is None:
             raise NoGradientError(f"{self.type_name} loss: backward() called before forward()")
         # None gave a NaN gradient; 1e39 an infinite one in float32
         top = float(np.finfo(self._grad.dtype).max)
         weight = number(f"{self.type_name} loss", "backward's weight", weight, -top, top)
-        if weight == 1.0:
+        if weight == 1.0 and self.reuse_buffers:
             return self._grad
-        out = self._scratch("weighted", self._grad.shape, self._grad.dtype)
+        out = self._scratch("weighted", self._grad.shape, self._grad.dtype) \
+            if self.reuse_buffers else self.device.empty(self._grad.shape, self._grad.dtype)
         self.kernels.scale(self._grad.reshape(self._grad.size), weight, out.reshape(out.size))
         return out
 

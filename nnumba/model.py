@@ -164,8 +164,6 @@ class Sequential:
 
     def zero_grad(self):
         self.device.kernels.fill(self.flat_grads, 0)  # one pass for every layer's gradients
-        for layer in self.steps:
-            layer.set_flags(grads_are_zero=True)
 
     def astype(self, dtype) -> "Sequential":
         dtype = float_dtype("model", dtype)

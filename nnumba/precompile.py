@@ -55,7 +55,10 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
     jobs, or at once when there are none; an error there stops the workers.
     Returns: ``{"processes", "ok" (every process compiled its part), "seconds"}``,
     or ``{"skipped": reason}``."""
+    from .layers.validation import integer
+    batch_size = integer("precompile", "batch_size", batch_size)
     processes = processes or available_cores()
+    x, y = np.asarray(x), np.asarray(y)
     try:
         prepared = _prepare(model, loss, x, y, processes)
         if isinstance(prepared, str):
@@ -155,7 +158,7 @@ def warm_layers(model, layers, shapes):
     last step (for the loss), else None."""
     out = None
     model._set_input_grads()
-    model.zero_grad()  # as before a training step (some layers then skip a pass)
+    model.zero_grad()  # as before a training step
     for i in layers:
         layer = model.steps[i]
         x = np.zeros((2, *shapes[i]), model.dtype)

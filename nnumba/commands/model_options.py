@@ -23,6 +23,6 @@ def parse(items) -> dict:
             raise ValueError(f"--model-option takes KEY=VALUE, got {item!r}")
         try:
             options[key.strip()] = json.loads(_PYTHON.get(text.strip(), text))
-        except ValueError:
+        except (ValueError, RecursionError):  # [[[...]]] nested too deep for json
             options[key.strip()] = text
     return options

@@ -284,7 +284,7 @@ def _read_csv(path, label_column):
     if width < 2:
         raise DataFileError(f"{path}: a CSV for nnumba needs feature columns and a label "
                             f"column; it has {width} column")
-    label, header = _label_index(path, rows[0], label_column)
+    label, header = _label_index(path, rows, label_column)
     if header is not None:
         rows, lines = rows[1:], lines[1:]
     if not rows:
@@ -302,10 +302,13 @@ def _read_csv(path, label_column):
     return x, y
 
 
-def _label_index(path, first_row, label_column):
+def _label_index(path, rows, label_column):
     """(label column index, header names or None). The first row is a header when
-    it names the label column, or when one of its feature fields is text (an empty
-    field says nothing: pandas leaves its index column's name empty)."""
+    it names the label column, when one of its feature fields is text (an empty
+    field says nothing: pandas leaves its index column's name empty), or when its
+    label is text above labels that are all numbers (pandas names the columns of a
+    plain array 0, 1, 2, ...)."""
+    first_row = rows[0]
     width = len(first_row)
     # A name only where the first row can be a header: "2" in a row of numbers is
     # the index 2, not the column whose first value is 2 (nor is an int ever a name).
@@ -325,7 +328,9 @@ def _label_index(path, first_row, label_column):
                                 f"has {width} columns (0..{width - 1})")
         index %= width
     is_header = any(field and not _is_number(field)
-                    for i, field in enumerate(first_row) if i != index)
+                    for i, field in enumerate(first_row) if i != index) or (
+        len(rows) > 1 and not _is_number(first_row[index])
+        and all(_is_number(row[index]) for row in rows[1:]))
     return index, (first_row if is_header else None)
 
 

@@ -11,9 +11,9 @@ A layer author implements (docs/plugins.md has a worked example):
 - ``_forward(x)``: compute the output with ``self.kernels`` (the kernel set of the
   layer's device, :mod:`nnumba.kernels`) into arrays from ``self._buffer(key,
   shape)``, and keep what ``_backward`` needs.
-- ``_backward(dl_dy)``: *add* each parameter's gradient into ``param.grad`` (or
-  write it while ``self.grads_are_zero``), also when ``self.needs_input_grad`` is
-  False; then return ``dl_dx``, or None when ``needs_input_grad`` is False.
+- ``_backward(dl_dy)``: *add* each parameter's gradient into ``param.grad``, also
+  when ``self.needs_input_grad`` is False; then return ``dl_dx``, or None when
+  ``needs_input_grad`` is False.
 - ``input_shape()``: the per-sample input shape it accepts (``None`` for a free
   axis, a last ``...`` for any number of further axes), or None for any shape;
   ``output_shape(input_shape)``: shape arithmetic.
@@ -56,8 +56,6 @@ CONTAINER_FLAGS = {
                         "adding its parameter gradients all the same)",
     "reuse_buffers": "_buffer may hand back the array of the previous step: an output "
                      "stays valid only until the next forward",
-    "grads_are_zero": "the parameter gradients are zero (right after zero_grad): backward "
-                      "may write them instead of adding; every backward clears it",
     "label": "the name errors give the layer, e.g. 'Linear #2'",
     "training": "training (True) or evaluation mode (Dropout acts only in training)",
     "container": "a weak reference to the model the layer belongs to: a layer keeps one "
@@ -124,9 +122,11 @@ class Layer:
     # The flags of CONTAINER_FLAGS, as a layer on its own has them.
     needs_input_grad = True
     reuse_buffers = False
-    grads_are_zero = False
     training = True
     container = None
+    #: Always False. Containers once set it after zero_grad, for layers to write their
+    #: gradients instead of adding, which lost what was added in between (a penalty).
+    grads_are_zero = False
     #: the Device the layer computes on; set by to()
     device = CPU
 
@@ -314,7 +314,6 @@ class Layer:
     def zero_grad(self):
         for param in self._params.values():
             self.kernels.fill(param.grad, 0)
-        self.grads_are_zero = True
 
     # ---- device ------------------------------------------------------------------------
     @property
@@ -396,10 +395,7 @@ class Layer:
             raise NoGradientError(
                 f"{self.label} has no gradient (its output is piecewise constant): "
                 f"train it with the perceptron trainer, or use a differentiable layer")
-        try:
-            return self._backward(dl_dy)
-        finally:
-            self.grads_are_zero = False
+        return self._backward(dl_dy)
 
     __call__ = forward
 

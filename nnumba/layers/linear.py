@@ -50,9 +50,7 @@ class Linear(Layer):
 
     def _backward(self, dl_dy):
         k = self.kernels
-        # Right after zero_grad, += onto zeros is =: no temporary.
-        k.matmul(dl_dy, self._x, self.weight.grad, trans_a=True,
-                 accumulate=not self.grads_are_zero)
+        k.matmul(dl_dy, self._x, self.weight.grad, trans_a=True, accumulate=True)
         if self.bias is not None:
             k.accumulate_bias_grad(dl_dy, self.bias.grad)
         if not self.needs_input_grad:
@@ -106,7 +104,7 @@ class LinearReLU(Layer):
         else:
             n = dl_dy.size
             k.relu_backward(self._y.reshape(n), dl_dy.reshape(n), dl_ds.reshape(n))
-        k.matmul(dl_ds, self._x, lin.weight.grad, trans_a=True, accumulate=not self.grads_are_zero)
+        k.matmul(dl_ds, self._x, lin.weight.grad, trans_a=True, accumulate=True)
         if not self.needs_input_grad:
             return None
         dl_dx = self._buffer("dx", self._x.shape)

@@ -175,6 +175,7 @@ class Trainer:
             checks()
         model = self.model
         model.reuse_buffers(True)
+        self.loss.reuse_buffers = True  # its gradient is used before the next batch
         try:
             self._batches = Batches(model.device, x, y, self.batch_size,
                                     target_dtype(self.loss, model.dtype, y))
@@ -202,6 +203,7 @@ class Trainer:
                     callback(self, row)
         finally:
             model.reuse_buffers(False)
+            self.loss.reuse_buffers = False
             self._batches = None  # frees a device copy of the training set
         return self.history
 

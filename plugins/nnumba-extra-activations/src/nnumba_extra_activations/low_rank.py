@@ -57,13 +57,12 @@ class LowRankLinear(Layer):
 
     def _backward(self, dl_dy):
         k = self.kernels
-        add = not self.grads_are_zero   # right after zero_grad, writing is adding
-        k.matmul(dl_dy, self._h, self.v.grad, trans_a=True, accumulate=add)    # dV += dy^T h
+        k.matmul(dl_dy, self._h, self.v.grad, trans_a=True, accumulate=True)   # dV += dy^T h
         if self.bias is not None:
             k.accumulate_bias_grad(dl_dy, self.bias.grad)
         dh = self._buffer("dh", self._h.shape)
         k.matmul(dl_dy, self.v.value, dh)                                     # dh = dy V
-        k.matmul(dh, self._x, self.u.grad, trans_a=True, accumulate=add)      # dU += dh^T x
+        k.matmul(dh, self._x, self.u.grad, trans_a=True, accumulate=True)     # dU += dh^T x
         if not self.needs_input_grad:   # parameter gradients are added all the same
             return None
         return k.matmul(dh, self.u.value, self._buffer("dx", self._x.shape))  # dx = dh U

@@ -1,0 +1,83 @@
+"""Fuzz round 6 (the Python API from the outside): each test fails on the code
+before its fix, and checks against numpy, a closed form or the same computation
+done another way."""
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba.data import load_arrays
+from nnumba.errors import SpecError
+from nnumba.layers import Linear
+from nnumba.losses import MSE, CrossEntropy, Hinge
+
+
+def test_a_csv_header_of_numbered_columns_is_a_header(tmp_path):
+    # pandas' DataFrame(x).assign(label=y).to_csv(index=False): 0,1,2,label
+    path = tmp_path / "p.csv"
+    rows = [(i % 3 + 0.5, 1.0, 2.0, i % 2) for i in range(40)]
+    path.write_text("0,1,2,label\n" + "".join(f"{a},{b},{c},{y}\n" for a, b, c, y in rows))
+    data = load_arrays(path)
+    assert data.classes == ["0", "1"]
+    x = np.concatenate([data.x_train, data.x_test])
+    assert len(x) == 40
+    assert sorted(map(tuple, x.tolist())) == sorted((a, b, c) for a, b, c, _ in rows)
+
+
+@pytest.mark.parametrize("loss,y", [(CrossEntropy(), [0]), (MSE(), [[1.0, -1.0]])])
+def test_a_loss_gradient_outlives_the_next_forward(loss, y):
+    first = np.array([[2.0, 0.0]], np.float32)
+    loss.forward(first, y)
+    g1, g1_half = loss.backward(), loss.backward(0.5)
+    kept = g1.copy()
+    loss.forward(np.array([[0.0, 2.0]], np.float32), y)
+    g2 = loss.backward()
+    np.testing.assert_array_equal(g1, kept)
+    np.testing.assert_allclose(g1_half, 0.5 * kept, rtol=1e-6)
+    assert not np.allclose(g2, kept)
+
+
+def test_gradients_added_before_backward_are_kept():
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    x, y = np.ones((2, 3), np.float32), np.array([1, -1])
+    loss = Hinge(lam=0.5)
+
+    def grads(penalty_first):
+        model.zero_grad()
+        if penalty_first:
+            loss.penalty_backward(model.params())
+        loss.forward(model(x), y)
+        model.backward(loss.backward())
+        if not penalty_first:
+            loss.penalty_backward(model.params())
+        return [p.grad.copy() for _, p in model.params()]
+
+    for a, b in zip(grads(True), grads(False)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    model.zero_grad()
+    weight = model.params()[0][1]
+    weight.grad[...] = 100
+    loss.forward(model(x), y)
+    model.backward(loss.backward())
+    alone = grads(False)[0] - 2 * 0.5 * weight.value  # the data term: penalty taken off
+    model.zero_grad()
+    weight.grad[...] = 100
+    loss.forward(model(x), y)
+    model.backward(loss.backward())
+    np.testing.assert_allclose(weight.grad, 100 + alone, rtol=1e-6)
+
+
+def test_model_options_nested_too_deep_are_text_and_a_clear_error(capsys):
+    from nnumba.cli import main
+    deep = "[" * 3000 + "]" * 3000
+    assert main(["summary", "mlp", "--model-option", f"hidden={deep}"]) == 2
+    err = capsys.readouterr().err
+    assert "hidden" in err and "Traceback" not in err and "unexpected" not in err
+
+
+@pytest.mark.parametrize("bad", [None, 0, -3, 2.5, "8"])
+def test_precompile_batch_size_is_checked(bad):
+    from nnumba.precompile import precompile
+    model = nnumba.build("mlp", seed=0)
+    with pytest.raises(SpecError, match="batch_size"):
+        precompile(model, CrossEntropy(), np.zeros((4, 784), np.float32), np.zeros(4, int),
+                   batch_size=bad)
