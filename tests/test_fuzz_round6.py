@@ -81,3 +81,14 @@ def test_precompile_batch_size_is_checked(bad):
     with pytest.raises(SpecError, match="batch_size"):
         precompile(model, CrossEntropy(), np.zeros((4, 784), np.float32), np.zeros(4, int),
                    batch_size=bad)
+
+
+@pytest.mark.parametrize("name", ["Sigmoid", "Tanh"])
+def test_an_activation_does_not_depend_on_where_a_value_sits(name):
+    layer = nnumba.get_layer(name)()
+    values = np.random.default_rng(0).normal(0, 4, 40).astype(np.float32)
+    alone = np.array([layer.forward(np.array([[v]]))[0, 0] for v in values])
+    for n in (7, 8, 16, 40):
+        np.testing.assert_array_equal(layer.forward(values[None, :n])[0], alone[:n])
+    assert layer.forward(np.zeros((1, 7), np.float32)).tolist() == [[0.5] * 7] \
+        or name == "Tanh"

@@ -29,8 +29,9 @@ def relu_backward(y, dl_dy, dl_dx):
         _relu_grad(y, dl_dy, dl_dx, i)
 
 
-# tanh: no fastmath, which would let LLVM evaluate expm1 differently in vector
-# lanes than in the scalar tail (a result depending on the element's position).
+# tanh and sigmoid: no fastmath, which would let LLVM evaluate expm1, exp and the
+# division differently in vector lanes than in the scalar tail (a result depending
+# on the element's position: sigmoid(0) gave 0.49999997 or 0.5 in float32).
 @njit(parallel=True, cache=True)
 def tanh_forward(x, y):
     """y = tanh(x)."""
@@ -45,7 +46,7 @@ def tanh_backward(y, dl_dy, dl_dx):
         _tanh_grad(y, dl_dy, dl_dx, i)
 
 
-@njit(**_OPTS)
+@njit(parallel=True, cache=True)
 def sigmoid_forward(x, y):
     """y = 1 / (1 + exp(-x))."""
     for i in prange(x.size):
