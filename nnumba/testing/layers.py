@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import DTypeError, NoGradientError, NonFiniteError, RegistryError, ShapeError
 
-#: the batch-sum check's batch, in input elements: enough for every core to take a part
+#: the batch-sum check's batch, in input (or output) elements: a part for every core
 BATCH_SUM_ELEMENTS = 1 << 17
 
 
@@ -120,8 +120,8 @@ def check_batch_sums(layer, x, grads):
     ``grads`` (those at ``x``, for an upstream gradient of ones).  Threads that add
     into one element at once lose updates, which small batches rarely show.  Skipped
     where the copies' outputs are not copies of x's (a random or batch-coupled layer)."""
-    k = max(2, -(-BATCH_SUM_ELEMENTS // x.size))
     y = layer.forward(x).copy()
+    k = max(2, -(-BATCH_SUM_ELEMENTS // max(x.size, y.size)))
     big = np.concatenate([x] * k)
     layer.zero_grad()
     y_big = layer.forward(big)
