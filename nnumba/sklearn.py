@@ -190,7 +190,14 @@ class _NNEstimator(BaseEstimator):
         check_is_fitted(self, "model_")
         # the fitted model's dtype: set_params(dtype=...) applies to the next fit
         X = validate_data(self, X, dtype=self.model_.dtype, reset=False)
-        return self.model_.predict(self._rows(X))
+        out = self.model_.predict(self._rows(X))
+        if not np.isfinite(out).all():  # X is finite: the fitted weights overflow it
+            top = float(np.abs(self.model_.flat_params).max())
+            raise NonFiniteError(
+                f"{type(self).__name__}: the model's outputs overflow {out.dtype.name} for "
+                f"these inputs (its largest weight is {top:.3g}): the fit diverged; fit "
+                f"again with a lower lr or with the inputs scaled (StandardScaler)")
+        return out
 
     # ---- pickling (the model rebinds its parameters itself: Sequential.__setstate__) ----
     def __getstate__(self):

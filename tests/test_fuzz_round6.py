@@ -92,3 +92,34 @@ def test_an_activation_does_not_depend_on_where_a_value_sits(name):
         np.testing.assert_array_equal(layer.forward(values[None, :n])[0], alone[:n])
     assert layer.forward(np.zeros((1, 7), np.float32)).tolist() == [[0.5] * 7] \
         or name == "Tanh"
+
+
+def test_predict_refuses_outputs_that_overflow():
+    from nnumba.errors import NonFiniteError
+    from nnumba.sklearn import NNClassifier
+    X = 1e30 * np.arange(1, 11.0)[:, None] * np.ones((1, 2))  # finite in float32
+    clf = NNClassifier(epochs=1, random_state=0).fit(X, [0, 1] * 5)
+    assert not np.isfinite(clf.model_.predict(np.ones((1, 2), np.float32))).all()
+    for method in (clf.predict, clf.predict_proba, clf.predict_log_proba):
+        with pytest.raises(NonFiniteError, match="overflow float32.*diverged"):
+            method(np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3, 77 / 255, 172 / 255, 1.0])
+def test_a_flat_image_normalises_to_one_half(value):
+    from nnumba.commands.classify import normalise
+    img = np.full((1, 1, 224, 224), value, np.float32)
+    np.testing.assert_array_equal(normalise(img), np.full_like(img, 0.5))
+    assert normalise(np.full((1, 1, 1, 1), value, np.float32)).item() == 0.5
+    ramp = np.linspace(0, 1, 50, dtype=np.float32).reshape(1, 1, 5, 10)
+    want = 0.5 + 0.5 * (ramp - ramp.mean()) / ramp.std(ddof=1)
+    np.testing.assert_allclose(normalise(ramp), want, rtol=1e-6)
+
+
+def test_a_label_that_cannot_be_printed_is_refused_naming_the_file(tmp_path):
+    from nnumba.commands.classify import load_labels
+    from nnumba.errors import FileFormatError
+    path = tmp_path / "labels.json"
+    path.write_text('["cat", "\\ud800"]')
+    with pytest.raises(FileFormatError, match=r"labels\.json: entry 1: .*printable"):
+        load_labels(path)

@@ -108,9 +108,9 @@ def _wide_pixels(path, img, size, Image) -> np.ndarray:
 
 def normalise(img: np.ndarray) -> np.ndarray:
     """The lecture's 0.5 + 0.5 * (img - mean) / std, over the whole image."""
-    std = img.std(ddof=1) if img.size > 1 else 0.0
-    if std == 0:
-        return np.full_like(img, 0.5)  # a flat image: no contrast to scale
+    if img.max() == img.min():  # flat: no contrast to scale (and its float32 std
+        return np.full_like(img, 0.5)  # would be a rounding error, not 0)
+    std = img.std(ddof=1)
     return (0.5 + 0.5 * (img - img.mean()) / std).astype(img.dtype)
 
 
@@ -140,6 +140,11 @@ def load_labels(path) -> dict[int, str]:
         if index < 0 or isinstance(name, bool) or not isinstance(name, (str, int, float)):
             raise FileFormatError(f"{source}: entry {key!r:.40}: {name!r:.40} is not a class "
                                   f"index (an int >= 0) with a name (a string)")
+        try:
+            str(name).encode("utf-8")
+        except UnicodeEncodeError:  # "\ud800" is valid JSON, but no text to print
+            raise FileFormatError(f"{source}: entry {key!r:.40}: {name!r:.40} is not "
+                                  f"printable text (a lone surrogate)") from None
         labels[index] = str(name)
     return labels
 
