@@ -95,6 +95,7 @@ def test_an_activation_does_not_depend_on_where_a_value_sits(name):
 
 
 def test_predict_refuses_outputs_that_overflow():
+    pytest.importorskip("sklearn")
     from nnumba.errors import NonFiniteError
     from nnumba.sklearn import NNClassifier
     X = 1e30 * np.arange(1, 11.0)[:, None] * np.ones((1, 2))  # finite in float32
