@@ -272,7 +272,11 @@ def _read(path, expected: dict | None = None, spec_only=False) -> tuple[dict, di
             or meta.get("dtype") not in ("float32", "float64"):
         raise WeightsError(f"{path}: the stored model spec lacks its 'spec' or a float32/"
                            f"float64 'dtype'; was it written by nnumba.io.save?")
-    if meta.get("format", FORMAT) != FORMAT:  # a later nnumba's layout, read as this one's
+    fmt = meta.get("format", FORMAT)
+    if type(fmt) is not int:  # true == 1 in Python, but it is no format number
+        raise WeightsError(f"{path}: the stored weights format {fmt!r} is not a format "
+                           f"number; was it written by nnumba.io.save?")
+    if fmt != FORMAT:  # a later nnumba's layout, read as this one's
         raise WeightsError(f"{path}: written in weights format {meta['format']!r}; this "
                            f"nnumba reads format {FORMAT}: upgrade nnumba to load it")
     return meta, arrays

@@ -124,3 +124,26 @@ def test_a_label_that_cannot_be_printed_is_refused_naming_the_file(tmp_path):
     path.write_text('["cat", "\\ud800"]')
     with pytest.raises(FileFormatError, match=r"labels\.json: entry 1: .*printable"):
         load_labels(path)
+
+
+@pytest.mark.parametrize("value", [True, 1.0, "1", None])
+def test_a_weights_format_that_is_no_number_is_refused(tmp_path, value):
+    import json
+
+    from nnumba.errors import WeightsError
+    path = nnumba.save(nnumba.build("mlp", hidden=[4], seed=0), tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["__nnumba_spec__"]))
+    meta["format"] = value
+    arrays["__nnumba_spec__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "odd.npz", **arrays)
+    with pytest.raises(WeightsError, match="is not a format number"):
+        nnumba.load_model(tmp_path / "odd.npz")
+
+
+def test_an_experiment_named_twice_runs_once(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from nnumba.cli import main
+    assert main(["experiment", "run", "xor", "xor", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("== xor:") == 1
