@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .distributed.threads import available_cores
+from .layers.validation import integer
 
 #: below this many estimated seconds of compilation, workers don't pay for themselves
 MIN_SECONDS = 4.0
@@ -55,7 +56,6 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
     jobs, or at once when there are none; an error there stops the workers.
     Returns: ``{"processes", "ok" (every process compiled its part), "seconds"}``,
     or ``{"skipped": reason}``."""
-    from .layers.validation import integer
     batch_size = integer("precompile", "batch_size", batch_size)
     processes = processes or available_cores()
     x, y = np.asarray(x), np.asarray(y)

@@ -108,8 +108,9 @@ def _wide_pixels(path, img, size, Image) -> np.ndarray:
 
 def normalise(img: np.ndarray) -> np.ndarray:
     """The lecture's 0.5 + 0.5 * (img - mean) / std, over the whole image."""
-    if img.max() == img.min():  # flat: no contrast to scale (and its float32 std
-        return np.full_like(img, 0.5)  # would be a rounding error, not 0)
+    # A flat image has no contrast to scale (its float32 std is a rounding error, not 0).
+    if img.max() == img.min():
+        return np.full_like(img, 0.5)
     std = img.std(ddof=1)
     return (0.5 + 0.5 * (img - img.mean()) / std).astype(img.dtype)
 

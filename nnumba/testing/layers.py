@@ -57,10 +57,14 @@ def numeric_gradient(f, array, eps):
     return numeric
 
 
+def _worst(got, want) -> tuple:
+    """The index where ``got`` and ``want`` differ most."""
+    return tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)), want.shape))
+
+
 def _compare(owner, name, analytic, numeric, rtol, atol):
     if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
-        worst = tuple(int(i) for i in
-                      np.unravel_index(np.argmax(np.abs(analytic - numeric)), numeric.shape))
+        worst = _worst(analytic, numeric)
         hint = ("; the output does not depend on it: read it as param.value at every call, "
                 "never a copy kept from __init__") if not numeric.any() else ""
         _fail(owner, f"gradient for {name} disagrees with finite differences: at {worst} "
@@ -114,13 +118,16 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
                 _fail(layer, f"backward must accumulate (+=) into {name}.grad, not overwrite it")
 
 
-def check_batch_sums(layer, x, grads):
+def check_batch_sums(layer, x):
     """A parameter's gradient is a sum over the batch: at a batch of k copies of ``x``,
     large enough for a parallel kernel to split it between threads, it is k times
-    ``grads`` (those at ``x``, for an upstream gradient of ones).  Threads that add
-    into one element at once lose updates, which small batches rarely show.  Skipped
-    where the copies' outputs are not copies of x's (a random or batch-coupled layer)."""
+    the one at ``x`` (for an upstream gradient of ones).  Threads that add into one
+    element at once lose updates, which small batches rarely show.  Skipped where
+    the copies' outputs are not copies of x's (a random or batch-coupled layer)."""
     y = layer.forward(x).copy()
+    layer.zero_grad()
+    layer.backward(np.ones_like(y))
+    grads = {name: p.grad.copy() for name, p in layer.params().items()}
     k = max(2, -(-BATCH_SUM_ELEMENTS // max(x.size, y.size)))
     big = np.concatenate([x] * k)
     layer.zero_grad()
@@ -131,8 +138,7 @@ def check_batch_sums(layer, x, grads):
     for name, p in layer.params().items():
         want = k * grads[name]
         if not np.allclose(p.grad, want, rtol=1e-8, atol=1e-10):
-            worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(p.grad - want)),
-                                                           want.shape))
+            worst = _worst(p.grad, want)
             _fail(layer, f"at a batch of {k} copies of the example, the gradient for {name} "
                          f"at {worst} is {p.grad[worst]:.8g}, not {k} times the example's "
                          f"({want[worst]:.8g}): threads adding into one element at once "
@@ -279,10 +285,7 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
             _fail(layer, f"a float32 backward gave a {dx32.dtype} input gradient: keep the "
                          f"layer's dtype (a Python float or a float64 array promotes it)")
         check_gradients(layer, x, rng)
-        ones = np.ones_like(layer.forward(x))
-        layer.zero_grad()
-        layer.backward(ones)
-        check_batch_sums(layer, x, {name: p.grad.copy() for name, p in layer.params().items()})
+        check_batch_sums(layer, x)
     else:
         layer.forward(x)
         _expect_error(layer, lambda: layer.backward(np.ones(want)), NoGradientError,
