@@ -21,7 +21,8 @@ class Sequential:
     """Layers applied in order. Parameters live in one flat buffer (and their
     gradients in another), so an update or an all-reduce is one call.
 
-    ``layers`` are the layers as built (what ``spec()`` and ``params()`` list);
+    ``layers`` are the layers as built (what ``spec()`` and ``params()`` list), a
+    tuple: a new list of layers is a new model, ``Sequential(*layers)``;
     ``steps`` what runs, where neighbours fuse (:meth:`Layer.fuse_after`: a ReLU
     then a max-pool run as one layer).  ``to(device)`` moves both buffers to the
     device (the parameters stay views into them) and every layer computes there:
@@ -46,7 +47,7 @@ class Sequential:
             _check_no_inner_layer(layer, f"Sequential: item #{i} ({layer.type_name})")
         if seed is not None:
             seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)
-        self.layers = list(layers)
+        self.layers = tuple(layers)
         self.device = CPU
         self.dtype = layers[0].dtype
         self.input_grad = False
@@ -101,7 +102,8 @@ class Sequential:
 
     def _every_layer(self):
         """The layers as built, and the fused ones that run in their place."""
-        return self.layers + [s for s in self.steps if not any(s is l for l in self.layers)]
+        return list(self.layers) + [s for s in self.steps
+                                    if not any(s is l for l in self.layers)]
 
     # ---- parameters ----------------------------------------------------------------
     def params(self) -> list[tuple[str, Parameter]]:
@@ -191,7 +193,8 @@ class Sequential:
 
     @property
     def training(self) -> bool:
-        return self.layers[0].training
+        """Whether any layer is in training mode (``train()``/``eval()`` set them all)."""
+        return any(layer.training for layer in self.layers)
 
     def reuse_buffers(self, on: bool = True):
         """Let layers reuse their output arrays between calls (trainers do this).
@@ -308,13 +311,14 @@ class Sequential:
                 if device_of(x) is not None else ""
             raise DTypeError(f"predict: expected a numpy array of samples (N, ...), got "
                              f"{got}{hint}")
-        mode = self.training
+        modes = [(layer, layer.training) for layer in self._every_layer()]  # may differ
         self.eval()
         try:
             outs = [np.array(to_host(self.forward(self.device.to_device(x[i:i + batch_size]))))
                     for i in range(0, max(len(x), 1), batch_size)]
         finally:
-            self.train(mode)
+            for layer, mode in modes:
+                layer.train(mode)
         return np.concatenate(outs)
 
     def copy(self) -> "Sequential":

@@ -395,7 +395,11 @@ class Layer:
             raise NoGradientError(
                 f"{self.label} has no gradient (its output is piecewise constant): "
                 f"train it with the perceptron trainer, or use a differentiable layer")
-        return self._backward(dl_dy)
+        dl_dx = self._backward(dl_dy)
+        if dl_dx is None and self.needs_input_grad:  # every layer before would not train
+            raise ContractError(f"{self.label}: _backward returned None, but needs_input_grad "
+                                f"is set: it must return dl/dx for the layers before it")
+        return dl_dx
 
     __call__ = forward
 

@@ -65,4 +65,6 @@ class LowRankLinear(Layer):
         k.matmul(dh, self._x, self.u.grad, trans_a=True, accumulate=True)     # dU += dh^T x
         if not self.needs_input_grad:   # parameter gradients are added all the same
             return None
-        return k.matmul(dh, self.u.value, self._buffer("dx", self._x.shape))  # dx = dh U
+        dx = self._buffer("dx", self._x.shape)
+        k.matmul(dh, self.u.value, dx)  # dx = dh U (a kernel writes its output; none returns it)
+        return dx
