@@ -155,6 +155,10 @@ class Trainer:
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
         epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
+        # (model or optimizer reassigned since: the updates would miss the gradients)
+        if getattr(self.optimizer, "model", self.model) is not self.model:
+            raise SpecError(f"{type(self).__name__}: trainer.optimizer was built for another "
+                            f"model than trainer.model; build a new trainer for the model")
         if getattr(self, "_batches", None) is not None:
             raise RuntimeError(f"{type(self).__name__}.fit is running: a callback cannot call "
                                f"fit again (train on after it returns)")
@@ -260,8 +264,12 @@ class Trainer:
         return value
 
     def _diverged(self, what: str) -> "TrainingDiverged":
-        return TrainingDiverged(f"{what}: lower the learning rate (now "
-                                f"{getattr(self.optimizer, 'lr', '?')})")
+        lr = getattr(self.optimizer, "lr", None)
+        if self.first_step_seconds is None or lr == 0:  # no update has moved the weights
+            when = "before any update" if self.first_step_seconds is None else "at lr 0"
+            return TrainingDiverged(f"{what}, {when}: the inputs or targets are too large for "
+                                    f"the model's {self.model.dtype.name}; scale them")
+        return TrainingDiverged(f"{what}: lower the learning rate (now {lr})")
 
     #: seconds from fit() to the end of the first update: mostly JIT compilation
     #: on a cold cache, and the cost a user waits before training really starts

@@ -29,9 +29,10 @@ def accuracy(y_hat: np.ndarray, y: np.ndarray) -> float | None:
             raise LabelError(f"accuracy: labels must be in [0, {y_hat.shape[1]}) for "
                              f"{y_hat.shape[1]} outputs, got {y.min()}..{y.max()}")
         return float(np.mean(y_hat.argmax(axis=1) == y))
-    if (labels or y.dtype.kind == "f") and set(np.unique(y)) <= {-1, 1}:
+    # one -1/+1 label per sample; several columns of them (MSE on 3 outputs) are not labels
+    if (labels or y.dtype.kind == "f") and y.ndim == 1 and set(np.unique(y)) <= {-1, 1}:
         pred = np.where(y_hat.reshape(len(y), -1)[:, 0] >= 0, 1, -1)
-        return float(np.mean(pred == y.reshape(-1)))
+        return float(np.mean(pred == y))
     return None
 
 
