@@ -161,11 +161,17 @@ class _NNEstimator(BaseEstimator):
 
     def _train(self, X, targets, outputs, first, epochs, fresh_trainer, settings):
         rng = check_random_state(self.random_state)
+        built_from = repr((self.model, self.model_options))  # arrays in the options: no ==
         if first:
             self.model_, self.input_shape_ = model_for_data(
                 self.model, (X.shape[1],), outputs, options=self.model_options,
                 seed=int(rng.randint(2**31 - 1)))
             self.history_, self.n_iter_ = [], 0
+            self._built_from = built_from
+        elif built_from != getattr(self, "_built_from", built_from):
+            raise ValueError(f"{type(self).__name__}: model or model_options changed since "
+                             f"model_ was built; warm_start and partial_fit continue model_: "
+                             f"fit with warm_start=False to build the new model")
         if first or self.model_.dtype != self._dtype():  # set_params(dtype=...) since
             self.model_.astype(self._dtype())
         # set_params between partial_fit calls: else the old lr, batch_size, ... stayed
@@ -178,7 +184,9 @@ class _NNEstimator(BaseEstimator):
                 momentum=settings["momentum"], weight_decay=self.weight_decay,
                 batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)))
         history = self._trainer.fit(self._rows(X), targets, epochs=epochs)
-        self.history_ += history.epochs[-epochs:]
+        # numbered by the estimator: a trainer built since (set_params) counts from 1
+        self.history_ += [{**row, "epoch": self.n_iter_ + i + 1}
+                          for i, row in enumerate(history.epochs[-epochs:])]
         self.n_iter_ += epochs
 
     def _rows(self, X):
