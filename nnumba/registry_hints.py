@@ -33,7 +33,8 @@ def unknown_name_message(kind: str, name: str, known) -> str:
             close.insert(0, by_lower[name.lower()])
         shown = repr(name)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-    return (f"unknown {kind} {shown}{hint} Known {plural(kind)}: "
+    return (f"unknown {kind} {shown}{hint} One from a plugin needs that plugin installed "
+            f"(`nnumba plugins` lists what is loaded). Known {plural(kind)}: "
             f"{', '.join(sorted(known)) or '(none)'}.")
 
 

@@ -120,7 +120,7 @@ def approx_bytes(n: int) -> str:
 def _flops_text(n):
     if n is None:
         return "?"
-    return f"{n:,}" if n < 100_000 else f"{n:.3g}"
+    return f"{n:,}" if n < 100_000 else f"{n:.2e}"  # 1.00e+05: 3 digits, kept
 
 
 # ---- asking the layers -----------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_the_dataset_kit_names_a_loader_that_is_not_deterministic():
 
 def test_number_takes_none_for_no_bound_as_integer_does():
     assert number("FocalLoss", "gamma", 3.5, 0, None) == 3.5
-    with pytest.raises(SpecError, match=r"gamma must be a finite number in \[0"):
+    with pytest.raises(SpecError, match=r"gamma must be a finite number >= 0"):
         number("FocalLoss", "gamma", -1, 0, None)
 
 

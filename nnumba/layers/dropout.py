@@ -23,6 +23,8 @@ from .validation import flag, integer, number
 
 
 class Dropout(Layer):
+    """In training, each value is zeroed with probability p and the others scaled by
+    1/(1-p); in eval mode, the identity."""
     examples = [({"p": 0.0}, (3, 4)),
                 ({"p": 0.5, "seed": 1, "resample": False}, (4, 6)),
                 ({"p": 0.3, "resample": False}, (2, 3, 4, 4))]
@@ -32,24 +34,24 @@ class Dropout(Layer):
         self.p = number("Dropout", "p", p, 0.0, 1.0)
         self.seed = None if seed is None else integer("Dropout", "seed", seed, 0, maximum=None)
         self.resample = flag("Dropout", "resample", resample)
-        self._mask = None
+        self._keep = self._mask = None  # which units stay (host), and that as a factor
 
     def reset_parameters(self, rng):
         # An explicit seed wins; otherwise the model's generator seeds ours.
         self._rng = np.random.default_rng(
             self.seed if self.seed is not None else rng.integers(2**63))
-        self._mask = None
+        self._keep = self._mask = None
 
     def for_rank(self, rank: int, size: int):
         """Draw from a stream of this rank's own, seeded from this generator and the
         rank: MPI ranks (which share one seed) then drop independent units of their
         samples, and a run stays reproducible. ``size``: the number of ranks."""
         self._rng = np.random.default_rng([int(self._rng.integers(2**63)), rank, size])
-        self._mask = None
+        self._keep = self._mask = None
 
     def new_mask(self):
         """Forget the kept mask: the next training forward draws a new one."""
-        self._mask = None
+        self._keep = self._mask = None
 
     def flops(self, input_shape):
         n = math.prod(input_shape)
@@ -62,11 +64,13 @@ class Dropout(Layer):
         self._active = self.training and self.p > 0.0
         if not self._active:
             return x
-        if self.resample or self._mask is None or self._mask.shape != x.shape \
-                or self._mask.dtype != x.dtype:
-            keep = self._rng.random(x.shape, dtype=self.dtype) >= self.p
+        if self.resample or self._keep is None or self._keep.shape != x.shape:
+            self._keep = self._rng.random(x.shape, dtype=self.dtype) >= self.p
+            self._mask = None
+        if self._mask is None or self._mask.dtype != x.dtype:  # a kept mask, converted or moved
             scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
-            self._mask = self.device.to_device(keep.astype(self.dtype) * self.dtype.type(scale))
+            self._mask = self.device.to_device(self._keep.astype(self.dtype) *
+                                               self.dtype.type(scale))
         y = self._buffer("y", x.shape)
         self.kernels.multiply(x.reshape(x.size), self._mask.reshape(x.size), y.reshape(x.size))
         return y

@@ -7,6 +7,8 @@ from .validation import flag, integer
 
 
 class Linear(Layer):
+    """y = x W^T + b, the lecture's fully connected layer: weight (out_features,
+    in_features) and bias (out_features,), as in PyTorch."""
     examples = [({"in_features": 5, "out_features": 3}, (4, 5)),
                 ({"in_features": 1, "out_features": 2, "bias": False}, (1, 1))]
 

@@ -9,8 +9,8 @@ import reprlib
 import numpy as np
 
 from ..device import CPU
-from ..errors import (DTypeError, NoGradientError, NonFiniteError, ShapeError, SpecError,
-                      TooLargeError)
+from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError, ShapeError,
+                      SpecError, TooLargeError)
 
 
 # ---- arrays -------------------------------------------------------------------------
@@ -101,9 +101,18 @@ def check_input(layer, x, *, check_finite: bool = True):
         raise ShapeError(f"{layer.label}: got an empty batch (shape {x.shape})")
     check_fits(layer, x.shape[1:], x.shape[0])
     layer.output_shape(x.shape[1:])  # e.g. an input smaller than a kernel is refused here
-    if flag(layer.label, "check_finite", check_finite) and not layer.kernels.all_finite(x):
+    if flag(layer.label, "check_finite", check_finite) and not _all_finite(layer, x):
         raise NonFiniteError(f"{layer.label}: input holds NaN or infinity")
     return x
+
+
+def _all_finite(layer, x) -> bool:
+    """The kernel set's all_finite: the one kernel whose result nnumba reads."""
+    found = layer.kernels.all_finite(x)
+    if not isinstance(found, (bool, np.bool_)):  # else None reads as "holds NaN"
+        raise ContractError(f"{layer.device.name} kernel set: all_finite returned "
+                            f"{show(found)}, not a bool")
+    return bool(found)
 
 
 def check_gradient(layer, dl_dy, out_shape):
@@ -208,7 +217,9 @@ def number(owner: str, name: str, value, low: float | None = -math.inf,
     except OverflowError:
         ok = False
     if not ok:
-        bounds = f" in [{low}, {high}]" if math.isfinite(low) or math.isfinite(high) else ""
+        bounds = "" if not (math.isfinite(low) or math.isfinite(high)) else \
+            f" >= {low}" if not math.isfinite(high) else f" <= {high}" if not \
+            math.isfinite(low) else f" in [{low}, {high}]"
         raise SpecError(f"{owner}: {name} must be a finite number{bounds}, got {show(value)}")
     return float(value)
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DTypeError, NoGradientError, NonFiniteError, RegistryError, ShapeError
+from numba import get_num_threads
+
+from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError,
+                      RegistryError, ShapeError)
+from ..layers.contract import Layer
 
 #: the batch-sum check's batch, in input (or output) elements: a part for every core
 BATCH_SUM_ELEMENTS = 1 << 17
@@ -39,6 +44,13 @@ def _expect_error(owner, call, kinds, what):
     except Exception as exc:  # noqa: BLE001 - reported as a conformance failure
         _fail(owner, f"{what} raised {type(exc).__name__} ({exc}), expected {kinds}")
     _fail(owner, f"{what} was accepted; it must raise a clear error")
+
+
+def _backward(layer, g):
+    try:
+        return layer.backward(g)
+    except ContractError as exc:  # such as None returned where dl/dx is wanted
+        raise ConformanceError(str(exc)) from None
 
 
 def numeric_gradient(f, array, eps):
@@ -86,12 +98,9 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
             p.grad.fill(0)
         layer.set_flags(needs_input_grad=wants_dx)
         layer.forward(x)
-        dx = layer.backward(g)
+        dx = _backward(layer, g)
         mode = "" if wants_dx else " with needs_input_grad False (a model's first layer)"
         if wants_dx:
-            if dx is None:
-                _fail(layer, "backward returned None while needs_input_grad is True: it must "
-                             "return dl_dx")
             dx = dx.copy()
             if dx.shape != x.shape:
                 _fail(layer, f"gradient for input has shape {dx.shape}, expected {x.shape}")
@@ -123,7 +132,11 @@ def check_batch_sums(layer, x):
     large enough for a parallel kernel to split it between threads, it is k times
     the one at ``x`` (for an upstream gradient of ones).  Threads that add into one
     element at once lose updates, which small batches rarely show.  Skipped where
-    the copies' outputs are not copies of x's (a random or batch-coupled layer)."""
+    the copies' outputs are not copies of x's (a random or batch-coupled layer).
+    With one numba thread (``NUMBA_NUM_THREADS=1``) no race can show: it warns."""
+    if get_num_threads() < 2:
+        warnings.warn("check_batch_sums: numba runs one thread, so a race between threads "
+                      "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more", stacklevel=2)
     y = layer.forward(x).copy()
     layer.zero_grad()
     layer.backward(np.ones_like(y))
@@ -223,8 +236,9 @@ def _name(cls):
     return getattr(cls, "type_name", None) or getattr(cls, "__name__", repr(cls))
 
 
-def _examples(cls, parts: str):
+def _examples(cls, parts: str, kit="check_all", base=None):
     """``cls.examples`` checked for its form: a list of tuples ``parts`` names."""
+    _class(kit, cls, base or Layer)
     n = parts.count(",") + 1
     form = f"examples = [({parts}), ...]"
     examples = getattr(cls, "examples", None)
@@ -238,13 +252,28 @@ def _examples(cls, parts: str):
                 or not isinstance(example[0], dict):
             raise ConformanceError(f"{_name(cls)}: examples[{i}] is {example!r:.80}; each "
                                    f"example is a tuple ({parts}) with kwargs a dict")
-        shape = example[1]
-        if not isinstance(shape, (list, tuple)) or not shape or not all(
-                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
-                for d in shape):
-            raise ConformanceError(f"{_name(cls)}: examples[{i}]: the shape must be a tuple of "
-                                   f"positive sizes, batch axis first, got {shape!r:.80}")
+        _shape(f"{_name(cls)}: examples[{i}]", example[1])
     return [tuple(e) for e in examples]
+
+
+def _shape(owner, shape) -> tuple:
+    if not isinstance(shape, (list, tuple)) or not shape or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+            for d in shape):
+        raise ConformanceError(f"{owner}: the shape must be a tuple of positive sizes, batch "
+                               f"axis first, got {shape!r:.80}")
+    return tuple(int(d) for d in shape)
+
+
+def _class(kit, cls, base):
+    """``cls`` where it is a class of ``base`` (Layer or Loss); the kits build their own
+    instances, so an instance given is refused here rather than blamed on its class."""
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        hint = f" (an instance: pass its class, {kit}({type(cls).__name__}))" \
+            if isinstance(cls, base) else ""
+        raise ConformanceError(f"{kit} takes a {base.__name__} subclass, got "
+                               f"{cls!r:.80}{hint}")
+    return cls
 
 
 def _build(cls, kwargs):
@@ -258,6 +287,11 @@ def _build(cls, kwargs):
 def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
     """Run every check on ``layer_cls(**kwargs)`` with inputs of ``input_shape``."""
     from ..model import _check_no_inner_layer
+    _class("check_layer", layer_cls, Layer)
+    if not isinstance(kwargs, dict):
+        raise ConformanceError(f"check_layer: kwargs must be a dict of the constructor's "
+                               f"arguments, got {kwargs!r:.80}")
+    input_shape = _shape(f"check_layer({_name(layer_cls)})", input_shape)
     rng = np.random.default_rng(seed)
     layer = _build(layer_cls, kwargs)
     _check_no_inner_layer(layer, _name(layer_cls), ConformanceError)
@@ -280,7 +314,7 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
     if y32.dtype != np.float32 or y32.shape != want:
         _fail(layer, f"a float32 input gave {y32.dtype} {y32.shape}, expected float32 {want}")
     if layer.has_gradient:
-        dx32 = l32.backward(np.ones(want, np.float32))
+        dx32 = _backward(l32, np.ones(want, np.float32))
         if dx32 is not None and dx32.dtype != np.float32:
             _fail(layer, f"a float32 backward gave a {dx32.dtype} input gradient: keep the "
                          f"layer's dtype (a Python float or a float64 array promotes it)")
@@ -299,6 +333,9 @@ def check_dataset(loader):
     (``nnumba.data.check_dataset``: float32 inputs, int class numbers in range, one
     per-sample shape, finite), and the same arrays at a second call (deterministic)."""
     from ..data.check import DatasetError, check_dataset
+    if not callable(loader):
+        raise ConformanceError(f"check_dataset takes the loader, a function called with no "
+                               f"arguments, got {loader!r:.80}")
     who = getattr(loader, "__name__", repr(loader))
     try:
         first, second = (check_dataset(loader(), f"data set loader {who}") for _ in "12")
@@ -324,6 +361,7 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     gradient and every parameter gradient, in float64.  Layers whose ``devices`` leave
     the device out are skipped (returns False); True when compared."""
     from ..device import get_device, to_host
+    _class("check_device", layer_cls, Layer)
     device = get_device(device)
     if not layer_cls.runs_on(device):
         return False

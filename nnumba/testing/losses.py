@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, LabelError, ShapeError
-from .layers import (ConformanceError, _build, _compare, _examples, _expect_error, _fail,
-                     _name, numeric_gradient)
+from ..losses import Loss
+from .layers import (ConformanceError, _build, _class, _compare, _examples, _expect_error,
+                     _fail, _name, _shape, numeric_gradient)
 
 #: The target kinds of a loss's examples.
 KINDS = ("classes", "signs", "values")
@@ -26,10 +27,14 @@ def _targets(kind, shape, rng):
 def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int = 0,
                     eps=1e-6, rtol=1e-5, atol=1e-7):
     """One example of ``loss_cls``: value, gradient and errors."""
+    _class("check_loss_case", loss_cls, Loss)
+    if not isinstance(kwargs, dict):
+        raise ConformanceError(f"check_loss_case: kwargs must be a dict of the constructor's "
+                               f"arguments, got {kwargs!r:.80}")
     if kind not in KINDS:
         raise ConformanceError(f"{_name(loss_cls)}: target kind {kind!r:.40} is none of "
                                f"{', '.join(map(repr, KINDS))}")
-    shape = tuple(shape)
+    shape = _shape(f"check_loss_case({_name(loss_cls)})", shape)
     if kind == "classes" and len(shape) != 2:
         raise ConformanceError(f"{_name(loss_cls)}: the kind 'classes' takes predictions of "
                                f"shape (N, C), got {shape}")
@@ -102,6 +107,13 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
 
 def check_loss(loss_cls):
     """Run check_loss_case over every entry of ``loss_cls.examples``
-    ([(kwargs, prediction shape, "classes" | "signs" | "values")])."""
-    for kwargs, shape, kind in _examples(loss_cls, "kwargs, prediction shape, target kind"):
+    ([(kwargs, prediction shape, "classes" | "signs" | "values")]), each with both
+    reductions where the loss takes ``reduction``: the gradient's scale (1/N for a
+    mean) is part of what each reduction gets right."""
+    for kwargs, shape, kind in _examples(loss_cls, "kwargs, prediction shape, target kind",
+                                         "check_loss", Loss):
         check_loss_case(loss_cls, kwargs, shape, kind)
+        reduction = _build(loss_cls, kwargs).config().get("reduction")
+        if reduction in ("mean", "sum"):
+            other = {**kwargs, "reduction": "sum" if reduction == "mean" else "mean"}
+            check_loss_case(loss_cls, other, shape, kind)
