@@ -120,7 +120,8 @@ def test_a_third_device_comes_through_the_hook_and_trains_every_layer_there():
             weights.append(model.flat_params.copy())
         np.testing.assert_array_equal(weights[1], weights[0])
         calls = device.kernels.calls
-        assert calls["conv2d_forward"] == 4 and calls["relu_maxpool2d_forward"] == 4
+        assert calls["conv2d_relu_maxpool2d_forward"] == 4  # 2 steps x lenet's 2 conv blocks
+        assert calls["conv2d_relu_maxpool2d_backward"] == 4
         assert calls["matmul"] > 0 and calls["sgd_step"] == 2
     finally:
         nnumba.unregister_plugin(name)

@@ -35,6 +35,10 @@ KERNELS = (
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
     "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward",
     "relu_maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+    # (x, w, b, stride, pad, pool_kernel, pool_stride, out, argmax_out) and
+    # (x, w, dy, argmax, out, stride, pad, dw_out, db_out, dx_out): a Conv2d, its
+    # ReLU and a max-pool, as a model runs them
+    "conv2d_relu_maxpool2d_forward", "conv2d_relu_maxpool2d_backward",
     "adaptive_avgpool2d_forward", "adaptive_avgpool2d_backward",
     # losses and the update rule
     "softmax_cross_entropy", "squared_error", "logistic", "hinge", "sgd_step",

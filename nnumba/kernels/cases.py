@@ -60,6 +60,13 @@ POOL = {"tiny": [((2, 2, 6, 7), (2, 2), (2, 2)), ((1, 2, 7, 7), (3, 3), (2, 2)),
                  ((2, 1, 5, 8), (2, 3), (1, 2)), ((2, 3, 1, 9), (1, 3), (1, 2))],
         "real": [((100, 32, 24, 24), (3, 3), (3, 3)), ((100, 64, 4, 4), (2, 2), (2, 2)),
                  ((32, 64, 27, 27), (3, 3), (2, 2))]}
+# x, w, stride, pad, pool kernel, pool stride; the first of each size takes the CPU's
+# one-pass path
+CONV_POOL = {"tiny": [((2, 1, 10, 10), (4, 1, 3, 3), (1, 1), (0, 0), (2, 2), (2, 2)),
+                      ((2, 3, 8, 7), (3, 3, 3, 2), (2, 1), (1, 2), (2, 2), (2, 2)),
+                      ((1, 2, 9, 9), (4, 2, 2, 2), (1, 1), (1, 1), (3, 3), (2, 2))],
+             "real": [((100, 1, 28, 28), (32, 1, 5, 5), (1, 1), (0, 0), (3, 3), (3, 3)),
+                      ((100, 32, 8, 8), (64, 32, 5, 5), (1, 1), (0, 0), (2, 2), (2, 2))]}
 ADAPTIVE = {"tiny": [((2, 2, 7, 5), (3, 2)), ((1, 2, 3, 2), (4, 4))],
             "real": [((100, 256, 13, 13), (6, 6)), ((10, 64, 9, 7), (4, 3))]}
 
@@ -163,6 +170,32 @@ def _pool(job, relu=False):
     return make
 
 
+def _conv_pool(job):
+    def make(rng, size, dtype):
+        from . import cpu
+        calls = []
+        for xs, ws, stride, pad, pk, ps in CONV_POOL[size]:
+            x, w, b = _rand(rng, xs, dtype), _rand(rng, ws, dtype), _rand(rng, ws[0], dtype)
+            conv = conv2d_output_shape(xs[2], xs[3], ws[2:], stride, pad)
+            out = (xs[0], ws[0]) + pool2d_output_shape(conv[0], conv[1], pk, ps)
+            tag = f"x{xs} w{ws} s{stride} p{pad} pool {pk}/{ps}"
+            if job == "forward":
+                calls.append(Call(tag, [x, w, b, stride, pad, pk, ps, _empty(out, dtype),
+                                        _empty(out, np.int32)], outputs=(7, 8)))
+                continue
+            y, am = np.empty(out, dtype), np.empty(out, np.int32)
+            cpu.conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pk, ps, y, am)
+            dy = _rand(rng, out, dtype)
+            calls.append(Call(tag, [x, w, dy, am, y, stride, pad, _rand(rng, ws, dtype),
+                                    _rand(rng, ws[0], dtype), _empty(xs, dtype)],
+                              outputs=(9,), accumulates=(7, 8)))
+            calls.append(Call(f"{tag} weight only", [x, w, dy, am, y, stride, pad,
+                                                     _rand(rng, ws, dtype), None, None],
+                              accumulates=(7,)))
+        return calls
+    return make
+
+
 def _adaptive(job):
     def make(rng, size, dtype):
         calls = []
@@ -253,6 +286,8 @@ CASES = {
     "relu_maxpool2d_forward": _pool("max-forward"),
     "relu_maxpool2d_backward": _pool("max-backward", relu=True),
     "avgpool2d_forward": _pool("avg-forward"), "avgpool2d_backward": _pool("avg-backward"),
+    "conv2d_relu_maxpool2d_forward": _conv_pool("forward"),
+    "conv2d_relu_maxpool2d_backward": _conv_pool("backward"),
     "adaptive_avgpool2d_forward": _adaptive("forward"),
     "adaptive_avgpool2d_backward": _adaptive("backward"),
     **{name: _loss(name) for name in ("softmax_cross_entropy", "squared_error", "logistic",

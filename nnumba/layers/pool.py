@@ -5,7 +5,7 @@ stride gives overlapping pools.  No padding: output floor((H - k) / s) + 1.
 A ReLU followed by a max-pool runs as one fused layer (ReLUMaxPool2d /
 ReLUMaxPool1d, what :meth:`MaxPool2d.fuse_after` returns): relu(max) = max(relu),
 and one pass over the largest activation of the lecture's CNN saves about 1 ms a
-step."""
+step.  After a Conv2d the three run as one (:mod:`.conv_pool`)."""
 import math
 
 from ..errors import ShapeError, TooLargeError
@@ -13,6 +13,8 @@ from ..hookspecs import hookimpl
 from ..kernels.geometry import out_size
 from .activation import ReLU
 from .contract import Layer
+from .conv import Conv2d
+from .conv_pool import Conv2dReLUMaxPool2d
 from .validation import check_fits, integer, integer_pair
 
 
@@ -60,6 +62,10 @@ class _PoolNd(Layer):
             fused = (ReLUMaxPool2d if self.spatial == 2 else ReLUMaxPool1d)(**self.config())
             fused.label = f"{previous.label} + {self.label}"
             return fused.astype(self.dtype)
+        if self.relu and self.spatial == 2 and type(previous) is Conv2d:
+            fused = Conv2dReLUMaxPool2d(previous, self)
+            fused.set_flags(label=f"{previous.label} + {self.label}")
+            return fused
         return None
 
     def _as_2d(self, a):

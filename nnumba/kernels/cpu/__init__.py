@@ -7,6 +7,7 @@ from .activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid
 from .adaptive_pool import adaptive_avgpool2d_backward, adaptive_avgpool2d_forward
 from .arrays import accumulate, all_finite, fill, gather_rows, multiply, scale
 from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from .conv_pool import conv2d_relu_maxpool2d_backward, conv2d_relu_maxpool2d_forward
 from .dense import (accumulate_bias_grad, add_bias, add_bias_relu, matmul,
                     relu_backward_bias_grad)
 from .losses import hinge, logistic, softmax_cross_entropy, squared_error
@@ -19,6 +20,7 @@ __all__ = ["matmul", "add_bias", "accumulate_bias_grad", "add_bias_relu",
            "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
            "threshold_forward", "fill", "scale", "multiply", "accumulate", "gather_rows",
            "all_finite", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+           "conv2d_relu_maxpool2d_forward", "conv2d_relu_maxpool2d_backward",
            "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward",
            "relu_maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
            "adaptive_avgpool2d_forward", "adaptive_avgpool2d_backward",

@@ -133,14 +133,20 @@ def _dw_g4(g, d0, xs, offs, t, xb, ob, pl, acc):
 def _conv_fwd_image(n, x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, out):
     """out[n] (D, Ho, Wo) = conv(x[n], w) + b, written fully, from the taps'
     offsets and wt (D, len(offs)), the weights padded to them; D % 4 == 0."""
-    C = x.shape[1]
     D, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
+    _conv_image(n, x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, Ho, Wo,
+                out[n].reshape(D, Ho * Wo))
+
+
+@njit(**_SEQ)
+def _conv_image(n, x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, Ho, Wo, y):
+    """y (D, Ho*Wo) = conv(x[n], w) + b, written fully (see _conv_fwd_image)."""
+    C, D = x.shape[1], y.shape[0]
     R = (Ho - 1) * sh + kh
     nch = (L + _CHUNK - 1) // _CHUNK
     step = ((L + nch - 1) // nch + 15) // 16 * 16
     xs = np.empty(C * kw * R * Wo, x.dtype)
     _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)  # as the weight gradient's
-    y = out[n].reshape(D, Ho * Wo)
     for s in range(nseg):
         for p0 in range(0, L, step):
             pl = min(step, L - p0)
@@ -160,48 +166,64 @@ def _conv_dw_block(th, nth, x, dy, offs, kh, kw, sh, sw, ph, pw, nseg, L, acc, d
     N, C = x.shape[0], x.shape[1]
     D, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
     R = (Ho - 1) * sh + kh
-    P = Ho * Wo
-    nblk = D // 4
     xs = np.empty(C * kw * R * Wo, x.dtype)
     for n in range(N):
         _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
-        g = dy[n].reshape(D, P)
-        for blk in range(th * nblk // nth, (th + 1) * nblk // nth):
-            d0 = blk * 4
-            for s in range(nseg):
-                for gi in range(offs.size // 5):
-                    _dw_g4(g, d0, xs, offs, gi * 5, s * sh * Wo, s * Wo, L, acc)
-            for d in range(d0, d0 + 4):
-                gd = g[d]
-                sacc = dbacc.dtype.type(0)
-                for p in range(P):
-                    sacc += gd[p]
-                dbacc[d] += sacc
+        g = dy[n].reshape(D, Ho * Wo)
+        for blk in range(th * (D // 4) // nth, (th + 1) * (D // 4) // nth):
+            _dw_channels(blk * 4, g, xs, offs, sh, nseg, L, Wo, acc, dbacc)
 
 
-def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
+@njit(**_SEQ)
+def _dw_channels(d0, g, xs, offs, sh, nseg, L, Wo, acc, dbacc):
+    """acc[d0:d0+4] and dbacc[d0:d0+4] += one image's terms: g (D, Ho*Wo) its output
+    gradient, xs its shifted rows (_fill_xs)."""
+    for s in range(nseg):
+        for gi in range(offs.size // 5):
+            _dw_g4(g, d0, xs, offs, gi * 5, s * sh * Wo, s * Wo, L, acc)
+    for d in range(d0, d0 + 4):
+        gd = g[d]
+        sacc = dbacc.dtype.type(0)
+        for p in range(gd.size):
+            sacc += gd[p]
+        dbacc[d] += sacc
+
+
+def _tap_weights(w, Ho, Wo, sh):
+    """(offs, wt): the taps' offsets into xs and the weights (D, len(offs)) padded
+    to them, for output maps of Ho x Wo."""
     D, C, kh, kw = w.shape
-    Ho, Wo = out.shape[2], out.shape[3]
     offs = _tap_table(C, kh, kw, (Ho - 1) * sh + kh, Wo)
     wt = np.zeros((D, offs.size), w.dtype)
     wt[:, :C * kh * kw] = w.reshape(D, -1)
-    run_blocks(_conv_fwd_image, x.shape[0], x, offs, wt, b, kh, kw, sh, sw, ph, pw,
-               *_runs(Ho, Wo, sh), out)
+    return offs, wt
 
 
-def _conv_dw_direct(x, dy, sh, sw, ph, pw, dw, db):
+def _conv_fwd_direct(x, w, b, sh, sw, ph, pw, out):
+    kh, kw = w.shape[2], w.shape[3]
+    Ho, Wo = out.shape[2], out.shape[3]
+    run_blocks(_conv_fwd_image, x.shape[0], x, *_tap_weights(w, Ho, Wo, sh), b, kh, kw, sh, sw,
+               ph, pw, *_runs(Ho, Wo, sh), out)
+
+
+def _dw_direct(body, x, data, Ho, Wo, sh, sw, ph, pw, dw, db):
     """dw (D, C, kh, kw) += dL/dw, db (D,) += dL/db; D % 4 == 0, in parallel
-    over blocks of output channels."""
+    over blocks of output channels: ``body(th, nth, x, *data, offs, kh, kw, sh, sw,
+    ph, pw, nseg, L, acc, dbacc)`` is the block of thread th of nth, ``data`` what
+    gives it the output gradient."""
     D, C, kh, kw = dw.shape
-    Ho, Wo = dy.shape[2], dy.shape[3]
     offs = _tap_table(C, kh, kw, (Ho - 1) * sh + kh, Wo)
     acc = np.zeros((D, offs.size), dw.dtype)
     dbacc = np.zeros(D, dw.dtype)
     nth = max(1, min(get_num_threads(), D // 4))
-    run_blocks(_conv_dw_block, nth, nth, x, dy, offs, kh, kw, sh, sw, ph, pw,
-               *_runs(Ho, Wo, sh), acc, dbacc)
+    run_blocks(body, nth, nth, x, *data, offs, kh, kw, sh, sw, ph, pw, *_runs(Ho, Wo, sh),
+               acc, dbacc)
     dw += acc[:, :C * kh * kw].reshape(dw.shape)
     db += dbacc
+
+
+def _conv_dw_direct(x, dy, sh, sw, ph, pw, dw, db):
+    _dw_direct(_conv_dw_block, x, (dy,), dy.shape[2], dy.shape[3], sh, sw, ph, pw, dw, db)
 
 
 def forward_direct(x, w, b, sh, sw, ph, pw, out):

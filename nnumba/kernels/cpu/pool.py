@@ -218,12 +218,18 @@ def _maxpool_rows_block(blk, pb, xf, nplanes, H, W, kh, kw, sh, relu, of, af):
                    of[q0 * P:q1 * P], af[q0 * P:q1 * P])
 
 
+def rows_pool(H, W, kh, kw, sh, sw) -> bool:
+    """Whether _maxpool_rows_block takes this pool (the lecture's pools: each
+    specialisation the two-pass kernel has costs compile time); any other window
+    shape goes to the generic one."""
+    return sw == kw and kw in (2, 3) and W % kw == 0 and \
+        (kh == 3 or (H - kh) // sh * sh + sh == H)
+
+
 def _maxpool_fwd(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
-    # The two-pass kernel takes the lecture's pools (each specialisation it has
-    # costs compile time); any other window shape goes to the generic one.
     nplanes = x2.shape[0]
     pb = _per_block(H * W)
-    if sw == kw and kw in (2, 3) and W % kw == 0 and (kh == 3 or (H - kh) // sh * sh + sh == H):
+    if rows_pool(H, W, kh, kw, sh, sw):
         run_blocks(_maxpool_rows_block, -(-nplanes // pb), pb, x2.reshape(-1), nplanes,
                    H, W, kh, kw, sh, relu, out2.reshape(-1), am2.reshape(-1))
     else:

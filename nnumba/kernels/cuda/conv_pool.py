@@ -1,0 +1,38 @@
+"""A convolution, the ReLU after it and a max-pool (the CPU set's signatures,
+nnumba.kernels.cpu.conv_pool): here the three kernels one after another, through
+a device array kept for the next call of the same shape."""
+from ..geometry import conv2d_output_shape
+from ._grid import device_empty
+from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from .pool import relu_maxpool2d_backward, relu_maxpool2d_forward
+
+_kept = {}  # (shape, dtype) -> the convolution's output or its gradient
+
+
+def _conv_out(x, w, stride, pad):
+    shape = (x.shape[0], w.shape[0]) + conv2d_output_shape(x.shape[2], x.shape[3],
+                                                           w.shape[2:], stride, pad)
+    return device_empty(shape, x.dtype, _kept)
+
+
+def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride, out,
+                                  argmax_out):
+    """out = maxpool(relu(conv(x, w) + b)), argmax_out as relu_maxpool2d_forward's."""
+    if out.size:
+        y = _conv_out(x, w, stride, pad)
+        conv2d_forward(x, w, b, stride, pad, y)
+        relu_maxpool2d_forward(y, pool_kernel, pool_stride, out, argmax_out)
+    return out
+
+
+def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, db_out,
+                                   dx_out):
+    """dw_out += dL/dw, db_out += dL/db (None: not wanted), dx_out = dL/dx (None:
+    not wanted)."""
+    if x.shape[0] == 0 or dw_out.size == 0:
+        return
+    dense = _conv_out(x, w, stride, pad)
+    relu_maxpool2d_backward(dy, argmax, out, dense)
+    conv2d_backward_weight(x, dense, stride, pad, dw_out, db_out)
+    if dx_out is not None:
+        conv2d_backward_input(dense, w, stride, pad, dx_out)
