@@ -78,15 +78,22 @@ def test_no_bias_and_no_bias_gradient():
     np.testing.assert_array_equal(gw, dw)
 
 
-def test_a_model_fuses_conv_relu_and_max_pool_only():
+def test_a_model_fuses_where_the_one_pass_kernels_take_the_step():
     model = nnumba.Sequential(Conv2d(1, 4, 3), ReLU(), MaxPool2d(2), Conv2d(4, 4, 3), ReLU(),
-                              AvgPool2d(2), Conv2d(4, 4, 1), MaxPool2d(1), Conv2d(4, 4, 1),
-                              ReLUMaxPool2d(1))
+                              AvgPool2d(2), Conv2d(4, 4, 1), MaxPool2d(2), Conv2d(4, 8, 3),
+                              ReLUMaxPool2d(3))
     assert [type(s).__name__ for s in model.steps] == [
         "Conv2dReLUMaxPool2d", "Conv2d", "ReLU", "AvgPool2d", "Conv2d", "MaxPool2d",
         "Conv2dReLUMaxPool2d"]
     assert model.steps[0].label == "Conv2d #0 + ReLU #1 + MaxPool2d #2"
     assert [item["type"] for item in model.spec()][:3] == ["Conv2d", "ReLU", "MaxPool2d"]
+    # elsewhere the layers stay apart: many taps (the GEMM path), filters not in fours,
+    # overlapping or other windows, and 1-D
+    for layers in ([Conv2d(32, 64, 5), ReLU(), MaxPool2d(2)], [Conv2d(1, 6, 3), ReLU(),
+                   MaxPool2d(2)], [Conv2d(1, 4, 3), ReLU(), MaxPool2d(3, 2)],
+                   [Conv2d(1, 4, 3), ReLU(), MaxPool2d(4)]):
+        steps = nnumba.Sequential(*layers).steps
+        assert [type(s).__name__ for s in steps] == ["Conv2d", "ReLUMaxPool2d"]
     one_d = nnumba.Sequential(Conv1d(1, 4, 3), ReLU(), MaxPool1d(2))
     assert [type(s).__name__ for s in one_d.steps] == ["Conv1d", "ReLUMaxPool1d"]
 

@@ -1,13 +1,14 @@
 """A Conv2d, the ReLU after it and a max-pool, as a model runs them (what
-:meth:`ReLUMaxPool2d.fuse_after` returns for a Conv2d): one kernel per pass, which
-keeps each image's convolution output in cache where the direct kernels run it
-(the lecture's conv1: :mod:`nnumba.kernels.cpu.conv_pool`)."""
+:meth:`ReLUMaxPool2d.fuse_after` returns for a Conv2d where the CPU's one-pass
+kernels take the three, :func:`nnumba.kernels.cpu.conv_pool.fusable`): one kernel
+per pass, which keeps each image's convolution output in cache (the lecture's
+conv1)."""
 from .contract import Layer
 from .conv import Conv2d
 
-#: cold compile of the one-pass kernels: 7 s measured on one Zen 4 core (for the
+#: cold compile of the one-pass kernels: 7.3 s measured on one Zen 4 core (the
 #: direct convolution's and the max-pool's bodies they call)
-ONE_PASS_SECONDS = 7.0
+ONE_PASS_SECONDS = 7.3
 
 
 class Conv2dReLUMaxPool2d(Layer):
@@ -32,11 +33,9 @@ class Conv2dReLUMaxPool2d(Layer):
         return tuple(a + b for a, b in zip(conv, pool))
 
     def compile_unit(self, input_shape):
-        # The one-pass kernels where the direct convolution runs and no input gradient
-        # is wanted; else the convolution's kernels and the max-pool's.
-        key, seconds = self.conv.compile_unit(input_shape)
-        in_cache = key[1] and not self.needs_input_grad
-        return ("conv-relu-maxpool", in_cache), ONE_PASS_SECONDS if in_cache else seconds + 3.0
+        # Grouped with the model's other max-pools, whose bodies the one-pass kernels
+        # call: compiled once, in one process.
+        return ("pool", "max"), ONE_PASS_SECONDS
 
     def _forward(self, x):
         conv = self.conv

@@ -10,6 +10,7 @@ import math
 
 from ..errors import ShapeError, TooLargeError
 from ..hookspecs import hookimpl
+from ..kernels.cpu.conv_pool import fusable
 from ..kernels.geometry import out_size
 from .activation import ReLU
 from .contract import Layer
@@ -62,7 +63,9 @@ class _PoolNd(Layer):
             fused = (ReLUMaxPool2d if self.spatial == 2 else ReLUMaxPool1d)(**self.config())
             fused.label = f"{previous.label} + {self.label}"
             return fused.astype(self.dtype)
-        if self.relu and self.spatial == 2 and type(previous) is Conv2d:
+        if self.relu and self.spatial == 2 and type(previous) is Conv2d and fusable(
+                previous.in_channels, previous.out_channels, previous.kernel, self.kernel,
+                self.stride):  # where the CPU's one-pass kernels take it (else no gain)
             fused = Conv2dReLUMaxPool2d(previous, self)
             fused.set_flags(label=f"{previous.label} + {self.label}")
             return fused

@@ -48,7 +48,12 @@ def _use_direct(C, kh, kw, Ho, Wo, sh):
     256: even; K 576 / run 64: 1.4 vs 0.67; K 800 / run 16 (conv2): 9.2 vs 1.2."""
     run = Ho * Wo if sh == 1 else Wo
     K = C * kh * kw
-    return (K <= 128 and run >= 16) or (run >= 256 and run >= K)
+    return (K <= DIRECT_TAPS and run >= 16) or (run >= 256 and run >= K)
+
+
+#: a convolution of at most this many taps (C*kh*kw) runs direct on any map of 16
+#: outputs or more (:func:`_use_direct`)
+DIRECT_TAPS = 128
 
 
 def conv2d_forward(x, w, b, stride, pad, out):

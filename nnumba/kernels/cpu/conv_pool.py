@@ -24,9 +24,11 @@ from numba import njit
 
 from ..cache_stamp import stamp
 from ..geometry import conv2d_output_shape, pair
-from .blocks import run_blocks
-from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward, uses_direct
-from .conv_direct import _conv_image, _dw_channels, _dw_direct, _fill_xs, _runs, _tap_weights
+from .blocks import address, call, run_blocks
+from .conv import (DIRECT_TAPS, conv2d_backward_input, conv2d_backward_weight,
+                   conv2d_forward, uses_direct)
+from .conv_direct import (_conv_image, _dw_channels, _dw_direct, _fill_xs, _runs,
+                          _tap_table, _tap_weights)
 from .pool import (_maxpool_bwd_block, _maxpool_rows_block, relu_maxpool2d_backward,
                    relu_maxpool2d_forward, rows_pool)
 from .workspace import scratch
@@ -37,6 +39,17 @@ _SEQ = dict(cache=True, fastmath=True)
 def _conv_shape(x, w, stride, pad):
     return (x.shape[0], w.shape[0]) + conv2d_output_shape(x.shape[2], x.shape[3], w.shape[2:],
                                                           stride, pad)
+
+
+def fusable(C, D, kernel, pool_kernel, pool_stride) -> bool:
+    """Whether the one-pass kernels take a convolution of C channels to D with this
+    kernel, then this max-pool, on the maps a model meets (16 outputs or more): few
+    taps (the direct kernels), filters in fours, and windows the two-pass max-pool
+    takes (2 or 3 wide, not overlapping).  Elsewhere fusing saves nothing, and
+    Sequential keeps the layers apart (:meth:`nnumba.layers.MaxPool2d.fuse_after`)."""
+    kh, kw = pair(kernel)
+    (_, pkw), (_, psw) = pair(pool_kernel), pair(pool_stride)
+    return C * kh * kw <= DIRECT_TAPS and D % 4 == 0 and psw == pkw and pkw in (2, 3)
 
 
 def _in_cache(x, w, stride, pad, argmax, pool=None) -> bool:
@@ -50,21 +63,25 @@ def _in_cache(x, w, stride, pad, argmax, pool=None) -> bool:
 
 
 @njit(**_SEQ)
-def _conv_pool_image(n, x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, Ho, Wo,
-                     pkh, pkw, psh, out, argmax):
-    """out[n], argmax[n] from image n's convolution, which stays in cache."""
+def _conv_pool_image(n, conv, pool, x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, Ho, Wo,
+                     pkh, pkw, psh, relu, out, argmax):
+    """out[n], argmax[n] from image n's convolution, which stays in cache.  The
+    convolution's and the pool's bodies are called by their addresses ``conv`` and
+    ``pool`` (blocks.call): compiled once each, not again inside this one."""
     D = wt.shape[0]
     y = np.empty((D, Ho * Wo), x.dtype)
-    _conv_image(n, x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, Ho, Wo, y)
-    _maxpool_rows_block(0, D, y.reshape(-1), D, Ho, Wo, pkh, pkw, psh, True,
-                        out[n].reshape(-1), argmax[n].reshape(-1))
+    if call(conv, n, (x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, Ho, Wo, y)) or \
+            call(pool, 0, (D, y.reshape(-1), D, Ho, Wo, pkh, pkw, psh, relu,
+                           out[n].reshape(-1), argmax[n].reshape(-1))):
+        raise MemoryError()
 
 
 @njit(**_SEQ)
-def _conv_pool_dw_block(th, nth, x, dy, argmax, out, Ho, Wo, offs, kh, kw, sh, sw, ph, pw,
-                        nseg, L, acc, dbacc):
+def _conv_pool_dw_block(th, nth, x, dy, argmax, out, Ho, Wo, unpool, dw, relu, offs, kh, kw,
+                        sh, sw, ph, pw, nseg, L, acc, dbacc):
     """conv_direct._conv_dw_block, with each image's output gradient for the block's
-    channels rebuilt from dy and argmax (the ReLU passing where out > 0)."""
+    channels rebuilt from dy and argmax (the ReLU passing where out > 0) by the body
+    at ``unpool``; ``dw`` adds an image's terms (blocks.call, as above)."""
     N, C, D = x.shape[0], x.shape[1], dy.shape[1]
     Po = dy.shape[2] * dy.shape[3]
     R = (Ho - 1) * sh + kh
@@ -74,8 +91,9 @@ def _conv_pool_dw_block(th, nth, x, dy, argmax, out, Ho, Wo, offs, kh, kw, sh, s
         _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
         dy2, am2, out2 = dy[n].reshape(D, Po), argmax[n].reshape(D, Po), out[n].reshape(D, Po)
         for blk in range(th * (D // 4) // nth, (th + 1) * (D // 4) // nth):
-            _maxpool_bwd_block(blk, 4, dy2, am2, True, out2, g)
-            _dw_channels(blk * 4, g, xs, offs, sh, nseg, L, Wo, acc, dbacc)
+            if call(unpool, blk, (4, dy2, am2, relu, out2, g)) or \
+                    call(dw, blk * 4, (g, xs, offs, sh, nseg, L, Wo, acc, dbacc)):
+                raise MemoryError()
 
 
 def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride, out,
@@ -91,10 +109,18 @@ def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride
         return relu_maxpool2d_forward(y, pool_kernel, pool_stride, out, argmax_out)
     (sh, sw), (ph, pw), (pkh, pkw), (psh, _) = (pair(stride), pair(pad), pair(pool_kernel),
                                                 pair(pool_stride))
-    Ho, Wo = _conv_shape(x, w, stride, pad)[2:]
-    b = np.zeros(w.shape[0], x.dtype) if b is None else b
-    run_blocks(_conv_pool_image, x.shape[0], x, *_tap_weights(w, Ho, Wo, sh), b, w.shape[2],
-               w.shape[3], sh, sw, ph, pw, *_runs(Ho, Wo, sh), Ho, Wo, pkh, pkw, psh, out,
+    D, Ho, Wo = _conv_shape(x, w, stride, pad)[1:]
+    b = np.zeros(D, x.dtype) if b is None else b
+    offs, wt = _tap_weights(w, Ho, Wo, sh)
+    conv_args = (x, offs, wt, b, w.shape[2], w.shape[3], sh, sw, ph, pw, *_runs(Ho, Wo, sh),
+                 Ho, Wo)
+    y = np.empty((D, Ho * Wo), x.dtype)   # for the argument types: each image has its own
+    # The pool's body first: on a cold cache another process compiling a model's other
+    # max-pools then finds it in numba's cache sooner (nnumba.precompile).
+    pool = address(_maxpool_rows_block, D, y.reshape(-1), D, Ho, Wo, pkh, pkw, psh, True,
+                   out[0].reshape(-1), argmax_out[0].reshape(-1))
+    conv = address(_conv_image, *conv_args, y)
+    run_blocks(_conv_pool_image, x.shape[0], conv, pool, *conv_args, pkh, pkw, psh, True, out,
                argmax_out)
     return out
 
@@ -108,10 +134,18 @@ def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, d
         return
     shape = _conv_shape(x, w, stride, pad)
     if dx_out is None and _in_cache(x, w, stride, pad, argmax):
-        (sh, sw), (ph, pw), (Ho, Wo) = pair(stride), pair(pad), shape[2:]
-        db = scratch("db_discard", (w.shape[0],), w.dtype) if db_out is None else db_out
-        _dw_direct(_conv_pool_dw_block, x, (dy, argmax, out, Ho, Wo), Ho, Wo, sh, sw, ph, pw,
-                   dw_out, db)
+        (sh, sw), (ph, pw), (D, Ho, Wo) = pair(stride), pair(pad), shape[1:]
+        db = scratch("db_discard", (D,), w.dtype) if db_out is None else db_out
+        g = np.empty((D, Ho * Wo), x.dtype)   # the argument types of the bodies called
+        po = dy.shape[2] * dy.shape[3]
+        unpool = address(_maxpool_bwd_block, 4, dy[0].reshape(D, po), argmax[0].reshape(D, po),
+                         True, out[0].reshape(D, po), g)
+        offs = _tap_table(w.shape[1], w.shape[2], w.shape[3], (Ho - 1) * sh + w.shape[2], Wo)
+        acc = np.empty((D, offs.size), w.dtype)
+        dw = address(_dw_channels, g, np.empty(1, x.dtype), offs, sh, *_runs(Ho, Wo, sh), Wo,
+                     acc, db)
+        _dw_direct(_conv_pool_dw_block, x, (dy, argmax, out, Ho, Wo, unpool, dw, True), Ho, Wo,
+                   sh, sw, ph, pw, dw_out, db)
         return
     dense = scratch("conv_pool", shape, x.dtype)
     relu_maxpool2d_backward(dy, argmax, out, dense)
