@@ -27,8 +27,7 @@ from ..geometry import conv2d_output_shape, pair
 from .blocks import address, call, run_blocks
 from .conv import (DIRECT_TAPS, conv2d_backward_input, conv2d_backward_weight,
                    conv2d_forward, uses_direct)
-from .conv_direct import (_conv_image, _dw_channels, _dw_direct, _fill_xs, _runs,
-                          _tap_table, _tap_weights)
+from .conv_direct import _conv_image, _dw_channels, _dw_direct, _fill_xs, _runs, _tap_weights
 from .pool import (_maxpool_bwd_block, _maxpool_rows_block, relu_maxpool2d_backward,
                    relu_maxpool2d_forward, rows_pool)
 from .workspace import scratch
@@ -114,7 +113,7 @@ def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride
     offs, wt = _tap_weights(w, Ho, Wo, sh)
     conv_args = (x, offs, wt, b, w.shape[2], w.shape[3], sh, sw, ph, pw, *_runs(Ho, Wo, sh),
                  Ho, Wo)
-    y = np.empty((D, Ho * Wo), x.dtype)   # for the argument types: each image has its own
+    y = np.empty((0, 0), x.dtype)   # stands for each image's own output: its type counts
     # The pool's body first: on a cold cache another process compiling a model's other
     # max-pools then finds it in numba's cache sooner (nnumba.precompile).
     pool = address(_maxpool_rows_block, D, y.reshape(-1), D, Ho, Wo, pkh, pkw, psh, True,
@@ -136,14 +135,12 @@ def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, d
     if dx_out is None and _in_cache(x, w, stride, pad, argmax):
         (sh, sw), (ph, pw), (D, Ho, Wo) = pair(stride), pair(pad), shape[1:]
         db = scratch("db_discard", (D,), w.dtype) if db_out is None else db_out
-        g = np.empty((D, Ho * Wo), x.dtype)   # the argument types of the bodies called
-        po = dy.shape[2] * dy.shape[3]
+        # empty arrays stand for the bodies' arguments: only their types count here
+        g, po = np.empty((0, 0), x.dtype), dy.shape[2] * dy.shape[3]
         unpool = address(_maxpool_bwd_block, 4, dy[0].reshape(D, po), argmax[0].reshape(D, po),
                          True, out[0].reshape(D, po), g)
-        offs = _tap_table(w.shape[1], w.shape[2], w.shape[3], (Ho - 1) * sh + w.shape[2], Wo)
-        acc = np.empty((D, offs.size), w.dtype)
-        dw = address(_dw_channels, g, np.empty(1, x.dtype), offs, sh, *_runs(Ho, Wo, sh), Wo,
-                     acc, db)
+        dw = address(_dw_channels, g, np.empty(0, x.dtype), np.empty(0, np.int64), sh,
+                     *_runs(Ho, Wo, sh), Wo, np.empty((0, 0), w.dtype), db)
         _dw_direct(_conv_pool_dw_block, x, (dy, argmax, out, Ho, Wo, unpool, dw, True), Ho, Wo,
                    sh, sw, ph, pw, dw_out, db)
         return
