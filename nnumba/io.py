@@ -72,14 +72,24 @@ def check_save_path(path) -> Path:
     return path
 
 
-def save(model, path) -> Path:
+def save(model, path, classes=None, input_shape=None) -> Path:
     """Write ``model``'s weights and spec to ``path`` (.npz), atomically: the file
-    appears complete or not at all. Returns the path written (see check_save_path)."""
+    appears complete or not at all. Returns the path written (see check_save_path).
+
+    What the weights alone do not say, read back by :func:`stored_info` (``nnumba
+    classify`` uses both): ``classes``, the class names, one per output (output i
+    scores ``classes[i]``); ``input_shape``, the shape of one sample it takes."""
     _check_model("save", model)
+    meta = {"spec": model_spec(model), "dtype": model.dtype.name, "format": FORMAT,
+            **_info(classes, input_shape)}
+    if "input_shape" in meta:  # ShapeError where the model cannot take it
+        outputs = model.output_shape(tuple(meta["input_shape"]))
+        if "classes" in meta and (len(outputs) != 1 or outputs[0] != len(meta["classes"])):
+            raise SaveError(f"save: {len(meta['classes'])} classes for a model whose output "
+                            f"per sample has shape {outputs}")
     path = check_save_path(path)
     _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
-    meta = {"spec": model_spec(model), "dtype": model.dtype.name, "format": FORMAT}
     arrays[_SPEC_KEY] = np.array(json.dumps(meta))
     # Write beside the target, then rename: a crash never leaves half a file.
     tmp = None
@@ -333,6 +343,45 @@ def stored_spec(path) -> tuple[list, str]:
     """(spec, dtype) of the model saved in ``path``, its weights left unread."""
     meta, _ = _read(path, spec_only=True)
     return meta["spec"], meta["dtype"]
+
+
+def _info(classes, input_shape, path=None) -> dict:
+    """{"classes": distinct non-empty strings (numbers become their text),
+    "input_shape": a list of ints}, each only where given; SaveError (WeightsError
+    when read from ``path``) where one is malformed."""
+    error, where = (SaveError, "save: ") if path is None else (WeightsError, f"{path}: stored ")
+    info = {}
+    if input_shape is not None:
+        if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") \
+                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                           for d in input_shape):
+            raise error(f"{where}input_shape must be a tuple of ints, got {show(input_shape)}")
+        info["input_shape"] = [int(d) for d in input_shape]
+    if classes is None:
+        return info
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__") \
+            or getattr(classes, "ndim", 1) != 1:
+        raise error(f"{where}classes must be a list of class names, got {show(classes)}")
+    names = []
+    for name in classes:
+        if isinstance(name, (np.generic, int, float)) and not isinstance(name, (bool, np.bool_)):
+            name = str(name.item() if isinstance(name, np.generic) else name)
+        if not isinstance(name, str) or not name.strip():
+            raise error(f"{where}classes must be non-empty strings (or numbers), got "
+                        f"{show(name)}")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise error(f"{where}classes name a class twice: {show(names)}")
+    return {**info, "classes": names}
+
+
+def stored_info(path) -> dict:
+    """What ``path`` was saved with besides the weights (see :func:`save`):
+    ``{"classes": [names] or None, "input_shape": tuple or None}``."""
+    meta, _ = _read(path, spec_only=True)
+    info = _info(meta.get("classes"), meta.get("input_shape"), path)
+    shape = info.get("input_shape")
+    return {"classes": info.get("classes"), "input_shape": None if shape is None else tuple(shape)}
 
 
 def load_model(path):

@@ -208,8 +208,9 @@ def _resolve(model, name, options):
         spec = read_json(model, "model spec")  # an error names the file
         name = name or Path(model).name
     elif isinstance(model, (str, Path)) and str(model).endswith(".npz"):
-        from .io import stored_spec
+        from .io import stored_info, stored_spec
         spec, _ = stored_spec(model)  # a saved model: its spec, not its weights
+        default = stored_info(model)["input_shape"]  # what it was trained on, if saved
         name = name or Path(model).name
     elif isinstance(model, str):
         factory = get_model(model)

@@ -55,6 +55,12 @@ def _zip_members(path: Path) -> list[str]:
         return []
 
 
+def is_nnumba_npz(path) -> bool:
+    """Whether ``path`` is a weights file nnumba.save wrote (not a torch state_dict)."""
+    path = Path(path)
+    return path.suffix.lower() == ".npz" and "__nnumba_spec__.npy" in _zip_members(path)
+
+
 def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     """``(tensors, ordered)``: the file's arrays by name; ``ordered`` is False when the
     file does not keep the state_dict's order (safetensors)."""
@@ -230,7 +236,7 @@ def load_torch_weights(model, source):
                            f"to tensors), got {show(source)}")
     else:
         path = Path(source)
-        if path.suffix.lower() == ".npz" and "__nnumba_spec__.npy" in _zip_members(path):
+        if is_nnumba_npz(path):
             from .io import load_weights
             return load_weights(model, path)
         (tensors, ordered), label = read_state_dict(path), str(path)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import (FileFormatError, ImageError, JSONFileError, NnumbaError, NonFiniteError,
-                      ShapeError)
+                      ShapeError, WeightsError)
 from ..jsonfile import parse_json, read_json, read_text
 
 
@@ -150,12 +150,14 @@ def load_labels(path) -> dict[int, str]:
     return labels
 
 
-def _input_shape(args, model):
-    """(channels, (H, W)): --size, else the named model's input_shape, else 224 x 224;
-    the channels of the model's first layer where it says (Conv2d), else RGB."""
+def _input_shape(args, model, stored=None):
+    """(channels, (H, W)): --size, else the named model's input_shape or the image
+    shape the weights were saved with (``stored``), else 224 x 224; the channels of
+    that shape, else of the model's first layer where it says (Conv2d), else RGB."""
     from ..registry import get_model
     named = Path(args.model).suffix not in (".json", ".npz")
-    shape = get_model(args.model).input_shape_for() if named else None
+    shape = get_model(args.model).input_shape_for() if named else \
+        stored if stored is not None and len(stored) == 3 else None
     channels = shape[0] if shape else getattr(model.layers[0], "in_channels", 3)
     if args.size:
         try:
@@ -196,6 +198,14 @@ def _build(args):
         raise ValueError(f"model {args.model!r}: {exc}") from None
 
 
+def _stored(weights) -> dict:
+    """What an nnumba weights file was saved with (io.stored_info), else Nones."""
+    from ..io import stored_info
+    from ..torch_import import is_nnumba_npz
+    return stored_info(weights) if is_nnumba_npz(weights) else \
+        {"classes": None, "input_shape": None}
+
+
 def classify(model, x, top: int):
     """[(class index, score)] of the ``top`` highest scores for the one image in ``x``."""
     scores = model.predict(x)[0]
@@ -210,15 +220,20 @@ def run(args):
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
     _pillow()  # before the weights, which take a while to read
-    labels = load_labels(args.labels) if args.labels else {}
+    stored = _stored(args.weights)
+    labels = load_labels(args.labels) if args.labels else dict(enumerate(stored["classes"] or []))
     model = load_torch_weights(_build(args), args.weights)  # finite weights only
-    channels, size = _input_shape(args, model)
+    channels, size = _input_shape(args, model, stored["input_shape"])
     x = normalise(load_image(args.image, channels, size))
     try:
         ranked = classify(model, x, args.top)
     except NonFiniteError as exc:  # finite weights, yet too large: they overflow
         raise NonFiniteError(f"{args.image} with the weights of {args.weights}: {exc}") \
             from None
+    outputs = model.output_shape(x.shape[1:])[-1]
+    if labels and not args.labels and len(labels) != outputs:
+        raise WeightsError(f"{args.weights}: its {len(labels)} stored class names do not "
+                           f"match the model's {outputs} outputs; give --labels")
     top = [{"rank": k + 1, "index": i, "score": s, "label": labels.get(i, f"class {i}")}
            for k, (i, s) in enumerate(ranked)]
     if args.json:

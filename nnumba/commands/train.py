@@ -346,9 +346,13 @@ def _run_gradient(args, data, start):
               "first_step_seconds": trainer.first_step_seconds, "history": history.epochs,
               "device": args.device}
     accuracy = result["test_accuracy"]
+    # output i scores class i where the loss takes labels or one-hot rows: saved with it
+    info = {"input_shape": data.x_train.shape[1:],
+            "classes": data.classes if _target_kind(args.loss) in ("classes", "values")
+            else None}
     return _finish(args, result, f"test accuracy {100 * accuracy:.2f}%" if accuracy is not None
                    else f"test loss {result['test_loss']:.4f} (accuracy does not apply)",
-                   lambda: model.to("cpu"))
+                   lambda: model.to("cpu"), info)
 
 
 def _epoch_line(row, epochs):
@@ -375,7 +379,8 @@ def _run_perceptron(args, data, start):
               "history": result_p.history}
     return _finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} "
                                  f"after {result['updates']} updates; test accuracy "
-                                 f"{100 * result['test_accuracy']:.2f}%", result_p.to_model)
+                                 f"{100 * result['test_accuracy']:.2f}%", result_p.to_model,
+                   {"input_shape": x.shape[1:]})
 
 
 def _two_classes(args, data, who: str):
@@ -418,9 +423,10 @@ def _is_root(args):
     return comm is None or comm.is_root
 
 
-def _finish(args, result, summary, trained) -> int:
+def _finish(args, result, summary, trained, info=None) -> int:
     """Complete ``result`` (the MPI figures; the weights of ``trained()`` saved where
-    --save asks) and print it on rank 0: the JSON object, or ``summary``."""
+    --save asks, with ``info``: save's classes and input_shape) and print it on rank
+    0: the JSON object, or ``summary``."""
     if args.comm is not None:
         result["mpi"] = {"ranks": args.comm.size, "threads_per_rank": args.comm.threads,
                          "allreduce_seconds": args.comm.allreduce_seconds}
@@ -428,7 +434,7 @@ def _finish(args, result, summary, trained) -> int:
         return 0
     if args.save:
         from .. import io
-        result["saved"] = str(io.save(trained(), args.save))
+        result["saved"] = str(io.save(trained(), args.save, **(info or {})))
     if args.json:
         print(json.dumps(result))
     else:

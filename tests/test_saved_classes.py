@@ -1,0 +1,104 @@
+"""A saved model keeps the names of the classes its outputs score: `nnumba train
+--save` stores the data set's, and `nnumba classify` prints them."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba import io
+from nnumba.cli import main
+from nnumba.errors import SaveError, ShapeError, WeightsError
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_class_names_round_trip_and_a_plain_save_has_none(tmp_path):
+    model = nnumba.build("mlp", seed=0)
+    names = ["T-shirt", "Trouser", 2, np.int64(3)] + [f"c{i}" for i in range(4, 10)]
+    path = io.save(model, tmp_path / "m.npz", classes=names, input_shape=(1, 28, 28))
+    assert io.stored_info(path) == {"classes": ["T-shirt", "Trouser", "2", "3"] + names[4:],
+                                    "input_shape": (1, 28, 28)}
+    assert io.stored_info(io.save(model, tmp_path / "plain.npz")) == \
+        {"classes": None, "input_shape": None}
+    twin = io.load_model(path)  # the weights load as before
+    np.testing.assert_array_equal(twin.flat_params, model.flat_params)
+
+
+@pytest.mark.parametrize("classes", ["0123456789", ["a", "a"], ["a", ""], [None], [True],
+                                     np.zeros((2, 5)), 7, (c for c in "ab")])
+def test_bad_class_names_are_refused_before_anything_is_written(tmp_path, classes):
+    with pytest.raises(SaveError, match="classes"):
+        io.save(nnumba.build("mlp"), tmp_path / "m.npz", classes=classes)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("shape, error", [((3, 28, 28), ShapeError), ((784, 2.0), SaveError),
+                                          ("1,28,28", SaveError), ((-1, 28), ShapeError)])
+def test_an_input_shape_the_model_cannot_take_is_refused(tmp_path, shape, error):
+    with pytest.raises(error):
+        io.save(nnumba.build("mlp"), tmp_path / "m.npz", input_shape=shape)
+    assert not list(tmp_path.iterdir())
+
+
+def test_class_names_must_match_the_outputs_where_the_input_shape_says(tmp_path):
+    with pytest.raises(SaveError, match="3 classes for a model whose output per sample "
+                                        r"has shape \(10,\)"):
+        io.save(nnumba.build("mlp"), tmp_path / "m.npz", classes=list("abc"), input_shape=(784,))
+
+
+def test_edited_stored_classes_are_a_weights_error(tmp_path):
+    path = io.save(nnumba.build("mlp"), tmp_path / "m.npz", classes=list("abcdefghij"))
+    with zipfile.ZipFile(path) as z:
+        arrays = {n[:-4]: np.load(z.open(n)) for n in z.namelist()}
+    meta = json.loads(str(arrays["__nnumba_spec__"]))
+    for key, value in (("classes", ["a", 5, {"x": 1}]), ("input_shape", "28x28")):
+        arrays["__nnumba_spec__"] = np.array(json.dumps({**meta, key: value}))
+        np.savez(path, **arrays)
+        with pytest.raises(WeightsError, match=f"stored {key}"):
+            io.stored_info(path)
+
+
+def test_train_saves_the_data_sets_classes_and_classify_prints_them(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+    saved = tmp_path / "lin.npz"
+    code, out, _ = _run(capsys, "train", "--model", "logreg", "--epochs", "1",
+                        "--train-size", "200", "--test-size", "50", "--save", saved, "--json")
+    assert code == 0, out
+    assert io.stored_info(saved) == {"classes": [str(d) for d in range(10)],  # mnist-5k's
+                                     "input_shape": (1, 28, 28)}
+    model = io.load_model(saved)
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(tmp_path / "digit.png")
+    code, out, err = _run(capsys, "classify", tmp_path / "digit.png", "--model", saved,
+                          "--weights", saved, "--top", 3, "--json")  # the stored size
+    assert code == 0, err
+    from nnumba.commands.classify import normalise
+    scores = model.predict(normalise(np.full((1, 1, 28, 28), 200 / 255, np.float32)))[0]
+    top = json.loads(out)["top"]
+    assert [t["index"] for t in top] == list(np.argsort(-scores, kind="stable")[:3])
+    assert [t["label"] for t in top] == [str(t["index"]) for t in top]
+
+
+def test_a_loss_on_signs_saves_no_class_names(tmp_path, capsys):
+    saved = tmp_path / "hinge.npz"
+    code, out, _ = _run(capsys, "train", "--model", "logreg", "--loss", "Hinge", "--epochs",
+                        "1", "--train-size", "200", "--test-size", "50", "--save", saved,
+                        "--json")
+    assert code == 0, out
+    assert io.stored_info(saved)["classes"] is None  # one output, a sign: no class each
+
+
+def test_stored_names_that_do_not_fit_the_outputs_are_refused_by_classify(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+    saved = io.save(nnumba.build("lenet"), tmp_path / "lenet.npz", classes=["a", "b"])
+    Image.fromarray(np.full((28, 28), 9, np.uint8)).save(tmp_path / "digit.png")
+    code, _, err = _run(capsys, "classify", tmp_path / "digit.png", "--model", saved,
+                        "--weights", saved, "--size", "28,28")
+    assert code == 2 and "2 stored class names do not match the model's 10 outputs" in err
