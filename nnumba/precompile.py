@@ -60,7 +60,7 @@ def precompile(model, loss, x, y, processes: int | None = None, optimizer=None,
     processes = processes or available_cores()
     x, y = np.asarray(x), np.asarray(y)
     try:
-        prepared = _prepare(model, loss, x, y, processes)
+        prepared = _prepare(model, loss, x, y, processes, batch_size)
         if isinstance(prepared, str):
             if checks is not None:
                 checks()
@@ -90,7 +90,7 @@ def dismiss():
         proc.communicate()
 
 
-def _prepare(model, loss, x, y, processes):
+def _prepare(model, loss, x, y, processes, batch_size):
     """(recipe, shapes, units, marker) where a precompile would run, else why not."""
     if os.environ.get("NNUMBA_PRECOMPILE", "1") == "0":
         return "NNUMBA_PRECOMPILE=0"
@@ -103,7 +103,7 @@ def _prepare(model, loss, x, y, processes):
     units = _units(model, shapes)
     if processes < 2 or len(units) < 2 or sum(s for s, _ in units.values()) < MIN_SECONDS:
         return "not worth a second process"
-    marker = _marker(model, loss, x, y)
+    marker = _marker(model, loss, x, y, batch_size)
     if marker is not None and marker.exists():
         return "precompiled before"
     return recipe, shapes, units, marker
@@ -219,11 +219,12 @@ def _plan(units, processes) -> list[list[int]]:
     return [sorted(layers) for layers in plan]
 
 
-def _marker(model, loss, x, y) -> Path | None:
+def _marker(model, loss, x, y, batch_size) -> Path | None:
     """A file beside numba's cache, named after everything the compiled code
-    depends on: the kernels' and layers' sources, the model, the dtypes, numba
-    and the CPU.  None where the cache location is unknown."""
-    from .kernels.cpu import optim
+    depends on: the kernels' and layers' sources, the model, the dtypes, whether
+    the batch gather runs its kernel (batch_size), numba and the CPU.  None where
+    the cache location is unknown."""
+    from .kernels.cpu import arrays, optim
     try:
         cache_dir = Path(optim.sgd_step.stats.cache_path)
     except (AttributeError, TypeError):
@@ -238,6 +239,7 @@ def _marker(model, loss, x, y) -> Path | None:
     stamps = [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sources]
     key = json.dumps([model.spec(), model.dtype.name, list(x.shape[1:]), y.dtype.name,
                       type(loss).__name__, numba.__version__, platform.machine(),
+                      min(len(x), batch_size) * int(np.prod(x.shape[1:])) >= arrays._PARALLEL_FROM,
                       binding.get_host_cpu_name(), stamps], default=str)
     return cache_dir / f"nnumba-precompiled-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 

@@ -180,3 +180,15 @@ def test_a_worker_without_a_job_exits_quietly():
     done = subprocess.run(pc._worker_command(), input="", capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_the_marker_tells_apart_batches_that_compile_another_gather():
+    """A run at batch 3 compiles no gather kernel (np.take); one at batch 100 of
+    28 x 28 images does: its marker must differ, or that run skips the precompile
+    and compiles the gather in the first step."""
+    model, loss = nnumba.build("lenet", seed=0), CrossEntropy()
+    x, y = np.zeros((200, 1, 28, 28), np.float32), np.zeros(200, np.int64)
+    small, large, larger = (pc._marker(model, loss, x, y, b) for b in (3, 100, 200))
+    if small is None:
+        pytest.skip("numba's cache location is unknown here")
+    assert small != large and large == larger
