@@ -148,6 +148,7 @@ class Device:
 
 
 class CPUDevice(Device):
+    """numpy arrays, computed by numba's parallel CPU kernels on this machine's cores."""
     name = "cpu"
     kernel_set = "nnumba.kernels.cpu"
 

@@ -82,11 +82,12 @@ def save(model, path, classes=None, input_shape=None) -> Path:
     _check_model("save", model)
     meta = {"spec": model_spec(model), "dtype": model.dtype.name, "format": FORMAT,
             **_info(classes, input_shape)}
-    if "input_shape" in meta:  # ShapeError where the model cannot take it
-        outputs = model.output_shape(tuple(meta["input_shape"]))
-        if "classes" in meta and (len(outputs) != 1 or outputs[0] != len(meta["classes"])):
-            raise SaveError(f"save: {len(meta['classes'])} classes for a model whose output "
-                            f"per sample has shape {outputs}")
+    # ShapeError where the model cannot take the input shape
+    outputs = model.output_shape(tuple(meta["input_shape"])) if "input_shape" in meta \
+        else _output_shape(model)
+    if "classes" in meta and outputs is not None and outputs != (len(meta["classes"]),):
+        raise SaveError(f"save: {len(meta['classes'])} classes for a model whose output "
+                        f"per sample has shape {outputs}")
     path = check_save_path(path)
     _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
@@ -345,6 +346,23 @@ def stored_spec(path) -> tuple[list, str]:
     return meta["spec"], meta["dtype"]
 
 
+def _output_shape(model) -> tuple | None:
+    """A sample's output shape where the last layer with ``out_features`` (a Linear)
+    fixes it whatever the input, as the layers after it pass it on; else None."""
+    layers = model.layers
+    for i in range(len(layers) - 1, -1, -1):
+        width = getattr(layers[i], "out_features", None)
+        if isinstance(width, int):
+            shape = (width,)
+            try:
+                for later in layers[i + 1:]:
+                    shape = tuple(later.output_shape(shape))
+            except (ValueError, TypeError):  # a later layer that takes no flat sample
+                return None
+            return shape
+    return None
+
+
 def _info(classes, input_shape, path=None) -> dict:
     """{"classes": distinct non-empty strings (numbers become their text),
     "input_shape": a list of ints}, each only where given; SaveError (WeightsError
@@ -354,8 +372,9 @@ def _info(classes, input_shape, path=None) -> dict:
     if input_shape is not None:
         if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") \
                 or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
-                           for d in input_shape):
-            raise error(f"{where}input_shape must be a tuple of ints, got {show(input_shape)}")
+                           and d >= 1 for d in input_shape):
+            raise error(f"{where}input_shape must be a tuple of sizes >= 1, got "
+                        f"{show(input_shape)}")
         info["input_shape"] = [int(d) for d in input_shape]
     if classes is None:
         return info

@@ -38,8 +38,8 @@ import numpy as np
 
 from . import registry
 from .device import CPU, device_of, to_host
-from .errors import (DTypeError, LabelError, NnumbaError, NoGradientError, NonFiniteError,
-                     ShapeError, SpecError)
+from .errors import (ContractError, DTypeError, LabelError, NnumbaError, NoGradientError,
+                     NonFiniteError, ShapeError, SpecError)
 from .hookspecs import hookimpl
 from .layers.validation import non_finite, number, show, unmasked
 
@@ -99,8 +99,11 @@ class Loss:
         self.device = device
         n = y_hat.shape[0]
         scale = np.dtype(y_hat.dtype).type(1.0 / n if self.reduction == "mean" else 1.0)
-        losses, self._grad = self._compute(self._contiguous(device, y_hat, "predictions"), y,
-                                           scale)
+        out = self._compute(self._contiguous(device, y_hat, "predictions"), y, scale)
+        if not (isinstance(out, tuple) and len(out) == 2):  # a forgotten return, say
+            raise ContractError(f"{self.type_name} loss: _compute returned {show(out)}, not "
+                                f"(per-sample losses, gradient)")
+        losses, self._grad = out
         total = to_host(losses).sum(dtype=np.float64)  # N numbers: the step's one sync
         if not np.isfinite(total):
             self._check_targets_after_nonfinite(y)

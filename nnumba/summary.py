@@ -21,6 +21,11 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
+from .errors import ContractError
+from .layers.validation import show
+
 
 @dataclass
 class LayerRow:
@@ -167,7 +172,7 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
         check_fits(layer, in_shape)
         out = tuple(layer.output_shape(in_shape))
         count = sum(math.prod(s) for s in layer.param_shapes().values())
-        flops = layer.flops(in_shape)
+        flops = layer_flops(layer, in_shape)
         if flops is None:
             fwd = bwd = None
         else:
@@ -230,6 +235,22 @@ def _resolve(model, name, options):
     if default is None:
         default = _guess_input_shape(spec)
     return spec, default, name
+
+
+def layer_flops(layer, in_shape):
+    """``layer.flops(in_shape)``: None, or (forward, weight gradient or None, input
+    gradient or None) counts >= 0; a ContractError naming the layer for anything else."""
+    flops = layer.flops(in_shape)
+
+    def count(v):
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+            v, bool) and math.isfinite(v) and v >= 0
+    if flops is not None and not (isinstance(flops, tuple) and len(flops) == 3 and count(
+            flops[0]) and all(v is None or count(v) for v in flops[1:])):
+        raise ContractError(f"{layer.label}: flops({in_shape}) returned {show(flops)}; it "
+                            f"returns None or a tuple (forward, weight gradient, input "
+                            f"gradient) of counts >= 0")
+    return flops
 
 
 def _guess_input_shape(spec):

@@ -168,12 +168,16 @@ def _input_shape(args, model, stored=None):
         except ValueError:
             raise ValueError(f"--size must be H,W or N (positive ints), got {args.size!r}") \
                 from None
-        limit = _pillow().MAX_IMAGE_PIXELS
-        if limit and hw[0] * hw[1] > limit:
-            raise ValueError(f"--size {args.size} is {hw[0] * hw[1]:,} pixels, more than "
-                             f"Pillow's limit of {limit:,}")
-        return channels, hw
-    return channels, tuple(shape[1:]) if shape else (224, 224)
+        source = f"--size {args.size}"
+    else:
+        hw = tuple(shape[1:]) if shape else (224, 224)
+        source = f"the image size stored in {args.weights}" if shape and not named else \
+            f"the image size of {args.model}"
+    limit = _pillow().MAX_IMAGE_PIXELS
+    if limit and hw[0] * hw[1] > limit:  # before Pillow resizes to it
+        raise ValueError(f"{source} is {hw[0] * hw[1]:,} pixels, more than Pillow's limit "
+                         f"of {limit:,}")
+    return channels, hw
 
 
 def _build(args):
@@ -229,6 +233,9 @@ def run(args):
         ranked = classify(model, x, args.top)
     except NonFiniteError as exc:  # finite weights, yet too large: they overflow
         raise NonFiniteError(f"{args.image} with the weights of {args.weights}: {exc}") \
+            from None
+    except ShapeError as exc:  # the size guessed (224 x 224) or given does not fit
+        raise ShapeError(f"{exc}; give the image size the model takes with --size H,W") \
             from None
     outputs = model.output_shape(x.shape[1:])[-1]
     if labels and not args.labels and len(labels) != outputs:

@@ -31,8 +31,8 @@ def _summary(kind, obj, width=100) -> str:
         if model.description:
             return str(model.description)
         doc = getattr(model.build, "__doc__", None)
-    elif kind == "device":  # an instance: its docstring would be its class's
-        return ""
+    elif kind == "device":  # an instance: its class says what it is
+        doc = type(obj).__doc__
     text = " ".join((doc if isinstance(doc, str) else "").strip().split("\n\n")[0].split())
     end = text.find(". ")
     text = text[:end + 1] if end >= 0 else text

@@ -182,12 +182,14 @@ def load_fashion_mnist(root=None) -> Dataset:
 # Loaders share one signature, loader(root=None, download=False), so that
 # plugins can add data sets to DATASETS the same way.
 def _mnist_5k(root=None, download=False) -> Dataset:
+    """5,000 MNIST digits embedded in nnumba (4,000 train, 1,000 test), 1 x 28 x 28."""
     if root is not None or download:
         raise SpecError("mnist-5k is embedded in nnumba: it takes no root folder and no download")
     return load_embedded_mnist()
 
 
 def _mnist(root=None, download=False) -> Dataset:
+    """The 70,000 MNIST digits (60,000 train), from a folder or downloaded, 1 x 28 x 28."""
     if download:
         return load_mnist(download_mnist(root))
     if root is None:
@@ -200,6 +202,7 @@ def _mnist(root=None, download=False) -> Dataset:
 
 
 def _fashion_mnist(root=None, download=False) -> Dataset:
+    """Zalando's 70,000 clothing images in 10 classes (60,000 train), 1 x 28 x 28."""
     if download:
         raise SpecError("fashion-mnist is not downloaded by nnumba: `apt-get install "
                          "dataset-fashion-mnist`, or pass a folder holding its 4 files")

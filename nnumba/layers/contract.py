@@ -10,10 +10,11 @@ A layer author implements (docs/plugins.md has a worked example):
   (``self.weight.value[...] = rng.uniform(...)``), from ``rng`` only.
 - ``_forward(x)``: compute the output with ``self.kernels`` (the kernel set of the
   layer's device, :mod:`nnumba.kernels`) into arrays from ``self._buffer(key,
-  shape)``, and keep what ``_backward`` needs.
+  shape)``, and keep what ``_backward`` needs.  ``x`` and ``dl_dy`` are read-only:
+  an earlier layer's backward may read them.
 - ``_backward(dl_dy)``: *add* each parameter's gradient into ``param.grad``, also
-  when ``self.needs_input_grad`` is False; then return ``dl_dx``, or None when
-  ``needs_input_grad`` is False.
+  when ``self.needs_input_grad`` is False; then return ``dl_dx`` (None will do when
+  ``needs_input_grad`` is False).
 - ``input_shape()``: the per-sample input shape it accepts (``None`` for a free
   axis, a last ``...`` for any number of further axes), or None for any shape;
   ``output_shape(input_shape)``: shape arithmetic.
@@ -124,8 +125,7 @@ class Layer:
     reuse_buffers = False
     training = True
     container = None
-    #: Always False. Containers once set it after zero_grad, for layers to write their
-    #: gradients instead of adding, which lost what was added in between (a penalty).
+    #: Always False (once set after zero_grad, it lost what a penalty added in between).
     grads_are_zero = False
     #: the Device the layer computes on; set by to()
     device = CPU
@@ -202,7 +202,6 @@ class Layer:
 
     def input_shape(self):
         """Per-sample input shape (tuple, None for a free axis), or None for any."""
-        return None
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """Per-sample output shape for a per-sample input shape."""
@@ -214,7 +213,6 @@ class Layer:
     def flops(self, input_shape: tuple):
         """(forward, weight gradient, input gradient) FLOPs per sample, a FLOP being
         one addition or one multiplication; None where unknown ("?" in nnumba summary)."""
-        return None
 
     def compile_unit(self, input_shape: tuple) -> tuple[tuple, float]:
         """(key, seconds): layers with equal keys run the same CPU kernels, which
@@ -241,8 +239,7 @@ class Layer:
                                         f"needs more bytes than any array can hold (2**63)")
                 stand_in = np.broadcast_to(np.zeros((), self.dtype), shape)
                 param = Parameter(stand_in, stand_in)
-            else:
-                # its value and gradient, and the float64 draw reset_parameters makes
+            else:  # its value and gradient, and the float64 draw reset_parameters makes
                 validation.check_memory(f"{self.label}: parameter {name!r} of shape {shape}",
                                         np.prod(shape, dtype=np.float64) *
                                         (2 * self.dtype.itemsize + 8))
@@ -384,6 +381,9 @@ class Layer:
         """``forward`` without the input checks, for a container that checked ``x``
         itself (a Sequential checks each step's output against its expected shape)."""
         y = self._forward(x)
+        if not hasattr(y, "shape"):  # a forgotten return: name the layer, not NoneType
+            raise ContractError(f"{self.label}: _forward returned {validation.show(y)}, "
+                                f"not its output array")
         self._out_shape = y.shape
         return y
 

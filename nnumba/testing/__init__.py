@@ -8,6 +8,12 @@
   gradient asked for and without it (the first layer of a model is not asked:
   its parameter gradients must be added all the same);
 - that gradients accumulate (a second backward adds the same again);
+- that forward leaves its input, and backward its upstream gradient, as they were
+  (in a model they are other layers' arrays);
+- that a float32 copy computes the output and every gradient as the float64 one
+  does, to float32 accuracy (skipped for a layer whose forward is random);
+- that two copies reset from generators of one seed are equal, and that
+  ``flops()`` returns None or three counts;
 - that parameter gradients are sums over the batch, at a batch large enough for
   a parallel kernel to split it between threads (a race loses updates);
 - that a wrong shape, a wrong dtype, NaN and an empty batch raise clear errors
@@ -27,11 +33,13 @@ CPU's, for every layer whose ``devices`` include it.
 differences for both reductions, the per-sample losses' shape, the float32 and
 float64 results, and clear errors for bad targets and predictions.
 """
+from .devices import check_device
 from .layers import (ConformanceError, check_all, check_batch_sums, check_dataset,
-                     check_device, check_gradients, check_layer, check_rejections,
-                     check_round_trip, numeric_gradient)
+                     check_float32, check_gradients, check_layer, check_read_only,
+                     check_rejections, check_round_trip, numeric_gradient)
 from .losses import KINDS, check_loss, check_loss_case
 
 __all__ = ["ConformanceError", "KINDS", "check_all", "check_batch_sums", "check_dataset",
-           "check_device", "check_gradients", "check_layer", "check_loss", "check_loss_case",
-           "check_rejections", "check_round_trip", "numeric_gradient"]
+           "check_device", "check_float32", "check_gradients", "check_layer", "check_loss",
+           "check_loss_case", "check_read_only", "check_rejections", "check_round_trip",
+           "numeric_gradient"]

@@ -102,8 +102,9 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
         mode = "" if wants_dx else " with needs_input_grad False (a model's first layer)"
         if wants_dx:
             dx = dx.copy()
-            if dx.shape != x.shape:
-                _fail(layer, f"gradient for input has shape {dx.shape}, expected {x.shape}")
+            if dx.shape != x.shape or dx.dtype != x.dtype:
+                _fail(layer, f"gradient for input is {dx.dtype} {dx.shape}, expected "
+                             f"{x.dtype} {x.shape}")
             _compare(layer, "input", dx, numeric_gradient(objective, x, eps), rtol, atol)
             grads = {name: p.grad.copy() for name, p in params.items()}
         for name, p in params.items():
@@ -125,6 +126,80 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
         for name, p in params.items():
             if not np.allclose(p.grad, 2 * grads[name], rtol=1e-9, atol=1e-12):
                 _fail(layer, f"backward must accumulate (+=) into {name}.grad, not overwrite it")
+
+
+def check_read_only(layer, x, rng):
+    """forward leaves ``x`` and backward ``dl_dy`` as they were: in a model they are
+    the arrays of the layers around it, which their own backward reads."""
+    x0 = x.copy()
+    y = layer.forward(x)
+    if not np.array_equal(x, x0):
+        _fail(layer, "_forward wrote into its input x, which is the output of the layer "
+                     "before: that layer's backward reads it. Write into arrays from "
+                     "self._buffer(...) instead")
+    if layer.has_gradient:
+        g = rng.normal(size=y.shape)
+        g0 = g.copy()
+        _backward(layer, g)
+        for name, now, was in (("dl_dy", g, g0), ("its input x", x, x0)):
+            if not np.array_equal(now, was):
+                _fail(layer, f"_backward wrote into {name}, an array of another layer; "
+                             f"write into arrays from self._buffer(...) instead")
+
+
+def check_float32(layer, x, rng, rtol=1e-3):
+    """A float32 copy of ``layer`` computes what the float64 one does on the same
+    (float32-rounded) input and upstream gradient, to float32 accuracy: the forward,
+    the input gradient and every parameter gradient.  Skipped for a layer whose two
+    float64 forwards differ (a random one, in training mode)."""
+    import copy
+    x = x.astype(np.float32).astype(np.float64)
+    l32 = copy.deepcopy(layer).astype(np.float32)
+    y = layer.forward(x).copy()
+    if not np.array_equal(layer.forward(x), y):
+        return
+    g = rng.normal(size=y.shape).astype(np.float32)
+    want = {"the output": y}
+    got = {"the output": l32.forward(x.astype(np.float32))}
+    if layer.has_gradient:
+        for one in (layer, l32):
+            one.zero_grad()
+        want["the input gradient"] = _backward(layer, g.astype(np.float64))
+        got["the input gradient"] = _backward(l32, g)
+        for name, p in layer.params().items():
+            want[f"the gradient for {name}"] = p.grad
+            got[f"the gradient for {name}"] = l32.params()[name].grad
+    for what, ref in want.items():
+        a = np.asarray(got[what], np.float64)
+        if a.shape != ref.shape or not np.allclose(
+                a, ref, rtol=rtol, atol=rtol * max(1.0, float(np.abs(ref).max(initial=0)))):
+            worst = _worst(a, ref) if a.shape == ref.shape else None
+            _fail(layer, f"in float32, {what} differs from float64's beyond float32 "
+                         f"rounding" + (f": at {worst} {a[worst]:.6g} against "
+                                        f"{ref[worst]:.6g}" if worst is not None else
+                                        f": shape {a.shape} against {ref.shape}"))
+
+
+def check_seeded(layer_cls, kwargs, seed):
+    """Two layers initialised from generators of one seed hold the same values: a
+    layer that draws from elsewhere (np.random) breaks 'one seed, one model'."""
+    a, b = (_build(layer_cls, kwargs) for _ in "ab")
+    for one in (a, b):
+        one.reset_parameters(np.random.default_rng(seed))
+    for name, p in a.params().items():
+        if not np.array_equal(p.value, b.params()[name].value):
+            _fail(a, f"two copies reset from generators of one seed differ in {name}: "
+                     f"draw every initial value from the rng reset_parameters is given")
+
+
+def check_flops(layer, input_shape):
+    """flops() returns None or three counts (nnumba summary's columns)."""
+    from ..errors import ContractError
+    from ..summary import layer_flops
+    try:
+        layer_flops(layer, tuple(input_shape))
+    except ContractError as exc:
+        raise ConformanceError(str(exc)) from None
 
 
 def check_batch_sums(layer, x):
@@ -299,7 +374,7 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
     layer.reset_parameters(rng)
     x = _inputs(tuple(input_shape), rng)
     try:
-        y = layer.forward(x)
+        y = layer.forward(x.copy())  # x itself stays as drawn for check_read_only
     except (ShapeError, DTypeError) as exc:
         _fail(layer, f"refused the example input of shape {tuple(input_shape)} ({exc}); an "
                      f"example gives the input shape with the batch axis first, and one that "
@@ -309,6 +384,9 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
         _fail(layer, f"output shape {y.shape} differs from output_shape(): {want}")
     if y.dtype != np.float64:
         _fail(layer, f"a float64 input gave a {y.dtype} output")
+    check_seeded(layer_cls, kwargs, seed)
+    check_flops(layer, input_shape[1:])
+    check_read_only(layer, x, rng)
     l32 = layer_cls(**kwargs)
     y32 = l32.forward(x.astype(np.float32))
     if y32.dtype != np.float32 or y32.shape != want:
@@ -318,6 +396,8 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
         if dx32 is not None and dx32.dtype != np.float32:
             _fail(layer, f"a float32 backward gave a {dx32.dtype} input gradient: keep the "
                          f"layer's dtype (a Python float or a float64 array promotes it)")
+    check_float32(layer, x, rng)
+    if layer.has_gradient:
         check_gradients(layer, x, rng)
         check_batch_sums(layer, x)
     else:
@@ -352,46 +432,3 @@ def check_all(layer_cls):
     """Run check_layer over every entry in ``layer_cls.examples``."""
     for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         check_layer(layer_cls, kwargs, shape)
-
-
-# ---- devices ------------------------------------------------------------------------------
-
-def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
-    """Every example of ``layer_cls`` on ``device`` against the CPU: forward, the input
-    gradient and every parameter gradient, in float64.  Layers whose ``devices`` leave
-    the device out are skipped (returns False); True when compared."""
-    from ..device import get_device, to_host
-    _class("check_device", layer_cls, Layer)
-    device = get_device(device)
-    if not layer_cls.runs_on(device):
-        return False
-    for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
-        rng = np.random.default_rng(0)
-        x = _inputs(tuple(shape), rng)
-        cpu, other = (_build(layer_cls, kwargs).astype(np.float64) for _ in "12")
-        for layer in (cpu, other):
-            layer.reset_parameters(np.random.default_rng(1))
-        other.to(device)
-        y = cpu.forward(x)
-        y_dev = other.forward(device.to_device(x))
-        if not device.owns(y_dev):
-            _fail(other, f"forward on {device.name} returned a {type(y_dev).__name__}")
-        _close(other, f"forward on {device.name}", to_host(y_dev), y, rtol, atol)
-        if not layer_cls.has_gradient:
-            continue
-        g = rng.standard_normal(y.shape)
-        for layer in (cpu, other):
-            layer.zero_grad()
-        dx = cpu.backward(g)
-        dx_dev = other.backward(device.to_device(g))
-        _close(other, f"the input gradient on {device.name}", to_host(dx_dev), dx, rtol, atol)
-        for name, p in cpu.params().items():
-            _close(other, f"the gradient of {name} on {device.name}",
-                   to_host(other.params()[name].grad), p.grad, rtol, atol)
-    return True
-
-
-def _close(owner, what, got, want, rtol, atol):
-    if got.shape != want.shape or not np.allclose(got, want, rtol=rtol, atol=atol):
-        _fail(owner, f"{what} differs from the CPU's (shape {got.shape} vs {want.shape}, "
-                     f"max difference {np.max(np.abs(got - want)) if got.shape == want.shape else '-'})")

@@ -149,8 +149,8 @@ class Trainer:
 
     @batch_size.setter
     def batch_size(self, value):  # checked when set, later too: 0 would divide by zero
-        # batch sizes past the set are one batch: no upper bound
-        self._batch_size = integer(type(self).__name__, "batch_size", value, 1, None)
+        # batch sizes past the set are one batch; no array holds more than MAX_SIZE
+        self._batch_size = integer(type(self).__name__, "batch_size", value, 1)
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""

@@ -1,0 +1,49 @@
+"""The device kit: a layer's run on another device against its CPU run
+(:mod:`nnumba.testing`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers.contract import Layer
+from .layers import _build, _class, _examples, _fail, _inputs
+
+
+def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
+    """Every example of ``layer_cls`` on ``device`` against the CPU: forward, the input
+    gradient and every parameter gradient, in float64.  Layers whose ``devices`` leave
+    the device out are skipped (returns False); True when compared."""
+    from ..device import get_device, to_host
+    _class("check_device", layer_cls, Layer)
+    device = get_device(device)
+    if not layer_cls.runs_on(device):
+        return False
+    for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
+        rng = np.random.default_rng(0)
+        x = _inputs(tuple(shape), rng)
+        cpu, other = (_build(layer_cls, kwargs).astype(np.float64) for _ in "12")
+        for layer in (cpu, other):
+            layer.reset_parameters(np.random.default_rng(1))
+        other.to(device)
+        y = cpu.forward(x)
+        y_dev = other.forward(device.to_device(x))
+        if not device.owns(y_dev):
+            _fail(other, f"forward on {device.name} returned a {type(y_dev).__name__}")
+        _close(other, f"forward on {device.name}", to_host(y_dev), y, rtol, atol)
+        if not layer_cls.has_gradient:
+            continue
+        g = rng.standard_normal(y.shape)
+        for layer in (cpu, other):
+            layer.zero_grad()
+        dx = cpu.backward(g)
+        dx_dev = other.backward(device.to_device(g))
+        _close(other, f"the input gradient on {device.name}", to_host(dx_dev), dx, rtol, atol)
+        for name, p in cpu.params().items():
+            _close(other, f"the gradient of {name} on {device.name}",
+                   to_host(other.params()[name].grad), p.grad, rtol, atol)
+    return True
+
+
+def _close(owner, what, got, want, rtol, atol):
+    if got.shape != want.shape or not np.allclose(got, want, rtol=rtol, atol=atol):
+        _fail(owner, f"{what} differs from the CPU's (shape {got.shape} vs {want.shape}, "
+                     f"max difference {np.max(np.abs(got - want)) if got.shape == want.shape else '-'})")
