@@ -1,7 +1,8 @@
 """Save and load weights as .npz, never with pickle.
 
 A file holds one array per parameter ("0.weight", "0.bias", ...) plus the
-model spec as JSON text, so :func:`load_model` can rebuild the model alone.
+model spec as JSON text, so :func:`load_model` can rebuild the model alone (and
+name the plugin distributions its layers came from where one is missing).
 """
 from __future__ import annotations
 
@@ -80,8 +81,9 @@ def save(model, path, classes=None, input_shape=None) -> Path:
     classify`` uses both): ``classes``, the class names, one per output (output i
     scores ``classes[i]``); ``input_shape``, the shape of one sample it takes."""
     _check_model("save", model)
-    meta = {"spec": model_spec(model), "dtype": model.dtype.name, "format": FORMAT,
-            **_info(classes, input_shape)}
+    spec = model_spec(model)
+    meta = {"spec": spec, "dtype": model.dtype.name, "format": FORMAT,
+            **_info(classes, input_shape), "distributions": _distributions(spec)}
     # ShapeError where the model cannot take the input shape
     outputs = model.output_shape(tuple(meta["input_shape"])) if "input_shape" in meta \
         else _output_shape(model)
@@ -346,6 +348,21 @@ def stored_spec(path) -> tuple[list, str]:
     return meta["spec"], meta["dtype"]
 
 
+def _distributions(spec) -> dict:
+    """{layer type: the distribution that registered it} for the plugins' layers of
+    a model's ``spec``: a load without that plugin can then say what to install."""
+    from .registry import BUILTIN_DISTRIBUTION, RUNTIME_DISTRIBUTION, get_registry
+    found = {}
+    for item in spec:
+        try:
+            dist = get_registry().entry("layer", item["type"]).distribution
+        except NnumbaError:
+            continue
+        if dist not in (BUILTIN_DISTRIBUTION, RUNTIME_DISTRIBUTION):
+            found[item["type"]] = dist
+    return found
+
+
 def _output_shape(model) -> tuple | None:
     """A sample's output shape where the last layer with ``out_features`` (a Linear)
     fixes it whatever the input, as the layers after it pass it on; else None."""
@@ -412,5 +429,9 @@ def load_model(path):
     except TooLargeError as exc:  # a fine file, maybe, for a machine with more memory
         raise TooLargeError(f"{path}: cannot rebuild the stored model: {exc}") from None
     except (NnumbaError, ValueError, TypeError) as exc:
-        raise WeightsError(f"{path}: cannot rebuild the stored model: {exc}") from None
+        dists = meta.get("distributions")
+        hint = "; its layers came from " + ", ".join(
+            f"{d} ({t})" for t, d in sorted(dists.items()))[:500] \
+            if isinstance(dists, dict) and dists else ""
+        raise WeightsError(f"{path}: cannot rebuild the stored model: {exc}{hint}") from None
     return load_weights(model, path)

@@ -1,6 +1,9 @@
 """A saved model keeps the names of the classes its outputs score: `nnumba train
 --save` stores the data set's, and `nnumba classify` prints them."""
 import json
+import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -106,3 +109,16 @@ def test_stored_names_that_do_not_fit_the_outputs_are_refused_by_classify(tmp_pa
     code, _, err = _run(capsys, "classify", tmp_path / "digit.png", "--model", saved,
                         "--weights", saved, "--size", "28,28")
     assert code == 2 and "2 stored class names do not match the model's 10 outputs" in err
+
+
+def test_a_model_loaded_without_its_plugin_names_the_distribution_to_install(tmp_path):
+    pytest.importorskip("nnumba_extra_activations")
+    model = nnumba.build([{"type": "Linear", "in_features": 3, "out_features": 2},
+                          {"type": "LeakyReLU"}])
+    path = io.save(model, tmp_path / "leaky.npz")
+    load = f"import nnumba; nnumba.load_model({str(path)!r})"
+    done = subprocess.run([sys.executable, "-c", load],
+                          env={**os.environ, "NNUMBA_DISABLE_PLUGIN_AUTOLOAD": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert "unknown layer 'LeakyReLU'" in done.stderr
+    assert "its layers came from nnumba-extra-activations 0.1.0 (LeakyReLU)" in done.stderr
