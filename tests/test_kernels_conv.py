@@ -1,13 +1,14 @@
 """Convolution kernels against SciPy, adjoint identities, finite differences and
-exact small cases; both strategies (direct loops, im2col + GEMM) on every case."""
+exact small cases; every strategy (direct loops, im2col + GEMM, Winograd for 3 x 3)
+on every case it takes."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.signal import correlate
 
 from nnumba.kernels.cpu import conv as K
-from nnumba.kernels.cpu import conv_direct, conv_gemm
+from nnumba.kernels.cpu import conv_direct, conv_gemm, conv_winograd
 from nnumba.kernels.geometry import conv2d_output_shape
 
 TOL = {np.float32: 1e-4, np.float64: 1e-10}
@@ -63,6 +64,8 @@ def run_forward(strategy, x, w, b, stride, pad):
         conv_gemm.forward_gemm(x, w, b, sh, sw, ph, pw, out)
     elif strategy == "images":
         conv_gemm.forward_gemm_images(x, w, b, sh, sw, ph, pw, out)
+    elif strategy == "winograd":
+        conv_winograd.forward_winograd(x, w, b, ph, pw, out)
     else:
         K.conv2d_forward(x, w, b, stride, pad, out)
     return out
@@ -109,6 +112,33 @@ def test_forward_matches_scipy(case):
         out = run_forward(strategy, x, w, b, stride, pad)
         assert out.dtype == dtype
         assert rel_err(out, ref) < TOL[dtype], strategy
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(1, 11),
+       st.integers(1, 11), st.integers(0, 2), st.integers(0, 2),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31 - 1))
+def test_winograd_forward_matches_scipy(N, C, D, H, W, ph, pw, dtype, seed):
+    """3 x 3, stride 1, odd and even output sizes (a last half tile), any padding."""
+    assume(H + 2 * ph >= 3 and W + 2 * pw >= 3)
+    x, w, b, stride, pad, dtype, _ = make((N, C, H, W, D, (3, 3), (1, 1), (ph, pw), dtype,
+                                           seed))
+    out = run_forward("winograd", x, w, b, stride, pad)
+    assert out.dtype == dtype
+    assert rel_err(out, reference_forward(x, w, b, stride, pad)) < TOL[dtype]
+
+
+def test_the_forward_takes_winograd_where_im2col_would_run_on_a_batch():
+    """AlexNet's conv3 in small: 20 channels (180 taps, past the direct kernels'),
+    a 9 x 9 map; one image keeps im2col, two go by Winograd."""
+    assert not K.uses_direct(20, 3, (9, 9), 1)
+    assert conv_winograd.uses_winograd(2, 3, 3, 1, 1, 9, 9)
+    assert not conv_winograd.uses_winograd(1, 3, 3, 1, 1, 9, 9)
+    assert not conv_winograd.uses_winograd(2, 3, 3, 2, 2, 9, 9)   # strided
+    x, w, b, stride, pad, dtype, _ = make((2, 20, 9, 9, 8, (3, 3), (1, 1), (1, 1), np.float32, 5))
+    auto = run_forward("auto", x, w, b, stride, pad)
+    np.testing.assert_array_equal(auto, run_forward("winograd", x, w, b, stride, pad))
+    assert rel_err(auto, reference_forward(x, w, b, stride, pad)) < TOL[np.float32]
 
 
 @settings(max_examples=25, deadline=None)

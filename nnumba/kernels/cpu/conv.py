@@ -12,9 +12,11 @@ is the 2-D one on a height-1 view.
 
 - Forward and weight gradient: the direct kernels (:mod:`.conv_direct`) when the
   reduction K = C*kh*kw is short or the output rows long, else im2col + GEMM
-  (:mod:`.conv_gemm`); see :func:`uses_direct`.  The GEMM forward goes image by
-  image for maps of at least ``IMAGE_GEMM`` outputs (one GEMM as wide as the map),
-  with the batch innermost for smaller ones (one GEMM over the whole batch).
+  (:mod:`.conv_gemm`); see :func:`uses_direct`.  Where im2col would run, a 3 x 3
+  stride-1 forward over a batch goes by Winograd's F(2 x 2, 3 x 3)
+  (:mod:`.conv_winograd`).  The GEMM forward goes image by image for maps of at
+  least ``IMAGE_GEMM`` outputs (one GEMM as wide as the map), with the batch
+  innermost for smaller ones (one GEMM over the whole batch).
 - Input gradient: always the batch-inner GEMM path (W.T @ dy, then col2im).
 """
 import numpy as np
@@ -22,6 +24,7 @@ import numpy as np
 from ..geometry import pair
 from .conv_direct import forward_direct, weight_direct
 from .conv_gemm import forward_gemm, forward_gemm_images, input_gemm, weight_gemm
+from .conv_winograd import forward_winograd, uses_winograd
 from .workspace import clear_workspace, scratch
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
@@ -66,10 +69,13 @@ def conv2d_forward(x, w, b, stride, pad, out):
         return out
     Ho, Wo = out.shape[2], out.shape[3]
     if _use_direct(C, kh, kw, Ho, Wo, sh):
-        strategy = forward_direct
+        forward_direct(x, w, b, sh, sw, ph, pw, out)
+    elif uses_winograd(x.shape[0], kh, kw, sh, sw, Ho, Wo):
+        forward_winograd(x, w, b, ph, pw, out)
+    elif Ho * Wo >= IMAGE_GEMM:
+        forward_gemm_images(x, w, b, sh, sw, ph, pw, out)
     else:
-        strategy = forward_gemm_images if Ho * Wo >= IMAGE_GEMM else forward_gemm
-    strategy(x, w, b, sh, sw, ph, pw, out)
+        forward_gemm(x, w, b, sh, sw, ph, pw, out)
     return out
 
 
