@@ -3,7 +3,8 @@ F(2 x 2, 3 x 3) (Lavin and Gray, 2016): each 2 x 2 block of outputs takes 16
 multiplications per input channel instead of im2col's 36.
 
 For every 4 x 4 input tile d (tiles 2 apart) and filter g, with the transforms
-B^T, G and A^T below (:func:`_input_tile`, :func:`_filter_tile`, :func:`_output_tile`):
+B^T, G and A^T written out in :func:`_input_tiles`, :func:`_filter_tiles` and
+:func:`_output_tiles`:
 
     out block (2, 2) = A^T [ sum over c of (G g_c G^T) * (B^T d_c B) ] A
 
