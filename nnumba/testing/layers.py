@@ -2,6 +2,7 @@
 (:mod:`nnumba.testing`)."""
 from __future__ import annotations
 
+import copy
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -152,7 +153,6 @@ def check_float32(layer, x, rng, rtol=1e-3):
     (float32-rounded) input and upstream gradient, to float32 accuracy: the forward,
     the input gradient and every parameter gradient.  Skipped for a layer whose two
     float64 forwards differ (a random one, in training mode)."""
-    import copy
     x = x.astype(np.float32).astype(np.float64)
     l32 = copy.deepcopy(layer).astype(np.float32)
     y = layer.forward(x).copy()

@@ -26,7 +26,7 @@ from numba import njit
 
 from .blas import address, gemm_in_thread
 from .blocks import run_blocks
-from .layout import to_batch_inner, to_batch_outer
+from .layout import _pad_rows, to_batch_inner, to_batch_outer
 from .workspace import scratch
 from ..cache_stamp import stamp
 
@@ -68,23 +68,6 @@ def _filter_tiles(d, w, u):
             u1[c] = half * (a[c] + b[c] + e[c])
             u2[c] = half * (a[c] - b[c] + e[c])
             u3[c] = e[c]
-
-
-@njit(**_SEQ)
-def _pad_tiles(c, xT, ph, pw, xTp):
-    """xTp[c] (Hp, Wp, N) = xT[c] (H, W, N) at offset (ph, pw), zero elsewhere
-    (Hp, Wp cover every 4 x 4 tile, one more row or column for an odd output)."""
-    _, H, W, N = xT.shape
-    plane = xTp[c].reshape(xTp.shape[1] * xTp.shape[2] * N)
-    zero = plane.dtype.type(0)
-    for q in range(plane.size):
-        plane[q] = zero
-    run = min(W, xTp.shape[2] - pw) * N
-    for r in range(min(H, xTp.shape[1] - ph)):
-        dst = xTp[c, r + ph].reshape(xTp.shape[2] * N)[pw * N:pw * N + run]
-        src = xT[c, r].reshape(W * N)
-        for q in range(run):
-            dst[q] = src[q]
 
 
 @njit(**_SEQ)
@@ -161,8 +144,9 @@ def forward_winograd(x, w, b, ph, pw, out):
     T = tiles_h * tiles_w * N
     xT = scratch("xT", (C, H, W, N), x.dtype)
     to_batch_inner(x.reshape(N, C * H * W), xT.reshape(C * H * W, N))
+    # padded to cover every 4 x 4 tile: one more row or column for an odd output
     xTp = scratch("xTpad", (C, 2 * tiles_h + 2, 2 * tiles_w + 2, N), x.dtype)
-    run_blocks(_pad_tiles, C, xT, ph, pw, xTp)
+    _pad_rows(xT, ph, pw, xTp)
     u = scratch("winograd_u", (16, D, C), x.dtype)
     v = scratch("winograd_v", (16, C, T), x.dtype)
     m = scratch("winograd_m", (16, D, T), x.dtype)

@@ -128,7 +128,8 @@ def to_batch_outer(xT2, x2):
 
 @njit(**_SEQ)
 def _pad_rows(xT, ph, pw, xTp):
-    """xTp (C, H+2ph, W+2pw, N) = xT (C, H, W, N) zero-padded (rows of N)."""
+    """xTp (C, Hp, Wp, N) = xT (C, H, W, N) at offset (ph, pw), zero elsewhere (rows of
+    N): Hp = H + 2 ph, Wp = W + 2 pw, or more where a caller needs more zeros after."""
     C, H, W, N = xT.shape
     Hp, Wp = xTp.shape[1], xTp.shape[2]
     zero = xTp.dtype.type(0)
