@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -12,6 +11,7 @@ from ..jsonfile import read_json
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
 from ..registry import get_loss, get_registry
 from . import model_options
+from .train_report import epoch_line, finish, interrupted, is_root, perceptron_line
 
 
 def add_parser(sub):
@@ -172,7 +172,7 @@ def _load_data(args):
 
 def _say(args, text):
     # With --json, stdout carries only the JSON object; under MPI only rank 0 speaks.
-    if text and _is_root(args):  # None: nothing to say
+    if text and is_root(args):  # None: nothing to say
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
@@ -332,12 +332,21 @@ def _run_gradient(args, data, start):
     trainer = TRAINERS[args.trainer](
         model, loss, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         batch_size=args.batch_size, seed=args.seed, progress=progress,
-        callbacks=[lambda t, row: _say(args, _epoch_line(row, args.epochs))], **extra)
+        callbacks=[lambda t, row: _say(args, epoch_line(row, args.epochs))], **extra)
     _say(args, f"model: {args.model}, {model.num_params():,} parameters; trainer {args.trainer}, "
                f"lr {args.lr}, momentum {args.momentum}, batch {args.batch_size}"
                + (f"; device {args.device}" if args.device != "cpu" else ""))
-    history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs,
-                          x_test=data.x_test, y_test=data.y_test)
+    # output i scores class i where the loss takes labels or one-hot rows: saved with it
+    info = {"input_shape": data.x_train.shape[1:],
+            "classes": data.classes if _target_kind(args.loss) in ("classes", "values")
+            else None}
+    try:
+        history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs,
+                              x_test=data.x_test, y_test=data.y_test)
+    except KeyboardInterrupt:
+        if args.comm is not None:  # every rank is stopped: mpiexec passes Ctrl-C to all
+            raise
+        return interrupted(args, trainer, lambda: model.to("cpu"), info)
     result = {"model": args.model, "dataset": data.name, "trainer": args.trainer,
               "epochs": args.epochs, "train_loss": history.last("train_loss"),
               "test_loss": history.last("test_loss"),
@@ -346,19 +355,9 @@ def _run_gradient(args, data, start):
               "first_step_seconds": trainer.first_step_seconds, "history": history.epochs,
               "device": args.device}
     accuracy = result["test_accuracy"]
-    # output i scores class i where the loss takes labels or one-hot rows: saved with it
-    info = {"input_shape": data.x_train.shape[1:],
-            "classes": data.classes if _target_kind(args.loss) in ("classes", "values")
-            else None}
-    return _finish(args, result, f"test accuracy {100 * accuracy:.2f}%" if accuracy is not None
+    return finish(args, result, f"test accuracy {100 * accuracy:.2f}%" if accuracy is not None
                    else f"test loss {result['test_loss']:.4f} (accuracy does not apply)",
                    lambda: model.to("cpu"), info)
-
-
-def _epoch_line(row, epochs):
-    acc = row.get("test_accuracy")
-    acc_text = f" test_loss {row['test_loss']:.4f} test_accuracy {100 * acc:.2f}%" if acc is not None else ""
-    return f"epoch {row['epoch']}/{epochs} train_loss {row['train_loss']:.4f}{acc_text} ({row['seconds']:.1f}s)"
 
 
 def _run_perceptron(args, data, start):
@@ -369,7 +368,7 @@ def _run_perceptron(args, data, start):
         train_perceptron = partial(train_perceptron_distributed, comm=args.comm)
     _, _, (x, y), (xt, yt) = _two_classes(args, data, "perceptron")
     result_p = train_perceptron(x, y, max_epochs=args.epochs, x_test=xt, y_test=yt,
-                                callback=lambda row: _say(args, _perceptron_line(row)))
+                                callback=lambda row: _say(args, perceptron_line(row)))
     test_error = result_p.history[-1]["test_error"]
     result = {"model": "perceptron", "dataset": data.name, "trainer": "perceptron",
               "epochs": len(result_p.history), "converged": result_p.converged,
@@ -377,7 +376,7 @@ def _run_perceptron(args, data, start):
               "train_error": result_p.history[-1]["train_error"], "test_error": test_error,
               "test_accuracy": 1 - test_error, "seconds": time.perf_counter() - start,
               "history": result_p.history}
-    return _finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} "
+    return finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} "
                                  f"after {result['updates']} updates; test accuracy "
                                  f"{100 * result['test_accuracy']:.2f}%", result_p.to_model,
                    {"input_shape": x.shape[1:]})
@@ -411,34 +410,3 @@ def _class_number(data, name) -> int:
     except ValueError:
         raise ValueError(f"--classes: {name!r} is neither a class of {data.name} "
                          f"({', '.join(data.classes[:10])}) nor a class number") from None
-
-
-def _perceptron_line(row):
-    return (f"epoch {row['epoch']} nb_changes {row['nb_changes']} "
-            f"train_error {100 * row['train_error']:.2f}% test_error {100 * row['test_error']:.2f}%")
-
-
-def _is_root(args):
-    comm = getattr(args, "comm", None)
-    return comm is None or comm.is_root
-
-
-def _finish(args, result, summary, trained, info=None) -> int:
-    """Complete ``result`` (the MPI figures; the weights of ``trained()`` saved where
-    --save asks, with ``info``: save's classes and input_shape) and print it on rank
-    0: the JSON object, or ``summary``."""
-    if args.comm is not None:
-        result["mpi"] = {"ranks": args.comm.size, "threads_per_rank": args.comm.threads,
-                         "allreduce_seconds": args.comm.allreduce_seconds}
-    if not _is_root(args):
-        return 0
-    if args.save:
-        from .. import io
-        result["saved"] = str(io.save(trained(), args.save, **(info or {})))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{summary} ({result['seconds']:.1f}s)")
-        if "saved" in result:
-            print(f"weights saved to {result['saved']}")
-    return 0

@@ -188,8 +188,10 @@ class Trainer:
                 epoch = len(self.history.epochs) + 1
                 start = time.perf_counter()
                 bar = Progress(self._num_batches(len(x)), f"epoch {epoch}", self.progress)
-                train_loss = self._epoch(len(x), bar, epoch)
-                bar.close()
+                try:
+                    train_loss = self._epoch(len(x), bar, epoch)
+                finally:  # Ctrl-C or an error: its message starts on a clean line
+                    bar.close()
                 # The loss is checked before each update, not after the last one; one
                 # pass over the flat parameters keeps non-finite weights from being saved.
                 if not model.device.kernels.all_finite(model.flat_params):
@@ -271,6 +273,11 @@ class Trainer:
                                     f"the model's {self.model.dtype.name}; scale them")
         return TrainingDiverged(f"{what}: lower the learning rate (now {lr})")
 
+    #: updates applied by this trainer's fit calls so far; Ctrl-C (KeyboardInterrupt)
+    #: in fit leaves the model with the weights of the last of them (SGD's update is
+    #: one kernel: nothing half-applied) and ``history`` with the epochs completed
+    updates = 0
+
     #: seconds from fit() to the end of the first update: mostly JIT compilation
     #: on a cold cache, and the cost a user waits before training really starts
     first_step_seconds = None
@@ -289,6 +296,7 @@ class Trainer:
     def _step(self):
         """Apply the accumulated gradients."""
         self.optimizer.step()
+        self.updates += 1
         if self.first_step_seconds is None:
             self.first_step_seconds = time.perf_counter() - self._fit_start
 

@@ -1,0 +1,60 @@
+"""What ``nnumba train`` prints as it goes and at its end, and what it saves: the
+epoch lines, the final line or JSON object, and the weights (also on Ctrl-C)."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def interrupted(args, trainer, trained, info) -> int:
+    """Ctrl-C during training: nothing trained is lost where --save asks for the
+    weights; they are those of the last complete update."""
+    where = (f"interrupted in epoch {len(trainer.history.epochs) + 1}/{args.epochs}, after "
+             f"{trainer.updates} update{'s' * (trainer.updates != 1)}")
+    if trainer.updates == 0:
+        print(f"{where}: nothing trained{', nothing saved' if args.save else ''}",
+              file=sys.stderr)
+    elif args.save:
+        from .. import io
+        print(f"{where}: weights saved to {io.save(trained(), args.save, **info)}",
+              file=sys.stderr)
+    else:
+        print(f"{where} (--save FILE keeps the weights trained so far)", file=sys.stderr)
+    return 130
+
+
+def epoch_line(row, epochs):
+    acc = row.get("test_accuracy")
+    acc_text = f" test_loss {row['test_loss']:.4f} test_accuracy {100 * acc:.2f}%" if acc is not None else ""
+    return f"epoch {row['epoch']}/{epochs} train_loss {row['train_loss']:.4f}{acc_text} ({row['seconds']:.1f}s)"
+
+
+def perceptron_line(row):
+    return (f"epoch {row['epoch']} nb_changes {row['nb_changes']} "
+            f"train_error {100 * row['train_error']:.2f}% test_error {100 * row['test_error']:.2f}%")
+
+
+def is_root(args):
+    comm = getattr(args, "comm", None)
+    return comm is None or comm.is_root
+
+
+def finish(args, result, summary, trained, info=None) -> int:
+    """Complete ``result`` (the MPI figures; the weights of ``trained()`` saved where
+    --save asks, with ``info``: save's classes and input_shape) and print it on rank
+    0: the JSON object, or ``summary``."""
+    if args.comm is not None:
+        result["mpi"] = {"ranks": args.comm.size, "threads_per_rank": args.comm.threads,
+                         "allreduce_seconds": args.comm.allreduce_seconds}
+    if not is_root(args):
+        return 0
+    if args.save:
+        from .. import io
+        result["saved"] = str(io.save(trained(), args.save, **(info or {})))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{summary} ({result['seconds']:.1f}s)")
+        if "saved" in result:
+            print(f"weights saved to {result['saved']}")
+    return 0

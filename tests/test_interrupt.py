@@ -1,0 +1,103 @@
+"""Ctrl-C during `nnumba train` loses nothing trained where --save asks for the
+weights: they are saved as they were after the last complete update, with the run's
+class names and input shape, and the command ends with 130 and one line."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba import io
+from nnumba.cli import main
+from nnumba.losses import CrossEntropy
+from nnumba.train import SGDTrainer
+from nnumba.train.base import Trainer
+
+# 300 samples in batches of 100: 3 updates an epoch
+ARGS = ["train", "--train-size", "300", "--test-size", "50", "--batch-size", "100",
+        "--seed", "3", "--no-progress"]
+
+
+def _interrupt_at_update(monkeypatch, k):
+    """Ctrl-C arrives as update ``k`` (1-based) is about to be applied."""
+    step = Trainer._step
+
+    def interrupted_step(self):
+        if self.updates + 1 == k:
+            raise KeyboardInterrupt
+        step(self)
+    monkeypatch.setattr(Trainer, "_step", interrupted_step)
+
+
+def test_weights_of_the_last_complete_update_are_saved(tmp_path, monkeypatch, capsys):
+    reference = tmp_path / "one-epoch.npz"
+    assert main(ARGS + ["--epochs", "1", "--save", str(reference)]) == 0
+    capsys.readouterr()
+    _interrupt_at_update(monkeypatch, 4)  # the first update of epoch 2
+    saved = tmp_path / "interrupted.npz"
+    assert main(ARGS + ["--epochs", "5", "--save", str(saved)]) == 130
+    out, err = capsys.readouterr()
+    assert f"interrupted in epoch 2/5, after 3 updates: weights saved to {saved}" in err
+    assert "epoch 1/5" in out and "epoch 2/5" not in out
+    # the same seed trains the same first epoch: three updates, nothing of the fourth
+    np.testing.assert_array_equal(io.load_model(saved).flat_params,
+                                  io.load_model(reference).flat_params)
+    assert io.stored_info(saved) == io.stored_info(reference)
+    assert io.stored_info(saved)["input_shape"] == (1, 28, 28)
+
+
+def test_without_save_the_line_says_how_to_keep_them(tmp_path, monkeypatch, capsys):
+    _interrupt_at_update(monkeypatch, 2)
+    assert main(ARGS + ["--epochs", "2"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted in epoch 1/2, after 1 update (--save FILE keeps the weights" in err
+
+
+def test_before_the_first_update_nothing_is_written(tmp_path, monkeypatch, capsys):
+    _interrupt_at_update(monkeypatch, 1)
+    saved = tmp_path / "m.npz"
+    assert main(ARGS + ["--epochs", "2", "--save", str(saved)]) == 130
+    assert "after 0 updates: nothing trained, nothing saved" in capsys.readouterr().err
+    assert not saved.exists()
+
+
+def test_the_trainer_counts_its_updates_and_keeps_the_epochs_done():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((50, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 50)
+
+    def stop(trainer, row):
+        raise KeyboardInterrupt
+
+    trainer = SGDTrainer(nnumba.build("mlp", seed=0), CrossEntropy(), batch_size=20, seed=0,
+                         callbacks=[stop])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(x, y, epochs=3)
+    assert trainer.updates == 3 and len(trainer.history.epochs) == 1
+    trainer.callbacks = []
+    trainer.fit(x, y, epochs=1)
+    assert trainer.updates == 6 and len(trainer.history.epochs) == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_a_real_ctrl_c_saves_the_weights(tmp_path):
+    saved = tmp_path / "m.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nnumba", "train", "--epochs", "1000", "--save", str(saved),
+         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NNUMBA_PRECOMPILE": "0"})
+    try:
+        for line in proc.stdout:  # the first epoch's line: training is under way
+            if line.startswith("epoch 1/1000"):
+                break
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "weights saved to" in err and "Traceback" not in err
+    assert io.load_model(saved).num_params() == nnumba.build("mlp").num_params()
