@@ -19,8 +19,8 @@ def add_parser(sub):
                        description="Train a model. By default: the MLP 784-256-10 with "
                                    "mini-batch SGD on the embedded 4,000/1,000 MNIST split.")
     p.add_argument("--model",  # None: "mlp", filled in once --trainer perceptron is ruled out
-                   help="a registered model name (see `nnumba plugins`) or a JSON spec file "
-                        "(default mlp)")
+                   help="a registered model name (see `nnumba plugins`), a JSON spec file, "
+                        "or weights saved by --save to train on from (default mlp)")
     model_options.add_argument(p)
     p.add_argument("--dataset", help=_dataset_help())
     p.add_argument("--data-dir", help="folder holding the data set's IDX files")
@@ -103,7 +103,7 @@ def _fill_defaults(args):
     was given.  A loss that is not registered is an error naming where it came from."""
     if args.trainer == "perceptron":
         defaults, own, whose = {"epochs": 100}, {"epochs"}, "the perceptron's"
-    elif Path(args.model).suffix == ".json":
+    elif _from_file(args):
         defaults, own, whose = FALLBACK_DEFAULTS, set(), ""
     else:
         defaults, own = train_defaults(args.model)
@@ -126,10 +126,6 @@ def _check_options(args):
         raise ValueError(f"--model does not apply to --trainer perceptron, which trains its own "
                          f"single linear unit (got --model {args.model}): drop --model")
     args.model = "mlp" if args.model is None else args.model  # "" is refused below
-    if Path(args.model).suffix == ".npz":
-        raise ValueError(f"--model {args.model}: a saved model; nnumba train starts from a "
-                         f"name or a spec file (nnumba.load_model(path) in Python trains on "
-                         f"from its weights)")
     for flag in ("epochs", "batch_size", "train_size", "test_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -150,10 +146,16 @@ def _check_options(args):
             raise ValueError(f"--data FILE is your own data: drop {', '.join(given)}")
     elif args.label_column is not None or args.test_fraction is not None:
         raise ValueError("--label-column and --test-fraction apply to --data FILE only")
-    if args.model_option and (Path(args.model).suffix == ".json" or args.trainer == "perceptron"):
+    if args.model_option and (_from_file(args) or args.trainer == "perceptron"):
         raise ValueError("--model-option applies to named models, not to "
                          + ("the perceptron" if args.trainer == "perceptron" else
-                            f"the spec file {args.model}"))
+                            f"the file {args.model}"))
+
+
+def _from_file(args) -> str | None:
+    """'.json' (a spec) or '.npz' (a saved model, trained on) where --model is a file."""
+    suffix = Path(args.model).suffix
+    return suffix if suffix in (".json", ".npz") else None
 
 
 def _load_data(args):
@@ -223,8 +225,11 @@ def _run(args, start):
         from ..io import check_save_path
         args.save = check_save_path(args.save)
     args.device = _check_device(args).name
-    if Path(args.model).suffix == ".json" and args.trainer != "perceptron":
+    if _from_file(args) == ".json" and args.trainer != "perceptron":
         args.spec = _read_spec(args.model)
+    if _from_file(args) == ".npz":  # read before the data: a bad file fails at once
+        from ..io import load_model, stored_info
+        args.saved = load_model(args.model), stored_info(args.model)
     if args.trainer != "perceptron" and args.device == "cpu" and args.comm is None:
         from ..precompile import prestart
         prestart()  # compile workers import numba while the data load; fit() decides
@@ -257,16 +262,22 @@ def _read_spec(path):
 def _build_model(args, data):
     """(model, data) on the training device: a named model adapts its inputs and
     classes to the data (and the data is reshaped to the model's own input shape
-    where that is needed); a spec file is read and checked against the data. Any
+    where that is needed); a spec file is read and checked against the data, and a
+    saved model (.npz) trains on from its weights (its optimizer starts afresh). Any
     error is one line naming the model or the file."""
     data, outputs = _targets_for_loss(args, data)
     shape = data.x_train.shape[1:]
-    if Path(args.model).suffix == ".json":
-        try:
-            model, shape = model_for_data(args.spec, shape, outputs, seed=args.seed)
+    if _from_file(args):
+        saved = _from_file(args) == ".npz"
+        source = list(args.saved[0].layers) if saved else args.spec
+        try:  # a saved model trains on from its weights: no seed
+            model, shape = model_for_data(
+                source, shape, outputs, own_shape=args.saved[1]["input_shape"] if saved
+                else None, seed=None if saved else args.seed)
         except (ValueError, TypeError, LookupError, ArithmeticError, RecursionError,
                 MemoryError) as exc:
-            raise ValueError(f"model spec {args.model}: {_one_line(exc)}") from None
+            raise ValueError(f"{'saved model' if saved else 'model spec'} {args.model}: "
+                             f"{_one_line(exc)}") from None
     else:
         try:
             model, shape = model_for_data(args.model, shape, outputs,
@@ -333,7 +344,8 @@ def _run_gradient(args, data, start):
         model, loss, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         batch_size=args.batch_size, seed=args.seed, progress=progress,
         callbacks=[lambda t, row: _say(args, epoch_line(row, args.epochs))], **extra)
-    _say(args, f"model: {args.model}, {model.num_params():,} parameters; trainer {args.trainer}, "
+    _say(args, f"model: {args.model}{' (its weights, trained on)' * (_from_file(args) == '.npz')}, "
+               f"{model.num_params():,} parameters; trainer {args.trainer}, "
                f"lr {args.lr}, momentum {args.momentum}, batch {args.batch_size}"
                + (f"; device {args.device}" if args.device != "cpu" else ""))
     # output i scores class i where the loss takes labels or one-hot rows: saved with it

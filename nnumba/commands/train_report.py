@@ -16,7 +16,8 @@ def interrupted(args, trainer, trained, info) -> int:
               file=sys.stderr)
     elif args.save:
         from .. import io
-        print(f"{where}: weights saved to {io.save(trained(), args.save, **info)}",
+        path = io.save(trained(), args.save, **info)
+        print(f"{where}: weights saved to {path} (--model {path} trains on from them)",
               file=sys.stderr)
     else:
         print(f"{where} (--save FILE keeps the weights trained so far)", file=sys.stderr)

@@ -32,7 +32,8 @@ def say_defaults(filled: dict, own: set, whose: str) -> str | None:
     return "defaults: " + "; ".join(parts) if parts else None
 
 
-def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
+def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
+                   own_shape=None):
     """(Sequential, per-sample input shape) for samples of ``sample_shape``.
 
     ``model``: a registered name, a spec (list of layer dicts) or a list of Layer
@@ -40,8 +41,9 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
     ``inputs`` and ``classes`` options, where it has them and ``options`` does
     not set them, come from the data (features, ``outputs``); where the model
     does not take ``sample_shape`` but its own input shape has as many values
-    (LeNet on rows of 784 pixels), that shape is returned to reshape to.
-    ``outputs``: the per-sample output width the data needs (None: unchecked).
+    (LeNet on rows of 784 pixels), that shape is returned to reshape to;
+    ``own_shape`` is that shape for layers (a saved model's input shape).
+    ``seed``: None keeps the weights of given layers.  ``outputs``: the per-sample output width the data needs (None: unchecked).
     Raises ShapeError naming what does not fit."""
     import copy
 
@@ -50,7 +52,7 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0):
     from ..errors import DTypeError, NnumbaError, ShapeError, SpecError
     from ..layers import Layer
     from ..model import Sequential
-    shape, own_shape = tuple(sample_shape), None
+    shape = tuple(sample_shape)
     if is_model_name(model):
         from .. import build
         from ..registry import get_model

@@ -1,6 +1,7 @@
 """Ctrl-C during `nnumba train` loses nothing trained where --save asks for the
 weights: they are saved as they were after the last complete update, with the run's
-class names and input shape, and the command ends with 130 and one line."""
+class names and input shape, and the command ends with 130 and one line.  `--model
+FILE.npz` trains on from saved weights."""
 import os
 import signal
 import subprocess
@@ -41,7 +42,8 @@ def test_weights_of_the_last_complete_update_are_saved(tmp_path, monkeypatch, ca
     saved = tmp_path / "interrupted.npz"
     assert main(ARGS + ["--epochs", "5", "--save", str(saved)]) == 130
     out, err = capsys.readouterr()
-    assert f"interrupted in epoch 2/5, after 3 updates: weights saved to {saved}" in err
+    assert f"interrupted in epoch 2/5, after 3 updates: weights saved to {saved} " \
+           f"(--model {saved} trains on from them)" in err
     assert "epoch 1/5" in out and "epoch 2/5" not in out
     # the same seed trains the same first epoch: three updates, nothing of the fourth
     np.testing.assert_array_equal(io.load_model(saved).flat_params,
@@ -101,3 +103,44 @@ def test_a_real_ctrl_c_saves_the_weights(tmp_path):
     assert proc.returncode == 130, err
     assert "weights saved to" in err and "Traceback" not in err
     assert io.load_model(saved).num_params() == nnumba.build("mlp").num_params()
+
+
+def test_a_saved_model_trains_on_from_its_weights(tmp_path, capsys):
+    first, again = tmp_path / "first.npz", tmp_path / "again.npz"
+    assert main(ARGS + ["--epochs", "1", "--save", str(first)]) == 0
+    # at lr 0 nothing moves: the weights are the saved ones, not a new initialisation
+    assert main(ARGS + ["--model", str(first), "--lr", "0", "--epochs", "1",
+                        "--save", str(again)]) == 0
+    assert "(its weights, trained on)" in capsys.readouterr().out
+    np.testing.assert_array_equal(io.load_model(again).flat_params,
+                                  io.load_model(first).flat_params)
+    # and an epoch more is the same epoch the library trains from the loaded model
+    assert main(ARGS + ["--model", str(first), "--epochs", "1", "--lr", "0.05",
+                        "--save", str(again)]) == 0
+    model = io.load_model(first)
+    data = nnumba.data.load_dataset("mnist-5k")
+    SGDTrainer(model, CrossEntropy(), lr=0.05, momentum=0.9, batch_size=100, seed=3).fit(
+        data.x_train[:300], data.y_train[:300], epochs=1)
+    np.testing.assert_allclose(io.load_model(again).flat_params, model.flat_params,
+                               rtol=0, atol=1e-6)
+
+
+def test_a_saved_model_takes_its_stored_input_shape_and_must_fit_the_classes(tmp_path,
+                                                                             capsys):
+    data = nnumba.data.load_dataset("mnist-5k")
+    flat = tmp_path / "flat.npz"  # rows of 784 pixels: lenet reshapes them to (1, 28, 28)
+    np.savez(flat, x_train=data.x_train[:200].reshape(200, -1), y_train=data.y_train[:200])
+    lenet = tmp_path / "lenet.npz"
+    common = ["train", "--data", str(flat), "--epochs", "1", "--no-progress"]
+    assert main(common + ["--model", "lenet", "--save", str(lenet)]) == 0
+    assert io.stored_info(lenet)["input_shape"] == (1, 28, 28)
+    assert main(common + ["--model", str(lenet)]) == 0
+    three = tmp_path / "three.npz"
+    keep = data.y_train < 3
+    np.savez(three, x_train=data.x_train[keep][:90], y_train=data.y_train[keep][:90])
+    capsys.readouterr()
+    assert main(["train", "--data", str(three), "--model", str(lenet), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nnumba train: error: saved model {lenet}: ") and "(3,)" in err
+    assert main(["train", "--model", str(lenet), "--model-option", "classes=3"]) == 2
+    assert "--model-option applies to named models" in capsys.readouterr().err
