@@ -320,7 +320,7 @@ def test_experiment_out_is_checked_before_anything_runs(capsys):
     assert "==" not in out  # no experiment ran (all 23 ran, then it failed)
 
 
-def test_a_saved_model_is_classified_with_and_not_trained_from(tmp_path, capsys):
+def test_a_saved_model_is_classified_with_and_trained_on_from(tmp_path, capsys):
     pytest.importorskip("PIL")
     from PIL import Image
     model = nnumba.build("lenet")
@@ -332,8 +332,10 @@ def test_a_saved_model_is_classified_with_and_not_trained_from(tmp_path, capsys)
     from nnumba.commands.classify import normalise  # classify's ImageNet scaling
     scores = model.predict(normalise(np.full((1, 1, 28, 28), 200 / 255, np.float32)))[0]
     assert json.loads(out)["top"][0]["index"] == int(scores.argmax())
-    code, _, err = _run(capsys, "train", "--model", saved)  # said "unknown model"
-    assert code == 2 and "a saved model; nnumba train starts from a name or a spec" in err
+    # said "unknown model"; then refused; now trains on from the weights
+    code, out, err = _run(capsys, "train", "--model", saved, "--epochs", 1, "--train-size", 100,
+                          "--test-size", 100, "--no-progress")
+    assert code == 0 and "(its weights, trained on)" in out, err
 
 
 def test_dropout_draws_other_masks_on_each_mpi_rank_and_the_same_again():
