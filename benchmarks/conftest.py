@@ -11,7 +11,7 @@ nnumba.  nnumba's side is timed here by pytest-benchmark, so
 At the end, a table of medians and their ratio (nnumba / peer: lower is
 better) prints with the CPU model, the thread count and numba's threading
 layer; ``--bench-report FILE`` also writes it as Markdown (the README's table
-comes from one such run).
+comes from one such run) and ``--bench-plot FILE.png`` draws it (:mod:`plot`).
 """
 import os
 
@@ -74,6 +74,8 @@ def threading_layer() -> str:
 def pytest_addoption(parser):
     parser.addoption("--bench-report", default=None,
                      help="write the nnumba / peer table as Markdown to this file")
+    parser.addoption("--bench-plot", default=None,
+                     help="draw the ratios and their targets into this PNG file")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -263,6 +265,13 @@ def pytest_terminal_summary(terminalreporter, config):
     out = config.getoption("--bench-report")
     if out:
         Path(out).write_text("\n".join(lines) + "\n")
+    picture = config.getoption("--bench-plot")
+    if picture:
+        from plot import plot_ratios
+        why = plot_ratios(_rows, picture, f"{cpu_model()}, {_machine.get('threads')} threads, "
+                                          f"numba on {_machine.get('threading_layer')}, "
+                                          f"{datetime.date.today().isoformat()}")
+        terminalreporter.write_line(why or f"ratios drawn in {picture}")
 
 
 # ---- data ---------------------------------------------------------------------------------
