@@ -22,7 +22,6 @@ from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, 
 from .jsonfile import parse_json
 from .layers.validation import check_memory, show
 from .paths import user_path
-from .registry import model_spec
 
 _SPEC_KEY = "__nnumba_spec__"
 #: the layout of the weights files save writes (the stored meta says which)
@@ -81,7 +80,7 @@ def save(model, path, classes=None, input_shape=None) -> Path:
     classify`` uses both): ``classes``, the class names, one per output (output i
     scores ``classes[i]``); ``input_shape``, the shape of one sample it takes."""
     _check_model("save", model)
-    spec = model_spec(model)
+    spec = model.spec()
     meta = {"spec": spec, "dtype": model.dtype.name, "format": FORMAT,
             **_info(classes, input_shape), "distributions": _distributions(spec)}
     # ShapeError where the model cannot take the input shape
@@ -345,7 +344,16 @@ def load_weights(model, path):
 def stored_spec(path) -> tuple[list, str]:
     """(spec, dtype) of the model saved in ``path``, its weights left unread."""
     meta, _ = _read(path, spec_only=True)
-    return meta["spec"], meta["dtype"]
+    return _spec_as_saved(meta), meta["dtype"]
+
+
+def _spec_as_saved(meta) -> list:
+    """The stored spec, its plugin layers resolved to the distributions that gave
+    them at save time (another plugin may claim their names since)."""
+    from .registry_names import recorded_layers
+    spec, dists = meta["spec"], meta.get("distributions")
+    return recorded_layers(spec, dists) if isinstance(spec, list) and isinstance(dists, dict) \
+        else spec
 
 
 def _distributions(spec) -> dict:
@@ -425,7 +433,7 @@ def load_model(path):
     from .model import Sequential
     meta, _ = _read(path)
     try:
-        model = Sequential.from_spec(meta["spec"]).astype(meta["dtype"])
+        model = Sequential.from_spec(_spec_as_saved(meta)).astype(meta["dtype"])
     except TooLargeError as exc:  # a fine file, maybe, for a machine with more memory
         raise TooLargeError(f"{path}: cannot rebuild the stored model: {exc}") from None
     except (NnumbaError, ValueError, TypeError) as exc:

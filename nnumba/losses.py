@@ -225,9 +225,9 @@ class CrossEntropy(Loss):
 
     def _compute(self, z, y, scale):
         if z.ndim != 2:
-            raise ShapeError(f"CrossEntropy loss: expected logits of shape (N, C), got {z.shape}")
+            raise ShapeError(f"{self.type_name} loss: expected logits of shape (N, C), got {z.shape}")
         if y.ndim != 1 or np.dtype(y.dtype).kind not in "iu":
-            raise LabelError(f"CrossEntropy loss: expected integer class labels of shape "
+            raise LabelError(f"{self.type_name} loss: expected integer class labels of shape "
                              f"(N,), got {np.dtype(y.dtype).name} of shape {y.shape}")
         self._classes = z.shape[1]
         if isinstance(y, np.ndarray):  # host labels now; device ones only after the kernel
@@ -240,7 +240,7 @@ class CrossEntropy(Loss):
     def _check_targets_after_nonfinite(self, y):
         labels = to_host(y)
         if labels.min() < 0 or labels.max() >= self._classes:
-            raise LabelError(f"CrossEntropy loss: labels must lie in [0, {self._classes}), "
+            raise LabelError(f"{self.type_name} loss: labels must lie in [0, {self._classes}), "
                              f"got values from {labels.min()} to {labels.max()}")
 
 
@@ -251,7 +251,7 @@ class MSE(Loss):
 
     def _compute(self, y_hat, y, scale):
         if y.shape != y_hat.shape:
-            raise ShapeError(f"MSE loss: targets of shape {y.shape} do not match "
+            raise ShapeError(f"{self.type_name} loss: targets of shape {y.shape} do not match "
                              f"predictions of shape {y_hat.shape}")
         n = y_hat.shape[0]
         k = y_hat.size // n

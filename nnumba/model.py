@@ -13,6 +13,7 @@ from .errors import (ContractError, DTypeError, NnumbaError, NoGradientError, Re
                      ShapeError, SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
+from .registry_names import layer_spec
 from .layers.validation import (check_cast, check_fits, check_memory, flag, float_dtype,
                                 integer, show)
 
@@ -21,8 +22,7 @@ class Sequential:
     """Layers applied in order. Parameters live in one flat buffer (and their
     gradients in another), so an update or an all-reduce is one call.
 
-    ``layers`` are the layers as built (what ``spec()`` and ``params()`` list), a
-    tuple: a new list of layers is a new model, ``Sequential(*layers)``;
+    ``layers``: the layers as built (``spec()`` and ``params()`` list them), a tuple;
     ``steps`` what runs, where neighbours fuse (:meth:`Layer.fuse_after`: a ReLU
     then a max-pool run as one layer).  ``to(device)`` moves both buffers to the
     device (the parameters stay views into them) and every layer computes there:
@@ -94,7 +94,8 @@ class Sequential:
         return cls(*layers, seed=seed)
 
     def spec(self) -> list[dict]:
-        return [layer.spec() for layer in self.layers]
+        """The layers' specs, each "type" a name that finds its class again."""
+        return [layer_spec(layer) for layer in self.layers]
 
     def reset_parameters(self, rng: np.random.Generator):
         for layer in self.layers:

@@ -249,9 +249,9 @@ def _recipe(model) -> dict | str:
     ``{"spec"}``, plus ``"classes"`` ({name: "module:qualname"}) and ``"path"``
     (sys.path) for layers a plugin registered at run time here, which a fresh
     registry lacks: the worker imports those classes and registers them itself."""
-    from .registry import RUNTIME_DISTRIBUTION, RegistryError, get_registry, model_spec
+    from .registry import RUNTIME_DISTRIBUTION, RegistryError, get_registry
     registry = get_registry()
-    spec, classes = model_spec(model), {}
+    spec, classes = model.spec(), {}
     for item, layer in zip(spec, model.layers):
         try:
             entry = registry.entry("layer", item["type"])

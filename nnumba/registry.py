@@ -389,21 +389,15 @@ def unregister_plugin(name: str):
     get_registry().unregister(name)
 
 
-def model_spec(model) -> list[dict]:
-    """``model.spec()`` with each layer's "type" a name that finds its class again:
-    ``PLUGIN:NAME`` for a plugin's layer whose bare name a built-in (or another
-    plugin) holds, which ``{"type": type_name}`` alone would swap for that one."""
-    registry = get_registry()
-    spec = model.spec()
-    for item, layer in zip(spec, model.layers):
-        try:
-            found = registry.get("layer", item["type"])
-        except RegistryError:
-            found = None
-        name = registry.name_of("layer", type(layer)) if found is not type(layer) else None
-        if name is not None:
-            item["type"] = name
-    return spec
+def own_layers(spec, plugin: str):
+    """A plugin's model ``spec`` with every bare layer name that ``plugin`` registers
+    itself qualified: its own layer, whatever the built-ins or other plugins claim."""
+    mine = {e.name for e in get_registry()._table("layer").qualified.values()
+            if e.plugin == plugin}
+    if not isinstance(spec, list) or not mine:
+        return spec
+    return [{**item, "type": f"{plugin}:{item['type']}"} if isinstance(item, dict)
+            and item.get("type") in mine else item for item in spec]
 
 
 def get_layer(name: str):
@@ -415,9 +409,16 @@ def get_loss(name: str):
 
 
 def get_model(name: str):
-    """The NamedModel registered as ``name`` (``get_model(name)(**options)`` is its spec)."""
+    """The NamedModel registered as ``name`` (``get_model(name)(**options)`` is its spec,
+    naming its plugin's own layers qualified: :func:`own_layers`)."""
+    import dataclasses
+    import functools
     from .models import named
-    return named(get_registry().get("model", name))
+    entry = get_registry().entry("model", name)
+    model = named(entry.obj)
+    own = functools.wraps(model.build)(lambda **options: own_layers(
+        model.build(**options), entry.plugin))
+    return dataclasses.replace(model, build=own)
 
 
 def get_dataset(name: str):

@@ -195,10 +195,10 @@ class Layer:
 
     # ---- what authors implement -------------------------------------------------
     def _forward(self, x):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not implement _forward(x)")
 
     def _backward(self, dl_dy):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not implement _backward(dl_dy)")
 
     def input_shape(self):
         """Per-sample input shape (tuple, None for a free axis), or None for any."""
@@ -231,6 +231,7 @@ class Layer:
         if "_params" not in self.__dict__:
             raise ContractError(f"{type(self).__name__}: add_param({name!r}) before "
                                 f"super().__init__(): call super().__init__() first")
+        validation.param_name(type(self).__name__, name, self._params)
         if isinstance(shape_or_value, (tuple, list)):
             shape = tuple(int(s) for s in shape_or_value)
             if _shapes_only:  # a stand-in of the right shape that holds no memory
@@ -429,18 +430,14 @@ class Layer:
         memory, found before numpy's MemoryError (or, on Linux, the OOM killer for
         pages it overcommitted) meets it."""
         nbytes = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-
-        def too_large():
-            return TooLargeError(f"{self.label}: its {key!r} array of shape {shape} needs "
-                                 f"{nbytes / 1e9:,.1f} GB, more than the {self.device.name} "
-                                 f"has free; use smaller batches")
-        # Asking for the free memory costs more than a small allocation.
-        if nbytes > 2**30 and nbytes > self.device.free_memory():
-            raise too_large()
-        try:
-            return self.device.empty(shape, dtype)
+        try:  # asking for the free memory costs more than a small allocation
+            if nbytes <= 2**30 or nbytes <= self.device.free_memory():
+                return self.device.empty(shape, dtype)
         except MemoryError:
-            raise too_large() from None
+            pass
+        raise TooLargeError(f"{self.label}: its {key!r} array of shape {shape} needs "
+                            f"{nbytes / 1e9:,.1f} GB, more than the {self.device.name} has "
+                            f"free; use smaller batches") from None
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())

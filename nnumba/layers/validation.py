@@ -252,3 +252,14 @@ def check_memory(what: str, nbytes: float):
     if nbytes > available:
         raise TooLargeError(f"{what} needs {nbytes / 1e9:,.1f} GB, more than the "
                             f"{available / 1e9:,.1f} GB of memory available")
+
+
+def param_name(owner: str, name, taken) -> None:
+    """ContractError unless ``name`` is a new parameter name: a model file names each
+    parameter INDEX.NAME, and a second of one name would hide the first from training."""
+    if isinstance(name, str) and name in taken:
+        raise ContractError(f"{owner}: add_param({name!r}) twice: a parameter of that name "
+                            f"exists; give each its own name")
+    if not isinstance(name, str) or not name or "." in name:
+        raise ContractError(f"{owner}: add_param({show(name)}): a parameter name is a "
+                            f"non-empty string without '.'")

@@ -33,10 +33,11 @@ CPU's, for every layer whose ``devices`` include it.
 differences for both reductions, the per-sample losses' shape, the float32 and
 float64 results, and clear errors for bad targets and predictions.
 """
+from .datasets import check_dataset
 from .devices import check_device
-from .layers import (ConformanceError, check_all, check_batch_sums, check_dataset,
-                     check_float32, check_gradients, check_layer, check_read_only,
-                     check_rejections, check_round_trip, numeric_gradient)
+from .layers import (ConformanceError, check_all, check_batch_sums, check_float32,
+                     check_gradients, check_layer, check_read_only, check_rejections,
+                     check_round_trip, numeric_gradient)
 from .losses import KINDS, check_loss, check_loss_case
 
 __all__ = ["ConformanceError", "KINDS", "check_all", "check_batch_sums", "check_dataset",

@@ -14,10 +14,11 @@ from numba import get_num_threads
 
 from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError,
                       RegistryError, ShapeError)
-from ..layers.contract import Layer
+from ..layers.contract import Layer, shapes_only
 
 #: the batch-sum check's batch, in input (or output) elements: a part for every core
 BATCH_SUM_ELEMENTS = 1 << 17
+_WARNED = []  # the one-thread warning was given
 
 
 class ConformanceError(AssertionError):
@@ -209,7 +210,8 @@ def check_batch_sums(layer, x):
     element at once lose updates, which small batches rarely show.  Skipped where
     the copies' outputs are not copies of x's (a random or batch-coupled layer).
     With one numba thread (``NUMBA_NUM_THREADS=1``) no race can show: it warns."""
-    if get_num_threads() < 2:
+    if get_num_threads() < 2 and layer.params() and not _WARNED:
+        _WARNED.append(True)  # once a process: not again for every example and layer
         warnings.warn("check_batch_sums: numba runs one thread, so a race between threads "
                       "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more", stacklevel=2)
     y = layer.forward(x).copy()
@@ -360,15 +362,30 @@ def _build(cls, kwargs):
 
 
 def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
-    """Run every check on ``layer_cls(**kwargs)`` with inputs of ``input_shape``."""
-    from ..model import _check_no_inner_layer
+    """Run every check on ``layer_cls(**kwargs)`` with inputs of ``input_shape``; a
+    broken contract (a forgotten return, a missing method) is a ConformanceError too."""
     _class("check_layer", layer_cls, Layer)
     if not isinstance(kwargs, dict):
         raise ConformanceError(f"check_layer: kwargs must be a dict of the constructor's "
                                f"arguments, got {kwargs!r:.80}")
     input_shape = _shape(f"check_layer({_name(layer_cls)})", input_shape)
+    try:
+        _check_layer(layer_cls, kwargs, input_shape, seed)
+    except (ContractError, NotImplementedError) as exc:
+        raise ConformanceError(f"{_name(layer_cls)}: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_layer(layer_cls, kwargs, input_shape, seed):
+    from ..model import _check_no_inner_layer
     rng = np.random.default_rng(seed)
     layer = _build(layer_cls, kwargs)
+    try:
+        with shapes_only():  # as nnumba summary builds it: parameters are read-only stand-ins
+            layer_cls(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the author's constructor, reported
+        _fail(layer, f"{_name(layer_cls)}(**{kwargs!r:.80}), built as nnumba summary builds "
+                     f"it (nnumba.layers.shapes_only()), raised {type(exc).__name__}: {exc}; "
+                     f"set no values in __init__: reset_parameters sets them")
     _check_no_inner_layer(layer, _name(layer_cls), ConformanceError)
     layer = layer.astype(np.float64)
     layer.reset_parameters(rng)
@@ -406,26 +423,6 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
                       "backward of a layer without gradient")
     check_rejections(layer, x)
     check_round_trip(layer, x)
-
-
-def check_dataset(loader):
-    """A data set loader: called as ``loader()``, it returns a Dataset as documented
-    (``nnumba.data.check_dataset``: float32 inputs, int class numbers in range, one
-    per-sample shape, finite), and the same arrays at a second call (deterministic)."""
-    from ..data.check import DatasetError, check_dataset
-    if not callable(loader):
-        raise ConformanceError(f"check_dataset takes the loader, a function called with no "
-                               f"arguments, got {loader!r:.80}")
-    who = getattr(loader, "__name__", repr(loader))
-    try:
-        first, second = (check_dataset(loader(), f"data set loader {who}") for _ in "12")
-    except DatasetError as exc:
-        raise ConformanceError(str(exc)) from None
-    for field in ("x_train", "y_train", "x_test", "y_test"):
-        if not np.array_equal(getattr(first, field), getattr(second, field)):
-            raise ConformanceError(f"data set loader {who}: {field} differs between two calls; "
-                                   f"draw from a fixed seed (np.random.default_rng(0))")
-    return first
 
 
 def check_all(layer_cls):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DTypeError, LabelError, ShapeError
+from ..errors import ContractError, DTypeError, LabelError, ShapeError
 from ..losses import Loss
 from .layers import (ConformanceError, _build, _class, _compare, _examples, _expect_error,
                      _fail, _name, _shape, numeric_gradient)
@@ -38,6 +38,13 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
     if kind == "classes" and len(shape) != 2:
         raise ConformanceError(f"{_name(loss_cls)}: the kind 'classes' takes predictions of "
                                f"shape (N, C), got {shape}")
+    try:
+        _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol)
+    except ContractError as exc:  # a forgotten return in _compute: the kit's error too
+        raise ConformanceError(f"{_name(loss_cls)}: ContractError: {exc}") from exc
+
+
+def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
     rng = np.random.default_rng(seed)
     loss = _build(loss_cls, kwargs)
     config = loss.config()
@@ -103,6 +110,8 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
     _expect_error(fresh, lambda: fresh.forward(y_hat[:0], y[:0]), ShapeError, "an empty batch")
     _expect_error(fresh, lambda: fresh.forward(y_hat, y[:-1]), (LabelError, ShapeError),
                   "one target too few")
+    _expect_error(fresh, lambda: fresh.forward(y_hat, np.stack([y, y], -1)),
+                  (LabelError, ShapeError), "targets with an extra axis (broadcast)")
 
 
 def check_loss(loss_cls):

@@ -1,0 +1,37 @@
+"""Layer names that find a layer's class again, whatever plugins installed since
+claim: what a model's spec and a saved file's spec are written and read with."""
+from __future__ import annotations
+
+from .errors import RegistryError
+from .registry import get_registry
+
+
+def layer_spec(layer) -> dict:
+    """``layer.spec()`` with a "type" that finds its class again: its qualified name
+    ``PLUGIN:NAME`` where the bare name finds another class (a built-in, another
+    plugin's) or none, and the name it is registered under where that differs."""
+    registry, item = get_registry(), layer.spec()
+    try:
+        found = registry.get("layer", item["type"])
+    except RegistryError:
+        found = None
+    if found is not type(layer):
+        item["type"] = registry.name_of("layer", type(layer)) or item["type"]
+    return item
+
+
+def recorded_layers(spec: list, distributions: dict) -> list:
+    """A saved ``spec`` with each layer name that ``distributions`` ({name: "DIST
+    VERSION"}, recorded by save) ties to a plugin qualified with that distribution's
+    plugin (any version) where the bare name now finds another layer, or several."""
+    table, dist_name = get_registry()._table("layer"), lambda d: str(d).rsplit(" ", 1)[0]
+    out = []
+    for item in spec:
+        dist = distributions.get(item["type"]) if isinstance(item, dict) and \
+            isinstance(item.get("type"), str) else None
+        owners = [e for e in table.qualified.values() if dist is not None and
+                  e.name == item["type"] and dist_name(e.distribution) == dist_name(dist)]
+        if len(owners) == 1 and table.names.get(item["type"]) is not owners[0]:
+            item = {**item, "type": owners[0].qualified}
+        out.append(item)
+    return out
