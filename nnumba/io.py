@@ -20,7 +20,8 @@ import numpy as np
 from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, SaveError,
                      TooLargeError, WeightsError)
 from .jsonfile import parse_json
-from .layers.validation import check_memory, show
+from .layers.validation import show
+from .npz import check_npz_memory, npz_headers
 from .paths import user_path
 
 _SPEC_KEY = "__nnumba_spec__"
@@ -54,7 +55,7 @@ def check_save_path(path) -> Path:
             raise SaveError(folder + f"{given / 'model.npz'}")
         if path.exists() and not path.is_file():
             raise SaveError(f"{path}: exists and is not a regular file; refusing to replace it")
-        if path.is_file() and path.stat().st_size and _SPEC_KEY not in npz_headers(path):
+        if path.is_file() and path.stat().st_size and not _holds_weights(path):
             # a user's data set (--save naming the --data file) would be lost
             raise SaveError(f"{path}: exists and is not an nnumba weights file; refusing to "
                             f"replace it (remove it, or save under another name)")
@@ -185,33 +186,11 @@ def _fsync_dir(folder: Path):
 
 # ---- loading -------------------------------------------------------------------------
 
-def npz_headers(path) -> dict:
-    """{array name: (shape, dtype)} from the header of each .npy member, read without
-    its data; {} where the file cannot tell (np.load then says what is wrong)."""
-    headers = {}
+def _holds_weights(path) -> bool:
     try:
-        with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with z.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                        np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(f)
-                headers[info.filename[:-4]] = (tuple(shape), np.dtype(dtype))
-    except Exception:  # noqa: BLE001 - a bad archive or header: np.load reports it
-        return {}
-    return headers
-
-
-def check_npz_memory(path, headers: dict):
-    """TooLargeError where the arrays of an .npz (``npz_headers``) would not fit in
-    memory: np.load allocates what a header declares (numpy's bare MemoryError), and a
-    compressed member of a few kB may really hold gigabytes of zeros."""
-    total = sum(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-                for shape, dtype in headers.values())
-    check_memory(f"{path}: the arrays its headers declare", total)
+        return _SPEC_KEY in npz_headers(path)
+    except ValueError:
+        return False
 
 
 def _check_headers(path: Path, headers: dict, expected: dict | None):
@@ -234,7 +213,11 @@ def read_npz(path, what: str, expected: dict | None = None, only=None) -> dict:
         raise WeightsError(f"{path}: not a readable {what} (not a zip archive, as an .npz "
                            f"file is)")
     wanted = lambda name: only is None or name in only  # noqa: E731
-    _check_headers(path, {k: v for k, v in npz_headers(path).items() if wanted(k)}, expected)
+    try:
+        headers = npz_headers(path)
+    except ValueError as exc:  # a member np.load would read whole, whatever its size
+        raise WeightsError(f"{path}: not a readable {what} ({exc})") from None
+    _check_headers(path, {k: v for k, v in headers.items() if wanted(k)}, expected)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if wanted(k)}
@@ -396,9 +379,10 @@ def _info(classes, input_shape, path=None) -> dict:
     info = {}
     if input_shape is not None:
         if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") \
-                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
-                           and d >= 1 for d in input_shape):
-            raise error(f"{where}input_shape must be a tuple of sizes >= 1, got "
+                or not len(input_shape) or not all(
+                    isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
+                    for d in input_shape):
+            raise error(f"{where}input_shape must be a non-empty tuple of sizes >= 1, got "
                         f"{show(input_shape)}")
         info["input_shape"] = [int(d) for d in input_shape]
     if classes is None:

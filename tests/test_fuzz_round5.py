@@ -108,7 +108,7 @@ def test_odd_npz_members_are_one_data_file_error(tmp_path):
     with zipfile.ZipFile(raw, "w") as z:
         z.writestr("x_train", b"123")
         z.writestr("y_train.npy", b"")
-    with pytest.raises(DataFileError, match="x_train is not a numpy array"):
+    with pytest.raises(DataFileError, match="member .x_train. is not a .npy array"):
         load_arrays(raw)
     names = tmp_path / "names.npz"
     np.savez(names, x_train=np.zeros((4, 2), "f4"), y_train=np.array([b"\xff", b"a"] * 2))

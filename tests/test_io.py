@@ -54,5 +54,5 @@ def test_a_member_that_is_not_npy_data_is_refused(tmp_path):
         for name in src.namelist():
             dst.writestr(name, b"not an npy" if name.startswith("0.weight") else src.read(name))
     for load in (nnumba.load_model, lambda p: nnumba.load_weights(nnumba.load_model(good), p)):
-        with pytest.raises(WeightsError, match="member '0.weight' is not a numpy array"):
+        with pytest.raises(WeightsError, match="member '0.weight.npy' has no readable .npy header"):
             load(bad)

@@ -144,3 +144,34 @@ def test_a_saved_model_takes_its_stored_input_shape_and_must_fit_the_classes(tmp
     assert err.startswith(f"nnumba train: error: saved model {lenet}: ") and "(3,)" in err
     assert main(["train", "--model", str(lenet), "--model-option", "classes=3"]) == 2
     assert "--model-option applies to named models" in capsys.readouterr().err
+
+
+def _three_blobs(path, labels):
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    x = (np.eye(3)[y] * 4 + rng.normal(0, 0.5, (90, 3))).astype(np.float32)
+    np.savez(path, x_train=x, y_train=np.asarray(labels)[y])
+    return x, y
+
+
+def test_training_on_keeps_the_saved_models_class_order(tmp_path, capsys):
+    # the saved outputs score "2", "1", "0": the data's label 0 must train output 2
+    x, y = _three_blobs(tmp_path / "d.npz", [0, 1, 2])
+    saved = io.save(nnumba.Sequential(nnumba.get_layer("Linear")(3, 3), seed=0),
+                    tmp_path / "m.npz", classes=["2", "1", "0"], input_shape=(3,))
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--model", str(saved), "--epochs",
+                 "20", "--no-progress", "--save", str(saved)]) == 0
+    assert "note:" not in capsys.readouterr().out
+    assert io.stored_info(saved)["classes"] == ["2", "1", "0"]
+    names = np.array(["2", "1", "0"])[io.load_model(saved).predict(x).argmax(1)]
+    assert (names == y.astype(str)).mean() > 0.9  # by name: 1/3 if output i learnt label i
+
+
+def test_other_class_names_are_a_note_and_are_saved(tmp_path, capsys):
+    _three_blobs(tmp_path / "d.npz", ["bee", "cat", "dog"])
+    saved = io.save(nnumba.Sequential(nnumba.get_layer("Linear")(3, 3), seed=0),
+                    tmp_path / "m.npz", classes=["ant", "bee", "cat"], input_shape=(3,))
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--model", str(saved), "--epochs",
+                 "1", "--no-progress", "--save", str(saved)]) == 0
+    assert "outputs scored ant, bee, cat; they learn" in capsys.readouterr().out
+    assert io.stored_info(saved)["classes"] == ["bee", "cat", "dog"]

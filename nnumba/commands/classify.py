@@ -30,8 +30,8 @@ def add_parser(sub):
                        description="Print the top classes of an image with their scores, "
                                    "as the lecture does with AlexNet.")
     p.add_argument("image", help="an image file Pillow reads (JPEG, PNG, ...)")
-    p.add_argument("--model", default="alexnet", help="a registered model name, a JSON spec or "
-                                                      "a saved model (.npz)")
+    p.add_argument("--model", help="a registered model name, a JSON spec or a saved model "
+                                   "(.npz); default: the one saved in --weights, else alexnet")
     p.add_argument("--weights", required=True,
                    help="a PyTorch state_dict as .safetensors or .npz (or a nnumba .npz)")
     p.add_argument("--labels", help="class names: one per line, JSON, or the lecture's dict file")
@@ -206,8 +206,8 @@ def _stored(weights) -> dict:
     """What an nnumba weights file was saved with (io.stored_info), else Nones."""
     from ..io import stored_info
     from ..torch_import import is_nnumba_npz
-    return stored_info(weights) if is_nnumba_npz(weights) else \
-        {"classes": None, "input_shape": None}
+    return {**stored_info(weights), "saved": True} if is_nnumba_npz(weights) else \
+        {"classes": None, "input_shape": None, "saved": False}
 
 
 def classify(model, x, top: int):
@@ -225,6 +225,8 @@ def run(args):
         raise ValueError(f"--top must be >= 1, got {args.top}")
     _pillow()  # before the weights, which take a while to read
     stored = _stored(args.weights)
+    if args.model is None:  # nnumba's own weights name their model
+        args.model = args.weights if stored["saved"] else "alexnet"
     labels = load_labels(args.labels) if args.labels else dict(enumerate(stored["classes"] or []))
     model = load_torch_weights(_build(args), args.weights)  # finite weights only
     channels, size = _input_shape(args, model, stored["input_shape"])
@@ -246,6 +248,7 @@ def run(args):
     if args.json:
         print(json.dumps({"image": str(args.image), "top": top}))
     else:
-        for t in top:
-            print(f"#{t['rank']} ({t['score']:.2f}) {t['label']}")
+        for t in top:  # a name's control characters escaped: one line per class
+            label = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in t["label"])
+            print(f"#{t['rank']} ({t['score']:.2f}) {label}")
     return 0

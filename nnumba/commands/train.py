@@ -265,6 +265,8 @@ def _build_model(args, data):
     where that is needed); a spec file is read and checked against the data, and a
     saved model (.npz) trains on from its weights (its optimizer starts afresh). Any
     error is one line naming the model or the file."""
+    if _from_file(args) == ".npz" and _target_kind(args.loss) in ("classes", "values"):
+        data = _as_saved_classes(args, data, args.saved[1]["classes"])
     data, outputs = _targets_for_loss(args, data)
     shape = data.x_train.shape[1:]
     if _from_file(args):
@@ -291,6 +293,21 @@ def _build_model(args, data):
         data = replace(data, x_train=data.x_train.reshape((-1,) + shape),
                        x_test=data.x_test.reshape((-1,) + shape))
     return model.to(getattr(args, "device", "cpu")), data
+
+
+def _as_saved_classes(args, data, stored):
+    """The data's labels numbered as the saved model's outputs score its classes
+    (the same names in another order); other names are a note: its outputs learn them."""
+    import numpy as np
+    if stored is None or list(stored) == list(data.classes):
+        return data
+    if sorted(stored) != sorted(data.classes):
+        _say(args, f"note: {args.model}'s outputs scored {', '.join(stored)[:200]}; they learn "
+                   f"{data.name}'s classes now: {', '.join(data.classes)[:200]}")
+        return data
+    order = np.array([stored.index(name) for name in data.classes])  # ours -> its output
+    return replace(data, y_train=order[data.y_train], y_test=order[data.y_test],
+                   classes=list(stored))
 
 
 def _targets_for_loss(args, data):

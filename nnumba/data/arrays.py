@@ -115,8 +115,11 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int = 0, *,
 # ---- .npz ---------------------------------------------------------------------------
 
 def _read_npz(path):
-    from ..io import check_npz_memory, npz_headers
-    check_npz_memory(path, npz_headers(path))
+    from ..npz import check_npz_memory, npz_headers
+    try:
+        check_npz_memory(path, npz_headers(path))
+    except ValueError as exc:  # a member np.load would read whole, whatever its size
+        raise DataFileError(f"{path}: not a readable .npz archive ({exc})") from None
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError:  # neither zip nor .npy: numpy's last resort would be pickle

@@ -68,15 +68,19 @@ class _ConvNd(Layer):
 
     def _check_workspace(self, x4_shape):
         """The kernels' scratch arrays (a zero-padded copy of the input, the im2col
-        columns, the direct kernels' shifted rows) dwarf the output where padding or
-        stride is huge: TooLargeError before they are asked for.  Once per shape."""
+        columns, the direct kernels' shifted rows, Winograd's tiles) dwarf the output
+        where padding, stride or channels are huge: TooLargeError before they are
+        asked for.  Once per shape."""
         if self.__dict__.get("_workspace_ok") == x4_shape:
             return
         N, C, H, W = x4_shape
         (kh, kw), (sh, _), (ph, pw) = self.kernel, self.stride, self.padding
         Ho, Wo = (out_size(*a) for a in zip((H, W), self.kernel, self.stride, self.padding))
+        D, tiles = self.out_channels, N * ((Ho + 1) // 2) * ((Wo + 1) // 2)
         elements = max(N * C * (H + 2 * ph) * (W + 2 * pw), N * C * kh * kw * Ho * Wo,
-                       C * kw * ((Ho - 1) * sh + kh) * Wo)
+                       C * kw * ((Ho - 1) * sh + kh) * Wo,
+                       # Winograd's (3 x 3, stride 1): 16 transformed tiles per channel
+                       16 * (tiles * (C + D) + C * D) if (kh, kw, sh) == (3, 3, 1) else 0)
         check_memory(f"{self.label}'s scratch arrays for input {x4_shape}",
                      elements * self.dtype.itemsize)
         self._workspace_ok = x4_shape

@@ -14,7 +14,8 @@ is the 2-D one on a height-1 view.
   reduction K = C*kh*kw is short or the output rows long, else im2col + GEMM
   (:mod:`.conv_gemm`); see :func:`uses_direct`.  Where im2col would run, a 3 x 3
   stride-1 forward over a batch goes by Winograd's F(2 x 2, 3 x 3)
-  (:mod:`.conv_winograd`).  The GEMM forward goes image by image for maps of at
+  (:mod:`.conv_winograd`), unless values near the float range could overflow its
+  transforms (:func:`_bounded`).  The GEMM forward goes image by image for maps of at
   least ``IMAGE_GEMM`` outputs (one GEMM as wide as the map), with the batch
   innermost for smaller ones (one GEMM over the whole batch).
 - Input gradient: always the batch-inner GEMM path (W.T @ dy, then col2im).
@@ -70,13 +71,21 @@ def conv2d_forward(x, w, b, stride, pad, out):
     Ho, Wo = out.shape[2], out.shape[3]
     if _use_direct(C, kh, kw, Ho, Wo, sh):
         forward_direct(x, w, b, sh, sw, ph, pw, out)
-    elif uses_winograd(x.shape[0], kh, kw, sh, sw, Ho, Wo):
+    elif uses_winograd(x.shape[0], kh, kw, sh, sw, Ho, Wo) and _bounded(x, w):
         forward_winograd(x, w, b, ph, pw, out)
     elif Ho * Wo >= IMAGE_GEMM:
         forward_gemm_images(x, w, b, sh, sw, ph, pw, out)
     else:
         forward_gemm(x, w, b, sh, sw, ph, pw, out)
     return out
+
+
+def _bounded(x, w) -> bool:
+    """Whether Winograd's sums stay finite where the direct one does: its transforms
+    add up to 4 inputs, 9 taps and 9 products' sums, of products no larger than
+    max|x| max|w| C; 2**10 covers that.  (Two passes over x: ~1 % of the product.)"""
+    top = float(max(x.max(), -x.min())) * float(max(w.max(), -w.min())) * w.shape[1]
+    return top < float(np.finfo(x.dtype).max) / 2**10
 
 
 def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out):

@@ -1,0 +1,44 @@
+"""Reading an .npz archive's headers before its data: np.load allocates what a
+header declares, and reads a member that is no .npy array whole, whatever its size
+(a compressed member of a few kB may hold gigabytes of zeros)."""
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+
+from .layers.validation import check_memory
+
+
+def npz_headers(path) -> dict:
+    """{array name: (shape, dtype)} from the header of each member, read without its
+    data; {} where the file is no zip archive (np.load then says what it is).
+    ValueError naming a member that is no .npy array or whose header is unreadable."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return {}
+    headers = {}
+    with archive:
+        for info in archive.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise ValueError(f"member {name!r:.80} is not a .npy array")
+            try:
+                with archive.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+            except Exception as exc:  # noqa: BLE001 - any damage: the file is refused
+                raise ValueError(f"member {name!r:.80} has no readable .npy header "
+                                 f"({type(exc).__name__}: {str(exc)[:200]})") from None
+            headers[name[:-4]] = (tuple(shape), np.dtype(dtype))
+    return headers
+
+
+def check_npz_memory(path, headers: dict):
+    """TooLargeError where the arrays ``headers`` declare would not fit in memory."""
+    total = sum(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                for shape, dtype in headers.values())
+    check_memory(f"{path}: the arrays its headers declare", total)
