@@ -7,10 +7,15 @@ into a parallel launcher, and that into the kernel, and LLVM optimises and
 generates machine code for the whole linked module at each level (the two-pass
 max-pool took 3.8-4.4 s to compile as a parallel kernel, its body 1.1 s as a
 plain function; docs/performance.md).  Here the body is an ordinary ``@njit``
-function, compiled once, and one small parallel loop calls it through its
-address, as the GEMMs call OpenBLAS: nothing is linked twice.  The loop is
-compiled once per tuple of argument types (~0.3 s), so bodies that can share
-one, such as im2col and col2im, take their arguments in the same order.
+function, compiled once, called through its address, as the GEMMs call OpenBLAS:
+nothing is linked twice.
+
+The parallel loop itself (:func:`_run`) is compiled once for every body and
+argument type, since it takes only integers: the trampoline it calls and the
+address of the arguments.  Per tuple of argument types there is one small serial
+function (:func:`_enter`), which stores the arguments on its stack and defines the
+trampoline that reads them back and calls the body.  (Compiled per argument types,
+the parallel loop itself cost 0.45-0.7 s each, a quarter of the CNN's cold start.)
 """
 import numpy as np
 from llvmlite import ir
@@ -40,12 +45,84 @@ def _call(typingctx, fn, i, args):
     return types.int64(fn, i, args), codegen
 
 
+_I64 = ir.IntType(64)
+_TRAMPOLINE = (types.int64, types.int64)  # (i, the address of (body, args))
+
+
+@intrinsic
+def _call_trampoline(typingctx, fn, i, ptr):
+    """fn(i, ptr) for the trampoline at address fn: 1 where it failed, else 0."""
+    def codegen(context, builder, sig, llargs):
+        f, i, p = llargs
+        fnty = context.call_conv.get_function_type(types.int64, _TRAMPOLINE)
+        status, value = context.call_conv.call_function(
+            builder, builder.inttoptr(f, fnty.as_pointer()), types.int64, _TRAMPOLINE, [i, p])
+        return builder.select(status.is_error, ir.Constant(_I64, 1), value)
+    return types.int64(fn, i, ptr), codegen
+
+
 @njit(parallel=True, cache=True)
-def _run(fn, n, args):
+def _run(fn, n, ptr):
     failed = 0
     for i in prange(n):
-        failed += _call(fn, i, args)
+        failed += _call_trampoline(fn, i, ptr)
     return failed
+
+
+def _trampoline(context, module, packed, argtys):
+    """An LLVM function (i, ptr) -> 0 or 1, internal to ``module``, in numba's calling
+    convention: it loads (body, args) of LLVM type ``packed`` from ptr and calls
+    body(i, *args).  No numba code: nothing takes or drops a reference."""
+    fnty = context.call_conv.get_function_type(types.int64, _TRAMPOLINE)
+    fn = ir.Function(module, fnty, name=module.get_unique_name("nnumba_blocks_trampoline"))
+    fn.linkage = "internal"
+    builder = ir.IRBuilder(fn.append_basic_block())
+    i, ptr = context.call_conv.get_arguments(fn)
+    both = builder.load(builder.inttoptr(ptr, packed.as_pointer()))
+    body, args = builder.extract_value(both, 0), builder.extract_value(both, 1)
+    values = [i] + [builder.extract_value(args, k) for k in range(len(argtys) - 1)]
+    bodyty = context.call_conv.get_function_type(types.none, argtys)
+    status, _ = context.call_conv.call_function(
+        builder, builder.inttoptr(body, bodyty.as_pointer()), types.none, argtys, values)
+    context.call_conv.return_value(builder, builder.zext(status.is_error, _I64))
+    return fn
+
+
+@intrinsic
+def _launch(typingctx, run, body, n, args):
+    """run(trampoline, n, &(body, args)) for the parallel loop at address ``run``,
+    the trampoline made here for these argument types: the number of failed blocks."""
+    argtys = (types.int64,) + tuple(args.types)
+
+    def codegen(context, builder, sig, llargs):
+        r, b, count, a = llargs
+        packed = ir.LiteralStructType([_I64, a.type])
+        slot = builder.alloca(packed)  # lives until the loop has returned
+        builder.store(builder.insert_value(builder.insert_value(
+            ir.Constant(packed, ir.Undefined), b, 0), a, 1), slot)
+        tramp = _trampoline(context, builder.module, packed, argtys)
+        runty = context.call_conv.get_function_type(types.int64, (types.int64,) * 3)
+        status, value = context.call_conv.call_function(
+            builder, builder.inttoptr(r, runty.as_pointer()), types.int64, (types.int64,) * 3,
+            [builder.ptrtoint(tramp, _I64), count, builder.ptrtoint(slot, _I64)])
+        return builder.select(status.is_error, ir.Constant(_I64, 1), value)
+    return types.int64(run, body, n, args), codegen
+
+
+@njit(cache=True)
+def _enter(run, body, n, args):
+    return _launch(run, body, n, args)
+
+
+_loop: list = []  # [the address of _run]
+
+
+def _launcher() -> int:
+    if not _loop:
+        _run(0, 0, 0)  # compiled (int64 x 3), and numba's threads started, as by any kernel
+        compiled = _run.overloads[(types.int64,) * 3]
+        _loop.append(compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name))
+    return _loop[0]
 
 
 _addresses = {}   # (body, argument fingerprints) -> address of its compiled code
@@ -74,7 +151,7 @@ call = _call
 def run_blocks(body, n, *args):
     """body(i, *args) for every i in range(n), in parallel: ``body`` is an
     ``@njit`` function whose calls must not write to the same memory."""
-    if n > 0 and _run(address(body, *args), np.int64(n), args):
+    if n > 0 and _enter(_launcher(), address(body, *args), np.int64(n), args):
         raise MemoryError(f"{body.__name__} failed in a parallel block (out of memory)")
 
 
