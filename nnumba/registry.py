@@ -396,8 +396,9 @@ def own_layers(spec, plugin: str):
             if e.plugin == plugin}
     if not isinstance(spec, list) or not mine:
         return spec
-    return [{**item, "type": f"{plugin}:{item['type']}"} if isinstance(item, dict)
-            and item.get("type") in mine else item for item in spec]
+    return [{**item, "type": f"{plugin}:{item['type']}"} if isinstance(item, dict) and
+            isinstance(item.get("type"), str) and item["type"] in mine else item
+            for item in spec]
 
 
 def get_layer(name: str):
