@@ -71,11 +71,12 @@ def quiet_interrupt():
 
 def _interrupted(*_):
     sys.stderr.write("interrupted\n")
-    os._exit(130)  # nothing has started yet that needs cleaning up
+    os._exit(130)  # before main, or after it: nothing left to clean up but exit handlers
 
 
 def main(argv=None) -> int:
-    if signal.getsignal(signal.SIGINT) is _interrupted:
+    command = signal.getsignal(signal.SIGINT) is _interrupted  # this process is the command
+    if command:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.stderr is None:  # closed (2>&-): notes and progress go nowhere, not to stdout
@@ -95,12 +96,17 @@ def main(argv=None) -> int:
         finally:
             if sys.stdout is not None:  # None where stdout was closed (>&-)
                 sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+    except KeyboardInterrupt:  # while the parser is built (plugins load): no traceback
+        print("interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         if not _closed_outputs():
             raise  # a pipe of the command's own (a plugin's, a download's): not the reader's
         return _end_quietly()
     finally:
         warnings.formatwarning = shown
+        if command:  # Ctrl-C as the interpreter shuts down: one line, not a traceback
+            signal.signal(signal.SIGINT, _interrupted)
 
 
 def _closed_outputs() -> list:

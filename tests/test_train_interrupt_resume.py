@@ -175,3 +175,31 @@ def test_other_class_names_are_a_note_and_are_saved(tmp_path, capsys):
                  "1", "--no-progress", "--save", str(saved)]) == 0
     assert "outputs scored ant, bee, cat; they learn" in capsys.readouterr().out
     assert io.stored_info(saved)["classes"] == ["bee", "cat", "dog"]
+
+
+def _save_interrupted_once(monkeypatch):
+    """io.save meets a Ctrl-C as it starts (the user presses it again, or just then)."""
+    real = io.save
+
+    def save(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(io, "save", save)
+
+
+def test_a_ctrl_c_during_the_final_save_waits_for_it(tmp_path, monkeypatch, capsys):
+    _save_interrupted_once(monkeypatch)  # it cut the save short: the whole run was lost
+    saved = tmp_path / "m.npz"
+    assert main(ARGS + ["--epochs", "1", "--save", str(saved)]) == 130
+    out, err = capsys.readouterr()
+    assert f"weights saved to {saved}" in out and err.strip().endswith("interrupted")
+    assert io.load_model(saved).num_params() == nnumba.build("mlp").num_params()
+
+
+def test_a_second_ctrl_c_waits_for_the_save_of_the_first(tmp_path, monkeypatch, capsys):
+    _interrupt_at_update(monkeypatch, 4)
+    _save_interrupted_once(monkeypatch)
+    saved = tmp_path / "m.npz"
+    assert main(ARGS + ["--epochs", "5", "--save", str(saved)]) == 130
+    assert "after 3 updates: weights saved to" in capsys.readouterr().err
+    assert saved.exists()

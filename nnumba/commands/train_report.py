@@ -2,8 +2,28 @@
 epoch lines, the final line or JSON object, and the weights (also on Ctrl-C)."""
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Ctrl-C waits for the end of the block, then raises KeyboardInterrupt: a save
+    it cut short would lose the run (the main thread only: signals go there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def interrupted(args, trainer, trained, info) -> int:
@@ -16,9 +36,10 @@ def interrupted(args, trainer, trained, info) -> int:
               file=sys.stderr)
     elif args.save:
         from .. import io
-        path = io.save(trained(), args.save, **info)
-        print(f"{where}: weights saved to {path} (--model {path} trains on from them)",
-              file=sys.stderr)
+        with deferred_interrupt():  # a second Ctrl-C: after the save
+            path = io.save(trained(), args.save, **info)
+            print(f"{where}: weights saved to {path} (--model {path} trains on from them)",
+                  file=sys.stderr)
     else:
         print(f"{where} (--save FILE keeps the weights trained so far)", file=sys.stderr)
     return 130
@@ -49,13 +70,14 @@ def finish(args, result, summary, trained, info=None) -> int:
                          "allreduce_seconds": args.comm.allreduce_seconds}
     if not is_root(args):
         return 0
-    if args.save:
-        from .. import io
-        result["saved"] = str(io.save(trained(), args.save, **(info or {})))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{summary} ({result['seconds']:.1f}s)")
-        if "saved" in result:
-            print(f"weights saved to {result['saved']}")
+    with deferred_interrupt():  # Ctrl-C now: after the run is saved and said
+        if args.save:
+            from .. import io
+            result["saved"] = str(io.save(trained(), args.save, **(info or {})))
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{summary} ({result['seconds']:.1f}s)")
+            if "saved" in result:
+                print(f"weights saved to {result['saved']}")
     return 0

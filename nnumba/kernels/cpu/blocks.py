@@ -152,7 +152,8 @@ def run_blocks(body, n, *args):
     """body(i, *args) for every i in range(n), in parallel: ``body`` is an
     ``@njit`` function whose calls must not write to the same memory."""
     if n > 0 and _enter(_launcher(), address(body, *args), np.int64(n), args):
-        raise MemoryError(f"{body.__name__} failed in a parallel block (out of memory)")
+        raise MemoryError(f"{body.__name__} failed in a parallel block: out of memory, or "
+                          f"an exception of the body's own (numba passes no more back)")
 
 
 stamp(globals())  # the disk cache follows every kernel source
