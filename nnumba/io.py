@@ -79,7 +79,8 @@ def save(model, path, classes=None, input_shape=None) -> Path:
 
     What the weights alone do not say, read back by :func:`stored_info` (``nnumba
     classify`` uses both): ``classes``, the class names, one per output (output i
-    scores ``classes[i]``); ``input_shape``, the shape of one sample it takes."""
+    scores ``classes[i]``), or two for one output whose sign chooses (negative
+    first); ``input_shape``, the shape of one sample it takes."""
     _check_model("save", model)
     spec = model.spec()
     meta = {"spec": spec, "dtype": model.dtype.name, "format": FORMAT,
@@ -87,7 +88,8 @@ def save(model, path, classes=None, input_shape=None) -> Path:
     # ShapeError where the model cannot take the input shape
     outputs = model.output_shape(tuple(meta["input_shape"])) if "input_shape" in meta \
         else _output_shape(model)
-    if "classes" in meta and outputs is not None and outputs != (len(meta["classes"]),):
+    if "classes" in meta and outputs is not None and outputs != (len(meta["classes"]),) \
+            and not (outputs == (1,) and len(meta["classes"]) == 2):  # -1 and +1 by sign
         raise SaveError(f"save: {len(meta['classes'])} classes for a model whose output "
                         f"per sample has shape {outputs}")
     path = check_save_path(path)

@@ -88,13 +88,13 @@ def test_train_saves_the_data_sets_classes_and_classify_prints_them(tmp_path, ca
     assert [t["label"] for t in top] == [str(t["index"]) for t in top]
 
 
-def test_a_loss_on_signs_saves_no_class_names(tmp_path, capsys):
+def test_a_loss_on_signs_saves_its_negative_and_positive_class(tmp_path, capsys):
     saved = tmp_path / "hinge.npz"
     code, out, _ = _run(capsys, "train", "--model", "logreg", "--loss", "Hinge", "--epochs",
                         "1", "--train-size", "200", "--test-size", "50", "--save", saved,
                         "--json")
     assert code == 0, out
-    assert io.stored_info(saved)["classes"] is None  # one output, a sign: no class each
+    assert io.stored_info(saved)["classes"] == ["0", "1"]  # one output: its sign chooses
 
 
 def test_stored_names_that_do_not_fit_the_outputs_are_refused_by_classify(tmp_path, capsys):

@@ -240,10 +240,12 @@ def run(args):
         raise ShapeError(f"{exc}; give the image size the model takes with --size H,W") \
             from None
     outputs = model.output_shape(x.shape[1:])[-1]
-    if labels and not args.labels and len(labels) != outputs:
+    signs = outputs == 1 and len(labels) == 2  # one output: its sign chooses (-1, +1)
+    if labels and not args.labels and len(labels) != outputs and not signs:
         raise WeightsError(f"{args.weights}: its {len(labels)} stored class names do not "
                            f"match the model's {outputs} outputs; give --labels")
-    top = [{"rank": k + 1, "index": i, "score": s, "label": labels.get(i, f"class {i}")}
+    top = [{"rank": k + 1, "index": int(s >= 0) if signs else i, "score": s,
+            "label": labels[int(s >= 0)] if signs else labels.get(i, f"class {i}")}
            for k, (i, s) in enumerate(ranked)]
     if args.json:
         print(json.dumps({"image": str(args.image), "top": top}))

@@ -12,6 +12,7 @@ from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, tr
 from ..registry import get_loss, get_registry
 from . import model_options
 from .train_report import epoch_line, finish, interrupted, is_root, perceptron_line
+from .train_saved import as_saved_classes, load_saved
 
 
 def add_parser(sub):
@@ -228,8 +229,7 @@ def _run(args, start):
     if _from_file(args) == ".json" and args.trainer != "perceptron":
         args.spec = _read_spec(args.model)
     if _from_file(args) == ".npz":  # read before the data: a bad file fails at once
-        from ..io import load_model, stored_info
-        args.saved = load_model(args.model), stored_info(args.model)
+        args.saved = load_saved(args.model)
     if args.trainer != "perceptron" and args.device == "cpu" and args.comm is None:
         from ..precompile import prestart
         prestart()  # compile workers import numba while the data load; fit() decides
@@ -265,9 +265,12 @@ def _build_model(args, data):
     where that is needed); a spec file is read and checked against the data, and a
     saved model (.npz) trains on from its weights (its optimizer starts afresh). Any
     error is one line naming the model or the file."""
-    if _from_file(args) == ".npz" and _target_kind(args.loss) in ("classes", "values"):
-        data = _as_saved_classes(args, data, args.saved[1]["classes"])
+    kind = _target_kind(args.loss) if _from_file(args) == ".npz" else None
+    if kind in ("classes", "values"):  # before the labels become one-hot rows
+        data = as_saved_classes(args, data, kind, _say)
     data, outputs = _targets_for_loss(args, data)
+    if kind == "signs":  # after the two classes became -1 and +1
+        data = as_saved_classes(args, data, kind, _say)
     shape = data.x_train.shape[1:]
     if _from_file(args):
         saved = _from_file(args) == ".npz"
@@ -287,27 +290,15 @@ def _build_model(args, data):
                                           seed=args.seed)
         except (TypeError, ArithmeticError, RecursionError, MemoryError) as exc:
             raise ValueError(_one_line(exc)) from None
+    if model.dtype != data.x_train.dtype:  # a saved float64 model: the data follows it
+        data = replace(data, x_train=data.x_train.astype(model.dtype),
+                       x_test=data.x_test.astype(model.dtype))
     if shape != data.x_train.shape[1:]:
         _say(args, f"inputs reshaped from {data.x_train.shape[1:]} to {shape}, the input "
                    f"shape of {args.model}")
         data = replace(data, x_train=data.x_train.reshape((-1,) + shape),
                        x_test=data.x_test.reshape((-1,) + shape))
     return model.to(getattr(args, "device", "cpu")), data
-
-
-def _as_saved_classes(args, data, stored):
-    """The data's labels numbered as the saved model's outputs score its classes
-    (the same names in another order); other names are a note: its outputs learn them."""
-    import numpy as np
-    if stored is None or list(stored) == list(data.classes):
-        return data
-    if sorted(stored) != sorted(data.classes):
-        _say(args, f"note: {args.model}'s outputs scored {', '.join(stored)[:200]}; they learn "
-                   f"{data.name}'s classes now: {', '.join(data.classes)[:200]}")
-        return data
-    order = np.array([stored.index(name) for name in data.classes])  # ours -> its output
-    return replace(data, y_train=order[data.y_train], y_test=order[data.y_test],
-                   classes=list(stored))
 
 
 def _targets_for_loss(args, data):
@@ -366,9 +357,8 @@ def _run_gradient(args, data, start):
                f"lr {args.lr}, momentum {args.momentum}, batch {args.batch_size}"
                + (f"; device {args.device}" if args.device != "cpu" else ""))
     # output i scores class i where the loss takes labels or one-hot rows: saved with it
-    info = {"input_shape": data.x_train.shape[1:],
-            "classes": data.classes if _target_kind(args.loss) in ("classes", "values")
-            else None}
+    info = {"input_shape": data.x_train.shape[1:],  # signs: the -1 and +1 classes
+            "classes": data.classes if _target_kind(args.loss) else None}
     try:
         history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs,
                               x_test=data.x_test, y_test=data.y_test)
@@ -395,7 +385,7 @@ def _run_perceptron(args, data, start):
         from functools import partial
         from ..distributed import train_perceptron_distributed
         train_perceptron = partial(train_perceptron_distributed, comm=args.comm)
-    _, _, (x, y), (xt, yt) = _two_classes(args, data, "perceptron")
+    neg, pos, (x, y), (xt, yt) = _two_classes(args, data, "perceptron")
     result_p = train_perceptron(x, y, max_epochs=args.epochs, x_test=xt, y_test=yt,
                                 callback=lambda row: _say(args, perceptron_line(row)))
     test_error = result_p.history[-1]["test_error"]
@@ -408,7 +398,8 @@ def _run_perceptron(args, data, start):
     return finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} "
                                  f"after {result['updates']} updates; test accuracy "
                                  f"{100 * result['test_accuracy']:.2f}%", result_p.to_model,
-                   {"input_shape": x.shape[1:]})
+                   {"input_shape": x.shape[1:],  # its -1 and +1 classes
+                    "classes": [data.classes[neg], data.classes[pos]]})
 
 
 def _two_classes(args, data, who: str):
