@@ -23,6 +23,7 @@ from .jsonfile import parse_json
 from .layers.validation import show
 from .npz import check_npz_memory, npz_headers
 from .paths import user_path
+from .registry_names import unfound
 
 _SPEC_KEY = "__nnumba_spec__"
 #: the layout of the weights files save writes (the stored meta says which)
@@ -84,7 +85,8 @@ def save(model, path, classes=None, input_shape=None) -> Path:
     _check_model("save", model)
     spec = model.spec()
     meta = {"spec": spec, "dtype": model.dtype.name, "format": FORMAT,
-            **_info(classes, input_shape), "distributions": _distributions(spec)}
+            **_info(classes, input_shape), "distributions": _distributions(spec),
+            "unregistered": unfound(model, spec)}
     # ShapeError where the model cannot take the input shape
     outputs = model.output_shape(tuple(meta["input_shape"])) if "input_shape" in meta \
         else _output_shape(model)
@@ -418,6 +420,12 @@ def load_model(path):
     """Rebuild the model saved in ``path`` (its layers must be registered) with its weights."""
     from .model import Sequential
     meta, _ = _read(path)
+    missing = meta.get("unregistered")
+    if isinstance(missing, dict) and missing:  # its spec would build another class, or none
+        index, cls = next(iter(missing.items()))
+        raise WeightsError(f"{path}: layer #{index} was {str(cls)[:200]}, a class no plugin "
+                           f"registers: register it (nnumba.register_plugin) to load the "
+                           f"model, or build it in code and use nnumba.load_weights")
     try:
         model = Sequential.from_spec(_spec_as_saved(meta)).astype(meta["dtype"])
     except TooLargeError as exc:  # a fine file, maybe, for a machine with more memory

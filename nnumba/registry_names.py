@@ -35,3 +35,18 @@ def recorded_layers(spec: list, distributions: dict) -> list:
             item = {**item, "type": owners[0].qualified}
         out.append(item)
     return out
+
+
+def unfound(model, spec: list) -> dict:
+    """{layer index: "module.qualname"} of ``model``'s layers whose ``spec`` item finds
+    another class or none: an unregistered class (a subclass keeping a built-in's
+    type_name would come back as the built-in)."""
+    registry, missing = get_registry(), {}
+    for i, (item, layer) in enumerate(zip(spec, model.layers)):
+        try:
+            found = registry.get("layer", item["type"])
+        except RegistryError:
+            found = None
+        if found is not type(layer):
+            missing[str(i)] = f"{type(layer).__module__}.{type(layer).__qualname__}"
+    return missing

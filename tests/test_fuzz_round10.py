@@ -64,3 +64,28 @@ def test_a_saved_perceptron_says_it_cannot_train_on(tmp_path, capsys):
     assert main(["train", "--model", str(saved), "--no-progress"]) == 2
     err = capsys.readouterr().err  # was: "train it with the perceptron trainer", which refused
     assert "a saved perceptron (no gradient)" in err and "--trainer perceptron" in err
+
+
+class _Doubled(nnumba.layers.Linear):
+    """An unregistered subclass keeping the built-in's type_name."""
+    type_name = "Linear"
+
+    def _forward(self, x):
+        y = super()._forward(x)
+        y *= 2
+        return y
+
+
+def test_a_file_of_an_unregistered_class_says_so_instead_of_loading_another(tmp_path):
+    model = nnumba.Sequential(_Doubled(3, 2), seed=0)
+    path = io.save(model, tmp_path / "m.npz")
+    # was: load_model built the plain Linear, whose outputs are half the model's
+    with pytest.raises(nnumba.WeightsError, match=r"layer #0 was .*_Doubled, a class no "
+                                                  r"plugin registers"):
+        io.load_model(path)
+    twin = nnumba.Sequential(_Doubled(3, 2), seed=1)
+    io.load_weights(twin, path)  # built in code, the weights still load
+    x = np.ones((1, 3), np.float32)
+    np.testing.assert_array_equal(twin.predict(x), model.predict(x))
+    plain = io.save(nnumba.Sequential(nnumba.layers.Linear(3, 2), seed=0), tmp_path / "p.npz")
+    assert type(io.load_model(plain).layers[0]) is nnumba.layers.Linear
