@@ -203,3 +203,22 @@ def test_a_second_ctrl_c_waits_for_the_save_of_the_first(tmp_path, monkeypatch, 
     assert main(ARGS + ["--epochs", "5", "--save", str(saved)]) == 130
     assert "after 3 updates: weights saved to" in capsys.readouterr().err
     assert saved.exists()
+
+
+def test_ctrl_c_keeps_the_perceptrons_weights_so_far(tmp_path, monkeypatch, capsys):
+    import nnumba.commands.train as command
+    reference, saved = tmp_path / "two.npz", tmp_path / "m.npz"
+    perceptron = ["train", "--trainer", "perceptron", "--train-size", "800"]
+    assert main(perceptron + ["--epochs", "2", "--save", str(reference)]) == 0
+    line = command.perceptron_line
+
+    def stop_after_two(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+        return line(row)
+    monkeypatch.setattr(command, "perceptron_line", stop_after_two)
+    capsys.readouterr()
+    assert main(perceptron + ["--epochs", "50", "--save", str(saved)]) == 130
+    assert "interrupted in epoch 3/50" in capsys.readouterr().err  # was: nothing saved
+    np.testing.assert_array_equal(io.load_model(saved).flat_params,
+                                  io.load_model(reference).flat_params)

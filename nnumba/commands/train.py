@@ -386,8 +386,14 @@ def _run_perceptron(args, data, start):
         from ..distributed import train_perceptron_distributed
         train_perceptron = partial(train_perceptron_distributed, comm=args.comm)
     neg, pos, (x, y), (xt, yt) = _two_classes(args, data, "perceptron")
-    result_p = train_perceptron(x, y, max_epochs=args.epochs, x_test=xt, y_test=yt,
-                                callback=lambda row: _say(args, perceptron_line(row)))
+    info = {"input_shape": x.shape[1:], "classes": [data.classes[neg], data.classes[pos]]}
+    try:  # (info: its -1 and +1 classes)
+        result_p = train_perceptron(x, y, max_epochs=args.epochs, x_test=xt, y_test=yt,
+                                    callback=lambda row: _say(args, perceptron_line(row)))
+    except KeyboardInterrupt as stop:
+        if args.comm is not None or not hasattr(stop, "result"):
+            raise
+        return interrupted(args, stop.result, stop.result.to_model, info)
     test_error = result_p.history[-1]["test_error"]
     result = {"model": "perceptron", "dataset": data.name, "trainer": "perceptron",
               "epochs": len(result_p.history), "converged": result_p.converged,
@@ -398,8 +404,7 @@ def _run_perceptron(args, data, start):
     return finish(args, result, f"{'converged' if result_p.converged else 'did not converge'} "
                                  f"after {result['updates']} updates; test accuracy "
                                  f"{100 * result['test_accuracy']:.2f}%", result_p.to_model,
-                   {"input_shape": x.shape[1:],  # its -1 and +1 classes
-                    "classes": [data.classes[neg], data.classes[pos]]})
+                   info)
 
 
 def _two_classes(args, data, who: str):

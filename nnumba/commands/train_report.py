@@ -28,8 +28,11 @@ def deferred_interrupt():
 
 def interrupted(args, trainer, trained, info) -> int:
     """Ctrl-C during training: nothing trained is lost where --save asks for the
-    weights; they are those of the last complete update."""
-    where = (f"interrupted in epoch {len(trainer.history.epochs) + 1}/{args.epochs}, after "
+    weights; they are those of the last complete update (``trainer``: a Trainer, or
+    the perceptron's result so far)."""
+    perceptron = isinstance(trainer.history, list)
+    epochs = len(trainer.history if perceptron else trainer.history.epochs)
+    where = (f"interrupted in epoch {epochs + 1}/{args.epochs}, after "
              f"{trainer.updates} update{'s' * (trainer.updates != 1)}")
     if trainer.updates == 0:
         print(f"{where}: nothing trained{', nothing saved' if args.save else ''}",
@@ -38,8 +41,8 @@ def interrupted(args, trainer, trained, info) -> int:
         from .. import io
         with deferred_interrupt():  # a second Ctrl-C: after the save
             path = io.save(trained(), args.save, **info)
-            print(f"{where}: weights saved to {path} (--model {path} trains on from them)",
-                  file=sys.stderr)
+            more = "" if perceptron else f" (--model {path} trains on from them)"
+            print(f"{where}: weights saved to {path}{more}", file=sys.stderr)
     else:
         print(f"{where} (--save FILE keeps the weights trained so far)", file=sys.stderr)
     return 130

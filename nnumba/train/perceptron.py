@@ -162,19 +162,23 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
     w = np.zeros(xs.shape[1])
     history, updates, converged = [], 0, False
-    for epoch in range(max_epochs):
-        _check_range(w, top, len(xs), epoch)
-        changes, w = group.epoch(xs, ys, w)
-        updates += changes
-        errors = group.total(sign_errors(xs, ys, w),
-                             sign_errors(*test, w) if test is not None else 0)
-        row = {"epoch": epoch, "nb_changes": int(changes),
-               "train_error": float(errors[0]) / n_train,
-               "test_error": float(errors[1]) / n_test if test is not None else None}
-        history.append(row)
-        if callback is not None:
-            callback(row)
-        if changes == 0:
-            converged = True
-            break
+    try:
+        for epoch in range(max_epochs):
+            _check_range(w, top, len(xs), epoch)
+            changes, w = group.epoch(xs, ys, w)
+            updates += changes
+            errors = group.total(sign_errors(xs, ys, w),
+                                 sign_errors(*test, w) if test is not None else 0)
+            row = {"epoch": epoch, "nb_changes": int(changes),
+                   "train_error": float(errors[0]) / n_train,
+                   "test_error": float(errors[1]) / n_test if test is not None else None}
+            history.append(row)
+            if callback is not None:
+                callback(row)
+            if changes == 0:
+                converged = True
+                break
+    except KeyboardInterrupt as stop:  # Ctrl-C: the weights so far go with it
+        stop.result = PerceptronResult(w[:-1].copy(), float(w[-1]), False, updates, history)
+        raise
     return PerceptronResult(w[:-1].copy(), float(w[-1]), converged, updates, history)
