@@ -207,16 +207,19 @@ def test_an_error_raised_in_a_plugins_code_names_the_plugin(tmp_path, monkeypatc
     assert "report it to the plugin's authors" in err and "please report it)" not in err
 
 
-def test_main_puts_pythons_interrupt_handler_back():
+def test_main_puts_pythons_interrupt_handler_back_while_it_runs(monkeypatch):
     import signal
 
     from nnumba import cli
-    before = signal.getsignal(signal.SIGINT)
+    before, seen = signal.getsignal(signal.SIGINT), []
+    monkeypatch.setattr(cli, "_run", lambda args, debug: seen.append(
+        signal.getsignal(signal.SIGINT)) or 0)
     try:
         cli.quiet_interrupt()  # as `import nnumba` does in the nnumba command
-        with pytest.raises(SystemExit):
-            cli.main(["--help"])
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert cli.main(["info"]) == 0
+        assert seen == [signal.default_int_handler]  # Ctrl-C: KeyboardInterrupt, handled
+        # and as the interpreter shuts down after it: one line again, no traceback
+        assert signal.getsignal(signal.SIGINT) is cli._interrupted
     finally:
         signal.signal(signal.SIGINT, before)
 
