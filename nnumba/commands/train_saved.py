@@ -27,7 +27,7 @@ def as_saved_classes(args, data, kind: str, say):
         return data
     if sorted(stored) != sorted(data.classes) or (kind == "signs") != (len(stored) == 2):
         say(args, f"note: {args.model}'s outputs scored {', '.join(stored)[:200]}; they learn "
-                   f"{data.name}'s classes now: {', '.join(data.classes)[:200]}")
+                  f"{data.name}'s classes now: {', '.join(data.classes)[:200]}")
         return data
     if kind == "signs":  # the same two classes, the other way round
         return replace(data, y_train=-data.y_train, y_test=-data.y_test, classes=list(stored))
