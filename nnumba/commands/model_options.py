@@ -4,7 +4,7 @@ import json
 
 def add_argument(parser):
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="an option of a named model's factory, e.g. --model lenet "
+                        help="an option of a named model's factory, e.g. "
                              "--model-option classes=5 (VALUE is read as JSON, where Python's "
                              "True, False and None are true, false and null; else as text); "
                              "repeat for several")

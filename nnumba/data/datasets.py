@@ -196,8 +196,9 @@ def _mnist(root=None, download=False) -> Dataset:
         cached = cache_dir() / "mnist"
         if all((cached / name).is_file() for name in MNIST_SHA256):
             return load_mnist(cached)
-        raise SpecError(f"mnist needs a folder with the 4 MNIST files (root=...), or download=True "
-                         f"to fetch them into {cached}")
+        raise SpecError(f"mnist needs a folder with the 4 MNIST files (root=..., on the command "
+                        f"line --data-dir DIR), or download=True (--download) to fetch them "
+                        f"into {cached}")
     return load_mnist(root)
 
 

@@ -18,7 +18,6 @@ from ..layers.contract import Layer, shapes_only
 
 #: the batch-sum check's batch, in input (or output) elements: a part for every core
 BATCH_SUM_ELEMENTS = 1 << 17
-_WARNED = []  # the one-thread warning was given
 
 
 class ConformanceError(AssertionError):
@@ -210,8 +209,7 @@ def check_batch_sums(layer, x):
     element at once lose updates, which small batches rarely show.  Skipped where
     the copies' outputs are not copies of x's (a random or batch-coupled layer).
     With one numba thread (``NUMBA_NUM_THREADS=1``) no race can show: it warns."""
-    if get_num_threads() < 2 and layer.params() and not _WARNED:
-        _WARNED.append(True)  # once a process: not again for every example and layer
+    if get_num_threads() < 2 and layer.params():  # (Python shows it once per caller line)
         warnings.warn("check_batch_sums: numba runs one thread, so a race between threads "
                       "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more", stacklevel=2)
     y = layer.forward(x).copy()
