@@ -35,7 +35,9 @@ def add_parser(sub):
     p.add_argument("--test-fraction", type=float,
                    help="--data without a test set: the share of each class held out for "
                         "testing, drawn with --seed (default 0.2)")
-    p.add_argument("--trainer", default="sgd", choices=("sgd", "gd", "perceptron"))
+    p.add_argument("--trainer", default="sgd", choices=("sgd", "gd", "perceptron"),
+                   help="mini-batch SGD (default), gradient descent over the whole set, or the "
+                        "lecture's perceptron (two classes, its own linear unit)")
     # None: the model's own train_defaults, else FALLBACK_DEFAULTS; --weight-decay and
     # --classes: None until OPTION_DEFAULTS fills them in. So a note can name the
     # options the user gave where they do not apply.
@@ -47,7 +49,8 @@ def add_parser(sub):
     p.add_argument("--lr", type=float, help="learning rate; " + own["lr"] + " (the MLP's: 0.1)")
     p.add_argument("--momentum", type=float, help=own["momentum"])
     p.add_argument("--weight-decay", type=float, help="default 0")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the weights and the batch order (default 0: runs repeat)")
     p.add_argument("--classes",
                    help="the perceptron, and a loss on signs (Hinge, Logistic): the two "
                         "classes NEG,POS by number or name (default: the lecture's digits "
