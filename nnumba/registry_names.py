@@ -6,16 +6,20 @@ from .errors import RegistryError
 from .registry import get_registry
 
 
+def _finds(registry, name, cls) -> bool:
+    """Whether the layer name ``name`` finds ``cls``."""
+    try:
+        return registry.get("layer", name) is cls
+    except RegistryError:
+        return False
+
+
 def layer_spec(layer) -> dict:
     """``layer.spec()`` with a "type" that finds its class again: its qualified name
     ``PLUGIN:NAME`` where the bare name finds another class (a built-in, another
     plugin's) or none, and the name it is registered under where that differs."""
     registry, item = get_registry(), layer.spec()
-    try:
-        found = registry.get("layer", item["type"])
-    except RegistryError:
-        found = None
-    if found is not type(layer):
+    if not _finds(registry, item["type"], type(layer)):
         item["type"] = registry.name_of("layer", type(layer)) or item["type"]
     return item
 
@@ -43,10 +47,6 @@ def unfound(model, spec: list) -> dict:
     type_name would come back as the built-in)."""
     registry, missing = get_registry(), {}
     for i, (item, layer) in enumerate(zip(spec, model.layers)):
-        try:
-            found = registry.get("layer", item["type"])
-        except RegistryError:
-            found = None
-        if found is not type(layer):
+        if not _finds(registry, item["type"], type(layer)):
             missing[str(i)] = f"{type(layer).__module__}.{type(layer).__qualname__}"
     return missing

@@ -29,6 +29,30 @@ except ImportError:  # pragma: no cover - another numba layout
     _fingerprint = typeof
 
 
+_I64 = ir.IntType(64)
+_TRAMPOLINE = (types.int64, types.int64)  # (i, the address of (body, args))
+
+
+def _call_address(context, builder, address, restype, argtys, values):
+    """(status, value) of the numba-compiled function at ``address``."""
+    fnty = context.call_conv.get_function_type(restype, argtys)
+    return context.call_conv.call_function(
+        builder, builder.inttoptr(address, fnty.as_pointer()), restype, argtys, values)
+
+
+def _call_body(context, builder, body, i, args, argtys):
+    """body(i, *args) for the body at address ``body``: 1 where it raised, else 0."""
+    values = [i] + [builder.extract_value(args, k) for k in range(len(argtys) - 1)]
+    status, _ = _call_address(context, builder, body, types.none, argtys, values)
+    return builder.zext(status.is_error, _I64)
+
+
+def _count_or_failed(context, builder, address, argtys, values):
+    """The int64 the function at ``address`` returns, or 1 where it raised."""
+    status, value = _call_address(context, builder, address, types.int64, argtys, values)
+    return builder.select(status.is_error, ir.Constant(_I64, 1), value)
+
+
 @intrinsic
 def _call(typingctx, fn, i, args):
     """Call the numba-compiled function at address ``fn`` with (i, *args);
@@ -37,27 +61,15 @@ def _call(typingctx, fn, i, args):
 
     def codegen(context, builder, sig, llargs):
         f, i, tup = llargs
-        values = [i] + [builder.extract_value(tup, k) for k in range(len(args.types))]
-        fnty = context.call_conv.get_function_type(types.none, argtys)
-        status, _ = context.call_conv.call_function(
-            builder, builder.inttoptr(f, fnty.as_pointer()), types.none, argtys, values)
-        return builder.zext(status.is_error, ir.IntType(64))
+        return _call_body(context, builder, f, i, tup, argtys)
     return types.int64(fn, i, args), codegen
-
-
-_I64 = ir.IntType(64)
-_TRAMPOLINE = (types.int64, types.int64)  # (i, the address of (body, args))
 
 
 @intrinsic
 def _call_trampoline(typingctx, fn, i, ptr):
     """fn(i, ptr) for the trampoline at address fn: 1 where it failed, else 0."""
     def codegen(context, builder, sig, llargs):
-        f, i, p = llargs
-        fnty = context.call_conv.get_function_type(types.int64, _TRAMPOLINE)
-        status, value = context.call_conv.call_function(
-            builder, builder.inttoptr(f, fnty.as_pointer()), types.int64, _TRAMPOLINE, [i, p])
-        return builder.select(status.is_error, ir.Constant(_I64, 1), value)
+        return _count_or_failed(context, builder, llargs[0], _TRAMPOLINE, list(llargs[1:]))
     return types.int64(fn, i, ptr), codegen
 
 
@@ -80,11 +92,7 @@ def _trampoline(context, module, packed, argtys):
     i, ptr = context.call_conv.get_arguments(fn)
     both = builder.load(builder.inttoptr(ptr, packed.as_pointer()))
     body, args = builder.extract_value(both, 0), builder.extract_value(both, 1)
-    values = [i] + [builder.extract_value(args, k) for k in range(len(argtys) - 1)]
-    bodyty = context.call_conv.get_function_type(types.none, argtys)
-    status, _ = context.call_conv.call_function(
-        builder, builder.inttoptr(body, bodyty.as_pointer()), types.none, argtys, values)
-    context.call_conv.return_value(builder, builder.zext(status.is_error, _I64))
+    context.call_conv.return_value(builder, _call_body(context, builder, body, i, args, argtys))
     return fn
 
 
@@ -101,11 +109,8 @@ def _launch(typingctx, run, body, n, args):
         builder.store(builder.insert_value(builder.insert_value(
             ir.Constant(packed, ir.Undefined), b, 0), a, 1), slot)
         tramp = _trampoline(context, builder.module, packed, argtys)
-        runty = context.call_conv.get_function_type(types.int64, (types.int64,) * 3)
-        status, value = context.call_conv.call_function(
-            builder, builder.inttoptr(r, runty.as_pointer()), types.int64, (types.int64,) * 3,
-            [builder.ptrtoint(tramp, _I64), count, builder.ptrtoint(slot, _I64)])
-        return builder.select(status.is_error, ir.Constant(_I64, 1), value)
+        values = [builder.ptrtoint(tramp, _I64), count, builder.ptrtoint(slot, _I64)]
+        return _count_or_failed(context, builder, r, (types.int64,) * 3, values)
     return types.int64(run, body, n, args), codegen
 
 
