@@ -4,7 +4,8 @@ memory of parameters and activations, FLOPs of forward and backward.
 Each layer is built in :func:`nnumba.layers.shapes_only` mode, whose parameters are
 zero-size stand-ins, and asked: ``param_shapes()``, ``output_shape()``, ``flops()``.
 So the lecture's 3.87e10-parameter linear layer is sized, never allocated, and a
-plugin layer reports its FLOPs by implementing ``flops`` ("?" where it does not).
+plugin layer reports its FLOPs by implementing ``flops`` ("?" where it does not, and
+the totals are then a lower bound that names it).
 
 Conventions, stated once:
 - memory in SI units, 1 GB = 10^9 bytes (the GiB figure is printed beside the total);
@@ -64,6 +65,15 @@ class Summary:
         return {"name": self.name, "input_shape": list(self.input_shape), "batch": self.batch,
                 "dtype": self.dtype, "layers": [asdict(r) for r in self.rows], "total": totals}
 
+    def _flops_total(self, key) -> str:
+        """The FLOPs column's total as text: where some layers give no count, the sum of
+        the others as a lower bound, naming the layers left out."""
+        unknown = [f"#{r.index}" for r in self.rows if getattr(r, key) is None]
+        if not unknown:
+            return _flops_text(self._total(key))
+        known = sum(getattr(r, key) or 0 for r in self.rows)
+        return f"at least {_flops_text(known)} (no count from {', '.join(unknown)})"
+
     def format(self) -> str:
         head = ("#", "layer", "output shape", "parameters", "param memory", "activations",
                 "forward FLOPs", "backward FLOPs")
@@ -82,8 +92,8 @@ class Summary:
             f"{si_bytes(self.param_bytes)} (≈ {approx_bytes(self.param_bytes)}; "
             f"{iec_bytes(self.param_bytes)}) of {self.dtype}")
         lines.append(f"       activations {si_bytes(self.activation_bytes)}, forward "
-                     f"{_flops_text(self.forward_flops)} FLOPs, backward "
-                     f"{_flops_text(self.backward_flops)} FLOPs")
+                     f"{self._flops_total('forward_flops')} FLOPs, backward "
+                     f"{self._flops_total('backward_flops')} FLOPs")
         lines.append("units: 1 GB = 10^9 bytes, 1 GiB = 2^30 bytes; a FLOP is one addition or "
                      "multiplication")
         return "\n".join(lines)

@@ -164,3 +164,32 @@ def test_model_option_values_read_as_json_or_python_literals():
                   "h=relu", "i=Truth"]) == {"a": 5, "b": [1, 2], "c": True, "d": True,
                                             "e": False, "f": None, "g": None, "h": "relu",
                                             "i": "Truth"}
+
+
+class _Uncounted(nnumba.Layer):
+    """A plugin layer with no ``flops``: summary cannot count it."""
+
+    def _forward(self, x):
+        return x
+
+    def _backward(self, dl_dy):
+        return dl_dy
+
+
+def test_a_layer_without_a_flop_count_leaves_a_lower_bound_naming_it():
+    class Plugin:
+        @nnumba.hookimpl
+        def nnumba_register_layers(self):
+            return {"Uncounted": _Uncounted}
+    name = nnumba.register_plugin(Plugin(), "t-uncounted")
+    try:
+        spec = [{"type": "Linear", "in_features": 4, "out_features": 3}, {"type": "Uncounted"},
+                {"type": "Linear", "in_features": 3, "out_features": 2}]
+        s = summarize(spec, input_shape=(4,), batch=5)
+    finally:
+        nnumba.unregister_plugin(name)
+    assert s.forward_flops is None and s.rows[1].forward_flops is None  # unknown stays unknown
+    known = sum(r.forward_flops for r in s.rows if r.forward_flops is not None)
+    assert known == 5 * (2 * 4 * 3 + 3 + 2 * 3 * 2 + 2)  # both Linear layers' multiply-adds + bias
+    total = s.format().splitlines()[-2]
+    assert f"forward at least {known:,} (no count from #1) FLOPs" in total
