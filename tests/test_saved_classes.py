@@ -122,3 +122,34 @@ def test_a_model_loaded_without_its_plugin_names_the_distribution_to_install(tmp
                           capture_output=True, text=True, timeout=120)
     assert "unknown layer 'LeakyReLU'" in done.stderr
     assert "its layers came from nnumba-extra-activations 0.1.0 (LeakyReLU)" in done.stderr
+
+
+def test_invert_classifies_a_dark_on_light_picture_as_its_light_on_dark_negative(tmp_path,
+                                                                                 capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+    saved = io.save(nnumba.build("logreg", seed=3), tmp_path / "lin.npz",
+                    classes=list("abcdefghij"), input_shape=(1, 28, 28))
+    ink = np.full((28, 28), 240, np.uint8)  # pale paper, a dark stroke
+    ink[4:24, 12:16] = 20
+    Image.fromarray(ink).save(tmp_path / "ink.png")
+    code, out, err = _run(capsys, "classify", tmp_path / "ink.png", "--weights", saved,
+                          "--invert", "--top", 10, "--json")
+    assert code == 0, err
+    from nnumba.commands.classify import normalise
+    scores = io.load_model(saved).predict(normalise(1 - ink[None, None] / np.float32(255)))[0]
+    top = json.loads(out)["top"]
+    assert [t["index"] for t in top] == list(np.argsort(-scores, kind="stable"))
+    np.testing.assert_allclose([t["score"] for t in top], np.sort(scores)[::-1], rtol=1e-5)
+
+
+def test_classify_refuses_a_model_trained_on_a_table_and_says_why(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+    saved = io.save(nnumba.build("mlp", inputs=4, hidden=[3], classes=2, seed=0),
+                    tmp_path / "tab.npz", classes=["no", "yes"], input_shape=(4,))
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
+    code, out, err = _run(capsys, "classify", tmp_path / "x.png", "--weights", saved)
+    assert code == 2 and not out
+    assert "inputs of shape (4,), not images" in err and "--size" not in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -27,8 +27,9 @@ from ..jsonfile import parse_json, read_json, read_text
 
 def add_parser(sub):
     p = sub.add_parser("classify", help="classify an image with a model and PyTorch weights",
-                       description="Print the top classes of an image with their scores, "
-                                   "as the lecture does with AlexNet.")
+                       description="Print the top classes of an image with their scores "
+                                   "(the model's raw outputs: logits, for a model trained "
+                                   "with cross-entropy), as the lecture does with AlexNet.")
     p.add_argument("image", help="an image file Pillow reads (JPEG, PNG, ...)")
     p.add_argument("--model", help="a registered model name, a JSON spec or a saved model "
                                    "(.npz); default: the one saved in --weights, else alexnet")
@@ -37,6 +38,9 @@ def add_parser(sub):
     p.add_argument("--labels", help="class names: one per line, JSON, or the lecture's dict file")
     p.add_argument("--top", type=int, default=15, help="how many classes to print (default 15)")
     p.add_argument("--size", help="resize to H,W (default: the model's input size, else 224)")
+    p.add_argument("--invert", action="store_true",
+                   help="use 1 - pixel: for a dark-on-light picture (ink on paper) and a model "
+                        "trained on light-on-dark images such as MNIST's")
     p.add_argument("--num-classes", type=int, help="option of the named model (default its own)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -228,9 +232,14 @@ def run(args):
     if args.model is None:  # nnumba's own weights name their model
         args.model = args.weights if stored["saved"] else "alexnet"
     labels = load_labels(args.labels) if args.labels else dict(enumerate(stored["classes"] or []))
+    shape = stored["input_shape"]
+    if shape is not None and len(shape) != 3:  # trained on a table or a sequence
+        raise ShapeError(f"{args.weights}: its model takes inputs of shape {tuple(shape)}, not "
+                         f"images (channels, height, width); classify takes image models")
     model = load_torch_weights(_build(args), args.weights)  # finite weights only
-    channels, size = _input_shape(args, model, stored["input_shape"])
-    x = normalise(load_image(args.image, channels, size))
+    channels, size = _input_shape(args, model, shape)
+    pixels = load_image(args.image, channels, size)
+    x = normalise(1 - pixels if args.invert else pixels)
     try:
         ranked = classify(model, x, args.top)
     except NonFiniteError as exc:  # finite weights, yet too large: they overflow
