@@ -155,6 +155,17 @@ def test_divergence_is_reported_with_advice():
                                                           y.astype(np.float32), epochs=5)
 
 
+@pytest.mark.parametrize("size", [1.0, 1e5])
+def test_divergence_on_large_inputs_also_says_to_scale_them(size):
+    x = (rng.normal(size=(40, 3)) * size).astype(np.float32)
+    y = x.sum(axis=1, keepdims=True) / np.float32(size)
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    with pytest.raises(TrainingDiverged, match="lower the learning rate") as caught:
+        SGDTrainer(model, MSE(), lr=10.0 / size ** 2 * 1e3, batch_size=5).fit(x, y, epochs=20)
+    top = float(np.abs(x).max())
+    assert (f"scale the inputs: the largest is {top:.3g}" in str(caught.value)) == (size > 1)
+
+
 def test_bad_training_data_is_refused_before_any_kernel():
     model = nnumba.build("mlp")
     trainer = SGDTrainer(model, CrossEntropy())

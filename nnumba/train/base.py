@@ -271,7 +271,16 @@ class Trainer:
             when = "before any update" if self.first_step_seconds is None else "at lr 0"
             return TrainingDiverged(f"{what}, {when}: the inputs or targets are too large for "
                                     f"the model's {self.model.dtype.name}; scale them")
-        return TrainingDiverged(f"{what}: lower the learning rate (now {lr})")
+        batches = getattr(self, "_batches", None)
+        x = None if batches is None else batches.x_host
+        top = 0.0 if x is None or not x.size else float(max(x.max(), -x.min()))
+        scale = f", or scale the inputs: the largest is {top:.3g} in magnitude, where " \
+            f"about 1 suits the initial weights" if top > self.LARGE_INPUT else ""
+        return TrainingDiverged(f"{what}: lower the learning rate (now {lr}){scale}")
+
+    #: inputs larger than this in magnitude get "scale the inputs" in the advice of a
+    #: diverged run (standardised data and the usual initialisations are about 1)
+    LARGE_INPUT = 1e3
 
     #: updates applied by this trainer's fit calls so far; Ctrl-C (KeyboardInterrupt)
     #: in fit leaves the model with the weights of the last of them (SGD's update is
