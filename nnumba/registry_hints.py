@@ -21,7 +21,9 @@ def plural(kind: str) -> str:
 LONGEST_NAME = 80
 
 
-def unknown_name_message(kind: str, name: str, known) -> str:
+def unknown_name_message(kind: str, name: str, known, plugins: bool = True) -> str:
+    """One line: the name, the known names closest to it, and (``plugins``: a kind that
+    plugins register) that a plugin's names need the plugin installed."""
     if not isinstance(name, str):  # None, 3: len() and difflib raised a bare TypeError
         shown, close = f"{name!r:.{LONGEST_NAME}} (a {type(name).__name__}, not a name)", []
     elif len(name) > LONGEST_NAME:  # no registered name is that long: no near match either
@@ -33,8 +35,9 @@ def unknown_name_message(kind: str, name: str, known) -> str:
             close.insert(0, by_lower[name.lower()])
         shown = repr(name)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-    return (f"unknown {kind} {shown}{hint} One from a plugin needs that plugin installed "
-            f"(`nnumba plugins` lists what is loaded). Known {plural(kind)}: "
+    where = " One from a plugin needs that plugin installed (`nnumba plugins` lists what " \
+        "is loaded)." if plugins else ""
+    return (f"unknown {kind} {shown}{hint}{where} Known {plural(kind)}: "
             f"{', '.join(sorted(known)) or '(none)'}.")
 
 

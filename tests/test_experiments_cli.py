@@ -94,7 +94,9 @@ def test_without_out_no_file_and_a_note(capsys):
 
 def test_unknown_names_and_options_are_refused(capsys):
     assert main(["experiment", "run", "xorr"]) == 2
-    assert "did you mean 'xor'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "did you mean 'xor'" in err
+    assert "plugin" not in err  # experiments are nnumba's own: no plugin adds one
     with pytest.raises(ValueError, match="takes no option"):
         run_experiment("xor", data_dir="/tmp")
 

@@ -75,7 +75,8 @@ def list_experiments() -> list[Experiment]:
 def get_experiment(name: str) -> Experiment:
     _load()
     if not isinstance(name, str) or name not in EXPERIMENTS:
-        raise RegistryError(unknown_name_message("experiment", name, EXPERIMENTS))
+        # (experiments are nnumba's own: no plugin adds one)
+        raise RegistryError(unknown_name_message("experiment", name, EXPERIMENTS, plugins=False))
     return EXPERIMENTS[name]
 
 
