@@ -14,6 +14,7 @@ from .errors import (ContractError, DTypeError, LabelError, NnumbaError,  # noqa
                      WeightsError)
 from .hookspecs import hookimpl  # noqa: E402
 from .io import load_model, load_weights, save  # noqa: E402
+from .checkpoint import stored_training  # noqa: E402
 from .layers import Layer, Parameter, seed  # noqa: E402
 from .losses import Loss  # noqa: E402
 from .model import Sequential  # noqa: E402
@@ -37,7 +38,7 @@ def build(spec_or_name, seed: int | None = 0, **options) -> Sequential:
 
 
 __all__ = ["Sequential", "Layer", "Parameter", "Loss", "SGD", "SGDTrainer", "GDTrainer",
-           "train_perceptron", "build", "save", "load_model", "load_weights", "seed",
+           "train_perceptron", "build", "save", "load_model", "load_weights", "stored_training", "seed",
            "hookimpl", "register_plugin", "unregister_plugin", "get_registry", "get_layer",
            "get_loss", "get_model", "get_dataset", "NnumbaError", "ShapeError", "DTypeError",
            "NonFiniteError", "LabelError", "NoGradientError", "RegistryError", "WeightsError",

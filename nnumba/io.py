@@ -26,6 +26,8 @@ from .paths import user_path
 from .registry_names import unfound
 
 _SPEC_KEY = "__nnumba_spec__"
+#: SGD's momentum buffer, flat, where the file keeps the training (nnumba.checkpoint)
+VELOCITY = "__nnumba_velocity__"
 #: the layout of the weights files save writes (the stored meta says which)
 FORMAT = 1
 
@@ -74,14 +76,15 @@ def check_save_path(path) -> Path:
     return path
 
 
-def save(model, path, classes=None, input_shape=None) -> Path:
+def save(model, path, classes=None, input_shape=None, training=None) -> Path:
     """Write ``model``'s weights and spec to ``path`` (.npz), atomically: the file
     appears complete or not at all. Returns the path written (see check_save_path).
 
     What the weights alone do not say, read back by :func:`stored_info` (``nnumba
     classify`` uses both): ``classes``, the class names, one per output (output i
     scores ``classes[i]``), or two for one output whose sign chooses (negative
-    first); ``input_shape``, the shape of one sample it takes."""
+    first); ``input_shape``, the shape of one sample it takes; ``training``, the
+    trainer of ``model``, to train on from its state (:mod:`nnumba.checkpoint`)."""
     _check_model("save", model)
     spec = model.spec()
     meta = {"spec": spec, "dtype": model.dtype.name, "format": FORMAT,
@@ -97,6 +100,12 @@ def save(model, path, classes=None, input_shape=None) -> Path:
     path = check_save_path(path)
     _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
+    if training is not None:
+        if not callable(getattr(training, "state", None)):
+            raise SaveError(f"save: training= takes the trainer of the model saved (an "
+                            f"nnumba.SGDTrainer or GDTrainer), got {show(training)}")
+        meta["training"], velocity = training.state(model)
+        arrays.update({} if velocity is None else {VELOCITY: velocity})  # None: no step yet
     arrays[_SPEC_KEY] = np.array(json.dumps(meta))
     # Write beside the target, then rename: a crash never leaves half a file.
     tmp = None
@@ -201,7 +210,7 @@ def _check_headers(path: Path, headers: dict, expected: dict | None):
     """Before any array is read: check_npz_memory, and WeightsError where an array
     has another shape than ``expected``'s."""
     check_npz_memory(path, headers)
-    if expected is None or set(headers) - {_SPEC_KEY} != set(expected):
+    if expected is None or set(headers) - {_SPEC_KEY, VELOCITY} != set(expected):
         return  # names missing or extra: load_weights says which, once it has read them
     for name, want in expected.items():
         if headers[name][0] != tuple(want):
@@ -309,6 +318,7 @@ def load_weights(model, path):
     and the values be finite. The model is left untouched when they don't."""
     _check_model("load_weights", model)
     _, arrays = _read(path, {name: p.value.shape for name, p in model.params()})
+    arrays.pop(VELOCITY, None)  # the training's, not a parameter
     path = Path(path)
     params = dict(model.params())
     missing = sorted(set(params) - set(arrays))

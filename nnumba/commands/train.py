@@ -12,7 +12,7 @@ from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, tr
 from ..registry import get_loss, get_registry
 from . import model_options
 from .train_report import epoch_line, finish, interrupted, is_root, perceptron_line
-from .train_saved import as_saved_classes, load_saved
+from .train_saved import as_saved_classes, load_saved, resume, saved_settings
 
 
 def add_parser(sub):
@@ -35,9 +35,10 @@ def add_parser(sub):
     p.add_argument("--test-fraction", type=float,
                    help="--data without a test set: the share of each class held out for "
                         "testing, drawn with --seed (default 0.2)")
-    p.add_argument("--trainer", default="sgd", choices=("sgd", "gd", "perceptron"),
-                   help="mini-batch SGD (default), gradient descent over the whole set, or the "
-                        "lecture's perceptron (two classes, its own linear unit)")
+    p.add_argument("--trainer", choices=("sgd", "gd", "perceptron"),
+                   help="mini-batch SGD (default; a saved model: its last run's), gradient "
+                        "descent over the whole set, or the lecture's perceptron (two "
+                        "classes, its own linear unit)")
     # None: the model's own train_defaults, else FALLBACK_DEFAULTS; --weight-decay and
     # --classes: None until OPTION_DEFAULTS fills them in. So a note can name the
     # options the user gave where they do not apply.
@@ -49,8 +50,9 @@ def add_parser(sub):
     p.add_argument("--lr", type=float, help="learning rate; " + own["lr"] + " (the MLP's: 0.1)")
     p.add_argument("--momentum", type=float, help=own["momentum"])
     p.add_argument("--weight-decay", type=float, help="default 0")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds the weights and the batch order (default 0: runs repeat)")
+    p.add_argument("--seed", type=int,
+                   help="seeds the weights and the batch order (default 0: runs repeat; a "
+                        "saved model goes on with its last run's batch order)")
     p.add_argument("--classes",
                    help="the perceptron, and a loss on signs (Hinge, Logistic): the two "
                         "classes NEG,POS by number or name (default: the lecture's digits "
@@ -107,8 +109,9 @@ def _fill_defaults(args):
     was given.  A loss that is not registered is an error naming where it came from."""
     if args.trainer == "perceptron":
         defaults, own, whose = {"epochs": 100}, {"epochs"}, "the perceptron's"
-    elif _from_file(args):
-        defaults, own, whose = FALLBACK_DEFAULTS, set(), ""
+    elif _from_file(args):  # a saved model: its last run's settings, where it kept them
+        own = saved_settings(args)
+        defaults, whose = {**FALLBACK_DEFAULTS, **own}, f"{args.model}'s last run"
     else:
         defaults, own = train_defaults(args.model)
         whose = f"{args.model}'s train_defaults"
@@ -134,8 +137,9 @@ def _check_options(args):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
-    if args.seed < 0:  # else the model's factory refused it without naming --seed
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.seed is not None and args.seed < 0:  # else the model's factory refused it
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")  # without naming --seed
+    args.same_order, args.seed = args.seed is None, args.seed or 0  # see train_saved
     # An empty --dataset quietly fell back to the default data set; an empty --data
     # read as the folder '.'.
     for flag, what in (("dataset", "a name (see `nnumba plugins`)"), ("data", "a file name"),
@@ -222,7 +226,10 @@ def _check_device(args):
 
 def _run(args, start):
     _check_options(args)
+    if _from_file(args) == ".npz":  # read before the data: a bad file fails at once
+        args.saved = load_saved(args.model)
     defaults = _fill_defaults(args)  # before the note: the model may name its loss
+    args.trainer = args.trainer or "sgd"
     _say(args, _unused_options(args))
     vars(args).update({k: v for k, v in OPTION_DEFAULTS.items() if getattr(args, k) is None})
     if args.save is not None:  # a path that cannot be written fails now, not after training
@@ -231,8 +238,6 @@ def _run(args, start):
     args.device = _check_device(args).name
     if _from_file(args) == ".json" and args.trainer != "perceptron":
         args.spec = _read_spec(args.model)
-    if _from_file(args) == ".npz":  # read before the data: a bad file fails at once
-        args.saved = load_saved(args.model)
     if args.trainer != "perceptron" and args.device == "cpu" and args.comm is None:
         from ..precompile import prestart
         prestart()  # compile workers import numba while the data load; fit() decides
@@ -361,7 +366,8 @@ def _run_gradient(args, data, start):
                + (f"; device {args.device}" if args.device != "cpu" else ""))
     # output i scores class i where the loss takes labels or one-hot rows: saved with it
     info = {"input_shape": data.x_train.shape[1:],  # signs: the -1 and +1 classes
-            "classes": data.classes if _target_kind(args.loss) else None}
+            "classes": data.classes if _target_kind(args.loss) else None, "training": trainer}
+    resume(args, trainer, _say)
     try:
         history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs,
                               x_test=data.x_test, y_test=data.y_test)

@@ -1,5 +1,7 @@
 """``nnumba train --model SAVED.npz``: training on from saved weights, their classes
-kept in the order the model's outputs score them."""
+kept in the order the model's outputs score them, and from the training saved with
+them (:mod:`nnumba.checkpoint`): its settings where not given again, its momentum
+buffer, and its batch order unless ``--seed`` is given."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,14 +9,39 @@ from dataclasses import replace
 import numpy as np
 
 
+#: what a saved run's settings fill in where the command line leaves them out
+SETTINGS = ("trainer", "loss", "lr", "momentum", "weight_decay", "batch_size")
+
+
 def load_saved(path):
-    """(model, io.stored_info) of the weights in ``path``, or why they cannot train on."""
+    """(model, io.stored_info, the stored training or None) of the weights in ``path``,
+    or why they cannot train on."""
+    from ..checkpoint import stored_training
     from ..io import load_model, stored_info
     model = load_model(path)
     if not all(layer.has_gradient for layer in model.layers):
         raise ValueError(f"--model {path}: a saved perceptron (no gradient) trains on with "
                          f"nothing: train a new one with --trainer perceptron")
-    return model, stored_info(path)
+    return model, stored_info(path), stored_training(path)
+
+
+def saved_settings(args) -> dict:
+    """The settings the saved model's last run trained with ({} where it kept none)."""
+    training = args.saved[2] if getattr(args, "saved", None) else None
+    return {} if training is None else {key: training[key] for key in SETTINGS}
+
+
+def resume(args, trainer, say):
+    """Give ``trainer`` the saved run's momentum buffer and, unless --seed was given,
+    its batch order; ``say`` tells what came from the file."""
+    training = args.saved[2] if getattr(args, "saved", None) else None
+    if training is None:
+        return
+    trainer.resume(training, rng=args.same_order)
+    kept = (["momentum buffer"] if training["velocity"] is not None else []) + \
+        (["batch order"] if args.same_order else [])
+    if kept:
+        say(args, f"from {args.model}: its {' and '.join(kept)}, to go on as one run")
 
 
 def as_saved_classes(args, data, kind: str, say):

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DTypeError, LabelError, NnumbaError, NonFiniteError, ShapeError, SpecError
+from ..errors import (DTypeError, LabelError, NnumbaError, NonFiniteError, SaveError, ShapeError,
+                      SpecError)
 from ..layers.validation import (dtype_text, flag, integer, non_finite, show, takes,
                                  unmasked)
 from ..optim import SGD
@@ -281,6 +282,43 @@ class Trainer:
     #: inputs larger than this in magnitude get "scale the inputs" in the advice of a
     #: diverged run (standardised data and the usual initialisations are about 1)
     LARGE_INPUT = 1e3
+
+    # ---- what a saved model keeps of its training (nnumba.checkpoint) -------------------
+    def state(self, model=None) -> tuple[dict, np.ndarray | None]:
+        """(settings and batch-order generator state, JSON-able; the momentum buffer
+        on the host, or None before the first step): what ``nnumba.save(model, path,
+        training=trainer)`` stores for training on ``model``, this trainer's model
+        or a copy of it on another device."""
+        from ..registry import get_registry
+        if model is not None and model is not self.model and (
+                getattr(model, "spec", None) is None or model.spec() != self.model.spec()):
+            raise SaveError(f"save: training= takes the trainer of the model saved; this "
+                            f"one trains another model")
+        loss = get_registry().name_of("loss", type(self.loss))
+        if type(self.optimizer) is not SGD or loss is None:  # nothing could rebuild it
+            raise SaveError(f"save: training= keeps an nnumba.SGD and a registered loss; "
+                            f"this trainer has {type(self.optimizer).__name__} and "
+                            f"{type(self.loss).__name__}")
+        velocity = self.optimizer.velocity
+        return ({"trainer": self.kind, "loss": loss, **self.optimizer.config(),
+                 "batch_size": self.batch_size, "rng": self.rng.bit_generator.state},
+                None if velocity is None else np.array(self.model.device.to_host(velocity)))
+
+    def resume(self, stored: dict, rng: bool = True):
+        """Go on from ``stored`` (:func:`nnumba.checkpoint.stored_training` of this
+        model's file): its momentum buffer, and with ``rng`` its batch order."""
+        velocity, model = stored["velocity"], self.model
+        if velocity is not None:
+            if velocity.shape != model.flat_params.shape:
+                raise SpecError(f"{type(self).__name__}.resume: the stored momentum buffer "
+                                f"has {velocity.size} values, the model "
+                                f"{model.flat_params.size} parameters")
+            self.optimizer.velocity = model.device.to_device(velocity.astype(model.dtype))
+        if rng:
+            self.rng.bit_generator.state = stored["rng"]
+
+    #: the name ``nnumba train --trainer`` knows this trainer by
+    kind = "sgd"
 
     #: updates applied by this trainer's fit calls so far; Ctrl-C (KeyboardInterrupt)
     #: in fit leaves the model with the weights of the last of them (SGD's update is

@@ -13,6 +13,8 @@ class GDTrainer(Trainer):
     mini-batches"): each batch's gradient is weighted by its share of the set,
     so the step is the same whatever ``batch_size`` is, up to rounding."""
 
+    kind = "gd"
+
     def _num_batches(self, n: int) -> int:
         return max(1, super()._num_batches(len(self._local(np.arange(n)))))
 

@@ -1,0 +1,69 @@
+"""What a saved model keeps of its training, so that training on goes on where it
+stopped: the trainer's kind, loss and settings, SGD's momentum buffer and the
+state of the generator that orders the batches.
+
+``nnumba.save(model, path, training=trainer)`` writes it (``nnumba train --save``
+does, Ctrl-C included; :meth:`nnumba.train.Trainer.state`), :func:`stored_training`
+reads it back, checked, and ``trainer.resume(stored)`` hands it to a new trainer of
+the model loaded from that file.  Training on then takes the steps one longer run
+would have taken, from the start of an epoch (a run stopped mid-epoch goes on with
+a new one), except that Dropout layers draw from fresh generators.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import WeightsError
+from .io import VELOCITY, _read, cast_checked
+from .layers.validation import show
+
+
+def stored_training(path) -> dict | None:
+    """The training saved in ``path`` with its model (None where none was): the
+    settings ("trainer", "loss", "lr", "momentum", "weight_decay", "batch_size"),
+    "rng" (a numpy bit generator state) and "velocity" (an array or None), each
+    checked: WeightsError naming the file where one is malformed."""
+    meta, arrays = _read(path)
+    velocity = arrays.get(VELOCITY)
+    found = meta.get("training")
+    if found is None:
+        if velocity is not None:
+            raise WeightsError(f"{path}: holds a momentum buffer but no stored training")
+        return None
+    if not isinstance(found, dict):
+        raise WeightsError(f"{path}: the stored training is {show(found)}, not a record")
+    out = {"velocity": None if velocity is None else _velocity(path, velocity, meta, arrays)}
+    for key, check in _CHECKS.items():
+        if key not in found or not check(found[key]):
+            raise WeightsError(f"{path}: stored training: {key} is "
+                               f"{show(found.get(key, 'missing'))}")
+        out[key] = found[key]
+    try:  # numpy checks the state itself
+        np.random.default_rng().bit_generator.state = out["rng"]
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise WeightsError(f"{path}: stored training: not a generator state ({exc})") \
+            from None
+    return out
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value) and value >= 0
+
+
+_CHECKS = {"trainer": lambda v: v in ("sgd", "gd"),
+           "loss": lambda v: isinstance(v, str) and 0 < len(v) <= 200,
+           "lr": _number, "momentum": lambda v: _number(v) and v < 1, "weight_decay": _number,
+           "batch_size": lambda v: type(v) is int and v >= 1,
+           "rng": lambda v: isinstance(v, dict)}
+
+
+def _velocity(path, velocity, meta, arrays) -> np.ndarray:
+    """The stored momentum buffer: one finite value per parameter, in the model's dtype."""
+    size = sum(a.size for name, a in arrays.items() if name != VELOCITY)
+    if velocity.shape != (size,) or velocity.dtype.kind != "f":
+        raise WeightsError(f"{path}: the stored momentum buffer is {velocity.dtype} "
+                           f"{velocity.shape}, not one float per parameter ({size})")
+    return cast_checked(velocity, np.dtype(meta["dtype"]), f"{path}: momentum buffer")
