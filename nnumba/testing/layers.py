@@ -203,18 +203,23 @@ def check_flops(layer, input_shape):
 
 
 def check_batch_sums(layer, x):
-    """A parameter's gradient is a sum over the batch: at a batch of k copies of ``x``,
-    large enough for a parallel kernel to split it between threads, it is k times
-    the one at ``x`` (for an upstream gradient of ones).  Threads that add into one
-    element at once lose updates, which small batches rarely show.  Skipped where
-    the copies' outputs are not copies of x's (a random or batch-coupled layer).
-    With one numba thread (``NUMBA_NUM_THREADS=1``) no race can show: it warns."""
-    if get_num_threads() < 2 and layer.params():  # (Python shows it once per caller line)
+    """A parameter's gradient is a sum over the batch: at a batch of k copies of ``x``
+    and of an upstream gradient g, large enough for a parallel kernel to split it
+    between threads, it is k times the one at ``x``.  Threads that add into one
+    element at once lose updates, which small batches rarely show.  g is random, not
+    ones (a batch norm's scale gets a gradient of exactly 0 from ones), and the
+    tolerance scales with the parameter's largest gradient: one lost term shows, the
+    rounding of k times more terms does not.  Skipped where the copies' outputs are
+    not copies of x's (a random or batch-coupled layer).  With one numba thread
+    (``NUMBA_NUM_THREADS=1``) no race can show: it warns."""
+    threads = get_num_threads()
+    if threads < 2 and layer.params():  # (Python shows it once per caller line)
         warnings.warn("check_batch_sums: numba runs one thread, so a race between threads "
                       "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more", stacklevel=2)
     y = layer.forward(x).copy()
+    g = np.random.default_rng(0).standard_normal(y.shape).astype(y.dtype)
     layer.zero_grad()
-    layer.backward(np.ones_like(y))
+    layer.backward(g.copy())
     grads = {name: p.grad.copy() for name, p in layer.params().items()}
     k = max(2, -(-BATCH_SUM_ELEMENTS // max(x.size, y.size)))
     big = np.concatenate([x] * k)
@@ -222,17 +227,20 @@ def check_batch_sums(layer, x):
     y_big = layer.forward(big)
     if not np.allclose(y_big, np.concatenate([y] * k), rtol=1e-12, atol=1e-12):
         return
-    layer.backward(np.ones_like(y_big))
+    layer.backward(np.concatenate([g] * k))
     for name, p in layer.params().items():
         want = k * grads[name]
-        if not np.allclose(p.grad, want, rtol=1e-8, atol=1e-10):
+        scale = float(np.abs(grads[name]).max()) if grads[name].size else 0.0
+        if not np.allclose(p.grad, want, rtol=1e-8, atol=max(1e-10, 1e-9 * k * scale)):
             worst = _worst(p.grad, want)
+            why = ("threads adding into one element at once lose updates (a race in a "
+                   "parallel loop). Add per-element terms into a buffer and sum them once "
+                   "(docs/plugins.md, \"Parameter gradients\")") if threads > 1 else \
+                ("with one thread no race can: the gradient is not a sum of per-sample "
+                 "terms, or backward keeps something from an earlier call")
             _fail(layer, f"at a batch of {k} copies of the example, the gradient for {name} "
                          f"at {worst} is {p.grad[worst]:.8g}, not {k} times the example's "
-                         f"({want[worst]:.8g}): threads adding into one element at once "
-                         f"lose updates (a race in a parallel loop). Add per-element terms "
-                         f"into a buffer and sum them once (docs/plugins.md, \"Parameter "
-                         f"gradients\")")
+                         f"({want[worst]:.8g}): {why}")
 
 
 def check_rejections(layer, x):
