@@ -215,3 +215,24 @@ def test_the_kernel_table_lists_the_kernel_set_with_its_signatures():
         real = inspect.signature(getattr(fn, "py_func", fn)).replace(
             return_annotation=inspect.Signature.empty)
         assert sig == str(real), name
+
+
+def test_the_float64_check_the_guide_gives_tells_a_promoted_kernel_from_a_correct_one():
+    import numpy as np
+    from numba import njit
+    text = DOC.read_text()
+    pattern = re.search(r're\.search\(r"(.+?)", ir\)', text.replace("\n", " ")).group(1)
+
+    @njit(fastmath=True)
+    def correct(x, alpha, y):  # an option passed as x.dtype.type(alpha), as the guide says
+        for i in range(x.size):
+            y[i] = np.exp(alpha * x[i] * x.dtype.type(0.1))
+
+    @njit(fastmath=True)
+    def promoted(x, alpha, y):  # a bare 0.1: float64 arithmetic
+        for i in range(x.size):
+            y[i] = np.exp(alpha * x[i] * 0.1)
+    x = np.ones(8, np.float32)
+    for kernel, want in ((correct, False), (promoted, True)):
+        kernel(x, np.float32(2), np.empty_like(x))
+        assert any(re.search(pattern, ir) for ir in kernel.inspect_llvm().values()) == want
