@@ -61,9 +61,12 @@ _CHECKS = {"trainer": lambda v: v in ("sgd", "gd"),
 
 
 def _velocity(path, velocity, meta, arrays) -> np.ndarray:
-    """The stored momentum buffer: one finite value per parameter, in the model's dtype."""
+    """The stored momentum buffer: one finite value per trainable parameter (at most
+    one per array element stored; Trainer.resume checks the model's count), in the
+    model's dtype."""
     size = sum(a.size for name, a in arrays.items() if name != VELOCITY)
-    if velocity.shape != (size,) or velocity.dtype.kind != "f":
+    if velocity.ndim != 1 or velocity.size > size or velocity.dtype.kind != "f":
         raise WeightsError(f"{path}: the stored momentum buffer is {velocity.dtype} "
-                           f"{velocity.shape}, not one float per parameter ({size})")
+                           f"{velocity.shape}, not one float per trainable parameter "
+                           f"(at most {size})")
     return cast_checked(velocity, np.dtype(meta["dtype"]), f"{path}: momentum buffer")

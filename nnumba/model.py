@@ -15,7 +15,7 @@ from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
 from .registry_names import layer_spec
 from .layers.validation import (check_cast, check_fits, check_memory, flag, float_dtype,
-                                integer, show)
+                                integer, per_sample_shape, show)
 
 
 class Sequential:
@@ -118,9 +118,10 @@ class Sequential:
     def _bind_flat(self):
         """Gather every parameter into one buffer on the host, move it to the model's
         device in one go, and make each parameter (and its gradient) a view of the
-        flat buffers there."""
+        flat buffers there.  The trainable ones come first: ``flat_params`` and
+        ``flat_grads``, what optimizers update, are theirs alone."""
         named = self.params()
-        params = [p for _, p in named]
+        params = [p for _, p in named if p.trainable] + [p for _, p in named if not p.trainable]
         ends = [0, *itertools.accumulate(p.value.size for p in params)]  # each one's slice
         total = ends[-1]
         check_memory(f"the model's {total:,} parameters with their gradients",
@@ -128,12 +129,14 @@ class Sequential:
         host = np.empty(total, self.dtype)
         for p, at, end in zip(params, ends, ends[1:]):
             host[at:end] = to_host(p.value).reshape(-1)
-        self.flat_params = self.device.to_device(host)
-        self.flat_grads = self.device.zeros(total, self.dtype)
+        values, self._all_grads = self.device.to_device(host), self.device.zeros(total, self.dtype)
+        trained = sum(p.value.size for p in params if p.trainable)
+        self.flat_params, self.flat_grads = (values, self._all_grads) if trained == total \
+            else (values[:trained], self._all_grads[:trained])
         for p, at, end in zip(params, ends, ends[1:]):
             shape = p.value.shape
-            p.value = self.flat_params[at:end].reshape(shape)
-            p.grad = self.flat_grads[at:end].reshape(shape)
+            p.value = values[at:end].reshape(shape)
+            p.grad = self._all_grads[at:end].reshape(shape)
         self._bound = [(name, p, p.value, p.grad) for name, p in named]
 
     def _check_bound(self):
@@ -166,7 +169,7 @@ class Sequential:
         return self
 
     def zero_grad(self):
-        self.device.kernels.fill(self.flat_grads, 0)  # one pass for every layer's gradients
+        self.device.kernels.fill(self._all_grads, 0)  # one pass for every layer's gradients
 
     def astype(self, dtype) -> "Sequential":
         dtype = float_dtype("model", dtype)
@@ -355,21 +358,6 @@ class Sequential:
 def _moved_to(model: "Sequential", device: str) -> "Sequential":
     """Unpickling a model that was on ``device``: its host twin, moved there."""
     return model.to(device)
-
-
-def per_sample_shape(owner: str, shape) -> tuple:
-    """``shape`` as a tuple of sizes >= 0, or ShapeError: a layer's output_shape does
-    arithmetic on it (min() of an empty tuple, "ab" * 2, ...)."""
-    try:
-        items = tuple(shape)
-    except TypeError:
-        items = None
-    if isinstance(shape, (str, bytes)) or items is None or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
-            for s in items):
-        raise ShapeError(f"{owner}: a per-sample shape is a tuple of sizes >= 0, got "
-                         f"{show(shape)}")
-    return tuple(int(s) for s in items)
 
 
 def _check_unshared(layer, i, j, model):

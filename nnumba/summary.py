@@ -2,7 +2,8 @@
 memory of parameters and activations, FLOPs of forward and backward.
 
 Each layer is built in :func:`nnumba.layers.shapes_only` mode, whose parameters are
-zero-size stand-ins, and asked: ``param_shapes()``, ``output_shape()``, ``flops()``.
+zero-size stand-ins, and asked: ``params()`` (the trainable ones count), ``output_shape()``,
+``flops()``.
 So the lecture's 3.87e10-parameter linear layer is sized, never allocated, and a
 plugin layer reports its FLOPs by implementing ``flops`` ("?" where it does not, and
 the totals are then a lower bound that names it).
@@ -181,7 +182,7 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     for i, layer in enumerate(layers):
         check_fits(layer, in_shape)
         out = tuple(layer.output_shape(in_shape))
-        count = sum(math.prod(s) for s in layer.param_shapes().values())
+        count = sum(math.prod(p.value.shape) for p in layer.params().values() if p.trainable)
         flops = layer_flops(layer, in_shape)
         if flops is None:
             fwd = bwd = None

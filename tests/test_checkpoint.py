@@ -124,8 +124,8 @@ EDITS = {
     "loss": lambda m, a: m["training"].pop("loss"),
     "a record": lambda m, a: m.update(training=[1, 2]),
     "generator state": lambda m, a: m["training"].update(rng={"bit_generator": "PCG64"}),
-    "one float per parameter": lambda m, a: a.update(
-        __nnumba_velocity__=np.zeros(3, np.float32)),
+    "one float per trainable parameter": lambda m, a: a.update(
+        __nnumba_velocity__=np.zeros((3, 3), np.float32)),
     "NaN": lambda m, a: a["__nnumba_velocity__"].__setitem__(0, np.nan),
     "no stored training": lambda m, a: m.pop("training"),
 }
@@ -170,3 +170,14 @@ def test_ctrl_c_keeps_the_momentum_buffer_of_the_last_complete_update(tmp_path, 
     assert main(FIRST + ["--epochs", "3", "--save", str(stopped)]) == 130
     np.testing.assert_array_equal(stored_training(stopped)["velocity"],
                                   stored_training(epoch)["velocity"])
+
+
+def test_a_stored_momentum_buffer_of_another_size_is_refused_by_resume(tmp_path):
+    model = nnumba.build("logreg", seed=0)
+    trainer = SGDTrainer(model, CrossEntropy(), batch_size=10)
+    data = nnumba.data.load_dataset("mnist-5k")
+    trainer.fit(data.x_train[:20], data.y_train[:20], epochs=1)
+    path = _edited(io.save(model, tmp_path / "m.npz", training=trainer),
+                   lambda m, a: a.update(__nnumba_velocity__=np.zeros(3, np.float32)))
+    with pytest.raises(nnumba.SpecError, match="momentum buffer has 3 values, the model 7850"):
+        SGDTrainer(io.load_model(path), CrossEntropy()).resume(stored_training(path))

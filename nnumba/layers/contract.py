@@ -93,11 +93,12 @@ def shapes_only():
 
 
 class Parameter:
-    """A trainable array and its gradient, updated in place (never rebound by layers)."""
-    __slots__ = ("value", "grad")
+    """An array and its gradient, updated in place (never rebound by layers); not
+    ``trainable``: state the layer updates itself, which no optimizer touches."""
+    __slots__ = ("value", "grad", "trainable")
 
-    def __init__(self, value, grad=None):
-        self.value = value
+    def __init__(self, value, grad=None, trainable: bool = True):
+        self.value, self.trainable = value, trainable
         self.grad = np.zeros_like(value) if grad is None else grad
 
     def __repr__(self):
@@ -226,8 +227,9 @@ class Layer:
         return None
 
     # ---- parameters, mode, dtype -------------------------------------------------
-    def add_param(self, name: str, shape_or_value) -> Parameter:
-        """Declare a parameter: a shape (zeros until reset_parameters), or an array."""
+    def add_param(self, name: str, shape_or_value, trainable: bool = True) -> Parameter:
+        """Declare a parameter: a shape (zeros until reset_parameters), or an array;
+        ``trainable=False`` for state the layer updates itself (see Parameter)."""
         if "_params" not in self.__dict__:
             raise ContractError(f"{type(self).__name__}: add_param({name!r}) before "
                                 f"super().__init__(): call super().__init__() first")
@@ -247,6 +249,7 @@ class Layer:
                 param = Parameter(np.zeros(shape, self.dtype))
         else:
             param = Parameter(np.ascontiguousarray(shape_or_value, dtype=self.dtype))
+        param.trainable = validation.flag(self.label, "trainable", trainable)
         self._params[name] = param
         return param
 

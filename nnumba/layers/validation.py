@@ -263,3 +263,18 @@ def param_name(owner: str, name, taken) -> None:
     if not isinstance(name, str) or not name or "." in name:
         raise ContractError(f"{owner}: add_param({show(name)}): a parameter name is a "
                             f"non-empty string without '.'")
+
+
+def per_sample_shape(owner: str, shape) -> tuple:
+    """``shape`` as a tuple of sizes >= 0, or ShapeError: a layer's output_shape does
+    arithmetic on it (min() of an empty tuple, "ab" * 2, ...)."""
+    try:
+        items = tuple(shape)
+    except TypeError:
+        items = None
+    if isinstance(shape, (str, bytes)) or items is None or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
+            for s in items):
+        raise ShapeError(f"{owner}: a per-sample shape is a tuple of sizes >= 0, got "
+                         f"{show(shape)}")
+    return tuple(int(s) for s in items)

@@ -292,8 +292,8 @@ class Trainer:
         from ..registry import get_registry
         if model is not None and model is not self.model and (
                 getattr(model, "spec", None) is None or model.spec() != self.model.spec()):
-            raise SaveError(f"save: training= takes the trainer of the model saved; this "
-                            f"one trains another model")
+            raise SaveError("save: training= takes the trainer of the model saved; this "
+                            "one trains another model")
         loss = get_registry().name_of("loss", type(self.loss))
         if type(self.optimizer) is not SGD or loss is None:  # nothing could rebuild it
             raise SaveError(f"save: training= keeps an nnumba.SGD and a registered loss; "
