@@ -36,7 +36,6 @@ Containers set the flags of :data:`CONTAINER_FLAGS` on their layers through
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import math
@@ -49,6 +48,7 @@ from ..device import CPU, DeviceError, device_of, get_device, to_host
 from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from ..jsonfile import jsonable
 from . import validation
+from .parameters import Parameter, default_rng, in_shapes_only, seed, shapes_only  # noqa: F401
 
 
 #: What a container (Sequential) sets on each of its layers, and what it means.
@@ -62,48 +62,6 @@ CONTAINER_FLAGS = {
     "container": "a weak reference to the model the layer belongs to: a layer keeps one "
                  "input and one gradient, so a second model refuses it",
 }
-
-_default_rng = np.random.default_rng()
-_shapes_only = False
-
-
-def seed(value: int | None):
-    """Seed the generator that initialises layers built without a model seed (None:
-    fresh entropy from the operating system)."""
-    global _default_rng
-    if value is not None:
-        value = validation.integer("nnumba.seed", "seed", value, 0, None)
-    _default_rng = np.random.default_rng(value)
-
-
-def default_rng() -> np.random.Generator:
-    return _default_rng
-
-
-@contextlib.contextmanager
-def shapes_only():
-    """Layers built inside hold zero-size stand-ins for their parameters (the right
-    shapes, no memory, not initialised): ``nnumba summary`` sizes a model this way."""
-    global _shapes_only
-    outer, _shapes_only = _shapes_only, True
-    try:
-        yield
-    finally:
-        _shapes_only = outer
-
-
-class Parameter:
-    """An array and its gradient, updated in place (never rebound by layers); not
-    ``trainable``: state the layer updates itself, which no optimizer touches."""
-    __slots__ = ("value", "grad", "trainable")
-
-    def __init__(self, value, grad=None, trainable: bool = True):
-        self.value, self.trainable = value, trainable
-        self.grad = np.zeros_like(value) if grad is None else grad
-
-    def __repr__(self):
-        return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
-
 
 class Layer:
     """Base class of all layers. See the module docstring for what to implement."""
@@ -162,7 +120,7 @@ class Layer:
             if outermost and "_params" not in self.__dict__:
                 raise ContractError(f"{type(self).__name__}.__init__ never called "
                                     f"super().__init__(): call it first")
-            if outermost and not _shapes_only:
+            if outermost and not in_shapes_only():
                 self.reset_parameters(default_rng())
 
         cls.__init__ = recording_init
@@ -236,7 +194,7 @@ class Layer:
         validation.param_name(type(self).__name__, name, self._params)
         if isinstance(shape_or_value, (tuple, list)):
             shape = tuple(int(s) for s in shape_or_value)
-            if _shapes_only:  # a stand-in of the right shape that holds no memory
+            if in_shapes_only():  # a stand-in of the right shape that holds no memory
                 if math.prod(shape) * self.dtype.itemsize >= 2**63:  # numpy's bound
                     raise TooLargeError(f"{self.label}: parameter {name!r} of shape {shape} "
                                         f"needs more bytes than any array can hold (2**63)")

@@ -1,0 +1,55 @@
+"""A layer's parameters (:class:`Parameter`), the generator that initialises layers
+built without a model seed, and the shapes-only mode ``nnumba summary`` builds in."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import validation
+
+_default_rng = np.random.default_rng()
+_shapes_only = False
+
+
+def seed(value: int | None):
+    """Seed the generator that initialises layers built without a model seed (None:
+    fresh entropy from the operating system)."""
+    global _default_rng
+    if value is not None:
+        value = validation.integer("nnumba.seed", "seed", value, 0, None)
+    _default_rng = np.random.default_rng(value)
+
+
+def default_rng() -> np.random.Generator:
+    return _default_rng
+
+
+def in_shapes_only() -> bool:
+    """Whether layers are being built by :func:`shapes_only`."""
+    return _shapes_only
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Layers built inside hold zero-size stand-ins for their parameters (the right
+    shapes, no memory, not initialised): ``nnumba summary`` sizes a model this way."""
+    global _shapes_only
+    outer, _shapes_only = _shapes_only, True
+    try:
+        yield
+    finally:
+        _shapes_only = outer
+
+
+class Parameter:
+    """An array and its gradient, updated in place (never rebound by layers); not
+    ``trainable``: state the layer updates itself, which no optimizer touches."""
+    __slots__ = ("value", "grad", "trainable")
+
+    def __init__(self, value, grad=None, trainable: bool = True):
+        self.value, self.trainable = value, trainable
+        self.grad = np.zeros_like(value) if grad is None else grad
+
+    def __repr__(self):
+        return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
