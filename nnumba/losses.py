@@ -41,7 +41,7 @@ from .device import CPU, device_of, to_host
 from .errors import (ContractError, DTypeError, LabelError, NnumbaError, NoGradientError,
                      NonFiniteError, ShapeError, SpecError)
 from .hookspecs import hookimpl
-from .layers.validation import non_finite, number, show, unmasked
+from .layers.validation import check_not_fitting, non_finite, number, show, unmasked
 
 REDUCTIONS = ("mean", "sum")
 
@@ -77,6 +77,7 @@ class Loss:
     def forward(self, y_hat, y) -> float:
         """The reduced loss of a batch of predictions (an array of any device: the
         loss computes there); keeps the gradient for :meth:`backward`."""
+        check_not_fitting(self, f"this {self.type_name} loss")
         device = device_of(y_hat)
         if device is None or np.dtype(y_hat.dtype) not in (np.float32, np.float64):
             raise DTypeError(f"{self.type_name} loss: expected predictions as a float32 or "

@@ -14,8 +14,8 @@ from .errors import (ContractError, DTypeError, NnumbaError, NoGradientError, Re
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
 from .registry_names import layer_spec
-from .layers.validation import (check_cast, check_fits, check_memory, flag, float_dtype,
-                                integer, per_sample_shape, show)
+from .layers.validation import (check_cast, check_fits, check_memory, check_not_fitting, flag,
+                                float_dtype, integer, per_sample_shape, show)
 
 
 class Sequential:
@@ -223,6 +223,7 @@ class Sequential:
         """The steps in order.  The input is checked by the first step; every output
         is compared with the shape its layer's output_shape promised before the next
         step's kernels see it, which costs a tuple comparison, not a full check."""
+        check_not_fitting(self, "this model")
         self._shapes = None  # until every step has run: a failed forward has no backward
         self._check_bound()
         self._set_input_grads()
@@ -231,7 +232,7 @@ class Sequential:
         x = self._check_step(0, y, shapes[0])
         for i in range(1, len(self.steps)):
             x = self._check_step(i, self.steps[i].run_forward(x), shapes[i])
-        self._shapes = shapes
+        self._shapes, self._stamps = shapes, [step._forwards for step in self.steps]
         return x
 
     def _step_shapes(self, input_shape) -> list:
@@ -278,6 +279,7 @@ class Sequential:
         """Back-propagate; returns dl/dx of the input when ``input_grad`` is set.  The
         incoming gradient is checked by the last step; each gradient a step passes
         back is compared with the shape of the output it belongs to."""
+        check_not_fitting(self, "this model")
         steps, shapes = self.steps, self._shapes
         if shapes is None:  # some steps would pair this gradient with another batch's input
             raise NoGradientError("backward() needs the last forward() to have completed "
@@ -286,6 +288,11 @@ class Sequential:
         if self.input_grad and not steps[0].needs_input_grad:  # it would return None
             raise NoGradientError("input_grad was set after the last forward(), which then "
                                   "kept nothing to compute dl/dx from: run forward() again")
+        moved = next((s for s, n in zip(steps, self._stamps) if s._forwards != n), None)
+        if moved is not None:  # its kernels would pair dl_dy with another batch's input
+            raise NoGradientError(f"{moved.label} ran forward again since the model's forward() "
+                                  f"(called on its own, or from another thread): run "
+                                  f"model.forward again before backward")
         given = getattr(dl_dy, "dtype", None)
         if given is not None and np.dtype(given).kind == "f" and given != self.dtype:
             # else the last layer's own check blames it for what its caller (a loss) did

@@ -102,19 +102,25 @@ WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 def _wide_pixels(path, img, size, Image) -> np.ndarray:
-    """(H, W) float32 in [0, 1] of a wide gray image: its own range stretched to [0, 1]
-    (normalise then standardises it anyway), resized as float; ImageError for NaN or
-    infinite pixels (a float TIFF can hold them), which would give NaN scores."""
+    """(H, W) float32 in [0, 1] of a wide gray image, resized as float: 16-bit values
+    over 65535, as 8-bit ones go over 255 (a faint digit stays faint, white stays
+    white); a 32-bit int or float image in [0, 1] as it is, else (a range the mode does
+    not say) its own range stretched to [0, 1].  ImageError for NaN or infinite pixels
+    (a float TIFF can hold them), which would give NaN scores."""
     plane = img.convert("F")  # 32-bit float: exact for 16-bit values
     values = np.asarray(plane, dtype=np.float64)
     if not np.isfinite(values).all():
         raise ImageError(f"{path}: {int((~np.isfinite(values)).sum())} pixel(s) are NaN or "
                          f"infinite")
     low, high = values.min(), values.max()
-    plane = plane.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    resized = np.asarray(plane, dtype=np.float64)
-    if high == low:  # a flat image (np.float32 of (x - low) / 0 would be NaN)
-        return np.zeros(size, np.float32)
+    if img.mode.startswith("I;16"):
+        low, high = 0.0, 65535.0
+    elif low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    resized = np.asarray(plane.resize((size[1], size[0]), Image.Resampling.BILINEAR),
+                         dtype=np.float64)
+    if high == low:  # a flat image of a range unknown: (x - low) / 0 would be NaN
+        return np.full(size, float(np.clip(low, 0, 1)), np.float32)
     return np.clip((resized - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 

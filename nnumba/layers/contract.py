@@ -82,6 +82,7 @@ class Layer:
     # The flags of CONTAINER_FLAGS, as a layer on its own has them.
     needs_input_grad = True
     reuse_buffers = False
+    _forwards = 0  # forward passes run (run_forward counts them)
     training = True
     container = None
     #: Always False (once set after zero_grad, it lost what a penalty added in between).
@@ -347,6 +348,7 @@ class Layer:
             raise ContractError(f"{self.label}: _forward returned {validation.show(y)}, "
                                 f"not its output array")
         self._out_shape = y.shape
+        self._forwards += 1  # what a model's backward checks its steps against
         return y
 
     def run_backward(self, dl_dy):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import reprlib
+import threading
 
 import numpy as np
 
@@ -278,3 +279,14 @@ def per_sample_shape(owner: str, shape) -> tuple:
         raise ShapeError(f"{owner}: a per-sample shape is a tuple of sizes >= 0, got "
                          f"{show(shape)}")
     return tuple(int(s) for s in items)
+
+
+def check_not_fitting(obj, what: str):
+    """ContractError where a trainer's fit() in another thread is training ``obj`` (a
+    model, or a loss): each keeps one batch's input and buffers at a time, which a
+    forward here would overwrite, silently or past an array's end (fuzz round 11)."""
+    busy = obj.__dict__.get("_fit_thread")
+    if busy is not None and busy != threading.get_ident():
+        raise ContractError(f"{what} is being trained by fit() in another thread, and keeps "
+                            f"one batch at a time: use a copy here (model.copy(), a loss "
+                            f"of its own)")

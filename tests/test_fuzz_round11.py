@@ -1,0 +1,138 @@
+"""Fuzz round 11: what a model's layers kept from its forward is checked before its
+backward pairs it with a gradient, a model or loss that a fit() in another thread
+is training refuses a forward here, and the loose ends of the round."""
+import threading
+
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba.errors import ContractError, NoGradientError
+from nnumba.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from nnumba.losses import CrossEntropy
+
+
+def _convnet():
+    return nnumba.Sequential(Conv2d(1, 4, 3), ReLU(), MaxPool2d(2), Conv2d(4, 2, 3), Flatten(),
+                             seed=0)
+
+
+@pytest.mark.parametrize("layer_index", [0, 1, 2, 3])
+@pytest.mark.parametrize("batch", [2, 7])
+def test_a_layer_run_on_its_own_between_forward_and_backward_cannot_corrupt_it(layer_index,
+                                                                               batch):
+    # it paired the model's gradient with the other batch's input: a segfault at large
+    # batches, NaN or a silently wrong gradient at equal ones (F1).  The model runs
+    # Conv2d #0 + ReLU #1 + MaxPool2d #2 as one fused step, which keeps its own input:
+    # a run of those layers alone leaves it whole; Conv2d #3 is its own step.
+    rng = np.random.default_rng(0)
+    model = _convnet()
+    x = rng.random((2, 1, 12, 12), dtype=np.float32)
+    y = model.forward(x)
+    model.backward(np.ones_like(y))
+    right = model.flat_grads.copy()
+    model.zero_grad()
+    model.forward(x)
+    h = rng.random((batch, 1, 12, 12), dtype=np.float32)
+    for layer in model.layers[:layer_index]:  # the layer's own input, of another batch
+        h = layer.forward(h)
+    model.layers[layer_index].forward(h)
+    if layer_index == 3:
+        with pytest.raises(NoGradientError, match="Conv2d #3 ran forward again since the "
+                                                  "model's forward"):
+            model.backward(np.ones_like(y))
+        model.forward(x)  # a new forward: backward is fine again
+    model.backward(np.ones_like(y))
+    np.testing.assert_array_equal(model.flat_grads, right)
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.random((600, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 600)
+
+
+def _in_another_thread_during_fit(model, loss, job):
+    """Run job() in a second thread while fit() trains model with loss; (the errors
+    job raised, whether fit raised)."""
+    x, y = _data()
+    started, errors = threading.Event(), []
+
+    def callback(trainer, row):
+        if row["epoch"] == 1:
+            started.set()
+            other.join()  # the job runs while fit holds the model
+
+    def run():
+        started.wait()
+        try:
+            job()
+        except ContractError as exc:
+            errors.append(str(exc))
+    other = threading.Thread(target=run)
+    other.start()
+    nnumba.SGDTrainer(model, loss, batch_size=100, seed=0, precompile=False,
+                      callbacks=[callback]).fit(x, y, epochs=2)
+    return errors
+
+
+def test_predict_from_another_thread_during_fit_is_refused():
+    model = nnumba.build("mlp", seed=0)
+    x, _ = _data()
+    errors = _in_another_thread_during_fit(model, CrossEntropy(), lambda: model.predict(x[:37]))
+    assert errors and "this model is being trained by fit() in another thread" in errors[0]
+    model.predict(x[:37])  # after fit: free again
+
+
+def test_a_loss_shared_with_a_fit_in_another_thread_is_refused():
+    loss = CrossEntropy()
+    other = nnumba.build("logreg", seed=0)
+    x, y = _data()
+
+    def job():
+        loss.forward(other.forward(x[:10]), y[:10])
+    errors = _in_another_thread_during_fit(nnumba.build("mlp", seed=0), loss, job)
+    assert errors and "this CrossEntropy loss is being trained by fit()" in errors[0]
+
+
+def test_a_model_in_one_thread_and_its_copy_in_another_train_alone():
+    x, y = _data()
+    model = nnumba.build("mlp", seed=0)
+    twin = model.copy()
+    alone = model.copy()
+    nnumba.SGDTrainer(alone, CrossEntropy(), batch_size=100, seed=0, precompile=False).fit(
+        x, y, epochs=1)
+    threads = [threading.Thread(target=lambda m=m: nnumba.SGDTrainer(
+        m, CrossEntropy(), batch_size=100, seed=0, precompile=False).fit(x, y, epochs=1))
+        for m in (model, twin)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(model.flat_params, alone.flat_params)
+    np.testing.assert_array_equal(twin.flat_params, alone.flat_params)
+
+
+def test_linear_then_its_layer_alone_then_backward():
+    model = nnumba.Sequential(Linear(4, 3), ReLU(), Linear(3, 2), seed=0)
+    y = model.forward(np.ones((5, 4), np.float32))
+    model.layers[2].forward(np.ones((37, 3), np.float32))
+    with pytest.raises(NoGradientError, match="Linear #2 ran forward again"):
+        model.backward(np.ones_like(y))
+
+
+@pytest.mark.parametrize("level", [0, 40, 100, 255])
+def test_a_16_bit_image_reads_as_its_8_bit_twin_without_normalising(tmp_path, level):
+    # a saved nnumba model sees [0, 1] pixels: a 16-bit image was stretched to its own
+    # range (a faint digit became a bold one) and a flat one read as black (F4)
+    Image = pytest.importorskip("PIL.Image")
+    from nnumba.commands.classify import load_image
+    digit = np.zeros((8, 8), np.uint8)
+    digit[2:6, 3:5] = level  # a faint stroke; level 0: a flat black image
+    flat = np.full((8, 8), level, np.uint8)
+    for name, pixels in (("digit", digit), ("flat", flat)):
+        Image.fromarray(pixels).save(tmp_path / f"{name}8.png")
+        Image.fromarray(pixels.astype(np.uint16) * 257).save(tmp_path / f"{name}16.png")
+        want = load_image(tmp_path / f"{name}8.png", 1, (8, 8))
+        np.testing.assert_allclose(load_image(tmp_path / f"{name}16.png", 1, (8, 8)), want,
+                                   atol=1e-6)
+        np.testing.assert_allclose(want[0, 0], pixels / 255, atol=1e-6)
