@@ -343,6 +343,10 @@ class Hinge(Loss):
         if not self.lam:
             return
         for p in self._weights(params):
+            top = float(np.finfo(p.value.dtype).max)
+            if 2 * self.lam * weight > top:  # the gradient's scale: inf, then NaN weights
+                raise SpecError(f"{self.type_name}: lam {self.lam:g} does not fit the model's "
+                                f"{np.dtype(p.value.dtype).name} (2 lam at most {top:.4g})")
             device = device_of(p.value)
             term = device.empty(p.value.shape, p.value.dtype)
             device.kernels.scale(p.value.reshape(p.value.size), 2 * self.lam * weight,

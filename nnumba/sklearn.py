@@ -323,9 +323,10 @@ class NNRegressor(RegressorMixin, _NNEstimator):
             raise LabelError(f"NNRegressor: y must hold numbers, got dtype {y.dtype} "
                              f"(class names? use NNClassifier)")
         top = float(np.finfo(self._dtype()).max)
-        if y.dtype.kind == "f" and y.size and np.abs(y).max() > top:  # inf after the cast
-            raise NonFiniteError(f"NNRegressor: y holds values as large as "
-                                 f"{np.abs(y).max():.4g}, beyond {self._dtype().name}'s "
+        largest = float(np.abs(y).max()) if y.dtype.kind == "f" and y.size else 0.0
+        if largest > top:  # inf after the cast (compared as Python floats: float16's
+            raise NonFiniteError(f"NNRegressor: y holds values as large as "  # max overflows)
+                                 f"{largest:.4g}, beyond {self._dtype().name}'s "
                                  f"range (at most {top:.4g}): rescale the targets")
         if first:
             self.n_outputs_ = y.shape[1]

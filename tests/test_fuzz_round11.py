@@ -136,3 +136,58 @@ def test_a_16_bit_image_reads_as_its_8_bit_twin_without_normalising(tmp_path, le
         np.testing.assert_allclose(load_image(tmp_path / f"{name}16.png", 1, (8, 8)), want,
                                    atol=1e-6)
         np.testing.assert_allclose(want[0, 0], pixels / 255, atol=1e-6)
+
+
+def test_conv_checks_its_scratch_again_for_a_wider_dtype(monkeypatch):
+    # the check was kept per shape: float64, twice the bytes, skipped it (F6)
+    from nnumba.layers import conv as conv_module
+    checked = []
+    real = conv_module.check_memory
+    monkeypatch.setattr(conv_module, "check_memory",
+                        lambda what, size: (checked.append(size), real(what, size)))
+    model = nnumba.Sequential(Conv2d(2, 4, 3), seed=0)
+    x = np.ones((2, 2, 9, 9), np.float32)
+    model.forward(x)
+    model.astype(np.float64).forward(x.astype(np.float64))
+    assert len(checked) == 2 and checked[1] == 2 * checked[0]
+
+
+def test_a_broken_threading_layer_is_not_blamed_on_the_targets(monkeypatch):
+    # "training targets: device 'cpu': its kernel_set ... does not import" (F7)
+    from nnumba.device import DeviceError
+    from nnumba.train.base import check_with_loss
+
+    class Broken(CrossEntropy):
+        def forward(self, y_hat, y):
+            raise DeviceError("device 'cpu': its kernel_set does not import")
+    with pytest.raises(DeviceError) as caught:
+        check_with_loss(nnumba.build("logreg"), Broken(), np.zeros(3, np.int64), (784,),
+                        "training targets")
+    assert not str(caught.value).startswith("training targets")
+    with pytest.raises(nnumba.LabelError, match="^training targets: "):
+        check_with_loss(nnumba.build("logreg"), CrossEntropy(), np.full(3, 10), (784,),
+                        "training targets")
+
+
+def test_float16_regression_targets_give_no_overflow_warning():
+    pytest.importorskip("sklearn")
+    import warnings
+
+    from nnumba.sklearn import NNRegressor
+    x = np.random.default_rng(0).random((20, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        NNRegressor(epochs=1).fit(x, x[:, 0].astype(np.float16))
+
+
+def test_a_hinge_lam_beyond_the_models_dtype_is_named():
+    # it read "the weights became NaN ... lower the learning rate" (F5)
+    from nnumba.losses import Hinge
+    x = np.random.default_rng(0).random((10, 3)).astype(np.float32)
+    y = np.where(x[:, 0] > 0.5, 1, -1)
+    model = nnumba.Sequential(Linear(3, 1), seed=0)
+    with pytest.raises(nnumba.SpecError, match="Hinge: lam 1e.39 does not fit the model's "
+                                               "float32"):
+        nnumba.SGDTrainer(model, Hinge(lam=1e39), precompile=False).fit(x, y, epochs=1)
+    nnumba.SGDTrainer(model.astype(np.float64), Hinge(lam=1e39), lr=0.0,
+                      precompile=False).fit(x.astype(np.float64), y, epochs=1)  # fits there

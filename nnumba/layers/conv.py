@@ -70,8 +70,8 @@ class _ConvNd(Layer):
         """The kernels' scratch arrays (a zero-padded copy of the input, the im2col
         columns, the direct kernels' shifted rows, Winograd's tiles) dwarf the output
         where padding, stride or channels are huge: TooLargeError before they are
-        asked for.  Once per shape."""
-        if self.__dict__.get("_workspace_ok") == x4_shape:
+        asked for.  Once per shape and dtype."""
+        if self.__dict__.get("_workspace_ok") == (x4_shape, self.dtype):  # float64: twice
             return
         N, C, H, W = x4_shape
         (kh, kw), (sh, _), (ph, pw) = self.kernel, self.stride, self.padding
@@ -83,7 +83,7 @@ class _ConvNd(Layer):
                        16 * (tiles * (C + D) + C * D) if (kh, kw, sh) == (3, 3, 1) else 0)
         check_memory(f"{self.label}'s scratch arrays for input {x4_shape}",
                      elements * self.dtype.itemsize)
-        self._workspace_ok = x4_shape
+        self._workspace_ok = (x4_shape, self.dtype)
 
     def _forward(self, x):
         y = self._buffer("y", (x.shape[0],) + self.output_shape(x.shape[1:]))

@@ -83,7 +83,7 @@ def check_with_loss(model, loss, y, input_shape, what: str):
         part = y[start:start + chunk]
         try:
             loss.forward(model.device.zeros((len(part),) + tuple(out_shape), model.dtype), part)
-        except NnumbaError as exc:
+        except (LabelError, ShapeError, DTypeError, NonFiniteError) as exc:  # of the targets
             try:
                 named = type(exc)(f"{what}: {exc}")
             except Exception:  # noqa: BLE001 - a constructor of its own: keep the original
