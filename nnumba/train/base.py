@@ -35,7 +35,8 @@ class History:
     mean per sample over the epoch's batches (the weights changing between them);
     GDTrainer's is the objective it descends, at the epoch's starting weights: the
     loss over the whole set in the loss's reduction (a sum for reduction="sum"),
-    plus any penalty."""
+    plus the loss's own penalty (Hinge's lam); the optimizer's weight decay, which
+    descends (weight_decay / 2) ||w||^2 as well, is left out, as PyTorch leaves it."""
     epochs: list = field(default_factory=list)
 
     #: what every row may hold: last() of one not recorded (no test set) is None
