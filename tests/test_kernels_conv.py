@@ -265,3 +265,31 @@ def test_workspace_reuse_does_not_leak_between_shapes():
         out = run_forward("gemm", x, w, b, (1, 1), (1, 1))
         assert rel_err(out, reference_forward(x, w, b, (1, 1), (1, 1))) < 1e-10
     K.clear_workspace()
+
+
+def _grads(x, w, dy, keep):
+    """(out, dw, db, dx) of one forward and backward with ``keep`` (None: nothing kept)."""
+    out = np.empty((x.shape[0], w.shape[0]) + conv2d_output_shape(
+        x.shape[2], x.shape[3], w.shape[2:], 1, 0), x.dtype)
+    K.conv2d_forward(x, w, None, 1, 0, out, keep=keep)
+    dw, db, dx = np.zeros_like(w), np.zeros(w.shape[0], x.dtype), np.empty_like(x)
+    K.conv2d_backward_weight(x, dy, 1, 0, dw, db, keep=keep)
+    K.conv2d_backward_input(dy, w, 1, 0, dx, keep=keep)
+    return out, dw, db, dx
+
+
+@pytest.mark.parametrize("C, k", [(8, 5), (16, 3)])  # im2col (the lecture's conv2); Winograd
+def test_what_a_layer_keeps_between_passes_changes_nothing_and_never_goes_stale(C, k):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, C, 8 - (5 - k), 8 - (5 - k))).astype(np.float32)
+    w = rng.standard_normal((6, C, k, k)).astype(np.float32)
+    dy = rng.standard_normal((5, 6, 4, 4)).astype(np.float32)
+    keep = {}
+    for step in range(3):  # new values in the same arrays, as a training loop's buffers
+        want = _grads(x, w, dy, None)
+        for got, ref in zip(_grads(x, w, dy, keep), want):
+            np.testing.assert_array_equal(got, ref)
+        x[...] = rng.standard_normal(x.shape) * (1e36 if step == 0 and k == 3 else 1)
+        dy[...] = rng.standard_normal(dy.shape)
+    # (a 3 x 3 forward of values near the float range goes by im2col and keeps its
+    # columns; the next, by Winograd, must not leave them for the weight gradient)

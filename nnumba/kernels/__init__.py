@@ -31,7 +31,7 @@ KERNELS = (
     "sigmoid_forward", "sigmoid_backward", "threshold_forward",
     # arrays
     "fill", "scale", "multiply", "accumulate", "gather_rows", "all_finite",
-    # convolution and pooling, NCHW
+    # convolution and pooling, NCHW; the conv kernels take keep=None (see cpu/conv.py)
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
     "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward",
     "relu_maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",

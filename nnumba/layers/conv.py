@@ -90,22 +90,25 @@ class _ConvNd(Layer):
         x4 = self._as_2d(x)
         self._check_workspace(x4.shape)
         bias = self.bias.value if self.bias is not None else None
+        # training: the kernels may keep what the backward of this x makes again
+        self._keep = self.__dict__.get("_keep") or {} if self.training else None
         self.kernels.conv2d_forward(x4, self._as_2d(self.weight.value), bias, self.stride,
-                                    self.padding, self._as_2d(y))
+                                    self.padding, self._as_2d(y), keep=self._keep)
         self._x4 = x4
         return y
 
     def _backward(self, dl_dy):
         k = self.kernels
         dy4 = self._as_2d(dl_dy)
+        keep = self.__dict__.get("_keep")
         k.conv2d_backward_weight(self._x4, dy4, self.stride, self.padding,
                                  self._as_2d(self.weight.grad),
-                                 self.bias.grad if self.bias is not None else None)
+                                 self.bias.grad if self.bias is not None else None, keep=keep)
         if not self.needs_input_grad:
             return None
         dx4 = self._buffer("dx", self._x4.shape)
         k.conv2d_backward_input(dy4, self._as_2d(self.weight.value), self.stride,
-                                self.padding, dx4)
+                                self.padding, dx4, keep=keep)
         return dx4.reshape((dx4.shape[0], self.in_channels) + dx4.shape[4 - self.spatial:])
 
 

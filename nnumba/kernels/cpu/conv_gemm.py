@@ -16,6 +16,7 @@ forward out[n] (D, P) = [W | b] @ [cols_n; 1], cols_n the image's own im2col,
 so nothing is transposed and a stride-4 window is no run of single values.
 The GEMMs are BLAS's (:mod:`.blas`).
 """
+import numpy as np
 from numba import get_num_threads, njit
 
 from .layout import _add_run, _copy_run, _crop_rows, _pad_rows, to_batch_inner, to_batch_outer
@@ -71,7 +72,18 @@ def _col2im_pn(c, dxT, kh, kw, sh, sw, Ho, Wo, dcolsT):
                     _add_run(dst[s0:s0 + span].reshape(run), row[o:o + run], run)
 
 
-def forward_gemm(x, w, b, sh, sw, ph, pw, out):
+def _array(keep, name, shape, dtype):
+    """An array of the caller's ``keep`` (see :mod:`.conv`), made again where its shape
+    or dtype changes; this thread's scratch without one."""
+    if keep is None:
+        return scratch(name, shape, dtype)
+    a = keep.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = keep[name] = np.empty(shape, dtype)
+    return a
+
+
+def forward_gemm(x, w, b, sh, sw, ph, pw, out, keep=None):
     N = x.shape[0]
     D, C, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
@@ -79,7 +91,7 @@ def forward_gemm(x, w, b, sh, sw, ph, pw, out):
     wb = scratch("w_bias", (D, K + 1), x.dtype)   # [W | b] @ [cols; 1]: the bias rides in the GEMM
     wb[:, :K] = w.reshape(D, K)
     wb[:, K] = b
-    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=True)
+    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=True, keep=keep)
     oT = scratch("gemm_out", (D, P * N), x.dtype)
     gemm(wb, colsT, oT)
     to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
@@ -179,8 +191,9 @@ def forward_gemm_images(x, w, b, sh, sw, ph, pw, out):
         gemm(wb, cols, out[n].reshape(D, P))
 
 
-def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False):
-    """colsT (C*kh*kw, Ho*Wo*N) of x; ones_row adds a last row of ones."""
+def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False, keep=None):
+    """colsT (C*kh*kw, Ho*Wo*N) of x; ones_row adds a last row of ones.  With ``keep``
+    they are made there, for the weight gradient of the same x (:func:`weight_gemm`)."""
     N, C, H, W = x.shape
     xT = scratch("xT", (C, H, W, N), x.dtype)
     to_batch_inner(x.reshape(N, C * H * W), xT.reshape(C * H * W, N))
@@ -189,34 +202,50 @@ def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False):
         _pad_rows(xT, ph, pw, xTp)
         xT = xTp
     K = C * kh * kw
-    colsT = scratch("colsT", (K + int(ones_row), Ho * Wo * N), x.dtype)
+    colsT = _array(keep, "colsT", (K + int(ones_row), Ho * Wo * N), x.dtype)
     run_blocks(_im2col_pn, K, xT, kh, kw, sh, sw, Ho, Wo, colsT[:K])
     if ones_row:
         colsT[K] = 1
+    if keep is not None:
+        keep["cols_of"] = _input_key(x, (kh, kw, sh, sw, ph, pw))
     return colsT
 
 
-def weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out):
+def _input_key(a, geometry=()) -> tuple:
+    """What identifies an array a kernel made something of (the caller keeps it
+    unchanged in between: see :mod:`.conv`)."""
+    return (a.ctypes.data, a.shape, a.strides, a.dtype.str) + tuple(geometry)
+
+
+def weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out, keep=None):
     N = x.shape[0]
     D, C, kh, kw = dw_out.shape
     Ho, Wo = dy.shape[2], dy.shape[3]
     P, K = Ho * Wo, C * kh * kw
-    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo)
-    dyt = scratch("dyt", (D, P * N), dy.dtype)
+    if keep is not None and keep.get("cols_of") == _input_key(x, (kh, kw, sh, sw, ph, pw)):
+        colsT = keep["colsT"][:K]  # the forward's, of this x
+    else:
+        colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo)
+    dyt = _array(keep, "dyt", (D, P * N), dy.dtype)
     to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
+    if keep is not None:  # for the input gradient of this dy
+        keep["dyt_of"] = _input_key(dy)
     db_out += dyt.sum(axis=1)
     gemm(dyt, colsT.T, dw_out.reshape(D, K), accumulate=True)   # dW (D, K) += dyT @ colsT.T
 
 
-def input_gemm(dy, w, sh, sw, ph, pw, dx_out):
+def input_gemm(dy, w, sh, sw, ph, pw, dx_out, keep=None):
     """dx_out (N, C, H, W) = dL/dx given dy = dL/dout (N, D, Ho, Wo) and w
     (D, C, kh, kw), written fully (input pixels no window reads get 0)."""
     N, D, Ho, Wo = dy.shape
     _, C, kh, kw = w.shape
     H, W = dx_out.shape[2], dx_out.shape[3]
     P, K, M = Ho * Wo, C * kh * kw, C * H * W
-    dyt = scratch("dyt", (D, P * N), dy.dtype)
-    to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
+    if keep is not None and keep.get("dyt_of") == _input_key(dy):
+        dyt = keep["dyt"]  # the weight gradient's, of this dy
+    else:
+        dyt = scratch("dyt", (D, P * N), dy.dtype)
+        to_batch_inner(dy.reshape(N, D * P), dyt.reshape(D * P, N))
     dcT = scratch("dcolsT", (K, P * N), dy.dtype)
     gemm(w.reshape(D, K).T, dyt, dcT)
     dxT = scratch("xTpad", (C, H + 2 * ph, W + 2 * pw, N), dy.dtype)

@@ -2,9 +2,9 @@
 stride, NCHW): the twins of nnumba.kernels.cpu.conv, same entry points and
 signatures.
 
-    conv2d_forward(x, w, b, stride, pad, out)              out written fully
-    conv2d_backward_input(dy, w, stride, pad, dx_out)       dx written fully
-    conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out)   ACCUMULATES
+    conv2d_forward(x, w, b, stride, pad, out, keep=None)              out written fully
+    conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None)       dx written fully
+    conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None)   ACCUMULATES
 
 A 1-D convolution is the 2-D one on a height-1 view (N, C, 1, L).
 
@@ -130,10 +130,10 @@ def _reduce_launch(kernel, items):
     return configure(kernel, max(1, min(int(items), MAX_BLOCKS)), threads)
 
 
-def conv2d_forward(x, w, b, stride, pad, out):
+def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     """out (N, D, Ho, Wo) = cross-correlation of x (N, C, H, W) with w
     (D, C, kh, kw), zero padding pad, stride stride, plus b (D,) (b may be None).
-    Returns out."""
+    Returns out.  ``keep``: as the CPU set's; these kernels keep nothing."""
     sh, sw = pair(stride)
     ph, pw = pair(pad)
     has_bias = b is not None
@@ -143,7 +143,7 @@ def conv2d_forward(x, w, b, stride, pad, out):
     return out
 
 
-def conv2d_backward_input(dy, w, stride, pad, dx_out):
+def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out (N, C, H, W) = dL/dx given dy (N, D, Ho, Wo) and w; written fully."""
     sh, sw = pair(stride)
     ph, pw = pair(pad)
@@ -152,7 +152,7 @@ def conv2d_backward_input(dy, w, stride, pad, dx_out):
     return dx_out
 
 
-def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out):
+def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     """dw_out (D, C, kh, kw) += dL/dw and db_out (D,) += dL/db (db_out may be None)."""
     sh, sw = pair(stride)
     ph, pw = pair(pad)
