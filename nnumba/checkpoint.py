@@ -16,7 +16,9 @@ import math
 import numpy as np
 
 from .errors import WeightsError
-from .io import VELOCITY, _read, cast_checked
+from .io import _SPEC_KEY as SPEC_KEY
+from .io import VELOCITY, _read, cast_checked, read_npz
+from .npz import npz_headers
 from .layers.validation import show
 
 
@@ -25,16 +27,16 @@ def stored_training(path) -> dict | None:
     settings ("trainer", "loss", "lr", "momentum", "weight_decay", "batch_size"),
     "rng" (a numpy bit generator state) and "velocity" (an array or None), each
     checked: WeightsError naming the file where one is malformed."""
-    meta, arrays = _read(path)
-    velocity = arrays.get(VELOCITY)
+    meta, _ = _read(path, spec_only=True)  # (the weights are not read here)
+    headers = npz_headers(path)
     found = meta.get("training")
     if found is None:
-        if velocity is not None:
+        if VELOCITY in headers:
             raise WeightsError(f"{path}: holds a momentum buffer but no stored training")
         return None
     if not isinstance(found, dict):
         raise WeightsError(f"{path}: the stored training is {show(found)}, not a record")
-    out = {"velocity": None if velocity is None else _velocity(path, velocity, meta, arrays)}
+    out = {"velocity": None if VELOCITY not in headers else _velocity(path, meta, headers)}
     for key, check in _CHECKS.items():
         if key not in found or not check(found[key]):
             raise WeightsError(f"{path}: stored training: {key} is "
@@ -60,13 +62,15 @@ _CHECKS = {"trainer": lambda v: v in ("sgd", "gd"),
            "rng": lambda v: isinstance(v, dict)}
 
 
-def _velocity(path, velocity, meta, arrays) -> np.ndarray:
+def _velocity(path, meta, headers) -> np.ndarray:
     """The stored momentum buffer: one finite value per trainable parameter (at most
     one per array element stored; Trainer.resume checks the model's count), in the
-    model's dtype."""
-    size = sum(a.size for name, a in arrays.items() if name != VELOCITY)
-    if velocity.ndim != 1 or velocity.size > size or velocity.dtype.kind != "f":
-        raise WeightsError(f"{path}: the stored momentum buffer is {velocity.dtype} "
-                           f"{velocity.shape}, not one float per trainable parameter "
-                           f"(at most {size})")
+    model's dtype; its header is checked before its data is read."""
+    shape, dtype = headers[VELOCITY]
+    size = sum(math.prod(s) for name, (s, _) in headers.items()
+               if name not in (VELOCITY, SPEC_KEY))
+    if len(shape) != 1 or shape[0] > size or dtype.kind != "f":
+        raise WeightsError(f"{path}: the stored momentum buffer is {dtype} {shape}, not "
+                           f"one float per trainable parameter (at most {size})")
+    velocity = read_npz(path, "nnumba weights file", None, {VELOCITY})[VELOCITY]
     return cast_checked(velocity, np.dtype(meta["dtype"]), f"{path}: momentum buffer")
