@@ -191,3 +191,17 @@ def test_a_hinge_lam_beyond_the_models_dtype_is_named():
         nnumba.SGDTrainer(model, Hinge(lam=1e39), precompile=False).fit(x, y, epochs=1)
     nnumba.SGDTrainer(model.astype(np.float64), Hinge(lam=1e39), lr=0.0,
                       precompile=False).fit(x.astype(np.float64), y, epochs=1)  # fits there
+
+
+def test_a_copy_made_during_fit_serves_any_thread():
+    # the mark of a model being trained stays with that model, not with its copies
+    x, y = _data()
+    copies = []
+    nnumba.SGDTrainer(nnumba.build("mlp", seed=0), CrossEntropy(), batch_size=100,
+                      precompile=False, callbacks=[lambda t, row: copies.append(
+                          t.model.copy())]).fit(x, y, epochs=1)
+    out = []
+    worker = threading.Thread(target=lambda: out.append(copies[0].predict(x[:5])))
+    worker.start()
+    worker.join()
+    assert out and out[0].shape == (5, 10)

@@ -281,12 +281,36 @@ def per_sample_shape(owner: str, shape) -> tuple:
     return tuple(int(s) for s in items)
 
 
+#: id of a model or loss that a trainer's fit() is training -> that thread's ident
+#: (by id, not an attribute: a copy made during fit is no model being trained)
+_fitting: dict[int, int] = {}
+
+
 def check_not_fitting(obj, what: str):
     """ContractError where a trainer's fit() in another thread is training ``obj`` (a
     model, or a loss): each keeps one batch's input and buffers at a time, which a
     forward here would overwrite, silently or past an array's end (fuzz round 11)."""
-    busy = obj.__dict__.get("_fit_thread")
+    busy = _fitting.get(id(obj))
     if busy is not None and busy != threading.get_ident():
         raise ContractError(f"{what} is being trained by fit() in another thread, and keeps "
                             f"one batch at a time: use a copy here (model.copy(), a loss "
                             f"of its own)")
+
+
+def hold_for_fit(model, loss) -> list:
+    """Mark ``model`` and ``loss`` as trained by this thread (refused where another
+    thread trains them); returns what :func:`release_after_fit` restores."""
+    for obj, what in ((model, "this model"), (loss, "this loss")):
+        check_not_fitting(obj, what)
+    held = [(id(obj), _fitting.get(id(obj))) for obj in (model, loss)]
+    for key, _ in held:
+        _fitting[key] = threading.get_ident()
+    return held
+
+
+def release_after_fit(held: list):
+    for key, before in held:
+        if before is None:
+            _fitting.pop(key, None)
+        else:
+            _fitting[key] = before

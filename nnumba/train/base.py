@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import math
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -14,8 +13,8 @@ import numpy as np
 
 from ..errors import (DTypeError, LabelError, NnumbaError, NonFiniteError, SaveError, ShapeError,
                       SpecError)
-from ..layers.validation import (check_not_fitting, dtype_text, flag, integer, non_finite, show,
-                                takes, unmasked)
+from ..layers.validation import (dtype_text, flag, hold_for_fit, integer, non_finite,
+                                release_after_fit, show, takes, unmasked)
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .metrics import evaluate
@@ -90,17 +89,6 @@ def check_with_loss(model, loss, y, input_shape, what: str):
             except Exception:  # noqa: BLE001 - a constructor of its own: keep the original
                 raise exc from None
             raise named from None
-
-
-def _hold(*objects) -> list:
-    """Mark ``objects`` (a model, a loss) as trained by this thread, where no other
-    thread is training them; returns what to restore."""
-    for obj in objects:
-        check_not_fitting(obj, "this model" if hasattr(obj, "layers") else "this loss")
-    held = [(obj, obj.__dict__.get("_fit_thread")) for obj in objects]
-    for obj in objects:
-        obj._fit_thread = threading.get_ident()
-    return held
 
 
 class Trainer:
@@ -192,7 +180,7 @@ class Trainer:
         else:
             checks()
         model = self.model
-        held = _hold(model, self.loss)  # another thread's forward on them: refused
+        held = hold_for_fit(model, self.loss)  # another thread's forward on them: refused
         model.reuse_buffers(True)
         self.loss.reuse_buffers = True  # its gradient is used before the next batch
         try:
@@ -226,8 +214,7 @@ class Trainer:
             model.reuse_buffers(False)
             self.loss.reuse_buffers = False
             self._batches = None  # frees a device copy of the training set
-            for obj, before in held:
-                obj._fit_thread = before
+            release_after_fit(held)
         return self.history
 
     def _check_targets(self, x, y, x_test, y_test):
