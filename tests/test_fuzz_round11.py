@@ -205,3 +205,17 @@ def test_a_copy_made_during_fit_serves_any_thread():
     worker.start()
     worker.join()
     assert out and out[0].shape == (5, 10)
+
+
+def test_summary_names_a_folder_or_other_file_and_says_a_missing_spec_once(tmp_path, capsys,
+                                                                         monkeypatch):
+    from nnumba.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    for given, said in ((str(tmp_path), "is a folder, not a model"),
+                        ("notes.txt", "is a file, not a model")):
+        assert main(["summary", given]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "unknown model" not in err
+    assert main(["summary", "./missing.json"]) == 2
+    assert capsys.readouterr().err.count("model spec") == 1

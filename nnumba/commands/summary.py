@@ -9,6 +9,8 @@ computed from the spec without building the model (see :mod:`nnumba.summary`).
 """
 import inspect
 import json
+import os
+from pathlib import Path
 
 from . import model_options
 
@@ -54,13 +56,27 @@ def run(args):
     if own:  # summarize's own parameters: a TypeError there
         raise ValueError(f"--model-option {own[0]}: summary cannot pass a model option of "
                          f"that name (use --batch, --dtype or --input-shape for its own)")
+    _not_a_file(args.model, files)
     try:  # summarize reads a .json spec file or a saved model itself
         name = args.model if args.model.endswith(files) else None  # as the user wrote it
         result = summarize(args.model, shape, args.batch, args.dtype, name, **options)
     except (NnumbaError, ValueError) as exc:
-        if not args.model.endswith(files) or args.model in str(exc):
+        if not args.model.endswith(files) or args.model in str(exc) or \
+                str(Path(args.model)) in str(exc):  # ("./m.json" is named "m.json")
             raise  # a named model's error, or one that names the file already
         kind = "model spec" if args.model.endswith(".json") else "saved model"
         raise naming(exc, f"{kind} {args.model}") from None  # what it holds, too
     print(json.dumps(result.to_dict()) if args.json else result.format())
     return 0
+
+
+def _not_a_file(model: str, files: tuple):
+    """A path that exists but is no spec or saved model (a folder, /dev/null) is said
+    to be one: "unknown model '/tmp'" listed the model names instead."""
+    from ..registry import get_registry
+    if model.endswith(files) or not os.path.exists(model) or \
+            model in {name for name, _ in get_registry().all_entries("model")}:
+        return
+    kind = "a folder" if os.path.isdir(model) else "a file"
+    raise ValueError(f"{model} is {kind}, not a model: give a registered model name, a JSON "
+                     f"spec (.json) or a saved model (.npz)")
