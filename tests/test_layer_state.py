@@ -116,3 +116,34 @@ def test_trainable_must_be_a_flag():
             self.add_param("s", (2,), trainable="no")
     with pytest.raises(SpecError, match="trainable"):
         Bad()
+
+
+class _StatsTrainable(RunningNorm):
+    """Plugin trial 11's slip: the running statistics declared trainable."""
+
+    def __init__(self, features: int, momentum: float = 0.1):
+        Layer.__init__(self)
+        self.features, self.momentum = features, momentum
+        self.gamma = self.add_param("gamma", (features,))
+        self.beta = self.add_param("beta", (features,))
+        self.mean = self.add_param("running_mean", (features,))
+        self.var = self.add_param("running_var", (features,))
+
+
+class _EvalOnTheBatch(RunningNorm):
+    """The classic batch-norm slip: evaluation normalises by the batch's statistics."""
+
+    def _forward(self, x):
+        training, self.training = self.training, True
+        try:
+            return super()._forward(x)
+        finally:
+            self.training = training
+
+
+@pytest.mark.parametrize("cls, said", [
+    (_StatsTrainable, "a training forward changed the parameter 'running_mean'"),
+    (_EvalOnTheBatch, "in evaluation mode a sample's output depends on the rest of its batch")])
+def test_the_kit_catches_state_declared_trainable_and_eval_on_the_batch(cls, said):
+    with pytest.raises(testing.ConformanceError, match=said):
+        testing.check_all(cls)

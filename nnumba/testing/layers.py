@@ -12,7 +12,7 @@ import numpy as np
 
 from numba import get_num_threads
 
-from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError,
+from ..errors import (ContractError, DTypeError, NnumbaError, NoGradientError, NonFiniteError,
                       RegistryError, ShapeError)
 from ..layers.contract import Layer, shapes_only
 
@@ -146,6 +146,38 @@ def check_read_only(layer, x, rng):
             if not np.array_equal(now, was):
                 _fail(layer, f"_backward wrote into {name}, an array of another layer; "
                              f"write into arrays from self._buffer(...) instead")
+
+
+def check_state(layer, x):
+    """A training forward leaves the trainable parameters as they were (an optimizer
+    alone moves them; what the layer updates itself is state, ``add_param(...,
+    trainable=False)``), and in evaluation mode a sample's output does not depend on
+    the rest of its batch (predict cuts batches where it likes; a batch norm uses what
+    it kept there, not the batch's statistics)."""
+    was = {name: p.value.copy() for name, p in layer.params().items() if p.trainable}
+    layer.train(True).forward(x)
+    for name, value in was.items():
+        if not np.array_equal(layer.params()[name].value, value):
+            _fail(layer, f"a training forward changed the parameter {name!r}, which only an "
+                         f"optimizer may move (weight decay and momentum act on it too): "
+                         f"declare what the layer updates itself with add_param({name!r}, "
+                         f"shape, trainable=False) (docs/plugins.md, \"State that is not "
+                         f"trained\")")
+    if len(x) < 2:
+        return
+    layer.eval()
+    try:
+        whole = layer.forward(x).copy()
+        alone = np.concatenate([layer.forward(x[i:i + 1]).copy() for i in range(len(x))])
+    except NnumbaError as exc:
+        _fail(layer, f"in evaluation mode it refused one sample ({exc}); predict may hand "
+                     f"it one")
+    finally:
+        layer.train(True)
+    if not np.allclose(whole, alone, rtol=1e-9, atol=1e-12):
+        _fail(layer, "in evaluation mode a sample's output depends on the rest of its batch "
+                     "(predict cuts batches where it likes): use what the layer kept in "
+                     "training there, as a batch norm uses its running statistics")
 
 
 def check_float32(layer, x, rng, rtol=1e-3):
@@ -410,6 +442,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     check_seeded(layer_cls, kwargs, seed)
     check_flops(layer, input_shape[1:])
     check_read_only(layer, x, rng)
+    check_state(layer, x)
     l32 = layer_cls(**kwargs)
     y32 = l32.forward(x.astype(np.float32))
     if y32.dtype != np.float32 or y32.shape != want:
