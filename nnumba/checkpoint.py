@@ -7,7 +7,7 @@ does, Ctrl-C included; :meth:`nnumba.train.Trainer.state`), :func:`stored_traini
 reads it back, checked, and ``trainer.resume(stored)`` hands it to a new trainer of
 the model loaded from that file.  Training on then takes the steps one longer run
 would have taken, from the start of an epoch (a run stopped mid-epoch goes on with
-a new one), except that Dropout layers draw from fresh generators.
+a new one), Dropout's draws included.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from .layers.validation import show
 def stored_training(path) -> dict | None:
     """The training saved in ``path`` with its model (None where none was): the
     settings ("trainer", "loss", "lr", "momentum", "weight_decay", "batch_size"),
-    "rng" (a numpy bit generator state) and "velocity" (an array or None), each
+    "rng" (a numpy bit generator state), "layers" ({layer index: the state of its
+    generator}, Dropout's) and "velocity" (an array or None), each
     checked: WeightsError naming the file where one is malformed."""
     meta, _ = _read(path, spec_only=True)  # (the weights are not read here)
     headers = npz_headers(path)
@@ -38,27 +39,39 @@ def stored_training(path) -> dict | None:
         raise WeightsError(f"{path}: the stored training is {show(found)}, not a record")
     out = {"velocity": None if VELOCITY not in headers else _velocity(path, meta, headers)}
     for key, check in _CHECKS.items():
-        if key not in found or not check(found[key]):
-            raise WeightsError(f"{path}: stored training: {key} is "
-                               f"{show(found.get(key, 'missing'))}")
+        if key not in found:
+            raise WeightsError(f"{path}: stored training: no {key}")
+        if not check(found[key]):
+            raise WeightsError(f"{path}: stored training: {key} is {show(found[key])}")
         out[key] = found[key]
-    try:  # numpy checks the state itself
-        np.random.default_rng().bit_generator.state = out["rng"]
-    except (TypeError, ValueError, KeyError, OverflowError) as exc:
-        raise WeightsError(f"{path}: stored training: not a generator state ({exc})") \
-            from None
-    return out
+    layers = found.get("layers", {})
+    if not isinstance(layers, dict) or not all(
+            isinstance(k, str) and k.isdigit() for k in layers):
+        raise WeightsError(f"{path}: stored training: layers is {show(layers)}, not "
+                           f"{{layer index: generator state}}")
+    for state in [out["rng"], *layers.values()]:
+        try:  # numpy checks a state itself
+            np.random.default_rng().bit_generator.state = state
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise WeightsError(f"{path}: stored training: not a generator state ({exc})") \
+                from None
+    return {**out, "layers": layers}
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        math.isfinite(value) and value >= 0
+    """A finite number >= 0 a float holds (JSON's ints have no bound: 10**400)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value)) and value >= 0
+    except OverflowError:
+        return False
 
 
 _CHECKS = {"trainer": lambda v: v in ("sgd", "gd"),
            "loss": lambda v: isinstance(v, str) and 0 < len(v) <= 200,
            "lr": _number, "momentum": lambda v: _number(v) and v < 1, "weight_decay": _number,
-           "batch_size": lambda v: type(v) is int and v >= 1,
+           "batch_size": lambda v: type(v) is int and 1 <= v <= 2**62,
            "rng": lambda v: isinstance(v, dict)}
 
 

@@ -330,8 +330,8 @@ class Hinge(Loss):
                            grad.reshape(flat.size))
         return losses, grad
 
-    def _weights(self, params):
-        return [p for name, p in params if name.endswith("weight")]
+    def _weights(self, params):  # (state a layer keeps itself is no weight of the model)
+        return [p for name, p in params if name.endswith("weight") and p.trainable]
 
     def penalty(self, params) -> float:
         if not self.lam:

@@ -136,7 +136,12 @@ def approx_bytes(n: int) -> str:
 def _flops_text(n):
     if n is None:
         return "?"
-    return f"{n:,}" if n < 100_000 else f"{n:.2e}"  # 1.00e+05: 3 digits, kept
+    if n < 100_000:
+        return f"{n:,}"
+    if n < 1e300:
+        return f"{n:.2e}"  # 1.00e+05: 3 digits, kept
+    digits = str(n)  # past a float's range (a plugin's count): its leading digits
+    return f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
 
 
 # ---- asking the layers -----------------------------------------------------------------
@@ -261,7 +266,8 @@ def layer_flops(layer, in_shape):
         raise ContractError(f"{layer.label}: flops({in_shape}) returned {show(flops)}; it "
                             f"returns None or a tuple (forward, weight gradient, input "
                             f"gradient) of counts >= 0")
-    return flops
+    # counts as ints: a float of 8.5 prints "8.5", and float sums of huge ones overflow
+    return None if flops is None else tuple(None if v is None else int(v) for v in flops)
 
 
 def _guess_input_shape(spec):

@@ -128,6 +128,9 @@ EDITS = {
         __nnumba_velocity__=np.zeros((3, 3), np.float32)),
     "NaN": lambda m, a: a["__nnumba_velocity__"].__setitem__(0, np.nan),
     "no stored training": lambda m, a: m.pop("training"),
+    "lr is an integer of about 401 digits": lambda m, a: m["training"].update(lr=10**400),
+    "no rng": lambda m, a: m["training"].pop("rng"),
+    "layers is": lambda m, a: m["training"].update(layers=[1]),
 }
 
 
@@ -181,3 +184,91 @@ def test_a_stored_momentum_buffer_of_another_size_is_refused_by_resume(tmp_path)
                    lambda m, a: a.update(__nnumba_velocity__=np.zeros(3, np.float32)))
     with pytest.raises(nnumba.SpecError, match="momentum buffer has 3 values, the model 7850"):
         SGDTrainer(io.load_model(path), CrossEntropy()).resume(stored_training(path))
+
+
+def _dropout_mlp():
+    return nnumba.Sequential(nnumba.get_layer("Flatten")(), nnumba.get_layer("Linear")(784, 32),
+                             nnumba.get_layer("ReLU")(), nnumba.get_layer("Dropout")(0.5),
+                             nnumba.get_layer("Linear")(32, 10), seed=4)
+
+
+def test_dropouts_draws_go_on_as_one_run_and_a_seed_makes_them_repeat(tmp_path):
+    # its generator was not kept: a resumed run drew fresh masks, even with --seed
+    data = nnumba.data.load_dataset("mnist-5k")
+    x, y = data.x_train[:300], data.y_train[:300]
+
+    def trainer_for(model, seed=1):
+        return SGDTrainer(model, CrossEntropy(), lr=0.05, momentum=0.9, batch_size=60, seed=seed)
+    whole = _dropout_mlp()
+    trainer_for(whole).fit(x, y, epochs=2)
+    half = _dropout_mlp()
+    first = trainer_for(half)
+    first.fit(x, y, epochs=1)
+    path = io.save(half, tmp_path / "m.npz", training=first)
+    assert list(stored_training(path)["layers"]) == ["3"]
+    model = io.load_model(path)
+    again = trainer_for(model)
+    again.resume(stored_training(path))
+    again.fit(x, y, epochs=1)
+    np.testing.assert_array_equal(model.flat_params, whole.flat_params)
+    runs = []
+    for _ in range(2):  # --seed: the batch order and the masks of that seed, each time
+        model = io.load_model(path)
+        seeded = trainer_for(model, seed=7)
+        seeded.resume(stored_training(path), rng=False)
+        seeded.fit(x, y, epochs=1)
+        runs.append(model.flat_params.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_a_hinge_penalty_leaves_state_alone():
+    # Hinge's lam took every parameter named "...weight", state included (fuzz round 12)
+    from nnumba.layers import Layer
+    from nnumba.losses import Hinge
+
+    class Averaged(Layer):
+        def __init__(self):
+            super().__init__()
+            self.avg_weight = self.add_param("avg_weight", (3,), trainable=False)
+
+        def _forward(self, x):
+            return x
+
+        def _backward(self, g):
+            return g
+    model = nnumba.Sequential(nnumba.get_layer("Linear")(3, 1), Averaged(), seed=0)
+    model.layers[1].avg_weight.value[...] = 100
+    w = model.layers[0].weight.value
+    assert Hinge(lam=0.5).penalty(model.params()) == pytest.approx(0.5 * float((w * w).sum()))
+
+
+def test_a_trainer_training_in_another_thread_is_not_saved_midway(tmp_path):
+    import threading
+
+    from nnumba.errors import ContractError
+    data = nnumba.data.load_dataset("mnist-5k")
+    model = nnumba.build("logreg", seed=0)
+    errors = []
+
+    def save_from_here(trainer, row):  # another thread saves while this fit holds the model
+        t = threading.Thread(target=lambda: errors.append(_refused(trainer)))
+        t.start()
+        t.join()
+
+    def _refused(trainer):
+        try:
+            io.save(model, tmp_path / "m.npz", training=trainer)
+        except ContractError as exc:
+            return str(exc)
+    SGDTrainer(model, CrossEntropy(), batch_size=50, precompile=False,
+               callbacks=[save_from_here]).fit(data.x_train[:100], data.y_train[:100])
+    assert errors and "being trained by fit() in another thread" in errors[0]
+
+
+def test_a_stored_loss_no_plugin_registers_is_blamed_on_the_saved_run(tmp_path, capsys):
+    model = nnumba.build("logreg", seed=0)
+    path = _edited(io.save(model, tmp_path / "m.npz", training=SGDTrainer(model, CrossEntropy())),
+                   lambda m, a: m["training"].update(loss="Gone"))
+    assert main(["train", "--model", str(path), "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}'s last run used unknown loss 'Gone'" in err and "train_defaults" not in err

@@ -293,3 +293,20 @@ def test_what_a_layer_keeps_between_passes_changes_nothing_and_never_goes_stale(
         dy[...] = rng.standard_normal(dy.shape)
     # (a 3 x 3 forward of values near the float range goes by im2col and keeps its
     # columns; the next, by Winograd, must not leave them for the weight gradient)
+
+
+def test_a_forward_forgets_the_dy_kept_for_the_input_gradient():
+    # the kept dy outlived a new forward: an input gradient alone after it read the old
+    # values of the same buffer (fuzz round 12)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 8, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 8, 5, 5)).astype(np.float32)
+    dy = rng.standard_normal((3, 6, 4, 4)).astype(np.float32)
+    keep = {}
+    _grads(x, w, dy, keep)
+    K.conv2d_forward(x, w, None, 1, 0, np.empty((3, 6, 4, 4), np.float32), keep=keep)
+    dy[...] = rng.standard_normal(dy.shape)
+    got, want = np.empty_like(x), np.empty_like(x)
+    K.conv2d_backward_input(dy, w, 1, 0, got, keep=keep)
+    K.conv2d_backward_input(dy, w, 1, 0, want)
+    np.testing.assert_array_equal(got, want)

@@ -193,3 +193,22 @@ def test_a_layer_without_a_flop_count_leaves_a_lower_bound_naming_it():
     assert known == 5 * (2 * 4 * 3 + 3 + 2 * 3 * 2 + 2)  # both Linear layers' multiply-adds + bias
     total = s.format().splitlines()[-2]
     assert f"forward at least {known:,} (no count from #1) FLOPs" in total
+
+
+def test_flop_counts_given_as_floats_are_whole_numbers():
+    class Halves(_Uncounted):
+        def flops(self, input_shape):
+            return 8.5, 1e300, 0.0  # (a count past a float's range in the sum stays exact)
+
+    class Plugin:
+        @nnumba.hookimpl
+        def nnumba_register_layers(self):
+            return {"Halves": Halves}
+    name = nnumba.register_plugin(Plugin(), "t-halves")
+    try:
+        s = summarize([{"type": "Halves"}, {"type": "Halves"}], input_shape=(4,), batch=10**9)
+    finally:
+        nnumba.unregister_plugin(name)
+    assert s.rows[0].forward_flops == 8 * 10**9 and isinstance(s.forward_flops, int)
+    text = s.format()
+    assert "8.00e+09" in text and "2.00e+309" in text and "inf" not in text

@@ -121,8 +121,9 @@ def _fill_defaults(args):
         try:
             get_loss(args.loss)
         except LookupError as exc:
-            if "loss" in filled and "loss" in own:
-                raise ValueError(f"model {args.model}'s train_defaults name {exc}") from None
+            if "loss" in filled and "loss" in own:  # a saved model's: its last run's
+                said = f"{whose} used" if _from_file(args) else f"model {whose} name"
+                raise ValueError(f"{said} {exc}") from None
             raise
     return say_defaults(filled, own, whose)
 

@@ -170,6 +170,11 @@ class Layer:
     def reset_parameters(self, rng: np.random.Generator):
         """(Re)initialise the parameters in place from ``rng``; none by default."""
 
+    def random_generator(self) -> np.random.Generator | None:
+        """The generator the layer draws from as it runs (Dropout's masks), or None: a
+        saved training keeps its state, so that training on draws as one run would."""
+        return None
+
     def flops(self, input_shape: tuple):
         """(forward, weight gradient, input gradient) FLOPs per sample, a FLOP being
         one addition or one multiplication; None where unknown ("?" in nnumba summary)."""

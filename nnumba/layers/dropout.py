@@ -42,6 +42,9 @@ class Dropout(Layer):
             self.seed if self.seed is not None else rng.integers(2**63))
         self._keep = self._mask = None
 
+    def random_generator(self):
+        return self._rng
+
     def for_rank(self, rank: int, size: int):
         """Draw from a stream of this rank's own, seeded from this generator and the
         rank: MPI ranks (which share one seed) then drop independent units of their

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import (DTypeError, LabelError, NnumbaError, NonFiniteError, SaveError, ShapeError,
                       SpecError)
-from ..layers.validation import (dtype_text, flag, hold_for_fit, integer, non_finite,
-                                release_after_fit, show, takes, unmasked)
+from ..layers.validation import (check_not_fitting, dtype_text, flag, hold_for_fit, integer,
+                                non_finite, release_after_fit, show, takes, unmasked)
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .metrics import evaluate
@@ -293,6 +293,7 @@ class Trainer:
         training=trainer)`` stores for training on ``model``, this trainer's model
         or a copy of it on another device."""
         from ..registry import get_registry
+        check_not_fitting(self.model, "this trainer's model")  # a state of mixed moments
         if model is not None and model is not self.model and (
                 getattr(model, "spec", None) is None or model.spec() != self.model.spec()):
             raise SaveError("save: training= takes the trainer of the model saved; this "
@@ -303,13 +304,21 @@ class Trainer:
                             f"this trainer has {type(self.optimizer).__name__} and "
                             f"{type(self.loss).__name__}")
         velocity = self.optimizer.velocity
+        layers = {str(i): g.bit_generator.state for i, g in self._generators()}
         return ({"trainer": self.kind, "loss": loss, **self.optimizer.config(),
-                 "batch_size": self.batch_size, "rng": self.rng.bit_generator.state},
+                 "batch_size": self.batch_size, "rng": self.rng.bit_generator.state,
+                 "layers": layers},
                 None if velocity is None else np.array(self.model.device.to_host(velocity)))
+
+    def _generators(self) -> list:
+        """[(index, generator)] of the model's layers that draw as they run (Dropout)."""
+        found = [(i, layer.random_generator()) for i, layer in enumerate(self.model.layers)]
+        return [(i, g) for i, g in found if g is not None]
 
     def resume(self, stored: dict, rng: bool = True):
         """Go on from ``stored`` (:func:`nnumba.checkpoint.stored_training` of this
-        model's file): its momentum buffer, and with ``rng`` its batch order."""
+        model's file): its momentum buffer, and with ``rng`` its batch order and the
+        draws of layers such as Dropout (without: both from this trainer's seed)."""
         velocity, model = stored["velocity"], self.model
         if velocity is not None:
             if velocity.shape != model.flat_params.shape:
@@ -317,8 +326,20 @@ class Trainer:
                                 f"has {velocity.size} values, the model "
                                 f"{model.flat_params.size} parameters")
             self.optimizer.velocity = model.device.to_device(velocity.astype(model.dtype))
-        if rng:
-            self.rng.bit_generator.state = stored["rng"]
+        generators = self._generators()
+        if not rng:  # the batch order of this trainer's seed, and layers' draws from it
+            for _, g in generators:
+                g.bit_generator.state = np.random.default_rng(
+                    self.rng.integers(2**63)).bit_generator.state
+            return
+        kept = stored.get("layers", {})
+        if sorted(kept) != sorted(str(i) for i, _ in generators):
+            raise SpecError(f"{type(self).__name__}.resume: the stored training kept the "
+                            f"generators of layers {sorted(kept) or 'none'}, the model's "
+                            f"draw in {[str(i) for i, _ in generators] or 'none'}")
+        self.rng.bit_generator.state = stored["rng"]
+        for i, g in generators:
+            g.bit_generator.state = kept[str(i)]
 
     #: the name ``nnumba train --trainer`` knows this trainer by
     kind = "sgd"

@@ -69,8 +69,9 @@ DIRECT_TAPS = 128
 
 def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     """out = cross-correlation of x with w, plus b (None: no bias).  Returns out."""
-    if keep is not None:  # the columns kept belong to another input
+    if keep is not None:  # what is kept belongs to another input and gradient
         keep.pop("cols_of", None)
+        keep.pop("dyt_of", None)
     (sh, sw), (ph, pw) = pair(stride), pair(pad)
     C, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     if b is None:
