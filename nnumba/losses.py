@@ -331,7 +331,7 @@ class Hinge(Loss):
         return losses, grad
 
     def _weights(self, params):  # (state a layer keeps itself is no weight of the model)
-        return [p for name, p in params if name.endswith("weight") and p.trainable]
+        return [p for name, p in params if name.endswith("weight") and getattr(p, "trainable", True)]
 
     def penalty(self, params) -> float:
         if not self.lam:

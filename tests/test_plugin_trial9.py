@@ -227,7 +227,7 @@ def test_the_dataset_kit_calls_the_loader_as_nnumba_does_and_warns_where_root_is
 
 
 def test_the_one_thread_warning_is_not_given_for_layers_without_parameters(monkeypatch):
-    from nnumba.testing import layers as kit
+    from nnumba.testing import batch_checks as kit
     monkeypatch.setattr(kit, "get_num_threads", lambda: 1)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")

@@ -1,0 +1,88 @@
+"""The layer kit's checks of what a batch does to a layer: a parameter's gradient is
+a sum over the batch (no race between threads), a training forward moves no
+trainable parameter, and in evaluation mode a sample's output is its own."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from numba import get_num_threads
+
+from ..errors import NnumbaError
+from .failures import _fail, _worst
+
+#: the batch-sum check's batch, in input (or output) elements: a part for every core
+BATCH_SUM_ELEMENTS = 1 << 17
+
+
+def check_state(layer, x):
+    """A training forward leaves the trainable parameters as they were (an optimizer
+    alone moves them; what the layer updates itself is state, ``add_param(...,
+    trainable=False)``), and in evaluation mode a sample's output does not depend on
+    the rest of its batch (predict cuts batches where it likes; a batch norm uses what
+    it kept there, not the batch's statistics)."""
+    was = {name: p.value.copy() for name, p in layer.params().items() if p.trainable}
+    layer.train(True).forward(x)
+    for name, value in was.items():
+        if not np.array_equal(layer.params()[name].value, value):
+            _fail(layer, f"a training forward changed the parameter {name!r}, which only an "
+                         f"optimizer may move (weight decay and momentum act on it too): "
+                         f"declare what the layer updates itself with add_param({name!r}, "
+                         f"shape, trainable=False) (docs/plugins.md, \"State that is not "
+                         f"trained\")")
+    if len(x) < 2:
+        return
+    layer.eval()
+    try:
+        whole = layer.forward(x).copy()
+        alone = np.concatenate([layer.forward(x[i:i + 1]).copy() for i in range(len(x))])
+    except NnumbaError as exc:
+        _fail(layer, f"in evaluation mode it refused one sample ({exc}); predict may hand "
+                     f"it one")
+    finally:
+        layer.train(True)
+    if not np.allclose(whole, alone, rtol=1e-9, atol=1e-12):
+        _fail(layer, "in evaluation mode a sample's output depends on the rest of its batch "
+                     "(predict cuts batches where it likes): use what the layer kept in "
+                     "training there, as a batch norm uses its running statistics")
+
+
+def check_batch_sums(layer, x):
+    """A parameter's gradient is a sum over the batch: at a batch of k copies of ``x``
+    and of an upstream gradient g, large enough for a parallel kernel to split it
+    between threads, it is k times the one at ``x``.  Threads that add into one
+    element at once lose updates, which small batches rarely show.  g is random, not
+    ones (a batch norm's scale gets a gradient of exactly 0 from ones), and the
+    tolerance scales with the parameter's largest gradient: one lost term shows, the
+    rounding of k times more terms does not.  Skipped where the copies' outputs are
+    not copies of x's (a random or batch-coupled layer).  With one numba thread
+    (``NUMBA_NUM_THREADS=1``) no race can show: it warns."""
+    threads = get_num_threads()
+    if threads < 2 and layer.params():  # (Python shows it once per caller line)
+        warnings.warn("check_batch_sums: numba runs one thread, so a race between threads "
+                      "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more", stacklevel=2)
+    y = layer.forward(x).copy()
+    g = np.random.default_rng(0).standard_normal(y.shape).astype(y.dtype)
+    layer.zero_grad()
+    layer.backward(g.copy())
+    grads = {name: p.grad.copy() for name, p in layer.params().items()}
+    k = max(2, -(-BATCH_SUM_ELEMENTS // max(x.size, y.size)))
+    big = np.concatenate([x] * k)
+    layer.zero_grad()
+    y_big = layer.forward(big)
+    if not np.allclose(y_big, np.concatenate([y] * k), rtol=1e-12, atol=1e-12):
+        return
+    layer.backward(np.concatenate([g] * k))
+    for name, p in layer.params().items():
+        want = k * grads[name]
+        scale = float(np.abs(grads[name]).max()) if grads[name].size else 0.0
+        if not np.allclose(p.grad, want, rtol=1e-8, atol=max(1e-10, 1e-9 * k * scale)):
+            worst = _worst(p.grad, want)
+            why = ("threads adding into one element at once lose updates (a race in a "
+                   "parallel loop). Add per-element terms into a buffer and sum them once "
+                   "(docs/plugins.md, \"Parameter gradients\")") if threads > 1 else \
+                ("with one thread no race can: the gradient is not a sum of per-sample "
+                 "terms, or backward keeps something from an earlier call")
+            _fail(layer, f"at a batch of {k} copies of the example, the gradient for {name} "
+                         f"at {worst} is {p.grad[worst]:.8g}, not {k} times the example's "
+                         f"({want[worst]:.8g}): {why}")
