@@ -176,18 +176,23 @@ class _Uncounted(nnumba.Layer):
         return dl_dy
 
 
-def test_a_layer_without_a_flop_count_leaves_a_lower_bound_naming_it():
+def _summarize_with(layer_name, layer_class, spec, **kwargs):
+    """summarize(spec, **kwargs) with ``layer_class`` registered as ``layer_name``."""
     class Plugin:
         @nnumba.hookimpl
         def nnumba_register_layers(self):
-            return {"Uncounted": _Uncounted}
-    name = nnumba.register_plugin(Plugin(), "t-uncounted")
+            return {layer_name: layer_class}
+    name = nnumba.register_plugin(Plugin(), f"t-{layer_name.lower()}")
     try:
-        spec = [{"type": "Linear", "in_features": 4, "out_features": 3}, {"type": "Uncounted"},
-                {"type": "Linear", "in_features": 3, "out_features": 2}]
-        s = summarize(spec, input_shape=(4,), batch=5)
+        return summarize(spec, **kwargs)
     finally:
         nnumba.unregister_plugin(name)
+
+
+def test_a_layer_without_a_flop_count_leaves_a_lower_bound_naming_it():
+    spec = [{"type": "Linear", "in_features": 4, "out_features": 3}, {"type": "Uncounted"},
+            {"type": "Linear", "in_features": 3, "out_features": 2}]
+    s = _summarize_with("Uncounted", _Uncounted, spec, input_shape=(4,), batch=5)
     assert s.forward_flops is None and s.rows[1].forward_flops is None  # unknown stays unknown
     known = sum(r.forward_flops for r in s.rows if r.forward_flops is not None)
     assert known == 5 * (2 * 4 * 3 + 3 + 2 * 3 * 2 + 2)  # both Linear layers' multiply-adds + bias
@@ -200,15 +205,8 @@ def test_flop_counts_given_as_floats_are_whole_numbers():
         def flops(self, input_shape):
             return 8.5, 1e300, 0.0  # (a count past a float's range in the sum stays exact)
 
-    class Plugin:
-        @nnumba.hookimpl
-        def nnumba_register_layers(self):
-            return {"Halves": Halves}
-    name = nnumba.register_plugin(Plugin(), "t-halves")
-    try:
-        s = summarize([{"type": "Halves"}, {"type": "Halves"}], input_shape=(4,), batch=10**9)
-    finally:
-        nnumba.unregister_plugin(name)
+    s = _summarize_with("Halves", Halves, [{"type": "Halves"}, {"type": "Halves"}],
+                        input_shape=(4,), batch=10**9)
     assert s.rows[0].forward_flops == 8 * 10**9 and isinstance(s.forward_flops, int)
     text = s.format()
     assert "8.00e+09" in text and "2.00e+309" in text and "inf" not in text

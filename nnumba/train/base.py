@@ -294,8 +294,7 @@ class Trainer:
         or a copy of it on another device."""
         from ..registry import get_registry
         check_not_fitting(self.model, "this trainer's model")  # a state of mixed moments
-        if model is not None and model is not self.model and (
-                getattr(model, "spec", None) is None or model.spec() != self.model.spec()):
+        if model is not None and model is not self.model and model.spec() != self.model.spec():
             raise SaveError("save: training= takes the trainer of the model saved; this "
                             "one trains another model")
         loss = get_registry().name_of("loss", type(self.loss))
