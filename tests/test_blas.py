@@ -5,7 +5,7 @@ import pytest
 
 from nnumba.kernels.cpu import blas
 
-SHAPES = [(7, 5, 9), (1, 9, 130), (1, 900, 1000), (600, 700, 1), (1, 1, 1), (100, 784, 256), (256, 100, 64), (64, 801, 1600)]
+SHAPES = [(7, 5, 9), (1, 9, 130), (1, 900, 1000), (600, 700, 1), (1, 1, 1), (100, 784, 256), (256, 100, 64), (64, 801, 1600), (16, 300, 77), (32, 50, 3), (33, 40, 9), (2, 1, 5)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -67,3 +67,21 @@ def test_loading_the_copy_leaves_the_users_openblas_settings_as_they_were():
                          text=True, check=True).stdout
     assert "(Nehalem kernels)" in out
     assert out.split()[-2:] == ["Haswell", "None"]
+
+
+def test_a_few_rows_give_each_sample_the_same_sums_wherever_it_sits():
+    """The few-rows product sums every element by the same loop: a sample's row of
+    the product is bit for bit the same at any place in batches of 2 to 32."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((13, 1000)).astype(np.float32)
+    sample = rng.standard_normal(1000).astype(np.float32)
+    rows = []
+    for m, place in ((2, 1), (5, 4), (16, 7), (32, 31)):
+        x = rng.standard_normal((m, 1000)).astype(np.float32)
+        x[place] = sample
+        out = np.empty((m, 13), np.float32)
+        blas.gemm(x, w.T, out)
+        rows.append(out[place])
+    for row in rows[1:]:
+        np.testing.assert_array_equal(row, rows[0])
+    np.testing.assert_allclose(rows[0], w.astype(np.float64) @ sample, rtol=1e-4, atol=1e-3)

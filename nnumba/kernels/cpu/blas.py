@@ -20,7 +20,8 @@ asks of numpy's copy: on an AVX-512 machine whose environment pins OpenBLAS to
 
 A product with one row or one column runs as a matrix-vector product (GEMV),
 which reads the matrix once where GEMM would pack it; one column of samples' rows
-runs nnumba's own loop, which sums every row in the same order.
+runs nnumba's own loop, which sums every row in the same order.  A few rows (a
+small batch) times a weight matrix stored row by row runs :mod:`.few_rows`.
 
 ``gemm(a, b, out, accumulate)``: out (M, N) = a @ b (+ out with accumulate), one
 float dtype; ``a`` and ``b`` C-contiguous or transposes of C-contiguous arrays
@@ -37,6 +38,7 @@ import numpy as np
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
+from .few_rows import FEW_ROWS, few_rows_product
 from ..cache_stamp import stamp
 
 _NO_TRANS, _TRANS = 111, 112
@@ -287,6 +289,9 @@ def gemm(a, b, out, accumulate=False):
             _vector_block(fn, mat, trans, x, y, beta, 0, 1)
         else:
             _gemv_split(fn, mat, trans, x, y, beta, parts)
+        return out
+    if ta == _NO_TRANS and tb == _TRANS and m <= FEW_ROWS:  # a few samples' rows
+        few_rows_product(a, b, out, beta)
         return out
     fn = addresses[double]
     if parts < 2 or m * n * a.size // max(m, 1) < _SPLIT:
