@@ -1,6 +1,6 @@
 """Convolution kernels against SciPy, adjoint identities, finite differences and
-exact small cases; every strategy (direct loops, im2col + GEMM, Winograd for 3 x 3)
-on every case it takes."""
+exact small cases; every strategy (direct loops, im2col + GEMM, Winograd for 3 x 3
+and 5 x 5) on every case it takes."""
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -114,18 +114,32 @@ def test_forward_matches_scipy(case):
         assert rel_err(out, ref) < TOL[dtype], strategy
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(1, 11),
-       st.integers(1, 11), st.integers(0, 2), st.integers(0, 2),
+       st.integers(1, 11), st.integers(0, 2), st.integers(0, 2), st.sampled_from([3, 5]),
        st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31 - 1))
-def test_winograd_forward_matches_scipy(N, C, D, H, W, ph, pw, dtype, seed):
-    """3 x 3, stride 1, odd and even output sizes (a last half tile), any padding."""
-    assume(H + 2 * ph >= 3 and W + 2 * pw >= 3)
-    x, w, b, stride, pad, dtype, _ = make((N, C, H, W, D, (3, 3), (1, 1), (ph, pw), dtype,
+def test_winograd_forward_matches_scipy(N, C, D, H, W, ph, pw, k, dtype, seed):
+    """3 x 3 and 5 x 5, stride 1, odd and even output sizes (a last half tile), any
+    padding."""
+    assume(H + 2 * ph >= k and W + 2 * pw >= k)
+    x, w, b, stride, pad, dtype, _ = make((N, C, H, W, D, (k, k), (1, 1), (ph, pw), dtype,
                                            seed))
     out = run_forward("winograd", x, w, b, stride, pad)
     assert out.dtype == dtype
     assert rel_err(out, reference_forward(x, w, b, stride, pad)) < TOL[dtype]
+
+
+@pytest.mark.parametrize("r", [3, 5])
+def test_winograd_transforms_give_a_row_of_correlations_exactly(r):
+    """A^T [(G g) * (B^T d)] = (d . g at offsets 0 and 1), as an identity in g and d:
+    checked on the basis vectors, in exact float64 (B^T and A^T are integers)."""
+    bt, g_mat, at = conv_winograd.transforms(r)
+    assert np.array_equal(bt, np.round(bt)) and np.array_equal(at, np.round(at))
+    for i in range(r):
+        for j in range(r + 1):
+            g, d = np.eye(r)[i], np.eye(r + 1)[j]
+            want = [d[o:o + r] @ g for o in range(2)]
+            np.testing.assert_allclose(at @ ((g_mat @ g) * (bt @ d)), want, atol=1e-15)
 
 
 def test_the_forward_takes_winograd_where_im2col_would_run_on_a_batch():
@@ -135,6 +149,7 @@ def test_the_forward_takes_winograd_where_im2col_would_run_on_a_batch():
     assert conv_winograd.uses_winograd(2, 3, 3, 1, 1, 9, 9)
     assert not conv_winograd.uses_winograd(1, 3, 3, 1, 1, 9, 9)
     assert not conv_winograd.uses_winograd(2, 3, 3, 2, 2, 9, 9)   # strided
+    assert not conv_winograd.uses_winograd(2, 7, 7, 1, 1, 9, 9)   # no transforms for 7 x 7
     x, w, b, stride, pad, dtype, _ = make((2, 20, 9, 9, 8, (3, 3), (1, 1), (1, 1), np.float32, 5))
     auto = run_forward("auto", x, w, b, stride, pad)
     np.testing.assert_array_equal(auto, run_forward("winograd", x, w, b, stride, pad))
@@ -310,3 +325,19 @@ def test_a_forward_forgets_the_dy_kept_for_the_input_gradient():
     K.conv2d_backward_input(dy, w, 1, 0, got, keep=keep)
     K.conv2d_backward_input(dy, w, 1, 0, want)
     np.testing.assert_array_equal(got, want)
+
+
+def test_a_5x5_winograd_falls_back_where_its_transforms_would_overflow():
+    """Inputs of 1e37 in a checkerboard: F(2 x 2, 5 x 5)'s input transform (weights up
+    to 5, summed twice: up to 100x) would overflow float32, the direct sum does not."""
+    x = np.full((2, 3, 16, 16), 1e37, np.float32)
+    x[:, :, ::2, :] *= -1
+    x[:, :, :, ::2] *= -1
+    w = np.full((2, 3, 5, 5), 1e-6, np.float32)
+    b = np.zeros(2, np.float32)
+    assert conv_winograd.uses_winograd(2, 5, 5, 1, 1, 16, 16)
+    out = run_forward("auto", x, w, b, (1, 1), (2, 2))
+    assert np.isfinite(out).all()
+    assert rel_err(out, reference_forward(x, w, b, (1, 1), (2, 2))) < TOL[np.float32]
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert not np.isfinite(run_forward("winograd", x, w, b, (1, 1), (2, 2))).all()

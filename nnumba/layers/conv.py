@@ -77,10 +77,11 @@ class _ConvNd(Layer):
         (kh, kw), (sh, _), (ph, pw) = self.kernel, self.stride, self.padding
         Ho, Wo = (out_size(*a) for a in zip((H, W), self.kernel, self.stride, self.padding))
         D, tiles = self.out_channels, N * ((Ho + 1) // 2) * ((Wo + 1) // 2)
+        # Winograd's (3 x 3 or 5 x 5, stride 1): (k + 1)^2 transformed tiles a channel
+        tile = (kh + 1) ** 2 if kh == kw and kh in (3, 5) and sh == 1 else 0
         elements = max(N * C * (H + 2 * ph) * (W + 2 * pw), N * C * kh * kw * Ho * Wo,
                        C * kw * ((Ho - 1) * sh + kh) * Wo,
-                       # Winograd's (3 x 3, stride 1): 16 transformed tiles per channel
-                       16 * (tiles * (C + D) + C * D) if (kh, kw, sh) == (3, 3, 1) else 0)
+                       tile * (tiles * (C + D) + C * D))
         check_memory(f"{self.label}'s scratch arrays for input {x4_shape}",
                      elements * self.dtype.itemsize)
         self._workspace_ok = (x4_shape, self.dtype)

@@ -15,9 +15,10 @@ is the 2-D one on a height-1 view.
   (:mod:`.conv_gemm`); see :func:`uses_direct`.  Where im2col would run, a 3 x 3
   stride-1 forward over a batch goes by Winograd's F(2 x 2, 3 x 3)
   (:mod:`.conv_winograd`), unless values near the float range could overflow its
-  transforms (:func:`_bounded`).  The GEMM forward goes image by image for maps of at
-  least ``IMAGE_GEMM`` outputs (one GEMM as wide as the map), with the batch
-  innermost for smaller ones (one GEMM over the whole batch).
+  transforms (:func:`_bounded`); so does a 5 x 5 one by F(2 x 2, 5 x 5) on maps
+  of at least ``conv_winograd.FIVE_MAP`` outputs.  The GEMM forward goes image by
+  image for maps of at least ``IMAGE_GEMM`` outputs (one GEMM as wide as the map),
+  with the batch innermost for smaller ones (one GEMM over the whole batch).
 - Input gradient: always the batch-inner GEMM path (W.T @ dy, then col2im).
 
 ``keep``: a dict of the caller's, passed to the forward and then to both backward
@@ -32,7 +33,7 @@ import numpy as np
 from ..geometry import pair
 from .conv_direct import forward_direct, weight_direct
 from .conv_gemm import forward_gemm, forward_gemm_images, input_gemm, weight_gemm
-from .conv_winograd import forward_winograd, uses_winograd
+from .conv_winograd import forward_winograd, growth, uses_winograd
 from .workspace import clear_workspace, scratch
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
@@ -91,11 +92,14 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
 
 
 def _bounded(x, w) -> bool:
-    """Whether Winograd's sums stay finite where the direct one does: its transforms
-    add up to 4 inputs, 9 taps and 9 products' sums, of products no larger than
-    max|x| max|w| C; 2**10 covers that.  (Two passes over x: ~1 % of the product.)"""
-    top = float(max(x.max(), -x.min())) * float(max(w.max(), -w.min())) * w.shape[1]
-    return top < float(np.finfo(x.dtype).max) / 2**10
+    """Whether Winograd's sums stay finite where the direct one does: the input tiles
+    grow by up to (B^T's largest row sum)^2, the filters by G's, their products'
+    sums over C by A^T's (:func:`.conv_winograd.growth`), with a factor 2 to spare.
+    (Two passes over x: ~1 % of the product.)"""
+    gx, gw, gout = growth(w.shape[2])
+    top = float(np.finfo(x.dtype).max) / 2
+    xm, wm = float(max(x.max(), -x.min())), float(max(w.max(), -w.min()))
+    return xm * gx < top and wm * gw < top and xm * gx * wm * gw * w.shape[1] * gout < top
 
 
 def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):

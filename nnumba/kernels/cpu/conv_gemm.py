@@ -199,7 +199,7 @@ def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False, keep=None):
     to_batch_inner(x.reshape(N, C * H * W), xT.reshape(C * H * W, N))
     if ph or pw:
         xTp = scratch("xTpad", (C, H + 2 * ph, W + 2 * pw, N), x.dtype)
-        _pad_rows(xT, ph, pw, xTp)
+        _pad_rows(xT, ph, pw, xTp.reshape(C, H + 2 * ph, 1, W + 2 * pw, N))
         xT = xTp
     K = C * kh * kw
     colsT = _array(keep, "colsT", (K + int(ones_row), Ho * Wo * N), x.dtype)

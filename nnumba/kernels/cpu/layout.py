@@ -128,15 +128,17 @@ def to_batch_outer(xT2, x2):
 
 @njit(**_SEQ)
 def _pad_rows(xT, ph, pw, xTp):
-    """xTp (C, Hp, Wp, N) = xT (C, H, W, N) at offset (ph, pw), zero elsewhere (rows of
-    N): Hp = H + 2 ph, Wp = W + 2 pw, or more where a caller needs more zeros after."""
+    """xTp (C, Hp, P, Wq, N) = xT (C, H, W, N) at offset (ph, pw), zero elsewhere (rows of
+    N), column j of a padded row at [j % P, j // P] (P = 1: as it is; P = 2: even
+    columns, then odd ones): Hp = H + 2 ph, P Wq = W + 2 pw, or more where a caller
+    needs more zeros after."""
     C, H, W, N = xT.shape
-    Hp, Wp = xTp.shape[1], xTp.shape[2]
+    Hp, P, Wq = xTp.shape[1], xTp.shape[2], xTp.shape[3]
     zero = xTp.dtype.type(0)
     for c in range(C):
         for i in range(Hp):
-            for j in range(Wp):
-                dst = xTp[c, i, j]
+            for j in range(P * Wq):
+                dst = xTp[c, i, j % P, j // P]
                 if i < ph or i >= H + ph or j < pw or j >= W + pw:
                     for n in range(N):
                         dst[n] = zero
