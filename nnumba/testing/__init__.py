@@ -3,6 +3,8 @@
 ``check_layer(LayerClass, kwargs, input_shape)`` checks, in float64:
 
 - the output shape equals ``output_shape`` and the dtype follows the input;
+- the output of a finite input is finite, and in evaluation mode it is the same at
+  a second call and a sample's does not depend on the rest of its batch;
 - the gradient for the input and for every parameter against central finite
   differences of ``sum(forward(x) * g)`` for a random ``g``, with the input
   gradient asked for and without it (the first layer of a model is not asked:
@@ -22,8 +24,10 @@
   if it is not yet).
 
 Layers without a gradient (``has_gradient = False``) must raise
-NoGradientError from backward. ``check_all(LayerClass)`` runs every entry of
-``LayerClass.examples``; the test suite runs it over every registered layer.
+NoGradientError from backward.  An exception the layer's own code raises comes out
+as a ConformanceError naming the check and the example, chained to it.
+``check_all(LayerClass)`` runs every entry of ``LayerClass.examples``; the test
+suite runs it over every registered layer.
 
 ``check_device(LayerClass, device)`` runs each example on another device (the
 CUDA simulator where there is no GPU) and compares forward and backward with the

@@ -1,6 +1,7 @@
 """The layer kit's checks of what a batch does to a layer: a parameter's gradient is
 a sum over the batch (no race between threads), a training forward moves no
-trainable parameter, and in evaluation mode a sample's output is its own."""
+trainable parameter, and in evaluation mode a sample's output is its own (and finite,
+and the same at every call)."""
 from __future__ import annotations
 
 import warnings
@@ -15,12 +16,21 @@ from .failures import _fail, _worst
 BATCH_SUM_ELEMENTS = 1 << 17
 
 
+def check_finite(layer, y, example):
+    """A forward of a finite input gives a finite output (checked before what compares
+    outputs: NaN equals nothing, not even itself)."""
+    if not np.isfinite(y).all():
+        _fail(layer, f"output holds NaN or inf for a finite input ({example}), at "
+                     f"{tuple(int(i) for i in np.argwhere(~np.isfinite(y))[0])}")
+
+
 def check_state(layer, x):
     """A training forward leaves the trainable parameters as they were (an optimizer
     alone moves them; what the layer updates itself is state, ``add_param(...,
-    trainable=False)``), and in evaluation mode a sample's output does not depend on
-    the rest of its batch (predict cuts batches where it likes; a batch norm uses what
-    it kept there, not the batch's statistics)."""
+    trainable=False)``), and in evaluation mode the output is finite, the same at a
+    second call, and a sample's does not depend on the rest of its batch (predict cuts
+    batches where it likes; a batch norm uses what it kept there, not the batch's
+    statistics)."""
     was = {name: p.value.copy() for name, p in layer.params().items() if p.trainable}
     layer.train(True).forward(x)
     for name, value in was.items():
@@ -30,17 +40,24 @@ def check_state(layer, x):
                          f"declare what the layer updates itself with add_param({name!r}, "
                          f"shape, trainable=False) (docs/plugins.md, \"State that is not "
                          f"trained\")")
-    if len(x) < 2:
-        return
     layer.eval()
     try:
         whole = layer.forward(x).copy()
-        alone = np.concatenate([layer.forward(x[i:i + 1]).copy() for i in range(len(x))])
+        again = layer.forward(x).copy()
+        alone = np.concatenate([layer.forward(x[i:i + 1]).copy() for i in range(len(x))]) \
+            if len(x) > 1 else whole
     except NnumbaError as exc:
         _fail(layer, f"in evaluation mode it refused one sample ({exc}); predict may hand "
                      f"it one")
     finally:
         layer.train(True)
+    check_finite(layer, whole, f"the example of shape {x.shape}, in evaluation mode")
+    if not np.allclose(whole, again, rtol=1e-9, atol=1e-12):
+        worst = _worst(again, whole)
+        _fail(layer, f"in evaluation mode two forwards of the same input differ (at {worst} "
+                     f"{whole[worst]:.8g}, then {again[worst]:.8g}): it is not deterministic. "
+                     f"Keep no count or state that changes from one call to the next, and "
+                     f"draw at random in training only")
     if not np.allclose(whole, alone, rtol=1e-9, atol=1e-12):
         _fail(layer, "in evaluation mode a sample's output depends on the rest of its batch "
                      "(predict cuts batches where it likes): use what the layer kept in "

@@ -1,6 +1,9 @@
 """How the kits say a layer or loss breaks the contract."""
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 import numpy as np
 
 
@@ -15,3 +18,14 @@ def _fail(owner, what):
 def _worst(got, want) -> tuple:
     """The index where ``got`` and ``want`` differ most."""
     return tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)), want.shape))
+
+
+def _raised(name, kit, shape, exc) -> ConformanceError:
+    """The kit's failure for an exception the author's code raised (a ZeroDivisionError
+    in _forward): it names the check that was running, the innermost ``check_*`` of the
+    kit's own frames, and the example's shape; raise it ``from exc``."""
+    here = str(Path(__file__).parent)
+    checks = [f.name for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename.startswith(here) and f.name.startswith("check_")]
+    return ConformanceError(f"{name}: {type(exc).__name__} ({exc}) was raised by its code in "
+                            f"{checks[-1] if checks else kit} on the example of shape {shape}")

@@ -12,8 +12,9 @@ import numpy as np
 from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError,
                       RegistryError, ShapeError)
 from ..layers.contract import Layer, shapes_only
-from .batch_checks import check_batch_sums, check_state  # noqa: F401 - the kit's, here too
-from .failures import ConformanceError, _fail, _worst  # noqa: F401 - the kit's, here too
+from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the kit's, here too
+                           check_state)
+from .failures import ConformanceError, _fail, _raised, _worst  # noqa: F401 - the kit's, here too
 
 
 def _inputs(shape, rng):
@@ -319,8 +320,12 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
     input_shape = _shape(f"check_layer({_name(layer_cls)})", input_shape)
     try:
         _check_layer(layer_cls, kwargs, input_shape, seed)
+    except ConformanceError:
+        raise
     except (ContractError, NotImplementedError) as exc:
         raise ConformanceError(f"{_name(layer_cls)}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # the author's code raised: say where, keep its traceback
+        raise _raised(_name(layer_cls), "check_layer", input_shape, exc) from exc
 
 
 def _check_layer(layer_cls, kwargs, input_shape, seed):
@@ -349,6 +354,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
         _fail(layer, f"output shape {y.shape} differs from output_shape(): {want}")
     if y.dtype != np.float64:
         _fail(layer, f"a float64 input gave a {y.dtype} output")
+    check_finite(layer, y, f"the example of shape {tuple(input_shape)}")
     check_seeded(layer_cls, kwargs, seed)
     check_flops(layer, input_shape[1:])
     check_read_only(layer, x, rng)

@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import ContractError, DTypeError, LabelError, ShapeError
 from ..losses import Loss
 from .layers import (ConformanceError, _build, _class, _compare, _examples, _expect_error,
-                     _fail, _name, _shape, numeric_gradient)
+                     _fail, _name, _raised, _shape, numeric_gradient)
 
 #: The target kinds of a loss's examples.
 KINDS = ("classes", "signs", "values")
@@ -40,8 +40,12 @@ def check_loss_case(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int =
                                f"shape (N, C), got {shape}")
     try:
         _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol)
+    except ConformanceError:
+        raise
     except ContractError as exc:  # a forgotten return in _compute: the kit's error too
         raise ConformanceError(f"{_name(loss_cls)}: ContractError: {exc}") from exc
+    except Exception as exc:  # the author's code raised: say where, keep its traceback
+        raise _raised(_name(loss_cls), "check_loss_case", shape, exc) from exc
 
 
 def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
