@@ -13,6 +13,7 @@ from .errors import (ContractError, DTypeError, NnumbaError, NoGradientError, Re
                      ShapeError, SpecError, TooLargeError)
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
+from .model_spec import check_spec
 from .registry_names import layer_spec
 from .layers.validation import (check_cast, check_fits, check_memory, check_not_fitting, flag,
                                 float_dtype, integer, per_sample_shape, show)
@@ -59,31 +60,7 @@ class Sequential:
         self.astype(self.dtype)
 
     # ---- building ----------------------------------------------------------------
-    @staticmethod
-    def check_spec(spec) -> list:
-        """``spec`` (a list of layer dicts, or its JSON text) checked for its shape, or
-        SpecError saying what is wrong."""
-        if isinstance(spec, str):
-            from .jsonfile import parse_json
-            try:  # with parse_json's depth limit: nothing below recurses on the values
-                spec = parse_json(spec, "a model spec")
-            except ValueError as exc:
-                raise SpecError(str(exc)[:300]) from None
-        if not isinstance(spec, (list, tuple)) or not spec:
-            raise SpecError(f"a model spec is a non-empty list of layer dicts, got "
-                            f"{show(spec)}")
-        for i, item in enumerate(spec):
-            if not isinstance(item, dict) or "type" not in item:
-                raise SpecError(f"model spec item #{i} must be a dict with a 'type' key, "
-                                f"got {show(item)}")
-            if not isinstance(item["type"], str):
-                raise SpecError(f"model spec item #{i}: 'type' must be a layer name (a string), "
-                                f"got {show(item['type'])}")
-            for key in item:
-                if not isinstance(key, str):  # only Python callers can: JSON keys are text
-                    raise SpecError(f"model spec item #{i} ({show(item['type'])}): argument "
-                                    f"names are strings, got {show(key)}")
-        return list(spec)
+    check_spec = staticmethod(check_spec)
 
     @classmethod
     def from_spec(cls, spec, seed: int | None = None) -> "Sequential":
@@ -98,6 +75,9 @@ class Sequential:
         return [layer_spec(layer) for layer in self.layers]
 
     def reset_parameters(self, rng: np.random.Generator):
+        if not isinstance(rng, np.random.Generator):  # else a layer's AttributeError
+            raise DTypeError(f"reset_parameters: rng must be a numpy Generator "
+                             f"(np.random.default_rng(seed)), got {show(rng)}")
         for layer in self.layers:
             layer.reset_parameters(rng)
 
@@ -225,6 +205,7 @@ class Sequential:
         step's kernels see it, which costs a tuple comparison, not a full check."""
         check_not_fitting(self, "this model")
         self._shapes = None  # until every step has run: a failed forward has no backward
+        self._no_backward = None  # why backward() is refused, where not the default
         self._check_bound()
         self._set_input_grads()
         y = self.steps[0].forward(x)
@@ -233,6 +214,7 @@ class Sequential:
         for i in range(1, len(self.steps)):
             x = self._check_step(i, self.steps[i].run_forward(x), shapes[i])
         self._shapes, self._stamps = shapes, [step._forwards for step in self.steps]
+        self._modes = [step.training for step in self.steps]
         return x
 
     def _step_shapes(self, input_shape) -> list:
@@ -281,10 +263,14 @@ class Sequential:
         back is compared with the shape of the output it belongs to."""
         check_not_fitting(self, "this model")
         steps, shapes = self.steps, self._shapes
-        if shapes is None:  # some steps would pair this gradient with another batch's input
-            raise NoGradientError("backward() needs the last forward() to have completed "
-                                  "since the model was built, converted or moved; none ran, "
-                                  "or the last one failed")
+        # else some steps would pair this gradient with another batch's input
+        why = self.__dict__.get("_no_backward") or (
+            "backward() needs the last forward() to have completed since the model was built,"
+            " converted or moved; none ran, or the last one failed" if shapes is None else
+            "the last forward() ran in another mode (train/eval) than this backward(): run "
+            "forward() again" if [s.training for s in steps] != self._modes else None)
+        if why:
+            raise NoGradientError(why)
         if self.input_grad and not steps[0].needs_input_grad:  # it would return None
             raise NoGradientError("input_grad was set after the last forward(), which then "
                                   "kept nothing to compute dl/dx from: run forward() again")
@@ -330,6 +316,8 @@ class Sequential:
         finally:
             for layer, mode in modes:
                 layer.train(mode)
+            self._no_backward = ("predict() ran since the last forward(), and its batches "
+                                 "replaced what backward() uses: run forward() again")
         return np.concatenate(outs)
 
     def copy(self) -> "Sequential":

@@ -176,7 +176,12 @@ def _input_shape(args, model, stored=None):
     named = Path(args.model).suffix not in (".json", ".npz")
     shape = get_model(args.model).input_shape_for() if named else \
         stored if stored is not None and len(stored) == 3 else None
-    channels = shape[0] if shape else getattr(model.layers[0], "in_channels", 3)
+    channels = shape[0] if shape else getattr(model.layers[0], "in_channels", None)
+    flat = None if shape or channels else _flat_shape(model, args.size)
+    if flat:  # a model that flattens the image first, saved without its input shape
+        shape = flat
+        channels = shape[0]
+    channels = channels or 3
     if args.size:
         try:
             hw = tuple(int(v) for v in args.size.split(","))
@@ -196,6 +201,23 @@ def _input_shape(args, model, stored=None):
         raise ValueError(f"{source} is {hw[0] * hw[1]:,} pixels, more than Pillow's limit "
                          f"of {limit:,}")
     return channels, hw
+
+
+def _flat_shape(model, size):
+    """(C, H, W) of a model that flattens its input (Flatten, then a Linear): its
+    Linear's inputs as 1 or 3 channels of a square image, or of --size H,W where
+    given (784: 1 x 28 x 28); None where they do not divide so."""
+    width = next((layer.in_features for layer in model.layers
+                  if hasattr(layer, "in_features")), None)
+    try:
+        h, w = (tuple(int(v) for v in size.split(",")) * 2)[:2] if size else (None, None)
+    except ValueError:
+        return None  # --size's own check says what is wrong
+    for c in (1, 3) if width else ():
+        side = h or round((width / c) ** 0.5)
+        if width == c * side * (w or side):
+            return c, side, w or side
+    return None
 
 
 def _build(args):

@@ -203,12 +203,12 @@ def _labels(path, name, y, n) -> np.ndarray:
         raise DataFileError(f"{path}: {name} has {len(y)} labels for {n} samples")
     if y.dtype.kind == "S":  # bytes: ASCII names (numpy decodes them as ASCII)
         try:
-            return y.astype(str)
+            return _names(path, name, y.astype(str))
         except UnicodeDecodeError:
             raise DataFileError(f"{path}: {name} holds byte strings that are not ASCII; "
                                 f"save the class names as str (dtype U)") from None
     if y.dtype.kind == "U":
-        return y.astype(str)
+        return _names(path, name, y.astype(str))
     if y.dtype.kind == "f":
         _check_finite(path, name, y)
         if (y != np.round(y)).any():
@@ -223,6 +223,16 @@ def _labels(path, name, y, n) -> np.ndarray:
         raise DataFileError(f"{path}: {name} holds {float(np.abs(y).max()):g}, far too large "
                             "for a class number; labels are class numbers 0, 1, ... or names")
     return y.astype(np.int64)
+
+
+def _names(path, name, y) -> np.ndarray:
+    """Class names as they are, refused where one is empty or blank: a saved model's
+    classes must be names (io.save would refuse it after the whole run)."""
+    blank = np.flatnonzero(np.char.strip(y) == "")
+    if len(blank):
+        raise DataFileError(f"{path}: {name} holds an empty class name "
+                            f"({y[blank[0]]!r}, sample {blank[0]}); name every class")
+    return y
 
 
 def _class_numbers(path, y, y_test):
@@ -265,18 +275,24 @@ def _few(values, n=5) -> str:
 def _read_csv(path, label_column):
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # a BOM, as Excel writes
-            reader = csv.reader(f)
-            rows, lines = [], []
+            # strict: an unclosed quote is an error, not a field swallowing the file
+            reader = csv.reader(f, strict=True)
+            rows, lines, start = [], [], 1
             for row in reader:
+                if any("\n" in field or "\r" in field for field in row):
+                    raise DataFileError(f"{path}: line {start}: a quoted field runs over "
+                                        "several lines (a quote left open?)")
                 if row and any(field.strip() for field in row):  # blank lines are skipped
                     rows.append([field.strip() for field in row])
                     lines.append(reader.line_num)
+                start = reader.line_num + 1
     except UnicodeDecodeError:
         raise DataFileError(f"{path}: not UTF-8 text") from None
     except OSError as exc:  # no permission, ...: one line naming the file
         raise DataFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except csv.Error as exc:
-        raise DataFileError(f"{path}: not a readable CSV table ({exc})") from None
+        raise DataFileError(f"{path}: line {start}: not a readable CSV row ({exc}; a quote "
+                            "left open?)") from None
     if not rows:
         raise DataFileError(f"{path}: the file holds no rows")
     width = len(rows[0])

@@ -318,6 +318,11 @@ class Trainer:
         """Go on from ``stored`` (:func:`nnumba.checkpoint.stored_training` of this
         model's file): its momentum buffer, and with ``rng`` its batch order and the
         draws of layers such as Dropout (without: both from this trainer's seed)."""
+        if not isinstance(stored, dict) or not {"velocity", "rng"} <= stored.keys():
+            hint = ": that file holds no training (save it with training=trainer)" \
+                if stored is None else ""
+            raise SpecError(f"{type(self).__name__}.resume takes what nnumba.stored_training"
+                            f"(path) returns, got {show(stored)}{hint}")
         velocity, model = stored["velocity"], self.model
         if velocity is not None:
             if velocity.shape != model.flat_params.shape:
