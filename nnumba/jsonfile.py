@@ -62,8 +62,9 @@ def parse_json(text: str, source: str):
                             f"column {exc.colno})") from None
     except RecursionError:
         raise JSONFileError(f"{source}: JSON nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:  # e.g. an integer with too many digits
-        raise JSONFileError(f"{source}: not usable JSON ({exc})") from None
+    except ValueError as exc:  # an integer with too many digits: Python's advice
+        # (sys.set_int_max_str_digits) is not the user's to act on
+        raise JSONFileError(f"{source}: not usable JSON ({str(exc).split(';')[0]})") from None
     if _depth(value) > MAX_DEPTH:
         raise JSONFileError(f"{source}: JSON nested deeper than {MAX_DEPTH} levels")
     return value

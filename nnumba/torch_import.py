@@ -99,7 +99,9 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
     except Exception as exc:  # the package raises its own error types
-        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+        hint = "; numpy has no bfloat16: save the weights as float32 (in PyTorch: " \
+            "{k: v.float() for k, v in state_dict.items()})" if "bfloat16" in str(exc) else ""
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc}){hint}") from None
 
 
 # ---- order: the model's parameters against the state_dict's tensors -------------------

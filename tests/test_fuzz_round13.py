@@ -1,6 +1,7 @@
 """Fuzz round 13: a CSV quote left open, a validation batch between a forward and
 its backward, blank class names, resume() with what a file without training
-gives, classify for a model that flattens its image, reset_parameters' rng."""
+gives, classify for a model that flattens its image, reset_parameters' rng, and
+the messages of a long JSON integer, a weight-decay divergence and bfloat16 weights."""
 import numpy as np
 import pytest
 
@@ -111,3 +112,34 @@ def test_classify_infers_one_channel_for_a_model_that_flattens_a_28x28_image(
     assert main(["classify", str(tmp_path / "i.png"), "--weights", str(path), "--top", "1",
                  *size]) == 0
     assert capsys.readouterr().out.split()[-1] == "b"
+
+
+def test_a_json_integer_of_too_many_digits_gives_no_python_advice():
+    from nnumba.jsonfile import parse_json
+    from nnumba.errors import JSONFileError
+    with pytest.raises(JSONFileError) as err:
+        parse_json('[{"type": "Linear", "in_features": ' + "9" * 5000 + "}]", "spec.json")
+    assert "digits" in str(err.value) and "set_int_max_str_digits" not in str(err.value)
+
+
+def test_a_run_diverging_from_its_weight_decay_names_the_weight_decay():
+    # it blamed the learning rate alone
+    from nnumba.train import TrainingDiverged
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 4), dtype=np.float32), rng.integers(0, 3, 40)
+    trainer = SGDTrainer(_mlp(), CrossEntropy(), lr=0.1, weight_decay=1e6, batch_size=10)
+    with pytest.raises(TrainingDiverged, match=r"or the weight decay \(now 1000000"):
+        trainer.fit(x, y, epochs=50)
+
+
+def test_bfloat16_safetensors_get_a_hint_to_convert(tmp_path):
+    pytest.importorskip("safetensors")
+    import json
+    import struct
+    from nnumba.errors import WeightsError
+    from nnumba.torch_import import read_state_dict
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}).encode()
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    with pytest.raises(WeightsError, match="save the weights as float32"):
+        read_state_dict(path)

@@ -280,7 +280,10 @@ class Trainer:
         top = 0.0 if x is None or not x.size else float(max(x.max(), -x.min()))
         scale = f", or scale the inputs: the largest is {top:.3g} in magnitude, where " \
             f"about 1 suits the initial weights" if top > self.LARGE_INPUT else ""
-        return TrainingDiverged(f"{what}: lower the learning rate (now {lr}){scale}")
+        decay = getattr(self.optimizer, "weight_decay", 0)
+        decay = f" or the weight decay (now {decay}: with lr x decay above 2 each step " \
+            f"grows the weights)" if decay and lr * decay > 2 else ""
+        return TrainingDiverged(f"{what}: lower the learning rate (now {lr}){decay}{scale}")
 
     #: inputs larger than this in magnitude get "scale the inputs" in the advice of a
     #: diverged run (standardised data and the usual initialisations are about 1)
