@@ -143,3 +143,17 @@ def test_bfloat16_safetensors_get_a_hint_to_convert(tmp_path):
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
     with pytest.raises(WeightsError, match="save the weights as float32"):
         read_state_dict(path)
+
+
+def test_classify_refuses_a_labels_file_naming_more_classes_than_the_model_has(tmp_path):
+    # the names past the outputs were never shown: another model's labels file, silently
+    Image = pytest.importorskip("PIL.Image")
+    model = nnumba.Sequential(Flatten(), Linear(784, 3), seed=0)
+    path = nnumba.save(model, tmp_path / "m.npz", input_shape=(1, 28, 28))
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "i.png")
+    (tmp_path / "labels.txt").write_text("\n".join(f"n{i}" for i in range(10)))
+    assert main(["classify", str(tmp_path / "i.png"), "--weights", str(path),
+                 "--labels", str(tmp_path / "labels.txt")]) == 2
+    (tmp_path / "labels.txt").write_text("a\nb\n")  # fewer: a partial file, as before
+    assert main(["classify", str(tmp_path / "i.png"), "--weights", str(path),
+                 "--labels", str(tmp_path / "labels.txt")]) == 0

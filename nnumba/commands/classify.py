@@ -294,6 +294,9 @@ def run(args):
     if labels and not args.labels and len(labels) != outputs and not signs:
         raise WeightsError(f"{args.weights}: its {len(labels)} stored class names do not "
                            f"match the model's {outputs} outputs; give --labels")
+    if args.labels and not signs and max(labels, default=-1) >= outputs:  # another model's?
+        raise ValueError(f"--labels {args.labels} names class {max(labels)}, but the model "
+                         f"has {outputs} outputs (classes 0 to {outputs - 1})")
     top = [{"rank": k + 1, "index": int(s >= 0) if signs else i, "score": s,
             "label": labels[int(s >= 0)] if signs else labels.get(i, f"class {i}")}
            for k, (i, s) in enumerate(ranked)]
