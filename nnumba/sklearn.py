@@ -384,7 +384,7 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
         self.coef_ = np.array([r.w for r in runs])
         self.intercept_ = np.array([r.b for r in runs])
         self.converged_ = all(r.converged for r in runs)
-        self.n_iter_ = max(len(r.history) for r in runs)
+        self.n_iter_ = max(r.epochs for r in runs)
         return self
 
     def decision_function(self, X):

@@ -406,7 +406,7 @@ def _run_perceptron(args, data, start):
         return interrupted(args, stop.result, stop.result.to_model, info)
     test_error = result_p.history[-1]["test_error"]
     result = {"model": "perceptron", "dataset": data.name, "trainer": "perceptron",
-              "epochs": len(result_p.history), "converged": result_p.converged,
+              "epochs": result_p.epochs, "converged": result_p.converged,
               "updates": result_p.updates, "train_loss": result_p.history[-1]["train_error"],
               "train_error": result_p.history[-1]["train_error"], "test_error": test_error,
               "test_accuracy": 1 - test_error, "seconds": time.perf_counter() - start,

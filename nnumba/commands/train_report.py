@@ -31,7 +31,7 @@ def interrupted(args, trainer, trained, info) -> int:
     weights; they are those of the last complete update (``trainer``: a Trainer, or
     the perceptron's result so far)."""
     perceptron = isinstance(trainer.history, list)
-    epochs = len(trainer.history if perceptron else trainer.history.epochs)
+    epochs = trainer.epochs if perceptron else len(trainer.history.epochs)
     where = (f"interrupted in epoch {epochs + 1}/{args.epochs}, after "
              f"{trainer.updates} update{'s' * (trainer.updates != 1)}")
     if trainer.updates == 0:

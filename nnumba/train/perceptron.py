@@ -3,7 +3,9 @@
     w = 0; for each epoch, for each n in order: if y_n (w . x_n) <= 0: w += y_n x_n;
     stop after an epoch without change, or after max_epochs.
 
-The bias is one more weight on a constant input feature equal to 1.
+The bias is one more weight on a constant input feature equal to 1.  The table of
+epochs (``PerceptronResult.history``) keeps at most ``HISTORY_ROWS`` rows, however
+many epochs run: see :class:`PerceptronHistory`.
 """
 from __future__ import annotations
 
@@ -17,13 +19,52 @@ from ..kernels.cpu.perceptron import perceptron_epoch, sign_errors
 from ..layers.validation import integer, takes, unmasked
 
 
+#: the most rows a PerceptronHistory keeps (each a dict of ~400 bytes: ~4 MB at most)
+HISTORY_ROWS = 10_000
+
+
+class PerceptronHistory(list):
+    """The table's rows (dicts: epoch, nb_changes, train_error, test_error), one per
+    epoch up to ``HISTORY_ROWS`` epochs. A longer run keeps memory bounded by thinning
+    it out: the rows kept are those of every ``stride``-th epoch (the stride doubles
+    each time the rows would exceed the limit), from epoch 0, and always the last
+    epoch's row; each row names its epoch.  ``epochs`` counts every epoch run, and
+    equals ``len(history)`` until the thinning starts. A list, so it goes into JSON."""
+
+    def __init__(self, rows=(), *, limit: int | None = None):
+        super().__init__()
+        limit = HISTORY_ROWS if limit is None else limit
+        self.limit, self.stride, self.epochs = max(int(limit), 2), 1, 0
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: dict):
+        """Record the row of the next epoch (``row["epoch"]``)."""
+        if self and self[-1]["epoch"] % self.stride:  # the last epoch's, kept till now
+            self.pop()
+        self.append(row)
+        self.epochs += 1
+        if len(self) > self.limit:  # every other row of the stride goes: half as many
+            self.stride *= 2
+            self[:] = [r for r in self if r["epoch"] % self.stride == 0 or r is row]
+
+
 @dataclass
 class PerceptronResult:
     w: np.ndarray           # (D,) weights of the raw features
     b: float                # bias (the weight of the constant feature)
     converged: bool         # an epoch went by without a change
     updates: int            # total number of updates k
-    history: list = field(default_factory=list)  # per epoch: epoch, nb_changes, train_error, test_error
+    history: PerceptronHistory = field(default_factory=PerceptronHistory)  # the table
+
+    def __post_init__(self):
+        if not isinstance(self.history, PerceptronHistory):  # a list of rows given
+            self.history = PerceptronHistory(self.history)
+
+    @property
+    def epochs(self) -> int:
+        """The epochs run (the history keeps at most HISTORY_ROWS of their rows)."""
+        return self.history.epochs
 
     def decision(self, x) -> np.ndarray:
         """w . x + b, one per sample of ``x`` (N, ...): none for N = 0."""
@@ -45,7 +86,8 @@ class PerceptronResult:
         return np.where(self.decision(x) >= 0, 1, -1)
 
     def table(self) -> str:
-        """The lecture's table: epoch, nb_changes, train_error, test_error."""
+        """The lecture's table: epoch, nb_changes, train_error, test_error (the rows
+        the history kept: every epoch's up to HISTORY_ROWS epochs)."""
         lines = []
         for row in self.history:
             test = row["test_error"]
@@ -161,7 +203,7 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
                              f"training inputs {xs.shape[1] - 1}")
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
     w = np.zeros(xs.shape[1])
-    history, updates, converged = [], 0, False
+    history, updates, converged = PerceptronHistory(), 0, False
     try:
         for epoch in range(max_epochs):
             _check_range(w, top, len(xs), epoch)
@@ -172,7 +214,7 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
             row = {"epoch": epoch, "nb_changes": int(changes),
                    "train_error": float(errors[0]) / n_train,
                    "test_error": float(errors[1]) / n_test if test is not None else None}
-            history.append(row)
+            history.add(row)
             if callback is not None:
                 callback(row)
             if changes == 0:
