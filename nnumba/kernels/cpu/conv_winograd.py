@@ -128,7 +128,7 @@ def _input_tiles(c, xq, bt, tiles_w, v):
     split into even and odd: per row of tiles, B^T d down the columns (a rows of
     the padded width, into s), then along the rows, where the tiles' k-th columns
     (2 tw + k) are one run of s from column k // 2 of phase k % 2 on.  Only B^T's
-    nonzero terms are summed (at least one a row)."""
+    nonzero terms are summed (every row of B^T has one)."""
     _, Hp, _, Wq, N = xq.shape
     a, run, wide = bt.shape[0], 2 * Wq * N, tiles_w * N
     xc = xq[c].reshape(Hp, run)
