@@ -445,5 +445,6 @@ def load_model(path):
         hint = "; its layers came from " + ", ".join(
             f"{d} ({t})" for t, d in sorted(dists.items()))[:500] \
             if isinstance(dists, dict) and dists else ""
-        raise WeightsError(f"{path}: cannot rebuild the stored model: {exc}{hint}") from None
+        raise WeightsError(f"{path}: cannot rebuild the stored model: "
+                           f"{str(exc).rstrip('.') if hint else exc}{hint}") from None
     return load_weights(model, path)

@@ -246,7 +246,8 @@ class CrossEntropy(Loss):
 
 
 class MSE(Loss):
-    """Squared error: per sample ||y_hat - y||^2; ``mean`` divides by N*K as PyTorch does."""
+    """Squared error: per sample ||y_hat - y||^2 with ``sum``; with ``mean`` its mean
+    over the K outputs, so that the batch's loss divides by N*K as PyTorch's does."""
 
     examples = [({}, (4, 3), "values"), ({"reduction": "sum"}, (3, 2, 2), "values")]
 

@@ -299,7 +299,14 @@ class Registry:
             return table.qualified[name]
         if name in table.clashes:
             raise RegistryError(table.clashes[name])
-        message = unknown_name_message(kind, name, [n for n, _ in self.all_entries(kind)])
+        plugin, _, bare = name.partition(":")
+        if bare and not any(q.startswith(plugin + ":") for q in table.qualified):
+            # not "did you mean" another plugin's layer of that name: its arguments differ
+            message = (f"unknown {kind} {name!r}: no plugin {plugin!r} is loaded; install "
+                       f"the distribution that registers it (`nnumba plugins` lists what is "
+                       f"loaded)")
+        else:
+            message = unknown_name_message(kind, name, [n for n, _ in self.all_entries(kind)])
         failed = sorted({f.plugin for f in self.failures})
         if failed:  # the name may be what a failed plugin or hook would have given
             message += (f" (plugin {', '.join(map(repr, failed))} failed in part or whole: "
