@@ -244,13 +244,37 @@ def report_lines() -> list[str]:
             f"{__import__('numba').__version__}, numpy {np.__version__}, "
             f"{datetime.date.today().isoformat()}")
     lines = [f"Medians of interleaved rounds (nnumba, peer, nnumba, ...); every peer in a "
-             f"fresh process of its own. {head}.", "",
+             f"fresh process of its own. {head}. {_split_speedup()}", "",
              "| job | timed | against | ratio | note |", "| --- | --- | --- | --- | --- |"]
     for row in _rows:
         lines.append(f"| {row['group']} | {row['ours_name']} {_seconds(row['ours'])} | "
                      f"{row['peer']} {_seconds(row['peer_median'])} | {row['ratio']:.2f}× | "
                      f"{row.get('note', '')} |")
     return lines
+
+
+def _split_speedup() -> str:
+    """How much faster nnumba's GEMM ran split over the threads than on one, in this
+    process (a conv layer's shape).  On the development VMs about one process in
+    five ran it no faster than one thread, all its life long, whatever the threading
+    layer: every nnumba time of such a run is slower (docs/performance.md)."""
+    if threads() < 2 or blas.address(np.float32) is None:
+        return ""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((192, 1601), np.float32), rng.random((1601, 729), np.float32)
+    c = np.empty((192, 729), np.float32)
+
+    def best(parts):
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            blas._gemm_split(blas.address(np.float32), a, 111, b, 111, c, 0.0, parts, False)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+    ratio = best(1) / best(threads())
+    return (f"nnumba's GEMM split over {threads()} threads ran {ratio:.2f}× as fast as on "
+            f"one in this process" + (" (a slow draw of the machine)" if ratio < 1.3 else "")
+            + ".")
 
 
 def pytest_terminal_summary(terminalreporter, config):
