@@ -255,8 +255,8 @@ def report_lines() -> list[str]:
 
 def _split_speedup() -> str:
     """How much faster nnumba's GEMM ran split over the threads than on one, in this
-    process (a conv layer's shape).  On the development VMs about one process in
-    five ran it no faster than one thread, all its life long, whatever the threading
+    process (a conv layer's shape).  On the development VM about one process in
+    seven ran it no faster than one thread, all its life long, whatever the threading
     layer: every nnumba time of such a run is slower (docs/performance.md)."""
     if threads() < 2 or blas.address(np.float32) is None:
         return ""
