@@ -10,7 +10,6 @@ import pytest
 from nnumba import train_perceptron
 from nnumba.cli import main
 from nnumba.errors import SpecError
-from nnumba.io import stored_info
 from nnumba.models.mlp import mlp
 from nnumba.train import perceptron as perceptron_module
 
