@@ -10,34 +10,7 @@ from nnumba import testing
 from nnumba.layers import Linear, ReLU
 from nnumba.losses import MSE
 from nnumba.testing import ConformanceError
-
-
-class _Scale(nnumba.Layer):
-    """y = a * x with one trainable factor a; a correct layer the slips below alter."""
-    examples = [({}, (3, 4))]
-
-    def __init__(self):
-        super().__init__()
-        self.a = self.add_param("a", (1,))
-
-    def reset_parameters(self, rng):
-        self.a.value[...] = 1 + 0.1 * rng.standard_normal(1)
-
-    def _forward(self, x):
-        self._x = x
-        y = self._buffer("y", x.shape)
-        np.multiply(x, self.a.value[0], out=y)
-        return y
-
-    def _backward(self, dl_dy):
-        self.a.grad[0] += np.sum(dl_dy * self._x)
-        dx = self._buffer("dx", dl_dy.shape)
-        np.multiply(dl_dy, self.a.value[0], out=dx)
-        return dx
-
-
-def _variant(name, **methods):
-    return type(name, (_Scale,), {"examples": _Scale.examples, **methods})
+from scale_layer import _Scale, _variant
 
 
 def _all_nan(self, x):
