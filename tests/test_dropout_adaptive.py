@@ -92,7 +92,7 @@ def test_adaptive_avg_matches_numpy(in_hw, out):
     np.testing.assert_allclose(layer.forward(x), numpy_adaptive_avg(x, *out_hw), rtol=1e-12)
 
 
-@pytest.mark.parametrize("in_hw,out", [((13, 13), 6), ((7, 5), (3, 2)), ((3, 2), (5, 4))])
+@pytest.mark.parametrize("in_hw,out", [((13, 13), 6), ((7, 5), (3, 2)), ((3, 2), (5, 4)), ((6, 6), 6)])
 def test_adaptive_avg_matches_pytorch_forward_and_backward(in_hw, out):
     torch = pytest.importorskip("torch")
     x = rng.normal(size=(2, 3) + in_hw)
