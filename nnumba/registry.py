@@ -300,11 +300,15 @@ class Registry:
         if name in table.clashes:
             raise RegistryError(table.clashes[name])
         plugin, _, bare = name.partition(":")
-        if bare and not any(q.startswith(plugin + ":") for q in table.qualified):
-            # not "did you mean" another plugin's layer of that name: its arguments differ
-            message = (f"unknown {kind} {name!r}: no plugin {plugin!r} is loaded; install "
-                       f"the distribution that registers it (`nnumba plugins` lists what is "
-                       f"loaded)")
+        if plugin and bare and not any(q.startswith(plugin + ":") for q in table.qualified):
+            # not "did you mean" another plugin's entry of that name: its arguments differ
+            same = sorted(q for q in table.qualified if q.endswith(":" + bare))
+            also = f"; {bare!r} is registered as {' and '.join(map(repr, same))}, another " \
+                f"{kind} whose arguments may differ" if same else ""
+            message = (f"unknown {kind} {name!r}: nothing loaded registers under {plugin!r} "
+                       f"(a plugin's entry-point name, or a built-in's module): install the "
+                       f"distribution that registers it{also} (`nnumba plugins` lists what "
+                       f"is loaded)")
         else:
             message = unknown_name_message(kind, name, [n for n, _ in self.all_entries(kind)])
         failed = sorted({f.plugin for f in self.failures})

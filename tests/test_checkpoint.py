@@ -182,7 +182,7 @@ def test_a_stored_momentum_buffer_of_another_size_is_refused_by_resume(tmp_path)
     trainer.fit(data.x_train[:20], data.y_train[:20], epochs=1)
     path = _edited(io.save(model, tmp_path / "m.npz", training=trainer),
                    lambda m, a: a.update(__nnumba_velocity__=np.zeros(3, np.float32)))
-    with pytest.raises(nnumba.SpecError, match="momentum buffer has 3 values, the model 7850"):
+    with pytest.raises(nnumba.SpecError, match=r"momentum buffer has 3 values of shape \(3,\), the model 7850"):
         SGDTrainer(io.load_model(path), CrossEntropy()).resume(stored_training(path))
 
 

@@ -17,8 +17,17 @@ def test_a_qualified_name_of_a_plugin_not_loaded_says_so_without_a_wrong_hint():
     # it said "did you mean 'LeakyReLU'?": another distribution's class, other arguments
     with pytest.raises(RegistryError) as err:
         get_registry().entry("layer", "p12:LeakyReLU")
-    assert "no plugin 'p12' is loaded" in str(err.value)
+    assert "nothing loaded registers under 'p12'" in str(err.value)
     assert "did you mean" not in str(err.value)
+
+
+def test_a_qualified_name_with_a_distribution_or_package_prefix_names_the_real_one():
+    # nnumba:ReLU was told to install a distribution; the built-in is reachable by its
+    # module's name
+    with pytest.raises(RegistryError) as err:
+        get_registry().entry("layer", "nnumba:ReLU")
+    assert "'ReLU' is registered as 'nnumba.layers.activation:ReLU'" in str(err.value)
+    assert get_registry().entry("layer", "nnumba.layers.activation:ReLU").name == "ReLU"
 
 
 def test_a_model_loaded_without_its_plugin_has_no_stray_punctuation(tmp_path):

@@ -281,6 +281,8 @@ def run(args):
     # background of a digit from 0 to ~0.3 (an MNIST MLP: 91 % -> 83 % on its test set)
     lecture = args.normalise == "lecture" or (args.normalise is None and not stored["saved"])
     x = normalise(pixels) if lecture else pixels
+    if hasattr(model.layers[0], "in_features"):  # a Linear first, no Flatten: flat pixels
+        x = x.reshape(len(x), -1)
     try:
         ranked = classify(model, x, args.top)
     except NonFiniteError as exc:  # finite weights, yet too large: they overflow
@@ -296,7 +298,8 @@ def run(args):
                            f"match the model's {outputs} outputs; give --labels")
     if args.labels and not signs and max(labels, default=-1) >= outputs:  # another model's?
         raise ValueError(f"--labels {args.labels} names class {max(labels)}, but the model "
-                         f"has {outputs} outputs (classes 0 to {outputs - 1})")
+                         + (f"has {outputs} outputs (classes 0 to {outputs - 1})" if outputs > 1
+                            else "has one output, whose sign chooses between classes 0 and 1"))
     top = [{"rank": k + 1, "index": int(s >= 0) if signs else i, "score": s,
             "label": labels[int(s >= 0)] if signs else labels.get(i, f"class {i}")}
            for k, (i, s) in enumerate(ranked)]

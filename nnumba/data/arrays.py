@@ -231,7 +231,7 @@ def _names(path, name, y) -> np.ndarray:
     blank = np.flatnonzero(np.char.strip(y) == "")
     if len(blank):
         raise DataFileError(f"{path}: {name} holds an empty class name "
-                            f"({y[blank[0]]!r}, sample {blank[0]}); name every class")
+                            f"({str(y[blank[0]])!r}, sample {blank[0]}); name every class")
     return y
 
 
@@ -291,8 +291,9 @@ def _read_csv(path, label_column):
     except OSError as exc:  # no permission, ...: one line naming the file
         raise DataFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except csv.Error as exc:
-        raise DataFileError(f"{path}: line {start}: not a readable CSV row ({exc}; a quote "
-                            "left open?)") from None
+        hint = "; a quote left open?" if "end of data" in str(exc) else ""
+        raise DataFileError(f"{path}: line {start}: not a readable CSV row "
+                            f"({exc}{hint})") from None
     if not rows:
         raise DataFileError(f"{path}: the file holds no rows")
     width = len(rows[0])

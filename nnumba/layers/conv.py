@@ -77,11 +77,13 @@ class _ConvNd(Layer):
         (kh, kw), (sh, _), (ph, pw) = self.kernel, self.stride, self.padding
         Ho, Wo = (out_size(*a) for a in zip((H, W), self.kernel, self.stride, self.padding))
         D, tiles = self.out_channels, N * ((Ho + 1) // 2) * ((Wo + 1) // 2)
-        # Winograd's (3 x 3 or 5 x 5, stride 1): (k + 1)^2 transformed tiles a channel
+        # Winograd's (3 x 3 or 5 x 5, stride 1): (k + 1)^2 transformed tiles a channel,
+        # beside the input twice (batch-inner, padded) and the output batch-inner
         tile = (kh + 1) ** 2 if kh == kw and kh in (3, 5) and sh == 1 else 0
         elements = max(N * C * (H + 2 * ph) * (W + 2 * pw), N * C * kh * kw * Ho * Wo,
                        C * kw * ((Ho - 1) * sh + kh) * Wo,
-                       tile * (tiles * (C + D) + C * D))
+                       tile * (tiles * (C + D) + C * D) + bool(tile) * N * (
+                           C * H * W + C * (Ho + kh + 1) * (Wo + kw + 1) + D * Ho * Wo))
         check_memory(f"{self.label}'s scratch arrays for input {x4_shape}",
                      elements * self.dtype.itemsize)
         self._workspace_ok = (x4_shape, self.dtype)

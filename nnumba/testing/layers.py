@@ -59,7 +59,15 @@ def numeric_gradient(f, array, eps):
     return numeric
 
 
+def _finite_gradient(owner, what, grad):
+    """Checked before a comparison, where NaN would equal nothing."""
+    if not np.isfinite(grad).all():
+        _fail(owner, f"{what} holds NaN or inf for a finite input and upstream gradient, at "
+                     f"{tuple(int(i) for i in np.argwhere(~np.isfinite(grad))[0])}")
+
+
 def _compare(owner, name, analytic, numeric, rtol, atol):
+    _finite_gradient(owner, f"the gradient for {name}", analytic)
     if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
         worst = _worst(analytic, numeric)
         hint = ("; the output does not depend on it: read it as param.value at every call, "
@@ -154,6 +162,7 @@ def check_float32(layer, x, rng, rtol=1e-3):
             want[f"the gradient for {name}"] = p.grad
             got[f"the gradient for {name}"] = l32.params()[name].grad
     for what, ref in want.items():
+        _finite_gradient(layer, what, ref)
         a = np.asarray(got[what], np.float64)
         if a.shape != ref.shape or not np.allclose(
                 a, ref, rtol=rtol, atol=rtol * max(1.0, float(np.abs(ref).max(initial=0)))):

@@ -326,24 +326,35 @@ class Trainer:
                 if stored is None else ""
             raise SpecError(f"{type(self).__name__}.resume takes what nnumba.stored_training"
                             f"(path) returns, got {show(stored)}{hint}")
-        velocity, model = stored["velocity"], self.model
+        name, velocity, model = f"{type(self).__name__}.resume", stored["velocity"], self.model
+        n = model.flat_params.size
+        why = None if velocity is None else \
+            f"is {show(velocity)}, not a float array" if not isinstance(
+                velocity, np.ndarray) or velocity.dtype.kind != "f" else \
+            f"has {velocity.size} values of shape {velocity.shape}, the model {n} trainable " \
+            f"parameters" if velocity.shape != (n,) else \
+            "holds NaN or inf" if not np.isfinite(velocity).all() else None
+        if why:
+            raise SpecError(f"{name}: the stored momentum buffer {why}")
+        generators, kept = self._generators(), stored.get("layers", {})
+        if rng:
+            if not isinstance(kept, dict) or sorted(kept) != sorted(str(i) for i, _ in generators):
+                raise SpecError(f"{name}: the stored training kept the generators of layers "
+                                f"{sorted(kept) if isinstance(kept, dict) else show(kept)}, "
+                                f"the model's draw in {[str(i) for i, _ in generators]}")
+            for state in [stored["rng"], *(kept[str(i)] for i, _ in generators)]:
+                try:  # numpy checks a state itself
+                    np.random.default_rng().bit_generator.state = state
+                except (TypeError, ValueError, KeyError, OverflowError) as exc:
+                    raise SpecError(f"{name}: not a generator state ({exc})") from None
+        # everything checked: a refused resume leaves the trainer as it was
         if velocity is not None:
-            if velocity.shape != model.flat_params.shape:
-                raise SpecError(f"{type(self).__name__}.resume: the stored momentum buffer "
-                                f"has {velocity.size} values, the model "
-                                f"{model.flat_params.size} parameters")
             self.optimizer.velocity = model.device.to_device(velocity.astype(model.dtype))
-        generators = self._generators()
         if not rng:  # the batch order of this trainer's seed, and layers' draws from it
             for _, g in generators:
                 g.bit_generator.state = np.random.default_rng(
                     self.rng.integers(2**63)).bit_generator.state
             return
-        kept = stored.get("layers", {})
-        if sorted(kept) != sorted(str(i) for i, _ in generators):
-            raise SpecError(f"{type(self).__name__}.resume: the stored training kept the "
-                            f"generators of layers {sorted(kept) or 'none'}, the model's "
-                            f"draw in {[str(i) for i, _ in generators] or 'none'}")
         self.rng.bit_generator.state = stored["rng"]
         for i, g in generators:
             g.bit_generator.state = kept[str(i)]
