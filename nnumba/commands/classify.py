@@ -176,22 +176,22 @@ def _input_shape(args, model, stored=None):
     named = Path(args.model).suffix not in (".json", ".npz")
     shape = get_model(args.model).input_shape_for() if named else \
         stored if stored is not None and len(stored) == 3 else None
-    channels = shape[0] if shape else getattr(model.layers[0], "in_channels", None)
-    flat = None if shape or channels else _flat_shape(model, args.size)
-    if flat:  # a model that flattens the image first, saved without its input shape
-        shape = flat
-        channels = shape[0]
-    channels = channels or 3
+    size = None
     if args.size:
         try:
-            hw = tuple(int(v) for v in args.size.split(","))
-            hw = hw * 2 if len(hw) == 1 else hw
-            if len(hw) != 2 or min(hw) < 1:
+            size = tuple(int(v) for v in args.size.split(","))
+            size = size * 2 if len(size) == 1 else size
+            if len(size) != 2 or min(size) < 1:
                 raise ValueError
         except ValueError:
             raise ValueError(f"--size must be H,W or N (positive ints), got {args.size!r}") \
                 from None
-        source = f"--size {args.size}"
+    channels = shape[0] if shape else getattr(model.layers[0], "in_channels", None)
+    if not (shape or channels):  # a model that flattens the image, saved without its shape
+        shape = _flat_shape(model, size)
+        channels = shape[0] if shape else 3
+    if size:
+        hw, source = size, f"--size {args.size}"
     else:
         hw = tuple(shape[1:]) if shape else (224, 224)
         source = f"the image size stored in {args.weights}" if shape and not named else \
@@ -205,14 +205,11 @@ def _input_shape(args, model, stored=None):
 
 def _flat_shape(model, size):
     """(C, H, W) of a model that flattens its input (Flatten, then a Linear): its
-    Linear's inputs as 1 or 3 channels of a square image, or of --size H,W where
-    given (784: 1 x 28 x 28); None where they do not divide so."""
+    Linear's inputs as 1 or 3 channels of a square image, or of ``size`` (H, W)
+    where given (784: 1 x 28 x 28); None where they do not divide so."""
     width = next((layer.in_features for layer in model.layers
                   if hasattr(layer, "in_features")), None)
-    try:
-        h, w = (tuple(int(v) for v in size.split(",")) * 2)[:2] if size else (None, None)
-    except ValueError:
-        return None  # --size's own check says what is wrong
+    h, w = size or (None, None)
     for c in (1, 3) if width else ():
         side = h or round((width / c) ** 0.5)
         if width == c * side * (w or side):

@@ -31,10 +31,9 @@ class PerceptronHistory(list):
     epoch's row; each row names its epoch.  ``epochs`` counts every epoch run, and
     equals ``len(history)`` until the thinning starts. A list, so it goes into JSON."""
 
-    def __init__(self, rows=(), *, limit: int | None = None):
+    def __init__(self, rows=()):
         super().__init__()
-        limit = HISTORY_ROWS if limit is None else limit
-        self.limit, self.stride, self.epochs = max(int(limit), 2), 1, 0
+        self.limit, self.stride, self.epochs = max(HISTORY_ROWS, 2), 1, 0
         for row in rows:
             self.add(row)
 

@@ -10,6 +10,7 @@ from numba import njit, prange
 
 from .. import formulas
 from ..cache_stamp import stamp
+from .layout import _copy_run
 
 # No fastmath: the formulas scale each value before summing (no overflow near the
 # dtype's maximum), which LLVM could otherwise factor back out of the sum.
@@ -20,19 +21,12 @@ _avg_grad = njit(inline="always")(formulas.adaptive_avg_grad)
 
 
 @njit(**_OPTS)
-def _copy(src, dst):
-    """dst = src (flat): the mean of a one-pixel bin is the pixel, as the formula gives
-    it (times 1, plus 0), in one pass instead of a loop over bins."""
-    for k in prange(src.size):
-        dst[k] = src[k]
-
-
-@njit(**_OPTS)
 def adaptive_avgpool2d_forward(x, y):
     """y (N, C, Ho, Wo) = the mean of each bin of x (N, C, H, W)."""
     N, C, Ho, Wo = y.shape
-    if Ho == x.shape[2] and Wo == x.shape[3]:  # bins of one pixel (AlexNet's 6 x 6)
-        _copy(x.reshape(x.size), y.reshape(y.size))
+    if Ho == x.shape[2] and Wo == x.shape[3]:
+        # one-pixel bins (AlexNet's 6 x 6): each mean is its pixel, as the formula gives it
+        _copy_run(y.reshape(y.size), x.reshape(x.size), x.size)
         return
     for plane in prange(N * C):
         n, c = plane // C, plane % C
@@ -45,8 +39,8 @@ def adaptive_avgpool2d_forward(x, y):
 def adaptive_avgpool2d_backward(dl_dy, dl_dx):
     """dl_dx (N, C, H, W) = each output's gradient spread evenly over its bin (written fully)."""
     N, C, H, W = dl_dx.shape
-    if H == dl_dy.shape[2] and W == dl_dy.shape[3]:  # bins of one pixel
-        _copy(dl_dy.reshape(dl_dy.size), dl_dx.reshape(dl_dx.size))
+    if H == dl_dy.shape[2] and W == dl_dy.shape[3]:  # one-pixel bins
+        _copy_run(dl_dx.reshape(dl_dx.size), dl_dy.reshape(dl_dy.size), dl_dy.size)
         return
     for plane in prange(N * C):
         n, c = plane // C, plane % C
