@@ -25,7 +25,8 @@ from .layers.validation import show
 def stored_training(path) -> dict | None:
     """The training saved in ``path`` with its model (None where none was): the
     settings ("trainer", "loss", "lr", "momentum", "weight_decay", "batch_size"),
-    "rng" (a numpy bit generator state), "layers" ({layer index: the state of its
+    "loss_options" (the loss's config(), to build it again: ``get_loss(stored["loss"])
+    (**stored["loss_options"])``), "rng" (a numpy bit generator state), "layers" ({layer index: the state of its
     generator}, Dropout's) and "velocity" (an array or None), each
     checked: WeightsError naming the file where one is malformed."""
     meta, _ = _read(path, spec_only=True)  # (the weights are not read here)
@@ -55,7 +56,11 @@ def stored_training(path) -> dict | None:
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise WeightsError(f"{path}: stored training: not a generator state ({exc})") \
                 from None
-    return {**out, "layers": layers}
+    options = found.get("loss_options", {})  # (files saved before 2026-12-04 keep none)
+    if not isinstance(options, dict):
+        raise WeightsError(f"{path}: stored training: loss_options is {show(options)}, not "
+                           f"{{option: value}}")
+    return {**out, "layers": layers, "loss_options": options}
 
 
 def _number(value) -> bool:

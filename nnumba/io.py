@@ -23,7 +23,7 @@ from .jsonfile import parse_json
 from .layers.validation import show
 from .npz import check_npz_memory, npz_headers
 from .paths import user_path
-from .registry_names import unfound
+from .registry_names import came_from, recorded_layers, unfound
 
 _SPEC_KEY = "__nnumba_spec__"
 #: SGD's momentum buffer, flat, where the file keeps the training (nnumba.checkpoint)
@@ -347,7 +347,6 @@ def stored_spec(path) -> tuple[list, str]:
 def _spec_as_saved(meta) -> list:
     """The stored spec, its plugin layers resolved to the distributions that gave
     them at save time (another plugin may claim their names since)."""
-    from .registry_names import recorded_layers
     spec, dists = meta["spec"], meta.get("distributions")
     return recorded_layers(spec, dists) if isinstance(spec, list) and isinstance(dists, dict) \
         else spec
@@ -428,8 +427,13 @@ def stored_info(path) -> dict:
 
 def load_model(path):
     """Rebuild the model saved in ``path`` (its layers must be registered) with its weights."""
+    return load_weights(rebuild(path), path)
+
+
+def rebuild(path, seed=None):
+    """The model saved in ``path``, freshly initialised (its weights are not read)."""
     from .model import Sequential
-    meta, _ = _read(path)
+    meta, _ = _read(path, spec_only=True)
     missing = meta.get("unregistered")
     if isinstance(missing, dict) and missing:  # its spec would build another class, or none
         index, cls = next(iter(missing.items()))
@@ -437,14 +441,10 @@ def load_model(path):
                            f"registers: register it (nnumba.register_plugin) to load the "
                            f"model, or build it in code and use nnumba.load_weights")
     try:
-        model = Sequential.from_spec(_spec_as_saved(meta)).astype(meta["dtype"])
+        return Sequential.from_spec(_spec_as_saved(meta), seed=seed).astype(meta["dtype"])
     except TooLargeError as exc:  # a fine file, maybe, for a machine with more memory
         raise TooLargeError(f"{path}: cannot rebuild the stored model: {exc}") from None
     except (NnumbaError, ValueError, TypeError) as exc:
-        dists = meta.get("distributions")
-        hint = "; its layers came from " + ", ".join(
-            f"{d} ({t})" for t, d in sorted(dists.items()))[:500] \
-            if isinstance(dists, dict) and dists else ""
+        hint = came_from(meta.get("distributions"))
         raise WeightsError(f"{path}: cannot rebuild the stored model: "
                            f"{str(exc).rstrip('.') if hint else exc}{hint}") from None
-    return load_weights(model, path)

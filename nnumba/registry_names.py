@@ -41,6 +41,15 @@ def recorded_layers(spec: list, distributions: dict) -> list:
     return out
 
 
+def came_from(distributions) -> str:
+    """"; its layers came from DIST VERSION (Layer), ..." for a saved file's record of
+    its plugin layers, to say what to install ("" where it records none)."""
+    if not isinstance(distributions, dict) or not distributions:
+        return ""
+    return "; its layers came from " + ", ".join(
+        f"{d} ({t})" for t, d in sorted(distributions.items(), key=str))[:500]
+
+
 def unfound(model, spec: list) -> dict:
     """{layer index: "module.qualname"} of ``model``'s layers whose ``spec`` item finds
     another class or none: an unregistered class (a subclass keeping a built-in's

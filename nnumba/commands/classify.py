@@ -223,11 +223,10 @@ def _build(args):
     if Path(args.model).suffix in (".json", ".npz"):
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")
-        if Path(args.model).suffix == ".npz":  # a saved model: its spec (its --weights below)
-            from ..io import stored_spec
-            spec = stored_spec(args.model)[0]
-        else:
-            spec = read_json(args.model, "model spec")  # names the file itself
+        if Path(args.model).suffix == ".npz":  # a saved model: its layers (--weights below)
+            from ..io import rebuild
+            return rebuild(args.model, seed=0)
+        spec = read_json(args.model, "model spec")  # names the file itself
         try:  # from_spec, not build: a file holding "alexnet" is no spec
             return nnumba.Sequential.from_spec(spec, seed=0)
         except (NnumbaError, TypeError, ValueError) as exc:  # the error names the file too

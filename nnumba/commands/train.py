@@ -12,7 +12,7 @@ from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, tr
 from ..registry import get_loss, get_registry
 from . import model_options
 from .train_report import epoch_line, finish, interrupted, is_root, perceptron_line
-from .train_saved import as_saved_classes, load_saved, resume, saved_settings
+from .train_saved import as_saved_classes, build_loss, load_saved, resume, saved_settings
 
 
 def add_parser(sub):
@@ -351,7 +351,7 @@ def _one_line(exc) -> str:
 def _run_gradient(args, data, start):
     from ..train import TRAINERS
     model, data = _build_model(args, data)
-    loss = get_loss(args.loss)()
+    loss = build_loss(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     extra = {}
     if args.comm is not None:

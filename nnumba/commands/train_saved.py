@@ -31,6 +31,29 @@ def saved_settings(args) -> dict:
     return {} if training is None else {key: training[key] for key in SETTINGS}
 
 
+def loss_options(args) -> dict:
+    """The saved run's loss options, where this run trains with that same loss ({} else:
+    a loss named on the command line otherwise takes its defaults)."""
+    training = args.saved[2] if getattr(args, "saved", None) else None
+    return training["loss_options"] if training and training["loss"] == args.loss else {}
+
+
+def build_loss(args):
+    """The loss to train with: --loss (or the saved run's), with the saved run's options
+    where it is that run's loss."""
+    from ..errors import NnumbaError
+    from ..registry import get_loss
+    options = loss_options(args)
+    try:
+        return get_loss(args.loss)(**options)
+    except (TypeError, NnumbaError) as exc:
+        if not options:
+            raise
+        why = " ".join(str(exc).split())[:300]
+        raise ValueError(f"{args.model}'s last run trained with {args.loss} {options}, which "
+                         f"does not build that loss now: {why}") from None
+
+
 def resume(args, trainer, say):
     """Give ``trainer`` the saved run's momentum buffer and, unless --seed was given,
     its batch order; ``say`` tells what came from the file."""
@@ -38,10 +61,18 @@ def resume(args, trainer, say):
     if training is None:
         return
     trainer.resume(training, rng=args.same_order)
-    kept = (["momentum buffer"] if training["velocity"] is not None else []) + \
+    own = loss_options(args)  # said where they are not the loss's defaults
+    try:
+        defaults = type(trainer.loss)().config() if own else {}
+    except (TypeError, ValueError, ArithmeticError, LookupError):  # it has no defaults
+        defaults = {}
+    options = ", ".join(f"{k}={v!r}" for k, v in own.items() if defaults.get(k) != v)
+    kept = ([f"loss's options ({options})"] if options else []) + \
+        (["momentum buffer"] if training["velocity"] is not None else []) + \
         (["batch order"] if args.same_order else [])
     if kept:
-        say(args, f"from {args.model}: its {' and '.join(kept)}, to go on as one run")
+        say(args, f"from {args.model}: its {', '.join(kept[:-1]) + ' and ' * (len(kept) > 1)}"
+                  f"{kept[-1]}, to go on as one run")
 
 
 def as_saved_classes(args, data, kind: str, say):

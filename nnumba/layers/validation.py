@@ -184,13 +184,15 @@ def float_dtype(owner: str, dtype) -> np.dtype:
 
 def integer(owner: str, name: str, value, minimum: int = 1, maximum: int | None = MAX_SIZE) -> int:
     """``value`` as an int in [minimum, maximum]; floats (784.9, and 784.0 too), bools,
-    None and strings are refused rather than rounded. An int past ``maximum`` (None:
-    no limit, e.g. for seeds) is a TooLargeError: no array can have that size."""
+    None and strings are refused rather than rounded. Past the default maximum it is a
+    TooLargeError (no array can have that size); past a caller's own (None: no
+    limit, e.g. for seeds), a SpecError naming the range."""
+    wanted = f">= {minimum}" if maximum in (None, MAX_SIZE) else f"in [{minimum}, {maximum}]"
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise SpecError(f"{owner}: {name} must be an integer >= {minimum}, got {show(value)} "
+        raise SpecError(f"{owner}: {name} must be an integer {wanted}, got {show(value)} "
                         f"({type(value).__name__})")
-    if value < minimum:
-        raise SpecError(f"{owner}: {name} must be an integer >= {minimum}, got {show(value)}")
+    if value < minimum or (maximum not in (None, MAX_SIZE) and value > maximum):
+        raise SpecError(f"{owner}: {name} must be an integer {wanted}, got {show(value)}")
     if maximum is not None and value > maximum:
         raise TooLargeError(f"{owner}: {name} is {show(value)}, more than any array can hold "
                             f"(at most {maximum:,})")

@@ -4,6 +4,7 @@ history, and the hooks through which a data-parallel trainer
 from __future__ import annotations
 
 import functools
+import json
 import math
 import sys
 import time
@@ -15,10 +16,27 @@ from ..errors import (DTypeError, LabelError, NnumbaError, NonFiniteError, SaveE
                       SpecError)
 from ..layers.validation import (check_not_fitting, dtype_text, flag, hold_for_fit, integer,
                                 non_finite, release_after_fit, show, takes, unmasked)
+from ..jsonfile import jsonable
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .metrics import evaluate
 from .progress import Progress
+
+
+def _options(loss) -> dict:
+    """The loss's config() as a JSON file holds it: a resumed run rebuilds the same
+    loss from it (FocalLoss's gamma, a sum reduction), not one with the defaults."""
+    options = loss.config()
+    try:
+        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+            raise TypeError("not a dict of option names")
+        options = {k: jsonable(v) for k, v in options.items()}
+        json.dumps(options, allow_nan=False)
+    except (TypeError, ValueError):
+        raise SaveError(f"save: training= keeps the loss's options, and "
+                        f"{type(loss).__name__}.config() gave {show(options)}, which a JSON "
+                        f"file cannot hold") from None
+    return options
 
 
 class TrainingDiverged(NnumbaError, FloatingPointError):
@@ -307,7 +325,8 @@ class Trainer:
                             f"{type(self.loss).__name__}")
         velocity = self.optimizer.velocity
         layers = {str(i): g.bit_generator.state for i, g in self._generators()}
-        return ({"trainer": self.kind, "loss": loss, **self.optimizer.config(),
+        return ({"trainer": self.kind, "loss": loss, "loss_options": _options(self.loss),
+                 **self.optimizer.config(),
                  "batch_size": self.batch_size, "rng": self.rng.bit_generator.state,
                  "layers": layers},
                 None if velocity is None else np.array(self.model.device.to_host(velocity)))
