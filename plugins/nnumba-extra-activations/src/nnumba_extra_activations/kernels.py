@@ -3,6 +3,10 @@ import numpy as np
 from numba import njit, prange
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
+# Softplus without fastmath: with it LLVM computes the vectorised body's division and
+# exponential by approximations the loop's scalar remainder does not use, so an
+# element's value depended on its position in the array (1 ulp in float32).
+_EXACT = dict(parallel=True, cache=True)
 
 
 @njit(**_OPTS)
@@ -17,14 +21,14 @@ def leaky_relu_backward(x, slope, dl_dy, dl_dx):
         dl_dx[i] = dl_dy[i] if x[i] > 0 else slope * dl_dy[i]
 
 
-@njit(**_OPTS)
+@njit(**_EXACT)
 def softplus_forward(x, y):
     # log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}): no overflow for large |x|.
     for i in prange(x.size):
         y[i] = max(x[i], x.dtype.type(0)) + np.log1p(np.exp(-abs(x[i])))
 
 
-@njit(**_OPTS)
+@njit(**_EXACT)
 def softplus_backward(x, dl_dy, dl_dx):
     one = x.dtype.type(1)
     for i in prange(x.size):
