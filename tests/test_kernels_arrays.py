@@ -32,3 +32,27 @@ def test_gather_rows_matches_fancy_indexing(rows, features, dtype):
     dst = np.full((rows, features), -1, dtype)
     assert cpu.gather_rows(src, idx, dst) is dst
     np.testing.assert_array_equal(dst, src[idx])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_all_finite_agrees_with_isfinite_on_every_kind_of_value(dtype, layout):
+    """The bit test against numpy's isfinite: NaN of either sign and payload, both
+    infinities, at every position, beside the largest, smallest and negative zero."""
+    info = np.finfo(dtype)
+    edge = np.array([info.max, -info.max, info.tiny, info.tiny / 4, -0.0, 0.0, 1, -1], dtype)
+    base = np.resize(edge, (6, 9))
+    if layout == "F":
+        base = np.asfortranarray(base)
+    elif layout == "strided":
+        base = np.resize(edge, (6, 18))[:, ::2]
+    assert cpu.all_finite(base) is True
+    bits = {np.float16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}[dtype]
+    payload_nan = np.array([np.nan], dtype).view(bits) | bits(1)   # a NaN numpy did not make
+    specials = [np.nan, -np.nan, np.inf, -np.inf, payload_nan.view(dtype)[0],
+                -payload_nan.view(dtype)[0]]
+    for value in specials:
+        for i, j in [(0, 0), (2, 5), (5, 8)]:
+            bad = base.copy(order="K")
+            bad[i, j] = value
+            assert cpu.all_finite(bad) is bool(np.isfinite(bad).all()) is False, (value, i, j)

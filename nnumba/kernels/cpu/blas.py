@@ -275,7 +275,6 @@ def gemm(a, b, out, accumulate=False):
     double = out.dtype == np.float64
     beta = 1.0 if accumulate else 0.0
     m, n = out.shape
-    parts = get_num_threads()
     if n == 1 and m > 1 and ta == _NO_TRANS:   # one output per sample (a regressor's)
         _column(a, b.reshape(-1), out.reshape(-1), beta)
         return out
@@ -285,7 +284,8 @@ def gemm(a, b, out, accumulate=False):
         mat, trans, x = (b, _TRANS if tb == _NO_TRANS else _NO_TRANS, a) if m == 1 \
             else (a, ta, b)
         fn, y = addresses[2 + double], out.reshape(-1)
-        if parts < 2 or max(a.size, b.size) < _SPLIT:
+        # (numba's get_num_threads takes a lock: asked only where it decides)
+        if max(a.size, b.size) < _SPLIT or (parts := get_num_threads()) < 2:
             _vector_block(fn, mat, trans, x, y, beta, 0, 1)
         else:
             _gemv_split(fn, mat, trans, x, y, beta, parts)
@@ -294,7 +294,7 @@ def gemm(a, b, out, accumulate=False):
         few_rows_product(a, b, out, beta)
         return out
     fn = addresses[double]
-    if parts < 2 or m * n * a.size // max(m, 1) < _SPLIT:
+    if m * n * a.size // max(m, 1) < _SPLIT or (parts := get_num_threads()) < 2:
         _gemm_alone(fn, a, ta, b, tb, out, beta)
     else:  # split the longer side of out, so that each block stays a real GEMM
         _gemm_split(fn, a, ta, b, tb, out, beta, parts, m > n)
