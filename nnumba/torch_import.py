@@ -132,11 +132,26 @@ def _sort_key(name, ranks):
     return key + [(-1, {"weight": 0, "bias": 1}.get(leaf, 2), leaf)]
 
 
-def _candidate_orders(names):
+def _orders(groups) -> int:
+    return math.prod(math.factorial(len(children)) for _, children in groups)
+
+
+def _candidate_orders(names, tensors, source):
     groups = list(_named_siblings(names).items())
-    count = math.prod(math.factorial(len(children)) for _, children in groups)
-    if count > _MAX_ORDERS:
-        groups = []  # too many to try: alphabetical order only
+    if _orders(groups) > _MAX_ORDERS:  # too many to try: alphabetical order only, where no two
+        for parent, children in groups:  # siblings could swap (tensors of equal shapes)
+            shapes = {}
+            for child in children:
+                prefix = ".".join((*parent, child)) + "."
+                found = tuple(sorted(tensors[n].shape for n in names if n.startswith(prefix)))
+                if found in shapes:
+                    raise WeightsError(
+                        f"{source}: its modules {shapes[found]!r} and {child!r} hold tensors "
+                        f"of the same shapes, and a safetensors file keeps names sorted, not "
+                        f"the module order, which is then unknown; export to .npz instead, "
+                        f"which keeps it")
+                shapes[found] = child
+        groups = []
     choices = [[(parent, perm) for perm in itertools.permutations(children)]
                for parent, children in groups]
     for combo in itertools.product(*choices):
@@ -206,7 +221,7 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
             raise WeightsError(f"{source}: torch tensor {key!r} is {value.dtype}, not a floating "
                                f"point parameter (buffers such as BatchNorm's counters have "
                                f"no place in a nnumba model)")
-    candidates = [names] if ordered else list(_candidate_orders(names))
+    candidates = [names] if ordered else list(_candidate_orders(names, tensors, source))
     fits = [order for order in candidates if _first_mismatch(order, tensors, targets) is None]
     if len(fits) > 1:
         raise WeightsError(f"{source}: the tensors fit the model in {len(fits)} orders "
@@ -215,8 +230,12 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
     if not fits:
         # Report against the order that fits longest: its first misfit is the real one.
         best = max(candidates, key=lambda o: _first_mismatch(o, tensors, targets))
+        count = 0 if ordered else _orders(_named_siblings(names).items())
+        hint = f"; its named modules could be in {count:,} orders, more than are tried " \
+            f"(a safetensors file keeps names sorted): export to .npz instead, which keeps " \
+            f"the module order" if count > _MAX_ORDERS else ""
         raise WeightsError(_mismatch_message(source, best, tensors, targets,
-                                             _first_mismatch(best, tensors, targets)))
+                                             _first_mismatch(best, tensors, targets)) + hint)
     return [(key, name) for key, (name, _, _) in zip(fits[0], targets)]
 
 

@@ -205,10 +205,11 @@ def avg_window_grad(dy, kh, kw, sh, sw, dx, n, c, r, q):
     """dx[n, c, r, q]: the sum over the windows holding (r, q) of their gradient,
     divided by the window size (a gather)."""
     Ho, Wo = dy.shape[2], dy.shape[3]
-    # windows i with i*sh <= r < i*sh + kh: ceil((r-kh+1)/sh) <= i <= r//sh
-    i_lo = max(0, (r - kh + sh) // sh)
+    # windows i with i*sh <= r < i*sh + kh: ceil((r-kh+1)/sh) <= i <= r//sh, the
+    # ceiling written without r - kh + sh, which wraps past int64 for a stride near 2**63
+    i_lo = 0 if r < kh else (r - kh) // sh + 1
     i_hi = min(Ho - 1, r // sh)
-    j_lo = max(0, (q - kw + sw) // sw)
+    j_lo = 0 if q < kw else (q - kw) // sw + 1
     j_hi = min(Wo - 1, q // sw)
     inv = dx.dtype.type(1) / dx.dtype.type(kh * kw)  # scaled first, as in adaptive_avg
     s = dx.dtype.type(0)
