@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
 import zipfile
 import zlib
-from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
 
+from .atomic_file import temporary, write_whole
 from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, SaveError,
                      TooLargeError, WeightsError)
 from .jsonfile import parse_json
-from .layers.validation import show
+from .layers.validation import encodable, show
 from .npz import check_npz_memory, npz_headers
 from .paths import user_path
 from .registry_names import came_from, recorded_layers, unfound
@@ -58,6 +56,9 @@ def check_save_path(path) -> Path:
             raise SaveError(folder + f"{given / 'model.npz'}")
         if path.exists() and not path.is_file():
             raise SaveError(f"{path}: exists and is not a regular file; refusing to replace it")
+        if path.is_file() and not os.access(path, os.W_OK):  # (root may: its mode is kept)
+            raise SaveError(f"{path}: is write-protected; refusing to replace it (make it "
+                            f"writable, or save under another name)")
         if path.is_file() and path.stat().st_size and not _holds_weights(path):
             # a user's data set (--save naming the --data file) would be lost
             raise SaveError(f"{path}: exists and is not an nnumba weights file; refusing to "
@@ -66,7 +67,7 @@ def check_save_path(path) -> Path:
         if not existing.is_dir():
             raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _temporary(path)
+        fd, tmp = temporary(path)
         os.close(fd)
         os.unlink(tmp)
     except SaveError:
@@ -98,7 +99,6 @@ def save(model, path, classes=None, input_shape=None, training=None) -> Path:
         raise SaveError(f"save: {len(meta['classes'])} classes for a model whose output "
                         f"per sample has shape {outputs}")
     path = check_save_path(path)
-    _remove_stale_temporaries(path)
     arrays = {name: p.value for name, p in model.params()}
     if training is not None:
         if not callable(getattr(training, "state", None)):
@@ -107,94 +107,11 @@ def save(model, path, classes=None, input_shape=None, training=None) -> Path:
         meta["training"], velocity = training.state(model)
         arrays.update({} if velocity is None else {VELOCITY: velocity})  # None: no step yet
     arrays[_SPEC_KEY] = np.array(json.dumps(meta))
-    # Write beside the target, then rename: a crash never leaves half a file.
-    tmp = None
     try:
-        fd, tmp = _temporary(path)
-        with os.fdopen(fd, "wb") as f:
-            held = _hold(f)  # another save's clean-up leaves a held file alone
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the name points at it
-            os.chmod(tmp, 0o666 & ~_umask())  # as open() would make it; mkstemp gives 0600
-            if held:  # rename while still held; Windows cannot rename an open file
-                os.replace(tmp, path)
-                tmp = None
-        if tmp is not None:
-            os.replace(tmp, path)
-            tmp = None
-        _fsync_dir(path.parent)
+        write_whole(path, lambda f: np.savez(f, **arrays))
     except OSError as exc:
         raise SaveError(f"cannot save weights to {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return path
-
-
-# ---- temporaries: ".NAME.XXXXXXXX.tmp" beside NAME -----------------------------------
-
-def _temporary(path: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-
-
-def _remove_stale_temporaries(path: Path):
-    """Delete what saves to ``path`` killed mid-write left behind (also the
-    "NAMExxxxxxxx.tmp" of earlier versions), except files a running save holds."""
-    name = re.escape(path.name)
-    stale = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp|{name}[a-z0-9_]{{8}}\.tmp")
-    try:
-        candidates = [p for p in path.parent.iterdir() if stale.fullmatch(p.name)]
-    except OSError:
-        return
-    for candidate in candidates:
-        with suppress(OSError):  # gone already, or not ours to remove: it costs only disk space
-            if not _in_use(candidate):
-                candidate.unlink()
-
-
-# An exclusive flock marks a temporary file as being written. Without fcntl
-# (Windows) there is no need: a file open elsewhere cannot be deleted there.
-try:
-    import fcntl
-except ImportError:
-    fcntl = None
-
-
-def _hold(f) -> bool:
-    """Lock ``f`` until it is closed; False where locks are not available."""
-    if fcntl is None:
-        return False
-    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-    return True
-
-
-def _in_use(path: Path) -> bool:
-    if fcntl is None:
-        return False
-    with open(path, "rb") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-    return False
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it (briefly)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path):
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    with suppress(OSError):
-        os.fsync(fd)
-    os.close(fd)
 
 
 # ---- loading -------------------------------------------------------------------------
@@ -407,9 +324,9 @@ def _info(classes, input_shape, path=None) -> dict:
     for name in classes:
         if isinstance(name, (np.generic, int, float)) and not isinstance(name, (bool, np.bool_)):
             name = str(name.item() if isinstance(name, np.generic) else name)
-        if not isinstance(name, str) or not name.strip():
-            raise error(f"{where}classes must be non-empty strings (or numbers), got "
-                        f"{show(name)}")
+        if not isinstance(name, str) or not name.strip() or not encodable(name):
+            raise error(f"{where}classes must be non-empty strings (or numbers) of "
+                        f"characters text can hold, got {show(name)}")
         names.append(name)
     if len(set(names)) != len(names):
         raise error(f"{where}classes name a class twice: {show(names)}")

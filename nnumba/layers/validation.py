@@ -156,6 +156,22 @@ _repr.maxstring = _repr.maxother = 60
 _repr.maxlevel = 3
 
 
+def encodable(text: str) -> bool:
+    """False for text with a lone surrogate ("\\ud800": valid JSON, and a numpy str),
+    which no file or terminal can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, its control and format characters written as escapes (a
+    class name's ESC or right-to-left mark would drive the terminal)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def show(value) -> str:
     """``value`` for an error message: short, whatever it is (a 1 MB string, JSON
     nested deep, an integer of thousands of digits, which repr() refuses)."""

@@ -1,0 +1,104 @@
+"""Files that appear whole or not at all: written to a temporary file beside the
+target (".NAME.XXXXXXXX.tmp"), flushed to disk, then renamed over it.  A file
+replaced keeps its permissions; a new one gets open()'s (0666 less the umask)."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from contextlib import suppress
+from pathlib import Path
+
+# An exclusive flock marks a temporary file as being written. Without fcntl
+# (Windows) there is no need: a file open elsewhere cannot be deleted there.
+try:
+    import fcntl
+except ImportError:
+    fcntl = None
+
+
+def write_whole(path: Path, write) -> None:
+    """``write(f)`` into a temporary file, then rename it to ``path``; OSError as the
+    system gives it, nothing left behind."""
+    remove_stale(path)
+    mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
+    tmp = None
+    try:
+        fd, tmp = temporary(path)
+        with os.fdopen(fd, "wb") as f:
+            held = _hold(f)  # another save's clean-up leaves a held file alone
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+            os.chmod(tmp, mode)  # mkstemp gives 0600
+            if held:  # rename while still held; Windows cannot rename an open file
+                os.replace(tmp, path)
+                tmp = None
+        if tmp is not None:
+            os.replace(tmp, path)
+            tmp = None
+        _fsync_dir(path.parent)
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def temporary(path: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def remove_stale(path: Path):
+    """Delete what writes to ``path`` killed midway left behind (also the
+    "NAMExxxxxxxx.tmp" of earlier versions), except files a running write holds."""
+    name = re.escape(path.name)
+    stale = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp|{name}[a-z0-9_]{{8}}\.tmp")
+    try:
+        candidates = [p for p in path.parent.iterdir() if stale.fullmatch(p.name)]
+    except OSError:
+        return
+    for candidate in candidates:
+        with suppress(OSError):  # gone already, or not ours to remove: it costs only disk space
+            if not _in_use(candidate):
+                candidate.unlink()
+
+
+def _hold(f) -> bool:
+    """Lock ``f`` until it is closed; False where locks are not available."""
+    if fcntl is None:
+        return False
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    return True
+
+
+def _in_use(path: Path) -> bool:
+    if fcntl is None:
+        return False
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
+def _umask() -> int:
+    """The process's umask: read from Linux's /proc, which leaves it alone; elsewhere
+    the only portable way is to set it (briefly: another thread's file made in that
+    moment would get 0o022)."""
+    with suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as status:
+            return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path):
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    with suppress(OSError):
+        os.fsync(fd)
+    os.close(fd)
