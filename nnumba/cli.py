@@ -137,7 +137,8 @@ def _run(args, debug: bool) -> int:
     from .errors import NnumbaError
 
     def error(text: str, status: int = 2) -> int:
-        print(f"nnumba {args.command}: error: {text}", file=sys.stderr)
+        from .layers.validation import printable  # (a class or file name's escapes)
+        print(f"nnumba {args.command}: error: {printable(text)}", file=sys.stderr)
         return status
     try:
         return args.run(args) or 0

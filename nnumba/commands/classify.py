@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import (FileFormatError, ImageError, JSONFileError, NnumbaError, NonFiniteError,
                       ShapeError, WeightsError)
 from ..jsonfile import parse_json, read_json, read_text
+from ..layers.validation import encodable, printable
 
 
 def add_parser(sub):
@@ -159,11 +160,9 @@ def load_labels(path) -> dict[int, str]:
         if index < 0 or isinstance(name, bool) or not isinstance(name, (str, int, float)):
             raise FileFormatError(f"{source}: entry {key!r:.40}: {name!r:.40} is not a class "
                                   f"index (an int >= 0) with a name (a string)")
-        try:
-            str(name).encode("utf-8")
-        except UnicodeEncodeError:  # "\ud800" is valid JSON, but no text to print
+        if not encodable(str(name)):
             raise FileFormatError(f"{source}: entry {key!r:.40}: {name!r:.40} is not "
-                                  f"printable text (a lone surrogate)") from None
+                                  f"printable text (a lone surrogate)")
         labels[index] = str(name)
     return labels
 
@@ -303,6 +302,6 @@ def run(args):
         print(json.dumps({"image": str(args.image), "top": top}))
     else:
         for t in top:  # a name's control characters escaped: one line per class
-            label = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in t["label"])
+            label = printable(t["label"])
             print(f"#{t['rank']} ({t['score']:.2f}) {label}")
     return 0

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..jsonfile import read_json
+from ..layers.validation import printable
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
 from ..registry import get_loss, get_registry
 from . import model_options
@@ -183,8 +184,8 @@ def _load_data(args):
 
 def _say(args, text):
     # With --json, stdout carries only the JSON object; under MPI only rank 0 speaks.
-    if text and is_root(args):  # None: nothing to say
-        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+    if text and is_root(args):  # None: nothing to say; class names may hold escapes
+        print(printable(text), file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
 def _mpi_session(args):

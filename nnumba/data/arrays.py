@@ -18,7 +18,7 @@ import zipfile
 import numpy as np
 
 from ..errors import LabelError, MissingFileError, NnumbaError, SpecError
-from ..layers.validation import integer, non_finite, show
+from ..layers.validation import encodable, integer, non_finite, show
 from ..paths import user_path
 from .datasets import Dataset
 
@@ -232,6 +232,10 @@ def _names(path, name, y) -> np.ndarray:
     if len(blank):
         raise DataFileError(f"{path}: {name} holds an empty class name "
                             f"({str(y[blank[0]])!r}, sample {blank[0]}); name every class")
+    bad = [text for text in np.unique(y).tolist() if not encodable(text)]
+    if bad:
+        raise DataFileError(f"{path}: {name} holds a class name no text can hold (a lone "
+                            f"surrogate): {bad[0]!r}")
     return y
 
 
