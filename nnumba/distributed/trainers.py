@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..layers.validation import integer
-from ..train.base import check_data
+from ..train.data_checks import check_data
 from ..train.gd import GDTrainer
 from ..train.sgd import SGDTrainer
 from .comm import Communicator, abort_on_error, as_communicator

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import (DTypeError, LabelError, NnumbaError, NonFiniteError, SaveError, ShapeError,
-                      SpecError)
-from ..layers.validation import (check_not_fitting, dtype_text, flag, hold_for_fit, integer,
-                                non_finite, release_after_fit, show, takes, unmasked)
+from ..errors import DTypeError, NnumbaError, NonFiniteError, SaveError, SpecError
+from ..layers.validation import (check_not_fitting, flag, hold_for_fit, integer, non_finite,
+                                release_after_fit, show, takes)
 from ..jsonfile import jsonable
 from ..optim import SGD
 from .batches import Batches, target_dtype
+from .data_checks import check_data, check_with_loss
 from .metrics import evaluate
 from .progress import Progress
 
@@ -70,45 +70,6 @@ class History:
         return row.get(key)
 
 
-def check_data(model, x, y, what: str = "training"):
-    """Clear errors for data that cannot go through ``model``, before any kernel runs."""
-    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
-        raise DTypeError(f"{what} inputs and targets must be numpy arrays")
-    # the batches are gathered from the data under a mask: refuse masked values here
-    unmasked(f"{what} set", x, "inputs")
-    unmasked(f"{what} set", y, "targets")
-    if x.ndim == 0 or y.ndim == 0:
-        raise ShapeError(f"{what} inputs and targets must hold one row per sample, got "
-                         f"shapes {x.shape} and {y.shape}")
-    if len(x) == 0:
-        raise ShapeError(f"{what} set is empty")
-    if len(x) != len(y):
-        raise LabelError(f"{what} set has {len(x)} inputs but {len(y)} targets")
-    if x.dtype != model.dtype:
-        raise DTypeError(f"{what} inputs are {dtype_text(x.dtype, model.dtype)} but the model is "
-                         f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
-    model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
-
-
-def check_with_loss(model, loss, y, input_shape, what: str):
-    """Let ``loss`` check every target (label range, -1/+1, shape) against predictions of
-    the model's output shape, so that bad labels are refused before training rather than
-    at their batch, or (test labels) after a whole epoch. Zeros stand for predictions,
-    in chunks of at most 2**20 values (one chunk for MNIST's 60,000 labels)."""
-    out_shape = model.output_shape(input_shape)
-    chunk = max(1, 2**20 // max(1, int(np.prod(out_shape))))
-    for start in range(0, len(y), chunk):
-        part = y[start:start + chunk]
-        try:
-            loss.forward(model.device.zeros((len(part),) + tuple(out_shape), model.dtype), part)
-        except (LabelError, ShapeError, DTypeError, NonFiniteError) as exc:  # of the targets
-            try:
-                named = type(exc)(f"{what}: {exc}")
-            except Exception:  # noqa: BLE001 - a constructor of its own: keep the original
-                raise exc from None
-            raise named from None
-
-
 class Trainer:
     """Base of the gradient trainers. Subclasses implement ``_epoch``; data-parallel
     subclasses override the hooks ``_local``, ``_penalty``, ``_step`` and
@@ -120,17 +81,11 @@ class Trainer:
                  weight_decay: float | None = None, batch_size: int = 100, seed: int = 0,
                  optimizer=None, progress: bool = False, callbacks=(),
                  precompile: bool = True):
-        from ..losses import Loss
         from ..model import Sequential
         owner = type(self).__name__
         if not isinstance(model, Sequential):
             raise DTypeError(f"{owner}: model must be an nnumba Sequential (nnumba.build, "
                              f"nnumba.Sequential(...)), got {type(model).__name__}")
-        if not isinstance(loss, Loss):
-            hint = " (a class: add ())" if isinstance(loss, type) and issubclass(loss, Loss) \
-                else ""
-            raise DTypeError(f"{owner}: loss must be an nnumba Loss instance such as "
-                             f"CrossEntropy(), got {show(loss)}{hint}")
         if optimizer is not None and not callable(getattr(optimizer, "step", None)):
             raise DTypeError(f"{owner}: optimizer must have a step() method, such as "
                              f"nnumba.optim.SGD, got {show(optimizer)}")
@@ -146,19 +101,11 @@ class Trainer:
         self.batch_size = batch_size
         if seed is not None:  # None: fresh entropy, as numpy's
             seed = integer(owner, "seed", seed, 0, None)
-        try:
-            callbacks = list(callbacks)
-        except TypeError:
-            callbacks = [callbacks]
-        for callback in callbacks:
-            if not callable(callback) or not takes(callback, 2):  # else it fails only
-                raise DTypeError(f"{owner}: callbacks must be functions (trainer, row), got "
-                                 f"{show(callback)}")  # after the first epoch
+        self.callbacks = callbacks
         self.model, self.loss = model, loss
         self.optimizer = optimizer or SGD(model, **given)  # SGD's defaults where not given
         self.rng = np.random.default_rng(seed)
         self.progress = flag(owner, "progress", progress)
-        self.callbacks = callbacks
         self.history = History()
         self.precompile = flag(owner, "precompile", precompile)
         self._checked_targets = set()
@@ -172,9 +119,60 @@ class Trainer:
         # batch sizes past the set are one batch; no array holds more than MAX_SIZE
         self._batch_size = integer(type(self).__name__, "batch_size", value, 1)
 
+    # Checked when set, later too: a bad loss or callback would fail only in fit, a
+    # callback after a whole epoch of updates.
+    @property
+    def loss(self):
+        return self._loss
+
+    @loss.setter
+    def loss(self, value):
+        from ..losses import Loss
+        if not isinstance(value, Loss):
+            hint = " (a class: add ())" if isinstance(value, type) and issubclass(value, Loss) \
+                else ""
+            raise DTypeError(f"{type(self).__name__}: loss must be an nnumba Loss instance such "
+                             f"as CrossEntropy(), got {show(value)}{hint}")
+        self._loss = value
+
+    @property
+    def callbacks(self) -> list:
+        return self._callbacks
+
+    @callbacks.setter
+    def callbacks(self, value):
+        try:
+            value = list(value)
+        except TypeError:
+            value = [value]
+        for callback in value:
+            if not callable(callback) or not takes(callback, 2):
+                raise DTypeError(f"{type(self).__name__}: callbacks must be functions "
+                                 f"(trainer, row), got {show(callback)}")
+        self._callbacks = value
+
+    def _optimizer_setting(name: str):  # noqa: N805 - called in the class body below
+        """trainer.lr and the like: the optimizer's own (trainer.lr *= 0.5 in a callback
+        changes the rate the next step uses, checked as SGD checks it)."""
+        def get(self):
+            return getattr(self.optimizer, name)
+
+        def put(self, value):
+            if not hasattr(self.optimizer, name):  # else a new attribute nothing reads
+                raise SpecError(f"{type(self).__name__}: its optimizer "
+                                f"{type(self.optimizer).__name__} has no setting {name}")
+            setattr(self.optimizer, name, value)
+        return property(get, put, doc=f"The optimizer's {name}.")
+
+    lr = _optimizer_setting("lr")
+    momentum = _optimizer_setting("momentum")
+    weight_decay = _optimizer_setting("weight_decay")
+    del _optimizer_setting
+
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
         epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
+        self.callbacks = self.callbacks  # one appended since is checked before any update
         # (model or optimizer reassigned since: the updates would miss the gradients)
         if getattr(self.optimizer, "model", self.model) is not self.model:
             raise SpecError(f"{type(self).__name__}: trainer.optimizer was built for another "
