@@ -56,7 +56,10 @@ def parse_json(text: str, source: str):
     if not text.strip():
         raise JSONFileError(f"{source}: empty, a JSON value was expected")
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_once)
+    except _Twice as exc:  # json keeps the last silently: a spec edited by hand, say
+        raise JSONFileError(f"{source}: the key {exc.args[0]!r} appears twice in one "
+                            f"object; keep one") from None
     except json.JSONDecodeError as exc:
         raise JSONFileError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} "
                             f"column {exc.colno})") from None
@@ -68,6 +71,18 @@ def parse_json(text: str, source: str):
     if _depth(value) > MAX_DEPTH:
         raise JSONFileError(f"{source}: JSON nested deeper than {MAX_DEPTH} levels")
     return value
+
+
+class _Twice(ValueError):
+    """A JSON object holds a key twice (the key is args[0])."""
+
+
+def _once(pairs) -> dict:
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen = set()
+        raise _Twice(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return found
 
 
 def _depth(value) -> int:

@@ -377,7 +377,7 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(f"the perceptron needs two classes or more; y holds one class, "
-                             f"{self.classes_[0]!r}")
+                             f"{self.classes_[0].tolist()!r}")  # 0.0, not np.float64(0.0)
         positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
         runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs)
                 for c in positives]
