@@ -244,7 +244,8 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     random_state : int, RandomState or None, default=None
         Seeds the initial weights and the order of the samples.
     warm_start : bool, default=False
-        ``fit`` continues from the last model instead of a fresh one.
+        ``fit`` continues from the last model instead of a fresh one (the
+        classifier: on the same classes, as MLPClassifier).
 
     Attributes: ``classes_``, ``n_features_in_``, ``model_`` (the trained
     ``nnumba.Sequential``), ``input_shape_`` (per-sample shape fed to it),
@@ -252,6 +253,22 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     """
 
     _loss = "CrossEntropy"
+
+    def fit(self, X, y):
+        """Train for ``epochs`` from a fresh model, or with ``warm_start`` from the last
+        one, on the same classes (as scikit-learn's MLPClassifier): its outputs are
+        those classes'."""
+        if self.warm_start and hasattr(self, "model_"):
+            try:
+                given = np.unique(np.asarray(y))
+            except (TypeError, ValueError):  # mixed or ragged labels: validation says so
+                given = self.classes_
+            if given.ndim == 1 and not np.array_equal(given, self.classes_):
+                raise ValueError(f"warm_start can only be used where y has the same classes "
+                                 f"as in the previous call to fit, "
+                                 f"{show(self.classes_.tolist())}; got "
+                                 f"{show(given.tolist())}: fit with warm_start=False")
+        return super().fit(X, y)
 
     def _targets(self, y, first, classes=None):
         check_classification_targets(y)

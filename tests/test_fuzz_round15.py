@@ -6,6 +6,7 @@ construction, a write-protected weights file replaced, a spec with a key twice."
 import json
 import os
 import stat
+import warnings
 
 import numpy as np
 import pytest
@@ -220,3 +221,28 @@ def test_a_json_spec_with_a_key_twice_is_refused_naming_the_key(tmp_path, capsys
     assert main(["summary", str(tmp_path / "dup.json")]) != 0
     assert "'in_features' appears twice" in capsys.readouterr().err
     assert parse_json('{"a": {"b": 1}, "b": [{"a": 2}]}', "ok") == {"a": {"b": 1}, "b": [{"a": 2}]}
+
+
+def test_warm_start_refits_only_on_the_same_classes_as_scikit_learn_does():
+    """NNClassifier(warm_start=True) refitted on two of its three classes kept three
+    outputs and could predict a class the new y never has; MLPClassifier refuses."""
+    pytest.importorskip("sklearn")
+    from sklearn.neural_network import MLPClassifier
+
+    from nnumba.sklearn import NNClassifier
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    three, two = np.arange(60) % 3, np.arange(60) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its ConvergenceWarning after 5 iterations
+        peer = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, warm_start=True).fit(x, three)
+    with pytest.raises(ValueError, match="same classes") as theirs:
+        peer.fit(x, two)
+    ours = NNClassifier(model="logreg", epochs=1, warm_start=True).fit(x, three)
+    before = ours.model_.flat_params.copy()
+    with pytest.raises(ValueError, match="same classes"):
+        ours.fit(x, two)
+    np.testing.assert_array_equal(ours.model_.flat_params, before)
+    assert theirs.value is not None
+    ours.fit(x, three[::-1].copy())  # the same classes in another order: trains on
+    assert not np.array_equal(ours.model_.flat_params, before)
