@@ -33,6 +33,10 @@ suite runs it over every registered layer.
 CUDA simulator where there is no GPU) and compares forward and backward with the
 CPU's, for every layer whose ``devices`` include it.
 
+``check_model(name, **options)`` checks a named model: deterministic builds, its
+input shape through its layers, its train_defaults loss training its outputs, its
+spec building it again, and the ``inputs``/``classes`` options nnumba train sets.
+
 ``check_loss(LossClass)`` checks a loss: its gradient against finite
 differences for both reductions, the per-sample losses' shape, the float32 and
 float64 results, and clear errors for bad targets and predictions.
@@ -43,8 +47,9 @@ from .layers import (ConformanceError, check_all, check_batch_sums, check_float3
                      check_gradients, check_layer, check_read_only, check_rejections,
                      check_round_trip, numeric_gradient)
 from .losses import KINDS, check_loss, check_loss_case
+from .models import check_model
 
 __all__ = ["ConformanceError", "KINDS", "check_all", "check_batch_sums", "check_dataset",
            "check_device", "check_float32", "check_gradients", "check_layer", "check_loss",
-           "check_loss_case", "check_read_only", "check_rejections", "check_round_trip",
+           "check_loss_case", "check_model", "check_read_only", "check_rejections", "check_round_trip",
            "numeric_gradient"]

@@ -1,0 +1,90 @@
+"""The named-model kit: a model as ``nnumba.build(name)`` and ``nnumba train --model
+name`` build it (:mod:`nnumba.testing`)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .layers import ConformanceError
+from .losses import _targets
+
+
+def check_model(name: str, *, train: bool = True, **options):
+    """The model registered as ``name``, built with ``options``: the same seed builds
+    the same weights; its ``input_shape`` goes through every layer, and a batch of
+    two gives finite outputs; with ``train``, the loss of its ``train_defaults``
+    (registered, and taking those outputs) gives a finite gradient for every
+    parameter; its spec builds it again (as a saved file does), computing the same;
+    where it takes ``inputs`` or ``classes`` (what ``nnumba train`` sets from the
+    data), they set the input and output widths.  Returns the model."""
+    import nnumba
+    from ..errors import NnumbaError
+    from ..models.named import FALLBACK_DEFAULTS
+    from ..registry import get_loss, get_model
+    try:
+        named = get_model(name)
+        model = nnumba.build(name, seed=0, **options)
+        shape = named.input_shape_for(**options)
+        loss = get_loss({**FALLBACK_DEFAULTS, **named.train_defaults}["loss"])()
+    except NnumbaError as exc:
+        raise ConformanceError(f"model {name!r}: {exc}") from exc
+    if shape is None:
+        raise ConformanceError(f"model {name!r}: it gives no input_shape; give one (a tuple, "
+                               f"or a function of the options) for summary and classify")
+    if not np.array_equal(nnumba.build(name, seed=0, **options).flat_params,
+                          model.flat_params):
+        raise ConformanceError(f"model {name!r}: two builds from seed 0 differ: its layers "
+                               f"must draw from the generator they are given")
+    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(model.dtype)
+    try:
+        model.output_shape(shape)
+        y = model.forward(x)
+    except NnumbaError as exc:
+        raise ConformanceError(f"model {name!r}: its input_shape {shape} does not go "
+                               f"through its layers: {exc}") from exc
+    if not np.isfinite(y).all():
+        raise ConformanceError(f"model {name!r}: a batch of normal samples gives NaN or inf")
+    if train:
+        _check_gradient(name, model, loss, y)
+    again = nnumba.Sequential.from_spec(model.spec())
+    again.flat_params[...] = model.flat_params
+    if not np.array_equal(again.predict(x), model.predict(x)):
+        raise ConformanceError(f"model {name!r}: its spec builds a model that computes "
+                               f"otherwise (a saved file would load as that one)")
+    _check_widths(name, named, options)
+    return model
+
+
+def _check_gradient(name, model, loss, y):
+    kinds = sorted({kind for *_, kind in getattr(type(loss), "examples", [])})
+    targets = _targets(kinds[0] if kinds else "classes", y.shape, np.random.default_rng(1))
+    model.zero_grad()
+    try:
+        loss.forward(y, targets)
+        model.backward(loss.backward())
+    except Exception as exc:  # noqa: BLE001 - the loss refusing these outputs
+        raise ConformanceError(f"model {name!r}: its train_defaults loss "
+                               f"{type(loss).__name__} does not train its outputs of "
+                               f"shape {y.shape[1:]}: {exc}") from exc
+    if not np.isfinite(model.flat_grads).all():
+        raise ConformanceError(f"model {name!r}: a gradient holds NaN or inf")
+
+
+def _check_widths(name, named, options):
+    """``inputs`` and ``classes``, where the model takes them, as nnumba train sets them."""
+    import nnumba
+    known = named.options()
+    for option, width in (("inputs", 7), ("classes", 3)):
+        if option not in known or option in options:
+            continue
+        changed = {**options, option: width}
+        model = nnumba.build(name, seed=0, **changed)
+        shape = named.input_shape_for(**changed)
+        got = math.prod(shape) if option == "inputs" else \
+            math.prod(model.output_shape(shape))
+        if got != width:
+            raise ConformanceError(f"model {name!r}: {option}={width} gives "
+                                   f"{'an input' if option == 'inputs' else 'an output'} of "
+                                   f"{got} values per sample; nnumba train sets {option} "
+                                   f"from the data and expects {width}")
