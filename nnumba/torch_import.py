@@ -138,25 +138,32 @@ def _orders(groups) -> int:
 
 def _candidate_orders(names, tensors, source):
     groups = list(_named_siblings(names).items())
-    if _orders(groups) > _MAX_ORDERS:  # too many to try: alphabetical order only, where no two
-        for parent, children in groups:  # siblings could swap (tensors of equal shapes)
-            shapes = {}
-            for child in children:
-                prefix = ".".join((*parent, child)) + "."
-                found = tuple(sorted(tensors[n].shape for n in names if n.startswith(prefix)))
-                if found in shapes:
-                    raise WeightsError(
-                        f"{source}: its modules {shapes[found]!r} and {child!r} hold tensors "
-                        f"of the same shapes, and a safetensors file keeps names sorted, not "
-                        f"the module order, which is then unknown; export to .npz instead, "
-                        f"which keeps it")
-                shapes[found] = child
-        groups = []
-    choices = [[(parent, perm) for perm in itertools.permutations(children)]
-               for parent, children in groups]
-    for combo in itertools.product(*choices):
+    if _orders(groups) > _MAX_ORDERS:  # too many to try: the sorted order only, where no
+        _refuse_swappable(names, tensors, source, groups)  # other could fit as well
+        groups = [(parent, [children]) for parent, children in groups]
+    else:
+        groups = [(parent, list(itertools.permutations(children))) for parent, children in groups]
+    for combo in itertools.product(*[[(parent, p) for p in perms] for parent, perms in groups]):
         ranks = {(parent, child): i for parent, perm in combo for i, child in enumerate(perm)}
         yield sorted(names, key=lambda n: _sort_key(n, ranks))
+
+
+def _refuse_swappable(names, tensors, source, groups):
+    """WeightsError where two siblings hold a tensor of one shape: a block of one could
+    then stand where the other's is (two 4x4 layers in one, one in the other), and the
+    order a sorted file lost is unknown.  Siblings of distinct shapes have one order."""
+    for parent, children in groups:
+        owner = {}
+        for child in children:
+            prefix = ".".join((*parent, child)) + "."
+            for shape in {tensors[n].shape for n in names if n.startswith(prefix)}:
+                if shape in owner:
+                    raise WeightsError(
+                        f"{source}: its modules {owner[shape]!r} and {child!r} both hold "
+                        f"tensors of shape {shape}, and a safetensors file keeps names "
+                        f"sorted, not the module order, which is then unknown; export to "
+                        f".npz instead, which keeps it")
+                owner[shape] = child
 
 
 def _first_mismatch(order, tensors, targets):
