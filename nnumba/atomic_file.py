@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -18,8 +19,10 @@ except ImportError:
 
 
 def write_whole(path: Path, write) -> None:
-    """``write(f)`` into a temporary file, then rename it to ``path``; OSError as the
-    system gives it, nothing left behind."""
+    """``write(f)`` into a temporary file, then rename it to ``path`` (where ``path`` is
+    a symbolic link, to the file it points to: the link stays); OSError as the system
+    gives it, nothing left behind."""
+    path = path.resolve() if path.is_symlink() else path
     remove_stale(path)
     mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
     tmp = None
@@ -47,6 +50,11 @@ def temporary(path: Path) -> tuple[int, str]:
     return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
 
 
+#: a temporary file untouched this long, and not held, was left by a killed write (a
+#: younger one may be another write's between its creation and its lock)
+STALE_SECONDS = 60
+
+
 def remove_stale(path: Path):
     """Delete what writes to ``path`` killed midway left behind (also the
     "NAMExxxxxxxx.tmp" of earlier versions), except files a running write holds."""
@@ -58,7 +66,8 @@ def remove_stale(path: Path):
         return
     for candidate in candidates:
         with suppress(OSError):  # gone already, or not ours to remove: it costs only disk space
-            if not _in_use(candidate):
+            if time.time() - candidate.stat().st_mtime > STALE_SECONDS \
+                    and not _in_use(candidate):
                 candidate.unlink()
 
 

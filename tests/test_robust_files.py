@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -173,7 +174,10 @@ def test_a_save_cleans_up_after_killed_saves_but_not_running_ones(tmp_path):
     stale = [tmp_path / ".w.npz.abcd_123.tmp", tmp_path / "w.npzq1w2e3r4.tmp"]  # new and old names
     for path in stale:
         path.write_bytes(b"half a file")
-    others = [tmp_path / ".other.npz.abcd_123.tmp", tmp_path / "notes.tmp"]
+        os.utime(path, (time.time() - 3600,) * 2)  # killed an hour ago
+    young = tmp_path / ".w.npz.young000.tmp"  # another save's, not locked yet: kept
+    young.write_bytes(b"being written")
+    others = [tmp_path / ".other.npz.abcd_123.tmp", tmp_path / "notes.tmp", young]
     for path in others:
         path.write_bytes(b"not ours")
     busy = tmp_path / ".w.npz.busy0000.tmp"
@@ -214,8 +218,33 @@ def test_a_save_killed_mid_write_is_cleaned_by_the_next(tmp_path):
         """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert done.returncode != 0
-    assert [p.name.startswith(".w.npz.") for p in tmp_path.iterdir()] == [True]
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(".w.npz.")
+    nnumba.save(nnumba.build("logreg"), tmp_path / "w.npz")  # too young to be taken for
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([left.name, "w.npz"])
+    os.utime(left, (time.time() - 3600,) * 2)  # another save's, between create and lock
     nnumba.save(nnumba.build("logreg"), tmp_path / "w.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+
+
+def test_saves_to_one_path_from_many_threads_all_succeed(tmp_path):
+    """Each save's clean-up took the others' temporary files, not yet locked, for a
+    killed save's (fuzz 16: 287 of 2,400 saves failed, 'No such file or directory')."""
+    import threading
+    model, path, errors = nnumba.build("logreg"), tmp_path / "w.npz", []
+
+    def work():
+        for _ in range(40):
+            try:
+                nnumba.save(model, path)
+            except Exception as exc:  # noqa: BLE001 - collected, asserted below
+                errors.append(f"{type(exc).__name__}: {exc}")
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
 
 
