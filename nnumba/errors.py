@@ -54,6 +54,10 @@ class JSONFileError(FileFormatError):
     """A JSON file (a model spec, a labels file) is unreadable, not JSON, or nested too deep."""
 
 
+class DuplicateKeyError(JSONFileError):
+    """A JSON object names one key twice (json itself would keep the last silently)."""
+
+
 class IDXError(FileFormatError):
     """A file is not a well-formed IDX file (MNIST's format)."""
 

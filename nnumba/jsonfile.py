@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .errors import JSONFileError
+from .errors import DuplicateKeyError, JSONFileError
 
 #: deeper than any spec or labels file needs, far below Python's recursion limit
 MAX_DEPTH = 100
@@ -56,10 +56,9 @@ def parse_json(text: str, source: str):
     if not text.strip():
         raise JSONFileError(f"{source}: empty, a JSON value was expected")
     try:
-        value = json.loads(text, object_pairs_hook=_once)
-    except _Twice as exc:  # json keeps the last silently: a spec edited by hand, say
-        raise JSONFileError(f"{source}: the key {exc.args[0]!r} appears twice in one "
-                            f"object; keep one") from None
+        value = loads(text)
+    except DuplicateKeyError as exc:  # json keeps the last silently: a spec edited by hand
+        raise DuplicateKeyError(f"{source}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise JSONFileError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} "
                             f"column {exc.colno})") from None
@@ -73,15 +72,17 @@ def parse_json(text: str, source: str):
     return value
 
 
-class _Twice(ValueError):
-    """A JSON object holds a key twice (the key is args[0])."""
+def loads(text: str):
+    """json.loads, refusing an object that names a key twice (DuplicateKeyError)."""
+    return json.loads(text, object_pairs_hook=_once)
 
 
 def _once(pairs) -> dict:
     found = dict(pairs)
     if len(found) < len(pairs):
         seen = set()
-        raise _Twice(next(k for k, _ in pairs if k in seen or seen.add(k)))
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise DuplicateKeyError(f"the key {key!r} appears twice in one object; keep one")
     return found
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import (FileFormatError, ImageError, JSONFileError, NnumbaError, NonFiniteError,
-                      ShapeError, WeightsError)
+from ..errors import (DuplicateKeyError, FileFormatError, ImageError, JSONFileError,
+                      NnumbaError, NonFiniteError, ShapeError, WeightsError)
 from ..jsonfile import parse_json, read_json, read_text
 from ..layers.validation import encodable, printable
 
@@ -134,6 +134,18 @@ def normalise(img: np.ndarray) -> np.ndarray:
     return (0.5 + 0.5 * (img - img.mean()) / std).astype(img.dtype)
 
 
+def _literal(text: str, source: str):
+    """A Python literal; a dict naming a key twice is refused (literal_eval keeps the
+    last, as json does)."""
+    node = ast.parse(text.strip(), mode="eval").body
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        keys = [ast.literal_eval(k) for k in node.keys]
+        twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+        if twice:
+            raise DuplicateKeyError(f"{source}: the key {twice[0]!r:.40} appears twice; keep one")
+    return ast.literal_eval(node)
+
+
 def load_labels(path) -> dict[int, str]:
     """{class index: name} from a text, JSON, or Python-literal dict file; a
     FileFormatError naming the file for anything else."""
@@ -143,9 +155,13 @@ def load_labels(path) -> dict[int, str]:
         return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
     try:
         data = parse_json(text, source)
+    except DuplicateKeyError:
+        raise
     except JSONFileError as json_error:
         try:
-            data = ast.literal_eval(text)  # literals only: never runs code
+            data = _literal(text, source)  # literals only: never runs code
+        except DuplicateKeyError:
+            raise
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             why = str(json_error).removeprefix(f"{source}: ")
             raise FileFormatError(f"{source}: not a JSON or literal list/dict of labels "
@@ -157,6 +173,8 @@ def load_labels(path) -> dict[int, str]:
     for key, name in data.items() if isinstance(data, dict) else enumerate(data):
         index = key if type(key) is int else \
             int(key) if isinstance(key, str) and re.fullmatch(r"\s*\d+\s*", key) else -1
+        if index in labels:  # "0" and "00"
+            raise FileFormatError(f"{source}: names class {index} twice ({key!r:.40})")
         if index < 0 or isinstance(name, bool) or not isinstance(name, (str, int, float)):
             raise FileFormatError(f"{source}: entry {key!r:.40}: {name!r:.40} is not a class "
                                   f"index (an int >= 0) with a name (a string)")

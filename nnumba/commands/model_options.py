@@ -1,5 +1,6 @@
 """``--model-option KEY=VALUE``, shared by the commands that build a named model."""
-import json
+from ..errors import DuplicateKeyError
+from ..jsonfile import loads
 
 
 def add_argument(parser):
@@ -22,7 +23,9 @@ def parse(items) -> dict:
         if not sep or not key.strip():
             raise ValueError(f"--model-option takes KEY=VALUE, got {item!r}")
         try:
-            options[key.strip()] = json.loads(_PYTHON.get(text.strip(), text))
+            options[key.strip()] = loads(_PYTHON.get(text.strip(), text))
+        except DuplicateKeyError as exc:  # JSON, but json alone would keep the last
+            raise ValueError(f"--model-option {key.strip()}: {exc}") from None
         except (ValueError, RecursionError):  # [[[...]]] nested too deep for json
             options[key.strip()] = text
     return options
