@@ -67,7 +67,7 @@ def check_save_path(path) -> Path:
         if not existing.is_dir():
             raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temporary(path)
+        fd, tmp = temporary(path.resolve() if path.is_symlink() else path)  # where it goes
         os.close(fd)
         os.unlink(tmp)
     except SaveError:
@@ -259,6 +259,13 @@ def stored_spec(path) -> tuple[list, str]:
     """(spec, dtype) of the model saved in ``path``, its weights left unread."""
     meta, _ = _read(path, spec_only=True)
     return _spec_as_saved(meta), meta["dtype"]
+
+
+def plugin_origins(path) -> str:
+    """"; its layers came from DIST VERSION (Layer), ..." as ``path`` records its
+    plugin layers ("" where none), for an error that should say what to install."""
+    meta, _ = _read(path, spec_only=True)
+    return came_from(meta.get("distributions"))
 
 
 def _spec_as_saved(meta) -> list:

@@ -72,7 +72,7 @@ def test_stored_options_that_no_longer_build_the_loss_are_one_clear_line(tmp_pat
     np.savez(first, **arrays)
     assert main(ARGS + ["--model", str(first), "--epochs", "1"]) != 0
     err = capsys.readouterr().err
-    assert "trained with CrossEntropy {'reduction': 'sum', 'gamma': 2.0}" in err
+    assert "trained with CrossEntropy {'gamma': 2.0, 'reduction': 'sum'}" in err
     assert "Traceback" not in err
     meta["training"]["loss_options"] = ["sum"]
     arrays[io._SPEC_KEY] = np.array(json.dumps(meta))

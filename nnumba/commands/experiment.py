@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+from ..layers.validation import printable
 from ..registry import get_registry
 
 
@@ -118,13 +119,13 @@ def run_experiments(args):
             continue
         seconds = time.perf_counter() - start
         entries.append(Entry(exp, result, seconds, command=command))
-        print(f"{result}\n({seconds:.1f}s)\n", file=out, flush=True)
+        print(printable(f"{result}\n({seconds:.1f}s)\n", lines=True), file=out, flush=True)
         numbers[exp.name] = result.numbers
     if every and args.out:
         run_command = command_for("all", args.out, args.fast,
                                   **{k: v for k, v in given.items() if v})
         page, markdown = write_report(args.out, entries, run_command)
-        print(f"report: {page} (and {markdown.name})", file=out)
+        print(printable(f"report: {page} (and {markdown.name})"), file=out)
     if args.json:
         print(json.dumps(numbers, default=_jsonable))
     if skipped:

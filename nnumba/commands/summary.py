@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from ..layers.validation import printable
 from . import model_options
 
 
@@ -65,8 +66,12 @@ def run(args):
                 str(Path(args.model)) in str(exc):  # ("./m.json" is named "m.json")
             raise  # a named model's error, or one that names the file already
         kind = "model spec" if args.model.endswith(".json") else "saved model"
-        raise naming(exc, f"{kind} {args.model}") from None  # what it holds, too
-    print(json.dumps(result.to_dict()) if args.json else result.format())
+        more = ""
+        if kind == "saved model" and "came from" not in str(exc):  # what to install
+            from ..io import plugin_origins
+            more = plugin_origins(args.model)
+        raise naming(exc, f"{kind} {args.model}", more) from None  # what it holds, too
+    print(json.dumps(result.to_dict()) if args.json else printable(result.format(), lines=True))
     return 0
 
 

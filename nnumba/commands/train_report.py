@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from ..layers.validation import printable
+
 
 @contextlib.contextmanager
 def deferred_interrupt():
@@ -42,7 +44,7 @@ def interrupted(args, trainer, trained, info) -> int:
         with deferred_interrupt():  # a second Ctrl-C: after the save
             path = io.save(trained(), args.save, **info)
             more = "" if perceptron else f" (--model {path} trains on from them)"
-            print(f"{where}: weights saved to {path}{more}", file=sys.stderr)
+            print(printable(f"{where}: weights saved to {path}{more}"), file=sys.stderr)
     else:
         print(f"{where} (--save FILE keeps the weights trained so far)", file=sys.stderr)
     return 130
@@ -82,5 +84,5 @@ def finish(args, result, summary, trained, info=None) -> int:
         else:
             print(f"{summary} ({result['seconds']:.1f}s)")
             if "saved" in result:
-                print(f"weights saved to {result['saved']}")
+                print(printable(f"weights saved to {result['saved']}"))
     return 0

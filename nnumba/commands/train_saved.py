@@ -42,6 +42,7 @@ def build_loss(args):
     """The loss to train with: --loss (or the saved run's), with the saved run's options
     where it is that run's loss."""
     from ..errors import NnumbaError
+    from ..layers.validation import show
     from ..registry import get_loss
     options = loss_options(args)
     try:
@@ -50,8 +51,8 @@ def build_loss(args):
         if not options:
             raise
         why = " ".join(str(exc).split())[:300]
-        raise ValueError(f"{args.model}'s last run trained with {args.loss} {options}, which "
-                         f"does not build that loss now: {why}") from None
+        raise ValueError(f"{args.model}'s last run trained with {args.loss} {show(options)}, "
+                         f"which does not build that loss now: {why}") from None
 
 
 def resume(args, trainer, say):

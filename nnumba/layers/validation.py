@@ -166,10 +166,12 @@ def encodable(text: str) -> bool:
     return True
 
 
-def printable(text: str) -> str:
-    """``text`` on one line, its control and format characters written as escapes (a
-    class name's ESC or right-to-left mark would drive the terminal)."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+def printable(text: str, lines: bool = False) -> str:
+    """``text`` on one line (with ``lines``, its line breaks kept), its control and
+    format characters written as escapes: a file or class name's ESC or
+    right-to-left mark would drive the terminal."""
+    return "".join(c if c.isprintable() or (lines and c == "\n") else ascii(c)[1:-1]
+                   for c in text)
 
 
 def show(value) -> str:

@@ -224,8 +224,9 @@ class Trainer:
                         raise self._diverged(
                             f"the test loss became {row['test_loss']} after epoch {epoch}")
                 self.history.epochs.append(row)
-                for callback in self.callbacks:
+                for callback in list(self.callbacks):
                     callback(self, row)
+                self.callbacks = self.callbacks  # one a callback added: before the next epoch
         finally:
             model.reuse_buffers(False)
             self.loss.reuse_buffers = False
