@@ -19,10 +19,9 @@ except ImportError:
 
 
 def write_whole(path: Path, write) -> None:
-    """``write(f)`` into a temporary file, then rename it to ``path`` (where ``path`` is
-    a symbolic link, to the file it points to: the link stays); OSError as the system
-    gives it, nothing left behind."""
-    path = path.resolve() if path.is_symlink() else path
+    """``write(f)`` into a temporary file, then rename it to ``path`` (a symbolic link
+    would be replaced: give the file it points to); OSError as the system gives it,
+    nothing left behind."""
     remove_stale(path)
     mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
     tmp = None

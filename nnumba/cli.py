@@ -140,7 +140,7 @@ def _run(args, debug: bool) -> int:
 
     def error(text: str, status: int = 2) -> int:
         from .layers.validation import printable  # (a class or file name's escapes)
-        print(f"nnumba {args.command}: error: {printable(text)}", file=sys.stderr)
+        print(f"nnumba {args.command}: error: {printable(text, lines=True)}", file=sys.stderr)
         return status
     try:
         return args.run(args) or 0

@@ -67,7 +67,7 @@ def check_save_path(path) -> Path:
         if not existing.is_dir():
             raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temporary(path.resolve() if path.is_symlink() else path)  # where it goes
+        fd, tmp = temporary(_target(path))
         os.close(fd)
         os.unlink(tmp)
     except SaveError:
@@ -75,6 +75,19 @@ def check_save_path(path) -> Path:
     except OSError as exc:
         raise SaveError(f"cannot save weights to {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _target(path: Path) -> Path:
+    """The file a save to ``path`` writes: where a symbolic link points (the link stays)."""
+    if not path.is_symlink():
+        return path
+    try:
+        target = path.resolve()
+    except (RuntimeError, OSError):  # a loop of links
+        raise SaveError(f"{path}: a symbolic link that leads back to itself") from None
+    if not target.parent.is_dir():
+        raise SaveError(f"{path}: a symbolic link to {target}, whose folder does not exist")
+    return target
 
 
 def save(model, path, classes=None, input_shape=None, training=None) -> Path:
@@ -108,7 +121,7 @@ def save(model, path, classes=None, input_shape=None, training=None) -> Path:
         arrays.update({} if velocity is None else {VELOCITY: velocity})  # None: no step yet
     arrays[_SPEC_KEY] = np.array(json.dumps(meta))
     try:
-        write_whole(path, lambda f: np.savez(f, **arrays))
+        write_whole(_target(path), lambda f: np.savez(f, **arrays))
     except OSError as exc:
         raise SaveError(f"cannot save weights to {path}: {exc.strerror or exc}") from None
     return path

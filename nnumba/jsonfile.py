@@ -82,7 +82,7 @@ def _once(pairs) -> dict:
     if len(found) < len(pairs):
         seen = set()
         key = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise DuplicateKeyError(f"the key {key!r} appears twice in one object; keep one")
+        raise DuplicateKeyError(f"the key {key!r:.80} appears twice in one object; keep one")
     return found
 
 

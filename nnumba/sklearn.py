@@ -31,7 +31,8 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, validate_data  # 1.6 and later
+    from sklearn.utils.validation import (  # 1.6 and later
+        check_is_fitted, column_or_1d, validate_data)
 except ImportError as exc:
     raise ImportError('nnumba.sklearn needs scikit-learn 1.6 or later: '
                       'pip install "nnumba[sklearn]"') from exc
@@ -259,11 +260,10 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         one, on the same classes (as scikit-learn's MLPClassifier): its outputs are
         those classes'."""
         if self.warm_start and hasattr(self, "model_"):
-            try:
-                given = np.unique(np.asarray(y))
-            except (TypeError, ValueError):  # mixed or ragged labels: validation says so
-                given = self.classes_
-            if given.ndim == 1 and not np.array_equal(given, self.classes_):
+            y = column_or_1d(y, warn=True)  # scikit-learn's own errors for bad labels
+            check_classification_targets(y)
+            given = np.unique(y)
+            if not np.array_equal(given, self.classes_):
                 raise ValueError(f"warm_start can only be used where y has the same classes "
                                  f"as in the previous call to fit, "
                                  f"{show(self.classes_.tolist())}; got "

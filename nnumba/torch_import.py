@@ -238,7 +238,8 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
         # Report against the order that fits longest: its first misfit is the real one.
         best = max(candidates, key=lambda o: _first_mismatch(o, tensors, targets))
         count = 0 if ordered else _orders(_named_siblings(names).items())
-        hint = f"; its named modules could be in {count:,} orders, more than are tried " \
+        many = f"{count:,}" if count < 10**12 else "more than 10**12"  # (a factorial)
+        hint = f"; its named modules could be in {many} orders, more than are tried " \
             f"(a safetensors file keeps names sorted): export to .npz instead, which keeps " \
             f"the module order" if count > _MAX_ORDERS else ""
         raise WeightsError(_mismatch_message(source, best, tensors, targets,

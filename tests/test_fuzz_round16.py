@@ -150,3 +150,120 @@ def test_a_callback_that_a_callback_adds_is_checked_before_the_next_epoch():
     with pytest.raises(DTypeError, match="callbacks must be functions"):
         trainer.fit(data.x_train[:100], data.y_train[:100], epochs=3)
     assert trainer.updates == 1  # one epoch of one batch: refused before the second
+
+
+# ---- the review of rounds 15 and 16 -------------------------------------------------
+
+def test_classify_runs_a_float64_saved_model(tmp_path, capsys):
+    """io.rebuild keeps the saved dtype: the image must come in it (float32 pixels were
+    refused by a float64 model's first layer)."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+    model = nnumba.build("mlp", hidden=16, seed=0).astype(np.float64)
+    path, image = tmp_path / "m64.npz", tmp_path / "digit.png"
+    io.save(model, path, classes=[str(i) for i in range(10)], input_shape=(1, 28, 28))
+    Image.fromarray((np.arange(784) % 256).astype(np.uint8).reshape(28, 28)).save(image)
+    assert main(["classify", str(image), "--weights", str(path), "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)["top"]
+    assert len(top) >= 1 and top[0]["label"] in [str(i) for i in range(10)]
+
+
+def test_a_multi_line_error_keeps_its_lines(tmp_path, capsys):
+    """The recipe for converting a .pt file is several lines to copy: escaping every
+    control character made it one unusable line."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+    image, weights = tmp_path / "x.png", tmp_path / "model.pt"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    weights.write_bytes(b"\x80\x02not really")
+    assert main(["classify", str(image), "--weights", str(weights)]) != 0
+    err = capsys.readouterr().err
+    assert "\n    safetensors.torch.save_file(" in err and "\\n" not in err
+
+
+def test_the_callbacks_list_a_user_holds_stays_the_trainers():
+    from nnumba.losses import CrossEntropy
+    from nnumba.train import SGDTrainer
+    data = nnumba.data.load_dataset("mnist-5k")
+    seen, mine = [], []
+    trainer = SGDTrainer(nnumba.build("logreg", seed=0), CrossEntropy(), lr=0.1)
+    trainer.callbacks = mine
+    trainer.fit(data.x_train[:100], data.y_train[:100], epochs=1)
+    mine.append(lambda tr, row: seen.append(row["epoch"]))
+    trainer.fit(data.x_train[:100], data.y_train[:100], epochs=2)
+    assert trainer.callbacks is mine and seen == [2, 3]
+
+
+def test_symbolic_links_that_lead_nowhere_are_one_clear_error(tmp_path):
+    from nnumba.errors import SaveError
+    model = nnumba.Sequential.from_spec([{"type": "Linear", "in_features": 4,
+                                          "out_features": 2}])
+    (tmp_path / "a.npz").symlink_to(tmp_path / "b.npz")
+    (tmp_path / "b.npz").symlink_to(tmp_path / "a.npz")
+    with pytest.raises(SaveError, match="leads back to itself"):
+        io.save(model, tmp_path / "a.npz")
+    (tmp_path / "d.npz").symlink_to(tmp_path / "no-folder" / "w.npz")
+    with pytest.raises(SaveError, match="whose folder does not exist"):
+        io.save(model, tmp_path / "d.npz")
+
+
+def test_a_huge_count_of_orders_is_said_short(tmp_path):
+    """17 named modules out of sorted order: 17! orders, said as a bound, not digits."""
+    from nnumba.torch_import import load_torch_weights
+    names = [f"m{chr(ord('q') - i)}" for i in range(17)]  # mq, mp, ... : reverse order
+    path, _, model = _save_linears(tmp_path, [(n, 3 + i, 4 + i) for i, n in enumerate(names)])
+    with pytest.raises(WeightsError, match=r"more than 10\*\*12 orders.*export to .npz") as info:
+        load_torch_weights(model, path)
+    assert len(str(info.value)) < 1000
+
+
+def test_a_resumed_run_keeps_the_options_of_its_loss_named_by_its_qualified_name(tmp_path,
+                                                                                 capsys):
+    from nnumba.losses import CrossEntropy
+    from nnumba.train import SGDTrainer
+    data = nnumba.data.load_dataset("mnist-5k")
+    model = nnumba.build("mlp", hidden=16, seed=3)
+    trainer = SGDTrainer(model, CrossEntropy(reduction="sum"), lr=0.01, batch_size=50)
+    trainer.fit(data.x_train[:100], data.y_train[:100], epochs=1)
+    first = tmp_path / "first.npz"
+    io.save(model, first, classes=[str(i) for i in range(10)], input_shape=(1, 28, 28),
+            training=trainer)
+    assert main(TRAIN + ["--model", str(first), "--loss", "nnumba.losses:CrossEntropy"]) == 0
+    assert "loss's options (reduction='sum')" in capsys.readouterr().out
+
+
+def test_a_loss_whose_options_no_file_holds_is_refused_before_training(tmp_path, capsys):
+    from nnumba.losses import CrossEntropy
+
+    class ArrayOptions(CrossEntropy):
+        def __init__(self, reduction="mean"):
+            super().__init__(reduction)
+            self.weights = np.ones(10)
+
+        def config(self):
+            return {"weights": self.weights, **super().config()}
+
+    class Plugin:
+        @nnumba.hookimpl
+        def nnumba_register_losses(self):
+            return {"ArrayOptions16": ArrayOptions}
+
+    name = nnumba.register_plugin(Plugin())
+    try:
+        assert main(TRAIN + ["--model", "logreg", "--loss", "ArrayOptions16", "--save",
+                             str(tmp_path / "w.npz")]) != 0
+        out = capsys.readouterr()
+        assert "JSON" in out.err and "epoch 1" not in out.out
+        assert not (tmp_path / "w.npz").exists()
+    finally:
+        nnumba.unregister_plugin(name)
+
+
+def test_warm_start_with_bad_labels_gets_scikit_learns_own_error():
+    pytest.importorskip("sklearn")
+    from nnumba.sklearn import NNClassifier
+    x = np.random.default_rng(0).standard_normal((30, 4)).astype(np.float32)
+    ours = NNClassifier(model="logreg", epochs=1, warm_start=True).fit(x, np.arange(30) % 3)
+    with pytest.raises(ValueError) as info:
+        ours.fit(x, np.where(np.arange(30) == 4, np.nan, np.arange(30) % 3))
+    assert "warm_start" not in str(info.value)

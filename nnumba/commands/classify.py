@@ -139,10 +139,11 @@ def _literal(text: str, source: str):
     last, as json does)."""
     node = ast.parse(text.strip(), mode="eval").body
     if isinstance(node, ast.Dict) and None not in node.keys:
-        keys = [ast.literal_eval(k) for k in node.keys]
-        twice = [k for i, k in enumerate(keys) if k in keys[:i]]
-        if twice:
-            raise DuplicateKeyError(f"{source}: the key {twice[0]!r:.40} appears twice; keep one")
+        seen = set()
+        for key in map(ast.literal_eval, node.keys):
+            if key in seen:
+                raise DuplicateKeyError(f"{source}: the key {key!r:.40} appears twice; keep one")
+            seen.add(key)
     return ast.literal_eval(node)
 
 
@@ -293,7 +294,7 @@ def run(args):
     # nnumba's own models were trained on [0, 1] pixels: the lecture's scaling moves the
     # background of a digit from 0 to ~0.3 (an MNIST MLP: 91 % -> 83 % on its test set)
     lecture = args.normalise == "lecture" or (args.normalise is None and not stored["saved"])
-    x = normalise(pixels) if lecture else pixels
+    x = (normalise(pixels) if lecture else pixels).astype(model.dtype, copy=False)  # float64
     if hasattr(model.layers[0], "in_features"):  # a Linear first, no Flatten: flat pixels
         x = x.reshape(len(x), -1)
     try:

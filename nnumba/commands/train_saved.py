@@ -32,10 +32,18 @@ def saved_settings(args) -> dict:
 
 
 def loss_options(args) -> dict:
-    """The saved run's loss options, where this run trains with that same loss ({} else:
-    a loss named on the command line otherwise takes its defaults)."""
+    """The saved run's loss options, where this run trains with that same loss, by its
+    bare or its PLUGIN:NAME name ({} else: another loss takes its defaults)."""
+    from ..errors import NnumbaError
+    from ..registry import get_loss
     training = args.saved[2] if getattr(args, "saved", None) else None
-    return training["loss_options"] if training and training["loss"] == args.loss else {}
+    if not training:
+        return {}
+    try:
+        same = get_loss(training["loss"]) is get_loss(args.loss)
+    except (NnumbaError, LookupError):  # unknown: the run's own loss check says so
+        same = training["loss"] == args.loss
+    return training["loss_options"] if same else {}
 
 
 def build_loss(args):
@@ -44,15 +52,19 @@ def build_loss(args):
     from ..errors import NnumbaError
     from ..layers.validation import show
     from ..registry import get_loss
+    from ..train.base import savable_options
     options = loss_options(args)
     try:
-        return get_loss(args.loss)(**options)
+        loss = get_loss(args.loss)(**options)
     except (TypeError, NnumbaError) as exc:
         if not options:
             raise
         why = " ".join(str(exc).split())[:300]
         raise ValueError(f"{args.model}'s last run trained with {args.loss} {show(options)}, "
                          f"which does not build that loss now: {why}") from None
+    if getattr(args, "save", None):
+        savable_options(loss)  # a loss whose options no file holds: refused before the run
+    return loss
 
 
 def resume(args, trainer, say):

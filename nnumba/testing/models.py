@@ -62,11 +62,15 @@ def _check_gradient(name, model, loss, y):
     model.zero_grad()
     try:
         loss.forward(y, targets)
-        model.backward(loss.backward())
+        gradient = loss.backward()
     except Exception as exc:  # noqa: BLE001 - the loss refusing these outputs
         raise ConformanceError(f"model {name!r}: its train_defaults loss "
                                f"{type(loss).__name__} does not train its outputs of "
                                f"shape {y.shape[1:]}: {exc}") from exc
+    try:
+        model.backward(gradient)
+    except Exception as exc:  # noqa: BLE001 - a layer's own backward
+        raise ConformanceError(f"model {name!r}: its backward failed: {exc}") from exc
     if not np.isfinite(model.flat_grads).all():
         raise ConformanceError(f"model {name!r}: a gradient holds NaN or inf")
 

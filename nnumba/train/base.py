@@ -23,7 +23,7 @@ from .metrics import evaluate
 from .progress import Progress
 
 
-def _options(loss) -> dict:
+def savable_options(loss) -> dict:
     """The loss's config() as a JSON file holds it: a resumed run rebuilds the same
     loss from it (FocalLoss's gamma, a sum reduction), not one with the defaults."""
     options = loss.config()
@@ -142,14 +142,19 @@ class Trainer:
     @callbacks.setter
     def callbacks(self, value):
         try:
-            value = list(value)
+            value = value if isinstance(value, list) else list(value)
         except TypeError:
             value = [value]
-        for callback in value:
+        self._callbacks = self._check_callbacks(value)
+
+    def _check_callbacks(self, callbacks: list) -> list:
+        """``callbacks`` (the list itself: a reference the user holds stays the
+        trainer's), each a function of (trainer, row)."""
+        for callback in callbacks:
             if not callable(callback) or not takes(callback, 2):
                 raise DTypeError(f"{type(self).__name__}: callbacks must be functions "
                                  f"(trainer, row), got {show(callback)}")
-        self._callbacks = value
+        return callbacks
 
     def _optimizer_setting(name: str):  # noqa: N805 - called in the class body below
         """trainer.lr and the like: the optimizer's own (trainer.lr *= 0.5 in a callback
@@ -172,7 +177,7 @@ class Trainer:
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
         epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
-        self.callbacks = self.callbacks  # one appended since is checked before any update
+        self._check_callbacks(self.callbacks)  # one appended since: before any update
         # (model or optimizer reassigned since: the updates would miss the gradients)
         if getattr(self.optimizer, "model", self.model) is not self.model:
             raise SpecError(f"{type(self).__name__}: trainer.optimizer was built for another "
@@ -203,6 +208,7 @@ class Trainer:
             self._batches = Batches(model.device, x, y, self.batch_size,
                                     target_dtype(self.loss, model.dtype, y))
             for _ in range(int(epochs)):
+                self._check_callbacks(self.callbacks)  # one a callback added: before updates
                 model.train()  # every epoch: a callback may have evaluated it in eval mode
                 epoch = len(self.history.epochs) + 1
                 start = time.perf_counter()
@@ -224,9 +230,8 @@ class Trainer:
                         raise self._diverged(
                             f"the test loss became {row['test_loss']} after epoch {epoch}")
                 self.history.epochs.append(row)
-                for callback in list(self.callbacks):
+                for callback in list(self.callbacks):  # (one added now runs from the next)
                     callback(self, row)
-                self.callbacks = self.callbacks  # one a callback added: before the next epoch
         finally:
             model.reuse_buffers(False)
             self.loss.reuse_buffers = False
@@ -324,7 +329,7 @@ class Trainer:
                             f"{type(self.loss).__name__}")
         velocity = self.optimizer.velocity
         layers = {str(i): g.bit_generator.state for i, g in self._generators()}
-        return ({"trainer": self.kind, "loss": loss, "loss_options": _options(self.loss),
+        return ({"trainer": self.kind, "loss": loss, "loss_options": savable_options(self.loss),
                  **self.optimizer.config(),
                  "batch_size": self.batch_size, "rng": self.rng.bit_generator.state,
                  "layers": layers},
