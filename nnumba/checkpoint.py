@@ -25,10 +25,11 @@ from .layers.validation import show
 def stored_training(path) -> dict | None:
     """The training saved in ``path`` with its model (None where none was): the
     settings ("trainer", "loss", "lr", "momentum", "weight_decay", "batch_size"),
-    "loss_options" (the loss's config(), to build it again: ``get_loss(stored["loss"])
-    (**stored["loss_options"])``), "rng" (a numpy bit generator state), "layers" ({layer index: the state of its
-    generator}, Dropout's) and "velocity" (an array or None), each
-    checked: WeightsError naming the file where one is malformed."""
+    "loss_options" (the loss's config(), to build it again:
+    ``get_loss(stored["loss"])(**stored["loss_options"])``), "rng" (a numpy bit
+    generator state), "layers" ({layer index: the state of its generator}, Dropout's)
+    and "velocity" (an array or None), each checked: WeightsError naming the file
+    where one is malformed."""
     meta, _ = _read(path, spec_only=True)  # (the weights are not read here)
     headers = npz_headers(path)
     found = meta.get("training")

@@ -78,15 +78,20 @@ def _check_gradient(name, model, loss, y):
 def _check_widths(name, named, options):
     """``inputs`` and ``classes``, where the model takes them, as nnumba train sets them."""
     import nnumba
+    from ..errors import NnumbaError
     known = named.options()
     for option, width in (("inputs", 7), ("classes", 3)):
         if option not in known or option in options:
             continue
         changed = {**options, option: width}
-        model = nnumba.build(name, seed=0, **changed)
-        shape = named.input_shape_for(**changed)
-        got = math.prod(shape) if option == "inputs" else \
-            math.prod(model.output_shape(shape))
+        try:
+            model = nnumba.build(name, seed=0, **changed)
+            shape = named.input_shape_for(**changed)
+            got = math.prod(shape) if option == "inputs" else \
+                math.prod(model.output_shape(shape))
+        except NnumbaError as exc:
+            raise ConformanceError(f"model {name!r}: {option}={width}, as nnumba train may "
+                                   f"set it: {exc}") from exc
         if got != width:
             raise ConformanceError(f"model {name!r}: {option}={width} gives "
                                    f"{'an input' if option == 'inputs' else 'an output'} of "
