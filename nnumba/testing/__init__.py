@@ -51,5 +51,5 @@ from .models import check_model
 
 __all__ = ["ConformanceError", "KINDS", "check_all", "check_batch_sums", "check_dataset",
            "check_device", "check_float32", "check_gradients", "check_layer", "check_loss",
-           "check_loss_case", "check_model", "check_read_only", "check_rejections", "check_round_trip",
-           "numeric_gradient"]
+           "check_loss_case", "check_model", "check_read_only", "check_rejections",
+           "check_round_trip", "numeric_gradient"]
