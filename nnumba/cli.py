@@ -140,7 +140,11 @@ def _run(args, debug: bool) -> int:
 
     def error(text: str, status: int = 2) -> int:
         from .layers.validation import printable  # (a class or file name's escapes)
-        print(f"nnumba {args.command}: error: {printable(text, lines=True)}", file=sys.stderr)
+        if len(text) > 4000:  # a name or value pasted in whole: its ends say enough
+            text = f"{text[:2500]} [... {len(text) - 3500:,} characters ...] {text[-1000:]}"
+        # Lines kept (a recipe to copy), but indented: none can pass for an error line
+        text = printable(text, lines=True).replace("\n", "\n  ")
+        print(f"nnumba {args.command}: error: {text}", file=sys.stderr)
         return status
     try:
         return args.run(args) or 0

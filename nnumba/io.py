@@ -52,22 +52,28 @@ def check_save_path(path) -> Path:
         raise SaveError(folder + "model.npz")
     path = given if given.suffix == ".npz" else given.with_name(given.name + ".npz")
     try:
-        if given.is_dir() or path.is_dir():
+        target = _target(path)  # the checks below are of the file a link points to
+        if given.is_dir() or target.is_dir():
             raise SaveError(folder + f"{given / 'model.npz'}")
-        if path.exists() and not path.is_file():
+        if target.exists() and not target.is_file():
             raise SaveError(f"{path}: exists and is not a regular file; refusing to replace it")
-        if path.is_file() and not os.access(path, os.W_OK):  # (root may: its mode is kept)
+        if target.is_file() and not os.access(target, os.W_OK):  # root may: its mode is kept
             raise SaveError(f"{path}: is write-protected; refusing to replace it (make it "
                             f"writable, or save under another name)")
-        if path.is_file() and path.stat().st_size and not _holds_weights(path):
+        if target.is_file() and target.stat().st_size and not _holds_weights(target):
             # a user's data set (--save naming the --data file) would be lost
             raise SaveError(f"{path}: exists and is not an nnumba weights file; refusing to "
                             f"replace it (remove it, or save under another name)")
+        lost = next((p for p in path.absolute().parents if p.is_symlink() and not p.exists()),
+                    None)
+        if lost is not None:
+            raise SaveError(f"cannot save weights to {path}: {lost} is a symbolic link to a "
+                            f"folder that does not exist")
         existing = next(p for p in path.absolute().parents if p.exists())
         if not existing.is_dir():
             raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temporary(_target(path))
+        fd, tmp = temporary(target)
         os.close(fd)
         os.unlink(tmp)
     except SaveError:
@@ -81,6 +87,9 @@ def _target(path: Path) -> Path:
     """The file a save to ``path`` writes: where a symbolic link points (the link stays)."""
     if not path.is_symlink():
         return path
+    if os.readlink(path).endswith(("/", "/.", os.sep)):  # resolve() would drop the slash
+        raise SaveError(f"{path}: a symbolic link to {os.readlink(path)!r}, a folder's name; "
+                        f"refusing to write there")
     try:
         target = path.resolve()
     except (RuntimeError, OSError):  # a loop of links

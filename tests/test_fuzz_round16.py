@@ -178,7 +178,9 @@ def test_a_multi_line_error_keeps_its_lines(tmp_path, capsys):
     weights.write_bytes(b"\x80\x02not really")
     assert main(["classify", str(image), "--weights", str(weights)]) != 0
     err = capsys.readouterr().err
-    assert "\n    safetensors.torch.save_file(" in err and "\\n" not in err
+    assert "safetensors.torch.save_file(" in err and "\\n" not in err
+    lines = err.rstrip("\n").split("\n")
+    assert len(lines) > 2 and all(line.startswith("  ") for line in lines[1:])
 
 
 def test_the_callbacks_list_a_user_holds_stays_the_trainers():
@@ -267,3 +269,101 @@ def test_warm_start_with_bad_labels_gets_scikit_learns_own_error():
     with pytest.raises(ValueError) as info:
         ours.fit(x, np.where(np.arange(30) == 4, np.nan, np.arange(30) % 3))
     assert "warm_start" not in str(info.value)
+
+
+# ---- round 17 --------------------------------------------------------------------------
+
+def test_a_link_to_a_folder_name_never_writes_the_file_of_that_name(tmp_path):
+    """w.npz -> data.csv/ : the checks saw a link that did not exist (ENOTDIR), and
+    resolve() dropped the slash, so the save replaced the user's CSV."""
+    from nnumba.errors import SaveError
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    (tmp_path / "w.npz").symlink_to(f"{data}/")
+    (tmp_path / "n.npz").symlink_to(f"{tmp_path / 'newdir'}/")
+    model = nnumba.Sequential.from_spec([{"type": "Linear", "in_features": 4,
+                                          "out_features": 2}])
+    for link in ("w.npz", "n.npz"):
+        with pytest.raises(SaveError, match="a folder's name"):
+            io.save(model, tmp_path / link)
+    assert data.read_text() == "a,b\n1,2\n" and not (tmp_path / "newdir").exists()
+    (tmp_path / "plain.npz").symlink_to(data)  # the file itself: not weights, refused
+    with pytest.raises(SaveError, match="not an nnumba weights file"):
+        io.save(model, tmp_path / "plain.npz")
+    (tmp_path / "gone").symlink_to(tmp_path / "no-such-folder")
+    with pytest.raises(SaveError, match="gone is a symbolic link to a folder that does not"):
+        io.save(model, tmp_path / "gone" / "w.npz")
+
+
+def test_a_callable_callback_is_one_callback_even_where_it_is_iterable():
+    from nnumba.losses import CrossEntropy
+    from nnumba.train import SGDTrainer
+
+    class Logger:  # callable, and a sequence of the rows it kept
+        def __init__(self):
+            self.rows = []
+
+        def __call__(self, trainer, row):
+            self.rows.append(row["epoch"])
+
+        def __len__(self):
+            return len(self.rows)
+
+        def __getitem__(self, i):
+            return self.rows[i]
+
+    data = nnumba.data.load_dataset("mnist-5k")
+    logger = Logger()
+    trainer = SGDTrainer(nnumba.build("logreg", seed=0), CrossEntropy(), callbacks=logger)
+    trainer.fit(data.x_train[:100], data.y_train[:100], epochs=2)
+    assert logger.rows == [1, 2]
+    with pytest.raises(DTypeError, match="callbacks must be functions"):
+        trainer.callbacks = {logger: 1}  # a dict's keys are no list of callbacks
+
+
+def test_a_line_break_in_a_file_name_cannot_forge_an_error_line(tmp_path, capsys):
+    image = tmp_path / "no\nnnumba classify: error: fake line.png"
+    assert main(["classify", str(image), "--weights", str(tmp_path / "m.npz")]) != 0
+    err = capsys.readouterr().err
+    assert [line for line in err.split("\n") if line.startswith("nnumba")] == \
+        [err.split("\n")[0]]
+
+
+def test_the_model_kit_names_a_malformed_input_shape(monkeypatch):
+    from nnumba import testing
+    from nnumba.models import NamedModel
+
+    def dense(inputs=4, classes=3):
+        return [{"type": "Linear", "in_features": inputs, "out_features": classes}]
+
+    cases = {"kit17-str": "4", "kit17-neg": (-4,), "kit17-float": (4.5,),
+             "kit17-raises": lambda **_: 1 / 0, "kit17-huge": (10**6, 10**6)}
+
+    class Plugin:
+        @nnumba.hookimpl
+        def nnumba_register_models(self):
+            return {name: NamedModel(dense, input_shape=shape) for name, shape in cases.items()}
+
+    name = nnumba.register_plugin(Plugin())
+    try:
+        for model in cases:
+            with pytest.raises(testing.ConformanceError, match=f"model '{model}': its input_"):
+                testing.check_model(model)
+        with pytest.raises(testing.ConformanceError) as info:
+            testing.check_model("mlp", hidden=-1)
+        assert str(info.value).count("model 'mlp'") == 1
+    finally:
+        nnumba.unregister_plugin(name)
+
+
+def test_a_labels_text_file_has_one_name_a_line(tmp_path):
+    from nnumba.commands.classify import load_labels
+    path = tmp_path / "labels.txt"
+    path.write_text("cat\u2028tabby\ndog\fhound\r\nbird\n", newline="")
+    assert load_labels(path) == {0: "cat\u2028tabby", 1: "dog\fhound", 2: "bird"}
+
+
+def test_a_pasted_huge_value_gives_an_error_line_of_a_readable_length(capsys):
+    assert main(["summary", "mlp", "--model-option", "x" * 200_000 + "=1"]) != 0
+    err = capsys.readouterr().err
+    assert 1000 < len(err) < 5000 and "characters ..." in err

@@ -153,7 +153,9 @@ def load_labels(path) -> dict[int, str]:
     source = f"labels file {path}"
     text = read_text(path, "labels file", FileFormatError)
     if not text.lstrip().startswith(("{", "[")):
-        return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
+        # a line ends at \n (or \r\n) only: splitlines also ends one at \f or U+2028
+        lines = text.replace("\r\n", "\n").split("\n")
+        return {i: line.strip() for i, line in enumerate(lines) if line.strip()}
     try:
         data = parse_json(text, source)
     except DuplicateKeyError:

@@ -25,10 +25,17 @@ def check_model(name: str, *, train: bool = True, **options):
     try:
         named = get_model(name)
         model = nnumba.build(name, seed=0, **options)
-        shape = named.input_shape_for(**options)
         loss = get_loss({**FALLBACK_DEFAULTS, **named.train_defaults}["loss"])()
     except NnumbaError as exc:
-        raise ConformanceError(f"model {name!r}: {exc}") from exc
+        said = str(exc).removeprefix(f"model {name!r}: ")
+        raise ConformanceError(f"model {name!r}: {said}") from exc
+    try:
+        shape = named.input_shape_for(**options)
+        if shape is not None and not all(isinstance(d, (int, np.integer)) and not isinstance(
+                d, bool) and d >= 1 for d in shape):
+            raise ValueError(f"{shape!r:.80} is not a tuple of sizes >= 1")
+    except Exception as exc:  # noqa: BLE001 - the plugin's own shape function
+        raise ConformanceError(f"model {name!r}: its input_shape: {exc}") from exc
     if shape is None:
         raise ConformanceError(f"model {name!r}: it gives no input_shape; give one (a tuple, "
                                f"or a function of the options) for summary and classify")
@@ -36,6 +43,9 @@ def check_model(name: str, *, train: bool = True, **options):
                           model.flat_params):
         raise ConformanceError(f"model {name!r}: two builds from seed 0 differ: its layers "
                                f"must draw from the generator they are given")
+    if math.prod(shape) > 2**24:  # two samples of it: an array the kit can make
+        raise ConformanceError(f"model {name!r}: its input_shape {shape} holds more than "
+                               f"2**24 values a sample, past what the kit runs")
     x = np.random.default_rng(0).standard_normal((2, *shape)).astype(model.dtype)
     try:
         model.output_shape(shape)

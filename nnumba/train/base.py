@@ -141,8 +141,9 @@ class Trainer:
 
     @callbacks.setter
     def callbacks(self, value):
-        try:
-            value = value if isinstance(value, list) else list(value)
+        try:  # one function (callable, whatever else it is), or a list or tuple of them
+            value = [value] if callable(value) or isinstance(value, (dict, str)) else \
+                value if isinstance(value, list) else list(value)
         except TypeError:
             value = [value]
         self._callbacks = self._check_callbacks(value)
