@@ -17,6 +17,7 @@ import nnumba
 from nnumba import io
 from nnumba.cli import main
 from nnumba.errors import DTypeError, DuplicateKeyError, FileFormatError, WeightsError
+from runtime_plugin import runtime_plugin
 
 TRAIN = ["train", "--train-size", "100", "--test-size", "20", "--no-progress", "--epochs", "1"]
 
@@ -245,20 +246,12 @@ def test_a_loss_whose_options_no_file_holds_is_refused_before_training(tmp_path,
         def config(self):
             return {"weights": self.weights, **super().config()}
 
-    class Plugin:
-        @nnumba.hookimpl
-        def nnumba_register_losses(self):
-            return {"ArrayOptions16": ArrayOptions}
-
-    name = nnumba.register_plugin(Plugin())
-    try:
+    with runtime_plugin(losses={"ArrayOptions16": ArrayOptions}):
         assert main(TRAIN + ["--model", "logreg", "--loss", "ArrayOptions16", "--save",
                              str(tmp_path / "w.npz")]) != 0
         out = capsys.readouterr()
         assert "JSON" in out.err and "epoch 1" not in out.out
         assert not (tmp_path / "w.npz").exists()
-    finally:
-        nnumba.unregister_plugin(name)
 
 
 def test_warm_start_with_bad_labels_gets_scikit_learns_own_error():
@@ -339,21 +332,14 @@ def test_the_model_kit_names_a_malformed_input_shape(monkeypatch):
     cases = {"kit17-str": "4", "kit17-neg": (-4,), "kit17-float": (4.5,),
              "kit17-raises": lambda **_: 1 / 0, "kit17-huge": (10**6, 10**6)}
 
-    class Plugin:
-        @nnumba.hookimpl
-        def nnumba_register_models(self):
-            return {name: NamedModel(dense, input_shape=shape) for name, shape in cases.items()}
-
-    name = nnumba.register_plugin(Plugin())
-    try:
+    models = {name: NamedModel(dense, input_shape=shape) for name, shape in cases.items()}
+    with runtime_plugin(models=models):
         for model in cases:
             with pytest.raises(testing.ConformanceError, match=f"model '{model}': its input_"):
                 testing.check_model(model)
         with pytest.raises(testing.ConformanceError) as info:
             testing.check_model("mlp", hidden=-1)
         assert str(info.value).count("model 'mlp'") == 1
-    finally:
-        nnumba.unregister_plugin(name)
 
 
 def test_a_labels_text_file_has_one_name_a_line(tmp_path):

@@ -8,6 +8,7 @@ import nnumba
 from nnumba import testing
 from nnumba.models import NamedModel
 from nnumba.registry import get_registry
+from runtime_plugin import runtime_plugin
 
 # models too large to build at their defaults, or that only infer
 OPTIONS = {"image-linear": {"height": 4, "width": 4, "channels": 1}}
@@ -40,17 +41,10 @@ BROKEN = {
 }
 
 
-class _Plugin:
-    @nnumba.hookimpl
-    def nnumba_register_models(self):
-        return {f"kit-{name}": model for name, (model, _) in BROKEN.items()}
-
-
 @pytest.fixture(scope="module")
 def broken():
-    name = nnumba.register_plugin(_Plugin())
-    yield
-    nnumba.unregister_plugin(name)
+    with runtime_plugin(models={f"kit-{name}": model for name, (model, _) in BROKEN.items()}):
+        yield
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

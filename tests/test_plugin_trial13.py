@@ -16,6 +16,7 @@ from nnumba.layers.validation import integer
 from nnumba.losses import CrossEntropy
 from nnumba.npz import npz_headers
 from nnumba.train import SGDTrainer
+from runtime_plugin import runtime_plugin
 
 ARGS = ["train", "--train-size", "300", "--test-size", "50", "--no-progress"]
 
@@ -99,19 +100,11 @@ def test_a_loss_whose_options_json_cannot_hold_is_refused_before_writing(tmp_pat
         def config(self):
             return {"weights": object()}
 
-    class Plugin:
-        @nnumba.hookimpl
-        def nnumba_register_losses(self):
-            return {"OddTrial13": OddTrial13}
-
-    name = nnumba.register_plugin(Plugin())
-    try:
+    with runtime_plugin(losses={"OddTrial13": OddTrial13}):
         path = tmp_path / "odd.npz"
         with pytest.raises(SaveError, match=r"OddTrial13.config\(\) gave .*JSON"):
             _first_run(path, OddTrial13())
         assert not path.exists()
-    finally:
-        nnumba.unregister_plugin(name)
 
 
 def test_a_plugins_own_upper_bound_is_a_range_not_a_memory_limit():
