@@ -239,9 +239,10 @@ def address(dtype):
 
 
 @njit(cache=True)
-def gemm_in_thread(fn, a, b, c):
-    """c = a @ b on the calling thread, all three C-contiguous; fn from :func:`address`."""
-    _block(fn, a, _NO_TRANS, b, _NO_TRANS, c, 0.0, 0, 1, False)
+def gemm_in_thread(fn, a, b, c, beta=0.0):
+    """c = a @ b (+ beta c) on the calling thread, all three C-contiguous; fn from
+    :func:`address`."""
+    _block(fn, a, _NO_TRANS, b, _NO_TRANS, c, beta, 0, 1, False)
 
 
 @njit(parallel=True, cache=True)

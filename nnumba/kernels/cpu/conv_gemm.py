@@ -6,15 +6,16 @@ moved innermost first (x -> xT (C, H, W, N), see :mod:`.layout`), so that every
 im2col / col2im copy is a run of Wo*N contiguous values; the GEMM columns are
 ordered (i, j, n).  One GEMM per job:
 
-    forward  outT (D, P*N)   = [W | b] (D, K+1) @ [colsT; 1] (K+1, P*N)
+    forward  outT (D, P*N)   = W (D, K) @ colsT (K, P*N) + b
     weight   dwT (K, D)      = colsT @ dyT.T,   db = row sums of dyT
     input    dcolsT (K, P*N) = W.T @ dyT, then folded back (col2im)
 
 with K = C*kh*kw and P = Ho*Wo; outT and dyT are the batch-inner layouts of out
 and dy.  Image by image, for large maps (AlexNet's, and a batch of one):
-forward out[n] (D, P) = [W | b] @ [cols_n; 1], cols_n the image's own im2col,
+forward out[n] (D, P) = W @ cols_n + b, cols_n the image's own im2col,
 so nothing is transposed and a stride-4 window is no run of single values.
-The GEMMs are BLAS's (:mod:`.blas`).
+The forward GEMMs add W @ cols to outputs filled with the bias.  The GEMMs are
+BLAS's (:mod:`.blas`).
 """
 import numpy as np
 from numba import get_num_threads, njit
@@ -83,17 +84,26 @@ def _array(keep, name, shape, dtype):
     return a
 
 
+@njit(**_SEQ)
+def _bias_rows(b, out):
+    """Row d of out (D, P) = b[d], for a GEMM that then adds W @ cols (beta 1): the
+    bias needs no copy of W with b as an extra column (that copy, 10 MB for AlexNet's
+    convolutions, cost ~1 ms of a 21 ms pass at batch 1)."""
+    for d in range(out.shape[0]):
+        row = out[d]
+        for p in range(row.size):
+            row[p] = b[d]
+
+
 def forward_gemm(x, w, b, sh, sw, ph, pw, out, keep=None):
     N = x.shape[0]
     D, C, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
     K, P = C * kh * kw, Ho * Wo
-    wb = scratch("w_bias", (D, K + 1), x.dtype)   # [W | b] @ [cols; 1]: the bias rides in the GEMM
-    wb[:, :K] = w.reshape(D, K)
-    wb[:, K] = b
-    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=True, keep=keep)
+    colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, keep=keep)
     oT = scratch("gemm_out", (D, P * N), x.dtype)
-    gemm(wb, colsT, oT)
+    _bias_rows(b, oT)
+    gemm(w.reshape(D, K), colsT, oT, accumulate=True)
     to_batch_outer(oT.reshape(D * P, N), out.reshape(N, D * P))
 
 
@@ -150,49 +160,48 @@ def _phase_shape(C, kh, kw, sh, sw, Ho, Wo) -> tuple:
 
 
 @njit(**_SEQ)
-def _images_in_thread(t, fn, x, wb, kh, kw, sh, sw, ph, pw, Ho, Wo, xq, cols, out):
-    """out[n] (D, P) = wb @ cols_n for images t, t + T, ..., T = len(cols), into
-    thread t's own xq[t] and cols[t] (K + 1, P), whose last row is ones: run for
-    every t in parallel, no data crosses between cores."""
-    T, K = cols.shape[0], cols.shape[1] - 1
+def _images_in_thread(t, fn, x, w, b, kh, kw, sh, sw, ph, pw, Ho, Wo, xq, cols, out):
+    """out[n] (D, P) = w @ cols_n + b for images t, t + T, ..., T = len(cols), into
+    thread t's own xq[t] and cols[t] (K, P): run for every t in parallel, no data
+    crosses between cores."""
+    T, K = cols.shape[0], cols.shape[1]
     for n in range(t, x.shape[0], T):
         _phases(x, n, sh, sw, ph, pw, xq[t])
         for tap in range(K):
             _tap_columns(tap, xq[t], kh, kw, sh, sw, Ho, Wo, cols[t])
-        gemm_in_thread(fn, wb, cols[t], out[n])
+        _bias_rows(b, out[n])
+        gemm_in_thread(fn, w, cols[t], out[n], 1.0)
 
 
 def forward_gemm_images(x, w, b, sh, sw, ph, pw, out):
-    """out[n] (D, P) = [W | b] @ [cols_n; 1], image by image: one image per thread
-    when the batch has an image for each (measured 10-35 % faster on AlexNet's
-    layers at batch 16 than splitting each GEMM), else each GEMM split."""
+    """out[n] (D, P) = W @ cols_n + b, image by image: one image per thread when the
+    batch has an image for each (measured 10-35 % faster on AlexNet's layers at batch
+    16 than splitting each GEMM), else each GEMM split."""
     N = x.shape[0]
     D, C, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
     K, P = C * kh * kw, Ho * Wo
-    wb = scratch("w_bias", (D, K + 1), x.dtype)
-    wb[:, :K] = w.reshape(D, K)
-    wb[:, K] = b
+    w2 = w.reshape(D, K)
     phases = _phase_shape(C, kh, kw, sh, sw, Ho, Wo)
     fn, threads = address(x.dtype), get_num_threads()
     if fn is not None and N >= threads > 1:
         xq = scratch("phases", (threads,) + phases, x.dtype)
-        cols = scratch("cols_images", (threads, K + 1, P), x.dtype)
-        cols[:, K] = 1
-        run_blocks(_images_in_thread, threads, fn, x, wb, kh, kw, sh, sw, ph, pw, Ho, Wo,
+        cols = scratch("cols_images", (threads, K, P), x.dtype)
+        run_blocks(_images_in_thread, threads, fn, x, w2, b, kh, kw, sh, sw, ph, pw, Ho, Wo,
                    xq, cols, out.reshape(N, D, P))
         return
     xq = scratch("phases", phases, x.dtype)
-    cols = scratch("cols_image", (K + 1, P), x.dtype)
-    cols[K] = 1
+    cols = scratch("cols_image", (K, P), x.dtype)
     for n in range(N):
         _phases(x, n, sh, sw, ph, pw, xq)
-        run_blocks(_tap_columns, K, xq, kh, kw, sh, sw, Ho, Wo, cols[:K])
-        gemm(wb, cols, out[n].reshape(D, P))
+        run_blocks(_tap_columns, K, xq, kh, kw, sh, sw, Ho, Wo, cols)
+        image = out[n].reshape(D, P)
+        _bias_rows(b, image)
+        gemm(w2, cols, image, accumulate=True)
 
 
-def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False, keep=None):
-    """colsT (C*kh*kw, Ho*Wo*N) of x; ones_row adds a last row of ones.  With ``keep``
+def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, keep=None):
+    """colsT (C*kh*kw, Ho*Wo*N) of x.  With ``keep``
     they are made there, for the weight gradient of the same x (:func:`weight_gemm`)."""
     N, C, H, W = x.shape
     xT = scratch("xT", (C, H, W, N), x.dtype)
@@ -202,10 +211,8 @@ def _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo, ones_row=False, keep=None):
         _pad_rows(xT, ph, pw, xTp.reshape(C, H + 2 * ph, 1, W + 2 * pw, N))
         xT = xTp
     K = C * kh * kw
-    colsT = _array(keep, "colsT", (K + int(ones_row), Ho * Wo * N), x.dtype)
-    run_blocks(_im2col_pn, K, xT, kh, kw, sh, sw, Ho, Wo, colsT[:K])
-    if ones_row:
-        colsT[K] = 1
+    colsT = _array(keep, "colsT", (K, Ho * Wo * N), x.dtype)
+    run_blocks(_im2col_pn, K, xT, kh, kw, sh, sw, Ho, Wo, colsT)
     if keep is not None:
         keep["cols_of"] = _input_key(x, (kh, kw, sh, sw, ph, pw))
     return colsT
@@ -223,7 +230,7 @@ def weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out, keep=None):
     Ho, Wo = dy.shape[2], dy.shape[3]
     P, K = Ho * Wo, C * kh * kw
     if keep is not None and keep.get("cols_of") == _input_key(x, (kh, kw, sh, sw, ph, pw)):
-        colsT = keep["colsT"][:K]  # the forward's, of this x
+        colsT = keep["colsT"]  # the forward's, of this x
     else:
         colsT = _cols_pn(x, kh, kw, sh, sw, ph, pw, Ho, Wo)
     dyt = _array(keep, "dyt", (D, P * N), dy.dtype)
