@@ -35,9 +35,11 @@ LB = BN * BK // NT  # ... and from b (4)
 ROW = BM + 4
 
 @cuda.jit(device=True, inline=True)
-def _load_a(a, ta, M, K, m0, k0, tid, r):
+def _load(a, ta, M, K, m0, k0, tid, r):
     # Element r of this thread's share of the (BM x BK) tile of op(a), read
     # along a's stored rows so that neighbouring threads read neighbouring words.
+    # b's tile of op(b) is the same load with the transposition flipped, as BN == BM:
+    # _load(b, not tb, N, K, n0, ...) reads b stored (N, K) along its rows too.
     idx = tid + r * NT
     if ta:                      # a stored (K, M)
         kk = idx // BM
@@ -50,22 +52,6 @@ def _load_a(a, ta, M, K, m0, k0, tid, r):
         ok = k0 + kk < K and m0 + mm < M
         v = a[m0 + mm, k0 + kk] if ok else a.dtype.type(0)
     return v, kk, mm
-
-
-@cuda.jit(device=True, inline=True)
-def _load_b(b, tb, N, K, n0, k0, tid, r):
-    idx = tid + r * NT
-    if tb:                      # b stored (N, K)
-        nn = idx // BK
-        kk = idx - nn * BK
-        ok = k0 + kk < K and n0 + nn < N
-        v = b[n0 + nn, k0 + kk] if ok else b.dtype.type(0)
-    else:                       # b stored (K, N)
-        kk = idx // BN
-        nn = idx - kk * BN
-        ok = k0 + kk < K and n0 + nn < N
-        v = b[k0 + kk, n0 + nn] if ok else b.dtype.type(0)
-    return v, kk, nn
 
 
 @cuda.jit(cache=True, fastmath=True)
@@ -89,10 +75,10 @@ def _matmul(a, b, out, ta, tb, accumulate):
             acc[i, j] = 0
     # first K tile into buffer 0
     for r in range(LA):
-        v, kk, mm = _load_a(a, ta, M, K, m0, 0, tid, r)
+        v, kk, mm = _load(a, ta, M, K, m0, 0, tid, r)
         As[0, kk, mm] = v
     for r in range(LB):
-        v, kk, nn = _load_b(b, tb, N, K, n0, 0, tid, r)
+        v, kk, nn = _load(b, not tb, N, K, n0, 0, tid, r)
         Bs[0, kk, nn] = v
     cuda.syncthreads()
     steps = (K + BK - 1) // BK
@@ -102,10 +88,10 @@ def _matmul(a, b, out, ta, tb, accumulate):
         k1 = (step + 1) * BK
         if more:  # issue the next tile's global loads before computing this one
             for r in range(LA):
-                v, kk, mm = _load_a(a, ta, M, K, m0, k1, tid, r)
+                v, kk, mm = _load(a, ta, M, K, m0, k1, tid, r)
                 ra[r] = v
             for r in range(LB):
-                v, kk, nn = _load_b(b, tb, N, K, n0, k1, tid, r)
+                v, kk, nn = _load(b, not tb, N, K, n0, k1, tid, r)
                 rb[r] = v
         for kk in range(BK):
             for i in range(TM):
