@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import conv2d_output_shape, pool2d_output_shape
+from .geometry import conv2d_output_array_shape, conv2d_output_shape, pool2d_output_shape
 
 FLOATS = (np.float32, np.float64)
 
@@ -39,8 +39,7 @@ def _rand(rng, shape, dtype):
     return (rng.uniform(-1, 1, shape) + 0.01).astype(dtype)
 
 
-def _empty(shape, dtype):
-    return np.zeros(shape, dtype)
+_empty = np.zeros  # an output (poisoned with NaN on the CUDA side)
 
 
 # ---- the table: kernel -> (rng, size, dtype) -> [Call] ----------------------------------
@@ -87,9 +86,11 @@ def _matmul(rng, size, dtype):
     return calls
 
 
-def _rows(rng, size, dtype):
-    n, d = ROWS[size]
-    return _rand(rng, (n, d), dtype), _rand(rng, d, dtype)
+def _bias(into):
+    def make(rng, size, dtype):
+        n, d = ROWS[size]
+        return [Call("", [_rand(rng, (n, d), dtype), _rand(rng, d, dtype)], accumulates=(into,))]
+    return make
 
 
 def _activation_input(rng, size, dtype):
@@ -123,7 +124,7 @@ def _conv(job):
         calls = []
         for xs, ws, stride, pad in CONV[size]:
             x, w, b = _rand(rng, xs, dtype), _rand(rng, ws, dtype), _rand(rng, ws[0], dtype)
-            out = (xs[0], ws[0]) + conv2d_output_shape(xs[2], xs[3], ws[2:], stride, pad)
+            out = conv2d_output_array_shape(xs, ws, stride, pad)
             tag = f"x{xs} w{ws} s{stride} p{pad}"
             if job == "forward":
                 calls.append(Call(tag, [x, w, b, stride, pad, _empty(out, dtype)], outputs=(5,)))
@@ -201,11 +202,9 @@ def _adaptive(job):
         calls = []
         for xs, (ho, wo) in ADAPTIVE[size]:
             out = xs[:2] + (ho, wo)
-            tag = f"{xs}->{(ho, wo)}"
-            if job == "forward":
-                calls.append(Call(tag, [_rand(rng, xs, dtype), _empty(out, dtype)], outputs=(1,)))
-            else:
-                calls.append(Call(tag, [_rand(rng, out, dtype), _empty(xs, dtype)], outputs=(1,)))
+            src, dst = (xs, out) if job == "forward" else (out, xs)
+            calls.append(Call(f"{xs}->{(ho, wo)}", [_rand(rng, src, dtype), _empty(dst, dtype)],
+                              outputs=(1,)))
         return calls
     return make
 
@@ -266,12 +265,7 @@ def _sgd(rng, size, dtype):
 
 CASES = {
     "matmul": _matmul,
-    "add_bias": lambda rng, size, dtype: [Call("", list(_rows(rng, size, dtype)),
-                                               accumulates=(0,))],
-    "accumulate_bias_grad": lambda rng, size, dtype: [Call("", list(_rows(rng, size, dtype)),
-                                                           accumulates=(1,))],
-    "add_bias_relu": lambda rng, size, dtype: [Call("", list(_rows(rng, size, dtype)),
-                                                    accumulates=(0,))],
+    "add_bias": _bias(0), "accumulate_bias_grad": _bias(1), "add_bias_relu": _bias(0),
     "relu_backward_bias_grad": lambda rng, size, dtype: [Call(
         "", [np.maximum(_rand(rng, ROWS[size], dtype), 0), _rand(rng, ROWS[size], dtype),
              _empty(ROWS[size], dtype), _rand(rng, ROWS[size][1], dtype)],

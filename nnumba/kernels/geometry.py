@@ -20,6 +20,12 @@ def conv2d_output_shape(H, W, kernel, stride=1, pad=0) -> tuple[int, int]:
     return out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
 
 
+def conv2d_output_array_shape(x_shape, w_shape, stride=1, pad=0) -> tuple:
+    """(N, D, Ho, Wo) of a convolution of x (N, C, H, W) by w (D, C, kh, kw)."""
+    return (x_shape[0], w_shape[0]) + conv2d_output_shape(x_shape[2], x_shape[3], w_shape[2:],
+                                                          stride, pad)
+
+
 def pool2d_output_shape(H, W, kernel, stride=None) -> tuple[int, int]:
     """(Ho, Wo) of an unpadded pool over H x W; the stride defaults to the kernel."""
     return conv2d_output_shape(H, W, kernel, kernel if stride is None else stride, 0)

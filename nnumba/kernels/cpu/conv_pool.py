@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..cache_stamp import stamp
-from ..geometry import conv2d_output_shape, pair
+from ..geometry import conv2d_output_array_shape, pair
 from .blocks import address, call, run_blocks
 from .conv import (DIRECT_TAPS, conv2d_backward_input, conv2d_backward_weight,
                    conv2d_forward, uses_direct)
@@ -33,11 +33,6 @@ from .pool import (_maxpool_bwd_block, _maxpool_rows_block, relu_maxpool2d_backw
 from .workspace import scratch
 
 _SEQ = dict(cache=True, fastmath=True)
-
-
-def _conv_shape(x, w, stride, pad):
-    return (x.shape[0], w.shape[0]) + conv2d_output_shape(x.shape[2], x.shape[3], w.shape[2:],
-                                                          stride, pad)
 
 
 def fusable(C, D, kernel, pool_kernel, pool_stride) -> bool:
@@ -55,7 +50,7 @@ def _in_cache(x, w, stride, pad, argmax, pool=None) -> bool:
     """Whether the one-pass kernels take this job: the direct convolution, filters
     in fours, int32 argmax and (forward) a ``pool`` (kernel, stride) that the
     two-pass max-pool takes."""
-    Ho, Wo = _conv_shape(x, w, stride, pad)[2:]
+    Ho, Wo = conv2d_output_array_shape(x.shape, w.shape, stride, pad)[2:]
     return w.shape[0] % 4 == 0 and argmax.dtype == np.int32 and \
         uses_direct(w.shape[1], w.shape[2:], (Ho, Wo), stride) and \
         (pool is None or rows_pool(Ho, Wo, *pair(pool[0]), *pair(pool[1])))
@@ -103,12 +98,12 @@ def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride
     if out.size == 0:
         return out
     if not _in_cache(x, w, stride, pad, argmax_out, (pool_kernel, pool_stride)):
-        y = scratch("conv_pool", _conv_shape(x, w, stride, pad), x.dtype)
+        y = scratch("conv_pool", conv2d_output_array_shape(x.shape, w.shape, stride, pad), x.dtype)
         conv2d_forward(x, w, b, stride, pad, y)
         return relu_maxpool2d_forward(y, pool_kernel, pool_stride, out, argmax_out)
     (sh, sw), (ph, pw), (pkh, pkw), (psh, _) = (pair(stride), pair(pad), pair(pool_kernel),
                                                 pair(pool_stride))
-    D, Ho, Wo = _conv_shape(x, w, stride, pad)[1:]
+    D, Ho, Wo = conv2d_output_array_shape(x.shape, w.shape, stride, pad)[1:]
     b = np.zeros(D, x.dtype) if b is None else b
     offs, wt = _tap_weights(w, Ho, Wo, sh)
     conv_args = (x, offs, wt, b, w.shape[2], w.shape[3], sh, sw, ph, pw, *_runs(Ho, Wo, sh),
@@ -131,7 +126,7 @@ def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, d
     and argmax, and dy = dL/dout."""
     if x.shape[0] == 0 or dw_out.size == 0:
         return
-    shape = _conv_shape(x, w, stride, pad)
+    shape = conv2d_output_array_shape(x.shape, w.shape, stride, pad)
     if dx_out is None and _in_cache(x, w, stride, pad, argmax):
         (sh, sw), (ph, pw), (D, Ho, Wo) = pair(stride), pair(pad), shape[1:]
         db = scratch("db_discard", (D,), w.dtype) if db_out is None else db_out

@@ -320,27 +320,24 @@ def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
 
 
 def _maxpool_bwd(dy, argmax, relu, y, dx):
-    nplanes, pb = dx.shape[0] * dx.shape[1], _per_block(dx.shape[2] * dx.shape[3])
-    run_blocks(_maxpool_bwd_block, -(-nplanes // pb), pb, _planes(dy), _planes(argmax), relu,
-               _planes(y), _planes(dx))
+    if dx.size:
+        am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)
+        nplanes, pb = dx.shape[0] * dx.shape[1], _per_block(dx.shape[2] * dx.shape[3])
+        run_blocks(_maxpool_bwd_block, -(-nplanes // pb), pb, _planes(dy), _planes(am), relu,
+                   _planes(y), _planes(dx))
+    return dx
 
 
 def maxpool2d_backward(dy, argmax, dx_out):
     """dx_out (N, C, H, W) = dL/dx: dy (N, C, Ho, Wo) added at argmax, zero
     elsewhere (accumulating where overlapping windows chose one pixel)."""
-    if dx_out.size:
-        am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)
-        _maxpool_bwd(dy, am, False, dy, dx_out)
-    return dx_out
+    return _maxpool_bwd(dy, argmax, False, dy, dx_out)
 
 
 def relu_maxpool2d_backward(dy, argmax, out, dx_out):
     """Backward of relu_maxpool2d_forward; out is its pooled output (N, C, Ho,
     Wo): the gradient flows only where out > 0."""
-    if dx_out.size:
-        am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)
-        _maxpool_bwd(dy, am, True, out, dx_out)
-    return dx_out
+    return _maxpool_bwd(dy, argmax, True, out, dx_out)
 
 
 def avgpool2d_forward(x, kernel, stride, out):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 
 import numpy as np
 from numba import config, cuda, typeof
@@ -65,7 +64,6 @@ def over(kernel, items=lambda first, *rest: first.size):
         n = items(*args)
         if n:
             launch_1d(kernel, n)(*args)
-    run.__signature__ = inspect.signature(kernel.py_func)
     run.__name__ = run.__qualname__ = kernel.py_func.__name__.lstrip("_")
     return run
 

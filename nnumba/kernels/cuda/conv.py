@@ -134,8 +134,7 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     """out (N, D, Ho, Wo) = cross-correlation of x (N, C, H, W) with w
     (D, C, kh, kw), zero padding pad, stride stride, plus b (D,) (b may be None).
     Returns out.  ``keep``: as the CPU set's; these kernels keep nothing."""
-    sh, sw = pair(stride)
-    ph, pw = pair(pad)
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     has_bias = b is not None
     if out.size:
         launch_1d(_forward, out.size)(x, w, b if has_bias else w.reshape(w.size), has_bias,
@@ -145,8 +144,7 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
 
 def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out (N, C, H, W) = dL/dx given dy (N, D, Ho, Wo) and w; written fully."""
-    sh, sw = pair(stride)
-    ph, pw = pair(pad)
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     if dx_out.size:
         launch_1d(_backward_input, dx_out.size)(dy, w, sh, sw, ph, pw, dx_out)
     return dx_out
@@ -154,8 +152,7 @@ def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
 
 def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     """dw_out (D, C, kh, kw) += dL/dw and db_out (D,) += dL/db (db_out may be None)."""
-    sh, sw = pair(stride)
-    ph, pw = pair(pad)
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     if x.shape[0] == 0 or dw_out.size == 0:
         return
     _reduce_launch(_backward_weight, dw_out.size)(x, dy, sh, sw, ph, pw, dw_out)

@@ -1,7 +1,7 @@
 """A convolution, the ReLU after it and a max-pool (the CPU set's signatures,
 nnumba.kernels.cpu.conv_pool): here the three kernels one after another, through
 a device array kept for the next call of the same shape."""
-from ..geometry import conv2d_output_shape
+from ..geometry import conv2d_output_array_shape
 from ._grid import device_empty
 from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from .pool import relu_maxpool2d_backward, relu_maxpool2d_forward
@@ -10,9 +10,7 @@ _kept = {}  # (shape, dtype) -> the convolution's output or its gradient
 
 
 def _conv_out(x, w, stride, pad):
-    shape = (x.shape[0], w.shape[0]) + conv2d_output_shape(x.shape[2], x.shape[3],
-                                                           w.shape[2:], stride, pad)
-    return device_empty(shape, x.dtype, _kept)
+    return device_empty(conv2d_output_array_shape(x.shape, w.shape, stride, pad), x.dtype, _kept)
 
 
 def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride, out,
