@@ -43,16 +43,11 @@ def configure(kernel, grid, block):
     return kernel[grid, block]
 
 
-def blocks(n: int, threads: int = THREADS) -> int:
-    """Blocks for n work items at one item per thread, capped (grid-stride loops)."""
-    return max(1, min((int(n) + threads - 1) // threads, MAX_BLOCKS))
-
-
-def launch_1d(kernel, n: int, threads: int = THREADS):
-    """kernel configured for n work items, ``threads`` per block."""
-    if config.ENABLE_CUDASIM:
-        threads = min(threads, 32)
-    return configure(kernel, blocks(n, threads), threads)
+def launch_1d(kernel, n: int):
+    """kernel configured for n work items: THREADS per block (32 in the simulator),
+    blocks for one item per thread, capped (grid-stride loops)."""
+    threads = 32 if config.ENABLE_CUDASIM else THREADS
+    return configure(kernel, max(1, min((int(n) + threads - 1) // threads, MAX_BLOCKS)), threads)
 
 
 def over(kernel, items=lambda first, *rest: first.size):

@@ -19,7 +19,7 @@ shared: one block of 256 threads per SM. Loads are guarded, so any M, N, K works
 from numba import cuda
 
 from .. import formulas
-from ._grid import configure, launch_1d, over
+from ._grid import configure, over
 from ..cache_stamp import stamp
 
 BM = BN = 128      # output tile per block
@@ -146,6 +146,7 @@ def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
 
 @cuda.jit(cache=True)
 def _add_bias(y, b):
+    """y (N, D) += b (D,) on every row."""
     n, d = y.shape
     for t in range(cuda.grid(1), n * d, cuda.gridsize(1)):
         y[t // d, t % d] += b[t % d]
@@ -153,6 +154,7 @@ def _add_bias(y, b):
 
 @cuda.jit(cache=True)
 def _accumulate_bias_grad(dl_dy, db):
+    """db (D,) += column sums of dl_dy (N, D)."""
     # One thread per column: the threads of a warp read neighbouring words of a row.
     n, d = dl_dy.shape
     for j in range(cuda.grid(1), d, cuda.gridsize(1)):
@@ -160,18 +162,6 @@ def _accumulate_bias_grad(dl_dy, db):
         for i in range(n):
             s += dl_dy[i, j]
         db[j] += s
-
-
-def add_bias(y, b):
-    """y (N, D) += b (D,) on every row."""
-    if y.size:
-        launch_1d(_add_bias, y.size)(y, b)
-
-
-def accumulate_bias_grad(dl_dy, db):
-    """db (D,) += column sums of dl_dy (N, D)."""
-    if db.size:
-        launch_1d(_accumulate_bias_grad, db.size)(dl_dy, db)
 
 
 _bias_relu = cuda.jit(device=True, inline=True)(formulas.bias_relu)
@@ -192,6 +182,8 @@ def _relu_backward_bias_grad(y, dl_dy, dl_ds, db):
         _relu_grad_bias(y, dl_dy, dl_ds, db, j)
 
 
+add_bias = over(_add_bias)
+accumulate_bias_grad = over(_accumulate_bias_grad, lambda dl_dy, db: db.size)
 add_bias_relu = over(_add_bias_relu)  # y (N, D) = relu(y + b)
 relu_backward_bias_grad = over(_relu_backward_bias_grad, lambda y, *rest: y.shape[1])
 
