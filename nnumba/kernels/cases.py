@@ -114,11 +114,6 @@ def _backward(forward):
     return make
 
 
-def _flat(rng, size, dtype, arrays, outputs=(), accumulates=()):
-    return [Call("", [_rand(rng, FLAT[size], dtype) for _ in range(arrays)],
-                 outputs=outputs, accumulates=accumulates)]
-
-
 def _conv(job):
     def make(rng, size, dtype):
         calls = []
@@ -235,16 +230,15 @@ def _loss(name):
 def _arrays(name):
     def make(rng, size, dtype):
         n, f = ROWS[size]
-        t = np.dtype(dtype).type
         if name == "fill":
-            return [Call("", [_empty(FLAT[size], dtype), t(2.5)], outputs=(0,))]
+            return [Call("", [_empty(FLAT[size], dtype), dtype(2.5)], outputs=(0,))]
         if name == "scale":
-            return [Call("", [_rand(rng, FLAT[size], dtype), t(3.0), _empty(FLAT[size], dtype)],
+            return [Call("", [_rand(rng, FLAT[size], dtype), dtype(3.0), _empty(FLAT[size], dtype)],
                          outputs=(2,))]
         if name == "multiply":
-            return _flat(rng, size, dtype, 3, outputs=(2,))
+            return [Call("", [_rand(rng, FLAT[size], dtype) for _ in range(3)], outputs=(2,))]
         if name == "accumulate":
-            return _flat(rng, size, dtype, 2, accumulates=(0,))
+            return [Call("", [_rand(rng, FLAT[size], dtype) for _ in range(2)], accumulates=(0,))]
         if name == "gather_rows":
             idx = rng.permutation(n * 3)[:n].astype(np.int64)
             return [Call("", [_rand(rng, (n * 3, f), dtype), idx, _empty((n, f), dtype)],
@@ -258,9 +252,8 @@ def _arrays(name):
 
 def _sgd(rng, size, dtype):
     n = FLAT[size]
-    t = np.dtype(dtype).type
     return [Call("", [_rand(rng, n, dtype), _rand(rng, n, dtype), _rand(rng, n, dtype),
-                      t(0.05), t(0.9), t(1e-3)], accumulates=(0, 2))]
+                      dtype(0.05), dtype(0.9), dtype(1e-3)], accumulates=(0, 2))]
 
 
 CASES = {

@@ -75,8 +75,7 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
         keep.pop("dyt_of", None)
     (sh, sw), (ph, pw) = pair(stride), pair(pad)
     C, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    if b is None:
-        b = np.zeros(w.shape[0], x.dtype)
+    b = np.zeros(w.shape[0], x.dtype) if b is None else b
     if out.size == 0:
         return out
     Ho, Wo = out.shape[2], out.shape[3]
@@ -109,8 +108,7 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     if keep is not None:  # the dy kept belongs to an earlier step
         keep.pop("dyt_of", None)
     C, kh, kw = dw_out.shape[1], dw_out.shape[2], dw_out.shape[3]
-    if db_out is None:
-        db_out = scratch("db_discard", (dw_out.shape[0],), dw_out.dtype)
+    db_out = scratch("db_discard", (dw_out.shape[0],), dw_out.dtype) if db_out is None else db_out
     if x.shape[0] == 0 or dw_out.size == 0:
         return
     if _use_direct(C, kh, kw, dy.shape[2], dy.shape[3], sh):

@@ -287,19 +287,13 @@ def _planes(a):
     return a.reshape(N * C, a.shape[2] * a.shape[3])
 
 
-def _argmax32(argmax_out):
-    """The kernels write int32 indices (one compiled variant, not two); an
-    int64 argmax_out is filled from an int32 scratch copy."""
-    if argmax_out.dtype == np.int32:
-        return argmax_out
-    return np.empty(argmax_out.shape, np.int32)
-
-
 def _maxpool(x, kernel, stride, out, argmax_out, relu):
     (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     H, W = x.shape[2], x.shape[3]
     if out.size:
-        am = _argmax32(argmax_out)
+        # The kernels write int32 indices (one compiled variant, not two); an
+        # int64 argmax_out is filled from an int32 scratch copy.
+        am = argmax_out if argmax_out.dtype == np.int32 else np.empty(argmax_out.shape, np.int32)
         _maxpool_fwd(_planes(x), H, W, kh, kw, sh, sw, relu, _planes(out), _planes(am))
         if am is not argmax_out:
             argmax_out[...] = am
