@@ -222,10 +222,6 @@ def _dw_direct(body, x, data, Ho, Wo, sh, sw, ph, pw, dw, db):
     db += dbacc
 
 
-def _conv_dw_direct(x, dy, sh, sw, ph, pw, dw, db):
-    _dw_direct(_conv_dw_block, x, (dy,), dy.shape[2], dy.shape[3], sh, sw, ph, pw, dw, db)
-
-
 def forward_direct(x, w, b, sh, sw, ph, pw, out):
     # The direct kernels work on blocks of 4 output channels; other counts run
     # with zero filters added (a copy each way, only then).
@@ -243,13 +239,14 @@ def forward_direct(x, w, b, sh, sw, ph, pw, out):
 def weight_direct(x, dy, sh, sw, ph, pw, dw_out, db_out):
     D = dw_out.shape[0]
     if D % 4 == 0:
-        _conv_dw_direct(x, dy, sh, sw, ph, pw, dw_out, db_out)
+        _dw_direct(_conv_dw_block, x, (dy,), dy.shape[2], dy.shape[3], sh, sw, ph, pw, dw_out,
+                   db_out)
         return
     D4 = D + 4 - D % 4   # zero gradients for the added channels (see forward_direct)
     dw4 = np.zeros((D4,) + dw_out.shape[1:], dw_out.dtype)
     db4 = np.zeros(D4, db_out.dtype)
     dy4 = np.pad(dy, ((0, 0), (0, D4 - D), (0, 0), (0, 0)))
-    _conv_dw_direct(x, dy4, sh, sw, ph, pw, dw4, db4)
+    _dw_direct(_conv_dw_block, x, (dy4,), dy.shape[2], dy.shape[3], sh, sw, ph, pw, dw4, db4)
     dw_out += dw4[:D]
     db_out += db4[:D]
 

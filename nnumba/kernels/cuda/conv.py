@@ -1,10 +1,6 @@
 """Convolution kernels on the device (cross-correlation with zero padding and
 stride, NCHW): the twins of nnumba.kernels.cpu.conv, same entry points and
-signatures.
-
-    conv2d_forward(x, w, b, stride, pad, out, keep=None)              out written fully
-    conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None)       dx written fully
-    conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None)   ACCUMULATES
+signatures (listed there: which outputs are written fully, which accumulate).
 
 A 1-D convolution is the 2-D one on a height-1 view (N, C, 1, L).
 
