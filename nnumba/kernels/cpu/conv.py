@@ -107,11 +107,10 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     (sh, sw), (ph, pw) = pair(stride), pair(pad)
     if keep is not None:  # the dy kept belongs to an earlier step
         keep.pop("dyt_of", None)
-    C, kh, kw = dw_out.shape[1], dw_out.shape[2], dw_out.shape[3]
     db_out = scratch("db_discard", (dw_out.shape[0],), dw_out.dtype) if db_out is None else db_out
     if x.shape[0] == 0 or dw_out.size == 0:
         return
-    if _use_direct(C, kh, kw, dy.shape[2], dy.shape[3], sh):
+    if _use_direct(*dw_out.shape[1:], *dy.shape[2:], sh):  # C, kh, kw, Ho, Wo, sh
         weight_direct(x, dy, sh, sw, ph, pw, dw_out, db_out)
     else:
         weight_gemm(x, dy, sh, sw, ph, pw, dw_out, db_out, keep)
