@@ -45,7 +45,10 @@ def configure(kernel, grid, block):
 
 def launch_1d(kernel, n: int):
     """kernel configured for n work items: THREADS per block (32 in the simulator),
-    blocks for one item per thread, capped (grid-stride loops)."""
+    blocks for one item per thread, capped (grid-stride loops); a launch of nothing
+    when there are none."""
+    if not n:
+        return lambda *args: None
     threads = 32 if config.ENABLE_CUDASIM else THREADS
     return configure(kernel, max(1, min((int(n) + threads - 1) // threads, MAX_BLOCKS)), threads)
 
@@ -56,9 +59,7 @@ def over(kernel, items=lambda first, *rest: first.size):
     default), nothing when there are none."""
     @functools.wraps(kernel.py_func)
     def run(*args):
-        n = items(*args)
-        if n:
-            launch_1d(kernel, n)(*args)
+        launch_1d(kernel, items(*args))(*args)
     run.__name__ = run.__qualname__ = kernel.py_func.__name__.lstrip("_")
     return run
 

@@ -19,8 +19,7 @@ def _fill(a, value):
 def fill(a, value):
     """a (any contiguous array) = value, in a's dtype.  Returns a."""
     flat = a.reshape(a.size)
-    if flat.size:
-        launch_1d(_fill, flat.size)(flat, flat.dtype.type(value))
+    launch_1d(_fill, flat.size)(flat, flat.dtype.type(value))
     return a
 
 
@@ -32,8 +31,7 @@ def _scale(src, factor, dst):
 
 def scale(src, factor, dst):
     """dst = src * factor (flat, one size; factor in their dtype)."""
-    if src.size:
-        launch_1d(_scale, src.size)(src, src.dtype.type(factor), dst)
+    launch_1d(_scale, src.size)(src, src.dtype.type(factor), dst)
 
 
 @cuda.jit(cache=True)
@@ -66,8 +64,7 @@ def _gather_rows(src, idx, dst):
 def gather_rows(src, idx, dst):
     """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M) (the caller
     guarantees the range: these are permutation indices)."""
-    if dst.size:
-        launch_1d(_gather_rows, dst.size)(src, idx, dst)
+    launch_1d(_gather_rows, dst.size)(src, idx, dst)
     return dst
 
 
@@ -87,8 +84,7 @@ _scratch = {}  # the int32 counter, allocated on first use
 def all_finite(x) -> bool:
     """Whether x holds no NaN and no infinity (one 4-byte copy to the host)."""
     count = fill(device_empty(1, np.int32, keep=_scratch), 0)
-    if x.size:
-        launch_1d(_count_nonfinite, x.size)(x.reshape(x.size), count)
+    launch_1d(_count_nonfinite, x.size)(x.reshape(x.size), count)
     return int(to_host(count)[0]) == 0
 
 

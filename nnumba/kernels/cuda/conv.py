@@ -132,17 +132,15 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     Returns out.  ``keep``: as the CPU set's; these kernels keep nothing."""
     (sh, sw), (ph, pw) = pair(stride), pair(pad)
     has_bias = b is not None
-    if out.size:
-        launch_1d(_forward, out.size)(x, w, b if has_bias else w.reshape(w.size), has_bias,
-                                      sh, sw, ph, pw, out)
+    launch_1d(_forward, out.size)(x, w, b if has_bias else w.reshape(w.size), has_bias,
+                                  sh, sw, ph, pw, out)
     return out
 
 
 def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out (N, C, H, W) = dL/dx given dy (N, D, Ho, Wo) and w; written fully."""
     (sh, sw), (ph, pw) = pair(stride), pair(pad)
-    if dx_out.size:
-        launch_1d(_backward_input, dx_out.size)(dy, w, sh, sw, ph, pw, dx_out)
+    launch_1d(_backward_input, dx_out.size)(dy, w, sh, sw, ph, pw, dx_out)
     return dx_out
 
 

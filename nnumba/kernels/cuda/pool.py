@@ -80,49 +80,39 @@ def _avgpool_backward(dy, kh, kw, sh, sw, dx):
 def maxpool2d_forward(x, kernel, stride, out, argmax_out):
     """out (N, C, Ho, Wo) = window maxima of x (N, C, H, W); argmax_out (same
     shape, int32/int64) = flat index of the first maximum in its plane."""
-    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
-    if out.size:
-        launch_1d(_maxpool_forward, out.size)(x, kh, kw, sh, sw, False, out, argmax_out)
+    launch_1d(_maxpool_forward, out.size)(x, *pair(kernel), *pair(stride), False, out, argmax_out)
     return out
 
 
 def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
     """Fused relu then max-pool: out = maxpool(relu(x))."""
-    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
-    if out.size:
-        launch_1d(_maxpool_forward, out.size)(x, kh, kw, sh, sw, True, out, argmax_out)
+    launch_1d(_maxpool_forward, out.size)(x, *pair(kernel), *pair(stride), True, out, argmax_out)
     return out
 
 
 def maxpool2d_backward(dy, argmax, dx_out):
     """dx_out (N, C, H, W) = dy added at argmax, zero elsewhere (written fully)."""
     fill(dx_out, 0)
-    if dy.size:
-        launch_1d(_maxpool_backward, dy.size)(dy, argmax, False, dy, dx_out)
+    launch_1d(_maxpool_backward, dy.size)(dy, argmax, False, dy, dx_out)
     return dx_out
 
 
 def relu_maxpool2d_backward(dy, argmax, out, dx_out):
     """Backward of relu_maxpool2d_forward: the gradient flows only where out > 0."""
     fill(dx_out, 0)
-    if dy.size:
-        launch_1d(_maxpool_backward, dy.size)(dy, argmax, True, out, dx_out)
+    launch_1d(_maxpool_backward, dy.size)(dy, argmax, True, out, dx_out)
     return dx_out
 
 
 def avgpool2d_forward(x, kernel, stride, out):
     """out (N, C, Ho, Wo) = window means of x (N, C, H, W)."""
-    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
-    if out.size:
-        launch_1d(_avgpool_forward, out.size)(x, kh, kw, sh, sw, out)
+    launch_1d(_avgpool_forward, out.size)(x, *pair(kernel), *pair(stride), out)
     return out
 
 
 def avgpool2d_backward(dy, kernel, stride, dx_out):
     """dx_out (N, C, H, W) = dL/dx for avgpool2d_forward, written fully."""
-    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
-    if dx_out.size:
-        launch_1d(_avgpool_backward, dx_out.size)(dy, kh, kw, sh, sw, dx_out)
+    launch_1d(_avgpool_backward, dx_out.size)(dy, *pair(kernel), *pair(stride), dx_out)
     return dx_out
 
 
