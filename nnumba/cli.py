@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         finally:
             if sys.stdout is not None:  # None where stdout was closed (>&-)
                 sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
-    except KeyboardInterrupt:  # while the parser is built (plugins load): no traceback
+    except KeyboardInterrupt:  # while the parser is built (plugins load) or the command runs
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -148,10 +148,7 @@ def _run(args, debug: bool) -> int:
         return status
     try:
         return args.run(args) or 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
+    except Exception as exc:  # (KeyboardInterrupt: main says "interrupted")
         if debug or (isinstance(exc, BrokenPipeError) and _closed_outputs()):
             raise  # main ends quietly where the reader of stdout has gone
         message = str(exc)
