@@ -135,12 +135,11 @@ def _check_options(args):
         raise ValueError(f"--model does not apply to --trainer perceptron, which trains its own "
                          f"single linear unit (got --model {args.model}): drop --model")
     args.model = "mlp" if args.model is None else args.model  # "" is refused below
-    for flag in ("epochs", "batch_size", "train_size", "test_size"):
+    for flag, low in (("epochs", 1), ("batch_size", 1), ("train_size", 1), ("test_size", 1),
+                      ("seed", 0)):  # --seed < 0: the model's factory did not name --seed
         value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
-    if args.seed is not None and args.seed < 0:  # else the model's factory refused it
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")  # without naming --seed
+        if value is not None and value < low:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= {low}, got {value}")
     args.same_order, args.seed = args.seed is None, args.seed or 0  # see train_saved
     # An empty --dataset quietly fell back to the default data set; an empty --data
     # read as the folder '.'.
@@ -204,11 +203,9 @@ def _mpi_session(args):
 
 
 def run(args):
+    from ..distributed import abort_on_error  # without MPI (comm None): a plain block
     start = time.perf_counter()
     args.comm = _mpi_session(args)
-    if args.comm is None:
-        return _run(args, start)
-    from ..distributed import abort_on_error
     with abort_on_error(args.comm):  # one failing rank must not leave the others waiting
         return _run(args, start)
 
@@ -300,14 +297,13 @@ def _build_model(args, data):
                                           seed=args.seed)
         except (TypeError, ArithmeticError, RecursionError, MemoryError) as exc:
             raise ValueError(_one_line(exc)) from None
-    if model.dtype != data.x_train.dtype:  # a saved float64 model: the data follows it
-        data = replace(data, x_train=data.x_train.astype(model.dtype),
-                       x_test=data.x_test.astype(model.dtype))
     if shape != data.x_train.shape[1:]:
         _say(args, f"inputs reshaped from {data.x_train.shape[1:]} to {shape}, the input "
                    f"shape of {args.model}")
-        data = replace(data, x_train=data.x_train.reshape((-1,) + shape),
-                       x_test=data.x_test.reshape((-1,) + shape))
+    # a saved float64 model: the data follows it
+    x_train, x_test = (x.astype(model.dtype, copy=False).reshape((-1,) + shape)
+                       for x in (data.x_train, data.x_test))
+    data = replace(data, x_train=x_train, x_test=x_test)
     return model.to(getattr(args, "device", "cpu")), data
 
 
