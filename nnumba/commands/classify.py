@@ -194,8 +194,7 @@ def _input_shape(args, model, stored=None):
     that shape, else of the model's first layer where it says (Conv2d), else RGB."""
     from ..registry import get_model
     named = Path(args.model).suffix not in (".json", ".npz")
-    shape = get_model(args.model).input_shape_for() if named else \
-        stored if stored is not None and len(stored) == 3 else None
+    shape = get_model(args.model).input_shape_for() if named else stored  # (C, H, W): see run
     size = None
     if args.size:
         try:
@@ -323,6 +322,5 @@ def run(args):
         print(json.dumps({"image": str(args.image), "top": top}))
     else:
         for t in top:  # a name's control characters escaped: one line per class
-            label = printable(t["label"])
-            print(f"#{t['rank']} ({t['score']:.2f}) {label}")
+            print(f"#{t['rank']} ({t['score']:.2f}) {printable(t['label'])}")
     return 0
