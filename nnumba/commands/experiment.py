@@ -87,9 +87,8 @@ def run_experiments(args):
                          f"{' '.join(args.names)}")
     every = args.names == ["all"]
     layers = get_registry().entries("layer")
-    names = list(dict.fromkeys(args.names))  # a name given twice runs once
-    # Unknown names fail here, before anything runs.
-    chosen = list_experiments() if every else [get_experiment(name) for name in names]
+    # Unknown names fail here, before anything runs; a name given twice runs once.
+    chosen = list_experiments() if every else [get_experiment(n) for n in dict.fromkeys(args.names)]
     given = {"data_dir": args.data_dir, "lecture": args.lecture or None}  # None: not given
     numbers, failures, skipped, entries = {}, [], [], []
     out = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only JSON
