@@ -7,6 +7,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from ..jsonfile import read_json
 from ..layers.validation import printable
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
@@ -92,15 +94,14 @@ def _unused_options(args) -> str | None:
     Called before OPTION_DEFAULTS are filled in and, for the perceptron, with only
     --epochs filled in, so that only the user's options count."""
     if args.trainer == "perceptron":
-        unused, who = _NOT_FOR_PERCEPTRON, "--trainer perceptron"
+        unused, who, why = _NOT_FOR_PERCEPTRON, "--trainer perceptron", ""
     elif args.classes is not None and _target_kind(args.loss) != "signs":
-        unused, who = ("classes",), f"loss {args.loss}"
+        unused, who, why = ("classes",), f"loss {args.loss}", " (it trains on every class)"
     else:
         return None
     given = [f"--{name.replace('_', '-')}" for name in unused if getattr(args, name) is not None]
     if not given:
         return None
-    why = " (it trains on every class)" if who.startswith("loss") else ""
     return f"note: {who} does not use {', '.join(given)}{why}"
 
 
@@ -313,8 +314,6 @@ def _targets_for_loss(args, data):
     (CrossEntropy) takes the labels, one output per class; a loss on signs (Hinge,
     Logistic) the two classes of --classes as -1 / +1, one output; a loss on values
     (MSE) the labels one-hot, one output per class."""
-    import numpy as np
-
     kind = _target_kind(args.loss)
     if kind == "classes":
         return data, len(data.classes)
