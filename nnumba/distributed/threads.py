@@ -103,13 +103,17 @@ def configure_threads(n: int) -> int:
     return n
 
 
-def _limit_blas(n: int) -> bool:
+def _limit_blas(n: int):
     try:
         from threadpoolctl import threadpool_limits  # optional: used where installed
-    except ImportError:
-        return _limit_openblas_by_symbol(n)
+    except ImportError:  # call OpenBLAS's own setter in the loaded libraries (Linux)
+        for _, lib in loaded_openblas():
+            setter = next((getattr(lib, name) for name in _OPENBLAS_SETTERS
+                           if hasattr(lib, name)), None)
+            if setter is not None:
+                setter(ctypes.c_int(n))
+        return
     threadpool_limits(n, user_api="blas")  # stays in force: the object is not a `with` here
-    return True
 
 
 # numpy's wheels bundle OpenBLAS under a prefixed name (scipy_openblas64_ ...).
@@ -134,15 +138,3 @@ def loaded_openblas() -> list:
             continue
     return found
 
-
-def _limit_openblas_by_symbol(n: int) -> bool:
-    """Without threadpoolctl: call OpenBLAS's own setter in the loaded libraries (Linux)."""
-    done = False
-    for _, lib in loaded_openblas():
-        for name in _OPENBLAS_SETTERS:
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter(ctypes.c_int(n))
-                done = True
-                break
-    return done

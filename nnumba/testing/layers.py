@@ -187,7 +187,6 @@ def check_seeded(layer_cls, kwargs, seed):
 
 def check_flops(layer, input_shape):
     """flops() returns None or three counts (nnumba summary's columns)."""
-    from ..errors import ContractError
     from ..summary import layer_flops
     try:
         layer_flops(layer, tuple(input_shape))

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+import nnumba
+from ..errors import NnumbaError
 from .layers import ConformanceError
 from .losses import _targets
 
@@ -18,8 +20,6 @@ def check_model(name: str, *, train: bool = True, **options):
     parameter; its spec builds it again (as a saved file does), computing the same;
     where it takes ``inputs`` or ``classes`` (what ``nnumba train`` sets from the
     data), they set the input and output widths.  Returns the model."""
-    import nnumba
-    from ..errors import NnumbaError
     from ..models.named import FALLBACK_DEFAULTS
     from ..registry import get_loss, get_model
     try:
@@ -87,8 +87,6 @@ def _check_gradient(name, model, loss, y):
 
 def _check_widths(name, named, options):
     """``inputs`` and ``classes``, where the model takes them, as nnumba train sets them."""
-    import nnumba
-    from ..errors import NnumbaError
     known = named.options()
     for option, width in (("inputs", 7), ("classes", 3)):
         if option not in known or option in options:
