@@ -201,14 +201,12 @@ def _labels(path, name, y, n) -> np.ndarray:
                             f"got {y.shape}{hint}")
     if len(y) != n:
         raise DataFileError(f"{path}: {name} has {len(y)} labels for {n} samples")
-    if y.dtype.kind == "S":  # bytes: ASCII names (numpy decodes them as ASCII)
+    if y.dtype.kind in "SU":  # names; bytes are ASCII names (numpy decodes them as ASCII)
         try:
             return _names(path, name, y.astype(str))
-        except UnicodeDecodeError:
+        except UnicodeDecodeError:  # (bytes only)
             raise DataFileError(f"{path}: {name} holds byte strings that are not ASCII; "
                                 f"save the class names as str (dtype U)") from None
-    if y.dtype.kind == "U":
-        return _names(path, name, y.astype(str))
     if y.dtype.kind == "f":
         _check_finite(path, name, y)
         if (y != np.round(y)).any():

@@ -1,7 +1,7 @@
 """What a data set loader returns, checked against the Dataset contract.
 
-A plugin's loader is called through :func:`load_checked` (``nnumba train
---dataset``, :func:`nnumba.data.load_dataset`), so a loader that returns lists,
+A plugin's loader is called through :func:`nnumba.data.load_dataset` (as ``nnumba
+train --dataset`` calls it), so a loader that returns lists,
 float64 inputs, string labels or mismatched shapes is one line naming the data
 set and its plugin, not a failure deep inside training.
 """
@@ -21,11 +21,6 @@ class DatasetError(NnumbaError, ValueError):
 def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:
     """Load a data set by name: the built-ins or any a plugin registers, checked."""
     download = flag("load_dataset", "download", download)  # "no" is truthy: it would download
-    return load_checked(name, root=root, download=download)
-
-
-def load_checked(name, root=None, download: bool = False):
-    """The Dataset that the loader registered as ``name`` returns, checked."""
     from ..registry import get_registry  # the registry imports the data sets: import late
     entry = get_registry().entry("dataset", name)
     who = f"data set {name!r}" + ("" if entry.builtin else f" (plugin {entry.plugin!r})")

@@ -191,15 +191,13 @@ def _stream(url, out, timeout, deadline, progress, label) -> str:
                         _show(label, received, total)
         except urllib.error.HTTPError as exc:
             raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-        except urllib.error.URLError as exc:
-            if watchdog.expired:
-                raise _too_slow(url, deadline, received) from None
-            raise DownloadError(
-                f"cannot reach {url} ({exc.reason}). Without network access, download the "
-                f"file manually into a folder and pass that folder instead.") from exc
         except (OSError, http.client.HTTPException) as exc:  # reset, timeout, IncompleteRead
             if watchdog.expired:
                 raise _too_slow(url, deadline, received) from None
+            if isinstance(exc, urllib.error.URLError):  # not reached
+                raise DownloadError(
+                    f"cannot reach {url} ({exc.reason}). Without network access, download "
+                    f"the file manually into a folder and pass that folder instead.") from exc
             raise DownloadError(f"transfer of {url} failed after {received} bytes: "
                                 f"{exc!r}") from exc
         except ValueError as exc:  # a malformed URL: "unknown url type", InvalidURL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import types
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -228,13 +229,9 @@ def _registered(cls):
         yield  # registered already (maybe as PLUGIN:NAME, behind a built-in)
         return
 
-    class _Plugin:
-        @hookimpl
-        def nnumba_register_layers(self):
-            return {cls.type_name: cls}
-
+    plugin = types.SimpleNamespace(nnumba_register_layers=hookimpl(lambda: {cls.type_name: cls}))
     try:
-        name = register_plugin(_Plugin(), f"nnumba-testing-{cls.type_name}")
+        name = register_plugin(plugin, f"nnumba-testing-{cls.type_name}")
     except RegistryError as exc:
         raise ConformanceError(f"{cls.type_name}: cannot be registered for the save/load "
                                f"check: {exc}") from None

@@ -6,10 +6,9 @@ import time
 
 
 class Progress:
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=None, width: int = 28):
+    def __init__(self, total: int, label: str, enabled: bool = True):
         self.total, self.label, self.enabled = max(total, 1), label, enabled
-        self.stream = stream or sys.stderr
-        self.width = width
+        self.stream, self.width = sys.stderr, 28
         self.start = time.perf_counter()
         self._last_draw = 0.0
 
