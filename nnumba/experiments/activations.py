@@ -12,9 +12,7 @@ import numpy as np
 
 from ..errors import NoGradientError
 from ..layers import ReLU, Sigmoid, Tanh, Threshold
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 # name -> (layer class, the lecture's formula as code, as text)
 ACTIVATIONS = {

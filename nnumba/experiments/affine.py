@@ -13,9 +13,7 @@ import numpy as np
 
 from ..layers import Layer, Linear, Tanh
 from ..model import Sequential
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 WIDTHS = (4, 16, 16, 16, 3)   # D, three hidden layers, C
 SLOPE, OFFSET = 0.5, 0.2      # the affine sigma(s) = a s + c

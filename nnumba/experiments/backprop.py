@@ -27,9 +27,7 @@ from ..losses import MSE, CrossEntropy
 from ..model import Sequential
 from ..summary import summarize
 from ..testing import numeric_gradient
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table, vector
+from .common import Result, experiment, format_table, vector, with_figure
 
 WIDTHS = (4, 5, 3, 2)        # D, hidden, hidden, C
 STEP = 1e-6                  # of the central finite differences

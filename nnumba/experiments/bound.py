@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import train_perceptron
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 MARGINS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
 

@@ -23,9 +23,7 @@ from ..data import load_dataset, load_mnist
 from ..losses import CrossEntropy
 from ..registry import get_model
 from ..train import SGDTrainer
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table, percent
+from .common import Result, experiment, format_table, percent, with_figure
 
 DATASETS = ("mnist-5k", "fashion-mnist")
 FAST_SIZES = {"train": 2000, "test": 500}

@@ -1,10 +1,19 @@
-"""Helpers several experiments share: plugin features, separability, margins, k-NN."""
+"""What every experiment imports: the registering decorator, the Result and its table
+formatting, the figure plumbing; and helpers several experiments share: plugin features,
+separability, margins, k-NN."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import RegistryError
 from ..registry import get_layer
+from .figures import with_figure
+from .registry import experiment
+from .result import Result, format_table, percent, vector
+
+__all__ = ["PLUGIN_HINT", "Result", "experiment", "feature_layer", "features", "format_table",
+           "geometric_margin", "knn_predict", "linearly_separable", "percent", "vector",
+           "with_figure"]
 
 PLUGIN_HINT = ("it comes with the nnumba-features plugin, in nnumba's source tree: "
                "pip install -e plugins/nnumba-features")

@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.conv import Conv1d
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table, vector
+from .common import Result, experiment, format_table, vector, with_figure
 
 RAMP = np.array([0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4], dtype=np.float64)
 DIFFERENCE = np.array([-1, 1], dtype=np.float64)

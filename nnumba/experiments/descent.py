@@ -23,9 +23,7 @@ from ..layers import Linear
 from ..losses import Logistic
 from ..model import Sequential
 from ..train import GDTrainer
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 STEPS = 100
 # Non-convex loss: q, then (depth, centre, width) of the local and the global wells.

@@ -21,10 +21,7 @@ from ..layers import Linear
 from ..losses import CrossEntropy
 from ..model import Sequential
 from ..train import SGDTrainer
-from .common import feature_layer, features
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table, percent
+from .common import Result, experiment, feature_layer, features, format_table, percent, with_figure
 
 # name -> HOG cell size (9 bins each); None is the raw pixels. 8 x 8 is the lecture's;
 # 7 x 7 cells tile all of 28 x 28 (8 x 8 leaves a 4-pixel border out); 4 x 4 is finer.

@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..summary import approx_bytes, si_bytes, summarize
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 SIDES = (16, 32, 64, 128, 256)
 CHANNELS = 3

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import feature_layer, features, knn_predict
-from .figures import label_scatter, with_figure
-from .registry import experiment
-from .result import Result, format_table, percent
+from .common import (Result, experiment, feature_layer, features, format_table, knn_predict,
+                     percent, with_figure)
+from .figures import label_scatter
 
 RADIUS = np.sqrt(2 / np.pi)  # the disk covers half of the square: balanced classes
 NOISES = (0.0, 0.1, 0.2, 0.3)

@@ -18,9 +18,8 @@ from ..layers import Linear
 from ..losses import Logistic
 from ..model import Sequential
 from ..train import GDTrainer
-from .figures import label_scatter, with_figure
-from .registry import experiment
-from .result import Result, format_table, percent
+from .common import Result, experiment, format_table, percent, with_figure
+from .figures import label_scatter
 
 ETA = 0.1            # the lecture's eta = 1e-1
 ITERATIONS = 300

@@ -29,9 +29,7 @@ from .. import build
 from ..data import load_dataset
 from ..losses import CrossEntropy
 from ..train import GDTrainer, SGDTrainer, evaluate
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 LR = 0.05
 LISTING_NOTE = ("the lecture's mini-batch SGD listing calls dloss(y, output) with all of y and "

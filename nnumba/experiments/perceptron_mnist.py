@@ -5,9 +5,7 @@ import numpy as np
 
 from ..data import load_dataset, load_mnist
 from ..train import train_perceptron
-from .figures import with_figure
-from .registry import experiment
-from .result import Result
+from .common import Result, experiment, with_figure
 
 LECTURE_EPOCHS = 9                   # epoch 0 to 8 in the lecture's table
 LECTURE_SIZES = (12665, 2115)        # MNIST's 0s and 1s: train, test

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import feature_layer, features
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, feature_layer, features, format_table, with_figure
 
 DEGREES = (0, 1, 2, 3, 5, 8, 11)
 

@@ -12,9 +12,7 @@ import numpy as np
 
 from ..layers import AvgPool1d, MaxPool1d
 from ..testing import numeric_gradient
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table, vector
+from .common import Result, experiment, format_table, vector, with_figure
 
 SIGNAL = np.array([1, 3, 2, 6, 5, 4, 0, 5, 7, 3, 1, 2], dtype=np.float64)
 KERNEL = 2

@@ -14,10 +14,7 @@ import numpy as np
 
 from ..data import load_dataset
 from ..train import train_perceptron
-from .common import feature_layer, features
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, feature_layer, features, format_table, with_figure
 
 PRODUCTS = (0, 100, 300, 1000, 3000, 10000)
 

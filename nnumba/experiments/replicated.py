@@ -20,9 +20,7 @@ from .. import build
 from ..data import load_dataset
 from ..losses import CrossEntropy
 from ..train import GDTrainer, SGDTrainer
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 ETA = 1e-4   # on the summed loss over N = 1000 samples: 0.1 on the mean
 

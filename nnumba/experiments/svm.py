@@ -10,10 +10,8 @@ from ..layers import Linear
 from ..losses import Hinge
 from ..model import Sequential
 from ..train import GDTrainer, train_perceptron
-from .common import geometric_margin
-from .figures import label_scatter, with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, geometric_margin, with_figure
+from .figures import label_scatter
 
 LAMBDAS = (1e-1, 1e-2, 1e-3, 1e-4)
 

@@ -12,9 +12,8 @@ import numpy as np
 from .. import build
 from ..losses import CrossEntropy
 from ..train import SGDTrainer
-from .figures import decision_regions, label_scatter, with_figure
-from .registry import experiment
-from .result import Result, format_table, percent
+from .common import Result, experiment, format_table, percent, with_figure
+from .figures import decision_regions, label_scatter
 
 ACTIVATIONS = ("Tanh", "ReLU")
 HIDDEN = (32, 32)

@@ -7,9 +7,8 @@ import numpy as np
 
 from ..layers import Linear, Threshold
 from ..model import Sequential
-from .figures import NEGATIVE, POSITIVE, with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
+from .figures import NEGATIVE, POSITIVE
 
 # The lecture's units f(x) = 1{w sum_i x_i + b >= 0}: (w, b, number of inputs).
 UNITS = {"or": (1.0, -0.5, 2), "and": (1.0, -1.5, 2), "not": (-1.0, 0.5, 1)}

@@ -15,9 +15,7 @@ from ..layers import Linear, ReLU
 from ..losses import MSE
 from ..model import Sequential
 from ..train import GDTrainer
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 HIDDEN = (2, 4, 8, 16, 32)
 HALF_WIDTH = np.pi            # A: sin on [-pi, pi], one period

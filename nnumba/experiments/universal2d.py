@@ -19,9 +19,7 @@ import numpy as np
 
 from ..model import Sequential
 from . import universal
-from .figures import with_figure
-from .registry import experiment
-from .result import Result, format_table
+from .common import Result, experiment, format_table, with_figure
 
 # psi(x) = sum_m gamma_m sin(v_m . x + c_m) on [0, 1]^2
 GAMMA = np.array([1.0, 0.6, 0.3])

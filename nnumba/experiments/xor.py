@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import train_perceptron
-from .common import feature_layer, features, linearly_separable
-from .figures import decision_regions, label_scatter, with_figure
-from .registry import experiment
-from .result import Result, format_table, percent
+from .common import (Result, experiment, feature_layer, features, format_table, linearly_separable,
+                     percent, with_figure)
+from .figures import decision_regions, label_scatter
 
 CORNERS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR = np.array([-1, 1, 1, -1])  # +1 where exactly one input is 1
