@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import NoGradientError
 from ..layers import ReLU, Sigmoid, Tanh, Threshold
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 # name -> (layer class, the lecture's formula as code, as text)
 ACTIVATIONS = {
@@ -93,8 +93,6 @@ def _draw(axes, x, curves):
             ax.plot(x, dy, "--", color="tab:red", lw=1.3, label="σ'(x), the layer's backward")
         ax.axhline(0, color="0.6", lw=0.6)
         ax.axvline(0, color="0.6", lw=0.6)
-        ax.set(ylim=(-1.3, 1.3 if name != "ReLU" else 4.2), xlabel="x",
-               ylabel="σ(x)" if dy is None else "σ(x) and σ'(x)")
-        ax.set_title(name if dy is not None else f"{name} (no derivative)", fontsize=10)
-        ax.legend(fontsize=7, loc="upper left")
-        ax.grid(True, alpha=0.3)
+        finish(ax, name if dy is not None else f"{name} (no derivative)", legend=7,
+               loc="upper left", grid="major", ylim=(-1.3, 1.3 if name != "ReLU" else 4.2),
+               xlabel="x", ylabel="σ(x)" if dy is None else "σ(x) and σ'(x)")

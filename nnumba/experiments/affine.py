@@ -13,7 +13,7 @@ import numpy as np
 
 from ..layers import Layer, Linear, Tanh
 from ..model import Sequential
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 WIDTHS = (4, 16, 16, 16, 3)   # D, three hidden layers, C
 SLOPE, OFFSET = 0.5, 0.2      # the affine sigma(s) = a s + c
@@ -116,7 +116,5 @@ def _draw(axes, affine, tanh):
             ax.plot(t, out[:, k], color=colour, lw=2.5, alpha=0.6,
                     label=f"MLP output {k + 1}")
             ax.plot(t, mapped[:, k], "--", color="k", lw=1, label=fit if k == 0 else None)
-        ax.set(xlabel="t, along the line x = x₀ + t d in the input space", ylabel="output f(x)")
-        ax.set_title(f"MLP {'-'.join(map(str, WIDTHS))} with {name}", fontsize=10)
-        ax.legend(fontsize=8)
-        ax.grid(True, alpha=0.3)
+        finish(ax, f"MLP {'-'.join(map(str, WIDTHS))} with {name}", grid="major",
+               xlabel="t, along the line x = x₀ + t d in the input space", ylabel="output f(x)")

@@ -27,7 +27,7 @@ from ..losses import MSE, CrossEntropy
 from ..model import Sequential
 from ..summary import summarize
 from ..testing import numeric_gradient
-from .common import Result, experiment, format_table, vector, with_figure
+from .common import Result, experiment, finish, format_table, vector, with_figure
 
 WIDTHS = (4, 5, 3, 2)        # D, hidden, hidden, C
 STEP = 1e-6                  # of the central finite differences
@@ -179,7 +179,8 @@ def run(out_dir=None, fast=False, batch: int | None = None) -> Result:
     table += (f"\nMLP 784-{'-'.join(map(str, COST_HIDDEN))}-10, batch {batch}, float32, FLOPs "
               f"from nnumba.summary, which counts what the engine runs: it skips the input "
               f"gradient of Linear #1 (nothing before it has parameters); with it, as the "
-              f"lecture counts, backward / forward = {flops_ratio:.2f}\nmeasured: forward {1000 * t_forward:.2f} ms, backward "
+              f"lecture counts, backward / forward = {flops_ratio:.2f}\nmeasured: forward "
+              f"{1000 * t_forward:.2f} ms, backward "
               f"{1000 * t_backward:.2f} ms, backward / forward = {time_ratio:.2f} (median of "
               f"the passes, on this machine as loaded now)")
     numbers = {"layers": per_layer, "loss": value,
@@ -224,6 +225,5 @@ def _draw(axes, layers, fd, summary, totals):
     ax.axvline(2, color="k", ls="--", lw=1, label="the lecture's rule of thumb: 2")
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set(xlabel="backward / forward", ylabel="layer of MLP 784-1024-1024-10")
-    ax.set_title("Cost of the backward pass against the forward pass", fontsize=10)
-    ax.legend(fontsize=8)
+    finish(ax, "Cost of the backward pass against the forward pass",
+           xlabel="backward / forward", ylabel="layer of MLP 784-1024-1024-10")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import train_perceptron
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 MARGINS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
 
@@ -89,6 +89,4 @@ def _draw(ax, records, margins):
            ylabel="number of updates")
     ax.set_xticks(list(margins), [f"{g:g}" for g in margins])
     ax.xaxis.set_minor_formatter("")  # the log axis' own minor labels overlap
-    ax.set_title("Updates k never exceed 4R²/γ²", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
+    finish(ax, "Updates k never exceed 4R²/γ²", grid="both")

@@ -23,7 +23,7 @@ from ..data import load_dataset, load_mnist
 from ..losses import CrossEntropy
 from ..registry import get_model
 from ..train import SGDTrainer
-from .common import Result, experiment, format_table, percent, with_figure
+from .common import Result, experiment, finish, format_table, percent, with_figure
 
 DATASETS = ("mnist-5k", "fashion-mnist")
 FAST_SIZES = {"train": 2000, "test": 500}
@@ -158,7 +158,5 @@ def _draw(axes, runs, columns):
         bottom.set(ylim=(0, max(errors + [100 * LECTURE_ERROR]) * 1.1), ylabel="test error (%)")
         bottom.set_title(f"{name}: test error after each epoch", fontsize=10)
         for ax in (top, bottom):
-            ax.set_xlabel("epoch")
+            finish(ax, grid="both", xlabel="epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=8)

@@ -23,7 +23,7 @@ from ..layers import Linear
 from ..losses import Logistic
 from ..model import Sequential
 from ..train import GDTrainer
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 STEPS = 100
 # Non-convex loss: q, then (depth, centre, width) of the local and the global wells.
@@ -161,7 +161,5 @@ def _draw(axes, losses, found, paths):
                     color="tab:red" if w == best else "tab:orange",
                     label=("the minimum" if len(found[case]) == 1 else "global minimum")
                     if w == best else "local minimum")
-        ax.set(xlim=(lo, hi), xlabel="w", ylabel="L(w)")
-        ax.set_title(f"{case}: η = {eta:g}, w₀ = {w0:g}: ends in {end}", fontsize=10)
-        ax.legend(fontsize=7)
-        ax.grid(True, alpha=0.3)
+        finish(ax, f"{case}: η = {eta:g}, w₀ = {w0:g}: ends in {end}", legend=7, grid="major",
+               xlim=(lo, hi), xlabel="w", ylabel="L(w)")

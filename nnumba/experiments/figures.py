@@ -53,6 +53,20 @@ def with_figure(result: Result, out_dir, painter, title: str, nrows: int = 1, nc
     return result
 
 
+def finish(ax, title=None, /, legend=8, loc=None, grid=None, **props):
+    """A panel in the figures' common style: ``props`` set on it (labels, scales,
+    limits; a ``title=`` among them keeps the default size), ``title`` at 10 points, a
+    legend at ``legend`` points (None: no legend) placed at ``loc``, and a light grid
+    on the ``grid`` ticks ("major" or "both")."""
+    ax.set(**props)
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    if legend is not None:
+        ax.legend(fontsize=legend, loc=loc)
+    if grid is not None:
+        ax.grid(True, which=grid, alpha=0.3)
+
+
 def label_scatter(ax, x, y, s: float = 18):
     """Points of a 2-D set coloured by their label in {-1, +1}, with a legend entry each."""
     for value, colour, name in ((-1, NEGATIVE, "y = -1"), (1, POSITIVE, "y = +1")):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..summary import approx_bytes, si_bytes, summarize
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 SIDES = (16, 32, 64, 128, 256)
 CHANNELS = 3
@@ -62,7 +62,5 @@ def _draw(ax, numbers):
                 ha="right", fontsize=9)
     ax.set_xticks(sides, [f"{s}×{s}" for s in sides])
     ax.minorticks_off()
-    ax.set(xlabel=f"image size (×{CHANNELS} colour channels), in and out",
-           ylabel="parameters (log scale)")
-    ax.legend(fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
+    finish(ax, legend=9, grid="both", ylabel="parameters (log scale)",
+           xlabel=f"image size (×{CHANNELS} colour channels), in and out")

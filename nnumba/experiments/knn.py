@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (Result, experiment, feature_layer, features, format_table, knn_predict,
+from .common import (Result, experiment, feature_layer, features, finish, format_table, knn_predict,
                      percent, with_figure)
 from .figures import label_scatter
 
@@ -96,7 +96,5 @@ def _draw(axes, radius, errors, n_train, noise=0.2, k=11):
                 "o" + style, color="tab:purple", label=f"{kk}-NN on (x_u, x_v)")
         ax.plot([100 * n for n in noises], [100 * errors[(n, kk)][1] for n in noises],
                 "s" + style, color="tab:green", label=f"{kk}-NN on the radius")
-    ax.set(xlabel="training labels flipped (%)", ylabel="test error on clean labels (%)",
-           title="Test error against label noise")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    finish(ax, grid="major", xlabel="training labels flipped (%)",
+           ylabel="test error on clean labels (%)", title="Test error against label noise")

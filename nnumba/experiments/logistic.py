@@ -18,7 +18,7 @@ from ..layers import Linear
 from ..losses import Logistic
 from ..model import Sequential
 from ..train import GDTrainer
-from .common import Result, experiment, format_table, percent, with_figure
+from .common import Result, experiment, finish, format_table, percent, with_figure
 from .figures import label_scatter
 
 ETA = 0.1            # the lecture's eta = 1e-1
@@ -115,10 +115,8 @@ def _draw(axes, x, y, losses, path, shown, l_star, eta):
     ax.plot(np.arange(len(losses)), np.maximum(losses - l_star, FLOOR), color="tab:red",
             lw=1.5, label=f"L(w_t, b_t) − L*, the gap to the minimum (≥ {FLOOR:g})")
     ax.axhline(l_star, color="k", ls="--", lw=1, label=f"minimum L* = {l_star:.3f} (BFGS)")
-    ax.set(yscale="log", xlabel="iteration t", ylabel="summed loss (log scale)")
-    ax.set_title("Loss against iterations", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
+    finish(ax, "Loss against iterations", grid="both", yscale="log", xlabel="iteration t",
+           ylabel="summed loss (log scale)")
     ax = axes[1]
     lo, hi = x.min(axis=0) - 0.3, x.max(axis=0) + 0.3
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
@@ -134,7 +132,6 @@ def _draw(axes, x, y, losses, path, shown, l_star, eta):
             ax.plot(u, -(wk[0] * u + bk) / wk[1], color=str(grey), lw=2 if k == shown[-1] else 1,
                     label=f"w·x + b = 0 at t = {k}")
     label_scatter(ax, x, y)
-    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xlabel="x₁", ylabel="x₂")
-    ax.set_title("The decision boundary, from light (start) to dark (end);\n"
-                 "shading: P(Y = 1 | x) = σ(w·x + b) at the end", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    finish(ax, "The decision boundary, from light (start) to dark (end);\n"
+               "shading: P(Y = 1 | x) = σ(w·x + b) at the end", legend=7, loc="lower right",
+           xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xlabel="x₁", ylabel="x₂")

@@ -29,7 +29,7 @@ from .. import build
 from ..data import load_dataset
 from ..losses import CrossEntropy
 from ..train import GDTrainer, SGDTrainer, evaluate
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 LR = 0.05
 LISTING_NOTE = ("the lecture's mini-batch SGD listing calls dloss(y, output) with all of y and "
@@ -112,9 +112,7 @@ def _draw(axes, curves, n):
             ax.plot(seen / b if per_update else seen, loss, "o-" if b == n else "-",
                     color=colour, ms=4, lw=1.3,
                     label=f"GD (batch {n})" if b == n else f"batch {b}")
-        ax.set(xscale="log", ylabel="mean training loss (cross-entropy)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        finish(ax, grid="both", xscale="log", ylabel="mean training loss (cross-entropy)")
     axes[0].set_xlabel("samples visited (log scale)")
     axes[0].set_title("Mini-batch size and loss reduction (MNIST):\nloss against samples visited")
     axes[1].set_xlabel("parameter updates (log scale)")

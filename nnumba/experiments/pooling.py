@@ -12,7 +12,7 @@ import numpy as np
 
 from ..layers import AvgPool1d, MaxPool1d
 from ..testing import numeric_gradient
-from .common import Result, experiment, format_table, vector, with_figure
+from .common import Result, experiment, finish, format_table, vector, with_figure
 
 SIGNAL = np.array([1, 3, 2, 6, 5, 4, 0, 5, 7, 3, 1, 2], dtype=np.float64)
 KERNEL = 2
@@ -84,7 +84,5 @@ def _draw(axes, signal, outputs):
         for edge in range(0, len(signal) + 1, KERNEL):
             ax.axvline(edge - 0.5, color="0.5", lw=0.6, ls=":")
         ax.set_xticks(index)
-        ax.set(xlabel="position (dotted lines: the blocks of 2)", ylabel="value",
-               ylim=(0, signal.max() + 1.5))
-        ax.set_title(f"{name.capitalize()} pooling", fontsize=10)
-        ax.legend(fontsize=8, loc="upper left")
+        finish(ax, f"{name.capitalize()} pooling", loc="upper left", ylabel="value",
+               xlabel="position (dotted lines: the blocks of 2)", ylim=(0, signal.max() + 1.5))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..data import load_dataset
 from ..train import train_perceptron
-from .common import Result, experiment, feature_layer, features, format_table, with_figure
+from .common import Result, experiment, feature_layer, features, finish, format_table, with_figure
 
 PRODUCTS = (0, 100, 300, 1000, 3000, 10000)
 
@@ -102,6 +102,4 @@ def _draw(ax, numbers, seeds):
            ylabel="error of the last iterate (%)")
     ax.set_xticks(counts, [str(c) for c in counts])
     ax.xaxis.set_minor_formatter("")
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    finish(ax, grid="major", ylim=(0, None))

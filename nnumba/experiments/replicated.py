@@ -20,7 +20,7 @@ from .. import build
 from ..data import load_dataset
 from ..losses import CrossEntropy
 from ..train import GDTrainer, SGDTrainer
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 ETA = 1e-4   # on the summed loss over N = 1000 samples: 0.1 on the mean
 
@@ -109,10 +109,8 @@ def _draw(axes, runs, losses, visited, k):
         samples = np.arange(len(losses[name])) * visited[name]
         ax.plot(samples, losses[name], style, color=colour, ms=5, lw=1, label=label,
                 zorder=3 if name == "C" else 2)
-    ax.set(xlabel="samples visited", ylabel="loss L summed over the N samples",
+    finish(ax, grid="major", xlabel="samples visited", ylabel="loss L summed over the N samples",
            title=f"Same losses for 1/K of the samples visited (K = {k})")
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
     ax = axes[1]
     a = runs["A"]
     floor = 1e-18  # where identical parameters are drawn
@@ -122,8 +120,6 @@ def _draw(axes, runs, losses, visited, k):
     ax.semilogy(np.arange(len(gap_c)) * k, gap_c, "x", color="k", ms=7, label="C against A")
     ax.axhline(np.finfo(np.float64).eps * np.max(np.abs(a)), color="0.5", ls="--", lw=1,
                label="float64 epsilon × largest parameter")
-    ax.set(ylim=(floor / 2, 1e-8), xlabel="update t",
+    finish(ax, grid="major", ylim=(floor / 2, 1e-8), xlabel="update t",
            ylabel="max over parameters of |θ_t − θ_t(A)|",
            title="The trajectories agree to rounding (float64)")
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)

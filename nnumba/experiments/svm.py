@@ -10,7 +10,7 @@ from ..layers import Linear
 from ..losses import Hinge
 from ..model import Sequential
 from ..train import GDTrainer, train_perceptron
-from .common import Result, experiment, format_table, geometric_margin, with_figure
+from .common import Result, experiment, finish, format_table, geometric_margin, with_figure
 from .figures import label_scatter
 
 LAMBDAS = (1e-1, 1e-2, 1e-3, 1e-4)
@@ -96,7 +96,6 @@ def _draw(ax, x, y, boundaries, numbers):
         ax.scatter(x[closest, 0], x[closest, 1], s=size, facecolors="none",
                    edgecolors=colour, linewidths=1.5)
     label_scatter(ax, x, y, s=14)
-    ax.set(xlim=(-2, 2), ylim=(-2, 2), aspect="equal", xlabel="x_u", ylabel="x_v")
-    ax.set_title("Perceptron vs SVM boundary on the same separable data\n"
-                 "(bands: each boundary's margin; circled: the closest samples)")
-    ax.legend(fontsize=8, loc="lower left")
+    finish(ax, loc="lower left", xlim=(-2, 2), ylim=(-2, 2), aspect="equal", xlabel="x_u",
+           ylabel="x_v", title="Perceptron vs SVM boundary on the same separable data\n"
+                               "(bands: each boundary's margin; circled: the closest samples)")

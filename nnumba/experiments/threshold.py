@@ -7,7 +7,7 @@ import numpy as np
 
 from ..layers import Linear, Threshold
 from ..model import Sequential
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 from .figures import NEGATIVE, POSITIVE
 
 # The lecture's units f(x) = 1{w sum_i x_i + b >= 0}: (w, b, number of inputs).
@@ -93,6 +93,5 @@ def _draw(fig, axes):
             keep = fired == value
             ax.scatter(u[keep], v[keep], s=120, c=colour, edgecolors="k", zorder=3,
                        label=f"output {value}")
-        ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), aspect="equal", xlabel="u",
-               title=f"{name}: w = {w:g}, b = {b:g}")
-        ax.legend(fontsize=8, loc="upper left")
+        finish(ax, loc="upper left", xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), aspect="equal",
+               xlabel="u", title=f"{name}: w = {w:g}, b = {b:g}")

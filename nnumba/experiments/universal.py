@@ -15,7 +15,7 @@ from ..layers import Linear, ReLU
 from ..losses import MSE
 from ..model import Sequential
 from ..train import GDTrainer
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 HIDDEN = (2, 4, 8, 16, 32)
 HALF_WIDTH = np.pi            # A: sin on [-pi, pi], one period
@@ -120,9 +120,8 @@ def _draw(axes, grid, fits, numbers):
     for ax, (k, fit), colour in zip(axes, fits.items(), COLOURS):
         ax.plot(grid, fit, color=colour, lw=2.2, label=f"fit, K = {k}")
         ax.plot(grid, np.sin(grid), "k--", lw=1, label="sin x, the target")
-        ax.set(xlabel="x", ylabel="ω·σ(wx + b)")
-        ax.set_title(f"K = {k}: max error {numbers[k]['max_error']:.3f}", fontsize=10)
-        ax.legend(fontsize=7, loc="upper left")
+        finish(ax, f"K = {k}: max error {numbers[k]['max_error']:.3f}", legend=7,
+               loc="upper left", xlabel="x", ylabel="ω·σ(wx + b)")
     ax = axes[len(fits)]
     ks = list(numbers)
     ax.loglog(ks, [numbers[k]["max_error"] for k in ks], "o-", color="tab:red",
@@ -132,7 +131,5 @@ def _draw(axes, grid, fits, numbers):
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
-    ax.set(xlabel="K (hidden units)", ylabel="max over [−π, π] of |f(x) − sin x|")
-    ax.set_title("Maximum error against the hidden size K", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
+    finish(ax, "Maximum error against the hidden size K", grid="both",
+           xlabel="K (hidden units)", ylabel="max over [−π, π] of |f(x) − sin x|")

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..model import Sequential
 from . import universal
-from .common import Result, experiment, format_table, with_figure
+from .common import Result, experiment, finish, format_table, with_figure
 
 # psi(x) = sum_m gamma_m sin(v_m . x + c_m) on [0, 1]^2
 GAMMA = np.array([1.0, 0.6, 0.3])
@@ -118,7 +118,5 @@ def _draw(fig, axes, target, fits, numbers, steps):
               label="the bound Σ|γ| h²/8")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
-    ax.set(xlabel="K (hidden units)", ylabel="maximum error over [0, 1]²")
-    ax.set_title("Error against the hidden size K", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
+    finish(ax, "Error against the hidden size K", grid="both", xlabel="K (hidden units)",
+           ylabel="maximum error over [0, 1]²")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import train_perceptron
-from .common import (Result, experiment, feature_layer, features, format_table, linearly_separable,
-                     percent, with_figure)
+from .common import (Result, experiment, feature_layer, features, finish, format_table,
+                     linearly_separable, percent, with_figure)
 from .figures import decision_regions, label_scatter
 
 CORNERS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -66,6 +66,4 @@ def _draw(axes, x, y, phi, fits):
               f"in {len(mapped.history)} epochs; boundary w·Φ(x) + b = 0")
     for ax, title in zip(axes, titles):
         label_scatter(ax, x, y)
-        ax.set_title(title, fontsize=10)
-        ax.set(xlabel="x_u", ylabel="x_v", aspect="equal")
-        ax.legend(loc="upper right", fontsize=8)
+        finish(ax, title, loc="upper right", xlabel="x_u", ylabel="x_v", aspect="equal")
