@@ -38,10 +38,6 @@ def derivative(cls, x: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def finite_difference(cls, x: np.ndarray) -> np.ndarray:
-    return (forward(cls, x + STEP) - forward(cls, x - STEP)) / (2 * STEP)
-
-
 @experiment("activations",
             "tanh, ReLU, sigmoid and the threshold: the engine's layers against the "
             "lecture's formulas, their derivatives against finite differences, plotted",
@@ -59,7 +55,7 @@ def run(out_dir=None, fast=False) -> Result:
         entry = {"formula": text, "max_error_to_formula": value_error,
                  "min": float(y.min()), "max": float(y.max()), "has_derivative": dy is not None}
         if dy is not None:
-            fd = finite_difference(cls, x)
+            fd = (forward(cls, x + STEP) - forward(cls, x - STEP)) / (2 * STEP)
             entry["max_error_to_finite_differences"] = float(np.max(np.abs(dy - fd)[smooth]))
         numbers[name] = entry
         curves[name] = (y, dy)

@@ -61,10 +61,6 @@ def best_affine(model: Sequential, x: np.ndarray):
     return coef[:-1].T, coef[-1]
 
 
-def points(n: int, seed: int = 1):
-    return np.random.default_rng(seed).normal(0, 2, (n, WIDTHS[0]))
-
-
 @experiment("mlp-affine",
             "an MLP with an affine sigma equals one affine map composed from its "
             "parameters, to rounding; with tanh no affine map comes close",
@@ -72,7 +68,7 @@ def points(n: int, seed: int = 1):
             quote="If σ is an affine transformation, the full MLP is a composition of affine "
                   "mappings, and itself an affine mapping.")
 def run(out_dir=None, fast=False) -> Result:
-    x = points(1000)
+    x = np.random.default_rng(1).normal(0, 2, (1000, WIDTHS[0]))
     affine_mlp, tanh_mlp = mlp(AffineActivation), mlp(Tanh)
     w, b = composed(affine_mlp)
     out = affine_mlp.predict(x)

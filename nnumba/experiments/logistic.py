@@ -80,6 +80,8 @@ def run(out_dir=None, fast=False, eta: float = ETA, iterations: int = ITERATIONS
     w, b = path[-1, :-1], path[-1, -1]
     final = lecture_loss(x, y, w, b)
     rises = int(np.sum(np.diff(losses) > 1e-12 * np.abs(losses).max()))
+    gap = (f"{final - l_star:.2e}" if abs(final - l_star) > FLOOR
+           else f"below {FLOOR:g} (float64 rounding)")
     error = float(np.mean(np.where(x @ w + b >= 0, 1, -1) != y))
     shown = [k for k in SHOWN if k < iterations] + [iterations]
     rows = [[k, f"{losses[k] if k < iterations else final:.4f}",
@@ -88,7 +90,7 @@ def run(out_dir=None, fast=False, eta: float = ETA, iterations: int = ITERATIONS
             for k in shown]
     table = format_table(["iteration", "L(w, b)", "w", "b", "train error"], rows)
     table += (f"\nminimum by BFGS: L* = {l_star:.4f} at w = ({w_star[0]:.3f}, {w_star[1]:.3f}),"
-              f" b = {b_star:.3f}; gap after {iterations} steps: {_gap(final - l_star)}; "
+              f" b = {b_star:.3f}; gap after {iterations} steps: {gap}; "
               f"steps where L rose: {rises}\n{len(x)} points, eta = {eta:g}, w_0 ~ N(0, 1) "
               f"drawn as ({w0[0]:.3f}, {w0[1]:.3f}), b_0 = 0")
     numbers = {"losses": losses.tolist(), "path": path.tolist(), "final_loss": final,
@@ -102,10 +104,6 @@ def run(out_dir=None, fast=False, eta: float = ETA, iterations: int = ITERATIONS
                        lambda fig, axes: _draw(axes, x, y, losses, path, shown, l_star, eta),
                        ncols=2, size=(12, 5), title=f"Gradient descent: logistic regression, "
                                                     f"{len(x)} training points, η = {eta:g}")
-
-
-def _gap(gap: float) -> str:
-    return f"{gap:.2e}" if abs(gap) > FLOOR else f"below {FLOOR:g} (float64 rounding)"
 
 
 def _draw(axes, x, y, losses, path, shown, l_star, eta):

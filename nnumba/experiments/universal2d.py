@@ -49,12 +49,6 @@ def network(n: int) -> Sequential:
                                   (GAMMA[:, None] * alpha[None, :]).reshape(k))
 
 
-def grid_points(steps: int = GRID):
-    g = np.linspace(0, 1, steps)
-    gx, gy = np.meshgrid(g, g)
-    return np.column_stack([gx.ravel(), gy.ravel()])
-
-
 def bound(n: int) -> float:
     h = 2 * half_width() / (n - 1)
     return float(np.sum(np.abs(GAMMA)) * h ** 2 / 8)
@@ -68,7 +62,8 @@ def bound(n: int) -> float:
                   "hidden layer perceptron x ↦ ω · σ(wx + b). A better approximation requires "
                   "a larger hidden layer (larger K).")
 def run(out_dir=None, fast=False, nodes=NODES) -> Result:
-    x = grid_points(101 if fast else GRID)
+    g = np.linspace(0, 1, 101 if fast else GRID)
+    x = np.column_stack([a.ravel() for a in np.meshgrid(g, g)])
     target = psi(x)
     rows, numbers, fits = [], {}, {}
     for n in nodes:
