@@ -48,8 +48,11 @@ def _figures(entry: Entry, out_dir: Path) -> list[str]:
             for p in entry.result.figures]
 
 
-def _header(entries, run_command: str) -> dict:
-    return {"when": time.strftime("%Y-%m-%d %H:%M"),
+def write_report(out_dir, entries: list[Entry], run_command: str) -> tuple[Path, Path]:
+    """Write index.html and index.md into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head = {"when": time.strftime("%Y-%m-%d %H:%M"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                        f"{platform.python_version()}",
             "total": sum(e.seconds for e in entries),
@@ -57,13 +60,6 @@ def _header(entries, run_command: str) -> dict:
                        if e.result is None and e.skipped is None],
             "skipped": [e.experiment.name for e in entries if e.skipped is not None],
             "command": run_command}
-
-
-def write_report(out_dir, entries: list[Entry], run_command: str) -> tuple[Path, Path]:
-    """Write index.html and index.md into ``out_dir``; returns their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    head = _header(entries, run_command)
     html_path, md_path = out_dir / "index.html", out_dir / "index.md"
     html_path.write_text(_html(entries, head, out_dir), encoding="utf-8")
     md_path.write_text(_markdown(entries, head, out_dir), encoding="utf-8")
@@ -103,10 +99,8 @@ def _html(entries, head, out_dir) -> str:
     if head["skipped"]:
         parts.append(f"<p class=\"skipped\">{SKIPPED}{e(', '.join(head['skipped']))}</p>")
     parts.append("<nav><ol>")
-    for entry in entries:
-        exp = entry.experiment
-        parts.append(f'<li><a href="#{e(exp.name)}">{e(exp.slide)}</a> '
-                     f"<span class=\"meta\">({e(exp.name)})</span></li>")
+    parts += [f'<li><a href="#{e(x.experiment.name)}">{e(x.experiment.slide)}</a> '
+              f"<span class=\"meta\">({e(x.experiment.name)})</span></li>" for x in entries]
     parts.append("</ol></nav>")
     for entry in entries:
         exp, result = entry.experiment, entry.result
@@ -126,9 +120,8 @@ def _html(entries, head, out_dir) -> str:
             for src in _figures(entry, out_dir):
                 parts.append(f'<p><a href="{e(src)}"><img src="{e(src)}" '
                              f'alt="{e(exp.slide)}: figure of {e(exp.name)}"></a></p>')
-        parts.append(f"<p class=\"meta\">reproduce: <code>{e(entry.command)}</code> "
-                     f"({entry.seconds:.1f} s here)</p>")
-        parts.append("</section>")
+        parts += [f"<p class=\"meta\">reproduce: <code>{e(entry.command)}</code> "
+                  f"({entry.seconds:.1f} s here)</p>", "</section>"]
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
 
