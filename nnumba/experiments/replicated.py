@@ -64,12 +64,10 @@ def run(out_dir=None, fast=False, originals: int | None = None, copies: int | No
     n = m * k
     eta = ETA * 1000 / n  # the same step on the mean loss whatever N is
     x, y, x_rep, y_rep = replicated_set(m, k)
-    runs = {
-        "A": trajectory(GDTrainer, x_rep, y_rep, eta, steps, batch_size=100),
-        "B": trajectory(GDTrainer, x, y, k * eta, steps, batch_size=m),
-        "C": trajectory(SGDTrainer, x_rep, y_rep, k * eta, steps // k, batch_size=m,
-                        shuffle=False),
-    }
+    runs = {"A": trajectory(GDTrainer, x_rep, y_rep, eta, steps, batch_size=100),
+            "B": trajectory(GDTrainer, x, y, k * eta, steps, batch_size=m),
+            "C": trajectory(SGDTrainer, x_rep, y_rep, k * eta, steps // k, batch_size=m,
+                            shuffle=False)}
     a = runs["A"]
     gap_b = float(np.max(np.abs(runs["B"] - a)))
     gap_c = float(np.max(np.abs(runs["C"] - a[::k])))  # C's epoch e is A's step e K

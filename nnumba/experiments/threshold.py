@@ -75,17 +75,15 @@ def _draw(fig, axes):
     """Each unit's inputs coloured by its output, and its threshold w sum x_i + b = 0."""
     for ax, name in zip(axes, UNITS):
         w, b, inputs = UNITS[name]
-        model = unit(name)
         if inputs == 2:
             u, v = U, V
-            fired = fire(model, u, v)
+            fired = fire(unit(name), u, v)
             line = np.linspace(-0.5, 1.5, 2)
             ax.plot(line, -b / w - line, "k-", lw=1.2, label=f"u + v = {-b / w:g}")
             ax.set_ylabel("v")
         else:
-            u = np.array([0, 1])
-            v = np.zeros(2)
-            fired = fire(model, u)
+            u, v = np.array([0, 1]), np.zeros(2)
+            fired = fire(unit(name), u)
             ax.axvline(-b / w, color="k", lw=1.2, label=f"u = {-b / w:g}")
             ax.set_yticks([])
             ax.set_ylabel("(a single input)")

@@ -75,8 +75,7 @@ def train(k: int, epochs: int, a: float = HALF_WIDTH, samples: int = 201, seed: 
     model = relu_network(w[:, None], -w * knots, np.zeros(k))
     # The MSE's curvature in omega grows with K (K correlated features): the step shrinks as 1/K.
     trainer = GDTrainer(model, MSE(), lr=0.2 / k, momentum=0.9, batch_size=samples)
-    history = trainer.fit(x, np.sin(x), epochs=epochs)
-    return model, history.last("train_loss")
+    return model, trainer.fit(x, np.sin(x), epochs=epochs).last("train_loss")
 
 
 def max_error(model, grid) -> float:

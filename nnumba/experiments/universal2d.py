@@ -104,8 +104,7 @@ def _draw(fig, axes, target, fits, numbers, steps):
         image = ax.imshow(values.reshape(steps, steps), origin="lower", extent=(0, 1, 0, 1),
                           cmap=cmap, vmin=vmin, vmax=vmax)
         fig.colorbar(image, ax=ax, shrink=0.8)
-        ax.set(xlabel="x₁", ylabel="x₂")
-        ax.set_title(title, fontsize=10)
+        finish(ax, title, legend=None, xlabel="x₁", ylabel="x₂")
     ax = axes[3]
     ax.loglog(ks, [numbers[k]["max_error"] for k in ks], "o-", color="tab:red",
               label="max |ψ − f| on the grid")
