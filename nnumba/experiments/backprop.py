@@ -180,9 +180,8 @@ def run(out_dir=None, fast=False, batch: int | None = None) -> Result:
               f"from nnumba.summary, which counts what the engine runs: it skips the input "
               f"gradient of Linear #1 (nothing before it has parameters); with it, as the "
               f"lecture counts, backward / forward = {flops_ratio:.2f}\nmeasured: forward "
-              f"{1000 * t_forward:.2f} ms, backward "
-              f"{1000 * t_backward:.2f} ms, backward / forward = {time_ratio:.2f} (median of "
-              f"the passes, on this machine as loaded now)")
+              f"{1000 * t_forward:.2f} ms, backward {1000 * t_backward:.2f} ms, backward / "
+              f"forward = {time_ratio:.2f} (median of the passes, on this machine as loaded now)")
     numbers = {"layers": per_layer, "loss": value,
                "cost": {"batch": batch, "forward_flops": summary.forward_flops,
                         "backward_flops": summary.backward_flops, "flops_ratio": flops_ratio,

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (Result, experiment, feature_layer, features, finish, format_table, knn_predict,
-                     percent, with_figure)
-from .figures import label_scatter
+                     label_scatter, percent, with_figure)
 
 RADIUS = np.sqrt(2 / np.pi)  # the disk covers half of the square: balanced classes
 NOISES = (0.0, 0.1, 0.2, 0.3)

@@ -18,8 +18,7 @@ from ..layers import Linear
 from ..losses import Logistic
 from ..model import Sequential
 from ..train import GDTrainer
-from .common import Result, experiment, finish, format_table, percent, with_figure
-from .figures import label_scatter
+from .common import Result, experiment, finish, format_table, label_scatter, percent, with_figure
 
 ETA = 0.1            # the lecture's eta = 1e-1
 ITERATIONS = 300

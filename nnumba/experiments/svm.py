@@ -10,8 +10,8 @@ from ..layers import Linear
 from ..losses import Hinge
 from ..model import Sequential
 from ..train import GDTrainer, train_perceptron
-from .common import Result, experiment, finish, format_table, geometric_margin, with_figure
-from .figures import label_scatter
+from .common import (Result, experiment, finish, format_table, geometric_margin, label_scatter,
+                     with_figure)
 
 LAMBDAS = (1e-1, 1e-2, 1e-3, 1e-4)
 

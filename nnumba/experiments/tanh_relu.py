@@ -12,8 +12,8 @@ import numpy as np
 from .. import build
 from ..losses import CrossEntropy
 from ..train import SGDTrainer
-from .common import Result, experiment, format_table, percent, with_figure
-from .figures import decision_regions, label_scatter
+from .common import (Result, decision_regions, experiment, format_table, label_scatter, percent,
+                     with_figure)
 
 ACTIVATIONS = ("Tanh", "ReLU")
 HIDDEN = (32, 32)

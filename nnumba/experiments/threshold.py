@@ -7,8 +7,7 @@ import numpy as np
 
 from ..layers import Linear, Threshold
 from ..model import Sequential
-from .common import Result, experiment, finish, format_table, with_figure
-from .figures import NEGATIVE, POSITIVE
+from .common import NEGATIVE, POSITIVE, Result, experiment, finish, format_table, with_figure
 
 # The lecture's units f(x) = 1{w sum_i x_i + b >= 0}: (w, b, number of inputs).
 UNITS = {"or": (1.0, -0.5, 2), "and": (1.0, -1.5, 2), "not": (-1.0, 0.5, 1)}

@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import train_perceptron
-from .common import (Result, experiment, feature_layer, features, finish, format_table,
-                     linearly_separable, percent, with_figure)
-from .figures import decision_regions, label_scatter
+from .common import (Result, decision_regions, experiment, feature_layer, features, finish,
+                     format_table, label_scatter, linearly_separable, percent, with_figure)
 
 CORNERS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR = np.array([-1, 1, 1, -1])  # +1 where exactly one input is 1
