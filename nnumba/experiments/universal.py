@@ -22,14 +22,11 @@ HALF_WIDTH = np.pi            # A: sin on [-pi, pi], one period
 COLOURS = ("tab:purple", "tab:blue", "tab:green", "tab:orange", "tab:red", "tab:brown")
 
 
-def network(k: int, inputs: int = 1) -> Sequential:
-    """x -> omega . relu(w x + b), in float64."""
-    return Sequential(Linear(inputs, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
-
-
 def relu_network(w, b, omega) -> Sequential:
-    """The network above with these parameters: w of shape (K, D), b and omega of K."""
-    model = network(*w.shape)
+    """x -> omega . relu(w x + b), in float64, with these parameters: w of shape (K, D),
+    b and omega of K."""
+    k, inputs = w.shape
+    model = Sequential(Linear(inputs, k), ReLU(), Linear(k, 1, bias=False)).astype(np.float64)
     model.layers[0].weight.value[...] = w
     model.layers[0].bias.value[...] = b
     model.layers[2].weight.value[0] = omega
