@@ -7,8 +7,6 @@ parameters: W = w^(L) a w^(L-1) ... a w^(1), and B likewise. The two agree to
 float64 rounding on random inputs. The same weights with tanh do not: no affine
 map comes close (the least-squares one is shown).
 """
-from __future__ import annotations
-
 import numpy as np
 
 from ..layers import Layer, Linear, Tanh

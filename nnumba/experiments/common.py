@@ -1,8 +1,6 @@
 """What every experiment imports: the registering decorator, the Result and its table
 formatting, the figure plumbing; and helpers several experiments share: plugin features,
 separability, margins, k-NN."""
-from __future__ import annotations
-
 import numpy as np
 
 from ..errors import RegistryError

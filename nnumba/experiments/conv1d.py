@@ -7,8 +7,6 @@ On a sampled sin the same kernel over h is the derivative, and (1, -2, 1) / h^2
 the second derivative, within the Taylor bounds. With a template as kernel the
 output peaks where the template is.
 """
-from __future__ import annotations
-
 import numpy as np
 
 from ..layers.conv import Conv1d

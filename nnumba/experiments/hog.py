@@ -9,8 +9,6 @@ blocks, normalised against its neighbours' contrast. That is the default here
 (``normalization="block"``); ``"cell"`` normalises each cell's histogram alone
 (the HOG layer's own ``normalize=True``).
 """
-from __future__ import annotations
-
 import time
 
 import numpy as np

@@ -5,8 +5,6 @@ to an image of the same size has (256 x 256 x 3)^2 = 3.87e10 weights, about
 Sized by nnumba.summary from the models' specs, without allocating anything
 (the zoo's ``image-linear``, and a Conv2d 3 -> 3 channels, 3 x 3, padded).
 """
-from __future__ import annotations
-
 import numpy as np
 
 from ..summary import approx_bytes, si_bytes, summarize

@@ -7,8 +7,6 @@ clean. The radius keeps what the label depends on and drops the angle, which
 it does not: a neighbour in radius is as good as a neighbour in the plane, and
 there are many more of them close by, so the vote averages the noise out.
 """
-from __future__ import annotations
-
 import numpy as np
 
 from .common import (Result, experiment, feature_layer, features, finish, format_table, knn_predict,

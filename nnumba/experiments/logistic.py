@@ -10,8 +10,6 @@ decision boundary w . x + b = 0 over the points, as the lecture's does.
 (The step-size figures, eta = 0.125 and 0.5, are the gradient-descent
 experiment's.)
 """
-from __future__ import annotations
-
 import numpy as np
 
 from ..layers import Linear

@@ -1,6 +1,4 @@
 """The perceptron on MNIST "0" (-1) vs "1" (+1): the lecture's per-epoch table."""
-from __future__ import annotations
-
 import numpy as np
 
 from ..data import load_dataset, load_mnist

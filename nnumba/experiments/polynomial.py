@@ -3,8 +3,6 @@
 The fit alpha minimises the mean squared error ||Phi alpha - y||^2, which has
 an analytic solution (least squares), as the lecture says of the MSE.
 """
-from __future__ import annotations
-
 import numpy as np
 
 from .common import Result, experiment, feature_layer, features, format_table, with_figure

@@ -6,8 +6,6 @@ with numpy (a reshape into blocks of 2, then max or mean), and their backward
 against finite differences: the max routes each block's gradient to its
 largest input, the average splits it in halves.
 """
-from __future__ import annotations
-
 import numpy as np
 
 from ..layers import AvgPool1d, MaxPool1d

@@ -8,8 +8,6 @@ order of the samples and on the pairs drawn, so every count of products is run
 with several seeds (each: other pairs, another order of the training samples);
 the table gives the mean and the range over the seeds.
 """
-from __future__ import annotations
-
 import numpy as np
 
 from ..data import load_dataset

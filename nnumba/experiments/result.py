@@ -1,6 +1,4 @@
 """What an experiment returns: the lecture's claim, a table, the numbers, the figures."""
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 

@@ -2,8 +2,6 @@
 separable data: the perceptron stops at the first separating line, the SVM
 moves it away from the samples. Margin = distance of the closest sample to
 the boundary, min_n y_n (w . x_n + b) / ||w||."""
-from __future__ import annotations
-
 import numpy as np
 
 from ..layers import Linear

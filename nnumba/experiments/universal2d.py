@@ -13,8 +13,6 @@ The lecture's bound, with the interpolant's error at most h^2 / 8 (h the
 spacing of the N nodes on [-A, A], |sin''| <= 1), is
 max |psi - f| <= sum_m |gamma_m| h^2 / 8: it falls as 1 / N^2.
 """
-from __future__ import annotations
-
 import numpy as np
 
 from ..model import Sequential

@@ -1,6 +1,4 @@
 """xor: not linearly separable on (x_u, x_v), separable after Phi = (x_u, x_v, x_u x_v)."""
-from __future__ import annotations
-
 import numpy as np
 
 from ..train import train_perceptron
