@@ -69,7 +69,7 @@ def run(out_dir=None, fast=False) -> Result:
     result = Result("activations", "tanh and ReLU, the two classical activation functions, "
                                    "with the sigmoid and the threshold: the lecture's formulas",
                     table, numbers)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, x, curves), ncols=4,
+    return with_figure(result, out_dir, _draw, x, curves, ncols=4,
                        size=(16, 4), title="Activation functions, as the engine computes them, "
                                            "with their derivatives")
 

@@ -90,8 +90,7 @@ def run(out_dir=None, fast=False) -> Result:
                "mlp_params": affine_mlp.num_params(), "affine_params": int(w.size + b.size)}
     result = Result("mlp-affine", "with an affine sigma the MLP is an affine mapping with a "
                                   "peculiar parametrization", table, numbers)
-    return with_figure(result, out_dir,
-                       lambda fig, axes: _draw(axes, (affine_mlp, w, b), (tanh_mlp, w_t, b_t)),
+    return with_figure(result, out_dir, _draw, (affine_mlp, w, b), (tanh_mlp, w_t, b_t),
                        ncols=2, size=(12, 4.6), title="Deep models: the activation must be "
                                                        "non-linear, or the MLP is one affine map")
 

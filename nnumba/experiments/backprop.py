@@ -192,10 +192,8 @@ def run(out_dir=None, fast=False, batch: int | None = None) -> Result:
                                  for r in summary.rows]}}
     result = Result("backprop", "back-propagation is the chain rule applied layer by layer; the "
                                 "backward pass costs about twice the forward one", table, numbers)
-    return with_figure(result, out_dir,
-                       lambda fig, axes: _draw(axes, layers, fd, summary,
-                                               (flops_ratio, run_ratio, time_ratio)),
-                       ncols=2, size=(12, 4.8),
+    return with_figure(result, out_dir, _draw, layers, fd, summary,
+                       (flops_ratio, run_ratio, time_ratio), ncols=2, size=(12, 4.8),
                        title="Back-propagation: the gradients against finite differences, and "
                              "backward against forward cost")
 

@@ -71,7 +71,7 @@ def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
     result = Result("perceptron-bound",
                     "no misclassified sample remains after floor(4 R^2 / gamma^2) updates",
                     table, {"holds": holds, "runs": records})
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes[0], records, margins),
+    return with_figure(result, out_dir, lambda axes: _draw(axes[0], records, margins),
                        title="The perceptron: convergence within ⌊4R²/γ²⌋ updates")
 
 

@@ -128,7 +128,7 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
                             "claim": {"test_error": LECTURE_ERROR, "seconds": LECTURE_SECONDS}},
                     notes=notes)
     columns = max(len(runs), 1)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, runs, columns), nrows=2,
+    return with_figure(result, out_dir, _draw, runs, columns, nrows=2,
                        ncols=columns, size=(5.5 * columns, 8),
                        title=f"MNIST: the lecture's CNN, SGD lr {options['lr']:g}, momentum "
                              f"{options['momentum']:g}"

@@ -77,8 +77,7 @@ def run(out_dir=None, fast=False) -> Result:
     result = Result("conv1d-operators",
                     "a convolution can implement a differential operator or a template matcher, "
                     "both invariant by translation", table, numbers)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, ramp_out, grid, first,
-                                                                signal, response, found),
+    return with_figure(result, out_dir, _draw, ramp_out, grid, first, signal, response, found,
                        ncols=3, size=(16, 4.6),
                        title="Convolution layers: the 1-D convolution as a differential "
                              "operator and as a template matcher")

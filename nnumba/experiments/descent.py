@@ -139,7 +139,7 @@ def run(out_dir=None, fast=False, steps: int = STEPS) -> Result:
     result = Result("gradient-descent",
                     "gradient descent ends in a local minimum; w_0 and eta decide which one "
                     "where the loss is not convex", table, numbers)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, losses, found, paths),
+    return with_figure(result, out_dir, _draw, losses, found, paths,
                        nrows=2, ncols=3, size=(15, 8.4),
                        title="Gradient descent: the start w₀ and the step η decide the minimum "
                              "(top, non-convex), or not (bottom, convex)")

@@ -27,10 +27,10 @@ def figure_class():
     return Figure
 
 
-def with_figure(result: Result, out_dir, painter, title: str, nrows: int = 1, ncols: int = 1,
-                size=(6.4, 4.8)) -> Result:
+def with_figure(result: Result, out_dir, painter, *args, title: str, nrows: int = 1,
+                ncols: int = 1, size=(6.4, 4.8)) -> Result:
     """``result`` with its figure, ``NAME.png`` (the experiment's name), drawn into
-    ``out_dir`` by ``painter(fig, axes)`` (axes: a flat list); ``title``, above every
+    ``out_dir`` by ``painter(axes, *args)`` (axes: a flat list); ``title``, above every
     panel, names the lecture's slide. Without out_dir or matplotlib, a note says so."""
     filename = f"{result.name}.png"
     out_dir = None if out_dir is None else Path(out_dir)
@@ -42,7 +42,7 @@ def with_figure(result: Result, out_dir, painter, title: str, nrows: int = 1, nc
     else:
         fig = figure(figsize=size, layout="constrained")
         axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
-        painter(fig, axes)
+        painter(axes, *args)
         for ax in axes:  # a grid's spare panels, left empty by the painter
             if not ax.has_data():
                 ax.axis("off")

@@ -103,7 +103,7 @@ def run(out_dir=None, fast=False, epochs: int = 20, normalization: str = "block"
                            "that tile the digit, more accurate than the pixels from fewer "
                            "inputs; the lecture's 8x8 cells (a 3x3 grid) come close", table,
                     {"variants": numbers, "normalization": normalization})
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, data, numbers), ncols=3,
+    return with_figure(result, out_dir, _draw, data, numbers, ncols=3,
                        size=(15, 4.8), title="Histogram of oriented gradients (HOG) with a "
                                              "linear classifier, against raw pixels")
 

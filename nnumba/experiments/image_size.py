@@ -44,7 +44,7 @@ def run(out_dir=None, fast=False, sides=SIDES) -> Result:
     result = Result("image-linear-size", "a linear layer on a 256x256 RGB image has "
                                          "(256 x 256 x 3)^2 = 3.87e10 parameters, about 150 GB",
                     table, numbers)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes[0], numbers), size=(7, 4.8),
+    return with_figure(result, out_dir, lambda axes: _draw(axes[0], numbers), size=(7, 4.8),
                        title="Convolution layers: the size of a linear layer on images")
 
 

@@ -58,8 +58,7 @@ def run(out_dir=None, fast=False, noises=NOISES, ks=KS, n_train: int = 300,
     result = Result("knn-radius",
                     "the radius, invariant to what does not change the label, copes with label "
                     "noise better than the 2-D coordinates", table, numbers)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, radius, errors, n_train),
-                       ncols=3, size=(15, 4.8),
+    return with_figure(result, out_dir, _draw, radius, errors, n_train, ncols=3, size=(15, 4.8),
                        title="Feature design: invariance. k-NN with label noise, on (x_u, x_v) "
                              "and on the radius")
 

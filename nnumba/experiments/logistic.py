@@ -97,10 +97,9 @@ def run(out_dir=None, fast=False, eta: float = ETA, iterations: int = ITERATIONS
     result = Result("logistic-gd",
                     "gradient descent minimises the logistic loss, which has no analytic "
                     "minimum: the boundary settles where the two classes meet", table, numbers)
-    return with_figure(result, out_dir,
-                       lambda fig, axes: _draw(axes, x, y, losses, path, shown, l_star, eta),
-                       ncols=2, size=(12, 5), title=f"Gradient descent: logistic regression, "
-                                                    f"{len(x)} training points, η = {eta:g}")
+    return with_figure(result, out_dir, _draw, x, y, losses, path, shown, l_star, eta, ncols=2,
+                       size=(12, 5), title=f"Gradient descent: logistic regression, "
+                                           f"{len(x)} training points, η = {eta:g}")
 
 
 def _draw(axes, x, y, losses, path, shown, l_star, eta):

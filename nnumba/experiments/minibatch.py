@@ -47,10 +47,8 @@ def loss_curve(x, y, batch_size: int, epochs: int, checkpoints: int = 30, seed: 
     n = len(x)
     model = build("mlp", seed=seed)
     loss = CrossEntropy()
-    if batch_size >= n:
-        trainer = GDTrainer(model, loss, lr=LR, batch_size=1000)
-    else:
-        trainer = SGDTrainer(model, loss, lr=LR, batch_size=batch_size, shuffle=False)
+    trainer = (GDTrainer(model, loss, lr=LR, batch_size=1000) if batch_size >= n else
+               SGDTrainer(model, loss, lr=LR, batch_size=batch_size, shuffle=False))
     step = min(batch_size, n)  # samples per update
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
@@ -100,7 +98,7 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
                     table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
                     notes=[LISTING_NOTE])
     curves = {b: entry["curve"] for b, entry in numbers.items()}
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, curves, n), ncols=2,
+    return with_figure(result, out_dir, _draw, curves, n, ncols=2,
                        title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
 
 

@@ -42,7 +42,7 @@ def run(out_dir=None, fast=False, data_dir=None, max_epochs: int = 100) -> Resul
     result = Result("perceptron-mnist", "the perceptron separates MNIST 0 from 1 in a few epochs",
                     "\n\n".join(tables), numbers,
                     notes=[_data_note(sets, numbers, data_dir, fast)])
-    return with_figure(result, out_dir, lambda fig, axes: _draw(fig, axes, runs),
+    return with_figure(result, out_dir, _draw, runs,
                        ncols=len(runs) + 1, size=(5 * (len(runs) + 1), 4.4),
                        title="The perceptron on MNIST 0 vs 1: errors per epoch and the weights")
 
@@ -61,7 +61,7 @@ def _data_note(sets, numbers, data_dir, fast) -> str:
     return note + f"; the full MNIST from {data_dir} is run as the lecture did"
 
 
-def _draw(fig, axes, runs):
+def _draw(axes, runs):
     ax = axes[0]
     for (name, result), style in zip(runs, ("-", "--")):
         epochs = [row["epoch"] for row in result.history]
@@ -79,4 +79,4 @@ def _draw(fig, axes, runs):
         image = ax.imshow(w, cmap="RdBu_r", vmin=-bound, vmax=bound)
         ax.set(title=f"Learnt weights w ({name}):\nred votes 1, blue votes 0",
                xlabel="pixel column", ylabel="pixel row")
-        fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
+        ax.figure.colorbar(image, ax=ax, shrink=0.8, label="weight")

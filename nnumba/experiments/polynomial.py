@@ -54,7 +54,7 @@ def run(out_dir=None, fast=False, degrees=DEGREES) -> Result:
     result = Result("polynomial-capacity", "increasing D makes the capacity as high as we want",
                     table, {"degrees": numbers, "n": len(x)})
     columns = (len(degrees) + 1) // 2
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, x, y, grid, curves, numbers),
+    return with_figure(result, out_dir, _draw, x, y, grid, curves, numbers,
                        nrows=2, ncols=columns, size=(3.2 * columns, 6),
                        title="Limitation of linear models: polynomial features, least-squares "
                              "fits of degree D (more capacity as D grows)")

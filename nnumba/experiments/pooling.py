@@ -63,7 +63,7 @@ def run(out_dir=None, fast=False, signal=SIGNAL) -> Result:
                           "vs finite differences"], rows)
     result = Result("pooling", "max-pooling keeps the largest value of each block, average "
                                "pooling its mean", f"input: {vector(signal)}\n{table}", numbers)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, signal, outputs), ncols=2,
+    return with_figure(result, out_dir, _draw, signal, outputs, ncols=2,
                        size=(12, 4.4), title=f"Pooling: 1-D, kernel of size {KERNEL}, over "
                                              f"non-overlapping blocks")
 

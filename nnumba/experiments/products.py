@@ -77,7 +77,7 @@ def run(out_dir=None, fast=False, products=None, epochs: int = 50, seeds: int = 
     result = Result("random-products", "pixels plus products of random pairs of pixels: more "
                                        "products, lower training error", table,
                     {"products": numbers, "train": len(x), "seeds": seeds, "epochs": epochs})
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes[0], numbers, seeds),
+    return with_figure(result, out_dir, lambda axes: _draw(axes[0], numbers, seeds),
                        size=(7, 4.8), title=f"Feature design: products of pairs of pixels, MNIST "
                                             f"8 vs the rest ({len(x)} training images)")
 

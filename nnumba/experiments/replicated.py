@@ -93,7 +93,7 @@ def run(out_dir=None, fast=False, originals: int | None = None, copies: int | No
                     "on a set of M samples replicated K times, visiting M samples and moving by "
                     "K eta is the gradient step of eta over all N: computation cut by K",
                     table, numbers)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, runs, losses, visited, k),
+    return with_figure(result, out_dir, _draw, runs, losses, visited, k,
                        ncols=2, size=(12, 4.8), title="Stochastic gradient descent: the "
                                                       "replicated set, M samples copied K times")
 

@@ -71,7 +71,7 @@ def run(out_dir=None, fast=False, lambdas=None) -> Result:
                     "the perceptron stops at the first separating boundary; the SVM maximises "
                     "the distance of the samples to it", table, numbers)
     return with_figure(result, out_dir,
-                       lambda fig, axes: _draw(axes[0], x, y, boundaries, numbers), size=(6.4, 6),
+                       lambda axes: _draw(axes[0], x, y, boundaries, numbers), size=(6.4, 6),
                        title="Support vector machines: a wider margin than the perceptron's")
 
 

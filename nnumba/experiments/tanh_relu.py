@@ -72,8 +72,7 @@ def run(out_dir=None, fast=False, epochs: int | None = None) -> Result:
                                     "bends its boundary smoothly, ReLU in straight pieces",
                     table, {"activations": numbers, "epochs": epochs, "train": len(x),
                             "test": len(x_test)})
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, x, y, models, numbers),
-                       ncols=2, size=(10, 5),
+    return with_figure(result, out_dir, _draw, x, y, models, numbers, ncols=2, size=(10, 5),
                        title=f"Activation functions: the same MLP with tanh and with ReLU on two "
                              f"spirals ({len(x)} training points)")
 

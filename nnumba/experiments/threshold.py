@@ -70,7 +70,7 @@ def run(out_dir=None, fast=False) -> Result:
                              "lecture's weights (inputs coloured by output)")
 
 
-def _draw(fig, axes):
+def _draw(axes):
     """Each unit's inputs coloured by its output, and its threshold w sum x_i + b = 0."""
     for ax, name in zip(axes, UNITS):
         w, b, inputs = UNITS[name]

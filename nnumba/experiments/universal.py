@@ -105,7 +105,7 @@ def run(out_dir=None, fast=False, hidden=HIDDEN, epochs: int | None = None) -> R
                     "a one-hidden-layer ReLU network approximates sin ever closer as K grows",
                     table, {"hidden": numbers, "epochs": epochs, "A": HALF_WIDTH})
     columns = (len(hidden) + 2) // 2
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, grid, fits, numbers),
+    return with_figure(result, out_dir, _draw, grid, fits, numbers,
                        nrows=2, ncols=columns, size=(4.2 * columns, 7.6),
                        title="Universal approximation: sin on [−π, π] by K ReLUs, ω·σ(wx + b) "
                              "trained by gradient descent")

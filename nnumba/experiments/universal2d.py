@@ -84,13 +84,12 @@ def run(out_dir=None, fast=False, nodes=NODES) -> Result:
     result = Result("universal-approximation-2d",
                     "one hidden layer of K ReLUs approximates a function of two variables, "
                     "ever closer as K grows", table, {"hidden": numbers, "A": half_width()})
-    return with_figure(result, out_dir,
-                       lambda fig, axes: _draw(fig, axes, target, fits, numbers, steps), ncols=4,
+    return with_figure(result, out_dir, _draw, target, fits, numbers, steps, ncols=4,
                        size=(18, 4.4), title="Universal approximation in several dimensions: "
                                              "ψ(x₁, x₂) by one hidden layer of K ReLUs")
 
 
-def _draw(fig, axes, target, fits, numbers, steps):
+def _draw(axes, target, fits, numbers, steps):
     ks = list(numbers)
     small = ks[len(ks) // 2]  # a coarse fit, whose error can still be seen
     error = fits[small] - target
@@ -101,7 +100,7 @@ def _draw(fig, axes, target, fits, numbers, steps):
     for ax, (values, title, cmap, vmin, vmax) in zip(axes, panels):
         image = ax.imshow(values.reshape(steps, steps), origin="lower", extent=(0, 1, 0, 1),
                           cmap=cmap, vmin=vmin, vmax=vmax)
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        ax.figure.colorbar(image, ax=ax, shrink=0.8)
         finish(ax, title, legend=None, xlabel="x₁", ylabel="x₂")
     ax = axes[3]
     ax.loglog(ks, [numbers[k]["max_error"] for k in ks], "o-", color="tab:red",

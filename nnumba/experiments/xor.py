@@ -45,10 +45,9 @@ def run(out_dir=None, fast=False, max_epochs: int = 100) -> Result:
     x, y = sets["noisy corners"]
     result = Result("xor", "xor is not linearly separable; Phi(x_u, x_v) = (x_u, x_v, x_u x_v) "
                            "makes it separable", table, numbers)
-    return with_figure(result, out_dir, lambda fig, axes: _draw(axes, x, y, phi, fits), ncols=2,
+    return with_figure(result, out_dir, _draw, x, y, phi, fits, ncols=2, size=(10, 4.6),
                        title="Limitation of linear models: xor, before and after Φ(x_u, x_v) = "
-                             "(x_u, x_v, x_u·x_v)",
-                       size=(10, 4.6))
+                             "(x_u, x_v, x_u·x_v)")
 
 
 def _draw(axes, x, y, phi, fits):
