@@ -119,8 +119,7 @@ def _draw(axes, x, y, losses, path, shown, l_star, eta):
     ax.contourf(gx, gy, prob.reshape(gx.shape), levels=np.linspace(0, 1, 11), cmap="RdBu_r",
                 alpha=0.25)
     u = np.linspace(lo[0], hi[0], 2)
-    greys = np.linspace(0.75, 0.0, len(shown))
-    for k, grey in zip(shown, greys):
+    for k, grey in zip(shown, np.linspace(0.75, 0.0, len(shown))):
         wk, bk = path[k, :-1], path[k, -1]
         if abs(wk[1]) > 1e-12:
             ax.plot(u, -(wk[0] * u + bk) / wk[1], color=str(grey), lw=2 if k == shown[-1] else 1,

@@ -26,18 +26,17 @@ def run(out_dir=None, fast=False, data_dir=None, max_epochs: int = 100) -> Resul
     for data in sets:
         (x, y), (x_test, y_test) = data.binary(0, 1, "train"), data.binary(0, 1, "test")
         result = train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test)
-        n_train, n_test = len(x), len(x_test)
         runs.append((data.name, result))
         last = result.history[-1]
         numbers[data.name] = {
-            "train": n_train, "test": n_test, "converged": result.converged,
+            "train": len(x), "test": len(x_test), "converged": result.converged,
             "epochs": len(result.history), "updates": result.updates,
             "final_train_error": last["train_error"], "final_test_error": last["test_error"],
             "history": result.history}
         verdict = (f"converged: zero training errors after {len(result.history)} epochs, "
                    f"{result.updates} updates" if result.converged else
                    f"not converged after {max_epochs} epochs")
-        tables.append(f"{data.name}: {n_train} train / {n_test} test images of 0 and 1\n"
+        tables.append(f"{data.name}: {len(x)} train / {len(x_test)} test images of 0 and 1\n"
                       f"{result.table()}\n{verdict}")
     result = Result("perceptron-mnist", "the perceptron separates MNIST 0 from 1 in a few epochs",
                     "\n\n".join(tables), numbers,

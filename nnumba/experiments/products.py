@@ -57,8 +57,7 @@ def run(out_dir=None, fast=False, products=None, epochs: int = 50, seeds: int = 
         products = products or (0, 300, 3000)
         epochs, seeds = min(epochs, 20), min(seeds, 3)
     products = products or PRODUCTS
-    x, y = eight_vs_rest(data, "train")
-    x_test, y_test = eight_vs_rest(data, "test")
+    (x, y), (x_test, y_test) = (eight_vs_rest(data, split) for split in ("train", "test"))
     rows, numbers = [], {}
     for count in products:
         runs = [errors(x, y, x_test, y_test, count, epochs, seed) for seed in range(seeds)]

@@ -80,11 +80,10 @@ def run(out_dir=None, fast=False, nodes=NODES) -> Result:
                        for g, v, c in zip(GAMMA, V, C))
     table += (f"\npsi(x1, x2) = {terms} on [0, 1]^2 (M = {len(GAMMA)} sines, so the Fourier "
               f"step is exact); A = {half_width():g}; {len(x)} grid points")
-    steps = int(round(np.sqrt(len(x))))
     result = Result("universal-approximation-2d",
                     "one hidden layer of K ReLUs approximates a function of two variables, "
                     "ever closer as K grows", table, {"hidden": numbers, "A": half_width()})
-    return with_figure(result, out_dir, _draw, target, fits, numbers, steps, ncols=4,
+    return with_figure(result, out_dir, _draw, target, fits, numbers, len(g), ncols=4,
                        size=(18, 4.4), title="Universal approximation in several dimensions: "
                                              "ψ(x₁, x₂) by one hidden layer of K ReLUs")
 
