@@ -48,8 +48,7 @@ def run(out_dir=None, fast=False, noises=NOISES, ks=KS, n_train: int = 300,
         for k, (coords, radial) in zip(ks, np.mean(per_seed, axis=0)):
             errors[(noise, k)] = (float(coords), float(radial))
     rows = [[f"{noise:.0%}", k, percent(c), percent(r)] for (noise, k), (c, r) in errors.items()]
-    table = format_table(["label noise", "k", "test error, (x_u, x_v)", "test error, radius"],
-                         rows)
+    table = format_table(["label noise", "k", "test error, (x_u, x_v)", "test error, radius"], rows)
     table += (f"\n{n_train} training points (noisy labels), {n_test} test points (clean "
               f"labels), mean over {seeds} draws")
     numbers = {"errors": {f"{noise}/{k}": {"coordinates": c, "radius": r}

@@ -60,8 +60,7 @@ def run(out_dir=None, fast=False, lambdas=None) -> Result:
                                    "w": w.tolist(), "b": b}
         rows.append(["SVM", f"{lam:g}", f"{margin:.4f}", f"{np.linalg.norm(w):.3f}",
                      f"{objective:.5f}", f"1 / ||w|| = {1 / np.linalg.norm(w):.4f}"])
-    table = format_table(["boundary", "lambda", "margin", "||w||", "SVM objective", "note"],
-                         rows)
+    table = format_table(["boundary", "lambda", "margin", "||w||", "SVM objective", "note"], rows)
     table += (f"\n{len(x)} separable points in [-2, 2]^2 (no sample within 0.125 of the "
               f"generating line); margin = min_n y_n (w.x_n + b) / ||w||")
     if any(entry["margin"] < 0 for entry in numbers.values()):

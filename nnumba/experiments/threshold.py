@@ -55,8 +55,7 @@ def run(out_dir=None, fast=False) -> Result:
     truth = {"or": U | V, "and": U & V, "not u": 1 - U, "xor": U ^ V}
     rows = [[U[i], V[i]] + [out[k][i] for k in truth] for i in range(len(U))]
     correct = {k: bool(np.array_equal(out[k], truth[k])) for k in truth}
-    table = format_table(["u", "v", "or", "and", "not u", f"xor ({len(xor_units)} units)"],
-                         rows)
+    table = format_table(["u", "v", "or", "and", "not u", f"xor ({len(xor_units)} units)"], rows)
     weights = ", ".join(f"{k}: w = {w:g}, b = {b:g}" for k, (w, b, _) in UNITS.items())
     table += (f"\n{weights}\nxor = and(or(u, v), not(and(u, v))): the units "
               f"{', '.join(xor_units)}\nall outputs right: {all(correct.values())}")
