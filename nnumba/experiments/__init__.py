@@ -7,8 +7,7 @@ registry below lists them by name, in the lecture's order::
     from nnumba.experiments import run_experiment
     print(run_experiment("xor", out_dir="figures"))
 """
-from .registry import (EXPERIMENTS, Experiment, get_experiment, list_experiments,
-                       run_experiment)
+from .registry import EXPERIMENTS, Experiment, get_experiment, list_experiments, run_experiment
 from .result import Result
 
 __all__ = ["EXPERIMENTS", "Experiment", "Result", "get_experiment", "list_experiments",

@@ -106,8 +106,7 @@ def _draw(axes, affine, tanh):
     for ax, (model, w, b), name, fit in panels:
         out, mapped = model.predict(line), line @ w.T + b
         for k, colour in zip(range(out.shape[1]), ("tab:blue", "tab:orange", "tab:green")):
-            ax.plot(t, out[:, k], color=colour, lw=2.5, alpha=0.6,
-                    label=f"MLP output {k + 1}")
+            ax.plot(t, out[:, k], color=colour, lw=2.5, alpha=0.6, label=f"MLP output {k + 1}")
             ax.plot(t, mapped[:, k], "--", color="k", lw=1, label=fit if k == 0 else None)
         finish(ax, f"MLP {'-'.join(map(str, WIDTHS))} with {name}", grid="major",
                xlabel="t, along the line x = x₀ + t d in the input space", ylabel="output f(x)")

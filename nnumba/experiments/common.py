@@ -52,8 +52,7 @@ def geometric_margin(w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray) -> f
     return float(np.min(y * (x @ w + b)) / np.linalg.norm(w))
 
 
-def knn_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                k: int) -> np.ndarray:
+def knn_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, k: int) -> np.ndarray:
     """Majority vote of the k nearest training samples (Euclidean); labels in {-1, +1},
     k odd so that there is no tie."""
     if k % 2 == 0 or not 1 <= k <= len(x_train):

@@ -128,8 +128,7 @@ def run(out_dir=None, fast=False, steps: int = STEPS) -> Result:
                                           "final_loss": float(values[-1]), "ends": end,
                                           "rises": rises})
             paths[(case, eta, w0)] = (path, values, end)
-            rows.append([case, eta, f"{w0:g}", f"{path[-1]:.4f}", f"{values[-1]:.4f}", rises,
-                         end])
+            rows.append([case, eta, f"{w0:g}", f"{path[-1]:.4f}", f"{values[-1]:.4f}", rises, end])
     table = format_table(["loss", "eta", "w_0", f"w after {steps} steps", "L(w)",
                           "steps where L rose", "ends in"], rows)
     for case, ws in found.items():

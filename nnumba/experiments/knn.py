@@ -79,8 +79,7 @@ def _draw(axes, radius, errors, n_train, noise=0.2, k=11):
                             label="true boundary"))
         label_scatter(ax, x, y, s=12)
         ax.set(aspect="equal", xlabel="x_u", ylabel="x_v")
-        ax.set_title(f"{k}-NN on {name},\n{noise:.0%} of the training labels flipped",
-                     fontsize=10)
+        ax.set_title(f"{k}-NN on {name},\n{noise:.0%} of the training labels flipped", fontsize=10)
     axes[0].legend(loc="upper right", fontsize=7, framealpha=0.95)
     noises = sorted({n for n, _ in errors})
     ax = axes[2]

@@ -68,8 +68,7 @@ def list_experiments() -> list[Experiment]:
     """Every experiment in the lecture's order (that of MODULES, whatever was imported first)."""
     _load()
     order = {f"{__package__}.{module}": i for i, module in enumerate(MODULES)}
-    return sorted(EXPERIMENTS.values(),
-                  key=lambda e: order.get(e.recipe.__module__, len(order)))
+    return sorted(EXPERIMENTS.values(), key=lambda e: order.get(e.recipe.__module__, len(order)))
 
 
 def get_experiment(name: str) -> Experiment:

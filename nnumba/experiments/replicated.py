@@ -71,8 +71,7 @@ def run(out_dir=None, fast=False, originals: int | None = None, copies: int | No
     a = runs["A"]
     gap_b = float(np.max(np.abs(runs["B"] - a)))
     gap_c = float(np.max(np.abs(runs["C"] - a[::k])))  # C's epoch e is A's step e K
-    losses = {name: [summed_loss(p, x_rep, y_rep) for p in params]
-              for name, params in runs.items()}
+    losses = {name: [summed_loss(p, x_rep, y_rep) for p in params] for name, params in runs.items()}
     visited = {"A": n, "B": m, "C": k * m}  # samples per recorded point
     rows = [["A: GD over the N samples", f"eta = {eta:g}", steps, steps * n, "-",
              f"{losses['A'][-1]:.4f}"],

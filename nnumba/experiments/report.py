@@ -115,8 +115,7 @@ def _html(entries, head, out_dir) -> str:
             parts += [f"<p><strong>The claim checked:</strong> {e(result.claim)}</p>",
                       f"<pre>{e(result.table)}</pre>"]
             if result.notes:
-                parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in result.notes)
-                             + "</ul>")
+                parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in result.notes) + "</ul>")
             for src in _figures(entry, out_dir):
                 parts.append(f'<p><a href="{e(src)}"><img src="{e(src)}" '
                              f'alt="{e(exp.slide)}: figure of {e(exp.name)}"></a></p>')
@@ -145,8 +144,7 @@ def _markdown(entries, head, out_dir) -> str:
         elif result is None:
             lines += [f"**failed:** {entry.error}", ""]
         else:
-            lines += [f"**The claim checked:** {result.claim}", "", "```", result.table, "```",
-                      ""]
+            lines += [f"**The claim checked:** {result.claim}", "", "```", result.table, "```", ""]
             lines += [f"- {note}" for note in result.notes]
             if result.notes:
                 lines.append("")

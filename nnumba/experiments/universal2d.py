@@ -104,8 +104,7 @@ def _draw(axes, target, fits, numbers, steps):
     ax = axes[3]
     ax.loglog(ks, [numbers[k]["max_error"] for k in ks], "o-", color="tab:red",
               label="max |ψ − f| on the grid")
-    ax.loglog(ks, [numbers[k]["bound"] for k in ks], "--", color="0.4",
-              label="the bound Σ|γ| h²/8")
+    ax.loglog(ks, [numbers[k]["bound"] for k in ks], "--", color="0.4", label="the bound Σ|γ| h²/8")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
     finish(ax, "Error against the hidden size K", grid="both", xlabel="K (hidden units)",
