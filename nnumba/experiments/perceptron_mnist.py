@@ -28,11 +28,10 @@ def run(out_dir=None, fast=False, data_dir=None, max_epochs: int = 100) -> Resul
         result = train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test)
         runs.append((data.name, result))
         last = result.history[-1]
-        numbers[data.name] = {
-            "train": len(x), "test": len(x_test), "converged": result.converged,
-            "epochs": len(result.history), "updates": result.updates,
-            "final_train_error": last["train_error"], "final_test_error": last["test_error"],
-            "history": result.history}
+        numbers[data.name] = {"train": len(x), "test": len(x_test), "converged": result.converged,
+                              "epochs": len(result.history), "updates": result.updates,
+                              "final_train_error": last["train_error"],
+                              "final_test_error": last["test_error"], "history": result.history}
         verdict = (f"converged: zero training errors after {len(result.history)} epochs, "
                    f"{result.updates} updates" if result.converged else
                    f"not converged after {max_epochs} epochs")
