@@ -1,8 +1,7 @@
 """Elementwise activations: ReLU, Tanh, Sigmoid, Identity and the lecture's threshold unit."""
 import math
 
-from ..hookspecs import hookimpl
-from .contract import Layer
+from .contract import Layer, layer_hook
 from .linear import Linear, LinearReLU
 
 
@@ -23,8 +22,6 @@ class _Elementwise(Layer):
         return y
 
     def _backward(self, dl_dy):
-        if not self.needs_input_grad:
-            return None
         dl_dx = self._buffer("dx", dl_dy.shape)
         n = dl_dy.size
         getattr(self.kernels, f"{self.kernel}_backward")(self._y.reshape(n), dl_dy.reshape(n),
@@ -72,9 +69,7 @@ class Identity(Layer):
         return x
 
     def _backward(self, dl_dy):
-        return dl_dy if self.needs_input_grad else None
+        return dl_dy
 
 
-@hookimpl
-def nnumba_register_layers():
-    return {cls.type_name: cls for cls in (ReLU, Tanh, Sigmoid, Threshold, Identity)}
+nnumba_register_layers = layer_hook(ReLU, Tanh, Sigmoid, Threshold, Identity)

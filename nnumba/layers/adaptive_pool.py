@@ -4,8 +4,7 @@ at 224 x 224 its (256, 6, 6) input already has the output size and it is the ide
 import math
 
 from ..errors import ShapeError
-from ..hookspecs import hookimpl
-from .contract import Layer
+from .contract import Layer, layer_hook
 from .validation import check_fits, integer_pair
 
 
@@ -49,13 +48,9 @@ class AdaptiveAvgPool2d(Layer):
         return y
 
     def _backward(self, dl_dy):
-        if not self.needs_input_grad:
-            return None
         dl_dx = self._buffer("dx", self._x_shape)
         self.kernels.adaptive_avgpool2d_backward(dl_dy, dl_dx)
         return dl_dx
 
 
-@hookimpl
-def nnumba_register_layers():
-    return {"AdaptiveAvgPool2d": AdaptiveAvgPool2d}
+nnumba_register_layers = layer_hook(AdaptiveAvgPool2d)

@@ -14,7 +14,7 @@ A layer author implements (docs/plugins.md has a worked example):
   an earlier layer's backward may read them.
 - ``_backward(dl_dy)``: *add* each parameter's gradient into ``param.grad``, also
   when ``self.needs_input_grad`` is False; then return ``dl_dx`` (None will do when
-  ``needs_input_grad`` is False).
+  ``needs_input_grad`` is False, which only a layer with parameters meets here).
 - ``input_shape()``: the per-sample input shape it accepts (``None`` for a free
   axis, a last ``...`` for any number of further axes), or None for any shape;
   ``output_shape(input_shape)``: shape arithmetic.
@@ -46,6 +46,7 @@ import numpy as np
 from .. import registry
 from ..device import CPU, DeviceError, device_of, get_device, to_host
 from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
+from ..hookspecs import hookimpl
 from ..jsonfile import jsonable
 from . import validation
 from .parameters import Parameter, default_rng, in_shapes_only, seed, shapes_only  # noqa: F401
@@ -413,3 +414,9 @@ class Layer:
 
 
 registry.BASES["layer"] = Layer  # what every registered layer subclasses
+
+
+def layer_hook(*classes):
+    """A built-in module's ``nnumba_register_layers`` hook: ``{type_name: class}`` of
+    ``classes`` (``nnumba_register_layers = layer_hook(Linear)``)."""
+    return hookimpl(lambda: {cls.type_name: cls for cls in classes})

@@ -6,9 +6,8 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from ..hookspecs import hookimpl
 from ..kernels.geometry import out_size
-from .contract import Layer
+from .contract import Layer, layer_hook
 from .validation import check_fits, check_memory, flag, integer, integer_pair
 
 
@@ -146,6 +145,4 @@ class Conv1d(_ConvNd):
                     (0, integer("Conv1d", "padding", padding, 0)), bias)
 
 
-@hookimpl
-def nnumba_register_layers():
-    return {"Conv2d": Conv2d, "Conv1d": Conv1d}
+nnumba_register_layers = layer_hook(Conv2d, Conv1d)

@@ -17,8 +17,7 @@ import math
 
 import numpy as np
 
-from ..hookspecs import hookimpl
-from .contract import Layer
+from .contract import Layer, layer_hook
 from .validation import flag, integer, number
 
 
@@ -79,8 +78,6 @@ class Dropout(Layer):
         return y
 
     def _backward(self, dl_dy):
-        if not self.needs_input_grad:
-            return None
         if not self._active:
             return dl_dy
         dx = self._buffer("dx", dl_dy.shape)
@@ -93,6 +90,4 @@ class Dropout(Layer):
         self._mask = None
 
 
-@hookimpl
-def nnumba_register_layers():
-    return {"Dropout": Dropout}
+nnumba_register_layers = layer_hook(Dropout)

@@ -1,8 +1,7 @@
 """The fully connected layer: y = x w^T + b, with w of shape (out, in) as in PyTorch."""
 import numpy as np
 
-from ..hookspecs import hookimpl
-from .contract import Layer
+from .contract import Layer, layer_hook
 from .validation import flag, integer
 
 
@@ -114,6 +113,4 @@ class LinearReLU(Layer):
         return dl_dx
 
 
-@hookimpl
-def nnumba_register_layers():
-    return {"Linear": Linear}
+nnumba_register_layers = layer_hook(Linear)

@@ -9,12 +9,11 @@ step.  After a Conv2d the three run as one (:mod:`.conv_pool`)."""
 import math
 
 from ..errors import ShapeError, TooLargeError
-from ..hookspecs import hookimpl
 from ..kernels.cpu.conv_pool import fusable
 from ..kernels.geometry import out_size
 from .activation import ReLU
-from .contract import Layer
-from .conv import Conv2d
+from .contract import Layer, layer_hook
+from .conv import Conv2d, _ConvNd
 from .conv_pool import Conv2dReLUMaxPool2d
 from .validation import check_fits, integer, integer_pair
 
@@ -71,8 +70,7 @@ class _PoolNd(Layer):
             return fused
         return None
 
-    def _as_2d(self, a):
-        return a if self.spatial == 2 else a.reshape(a.shape[:2] + (1,) + a.shape[2:])
+    _as_2d = _ConvNd._as_2d  # the 1-D layers: a height-1 view
 
     def _forward(self, x):
         k = self.kernels
@@ -89,8 +87,6 @@ class _PoolNd(Layer):
         return y
 
     def _backward(self, dl_dy):
-        if not self.needs_input_grad:
-            return None
         k = self.kernels
         dx = self._buffer("dx", self._x_shape)
         dy4 = self._as_2d(dl_dy)
@@ -147,7 +143,5 @@ class ReLUMaxPool1d(MaxPool1d):
     relu = True
 
 
-@hookimpl
-def nnumba_register_layers():
-    return {cls.type_name: cls for cls in (MaxPool2d, AvgPool2d, ReLUMaxPool2d, MaxPool1d,
-                                           AvgPool1d, ReLUMaxPool1d)}
+nnumba_register_layers = layer_hook(MaxPool2d, AvgPool2d, ReLUMaxPool2d, MaxPool1d, AvgPool1d,
+                                    ReLUMaxPool1d)

@@ -1,8 +1,7 @@
 """Layers that only reshape: Flatten (the lecture's Shape1D)."""
 import math
 
-from ..hookspecs import hookimpl
-from .contract import Layer
+from .contract import Layer, layer_hook
 
 
 class Flatten(Layer):
@@ -24,9 +23,7 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # explicit sizes: device arrays too
 
     def _backward(self, dl_dy):
-        return dl_dy.reshape(self._in_shape) if self.needs_input_grad else None
+        return dl_dy.reshape(self._in_shape)
 
 
-@hookimpl
-def nnumba_register_layers():
-    return {"Flatten": Flatten}
+nnumba_register_layers = layer_hook(Flatten)
