@@ -19,6 +19,7 @@ from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, 
                      TooLargeError, WeightsError)
 from .jsonfile import parse_json
 from .layers.validation import encodable, show
+from .model import Sequential
 from .npz import check_npz_memory, npz_headers
 from .paths import user_path
 from .registry_names import came_from, recorded_layers, unfound
@@ -233,7 +234,6 @@ def _check_model(owner: str, model):
     """DTypeError (a TypeError) unless ``model`` is a Sequential: a layer has params()
     too, but as a dict, and save (or the torch import) would fail on it with a bare
     ValueError."""
-    from .model import Sequential
     if not isinstance(model, Sequential):
         raise DTypeError(f"{owner}: expected a model (nnumba.Sequential), got {show(model)}")
 
@@ -265,10 +265,7 @@ def load_weights(model, path):
     if missing or extra:
         raise WeightsError(f"{path} does not fit this model: missing {missing or 'nothing'}, "
                            f"unexpected {extra or 'nothing'}")
-    for name, p in params.items():
-        if arrays[name].shape != p.value.shape:
-            raise WeightsError(f"{path} does not fit this model: {name} has shape "
-                               f"{arrays[name].shape} in the file, {p.value.shape} in the model")
+    for name, p in params.items():  # (_read checked the shapes, from the headers)
         if arrays[name].dtype.kind not in "fiu":
             raise WeightsError(f"{path}: {name} holds {arrays[name].dtype} values, not numbers")
         arrays[name] = cast_checked(arrays[name], p.value.dtype, f"{path}: parameter {name}")
@@ -378,7 +375,6 @@ def load_model(path):
 
 def rebuild(path, seed=None):
     """The model saved in ``path``, freshly initialised (its weights are not read)."""
-    from .model import Sequential
     meta, _ = _read(path, spec_only=True)
     missing = meta.get("unregistered")
     if isinstance(missing, dict) and missing:  # its spec would build another class, or none

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ContractError
-from .layers.validation import show
+from .errors import ContractError, ShapeError, SpecError
+from .layers.contract import shapes_only
+from .layers.fusion import fuse
+from .layers.validation import check_fits, float_dtype, integer, show
 
 
 @dataclass
@@ -150,7 +152,6 @@ def build_shapes_only(spec, dtype=None):
     """The layers of ``spec`` (checked by Sequential.check_spec) in shapes-only mode
     (nothing allocated), labelled as in a model; an error names the item, as
     Sequential.from_spec's do."""
-    from .layers.contract import shapes_only
     from .model import build_layer
     layers = []
     with shapes_only():
@@ -167,9 +168,6 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     """Size ``model``: a registered model name (``options`` go to its factory), a spec
     (list of layer dicts), a path to a JSON spec file or to a saved model (.npz, its
     weights unread), or a Sequential."""
-    from .errors import ShapeError
-    from .layers.fusion import fuse
-    from .layers.validation import check_fits, float_dtype, show
     spec, default_shape, name = _resolve(model, name, options)
     dtype = float_dtype("summary", dtype)  # None too (np.dtype(None) would be float64)
     # What the spec asks is checked first: its errors say more than a shape guessed from it.
@@ -207,8 +205,6 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
 
 def _size(what: str, value) -> int:
     """An int >= 1, never a rounded float (a batch of 2.7 is no batch of 2)."""
-    from .errors import ShapeError, SpecError
-    from .layers.validation import integer
     try:
         return integer("summary", what, value)
     except SpecError as exc:
@@ -217,7 +213,6 @@ def _size(what: str, value) -> int:
 
 def _resolve(model, name, options):
     """(spec, default input shape or None, display name)."""
-    from .errors import SpecError
     from .model import Sequential
     from .registry import get_model
     default = None

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MissingFileError, WeightsError
+from .io import _check_model, cast_checked, load_weights, read_npz
 from .layers.validation import show
 from .paths import user_path
 
@@ -84,7 +85,6 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
             (head[:2] == b"PK" and any(n.endswith(".pkl") for n in _zip_members(path))):
         raise WeightsError(_convert_hint(path))
     if head[:2] == b"PK":
-        from .io import read_npz
         return read_npz(path, ".npz file"), True
     raise WeightsError(f"{path}: not a safetensors or .npz file (a state_dict saved by "
                        f"safetensors.torch.save_file or np.savez is expected)")
@@ -213,7 +213,6 @@ def _arrays(tensors: Mapping, source) -> dict[str, np.ndarray]:
 def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="state_dict"):
     """``[(torch name, nnumba name)]`` pairing every tensor with a parameter; raises
     WeightsError naming both sides at the first mismatch."""
-    from .io import _check_model
     _check_model("match_state_dict", model)
     if not isinstance(tensors, Mapping):  # .items() of a module, a list, None...
         hint = " (a torch module: pass module.state_dict())" if callable(
@@ -256,7 +255,6 @@ def load_torch_weights(model, source):
     The values must be finite and within the model's dtype (float64 weights past
     float32's range would become infinity); the model is left untouched when they
     are not, or when they do not fit it."""
-    from .io import _check_model, cast_checked
     _check_model("load_torch_weights", model)  # before a file is read
     if isinstance(source, Mapping):
         tensors, ordered, label = _arrays(source, "state_dict"), True, "state_dict"
@@ -266,7 +264,6 @@ def load_torch_weights(model, source):
     else:
         path = Path(source)
         if is_nnumba_npz(path):
-            from .io import load_weights
             return load_weights(model, path)
         (tensors, ordered), label = read_state_dict(path), str(path)
     pairs = match_state_dict(model, tensors, ordered, label)
