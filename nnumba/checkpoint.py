@@ -16,8 +16,7 @@ import math
 import numpy as np
 
 from .errors import WeightsError
-from .io import _SPEC_KEY as SPEC_KEY
-from .io import VELOCITY, _read, cast_checked, read_npz
+from .io import _SPEC_KEY, VELOCITY, _read, cast_checked, read_npz
 from .npz import npz_headers
 from .layers.validation import show
 
@@ -87,7 +86,7 @@ def _velocity(path, meta, headers) -> np.ndarray:
     model's dtype; its header is checked before its data is read."""
     shape, dtype = headers[VELOCITY]
     size = sum(math.prod(s) for name, (s, _) in headers.items()
-               if name not in (VELOCITY, SPEC_KEY))
+               if name not in (VELOCITY, _SPEC_KEY))
     if len(shape) != 1 or shape[0] > size or dtype.kind != "f":
         raise WeightsError(f"{path}: the stored momentum buffer is {dtype} {shape}, not "
                            f"one float per trainable parameter (at most {size})")

@@ -275,9 +275,10 @@ class CUDADevice(Device):
             return a
         try:
             host = np.ascontiguousarray(a)
-        except (TypeError, ValueError) as exc:  # a ragged list
+        except (TypeError, ValueError) as exc:  # a ragged list: numpy's first sentence
+            why = " ".join(str(exc).split(".")[0].split())[:120]
             raise DeviceError(f"to_device: cannot make an array of {type(a).__name__} "
-                              f"({_first_words(exc)})") from None
+                              f"({why})") from None
         if host.dtype.kind not in "biufc":  # the simulator copied None and strings over
             raise DeviceError(f"to_device: a cuda array holds numbers, got dtype "
                               f"{host.dtype}")
@@ -335,16 +336,12 @@ def device_of(a) -> Device | None:
     if isinstance(a, np.ndarray):
         return CPU
     for entry in registry.get_registry().entries("device").values():
-        if entry.obj is not CPU and _owns(entry.obj, a):
-            return entry.obj
+        try:
+            if entry.obj is not CPU and entry.obj.owns(a):
+                return entry.obj
+        except Exception:  # noqa: BLE001 - a device that cannot tell does not own it
+            pass
     return None
-
-
-def _owns(device, a) -> bool:
-    try:
-        return device.owns(a)
-    except Exception:  # noqa: BLE001 - a device that cannot tell does not own it
-        return False
 
 
 def to_device(a, device="cuda"):
@@ -361,10 +358,6 @@ def to_host(a) -> np.ndarray:
     if device is None and hasattr(a, "__cuda_array_interface__"):
         return CUDA.to_host(CUDA.to_device(a))
     return device.to_host(a) if device is not None else np.asarray(a)
-
-
-def _first_words(exc) -> str:
-    return " ".join(str(exc).split(".")[0].split())[:120]
 
 
 # ---- CUDA details ----------------------------------------------------------------

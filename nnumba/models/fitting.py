@@ -3,6 +3,14 @@ named one adapted) for the data's shape; ``nnumba train`` and
 :mod:`nnumba.sklearn` both start here."""
 from __future__ import annotations
 
+import copy
+
+import numpy as np
+
+from ..errors import DTypeError, NnumbaError, ShapeError, SpecError
+from ..layers import Layer
+from ..model import Sequential
+from ..registry import get_model
 from .named import FALLBACK_DEFAULTS
 
 
@@ -16,7 +24,6 @@ def train_defaults(model) -> tuple[dict, set]:
     train_defaults over FALLBACK_DEFAULTS, or FALLBACK_DEFAULTS alone."""
     own = {}
     if is_model_name(model):
-        from ..registry import get_model
         own = dict(get_model(model).train_defaults)  # NamedModel checked its keys
     return {**FALLBACK_DEFAULTS, **own}, set(own)
 
@@ -45,17 +52,9 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
     ``own_shape`` is that shape for layers (a saved model's input shape).
     ``seed``: None keeps the weights of given layers.  ``outputs``: the per-sample output width the data needs (None: unchecked).
     Raises ShapeError naming what does not fit."""
-    import copy
-
-    import numpy as np
-
-    from ..errors import DTypeError, NnumbaError, ShapeError, SpecError
-    from ..layers import Layer
-    from ..model import Sequential
     shape = tuple(sample_shape)
     if is_model_name(model):
         from .. import build
-        from ..registry import get_model
         named, options = get_model(model), dict(options or {})
         known = named.options()
         if "inputs" in known and "inputs" not in options:

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..errors import NnumbaError, SpecError
+
 
 #: what a model without train_defaults trains with
 FALLBACK_DEFAULTS = {"epochs": 10, "lr": 0.05, "momentum": 0.9, "batch_size": 100,
@@ -53,7 +55,6 @@ class NamedModel:
 
     def __post_init__(self):
         # Plain checks: nnumba.layers would import the registry, which imports this.
-        from ..errors import SpecError
         owner = f"NamedModel({getattr(self.build, '__name__', 'build')})"
         settings = self.train_defaults
         if not isinstance(settings, dict):
@@ -74,7 +75,6 @@ class NamedModel:
     def spec(self, name: str, **options) -> list:
         """``build(**options)``; SpecError, naming the model, for an option it does not
         take or a value its builder refuses with a plain TypeError/ValueError."""
-        from ..errors import NnumbaError, SpecError
         known = self.options()
         unknown = sorted(set(options) - set(known))
         takes_any = any(p.kind is p.VAR_KEYWORD
