@@ -386,22 +386,19 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         with _as_before_on_error(self):
-            return self._fit(X, y)
-
-    def _fit(self, X, y):
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(f"the perceptron needs two classes or more; y holds one class, "
-                             f"{self.classes_[0].tolist()!r}")  # 0.0, not np.float64(0.0)
-        positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
-        runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs)
-                for c in positives]
-        self.coef_ = np.array([r.w for r in runs])
-        self.intercept_ = np.array([r.b for r in runs])
-        self.converged_ = all(r.converged for r in runs)
-        self.n_iter_ = max(r.epochs for r in runs)
+            X, y = validate_data(self, X, y, dtype=np.float64)
+            check_classification_targets(y)
+            self.classes_ = np.unique(y)
+            if len(self.classes_) < 2:
+                raise ValueError(f"the perceptron needs two classes or more; y holds one class, "
+                                 f"{self.classes_[0].tolist()!r}")  # 0.0, not np.float64(0.0)
+            positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+            runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs)
+                    for c in positives]
+            self.coef_ = np.array([r.w for r in runs])
+            self.intercept_ = np.array([r.b for r in runs])
+            self.converged_ = all(r.converged for r in runs)
+            self.n_iter_ = max(r.epochs for r in runs)
         return self
 
     def decision_function(self, X):
