@@ -306,9 +306,7 @@ registry.BASES["device"] = Device  # what every registered device is an instance
 BUILTIN = {"cpu": CPU, "cuda": CUDA}
 
 
-@hookimpl
-def nnumba_register_devices():
-    return dict(BUILTIN)
+nnumba_register_devices = hookimpl(lambda: dict(BUILTIN))
 
 
 def get_device(device="cpu") -> Device:

@@ -375,6 +375,4 @@ LOSSES = {cls.type_name: cls for cls in (CrossEntropy, MSE, Logistic, Hinge, Per
 registry.BASES["loss"] = Loss  # what every registered loss subclasses
 
 
-@hookimpl
-def nnumba_register_losses():
-    return dict(LOSSES)
+nnumba_register_losses = hookimpl(lambda: dict(LOSSES))
