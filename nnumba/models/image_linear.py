@@ -14,7 +14,5 @@ def image_linear(height: int = 256, width: int = 256, channels: int = 3, bias: b
             {"type": "Linear", "in_features": size, "out_features": size, "bias": bias}]
 
 
-@hookimpl
-def nnumba_register_models():
-    return {"image-linear": NamedModel(
-        image_linear, lambda height=256, width=256, channels=3, **_: (channels, height, width))}
+nnumba_register_models = hookimpl(lambda: {"image-linear": NamedModel(
+    image_linear, lambda height=256, width=256, channels=3, **_: (channels, height, width))})

@@ -69,11 +69,9 @@ def _flat_input(inputs: int = 784, **_):
     return (1, 28, 28) if inputs == 784 else (int(inputs),)
 
 
-@hookimpl
-def nnumba_register_models():
-    return {
-        "mlp": NamedModel(mlp, _flat_input,
-                          {"epochs": 20, "lr": 0.1, "momentum": 0.9, "batch_size": 100}),
-        "logreg": NamedModel(logreg, _flat_input,
-                             {"epochs": 20, "lr": 0.05, "momentum": 0.9, "batch_size": 100}),
-    }
+nnumba_register_models = hookimpl(lambda: {
+    "mlp": NamedModel(mlp, _flat_input,
+                      {"epochs": 20, "lr": 0.1, "momentum": 0.9, "batch_size": 100}),
+    "logreg": NamedModel(logreg, _flat_input,
+                         {"epochs": 20, "lr": 0.05, "momentum": 0.9, "batch_size": 100}),
+})
