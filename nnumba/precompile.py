@@ -36,6 +36,7 @@ import numpy as np
 
 from .distributed.threads import available_cores
 from .layers.validation import integer
+from .registry import RUNTIME_DISTRIBUTION, RegistryError, get_registry, register_plugin
 
 #: below this many estimated seconds of compilation, workers don't pay for themselves
 MIN_SECONDS = 4.0
@@ -249,7 +250,6 @@ def _recipe(model) -> dict | str:
     ``{"spec"}``, plus ``"classes"`` ({name: "module:qualname"}) and ``"path"``
     (sys.path) for layers a plugin registered at run time here, which a fresh
     registry lacks: the worker imports those classes and registers them itself."""
-    from .registry import RUNTIME_DISTRIBUTION, RegistryError, get_registry
     registry = get_registry()
     spec, classes = model.spec(), {}
     for item, layer in zip(spec, model.layers):
@@ -329,7 +329,6 @@ def _finish(proc, timeout: float = 600) -> bool:
 def _worker_main():
     from .hookspecs import hookimpl
     from .model import Sequential
-    from .registry import register_plugin
     job = sys.stdin.read()  # started ahead (prestart), this waits here with numba imported
     if not job:
         return  # dismissed: no job came
