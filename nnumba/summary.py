@@ -186,21 +186,17 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
         check_fits(layer, in_shape)
         out = tuple(layer.output_shape(in_shape))
         count = sum(math.prod(p.value.shape) for p in layer.params().values() if p.trainable)
-        flops = layer_flops(layer, in_shape)
-        if flops is None:
-            fwd = bwd = None
-        else:
-            forward, weight, inputs = flops
-            fwd = forward * int(batch)
-            bwd = None if weight is None or inputs is None else \
-                (weight + (inputs if wanted else 0)) * int(batch)
+        forward, weight, inputs = layer_flops(layer, in_shape) or (None, None, None)
+        fwd = None if forward is None else forward * batch
+        bwd = None if weight is None or inputs is None else \
+            (weight + (inputs if wanted else 0)) * batch
         act = 0 if layer.output_is_view or i in absorbed else \
-            int(batch) * math.prod(out) * dtype.itemsize
+            batch * math.prod(out) * dtype.itemsize
         rows.append(LayerRow(i, layer.type_name, out, count, count * dtype.itemsize, act,
                              fwd, bwd))
         wanted = wanted or count > 0
         in_shape = out
-    return Summary(name, tuple(shape), int(batch), dtype.name, rows)
+    return Summary(name, tuple(shape), batch, dtype.name, rows)
 
 
 def _size(what: str, value) -> int:
