@@ -185,13 +185,11 @@ class CPUDevice(Device):
 
     def free_memory(self) -> int:
         """Linux's MemAvailable; else the physical memory."""
-        try:
+        with suppress(OSError, ValueError, IndexError):
             with open("/proc/meminfo") as info:
                 for line in info:
                     if line.startswith("MemAvailable:"):
                         return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            pass
         try:
             return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
@@ -334,11 +332,9 @@ def device_of(a) -> Device | None:
     if isinstance(a, np.ndarray):
         return CPU
     for entry in registry.get_registry().entries("device").values():
-        try:
+        with suppress(Exception):  # a device that cannot tell does not own it
             if entry.obj is not CPU and entry.obj.owns(a):
                 return entry.obj
-        except Exception:  # noqa: BLE001 - a device that cannot tell does not own it
-            pass
     return None
 
 

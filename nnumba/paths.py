@@ -13,9 +13,7 @@ def user_path(path, what: str, error=FileFormatError) -> Path:
     (which open() refuses with a bare ValueError, and Path.exists() hides as False)."""
     if not isinstance(path, (str, os.PathLike)):
         raise error(f"{what}: expected a path (str or os.PathLike), got a {type(path).__name__}")
-    text = os.fspath(path)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
+    text = os.fsdecode(path)  # str as it is; bytes (or a PathLike giving them) decoded
     if not text.strip():
         raise error(f"no {what} given (an empty path)")
     if "\0" in text:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import types
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -143,11 +144,9 @@ def _run(model, loss, x, y, processes, optimizer, on_start, checks, batch_size, 
                 w.kill()
                 w.wait()
     if ok and marker is not None:
-        try:
+        with suppress(OSError):  # a read-only cache: the next cold start just precompiles again
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(json.dumps({"model": model.spec()}))
-        except OSError:
-            pass  # a read-only cache: the next cold start just precompiles again
     return {"processes": 1 + len(workers), "ok": ok,
             "seconds": time.perf_counter() - start}
 
@@ -173,10 +172,8 @@ def _warm_optimizer(optimizer, twin):
     """One update of a twin optimizer (same class and config) on the twin model."""
     if optimizer is None or not hasattr(optimizer, "config"):
         return
-    try:
+    with suppress(TypeError, ValueError):  # built some other way: its first real step compiles it
         type(optimizer)(twin, **optimizer.config()).step()
-    except (TypeError, ValueError):
-        pass  # built some other way: its first real step compiles it
 
 
 def _warm_batches(model, loss, x, y, batch_size):
@@ -305,11 +302,9 @@ def _spawn() -> subprocess.Popen:
 
 def _start_worker(job) -> subprocess.Popen:
     proc = _waiting.pop() if _waiting else _spawn()
-    try:
+    with suppress(OSError):  # it died at once: _finish reports why
         proc.stdin.write(json.dumps(job))
         proc.stdin.close()
-    except OSError:  # it died at once: _finish reports why
-        pass
     proc.stdin = None  # sent: communicate() only collects stderr
     return proc
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+from contextlib import suppress
 from typing import ClassVar
 
 import numpy as np
@@ -399,11 +400,9 @@ class Layer:
         memory, found before numpy's MemoryError (or, on Linux, the OOM killer for
         pages it overcommitted) meets it."""
         nbytes = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-        try:  # asking for the free memory costs more than a small allocation
+        with suppress(MemoryError):  # asking for the free memory costs more than a small allocation
             if nbytes <= 2**30 or nbytes <= self.device.free_memory():
                 return self.device.empty(shape, dtype)
-        except MemoryError:
-            pass
         raise TooLargeError(f"{self.label}: its {key!r} array of shape {shape} needs "
                             f"{nbytes / 1e9:,.1f} GB, more than the {self.device.name} has "
                             f"free; use smaller batches") from None
