@@ -313,13 +313,12 @@ def _distributions(spec) -> dict:
 def _output_shape(model) -> tuple | None:
     """A sample's output shape where the last layer with ``out_features`` (a Linear)
     fixes it whatever the input, as the layers after it pass it on; else None."""
-    layers = model.layers
-    for i in range(len(layers) - 1, -1, -1):
-        width = getattr(layers[i], "out_features", None)
+    for i, layer in reversed(list(enumerate(model.layers))):
+        width = getattr(layer, "out_features", None)
         if isinstance(width, int):
             shape = (width,)
             try:
-                for later in layers[i + 1:]:
+                for later in model.layers[i + 1:]:
                     shape = tuple(later.output_shape(shape))
             except (ValueError, TypeError):  # a later layer that takes no flat sample
                 return None

@@ -20,6 +20,7 @@ No plugin can take the others down:
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -27,7 +28,7 @@ import sys
 import types
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pluggy
 
@@ -423,14 +424,12 @@ def get_loss(name: str):
 def get_model(name: str):
     """The NamedModel registered as ``name`` (``get_model(name)(**options)`` is its spec,
     naming its plugin's own layers qualified: :func:`own_layers`)."""
-    import dataclasses
-    import functools
     from .models import named
     entry = get_registry().entry("model", name)
     model = named(entry.obj)
     own = functools.wraps(model.build)(lambda **options: own_layers(
         model.build(**options), entry.plugin))
-    return dataclasses.replace(model, build=own)
+    return replace(model, build=own)
 
 
 def get_dataset(name: str):
