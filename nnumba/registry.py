@@ -239,8 +239,7 @@ class Registry:
     def _collect(self, kind: str) -> _Table:
         table = _Table()
         claims: dict[str, list[Entry]] = {}
-        hook = getattr(self.pm.hook, KINDS[kind])
-        for impl in hook.get_hookimpls():  # registration order
+        for impl in getattr(self.pm.hook, KINDS[kind]).get_hookimpls():  # registration order
             dist = self._dists.get(impl.plugin_name, "?")
             provided, problems = _call(kind, impl)
             for problem in problems:

@@ -303,8 +303,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
 
     def predict(self, X):
         """The class of ``classes_`` (its dtype) with the largest output."""
-        best = self._outputs(X).argmax(axis=1)
-        return self.classes_[best]
+        return self.classes_[self._outputs(X).argmax(axis=1)]
 
 
 class NNRegressor(RegressorMixin, _NNEstimator):

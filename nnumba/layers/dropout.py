@@ -56,8 +56,7 @@ class Dropout(Layer):
         self._keep = self._mask = None
 
     def flops(self, input_shape):
-        n = math.prod(input_shape)
-        active = n if self.p > 0 else 0
+        active = math.prod(input_shape) if self.p > 0 else 0
         return active, 0, active
 
     def _forward(self, x):

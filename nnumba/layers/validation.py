@@ -119,8 +119,7 @@ def _all_finite(layer, x) -> bool:
 def check_gradient(layer, dl_dy, out_shape):
     """``dl_dy`` ready for ``_backward``: the shape of the last output, on the device."""
     if out_shape is None:
-        overridden = getattr(type(layer).forward, "__qualname__", "") != "Layer.forward"
-        hint = ("" if not overridden else
+        hint = ("" if getattr(type(layer).forward, "__qualname__", "") == "Layer.forward" else
                 f" ({type(layer).__name__} overrides forward(): implement _forward(x) "
                 f"instead, which forward() calls after checking x)")
         raise NoGradientError(f"{layer.label}: backward() called before forward(){hint}")
