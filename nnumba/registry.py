@@ -293,10 +293,9 @@ class Registry:
         table = self._table(kind)
         if not isinstance(name, str):
             raise RegistryError(f"a {kind} name is a string, got {name!r:.80}")
-        if name in table.names:
-            return table.names[name]
-        if name in table.qualified:
-            return table.qualified[name]
+        found = table.names.get(name) or table.qualified.get(name)
+        if found is not None:
+            return found
         if name in table.clashes:
             raise RegistryError(table.clashes[name])
         plugin, _, bare = name.partition(":")
@@ -323,11 +322,8 @@ class Registry:
         """The name that finds ``obj``: its bare name where that finds it, else its
         qualified one; None when no plugin registered it."""
         table = self._table(kind)
-        for names in (table.names, table.qualified):
-            for name, entry in names.items():
-                if entry.obj is obj:
-                    return name
-        return None
+        return next((name for names in (table.names, table.qualified)
+                     for name, entry in names.items() if entry.obj is obj), None)
 
 
 def _call(kind: str, impl) -> tuple[dict, list[str]]:

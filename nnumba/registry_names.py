@@ -54,8 +54,7 @@ def unfound(model, spec: list) -> dict:
     """{layer index: "module.qualname"} of ``model``'s layers whose ``spec`` item finds
     another class or none: an unregistered class (a subclass keeping a built-in's
     type_name would come back as the built-in)."""
-    registry, missing = get_registry(), {}
-    for i, (item, layer) in enumerate(zip(spec, model.layers)):
-        if not _finds(registry, item["type"], type(layer)):
-            missing[str(i)] = f"{type(layer).__module__}.{type(layer).__qualname__}"
-    return missing
+    registry = get_registry()
+    return {str(i): f"{type(layer).__module__}.{type(layer).__qualname__}"
+            for i, (item, layer) in enumerate(zip(spec, model.layers))
+            if not _finds(registry, item["type"], type(layer))}
