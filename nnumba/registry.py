@@ -242,8 +242,7 @@ class Registry:
         for impl in getattr(self.pm.hook, KINDS[kind]).get_hookimpls():  # registration order
             dist = self._dists.get(impl.plugin_name, "?")
             provided, problems = _call(kind, impl)
-            for problem in problems:
-                table.failures.append(PluginFailure(impl.plugin_name, dist, problem))
+            table.failures += [PluginFailure(impl.plugin_name, dist, p) for p in problems]
             for name, obj in provided.items():
                 entry = Entry(kind, name, obj, impl.plugin_name, dist)
                 table.qualified[entry.qualified] = entry
