@@ -303,7 +303,8 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
 
     def predict(self, X):
         """The class of ``classes_`` (its dtype) with the largest output."""
-        return self.classes_[self._outputs(X).argmax(axis=1)]
+        best = self._outputs(X).argmax(axis=1)  # first: it checks that the model is fitted
+        return self.classes_[best]
 
 
 class NNRegressor(RegressorMixin, _NNEstimator):

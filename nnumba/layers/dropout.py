@@ -56,7 +56,8 @@ class Dropout(Layer):
         self._keep = self._mask = None
 
     def flops(self, input_shape):
-        active = math.prod(input_shape) if self.p > 0 else 0
+        n = math.prod(input_shape)
+        active = n if self.p > 0 else 0
         return active, 0, active
 
     def _forward(self, x):
