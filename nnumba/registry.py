@@ -138,9 +138,8 @@ class Registry:
                 sys.modules.get(type(plugin).__module__)
             top = sys.modules.get(getattr(module, "__name__", "").split(".")[0])
             path = os.path.abspath(getattr(top, "__file__", None) or "/nonexistent")
-            package = os.path.dirname(path) + os.sep
             if filename == path or (getattr(top, "__path__", None) and
-                                    filename.startswith(package)):
+                                    filename.startswith(os.path.dirname(path) + os.sep)):
                 return name
         return None
 

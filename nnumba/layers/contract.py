@@ -175,7 +175,6 @@ class Layer:
     def random_generator(self) -> np.random.Generator | None:
         """The generator the layer draws from as it runs (Dropout's masks), or None: a
         saved training keeps its state, so that training on draws as one run would."""
-        return None
 
     def flops(self, input_shape: tuple):
         """(forward, weight gradient, input gradient) FLOPs per sample, a FLOP being
@@ -190,7 +189,6 @@ class Layer:
     def fuse_after(self, previous: "Layer"):
         """A layer that computes ``previous`` then this one in one pass, or None.
         Sequential runs the fused layer in their place (their spec is unchanged)."""
-        return None
 
     # ---- parameters, mode, dtype -------------------------------------------------
     def add_param(self, name: str, shape_or_value, trainable: bool = True) -> Parameter:

@@ -322,8 +322,7 @@ def hold_for_fit(model, loss) -> list:
     for obj, what in ((model, "this model"), (loss, "this loss")):
         check_not_fitting(obj, what)
     held = [(id(obj), _fitting.get(id(obj))) for obj in (model, loss)]
-    for key, _ in held:
-        _fitting[key] = threading.get_ident()
+    _fitting.update({key: threading.get_ident() for key, _ in held})
     return held
 
 
