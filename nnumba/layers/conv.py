@@ -3,11 +3,10 @@
 one kernel per job."""
 import math
 
-import numpy as np
-
 from ..errors import ShapeError
 from ..kernels.geometry import out_size
 from .contract import Layer, layer_hook
+from .linear import Linear
 from .validation import check_fits, check_memory, flag, integer, integer_pair
 
 
@@ -25,12 +24,7 @@ class _ConvNd(Layer):
         self.bias = self.add_param("bias", (self.out_channels,)) \
             if flag(name, "bias", bias) else None
 
-    def reset_parameters(self, rng):
-        # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C * kh * kw.
-        bound = 1.0 / np.sqrt(self.in_channels * math.prod(self.kernel))
-        self.weight.value[...] = rng.uniform(-bound, bound, self.weight.value.shape)
-        if self.bias is not None:
-            self.bias.value[...] = rng.uniform(-bound, bound, self.bias.value.shape)
+    reset_parameters = Linear.reset_parameters  # PyTorch's default, fan_in = C * kh * kw
 
     def input_shape(self):
         return (self.in_channels,) + (None,) * self.spatial

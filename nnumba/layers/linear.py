@@ -20,8 +20,9 @@ class Linear(Layer):
             if flag("Linear", "bias", bias) else None
 
     def reset_parameters(self, rng):
-        # PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
-        bound = 1.0 / np.sqrt(self.in_features)
+        # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, fan_in
+        # the size of one output's weights (in_features; a convolution's C * kh * kw).
+        bound = 1.0 / np.sqrt(self.weight.value[0].size)
         self.weight.value[...] = rng.uniform(-bound, bound, self.weight.value.shape)
         if self.bias is not None:
             self.bias.value[...] = rng.uniform(-bound, bound, self.bias.value.shape)
