@@ -26,9 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ContractError, ShapeError, SpecError
+from .io import stored_info, stored_spec
+from .jsonfile import read_json
 from .layers.contract import shapes_only
 from .layers.fusion import fuse
 from .layers.validation import check_fits, float_dtype, integer, show
+from .model import Sequential, build_layer
+from .registry import get_model
 
 
 @dataclass
@@ -152,7 +156,6 @@ def build_shapes_only(spec, dtype=None):
     """The layers of ``spec`` (checked by Sequential.check_spec) in shapes-only mode
     (nothing allocated), labelled as in a model; an error names the item, as
     Sequential.from_spec's do."""
-    from .model import build_layer
     layers = []
     with shapes_only():
         for i, item in enumerate(spec):
@@ -209,18 +212,14 @@ def _size(what: str, value) -> int:
 
 def _resolve(model, name, options):
     """(spec, default input shape or None, display name)."""
-    from .model import Sequential
-    from .registry import get_model
     default = None
     if isinstance(model, Sequential):
         spec = model.spec()
         name = name or "model"
     elif isinstance(model, (str, Path)) and str(model).endswith(".json"):
-        from .jsonfile import read_json
         spec = read_json(model, "model spec")  # an error names the file
         name = name or Path(model).name
     elif isinstance(model, (str, Path)) and str(model).endswith(".npz"):
-        from .io import stored_info, stored_spec
         spec, _ = stored_spec(model)  # a saved model: its spec, not its weights
         default = stored_info(model)["input_shape"]  # what it was trained on, if saved
         name = name or Path(model).name
