@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from contextlib import suppress
 
 _started = False
 
@@ -31,11 +32,9 @@ def preload_tbb():
     for folder in {os.path.join(sys.prefix, "lib"), os.path.join(sys.base_prefix, "lib")}:
         path = os.path.join(folder, "libtbb.so.12")
         if os.path.exists(path):
-            try:
+            with suppress(OSError):
                 ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
                 return path
-            except OSError:
-                continue
     return None
 
 

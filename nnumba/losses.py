@@ -209,8 +209,7 @@ def check_targets(owner: str, y: np.ndarray):
     if kind not in "biuf":
         hint = {"O": ": convert with y.astype(int) or y.astype(float)",
                 "c": ": the imaginary part would be lost",
-                "U": ": class names? number them 0, 1, ...",
-                "S": ": class names? number them 0, 1, ..."}.get(kind, "")
+                **dict.fromkeys("US", ": class names? number them 0, 1, ...")}.get(kind, "")
         raise LabelError(f"{owner} loss: targets must be real numbers (bool, integer or "
                          f"float), got dtype {y.dtype}{hint}")
     found = non_finite(y)  # y is a batch: (N, ...)
