@@ -10,6 +10,7 @@ import json
 import os
 import zipfile
 import zlib
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -301,12 +302,10 @@ def _distributions(spec) -> dict:
     from .registry import BUILTIN_DISTRIBUTION, RUNTIME_DISTRIBUTION, get_registry
     found = {}
     for item in spec:
-        try:
+        with suppress(NnumbaError):  # an unregistered layer: no distribution to name
             dist = get_registry().entry("layer", item["type"]).distribution
-        except NnumbaError:
-            continue
-        if dist not in (BUILTIN_DISTRIBUTION, RUNTIME_DISTRIBUTION):
-            found[item["type"]] = dist
+            if dist not in (BUILTIN_DISTRIBUTION, RUNTIME_DISTRIBUTION):
+                found[item["type"]] = dist
     return found
 
 

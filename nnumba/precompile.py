@@ -250,10 +250,9 @@ def _recipe(model) -> dict | str:
     registry = get_registry()
     spec, classes = model.spec(), {}
     for item, layer in zip(spec, model.layers):
-        try:
+        entry = None
+        with suppress(RegistryError):
             entry = registry.entry("layer", item["type"])
-        except RegistryError:
-            entry = None
         if entry is None or entry.obj is not type(layer):
             return (f"layer {type(layer).__name__} is not in the registry (workers build "
                     f"the model from its spec)")
