@@ -47,42 +47,16 @@ else:
     from nnumba.layers import Layer
     from nnumba.losses import MSE, CrossEntropy, Hinge, Logistic, PerceptronCriterion
     from nnumba.registry import get_registry
+    from nnumba.testing.simulator import HostOnlyError, real_device_arrays
 
     is_device_array = CUDA.owns
 
-    # What numba.cuda's DeviceNDArray offers: the simulator's stand-in forwards any
-    # other attribute to numpy (and does arithmetic), which a real GPU run would
-    # not. Refusing the rest here keeps code that only works in the simulator out.
-    DEVICE_ARRAY_API = {
-        "shape", "strides", "dtype", "size", "ndim", "nbytes", "alloc_size", "stream",
-        "gpu_data", "T", "bind", "copy_to_device", "copy_to_host", "flags", "getitem",
-        "setitem", "is_c_contiguous", "is_f_contiguous", "ravel", "reshape", "split",
-        "squeeze", "transpose", "view", "get_ipc_handle", "device_ctypes_pointer",
-        "as_cuda_arg", "itemsize"}
-
     @pytest.fixture(autouse=True, scope="module")
     def strict_device_arrays():
-        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-        forward = FakeCUDAArray.__getattr__
-        saved = {}
-
-        def getattr_strict(self, name):
-            if name.startswith("_") or name in DEVICE_ARRAY_API:
-                return forward(self, name)
-            raise AttributeError(f"{name!r} is not part of numba.cuda's DeviceNDArray API")
-
-        def no_arithmetic(self, *args):
-            raise TypeError("numba.cuda device arrays do no arithmetic: use a kernel")
-
-        FakeCUDAArray.__getattr__ = getattr_strict
-        for op in ("__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__",
-                   "__mod__", "__pow__"):
-            saved[op] = FakeCUDAArray.__dict__[op]
-            setattr(FakeCUDAArray, op, no_arithmetic)
-        yield
-        FakeCUDAArray.__getattr__ = forward
-        for op, fn in saved.items():
-            setattr(FakeCUDAArray, op, fn)
+        # The simulator's device arrays would do numpy's work, a GPU's do not: held to
+        # numba.cuda's DeviceNDArray API, code that works only in the simulator fails.
+        with real_device_arrays():
+            yield
 
     # ---- every kernel of the interface against its CPU twin -----------------------
     @pytest.mark.parametrize("name", KERNELS)
@@ -230,3 +204,37 @@ else:
         from nnumba.device import get_device
         assert get_device("cuda").describe()["available"] is True
         assert "simulator" in get_device("cuda").describe()["gpu"].lower()
+
+    # ---- the device kit holds a plugin's layer to a GPU's arrays -----------------------
+    class NumpyBody(Layer):
+        """A layer whose body is numpy: the simulator's device arrays would run it (the
+        kit's strict arrays do not), a GPU's cannot."""
+        examples = [({}, (3, 4))]
+
+        def _forward(self, x):
+            y = self._buffer("y", x.shape)
+            y[...] = np.where(x > 0, x, 0.5 * x)
+            return y
+
+        def _backward(self, dl_dy):
+            return dl_dy
+
+    def test_the_device_kit_refuses_a_numpy_body_that_only_the_simulator_runs():
+        with pytest.raises(testing.ConformanceError,
+                           match=r"NumpyBody: its forward on cuda raised HostOnlyError.*"
+                                 r"self\.kernels.*devices = \(\"cpu\",\)"):
+            testing.check_device(NumpyBody, "cuda")
+
+    def test_real_device_arrays_refuse_numpy_work_and_restore_the_simulator_after():
+        a = to_device(np.ones(3, np.float32))
+        with pytest.raises(HostOnlyError, match="comparison"):
+            a > 0
+        with pytest.raises(AttributeError, match="'sum' is not part of"):
+            a.sum()
+        assert not hasattr(a, "__array_interface__")  # numpy sees no array in it
+        with real_device_arrays():  # nested in this module's: restores that one after
+            with pytest.raises(HostOnlyError, match="arithmetic"):
+                a + 1
+        with pytest.raises(HostOnlyError):
+            a * 2
+        assert a.copy_to_host().sum() == 3 and a.reshape(3, 1).shape == (3, 1)

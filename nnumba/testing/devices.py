@@ -5,42 +5,64 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.contract import Layer
+from .failures import ConformanceError
 from .layers import _build, _class, _examples, _fail, _inputs
+from .simulator import real_device_arrays
 
 
 def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     """Every example of ``layer_cls`` on ``device`` against the CPU: forward, the input
     gradient and every parameter gradient, in float64.  Layers whose ``devices`` leave
     the device out are skipped (returns False); True when compared."""
-    from ..device import get_device, to_host
+    from ..device import get_device
     _class("check_device", layer_cls, Layer)
     device = get_device(device)
     if not layer_cls.runs_on(device):
         return False
-    for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
-        rng = np.random.default_rng(0)
-        x = _inputs(tuple(shape), rng)
-        cpu, other = (_build(layer_cls, kwargs).astype(np.float64) for _ in "12")
-        for layer in (cpu, other):
-            layer.reset_parameters(np.random.default_rng(1))
-        other.to(device)
-        y = cpu.forward(x)
-        y_dev = other.forward(device.to_device(x))
-        if not device.owns(y_dev):
-            _fail(other, f"forward on {device.name} returned a {type(y_dev).__name__}")
-        _close(other, f"forward on {device.name}", to_host(y_dev), y, rtol, atol)
-        if not layer_cls.has_gradient:
-            continue
-        g = rng.standard_normal(y.shape)
-        for layer in (cpu, other):
-            layer.zero_grad()
-        dx = cpu.backward(g)
-        dx_dev = other.backward(device.to_device(g))
-        _close(other, f"the input gradient on {device.name}", to_host(dx_dev), dx, rtol, atol)
-        for name, p in cpu.params().items():
-            _close(other, f"the gradient of {name} on {device.name}",
-                   to_host(other.params()[name].grad), p.grad, rtol, atol)
+    with real_device_arrays():  # in the simulator, as a GPU's arrays
+        for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
+            _compare(layer_cls, kwargs, shape, device, rtol, atol)
     return True
+
+
+def _compare(layer_cls, kwargs, shape, device, rtol, atol):
+    """One example: forward and gradients on ``device`` against the CPU."""
+    from ..device import to_host
+    rng = np.random.default_rng(0)
+    x = _inputs(tuple(shape), rng)
+    cpu, other = (_build(layer_cls, kwargs).astype(np.float64) for _ in "12")
+    for layer in (cpu, other):
+        layer.reset_parameters(np.random.default_rng(1))
+    other.to(device)
+    y = cpu.forward(x)
+    y_dev = _run(other, "forward", device, x)
+    if not device.owns(y_dev):
+        _fail(other, f"forward on {device.name} returned a {type(y_dev).__name__}")
+    _close(other, f"forward on {device.name}", to_host(y_dev), y, rtol, atol)
+    if not layer_cls.has_gradient:
+        return
+    g = rng.standard_normal(y.shape)
+    for layer in (cpu, other):
+        layer.zero_grad()
+    dx = cpu.backward(g)
+    dx_dev = _run(other, "backward", device, g)
+    _close(other, f"the input gradient on {device.name}", to_host(dx_dev), dx, rtol, atol)
+    for name, p in cpu.params().items():
+        _close(other, f"the gradient of {name} on {device.name}",
+               to_host(other.params()[name].grad), p.grad, rtol, atol)
+
+
+def _run(layer, step, device, a):
+    """layer.forward or layer.backward on ``a`` moved to ``device``.  A TypeError or
+    AttributeError there (not on the CPU) is numpy's work asked of device arrays."""
+    try:
+        return getattr(layer, step)(device.to_device(a))
+    except (TypeError, AttributeError) as exc:  # HostOnlyError is a TypeError
+        raise ConformanceError(
+            f"{layer.type_name}: its {step} on {device.name} raised {type(exc).__name__}: "
+            f"{exc}. A body that calls numpy on device arrays fails so on a GPU (in the "
+            f"CUDA simulator too, within nnumba.testing): write it with self.kernels, or "
+            f"declare devices = (\"cpu\",)") from None
 
 
 def _close(owner, what, got, want, rtol, atol):

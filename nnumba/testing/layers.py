@@ -260,7 +260,10 @@ def check_round_trip(layer, x):
     if twin.spec() != model.spec():
         _fail(layer, f"spec changed through save/load: {model.spec()} -> {twin.spec()}")
     if not np.array_equal(twin.forward(x), before):
-        _fail(layer, "outputs differ after a save/load round trip")
+        _fail(layer, "outputs differ after a save/load round trip: a model moves the "
+                     "parameters into its own buffers, so a layer that computes with an "
+                     "array kept from __init__ or reset_parameters (not param.value read "
+                     "at each call) ignores the loaded values, and its training")
 
 
 def _name(cls):
