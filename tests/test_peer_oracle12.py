@@ -19,24 +19,10 @@ from nnumba.losses import MSE, CrossEntropy, Hinge, Logistic, PerceptronCriterio
 from nnumba.train import GDTrainer, SGDTrainer
 
 torch = pytest.importorskip("torch")
+from torch_oracle import copy_params, loss_pair, tdtype, tol  # noqa: E402
 F = torch.nn.functional
 T = torch.nn
 DTYPES = [np.float32, np.float64]
-
-
-def tol(dtype, k=1):
-    return dict(rtol=2e-4 * k, atol=2e-5 * k) if dtype == np.float32 else \
-        dict(rtol=1e-10 * k, atol=1e-12 * k)
-
-
-def tdtype(dtype):
-    return torch.float64 if dtype == np.float64 else torch.float32
-
-
-def copy_params(model, net):
-    with torch.no_grad():
-        for (_, p), t in zip(model.params(), net.parameters(), strict=True):
-            t.copy_(torch.from_numpy(np.array(p.value)))
 
 
 def check_model(layers, tlayers, x, dtype, g=None, seed=0):
@@ -168,16 +154,6 @@ def test_activation_gradients_do_not_depend_on_the_elements_position(name, dtype
         assert np.unique(d).size == 1, (v, np.unique(d))
 
 
-def _loss_pair(loss, torch_loss, y_hat, y, dtype):
-    value = loss.forward(y_hat, y)
-    grad = loss.backward()
-    yt = torch.from_numpy(np.ascontiguousarray(y_hat)).requires_grad_(True)
-    ref = torch_loss(yt, torch.from_numpy(np.ascontiguousarray(y)))
-    ref.backward()
-    np.testing.assert_allclose(value, ref.item(), rtol=1e-6 if dtype == np.float32 else 1e-13)
-    np.testing.assert_allclose(grad, yt.grad.numpy(), **tol(dtype))
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_cross_entropy_with_equal_huge_logits_and_many_classes_is_torchs(reduction, dtype):
@@ -185,12 +161,12 @@ def test_cross_entropy_with_equal_huge_logits_and_many_classes_is_torchs(reducti
     big = 3e38 if dtype == np.float32 else 1e300
     ce = lambda a, b: F.cross_entropy(a, b, reduction=reduction)  # noqa: E731
     for value in (0.0, 1e4, -1e4, big, -big):
-        _loss_pair(CrossEntropy(reduction=reduction), ce, np.full((4, 7), value, dtype),
+        loss_pair(CrossEntropy(reduction=reduction), ce, np.full((4, 7), value, dtype),
                    np.array([0, 3, 6, 2]), dtype)
-    _loss_pair(CrossEntropy(reduction=reduction), ce,
+    loss_pair(CrossEntropy(reduction=reduction), ce,
                np.array([[big, -big, 0], [-big, big, 1], [1e4, -1e4, 0]], dtype),
                np.array([1, 1, 2]), dtype)
-    _loss_pair(CrossEntropy(reduction=reduction), ce,
+    loss_pair(CrossEntropy(reduction=reduction), ce,
                (rng.normal(size=(9, 1000)) * 30).astype(dtype), rng.integers(0, 1000, 9), dtype)
 
 
@@ -201,13 +177,13 @@ def test_margin_losses_at_the_kink_take_torchs_subgradient(reduction, dtype):
     red = (lambda t: t.mean()) if reduction == "mean" else (lambda t: t.sum())
     yh = np.array([1.0, -1.0, 0.0, 0.0, 0.5, 2.0, -2.0, 1e4, -1e4, 1e-30, big, -big], dtype)
     ys = np.array([1, -1, 1, -1, 1, -1, 1, 1, 1, -1, 1, 1], dtype)
-    _loss_pair(Hinge(reduction=reduction), lambda a, b: red(torch.relu(1 - b * a)), yh, ys, dtype)
-    _loss_pair(PerceptronCriterion(reduction=reduction), lambda a, b: red(torch.relu(-b * a)),
+    loss_pair(Hinge(reduction=reduction), lambda a, b: red(torch.relu(1 - b * a)), yh, ys, dtype)
+    loss_pair(PerceptronCriterion(reduction=reduction), lambda a, b: red(torch.relu(-b * a)),
                yh, ys, dtype)
-    _loss_pair(Logistic(reduction=reduction), lambda a, b: red(-F.logsigmoid(b * a)),
+    loss_pair(Logistic(reduction=reduction), lambda a, b: red(-F.logsigmoid(b * a)),
                yh.reshape(-1, 1), ys.reshape(-1, 1), dtype)
     a = (np.random.default_rng(6).normal(size=(6, 2, 3, 4))).astype(dtype)
-    _loss_pair(MSE(reduction=reduction), lambda p, q: F.mse_loss(p, q, reduction=reduction),
+    loss_pair(MSE(reduction=reduction), lambda p, q: F.mse_loss(p, q, reduction=reduction),
                a, np.zeros_like(a), dtype)
 
 
