@@ -72,6 +72,28 @@ def _check_writable(folder):
                          f"({exc.strerror or exc})") from None
 
 
+def _check_pages(folder):
+    """ValueError where the report's index.html or index.md in ``folder`` is a folder or
+    a file nnumba's report did not write (a project's own page, with --out .): refused
+    before the run, where ``train --save`` refuses a file that is not its own."""
+    from ..experiments.report import TITLE
+    for name in ("index.html", "index.md"):
+        page = os.path.join(folder, name)
+        if os.path.isdir(page):
+            raise ValueError(f"--out {folder}: {name} there is a folder; the report is "
+                             f"written to that name")
+        if os.path.lexists(page):
+            try:
+                with open(page, "rb") as f:
+                    ours = TITLE.encode() in f.read(4096)
+            except OSError:
+                ours = False
+            if not ours:
+                raise ValueError(f"--out {folder}: {name} there exists and is not a report "
+                                 f"nnumba wrote; refusing to replace it (move it, or choose "
+                                 f"another folder)")
+
+
 def run_experiments(args):
     from ..experiments import get_experiment, list_experiments
     from ..experiments.common import PLUGIN_HINT
@@ -82,6 +104,8 @@ def run_experiments(args):
         raise ValueError(f"--out {args.out}: names a file, not a folder for the figures")
     if args.out:  # now, not after every experiment has run
         _check_writable(args.out)
+        if args.names == ["all"]:
+            _check_pages(args.out)
     if "all" in args.names and len(args.names) > 1:
         raise ValueError(f"'all' runs alone: give 'all' or experiment names, got "
                          f"{' '.join(args.names)}")

@@ -169,12 +169,11 @@ def _from_file(args) -> str | None:
 
 
 def _load_data(args):
+    from ..data import load_arrays, load_dataset  # (load_dataset checks what a loader gives)
     if args.data is not None:
-        from ..data import load_arrays
         data = load_arrays(args.data, label_column=args.label_column,
                            test_fraction=args.test_fraction, seed=args.seed)
     else:
-        from ..data import load_dataset  # the loader's result checked, its errors named
         data = load_dataset(args.dataset or "mnist-5k", root=args.data_dir,
                             download=args.download)
     if args.train_size is not None or args.test_size is not None:
@@ -425,11 +424,19 @@ def _two_classes(args, data, who: str):
     (x, y), (xt, yt) = data.binary(neg, pos, "train"), data.binary(neg, pos, "test")
     for c, sign in ((neg, -1), (pos, 1)):  # else it "converges" at once, on one class
         if not (y == sign).any():
-            raise ValueError(f"--classes {args.classes}: class {c} has no training samples "
-                             f"in {data.name} ({len(data.y_train)} samples); {who} needs "
-                             f"both classes")
-    _say(args, f"{who}: class {neg} -> -1, class {pos} -> +1: {len(x)} train / {len(xt)} test")
+            raise ValueError(f"--classes {args.classes}: class {_shown(data, c)} has no "
+                             f"training samples in {data.name} ({len(data.y_train)} "
+                             f"samples); {who} needs both classes")
+    _say(args, f"{who}: class {_shown(data, neg)} -> -1, class {_shown(data, pos)} -> +1: "
+               f"{len(x)} train / {len(xt)} test")
     return neg, pos, (x, y), (xt, yt)
+
+
+def _shown(data, c) -> str:
+    """Class c as a line names it: its name, quoted, unless that is its number (names
+    such as '1', '10' sort as text, so class 1 may be the one named '10')."""
+    name = data.classes[c] if 0 <= c < len(data.classes) else str(c)
+    return str(c) if name == str(c) else repr(name)
 
 
 def _class_number(data, name) -> int:

@@ -229,15 +229,30 @@ def _show(label: str, received: int, total: int | None) -> None:
     sys.stderr.flush()
 
 
+def _check_foreign(root):
+    """DownloadError where ``root`` holds a file of an MNIST archive's name that is not
+    that archive: Fashion-MNIST's and KMNIST's have the same names, and a user's data
+    set must not be swapped for MNIST without a word."""
+    for name, digest in MNIST_SHA256.items():
+        path = root / name
+        if os.path.lexists(path) and not (path.is_file() and sha256_file(path) == digest):
+            raise DownloadError(f"{path} exists and is not MNIST's {name} (Fashion-MNIST's "
+                                f"and KMNIST's archives have the same names): refusing to "
+                                f"replace it; move it, or download into another folder")
+
+
 def download_mnist(root=None, *, progress: bool = True) -> Path:
     """Fetch the 4 MNIST archives into `root` (default: cache_dir()/mnist).
 
     Tries each mirror in turn (`$NNUMBA_MNIST_MIRROR`, one URL or several separated
     by spaces, replaces the list) and returns the folder, ready for `load_mnist`.
     """
-    root = Path(root).expanduser() if root is not None else cache_dir() / "mnist"
+    given = root is not None
+    root = Path(root).expanduser() if given else cache_dir() / "mnist"
     if root.exists() and not root.is_dir():  # else every mirror fails with 'File exists'
         raise NotADirectoryError(f"cannot download MNIST into {root}: it is a file, not a folder")
+    if given:  # only nnumba's own cache may have its stale files replaced
+        _check_foreign(root)
     mirrors = os.environ.get("NNUMBA_MNIST_MIRROR", "").split() or MNIST_MIRRORS
     for name, digest in MNIST_SHA256.items():
         errors = []

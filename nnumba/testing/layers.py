@@ -326,6 +326,9 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
         raise ConformanceError(f"check_layer: kwargs must be a dict of the constructor's "
                                f"arguments, got {kwargs!r:.80}")
     input_shape = _shape(f"check_layer({_name(layer_cls)})", input_shape)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        # else None seeds two copies differently, and numpy's refusal reads as the layer's
+        raise ConformanceError(f"check_layer: seed must be an integer >= 0, got {seed!r:.80}")
     try:
         _check_layer(layer_cls, kwargs, input_shape, seed)
     except ConformanceError:
