@@ -240,8 +240,9 @@ class Layer:
             setattr(self, name, value)
 
     def __getstate__(self):
-        # A copy (deepcopy, pickle) belongs to no model yet; a weakref cannot be pickled.
-        state = dict(self.__dict__)
+        # A copy (deepcopy, pickle) belongs to no model yet (a weakref cannot be pickled),
+        # and takes no reused arrays: its next forward makes its own.
+        state = dict(self.__dict__, _buffers={})
         state.pop("container", None)
         return state
 

@@ -93,6 +93,10 @@ class _ConvNd(Layer):
         self._x4 = x4
         return y
 
+    def __getstate__(self):
+        # nor the columns the kernels keep for the backward (5 MB in a fitted lenet)
+        return {k: v for k, v in super().__getstate__().items() if k != "_keep"}
+
     def _backward(self, dl_dy):
         k = self.kernels
         dy4 = self._as_2d(dl_dy)
