@@ -35,10 +35,9 @@ def write_whole(path: Path, write) -> None:
             os.chmod(tmp, mode)  # mkstemp gives 0600
             if held:  # rename while still held; Windows cannot rename an open file
                 os.replace(tmp, path)
-                tmp = None
-        if tmp is not None:
+        if not held:
             os.replace(tmp, path)
-            tmp = None
+        tmp = None
         _fsync_dir(path.parent)
     finally:
         if tmp is not None and os.path.exists(tmp):

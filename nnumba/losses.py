@@ -270,13 +270,11 @@ class MSE(Loss):
 def _pm_one(loss: Loss, y_hat, y):
     """Predictions (N,) or (N, 1) and targets in {-1, +1}, as flat arrays of the
     predictions' dtype on their device."""
-    if y_hat.ndim == 2 and y_hat.shape[1] == 1:
-        y_hat = y_hat.reshape(y_hat.shape[0])
+    y_hat, y = (a.reshape(a.shape[0]) if a.ndim == 2 and a.shape[1] == 1 else a  # (N, 1) as (N,)
+                for a in (y_hat, y))
     if y_hat.ndim != 1:
         raise ShapeError(f"{loss.type_name} loss: expected predictions of shape (N,) or "
                          f"(N, 1), got {y_hat.shape}")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.reshape(y.shape[0])
     if y.shape != y_hat.shape:
         raise LabelError(f"{loss.type_name} loss: targets of shape {y.shape} for predictions "
                          f"of shape {y_hat.shape}")

@@ -38,7 +38,7 @@ except ImportError as exc:
                       'pip install "nnumba[sklearn]"') from exc
 
 from .errors import LabelError, NonFiniteError
-from .layers.validation import flag, integer, number, show
+from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .train import TRAINERS, train_perceptron
@@ -339,12 +339,7 @@ class NNRegressor(RegressorMixin, _NNEstimator):
         if y.dtype.kind not in "biuf":  # strings: astype's bare "could not convert" below
             raise LabelError(f"NNRegressor: y must hold numbers, got dtype {y.dtype} "
                              f"(class names? use NNClassifier)")
-        top = float(np.finfo(self._dtype()).max)
-        largest = float(np.abs(y).max()) if y.dtype.kind == "f" and y.size else 0.0
-        if largest > top:  # inf after the cast (compared as Python floats: float16's
-            raise NonFiniteError(f"NNRegressor: y holds values as large as "  # max overflows)
-                                 f"{largest:.4g}, beyond {self._dtype().name}'s "
-                                 f"range (at most {top:.4g}): rescale the targets")
+        check_cast("NNRegressor", "y", y, self._dtype(), "rescale the targets")  # inf after it
         if first:
             self.n_outputs_ = y.shape[1]
         elif y.shape[1] != self.n_outputs_:

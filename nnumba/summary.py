@@ -212,35 +212,33 @@ def _size(what: str, value) -> int:
 
 def _resolve(model, name, options):
     """(spec, default input shape or None, display name)."""
-    default = None
+    default, shown = None, "model"
+    file = isinstance(model, (str, Path)) and str(model).endswith((".json", ".npz"))
     if isinstance(model, Sequential):
         spec = model.spec()
-        name = name or "model"
-    elif isinstance(model, (str, Path)) and str(model).endswith(".json"):
-        spec = read_json(model, "model spec")  # an error names the file
-        name = name or Path(model).name
-    elif isinstance(model, (str, Path)) and str(model).endswith(".npz"):
+    elif file and str(model).endswith(".json"):
+        spec, shown = read_json(model, "model spec"), Path(model).name  # errors name the file
+    elif file:
         spec, _ = stored_spec(model)  # a saved model: its spec, not its weights
         default = stored_info(model)["input_shape"]  # what it was trained on, if saved
-        name = name or Path(model).name
+        shown = Path(model).name
     elif isinstance(model, str):
-        factory = get_model(model)
+        factory, shown = get_model(model), model
         spec = factory.spec(model, **options)
         try:  # the model's own shape function, on options its builder let through
             default = factory.input_shape_for(**options)
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise SpecError(f"model {model!r}: its input shape for these options: {exc}") \
                 from None
-        name = name or model
     else:
-        spec, name = model, name or "model"
-    if options and not (isinstance(model, str) and not str(model).endswith((".json", ".npz"))):
+        spec = model
+    if options and (file or not isinstance(model, str)):
         raise SpecError(f"options ({', '.join(map(str, options))}) apply to named models "
                         f"only, not to a spec")
     spec = Sequential.check_spec(spec)
     if default is None:
         default = _guess_input_shape(spec)
-    return spec, default, name
+    return spec, default, name or shown
 
 
 def layer_flops(layer, in_shape):

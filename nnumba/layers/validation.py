@@ -244,9 +244,10 @@ def number(owner: str, name: str, value, low: float | None = -math.inf,
     return float(value)
 
 
-def check_cast(owner: str, what: str, value, dtype) -> None:
+def check_cast(owner: str, what: str, value, dtype, fix: str | None = None) -> None:
     """NonFiniteError where casting float array ``value`` to the narrower float ``dtype``
-    would make values infinite (float64 weights of 1e100 as float32)."""
+    would make values infinite (float64 weights of 1e100 as float32); ``fix`` ends the
+    message (default: keep it in its own dtype)."""
     dtype = np.dtype(dtype)
     if value.dtype.kind != "f" or value.dtype.itemsize <= dtype.itemsize or not value.size:
         return
@@ -254,8 +255,8 @@ def check_cast(owner: str, what: str, value, dtype) -> None:
     largest = float(np.abs(value).max())
     if largest > top:
         raise NonFiniteError(f"{owner}: {what} holds values as large as {largest:.4g}, beyond "
-                             f"{dtype.name}'s range (at most {top:.4g}): keep it in "
-                             f"{value.dtype.name}")
+                             f"{dtype.name}'s range (at most {top:.4g}): "
+                             f"{fix or f'keep it in {value.dtype.name}'}")
 
 
 def flag(owner: str, name: str, value) -> bool:
