@@ -90,20 +90,18 @@ class Summary:
                           for r in self.rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(head))]
         left = {1, 2}  # text columns; numbers align right
-        lines = [f"{self.name}: input {self.input_shape}, batch {self.batch}, {self.dtype}"]
-        for row in table:
-            lines.append("  ".join(c.ljust(w) if i in left else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(row, widths))).rstrip())
-        lines.append(
+        rows = ["  ".join(c.ljust(w) if i in left else c.rjust(w)
+                          for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in table]
+        return "\n".join([
+            f"{self.name}: input {self.input_shape}, batch {self.batch}, {self.dtype}", *rows,
             f"total: {self.params:,} parameters ({self.params:.2e}) = "
             f"{si_bytes(self.param_bytes)} (≈ {approx_bytes(self.param_bytes)}; "
-            f"{iec_bytes(self.param_bytes)}) of {self.dtype}")
-        lines.append(f"       activations {si_bytes(self.activation_bytes)}, forward "
-                     f"{self._flops_total('forward_flops')} FLOPs, backward "
-                     f"{self._flops_total('backward_flops')} FLOPs")
-        lines.append("units: 1 GB = 10^9 bytes, 1 GiB = 2^30 bytes; a FLOP is one addition or "
-                     "multiplication")
-        return "\n".join(lines)
+            f"{iec_bytes(self.param_bytes)}) of {self.dtype}",
+            f"       activations {si_bytes(self.activation_bytes)}, forward "
+            f"{self._flops_total('forward_flops')} FLOPs, backward "
+            f"{self._flops_total('backward_flops')} FLOPs",
+            "units: 1 GB = 10^9 bytes, 1 GiB = 2^30 bytes; a FLOP is one addition or "
+            "multiplication"])
 
 
 _SI = ("B", "kB", "MB", "GB", "TB", "PB")

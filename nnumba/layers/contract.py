@@ -407,8 +407,7 @@ class Layer:
                             f"free; use smaller batches") from None
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{self.type_name}({args})"
+        return f"{self.type_name}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
 
 
 registry.BASES["layer"] = Layer  # what every registered layer subclasses

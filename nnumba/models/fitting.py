@@ -22,9 +22,8 @@ def is_model_name(model) -> bool:
 def train_defaults(model) -> tuple[dict, set]:
     """(settings, the names of those the model gave): a registered name's
     train_defaults over FALLBACK_DEFAULTS, or FALLBACK_DEFAULTS alone."""
-    own = {}
-    if is_model_name(model):
-        own = dict(get_model(model).train_defaults)  # NamedModel checked its keys
+    # (NamedModel checked its keys)
+    own = dict(get_model(model).train_defaults) if is_model_name(model) else {}
     return {**FALLBACK_DEFAULTS, **own}, set(own)
 
 
