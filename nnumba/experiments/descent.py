@@ -20,9 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers import Linear
-from ..losses import Logistic
 from ..model import Sequential
-from ..train import GDTrainer
+from . import logistic
 from .common import Result, experiment, finish, format_table, with_figure
 
 STEPS = 100
@@ -70,13 +69,8 @@ def descend_nonconvex(eta: float, w0: float, steps: int = STEPS) -> np.ndarray:
 def descend_logistic(x, y, eta: float, w0: float, steps: int = STEPS) -> np.ndarray:
     """w_0, ..., w_T of gradient descent on the summed logistic loss, by the engine."""
     model = Sequential(Linear(1, 1, bias=False)).astype(np.float64)
-    weight = model.layers[0].weight
-    weight.value[...] = w0
-    path = [w0]
-    trainer = GDTrainer(model, Logistic(reduction="sum"), lr=eta, batch_size=len(x),
-                        callbacks=[lambda t, row: path.append(float(weight.value[0, 0]))])
-    trainer.fit(x, y, epochs=steps)
-    return np.array(path)
+    model.flat_params[...] = w0
+    return logistic.gradient_descent(model, x, y, eta, steps)[1][:, 0]
 
 
 def minima(loss, lo: float, hi: float) -> list[float]:

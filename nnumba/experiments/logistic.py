@@ -51,16 +51,17 @@ def descend(x, y, w0, eta: float = ETA, iterations: int = ITERATIONS):
     """(losses, path): L at each iterate before its step, and (w, b) from (w_0, 0) on,
     one row per iterate."""
     model = Sequential(Linear(x.shape[1], 1)).astype(np.float64)
-    linear = model.layers[0]
-    linear.weight.value[0] = w0
-    linear.bias.value[...] = 0.0
+    model.flat_params[...] = [*w0, 0.0]  # w, then b
+    return gradient_descent(model, x, y, eta, iterations)
 
-    def record(*_):
-        path.append(np.append(linear.weight.value[0], linear.bias.value[0]))
-    path = []
-    record()
+
+def gradient_descent(model, x, y, eta: float, iterations: int):
+    """(losses, path) of gradient descent on the summed logistic loss (the lecture's)
+    from the model's parameters: L at each iterate before its step, and the parameters
+    (model.flat_params) from the start on, one row per iterate."""
+    path = [model.flat_params.copy()]
     trainer = GDTrainer(model, Logistic(reduction="sum"), lr=eta, batch_size=len(x),
-                        callbacks=[record])
+                        callbacks=[lambda *_: path.append(model.flat_params.copy())])
     history = trainer.fit(x, y, epochs=iterations)
     return np.array([row["train_loss"] for row in history.epochs]), np.array(path)
 
