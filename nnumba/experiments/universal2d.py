@@ -27,10 +27,6 @@ NODES = (3, 5, 9, 17, 33, 65, 129)   # N ReLUs per sine
 GRID = 201
 
 
-def psi(x: np.ndarray) -> np.ndarray:
-    return np.sin(x @ V.T + C) @ GAMMA
-
-
 def half_width() -> float:
     """A = max over m and x in [0, 1]^2 of |v_m . x + c_m| (at a corner)."""
     corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
@@ -62,7 +58,7 @@ def bound(n: int) -> float:
 def run(out_dir=None, fast=False, nodes=NODES) -> Result:
     g = np.linspace(0, 1, 101 if fast else GRID)
     x = np.column_stack([a.ravel() for a in np.meshgrid(g, g)])
-    target = psi(x)
+    target = np.sin(x @ V.T + C) @ GAMMA  # psi on the grid
     rows, numbers, fits = [], {}, {}
     for n in nodes:
         model = network(n)
