@@ -54,11 +54,10 @@ def passes(model: Sequential, x, y):
     model.zero_grad()
     layers = {}
     h = x
-    for i in range(0, len(model.layers), 2):
-        linear, sigma = model.layers[i], model.layers[i + 1]
+    for l, (linear, sigma) in enumerate(zip(model.layers[::2], model.layers[1::2]), 1):
         s = linear.forward(h).copy()
         h = sigma.forward(s).copy()
-        layers[i // 2 + 1] = {"s": s, "x": h, "linear": linear, "sigma": sigma}
+        layers[l] = {"s": s, "x": h, "linear": linear, "sigma": sigma}
     value = loss.forward(h, y)
     grad = loss.backward()
     for l in sorted(layers, reverse=True):
