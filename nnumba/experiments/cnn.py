@@ -145,18 +145,17 @@ def _draw(axes, runs, columns):
                  color="tab:blue", label="train, mean over the epoch")
         top.plot(epochs, [row["test_loss"] for row in history.epochs], "s--",
                  color="tab:orange", label="test, after the epoch")
-        top.set(yscale="log", ylabel="mean cross-entropy (log scale)")
+        finish(top, f"{name}: training curve", grid="both", yscale="log", xlabel="epoch",
+               ylabel="mean cross-entropy (log scale)")
         top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         top.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         top.yaxis.set_minor_formatter(NullFormatter())
-        top.set_title(f"{name}: training curve", fontsize=10)
         errors = [100 * (1 - row["test_accuracy"]) for row in history.epochs]
         bottom.plot(epochs, errors, "o-", color="tab:red", label="test error, after the epoch")
         if name.startswith("mnist"):  # the lecture's claim is about MNIST's digits
             bottom.axhline(100 * LECTURE_ERROR, color="k", ls="--", lw=1,
                            label="the lecture's ≈ 1 % (full MNIST)")
-        bottom.set(ylim=(0, max(errors + [100 * LECTURE_ERROR]) * 1.1), ylabel="test error (%)")
-        bottom.set_title(f"{name}: test error after each epoch", fontsize=10)
+        finish(bottom, f"{name}: test error after each epoch", grid="both", xlabel="epoch",
+               ylim=(0, max(errors + [100 * LECTURE_ERROR]) * 1.1), ylabel="test error (%)")
         for ax in (top, bottom):
-            finish(ax, grid="both", xlabel="epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
