@@ -109,14 +109,11 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
     for name, entry in numbers.items():
         table += (f"\nhere, {name}: test error {percent(entry['test_error'])}, training "
                   f"{entry['seconds']:.0f} s; {DATA_NOTES.get(name, name)}")
-    if lecture:
-        notes.append("the listing's optimiser (plain SGD, lr 0.01); it gives no batch size "
-                     "nor number of epochs: lenet's batch 100 and 10 epochs")
-    else:
-        notes.append("these settings differ from the listing (plain SGD at lr 0.01): momentum "
-                     "0.9 at lr 0.05 reaches a low error within the 10 epochs on the small "
-                     "embedded subset, where the listing's learns more slowly; --lecture runs "
-                     "the listing's")
+    notes.append("the listing's optimiser (plain SGD, lr 0.01); it gives no batch size nor "
+                 "number of epochs: lenet's batch 100 and 10 epochs" if lecture else
+                 "these settings differ from the listing (plain SGD at lr 0.01): momentum 0.9 "
+                 "at lr 0.05 reaches a low error within the 10 epochs on the small embedded "
+                 "subset, where the listing's learns more slowly; --lecture runs the listing's")
     if fast:
         notes.append(f"--fast: the first {FAST_SIZES['train']} / {FAST_SIZES['test']} images "
                      f"of each set and {epochs} epochs only")
