@@ -132,9 +132,8 @@ def _markdown(entries, head, out_dir) -> str:
         lines += [f"**Failed: {', '.join(head['failed'])}**", ""]
     if head["skipped"]:
         lines += [f"{SKIPPED}{', '.join(head['skipped'])}", ""]
-    for i, entry in enumerate(entries, 1):
-        lines.append(f"{i}. [{entry.experiment.slide}](#{entry.experiment.name}) "
-                     f"(`{entry.experiment.name}`)")
+    lines += [f"{i}. [{x.experiment.slide}](#{x.experiment.name}) (`{x.experiment.name}`)"
+              for i, x in enumerate(entries, 1)]
     for entry in entries:
         exp, result = entry.experiment, entry.result
         lines += ["", f'<a id="{exp.name}"></a>', "", f"## {exp.slide}", "",
