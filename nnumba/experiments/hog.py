@@ -61,9 +61,8 @@ def linear_classifier(x, y, x_test, y_test, epochs: int, seed: int = 0):
     model = Sequential(Linear(x.shape[1], 10), seed=seed)
     trainer = SGDTrainer(model, CrossEntropy(), lr=0.05, momentum=0.9, batch_size=50, seed=seed)
     trainer.fit(x, y, epochs=epochs)
-    train_acc = float(np.mean(model.predict(x).argmax(axis=1) == y))
-    test_acc = float(np.mean(model.predict(x_test).argmax(axis=1) == y_test))
-    return train_acc, test_acc
+    return tuple(float(np.mean(model.predict(a).argmax(axis=1) == b))
+                 for a, b in ((x, y), (x_test, y_test)))
 
 
 @experiment("hog", "HOG (8x8 cells, 9 orientation bins, normalised over blocks as Dalal "
