@@ -126,3 +126,17 @@ def test_a_fitted_estimator_pickles_without_its_training_scratch():
     twin.partial_fit(x[:100], y[:100])
     clf.partial_fit(x[:100], y[:100])
     np.testing.assert_array_equal(twin.model_.flat_params, clf.model_.flat_params)
+
+
+@pytest.mark.parametrize("name, option, value", [
+    ("random-products", "seeds", 0),          # IndexError: list index out of range
+    ("perceptron-bound", "margins", ()),      # ZeroDivisionError
+    ("logistic-gd", "iterations", 0),         # numpy: zero-size array to reduction operation
+])
+def test_an_experiments_bad_option_is_one_error_naming_it(name, option, value, capsys):
+    """run_experiment passes a recipe's keyword options through (Experiment.run: "options
+    are its keyword arguments beyond out_dir and fast"), checking their names but not their
+    values: these end in a bare Python error from deep inside the recipe."""
+    from nnumba.experiments import run_experiment
+    with pytest.raises((nnumba.NnumbaError, ValueError, TypeError), match=option):
+        run_experiment(name, fast=True, **{option: value})

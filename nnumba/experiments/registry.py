@@ -6,7 +6,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import RegistryError, SpecError
+from ..errors import NnumbaError, RegistryError, SpecError
 from ..registry import unknown_name_message
 
 # One module per experiment or closely related group, in the lecture's order;
@@ -35,8 +35,8 @@ class Experiment:
         """Run the recipe; ``options`` are its keyword arguments beyond out_dir and fast."""
         from ..layers.validation import flag
         from ..paths import user_path
-        known = [p for p in inspect.signature(self.recipe).parameters
-                 if p not in ("out_dir", "fast")]
+        params = inspect.signature(self.recipe).parameters
+        known = [p for p in params if p not in ("out_dir", "fast")]
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise SpecError(f"experiment {self.name!r} takes no option {', '.join(unknown)}"
@@ -44,7 +44,16 @@ class Experiment:
         fast = flag(f"experiment {self.name!r}", "fast", fast)  # "no" would run fast
         if out_dir is not None:  # 3 or a NUL byte: a bare TypeError / ValueError at the figure
             user_path(out_dir, f"experiment {self.name!r}: out_dir", SpecError)
-        return self.recipe(out_dir=out_dir, fast=fast, **options)
+        try:
+            return self.recipe(out_dir=out_dir, fast=fast, **options)
+        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            if not options or isinstance(exc, NnumbaError):  # nnumba's own errors say it
+                raise
+            # an option's value the recipe cannot take (seeds=0, margins=()): named
+            given = ", ".join(f"{k}={v!r:.40} (default {params[k].default!r:.40})"
+                              for k, v in options.items())
+            raise SpecError(f"experiment {self.name!r} cannot run with {given}: "
+                            f"{type(exc).__name__}: {exc}") from exc
 
 
 def experiment(name: str, summary: str, slide: str, quote: str, features=(), options=()):
