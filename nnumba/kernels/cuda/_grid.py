@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 
 import numpy as np
 from numba import config, cuda, typeof
@@ -43,24 +44,28 @@ def configure(kernel, grid, block):
     return kernel[grid, block]
 
 
-def launch_1d(kernel, n: int):
+def launch_1d(kernel, n: int, per_block=False):
     """kernel configured for n work items: THREADS per block (32 in the simulator),
-    blocks for one item per thread, capped (grid-stride loops); a launch of nothing
-    when there are none."""
+    blocks for one item per thread (per_block: one item per block), capped
+    (grid-stride loops); a launch of nothing when there are none."""
     if not n:
         return lambda *args: None
     threads = 32 if config.ENABLE_CUDASIM else THREADS
-    return configure(kernel, max(1, min((int(n) + threads - 1) // threads, MAX_BLOCKS)), threads)
+    blocks = int(n) if per_block else (int(n) + threads - 1) // threads
+    return configure(kernel, max(1, min(blocks, MAX_BLOCKS)), threads)
 
 
-def over(kernel, items=lambda first, *rest: first.size):
-    """The kernel set's function for ``kernel``: the same arguments (and signature),
-    launched over ``items(*arguments)`` work items (the first argument's size by
-    default), nothing when there are none."""
+def over(kernel, items=lambda first, *rest: first.size, lead=(), name=None):
+    """The kernel set's function for ``kernel``: the kernel's arguments (and signature)
+    after the ``lead`` ones, which it passes first, launched over ``items(*arguments)``
+    work items (the first argument's size by default), nothing when there are none;
+    named ``name`` (by default the kernel's, without its leading underscore)."""
     @functools.wraps(kernel.py_func)
     def run(*args):
-        launch_1d(kernel, items(*args))(*args)
-    run.__name__ = run.__qualname__ = kernel.py_func.__name__.lstrip("_")
+        launch_1d(kernel, items(*args))(*lead, *args)
+    run.__name__ = run.__qualname__ = name or kernel.py_func.__name__.lstrip("_")
+    parameters = list(inspect.signature(kernel.py_func).parameters.values())
+    run.__signature__ = inspect.Signature(parameters[len(lead):])
     return run
 
 

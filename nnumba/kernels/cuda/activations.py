@@ -1,6 +1,7 @@
 """Elementwise activations on flat (1-D, contiguous) device arrays: a grid-stride
-loop around each formula of :mod:`nnumba.kernels.formulas` (the CPU's too).
-Backward kernels take the forward output y."""
+loop around each formula of :mod:`nnumba.kernels.formulas` (the CPU's too), one
+kernel for the forwards and one for the backwards, the unit chosen by their first
+argument.  Backward kernels take the forward output y."""
 from numba import cuda
 
 from .. import formulas as f
@@ -12,54 +13,40 @@ _relu, _relu_grad = _device(f.relu), _device(f.relu_grad)
 _tanh, _tanh_grad = _device(f.tanh), _device(f.tanh_grad)
 _sigmoid, _sigmoid_grad = _device(f.sigmoid), _device(f.sigmoid_grad)
 _threshold = _device(f.threshold)
+RELU, TANH, SIGMOID, THRESHOLD = range(4)
 
 
 @cuda.jit(cache=True)
-def _relu_forward(x, y):
+def _forward(unit, x, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        _relu(x, y, i)
+        if unit == RELU:
+            _relu(x, y, i)
+        elif unit == TANH:
+            _tanh(x, y, i)
+        elif unit == SIGMOID:
+            _sigmoid(x, y, i)
+        else:
+            _threshold(x, y, i)
 
 
 @cuda.jit(cache=True)
-def _relu_backward(y, dl_dy, dl_dx):
+def _backward(unit, y, dl_dy, dl_dx):
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        _relu_grad(y, dl_dy, dl_dx, i)
+        if unit == RELU:
+            _relu_grad(y, dl_dy, dl_dx, i)
+        elif unit == TANH:
+            _tanh_grad(y, dl_dy, dl_dx, i)
+        else:
+            _sigmoid_grad(y, dl_dy, dl_dx, i)
 
 
-@cuda.jit(cache=True)
-def _tanh_forward(x, y):
-    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        _tanh(x, y, i)
-
-
-@cuda.jit(cache=True)
-def _tanh_backward(y, dl_dy, dl_dx):
-    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        _tanh_grad(y, dl_dy, dl_dx, i)
-
-
-@cuda.jit(cache=True)
-def _sigmoid_forward(x, y):
-    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        _sigmoid(x, y, i)
-
-
-@cuda.jit(cache=True)
-def _sigmoid_backward(y, dl_dy, dl_dx):
-    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        _sigmoid_grad(y, dl_dy, dl_dx, i)
-
-
-@cuda.jit(cache=True)
-def _threshold_forward(x, y):
-    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        _threshold(x, y, i)
-
-
-relu_forward, relu_backward = over(_relu_forward), over(_relu_backward)
-tanh_forward, tanh_backward = over(_tanh_forward), over(_tanh_backward)
-sigmoid_forward, sigmoid_backward = over(_sigmoid_forward), over(_sigmoid_backward)
-threshold_forward = over(_threshold_forward)
+relu_forward = over(_forward, lead=(RELU,), name="relu_forward")
+relu_backward = over(_backward, lead=(RELU,), name="relu_backward")
+tanh_forward = over(_forward, lead=(TANH,), name="tanh_forward")
+tanh_backward = over(_backward, lead=(TANH,), name="tanh_backward")
+sigmoid_forward = over(_forward, lead=(SIGMOID,), name="sigmoid_forward")
+sigmoid_backward = over(_backward, lead=(SIGMOID,), name="sigmoid_backward")
+threshold_forward = over(_forward, lead=(THRESHOLD,), name="threshold_forward")
 
 
 stamp(globals())  # the disk cache follows every kernel source
