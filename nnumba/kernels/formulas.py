@@ -69,17 +69,6 @@ def bias_relu(y, b, i, j):
     y[i, j] = zero if v <= zero else v   # NaN passes, as in PyTorch
 
 
-def relu_grad_bias_column(y, g, ds, db, j):
-    """Column j: ds = g where the ReLU's output y is > 0, else 0; db[j] += sum of ds."""
-    zero = ds.dtype.type(0)
-    s = zero
-    for i in range(y.shape[0]):
-        v = g[i, j] if y[i, j] > zero else zero
-        ds[i, j] = v
-        s += v
-    db[j] += s
-
-
 # ---- the update rule -------------------------------------------------------------
 
 def sgd(params, grads, velocity, lr, momentum, weight_decay, i):

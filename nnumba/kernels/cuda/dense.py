@@ -144,12 +144,19 @@ def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     return out
 
 
+_bias_relu = cuda.jit(device=True, inline=True)(formulas.bias_relu)
+_relu_grad = cuda.jit(device=True, inline=True)(formulas.relu_grad)
+
+
 @cuda.jit(cache=True)
-def _add_bias(y, b):
-    """y (N, D) += b (D,) on every row."""
+def _add_bias(relu, y, b):
+    """y (N, D) += b (D,) on every row; relu: y = relu(y + b) (a Linear and its ReLU)."""
     n, d = y.shape
     for t in range(cuda.grid(1), n * d, cuda.gridsize(1)):
-        y[t // d, t % d] += b[t % d]
+        if relu:
+            _bias_relu(y, b, t // d, t % d)
+        else:
+            y[t // d, t % d] += b[t % d]
 
 
 @cuda.jit(cache=True)
@@ -164,27 +171,21 @@ def _accumulate_bias_grad(dl_dy, db):
         db[j] += s
 
 
-_bias_relu = cuda.jit(device=True, inline=True)(formulas.bias_relu)
-_relu_grad_bias = cuda.jit(device=True, inline=True)(formulas.relu_grad_bias_column)
-
-
-@cuda.jit(cache=True)
-def _add_bias_relu(y, b):
-    n, d = y.shape
-    for t in range(cuda.grid(1), n * d, cuda.gridsize(1)):
-        _bias_relu(y, b, t // d, t % d)
-
-
 @cuda.jit(cache=True)
 def _relu_backward_bias_grad(y, dl_dy, dl_ds, db):
     # One thread per column, as _accumulate_bias_grad.
-    for j in range(cuda.grid(1), y.shape[1], cuda.gridsize(1)):
-        _relu_grad_bias(y, dl_dy, dl_ds, db, j)
+    n, d = y.shape
+    for j in range(cuda.grid(1), d, cuda.gridsize(1)):
+        s = db.dtype.type(0)
+        for i in range(n):
+            _relu_grad(y, dl_dy, dl_ds, (i, j))
+            s += dl_ds[i, j]
+        db[j] += s
 
 
-add_bias = over(_add_bias)
+add_bias = over(_add_bias, lead=(False,), name="add_bias")
 accumulate_bias_grad = over(_accumulate_bias_grad, lambda dl_dy, db: db.size)
-add_bias_relu = over(_add_bias_relu)  # y (N, D) = relu(y + b)
+add_bias_relu = over(_add_bias, lead=(True,), name="add_bias_relu")
 relu_backward_bias_grad = over(_relu_backward_bias_grad, lambda y, *rest: y.shape[1])
 
 
