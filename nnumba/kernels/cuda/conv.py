@@ -14,13 +14,13 @@ Direct kernels, no im2col buffers:
   products each: a thread per weight would leave the GPU idle); the bias
   gradient likewise, one block per output channel.
 """
-from numba import config, cuda
+from numba import cuda
 
 from ..geometry import pair
-from ._grid import MAX_BLOCKS, configure, launch_1d, unravel
+from ._grid import THREADS, launch_1d, unravel
 from ..cache_stamp import stamp
 
-RED = 256  # threads of a reduction block (a power of two; the shared array's size)
+RED = THREADS  # threads of a reduction block (a power of two; the shared array's size)
 
 
 @cuda.jit(cache=True, fastmath=True)
@@ -120,38 +120,30 @@ def _backward_bias(dy, db):
             db[d] += total
 
 
-def _reduce_launch(kernel, items):
-    """kernel configured with one block per item (grid-stride beyond the cap)."""
-    threads = 32 if config.ENABLE_CUDASIM else RED
-    return configure(kernel, max(1, min(int(items), MAX_BLOCKS)), threads)
-
-
 def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     """out (N, D, Ho, Wo) = cross-correlation of x (N, C, H, W) with w
     (D, C, kh, kw), zero padding pad, stride stride, plus b (D,) (b may be None).
     Returns out.  ``keep``: as the CPU set's; these kernels keep nothing."""
-    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     has_bias = b is not None
     launch_1d(_forward, out.size)(x, w, b if has_bias else w.reshape(w.size), has_bias,
-                                  sh, sw, ph, pw, out)
+                                  *pair(stride), *pair(pad), out)
     return out
 
 
 def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out (N, C, H, W) = dL/dx given dy (N, D, Ho, Wo) and w; written fully."""
-    (sh, sw), (ph, pw) = pair(stride), pair(pad)
-    launch_1d(_backward_input, dx_out.size)(dy, w, sh, sw, ph, pw, dx_out)
+    launch_1d(_backward_input, dx_out.size)(dy, w, *pair(stride), *pair(pad), dx_out)
     return dx_out
 
 
 def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     """dw_out (D, C, kh, kw) += dL/dw and db_out (D,) += dL/db (db_out may be None)."""
-    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     if x.shape[0] == 0 or dw_out.size == 0:
         return
-    _reduce_launch(_backward_weight, dw_out.size)(x, dy, sh, sw, ph, pw, dw_out)
-    if db_out is not None and db_out.size:
-        _reduce_launch(_backward_bias, db_out.size)(dy, db_out)
+    launch_1d(_backward_weight, dw_out.size, per_block=True)(x, dy, *pair(stride), *pair(pad),
+                                                             dw_out)
+    if db_out is not None:
+        launch_1d(_backward_bias, db_out.size, per_block=True)(dy, db_out)
 
 
 stamp(globals())  # the disk cache follows every kernel source
