@@ -47,8 +47,7 @@ IMAGE_GEMM = 64
 def uses_direct(C, kernel, out_hw, stride) -> bool:
     """Whether a convolution with C input channels, this kernel and stride, and
     output size out_hw runs the direct kernels (else im2col + GEMM)."""
-    kh, kw = pair(kernel)
-    return _use_direct(C, kh, kw, out_hw[0], out_hw[1], pair(stride)[0])
+    return _use_direct(C, *pair(kernel), *out_hw, pair(stride)[0])
 
 
 def _use_direct(C, kh, kw, Ho, Wo, sh):
@@ -118,7 +117,6 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
 
 def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out = dL/dx given dy = dL/dout and w.  Returns dx_out."""
-    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     if dx_out.size:
-        input_gemm(dy, w, sh, sw, ph, pw, dx_out, keep)
+        input_gemm(dy, w, *pair(stride), *pair(pad), dx_out, keep)
     return dx_out

@@ -226,17 +226,6 @@ def rows_pool(H, W, kh, kw, sh, sw) -> bool:
         (kh == 3 or (H - kh) // sh * sh + sh == H)
 
 
-def _maxpool_fwd(x2, H, W, kh, kw, sh, sw, relu, out2, am2):
-    nplanes = x2.shape[0]
-    pb = _per_block(H * W)
-    if rows_pool(H, W, kh, kw, sh, sw):
-        run_blocks(_maxpool_rows_block, -(-nplanes // pb), pb, x2.reshape(-1), nplanes,
-                   H, W, kh, kw, sh, relu, out2.reshape(-1), am2.reshape(-1))
-    else:
-        run_blocks(_maxpool_generic_block, -(-nplanes // pb), pb, x2, H, W, kh, kw, sh, sw,
-                   relu, out2, am2)
-
-
 @njit(**_SEQ)
 def _maxpool_bwd_block(blk, pb, dy2, am2, relu, y2, dx2):
     """Planes blk*pb.. of dx2 (planes, H*W) = scatter-add of dy2 at am2 (planes,
@@ -287,16 +276,23 @@ def _planes(a):
     return a.reshape(N * C, a.shape[2] * a.shape[3])
 
 
-def _maxpool(x, kernel, stride, out, argmax_out, relu):
+def _maxpool_fwd(x, kernel, stride, out, argmax_out, relu):
     (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     H, W = x.shape[2], x.shape[3]
-    if out.size:
-        # The kernels write int32 indices (one compiled variant, not two); an
-        # int64 argmax_out is filled from an int32 scratch copy.
-        am = argmax_out if argmax_out.dtype == np.int32 else np.empty(argmax_out.shape, np.int32)
-        _maxpool_fwd(_planes(x), H, W, kh, kw, sh, sw, relu, _planes(out), _planes(am))
-        if am is not argmax_out:
-            argmax_out[...] = am
+    if out.size == 0:
+        return out
+    # The kernels write int32 indices (one compiled variant, not two); an
+    # int64 argmax_out is filled from an int32 scratch copy.
+    am = argmax_out if argmax_out.dtype == np.int32 else np.empty(argmax_out.shape, np.int32)
+    nplanes, pb = x.shape[0] * x.shape[1], _per_block(H * W)
+    if rows_pool(H, W, kh, kw, sh, sw):
+        run_blocks(_maxpool_rows_block, -(-nplanes // pb), pb, x.reshape(-1), nplanes,
+                   H, W, kh, kw, sh, relu, out.reshape(-1), am.reshape(-1))
+    else:
+        run_blocks(_maxpool_generic_block, -(-nplanes // pb), pb, _planes(x), H, W, kh, kw,
+                   sh, sw, relu, _planes(out), _planes(am))
+    if am is not argmax_out:
+        argmax_out[...] = am
     return out
 
 
@@ -304,13 +300,13 @@ def maxpool2d_forward(x, kernel, stride, out, argmax_out):
     """out (N, C, Ho, Wo) = window maxima of x (N, C, H, W); argmax_out (same
     shape, int32 or int64; int32 is the fast path) = flat index i*W + j of the
     first maximum within its plane.  Both written fully.  Returns out."""
-    return _maxpool(x, kernel, stride, out, argmax_out, False)
+    return _maxpool_fwd(x, kernel, stride, out, argmax_out, False)
 
 
 def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
     """Fused relu then max-pool: out = maxpool(relu(x)), argmax as maxpool of
     relu(x) would give it (see the module docstring).  Returns out."""
-    return _maxpool(x, kernel, stride, out, argmax_out, True)
+    return _maxpool_fwd(x, kernel, stride, out, argmax_out, True)
 
 
 def _maxpool_bwd(dy, argmax, relu, y, dx):
@@ -334,21 +330,20 @@ def relu_maxpool2d_backward(dy, argmax, out, dx_out):
     return _maxpool_bwd(dy, argmax, True, out, dx_out)
 
 
+def _avgpool(plane_body, src, kernel, stride, dst):
+    if dst.size:
+        run_blocks(plane_body, dst.shape[0] * dst.shape[1], src, *pair(kernel), *pair(stride), dst)
+    return dst
+
+
 def avgpool2d_forward(x, kernel, stride, out):
     """out (N, C, Ho, Wo) = window means of x (N, C, H, W).  Returns out."""
-    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
-    if out.size:
-        run_blocks(_avgpool_fwd_plane, out.shape[0] * out.shape[1], x, kh, kw, sh, sw, out)
-    return out
+    return _avgpool(_avgpool_fwd_plane, x, kernel, stride, out)
 
 
 def avgpool2d_backward(dy, kernel, stride, dx_out):
     """dx_out (N, C, H, W) = dL/dx for avgpool2d_forward, written fully."""
-    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
-    if dx_out.size:
-        run_blocks(_avgpool_bwd_plane, dx_out.shape[0] * dx_out.shape[1], dy, kh, kw, sh, sw,
-                   dx_out)
-    return dx_out
+    return _avgpool(_avgpool_bwd_plane, dy, kernel, stride, dx_out)
 
 
 stamp(globals())  # the disk cache follows every kernel source
