@@ -272,8 +272,7 @@ def _avgpool_bwd_plane(plane, dy, kh, kw, sh, sw, dx):
 # --------------------------------------------------------------------------
 
 def _planes(a):
-    N, C = a.shape[0], a.shape[1]
-    return a.reshape(N * C, a.shape[2] * a.shape[3])
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2] * a.shape[3])
 
 
 def _maxpool_fwd(x, kernel, stride, out, argmax_out, relu):
