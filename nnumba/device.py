@@ -226,15 +226,14 @@ class CUDADevice(Device):
                 f"set NUMBA_ENABLE_CUDASIM=1 for the (very slow) CUDA simulator")
 
     def describe(self) -> dict:
-        info = {"name": "cuda", "available": False}
         reason = self.unavailable_reason()
+        info = {"name": "cuda", "available": reason is None}
         if importlib.util.find_spec("numba_cuda") is not None:
             info["numba_cuda"] = _version("numba-cuda")
             info["simulator"] = simulator()
         if reason is not None:
             info["reason"] = reason
             return info
-        info["available"] = True
         cuda = _cuda()
         if simulator():
             info["gpu"] = "CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
