@@ -85,13 +85,11 @@ def unravel(t, d1, d2, d3):
     return a, b, c, d
 
 
-def device_empty(shape, dtype, keep: dict | None = None):
-    """A device array (a numpy array while recording); with ``keep``, the one kept
-    there under (shape, dtype) is reused."""
+def device_empty(shape, dtype, keep: dict):
+    """A device array (a numpy array while recording): the one kept in ``keep`` under
+    (shape, dtype), allocated there on first use."""
     if _record is not None:
         return np.empty(shape, dtype)
-    if keep is None:
-        return cuda.device_array(shape, dtype)
     key = (tuple(np.atleast_1d(shape)), np.dtype(dtype).str)
     if key not in keep:
         keep[key] = cuda.device_array(shape, dtype)
