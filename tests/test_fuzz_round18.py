@@ -140,3 +140,10 @@ def test_an_experiments_bad_option_is_one_error_naming_it(name, option, value, c
     from nnumba.experiments import run_experiment
     with pytest.raises((nnumba.NnumbaError, ValueError, TypeError), match=option):
         run_experiment(name, fast=True, **{option: value})
+
+
+@pytest.mark.parametrize("train", ["no", 0, None])
+def test_check_model_refuses_a_train_flag_that_is_not_a_bool(train):
+    # "no" is truthy: the kit trained where its caller asked it not to
+    with pytest.raises(nnumba.testing.ConformanceError, match="train must be True or False"):
+        nnumba.testing.check_model("mlp", train=train)

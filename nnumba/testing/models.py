@@ -22,6 +22,8 @@ def check_model(name: str, *, train: bool = True, **options):
     data), they set the input and output widths.  Returns the model."""
     from ..models.named import FALLBACK_DEFAULTS
     from ..registry import get_loss, get_model
+    if not isinstance(train, (bool, np.bool_)):  # "no" is truthy: it would train
+        raise ConformanceError(f"check_model: train must be True or False, got {train!r:.80}")
     try:
         named = get_model(name)
         model = nnumba.build(name, seed=0, **options)
