@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import nnumba
+from nnumba import testing
 from nnumba.cli import main
 
 
@@ -145,5 +146,5 @@ def test_an_experiments_bad_option_is_one_error_naming_it(name, option, value, c
 @pytest.mark.parametrize("train", ["no", 0, None])
 def test_check_model_refuses_a_train_flag_that_is_not_a_bool(train):
     # "no" is truthy: the kit trained where its caller asked it not to
-    with pytest.raises(nnumba.testing.ConformanceError, match="train must be True or False"):
-        nnumba.testing.check_model("mlp", train=train)
+    with pytest.raises(testing.ConformanceError, match="train must be True or False"):
+        testing.check_model("mlp", train=train)
