@@ -17,46 +17,10 @@ from nnumba.torch_import import load_torch_weights
 from nnumba.train import GDTrainer, SGDTrainer
 
 torch = pytest.importorskip("torch")
+from torch_oracle import check_layer, copy_params, loss_pair, tdtype, tol  # noqa: E402
 F = torch.nn.functional
 
 DTYPES = [np.float32, np.float64]
-
-
-def tol(dtype):
-    return dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
-
-
-def tdtype(dtype):
-    return torch.float64 if dtype == np.float64 else torch.float32
-
-
-def copy_params(model, net):
-    """The nnumba model's parameters into the torch module, in order."""
-    with torch.no_grad():
-        for (_, p), t in zip(model.params(), net.parameters(), strict=True):
-            t.copy_(torch.from_numpy(np.array(p.value)))
-
-
-def check_layer(layer, tlayer, x, dtype, seed=0):
-    """Forward, input gradient and parameter gradients of one layer against torch."""
-    rng = np.random.default_rng(seed)
-    layer = layer.astype(dtype)
-    tlayer = tlayer.to(tdtype(dtype))
-    names = list(layer.params())
-    with torch.no_grad():
-        for name in names:
-            getattr(tlayer, name).copy_(torch.from_numpy(layer.params()[name].value.copy()))
-    xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
-    yt = tlayer(xt)
-    y = layer.forward(x)
-    np.testing.assert_allclose(y, yt.detach().numpy(), **tol(dtype), err_msg="forward")
-    g = rng.normal(size=tuple(yt.shape)).astype(dtype)
-    yt.backward(torch.from_numpy(g))
-    layer.zero_grad()
-    np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), **tol(dtype), err_msg="dx")
-    for name in names:
-        np.testing.assert_allclose(layer.params()[name].grad, getattr(tlayer, name).grad.numpy(),
-                                   **tol(dtype), err_msg=name)
 
 
 # (N, C, H, W, D, kernel, stride, padding): odd D (the direct kernels pad D to a
@@ -211,13 +175,7 @@ def test_strided_inputs_give_the_contiguous_answer(view, dtype):
 
 
 def _loss_pair(loss, torch_loss, y_hat, y, dtype, **kw):
-    value = loss.forward(y_hat, y)
-    grad = loss.backward()
-    yt = torch.from_numpy(np.ascontiguousarray(y_hat)).requires_grad_(True)
-    ref = torch_loss(yt, torch.from_numpy(np.ascontiguousarray(y)))
-    ref.backward()
-    np.testing.assert_allclose(value, ref.item(), rtol=1e-5 if dtype == np.float32 else 1e-12)
-    np.testing.assert_allclose(grad, yt.grad.numpy(), **tol(dtype))
+    loss_pair(loss, torch_loss, y_hat, y, dtype, value_rtol=(1e-5, 1e-12))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -22,30 +22,10 @@ from nnumba.layers import (AvgPool1d, AvgPool2d, Conv1d, Conv2d, Linear, MaxPool
 from nnumba.losses import MSE, CrossEntropy, Hinge, Logistic, PerceptronCriterion
 
 torch = pytest.importorskip("torch")
-from torch_oracle import copy_params, loss_pair, tdtype, tol  # noqa: E402
+from torch_oracle import check_layer, copy_params, loss_pair, tdtype, tol  # noqa: E402
 F = torch.nn.functional
 T = torch.nn
 DTYPES = [np.float32, np.float64]
-
-
-def check_layer(layer, tlayer, x, dtype, seed=0, k=1):
-    """Forward, input gradient and parameter gradients of one layer against torch."""
-    layer, tlayer = layer.astype(dtype), tlayer.to(tdtype(dtype))
-    names = list(layer.params())
-    with torch.no_grad():
-        for name in names:
-            getattr(tlayer, name).copy_(torch.from_numpy(layer.params()[name].value.copy()))
-    xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
-    yt = tlayer(xt)
-    np.testing.assert_allclose(layer.forward(x), yt.detach().numpy(), **tol(dtype, k),
-                               err_msg="forward")
-    g = np.random.default_rng(seed).normal(size=tuple(yt.shape)).astype(dtype)
-    yt.backward(torch.from_numpy(g))
-    layer.zero_grad()
-    np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), **tol(dtype, k), err_msg="dx")
-    for name in names:
-        np.testing.assert_allclose(layer.params()[name].grad, getattr(tlayer, name).grad.numpy(),
-                                   **tol(dtype, k), err_msg=name)
 
 
 def forward_path(N, C, k, s, Ho, Wo):

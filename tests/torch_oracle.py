@@ -1,6 +1,7 @@
-"""What the later peer-oracle rounds (test_peer_oracle12.py, test_peer_oracle13.py)
-share: tolerances by dtype and the plumbing to their torch twins.  Imported after
-their ``pytest.importorskip("torch")`` (pytest puts tests/ on the path)."""
+"""What the peer-oracle rounds (test_peer_oracle.py, test_peer_oracle12.py,
+test_peer_oracle13.py) share: tolerances by dtype, the plumbing to their torch twins
+and the layer check.  Imported after their ``pytest.importorskip("torch")`` (pytest
+puts tests/ on the path)."""
 import numpy as np
 import torch
 
@@ -22,12 +23,33 @@ def copy_params(model, net):
             t.copy_(torch.from_numpy(np.array(p.value)))
 
 
-def loss_pair(loss, torch_loss, y_hat, y, dtype):
-    """The loss's value and gradient against torch's on the same arrays."""
+def check_layer(layer, tlayer, x, dtype, seed=0, k=1):
+    """Forward, input gradient and parameter gradients of one layer against torch."""
+    layer, tlayer = layer.astype(dtype), tlayer.to(tdtype(dtype))
+    names = list(layer.params())
+    with torch.no_grad():
+        for name in names:
+            getattr(tlayer, name).copy_(torch.from_numpy(layer.params()[name].value.copy()))
+    xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
+    yt = tlayer(xt)
+    np.testing.assert_allclose(layer.forward(x), yt.detach().numpy(), **tol(dtype, k),
+                               err_msg="forward")
+    g = np.random.default_rng(seed).normal(size=tuple(yt.shape)).astype(dtype)
+    yt.backward(torch.from_numpy(g))
+    layer.zero_grad()
+    np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), **tol(dtype, k), err_msg="dx")
+    for name in names:
+        np.testing.assert_allclose(layer.params()[name].grad, getattr(tlayer, name).grad.numpy(),
+                                   **tol(dtype, k), err_msg=name)
+
+
+def loss_pair(loss, torch_loss, y_hat, y, dtype, value_rtol=(1e-6, 1e-13)):
+    """The loss's value (within ``value_rtol``: float32's, float64's) and gradient
+    against torch's on the same arrays."""
     value = loss.forward(y_hat, y)
     grad = loss.backward()
     yt = torch.from_numpy(np.ascontiguousarray(y_hat)).requires_grad_(True)
     ref = torch_loss(yt, torch.from_numpy(np.ascontiguousarray(y)))
     ref.backward()
-    np.testing.assert_allclose(value, ref.item(), rtol=1e-6 if dtype == np.float32 else 1e-13)
+    np.testing.assert_allclose(value, ref.item(), rtol=value_rtol[dtype != np.float32])
     np.testing.assert_allclose(grad, yt.grad.numpy(), **tol(dtype))
