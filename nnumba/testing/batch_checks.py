@@ -1,7 +1,7 @@
 """The layer kit's checks of what a batch does to a layer: a parameter's gradient is
 a sum over the batch (no race between threads), a training forward moves no
 trainable parameter, and in evaluation mode a sample's output is its own (and finite,
-and the same at every call)."""
+and the same at every call) and no parameter, state included, moves."""
 from __future__ import annotations
 
 import warnings
@@ -28,9 +28,9 @@ def check_state(layer, x):
     """A training forward leaves the trainable parameters as they were (an optimizer
     alone moves them; what the layer updates itself is state, ``add_param(...,
     trainable=False)``), and in evaluation mode the output is finite, the same at a
-    second call, and a sample's does not depend on the rest of its batch (predict cuts
+    second call, a sample's does not depend on the rest of its batch (predict cuts
     batches where it likes; a batch norm uses what it kept there, not the batch's
-    statistics)."""
+    statistics), and no parameter moves, state included."""
     was = {name: p.value.copy() for name, p in layer.params().items() if p.trainable}
     layer.train(True).forward(x)
     for name, value in was.items():
@@ -41,6 +41,7 @@ def check_state(layer, x):
                          f"shape, trainable=False) (docs/plugins.md, \"State that is not "
                          f"trained\")")
     layer.eval()
+    kept = {name: p.value.copy() for name, p in layer.params().items()}
     try:
         whole = layer.forward(x).copy()
         again = layer.forward(x).copy()
@@ -62,6 +63,11 @@ def check_state(layer, x):
         _fail(layer, "in evaluation mode a sample's output depends on the rest of its batch "
                      "(predict cuts batches where it likes): use what the layer kept in "
                      "training there, as a batch norm uses its running statistics")
+    for name, value in kept.items():
+        if not np.array_equal(layer.params()[name].value, value):
+            _fail(layer, f"a forward in evaluation mode changed {name!r}: predict and a "
+                         f"trainer's test pass run there, and must leave the model as it "
+                         f"was; update state in training only (if self.training)")
 
 
 def check_batch_sums(layer, x):

@@ -11,7 +11,8 @@ from .simulator import real_device_arrays
 
 
 def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
-    """Every example of ``layer_cls`` on ``device`` against the CPU: forward, the input
+    """Every example of ``layer_cls`` on ``device`` against the CPU: forward in training
+    and evaluation mode, the state (``trainable=False``) each leaves, the input
     gradient and every parameter gradient, in float64.  Layers whose ``devices`` leave
     the device out are skipped (returns False); True when compared."""
     from ..device import get_device
@@ -26,7 +27,7 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
 
 
 def _compare(layer_cls, kwargs, shape, device, rtol, atol):
-    """One example: forward and gradients on ``device`` against the CPU."""
+    """One example: forwards, state and gradients on ``device`` against the CPU."""
     from ..device import to_host
     rng = np.random.default_rng(0)
     x = _inputs(tuple(shape), rng)
@@ -39,8 +40,18 @@ def _compare(layer_cls, kwargs, shape, device, rtol, atol):
     if not device.owns(y_dev):
         _fail(other, f"forward on {device.name} returned a {type(y_dev).__name__}")
     _close(other, f"forward on {device.name}", to_host(y_dev), y, rtol, atol)
+    _close_state(cpu, other, f"after a training forward on {device.name}", rtol, atol)
+    for layer in (cpu, other):
+        layer.eval()
+    _close(other, f"forward in evaluation mode on {device.name}",
+           to_host(_run(other, "forward", device, x)), cpu.forward(x), rtol, atol)
+    _close_state(cpu, other, f"after a forward in evaluation mode on {device.name}", rtol, atol)
+    for layer in (cpu, other):
+        layer.train()
     if not layer_cls.has_gradient:
         return
+    y = cpu.forward(x)  # the forward backward follows, in training mode again
+    _run(other, "forward", device, x)
     g = rng.standard_normal(y.shape)
     for layer in (cpu, other):
         layer.zero_grad()
@@ -63,6 +74,15 @@ def _run(layer, step, device, a):
             f"{exc}. A body that calls numpy on device arrays fails so on a GPU (in the "
             f"CUDA simulator too, within nnumba.testing): write it with self.kernels, or "
             f"declare devices = (\"cpu\",)") from None
+
+
+def _close_state(cpu, other, when, rtol, atol):
+    """The state (``trainable=False``) of the device's copy against the CPU's."""
+    from ..device import to_host
+    for name, p in cpu.params().items():
+        if not p.trainable:
+            _close(other, f"its state {name} {when}", to_host(other.params()[name].value),
+                   p.value, rtol, atol)
 
 
 def _close(owner, what, got, want, rtol, atol):

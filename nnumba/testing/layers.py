@@ -105,6 +105,9 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
             if p.grad.shape != p.value.shape:
                 _fail(layer, f"gradient for {name} has shape {p.grad.shape}, expected "
                              f"{p.value.shape}")
+            if not p.trainable and p.grad.any():  # else blamed on a stale copy below
+                _fail(layer, f"backward wrote into {name}.grad, the gradient of state "
+                             f"(trainable=False) that no optimizer reads: leave it alone")
             if wants_dx:
                 _compare(layer, name, p.grad, numeric_gradient(objective, p.value, eps),
                          rtol, atol)
@@ -244,7 +247,9 @@ def _registered(cls):
 def check_round_trip(layer, x):
     from .. import io
     from ..model import Sequential
-    model = Sequential(layer)
+    alone = copy.deepcopy(layer)
+    model = Sequential(layer)  # which moves the parameters into the model's buffers
+    check_state_in_model(model, alone, x)
     model.eval()
     before = model.forward(x).copy()
     with _registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
@@ -264,6 +269,27 @@ def check_round_trip(layer, x):
                      "parameters into its own buffers, so a layer that computes with an "
                      "array kept from __init__ or reset_parameters (not param.value read "
                      "at each call) ignores the loaded values, and its training")
+
+
+def check_state_in_model(model, alone, x):
+    """A training forward moves the layer's state (``trainable=False``) in a model as
+    it does in the layer alone: a model moves the parameters into its own buffers,
+    so an update through an array kept from reset_parameters is lost to what the
+    model saves, and no output shows it."""
+    layer = model.layers[0]
+    model.train()
+    alone.train(True)
+    model.forward(x)
+    alone.forward(x)
+    for name, p in alone.params().items():
+        now = layer.params()[name].value
+        if not p.trainable and not np.array_equal(now, p.value):
+            worst = _worst(now, p.value)
+            _fail(layer, f"in a model a training forward left its state {name} at {worst} "
+                         f"{now[worst]:.8g}, alone it moved it to {p.value[worst]:.8g}: a "
+                         f"model moves the parameters into its own buffers, so the layer "
+                         f"updates an array kept from __init__ or reset_parameters; write "
+                         f"into param.value read at each call")
 
 
 def _name(cls):
