@@ -19,7 +19,7 @@ and the padded columns split into even and odd ones, so that every transform
 works on long runs of contiguous values, which vectorise.  B^T and A^T hold small
 integers, so the input and output transforms are exact sums of a few terms.  The
 float32 error against the direct sum is ~1.5x im2col's at 3 x 3; at 5 x 5, where
-the points 2 and -2 weigh more, ~8x at 64 channels and up to ~18x at 512 (about
+the points 2 and -2 weigh more, ~8x at 64 channels and ~25x at 512 (about
 1e-6 of sum |w| |x|: stable, growing as the square root of C).  ``uses_winograd``
 says where it pays.
 """
