@@ -2,6 +2,8 @@
 claim: what a model's spec and a saved file's spec are written and read with."""
 from __future__ import annotations
 
+import importlib.metadata
+
 from .errors import RegistryError
 from .registry import get_registry
 
@@ -37,8 +39,34 @@ def recorded_layers(spec: list, distributions: dict) -> list:
                   e.name == item["type"] and dist_name(e.distribution) == dist_name(dist)]
         if len(owners) == 1 and table.names.get(item["type"]) is not owners[0]:
             item = {**item, "type": owners[0].qualified}
+        elif dist is not None and not owners:
+            _check_stand_in(item["type"], dist_name(dist), table.names.get(item["type"]))
         out.append(item)
     return out
+
+
+def _check_stand_in(name: str, dist: str, entry):
+    """RegistryError where the layer ``name`` of a file, recorded as distribution
+    ``dist``'s (not loaded now), would be built from another plugin's class of the same
+    name: it may compute something else.  ``dist``'s own code registered at run time
+    (its nnumba entry point's package) is the same layer."""
+    if entry is None or _package_of(dist) == entry.obj.__module__.split(".")[0]:
+        return  # none: the rebuild says the layer is missing, and what to install
+    raise RegistryError(f"the file's layer {name!r} came from {dist}, which is not loaded; "
+                        f"{name!r} now names the layer of plugin {entry.plugin!r} "
+                        f"({entry.distribution}), which may compute something else: "
+                        f"install {dist} (or register its plugin) to load the file")
+
+
+def _package_of(dist: str):
+    """The top-level package of installed distribution ``dist``'s nnumba entry point,
+    or None."""
+    try:
+        points = importlib.metadata.distribution(dist).entry_points
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+    return next((p.value.split(":")[0].split(".")[0] for p in points if p.group == "nnumba"),
+                None)
 
 
 def came_from(distributions) -> str:

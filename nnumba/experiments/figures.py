@@ -47,10 +47,38 @@ def with_figure(result: Result, out_dir, painter, *args, title: str, nrows: int 
             if not ax.has_data():
                 ax.axis("off")
         fig.suptitle(title, fontsize=12)
+        check_figure_path(out_dir / filename)
         out_dir.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_dir / filename, dpi=110, bbox_inches="tight")
+        fig.savefig(out_dir / filename, dpi=110, bbox_inches="tight",
+                    metadata={"Source": MARK})
         result.figures.append(out_dir / filename)
     return result
+
+
+#: what every figure carries in its PNG text (key "Source"): an earlier run's
+#: figure is replaced, a file of the same name that is not one is refused
+MARK = "nnumba experiment"
+
+
+def check_figure_path(path):
+    """ValueError where writing the figure ``path`` would lose something: a folder of
+    that name, a symbolic link (the write would land in the file it points to), or a
+    file that is not a figure of an earlier run (a user's own, with --out .)."""
+    path = Path(path)
+    why = "is a folder" if path.is_dir() and not path.is_symlink() else \
+        "is a symbolic link, which the figure would be written through" \
+        if path.is_symlink() else None
+    if why is None and path.exists():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 16)
+        except OSError:
+            head = b""
+        if not head.startswith(b"\x89PNG") or f"Source\0{MARK}".encode() not in head:
+            why = "exists and is not a figure nnumba drew"
+    if why:
+        raise ValueError(f"{path}: the figure of that name {why}; refusing to replace it "
+                         f"(move it, or choose another folder for --out)")
 
 
 def finish(ax, title=None, /, legend=8, loc=None, grid=None, **props):
