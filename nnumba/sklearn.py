@@ -30,7 +30,7 @@ from scipy.special import log_softmax, softmax
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.multiclass import check_classification_targets, unique_labels
     from sklearn.utils.validation import (  # 1.6 and later
         check_is_fitted, column_or_1d, validate_data)
 except ImportError as exc:
@@ -38,9 +38,12 @@ except ImportError as exc:
                       'pip install "nnumba[sklearn]"') from exc
 
 from .errors import LabelError, NonFiniteError
+from .layers import Layer
+from .layers.parameters import shapes_only
 from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
+from .registry_names import layer_spec
 from .train import TRAINERS, train_perceptron
 
 __all__ = ["NNClassifier", "NNRegressor", "PerceptronClassifier"]
@@ -162,14 +165,12 @@ class _NNEstimator(BaseEstimator):
 
     def _train(self, X, targets, outputs, first, epochs, fresh_trainer, settings):
         rng = check_random_state(self.random_state)
-        built_from = repr((self.model, self.model_options))  # arrays in the options: no ==
         if first:
             self.model_, self.input_shape_ = model_for_data(
                 self.model, (X.shape[1],), outputs, options=self.model_options,
                 seed=int(rng.randint(2**31 - 1)))
             self.history_, self.n_iter_ = [], 0
-            self._built_from = built_from
-        elif built_from != getattr(self, "_built_from", built_from):
+        elif self._network(X, outputs) != repr(self.model_.spec()):
             raise ValueError(f"{type(self).__name__}: model or model_options changed since "
                              f"model_ was built; warm_start and partial_fit continue model_: "
                              f"fit with warm_start=False to build the new model")
@@ -189,6 +190,19 @@ class _NNEstimator(BaseEstimator):
         self.history_ += [{**row, "epoch": self.n_iter_ + i + 1}
                           for i, row in enumerate(history.epochs[-epochs:])]
         self.n_iter_ += epochs
+
+    def _network(self, X, outputs) -> str:
+        """The spec that model and model_options build now (repr: no == for arrays),
+        to compare with model_'s: options spelt another way ({"hidden": (5,)} for
+        [5]) build the same network. Shapes only: no weights drawn or allocated."""
+        model = self.model
+        if isinstance(model, (list, tuple)) and model and \
+                all(isinstance(m, Layer) for m in model):  # not a copy of their weights
+            return repr([layer_spec(layer) for layer in model])
+        with shapes_only():
+            net, _ = model_for_data(self.model, (X.shape[1],), outputs,
+                                    options=self.model_options, seed=None)
+        return repr(net.spec())
 
     def _rows(self, X):
         return X.reshape((len(X),) + tuple(self.input_shape_))
@@ -214,6 +228,20 @@ class _NNEstimator(BaseEstimator):
         state.pop("_trainer", None)  # callbacks and buffers; partial_fit makes a new one
         state.pop("_trainer_settings", None)
         return state
+
+
+def _checked_classes(classes) -> np.ndarray:
+    """partial_fit's ``classes``, sorted (np.unique), once scikit-learn's unique_labels
+    (MLPClassifier's check) takes them: np.unique alone flattens a 2-D list, makes NaN
+    a class and meets None beside a string with a bare TypeError."""
+    try:
+        with np.errstate(invalid="ignore"):  # its cast of NaN to int warns first
+            unique_labels(classes)
+    except (ValueError, TypeError) as exc:
+        raise LabelError(f"partial_fit: classes must be a 1-D list of the class labels "
+                         f"(numbers or strings, not both; no NaN), got {show(classes)}: "
+                         f"{exc}") from None
+    return np.unique(classes)
 
 
 class NNClassifier(ClassifierMixin, _NNEstimator):
@@ -285,9 +313,11 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         ``classes`` (every label there will be) is required on the first call."""
         if classes is None and not hasattr(self, "model_"):
             raise ValueError("classes must be passed on the first call to partial_fit")
+        if classes is not None:
+            classes = _checked_classes(classes)
         if classes is not None and hasattr(self, "model_") and \
-                not np.array_equal(np.unique(classes), self.classes_):  # else ignored
-            raise LabelError(f"partial_fit: classes={show(np.unique(classes).tolist())} is not "
+                not np.array_equal(classes, self.classes_):  # else ignored
+            raise LabelError(f"partial_fit: classes={show(classes.tolist())} is not "
                              f"the same as on the first call, "
                              f"{show(self.classes_.tolist())}: fit() starts afresh")
         return self._partial_fit(X, y, classes)
