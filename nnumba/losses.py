@@ -310,7 +310,7 @@ class Hinge(Loss):
     """The lecture's SVM loss: lambda ||w||^2 + mean max(0, 1 - y (w.x + b)).
 
     The penalty is on every parameter named ``weight`` (biases are free), and
-    the trainers add it once per step."""
+    the trainers add it once per step; lam > 0 on a model with none is refused."""
 
     margin = 1.0
     examples = [({}, (5,), "signs"), ({"lam": 0.1, "reduction": "sum"}, (4, 1), "signs")]
@@ -329,7 +329,15 @@ class Hinge(Loss):
         return losses, grad
 
     def _weights(self, params):  # (state a layer keeps itself is no weight of the model)
-        return [p for name, p in params if name.endswith("weight") and getattr(p, "trainable", True)]
+        trainable = [(name, p) for name, p in params if getattr(p, "trainable", True)]
+        weights = [p for name, p in trainable if name.endswith("weight")]
+        if self.lam and not weights:  # else lam would silently train as lam = 0
+            names = ", ".join(name for name, _ in trainable) or "none"
+            raise SpecError(f"{self.type_name}: lam {self.lam:g} penalises the parameters "
+                            f"named 'weight', and the model has none (its trainable "
+                            f"parameters: {names}): use lam=0, or the trainer's "
+                            f"weight_decay for an L2 penalty on every parameter")
+        return weights
 
     def penalty(self, params) -> float:
         if not self.lam:
