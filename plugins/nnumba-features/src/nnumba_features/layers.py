@@ -192,20 +192,22 @@ class Radius(_FeatureLayer):
         return (1,)
 
     def _forward(self, x):
-        self._x = x
+        # ||x|| = m ||x / m|| with m = max |x_i|, as hypot: the squares of x itself
+        # overflow (1e19) or underflow (1e-25) in float32 where the norm fits
+        m = np.abs(x).max(axis=1, keepdims=True)
+        self._u = x / np.where(m > 0, m, 1)  # all-zero rows stay 0
+        self._s = np.sqrt(np.einsum("nf,nf->n", self._u, self._u))[:, None]  # in [1, sqrt F]
         y = self._buffer("y", (x.shape[0], 1))
-        y[:, 0] = np.sqrt(np.einsum("nf,nf->n", x, x))
-        self._y = y
+        np.multiply(m, self._s, out=y)
         return y
 
     def _backward(self, dl_dy):
         if not self.needs_input_grad:
             return None
-        r = self._y
-        safe = np.where(r > 0, r, 1)
-        scale = np.where(r > 0, dl_dy / safe, 0).astype(self.dtype, copy=False)
-        dl_dx = self._buffer("dx", self._x.shape)
-        np.multiply(self._x, scale, out=dl_dx)
+        s = self._s  # x / ||x|| = u / s; 0 where s = 0 (x = 0)
+        scale = np.where(s > 0, dl_dy / np.where(s > 0, s, 1), 0).astype(self.dtype, copy=False)
+        dl_dx = self._buffer("dx", self._u.shape)
+        np.multiply(self._u, scale, out=dl_dx)
         return dl_dx
 
 
