@@ -194,6 +194,9 @@ class Trainer:
         check_data(self.model, x, y)
         if x_test is not None:
             check_data(self.model, x_test, y_test, "test")
+        # A penalty that cannot apply (Hinge's lam on a model without weights) is refused
+        # here, on every MPI rank, not at the first step: rank 0 alone adds the penalty.
+        self.loss.penalty(self.model.params())
         # The targets are checked while a cold cache's compile workers start.
         checks = functools.partial(self._check_targets, x, y, x_test, y_test)
         self._fit_start = time.perf_counter()
