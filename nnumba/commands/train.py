@@ -34,7 +34,7 @@ def add_parser(sub):
                         "[, x_test, y_test], or a .csv with a label column")
     p.add_argument("--label-column", metavar="NAME_OR_INDEX",
                    help="--data CSV only: the column of labels, by header name or 0-based "
-                        "index (default: the last column)")
+                        "index, negative from the end (default: the last column)")
     p.add_argument("--test-fraction", type=float,
                    help="--data without a test set: the share of each class held out for "
                         "testing, drawn with --seed (default 0.2)")

@@ -336,7 +336,9 @@ def _label_index(path, rows, label_column):
     # the index 2, not the column whose first value is 2 (nor is an int ever a name).
     numbers_only = all(_is_number(field) for field in first_row if field)
     if isinstance(label_column, str) and label_column in first_row and not numbers_only:
-        return first_row.index(label_column), first_row
+        named = first_row.index(label_column)
+        _check_unambiguous(path, first_row, label_column, named)
+        return named, first_row
     if label_column is None:
         index = width - 1
     else:
@@ -354,6 +356,29 @@ def _label_index(path, rows, label_column):
         len(rows) > 1 and not _is_number(first_row[index])
         and all(_is_number(row[index]) for row in rows[1:]))
     return index, (first_row if is_header else None)
+
+
+def _check_unambiguous(path, header, label_column, named):
+    """Refuse a label column text that names one column and is the index of another
+    (pandas names columns 0, 1, ...): either reading may be the one meant."""
+    try:
+        index = int(label_column)
+    except ValueError:
+        return
+    width = len(header)
+    if not -width <= index < width or index % width == named:
+        return
+
+    def spelt(i):  # an index no header field reads as a name, or None
+        return next((t for t in (str(i), str(i - width)) if t not in header), None)
+
+    ways = [f"{spelt(i)} for {what}" for i, what in (
+        (named, f"the column named {label_column!r}"),
+        (index % width, f"column {index % width} ({header[index % width]!r})")) if spelt(i)]
+    raise DataFileError(f"{path}: label column {label_column!r} is ambiguous: it names column "
+                        f"{named} and is the index of column {index % width}; give "
+                        f"{' or '.join(ways) or 'a header name that is not a number'} "
+                        f"(an index from the end is negative)")
 
 
 def _is_number(text: str) -> bool:
