@@ -27,7 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import NnumbaError
+from .errors import NnumbaError, RegistryError
 from .hookspecs import hookimpl
 from . import registry
 
@@ -314,7 +314,16 @@ def get_device(device="cpu") -> Device:
     if not isinstance(device, str):
         raise DeviceError(f"a device is a name such as 'cpu' or 'cuda', got "
                           f"{type(device).__name__} {device!r:.60}")
-    return registry.get_registry().get("device", device.strip().lower()).require()
+    name = device.strip().lower()
+    base, colon, index = name.partition(":")
+    # PyTorch's 'cuda:0': the registry would read 'cuda' as a plugin's prefix and
+    # advise installing one, for a device that is built in
+    if colon and index.isdigit() and base in device_names():
+        gpu = "; choose the GPU with CUDA_VISIBLE_DEVICES (such as CUDA_VISIBLE_DEVICES=1)" \
+            if base == "cuda" else ""
+        raise RegistryError(f"unknown device {device!r}: nnumba devices take no index; name "
+                            f"the device alone ({base!r}){gpu}")
+    return registry.get_registry().get("device", name).require()
 
 
 def _registered(name: str) -> Device:
