@@ -26,7 +26,21 @@ def check_data(model, x, y, what: str = "training"):
     if x.dtype != model.dtype:
         raise DTypeError(f"{what} inputs are {dtype_text(x.dtype, model.dtype)} but the model is "
                          f"{model.dtype.name}: convert with x.astype(np.{model.dtype.name})")
-    model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
+    try:
+        model.output_shape(x.shape[1:])  # raises where the layers don't fit this input
+    except ShapeError as exc:
+        if what == "training":  # the layers' own words; a test set is named
+            raise
+        _raise_named(exc, f"{what} inputs")
+
+
+def _raise_named(exc, what: str):
+    """Raise ``exc`` again with ``what`` (which data) in front of its message."""
+    try:
+        named = type(exc)(f"{what}: {exc}")
+    except Exception:  # noqa: BLE001 - a constructor of its own: keep the original
+        raise exc from None
+    raise named from None
 
 
 def check_with_loss(model, loss, y, input_shape, what: str):
@@ -41,8 +55,4 @@ def check_with_loss(model, loss, y, input_shape, what: str):
         try:
             loss.forward(model.device.zeros((len(part),) + tuple(out_shape), model.dtype), part)
         except (LabelError, ShapeError, DTypeError, NonFiniteError) as exc:  # of the targets
-            try:
-                named = type(exc)(f"{what}: {exc}")
-            except Exception:  # noqa: BLE001 - a constructor of its own: keep the original
-                raise exc from None
-            raise named from None
+            _raise_named(exc, what)
