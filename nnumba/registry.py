@@ -40,6 +40,8 @@ from .registry_hints import misnamed_hooks, plural, unknown_name_message  # noqa
 ENTRY_POINT_GROUP = "nnumba"
 BUILTIN_DISTRIBUTION = "nnumba (built-in)"
 RUNTIME_DISTRIBUTION = "registered at run time"
+# why a name an installed plugin would give is unknown (said wherever that may be so)
+AUTOLOAD_OFF = "installed plugins are not loaded: NNUMBA_DISABLE_PLUGIN_AUTOLOAD is set"
 
 # Modules of nnumba itself that are plugins; each implements some hooks.
 BUILTIN_PLUGINS = (
@@ -313,7 +315,7 @@ class Registry:
             message += (f" (plugin {', '.join(map(repr, failed))} failed in part or whole: "
                         f"see nnumba plugins)")
         if not self.autoload:  # an installed plugin may well have given it
-            message += " (installed plugins are not loaded: NNUMBA_DISABLE_PLUGIN_AUTOLOAD is set)"
+            message += f" ({AUTOLOAD_OFF})"
         raise RegistryError(message)
 
     def name_of(self, kind: str, obj) -> str | None:

@@ -4,7 +4,7 @@ separability, margins, k-NN."""
 import numpy as np
 
 from ..errors import RegistryError
-from ..registry import get_layer
+from ..registry import AUTOLOAD_OFF, get_layer, get_registry
 from .figures import NEGATIVE, POSITIVE, decision_regions, finish, label_scatter, with_figure
 from .registry import experiment
 from .result import Result, format_table, percent, vector
@@ -23,8 +23,9 @@ def feature_layer(name: str, dtype=np.float64, **kwargs):
     try:
         cls = get_layer(name)
     except RegistryError:
+        off = "" if get_registry().autoload else f" ({AUTOLOAD_OFF})"  # installed, unloaded
         raise RegistryError(f"this experiment needs the feature layer {name!r}: "
-                            f"{PLUGIN_HINT}") from None
+                            f"{PLUGIN_HINT}{off}") from None
     return cls(**kwargs).astype(dtype)
 
 
