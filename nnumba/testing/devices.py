@@ -17,6 +17,13 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     the device out are skipped (returns False); True when compared."""
     from ..device import get_device
     _class("check_device", layer_cls, Layer)
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        # else numpy's TypeError from the comparison reads as the layer's failure, and a
+        # NaN, negative or infinite tolerance passes or fails every layer alike
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
+                or not 0 <= tol < np.inf:
+            raise ConformanceError(f"check_device: {name} must be a finite number >= 0, got "
+                                   f"{tol!r:.80} ({type(tol).__name__})")
     device = get_device(device)
     if not layer_cls.runs_on(device):
         return False
