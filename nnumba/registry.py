@@ -310,12 +310,14 @@ class Registry:
                        f"is loaded)")
         else:
             message = unknown_name_message(kind, name, [n for n, _ in self.all_entries(kind)])
-        failed = sorted({f.plugin for f in self.failures})
+        failed, notes = sorted({f.plugin for f in self.failures}), []
         if failed:  # the name may be what a failed plugin or hook would have given
-            message += (f" (plugin {', '.join(map(repr, failed))} failed in part or whole: "
-                        f"see nnumba plugins)")
+            notes.append(f"Plugin {', '.join(map(repr, failed))} failed in part or whole: "
+                         f"see nnumba plugins.")
         if not self.autoload:  # an installed plugin may well have given it
-            message += f" ({AUTOLOAD_OFF})"
+            notes.append(f"{AUTOLOAD_OFF[0].upper()}{AUTOLOAD_OFF[1:]}.")
+        if notes:
+            message = f"{message.rstrip('.')}. {' '.join(notes)}"
         raise RegistryError(message)
 
     def name_of(self, kind: str, obj) -> str | None:

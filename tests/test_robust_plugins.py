@@ -318,6 +318,6 @@ def test_an_installed_plugins_slips_are_listed_and_named_where_its_entry_is_miss
     assert any("nnumba plugin 'slips' (from slips-dist 1.0): nnumba_register_model is not"
                in str(w.message) for w in warned)
     assert registry.get("layer", "Fine") is Sigmoid   # its good hook still counts
-    with pytest.raises(RegistryError, match=r"unknown loss 'Huber'.*\(plugin 'slips' failed "
-                                            r"in part or whole: see nnumba plugins\)$"):
+    with pytest.raises(RegistryError, match=r"unknown loss 'Huber'.*\. Plugin 'slips' failed "
+                                            r"in part or whole: see nnumba plugins\.$"):
         registry.get("loss", "Huber")

@@ -97,7 +97,7 @@ def _check_pages(folder):
 
 def run_experiments(args):
     from ..experiments import get_experiment, list_experiments
-    from ..experiments.common import PLUGIN_HINT
+    from ..experiments.common import plugin_hint
     from ..experiments.figures import check_figure_path
     from ..experiments.report import Entry, command_for, write_report
     if args.out is not None and not args.out.strip():  # else the figures land in the cwd
@@ -129,7 +129,7 @@ def run_experiments(args):
         command = command_for(exp.name, args.out or "DIR", args.fast, **options)
         missing = [f for f in exp.features if f not in layers]
         if every and missing:  # an optional plugin is absent: skipped, as pytest would
-            reason = f"needs {', '.join(missing)}: {PLUGIN_HINT}"
+            reason = f"needs {', '.join(missing)}: {plugin_hint()}"
             skipped.append(exp.name)
             entries.append(Entry(exp, None, 0.0, command=command, skipped=reason))
             print(f"== {exp.name}: skipped: {reason}\n", file=out)

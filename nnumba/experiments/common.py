@@ -18,14 +18,18 @@ PLUGIN_HINT = ("it comes with the nnumba-features plugin, in nnumba's source tre
                "pip install -e plugins/nnumba-features")
 
 
+def plugin_hint() -> str:
+    """PLUGIN_HINT, and where plugins are not loaded, that an installed one gave nothing."""
+    return PLUGIN_HINT if get_registry().autoload else f"{PLUGIN_HINT} ({AUTOLOAD_OFF})"
+
+
 def feature_layer(name: str, dtype=np.float64, **kwargs):
     """A layer of the nnumba-features plugin, found through the registry as any plugin's."""
     try:
         cls = get_layer(name)
     except RegistryError:
-        off = "" if get_registry().autoload else f" ({AUTOLOAD_OFF})"  # installed, unloaded
         raise RegistryError(f"this experiment needs the feature layer {name!r}: "
-                            f"{PLUGIN_HINT}{off}") from None
+                            f"{plugin_hint()}") from None
     return cls(**kwargs).astype(dtype)
 
 
