@@ -207,3 +207,19 @@ def test_check_device_compares_the_state_a_training_forward_leaves():
     assert run.returncode == 0, run.stderr[-3000:]
     assert "caught:" in run.stdout, run.stdout + run.stderr[-2000:]
     assert "its state running_mean after a training forward" in run.stdout, run.stdout
+
+
+# ---- 5. an epsilon > 0 through the documented validation helper -------------------------
+
+@pytest.mark.parametrize("value, ok", [(1e-5, True), (0, False), (-1e-5, False),
+                                       (float("nan"), False), ("1e-5", False), (True, False)])
+def test_number_takes_a_strict_lower_bound_for_an_epsilon(value, ok):
+    """plugins.md: number(..., above=0) refuses 0 and below (a LayerNorm's eps), where
+    low=0 is inclusive and would let eps = 0 divide by zero."""
+    from nnumba import SpecError
+    from nnumba.layers.validation import number
+    if ok:
+        assert number("LayerNorm", "eps", value, above=0) == value
+    else:
+        with pytest.raises(SpecError, match=r"LayerNorm: eps must be a finite number > 0, got"):
+            number("LayerNorm", "eps", value, above=0)

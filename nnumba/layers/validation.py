@@ -226,20 +226,24 @@ def integer_pair(owner: str, name: str, value, minimum: int = 1) -> tuple[int, i
 
 
 def number(owner: str, name: str, value, low: float | None = -math.inf,
-           high: float | None = math.inf) -> float:
-    """A finite real number in [low, high]; None for a bound is no bound (as integer's)."""
+           high: float | None = math.inf, *, above: float | None = None) -> float:
+    """A finite real number in [low, high], and greater than ``above`` where given (an
+    epsilon: ``above=0``); None for a bound is no bound (as integer's)."""
     low = -math.inf if low is None else low
     high = math.inf if high is None else high
     try:  # float() refuses an int too large for a float (10**400)
         ok = not isinstance(value, bool) and \
             isinstance(value, (int, float, np.integer, np.floating)) and \
-            math.isfinite(float(value)) and low <= float(value) <= high  # not in value's dtype
+            math.isfinite(float(value)) and low <= float(value) <= high and \
+            (above is None or float(value) > above)  # not in value's dtype
     except OverflowError:
         ok = False
     if not ok:
         bounds = "" if not (math.isfinite(low) or math.isfinite(high)) else \
             f" >= {low}" if not math.isfinite(high) else f" <= {high}" if not \
             math.isfinite(low) else f" in [{low}, {high}]"
+        if above is not None:
+            bounds = f" > {above}" + (f" and{bounds}" if bounds else "")
         raise SpecError(f"{owner}: {name} must be a finite number{bounds}, got {show(value)}")
     return float(value)
 
