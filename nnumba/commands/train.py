@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.arrays import LabelColumnText
 from ..jsonfile import read_json
 from ..layers.validation import printable
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
@@ -32,7 +33,7 @@ def add_parser(sub):
     p.add_argument("--data", metavar="FILE",
                    help="your own data instead of --dataset: an .npz holding x_train, y_train"
                         "[, x_test, y_test], or a .csv with a label column")
-    p.add_argument("--label-column", metavar="NAME_OR_INDEX",
+    p.add_argument("--label-column", metavar="NAME_OR_INDEX", type=LabelColumnText,
                    help="--data CSV only: the column of labels, by header name or 0-based "
                         "index, negative from the end (default: the last column)")
     p.add_argument("--test-fraction", type=float,
@@ -174,8 +175,7 @@ def _load_data(args):
         data = load_arrays(args.data, label_column=args.label_column,
                            test_fraction=args.test_fraction, seed=args.seed)
     else:
-        data = load_dataset(args.dataset or "mnist-5k", root=args.data_dir,
-                            download=args.download)
+        data = load_dataset(args.dataset or "mnist-5k", root=args.data_dir, download=args.download)
     if args.train_size is not None or args.test_size is not None:
         data = data.subset(train=args.train_size, test=args.test_size)
     return data

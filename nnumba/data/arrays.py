@@ -337,7 +337,8 @@ def _label_index(path, rows, label_column):
     numbers_only = all(_is_number(field) for field in first_row if field)
     if isinstance(label_column, str) and label_column in first_row and not numbers_only:
         named = first_row.index(label_column)
-        _check_unambiguous(path, first_row, label_column, named)
+        if isinstance(label_column, LabelColumnText):
+            _check_unambiguous(path, first_row, label_column, named)
         return named, first_row
     if label_column is None:
         index = width - 1
@@ -356,6 +357,12 @@ def _label_index(path, rows, label_column):
         len(rows) > 1 and not _is_number(first_row[index])
         and all(_is_number(row[index]) for row in rows[1:]))
     return index, (first_row if is_header else None)
+
+
+class LabelColumnText(str):
+    """A label column as the command line gives it: text that may be a header name or
+    an index (the library's str is a name where the header has it, its int an index),
+    so where it is both, for two different columns, it is refused."""
 
 
 def _check_unambiguous(path, header, label_column, named):
