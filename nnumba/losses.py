@@ -104,7 +104,15 @@ class Loss:
         if not (isinstance(out, tuple) and len(out) == 2):  # a forgotten return, say
             raise ContractError(f"{self.type_name} loss: _compute returned {show(out)}, not "
                                 f"(per-sample losses, gradient)")
-        losses, self._grad = out
+        losses, grad = out
+        if not device.owns(grad) or grad.shape != y_hat.shape or grad.dtype != y_hat.dtype:
+            # else the model's last layer is blamed for it, in backward
+            got = f"{type(grad).__name__} {getattr(grad, 'dtype', '')} {getattr(grad, 'shape', '')}"
+            raise ContractError(f"{self.type_name} loss: _compute returned the gradient as a "
+                                f"{got}, not an array of the predictions' device "
+                                f"({device.name}), shape {y_hat.shape} and dtype "
+                                f"{np.dtype(y_hat.dtype).name}")
+        self._grad = grad
         total = to_host(losses).sum(dtype=np.float64)  # N numbers: the step's one sync
         if not np.isfinite(total):
             self._check_targets_after_nonfinite(y)

@@ -366,6 +366,8 @@ def _invalid(kind: str, name, obj) -> str | None:
     if kind == "device" and base is not None:  # a device is an instance, not a class
         if not isinstance(obj, base):
             return f"not an instance of a nnumba.device.Device subclass ({obj!r:.60})"
+        if obj.name != name:  # to() takes the key, a layer's devices entry the name
+            return f"its name is {obj.name!r:.60}: register it under its name"
     elif base is not None:
         if not (isinstance(obj, type) and issubclass(obj, base)):
             return f"not a subclass of nnumba.{base.__name__} ({obj!r:.60})"

@@ -13,7 +13,7 @@ from .simulator import real_device_arrays
 def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     """Every example of ``layer_cls`` on ``device`` against the CPU: forward in training
     and evaluation mode, the state (``trainable=False``) each leaves, the input
-    gradient and every parameter gradient, in float64.  Layers whose ``devices`` leave
+    gradient and every parameter gradient, after one backward and a second, in float64.  Layers whose ``devices`` leave
     the device out are skipped (returns False); True when compared."""
     from ..device import get_device
     _class("check_device", layer_cls, Layer)
@@ -65,9 +65,16 @@ def _compare(layer_cls, kwargs, shape, device, rtol, atol):
     dx = cpu.backward(g)
     dx_dev = _run(other, "backward", device, g)
     _close(other, f"the input gradient on {device.name}", to_host(dx_dev), dx, rtol, atol)
-    for name, p in cpu.params().items():
-        _close(other, f"the gradient of {name} on {device.name}",
-               to_host(other.params()[name].grad), p.grad, rtol, atol)
+    # then a second backward, which adds to the first: overwriting agrees on the first alone
+    for when in ("", " after a second backward (it must add into grad, +=, not overwrite it)"):
+        if when:
+            cpu.forward(x)
+            _run(other, "forward", device, x)
+            cpu.backward(g)
+            _run(other, "backward", device, g)
+        for name, p in cpu.params().items():
+            _close(other, f"the gradient of {name} on {device.name}{when}",
+                   to_host(other.params()[name].grad), p.grad, rtol, atol)
 
 
 def _run(layer, step, device, a):

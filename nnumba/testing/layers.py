@@ -251,6 +251,11 @@ def check_round_trip(layer, x):
     model = Sequential(layer)  # which moves the parameters into the model's buffers
     check_state_in_model(model, alone, x)
     model.eval()
+    model.forward(x)  # where a layer might keep param.value, then the model rebinds them
+    model.astype(model.dtype)
+    for _, p in model.params():  # and they change, as training changes them
+        if p.trainable:
+            p.value[...] *= 0.75
     before = model.forward(x).copy()
     with _registered(type(layer)), tempfile.TemporaryDirectory() as tmp:
         path = io.save(model, Path(tmp) / "layer.npz")
@@ -266,9 +271,10 @@ def check_round_trip(layer, x):
         _fail(layer, f"spec changed through save/load: {model.spec()} -> {twin.spec()}")
     if not np.array_equal(twin.forward(x), before):
         _fail(layer, "outputs differ after a save/load round trip: a model moves the "
-                     "parameters into its own buffers, so a layer that computes with an "
-                     "array kept from __init__ or reset_parameters (not param.value read "
-                     "at each call) ignores the loaded values, and its training")
+                     "parameters into its own buffers (and again in astype and to()), so a "
+                     "layer that computes with an array kept from __init__, "
+                     "reset_parameters or an earlier forward (not param.value read at "
+                     "each call) ignores the loaded values, and its training")
 
 
 def check_state_in_model(model, alone, x):

@@ -91,7 +91,9 @@ def _check_widths(name, named, options):
     """``inputs`` and ``classes``, where the model takes them, as nnumba train sets them."""
     known = named.options()
     for option, width in (("inputs", 7), ("classes", 3)):
-        if option not in known or option in options:
+        width = options.get(option, width)  # a width given: the one to check
+        if option not in known or isinstance(width, bool) or not isinstance(
+                width, (int, np.integer)):
             continue
         changed = {**options, option: width}
         try:
@@ -99,6 +101,8 @@ def _check_widths(name, named, options):
             shape = named.input_shape_for(**changed)
             got = math.prod(shape) if option == "inputs" else \
                 math.prod(model.output_shape(shape))
+            if got == width:
+                model.output_shape(shape)  # the model built takes that input too
         except NnumbaError as exc:
             raise ConformanceError(f"model {name!r}: {option}={width}, as nnumba train may "
                                    f"set it: {exc}") from exc
