@@ -6,12 +6,17 @@ import pytest
 
 import nnumba
 
-sk = pytest.importorskip("nnumba.sklearn")
+@pytest.fixture
+def sk():
+    """nnumba.sklearn where scikit-learn is installed (its import raises without it)."""
+    pytest.importorskip("sklearn")
+    import nnumba.sklearn
+    return nnumba.sklearn
 
 
 @pytest.mark.parametrize("classes", [[[0, 1], [2, 3]], [0.0, np.nan], [None, "a"]],
                          ids=["2-D", "NaN", "None-and-str"])
-def test_partial_fit_refuses_classes_scikit_learn_refuses(classes):
+def test_partial_fit_refuses_classes_scikit_learn_refuses(sk, classes):
     """partial_fit refuses, with a ValueError, a `classes` that scikit-learn's
     unique_labels (MLPClassifier.partial_fit's check) refuses: a 2-D list is not
     flattened into 4 classes, NaN is no class, and None beside str is not numpy's
@@ -28,7 +33,7 @@ def test_partial_fit_refuses_classes_scikit_learn_refuses(classes):
     assert not hasattr(est, "model_") and not hasattr(est, "classes_")
 
 
-def test_partial_fit_still_takes_classes_scikit_learn_takes():
+def test_partial_fit_still_takes_classes_scikit_learn_takes(sk):
     """Valid classes (strings, or more than y holds) are taken as before, in order."""
     x = np.random.default_rng(0).normal(size=(6, 3))
     est = sk.NNClassifier(epochs=1, random_state=0)
@@ -39,7 +44,7 @@ def test_partial_fit_still_takes_classes_scikit_learn_takes():
         est.partial_fit(x, np.array(["c"] * 6), classes=["a", "b"])
 
 
-def test_warm_start_takes_the_same_model_options_spelt_as_a_tuple():
+def test_warm_start_takes_the_same_model_options_spelt_as_a_tuple(sk):
     """warm_start continues a model whose options changed only in spelling
     ({'hidden': [5]} then {'hidden': (5,)}: nnumba.build gives the same spec), and
     still refuses options that build another network."""
@@ -57,7 +62,7 @@ def test_warm_start_takes_the_same_model_options_spelt_as_a_tuple():
     assert est.n_iter_ == 2
 
 
-def test_warm_start_compares_layer_objects_by_their_specs():
+def test_warm_start_compares_layer_objects_by_their_specs(sk):
     """With layer objects as the model, warm_start continues after equal layers are
     set again and refuses layers of another shape."""
     from nnumba.layers import Linear, ReLU
