@@ -22,7 +22,7 @@ from .jsonfile import parse_json
 from .layers.validation import encodable, show
 from .model import Sequential
 from .npz import check_npz_memory, npz_headers
-from .paths import user_path
+from .paths import regular_file, user_path
 from .registry_names import came_from, recorded_layers, unfound
 
 _SPEC_KEY = "__nnumba_spec__"
@@ -32,14 +32,16 @@ VELOCITY = "__nnumba_velocity__"
 FORMAT = 1
 
 
-def check_save_path(path) -> Path:
+def check_save_path(path, create: bool = True) -> Path:
     """The file :func:`save` will write for ``path`` (".npz" added where missing),
     checked before anything long runs: SaveError when it cannot be written there, or
     when it would replace a file that is not nnumba weights.
 
-    Missing folders are created, as save would; a temporary file is made and removed
-    in the destination folder, which tests permissions, read-only file systems and
-    over-long names in one go."""
+    Missing folders are created, as save would (with ``create``; without, as a
+    command checks before its run, which may yet be refused, the nearest folder there
+    must be writable); a temporary file is made and removed in the destination
+    folder, which tests permissions, read-only file systems and over-long names in
+    one go."""
     if path is None or not str(path).strip():
         raise SaveError("no file name given to save the weights to")
     if not isinstance(path, (str, os.PathLike)):
@@ -74,6 +76,10 @@ def check_save_path(path) -> Path:
         existing = next(p for p in path.absolute().parents if p.exists())
         if not existing.is_dir():
             raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
+        if not create and existing != path.parent.absolute():  # save makes the folders
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise SaveError(f"cannot save weights to {path}: {existing} is not writable")
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = temporary(target)
         os.close(fd)
@@ -192,7 +198,8 @@ def _read(path, expected: dict | None = None, spec_only=False) -> tuple[dict, di
     ``spec_only`` reads no weights (arrays is then {})."""
     if not isinstance(path, (str, os.PathLike)):
         raise WeightsError(f"a weights file is a path, got {show(path)}")
-    path = user_path(path, "weights file", WeightsError)
+    path = regular_file(user_path(path, "weights file", WeightsError), "weights file",
+                        WeightsError)
     try:
         with open(path, "rb") as f:
             head = f.read(2)

@@ -34,10 +34,8 @@ MAX_TEXT_BYTES = 64 << 20
 def read_text(path, what: str, error=JSONFileError) -> str:
     """The UTF-8 text of the file at ``path`` (without a byte-order mark, as Windows
     editors write), or ``error`` naming ``what`` and the file."""
-    from .paths import user_path  # paths imports nothing of ours but the errors
-    path = user_path(path, what, error)
-    if path.exists() and not path.is_file():  # a FIFO would block, /dev/zero never end
-        raise error(f"{what} {path}: not a regular file")
+    from .paths import regular_file, user_path  # paths imports nothing of ours but the errors
+    path = regular_file(user_path(path, what, error), what, error)
     if path.is_file() and path.stat().st_size > MAX_TEXT_BYTES:
         raise error(f"{what} {path}: {path.stat().st_size:,} bytes, more than such a file "
                     f"holds (at most {MAX_TEXT_BYTES:,})")

@@ -19,3 +19,11 @@ def user_path(path, what: str, error=FileFormatError) -> Path:
     if "\0" in text:
         raise error(f"{what} {text!r}: a path cannot hold a NUL byte")
     return Path(text)
+
+
+def regular_file(path: Path, what: str, error=FileFormatError) -> Path:
+    """``path``, or ``error`` naming ``what`` where it exists and is no regular file:
+    open() on a named pipe waits for a writer that never comes, /dev/zero never ends."""
+    if path.exists() and not path.is_file():
+        raise error(f"{what} {path}: not a regular file")
+    return path

@@ -34,16 +34,24 @@ PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
 _MAX_ORDERS = 5040  # named-sibling permutations tried for a safetensors file
 
 
+def _unused(path: Path) -> Path:
+    """``path``, or a sibling name no file has yet: the hint's command would replace it."""
+    found, n = path, 1
+    while found.exists():
+        found, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
+    return found
+
+
 def _convert_hint(path: Path) -> str:
     stem = path.with_suffix("")
     return (f"{path} is a PyTorch pickle file; nnumba never unpickles (loading a pickle can "
             f"run arbitrary code). Convert the state_dict once with torch, to safetensors:\n"
             f"    import torch, safetensors.torch\n"
             f"    safetensors.torch.save_file(torch.load('{path}', weights_only=True), "
-            f"'{stem}.safetensors')\n"
+            f"'{_unused(Path(f'{stem}.safetensors'))}')\n"
             f"or to .npz:\n"
             f"    import torch, numpy as np\n"
-            f"    np.savez('{stem}.npz', **{{k: v.numpy() for k, v in "
+            f"    np.savez('{_unused(Path(f'{stem}.npz'))}', **{{k: v.numpy() for k, v in "
             f"torch.load('{path}', weights_only=True).items()}})")
 
 
@@ -57,9 +65,10 @@ def _zip_members(path: Path) -> list[str]:
 
 
 def is_nnumba_npz(path) -> bool:
-    """Whether ``path`` is a weights file nnumba.save wrote (not a torch state_dict)."""
-    path = Path(path)
-    return path.suffix.lower() == ".npz" and "__nnumba_spec__.npy" in _zip_members(path)
+    """Whether ``path`` is a weights file nnumba.save wrote (not a torch state_dict),
+    by its content: a copy renamed w.npz.bak or w.bin is one too."""
+    path = Path(path)  # (a named pipe is none, and opening it would wait for a writer)
+    return path.is_file() and "__nnumba_spec__.npy" in _zip_members(path)
 
 
 def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:

@@ -233,7 +233,7 @@ def _run(args, start):
     vars(args).update({k: v for k, v in OPTION_DEFAULTS.items() if getattr(args, k) is None})
     if args.save is not None:  # a path that cannot be written fails now, not after training
         from ..io import check_save_path
-        args.save = check_save_path(args.save)
+        args.save = check_save_path(args.save, create=False)  # no folders for a refused run
     args.device = _check_device(args).name
     if _from_file(args) == ".json" and args.trainer != "perceptron":
         args.spec = _read_spec(args.model)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import IDXError, MissingFileError, SaveError
 from ..layers.validation import flag
-from ..paths import user_path
+from ..paths import regular_file, user_path
 
 __all__ = ["IDXError", "read_idx", "write_idx", "IDX_DTYPES"]
 
@@ -41,7 +41,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Reads no more than the header says the data holds (plus one byte, to tell
     trailing garbage), so a gzip bomb costs no more than the shape it declares."""
-    path = user_path(path, "IDX file", IDXError)
+    path = regular_file(user_path(path, "IDX file", IDXError), "IDX file", IDXError)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
