@@ -85,3 +85,38 @@ def test_a_few_rows_give_each_sample_the_same_sums_wherever_it_sits():
     for row in rows[1:]:
         np.testing.assert_array_equal(row, rows[0])
     np.testing.assert_allclose(rows[0], w.astype(np.float64) @ sample, rtol=1e-4, atol=1e-3)
+
+
+def test_the_copy_stays_single_threaded_whatever_openblas_num_threads_says():
+    """OPENBLAS_NUM_THREADS is numpy's copy's setting (docs audit): nnumba's copy, whose
+    products are split over numba's threads, loads with one thread under any value,
+    and stays at one where an MPI rank limits every loaded OpenBLAS to its share."""
+    import os
+    import subprocess
+    import sys
+    if blas._addresses() is None:
+        pytest.skip("needs the scipy-openblas32 wheel")
+    code = ("from nnumba.kernels.cpu import blas; blas._addresses(); "
+            "get = blas._own[0].scipy_openblas_get_num_threads; print(get()); "
+            "from nnumba.distributed.threads import configure_threads; "
+            "configure_threads(2); print(get())")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["1", "1"]
+
+
+def test_an_unknown_coretype_is_said_not_ignored():
+    """NNUMBA_BLAS_CORETYPE with a name OpenBLAS does not know: it detects the CPU
+    itself, and nnumba says so (a warning naming the kernels loaded) rather than
+    describing kernels other than the ones asked for in silence."""
+    import os
+    import subprocess
+    import sys
+    if blas._addresses() is None:
+        pytest.skip("needs the scipy-openblas32 wheel")
+    code = "from nnumba.kernels.cpu import blas; blas._addresses(); print(blas.describe())"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "NNUMBA_BLAS_CORETYPE": "NoSuchCore"}, check=True)
+    assert "NNUMBA_BLAS_CORETYPE='NoSuchCore': OpenBLAS loaded its" in run.stderr
+    assert "NoSuchCore" not in run.stdout

@@ -100,6 +100,8 @@ def configure_threads(n: int) -> int:
         os.environ[name] = str(n)
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     _limit_blas(n)  # for those loaded already (numpy's OpenBLAS)
+    from ..kernels.cpu.blas import keep_single_threaded
+    keep_single_threaded()  # nnumba's own copy, split over numba's n threads: not n x n
     return n
 
 

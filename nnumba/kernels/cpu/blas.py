@@ -32,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,15 @@ _NO_TRANS, _TRANS = 111, 112
 _SPLIT = 1 << 18
 _lib: list = []   # [(sgemm address, dgemm address) or None], loaded on first use
 _core: list = []  # [the kernels OpenBLAS says it loaded]
+_own: list = []   # [the library's ctypes handle]
+
+
+def keep_single_threaded():
+    """Set nnumba's copy back to one thread, where something limited every loaded
+    OpenBLAS to n (an MPI rank's share of the cores)."""
+    setter = getattr(_own[0], "scipy_openblas_set_num_threads", None) if _own else None
+    if setter is not None:
+        setter(1)
 
 
 def _addresses():
@@ -62,10 +72,10 @@ def _load():
         "libscipy_openblas*.so*"))
     if not found:
         return None
-    # Read by this copy as it loads, and by nothing else: restored at once.
-    settings = {"OPENBLAS_CORETYPE": core_type()}
-    if "OPENBLAS_NUM_THREADS" not in os.environ:
-        settings["OPENBLAS_NUM_THREADS"] = "1"
+    # Read by this copy as it loads, and by nothing else: restored at once.  One thread
+    # whatever the user's OPENBLAS_NUM_THREADS (numpy's copy's setting) asks: the
+    # products are split over numba's threads, and pools nested in them would contend.
+    settings = {"OPENBLAS_CORETYPE": core_type(), "OPENBLAS_NUM_THREADS": "1"}
     saved = {key: os.environ.get(key) for key in settings}
     _set_environ(settings)
     try:
@@ -74,10 +84,16 @@ def _load():
         return None
     finally:
         _set_environ(saved)
+    _own.append(lib)
     corename = getattr(lib, "scipy_openblas_get_corename", None)
     if corename is not None:
         corename.restype = ctypes.c_char_p
         _core.append(corename().decode())
+        chosen = os.environ.get("NNUMBA_BLAS_CORETYPE")
+        if chosen and chosen.lower() != _core[0].lower():  # else ignored without a word
+            warnings.warn(f"NNUMBA_BLAS_CORETYPE={chosen!r}: OpenBLAS loaded its {_core[0]} "
+                          f"kernels instead (not a name it knows, or not for this CPU)",
+                          stacklevel=2)
     return tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
                  for name in ("scipy_cblas_sgemm", "scipy_cblas_dgemm",
                               "scipy_cblas_sgemv", "scipy_cblas_dgemv"))
