@@ -55,8 +55,9 @@ def test_train_with_device_cuda_fails_clearly_on_the_command_line():
 
 
 def test_unknown_devices_are_named():
-    with pytest.raises(nnumba.RegistryError, match="unknown device 'tpu'.*cpu, cuda"):
+    with pytest.raises(nnumba.RegistryError, match="unknown device 'tpu'") as info:
         get_device("tpu")
+    assert "cpu" in str(info.value) and "cuda" in str(info.value)  # (a plugin's may be between)
 
 
 def test_layers_that_run_on_the_cpu_only_are_refused_by_name():

@@ -30,7 +30,8 @@ from ..layers.validation import encodable, printable
 
 
 def add_parser(sub):
-    p = sub.add_parser("classify", help="classify an image with a model and PyTorch weights",
+    p = sub.add_parser("classify", help="classify an image with a saved nnumba model, or a model "
+                       "and PyTorch weights",
                        description="Print the top classes of an image with their scores "
                                    "(the model's raw outputs: logits, for a model trained "
                                    "with cross-entropy), as the lecture does with AlexNet.")

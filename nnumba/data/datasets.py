@@ -111,22 +111,23 @@ def _labels(raw: np.ndarray, source, n_images: int, n_classes: int) -> np.ndarra
     return raw.astype(np.int64)
 
 
-def _find_files(root: Path, what: str) -> dict[str, Path]:
+def _find_files(root: Path, what: str, fetch: str) -> dict[str, Path]:
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"{what} folder {root} is a file, not a folder")
     if not root.is_dir():
-        raise MissingFileError(f"{what} folder {root} does not exist")
+        raise MissingFileError(f"{what} folder {root} does not exist; {fetch}")
     found = {role: next((p for p in (root / f"{base}.gz", root / base) if p.is_file()), None)
              for role, base in MNIST_FILES.items()}
     missing = [f"{MNIST_FILES[role]}[.gz]" for role, hit in found.items() if hit is None]
     if missing:
-        raise MissingFileError(f"{what} folder {root} is missing {', '.join(missing)}")
+        raise MissingFileError(f"{what} folder {root} is missing {', '.join(missing)}; {fetch}")
     return found
 
 
-def _load_folder(root, name: str, what: str, classes: list[str]) -> Dataset:
+def _load_folder(root, name: str, what: str, classes: list[str], fetch: str) -> Dataset:
+    """``fetch``: how to get the files, said where they are missing."""
     root = Path(root).expanduser()
-    files = _find_files(root, what)
+    files = _find_files(root, what, fetch)
     x_train = _images(read_idx(files["train images"]), files["train images"])
     x_test = _images(read_idx(files["test images"]), files["test images"])
     y_train = _labels(read_idx(files["train labels"]), files["train labels"], len(x_train), len(classes))
@@ -161,7 +162,8 @@ def load_embedded_mnist() -> Dataset:
 
 def load_mnist(root) -> Dataset:
     """Full MNIST (60,000 / 10,000) from a folder holding the 4 standard files."""
-    return _load_folder(root, "mnist", "MNIST", DIGIT_CLASSES)
+    return _load_folder(root, "mnist", "MNIST", DIGIT_CLASSES,
+                        "download=True (--download) fetches them")
 
 
 def load_fashion_mnist(root=None) -> Dataset:
@@ -176,7 +178,8 @@ def load_fashion_mnist(root=None) -> Dataset:
                 f"Fashion-MNIST not found in {', '.join(map(str, candidates))}. Install it with "
                 "`apt-get install dataset-fashion-mnist`, or pass a folder holding "
                 "train-images-idx3-ubyte.gz and the other 3 files (or set NNUMBA_FASHION_MNIST).")
-    return _load_folder(root, "fashion-mnist", "Fashion-MNIST", FASHION_CLASSES)
+    return _load_folder(root, "fashion-mnist", "Fashion-MNIST", FASHION_CLASSES,
+                        "`apt-get install dataset-fashion-mnist` installs them")
 
 
 # Loaders share one signature, loader(root=None, download=False), so that
