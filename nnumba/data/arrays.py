@@ -327,9 +327,9 @@ def _read_csv(path, label_column):
 def _label_index(path, rows, label_column):
     """(label column index, header names or None). The first row is a header when
     it names the label column, when one of its feature fields is text (an empty
-    field says nothing: pandas leaves its index column's name empty), or when its
-    label is text above labels that are all numbers (pandas names the columns of a
-    plain array 0, 1, 2, ...)."""
+    field says nothing: pandas leaves its index column's name empty), when its
+    label is text above labels that are all numbers, or when it is pandas' names
+    for a plain array's columns (see _column_numbers)."""
     first_row = rows[0]
     width = len(first_row)
     # A name only where the first row can be a header: "2" in a row of numbers is
@@ -355,8 +355,20 @@ def _label_index(path, rows, label_column):
     is_header = any(field and not _is_number(field)
                     for i, field in enumerate(first_row) if i != index) or (
         len(rows) > 1 and not _is_number(first_row[index])
-        and all(_is_number(row[index]) for row in rows[1:]))
+        and all(_is_number(row[index]) for row in rows[1:])) or _column_numbers(rows, index)
     return index, (first_row if is_header else None)
+
+
+def _column_numbers(rows, index) -> bool:
+    """Whether the first row is pandas' header for unnamed columns, exactly 0, 1, ...,
+    width-1 as integers, above labels none of which is its label (index). A real
+    sample reading 0, 1, 2, ... would then be the only one of its class; where that
+    class recurs the row is kept as a sample (narrow tables of small integers have
+    such rows). 1, 2, ..., width is no writer's default, so it is always a sample."""
+    first = rows[0]
+    if len(rows) < 2 or first != [str(i) for i in range(len(first))]:
+        return False
+    return not any(_is_number(row[index]) and float(row[index]) == index for row in rows[1:])
 
 
 class LabelColumnText(str):
