@@ -358,10 +358,17 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
 BASES: dict[str, type] = {}
 
 
+MAX_NAME = 100  # characters of a registry entry's name
+
+
 def _invalid(kind: str, name, obj) -> str | None:
     """Why ``name: obj`` cannot be a registry entry of ``kind``, or None."""
-    if not isinstance(name, str) or not name.strip() or ":" in name:
-        return "a name must be a non-empty string without ':'"
+    # A line break, an escape or a lone surrogate would split or stop `nnumba plugins`'
+    # table, and a name of thousands of characters pad every row of it.
+    if not isinstance(name, str) or not name.strip() or ":" in name or (
+            not name.isprintable() or len(name) > MAX_NAME):
+        return (f"a name must be a non-empty string without ':', of printable characters "
+                f"(no line breaks, escapes or lone surrogates), at most {MAX_NAME} long")
     base = BASES.get(kind)
     if kind == "device" and base is not None:  # a device is an instance, not a class
         if not isinstance(obj, base):

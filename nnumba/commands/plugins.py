@@ -5,6 +5,8 @@ A name a built-in shadows, or two third-party plugins claim, is listed under the
 qualified name ``PLUGIN:NAME`` that reaches it (see :mod:`nnumba.registry`)."""
 import json
 
+from ..layers.validation import printable
+
 
 def add_parser(sub):
     p = sub.add_parser("plugins", help="list registered layers, losses, models and data sets",
@@ -12,6 +14,17 @@ def add_parser(sub):
                                    "clash; PLUGIN:NAME reaches any plugin's entry.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
+
+
+COLUMN, SUMMARY, LONGEST = 40, 100, 500  # name and plugin columns, summaries, any field
+
+
+def _text(text, width=LONGEST) -> str:
+    """A plugin's text for the terminal: its escapes and lone surrogates written out
+    (raw, one would drive the terminal or end the listing with an encoding error), and
+    cut to ``width``."""
+    text = printable(str(text))
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _note(kind, name, entry, ambiguous):
@@ -59,18 +72,20 @@ def run(args):
         if not report[kind]:
             continue
         print(f"{plural(kind)}:")
-        width = max(len(e["name"]) for e in report[kind])
-        plugin_width = max(len(e["plugin"]) for e in report[kind])
-        for e in report[kind]:
+        rows = [{key: _text(value) for key, value in e.items()} for e in report[kind]]
+        width = min(max(len(e["name"]) for e in rows), COLUMN)  # a longer one overflows
+        plugin_width = min(max(len(e["plugin"]) for e in rows), COLUMN)
+        for e in rows:
             note = f"  ({e['note']})" if e["note"] else ""
             print(f"  {e['name']:<{width}}  {e['plugin']:<{plugin_width}}  "
                   f"[{e['distribution']}]{note}")
             if e["summary"]:
-                print(f"  {'':<{width}}  {e['summary']}")
+                print(f"  {'':<{width}}  {_text(e['summary'], SUMMARY)}")
     for msg in report["clashes"]:
-        print(f"clash: {msg}")
+        print(f"clash: {_text(msg)}")
     for f in report["failed"]:
-        print(f"failed: plugin {f['plugin']} ({f['distribution']}): {f['error']}")
+        print(f"failed: plugin {_text(f['plugin'])} ({_text(f['distribution'])}): "
+              f"{_text(f['error'])}")
     if report["clashes"]:
         print("Built-ins win a clash; PLUGIN:NAME reaches any plugin's entry.")
     return 0
