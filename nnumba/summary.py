@@ -223,6 +223,9 @@ def _resolve(model, name, options):
     elif isinstance(model, str):
         factory, shown = get_model(model), model
         spec = factory.spec(model, **options)
+        # Its layers first (shapes only): they name a bad option as `nnumba train` does
+        # ("in_features must be an integer >= 1"); the shape function would say int()'s words.
+        build_shapes_only(Sequential.check_spec(spec))
         try:  # the model's own shape function, on options its builder let through
             default = factory.input_shape_for(**options)
         except (TypeError, ValueError, ArithmeticError) as exc:

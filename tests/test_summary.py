@@ -115,8 +115,8 @@ def test_model_options_on_the_command_line(tmp_path, capsys):
     for argv, message in ((["mlp", "--model-option", "batch=3"], "--model-option batch"),
                           (["mlp", "--model-option", "depth=3"], "has no option depth"),
                           (["mlp", "--model-option", "hidden"], "takes KEY=VALUE"),
-                          (["mlp", "--model-option", "inputs=x"],   # was int()'s bare message
-                           "model 'mlp': its input shape for these options"),
+                          (["mlp", "--model-option", "inputs=x"],   # as `nnumba train` says
+                           "in_features must be an integer >= 1, got 'x'"),
                           ([str(tmp_path / "m.json"), "--model-option", "a=1"],
                            "applies to named models")):
         assert main(["summary", *argv]) == 2
