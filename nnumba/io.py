@@ -37,11 +37,10 @@ def check_save_path(path, create: bool = True) -> Path:
     checked before anything long runs: SaveError when it cannot be written there, or
     when it would replace a file that is not nnumba weights.
 
-    Missing folders are created, as save would (with ``create``; without, as a
-    command checks before its run, which may yet be refused, the nearest folder there
-    must be writable); a temporary file is made and removed in the destination
-    folder, which tests permissions, read-only file systems and over-long names in
-    one go."""
+    Missing folders are created, as save would (without ``create``, as a command checks
+    before a run that may yet be refused, they are removed again); a temporary file is
+    made and removed in the destination folder, which tests permissions, read-only file
+    systems and over-long names in one go."""
     if path is None or not str(path).strip():
         raise SaveError("no file name given to save the weights to")
     if not isinstance(path, (str, os.PathLike)):
@@ -76,14 +75,17 @@ def check_save_path(path, create: bool = True) -> Path:
         existing = next(p for p in path.absolute().parents if p.exists())
         if not existing.is_dir():
             raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
-        if not create and existing != path.parent.absolute():  # save makes the folders
-            if not os.access(existing, os.W_OK | os.X_OK):
-                raise SaveError(f"cannot save weights to {path}: {existing} is not writable")
-            return path
+        made = [p for p in (path.parent.absolute(), *path.parent.absolute().parents)
+                if not p.exists()]  # the deepest first
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temporary(target)
-        os.close(fd)
-        os.unlink(tmp)
+        try:
+            fd, tmp = temporary(target)
+            os.close(fd)
+            os.unlink(tmp)
+        finally:
+            if not create:  # save makes them: a run refused before then leaves none behind
+                for folder in made:
+                    folder.rmdir()
     except SaveError:
         raise
     except OSError as exc:

@@ -35,7 +35,8 @@ import pluggy
 from . import hookspecs
 from .errors import RegistryError
 # plural and unknown_name_message are public here too (nnumba.experiments uses them)
-from .registry_hints import misnamed_hooks, plural, unknown_name_message  # noqa: F401
+from .registry_hints import (LONGEST_NAME, misnamed_hooks, plural,  # noqa: F401
+                             unknown_name_message)
 
 ENTRY_POINT_GROUP = "nnumba"
 BUILTIN_DISTRIBUTION = "nnumba (built-in)"
@@ -358,17 +359,14 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
 BASES: dict[str, type] = {}
 
 
-MAX_NAME = 100  # characters of a registry entry's name
-
-
 def _invalid(kind: str, name, obj) -> str | None:
     """Why ``name: obj`` cannot be a registry entry of ``kind``, or None."""
     # A line break, an escape or a lone surrogate would split or stop `nnumba plugins`'
     # table, and a name of thousands of characters pad every row of it.
     if not isinstance(name, str) or not name.strip() or ":" in name or (
-            not name.isprintable() or len(name) > MAX_NAME):
+            not name.isprintable() or len(name) > LONGEST_NAME):
         return (f"a name must be a non-empty string without ':', of printable characters "
-                f"(no line breaks, escapes or lone surrogates), at most {MAX_NAME} long")
+                f"(no line breaks, escapes or lone surrogates), at most {LONGEST_NAME} long")
     base = BASES.get(kind)
     if kind == "device" and base is not None:  # a device is an instance, not a class
         if not isinstance(obj, base):

@@ -17,8 +17,9 @@ def plural(kind: str) -> str:
     return kind + "s"
 
 
-#: the longest name an error message repeats in full (a message is one short line)
-LONGEST_NAME = 80
+#: the longest name a registry entry may have (the registry refuses longer ones), and
+#: so the longest an error message repeats in full
+LONGEST_NAME = 100
 
 
 def unknown_name_message(kind: str, name: str, known, plugins: bool = True) -> str:

@@ -52,10 +52,10 @@ def _check_stand_in(name: str, dist: str, entry):
     (its nnumba entry point's package) is the same layer."""
     if entry is None or _package_of(dist) == entry.obj.__module__.split(".")[0]:
         return  # none: the rebuild says the layer is missing, and what to install
-    raise RegistryError(f"the file's layer {name!r} came from {dist}, which is not loaded; "
-                        f"{name!r} now names the layer of plugin {entry.plugin!r} "
+    raise RegistryError(f"the file's layer {name!r} came from {dist}, which does not give "
+                        f"it now; {name!r} names the layer of plugin {entry.plugin!r} "
                         f"({entry.distribution}), which may compute something else: "
-                        f"install {dist} (or register its plugin) to load the file")
+                        f"install {dist} with that layer to load the file")
 
 
 def _package_of(dist: str):

@@ -206,6 +206,6 @@ def test_an_earlier_runs_figure_is_replaced_and_the_library_refuses_a_users_file
     assert run_experiment("pooling", out_dir=tmp_path, fast=True).figures == first.figures
     assert os.stat(tmp_path / "pooling.png").st_mtime > 0  # written again
     (tmp_path / "pooling.png").write_bytes(b"mine")
-    with pytest.raises(ValueError, match="not a figure nnumba drew"):
+    with pytest.raises(ValueError, match="no mark of a figure nnumba drew"):
         run_experiment("pooling", out_dir=tmp_path, fast=True)
     assert (tmp_path / "pooling.png").read_bytes() == b"mine"

@@ -361,14 +361,15 @@ def _label_index(path, rows, label_column):
 
 def _column_numbers(rows, index) -> bool:
     """Whether the first row is pandas' header for unnamed columns, exactly 0, 1, ...,
-    width-1 as integers, above labels none of which is its label (index). A real
-    sample reading 0, 1, 2, ... would then be the only one of its class; where that
-    class recurs the row is kept as a sample (narrow tables of small integers have
-    such rows). 1, 2, ..., width is no writer's default, so it is always a sample."""
+    width-1 as integers: at 4 columns or more always (no real sample reads so); in a
+    narrower table of small integers, where such rows are data, only above labels none
+    of which is its label (index), as a sample it would be alone in its class.
+    1, 2, ..., width is no writer's default, so it is always a sample."""
     first = rows[0]
     if len(rows) < 2 or first != [str(i) for i in range(len(first))]:
         return False
-    return not any(_is_number(row[index]) and float(row[index]) == index for row in rows[1:])
+    return len(first) >= 4 or not any(_is_number(row[index]) and float(row[index]) == index
+                                      for row in rows[1:])
 
 
 class LabelColumnText(str):

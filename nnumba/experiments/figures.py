@@ -75,7 +75,7 @@ def check_figure_path(path):
         except OSError:
             head = b""
         if not head.startswith(b"\x89PNG") or f"Source\0{MARK}".encode() not in head:
-            why = "exists and is not a figure nnumba drew"
+            why = "exists and carries no mark of a figure nnumba drew (older nnumba drew none)"
     if why:
         raise ValueError(f"{path}: the figure of that name {why}; refusing to replace it "
                          f"(move it, or choose another folder for --out)")

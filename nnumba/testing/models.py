@@ -101,7 +101,7 @@ def _check_widths(name, named, options):
             shape = named.input_shape_for(**changed)
             got = math.prod(shape) if option == "inputs" else \
                 math.prod(model.output_shape(shape))
-            if got == width:
+            if option == "inputs" and got == width:
                 model.output_shape(shape)  # the model built takes that input too
         except NnumbaError as exc:
             raise ConformanceError(f"model {name!r}: {option}={width}, as nnumba train may "
