@@ -16,7 +16,7 @@ from .layers.fusion import fuse
 from .model_spec import check_spec
 from .registry_names import layer_spec
 from .layers.validation import (check_cast, check_fits, check_memory, check_not_fitting, flag,
-                                float_dtype, integer, per_sample_shape, show)
+                                float_dtype, integer, one_at_a_time, per_sample_shape, show)
 
 
 class Sequential:
@@ -199,6 +199,7 @@ class Sequential:
         return shape
 
     # ---- compute -------------------------------------------------------------------
+    @one_at_a_time
     def forward(self, x):
         """The steps in order.  The input is checked by the first step; every output
         is compared with the shape its layer's output_shape promised before the next
@@ -257,6 +258,7 @@ class Sequential:
 
     __call__ = forward
 
+    @one_at_a_time
     def backward(self, dl_dy):
         """Back-propagate; returns dl/dx of the input when ``input_grad`` is set.  The
         incoming gradient is checked by the last step; each gradient a step passes
@@ -297,6 +299,7 @@ class Sequential:
             dl_dy = steps[i].run_backward(self._contiguous(i + 1, dl_dy, "a gradient"))
         return dl_dy
 
+    @one_at_a_time
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Outputs for host array ``x`` in eval mode, batch by batch (a fresh host array)."""
         batch_size = integer("predict", "batch_size", batch_size, 1, None)
@@ -334,6 +337,9 @@ class Sequential:
         host = self.to(CPU).copy()
         self.to(device)
         return _moved_to, (host, device.name)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}  # (no lock pickles)
 
     def __setstate__(self, state):
         # A copy (deepcopy, pickle) owns its copied layers, which came without an owner,

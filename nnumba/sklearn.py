@@ -17,11 +17,12 @@ Worker processes: joblib's default ``loky`` workers start as fresh
 interpreters (fork, then exec), which is safe after numba's OpenMP threads have
 run in the parent, so ``GridSearchCV(..., n_jobs=2)`` just works. Do not choose
 joblib's ``"multiprocessing"`` backend (fork without exec) with numba's ``omp``
-threading layer: a forked child that runs a parallel kernel is terminated.
+threading layer: a forked child that runs a parallel kernel is terminated, and the
+pool waits for it.  Threads (joblib's ``"threading"`` backend) work under the tbb and
+omp layers, not under ``workqueue``, which aborts on concurrent parallel kernels.
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -44,24 +45,12 @@ from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .registry_names import layer_spec
+from .sklearn_restore import as_before_on_error
 from .train import TRAINERS, train_perceptron
 
 __all__ = ["NNClassifier", "NNRegressor", "PerceptronClassifier"]
 
 DTYPES = ("float32", "float64")
-
-
-@contextlib.contextmanager
-def _as_before_on_error(estimator):
-    """A fit that fails leaves the estimator as it was: fitted as before, or unfitted
-    (not classes_ from the new data beside the old model)."""
-    before = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(before)
-        raise
 
 
 class _NNEstimator(BaseEstimator):
@@ -99,7 +88,7 @@ class _NNEstimator(BaseEstimator):
     def _fit(self, X, y, first, epochs, fresh_trainer, classes=None):
         """``epochs`` (None: the setting) on validated (X, y); every setting is checked
         first, before the data."""
-        with _as_before_on_error(self):
+        with as_before_on_error(self):
             settings = self._settings()
             X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first,
                                  **self._y_validation)
@@ -112,10 +101,9 @@ class _NNEstimator(BaseEstimator):
         """One epoch over (X, y), continuing from the model and the optimizer (a new
         optimizer where set_params changed the trainer's settings since)."""
         first = not hasattr(self, "model_")
-        return self._fit(X, y, first, 1, fresh_trainer=first or self._trainer is None,
-                         classes=classes)
+        return self._fit(X, y, first, 1, fresh_trainer=first, classes=classes)
 
-    _trainer = None  # kept for partial_fit; not pickled
+    _trainer = None  # kept for partial_fit; a copy keeps its state (__getstate__)
     _trainer_settings = None  # what _trainer was built with
 
     def _dtype(self):
@@ -179,12 +167,15 @@ class _NNEstimator(BaseEstimator):
         # set_params between partial_fit calls: else the old lr, batch_size, ... stayed
         used = (self.trainer, settings["lr"], settings["momentum"], self.weight_decay,
                 settings["batch_size"], self._dtype())
-        if fresh_trainer or used != self._trainer_settings:
-            self._trainer_settings = used
+        if fresh_trainer or used != self._trainer_settings or self._trainer is None:
+            kept = self.__dict__.pop("_trainer_state", None)  # a copy's: go on from it
+            same, self._trainer_settings = used == self._trainer_settings, used
             self._trainer = TRAINERS[self.trainer](
                 self.model_, get_loss(self._loss)(), lr=settings["lr"],
                 momentum=settings["momentum"], weight_decay=self.weight_decay,
                 batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)))
+            if kept is not None and same and not fresh_trainer:  # as the original would
+                self._trainer.resume({**kept[0], "velocity": kept[1]})
         history = self._trainer.fit(self._rows(X), targets, epochs=epochs)
         # numbered by the estimator: a trainer built since (set_params) counts from 1
         self.history_ += [{**row, "epoch": self.n_iter_ + i + 1}
@@ -233,8 +224,9 @@ class _NNEstimator(BaseEstimator):
     # ---- pickling (the model rebinds its parameters itself: Sequential.__setstate__) ----
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_trainer", None)  # callbacks and buffers; partial_fit makes a new one
-        state.pop("_trainer_settings", None)
+        trainer = state.pop("_trainer", None)  # callbacks and buffers: a copy makes its own
+        if trainer is not None:  # and goes on with this one's momentum and batch order
+            state["_trainer_state"] = trainer.state()
         return state
 
 
@@ -418,7 +410,7 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
         self.max_epochs = max_epochs
 
     def fit(self, X, y):
-        with _as_before_on_error(self):
+        with as_before_on_error(self):
             X, y = validate_data(self, X, y, dtype=np.float64)
             check_classification_targets(y)
             self.classes_ = np.unique(y)

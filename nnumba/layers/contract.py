@@ -244,6 +244,7 @@ class Layer:
         # and takes no reused arrays: its next forward makes its own.
         state = dict(self.__dict__, _buffers={})
         state.pop("container", None)
+        state.pop("_lock", None)  # (validation.one_at_a_time's)
         return state
 
     def train(self, mode: bool = True):
@@ -337,10 +338,12 @@ class Layer:
                 setattr(self, name, None)
 
     # ---- the public, validated entry points --------------------------------------
+    @validation.one_at_a_time
     def forward(self, x, *, check_finite: bool = True):
         checked = self.check_input(x, check_finite=check_finite)
         return self.run_forward(x if checked is None else checked)
 
+    @validation.one_at_a_time
     def backward(self, dl_dy):
         if self.needs_input_grad or self._params:
             dl_dy = validation.check_gradient(self, dl_dy, self._out_shape)

@@ -51,5 +51,8 @@ class Parameter:
         self.value, self.trainable = value, trainable
         self.grad = np.zeros_like(value) if grad is None else grad
 
+    def __reduce__(self):  # (slots alone pickle at protocol 2 and up only)
+        return Parameter, (self.value, self.grad, self.trainable)
+
     def __repr__(self):
         return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"

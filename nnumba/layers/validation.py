@@ -3,6 +3,7 @@ the arrays a layer is given, and the arguments it is built with.  Every error
 says what was expected, what came, and which layer."""
 from __future__ import annotations
 
+import functools
 import math
 import reprlib
 import threading
@@ -337,3 +338,15 @@ def release_after_fit(held: list):
             _fitting.pop(key, None)
         else:
             _fitting[key] = before
+
+
+def one_at_a_time(method):
+    """A model's or a layer's forward, backward and predict, one thread at a time: a
+    layer keeps one batch's arrays between the calls of a step (a pool's argmax
+    indices), which another thread's call would swap for a smaller one that a kernel
+    writes past."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self.__dict__.setdefault("_lock", threading.RLock()):
+            return method(self, *args, **kwargs)
+    return run

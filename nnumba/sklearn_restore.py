@@ -1,0 +1,28 @@
+"""What a scikit-learn estimator's failed fit leaves: the estimator as it was."""
+import contextlib
+
+
+@contextlib.contextmanager
+def as_before_on_error(estimator):
+    """A fit that fails leaves the estimator as it was: fitted as before, or unfitted
+    (not classes_ from the new data beside the old model), its model's weights and its
+    trainer's momentum and batch order those of before (a continued fit trains them
+    in place up to the failure)."""
+    before = dict(estimator.__dict__)
+    model, trainer = before.get("model_"), before.get("_trainer")
+    values = [] if model is None else [(p, p.value.copy()) for _, p in model.params()]
+    kept = None if trainer is None else (*trainer.state(), len(trainer.history.epochs),
+                                         trainer.updates)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(before)
+        for p, value in values:
+            p.value[...] = value
+        if kept is not None:
+            settings, velocity, epochs, updates = kept
+            trainer.resume({**settings, "velocity": velocity})
+            del trainer.history.epochs[epochs:]
+            trainer.updates = updates
+        raise
