@@ -109,6 +109,9 @@ class Communicator:
         with suppress(Exception):
             sys.stderr.write(message.rstrip("\n") + "\n")
             sys.stderr.flush()
+        # The launcher forwards a rank's output through a pipe; MPI_Abort right after
+        # the write lost it now and then on a busy machine (the job ended with no word).
+        time.sleep(0.2)
         try:
             self.comm.Abort(code)
         finally:
