@@ -1,7 +1,6 @@
 """``nnumba experiment``: list the lecture's experiments, or run them (tables and figures)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -98,7 +97,7 @@ def _check_pages(folder):
 def run_experiments(args):
     from ..experiments import get_experiment, list_experiments
     from ..experiments.common import plugin_hint
-    from ..experiments.figures import check_figure_path
+    from ..experiments.figures import check_figure_path, figure_class
     from ..experiments.report import Entry, command_for, write_report
     if args.out is not None and not args.out.strip():  # else the figures land in the cwd
         raise ValueError(f"--out needs a folder name, got {args.out!r}")
@@ -115,8 +114,8 @@ def run_experiments(args):
     layers = get_registry().entries("layer")
     # Unknown names fail here, before anything runs; a name given twice runs once.
     chosen = list_experiments() if every else [get_experiment(n) for n in dict.fromkeys(args.names)]
-    if args.out and importlib.util.find_spec("matplotlib"):  # the figures: refused now, not
-        for exp in chosen:                                   # after a run of minutes
+    if args.out and figure_class() is not None:  # the figures: refused now, not after a
+        for exp in chosen:                         # run of minutes
             check_figure_path(os.path.join(args.out, f"{exp.name}.png"))
     given = {"data_dir": args.data_dir, "lecture": args.lecture or None}  # None: not given
     numbers, failures, skipped, entries = {}, [], [], []

@@ -72,7 +72,8 @@ def run(args):
         if not report[kind]:
             continue
         print(f"{plural(kind)}:")
-        rows = [{key: _text(value) for key, value in e.items()} for e in report[kind]]
+        rows = [{key: _text(value, SUMMARY if key == "summary" else LONGEST)
+                 for key, value in e.items()} for e in report[kind]]
         width = min(max(len(e["name"]) for e in rows), COLUMN)  # a longer one overflows
         plugin_width = min(max(len(e["plugin"]) for e in rows), COLUMN)
         for e in rows:
@@ -80,7 +81,7 @@ def run(args):
             print(f"  {e['name']:<{width}}  {e['plugin']:<{plugin_width}}  "
                   f"[{e['distribution']}]{note}")
             if e["summary"]:
-                print(f"  {'':<{width}}  {_text(e['summary'], SUMMARY)}")
+                print(f"  {'':<{width}}  {e['summary']}")
     for msg in report["clashes"]:
         print(f"clash: {_text(msg)}")
     for f in report["failed"]:
