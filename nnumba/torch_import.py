@@ -108,9 +108,13 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
     except Exception as exc:  # the package raises its own error types
-        hint = "; numpy has no bfloat16: save the weights as float32 (in PyTorch: " \
-            "{k: v.float() for k, v in state_dict.items()})" if "bfloat16" in str(exc) else ""
-        raise WeightsError(f"{path}: not a readable safetensors file ({exc}){hint}") from None
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc})"
+                           f"{_bfloat16_hint(exc)}") from None
+
+
+def _bfloat16_hint(exc) -> str:
+    return "; numpy has no bfloat16: save the weights as float32 (in PyTorch: " \
+        "{k: v.float() for k, v in state_dict.items()})" if "bfloat16" in str(exc).lower() else ""
 
 
 # ---- order: the model's parameters against the state_dict's tensors -------------------
@@ -212,10 +216,15 @@ def _arrays(tensors: Mapping, source) -> dict[str, np.ndarray]:
         try:
             if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
                 value = value.detach().cpu()
+            masked = isinstance(value, np.ma.MaskedArray) and int(np.ma.count_masked(value))
             out[key] = np.asarray(value)
         except Exception as exc:  # noqa: BLE001 - torch's dtypes numpy lacks, ragged lists
             raise WeightsError(f"{source}: torch tensor {show(key)} cannot be read as a "
-                               f"numpy array ({type(exc).__name__}: {exc})") from None
+                               f"numpy array ({type(exc).__name__}: {exc})"
+                               f"{_bfloat16_hint(exc)}") from None
+        if masked:  # np.asarray would load the values under the mask
+            raise WeightsError(f"{source}: tensor {show(key)} is a masked array with {masked} "
+                               f"masked value(s); fill them first (value.filled(...))")
     return out
 
 
