@@ -7,6 +7,8 @@ set and its plugin, not a failure deep inside training.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from ..errors import NnumbaError
@@ -44,6 +46,10 @@ def check_dataset(data, who: str = "data set"):
     if not isinstance(data.classes, (list, tuple)) or not data.classes or \
             not all(isinstance(c, str) for c in data.classes):
         fail(f"classes must be a list of class names (str), got {data.classes!r:.80}")
+    twice = sorted(c for c, k in Counter(data.classes).items() if k > 1)
+    if twice:  # a report by name would merge two classes
+        fail(f"classes holds {', '.join(repr(c)[:40] for c in twice[:3])} more than once; "
+             f"one name per class")
     for split in ("train", "test"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         for field, a in ((f"x_{split}", x), (f"y_{split}", y)):
