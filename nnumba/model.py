@@ -338,17 +338,24 @@ class Sequential:
         self.to(device)
         return _moved_to, (host, device.name)
 
+    #: what __setstate__ makes again from the parameters: not pickled (no lock pickles;
+    #: the flat buffers are copies of the parameters' values and zero gradients)
+    _REBUILT = ("_lock", "flat_params", "flat_grads", "_all_grads", "_bound")
+
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_lock"}  # (no lock pickles)
+        state = {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+        state["_flat"] = "flat_params" in self.__dict__
+        return state
 
     def __setstate__(self, state):
         # A copy (deepcopy, pickle) owns its copied layers, which came without an owner,
         # and its parameters came as arrays of their own: make them views of the flat
         # buffers again, or the optimizer would update buffers no layer reads.
+        flat = state.pop("_flat", "flat_params" in state)
         self.__dict__.update(state)
         for layer in self.layers:
             layer.set_flags(container=weakref.ref(self))
-        if "flat_params" in state:
+        if flat:
             self._bind_flat()
 
     def __repr__(self):

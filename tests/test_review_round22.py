@@ -1,0 +1,76 @@
+"""Review round 22 (items left open in earlier notes): a masked array in a state_dict,
+a bfloat16 tensor in one given as a mapping, a data set naming a class twice, and a
+pickled model's size.  References: numpy's own masks, collections.Counter, the bytes
+of the parameters themselves."""
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+import nnumba
+from nnumba.errors import WeightsError
+
+
+def _state_dict(model):
+    return {name: np.array(p.value) for name, p in model.params()}
+
+
+def test_a_masked_tensor_in_a_state_dict_is_refused_not_loaded_with_its_hidden_values():
+    """np.asarray(masked) is the data under the mask: the values a user masked out
+    were loaded as weights.  Reference: numpy's count of masked values."""
+    from nnumba.torch_import import load_torch_weights
+    model = nnumba.build("mlp", seed=0)
+    before = model.flat_params.copy()
+    tensors = {k: np.ma.masked_array(v + 1, mask=np.zeros(v.shape, bool))
+               for k, v in _state_dict(model).items()}
+    first = next(iter(tensors))
+    tensors[first].mask.flat[:3] = True
+    with pytest.raises(WeightsError, match=f"{np.ma.count_masked(tensors[first])} masked"):
+        load_torch_weights(model, tensors)
+    np.testing.assert_array_equal(model.flat_params, before)  # nothing half-loaded
+    tensors[first].mask[...] = False  # no masked value: the data is the tensor
+    load_torch_weights(model, tensors)
+    np.testing.assert_array_equal(model.flat_params, before + 1)
+
+
+def test_a_bfloat16_tensor_in_a_mapping_gets_the_float32_hint():
+    torch = pytest.importorskip("torch")
+    from nnumba.torch_import import load_torch_weights
+    model = nnumba.build("mlp", seed=0)
+    tensors = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in _state_dict(model).items()}
+    with pytest.raises(WeightsError, match=r"numpy has no bfloat16.*v\.float\(\)"):
+        load_torch_weights(model, tensors)
+
+
+def test_a_data_set_naming_a_class_twice_is_refused():
+    """Two classes under one name would merge in every report by name.  Reference:
+    collections.Counter over the names."""
+    from collections import Counter
+
+    from nnumba.data import Dataset
+    from nnumba.data.check import DatasetError, check_dataset
+    x = np.zeros((6, 2), np.float32)
+    y = np.arange(6) % 3
+    names = ["cat", "dog", "cat"]
+    twice = [c for c, k in Counter(names).items() if k > 1]
+    with pytest.raises(DatasetError, match=f"{twice[0]!r} more than once"):
+        check_dataset(Dataset("d", x, y, x, y, names, ""))
+    assert check_dataset(Dataset("d", x, y, x, y, ["cat", "dog", "bird"], "")) is not None
+
+
+def test_a_pickled_model_holds_each_parameter_once_with_its_gradient():
+    """The flat buffers are made again from the parameters on loading: pickling them
+    too wrote every value three times (and two more of zero gradients).  Reference: the
+    bytes of the values and gradients themselves."""
+    model = nnumba.build("lenet", seed=0)
+    param_bytes = sum(p.value.nbytes + p.grad.nbytes for _, p in model.params())
+    data = pickle.dumps(model)
+    assert len(data) < 1.2 * param_bytes
+    for twin in (pickle.loads(data), copy.deepcopy(model)):
+        np.testing.assert_array_equal(twin.flat_params, model.flat_params)
+        assert all(np.shares_memory(p.value, twin.flat_params) for _, p in twin.params())
+        x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+        np.testing.assert_array_equal(twin.predict(x), model.predict(x))
