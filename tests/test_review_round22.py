@@ -74,3 +74,24 @@ def test_a_pickled_model_holds_each_parameter_once_with_its_gradient():
         assert all(np.shares_memory(p.value, twin.flat_params) for _, p in twin.params())
         x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
         np.testing.assert_array_equal(twin.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--json", "--epochs", "1", "--lr", "1e30", "--train-size", "300",
+     "--test-size", "50"],                                       # diverges mid-training
+    ["classify", "--json", "--weights", "no-such-weights.npz", "no-such-image.png"],
+    ["summary", "--json", "no-such-spec.json"],
+    ["experiment", "run", "--json", "no-such-experiment"],
+])
+def test_with_json_an_error_leaves_stdout_empty_and_says_one_line_on_stderr(argv, capsys,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    """The README's contract for scripts reading --json: status 2, nothing on stdout, the
+    error on stderr, named by its command."""
+    from nnumba.cli import main
+    monkeypatch.chdir(tmp_path)
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert f"nnumba {argv[0]}: error:" in err
