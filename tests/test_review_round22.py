@@ -95,3 +95,21 @@ def test_with_json_an_error_leaves_stdout_empty_and_says_one_line_on_stderr(argv
     assert status == 2
     assert out == ""
     assert f"nnumba {argv[0]}: error:" in err
+
+
+def test_an_idx_file_gzipped_twice_is_named_as_such(tmp_path):
+    """Reference: the gzip module itself makes the twice-compressed file; once
+    decompressed by hand it reads back as the array."""
+    import gzip
+
+    from nnumba.data.idx import IDXError, read_idx, write_idx
+    array = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    once = tmp_path / "a.idx.gz"
+    write_idx(once, array)
+    twice = tmp_path / "b.idx.gz"
+    twice.write_bytes(gzip.compress(once.read_bytes()))
+    with pytest.raises(IDXError, match="compressed twice"):
+        read_idx(twice)
+    fixed = tmp_path / "c.idx.gz"
+    fixed.write_bytes(gzip.decompress(twice.read_bytes()))
+    np.testing.assert_array_equal(read_idx(fixed), array)

@@ -78,7 +78,10 @@ def _parse(stream, path: Path) -> np.ndarray:
     if len(data) < 4:
         raise IDXError(f"{path}: {len(data)} bytes is too short for an IDX header")
     if data[0] != 0 or data[1] != 0:
-        raise IDXError(f"{path}: bad magic {data[:4].hex()}, an IDX file starts with 0000")
+        twice = " (gzip data inside gzip: it was compressed twice; gunzip it once)" \
+            if data[:2] == b"\x1f\x8b" else ""
+        raise IDXError(f"{path}: bad magic {data[:4].hex()}, an IDX file starts with "
+                       f"0000{twice}")
     code, ndim = data[2], data[3]
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
