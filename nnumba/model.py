@@ -268,7 +268,7 @@ class Sequential:
         # else some steps would pair this gradient with another batch's input
         why = self.__dict__.get("_no_backward") or (
             "backward() needs the last forward() to have completed since the model was built,"
-            " converted or moved; none ran, or the last one failed" if shapes is None else
+            " converted, moved or copied; none ran, or the last one failed" if shapes is None else
             "the last forward() ran in another mode (train/eval) than this backward(): run "
             "forward() again" if [s.training for s in steps] != self._modes else None)
         if why:
@@ -345,6 +345,7 @@ class Sequential:
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
         state["_flat"] = "flat_params" in self.__dict__
+        state["_shapes"] = state["_no_backward"] = None  # its layers' copies keep nothing
         return state
 
     def __setstate__(self, state):

@@ -121,7 +121,7 @@ def test_a_fitted_estimator_pickles_without_its_training_scratch():
     blob = pickle.dumps(clf)
     twin = pickle.loads(blob)
     assert len(blob) < kept  # smaller than the scratch alone: none of it went in
-    assert all("_keep" not in layer.__dict__ and not layer._buffers
+    assert all(not layer.__dict__.get("_keep") and not layer._buffers
                for layer in twin.model_.layers)
     np.testing.assert_array_equal(twin.predict_proba(x[:50]), clf.predict_proba(x[:50]))
     twin.partial_fit(x[:100], y[:100])

@@ -305,7 +305,7 @@ def test_backward_after_astype_is_refused():
     model = _small_model()
     y = model.forward(np.ones((2, 1, 4, 4), np.float32))
     model.astype("float64")  # the layers kept float32 inputs: mixed-dtype kernels
-    with pytest.raises(NoGradientError, match="converted or moved"):
+    with pytest.raises(NoGradientError, match="converted, moved"):
         model.backward(np.ones(y.shape))
 
 

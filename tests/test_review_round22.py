@@ -113,3 +113,30 @@ def test_an_idx_file_gzipped_twice_is_named_as_such(tmp_path):
     fixed = tmp_path / "c.idx.gz"
     fixed.write_bytes(gzip.decompress(twice.read_bytes()))
     np.testing.assert_array_equal(read_idx(fixed), array)
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet"])
+def test_a_pickled_model_holds_none_of_the_samples_it_last_saw(name):
+    """A fitted model pickled with the last batch it trained on (the first layer's kept
+    input), and after predict with the last samples predicted.  Reference: the raw
+    bytes of those samples, searched for in the pickle; and a float pattern no weight
+    takes."""
+    from nnumba.losses import CrossEntropy
+    from nnumba.train import SGDTrainer
+    model = nnumba.build(name, seed=0)
+    shape = (1, 28, 28) if name == "lenet" else (784,)
+    rng = np.random.default_rng(1)
+    x = rng.random((40,) + shape, dtype=np.float32)
+    trainer = SGDTrainer(model, CrossEntropy(), lr=0.01, batch_size=20, seed=0)
+    trainer.progress = False
+    trainer.fit(x, np.arange(40) % 10)
+    secret = np.full((3,) + shape, 0.123456789, np.float32)
+    model.predict(secret)
+    for blob in (pickle.dumps(model), pickle.dumps(copy.deepcopy(model))):
+        assert secret.reshape(3, -1)[0, :8].tobytes() not in blob
+        assert not any(row[:8].tobytes() in blob for row in x.reshape(40, -1))
+    twin = pickle.loads(pickle.dumps(model))
+    from nnumba.errors import NoGradientError
+    with pytest.raises(NoGradientError, match="copied"):  # nothing kept for it
+        twin.backward(np.ones((3, 10), np.float32))
+    np.testing.assert_array_equal(twin.predict(x), model.predict(x))

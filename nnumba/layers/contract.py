@@ -80,6 +80,10 @@ class Layer:
     devices: ClassVar[tuple | None] = None
     #: True when the output is a view of the input (no array of its own).
     output_is_view: ClassVar[bool] = False
+    #: the attributes _forward keeps for _backward (an input, an output, an argmax):
+    #: a copy or pickle leaves them out, so a pickled model holds none of the samples
+    #: it last saw, and the copy needs a forward before a backward.
+    kept_for_backward: ClassVar[tuple] = ("_x", "_y")
 
     # The flags of CONTAINER_FLAGS, as a layer on its own has them.
     needs_input_grad = True
@@ -245,6 +249,10 @@ class Layer:
         state = dict(self.__dict__, _buffers={})
         state.pop("container", None)
         state.pop("_lock", None)  # (validation.one_at_a_time's)
+        for name in self.kept_for_backward:
+            if name in state:
+                state[name] = None
+        state["_out_shape"] = None
         return state
 
     def train(self, mode: bool = True):

@@ -13,6 +13,8 @@ from .validation import check_fits, check_memory, flag, integer, integer_pair
 class _ConvNd(Layer):
     """Shared by Conv2d and Conv1d; the 1-D layer is the 2-D one with height 1."""
     spatial = 2
+    # (_keep: the im2col columns the kernels keep, 5 MB in a fitted lenet)
+    kept_for_backward = ("_x4", "_keep")
 
     def _setup(self, in_channels, out_channels, kernel, stride, padding, bias):
         name = self.type_name
@@ -92,10 +94,6 @@ class _ConvNd(Layer):
                                     self.padding, self._as_2d(y), keep=self._keep)
         self._x4 = x4
         return y
-
-    def __getstate__(self):
-        # nor the columns the kernels keep for the backward (5 MB in a fitted lenet)
-        return {k: v for k, v in super().__getstate__().items() if k != "_keep"}
 
     def _backward(self, dl_dy):
         k = self.kernels

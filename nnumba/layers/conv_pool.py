@@ -14,6 +14,7 @@ ONE_PASS_SECONDS = 7.3
 class Conv2dReLUMaxPool2d(Layer):
     """Runs ``conv``, then ReLU and the max-pool ``pool`` (a ReLUMaxPool2d); it
     holds the Conv2d's own parameters (what the model's spec and buffers know)."""
+    kept_for_backward = ("_x", "_y", "_argmax")
 
     def __init__(self, conv: Conv2d, pool):
         super().__init__()

@@ -26,6 +26,7 @@ class _PoolNd(Layer):
     spatial = 2
     mode = "max"
     relu = False  # the fused layers: relu first
+    kept_for_backward = ("_argmax", "_y4")
 
     def input_shape(self):
         return (None,) * (self.spatial + 1)

@@ -123,7 +123,8 @@ def check_gradient(layer, dl_dy, out_shape):
         hint = ("" if getattr(type(layer).forward, "__qualname__", "") == "Layer.forward" else
                 f" ({type(layer).__name__} overrides forward(): implement _forward(x) "
                 f"instead, which forward() calls after checking x)")
-        raise NoGradientError(f"{layer.label}: backward() called before forward(){hint}")
+        raise NoGradientError(f"{layer.label}: backward() called before forward() (a copy "
+                              f"keeps none of the original's){hint}")
     dl_dy = check_array(layer, dl_dy, "dl_dy")
     if dl_dy.shape != out_shape:
         raise ShapeError(f"{layer.label}: expected dl_dy of shape {out_shape} (the shape of "

@@ -11,6 +11,7 @@ class LowRankLinear(Layer):
     V (out, rank) and U (rank, in), so it holds (in + out) * rank weights, not in * out."""
     examples = [({"in_features": 5, "out_features": 4, "rank": 2}, (3, 5)),
                 ({"in_features": 3, "out_features": 2, "rank": 1, "bias": False}, (2, 3))]
+    kept_for_backward = ("_x", "_h")
 
     def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True):
         super().__init__()

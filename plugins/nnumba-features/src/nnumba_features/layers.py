@@ -180,6 +180,7 @@ class Radius(_FeatureLayer):
 
     Its gradient x / ||x|| is taken as 0 at x = 0, where the norm has a kink."""
     examples = [({"in_features": 2}, (5, 2)), ({"in_features": 4}, (3, 4))]
+    kept_for_backward = ("_u", "_s")
 
     def __init__(self, in_features: int = 2):
         super().__init__()
