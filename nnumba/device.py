@@ -346,6 +346,21 @@ def device_of(a) -> Device | None:
     return None
 
 
+def may_share_memory(a, b) -> bool:
+    """Whether arrays ``a`` and ``b`` (host or CUDA, contiguous) may overlap in memory;
+    False for anything that is not an array."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return np.may_share_memory(a, b)
+    spans = []
+    for x in (a, b):
+        face = getattr(x, "__cuda_array_interface__", None)
+        if face is None:
+            return False
+        spans.append((face["data"][0], face["data"][0] + x.nbytes))
+    (a0, a1), (b0, b1) = spans
+    return a0 < b1 and b0 < a1
+
+
 def to_device(a, device="cuda"):
     """``a`` on ``device``: a host array copied to the GPU for "cuda", a device
     array copied to the host for "cpu"; arrays already there pass through."""

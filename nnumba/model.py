@@ -2,21 +2,20 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import itertools
 import weakref
 
 import numpy as np
 
 from .device import CPU, device_of, get_device, to_host
-from .errors import (ContractError, DTypeError, NnumbaError, NoGradientError, RegistryError,
-                     ShapeError, SpecError, TooLargeError)
+from .errors import ContractError, DTypeError, NoGradientError, ShapeError, SpecError
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse
-from .model_spec import check_spec
+from .model_spec import build_layer, check_spec
 from .registry_names import layer_spec
-from .layers.validation import (check_cast, check_fits, check_memory, check_not_fitting, flag,
-                                float_dtype, integer, one_at_a_time, per_sample_shape, show)
+from .layers.validation import (check_cast, check_fits, check_memory, check_not_fitting,
+                                dtype_text, flag, float_dtype, integer, one_at_a_time,
+                                per_sample_shape, show)
 
 
 class Sequential:
@@ -209,13 +208,22 @@ class Sequential:
         self._no_backward = None  # why backward() is refused, where not the default
         self._check_bound()
         self._set_input_grads()
-        y = self.steps[0].forward(x)
+        y = self.steps[0].checked_forward(x)
+        made = 0 if y is not x else None  # the step whose array the output is
         shapes = self._step_shapes(x.shape)
         x = self._check_step(0, y, shapes[0])
         for i in range(1, len(self.steps)):
-            x = self._check_step(i, self.steps[i].run_forward(x), shapes[i])
+            y = self._check_step(i, self.steps[i].run_forward(x), shapes[i])
+            if y is not x and not self.steps[i].output_is_view:
+                made = i
+            x = y
         self._shapes, self._stamps = shapes, [step._forwards for step in self.steps]
         self._modes = [step.training for step in self.steps]
+        # a copy where a step keeps the output for its backward (see Layer.for_caller)
+        for step in self.steps[made:] if made is not None else ():
+            y = step.for_caller(x)
+            if y is not x:
+                return y
         return x
 
     def _step_shapes(self, input_shape) -> list:
@@ -284,8 +292,9 @@ class Sequential:
         given = getattr(dl_dy, "dtype", None)
         if given is not None and np.dtype(given).kind == "f" and given != self.dtype:
             # else the last layer's own check blames it for what its caller (a loss) did
-            raise DTypeError(f"backward() got a gradient of dtype {np.dtype(given).name}; the "
-                             f"model computes in {self.dtype.name}, and a loss gives its "
+            raise DTypeError(f"backward() got a gradient of dtype "
+                             f"{dtype_text(given, self.dtype)}; the model computes in "
+                             f"{self.dtype.name} (native byte order), and a loss gives its "
                              f"gradient in its predictions' dtype")
         dl_dy = steps[-1].backward(dl_dy)
         for i in range(len(steps) - 2, -1, -1):
@@ -397,51 +406,3 @@ def _check_no_inner_layer(layer, what: str, error=ContractError):
                 f"trains only the layers it lists, so that one would never train. List the "
                 f"layers in the model one after another (docs/plugins.md, 'Layers inside "
                 f"layers')")
-
-
-def build_layer(item: dict, index: int) -> Layer:
-    """The layer of spec item ``index`` (checked by check_spec), or an nnumba error
-    whose message starts with the item: SpecError for a missing, unknown or refused
-    argument (whatever the constructor raised: a plugin's may raise anything),
-    TooLargeError for parameters too large to allocate."""
-    from .registry import get_layer
-    name = item["type"]
-    try:
-        layer_class = get_layer(name)
-    except RegistryError as exc:
-        raise SpecError(f"model spec item #{index}: {exc}") from None
-    where = f"model spec item #{index} ({name})"  # a registered name: short, printable
-    kwargs = {k: v for k, v in item.items() if k != "type"}
-    _check_arguments(layer_class, kwargs, where)
-
-    def why(exc):  # the constructor's message, less a repeated "Linear: "
-        text = " ".join(str(exc).split())
-        for prefix in (f"{name}: ", f"{layer_class.type_name}: "):
-            text = text.removeprefix(prefix)
-        return text if isinstance(exc, (NnumbaError, TypeError, ValueError)) else \
-            f"{type(exc).__name__}: {text}"
-
-    try:
-        return layer_class(**kwargs)
-    except TooLargeError as exc:
-        raise TooLargeError(f"{where}: {why(exc)}") from None
-    except MemoryError as exc:  # numpy tried and failed: the spec asks for too much
-        raise TooLargeError(f"{where}: out of memory ({why(exc)})") from None
-    except (NnumbaError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
-            RecursionError) as exc:
-        raise SpecError(f"{where}: {why(exc)}") from None
-
-
-def _check_arguments(layer_class, kwargs: dict, where: str):
-    """SpecError naming a missing or unknown argument, and listing those the layer
-    takes (the constructor's own TypeError names neither the layer nor the choices)."""
-    try:
-        signature = inspect.signature(layer_class)
-    except (TypeError, ValueError):  # no signature to read: the constructor will say
-        return
-    try:
-        signature.bind(**kwargs)
-    except TypeError as exc:
-        takes = ", ".join(str(p) for p in signature.parameters.values()) or "no arguments"
-        raise SpecError(f"{where}: {exc}; it takes {takes}") from None
-

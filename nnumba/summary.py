@@ -31,7 +31,8 @@ from .jsonfile import read_json
 from .layers.contract import shapes_only
 from .layers.fusion import fuse
 from .layers.validation import check_fits, float_dtype, integer, show
-from .model import Sequential, build_layer
+from .model import Sequential
+from .model_spec import build_layer
 from .registry import get_model
 
 

@@ -140,3 +140,57 @@ def test_a_pickled_model_holds_none_of_the_samples_it_last_saw(name):
     with pytest.raises(NoGradientError, match="copied"):  # nothing kept for it
         twin.backward(np.ones((3, 10), np.float32))
     np.testing.assert_array_equal(twin.predict(x), model.predict(x))
+
+
+def _squared_error_grads(model, x, y, act):
+    """dW, db of sum((act(x W^T + b) - y)^2) in closed form (float64)."""
+    lin = model.layers[0]
+    z = x @ lin.weight.value.T + lin.bias.value
+    f = {"Sigmoid": lambda z: 1 / (1 + np.exp(-z)), "Tanh": np.tanh,
+         "ReLU": lambda z: np.maximum(z, 0)}[act](z)
+    df = {"Sigmoid": f * (1 - f), "Tanh": 1 - f ** 2, "ReLU": (z > 0).astype(float)}[act]
+    dz = 2 * (f - y) * df
+    return dz.T @ x, dz.sum(axis=0)
+
+
+@pytest.mark.parametrize("tail", [[], [{"type": "Flatten"}]])
+@pytest.mark.parametrize("act", ["Sigmoid", "Tanh", "ReLU"])
+def test_writing_into_forwards_output_leaves_the_gradient_right(act, tail):
+    """An activation keeps its output for its backward; forward handed the caller that
+    same array, so `out -= y; out *= 2; backward(out)` (a squared error's gradient made
+    in place) gave wrong weight gradients without a word (fuzz 22).  A Flatten after it
+    hands on a view of it.  Reference: the gradient in closed form."""
+    rs = np.random.default_rng(0)
+    x, y = rs.standard_normal((4, 3)), rs.random((4, 2))
+    model = nnumba.build([{"type": "Linear", "in_features": 3, "out_features": 2},
+                          {"type": act}, *tail], seed=0).astype(np.float64)
+    want_w, want_b = _squared_error_grads(model, x, y, act)
+    out = model.forward(x)
+    out -= y
+    out *= 2
+    model.zero_grad()
+    model.backward(out)
+    np.testing.assert_allclose(model.layers[0].weight.grad, want_w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(model.layers[0].bias.grad, want_b, rtol=1e-12, atol=1e-12)
+
+
+def test_writing_into_a_layers_output_leaves_its_gradient_right():
+    """The same for a layer called on its own: tanh's backward reads its output."""
+    from nnumba.layers import Tanh
+    layer = Tanh().astype(np.float64)
+    x = np.linspace(-2, 2, 12).reshape(3, 4)
+    out = layer.forward(x)
+    out[...] = 0.0
+    dx = layer.backward(np.ones_like(x))
+    np.testing.assert_allclose(dx, 1 - np.tanh(x) ** 2, rtol=1e-12)
+
+
+def test_a_big_endian_gradient_is_named_by_its_byte_order():
+    """'got a gradient of dtype float64; the model computes in float64' contradicted
+    itself for a '>f8' gradient (fuzz 22)."""
+    from nnumba.errors import DTypeError
+    model = nnumba.build([{"type": "Linear", "in_features": 3, "out_features": 2}],
+                         seed=0).astype(np.float64)
+    out = model.forward(np.ones((2, 3)))
+    with pytest.raises(DTypeError, match=">f8"):
+        model.backward(np.ones(out.shape, ">f8"))

@@ -45,7 +45,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import registry
-from ..device import CPU, DeviceError, device_of, get_device, to_host
+from ..device import CPU, DeviceError, device_of, get_device, may_share_memory, to_host
 from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from ..hookspecs import hookimpl
 from ..jsonfile import jsonable
@@ -348,8 +348,25 @@ class Layer:
     # ---- the public, validated entry points --------------------------------------
     @validation.one_at_a_time
     def forward(self, x, *, check_finite: bool = True):
+        """The output for ``x``; the caller may write into it, but ``x`` must stay as it
+        is until backward (which may read it)."""
+        return self.for_caller(self.checked_forward(x, check_finite=check_finite))
+
+    def checked_forward(self, x, *, check_finite: bool = True):
+        """``forward`` for a container, which hands the output on (no copy)."""
         checked = self.check_input(x, check_finite=check_finite)
         return self.run_forward(x if checked is None else checked)
+
+    def for_caller(self, y):
+        """``y``, or a copy of it where this layer kept y itself for its backward (an
+        activation keeps its output): a caller that writes into what forward returned
+        (``out -= target``) would change the gradient silently."""
+        for name in self.kept_for_backward:
+            if may_share_memory(self.__dict__.get(name), y):
+                out = self.device.empty(y.shape, y.dtype)
+                self.kernels.scale(y.reshape(y.size), 1, out.reshape(y.size))
+                return out
+        return y
 
     @validation.one_at_a_time
     def backward(self, dl_dy):
