@@ -45,8 +45,9 @@ from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .registry_names import layer_spec
+from .sklearn_perceptron import PerceptronClassifier
 from .sklearn_restore import as_before_on_error
-from .train import TRAINERS, train_perceptron
+from .train import TRAINERS
 
 __all__ = ["NNClassifier", "NNRegressor", "PerceptronClassifier"]
 
@@ -58,11 +59,12 @@ class _NNEstimator(BaseEstimator):
 
     _loss = ""  # the registered loss a subclass trains with
 
-    def __init__(self, model="mlp", *, model_options=None, trainer="sgd", epochs=None,
-                 lr=None, momentum=None, weight_decay=0.0, batch_size=None, dtype="float32",
-                 random_state=None, warm_start=False):
+    def __init__(self, model="mlp", *, model_options=None, input_shape=None, trainer="sgd",
+                 epochs=None, lr=None, momentum=None, weight_decay=0.0, batch_size=None,
+                 dtype="float32", random_state=None, warm_start=False):
         self.model = model
         self.model_options = model_options
+        self.input_shape = input_shape
         self.trainer = trainer
         self.epochs = epochs
         self.lr = lr
@@ -131,6 +133,25 @@ class _NNEstimator(BaseEstimator):
                                     not all(isinstance(k, str) for k in options)):
             raise ValueError(f"model_options must be a dict of the named model's options "
                              f"by name, e.g. {{'hidden': [128, 64]}}, got {show(options)}")
+        shape = self.input_shape
+        if shape is not None and not (
+                isinstance(shape, (tuple, list)) and 1 <= len(shape) <= 3 and all(
+                    isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+                    for d in shape)):
+            raise ValueError(f"input_shape must be None or the per-sample shape the rows are "
+                             f"reshaped to, 1 to 3 positive ints such as (1, 8, 8), got "
+                             f"{show(shape)}")
+
+    def _sample_shape(self, X) -> tuple:
+        """The shape each row of X is given to the model in: ``input_shape``, else the
+        row itself (which a named model may reshape to its own)."""
+        if self.input_shape is None:
+            return (X.shape[1],)
+        shape = tuple(int(d) for d in self.input_shape)
+        if int(np.prod(shape)) != X.shape[1]:
+            raise ValueError(f"input_shape {shape} holds {int(np.prod(shape))} values a "
+                             f"sample; X has {X.shape[1]} features")
+        return shape
 
     _y_validation = {}  # validate_data's options for y
     _default_lr = None  # where lr=None does not take the named model's
@@ -155,7 +176,7 @@ class _NNEstimator(BaseEstimator):
         rng = check_random_state(self.random_state)
         if first:
             self.model_, self.input_shape_ = model_for_data(
-                self.model, (X.shape[1],), outputs, options=self.model_options,
+                self.model, self._sample_shape(X), outputs, options=self.model_options,
                 seed=int(rng.randint(2**31 - 1)))
             self.history_, self.n_iter_ = [], 0
         elif self._network(X, outputs) != repr(self.model_.spec()):
@@ -188,7 +209,7 @@ class _NNEstimator(BaseEstimator):
         [5]) build the same network. Shapes only: no weights drawn or allocated; built
         once for the same settings (partial_fit's small chunks paid it 3x over)."""
         model = self.model
-        key = repr((model, self.model_options, X.shape[1], outputs))
+        key = repr((model, self.model_options, self._sample_shape(X), outputs))
         seen = self.__dict__.get("_network_seen")
         if seen is not None and seen[0] == key:
             return seen[1]
@@ -197,7 +218,7 @@ class _NNEstimator(BaseEstimator):
             spec = repr([layer_spec(layer) for layer in model])
         else:
             with shapes_only():
-                net, _ = model_for_data(model, (X.shape[1],), outputs,
+                net, _ = model_for_data(model, self._sample_shape(X), outputs,
                                         options=self.model_options, seed=None)
             spec = repr(net.spec())
         self._network_seen = (key, spec)
@@ -260,6 +281,10 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         a spec or layers must fit it (an error says where they do not).
     model_options : dict, default=None
         Options of a named model's factory, e.g. ``{"hidden": [128, 64]}``.
+    input_shape : tuple of int, default=None
+        The per-sample shape each row of X is reshaped to, e.g. ``(1, 8, 8)`` for
+        a convolutional spec on scikit-learn's 64-pixel digits. None: rows as
+        they are, or a named model's own input shape (``"lenet"``: 784 pixels).
     trainer : {"sgd", "gd"}, default="sgd"
         Mini-batch SGD (shuffled every epoch) or exact gradient descent.
     epochs, lr, momentum, batch_size : default=None
@@ -387,56 +412,3 @@ class NNRegressor(RegressorMixin, _NNEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
-
-
-class PerceptronClassifier(ClassifierMixin, BaseEstimator):
-    """The lecture's perceptron (``nnumba.train_perceptron``): weights from zero,
-    the samples in order, ``w += y x`` on every mistake, until an epoch without
-    one or ``max_epochs``. Deterministic, so there is no ``random_state``.
-
-    Two classes train one perceptron (+1 is ``classes_[1]``, and a score of
-    exactly 0 predicts it, as the lecture's sign(0) = +1; scikit-learn's
-    ``Perceptron`` predicts ``classes_[0]`` there); more train one per class
-    against the rest, and the highest score wins. Attributes: ``coef_``
-    (classes or 1, features), ``intercept_``, ``converged_`` (every perceptron
-    converged), ``n_iter_`` (the most epochs any ran), ``classes_``,
-    ``n_features_in_``.
-
-    No ``partial_fit`` or ``warm_start``: the lecture's algorithm starts from
-    zero weights, and ``train_perceptron`` takes no others.
-    """
-
-    def __init__(self, max_epochs=100):
-        self.max_epochs = max_epochs
-
-    def fit(self, X, y):
-        with as_before_on_error(self):
-            X, y = validate_data(self, X, y, dtype=np.float64)
-            check_classification_targets(y)
-            self.classes_ = np.unique(y)
-            if len(self.classes_) < 2:
-                raise ValueError(f"the perceptron needs two classes or more; y holds one class, "
-                                 f"{self.classes_[0].tolist()!r}")  # 0.0, not np.float64(0.0)
-            positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
-            runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs)
-                    for c in positives]
-            self.coef_ = np.array([r.w for r in runs])
-            self.intercept_ = np.array([r.b for r in runs])
-            self.converged_ = all(r.converged for r in runs)
-            self.n_iter_ = max(r.epochs for r in runs)
-        return self
-
-    def decision_function(self, X):
-        """w . x + b, float64: (n,) for two classes (>= 0 is ``classes_[1]``), else
-        one column per class."""
-        check_is_fitted(self, "coef_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        scores = X @ self.coef_.T + self.intercept_
-        return scores.ravel() if len(self.classes_) == 2 else scores
-
-    def predict(self, X):
-        """The class of ``classes_`` (its dtype) the scores pick."""
-        scores = self.decision_function(X)
-        if scores.ndim == 1:  # the lecture's sigma: +1 where w . x + b >= 0
-            return self.classes_[(scores >= 0).astype(int)]
-        return self.classes_[scores.argmax(axis=1)]

@@ -194,3 +194,28 @@ def test_a_big_endian_gradient_is_named_by_its_byte_order():
     out = model.forward(np.ones((2, 3)))
     with pytest.raises(DTypeError, match=">f8"):
         model.backward(np.ones(out.shape, ">f8"))
+
+
+def test_a_convolutional_spec_trains_in_scikit_learn_with_input_shape():
+    """A spec whose first layer is a convolution could not be used from scikit-learn:
+    2-D X met 'Conv2d expects (1, *, *)', and scikit-learn refuses 4-D X (trial 18).
+    input_shape reshapes the rows.  References: numpy's reshape of the rows fed to the
+    fitted model, and chance (10 %) on scikit-learn's digits."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    from nnumba.sklearn import NNClassifier
+    X, y = datasets.load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    spec = [{"type": "Conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3},
+            {"type": "ReLU"}, {"type": "Flatten"},
+            {"type": "Linear", "in_features": 8 * 6 * 6, "out_features": 10}]
+    clf = NNClassifier(spec, input_shape=(1, 8, 8), epochs=5, lr=0.05,
+                       random_state=0).fit(X[:1200], y[:1200])
+    assert clf.input_shape_ == (1, 8, 8)
+    logits = clf.model_.predict(X[1200:].reshape(-1, 1, 8, 8))
+    np.testing.assert_array_equal(clf.predict(X[1200:]), clf.classes_[logits.argmax(1)])
+    assert clf.score(X[1200:], y[1200:]) > 0.8
+    with pytest.raises(ValueError, match="holds 49 values"):
+        NNClassifier(spec, input_shape=(1, 7, 7), epochs=1).fit(X[:50], y[:50])
+    for bad in [(1, 0, 8), "1x8x8", (1.0, 8, 8), (True, 8, 8), (1, 1, 8, 8)]:
+        with pytest.raises(ValueError, match="input_shape must be"):
+            NNClassifier(spec, input_shape=bad, epochs=1).fit(X[:50], y[:50])

@@ -1,0 +1,64 @@
+"""The lecture's perceptron as a scikit-learn classifier (imported through
+:mod:`nnumba.sklearn`, which says what scikit-learn it needs)."""
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .sklearn_restore import as_before_on_error
+from .train import train_perceptron
+
+__all__ = ["PerceptronClassifier"]
+
+
+class PerceptronClassifier(ClassifierMixin, BaseEstimator):
+    """The lecture's perceptron (``nnumba.train_perceptron``): weights from zero,
+    the samples in order, ``w += y x`` on every mistake, until an epoch without
+    one or ``max_epochs``. Deterministic, so there is no ``random_state``.
+
+    Two classes train one perceptron (+1 is ``classes_[1]``, and a score of
+    exactly 0 predicts it, as the lecture's sign(0) = +1; scikit-learn's
+    ``Perceptron`` predicts ``classes_[0]`` there); more train one per class
+    against the rest, and the highest score wins. Attributes: ``coef_``
+    (classes or 1, features), ``intercept_``, ``converged_`` (every perceptron
+    converged), ``n_iter_`` (the most epochs any ran), ``classes_``,
+    ``n_features_in_``.
+
+    No ``partial_fit`` or ``warm_start``: the lecture's algorithm starts from
+    zero weights, and ``train_perceptron`` takes no others.
+    """
+
+    def __init__(self, max_epochs=100):
+        self.max_epochs = max_epochs
+
+    def fit(self, X, y):
+        with as_before_on_error(self):
+            X, y = validate_data(self, X, y, dtype=np.float64)
+            check_classification_targets(y)
+            self.classes_ = np.unique(y)
+            if len(self.classes_) < 2:
+                raise ValueError(f"the perceptron needs two classes or more; y holds one class, "
+                                 f"{self.classes_[0].tolist()!r}")  # 0.0, not np.float64(0.0)
+            positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+            runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs)
+                    for c in positives]
+            self.coef_ = np.array([r.w for r in runs])
+            self.intercept_ = np.array([r.b for r in runs])
+            self.converged_ = all(r.converged for r in runs)
+            self.n_iter_ = max(r.epochs for r in runs)
+        return self
+
+    def decision_function(self, X):
+        """w . x + b, float64: (n,) for two classes (>= 0 is ``classes_[1]``), else
+        one column per class."""
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        scores = X @ self.coef_.T + self.intercept_
+        return scores.ravel() if len(self.classes_) == 2 else scores
+
+    def predict(self, X):
+        """The class of ``classes_`` (its dtype) the scores pick."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:  # the lecture's sigma: +1 where w . x + b >= 0
+            return self.classes_[(scores >= 0).astype(int)]
+        return self.classes_[scores.argmax(axis=1)]
