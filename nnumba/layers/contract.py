@@ -312,8 +312,8 @@ class Layer:
                    if isinstance(self.devices, dict) else "write its body against self.kernels")
             raise DeviceError(
                 f"{self.label} ({type(self).__module__}.{type(self).__qualname__}) runs on "
-                f"{', '.join(self.devices)} only, so the model cannot move to "
-                f"{device.name!r}: keep it there, or {fix} (see nnumba.layers.contract)")
+                f"{', '.join(self.devices)} only, so it (and a model holding it) cannot move "
+                f"to {device.name!r}: keep it there, or {fix} (see nnumba.layers.contract)")
         if isinstance(self.devices, dict):  # a wrong module name fails here, not at forward
             device.own_kernels(self.devices, self.label)
 
