@@ -16,8 +16,10 @@
   does, to float32 accuracy (skipped for a layer whose forward is random);
 - that two copies reset from generators of one seed are equal, and that
   ``flops()`` returns None or three counts;
-- that parameter gradients are sums over the batch, at a batch large enough for
-  a parallel kernel to split it between threads (a race loses updates);
+- that at a batch of many copies of the example, large enough for a parallel
+  kernel to split it between threads, the output (in evaluation mode) and the
+  input gradient are copies of the example's, and parameter gradients are sums
+  over the batch (a race loses updates);
 - that a wrong shape, a wrong dtype, NaN and an empty batch raise clear errors
   naming the layer;
 - a save/load round trip through :mod:`nnumba.io` (the class is registered for it

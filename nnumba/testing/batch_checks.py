@@ -1,5 +1,6 @@
-"""The layer kit's checks of what a batch does to a layer: a parameter's gradient is
-a sum over the batch (no race between threads), a training forward moves no
+"""The layer kit's checks of what a batch does to a layer: at a large batch of copies
+the output and input gradient are copies of the example's and a parameter's gradient
+is a sum over the batch (no race between threads), a training forward moves no
 trainable parameter, and in evaluation mode a sample's output is its own (and finite,
 and the same at every call) and no parameter, state included, moves."""
 from __future__ import annotations
@@ -70,42 +71,87 @@ def check_state(layer, x):
                          f"was; update state in training only (if self.training)")
 
 
+def _first_bad_sample(got, want, atol):
+    """The first sample of ``got`` (batch axis first) not close to ``want``'s, or None."""
+    bad = ~np.isclose(got, want, rtol=1e-8, atol=atol)
+    rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
+    return int(rows[0]) if rows.size else None
+
+
+def _check_copies(layer, what, got, one, k, why):
+    """``got``, computed on k copies of the example, is k copies of ``one``, the
+    example's own, to a tolerance relative to its largest value; else it fails naming
+    the first sample that differs."""
+    want = np.concatenate([one] * k)
+    scale = float(np.abs(one).max(initial=0.0))
+    i = _first_bad_sample(got, want, 1e-9 * max(1.0, scale))
+    if i is not None:
+        worst = (i,) + _worst(got[i], want[i])
+        _fail(layer, f"at a batch of {k} copies of the example, {what} of sample {i} (a copy "
+                     f"of the example's sample {i % len(one)}) differs from the example's: at "
+                     f"{worst} {got[worst]:.8g}, not {want[worst]:.8g}: {why}")
+
+
 def check_batch_sums(layer, x):
-    """A parameter's gradient is a sum over the batch: at a batch of k copies of ``x``
-    and of an upstream gradient g, large enough for a parallel kernel to split it
-    between threads, it is k times the one at ``x``.  Threads that add into one
-    element at once lose updates, which small batches rarely show.  g is random, not
-    ones (a batch norm's scale gets a gradient of exactly 0 from ones), and the
-    tolerance scales with the parameter's largest gradient: one lost term shows, the
-    rounding of k times more terms does not.  Skipped where the copies' outputs are
-    not copies of x's (a random or batch-coupled layer).  With one numba thread
-    (``NUMBA_NUM_THREADS=1``) no race can show: it warns."""
+    """At a batch of k copies of ``x``, large enough for a parallel kernel to split it
+    between threads (and as large as predict's batches), the layer computes what it
+    does at ``x``.  In evaluation mode the output is k copies of the example's (a
+    chunk or block boundary shows here, not in the examples' few samples).  In
+    training, with k copies of an upstream gradient g, the input gradient is k copies
+    of the example's, and a parameter's gradient, a sum over the batch, is k times
+    the example's: threads that add into one element at once lose updates, which
+    small batches rarely show (an input gradient can be a sum within a sample, as in
+    overlapping pools).  g is random, not ones (a batch norm's scale gets a gradient
+    of exactly 0 from ones), and the tolerance scales with the largest gradient: one
+    lost term shows, the rounding of k times more terms does not.  The training
+    checks are skipped where the copies' outputs are not copies of x's (a random or
+    batch-coupled layer), and for a layer without gradient.  With one numba thread
+    (``NUMBA_NUM_THREADS=1``) no race can show: it warns, for a layer with parameters."""
     threads = get_num_threads()
     if threads < 2 and layer.params():  # (Python shows it once per caller line)
         warnings.warn("check_batch_sums: numba runs one thread, so a race between threads "
                       "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more", stacklevel=2)
+    layer.eval()
+    try:
+        y = layer.forward(x).copy()
+        k = max(2, -(-BATCH_SUM_ELEMENTS // max(x.size, y.size)))
+        big = np.concatenate([x] * k)
+        y_big = layer.forward(big)
+    finally:
+        layer.train(True)
+    check_finite(layer, y_big, f"{k} copies of the example, in evaluation mode")
+    _check_copies(layer, "in evaluation mode the output", y_big, y, k,
+                  "a sample's output must not depend on where it sits in a batch (predict "
+                  "runs batches of up to 1000): look for a chunk or block boundary")
+    if not layer.has_gradient:
+        return
     y = layer.forward(x).copy()
     g = np.random.default_rng(0).standard_normal(y.shape).astype(y.dtype)
     layer.zero_grad()
-    layer.backward(g.copy())
+    dx = layer.backward(g.copy())
+    dx = None if dx is None else dx.copy()
     grads = {name: p.grad.copy() for name, p in layer.params().items()}
-    k = max(2, -(-BATCH_SUM_ELEMENTS // max(x.size, y.size)))
-    big = np.concatenate([x] * k)
     layer.zero_grad()
     y_big = layer.forward(big)
     if not np.allclose(y_big, np.concatenate([y] * k), rtol=1e-12, atol=1e-12):
         return
-    layer.backward(np.concatenate([g] * k))
+    dx_big = layer.backward(np.concatenate([g] * k))
+    race = ("threads adding into one element at once lose updates (a race in a parallel "
+            "loop). Add per-element terms into a buffer and sum them once (docs/plugins.md, "
+            "\"Parameter gradients\")") if threads > 1 else \
+        ("with one thread no race can: the gradient is not a sum of per-sample terms, or "
+         "backward keeps something from an earlier call")
     for name, p in layer.params().items():
         want = k * grads[name]
         scale = float(np.abs(grads[name]).max()) if grads[name].size else 0.0
         if not np.allclose(p.grad, want, rtol=1e-8, atol=max(1e-10, 1e-9 * k * scale)):
             worst = _worst(p.grad, want)
-            why = ("threads adding into one element at once lose updates (a race in a "
-                   "parallel loop). Add per-element terms into a buffer and sum them once "
-                   "(docs/plugins.md, \"Parameter gradients\")") if threads > 1 else \
-                ("with one thread no race can: the gradient is not a sum of per-sample "
-                 "terms, or backward keeps something from an earlier call")
             _fail(layer, f"at a batch of {k} copies of the example, the gradient for {name} "
                          f"at {worst} is {p.grad[worst]:.8g}, not {k} times the example's "
-                         f"({want[worst]:.8g}): {why}")
+                         f"({want[worst]:.8g}): {race}")
+    if dx is not None and dx_big is not None:
+        _check_copies(layer, "the input gradient", np.asarray(dx_big), dx, k,
+                      "a sample's input gradient must not depend on where it sits in a "
+                      "batch: look for a chunk or block boundary, or " +
+                      ("a race between threads adding into one element" if threads > 1
+                       else "something backward keeps from an earlier call"))

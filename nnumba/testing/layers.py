@@ -414,8 +414,8 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     check_float32(layer, x, rng)
     if layer.has_gradient:
         check_gradients(layer, x, rng)
-        check_batch_sums(layer, x)
-    else:
+    check_batch_sums(layer, x)  # (.batch_checks)
+    if not layer.has_gradient:
         layer.forward(x)
         _expect_error(layer, lambda: layer.backward(np.ones(want)), NoGradientError,
                       "backward of a layer without gradient")
