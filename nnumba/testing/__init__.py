@@ -13,7 +13,9 @@
 - that forward leaves its input, and backward its upstream gradient, as they were
   (in a model they are other layers' arrays);
 - that a float32 copy computes the output and every gradient as the float64 one
-  does, to float32 accuracy (skipped for a layer whose forward is random);
+  does, to float32 accuracy: within 64 times the spread float32-sized changes of
+  the inputs and parameters give the float64 results (skipped for a layer whose
+  forward is random);
 - that two copies reset from generators of one seed are equal, and that
   ``flops()`` returns None or three counts;
 - that at a batch of many copies of the example, large enough for a parallel

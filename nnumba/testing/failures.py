@@ -6,9 +6,25 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ContractError
+
 
 class ConformanceError(AssertionError):
     pass
+
+
+def _backward(layer, g):
+    try:
+        return layer.backward(g)
+    except ContractError as exc:  # such as None returned where dl/dx is wanted
+        raise ConformanceError(str(exc)) from None
+
+
+def _finite_gradient(owner, what, grad):
+    """Checked before a comparison, where NaN would equal nothing."""
+    if not np.isfinite(grad).all():
+        _fail(owner, f"{what} holds NaN or inf for a finite input and upstream gradient, at "
+                     f"{tuple(int(i) for i in np.argwhere(~np.isfinite(grad))[0])}")
 
 
 def _fail(owner, what):

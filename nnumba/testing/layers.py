@@ -15,7 +15,9 @@ from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError
 from ..layers.contract import Layer, shapes_only
 from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the kit's, here too
                            check_state)
-from .failures import ConformanceError, _fail, _raised, _worst  # noqa: F401 - the kit's, here too
+from .failures import (ConformanceError, _backward, _fail,  # noqa: F401 - the kit's, here too
+                       _finite_gradient, _raised, _worst)
+from .precision import check_float32  # noqa: F401 - the kit's, here too
 
 
 def _inputs(shape, rng):
@@ -37,13 +39,6 @@ def _expect_error(owner, call, kinds, what):
     _fail(owner, f"{what} was accepted; it must raise a clear error")
 
 
-def _backward(layer, g):
-    try:
-        return layer.backward(g)
-    except ContractError as exc:  # such as None returned where dl/dx is wanted
-        raise ConformanceError(str(exc)) from None
-
-
 def numeric_gradient(f, array, eps):
     """Central differences of the scalar f() with respect to every element of ``array``,
     which is perturbed in place (one element at a time) and left as it was."""
@@ -58,13 +53,6 @@ def numeric_gradient(f, array, eps):
         flat[i] = keep
         out[i] = (up - down) / (2 * eps)
     return numeric
-
-
-def _finite_gradient(owner, what, grad):
-    """Checked before a comparison, where NaN would equal nothing."""
-    if not np.isfinite(grad).all():
-        _fail(owner, f"{what} holds NaN or inf for a finite input and upstream gradient, at "
-                     f"{tuple(int(i) for i in np.argwhere(~np.isfinite(grad))[0])}")
 
 
 def _compare(owner, name, analytic, numeric, rtol, atol):
@@ -142,39 +130,6 @@ def check_read_only(layer, x, rng):
             if not np.array_equal(now, was):
                 _fail(layer, f"_backward wrote into {name}, an array of another layer; "
                              f"write into arrays from self._buffer(...) instead")
-
-
-def check_float32(layer, x, rng, rtol=1e-3):
-    """A float32 copy of ``layer`` computes what the float64 one does on the same
-    (float32-rounded) input and upstream gradient, to float32 accuracy: the forward,
-    the input gradient and every parameter gradient.  Skipped for a layer whose two
-    float64 forwards differ (a random one, in training mode)."""
-    x = x.astype(np.float32).astype(np.float64)
-    l32 = copy.deepcopy(layer).astype(np.float32)
-    y = layer.forward(x).copy()
-    if not np.array_equal(layer.forward(x), y):
-        return
-    g = rng.normal(size=y.shape).astype(np.float32)
-    want = {"the output": y}
-    got = {"the output": l32.forward(x.astype(np.float32))}
-    if layer.has_gradient:
-        for one in (layer, l32):
-            one.zero_grad()
-        want["the input gradient"] = _backward(layer, g.astype(np.float64))
-        got["the input gradient"] = _backward(l32, g)
-        for name, p in layer.params().items():
-            want[f"the gradient for {name}"] = p.grad
-            got[f"the gradient for {name}"] = l32.params()[name].grad
-    for what, ref in want.items():
-        _finite_gradient(layer, what, ref)
-        a = np.asarray(got[what], np.float64)
-        if a.shape != ref.shape or not np.allclose(
-                a, ref, rtol=rtol, atol=rtol * max(1.0, float(np.abs(ref).max(initial=0)))):
-            worst = _worst(a, ref) if a.shape == ref.shape else None
-            _fail(layer, f"in float32, {what} differs from float64's beyond float32 "
-                         f"rounding" + (f": at {worst} {a[worst]:.6g} against "
-                                        f"{ref[worst]:.6g}" if worst is not None else
-                                        f": shape {a.shape} against {ref.shape}"))
 
 
 def check_seeded(layer_cls, kwargs, seed):

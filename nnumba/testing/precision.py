@@ -1,0 +1,84 @@
+"""The layer kit's float32 check: a float32 copy of a layer computes what the float64
+layer does, to float32 accuracy (:mod:`nnumba.testing`)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .failures import _backward, _fail, _finite_gradient, _worst
+
+#: float32's machine epsilon (2^-23)
+EPS32 = float(np.finfo(np.float32).eps)
+#: how far a float32 result may be from float64's, in units of the spread that
+#: perturbing every input by float32 rounding gives (at least EPS32 times its largest
+#: value): float32 arithmetic adds rounding of the same kind, at most a few times more
+#: in a long reduction, while float16 (2^-11) is some 2000 units away
+SPREAD_FACTOR = 64
+
+
+def _results(layer, x, g) -> dict:
+    """The output, the input gradient and every parameter gradient at x and g."""
+    out = {"the output": np.array(layer.forward(x), np.float64)}
+    if layer.has_gradient:
+        layer.zero_grad()
+        dx = _backward(layer, g)
+        out["the input gradient"] = None if dx is None else np.array(dx, np.float64)
+        for name, p in layer.params().items():
+            out[f"the gradient for {name}"] = np.array(p.grad, np.float64)
+    return out
+
+
+def _spread(layer, x, g, base, trials=3) -> dict:
+    """How far the float64 layer's results move when x, g and every parameter are
+    multiplied by 1 + u * EPS32 (u uniform in [-1, 1]): the conditioning of what it
+    computes at float32 resolution, which grows with the length of its reductions."""
+    rng = np.random.default_rng(0)  # its own: the kit's draws stay as they were
+
+    def jiggle(a):
+        return a * (1 + EPS32 * rng.uniform(-1, 1, size=np.shape(a)))
+
+    spread = {what: 0.0 for what in base}
+    for _ in range(trials):
+        twin = copy.deepcopy(layer)
+        for p in twin.params().values():
+            p.value[...] = jiggle(p.value)
+        for what, r in _results(twin, jiggle(x), jiggle(g)).items():
+            if r is not None and base[what] is not None and r.shape == base[what].shape:
+                spread[what] = max(spread[what], float(np.abs(r - base[what]).max(initial=0)))
+    return spread
+
+
+def check_float32(layer, x, rng, factor=SPREAD_FACTOR):
+    """A float32 copy of ``layer`` computes what the float64 one does on the same
+    (float32-rounded) input and upstream gradient, to float32 accuracy: the forward,
+    the input gradient and every parameter gradient, each within ``factor`` times
+    the spread of the float64 results under float32-sized perturbations of the input,
+    the upstream gradient and the parameters (and never below ``factor`` * EPS32 *
+    its largest value).  Skipped for a layer whose two float64 forwards differ (a
+    random one, in training mode)."""
+    x = x.astype(np.float32).astype(np.float64)
+    l32 = copy.deepcopy(layer).astype(np.float32)
+    y = layer.forward(x).copy()
+    if not np.array_equal(layer.forward(x), y):
+        return
+    g = rng.normal(size=y.shape).astype(np.float32)
+    want = _results(layer, x, g.astype(np.float64))
+    spread = _spread(layer, x, g.astype(np.float64), want)
+    got = _results(l32, x.astype(np.float32), g)
+    for what, ref in want.items():
+        if ref is None:
+            continue
+        _finite_gradient(layer, what, ref)
+        a = got[what]
+        scale = float(np.abs(ref).max(initial=0))
+        tol = factor * max(spread[what], EPS32 * scale)
+        if a is None or a.shape != ref.shape or not np.abs(a - ref).max(initial=0) <= tol:
+            worst = _worst(a, ref) if a is not None and a.shape == ref.shape else None
+            _fail(layer, f"in float32, {what} differs from float64's beyond float32 "
+                         f"rounding" + (f": at {worst} {a[worst]:.8g} against {ref[worst]:.8g}"
+                                        f" (allowed {tol:.3g}, {factor} times what "
+                                        f"float32-sized changes of its inputs move it)"
+                                        if worst is not None else
+                                        f": shape {np.shape(a)} against {ref.shape}"))
+
