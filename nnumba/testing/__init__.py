@@ -37,6 +37,9 @@ suite runs it over every registered layer.
 CUDA simulator where there is no GPU) and compares forward and backward with the
 CPU's, for every layer whose ``devices`` include it.
 
+``check_dataset(loader, root=None)`` checks a data set loader as nnumba train calls
+it, reading its files from ``root``.
+
 ``check_model(name, **options)`` checks a named model: deterministic builds, its
 input shape through its layers, its train_defaults loss training its outputs, its
 spec building it again, and the ``inputs``/``classes`` options nnumba train sets.

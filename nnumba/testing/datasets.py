@@ -11,24 +11,33 @@ import numpy as np
 from .layers import ConformanceError
 
 
-def check_dataset(loader):
-    """A data set loader: called as nnumba calls it, ``loader(root=None,
-    download=False)``, it returns a Dataset as documented (``nnumba.data.check_dataset``:
-    float32 inputs, int class numbers in range, one per-sample shape, finite), the
-    same arrays at a second call (deterministic); it warns where the loader ignores
-    ``root`` (a folder that does not exist gives data)."""
+def check_dataset(loader, root=None):
+    """A data set loader: called as nnumba calls it, ``loader(root=root,
+    download=False)`` (``root``, a folder holding the data set's files, as ``nnumba
+    train --data-dir`` gives it; None, the loader's default place), it returns a
+    Dataset as documented (``nnumba.data.check_dataset``: float32 inputs, int class
+    numbers in range, one per-sample shape, finite), the same arrays at a second call
+    (deterministic); it warns where the loader ignores ``root`` (a folder that does
+    not exist gives data).  What the loader raises (a missing file) is a
+    ConformanceError naming it, chained to the loader's exception."""
     from ..data.check import DatasetError, check_dataset
     if not callable(loader):
         raise ConformanceError(f"check_dataset takes the loader, a function called as "
                                f"loader(root=None, download=False), got {loader!r:.80}")
     who = f"data set loader {getattr(loader, '__name__', repr(loader))}"
+    call = f"loader(root={None if root is None else str(root)!r}, download=False)"
     try:
-        first, second = (check_dataset(loader(root=None, download=False), who) for _ in "12")
+        first, second = (check_dataset(loader(root=root, download=False), who) for _ in "12")
     except DatasetError as exc:
         raise ConformanceError(str(exc)) from None
     except TypeError as exc:  # a loader that does not take what nnumba passes
-        raise ConformanceError(f"{who}: loader(root=None, download=False), as nnumba calls "
-                               f"it, raised TypeError: {exc}") from None
+        raise ConformanceError(f"{who}: {call}, as nnumba calls it, raised TypeError: "
+                               f"{exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the loader's own (a missing file): whose, where
+        hint = "; pass check_dataset(loader, root=FOLDER) holding its files" \
+            if root is None and isinstance(exc, OSError) else ""
+        raise ConformanceError(f"{who}: {call} raised {type(exc).__name__}: {exc}"
+                               f"{hint}") from exc
     for field in ("x_train", "y_train", "x_test", "y_test"):
         if not np.array_equal(getattr(first, field), getattr(second, field)):
             raise ConformanceError(f"{who}: {field} differs between two calls; draw from a "
