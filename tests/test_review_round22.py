@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import nnumba
+from nnumba import Layer
 from nnumba.errors import WeightsError
 
 
@@ -219,3 +220,39 @@ def test_a_convolutional_spec_trains_in_scikit_learn_with_input_shape():
     for bad in [(1, 0, 8), "1x8x8", (1.0, 8, 8), (True, 8, 8), (1, 1, 8, 8)]:
         with pytest.raises(ValueError, match="input_shape must be"):
             NNClassifier(spec, input_shape=bad, epochs=1).fit(X[:50], y[:50])
+
+
+class Doubler(Layer):
+    """y = 2 x, keeping its input under a name of its own (module level: pickled)."""
+    examples = [({}, (3, 4))]
+
+    def _forward(self, x):
+        self._inp = x
+        y = self._buffer("y", x.shape)
+        self.kernels.scale(x.reshape(x.size), 2.0, y.reshape(y.size))
+        return y
+
+    def _backward(self, dl_dy):
+        dx = self._buffer("dx", dl_dy.shape)
+        self.kernels.scale(dl_dy.reshape(dl_dy.size), 2.0, dx.reshape(dx.size))
+        return dx
+
+
+def test_the_kit_warns_of_an_input_kept_under_a_name_a_copy_would_keep(monkeypatch):
+    """A layer keeping its input as `_inp` pickles the samples it last saw; the kit says
+    which attribute to name in kept_for_backward.  Reference: the pickle's bytes."""
+    import warnings
+
+    from nnumba import testing
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    layer = Doubler()
+    layer.forward(x)
+    assert x.tobytes() in pickle.dumps(layer)  # the leak the warning is about
+    with pytest.warns(UserWarning, match=r"_inp.*kept_for_backward"):
+        testing.check_all(Doubler)
+    monkeypatch.setattr(Doubler, "kept_for_backward", ("_inp",))
+    layer.forward(x)
+    assert x.tobytes() not in pickle.dumps(layer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        testing.check_all(Doubler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import tempfile
 import types
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -232,6 +233,24 @@ def check_round_trip(layer, x):
                      "each call) ignores the loaded values, and its training")
 
 
+def check_kept_names(layer, x):
+    """What a training forward keeps of its input or output (an attribute that is that
+    array, or a view of it) is named in ``kept_for_backward``, which a copy or pickle
+    leaves out: else a pickled model carries the samples it last saw.  A warning, not
+    a failure: layers written before that attribute pass the kit as they did."""
+    x = x.copy()
+    y = layer.train(True).forward(x)
+    kept = sorted(name for name, value in vars(layer).items()
+                  if isinstance(value, np.ndarray) and name not in layer.kept_for_backward
+                  and (np.may_share_memory(value, x) or np.may_share_memory(value, y)))
+    if kept:
+        warnings.warn(f"{layer.label}: forward keeps its input or output in "
+                      f"{', '.join(kept)}, which kept_for_backward "
+                      f"{layer.kept_for_backward} does not name: a pickled model would carry "
+                      f"the samples it last saw; add them to kept_for_backward "
+                      f"(docs/plugins.md)", stacklevel=3)
+
+
 def check_state_in_model(model, alone, x):
     """A training forward moves the layer's state (``trainable=False``) in a model as
     it does in the layer alone: a model moves the parameters into its own buffers,
@@ -375,6 +394,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
         _expect_error(layer, lambda: layer.backward(np.ones(want)), NoGradientError,
                       "backward of a layer without gradient")
     check_rejections(layer, x)
+    check_kept_names(layer, x)
     check_round_trip(layer, x)
 
 
