@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .device import to_host
 from .errors import DTypeError, SpecError
 from .layers.validation import number, show
 
@@ -49,10 +50,14 @@ class SGD:
         model = self.model
         params = model.flat_params
         v = self.velocity
-        if v is None or v.shape != params.shape or v.dtype != params.dtype \
-                or not model.device.owns(v):
-            self._check_range(params.dtype)  # the model may have been converted since
-            self.velocity = model.device.zeros(params.shape, params.dtype)  # moved or converted
+        if v is None or v.shape != params.shape:  # the first step, or another model size
+            self._check_range(params.dtype)
+            self.velocity = model.device.zeros(params.shape, params.dtype)
+        elif v.dtype != params.dtype or not model.device.owns(v):
+            # the model was converted or moved since: the momentum goes on, converted
+            # (as torch's buffers do across model.double()), not restarted from zeros
+            self._check_range(params.dtype)
+            self.velocity = model.device.to_device(to_host(v).astype(params.dtype))
         t = np.dtype(params.dtype).type  # scalars in the params' dtype keep float32 kernels
         model.device.kernels.sgd_step(params, model.flat_grads, self.velocity,
                                       t(self.lr), t(self.momentum), t(self.weight_decay))
