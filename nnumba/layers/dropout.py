@@ -4,19 +4,26 @@ identity (what inference with AlexNet uses).
 
 When is a new mask drawn? With ``resample=True`` (the default, for training) at
 every forward in training mode; the backward that follows uses the mask of that
-forward. With ``resample=False`` the mask is drawn once per input shape and kept
-until ``new_mask()`` or ``reset_parameters`` — a fixed mask makes forward a fixed
-function, so gradients can be checked against finite differences (the conformance
-kit's examples use it, and p=0).
+forward. With ``resample=False`` each input shape has its mask (a short last batch
+its own), kept until ``new_mask()`` or ``reset_parameters`` — a fixed mask makes
+forward a fixed function, so gradients can be checked against finite differences
+(the conformance kit's examples use it, and p=0). A kept mask is a function of the
+generator's state and the shape, and leaves the generator as it is: a resumed run
+(which restores that state) keeps the masks of the run it continues.
+
+``p`` may change after construction (a schedule): it is checked as the
+constructor checks it, and ``spec()`` and a saved model hold the new value.
 
 The mask comes from the layer's own generator, seeded by ``seed`` when given, else
 from ``reset_parameters(rng)`` (``Sequential(..., seed=s)`` or ``nnumba.build``), so
 a seeded training run drops the same units every time.
 """
+import copy
 import math
 
 import numpy as np
 
+from ..jsonfile import jsonable
 from .contract import Layer, layer_hook
 from .validation import flag, integer, number
 
@@ -30,16 +37,26 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, seed: int | None = None, resample: bool = True):
         super().__init__()
-        self.p = number("Dropout", "p", p, 0.0, 1.0)
+        self.p = p
         self.seed = None if seed is None else integer("Dropout", "seed", seed, 0, maximum=None)
         self.resample = flag("Dropout", "resample", resample)
-        self._keep = self._mask = None  # which units stay (host), and that as a factor
+        self._kept, self._mask = {}, None  # {shape: kept mask}, and the last forward's
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    @p.setter
+    def p(self, value):  # checked, and what spec() and a saved model hold
+        self._p = number("Dropout", "p", value, 0.0, 1.0)
+        self._config["p"] = jsonable(value)  # (as the constructor records it: 0 stays 0)
+        self._kept = {}  # masks of the old p
 
     def reset_parameters(self, rng):
         # An explicit seed wins; otherwise the model's generator seeds ours.
         self._rng = np.random.default_rng(
             self.seed if self.seed is not None else rng.integers(2**63))
-        self._keep = self._mask = None
+        self._kept, self._mask = {}, None
 
     def random_generator(self):
         return self._rng
@@ -49,11 +66,12 @@ class Dropout(Layer):
         rank: MPI ranks (which share one seed) then drop independent units of their
         samples, and a run stays reproducible. ``size``: the number of ranks."""
         self._rng = np.random.default_rng([int(self._rng.integers(2**63)), rank, size])
-        self._keep = self._mask = None
+        self._kept, self._mask = {}, None
 
     def new_mask(self):
-        """Forget the kept mask: the next training forward draws a new one."""
-        self._keep = self._mask = None
+        """Forget the kept masks: the next training forward draws new ones."""
+        self._rng.integers(2**63)  # a kept mask is a function of the generator's state
+        self._kept, self._mask = {}, None
 
     def flops(self, input_shape):
         n = math.prod(input_shape)
@@ -66,16 +84,25 @@ class Dropout(Layer):
         self._active = self.training and self.p > 0.0
         if not self._active:
             return x
-        if self.resample or self._keep is None or self._keep.shape != x.shape:
-            self._keep = self._rng.random(x.shape, dtype=self.dtype) >= self.p
-            self._mask = None
-        if self._mask is None or self._mask.dtype != x.dtype:  # a kept mask, converted or moved
-            scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
-            self._mask = self.device.to_device(self._keep.astype(self.dtype) *
-                                               self.dtype.type(scale))
+        if self.resample:
+            self._mask = self._factor(self._rng, x.shape)
+        else:
+            self._mask = self._kept.get(x.shape)
+            if self._mask is None or self._mask.dtype != x.dtype:  # new, converted or moved
+                if len(self._kept) >= 8:  # (a mask is drawn again the same: only a cache)
+                    self._kept.clear()
+                seed = int(copy.deepcopy(self._rng).integers(2**63))  # ours left as it is
+                self._mask = self._kept[x.shape] = self._factor(
+                    np.random.default_rng([seed, *x.shape]), x.shape, np.float64)
         y = self._buffer("y", x.shape)
         self.kernels.multiply(x.reshape(x.size), self._mask.reshape(x.size), y.reshape(x.size))
         return y
+
+    def _factor(self, rng, shape, dtype=None):
+        """A mask drawn from ``rng``: 0 for a dropped unit, else 1/(1-p), on the device."""
+        keep = rng.random(shape, dtype=dtype or self.dtype) >= self.p
+        scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
+        return self.device.to_device(keep.astype(self.dtype) * self.dtype.type(scale))
 
     def _backward(self, dl_dy):
         if not self._active:
@@ -87,7 +114,7 @@ class Dropout(Layer):
 
     def set_device(self, device):
         super().set_device(device)
-        self._mask = None
+        self._kept, self._mask = {}, None
 
 
 nnumba_register_layers = layer_hook(Dropout)
