@@ -4,7 +4,6 @@ history, and the hooks through which a data-parallel trainer
 from __future__ import annotations
 
 import functools
-import json
 import math
 import sys
 import time
@@ -15,28 +14,12 @@ import numpy as np
 from ..errors import DTypeError, NnumbaError, NonFiniteError, SaveError, SpecError
 from ..layers.validation import (check_not_fitting, flag, hold_for_fit, integer, non_finite,
                                 release_after_fit, show, takes)
-from ..jsonfile import jsonable
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .data_checks import check_data, check_with_loss
 from .metrics import evaluate
 from .progress import Progress
-
-
-def savable_options(loss) -> dict:
-    """The loss's config() as a JSON file holds it: a resumed run rebuilds the same
-    loss from it (FocalLoss's gamma, a sum reduction), not one with the defaults."""
-    options = loss.config()
-    try:
-        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
-            raise TypeError("not a dict of option names")
-        options = {k: jsonable(v) for k, v in options.items()}
-        json.dumps(options, allow_nan=False)
-    except (TypeError, ValueError):
-        raise SaveError(f"save: training= keeps the loss's options, and "
-                        f"{type(loss).__name__}.config() gave {show(options)}, which a JSON "
-                        f"file cannot hold") from None
-    return options
+from .stored import savable_options, warn_settings
 
 
 class TrainingDiverged(NnumbaError, FloatingPointError):
@@ -110,12 +93,29 @@ class Trainer:
         self.precompile = flag(owner, "precompile", precompile)
         self._checked_targets = set()
 
+    def _refuse_while_fitting(self, name: str):
+        """fit trains the model and loss it started with, in the batches it made: one
+        a callback sets would go unused (the optimizer steps the first model)."""
+        if self.__dict__.get("_batches") is not None:
+            raise RuntimeError(f"{type(self).__name__}.{name} cannot change while fit runs "
+                               f"(a callback set it); set it between fit calls")
+
+    @property
+    def model(self):
+        return self._model
+
+    @model.setter
+    def model(self, value):
+        self._refuse_while_fitting("model")
+        self._model = value
+
     @property
     def batch_size(self) -> int:
         return self._batch_size
 
     @batch_size.setter
     def batch_size(self, value):  # checked when set, later too: 0 would divide by zero
+        self._refuse_while_fitting("batch_size")
         # batch sizes past the set are one batch; no array holds more than MAX_SIZE
         self._batch_size = integer(type(self).__name__, "batch_size", value, 1)
 
@@ -133,6 +133,7 @@ class Trainer:
                 else ""
             raise DTypeError(f"{type(self).__name__}: loss must be an nnumba Loss instance such "
                              f"as CrossEntropy(), got {show(value)}{hint}")
+        self._refuse_while_fitting("loss")
         self._loss = value
 
     @property
@@ -176,7 +177,9 @@ class Trainer:
     del _optimizer_setting
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
-        """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)."""
+        """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)
+        (whose forward calls return arrays of their own; it may set lr and the like,
+        not model, loss or batch_size)."""
         epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
         self._check_callbacks(self.callbacks)  # one appended since: before any update
         # (model or optimizer reassigned since: the updates would miss the gradients)
@@ -204,11 +207,10 @@ class Trainer:
             self._precompile(x, y, checks)
         else:
             checks()
-        model = self.model
-        held = hold_for_fit(model, self.loss)  # another thread's forward on them: refused
-        model.reuse_buffers(True)
-        self.loss.reuse_buffers = True  # its gradient is used before the next batch
+        model, loss = self.model, self.loss
+        held = hold_for_fit(model, loss)  # another thread's forward on them: refused
         try:
+            self._reuse(model, loss, True)
             self._batches = Batches(model.device, x, y, self.batch_size,
                                     target_dtype(self.loss, model.dtype, y))
             for _ in range(int(epochs)):
@@ -228,20 +230,28 @@ class Trainer:
                 row = {"epoch": epoch, "train_loss": train_loss,
                        "seconds": time.perf_counter() - start}
                 if x_test is not None:
-                    metrics = evaluate(model, self.loss, x_test, y_test)
+                    metrics = evaluate(model, loss, x_test, y_test)
                     row["test_loss"], row["test_accuracy"] = metrics["loss"], metrics["accuracy"]
                     if not math.isfinite(row["test_loss"]):  # finite weights, outputs overflow
                         raise self._diverged(
                             f"the test loss became {row['test_loss']} after epoch {epoch}")
                 self.history.epochs.append(row)
+                self._reuse(model, loss, False)  # a callback's forward: arrays of its own
                 for callback in list(self.callbacks):  # (one added now runs from the next)
                     callback(self, row)
+                self._reuse(model, loss, True)
         finally:
-            model.reuse_buffers(False)
-            self.loss.reuse_buffers = False
+            self._reuse(model, loss, False)
             self._batches = None  # frees a device copy of the training set
             release_after_fit(held)
         return self.history
+
+    @staticmethod
+    def _reuse(model, loss, on: bool):
+        """Outputs and loss gradients overwritten by the next batch's (on, while fit
+        trains), or arrays of their own (off: callbacks and the caller keep them)."""
+        model.reuse_buffers(on)
+        loss.reuse_buffers = on
 
     def _check_targets(self, x, y, x_test, y_test):
         """Both target sets against the loss, and the test inputs finite: a bad test
@@ -347,7 +357,8 @@ class Trainer:
     def resume(self, stored: dict, rng: bool = True):
         """Go on from ``stored`` (:func:`nnumba.checkpoint.stored_training` of this
         model's file): its momentum buffer, and with ``rng`` its batch order and the
-        draws of layers such as Dropout (without: both from this trainer's seed)."""
+        draws of layers such as Dropout (without: both from this trainer's seed).
+        Another trainer kind's is refused; another loss or settings are warned of."""
         if not isinstance(stored, dict) or not {"velocity", "rng"} <= stored.keys():
             hint = ": that file holds no training (save it with training=trainer)" \
                 if stored is None else ""
@@ -363,6 +374,11 @@ class Trainer:
             "holds NaN or inf" if not np.isfinite(velocity).all() else None
         if why:
             raise SpecError(f"{name}: the stored momentum buffer {why}")
+        kind = stored.get("trainer", self.kind)  # (a record made by hand may leave it out)
+        if kind != self.kind:  # a GD buffer is per epoch, SGD's per batch: not one run
+            raise SpecError(f"{name}: the stored training is of trainer {show(kind)}, this "
+                            f"is {self.kind!r} ({type(self).__name__}); resume it with the "
+                            f"kind it was saved with, or train this one afresh")
         generators, kept = self._generators(), stored.get("layers", {})
         if rng:
             if not isinstance(kept, dict) or sorted(kept) != sorted(str(i) for i, _ in generators):
@@ -375,6 +391,7 @@ class Trainer:
                 except (TypeError, ValueError, KeyError, OverflowError) as exc:
                     raise SpecError(f"{name}: not a generator state ({exc})") from None
         # everything checked: a refused resume leaves the trainer as it was
+        warn_settings(self, stored, name)
         if velocity is not None:
             self.optimizer.velocity = model.device.to_device(velocity.astype(model.dtype))
         if not rng:  # the batch order of this trainer's seed, and layers' draws from it
