@@ -256,3 +256,36 @@ def test_the_kit_warns_of_an_input_kept_under_a_name_a_copy_would_keep(monkeypat
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         testing.check_all(Doubler)
+
+
+def test_training_on_with_another_trainer_starts_a_fresh_momentum(tmp_path, capsys):
+    """`nnumba train --model saved.npz --trainer gd` on a run saved by SGD: resume now
+    refuses another trainer kind's momentum, so the command says so and trains on from
+    the weights alone.  Reference: the saved weights, loaded by hand, as the start."""
+    from nnumba.cli import main
+    saved = tmp_path / "sgd.npz"
+    common = ["--train-size", "200", "--test-size", "50", "--epochs", "1"]
+    assert main(["train", *common, "--save", str(saved)]) == 0
+    capsys.readouterr()
+    again = tmp_path / "gd.npz"
+    assert main(["train", *common, "--model", str(saved), "--trainer", "gd", "--lr", "0",
+                 "--save", str(again)]) == 0
+    out, err = capsys.readouterr()
+    assert "was trained by --trainer sgd" in out and "Warning" not in err
+    start = nnumba.load_model(saved)  # lr 0: the weights it started from, unchanged
+    np.testing.assert_array_equal(nnumba.load_model(again).flat_params, start.flat_params)
+
+
+def test_a_dropout_pickled_before_p_became_a_property_loads():
+    """Its state held p itself and one kept mask (_keep).  Reference: the p it held,
+    and the identity in evaluation mode."""
+    from nnumba.layers import Dropout
+    state = Dropout(0.3).__getstate__()
+    state["p"], state["_keep"] = state.pop("_p"), None
+    state.pop("_kept")
+    old = Dropout.__new__(Dropout)
+    old.__setstate__(state)
+    assert old.p == 0.3 and old.spec()["p"] == 0.3
+    x = np.ones((2, 5), np.float32)
+    np.testing.assert_array_equal(old.eval().forward(x), x)
+    assert old.train().forward(x).shape == x.shape

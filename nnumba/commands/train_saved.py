@@ -4,6 +4,7 @@ them (:mod:`nnumba.checkpoint`): its settings where not given again, its momentu
 buffer, and its batch order unless ``--seed`` is given."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -73,7 +74,13 @@ def resume(args, trainer, say):
     training = args.saved[2] if getattr(args, "saved", None) else None
     if training is None:
         return
-    trainer.resume(training, rng=args.same_order)
+    if training.get("trainer", trainer.kind) != trainer.kind:  # asked for: from the weights
+        say(args, f"note: {args.model} was trained by --trainer {training['trainer']}; "
+                  f"{trainer.kind} starts from its weights with a fresh momentum buffer")
+        return
+    with warnings.catch_warnings():  # settings this command line changed: asked for
+        warnings.simplefilter("ignore", RuntimeWarning)
+        trainer.resume(training, rng=args.same_order)
     own = loss_options(args)  # said where they are not the loss's defaults
     try:
         defaults = type(trainer.loss)().config() if own else {}

@@ -112,6 +112,13 @@ class Dropout(Layer):
         self.kernels.multiply(dl_dy.reshape(n), self._mask.reshape(n), dx.reshape(n))
         return dx
 
+    def __setstate__(self, state):  # one pickled before p was a property: _p, masks by shape
+        if "p" in state:
+            state["_p"] = state.pop("p")
+        state.pop("_keep", None)
+        state.setdefault("_kept", {})
+        self.__dict__.update(state)
+
     def set_device(self, device):
         super().set_device(device)
         self._kept, self._mask = {}, None
