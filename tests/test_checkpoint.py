@@ -52,7 +52,8 @@ def test_seed_restarts_the_batch_order_and_options_given_win(tmp_path, capsys):
     data = nnumba.data.load_dataset("mnist-5k")
     trainer = SGDTrainer(model, CrossEntropy(), lr=0.02, momentum=0.8, weight_decay=0.001,
                          batch_size=60, seed=5)
-    trainer.resume(stored_training(half), rng=False)
+    with pytest.warns(RuntimeWarning, match='lr 0.07 -> 0.02'):  # settings changed: said
+        trainer.resume(stored_training(half), rng=False)
     trainer.fit(data.x_train[:300], data.y_train[:300], epochs=1)
     np.testing.assert_array_equal(_weights(rest), model.flat_params)
 

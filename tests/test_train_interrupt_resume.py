@@ -122,7 +122,8 @@ def test_a_saved_model_trains_on_from_its_weights(tmp_path, capsys):
     model = io.load_model(first)
     data = nnumba.data.load_dataset("mnist-5k")
     trainer = SGDTrainer(model, CrossEntropy(), lr=0.05, momentum=0.9, batch_size=100, seed=3)
-    trainer.resume(stored_training(first), rng=False)
+    with pytest.warns(RuntimeWarning, match='lr 0.1 -> 0.05'):  # settings changed: said
+        trainer.resume(stored_training(first), rng=False)
     trainer.fit(data.x_train[:300], data.y_train[:300], epochs=1)
     np.testing.assert_allclose(io.load_model(again).flat_params, model.flat_params,
                                rtol=0, atol=1e-6)
