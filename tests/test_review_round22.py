@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import nnumba
-from nnumba import Layer
 from nnumba.errors import WeightsError
+from test_plugin_authoring import Doubling
 
 
 def _state_dict(model):
@@ -222,20 +222,12 @@ def test_a_convolutional_spec_trains_in_scikit_learn_with_input_shape():
             NNClassifier(spec, input_shape=bad, epochs=1).fit(X[:50], y[:50])
 
 
-class Doubler(Layer):
+class Doubler(Doubling):
     """y = 2 x, keeping its input under a name of its own (module level: pickled)."""
-    examples = [({}, (3, 4))]
 
     def _forward(self, x):
         self._inp = x
-        y = self._buffer("y", x.shape)
-        self.kernels.scale(x.reshape(x.size), 2.0, y.reshape(y.size))
-        return y
-
-    def _backward(self, dl_dy):
-        dx = self._buffer("dx", dl_dy.shape)
-        self.kernels.scale(dl_dy.reshape(dl_dy.size), 2.0, dx.reshape(dx.size))
-        return dx
+        return super()._forward(x)
 
 
 def test_the_kit_warns_of_an_input_kept_under_a_name_a_copy_would_keep(monkeypatch):
