@@ -105,6 +105,7 @@ class _NNEstimator(BaseEstimator):
         first = not hasattr(self, "model_")
         return self._fit(X, y, first, 1, fresh_trainer=first, classes=classes)
 
+    input_shape = None  # (an estimator pickled before the parameter existed)
     _trainer = None  # kept for partial_fit; a copy keeps its state (__getstate__)
     _trainer_settings = None  # what _trainer was built with
 

@@ -49,7 +49,8 @@ class Dropout(Layer):
     @p.setter
     def p(self, value):  # checked, and what spec() and a saved model hold
         self._p = number("Dropout", "p", value, 0.0, 1.0)
-        self._config["p"] = jsonable(value)  # (as the constructor records it: 0 stays 0)
+        if "p" in self._config:  # (a subclass may name it otherwise: rate=...)
+            self._config["p"] = jsonable(value)  # as the constructor records it: 0 stays 0
         self._kept = {}  # masks of the old p
 
     def reset_parameters(self, rng):

@@ -52,7 +52,10 @@ class Parameter:
         self.grad = np.zeros_like(value) if grad is None else grad
 
     def __reduce__(self):  # (slots alone pickle at protocol 2 and up only)
-        return Parameter, (self.value, self.grad, self.trainable)
+        # A copy's gradient starts at zero (a model's copy makes its own anyway): the
+        # last batch's can be solved for its samples (dW / db of a first Linear).
+        host = isinstance(self.grad, np.ndarray)  # (a device's zeros are its own)
+        return Parameter, (self.value, None if host else self.grad, self.trainable)
 
     def __repr__(self):
         return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DTypeError, NnumbaError, NonFiniteError, SaveError, SpecError
-from ..layers.validation import (check_not_fitting, flag, hold_for_fit, integer, non_finite,
-                                release_after_fit, show, takes)
+from ..layers.validation import (check_cast, check_not_fitting, flag, hold_for_fit, integer,
+                                non_finite, release_after_fit, show, takes)
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .data_checks import check_data, check_with_loss
@@ -236,10 +236,15 @@ class Trainer:
                         raise self._diverged(
                             f"the test loss became {row['test_loss']} after epoch {epoch}")
                 self.history.epochs.append(row)
-                self._reuse(model, loss, False)  # a callback's forward: arrays of its own
-                for callback in list(self.callbacks):  # (one added now runs from the next)
+                callbacks = list(self.callbacks)  # (one added now runs from the next)
+                # A callback's forward gets arrays of its own; reuse off drops the buffers,
+                # which the next epoch makes again: only where a callback runs.
+                if callbacks:
+                    self._reuse(model, loss, False)
+                for callback in callbacks:
                     callback(self, row)
-                self._reuse(model, loss, True)
+                if callbacks:
+                    self._reuse(model, loss, True)
         finally:
             self._reuse(model, loss, False)
             self._batches = None  # frees a device copy of the training set
@@ -374,6 +379,9 @@ class Trainer:
             "holds NaN or inf" if not np.isfinite(velocity).all() else None
         if why:
             raise SpecError(f"{name}: the stored momentum buffer {why}")
+        if velocity is not None:  # a float64 run's, on a float32 model: not to infinity
+            check_cast(name, "the stored momentum buffer", velocity, model.dtype,
+                       f"resume on a {velocity.dtype.name} model")
         kind = stored.get("trainer", self.kind)  # (a record made by hand may leave it out)
         if kind != self.kind:  # a GD buffer is per epoch, SGD's per batch: not one run
             raise SpecError(f"{name}: the stored training is of trainer {show(kind)}, this "
