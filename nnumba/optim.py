@@ -5,7 +5,7 @@ import numpy as np
 
 from .device import to_host
 from .errors import DTypeError, SpecError
-from .layers.validation import number, show
+from .layers.validation import check_cast, number, show
 
 
 class SGD:
@@ -54,10 +54,13 @@ class SGD:
             self._check_range(params.dtype)
             self.velocity = model.device.zeros(params.shape, params.dtype)
         elif v.dtype != params.dtype or not model.device.owns(v):
-            # the model was converted or moved since: the momentum goes on, converted
-            # (as torch's buffers do across model.double()), not restarted from zeros
+            # the model was converted or moved since: the momentum goes on (torch keeps
+            # its buffers across model.double() too), converted, not restarted from zeros
             self._check_range(params.dtype)
-            self.velocity = model.device.to_device(to_host(v).astype(params.dtype))
+            host = to_host(v)
+            check_cast("SGD", "the momentum buffer", host, params.dtype,  # not to infinity
+                       f"keep the model in {host.dtype.name}")
+            self.velocity = model.device.to_device(host.astype(params.dtype))
         t = np.dtype(params.dtype).type  # scalars in the params' dtype keep float32 kernels
         model.device.kernels.sgd_step(params, model.flat_grads, self.velocity,
                                       t(self.lr), t(self.momentum), t(self.weight_decay))

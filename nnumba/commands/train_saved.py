@@ -76,7 +76,8 @@ def resume(args, trainer, say):
         return
     if training.get("trainer", trainer.kind) != trainer.kind:  # asked for: from the weights
         say(args, f"note: {args.model} was trained by --trainer {training['trainer']}; "
-                  f"{trainer.kind} starts from its weights with a fresh momentum buffer")
+                  f"{trainer.kind} trains on from its weights alone (a fresh momentum "
+                  f"buffer, and the batch order of --seed)")
         return
     with warnings.catch_warnings():  # settings this command line changed: asked for
         warnings.simplefilter("ignore", RuntimeWarning)
