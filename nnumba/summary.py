@@ -2,7 +2,8 @@
 memory of parameters and activations, FLOPs of forward and backward.
 
 Each layer is built in :func:`nnumba.layers.shapes_only` mode, whose parameters are
-zero-size stand-ins, and asked: ``params()`` (the trainable ones count), ``output_shape()``,
+zero-size stand-ins, and asked: ``params()`` (the trainable ones count; the state's
+bytes, ``trainable=False``, are given apart), ``output_shape()``,
 ``flops()``.
 So the lecture's 3.87e10-parameter linear layer is sized, never allocated, and a
 plugin layer reports its FLOPs by implementing ``flops`` ("?" where it does not, and
@@ -46,6 +47,7 @@ class LayerRow:
     activation_bytes: int
     forward_flops: int | None    # None: no rule for this layer type
     backward_flops: int | None
+    state_bytes: int = 0         # what the layer updates itself (trainable=False)
 
 
 @dataclass
@@ -63,13 +65,15 @@ class Summary:
 
     params = property(lambda self: self._total("params"))
     param_bytes = property(lambda self: self._total("param_bytes"))
+    state_bytes = property(lambda self: self._total("state_bytes"))
     activation_bytes = property(lambda self: self._total("activation_bytes"))
     forward_flops = property(lambda self: self._total("forward_flops"))
     backward_flops = property(lambda self: self._total("backward_flops"))
 
     def to_dict(self) -> dict:
-        totals = {k: self._total(k) for k in ("params", "param_bytes", "activation_bytes",
-                                              "forward_flops", "backward_flops")}
+        totals = {k: self._total(k) for k in ("params", "param_bytes", "state_bytes",
+                                              "activation_bytes", "forward_flops",
+                                              "backward_flops")}
         return {"name": self.name, "input_shape": list(self.input_shape), "batch": self.batch,
                 "dtype": self.dtype, "layers": [asdict(r) for r in self.rows], "total": totals}
 
@@ -97,7 +101,9 @@ class Summary:
             f"{self.name}: input {self.input_shape}, batch {self.batch}, {self.dtype}", *rows,
             f"total: {self.params:,} parameters ({self.params:.2e}) = "
             f"{si_bytes(self.param_bytes)} (≈ {approx_bytes(self.param_bytes)}; "
-            f"{iec_bytes(self.param_bytes)}) of {self.dtype}",
+            f"{iec_bytes(self.param_bytes)}) of {self.dtype}" + (
+                f", and {si_bytes(self.state_bytes)} of state (trainable=False)"
+                if self.state_bytes else ""),
             f"       activations {si_bytes(self.activation_bytes)}, forward "
             f"{self._flops_total('forward_flops')} FLOPs, backward "
             f"{self._flops_total('backward_flops')} FLOPs",
@@ -188,6 +194,8 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
         check_fits(layer, in_shape)
         out = tuple(layer.output_shape(in_shape))
         count = sum(math.prod(p.value.shape) for p in layer.params().values() if p.trainable)
+        state = sum(math.prod(p.value.shape) for p in layer.params().values()
+                    if not p.trainable)
         forward, weight, inputs = layer_flops(layer, in_shape) or (None, None, None)
         fwd = None if forward is None else forward * batch
         bwd = None if weight is None or inputs is None else \
@@ -195,7 +203,7 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
         act = 0 if layer.output_is_view or i in absorbed else \
             batch * math.prod(out) * dtype.itemsize
         rows.append(LayerRow(i, layer.type_name, out, count, count * dtype.itemsize, act,
-                             fwd, bwd))
+                             fwd, bwd, state * dtype.itemsize))
         wanted = wanted or count > 0
         in_shape = out
     return Summary(name, tuple(shape), batch, dtype.name, rows)

@@ -281,3 +281,24 @@ def test_a_dropout_pickled_before_p_became_a_property_loads():
     x = np.ones((2, 5), np.float32)
     np.testing.assert_array_equal(old.eval().forward(x), x)
     assert old.train().forward(x).shape == x.shape
+
+
+def test_summary_gives_the_states_bytes_beside_the_parameters():
+    """A layer's state (trainable=False: a batch norm's running statistics) is memory
+    the model holds; summary left it out (plugin trials 17 and 19).  Reference: the
+    model's own arrays, counted."""
+    from test_layer_state import RunningNorm, _model, _Plugin
+
+    from nnumba.summary import summarize
+    name = nnumba.register_plugin(_Plugin(), "t-running-norm-summary")
+    try:
+        model = _model()
+        state = sum(p.value.nbytes for _, p in model.params() if not p.trainable)
+        trained = sum(p.value.nbytes for _, p in model.params() if p.trainable)
+        found = summarize(model, (4,))
+        assert (found.param_bytes, found.state_bytes) == (trained, state) == (21 * 4, 6 * 4)
+        assert found.to_dict()["total"]["state_bytes"] == state
+        assert "24 B of state" in found.format()
+        assert RunningNorm in (type(layer) for layer in model.layers)
+    finally:
+        nnumba.unregister_plugin(name)
