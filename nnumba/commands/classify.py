@@ -1,6 +1,7 @@
 """``nnumba classify IMAGE --model alexnet --weights FILE``: the lecture's closing demo.
 
-The image is read with Pillow (``pip install "nnumba[images]"``), resized to the
+The image is read with Pillow (``pip install "nnumba[images]"``) as viewers show it
+(turned by its EXIF orientation, transparent parts over white), resized to the
 model's input size and scaled to [0, 1]. For PyTorch weights it is then normalised
 as in the lecture, ``0.5 + 0.5 * (img - img.mean()) / img.std()`` (one mean and one
 standard deviation over the whole image; the std unbiased, as torch's
@@ -35,7 +36,9 @@ def add_parser(sub):
                        description="Print the top classes of an image with their scores "
                                    "(the model's raw outputs: logits, for a model trained "
                                    "with cross-entropy), as the lecture does with AlexNet.")
-    p.add_argument("image", help="an image file Pillow reads (JPEG, PNG, ...)")
+    p.add_argument("image", help="an image file Pillow reads (JPEG, PNG, ...), read as viewers "
+                                 "show it: turned by its EXIF orientation, transparent parts "
+                                 "over white")
     p.add_argument("--model", help="a registered model name, a JSON spec or a saved model "
                                    "(.npz); default: the one saved in --weights, else alexnet")
     p.add_argument("--weights", required=True,
@@ -65,8 +68,10 @@ def _pillow():
 
 
 def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
-    """(1, C, H, W) float32 in [0, 1], resized bilinearly to ``size`` (H, W)."""
+    """(1, C, H, W) float32 in [0, 1], resized bilinearly to ``size`` (H, W), of the
+    image as viewers show it: turned by its EXIF orientation, transparency over white."""
     Image = _pillow()
+    from PIL import ImageOps
     if channels not in (1, 3):
         raise ShapeError(f"the model takes {channels} input channels; images have 1 or 3")
     if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block
@@ -75,12 +80,17 @@ def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
         with warnings.catch_warnings():
             # Pillow only warns from MAX_IMAGE_PIXELS to twice that; refuse it all.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path) as opened:
+                # upright, as viewers show it: phones store portrait photos sideways.
+                # Corrupt EXIF only warns (UserWarning) and is skipped: say nothing.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    img = ImageOps.exif_transpose(opened)  # a copy: .format is the file's
                 if img.mode in WIDE_MODES:
-                    pixels = _wide_pixels(path, img, size, Image)
+                    pixels = _wide_pixels(path, img, size, Image, opened.format)
                 else:
-                    img = img.convert("RGB" if channels == 3 else "L").resize(
-                        (size[1], size[0]), Image.Resampling.BILINEAR)
+                    img = _over_white(img, Image).convert("RGB" if channels == 3 else "L")
+                    img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                     pixels = np.asarray(img, dtype=np.float32) / 255.0
     except ImageError:
         raise
@@ -97,25 +107,36 @@ def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(pixels[None])
 
 
+def _over_white(img, Image):
+    """``img`` composited over white where it has transparency (an alpha channel or a
+    transparent colour), as viewers show it: convert() drops alpha and keeps the hidden
+    pixels' colour, often black, so ink on a transparent background read as all black."""
+    if img.mode not in ("RGBA", "LA", "PA", "RGBa") and "transparency" not in img.info:
+        return img
+    rgba = img.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+
+
 #: Pillow's gray modes wider than 8 bits (16-bit PNG, 32-bit int and float TIFF): its
 #: convert("L") / convert("RGB") clips them to 0..255, so most such images came out as
 #: one flat white (16-bit) or black (float) plane, and every image got the same classes
 WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
 
-def _wide_pixels(path, img, size, Image) -> np.ndarray:
+def _wide_pixels(path, img, size, Image, file_format=None) -> np.ndarray:
     """(H, W) float32 in [0, 1] of a wide gray image, resized as float: 16-bit values
-    over 65535, as 8-bit ones go over 255 (a faint digit stays faint, white stays
-    white); a 32-bit int or float image in [0, 1] as it is, else (a range the mode does
-    not say) its own range stretched to [0, 1].  ImageError for NaN or infinite pixels
-    (a float TIFF can hold them), which would give NaN scores."""
+    (and a PGM's "I", which Pillow scales to 0..65535 from its maxval) over 65535, as
+    8-bit ones go over 255 (a faint digit stays faint, white stays white); a 32-bit int
+    or float image in [0, 1] as it is, else (a range the mode does not say) its own
+    range stretched to [0, 1].  ImageError for NaN or infinite pixels (a float TIFF can
+    hold them), which would give NaN scores."""
     plane = img.convert("F")  # 32-bit float: exact for 16-bit values
     values = np.asarray(plane, dtype=np.float64)
     if not np.isfinite(values).all():
         raise ImageError(f"{path}: {int((~np.isfinite(values)).sum())} pixel(s) are NaN or "
                          f"infinite")
     low, high = values.min(), values.max()
-    if img.mode.startswith("I;16"):
+    if img.mode.startswith("I;16") or (img.mode == "I" and file_format == "PPM"):
         low, high = 0.0, 65535.0
     elif low >= 0 and high <= 1:
         low, high = 0.0, 1.0
