@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import tempfile
 import types
 import warnings
@@ -233,19 +234,41 @@ def check_round_trip(layer, x):
                      "each call) ignores the loaded values, and its training")
 
 
+def _chunks(a) -> list:
+    """Bytes that a pickle of ``a``, of a copy or of a float64 or float32 cast of it
+    holds: its first four values in a row that are non-zero and distinct (zeros or
+    repeats could be anything's), or none where it has no such run."""
+    flat = np.ravel(a)[:1000]
+    for i in range(flat.size - 3):
+        run = flat[i:i + 4]
+        if np.all(run != 0) and np.unique(run).size == 4:
+            return [run.astype(dt).tobytes() for dt in (np.float64, np.float32)]
+    return []
+
+
 def check_kept_names(layer, x):
-    """What a training forward keeps of its input or output (an attribute that is that
-    array, or a view of it) is named in ``kept_for_backward``, which a copy or pickle
-    leaves out: else a pickled model carries the samples it last saw.  A warning, not
-    a failure: layers written before that attribute pass the kit as they did."""
+    """What a training forward keeps of its input or output (that array, a view or
+    copy of it, or either in a tuple, list or dict: an attribute whose pickle holds
+    its values) is named in ``kept_for_backward``, which a copy or pickle leaves out:
+    else a pickled model carries the samples it last saw.  A warning, not a failure:
+    layers written before that attribute pass the kit as they did."""
     x = x.copy()
     y = layer.train(True).forward(x)
-    kept = sorted(name for name, value in vars(layer).items()
-                  if isinstance(value, np.ndarray) and name not in layer.kept_for_backward
-                  and (np.may_share_memory(value, x) or np.may_share_memory(value, y)))
+    kept = {name for name, value in vars(layer).items()
+            if isinstance(value, np.ndarray) and name not in layer.kept_for_backward
+            and (np.may_share_memory(value, x) or np.may_share_memory(value, y))}
+    chunks = _chunks(x) + _chunks(y)
+    state = layer.__getstate__()  # what a copy or pickle keeps
+    for name, value in (state.items() if isinstance(state, dict) else [("", state)]):
+        try:
+            held = pickle.dumps(value)
+        except Exception:  # noqa: BLE001, S112 - what cannot pickle is no pickle's
+            continue
+        if any(chunk in held for chunk in chunks):
+            kept.add(name or "its __getstate__()")
     if kept:
-        warnings.warn(f"{layer.label}: forward keeps its input or output in "
-                      f"{', '.join(kept)}, which kept_for_backward "
+        warnings.warn(f"{layer.label}: forward keeps its input or output (or a copy) in "
+                      f"{', '.join(sorted(kept))}, which kept_for_backward "
                       f"{layer.kept_for_backward} does not name: a pickled model would carry "
                       f"the samples it last saw; add them to kept_for_backward "
                       f"(docs/plugins.md)", stacklevel=3)
