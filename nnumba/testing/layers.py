@@ -19,7 +19,7 @@ from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the k
                            check_state)
 from .failures import (ConformanceError, _backward, _fail,  # noqa: F401 - the kit's, here too
                        _finite_gradient, _raised, _worst)
-from .precision import check_float32  # noqa: F401 - the kit's, here too
+from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 
 
 def _inputs(shape, rng):
@@ -408,7 +408,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
         if dx32 is not None and dx32.dtype != np.float32:
             _fail(layer, f"a float32 backward gave a {dx32.dtype} input gradient: keep the "
                          f"layer's dtype (a Python float or a float64 array promotes it)")
-    check_float32(layer, x, rng)
+    check_float32(layer, x, rng, modes=False)  # the modes after check_round_trip below
     if layer.has_gradient:
         check_gradients(layer, x, rng)
     check_batch_sums(layer, x)  # (.batch_checks)
@@ -419,6 +419,9 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     check_rejections(layer, x)
     check_kept_names(layer, x)
     check_round_trip(layer, x)
+    # after it: its message names a state update through an array kept from
+    # reset_parameters, which the float32 copy's new arrays would show first
+    check_float32_modes(layer, x)
 
 
 def check_all(layer_cls):

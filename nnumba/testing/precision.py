@@ -30,10 +30,22 @@ def _results(layer, x, g) -> dict:
     return out
 
 
-def _spread(layer, x, g, base, trials=3) -> dict:
-    """How far the float64 layer's results move when x, g and every parameter are
-    multiplied by 1 + u * EPS32 (u uniform in [-1, 1]): the conditioning of what it
-    computes at float32 resolution, which grows with the length of its reductions."""
+def _modes(layer, x, g=None) -> dict:
+    """The state (``trainable=False``) a training forward at x leaves, and then the
+    output in evaluation mode (what predict returns), of a copy of ``layer`` (g unused)."""
+    layer = copy.deepcopy(layer).train(True)
+    layer.forward(x)
+    out = {f"the state {name} after a training forward": np.array(p.value, np.float64)
+           for name, p in layer.params().items() if not p.trainable}
+    out["the output in evaluation mode"] = np.array(layer.eval().forward(x), np.float64)
+    return out
+
+
+def _spread(layer, x, g, base, results=_results, trials=3) -> dict:
+    """How far the float64 layer's results move when x, g and every parameter (state
+    too) are multiplied by 1 + u * EPS32 (u uniform in [-1, 1]): the conditioning of
+    what it computes at float32 resolution, which grows with the length of its
+    reductions."""
     rng = np.random.default_rng(0)  # its own: the kit's draws stay as they were
 
     def jiggle(a):
@@ -44,29 +56,45 @@ def _spread(layer, x, g, base, trials=3) -> dict:
         twin = copy.deepcopy(layer)
         for p in twin.params().values():
             p.value[...] = jiggle(p.value)
-        for what, r in _results(twin, jiggle(x), jiggle(g)).items():
+        for what, r in results(twin, jiggle(x), None if g is None else jiggle(g)).items():
             if r is not None and base[what] is not None and r.shape == base[what].shape:
                 spread[what] = max(spread[what], float(np.abs(r - base[what]).max(initial=0)))
     return spread
 
 
-def check_float32(layer, x, rng, factor=SPREAD_FACTOR):
+def check_float32(layer, x, rng, factor=SPREAD_FACTOR, modes=True):
     """A float32 copy of ``layer`` computes what the float64 one does on the same
     (float32-rounded) input and upstream gradient, to float32 accuracy: the forward,
     the input gradient and every parameter gradient, each within ``factor`` times
     the spread of the float64 results under float32-sized perturbations of the input,
     the upstream gradient and the parameters (and never below ``factor`` * EPS32 *
     its largest value).  Skipped for a layer whose two float64 forwards differ (a
-    random one, in training mode)."""
+    random one, in training mode).  With ``modes``, :func:`check_float32_modes` too."""
     x = x.astype(np.float32).astype(np.float64)
+    start = copy.deepcopy(layer) if modes else None  # the state as it is now
     l32 = copy.deepcopy(layer).astype(np.float32)
     y = layer.forward(x).copy()
-    if not np.array_equal(layer.forward(x), y):
-        return
-    g = rng.normal(size=y.shape).astype(np.float32)
-    want = _results(layer, x, g.astype(np.float64))
-    spread = _spread(layer, x, g.astype(np.float64), want)
-    got = _results(l32, x.astype(np.float32), g)
+    if np.array_equal(layer.forward(x), y):
+        g = rng.normal(size=y.shape).astype(np.float32)
+        want = _results(layer, x, g.astype(np.float64))
+        spread = _spread(layer, x, g.astype(np.float64), want)
+        _compare32(layer, want, _results(l32, x.astype(np.float32), g), spread, factor)
+    if modes:
+        check_float32_modes(start, x, factor)
+
+
+def check_float32_modes(layer, x, factor=SPREAD_FACTOR):
+    """As :func:`check_float32`, for the state (``trainable=False``) a training forward
+    of a copy of ``layer`` leaves and the output in evaluation mode after it (what
+    predict returns), the spread taken over the state too."""
+    x = x.astype(np.float32).astype(np.float64)
+    start = copy.deepcopy(layer)  # (it may belong to a model, which astype refuses)
+    want = _modes(start, x)
+    got = _modes(copy.deepcopy(start).astype(np.float32), x.astype(np.float32))
+    _compare32(layer, want, got, _spread(start, x, None, want, _modes), factor)
+
+
+def _compare32(layer, want, got, spread, factor):
     for what, ref in want.items():
         if ref is None:
             continue
@@ -82,4 +110,3 @@ def check_float32(layer, x, rng, factor=SPREAD_FACTOR):
                                         f"float32-sized changes of its inputs move it)"
                                         if worst is not None else
                                         f": shape {np.shape(a)} against {ref.shape}"))
-
