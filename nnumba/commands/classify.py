@@ -140,6 +140,10 @@ def _wide_pixels(path, img, size, Image, file_format=None) -> np.ndarray:
         low, high = 0.0, 65535.0
     elif low >= 0 and high <= 1:
         low, high = 0.0, 1.0
+    key = img.info.get("transparency")  # a 16-bit PNG's transparent gray (tRNS)
+    if isinstance(key, int) and not isinstance(key, bool) and (values == key).any():
+        values[values == key] = high  # over white, as _over_white does for 8 bits
+        plane = Image.fromarray(values.astype(np.float32), "F")
     resized = np.asarray(plane.resize((size[1], size[0]), Image.Resampling.BILINEAR),
                          dtype=np.float64)
     if high == low:  # a flat image of a range unknown: (x - low) / 0 would be NaN

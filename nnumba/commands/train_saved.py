@@ -74,14 +74,11 @@ def resume(args, trainer, say):
     training = args.saved[2] if getattr(args, "saved", None) else None
     if training is None:
         return
-    if training.get("trainer", trainer.kind) != trainer.kind:  # asked for: from the weights
-        say(args, f"note: {args.model} was trained by --trainer {training['trainer']}; "
-                  f"{trainer.kind} trains on from its weights alone (a fresh momentum "
-                  f"buffer, and the batch order of --seed)")
-        return
-    with warnings.catch_warnings():  # settings this command line changed: asked for
-        warnings.simplefilter("ignore", RuntimeWarning)
-        trainer.resume(training, rng=args.same_order)
+    same_kind = training.get("trainer", trainer.kind) == trainer.kind
+    if same_kind:  # (another trainer, asked for: from the weights, without the rest)
+        with warnings.catch_warnings():  # settings this command line changed: asked for
+            warnings.simplefilter("ignore", RuntimeWarning)
+            trainer.resume(training, rng=args.same_order)
     own = loss_options(args)  # said where they are not the loss's defaults
     try:
         defaults = type(trainer.loss)().config() if own else {}
@@ -89,11 +86,15 @@ def resume(args, trainer, say):
         defaults = {}
     options = ", ".join(f"{k}={v!r}" for k, v in own.items() if defaults.get(k) != v)
     kept = ([f"loss's options ({options})"] if options else []) + \
-        (["momentum buffer"] if training["velocity"] is not None else []) + \
-        (["batch order"] if args.same_order else [])
+        (["momentum buffer"] if same_kind and training["velocity"] is not None else []) + \
+        (["batch order"] if same_kind and args.same_order else [])
+    if not same_kind:
+        say(args, f"note: {args.model} was trained by --trainer {training['trainer']}; "
+                  f"{trainer.kind} starts a fresh momentum buffer and the batch order of "
+                  f"--seed")
     if kept:
         say(args, f"from {args.model}: its {', '.join(kept[:-1]) + ' and ' * (len(kept) > 1)}"
-                  f"{kept[-1]}, to go on as one run")
+                  f"{kept[-1]}" + (", to go on as one run" if same_kind else ""))
 
 
 def as_saved_classes(args, data, kind: str, say):

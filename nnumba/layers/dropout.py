@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from ..errors import SpecError
 from ..jsonfile import jsonable
 from .contract import Layer, layer_hook
 from .validation import flag, integer, number
@@ -48,8 +49,13 @@ class Dropout(Layer):
 
     @p.setter
     def p(self, value):  # checked, and what spec() and a saved model hold
+        if "p" not in self._config and "_p" in self.__dict__:
+            # a subclass naming it otherwise (rate=...): its spec would lose a new p
+            raise SpecError(f"{type(self).__name__}: p comes from its constructor's "
+                            f"arguments {sorted(self._config)}, which its spec keeps; "
+                            f"build a new layer to change it")
         self._p = number("Dropout", "p", value, 0.0, 1.0)
-        if "p" in self._config:  # (a subclass may name it otherwise: rate=...)
+        if "p" in self._config:
             self._config["p"] = jsonable(value)  # as the constructor records it: 0 stays 0
         self._kept = {}  # masks of the old p
 

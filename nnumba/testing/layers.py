@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError,
                       RegistryError, ShapeError)
-from ..layers.contract import Layer, shapes_only
+from ..layers.contract import Layer, Parameter, shapes_only
 from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the kit's, here too
                            check_state)
 from .failures import (ConformanceError, _backward, _fail,  # noqa: F401 - the kit's, here too
@@ -249,17 +249,20 @@ def _chunks(a) -> list:
 def check_kept_names(layer, x):
     """What a training forward keeps of its input or output (that array, a view or
     copy of it, or either in a tuple, list or dict: an attribute whose pickle holds
-    its values) is named in ``kept_for_backward``, which a copy or pickle leaves out:
-    else a pickled model carries the samples it last saw.  A warning, not a failure:
-    layers written before that attribute pass the kit as they did."""
+    its values; parameters aside) is named in ``kept_for_backward``, which a copy or
+    pickle leaves out: else a pickled model carries the samples it last saw.  A
+    warning, not a failure: layers written before that attribute pass the kit."""
     x = x.copy()
     y = layer.train(True).forward(x)
     kept = {name for name, value in vars(layer).items()
             if isinstance(value, np.ndarray) and name not in layer.kept_for_backward
             and (np.may_share_memory(value, x) or np.may_share_memory(value, y))}
-    chunks = _chunks(x) + _chunks(y)
+    # the first values, the last sample's and the first of the transposed layout
+    chunks = [c for a in (x, y) for part in (a, a[-1:], a.T) for c in _chunks(part)]
     state = layer.__getstate__()  # what a copy or pickle keeps
     for name, value in (state.items() if isinstance(state, dict) else [("", state)]):
+        if name == "_params" or isinstance(value, Parameter):  # an output may start with
+            continue                                           # one (a class token)
         try:
             held = pickle.dumps(value)
         except Exception:  # noqa: BLE001, S112 - what cannot pickle is no pickle's
