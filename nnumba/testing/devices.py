@@ -6,15 +6,18 @@ import numpy as np
 
 from ..layers.contract import Layer
 from .failures import ConformanceError
-from .layers import _build, _class, _examples, _fail, _inputs
+from .layers import _build, _class, _examples, _fail, _inputs, _name
 from .simulator import real_device_arrays
 
 
 def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     """Every example of ``layer_cls`` on ``device`` against the CPU: forward in training
     and evaluation mode, the state (``trainable=False``) each leaves, the input
-    gradient and every parameter gradient, after one backward and a second, in float64.  Layers whose ``devices`` leave
-    the device out are skipped (returns False); True when compared."""
+    gradient and every parameter gradient, after one backward and a second, in float64,
+    at the examples' sizes (test larger batches and float32 yourself).  Layers whose
+    ``devices`` leave the device out are skipped (returns False); True when compared.
+    An exception the layer's device code raises is a ConformanceError naming the
+    example, with it chained."""
     from ..device import get_device
     _class("check_device", layer_cls, Layer)
     for name, tol in (("rtol", rtol), ("atol", atol)):
@@ -29,7 +32,14 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
         return False
     with real_device_arrays():  # in the simulator, as a GPU's arrays
         for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
-            _compare(layer_cls, kwargs, shape, device, rtol, atol)
+            try:
+                _compare(layer_cls, kwargs, shape, device, rtol, atol)
+            except Exception as exc:  # noqa: BLE001 - the layer's own code: named, chained
+                kit = isinstance(exc, ConformanceError)
+                head = str(exc) if kit else \
+                    f"{_name(layer_cls)}: on {device.name}, {type(exc).__name__}: {exc}"
+                raise ConformanceError(f"{head} (example {kwargs!r:.80}, input shape "
+                                       f"{tuple(shape)})") from (exc.__cause__ if kit else exc)
     return True
 
 
@@ -79,15 +89,17 @@ def _compare(layer_cls, kwargs, shape, device, rtol, atol):
 
 def _run(layer, step, device, a):
     """layer.forward or layer.backward on ``a`` moved to ``device``.  A TypeError or
-    AttributeError there (not on the CPU) is numpy's work asked of device arrays."""
+    AttributeError there (not on the CPU) is, for a body without kernels of its own,
+    numpy's work asked of device arrays."""
     try:
         return getattr(layer, step)(device.to_device(a))
     except (TypeError, AttributeError) as exc:  # HostOnlyError is a TypeError
-        raise ConformanceError(
-            f"{layer.type_name}: its {step} on {device.name} raised {type(exc).__name__}: "
-            f"{exc}. A body that calls numpy on device arrays fails so on a GPU (in the "
-            f"CUDA simulator too, within nnumba.testing): write it with self.kernels, or "
-            f"declare devices = (\"cpu\",)") from None
+        hint = "" if isinstance(layer.devices, dict) else (
+            ". A body that calls numpy on device arrays fails so on a GPU (in the CUDA "
+            "simulator too, within nnumba.testing): write it with self.kernels, or declare "
+            "devices = (\"cpu\",)")
+        raise ConformanceError(f"{layer.type_name}: its {step} on {device.name} raised "
+                               f"{type(exc).__name__}: {exc}{hint}") from exc
 
 
 def _close_state(cpu, other, when, rtol, atol):
