@@ -27,7 +27,10 @@ def _dense(inputs=4, classes=3):
 
 BROKEN = {
     "shape-misfit": (NamedModel(_dense, input_shape=(5,)), "does not go through"),
-    "no-shape": (NamedModel(_dense), "no input_shape"),
+    # (a first Linear fixes the shape a bare model gives none of: a Flatten does not)
+    "no-shape": (NamedModel(lambda inputs=4, classes=3: [{"type": "Flatten"},
+                                                         *_dense(inputs, classes)]),
+                 "no input_shape, and its first layer \\(Flatten\\) does not fix one"),
     "ignores-classes": (NamedModel(lambda inputs=4, classes=3: _dense(inputs, 10),
                                    input_shape=lambda inputs=4, **_: (inputs,)),
                         "classes=3 gives an output of 10"),

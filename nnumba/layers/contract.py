@@ -192,7 +192,9 @@ class Layer:
 
     def fuse_after(self, previous: "Layer"):
         """A layer that computes ``previous`` then this one in one pass, or None.
-        Sequential runs the fused layer in their place (their spec is unchanged)."""
+        Sequential runs the fused layer in their place (their spec is unchanged) and
+        gives it the pair's parameters, which it computes with (docs/plugins.md,
+        "Fused layers")."""
 
     # ---- parameters, mode, dtype -------------------------------------------------
     def add_param(self, name: str, shape_or_value, trainable: bool = True) -> Parameter:

@@ -1,6 +1,8 @@
 """The model rewrite that fuses neighbouring layers: what a Sequential runs."""
 from __future__ import annotations
 
+from ..errors import ContractError
+
 
 def fuse(layers) -> list[tuple[object, tuple[int, ...]]]:
     """[(layer to run, indices of the layers it stands for)], in order: wherever
@@ -10,8 +12,37 @@ def fuse(layers) -> list[tuple[object, tuple[int, ...]]]:
     for i, layer in enumerate(layers):
         steps.append((layer, (i,)))
         while len(steps) > 1:
-            fused = steps[-1][0].fuse_after(steps[-2][0])
+            (previous, before), (this, after) = steps[-2:]
+            fused = this.fuse_after(previous)
             if fused is None:
                 break
-            steps[-2:] = [(fused, steps[-2][1] + steps[-1][1])]
+            hold_parameters(fused, previous, this)
+            steps[-2:] = [(fused, before + after)]
     return steps
+
+
+def hold_parameters(fused, previous, this):
+    """Make ``fused`` hold, as its own, the Parameter objects of the pair it stands
+    for, which it computes with: a model runs a step's backward only where the step
+    or one before it has parameters (else the Linear before a fused step never
+    trained), and converts and moves a step's parameters with it.  A fused layer
+    that made parameters of its own is refused: the optimizer, the spec and a saved
+    file know the pair's alone."""
+    from .contract import Layer
+    if not isinstance(fused, Layer):
+        raise ContractError(f"{this.label}: fuse_after returned {type(fused).__name__}, not a "
+                            f"Layer (or None where it does not fuse)")
+    pair = [(j, name, p) for j, layer in enumerate((previous, this))
+            for name, p in layer._params.items()]
+    held = list(fused._params.values())
+    if not held:
+        names = [name for _, name, _ in pair]  # "0.weight" where both have a "weight"
+        fused._params = {name if names.count(name) == 1 else f"{j}.{name}": p
+                         for j, name, p in pair}
+    elif sorted(map(id, held)) != sorted(id(p) for *_, p in pair):
+        raise ContractError(
+            f"{this.label}: fuse_after returned {type(fused).__name__}, whose parameters "
+            f"({', '.join(fused._params)}) are not those of {previous.label} and "
+            f"{this.label}; compute with theirs (previous.params()) and make none: the "
+            f"model gives the fused layer the pair's parameters (docs/plugins.md, "
+            f"'Fused layers')")

@@ -22,6 +22,8 @@
   kernel to split it between threads, the output (in evaluation mode) and the
   input gradient are copies of the example's, and parameter gradients are sums
   over the batch (a race loses updates);
+- in evaluation mode, for a layer with neither state nor draws, a warning where
+  the output differs from training's;
 - that a wrong shape, a wrong dtype, NaN and an empty batch raise clear errors
   naming the layer;
 - a save/load round trip through :mod:`nnumba.io` (the class is registered for it
@@ -42,21 +44,24 @@ it, reading its files from ``root``.
 
 ``check_model(name, **options)`` checks a named model: deterministic builds, its
 input shape through its layers, its train_defaults loss training its outputs, its
+fused steps computing what their layers do one after another (``check_fused``), its
 spec building it again, and the ``inputs``/``classes`` options nnumba train sets.
 
 ``check_loss(LossClass)`` checks a loss: its gradient against finite
-differences for both reductions, the per-sample losses' shape, the float32 and
-float64 results, and clear errors for bad targets and predictions.
+differences for both reductions, the two reductions against each other
+(``check_reductions``), the per-sample losses' shape, the float32 and float64
+results, and clear errors for bad targets and predictions.
 """
 from .datasets import check_dataset
 from .devices import check_device
 from .layers import (ConformanceError, check_all, check_batch_sums, check_float32,
                      check_gradients, check_layer, check_read_only, check_rejections,
                      check_round_trip, numeric_gradient)
-from .losses import KINDS, check_loss, check_loss_case
+from .fused import check_fused
+from .losses import KINDS, check_loss, check_loss_case, check_reductions
 from .models import check_model
 
 __all__ = ["ConformanceError", "KINDS", "check_all", "check_batch_sums", "check_dataset",
-           "check_device", "check_float32", "check_gradients", "check_layer", "check_loss",
-           "check_loss_case", "check_model", "check_read_only", "check_rejections",
+           "check_device", "check_float32", "check_fused", "check_gradients", "check_layer", "check_loss",
+           "check_loss_case", "check_model", "check_read_only", "check_reductions", "check_rejections",
            "check_round_trip", "numeric_gradient"]

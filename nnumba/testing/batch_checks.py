@@ -31,9 +31,10 @@ def check_state(layer, x):
     trainable=False)``), and in evaluation mode the output is finite, the same at a
     second call, a sample's does not depend on the rest of its batch (predict cuts
     batches where it likes; a batch norm uses what it kept there, not the batch's
-    statistics), and no parameter moves, state included."""
+    statistics), and no parameter moves, state included; a layer with neither state nor
+    draws gets a warning where its two modes' outputs differ."""
     was = {name: p.value.copy() for name, p in layer.params().items() if p.trainable}
-    layer.train(True).forward(x)
+    trained = np.array(forward(layer.train(True), x, "in training"))
     for name, value in was.items():
         if not np.array_equal(layer.params()[name].value, value):
             _fail(layer, f"a training forward changed the parameter {name!r}, which only an "
@@ -44,10 +45,10 @@ def check_state(layer, x):
     layer.eval()
     kept = {name: p.value.copy() for name, p in layer.params().items()}
     try:
-        whole = layer.forward(x).copy()
-        again = layer.forward(x).copy()
-        alone = np.concatenate([layer.forward(x[i:i + 1]).copy() for i in range(len(x))]) \
-            if len(x) > 1 else whole
+        whole = np.array(forward(layer, x, "in evaluation mode"))
+        again = np.array(forward(layer, x, "in evaluation mode"))
+        alone = np.concatenate([np.array(forward(layer, x[i:i + 1], "in evaluation mode"))
+                                for i in range(len(x))]) if len(x) > 1 else whole
     except NnumbaError as exc:
         _fail(layer, f"in evaluation mode it refused one sample ({exc}); predict may hand "
                      f"it one")
@@ -69,6 +70,27 @@ def check_state(layer, x):
             _fail(layer, f"a forward in evaluation mode changed {name!r}: predict and a "
                          f"trainer's test pass run there, and must leave the model as it "
                          f"was; update state in training only (if self.training)")
+    still = all(p.trainable for p in layer.params().values()) and \
+        layer.random_generator() is None  # nothing that may make the two modes differ
+    if still and not np.allclose(whole, trained, rtol=1e-9, atol=1e-12):
+        worst = _worst(trained, whole)
+        warnings.warn(f"{layer.type_name}: in evaluation mode its output differs from "
+                      f"training's (at {worst} {whole[worst]:.8g}, not {trained[worst]:.8g}), "
+                      f"though it keeps no state and draws nothing (random_generator() is "
+                      f"None): predict computes another function than the one trained. "
+                      f"Ignore this where that is meant", stacklevel=2)
+
+
+def forward(layer, x, when: str):
+    """``layer.forward(x)``, or a failure where its shape is not what ``output_shape``
+    promises (the kit's own comparison would break on it, naming neither)."""
+    y = layer.forward(x)
+    want = (x.shape[0],) + tuple(layer.output_shape(x.shape[1:]))
+    if getattr(y, "shape", None) != want:
+        _fail(layer, f"{when}, a batch of {x.shape[0]} (input {x.shape}) gave an output of "
+                     f"shape {getattr(y, 'shape', None)}, but output_shape() promises {want}; "
+                     f"a model refuses it (the batch axis stays, for one sample too)")
+    return y
 
 
 def _first_bad_sample(got, want, atol):
@@ -113,10 +135,10 @@ def check_batch_sums(layer, x):
                       "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more", stacklevel=2)
     layer.eval()
     try:
-        y = layer.forward(x).copy()
+        y = np.array(forward(layer, x, "in evaluation mode"))
         k = max(2, -(-BATCH_SUM_ELEMENTS // max(x.size, y.size)))
         big = np.concatenate([x] * k)
-        y_big = layer.forward(big)
+        y_big = forward(layer, big, "in evaluation mode")
     finally:
         layer.train(True)
     check_finite(layer, y_big, f"{k} copies of the example, in evaluation mode")
@@ -125,14 +147,14 @@ def check_batch_sums(layer, x):
                   "runs batches of up to 1000): look for a chunk or block boundary")
     if not layer.has_gradient:
         return
-    y = layer.forward(x).copy()
+    y = np.array(forward(layer, x, "in training"))
     g = np.random.default_rng(0).standard_normal(y.shape).astype(y.dtype)
     layer.zero_grad()
     dx = layer.backward(g.copy())
     dx = None if dx is None else dx.copy()
     grads = {name: p.grad.copy() for name, p in layer.params().items()}
     layer.zero_grad()
-    y_big = layer.forward(big)
+    y_big = forward(layer, big, "in training")
     if not np.allclose(y_big, np.concatenate([y] * k), rtol=1e-12, atol=1e-12):
         return
     dx_big = layer.backward(np.concatenate([g] * k))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..device import to_host
 from ..errors import ContractError, DTypeError, LabelError, ShapeError
 from ..losses import Loss
 from .layers import (ConformanceError, _build, _class, _compare, _examples, _expect_error,
@@ -122,7 +123,8 @@ def check_loss(loss_cls):
     """Run check_loss_case over every entry of ``loss_cls.examples``
     ([(kwargs, prediction shape, "classes" | "signs" | "values")]), each with both
     reductions where the loss takes ``reduction``: the gradient's scale (1/N for a
-    mean) is part of what each reduction gets right."""
+    mean) is part of what each reduction gets right; and the two against each other
+    (:func:`check_reductions`)."""
     for kwargs, shape, kind in _examples(loss_cls, "kwargs, prediction shape, target kind",
                                          "check_loss", Loss):
         check_loss_case(loss_cls, kwargs, shape, kind)
@@ -130,3 +132,32 @@ def check_loss(loss_cls):
         if reduction in ("mean", "sum"):
             other = {**kwargs, "reduction": "sum" if reduction == "mean" else "mean"}
             check_loss_case(loss_cls, other, shape, kind)
+            check_reductions(loss_cls, kwargs, _shape("check_loss", shape), kind)
+
+
+def check_reductions(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int = 0):
+    """The two reductions compute one loss: per sample, "sum" gives c times what
+    "mean" gives, c being 1, or K for K outputs a sample (the mean over them), and
+    the gradients follow (N c times): a "sum" that forgot an option passed each
+    reduction's own checks."""
+    rng = np.random.default_rng(seed)
+    y_hat, y = rng.normal(size=shape) * 2, _targets(kind, shape, rng)
+    got = {}
+    for reduction in ("mean", "sum"):
+        loss = _build(loss_cls, {**kwargs, "reduction": reduction})
+        losses, _ = loss._compute(np.ascontiguousarray(y_hat), y, y_hat.dtype.type(1.0))
+        loss.forward(y_hat, y)
+        got[reduction] = (np.array(to_host(losses), np.float64), np.array(loss.backward()))
+    (mean, g_mean), (total, g_sum) = got["mean"], got["sum"]
+    k = int(np.prod(shape[1:], dtype=np.int64))
+    c = next((c for c in {1, k} if np.allclose(total, c * mean, rtol=1e-9, atol=1e-12)), None)
+    loss = _build(loss_cls, kwargs)
+    if c is None:
+        i = int(np.argmax(np.abs(total - mean)))
+        _fail(loss, f"its per-sample losses under reduction='sum' are not those under 'mean' "
+                    f"times 1 (or {k}, its outputs a sample): sample {i} gives {total[i]:.8g} "
+                    f"and {mean[i]:.8g}; both reductions must compute the same loss, the "
+                    f"options included")
+    if not np.allclose(g_sum, shape[0] * c * g_mean, rtol=1e-9, atol=1e-12):
+        _fail(loss, f"its gradient under reduction='sum' is not {shape[0] * c} (N = "
+                    f"{shape[0]} times {c}) times the one under 'mean', as its losses are")

@@ -8,6 +8,7 @@ import numpy as np
 
 import nnumba
 from ..errors import NnumbaError
+from .fused import check_fused
 from .layers import ConformanceError
 from .losses import _targets
 
@@ -17,7 +18,8 @@ def check_model(name: str, *, train: bool = True, **options):
     the same weights; its ``input_shape`` goes through every layer, and a batch of
     two gives finite outputs; with ``train``, the loss of its ``train_defaults``
     (registered, and taking those outputs) gives a finite gradient for every
-    parameter; its spec builds it again (as a saved file does), computing the same;
+    parameter; a fused step (``fuse_after``) computes what its layers do one after
+    another, gradients too; its spec builds it again (as a saved file does), computing the same;
     where it takes ``inputs`` or ``classes`` (what ``nnumba train`` sets from the
     data), they set the input and output widths.  Returns the model."""
     from ..models.named import FALLBACK_DEFAULTS
@@ -39,8 +41,7 @@ def check_model(name: str, *, train: bool = True, **options):
     except Exception as exc:  # noqa: BLE001 - the plugin's own shape function
         raise ConformanceError(f"model {name!r}: its input_shape: {exc}") from exc
     if shape is None:
-        raise ConformanceError(f"model {name!r}: it gives no input_shape; give one (a tuple, "
-                               f"or a function of the options) for summary and classify")
+        shape = _first_layer_shape(name, model)
     if not np.array_equal(nnumba.build(name, seed=0, **options).flat_params,
                           model.flat_params):
         raise ConformanceError(f"model {name!r}: two builds from seed 0 differ: its layers "
@@ -59,6 +60,13 @@ def check_model(name: str, *, train: bool = True, **options):
         raise ConformanceError(f"model {name!r}: a batch of normal samples gives NaN or inf")
     if train:
         _check_gradient(name, model, loss, y)
+    try:
+        check_fused(name, model, x, train)
+    except ConformanceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fused step's own code
+        raise ConformanceError(f"model {name!r}: comparing its fused steps with their layers "
+                               f"raised {type(exc).__name__}: {exc}") from exc
     again = nnumba.Sequential.from_spec(model.spec())
     pairs = list(zip(again.params(), model.params()))
     same = len(pairs) == len(model.params()) == len(again.params()) and all(
@@ -92,6 +100,18 @@ def _check_gradient(name, model, loss, y):
         raise ConformanceError(f"model {name!r}: a gradient holds NaN or inf")
 
 
+def _first_layer_shape(name, model) -> tuple:
+    """A bare build function's model gives no input_shape: the one its first layer
+    fixes (a Linear's), or a failure saying how to give one."""
+    first = model.layers[0].input_shape()
+    if first is None or not all(isinstance(d, (int, np.integer)) for d in first):
+        raise ConformanceError(
+            f"model {name!r}: it gives no input_shape, and its first layer "
+            f"({model.layers[0].type_name}) does not fix one; register "
+            f"NamedModel(build, input_shape=...) (a tuple, or a function of the options)")
+    return tuple(int(d) for d in first)
+
+
 def _check_widths(name, named, options):
     """``inputs`` and ``classes``, where the model takes them, as nnumba train sets them."""
     known = named.options()
@@ -104,6 +124,8 @@ def _check_widths(name, named, options):
         try:
             model = nnumba.build(name, seed=0, **changed)
             shape = named.input_shape_for(**changed)
+            if shape is None:
+                shape = _first_layer_shape(name, model)
             got = math.prod(shape) if option == "inputs" else \
                 math.prod(model.output_shape(shape))
             if option == "inputs" and got == width:
