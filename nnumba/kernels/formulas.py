@@ -155,12 +155,19 @@ def adaptive_avg(x, y, n, c, i, j):
     h0, h1 = (i * H) // Ho, ((i + 1) * H + Ho - 1) // Ho
     w0, w1 = (j * W) // Wo, ((j + 1) * W + Wo - 1) // Wo
     # Each value is scaled before the sum: a sum of values near the dtype's maximum
-    # would overflow where their mean does not.
+    # would overflow where their mean does not.  Kahan's compensated sum: a plain
+    # float32 sum of a large map (a global pool) drifts by 1e-5, this one stays within
+    # a few ulps, without float64 (which a GPU's float32 path avoids).  The kernels
+    # running it have no fastmath, which would drop the carry; an infinite sum stays
+    # infinite (its carry would be NaN).
     inv = x.dtype.type(1) / x.dtype.type((h1 - h0) * (w1 - w0))
-    s = x.dtype.type(0)
+    s = carry = zero = x.dtype.type(0)
     for r in range(h0, h1):
         for q in range(w0, w1):
-            s += x[n, c, r, q] * inv
+            v = x[n, c, r, q] * inv - carry
+            t = s + v
+            carry = (t - s) - v if t - t == zero else zero
+            s = t
     y[n, c, i, j] = s
 
 
@@ -183,10 +190,13 @@ def adaptive_avg_grad(dy, dx, n, c, r, q):
 def avg_window(x, kh, kw, sh, sw, y, n, c, i, j):
     """y[n, c, i, j] = the mean of window (i, j) of x (N, C, H, W)."""
     inv = x.dtype.type(1) / x.dtype.type(kh * kw)  # scaled first, as in adaptive_avg
-    s = x.dtype.type(0)
+    s = carry = zero = x.dtype.type(0)  # a compensated sum, as in adaptive_avg
     for ki in range(kh):
         for kj in range(kw):
-            s += x[n, c, i * sh + ki, j * sw + kj] * inv
+            v = x[n, c, i * sh + ki, j * sw + kj] * inv - carry
+            t = s + v
+            carry = (t - s) - v if t - t == zero else zero
+            s = t
     y[n, c, i, j] = s
 
 

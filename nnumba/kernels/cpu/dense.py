@@ -36,8 +36,9 @@ def add_bias(y, b):
 
 @njit(**_SEQ)
 def accumulate_bias_grad(dl_dy, db):
-    """db (D,) += column sums of dl_dy (N, D)."""
-    acc = np.zeros(db.size, db.dtype)
+    """db (D,) += column sums of dl_dy (N, D), summed in float64: one float32 sum of
+    many rows (a large batch, or a plugin's scalar parameter: D = 1) drifts by 1e-4."""
+    acc = np.zeros(db.size, np.float64)
     for i in range(dl_dy.shape[0]):
         for j in range(dl_dy.shape[1]):
             acc[j] += dl_dy[i, j]
@@ -56,10 +57,10 @@ def add_bias_relu(y, b):
 @njit(**_SEQ)
 def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
     """dl_ds (N, D) = dl_dy where the ReLU's output y > 0, else 0; db (D,) += its
-    column sums."""
+    column sums (in float64, as accumulate_bias_grad)."""
     n, d = y.shape
     yf, gf, sf = y.reshape(n * d), dl_dy.reshape(n * d), dl_ds.reshape(n * d)
-    acc = np.zeros(d, db.dtype)
+    acc = np.zeros(d, np.float64)
     for i in range(n):
         for j in range(d):
             _relu_grad(yf, gf, sf, i * d + j)

@@ -161,25 +161,33 @@ def _add_bias(relu, y, b):
 
 @cuda.jit(cache=True)
 def _accumulate_bias_grad(dl_dy, db):
-    """db (D,) += column sums of dl_dy (N, D)."""
+    """db (D,) += column sums of dl_dy (N, D), each a compensated sum, as the average
+    pools' (formulas.adaptive_avg): the CPU's sums in float64, which a GPU's float32
+    path avoids."""
     # One thread per column: the threads of a warp read neighbouring words of a row.
     n, d = dl_dy.shape
     for j in range(cuda.grid(1), d, cuda.gridsize(1)):
-        s = db.dtype.type(0)
+        s = carry = zero = db.dtype.type(0)
         for i in range(n):
-            s += dl_dy[i, j]
+            v = dl_dy[i, j] - carry
+            t = s + v
+            carry = (t - s) - v if t - t == zero else zero
+            s = t
         db[j] += s
 
 
 @cuda.jit(cache=True)
 def _relu_backward_bias_grad(y, dl_dy, dl_ds, db):
-    # One thread per column, as _accumulate_bias_grad.
+    # One thread per column, a compensated sum, as _accumulate_bias_grad.
     n, d = y.shape
     for j in range(cuda.grid(1), d, cuda.gridsize(1)):
-        s = db.dtype.type(0)
+        s = carry = zero = db.dtype.type(0)
         for i in range(n):
             _relu_grad(y, dl_dy, dl_ds, (i, j))
-            s += dl_ds[i, j]
+            v = dl_ds[i, j] - carry
+            t = s + v
+            carry = (t - s) - v if t - t == zero else zero
+            s = t
         db[j] += s
 
 
