@@ -338,8 +338,8 @@ def _info(classes, input_shape, path=None) -> dict:
     error, where = (SaveError, "save: ") if path is None else (WeightsError, f"{path}: stored ")
     info = {}
     if input_shape is not None:
-        if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") \
-                or not len(input_shape) or not all(
+        if isinstance(input_shape, (str, bytes, set, frozenset, dict)) or not hasattr(
+                input_shape, "__len__") or not len(input_shape) or not all(
                     isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
                     for d in input_shape):
             raise error(f"{where}input_shape must be a non-empty tuple of sizes >= 1, got "
@@ -347,9 +347,16 @@ def _info(classes, input_shape, path=None) -> dict:
         info["input_shape"] = [int(d) for d in input_shape]
     if classes is None:
         return info
-    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__") \
-            or getattr(classes, "ndim", 1) != 1:
-        raise error(f"{where}classes must be a list of class names, got {show(classes)}")
+    if isinstance(classes, dict):
+        classes = _by_index(classes)
+    if isinstance(classes, (str, bytes, set, frozenset, dict)) or not hasattr(
+            classes, "__len__") or getattr(classes, "ndim", 1) != 1:
+        why = " (a set has no order: which output is which?)" \
+            if isinstance(classes, (set, frozenset)) else \
+            " (a mapping's keys must be the output indices 0 to n-1)" \
+            if isinstance(classes, dict) else ""
+        raise error(f"{where}classes must be a list of class names, output 0's first, got "
+                    f"{show(classes)}{why}")
     names = []
     for name in classes:
         if isinstance(name, (np.generic, int, float)) and not isinstance(name, (bool, np.bool_)):
@@ -361,6 +368,20 @@ def _info(classes, input_shape, path=None) -> dict:
     if len(set(names)) != len(names):
         raise error(f"{where}classes name a class twice: {show(names)}")
     return {**info, "classes": names}
+
+
+def _by_index(mapping: dict):
+    """``{index: name}`` (as ``classify --labels`` reads it; JSON's keys are text) as
+    the list of names in output order; the mapping itself where its keys are not the
+    indices 0 to n-1."""
+    def index(key):
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            return int(key)
+        return int(key) if isinstance(key, str) and key.isdecimal() else None
+    order = {index(key): key for key in mapping}
+    if sorted(order, key=lambda i: -1 if i is None else i) != list(range(len(mapping))):
+        return mapping
+    return [mapping[order[i]] for i in range(len(mapping))]
 
 
 def stored_info(path) -> dict:

@@ -78,6 +78,7 @@ class Loss:
         """The reduced loss of a batch of predictions (an array of any device: the
         loss computes there); keeps the gradient for :meth:`backward`."""
         check_not_fitting(self, f"this {self.type_name} loss")
+        y_hat = unmasked(f"{self.type_name} loss", y_hat, "predictions")
         device = device_of(y_hat)
         if device is None or np.dtype(y_hat.dtype) not in (np.float32, np.float64):
             raise DTypeError(f"{self.type_name} loss: expected predictions as a float32 or "

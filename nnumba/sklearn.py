@@ -23,6 +23,8 @@ omp layers, not under ``workqueue``, which aborts on concurrent parallel kernels
 """
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 
 import numpy as np
@@ -149,8 +151,8 @@ class _NNEstimator(BaseEstimator):
         if self.input_shape is None:
             return (X.shape[1],)
         shape = tuple(int(d) for d in self.input_shape)
-        if int(np.prod(shape)) != X.shape[1]:
-            raise ValueError(f"input_shape {shape} holds {int(np.prod(shape))} values a "
+        if math.prod(shape) != X.shape[1]:  # (np.prod wraps past 2**63)
+            raise ValueError(f"input_shape {shape} holds {math.prod(shape)} values a "
                              f"sample; X has {X.shape[1]} features")
         return shape
 

@@ -29,6 +29,9 @@ def check_array(layer, x, what: str):
         raise DTypeError(f"{layer.label} is on {device.name}: expected {what} as {kind} of "
                          f"{layer.dtype.name}, got {got}{hint}")
     x = unmasked(layer.label, x, what)
+    if x.ndim == 0:  # (the contiguous copy below would make it a batch of one)
+        raise ShapeError(f"{layer.label}: expected {what} as a batch (N, ...), got a 0-d "
+                         f"array {show(x)}")
     if x.dtype != layer.dtype:
         got = dtype_text(x.dtype, layer.dtype)
         raise DTypeError(f"{layer.label}: expected {what} of dtype {layer.dtype.name}, got "
