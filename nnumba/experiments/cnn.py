@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 
+from numba import get_num_threads
+
 from .. import build
 from ..data import load_dataset, load_mnist
 from ..losses import CrossEntropy
@@ -103,7 +105,8 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
                           "loss last epoch", "test error", "training time"], rows)
     table += (f"\nlenet 1x28x28 -> 32@5 -> pool 3 -> 64@5 -> pool 2 -> 256 -> 10; SGD lr "
               f"{options['lr']:g}, momentum {options['momentum']:g}, batch "
-              f"{options['batch_size']}; on the CPU ({os.cpu_count()} cores)")
+              f"{options['batch_size']}; on the CPU, {get_num_threads()} thread(s) of "
+              f"{os.cpu_count()} cores")
     table += (f"\nthe lecture: test error about {percent(LECTURE_ERROR)} on MNIST (60,000 "
               f"training images), training under {LECTURE_SECONDS} s on a GPU")
     for name, entry in numbers.items():

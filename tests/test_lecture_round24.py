@@ -1,0 +1,49 @@
+"""Lecture review 24: what two experiments claim against an independent computation.
+
+- polynomial-capacity quotes Stone-Weierstrass, but its only fit, least squares
+  through 12 noisy samples, moved away from the function as D grew (overfitting);
+  it now also gives the best fit to the function itself, which gets ever closer.
+- cnn-mnist named the machine's cores beside its training time, not the numba
+  threads it ran on.
+"""
+import re
+
+import numba
+import numpy as np
+from numpy.polynomial import chebyshev as cheb
+
+from nnumba.experiments import cnn, polynomial
+
+
+def _best_polynomial_mse(degree: int, grid: np.ndarray) -> float:
+    """The least-squares polynomial of ``degree`` fitted to the target function itself
+    (Chebyshev basis, no noise), and its MSE to the function."""
+    t = polynomial.target(grid)
+    return float(np.mean((cheb.chebval(grid, cheb.chebfit(grid, t, degree)) - t) ** 2))
+
+
+def test_polynomial_capacity_shows_the_quoted_stone_weierstrass_claim():
+    grid = np.linspace(-1, 1, 400)
+    result = polynomial.run()
+    rows = {int(d): v for d, v in result.numbers["degrees"].items()}
+    best = [rows[d]["approximation_mse"] for d in sorted(rows)]
+    for d, row in rows.items():  # the same numbers as numpy's own least squares
+        ref = _best_polynomial_mse(d, grid)
+        assert abs(row["approximation_mse"] - ref) <= 1e-6 * ref + 1e-14
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(best, best[1:]))  # ever closer
+    assert best[-1] < 1e-10
+    # and the fit to the noisy samples is the overfitting the table says it is
+    assert rows[max(rows)]["train_mse"] < 1e-20
+    assert rows[max(rows)]["mse_to_function"] > rows[3]["mse_to_function"]
+    assert "ever closer" in result.table and "overfitting" in result.table
+
+
+def test_cnn_mnist_states_the_threads_its_timing_used_not_the_machines_cores():
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        result = cnn.run(fast=True, datasets=cnn.DATASETS[:1], epochs=1)
+    finally:
+        numba.set_num_threads(before)
+    line = next(line for line in result.table.splitlines() if "on the CPU" in line)
+    assert re.search(r"\b1 thread\(s\)", line), line
