@@ -14,7 +14,7 @@ from nnumba.experiments.figures import figure_class
 from nnumba.train import GDTrainer, SGDTrainer
 
 SECOND_HALF = ["mlp-affine", "activations", "tanh-vs-relu", "universal-approximation",
-               "universal-approximation-2d", "gradient-descent", "logistic-gd", "backprop",
+               "universal-approximation-2d", "gradient-descent", "logistic-gd", "backprop", "chain-rule",
                "replicated-set", "minibatch-loss", "image-linear-size", "conv1d-operators",
                "pooling", "cnn-mnist"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
