@@ -77,3 +77,16 @@ def test_chain_rule_experiment_against_the_closed_form_jacobians():
     np.testing.assert_allclose(np.array(result.numbers["jacobian"]), fd, rtol=1e-7, atol=1e-10)
     assert result.numbers["errors"]["last_to_first"] < 1e-8
     assert "not defined" in result.table
+
+
+def test_cnn_mnist_figure_mosaic_places_every_tile():
+    """cnn-mnist's figure now shows the learnt first-layer filters and the first test
+    images as mosaics: each tile in its place, one pixel of the fill between."""
+    from nnumba.experiments.cnn import _mosaic
+    tiles = np.arange(2 * 2 * 3, dtype=float).reshape(3, 2, 2)
+    mosaic = _mosaic(tiles, 2, fill=-1.0)
+    np.testing.assert_array_equal(mosaic[:2, :2], tiles[0])
+    np.testing.assert_array_equal(mosaic[:2, 3:5], tiles[1])
+    np.testing.assert_array_equal(mosaic[3:5, :2], tiles[2])
+    assert (mosaic[2] == -1).all() and (mosaic[:, 2] == -1).all()
+    assert np.isnan(_mosaic(tiles, 2)[3:5, 3:5]).all()  # no fourth tile

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from numba import get_num_threads
 
 from .. import build
@@ -28,6 +30,7 @@ from ..train import SGDTrainer
 from .common import Result, experiment, finish, format_table, percent, with_figure
 
 DATASETS = ("mnist-5k", "fashion-mnist")
+SHOWN = 20  # test images the figure shows with their predicted class
 FAST_SIZES = {"train": 2000, "test": 500}
 LISTING = {"lr": 1e-2, "momentum": 0.0}   # torch.optim.SGD(model.parameters(), lr = 1e-2)
 LECTURE_ERROR, LECTURE_SECONDS = 0.01, 10  # "Training time <10s (GPU), error ≃ 1%"
@@ -92,7 +95,10 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
         model, history = train(data, epochs, options)
         errors = [1 - row["test_accuracy"] for row in history.epochs]
         seconds = sum(row["seconds"] for row in history.epochs)
-        runs[data.name] = history
+        shown = data.x_test[:SHOWN]  # what the figure shows of the trained model
+        runs[data.name] = (history, np.array(model.layers[0].weight.value), shown,
+                           data.y_test[:SHOWN], model.predict(shown).argmax(axis=1),
+                           data.classes)
         numbers[data.name] = {"train": len(data.x_train), "test": len(data.x_test),
                               "epochs": epochs, "test_error": errors[-1],
                               "test_errors": errors, "seconds": seconds,
@@ -128,8 +134,8 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
                             "claim": {"test_error": LECTURE_ERROR, "seconds": LECTURE_SECONDS}},
                     notes=notes)
     columns = max(len(runs), 1)
-    return with_figure(result, out_dir, _draw, runs, columns, nrows=2,
-                       ncols=columns, size=(5.5 * columns, 8),
+    return with_figure(result, out_dir, _draw, runs, columns, nrows=4,
+                       ncols=columns, size=(5.5 * columns, 16),
                        title=f"MNIST: the lecture's CNN, SGD lr {options['lr']:g}, momentum "
                              f"{options['momentum']:g}"
                              + (" (the listing's settings)" if lecture else ""))
@@ -138,8 +144,11 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
 def _draw(axes, runs, columns):
     # matplotlib is there when figures are drawn; label the log axis 0.02, 0.05, 0.1, ...
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-    for i, (name, history) in enumerate(runs.items()):
+    for i, (name, (history, filters, images, labels, predicted, classes)) in \
+            enumerate(runs.items()):
         top, bottom = axes[i], axes[columns + i]
+        _filters(axes[2 * columns + i], name, filters)
+        _predictions(axes[3 * columns + i], name, images, labels, predicted, classes)
         epochs = [row["epoch"] for row in history.epochs]
         top.plot(epochs, [row["train_loss"] for row in history.epochs], "o-",
                  color="tab:blue", label="train, mean over the epoch")
@@ -159,3 +168,41 @@ def _draw(axes, runs, columns):
                ylim=(0, max(errors + [100 * LECTURE_ERROR]) * 1.1), ylabel="test error (%)")
         for ax in (top, bottom):
             ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def _mosaic(tiles, columns: int, fill=np.nan):
+    """The 2-D tiles (K, h, w) in rows of ``columns``, one pixel of ``fill`` between."""
+    k, h, w = tiles.shape
+    rows = -(-k // columns)
+    out = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), fill)
+    for t, tile in enumerate(tiles):
+        r, c = divmod(t, columns)
+        out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = tile
+    return out
+
+
+def _filters(ax, name, filters):
+    """The first convolution's learnt 5 x 5 filters (one input channel), each on its own
+    scale: what the network looks for in the digits' strokes."""
+    tiles = filters[:, 0]
+    top = np.abs(tiles).max(axis=(1, 2), keepdims=True)
+    ax.imshow(_mosaic(tiles / np.where(top > 0, top, 1), 8), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_axis_off()
+    ax.set_title(f"{name}: the {len(tiles)} learnt filters of the first convolution "
+                 f"(red +, blue -)", fontsize=10)
+
+
+def _predictions(ax, name, images, labels, predicted, classes):
+    """The first test images with the class predicted, in red where it is wrong."""
+    per_row = 5
+    h, w = images.shape[2:]
+    digits = name.startswith("mnist")  # dark ink on white, as printed; clothes as photos
+    ax.imshow(_mosaic(images[:, 0], per_row, fill=0.0 if digits else 1.0),
+              cmap="gray_r" if digits else "gray", vmin=0, vmax=1)
+    for t, (want, got) in enumerate(zip(labels, predicted)):
+        r, c = divmod(t, per_row)
+        ax.text(c * (w + 1) + 1, r * (h + 1) + 4, str(classes[got])[:10], fontsize=7,
+                color="tab:green" if got == want else "tab:red", va="top")
+    ax.set_axis_off()
+    ax.set_title(f"{name}: predicted class of the first {len(images)} test images "
+                 f"(red: wrong)", fontsize=10)
