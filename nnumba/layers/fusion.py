@@ -17,6 +17,7 @@ def fuse(layers) -> list[tuple[object, tuple[int, ...]]]:
             if fused is None:
                 break
             hold_parameters(fused, previous, this)
+            fused.set_flags(label=f"{previous.label} + {this.label}")  # what errors name
             steps[-2:] = [(fused, before + after)]
     return steps
 

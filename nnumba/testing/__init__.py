@@ -10,6 +10,8 @@
   gradient asked for and without it (the first layer of a model is not asked:
   its parameter gradients must be added all the same);
 - that gradients accumulate (a second backward adds the same again);
+- for a layer with state or draws, the gradients in evaluation mode too, there the
+  gradient of what that forward computes (``check_eval_gradient``);
 - that forward leaves its input, and backward its upstream gradient, as they were
   (in a model they are other layers' arrays);
 - that a float32 copy computes the output and every gradient as the float64 one

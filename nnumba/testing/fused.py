@@ -1,6 +1,9 @@
 """The model kit's check of fused steps (:meth:`nnumba.layers.Layer.fuse_after`): each
-computes what the layers it stands for compute one after another, its output, input
-gradient and every parameter's gradient, in float64 on the model's own input."""
+computes what the layers it stands for compute one after another, in float64 on the
+model's own input: the output, the state a training forward leaves, the input
+gradient and every parameter's gradient, in both modes, with and without the input
+gradient asked for (a model's first step is not asked), and again after the
+parameters move (as an optimizer moves them: nothing may be cached from a forward)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,62 +14,101 @@ from .failures import ConformanceError, _worst
 
 def check_fused(name: str, model, x, train: bool = True):
     """Fail naming the first fused step of ``model`` (built as ``name``) that computes
-    otherwise than its layers; ``x``: a batch the model takes."""
+    otherwise than its layers; ``x``: a batch the model takes.  ``train``: compare the
+    gradients too.  Warns, as ``check_all`` does, of a fused step keeping its input
+    in an attribute ``kept_for_backward`` does not name."""
+    from .layers import check_kept_names
     members = [idx for _, idx in fuse(model.layers)]  # which layers each step stands for
     if len(members) == len(model.layers):
         return
     m = model.copy().astype(np.float64).train()
     h = np.ascontiguousarray(x, dtype=np.float64)
+    rng = np.random.default_rng(2)
     for step, idx in zip(m.steps, members):
         layers = [m.layers[i] for i in idx]
         if len(layers) > 1:
-            _compare(name, m, step, layers, h, train)
+            for when in ("", " after its parameters moved"):
+                if when:  # in place, as an optimizer moves them (and off an initial 0)
+                    for p in (p for layer in layers for p in layer.params().values()):
+                        if p.trainable:
+                            p.value[...] += 0.1 * rng.standard_normal(p.value.shape)
+                for training in (True, False):
+                    for asked in (False, True):
+                        _compare(name, m, step, layers, h, train, training, asked, when)
+            check_kept_names(step, h)
         for layer in layers:
-            h = np.array(layer.run_forward(h))
+            h = np.array(layer.train().run_forward(h))
 
 
-def _compare(name, model, step, layers, x, train):
+def _compare(name, model, step, layers, x, train, training, asked, when=""):
+    mode = "in training" if training else "in evaluation mode"
     what = (f"model {name!r}: its fused step {step.label} ({type(step).__name__}, from "
-            f"{type(layers[-1]).__name__}.fuse_after) computes")
+            f"{type(layers[-1]).__name__}.fuse_after) computes, {mode}{when},")
     alone = " then ".join(layer.label for layer in layers)
-    draws = [g.bit_generator.state for g in _generators(layers)]
     for layer in (step, *layers):
+        layer.train(training)
+    step.set_flags(needs_input_grad=asked)
+    layers[0].set_flags(needs_input_grad=asked)
+    for layer in layers[1:]:
         layer.set_flags(needs_input_grad=True)
+    state, draws = _state(layers), [g.bit_generator.state for g in _generators(layers)]
     got = np.array(step.run_forward(x))
-    for g, state in zip(_generators(layers), draws):  # the same draws for both (a Dropout)
-        g.bit_generator.state = state
+    fused_state = _state(layers)
+    _restore(layers, state)  # the same state and draws (a Dropout's) for the layers
+    for g, drawn in zip(_generators(layers), draws):
+        g.bit_generator.state = drawn
     want = x
     for layer in layers:
         want = layer.run_forward(want)
     want = np.array(want)
     _same(f"{what} another output than {alone}", got, want)
+    for key, value in _state(layers).items():
+        _same(f"{what} another {key} (state) than {alone}", fused_state[key], value)
     if not train or not all(layer.has_gradient for layer in (step, *layers)):
         return
-    g = np.random.default_rng(2).standard_normal(want.shape)
+    g = np.random.default_rng(3).standard_normal(want.shape)
     model.zero_grad()
-    dx, grads = np.array(step.run_backward(g.copy())), _grads(model, layers)
+    dx, grads = step.run_backward(g.copy()), _grads(layers)
+    dx = None if dx is None else np.array(dx)
     model.zero_grad()
     for layer in reversed(layers):
         g = layer.run_backward(g)
-    _same(f"{what} another input gradient than {alone}", dx, np.array(g))
-    for key, grad in _grads(model, layers).items():
+    if asked:
+        _same(f"{what} another input gradient than {alone}", dx, np.array(g))
+    for key, grad in _grads(layers).items():
         _same(f"{what} another gradient for {key} than {alone} (it must add into the "
-              f"gradients of the parameters it computes with)", grads[key], grad)
+              f"gradients of the parameters it computes with"
+              f"{'' if asked else ', needs_input_grad False as for a first step'})",
+              grads[key], grad)
 
 
 def _generators(layers):
     return [g for g in (layer.random_generator() for layer in layers) if g is not None]
 
 
-def _grads(model, layers) -> dict:
-    """{"<layer label>.<name>": a copy of the gradient} of ``layers``' parameters."""
+def _state(layers) -> dict:
+    """{"<label> <name>": a copy} of the state (``trainable=False`` parameters)."""
+    return {f"{layer.label} {key}": np.array(p.value) for layer in layers
+            for key, p in layer.params().items() if not p.trainable}
+
+
+def _restore(layers, state):
+    for layer in layers:
+        for key, p in layer.params().items():
+            if not p.trainable:
+                p.value[...] = state[f"{layer.label} {key}"]
+
+
+def _grads(layers) -> dict:
+    """{"<label> <name>": a copy of the gradient} of ``layers``' parameters."""
     return {f"{layer.label} {key}": np.array(p.grad)
             for layer in layers for key, p in layer.params().items()}
 
 
 def _same(what, got, want):
-    if got.shape != want.shape:
-        raise ConformanceError(f"{what}: shape {got.shape}, not {want.shape}")
+    if got is None or got.shape != want.shape:
+        raise ConformanceError(f"{what}: {'None' if got is None else f'shape {got.shape}'}, "
+                               f"not shape {want.shape}")
     scale = float(np.abs(want).max(initial=0.0))
     if not np.allclose(got, want, rtol=1e-7, atol=1e-9 * max(1.0, scale)):
         worst = _worst(got, want)

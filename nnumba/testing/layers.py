@@ -415,6 +415,8 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     if layer.has_gradient:
         check_gradients(layer, x, rng)
     check_batch_sums(layer, x)  # (.batch_checks)
+    from .eval_gradient import check_eval_gradient  # (it takes this module's helpers)
+    check_eval_gradient(layer, x, rng)
     if not layer.has_gradient:
         layer.forward(x)
         _expect_error(layer, lambda: layer.backward(np.ones(want)), NoGradientError,

@@ -1,0 +1,39 @@
+"""The layer kit's gradient check in evaluation mode, for a layer whose two modes
+compute otherwise (state, as a batch norm's running statistics, or draws, as a
+Dropout's): its backward there is the gradient of what that forward computed, the
+state a constant (docs/plugins.md), which the training-mode check never sees."""
+from __future__ import annotations
+
+import numpy as np
+
+from .failures import _backward
+
+
+def check_eval_gradient(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
+    from .layers import _compare, numeric_gradient
+    params = layer.params()
+    if not layer.has_gradient or (all(p.trainable for p in params.values())
+                                  and layer.random_generator() is None):
+        return  # both modes compute alike: the training check covers it
+    for p in params.values():  # off their initial values (a bias of 0, a variance of 1)
+        if not p.trainable:
+            p.value[...] = np.abs(p.value + 0.3 * rng.standard_normal(p.value.shape)) + 0.1
+    layer.eval()
+    try:
+        g = rng.normal(size=layer.forward(x).shape)
+
+        def objective():
+            return float(np.sum(layer.forward(x) * g))
+        for p in params.values():
+            p.grad.fill(0)
+        layer.set_flags(needs_input_grad=True)
+        layer.forward(x)
+        dx = np.array(_backward(layer, g))
+        grads = {name: np.array(p.grad) for name, p in params.items() if p.trainable}
+        _compare(layer, "input in evaluation mode", dx, numeric_gradient(objective, x, eps),
+                 rtol, atol)
+        for name, grad in grads.items():
+            _compare(layer, f"{name} in evaluation mode", grad,
+                     numeric_gradient(objective, params[name].value, eps), rtol, atol)
+    finally:
+        layer.train(True)
