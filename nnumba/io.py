@@ -10,6 +10,7 @@ import json
 import os
 import zipfile
 import zlib
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 
@@ -338,7 +339,7 @@ def _info(classes, input_shape, path=None) -> dict:
     error, where = (SaveError, "save: ") if path is None else (WeightsError, f"{path}: stored ")
     info = {}
     if input_shape is not None:
-        if isinstance(input_shape, (str, bytes, set, frozenset, dict)) or not hasattr(
+        if isinstance(input_shape, (str, bytes, set, frozenset, Mapping)) or not hasattr(
                 input_shape, "__len__") or not len(input_shape) or not all(
                     isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
                     for d in input_shape):
@@ -347,14 +348,14 @@ def _info(classes, input_shape, path=None) -> dict:
         info["input_shape"] = [int(d) for d in input_shape]
     if classes is None:
         return info
-    if isinstance(classes, dict):
+    if isinstance(classes, Mapping):
         classes = _by_index(classes)
-    if isinstance(classes, (str, bytes, set, frozenset, dict)) or not hasattr(
+    if isinstance(classes, (str, bytes, set, frozenset, Mapping)) or not hasattr(
             classes, "__len__") or getattr(classes, "ndim", 1) != 1:
         why = " (a set has no order: which output is which?)" \
             if isinstance(classes, (set, frozenset)) else \
             " (a mapping's keys must be the output indices 0 to n-1)" \
-            if isinstance(classes, dict) else ""
+            if isinstance(classes, Mapping) else ""
         raise error(f"{where}classes must be a list of class names, output 0's first, got "
                     f"{show(classes)}{why}")
     names = []
@@ -370,7 +371,7 @@ def _info(classes, input_shape, path=None) -> dict:
     return {**info, "classes": names}
 
 
-def _by_index(mapping: dict):
+def _by_index(mapping: Mapping):
     """``{index: name}`` (as ``classify --labels`` reads it; JSON's keys are text) as
     the list of names in output order; the mapping itself where its keys are not the
     indices 0 to n-1."""

@@ -10,7 +10,7 @@ import numpy as np
 from .device import CPU, device_of, get_device, to_host
 from .errors import ContractError, DTypeError, NoGradientError, ShapeError, SpecError
 from .layers.contract import Layer, Parameter
-from .layers.fusion import fuse
+from .layers.fusion import fuse, hold_parameters
 from .model_spec import build_layer, check_spec
 from .registry_names import layer_spec
 from .layers.validation import (check_cast, check_fits, check_memory, check_not_fitting,
@@ -365,6 +365,11 @@ class Sequential:
         self.__dict__.update(state)
         for layer in self.layers:
             layer.set_flags(container=weakref.ref(self))
+        members = [idx for _, idx in fuse(self.layers)]
+        if len(members) == len(self.steps):  # a fused step pickled before steps held the
+            for step, idx in zip(self.steps, members):  # parameters: its layers' again
+                if len(idx) > 1 and not step._params:
+                    hold_parameters(step, [self.layers[i] for i in idx])
         if flat:
             self._bind_flat()
 

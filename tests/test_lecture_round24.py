@@ -29,7 +29,10 @@ def test_polynomial_capacity_shows_the_quoted_stone_weierstrass_claim():
     best = [rows[d]["approximation_mse"] for d in sorted(rows)]
     for d, row in rows.items():  # the same numbers as numpy's own least squares
         ref = _best_polynomial_mse(d, grid)
-        assert abs(row["approximation_mse"] - ref) <= 1e-6 * ref + 1e-14
+        if ref > 1e-12:
+            assert abs(row["approximation_mse"] - ref) <= 1e-6 * ref
+        else:  # at rounding level both: the fit is the function to float64's precision
+            assert row["approximation_mse"] < 1e-13
     assert all(b <= a * (1 + 1e-9) for a, b in zip(best, best[1:]))  # ever closer
     assert best[-1] < 1e-10
     # and the fit to the noisy samples is the overfitting the table says it is

@@ -194,7 +194,7 @@ class FusedOwnWeight(FusedByParams):
 
 def test_a_fused_step_with_parameters_of_its_own_is_refused(glu_plugin):
     GLU21t.fused_class = FusedOwnWeight
-    with pytest.raises(nnumba.ContractError, match="parameters .*extra.* are not those of"):
+    with pytest.raises(nnumba.ContractError, match="holds parameters of its own \\(extra\\)"):
         nnumba.build("glu-net-t", seed=0)
     GLU21t.fused_class = staticmethod(lambda linear: "not a layer")
     with pytest.raises(nnumba.ContractError, match="returned str, not a Layer"):
@@ -205,7 +205,7 @@ def test_fused_parameters_are_named_by_position_where_both_have_one():
     from nnumba.layers.fusion import hold_parameters
     a, b = nnumba.layers.Linear(2, 2), nnumba.layers.Linear(2, 2)
     fused = nnumba.layers.ReLU()
-    hold_parameters(fused, a, b)
+    hold_parameters(fused, [a, b])
     assert list(fused.params()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
     assert fused.params()["1.bias"] is b.bias
 
@@ -314,11 +314,9 @@ def test_check_all_flags_a_stateless_deterministic_layer_whose_eval_differs():
     import warnings
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        try:
-            testing.check_all(EvalDropsBias)
-        except testing.ConformanceError:
-            return
-    assert any("evaluation" in str(m.message) for m in w if "thread" not in str(m.message))
+        testing.check_all(EvalDropsBias)  # a warning, not a failure
+    assert any("in evaluation mode its output differs from training's" in str(m.message)
+               for m in w)
 
 
 # ---------------------------------------------------------------- a bare build function

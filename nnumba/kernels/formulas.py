@@ -149,22 +149,37 @@ def adaptive_bin(i, size, out):
     return (i * size) // out, ((i + 1) * size + out - 1) // out
 
 
+#: the average pools sum runs of this many values of a row plainly, then the runs
+#: with Kahan's carry (see adaptive_avg)
+RUN = 64
+
+
 def adaptive_avg(x, y, n, c, i, j):
     """y[n, c, i, j] = the mean of its adaptive bin of x (N, C, H, W)."""
     H, W, Ho, Wo = x.shape[2], x.shape[3], y.shape[2], y.shape[3]
     h0, h1 = (i * H) // Ho, ((i + 1) * H + Ho - 1) // Ho
     w0, w1 = (j * W) // Wo, ((j + 1) * W + Wo - 1) // Wo
     # Each value is scaled before the sum: a sum of values near the dtype's maximum
-    # would overflow where their mean does not.  Kahan's compensated sum: a plain
-    # float32 sum of a large map (a global pool) drifts by 1e-5, this one stays within
-    # a few ulps, without float64 (which a GPU's float32 path avoids).  The kernels
-    # running it have no fastmath, which would drop the carry; an infinite sum stays
-    # infinite (its carry would be NaN).
+    # would overflow where their mean does not.  Runs of up to RUN values of a row are
+    # summed plainly, and the runs with Kahan's carry: a plain float32 sum of a large
+    # map (a global pool) drifts by 1e-5, this one by about 1e-7, without float64
+    # (which a GPU's float32 path avoids) and near a plain sum's speed (a carry at
+    # every value took 4 times as long).  The kernels running it have no fastmath,
+    # which would drop the carry; an infinite sum stays infinite (its carry: NaN).
     inv = x.dtype.type(1) / x.dtype.type((h1 - h0) * (w1 - w0))
     s = carry = zero = x.dtype.type(0)
+    if (h1 - h0) * (w1 - w0) <= RUN:  # one run: a plain sum (the loops below cost 2x)
+        for r in range(h0, h1):
+            for q in range(w0, w1):
+                s += x[n, c, r, q] * inv
+        y[n, c, i, j] = s
+        return
     for r in range(h0, h1):
-        for q in range(w0, w1):
-            v = x[n, c, r, q] * inv - carry
+        for q0 in range(w0, w1, RUN):
+            part = zero
+            for q in range(q0, min(q0 + RUN, w1)):
+                part += x[n, c, r, q] * inv
+            v = part - carry
             t = s + v
             carry = (t - s) - v if t - t == zero else zero
             s = t
@@ -190,10 +205,19 @@ def adaptive_avg_grad(dy, dx, n, c, r, q):
 def avg_window(x, kh, kw, sh, sw, y, n, c, i, j):
     """y[n, c, i, j] = the mean of window (i, j) of x (N, C, H, W)."""
     inv = x.dtype.type(1) / x.dtype.type(kh * kw)  # scaled first, as in adaptive_avg
-    s = carry = zero = x.dtype.type(0)  # a compensated sum, as in adaptive_avg
-    for ki in range(kh):
-        for kj in range(kw):
-            v = x[n, c, i * sh + ki, j * sw + kj] * inv - carry
+    s = carry = zero = x.dtype.type(0)
+    if kh * kw <= RUN:  # one run: a plain sum, as in adaptive_avg
+        for ki in range(kh):
+            for kj in range(kw):
+                s += x[n, c, i * sh + ki, j * sw + kj] * inv
+        y[n, c, i, j] = s
+        return
+    for ki in range(kh):  # runs of a row, then the rows' carry, as in adaptive_avg
+        for k0 in range(0, kw, RUN):
+            part = zero
+            for kj in range(k0, min(k0 + RUN, kw)):
+                part += x[n, c, i * sh + ki, j * sw + kj] * inv
+            v = part - carry
             t = s + v
             carry = (t - s) - v if t - t == zero else zero
             s = t

@@ -16,34 +16,42 @@ def fuse(layers) -> list[tuple[object, tuple[int, ...]]]:
             fused = this.fuse_after(previous)
             if fused is None:
                 break
-            hold_parameters(fused, previous, this)
+            hold_parameters(fused, [layers[j] for j in before + after])
             fused.set_flags(label=f"{previous.label} + {this.label}")  # what errors name
             steps[-2:] = [(fused, before + after)]
     return steps
 
 
-def hold_parameters(fused, previous, this):
-    """Make ``fused`` hold, as its own, the Parameter objects of the pair it stands
-    for, which it computes with: a model runs a step's backward only where the step
-    or one before it has parameters (else the Linear before a fused step never
-    trained), and converts and moves a step's parameters with it.  A fused layer
-    that made parameters of its own is refused: the optimizer, the spec and a saved
-    file know the pair's alone."""
+def hold_parameters(fused, chain):
+    """Make ``fused`` hold, as its own, the Parameter objects of the layers it stands
+    for (``chain``, in order), which it computes with: a model runs a step's backward
+    only where the step or one before it has parameters (else the Linear before a
+    fused step never trained), and converts and moves a step's parameters with it.
+    They keep their names, or all take their layer's place in the chain
+    (``0.weight``, ``1.weight``) where two share one.  A fused layer holding others,
+    or only some of them, is refused: the optimizer, the spec and a saved file know
+    the layers' alone."""
     from .contract import Layer
+    last = chain[-1]
     if not isinstance(fused, Layer):
-        raise ContractError(f"{this.label}: fuse_after returned {type(fused).__name__}, not a "
+        raise ContractError(f"{last.label}: fuse_after returned {type(fused).__name__}, not a "
                             f"Layer (or None where it does not fuse)")
-    pair = [(j, name, p) for j, layer in enumerate((previous, this))
-            for name, p in layer._params.items()]
-    held = list(fused._params.values())
+    wanted = [(at, name, p) for at, layer in enumerate(chain) for name, p in layer._params.items()]
+    names = [name for _, name, _ in wanted]
+    held = fused._params
     if not held:
-        names = [name for _, name, _ in pair]  # "0.weight" where both have a "weight"
-        fused._params = {name if names.count(name) == 1 else f"{j}.{name}": p
-                         for j, name, p in pair}
-    elif sorted(map(id, held)) != sorted(id(p) for *_, p in pair):
+        unique = len(set(names)) == len(names)
+        fused._params = {name if unique else f"{at}.{name}": p for at, name, p in wanted}
+        return
+    ids, held_ids = {id(p) for *_, p in wanted}, {id(p) for p in held.values()}
+    missing = [f"{chain[at].label} {name}" for at, name, p in wanted if id(p) not in held_ids]
+    extra = [name for name, p in held.items() if id(p) not in ids]
+    if missing or extra:
         raise ContractError(
-            f"{this.label}: fuse_after returned {type(fused).__name__}, whose parameters "
-            f"({', '.join(fused._params)}) are not those of {previous.label} and "
-            f"{this.label}; compute with theirs (previous.params()) and make none: the "
-            f"model gives the fused layer the pair's parameters (docs/plugins.md, "
-            f"'Fused layers')")
+            f"{last.label}: fuse_after returned {type(fused).__name__}, which "
+            + (f"misses the parameters {', '.join(missing)}" if missing else "")
+            + (" and " if missing and extra else "")
+            + (f"holds parameters of its own ({', '.join(extra)})" if extra else "")
+            + "; compute with its layers' (previous.params() and this layer's) and make "
+              "none: the model gives the fused layer their parameters (docs/plugins.md, "
+              "'Fused layers')")

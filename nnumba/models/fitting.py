@@ -4,8 +4,8 @@ named one adapted) for the data's shape; ``nnumba train`` and
 from __future__ import annotations
 
 import copy
+import math
 
-import numpy as np
 
 from ..errors import DTypeError, NnumbaError, ShapeError, SpecError
 from ..layers import Layer
@@ -57,7 +57,7 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
         named, options = get_model(model), dict(options or {})
         known = named.options()
         if "inputs" in known and "inputs" not in options:
-            options["inputs"] = int(np.prod(shape))
+            options["inputs"] = math.prod(shape)
         if "classes" in known and "classes" not in options and outputs is not None:
             options["classes"] = int(outputs)
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
@@ -83,10 +83,10 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
     except ShapeError:
         if own_shape is None:
             raise
-        if int(np.prod(own_shape)) != int(np.prod(shape)):
+        if math.prod(own_shape) != math.prod(shape):
             raise ShapeError(f"{what} takes samples of shape {tuple(own_shape)} "
-                             f"({int(np.prod(own_shape))} values); the data's have shape "
-                             f"{shape} ({int(np.prod(shape))} values)") from None
+                             f"({math.prod(own_shape)} values); the data's have shape "
+                             f"{shape} ({math.prod(shape)} values)") from None
         shape = tuple(own_shape)
         out = net.output_shape(shape)
     if outputs is not None and tuple(out) != (int(outputs),):

@@ -66,7 +66,14 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
         _fail(loss, f"{_name(loss_cls)}(**config()) has config {again}, not {config}")
     y_hat = rng.normal(size=shape) * 2
     y = _targets(kind, shape, rng)
+    given = y_hat.copy(), np.array(y, copy=True)
     value = loss.forward(y_hat, y)
+    for what, before, after in (("predictions (y_hat)", given[0], y_hat),
+                                ("targets (y)", given[1], y)):
+        if not np.array_equal(before, after):
+            _fail(loss, f"forward changed its {what} in place: they are the model's output "
+                        f"and the trainer's batch; compute on a copy (docs/plugins.md, 'A "
+                        f"loss')")
     if not isinstance(value, float) or not np.isfinite(value):
         _fail(loss, f"forward must return a finite Python float, got {value!r}")
     losses, _ = loss._compute(np.ascontiguousarray(y_hat), y, y_hat.dtype.type(1.0))
