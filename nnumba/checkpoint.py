@@ -26,8 +26,8 @@ def stored_training(path) -> dict | None:
     settings ("trainer", "loss", "lr", "momentum", "weight_decay", "batch_size"),
     "loss_options" (the loss's config(), to build it again:
     ``get_loss(stored["loss"])(**stored["loss_options"])``), "rng" (a numpy bit
-    generator state), "layers" ({layer index: the state of its generator}, Dropout's)
-    and "velocity" (an array or None), each checked: WeightsError naming the file
+    generator state), "layers" ({layer index: the state of its generator}, Dropout's),
+    "epochs" (trained so far) and "velocity" (an array or None), each checked: WeightsError naming the file
     where one is malformed."""
     meta, _ = _read(path, spec_only=True)  # (the weights are not read here)
     headers = npz_headers(path)
@@ -60,7 +60,10 @@ def stored_training(path) -> dict | None:
     if not isinstance(options, dict):
         raise WeightsError(f"{path}: stored training: loss_options is {show(options)}, not "
                            f"{{option: value}}")
-    return {**out, "layers": layers, "loss_options": options}
+    epochs = found.get("epochs", 0)  # (files saved before 2026-12-05 keep no count)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs < 2**63:
+        raise WeightsError(f"{path}: stored training: epochs is {show(epochs)}, not a count")
+    return {**out, "layers": layers, "loss_options": options, "epochs": epochs}
 
 
 def _number(value) -> bool:

@@ -355,7 +355,7 @@ def _run_gradient(args, data, start):
     trainer = TRAINERS[args.trainer](
         model, loss, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         batch_size=args.batch_size, seed=args.seed, progress=progress,
-        callbacks=[lambda t, row: _say(args, epoch_line(row, args.epochs))], **extra)
+        callbacks=[lambda t, row: _say(args, epoch_line(row, t.epochs_before + args.epochs))], **extra)
     _say(args, f"model: {args.model}{' (its weights, trained on)' * (_from_file(args) == '.npz')}, "
                f"{model.num_params():,} parameters; trainer {args.trainer}, "
                f"lr {args.lr}, momentum {args.momentum}, batch {args.batch_size}"

@@ -33,8 +33,9 @@ def interrupted(args, trainer, trained, info) -> int:
     weights; they are those of the last complete update (``trainer``: a Trainer, or
     the perceptron's result so far)."""
     perceptron = isinstance(trainer.history, list)
-    epochs = trainer.epochs if perceptron else len(trainer.history.epochs)
-    where = (f"interrupted in epoch {epochs + 1}/{args.epochs}, after "
+    before = 0 if perceptron else trainer.epochs_before  # (a resumed run's count goes on)
+    epochs = before + (trainer.epochs if perceptron else len(trainer.history.epochs))
+    where = (f"interrupted in epoch {epochs + 1}/{before + args.epochs}, after "
              f"{trainer.updates} update{'s' * (trainer.updates != 1)}")
     if trainer.updates == 0:
         print(f"{where}: nothing trained{', nothing saved' if args.save else ''}",

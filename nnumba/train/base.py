@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DTypeError, NnumbaError, NonFiniteError, SaveError, SpecError
-from ..layers.validation import (check_cast, check_not_fitting, flag, hold_for_fit, integer,
+from ..layers.validation import (check_not_fitting, flag, hold_for_fit, integer,
                                 non_finite, release_after_fit, show, takes)
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .data_checks import check_data, check_with_loss
 from .metrics import evaluate
 from .progress import Progress
-from .stored import savable_options, warn_settings
+from .stored import check_velocity, savable_options, stored_epochs, warn_settings
 
 
 class TrainingDiverged(NnumbaError, FloatingPointError):
@@ -216,7 +216,7 @@ class Trainer:
             for _ in range(int(epochs)):
                 self._check_callbacks(self.callbacks)  # one a callback added: before updates
                 model.train()  # every epoch: a callback may have evaluated it in eval mode
-                epoch = len(self.history.epochs) + 1
+                epoch = self.epochs_before + len(self.history.epochs) + 1
                 start = time.perf_counter()
                 bar = Progress(self._num_batches(len(x)), f"epoch {epoch}", self.progress)
                 try:
@@ -351,7 +351,7 @@ class Trainer:
         return ({"trainer": self.kind, "loss": loss, "loss_options": savable_options(self.loss),
                  **self.optimizer.config(),
                  "batch_size": self.batch_size, "rng": self.rng.bit_generator.state,
-                 "layers": layers},
+                 "layers": layers, "epochs": self.epochs_before + len(self.history.epochs)},
                 None if velocity is None else np.array(self.model.device.to_host(velocity)))
 
     def _generators(self) -> list:
@@ -370,18 +370,8 @@ class Trainer:
             raise SpecError(f"{type(self).__name__}.resume takes what nnumba.stored_training"
                             f"(path) returns, got {show(stored)}{hint}")
         name, velocity, model = f"{type(self).__name__}.resume", stored["velocity"], self.model
-        n = model.flat_params.size
-        why = None if velocity is None else \
-            f"is {show(velocity)}, not a float array" if not isinstance(
-                velocity, np.ndarray) or velocity.dtype.kind != "f" else \
-            f"has {velocity.size} values of shape {velocity.shape}, the model {n} trainable " \
-            f"parameters" if velocity.shape != (n,) else \
-            "holds NaN or inf" if not np.isfinite(velocity).all() else None
-        if why:
-            raise SpecError(f"{name}: the stored momentum buffer {why}")
-        if velocity is not None:  # a float64 run's, on a float32 model: not to infinity
-            check_cast(name, "the stored momentum buffer", velocity, model.dtype,
-                       f"resume on a {velocity.dtype.name} model")
+        check_velocity(velocity, model, name)
+        epochs = stored_epochs(stored, name)
         kind = stored.get("trainer", self.kind)  # (a record made by hand may leave it out)
         if kind != self.kind:  # a GD buffer is per epoch, SGD's per batch: not one run
             raise SpecError(f"{name}: the stored training is of trainer {show(kind)}, this "
@@ -400,6 +390,7 @@ class Trainer:
                     raise SpecError(f"{name}: not a generator state ({exc})") from None
         # everything checked: a refused resume leaves the trainer as it was
         warn_settings(self, stored, name)
+        self.epochs_before = epochs  # the history's epochs go on from there
         if velocity is not None:
             self.optimizer.velocity = model.device.to_device(velocity.astype(model.dtype))
         if not rng:  # the batch order of this trainer's seed, and layers' draws from it
@@ -413,6 +404,10 @@ class Trainer:
 
     #: the name ``nnumba train --trainer`` knows this trainer by
     kind = "sgd"
+
+    #: epochs trained before this trainer's first fit, by the training it resumed: the
+    #: history's rows number theirs on from it
+    epochs_before = 0
 
     #: updates applied by this trainer's fit calls so far; Ctrl-C (KeyboardInterrupt)
     #: in fit leaves the model with the weights of the last of them (SGD's update is

@@ -1,13 +1,16 @@
 """What a trainer compares with a stored training (nnumba.checkpoint): the loss's
-options as a JSON file holds them, and the settings a resumed run changes."""
+options as a JSON file holds them, the settings a resumed run changes, and the
+momentum buffer and epoch count it goes on from."""
 from __future__ import annotations
 
 import json
 import warnings
 
-from ..errors import SaveError
+import numpy as np
+
+from ..errors import SaveError, SpecError
 from ..jsonfile import jsonable
-from ..layers.validation import show
+from ..layers.validation import check_cast, show
 
 
 def savable_options(loss) -> dict:
@@ -45,3 +48,28 @@ def warn_settings(trainer, stored: dict, name: str):
                       f"({'; '.join(differ)}): training goes on from its momentum and "
                       f"draws, but not as that run would have", RuntimeWarning,
                       stacklevel=3)
+
+
+def check_velocity(velocity, model, name: str):
+    """SpecError unless the stored momentum buffer is None or a finite float array of
+    one value per trainable parameter, which the model's dtype holds."""
+    n = model.flat_params.size
+    why = None if velocity is None else \
+        f"is {show(velocity)}, not a float array" if not isinstance(
+            velocity, np.ndarray) or velocity.dtype.kind != "f" else \
+        f"has {velocity.size} values of shape {velocity.shape}, the model {n} trainable " \
+        f"parameters" if velocity.shape != (n,) else \
+        "holds NaN or inf" if not np.isfinite(velocity).all() else None
+    if why:
+        raise SpecError(f"{name}: the stored momentum buffer {why}")
+    if velocity is not None:  # a float64 run's, on a float32 model: not to infinity
+        check_cast(name, "the stored momentum buffer", velocity, model.dtype,
+                   f"resume on a {velocity.dtype.name} model")
+
+
+def stored_epochs(stored: dict, name: str) -> int:
+    """The epochs the stored run trained (0 in a record made before they were kept)."""
+    epochs = stored.get("epochs", 0)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise SpecError(f"{name}: the stored epochs {show(epochs)} is not a count")
+    return int(epochs)
