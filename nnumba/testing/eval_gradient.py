@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .failures import _backward
+from .failures import _backward, _compare, numeric_gradient
 
 
 def check_eval_gradient(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
-    from .layers import _compare, numeric_gradient
     params = layer.params()
     if not layer.has_gradient or (all(p.trainable for p in params.values())
                                   and layer.random_generator() is None):

@@ -45,3 +45,30 @@ def _raised(name, kit, shape, exc) -> ConformanceError:
               if f.filename.startswith(here) and f.name.startswith("check_")]
     return ConformanceError(f"{name}: {type(exc).__name__} ({exc}) was raised by its code in "
                             f"{checks[-1] if checks else kit} on the example of shape {shape}")
+
+
+def numeric_gradient(f, array, eps):
+    """Central differences of the scalar f() with respect to every element of ``array``,
+    which is perturbed in place (one element at a time) and left as it was."""
+    numeric = np.empty_like(array)
+    flat, out = array.reshape(-1), numeric.reshape(-1)
+    for i in range(flat.size):
+        keep = flat[i]
+        flat[i] = keep + eps
+        up = f()
+        flat[i] = keep - eps
+        down = f()
+        flat[i] = keep
+        out[i] = (up - down) / (2 * eps)
+    return numeric
+
+
+def _compare(owner, name, analytic, numeric, rtol, atol):
+    _finite_gradient(owner, f"the gradient for {name}", analytic)
+    if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
+        worst = _worst(analytic, numeric)
+        hint = ("; the output does not depend on it: read it as param.value at every call, "
+                "never a copy kept from __init__") if not numeric.any() else ""
+        _fail(owner, f"gradient for {name} disagrees with finite differences: at {worst} "
+                     f"backward gives {analytic[worst]:.8g}, differences {numeric[worst]:.8g}"
+                     f"{hint}")

@@ -17,8 +17,9 @@ from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError
 from ..layers.contract import Layer, Parameter, shapes_only
 from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the kit's, here too
                            check_state)
-from .failures import (ConformanceError, _backward, _fail,  # noqa: F401 - the kit's, here too
-                       _finite_gradient, _raised, _worst)
+from .eval_gradient import check_eval_gradient
+from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
+                       _finite_gradient, _raised, _worst, numeric_gradient)
 from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 
 
@@ -39,33 +40,6 @@ def _expect_error(owner, call, kinds, what):
     except Exception as exc:  # noqa: BLE001 - reported as a conformance failure
         _fail(owner, f"{what} raised {type(exc).__name__} ({exc}), expected {kinds}")
     _fail(owner, f"{what} was accepted; it must raise a clear error")
-
-
-def numeric_gradient(f, array, eps):
-    """Central differences of the scalar f() with respect to every element of ``array``,
-    which is perturbed in place (one element at a time) and left as it was."""
-    numeric = np.empty_like(array)
-    flat, out = array.reshape(-1), numeric.reshape(-1)
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + eps
-        up = f()
-        flat[i] = keep - eps
-        down = f()
-        flat[i] = keep
-        out[i] = (up - down) / (2 * eps)
-    return numeric
-
-
-def _compare(owner, name, analytic, numeric, rtol, atol):
-    _finite_gradient(owner, f"the gradient for {name}", analytic)
-    if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
-        worst = _worst(analytic, numeric)
-        hint = ("; the output does not depend on it: read it as param.value at every call, "
-                "never a copy kept from __init__") if not numeric.any() else ""
-        _fail(owner, f"gradient for {name} disagrees with finite differences: at {worst} "
-                     f"backward gives {analytic[worst]:.8g}, differences {numeric[worst]:.8g}"
-                     f"{hint}")
 
 
 def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
@@ -415,7 +389,6 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     if layer.has_gradient:
         check_gradients(layer, x, rng)
     check_batch_sums(layer, x)  # (.batch_checks)
-    from .eval_gradient import check_eval_gradient  # (it takes this module's helpers)
     check_eval_gradient(layer, x, rng)
     if not layer.has_gradient:
         layer.forward(x)
