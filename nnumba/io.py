@@ -76,8 +76,9 @@ def check_save_path(path, create: bool = True) -> Path:
         existing = next(p for p in path.absolute().parents if p.exists())
         if not existing.is_dir():
             raise SaveError(f"cannot save weights to {path}: {existing} is a file, not a folder")
-        made = [p for p in (path.parent.absolute(), *path.parent.absolute().parents)
-                if not p.exists()]  # the deepest first
+        parent = path.parent.absolute()  # ("new/.." names new's parent: not one to make)
+        made = [p for p in (parent, *parent.parents)
+                if p.name not in (".", "..") and not p.exists()]  # the deepest first
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd, tmp = temporary(target)

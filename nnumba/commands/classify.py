@@ -276,7 +276,10 @@ def _build(args):
             return nnumba.Sequential.from_spec(spec, seed=0)
         except (NnumbaError, TypeError, ValueError) as exc:  # the error names the file too
             raise naming(exc, f"model spec {args.model}") from None
-    options = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    # the model's own name for it: alexnet's num_classes, lenet's and mlp's classes
+    known = nnumba.get_model(args.model).options()
+    option = "num_classes" if "num_classes" in known or "classes" not in known else "classes"
+    options = {} if args.num_classes is None else {option: args.num_classes}
     try:
         return nnumba.build(args.model, seed=0, **options)
     except TypeError as exc:
@@ -333,7 +336,11 @@ def run(args):
         raise ShapeError(f"{exc}; give the image size the model takes with --size H,W") \
             from None
     outputs = model.output_shape(x.shape[1:])[-1]
-    signs = outputs == 1 and len(labels) == 2  # one output: its sign chooses (-1, +1)
+    if outputs == 1 and args.labels and sorted(labels) != [0, 1]:
+        raise ValueError(f"--labels {args.labels}: the model has one output, whose sign "
+                         f"chooses between classes 0 and 1; name both, got "
+                         f"{'classes ' + ', '.join(map(str, sorted(labels))) if labels else 'none'}")
+    signs = outputs == 1 and sorted(labels) == [0, 1]  # one output: its sign chooses
     if labels and not args.labels and len(labels) != outputs and not signs:
         raise WeightsError(f"{args.weights}: its {len(labels)} stored class names do not "
                            f"match the model's {outputs} outputs; give --labels")

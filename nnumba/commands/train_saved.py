@@ -20,7 +20,10 @@ def load_saved(path):
     from ..checkpoint import stored_training
     from ..io import load_model, stored_info
     model = load_model(path)
-    if not all(layer.has_gradient for layer in model.layers):
+    # from the first layer with parameters on, every one passes a gradient back (a
+    # feature layer in front, HOG, needs none)
+    first = next((i for i, layer in enumerate(model.layers) if layer.params()), 0)
+    if not all(layer.has_gradient for layer in model.layers[first:]):
         raise ValueError(f"--model {path}: a saved perceptron (no gradient) trains on with "
                          f"nothing: train a new one with --trainer perceptron")
     return model, stored_info(path), stored_training(path)

@@ -71,7 +71,12 @@ class Dataset:
         for n, split in ((train, "train"), (test, "test")):
             if n is not None:  # a negative slice would drop the *last* ones
                 kept.append(f"the first {integer('subset', split, n, 1, None)} {split}")
-        return replace(self, x_train=self.x_train[:train], y_train=self.y_train[:train],
+        y = self.y_train[:train]
+        if train is not None and len(np.unique(y)) < 2 <= len(np.unique(self.y_train)):
+            raise LabelError(f"{self.name}: the first {len(y)} training samples hold one class "
+                             f"only ({self.classes[int(y[0])]}), which trains nothing: a set "
+                             f"sorted by label? shuffle it, or take more")
+        return replace(self, x_train=self.x_train[:train], y_train=y,
                        x_test=self.x_test[:test], y_test=self.y_test[:test],
                        description=f"{self.description} Subset: {' and '.join(kept)}."
                        if kept else self.description)
@@ -92,6 +97,11 @@ class Dataset:
             raise LabelError(f"the two classes must differ, got {negative} twice")
         x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
         keep = (y == negative) | (y == positive)
+        absent = [c for c in (negative, positive) if not (y == c).any()]
+        if split == "train" and absent:  # else a perceptron "converges" on one class
+            raise LabelError(f"{self.name}: its training set holds no sample of class "
+                             f"{absent[0]} ({self.classes[absent[0]]}), one of the two to "
+                             f"tell apart")
         return x[keep], np.where(y[keep] == positive, 1, -1)
 
 
@@ -169,9 +179,12 @@ def load_mnist(root) -> Dataset:
 def load_fashion_mnist(root=None) -> Dataset:
     """Fashion-MNIST (60,000 / 10,000) from `root`, `$NNUMBA_FASHION_MNIST` or
     /usr/share/datasets/fashion-mnist, in that order."""
+    named = os.environ.get("NNUMBA_FASHION_MNIST")
+    if root is None and named and not Path(named).is_dir():  # a typo: not the system copy
+        raise MissingFileError(f"NNUMBA_FASHION_MNIST={named}: no such folder; name the "
+                               f"folder holding Fashion-MNIST's 4 files, or unset it")
     if root is None:
-        candidates = [Path(p) for p in (os.environ.get("NNUMBA_FASHION_MNIST"),
-                                        SYSTEM_FASHION_MNIST) if p]
+        candidates = [Path(p) for p in (named, SYSTEM_FASHION_MNIST) if p]
         root = next((p for p in candidates if p.is_dir()), None)
         if root is None:
             raise MissingFileError(
