@@ -24,6 +24,7 @@ omp layers, not under ``workqueue``, which aborts on concurrent parallel kernels
 from __future__ import annotations
 
 import math
+import warnings
 
 from collections.abc import Mapping
 
@@ -200,11 +201,17 @@ class _NNEstimator(BaseEstimator):
                 batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)))
             if kept is not None and same and not fresh_trainer:  # as the original would
                 self._trainer.resume({**kept[0], "velocity": kept[1]})
-        history = self._trainer.fit(self._rows(X), targets, epochs=epochs)
+        before = len(self._trainer.history.epochs)
+        try:
+            self._trainer.fit(self._rows(X), targets, epochs=epochs)
+        except KeyboardInterrupt:  # as scikit-learn's MLP: the epochs done are kept
+            warnings.warn(f"{type(self).__name__}: training interrupted by user, after "
+                          f"{len(self._trainer.history.epochs) - before} of {epochs} epochs "
+                          f"(the weights of the last update)", UserWarning, stacklevel=3)
         # numbered by the estimator: a trainer built since (set_params) counts from 1
-        self.history_ += [{**row, "epoch": self.n_iter_ + i + 1}
-                          for i, row in enumerate(history.epochs[-epochs:])]
-        self.n_iter_ += epochs
+        done = self._trainer.history.epochs[before:]
+        self.history_ += [{**row, "epoch": self.n_iter_ + i + 1} for i, row in enumerate(done)]
+        self.n_iter_ += len(done)
 
     def _network(self, X, outputs) -> str:
         """The spec that model and model_options build now (repr: no == for arrays),

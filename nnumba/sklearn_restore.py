@@ -11,6 +11,7 @@ def as_before_on_error(estimator):
     before = dict(estimator.__dict__)
     model, trainer = before.get("model_"), before.get("_trainer")
     values = [] if model is None else [(p, p.value.copy()) for _, p in model.params()]
+    dtype = None if model is None else model.dtype  # set_params(dtype=) converts it
     kept = None if trainer is None else (*trainer.state(), len(trainer.history.epochs),
                                          trainer.updates)
     try:
@@ -18,6 +19,8 @@ def as_before_on_error(estimator):
     except BaseException:
         estimator.__dict__.clear()
         estimator.__dict__.update(before)
+        if model is not None and model.dtype != dtype:
+            model.astype(dtype)
         for p, value in values:
             p.value[...] = value
         if kept is not None:

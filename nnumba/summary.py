@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ContractError, ShapeError, SpecError
+from .errors import ContractError, ShapeError, SpecError, TooLargeError
 from .io import stored_info, stored_spec
 from .jsonfile import read_json
 from .layers.contract import shapes_only
@@ -188,6 +188,10 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     if not isinstance(shape, (list, tuple)) or not shape:
         raise ShapeError(f"input shape must be a non-empty list of sizes, got {show(shape)}")
     shape = tuple(_size("input shape", v) for v in shape)
+    if math.prod(shape) * batch >= 2**63:  # no array holds it (sizes past a float's range)
+        raise TooLargeError(f"{name}: an input of batch {batch} x {shape} holds "
+                            f"{_flops_text(math.prod(shape) * batch)} values, more than any "
+                            f"array can hold (2**63)")
     absorbed = {i for step, members in fuse(layers) for i in members[:-1]}
     rows, in_shape, wanted = [], tuple(shape), False
     for i, layer in enumerate(layers):
@@ -256,9 +260,10 @@ def layer_flops(layer, in_shape):
     gradient or None) counts >= 0; a ContractError naming the layer for anything else."""
     flops = layer.flops(in_shape)
 
-    def count(v):
-        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
-            v, bool) and math.isfinite(v) and v >= 0
+    def count(v):  # (an int past a float's range: isfinite would overflow)
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return v >= 0
+        return isinstance(v, (float, np.floating)) and math.isfinite(v) and v >= 0
     if flops is not None and not (isinstance(flops, tuple) and len(flops) == 3 and count(
             flops[0]) and all(v is None or count(v) for v in flops[1:])):
         raise ContractError(f"{layer.label}: flops({in_shape}) returned {show(flops)}; it "

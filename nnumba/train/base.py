@@ -215,6 +215,8 @@ class Trainer:
                                     target_dtype(self.loss, model.dtype, y))
             for _ in range(int(epochs)):
                 self._check_callbacks(self.callbacks)  # one a callback added: before updates
+                if getattr(self.optimizer, "model", model) is not model:  # a callback's
+                    self._refuse_while_fitting("optimizer's model")
                 model.train()  # every epoch: a callback may have evaluated it in eval mode
                 epoch = self.epochs_before + len(self.history.epochs) + 1
                 start = time.perf_counter()
