@@ -99,9 +99,10 @@ class Dataset:
         keep = (y == negative) | (y == positive)
         absent = [c for c in (negative, positive) if not (y == c).any()]
         if split == "train" and absent:  # else a perceptron "converges" on one class
-            raise LabelError(f"{self.name}: its training set holds no sample of class "
-                             f"{absent[0]} ({self.classes[absent[0]]}), one of the two to "
-                             f"tell apart")
+            c, name = absent[0], self.classes[absent[0]]
+            shown = f"class {c}" if name == str(c) else f"class {c} ({name!r})"
+            raise LabelError(f"{self.name}: {shown} has no training samples ({len(y)} "
+                             f"samples); the two classes need both")
         return x[keep], np.where(y[keep] == positive, 1, -1)
 
 
