@@ -13,7 +13,7 @@ def as_before_on_error(estimator):
     values = [] if model is None else [(p, p.value.copy()) for _, p in model.params()]
     dtype = None if model is None else model.dtype  # set_params(dtype=) converts it
     kept = None if trainer is None else (*trainer.state(), len(trainer.history.epochs),
-                                         trainer.updates)
+                                         trainer.updates, trainer.epochs_before)
     try:
         yield
     except BaseException:
@@ -24,8 +24,8 @@ def as_before_on_error(estimator):
         for p, value in values:
             p.value[...] = value
         if kept is not None:
-            settings, velocity, epochs, updates = kept
+            settings, velocity, epochs, updates, before = kept
             trainer.resume({**settings, "velocity": velocity})
             del trainer.history.epochs[epochs:]
-            trainer.updates = updates
+            trainer.updates, trainer.epochs_before = updates, before  # (resume set the sum)
         raise

@@ -92,6 +92,7 @@ def resume(args, trainer, say):
         (["momentum buffer"] if same_kind and training["velocity"] is not None else []) + \
         (["batch order"] if same_kind and args.same_order else [])
     if not same_kind:
+        trainer.epochs_before = training.get("epochs", 0)  # the weights' epochs, counted on
         say(args, f"note: {args.model} was trained by --trainer {training['trainer']}; "
                   f"{trainer.kind} starts a fresh momentum buffer and the batch order of "
                   f"--seed")

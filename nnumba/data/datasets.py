@@ -73,9 +73,11 @@ class Dataset:
                 kept.append(f"the first {integer('subset', split, n, 1, None)} {split}")
         y = self.y_train[:train]
         if train is not None and len(np.unique(y)) < 2 <= len(np.unique(self.y_train)):
-            raise LabelError(f"{self.name}: the first {len(y)} training samples hold one class "
-                             f"only ({self.classes[int(y[0])]}), which trains nothing: a set "
-                             f"sorted by label? shuffle it, or take more")
+            hint = "a set sorted by label? shuffle it, or take more" if len(y) > 1 else \
+                "take more"
+            raise LabelError(f"{self.name}: the first {len(y)} training sample(s) hold one "
+                             f"class only ({self.classes[int(y[0])]}), which trains nothing: "
+                             f"{hint}")
         return replace(self, x_train=self.x_train[:train], y_train=y,
                        x_test=self.x_test[:test], y_test=self.y_test[:test],
                        description=f"{self.description} Subset: {' and '.join(kept)}."

@@ -10,14 +10,16 @@ from .failures import _backward, _compare, numeric_gradient
 
 
 def check_eval_gradient(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
+    """Input and parameter gradients of a backward in evaluation mode against finite
+    differences there, after a few training forwards moved the state."""
     params = layer.params()
     if not layer.has_gradient or (all(p.trainable for p in params.values())
                                   and layer.random_generator() is None):
         return  # both modes compute alike: the training check covers it
-    for p in params.values():  # off their initial values (a bias of 0, a variance of 1)
-        if not p.trainable:
-            p.value[...] = np.abs(p.value + 0.3 * rng.standard_normal(p.value.shape)) + 0.1
-    layer.eval()
+    state = {name: np.array(p.value) for name, p in params.items() if not p.trainable}
+    for _ in range(3):  # the state off its initial values (a mean of 0, a variance of 1),
+        layer.train(True).forward(x * 1.5 + 0.3)  # as training moves it: no value it
+    layer.eval()                                  # could not take (an index, a count)
     try:
         g = rng.normal(size=layer.forward(x).shape)
 
@@ -36,3 +38,5 @@ def check_eval_gradient(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
                      numeric_gradient(objective, params[name].value, eps), rtol, atol)
     finally:
         layer.train(True)
+        for name, value in state.items():  # as it was, for the kit's later checks
+            params[name].value[...] = value
