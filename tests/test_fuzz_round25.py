@@ -41,7 +41,7 @@ def sign_model(tmp_path_factory):
     """A one-output image model (its sign chooses the class, as `train --loss Hinge`
     saves it) whose score is > 0 on the test image, saved with classes ['three', 'seven'];
     and that image. The sign is computed here with numpy, independently of classify."""
-    from PIL import Image
+    Image = pytest.importorskip("PIL.Image", reason="classify reads images with Pillow")
     d = tmp_path_factory.mktemp("sign")
     model = nnumba.Sequential.from_spec(
         [{"type": "Flatten"}, {"type": "Linear", "in_features": 784, "out_features": 1}], seed=0)
@@ -189,7 +189,7 @@ def test_classify_num_classes_reaches_a_model_whose_option_is_classes(tmp_path):
     num_classes=N, which only alexnet takes: lenet, mlp and logreg call it `classes`, so
     any value (even their own default, 10) ends in "model 'lenet' has no option
     num_classes". The reference: nnumba.build('lenet', classes=10) is that model."""
-    from PIL import Image
+    Image = pytest.importorskip("PIL.Image", reason="classify reads images with Pillow")
     ref = nnumba.build("lenet", seed=0, classes=10)
     np.savez(tmp_path / "w.npz", **{f"t{i}": p.value for i, (_, p) in enumerate(ref.params())})
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "img.png")

@@ -9,6 +9,7 @@
 import re
 
 import numba
+import pytest
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
@@ -23,6 +24,8 @@ def _best_polynomial_mse(degree: int, grid: np.ndarray) -> float:
 
 
 def test_polynomial_capacity_shows_the_quoted_stone_weierstrass_claim():
+    pytest.importorskip("nnumba_features", reason="the nnumba-features plugin is not "
+                                                  "installed: pip install -e plugins/nnumba-features")
     grid = np.linspace(-1, 1, 400)
     result = polynomial.run()
     rows = {int(d): v for d, v in result.numbers["degrees"].items()}

@@ -41,6 +41,7 @@ def test_a_failed_partial_fit_leaves_the_trainers_epoch_count_as_it_was():
     history keeps its rows. So every failed partial_fit adds the epochs trained so far
     once more: after 3 epochs and one failure, state() says 6 and the next row is epoch 7.
     The reference: the epochs actually trained (n_iter_), and state() before the failure."""
+    pytest.importorskip("sklearn", reason="scikit-learn is an optional part")
     from nnumba.sklearn import NNClassifier
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 4)).astype(np.float32)
