@@ -52,7 +52,10 @@ def _compare(name, model, step, layers, x, train, training, asked, when=""):
     for layer in layers[1:]:
         layer.set_flags(needs_input_grad=True)
     state, draws = _state(layers), [g.bit_generator.state for g in _generators(layers)]
-    got = np.array(step.run_forward(x))
+    given = x.copy()
+    got = np.array(step.run_forward(given))
+    if not np.array_equal(given, x):
+        raise ConformanceError(f"{what} by writing into its input (the step before's output)")
     fused_state = _state(layers)
     _restore(layers, state)  # the same state and draws (a Dropout's) for the layers
     for g, drawn in zip(_generators(layers), draws):
@@ -66,9 +69,15 @@ def _compare(name, model, step, layers, x, train, training, asked, when=""):
         _same(f"{what} another {key} (state) than {alone}", fused_state[key], value)
     if not train or not all(layer.has_gradient for layer in (step, *layers)):
         return
-    g = np.random.default_rng(3).standard_normal(want.shape)
-    model.zero_grad()
-    dx, grads = step.run_backward(g.copy()), _grads(layers)
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal(want.shape)
+    for p in (p for layer in layers for p in layer.params().values()):  # to add onto
+        p.grad[...] = rng.standard_normal(p.grad.shape) if p.trainable else 0
+    start, given = _grads(layers), g.copy()
+    dx = step.run_backward(given)
+    if not np.array_equal(given, g):
+        raise ConformanceError(f"{what} by writing into the gradient it was given (dl_dy)")
+    grads = {key: grad - start[key] for key, grad in _grads(layers).items()}
     dx = None if dx is None else np.array(dx)
     model.zero_grad()
     for layer in reversed(layers):
@@ -77,7 +86,7 @@ def _compare(name, model, step, layers, x, train, training, asked, when=""):
         _same(f"{what} another input gradient than {alone}", dx, np.array(g))
     for key, grad in _grads(layers).items():
         _same(f"{what} another gradient for {key} than {alone} (it must add into the "
-              f"gradients of the parameters it computes with"
+              f"gradients of the parameters it computes with, not overwrite them"
               f"{'' if asked else ', needs_input_grad False as for a first step'})",
               grads[key], grad)
 
