@@ -61,7 +61,7 @@ def stored_training(path) -> dict | None:
         raise WeightsError(f"{path}: stored training: loss_options is {show(options)}, not "
                            f"{{option: value}}")
     epochs = found.get("epochs", 0)  # (files saved before 2026-12-05 keep no count)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs < 2**63:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise WeightsError(f"{path}: stored training: epochs is {show(epochs)}, not a count")
     return {**out, "layers": layers, "loss_options": options, "epochs": epochs}
 

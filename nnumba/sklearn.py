@@ -100,6 +100,11 @@ class _NNEstimator(BaseEstimator):
             targets, outputs = self._targets(y, first, classes)
             self._train(X, targets, outputs, first, epochs or settings["epochs"],
                         fresh_trainer, settings)
+        interrupted = self.__dict__.pop("_interrupted", None)
+        if interrupted:  # said once the estimator holds them (an error filter: kept too)
+            warnings.warn(f"{type(self).__name__}: training interrupted by user, after "
+                          f"{interrupted[0]} of {interrupted[1]} epochs (the weights of "
+                          f"the last update)", UserWarning, stacklevel=3)
         return self
 
     def _partial_fit(self, X, y, classes=None):
@@ -205,9 +210,7 @@ class _NNEstimator(BaseEstimator):
         try:
             self._trainer.fit(self._rows(X), targets, epochs=epochs)
         except KeyboardInterrupt:  # as scikit-learn's MLP: the epochs done are kept
-            warnings.warn(f"{type(self).__name__}: training interrupted by user, after "
-                          f"{len(self._trainer.history.epochs) - before} of {epochs} epochs "
-                          f"(the weights of the last update)", UserWarning, stacklevel=3)
+            self._interrupted = (len(self._trainer.history.epochs) - before, epochs)
         # numbered by the estimator: a trainer built since (set_params) counts from 1
         done = self._trainer.history.epochs[before:]
         self.history_ += [{**row, "epoch": self.n_iter_ + i + 1} for i, row in enumerate(done)]

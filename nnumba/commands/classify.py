@@ -336,11 +336,13 @@ def run(args):
         raise ShapeError(f"{exc}; give the image size the model takes with --size H,W") \
             from None
     outputs = model.output_shape(x.shape[1:])[-1]
-    if outputs == 1 and args.labels and sorted(labels) != [0, 1]:
-        raise ValueError(f"--labels {args.labels}: the model has one output, whose sign "
-                         f"chooses between classes 0 and 1; name both, got "
-                         f"{'classes ' + ', '.join(map(str, sorted(labels))) if labels else 'none'}")
-    signs = outputs == 1 and sorted(labels) == [0, 1]  # one output: its sign chooses
+    signs = outputs == 1  # one output: its sign chooses class 0 or 1
+    if signs and labels and sorted(labels) != [0, 1]:
+        where, error = (f"--labels {args.labels}", ValueError) if args.labels else \
+            (f"{args.weights}: its stored class names", WeightsError)
+        raise error(f"{where}: the model has one output, whose sign chooses between "
+                    f"classes 0 and 1; name both, got classes "
+                    f"{', '.join(map(str, sorted(labels)))}")
     if labels and not args.labels and len(labels) != outputs and not signs:
         raise WeightsError(f"{args.weights}: its {len(labels)} stored class names do not "
                            f"match the model's {outputs} outputs; give --labels")
@@ -348,9 +350,9 @@ def run(args):
         raise ValueError(f"--labels {args.labels} names class {max(labels)}, but the model "
                          + (f"has {outputs} outputs (classes 0 to {outputs - 1})" if outputs > 1
                             else "has one output, whose sign chooses between classes 0 and 1"))
-    top = [{"rank": k + 1, "index": int(s >= 0) if signs else i, "score": s,
-            "label": labels[int(s >= 0)] if signs else labels.get(i, f"class {i}")}
-           for k, (i, s) in enumerate(ranked)]
+    chosen = [(int(s >= 0) if signs else i, s) for i, s in ranked]
+    top = [{"rank": k + 1, "index": i, "score": s, "label": labels.get(i, f"class {i}")}
+           for k, (i, s) in enumerate(chosen)]
     if args.json:
         print(json.dumps({"image": str(args.image), "top": top}))
     else:

@@ -176,7 +176,7 @@ def load_embedded_mnist() -> Dataset:
 def load_mnist(root) -> Dataset:
     """Full MNIST (60,000 / 10,000) from a folder holding the 4 standard files."""
     return _load_folder(root, "mnist", "MNIST", DIGIT_CLASSES,
-                        "download=True (--download) fetches them")
+                        "download=True (nnumba train --download) fetches them")
 
 
 def load_fashion_mnist(root=None) -> Dataset:

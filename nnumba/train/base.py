@@ -392,7 +392,9 @@ class Trainer:
                     raise SpecError(f"{name}: not a generator state ({exc})") from None
         # everything checked: a refused resume leaves the trainer as it was
         warn_settings(self, stored, name)
-        self.epochs_before = epochs  # the history's epochs go on from there
+        # the next epoch is the stored run's next, whatever this trainer's history holds
+        # (a rollback to its own checkpoint): rows number on from len(history) + this
+        self.epochs_before = epochs - len(self.history.epochs)
         if velocity is not None:
             self.optimizer.velocity = model.device.to_device(velocity.astype(model.dtype))
         if not rng:  # the batch order of this trainer's seed, and layers' draws from it
@@ -407,8 +409,8 @@ class Trainer:
     #: the name ``nnumba train --trainer`` knows this trainer by
     kind = "sgd"
 
-    #: epochs trained before this trainer's first fit, by the training it resumed: the
-    #: history's rows number theirs on from it
+    #: what the history's rows number theirs on from: the epochs of the training it
+    #: resumed, less the rows its history held then
     epochs_before = 0
 
     #: updates applied by this trainer's fit calls so far; Ctrl-C (KeyboardInterrupt)
