@@ -365,11 +365,13 @@ class Sequential:
         self.__dict__.update(state)
         for layer in self.layers:
             layer.set_flags(container=weakref.ref(self))
-        members = [idx for _, idx in fuse(self.layers)]
-        if len(members) == len(self.steps):  # a fused step pickled before steps held the
-            for step, idx in zip(self.steps, members):  # parameters: its layers' again
-                if len(idx) > 1 and not step._params:
-                    hold_parameters(step, [self.layers[i] for i in idx])
+        # a fused step pickled before steps held their layers' parameters: give them
+        if any(not s._params and not any(s is l for l in self.layers) for s in self.steps):
+            members = [idx for _, idx in fuse(self.layers)]
+            if len(members) == len(self.steps):
+                for step, idx in zip(self.steps, members):
+                    if len(idx) > 1 and not step._params:
+                        hold_parameters(step, [self.layers[i] for i in idx])
         if flat:
             self._bind_flat()
 

@@ -98,9 +98,8 @@ class _NNEstimator(BaseEstimator):
             X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first,
                                  **self._y_validation)
             targets, outputs = self._targets(y, first, classes)
-            self._train(X, targets, outputs, first, epochs or settings["epochs"],
-                        fresh_trainer, settings)
-        interrupted = self.__dict__.pop("_interrupted", None)
+            interrupted = self._train(X, targets, outputs, first,
+                                      epochs or settings["epochs"], fresh_trainer, settings)
         if interrupted:  # said once the estimator holds them (an error filter: kept too)
             warnings.warn(f"{type(self).__name__}: training interrupted by user, after "
                           f"{interrupted[0]} of {interrupted[1]} epochs (the weights of "
@@ -182,6 +181,7 @@ class _NNEstimator(BaseEstimator):
         return settings
 
     def _train(self, X, targets, outputs, first, epochs, fresh_trainer, settings):
+        """Train; returns (epochs done, epochs asked) where Ctrl-C stopped it, else None."""
         rng = check_random_state(self.random_state)
         if first:
             self.model_, self.input_shape_ = model_for_data(
@@ -206,15 +206,16 @@ class _NNEstimator(BaseEstimator):
                 batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)))
             if kept is not None and same and not fresh_trainer:  # as the original would
                 self._trainer.resume({**kept[0], "velocity": kept[1]})
-        before = len(self._trainer.history.epochs)
+        before, interrupted = len(self._trainer.history.epochs), None
         try:
             self._trainer.fit(self._rows(X), targets, epochs=epochs)
         except KeyboardInterrupt:  # as scikit-learn's MLP: the epochs done are kept
-            self._interrupted = (len(self._trainer.history.epochs) - before, epochs)
+            interrupted = (len(self._trainer.history.epochs) - before, epochs)
         # numbered by the estimator: a trainer built since (set_params) counts from 1
         done = self._trainer.history.epochs[before:]
         self.history_ += [{**row, "epoch": self.n_iter_ + i + 1} for i, row in enumerate(done)]
         self.n_iter_ += len(done)
+        return interrupted
 
     def _network(self, X, outputs) -> str:
         """The spec that model and model_options build now (repr: no == for arrays),

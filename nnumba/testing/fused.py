@@ -10,6 +10,7 @@ import numpy as np
 
 from ..layers.fusion import fuse
 from .failures import ConformanceError, _worst
+from .layers import check_kept_names
 
 
 def check_fused(name: str, model, x, train: bool = True):
@@ -17,7 +18,6 @@ def check_fused(name: str, model, x, train: bool = True):
     otherwise than its layers; ``x``: a batch the model takes.  ``train``: compare the
     gradients too.  Warns, as ``check_all`` does, of a fused step keeping its input
     in an attribute ``kept_for_backward`` does not name."""
-    from .layers import check_kept_names
     members = [idx for _, idx in fuse(model.layers)]  # which layers each step stands for
     if len(members) == len(model.layers):
         return
