@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .failures import _backward, _compare, numeric_gradient
+from .failures import _backward, _compare, numeric_gradient, same_draws
 
 
 def check_eval_gradient(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
@@ -20,15 +20,20 @@ def check_eval_gradient(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
     for _ in range(3):  # the state off its initial values (a mean of 0, a variance of 1),
         layer.train(True).forward(x * 1.5 + 0.3)  # as training moves it: no value it
     layer.eval()                                  # could not take (an index, a count)
+    again = same_draws(layer)  # a layer may draw in evaluation mode too (MC dropout)
+
+    def forward():
+        again()
+        return layer.forward(x)
     try:
-        g = rng.normal(size=layer.forward(x).shape)
+        g = rng.normal(size=forward().shape)
 
         def objective():
-            return float(np.sum(layer.forward(x) * g))
+            return float(np.sum(forward() * g))
         for p in params.values():
             p.grad.fill(0)
         layer.set_flags(needs_input_grad=True)
-        layer.forward(x)
+        forward()
         dx = np.array(_backward(layer, g))
         grads = {name: np.array(p.grad) for name, p in params.items() if p.trainable}
         _compare(layer, "input in evaluation mode", dx, numeric_gradient(objective, x, eps),

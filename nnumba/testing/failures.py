@@ -47,6 +47,20 @@ def _raised(name, kit, shape, exc) -> ConformanceError:
                             f"{checks[-1] if checks else kit} on the example of shape {shape}")
 
 
+def same_draws(layer):
+    """A function that puts ``layer``'s generator (``random_generator()``) back as it is
+    now: called before every forward, a layer that draws as it runs computes one
+    function, which finite differences can check (a fresh draw at each stencil point
+    differs by the noise over eps)."""
+    gen = layer.random_generator()
+    state = None if gen is None else gen.bit_generator.state
+
+    def again():
+        if gen is not None:
+            gen.bit_generator.state = state
+    return again
+
+
 def numeric_gradient(f, array, eps):
     """Central differences of the scalar f() with respect to every element of ``array``,
     which is perturbed in place (one element at a time) and left as it was."""

@@ -19,7 +19,7 @@ from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the k
                            check_state)
 from .eval_gradient import check_eval_gradient
 from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
-                       _finite_gradient, _raised, _worst, numeric_gradient)
+                       _finite_gradient, _raised, _worst, numeric_gradient, same_draws)
 from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 
 
@@ -43,11 +43,16 @@ def _expect_error(owner, call, kinds, what):
 
 
 def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
-    y = layer.forward(x).copy()
+    again = same_draws(layer)  # every forward below draws what the first one drew
+
+    def forward():
+        again()
+        return layer.forward(x)
+    y = forward().copy()
     g = rng.normal(size=y.shape)
 
     def objective():
-        return float(np.sum(layer.forward(x) * g))
+        return float(np.sum(forward() * g))
 
     params = layer.params()
     grads = {}
@@ -55,7 +60,7 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
         for p in params.values():
             p.grad.fill(0)
         layer.set_flags(needs_input_grad=wants_dx)
-        layer.forward(x)
+        forward()
         dx = _backward(layer, g)
         mode = "" if wants_dx else " with needs_input_grad False (a model's first layer)"
         if wants_dx:
@@ -82,7 +87,7 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
     layer.set_flags(needs_input_grad=True)
     # Parameter gradients accumulate: a second backward adds the same again.
     if params:
-        layer.forward(x)
+        forward()
         layer.backward(g)
         for name, p in params.items():
             if not np.allclose(p.grad, 2 * grads[name], rtol=1e-9, atol=1e-12):
@@ -98,14 +103,20 @@ def check_read_only(layer, x, rng):
         _fail(layer, "_forward wrote into its input x, which is the output of the layer "
                      "before: that layer's backward reads it. Write into arrays from "
                      "self._buffer(...) instead")
-    if layer.has_gradient:
-        g = rng.normal(size=y.shape)
+    if not layer.has_gradient:
+        return
+    g = rng.normal(size=y.shape)
+    for asked in (True, False):  # as an inner layer, then as a model's first layer
+        layer.set_flags(needs_input_grad=asked)
+        layer.forward(x)
         g0 = g.copy()
         _backward(layer, g)
+        mode = "" if asked else " with needs_input_grad False (a model's first layer)"
         for name, now, was in (("dl_dy", g, g0), ("its input x", x, x0)):
             if not np.array_equal(now, was):
-                _fail(layer, f"_backward wrote into {name}, an array of another layer; "
-                             f"write into arrays from self._buffer(...) instead")
+                _fail(layer, f"_backward{mode} wrote into {name}, an array of another "
+                             f"layer; write into arrays from self._buffer(...) instead")
+    layer.set_flags(needs_input_grad=True)
 
 
 def check_seeded(layer_cls, kwargs, seed):
@@ -206,6 +217,30 @@ def check_round_trip(layer, x):
                      "layer that computes with an array kept from __init__, "
                      "reset_parameters or an earlier forward (not param.value read at "
                      "each call) ignores the loaded values, and its training")
+    check_training_resumes(model, twin, x)
+
+
+def check_training_resumes(model, twin, x):
+    """A training forward moves the state of a loaded ``twin`` as it moves the saved
+    ``model``'s (the same draws for both): state kept in a plain attribute (a step
+    count) is not saved, and the twin's training would start it again."""
+    layer, other = model.layers[0], twin.layers[0]
+    mine, theirs = layer.random_generator(), other.random_generator()
+    if mine is not None and theirs is not None:
+        theirs.bit_generator.state = mine.bit_generator.state
+    model.train()
+    twin.train()
+    model.forward(x)
+    twin.forward(x)
+    for name, p in layer.params().items():
+        loaded = other.params()[name].value
+        if not p.trainable and not np.array_equal(loaded, p.value):
+            worst = _worst(loaded, p.value)
+            _fail(layer, f"after a save/load round trip a training forward moved its state "
+                         f"{name} to {loaded[worst]:.8g} at {worst}, the saved layer's to "
+                         f"{p.value[worst]:.8g}: what else decides how training moves the "
+                         f"state (a step count) is kept outside its parameters, and is lost; "
+                         f"keep it in a trainable=False parameter (docs/plugins.md)")
 
 
 def _chunks(a) -> list:
