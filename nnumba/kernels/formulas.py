@@ -79,6 +79,11 @@ def sgd(params, grads, velocity, lr, momentum, weight_decay, i):
     params[i] -= lr * v
 
 
+#: the losses and the average pools sum runs of this many terms plainly, then the
+#: runs with Kahan's carry (see adaptive_avg)
+RUN = 64
+
+
 # ---- losses: per sample i, the loss and the gradient w.r.t. the prediction,
 # ---- the gradient multiplied by ``scale`` (1/N for a mean, 1 for a sum)
 
@@ -90,11 +95,20 @@ def softmax_cross_entropy(z, labels, scale, losses, dl_dz, i):
     for j in range(1, c):
         if z[i, j] > m:
             m = z[i, j]
-    total = z.dtype.type(0)
-    for j in range(c):
-        e = math.exp(z[i, j] - m)
-        dl_dz[i, j] = e
-        total += e
+    # Runs of RUN terms summed plainly, the runs with Kahan's carry (as adaptive_avg):
+    # every term is positive, so a plain float32 sum over 1e6 classes drifts by 1e-4.
+    # Ten classes make one run: the plain sum, bit for bit.  (Terms are at most 1.)
+    total = carry = zero = z.dtype.type(0)
+    for j0 in range(0, c, RUN):
+        part = zero
+        for j in range(j0, min(j0 + RUN, c)):
+            e = math.exp(z[i, j] - m)
+            dl_dz[i, j] = e
+            part += e
+        v = part - carry
+        t = total + v
+        carry = (t - total) - v
+        total = t
     # (m - z_label) first: it is exact, and log(total) in [0, log C] is then not lost
     # to rounding beside a large m (logits of 1e7 in float32).
     losses[i] = (m - z[i, label]) + math.log(total)
@@ -107,11 +121,18 @@ def softmax_cross_entropy(z, labels, scale, losses, dl_dz, i):
 def squared_error(yhat, y, scale, losses, dl_dyhat, i):
     """Row i of (N, K): the sum of squares; gradient 2 (yhat - y) * scale."""
     two = yhat.dtype.type(2)
-    s = yhat.dtype.type(0)
-    for j in range(yhat.shape[1]):
-        d = yhat[i, j] - y[i, j]
-        s += d * d
-        dl_dyhat[i, j] = two * d * scale
+    s = carry = zero = yhat.dtype.type(0)
+    k = yhat.shape[1]
+    for j0 in range(0, k, RUN):  # runs, then Kahan's carry, as softmax_cross_entropy
+        part = zero
+        for j in range(j0, min(j0 + RUN, k)):
+            d = yhat[i, j] - y[i, j]
+            part += d * d
+            dl_dyhat[i, j] = two * d * scale
+        v = part - carry
+        t = s + v
+        carry = (t - s) - v if t - t == zero else zero  # an infinite sum stays infinite
+        s = t
     losses[i] = s
 
 
@@ -147,11 +168,6 @@ def hinge(yhat, y, margin, scale, losses, dl_dyhat, i):
 def adaptive_bin(i, size, out):
     """[start, end) of output cell i of ``out`` over ``size`` inputs."""
     return (i * size) // out, ((i + 1) * size + out - 1) // out
-
-
-#: the average pools sum runs of this many values of a row plainly, then the runs
-#: with Kahan's carry (see adaptive_avg)
-RUN = 64
 
 
 def adaptive_avg(x, y, n, c, i, j):
