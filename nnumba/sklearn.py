@@ -123,6 +123,9 @@ class _NNEstimator(BaseEstimator):
             dtype = None
         if dtype is None or dtype.name not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {show(self.dtype)}")
+        if not dtype.isnative:  # '>f4' is named float32 too; the kernels read native
+            raise ValueError(f"dtype must be one of {DTYPES} in native byte order, got "
+                             f"{show(self.dtype)}")
         return dtype
 
     def _check_params(self):

@@ -3,13 +3,16 @@ built without a model seed, and the shapes-only mode ``nnumba summary`` builds i
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
 from . import validation
 
 _default_rng = np.random.default_rng()
-_shapes_only = False
+# Per thread: a build in shapes-only mode (nnumba summary, build("mlp")'s activation
+# check) gave the models another thread built meanwhile read-only zero-size weights.
+_mode = threading.local()
 
 
 def seed(value: int | None):
@@ -26,20 +29,21 @@ def default_rng() -> np.random.Generator:
 
 
 def in_shapes_only() -> bool:
-    """Whether layers are being built by :func:`shapes_only`."""
-    return _shapes_only
+    """Whether layers are being built by :func:`shapes_only` (in this thread)."""
+    return getattr(_mode, "shapes_only", False)
 
 
 @contextlib.contextmanager
 def shapes_only():
-    """Layers built inside hold zero-size stand-ins for their parameters (the right
-    shapes, no memory, not initialised): ``nnumba summary`` sizes a model this way."""
-    global _shapes_only
-    outer, _shapes_only = _shapes_only, True
+    """Layers built inside, in this thread, hold zero-size stand-ins for their
+    parameters (the right shapes, no memory, not initialised): ``nnumba summary``
+    sizes a model this way."""
+    outer = in_shapes_only()
+    _mode.shapes_only = True
     try:
         yield
     finally:
-        _shapes_only = outer
+        _mode.shapes_only = outer
 
 
 class Parameter:

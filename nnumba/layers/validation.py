@@ -200,7 +200,10 @@ def float_dtype(owner: str, dtype) -> np.dtype:
     except (TypeError, ValueError):
         got = None
     if got is None or got not in FLOAT_DTYPES:
-        raise DTypeError(f"{owner}: dtype must be float32 or float64, got {show(dtype)}")
+        order = " in native byte order" if got is not None and got.kind == "f" \
+            and got.newbyteorder("=") in FLOAT_DTYPES else ""
+        raise DTypeError(f"{owner}: dtype must be float32 or float64{order}, got "
+                         f"{show(dtype)}")
     return got
 
 
