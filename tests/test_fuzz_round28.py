@@ -87,10 +87,9 @@ def test_overlapping_shapes_only_in_two_threads_does_not_stick():
         after = nnumba.build(SPEC, seed=0).flat_params.copy()
     except ValueError as exc:  # HEAD: "assignment destination is read-only"
         pytest.fail(f"shapes-only mode stuck on after the threads ended: {exc}")
-    finally:  # do not leave the process broken for other tests
+    finally:  # do not leave this thread broken for other tests
         import nnumba.layers.parameters as params
-        if getattr(params, "_shapes_only", False) is True:
-            params._shapes_only = False
+        params._mode.shapes_only = False
     np.testing.assert_array_equal(after, ref)
 
 

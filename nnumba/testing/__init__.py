@@ -8,12 +8,13 @@
 - the gradient for the input and for every parameter against central finite
   differences of ``sum(forward(x) * g)`` for a random ``g``, with the input
   gradient asked for and without it (the first layer of a model is not asked:
-  its parameter gradients must be added all the same);
+  its parameter gradients must be added all the same); a layer that draws does so
+  from the generator ``random_generator()`` returns, put back before each forward;
 - that gradients accumulate (a second backward adds the same again);
 - for a layer with state or draws, the gradients in evaluation mode too, there the
   gradient of what that forward computes (``check_eval_gradient``);
 - that forward leaves its input, and backward its upstream gradient, as they were
-  (in a model they are other layers' arrays);
+  (in a model they are other layers' arrays), the input gradient asked for or not;
 - that a float32 copy computes the output and every gradient as the float64 one
   does, to float32 accuracy: within 64 times the spread float32-sized changes of
   the inputs and parameters give the float64 results (skipped for a layer whose
@@ -29,7 +30,8 @@
 - that a wrong shape, a wrong dtype, NaN and an empty batch raise clear errors
   naming the layer;
 - a save/load round trip through :mod:`nnumba.io` (the class is registered for it
-  if it is not yet).
+  if it is not yet), after which a training forward moves the loaded layer's state
+  as it moves the saved one's (what decides that is saved too).
 
 Layers without a gradient (``has_gradient = False``) must raise
 NoGradientError from backward.  An exception the layer's own code raises comes out

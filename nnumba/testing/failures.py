@@ -47,17 +47,19 @@ def _raised(name, kit, shape, exc) -> ConformanceError:
                             f"{checks[-1] if checks else kit} on the example of shape {shape}")
 
 
-def same_draws(layer):
-    """A function that puts ``layer``'s generator (``random_generator()``) back as it is
-    now: called before every forward, a layer that draws as it runs computes one
-    function, which finite differences can check (a fresh draw at each stencil point
-    differs by the noise over eps)."""
+def same_draws(layer, other=None):
+    """A function that puts the generator ``random_generator()`` of ``other`` (default:
+    ``layer`` itself) at the state ``layer``'s is in now: called before every forward
+    of a gradient check, a layer that draws as it runs computes one function, which
+    finite differences can check; called before a copy's forward, the copy draws
+    what ``layer`` drew (also where both hold one generator)."""
     gen = layer.random_generator()
     state = None if gen is None else gen.bit_generator.state
 
     def again():
-        if gen is not None:
-            gen.bit_generator.state = state
+        target = gen if other is None else other.random_generator()
+        if state is not None and target is not None:
+            target.bit_generator.state = state
     return again
 
 

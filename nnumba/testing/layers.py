@@ -49,6 +49,12 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
         again()
         return layer.forward(x)
     y = forward().copy()
+    if not np.array_equal(forward(), y, equal_nan=True):
+        _fail(layer, "two training forwards of one input differ, with the generator "
+                     "random_generator() returns put back before each: a layer that draws "
+                     "returns the generator it draws from (not None, a copy or a new "
+                     "one), and finite differences cannot check a training output that "
+                     "depends on state its forward moves")
     g = rng.normal(size=y.shape)
 
     def objective():
@@ -222,25 +228,24 @@ def check_round_trip(layer, x):
 
 def check_training_resumes(model, twin, x):
     """A training forward moves the state of a loaded ``twin`` as it moves the saved
-    ``model``'s (the same draws for both): state kept in a plain attribute (a step
-    count) is not saved, and the twin's training would start it again."""
+    ``model``'s (the same draws for both, on an input the state has not settled on):
+    state kept in a plain attribute (a step count, a flag) is not saved, and the
+    twin's training would start it again."""
     layer, other = model.layers[0], twin.layers[0]
-    mine, theirs = layer.random_generator(), other.random_generator()
-    if mine is not None and theirs is not None:
-        theirs.bit_generator.state = mine.bit_generator.state
-    model.train()
-    twin.train()
-    model.forward(x)
-    twin.forward(x)
+    x = x * 1.5 + 0.3
+    again = same_draws(layer, other)
+    model.train().forward(x)
+    again()
+    twin.train().forward(x)
     for name, p in layer.params().items():
         loaded = other.params()[name].value
-        if not p.trainable and not np.array_equal(loaded, p.value):
+        if not p.trainable and not np.array_equal(loaded, p.value, equal_nan=True):
             worst = _worst(loaded, p.value)
             _fail(layer, f"after a save/load round trip a training forward moved its state "
-                         f"{name} to {loaded[worst]:.8g} at {worst}, the saved layer's to "
-                         f"{p.value[worst]:.8g}: what else decides how training moves the "
-                         f"state (a step count) is kept outside its parameters, and is lost; "
-                         f"keep it in a trainable=False parameter (docs/plugins.md)")
+                         f"{name} to {float(loaded[worst])!r} at {worst}, the saved layer's "
+                         f"to {float(p.value[worst])!r}: what else decides how training moves the "
+                         f"state (a step count, a flag) is kept outside its parameters, and "
+                         f"is lost; keep it in a trainable=False parameter (docs/plugins.md)")
 
 
 def _chunks(a) -> list:
@@ -294,7 +299,9 @@ def check_state_in_model(model, alone, x):
     layer = model.layers[0]
     model.train()
     alone.train(True)
+    again = same_draws(layer, alone)
     model.forward(x)
+    again()
     alone.forward(x)
     for name, p in alone.params().items():
         now = layer.params()[name].value
