@@ -53,7 +53,9 @@ class Sequential:
         self.input_grad = False
         for i, layer in enumerate(self.layers):
             layer.set_flags(label=f"{layer.type_name} #{i}", container=weakref.ref(self))
-        self.steps = [step for step, _ in fuse(self.layers)]
+        fused = fuse(self.layers)
+        self.steps = [step for step, _ in fused]
+        self._members = [members for _, members in fused]  # each step's layers' indices
         if seed is not None:
             self.reset_parameters(np.random.default_rng(seed))
         self.astype(self.dtype)
@@ -208,9 +210,11 @@ class Sequential:
         self._no_backward = None  # why backward() is refused, where not the default
         self._check_bound()
         self._set_input_grads()
-        y = self.steps[0].checked_forward(x)
+        checked = self.steps[0].check_input(x)
+        x = x if checked is None else checked
+        shapes = self._step_shapes(x.shape)  # before a fused first step's kernels see x
+        y = self.steps[0].run_forward(x)
         made = 0 if y is not x else None  # the step whose array the output is
-        shapes = self._step_shapes(x.shape)
         x = self._check_step(0, y, shapes[0])
         for i in range(1, len(self.steps)):
             y = self._check_step(i, self.steps[i].run_forward(x), shapes[i])
@@ -227,14 +231,19 @@ class Sequential:
         return x
 
     def _step_shapes(self, input_shape) -> list:
-        """The output shape of every step for a batch of ``input_shape``, kept per shape."""
+        """The output shape of every step for a batch of ``input_shape``, kept per shape:
+        its layers', one after another (a fused step's own shape methods may be the
+        base class's, which would pass any width)."""
         cache = self.__dict__.setdefault("_shape_cache", {})
         shapes = cache.get(input_shape)
         if shapes is None:
+            if self.__dict__.get("_members") is None:  # a model pickled before it kept them
+                self._members = [members for _, members in fuse(self.layers)]
             shape, shapes = input_shape[1:], []
-            for layer in self.steps:
-                check_fits(layer, shape, input_shape[0])
-                shape = tuple(layer.output_shape(shape))
+            for members in self._members:
+                for i in members:
+                    check_fits(self.layers[i], shape, input_shape[0])
+                    shape = tuple(self.layers[i].output_shape(shape))
                 shapes.append((input_shape[0],) + shape)
             cache[input_shape] = shapes
         return shapes
@@ -244,7 +253,7 @@ class Sequential:
         np.matrix array, which the next step's kernels would misread)."""
         if y.shape != shape or y.dtype != self.dtype:
             raise ShapeError(f"{self.steps[i].label} returned {np.dtype(y.dtype).name} "
-                             f"{y.shape}, but its output_shape promised {self.dtype.name} "
+                             f"{y.shape}, but output_shape promised {self.dtype.name} "
                              f"{shape}: a bug in that layer")
         return self._contiguous(i, y, "an output")
 

@@ -3,12 +3,15 @@ computes what the layers it stands for compute one after another, in float64 on 
 model's own input: the output, the state a training forward leaves, the input
 gradient and every parameter's gradient, in both modes, with and without the input
 gradient asked for (a model's first step is not asked), and again after the
-parameters move (as an optimizer moves them: nothing may be cached from a forward)."""
+parameters move (as an optimizer moves them: nothing may be cached from a forward);
+the gradients again at a large batch (sums a parallel kernel splits), and the
+output in float32 too (as models train)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..layers.fusion import fuse
+from .batch_checks import BATCH_SUM_ELEMENTS
 from .failures import ConformanceError, _worst
 from .layers import check_kept_names
 
@@ -36,8 +39,51 @@ def check_fused(name: str, model, x, train: bool = True):
                     for asked in (False, True):
                         _compare(name, m, step, layers, h, train, training, asked, when)
             check_kept_names(step, h)
+            if train:  # the gradients' sums over a batch a parallel kernel splits
+                big = _large_batch(h)
+                for asked in (False, True):
+                    _compare(name, m, step, layers, big, train, True, asked,
+                             f" at a batch of {len(big)}")
         for layer in layers:
             h = np.array(layer.train().run_forward(h))
+    _check_float32(name, model, x, members)
+
+
+def _large_batch(h):
+    """``h`` repeated to about BATCH_SUM_ELEMENTS values (at least 130 rows, past a
+    run of 64), within 2**22 values: what check_all's batch-sum check gives a layer."""
+    per = max(1, h[0].size)
+    rows = max(len(h), min(max(130, -(-BATCH_SUM_ELEMENTS // per)), (1 << 22) // per))
+    return np.ascontiguousarray(np.resize(h, (rows,) + h.shape[1:]))
+
+
+def _check_float32(name, model, x, members):
+    """Each fused step in float32 (as models train) against its layers in float64:
+    within 16 times the error of its layers run one after another in float32, or a
+    few float32 ulps of the output's scale (evaluation mode: no draws)."""
+    m64, m32 = (model.copy().astype(dtype).eval() for dtype in (np.float64, np.float32))
+    h = np.ascontiguousarray(x, dtype=np.float64)
+    for step, idx in zip(m32.steps, members):
+        want = h
+        for i in idx:
+            want = np.array(m64.layers[i].run_forward(want))
+        if len(idx) > 1:
+            alone = h.astype(np.float32)
+            for i in idx:
+                alone = m32.layers[i].run_forward(alone)
+            got = np.array(step.run_forward(h.astype(np.float32)), np.float64)
+            scale = float(np.abs(want).max(initial=0.0))
+            bound = 16 * max(float(np.abs(np.array(alone, np.float64) - want).max(initial=0.0)),
+                             4 * float(np.finfo(np.float32).eps) * scale)
+            err = np.abs(got - want)
+            if err.max(initial=0.0) > bound:
+                worst = _worst(got, want)
+                raise ConformanceError(
+                    f"model {name!r}: its fused step {step.label} computes in float32 "
+                    f"{got[worst]:.8g} at {worst}, where its layers give {want[worst]:.8g} "
+                    f"in float64: off by {err.max():.3g}, past 16 times the error of its "
+                    f"layers run in float32 ({bound / 16:.3g})")
+        h = want
 
 
 def _compare(name, model, step, layers, x, train, training, asked, when=""):
@@ -85,9 +131,13 @@ def _compare(name, model, step, layers, x, train, training, asked, when=""):
     if asked:
         _same(f"{what} another input gradient than {alone}", dx, np.array(g))
     for key, grad in _grads(layers).items():
-        _same(f"{what} another gradient for {key} than {alone} (it must add into the "
-              f"gradients of the parameters it computes with, not overwrite them"
-              f"{'' if asked else ', needs_input_grad False as for a first step'})",
+        wrote_over = np.allclose(grads[key] + start[key], grad)
+        hint = ("it must add into the gradients of the parameters it computes with, not "
+                "overwrite them") if wrote_over else \
+            "a sum over the batch: every row, and no race between threads" if len(x) > 2 else ""
+        mode = "" if asked else "needs_input_grad False as for a first step"
+        why = "; ".join(part for part in (hint, mode) if part)
+        _same(f"{what} another gradient for {key} than {alone}" + (f" ({why})" if why else ""),
               grads[key], grad)
 
 

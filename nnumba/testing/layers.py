@@ -21,6 +21,7 @@ from .eval_gradient import check_eval_gradient
 from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
                        _finite_gradient, _raised, _worst, numeric_gradient, same_draws)
 from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
+from .stamps import check_stamped
 
 
 def _inputs(shape, rng):
@@ -448,3 +449,4 @@ def check_all(layer_cls):
     """Run check_layer over every entry in ``layer_cls.examples``."""
     for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         check_layer(layer_cls, kwargs, shape)
+    check_stamped(layer_cls)

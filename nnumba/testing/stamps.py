@@ -1,0 +1,44 @@
+"""The layer kit's look at a layer's own cached CPU kernels: numba keys their disk cache
+by their own file only, so a module whose cached kernels compile formulas of another
+file needs ``stamp(globals(), Path(__file__).parent)`` (docs/plugins.md), or an edit of
+that file leaves numba loading the old machine code."""
+from __future__ import annotations
+
+import sys
+import warnings
+
+from ..kernels.cache_stamp import SOURCES
+
+
+def check_stamped(layer_cls):
+    """Warn where the module of ``layer_cls``'s own CPU kernels (``devices["cpu"]``,
+    imported by the checks before) holds cached kernels without a stamp while it
+    compiles functions of another module (a formula file)."""
+    devices = getattr(layer_cls, "devices", None)
+    module = sys.modules.get(devices.get("cpu", "")) if isinstance(devices, dict) else None
+    if module is None:
+        return
+    jitted = [obj for obj in vars(module).values() if hasattr(obj, "py_func")]
+    foreign = sorted({f"{obj.py_func.__module__}.{obj.py_func.__name__}" for obj in jitted
+                      if obj.py_func.__module__ != module.__name__
+                      and not obj.py_func.__module__.startswith(("numba", "nnumba"))})
+    unstamped = [obj.py_func.__name__ for obj in jitted if _unstamped(obj)]
+    if foreign and unstamped:
+        warnings.warn(f"{layer_cls.__name__}: the cached kernels of {module.__name__} "
+                      f"({', '.join(unstamped)}) compile {', '.join(foreign)} from another "
+                      f"file, yet numba's disk cache follows their own file only: an edit "
+                      f"there would load stale machine code. End {module.__name__} with "
+                      f"stamp(globals(), Path(__file__).parent) (from "
+                      f"nnumba.kernels.cache_stamp import stamp; docs/plugins.md)",
+                      stacklevel=3)
+
+
+def _unstamped(dispatcher) -> bool:
+    """Whether a cached dispatcher's disk-cache stamp holds no sources hash (numba's
+    private layout; where it differs, nothing is said)."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    stamp = getattr(cache_file, "_source_stamp", None)
+    if stamp is None:
+        return False  # not cached, or another numba
+    return not (isinstance(stamp, tuple) and len(stamp) == 2 and isinstance(stamp[1], str)
+                and len(stamp[1]) == len(SOURCES))
