@@ -72,6 +72,9 @@ def check_dataset(data, who: str = "data set"):
                  f"has {len(data.classes)} names: labels lie in [0, {len(data.classes)})")
         if not np.isfinite(x).all():
             fail(f"x_{split} holds NaN or infinity")
+    if len(np.unique(data.y_train)) < 2:  # a classifier of one class learns nothing
+        fail(f"y_train holds one class only (class {int(data.y_train[0])}); a classifier "
+             f"needs two classes or more")
     if data.x_test.shape[1:] != data.x_train.shape[1:]:
         fail(f"x_test's samples have shape {data.x_test.shape[1:]}, x_train's "
              f"{data.x_train.shape[1:]}: one per-sample shape for both")

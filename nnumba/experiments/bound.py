@@ -15,6 +15,8 @@ from ..train import train_perceptron
 from .common import Result, experiment, finish, format_table, with_figure
 
 MARGINS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+#: the largest margin taken: 0.2 % of the unit ball of R^5 lies past its slab
+MAX_MARGIN = 1.8
 
 
 def separable_data(gamma: float, n: int = 200, dim: int = 5, seed: int = 0):
@@ -48,6 +50,12 @@ def bound_for(x, y, w_star) -> tuple[float, float, int]:
             quote="No misclassified sample can remain after ⌊4R²/γ²⌋ iterations.")
 def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
     n = 100 if fast else 200
+    for gamma in margins:  # else separable_data draws for ever (no sample past 2)
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.number)) \
+                or not 0 < gamma <= MAX_MARGIN:
+            raise ValueError(f"each margin must be a number in (0, {MAX_MARGIN}], got "
+                             f"{gamma!r}: points of the unit ball outside the slab "
+                             f"|x . w*| < gamma / 2 grow too rare past it (none past 2)")
     rows, records = [], []
     for gamma in margins:
         for seed in range(3 if fast else seeds):

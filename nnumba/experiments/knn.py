@@ -35,6 +35,10 @@ def radial_data(n: int, noise: float, seed: int):
 def run(out_dir=None, fast=False, noises=NOISES, ks=KS, n_train: int = 300,
         n_test: int = 2000) -> Result:
     seeds = 2 if fast else 5
+    for noise in noises:  # a fraction of labels flipped: 1.5 flipped all, NaN none
+        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)) \
+                or not 0 <= noise <= 1:
+            raise ValueError(f"each label noise is a fraction in [0, 1], got {noise!r}")
     radius = feature_layer("Radius", in_features=2)
     errors = {}  # (noise, k) -> (error on coordinates, error on radius), mean over seeds
     for noise in noises:

@@ -78,7 +78,8 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
     n = 500 if fast else len(data.x_train)
     epochs = epochs or (3 if fast else 10)
     x, y = data.x_train[:n], data.y_train[:n]
-    batch_sizes = batch_sizes or (1, 10, 100, min(1000, n // 2), n)
+    if batch_sizes is None:  # (an empty list is no default)
+        batch_sizes = (1, 10, 100, min(1000, n // 2), n)
     numbers, rows = {}, []
     for b in batch_sizes:
         curve = loss_curve(x, y, b, epochs, checkpoints=12 if fast else 30)

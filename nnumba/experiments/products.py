@@ -54,9 +54,9 @@ def run(out_dir=None, fast=False, products=None, epochs: int = 50, seeds: int = 
     data = load_dataset("mnist-5k")
     if fast:
         data = data.subset(train=1000, test=500)
-        products = products or (0, 300, 3000)
         epochs, seeds = min(epochs, 20), min(seeds, 3)
-    products = products or PRODUCTS
+    if products is None:  # (an empty list is no default)
+        products = (0, 300, 3000) if fast else PRODUCTS
     (x, y), (x_test, y_test) = (eight_vs_rest(data, split) for split in ("train", "test"))
     rows, numbers = [], {}
     for count in products:

@@ -6,7 +6,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import NnumbaError, RegistryError, SpecError
+from ..errors import NnumbaError, RegistryError, SpecError, TooLargeError
 from ..registry import unknown_name_message
 
 # One module per experiment or closely related group, in the lecture's order;
@@ -44,16 +44,37 @@ class Experiment:
         fast = flag(f"experiment {self.name!r}", "fast", fast)  # "no" would run fast
         if out_dir is not None:  # 3 or a NUL byte: a bare TypeError / ValueError at the figure
             user_path(out_dir, f"experiment {self.name!r}: out_dir", SpecError)
+        options = {k: _checked(self.name, k, v, params[k]) for k, v in options.items()}
         try:
             return self.recipe(out_dir=out_dir, fast=fast, **options)
+        except MemoryError as exc:
+            if isinstance(exc, NnumbaError):
+                raise
+            raise TooLargeError(f"experiment {self.name!r}: its arrays for "
+                                f"{_given(options, params)} do not fit in memory") from exc
         except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
             if not options or isinstance(exc, NnumbaError):  # nnumba's own errors say it
                 raise
-            # an option's value the recipe cannot take (seeds=0, margins=()): named
-            given = ", ".join(f"{k}={v!r:.40} (default {params[k].default!r:.40})"
-                              for k, v in options.items())
-            raise SpecError(f"experiment {self.name!r} cannot run with {given}: "
-                            f"{type(exc).__name__}: {exc}") from exc
+            # an option's value the recipe cannot take: named
+            raise SpecError(f"experiment {self.name!r} cannot run with "
+                            f"{_given(options, params)}: {type(exc).__name__}: {exc}") from exc
+
+
+def _given(options, params) -> str:
+    return ", ".join(f"{k}={v!r:.40} (default {params[k].default!r:.40})"
+                     for k, v in options.items())
+
+
+def _checked(name, option, value, param):
+    """An option's value as the recipe takes it: a count (annotated int) an integer >= 1
+    (a 0 ran the default, `epochs or 60`), a flag a bool."""
+    from ..layers.validation import flag, integer
+    owner = f"experiment {name!r}"
+    kind = param.annotation if isinstance(param.annotation, str) else \
+        getattr(param.annotation, "__name__", str(param.annotation))
+    if kind in ("int", "int | None"):
+        return value if value is None and kind != "int" else integer(owner, option, value)
+    return flag(owner, option, value) if kind == "bool" else value
 
 
 def experiment(name: str, summary: str, slide: str, quote: str, features=(), options=()):

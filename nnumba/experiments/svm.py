@@ -44,7 +44,8 @@ def train_svm(x, y, lam: float, epochs: int = 2000, lr: float = 0.1):
             quote="The perceptron stops as soon as it finds a separating boundary. Other "
                   "algorithms maximize the distance of samples to the decision boundary.")
 def run(out_dir=None, fast=False, lambdas=None) -> Result:
-    lambdas = lambdas or ((1e-2, 1e-3) if fast else LAMBDAS)
+    if lambdas is None:  # (an empty list is no default)
+        lambdas = (1e-2, 1e-3) if fast else LAMBDAS
     x, y = separable_2d(n=100 if fast else 200)
     perceptron = train_perceptron(x, y, max_epochs=1000)
     boundaries = {"perceptron": (perceptron.w, perceptron.b)}
