@@ -75,9 +75,10 @@ class Dataset:
         if train is not None and len(np.unique(y)) < 2 <= len(np.unique(self.y_train)):
             hint = "a set sorted by label? shuffle it, or take more" if len(y) > 1 else \
                 "take more"
+            c = int(y[0])  # (a hand-made Dataset's label may lie past its classes)
             raise LabelError(f"{self.name}: the first {len(y)} training sample(s) hold one "
-                             f"class only ({self.classes[int(y[0])]}), which trains nothing: "
-                             f"{hint}")
+                             f"class only ({self.classes[c] if 0 <= c < len(self.classes) else c}"
+                             f"), which trains nothing: {hint}")
         return replace(self, x_train=self.x_train[:train], y_train=y,
                        x_test=self.x_test[:test], y_test=self.y_test[:test],
                        description=f"{self.description} Subset: {' and '.join(kept)}."
