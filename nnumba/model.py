@@ -320,6 +320,8 @@ class Sequential:
     @one_at_a_time
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Outputs for host array ``x`` in eval mode, batch by batch (a fresh host array)."""
+        # before eval(): a refused predict must leave another thread's fit as it was
+        check_not_fitting(self, "this model")
         batch_size = integer("predict", "batch_size", batch_size, 1, None)
         if not isinstance(x, np.ndarray) or x.ndim == 0:
             # a device array's repr reads as a numpy array's: name its type too

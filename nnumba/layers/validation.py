@@ -348,12 +348,20 @@ def release_after_fit(held: list):
 
 
 def one_at_a_time(method):
-    """A model's or a layer's forward, backward and predict, one thread at a time: a
-    layer keeps one batch's arrays between the calls of a step (a pool's argmax
-    indices), which another thread's call would swap for a smaller one that a kernel
-    writes past."""
+    """A model's or a layer's forward, backward and predict, one thread at a time (a
+    layer of a model, one at a time with its model): a layer keeps one batch's arrays
+    between the calls of a step (a pool's argmax indices), which another thread's
+    call would swap for a smaller one that a kernel writes past."""
     @functools.wraps(method)
     def run(self, *args, **kwargs):
-        with self.__dict__.setdefault("_lock", threading.RLock()):
+        # A layer of a model takes the model's lock: the model runs its steps without
+        # theirs, and a call of the layer alone in between swapped its arrays under
+        # the model's kernels (a segfault in the max-pool's backward).
+        ref = self.__dict__.get("container")
+        owner = ref() if ref is not None else None
+        with (owner if owner is not None else self).__dict__.setdefault(
+                "_lock", threading.RLock()):
+            if owner is not None:
+                check_not_fitting(owner, f"{self.label}'s model")
             return method(self, *args, **kwargs)
     return run
