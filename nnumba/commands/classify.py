@@ -45,7 +45,9 @@ def add_parser(sub):
                    help="a PyTorch state_dict as .safetensors or .npz (or a nnumba .npz)")
     p.add_argument("--labels", help="class names: one per line, JSON, or the lecture's dict file")
     p.add_argument("--top", type=int, default=15, help="how many classes to print (default 15)")
-    p.add_argument("--size", help="resize to H,W (default: the model's input size, else 224)")
+    p.add_argument("--size", help="resize to H,W (default: the model's input size, else "
+                                  "224); 'image': keep the image's own size, as the lecture's "
+                                  "AlexNet listing feeds it (a model whose pooling adapts)")
     p.add_argument("--normalise", choices=("lecture", "none"),
                    help="lecture: 0.5 + 0.5 (img - mean) / std over the image, as the "
                         "lecture's AlexNet demo; none: pixels in [0, 1], as nnumba's image "
@@ -67,9 +69,10 @@ def _pillow():
     return Image
 
 
-def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
-    """(1, C, H, W) float32 in [0, 1], resized bilinearly to ``size`` (H, W), of the
-    image as viewers show it: turned by its EXIF orientation, transparency over white."""
+def load_image(path, channels: int, size: tuple[int, int] | None) -> np.ndarray:
+    """(1, C, H, W) float32 in [0, 1], resized bilinearly to ``size`` (H, W; None: its
+    own size), of the image as viewers show it: turned by its EXIF orientation,
+    transparency over white."""
     Image = _pillow()
     from PIL import ImageOps
     if channels not in (1, 3):
@@ -86,6 +89,7 @@ def load_image(path, channels: int, size: tuple[int, int]) -> np.ndarray:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
                     img = ImageOps.exif_transpose(opened)  # a copy: .format is the file's
+                size = (img.height, img.width) if size is None else size
                 if img.mode in WIDE_MODES:
                     pixels = _wide_pixels(path, img, size, Image, opened.format)
                 else:
@@ -222,6 +226,8 @@ def _input_shape(args, model, stored=None):
     named = Path(args.model).suffix not in (".json", ".npz")
     shape = get_model(args.model).input_shape_for() if named else stored  # (C, H, W): see run
     size = None
+    if args.size == "image":
+        return (shape[0] if shape else getattr(model.layers[0], "in_channels", None) or 3), None
     if args.size:
         try:
             size = tuple(int(v) for v in args.size.split(","))
@@ -229,8 +235,8 @@ def _input_shape(args, model, stored=None):
             if len(size) != 2 or min(size) < 1:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"--size must be H,W or N (positive ints), got {args.size!r}") \
-                from None
+            raise ValueError(f"--size must be H,W or N (positive ints) or 'image', got "
+                             f"{args.size!r}") from None
     channels = shape[0] if shape else getattr(model.layers[0], "in_channels", None)
     if not (shape or channels):  # a model that flattens the image, saved without its shape
         shape = _flat_shape(model, size)
@@ -353,8 +359,8 @@ def run(args):
     chosen = [(int(s >= 0) if signs else i, s) for i, s in ranked]
     top = [{"rank": k + 1, "index": i, "score": s, "label": labels.get(i, f"class {i}")}
            for k, (i, s) in enumerate(chosen)]
-    if args.json:
-        print(json.dumps({"image": str(args.image), "top": top}))
+    if args.json:  # (and the size the model saw)
+        print(json.dumps({"image": str(args.image), "size": list(x.shape[2:]), "top": top}))
     else:
         for t in top:  # a name's control characters escaped: one line per class
             print(f"#{t['rank']} ({t['score']:.2f}) {printable(t['label'])}")

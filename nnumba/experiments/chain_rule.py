@@ -107,6 +107,6 @@ def _draw(axes, jacobians, product, whole):
         ax.set(xlabel="input", ylabel="output")
         ax.set_xticks(range(m.shape[1]))
         ax.set_yticks(range(m.shape[0]))
-        if i >= 3:  # the entries, to compare the two panels by number too
-            for (r, c), v in np.ndenumerate(m):
-                ax.text(c, r, f"{v:.4f}", ha="center", va="center", fontsize=7)
+        for (r, c), v in np.ndenumerate(m):  # the entries, to read (and compare) them
+            ax.text(c, r, f"{v:.4f}" if i >= 3 else f"{v:.2f}", ha="center", va="center",
+                    fontsize=7)

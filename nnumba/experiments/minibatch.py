@@ -35,6 +35,10 @@ LR = 0.05
 LISTING_NOTE = ("the lecture's mini-batch SGD listing calls dloss(y, output) with all of y and "
                 "steps once per epoch, after the inner loop; run here is what the slide "
                 "states: one step per mini-batch, with that batch's targets y[b:b+nb]")
+STEP_NOTE = ("the slide's update is w - eta sum of the batch's gradients; each run here "
+             "steps by lr {lr} times their mean, eta = {lr} / B in the slide's notation: one "
+             "step size per sample for every batch size B, which is what makes the curves "
+             "comparable per sample visited")
 COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "k")
 
 
@@ -97,7 +101,7 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
                     "per sample visited, smaller batches reduce the loss faster: partial sums "
                     "are good gradient estimates, and exact GD wastes its passes",
                     table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
-                    notes=[LISTING_NOTE])
+                    notes=[LISTING_NOTE, STEP_NOTE.format(lr=LR)])
     curves = {b: entry["curve"] for b, entry in numbers.items()}
     return with_figure(result, out_dir, _draw, curves, n, ncols=2,
                        title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))

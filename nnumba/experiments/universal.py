@@ -35,24 +35,23 @@ def relu_network(w, b, omega) -> Sequential:
 
 def interpolant_units(k: int, a: float = HALF_WIDTH):
     """(w, b, omega) of the lecture's construction, sum_n alpha_n sigma(x - a_n): K ReLUs
-    sigma(w_n x + b_n) whose sum weighted by omega is, on [-A, A], the piecewise-linear
-    interpolant of sin at K evenly spaced nodes.
+    sigma(x - a_n) (every w_n = 1) whose sum weighted by omega is, on [-A, A], the
+    piecewise-linear interpolant of sin at K evenly spaced nodes t_0..t_{K-1}.
 
-    Interior nodes t_1..t_{K-2} carry the changes of slope; sigma(x - t_0) and
-    sigma(t_{K-1} - x) add up to 2A on [-A, A] and give the affine part."""
+    The units sit at a_0 = t_0 - 1 and at t_0..t_{K-2}: on [-A, A] the first two
+    differ by the constant 1, which carries sin(t_0), the one at t_0 carries the first
+    slope, and each interior node the change of slope there."""
     if k < 2:
         raise ValueError(f"the interpolant needs K >= 2 nodes, got {k}")
     nodes = np.linspace(-a, a, k)
     values = np.sin(nodes)
     slopes = np.diff(values) / np.diff(nodes)
     w = np.ones(k)
-    w[-1] = -1.0
-    b = -nodes
-    b[-1] = nodes[-1]
+    b = -np.concatenate([[nodes[0] - 1.0], nodes[:-1]])
     omega = np.empty(k)
-    omega[0] = slopes[0] + values[0] / (2 * a)
-    omega[1:-1] = np.diff(slopes)
-    omega[-1] = values[0] / (2 * a)
+    omega[0] = values[0]
+    omega[1] = slopes[0] - values[0]
+    omega[2:] = np.diff(slopes)
     return w, b, omega
 
 
