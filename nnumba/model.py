@@ -52,10 +52,11 @@ class Sequential:
         self.dtype = layers[0].dtype
         self.input_grad = False
         for i, layer in enumerate(self.layers):
-            layer.set_flags(label=f"{layer.type_name} #{i}", container=weakref.ref(self))
+            layer.set_flags(label=f"{layer.type_name} #{i}")
         fused = fuse(self.layers)
         self.steps = [step for step, _ in fused]
         self._members = [members for _, members in fused]  # each step's layers' indices
+        self._adopt()
         if seed is not None:
             self.reset_parameters(np.random.default_rng(seed))
         self.astype(self.dtype)
@@ -86,6 +87,12 @@ class Sequential:
         """The layers as built, and the fused ones that run in their place."""
         return list(self.layers) + [s for s in self.steps
                                     if not any(s is l for l in self.layers)]
+
+    def _adopt(self):
+        """Every layer and fused step belongs to this model: called on its own, each
+        takes the model's lock (layers/validation.one_at_a_time)."""
+        for layer in self._every_layer():
+            layer.set_flags(container=weakref.ref(self))
 
     # ---- parameters ----------------------------------------------------------------
     def params(self) -> list[tuple[str, Parameter]]:
@@ -237,13 +244,15 @@ class Sequential:
         cache = self.__dict__.setdefault("_shape_cache", {})
         shapes = cache.get(input_shape)
         if shapes is None:
-            if self.__dict__.get("_members") is None:  # a model pickled before it kept them
-                self._members = [members for _, members in fuse(self.layers)]
+            # a model pickled before it kept its steps' members: the steps' own shapes
+            # (today's fusion may group its layers otherwise than its pickled steps)
+            groups = [[self.layers[i] for i in members] for members in self._members] \
+                if self.__dict__.get("_members") is not None else [[s] for s in self.steps]
             shape, shapes = input_shape[1:], []
-            for members in self._members:
-                for i in members:
-                    check_fits(self.layers[i], shape, input_shape[0])
-                    shape = tuple(self.layers[i].output_shape(shape))
+            for group in groups:
+                for layer in group:
+                    check_fits(layer, shape, input_shape[0])
+                    shape = tuple(layer.output_shape(shape))
                 shapes.append((input_shape[0],) + shape)
             cache[input_shape] = shapes
         return shapes
@@ -374,8 +383,7 @@ class Sequential:
         # buffers again, or the optimizer would update buffers no layer reads.
         flat = state.pop("_flat", "flat_params" in state)
         self.__dict__.update(state)
-        for layer in self.layers:
-            layer.set_flags(container=weakref.ref(self))
+        self._adopt()
         # a fused step pickled before steps held their layers' parameters: give them
         if any(not s._params and not any(s is l for l in self.layers) for s in self.steps):
             members = [idx for _, idx in fuse(self.layers)]

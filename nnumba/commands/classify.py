@@ -226,8 +226,10 @@ def _input_shape(args, model, stored=None):
     named = Path(args.model).suffix not in (".json", ".npz")
     shape = get_model(args.model).input_shape_for() if named else stored  # (C, H, W): see run
     size = None
-    if args.size == "image":
-        return (shape[0] if shape else getattr(model.layers[0], "in_channels", None) or 3), None
+    if args.size == "image":  # the channels as below, the size the image's own
+        channels = shape[0] if shape else getattr(model.layers[0], "in_channels", None)
+        flat = None if (shape or channels) else _flat_shape(model, None)
+        return channels or (flat[0] if flat else 3), None
     if args.size:
         try:
             size = tuple(int(v) for v in args.size.split(","))
@@ -331,6 +333,7 @@ def run(args):
     # background of a digit from 0 to ~0.3 (an MNIST MLP: 91 % -> 83 % on its test set)
     lecture = args.normalise == "lecture" or (args.normalise is None and not stored["saved"])
     x = (normalise(pixels) if lecture else pixels).astype(model.dtype, copy=False)  # float64
+    seen = list(x.shape[2:])  # the size the model sees, for --json
     if hasattr(model.layers[0], "in_features"):  # a Linear first, no Flatten: flat pixels
         x = x.reshape(len(x), -1)
     try:
@@ -360,7 +363,7 @@ def run(args):
     top = [{"rank": k + 1, "index": i, "score": s, "label": labels.get(i, f"class {i}")}
            for k, (i, s) in enumerate(chosen)]
     if args.json:  # (and the size the model saw)
-        print(json.dumps({"image": str(args.image), "size": list(x.shape[2:]), "top": top}))
+        print(json.dumps({"image": str(args.image), "size": seen, "top": top}))
     else:
         for t in top:  # a name's control characters escaped: one line per class
             print(f"#{t['rank']} ({t['score']:.2f}) {printable(t['label'])}")

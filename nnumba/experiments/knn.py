@@ -39,6 +39,9 @@ def run(out_dir=None, fast=False, noises=NOISES, ks=KS, n_train: int = 300,
         if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)) \
                 or not 0 <= noise <= 1:
             raise ValueError(f"each label noise is a fraction in [0, 1], got {noise!r}")
+    for k in ks:  # a bool would run as k = 1
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"each k is a neighbour count >= 1, got {k!r}")
     radius = feature_layer("Radius", in_features=2)
     errors = {}  # (noise, k) -> (error on coordinates, error on radius), mean over seeds
     for noise in noises:

@@ -134,7 +134,8 @@ def _compare(name, model, step, layers, x, train, training, asked, when=""):
         wrote_over = np.allclose(grads[key] + start[key], grad)
         hint = ("it must add into the gradients of the parameters it computes with, not "
                 "overwrite them") if wrote_over else \
-            "a sum over the batch: every row, and no race between threads" if len(x) > 2 else ""
+            "a sum over the batch: every row, and no race between threads" \
+            if "batch of" in when else ""
         mode = "" if asked else "needs_input_grad False as for a first step"
         why = "; ".join(part for part in (hint, mode) if part)
         _same(f"{what} another gradient for {key} than {alone}" + (f" ({why})" if why else ""),

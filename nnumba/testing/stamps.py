@@ -21,7 +21,7 @@ def check_stamped(layer_cls):
     jitted = [obj for obj in vars(module).values() if hasattr(obj, "py_func")]
     foreign = sorted({f"{obj.py_func.__module__}.{obj.py_func.__name__}" for obj in jitted
                       if obj.py_func.__module__ != module.__name__
-                      and not obj.py_func.__module__.startswith(("numba", "nnumba"))})
+                      and obj.py_func.__module__.split(".")[0] not in ("numba", "nnumba")})
     unstamped = [obj.py_func.__name__ for obj in jitted if _unstamped(obj)]
     if foreign and unstamped:
         warnings.warn(f"{layer_cls.__name__}: the cached kernels of {module.__name__} "
