@@ -13,9 +13,8 @@ from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse, hold_parameters
 from .model_spec import build_layer, check_spec
 from .registry_names import layer_spec
-from .layers.validation import (check_cast, check_fits, check_memory, check_not_fitting,
-                                dtype_text, flag, float_dtype, integer, one_at_a_time,
-                                per_sample_shape, show)
+from .layers.validation import (check_cast, check_fits, check_memory, dtype_text, flag,
+                                float_dtype, integer, one_at_a_time, per_sample_shape, show)
 
 
 class Sequential:
@@ -76,6 +75,7 @@ class Sequential:
         """The layers' specs, each "type" a name that finds its class again."""
         return [layer_spec(layer) for layer in self.layers]
 
+    @one_at_a_time
     def reset_parameters(self, rng: np.random.Generator):
         if not isinstance(rng, np.random.Generator):  # else a layer's AttributeError
             raise DTypeError(f"reset_parameters: rng must be a numpy Generator "
@@ -137,6 +137,7 @@ class Sequential:
                                     f"array; write into it in place (p.{field}[...] = new): "
                                     f"the model keeps its parameters in one buffer")
 
+    @one_at_a_time
     def to(self, device) -> "Sequential":
         """Move the model to ``device`` (a name or a Device); returns the model.
 
@@ -156,9 +157,11 @@ class Sequential:
         self._shapes = None  # the inputs the layers kept are on the old device
         return self
 
+    @one_at_a_time
     def zero_grad(self):
         self.device.kernels.fill(self._all_grads, 0)  # one pass for every layer's gradients
 
+    @one_at_a_time
     def astype(self, dtype) -> "Sequential":
         dtype = float_dtype("model", dtype)
         for name, p in self.params():  # before any layer converts: no half-converted model
@@ -175,6 +178,7 @@ class Sequential:
         return self
 
     # ---- modes -------------------------------------------------------------------------
+    @one_at_a_time
     def train(self, mode: bool = True) -> "Sequential":
         for layer in self._every_layer():
             layer.train(mode)
@@ -188,6 +192,7 @@ class Sequential:
         """Whether any layer is in training mode (``train()``/``eval()`` set them all)."""
         return any(layer.training for layer in self.layers)
 
+    @one_at_a_time
     def reuse_buffers(self, on: bool = True):
         """Let layers reuse their output arrays between calls (trainers do this).
 
@@ -212,7 +217,6 @@ class Sequential:
         """The steps in order.  The input is checked by the first step; every output
         is compared with the shape its layer's output_shape promised before the next
         step's kernels see it, which costs a tuple comparison, not a full check."""
-        check_not_fitting(self, "this model")
         self._shapes = None  # until every step has run: a failed forward has no backward
         self._no_backward = None  # why backward() is refused, where not the default
         self._check_bound()
@@ -289,7 +293,6 @@ class Sequential:
         """Back-propagate; returns dl/dx of the input when ``input_grad`` is set.  The
         incoming gradient is checked by the last step; each gradient a step passes
         back is compared with the shape of the output it belongs to."""
-        check_not_fitting(self, "this model")
         steps, shapes = self.steps, self._shapes
         # else some steps would pair this gradient with another batch's input
         why = self.__dict__.get("_no_backward") or (
@@ -329,8 +332,6 @@ class Sequential:
     @one_at_a_time
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Outputs for host array ``x`` in eval mode, batch by batch (a fresh host array)."""
-        # before eval(): a refused predict must leave another thread's fit as it was
-        check_not_fitting(self, "this model")
         batch_size = integer("predict", "batch_size", batch_size, 1, None)
         if not isinstance(x, np.ndarray) or x.ndim == 0:
             # a device array's repr reads as a numpy array's: name its type too

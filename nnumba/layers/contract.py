@@ -257,6 +257,7 @@ class Layer:
         state["_out_shape"] = None
         return state
 
+    @validation.one_at_a_time  # (a model's predict in another thread reads the mode)
     def train(self, mode: bool = True):
         self.training = validation.flag(self.label, "train's mode", mode)  # "no" is truthy
         return self

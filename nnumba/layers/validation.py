@@ -348,10 +348,11 @@ def release_after_fit(held: list):
 
 
 def one_at_a_time(method):
-    """A model's or a layer's forward, backward and predict, one thread at a time (a
-    layer of a model, one at a time with its model): a layer keeps one batch's arrays
-    between the calls of a step (a pool's argmax indices), which another thread's
-    call would swap for a smaller one that a kernel writes past."""
+    """A model's or a layer's forward, backward and predict (and what changes a model's
+    mode, dtype, device or parameters), one thread at a time, a layer of a model with
+    its model, and refused while another thread fits that model: a layer keeps one
+    batch's arrays between the calls of a step (a pool's argmax indices), which another
+    thread's call would swap for a smaller one that a kernel writes past."""
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         # A layer of a model takes the model's lock: the model runs its steps without
@@ -359,9 +360,10 @@ def one_at_a_time(method):
         # the model's kernels (a segfault in the max-pool's backward).
         ref = self.__dict__.get("container")
         owner = ref() if ref is not None else None
-        with (owner if owner is not None else self).__dict__.setdefault(
-                "_lock", threading.RLock()):
-            if owner is not None:
-                check_not_fitting(owner, f"{self.label}'s model")
+        holder = self if owner is None else owner
+        with holder.__dict__.setdefault("_lock", threading.RLock()):
+            # (a layer alone is never fitted: the check passes there)
+            check_not_fitting(holder, "this model" if owner is None else
+                              f"{self.label}'s model")
             return method(self, *args, **kwargs)
     return run
