@@ -108,3 +108,8 @@ def test_replicated_set_huge_copies_is_an_nnumba_error():
     assert need > 2**40
     with pytest.raises(NnumbaError):
         run_experiment("replicated-set", fast=True, copies=10**9)
+
+
+def test_bound_empty_margins_is_named_not_a_division_by_zero():
+    with pytest.raises(ValueError, match="at least one margin"):
+        run_experiment("perceptron-bound", fast=True, margins=())

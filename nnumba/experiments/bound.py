@@ -50,6 +50,8 @@ def bound_for(x, y, w_star) -> tuple[float, float, int]:
             quote="No misclassified sample can remain after ⌊4R²/γ²⌋ iterations.")
 def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
     n = 100 if fast else 200
+    if len(margins) == 0:  # (its table would divide by the number of margins)
+        raise ValueError("margins must name at least one margin")
     for gamma in margins:  # else separable_data draws for ever (no sample past 2)
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.number)) \
                 or not 0 < gamma <= MAX_MARGIN:
