@@ -226,11 +226,7 @@ def _input_shape(args, model, stored=None):
     named = Path(args.model).suffix not in (".json", ".npz")
     shape = get_model(args.model).input_shape_for() if named else stored  # (C, H, W): see run
     size = None
-    if args.size == "image":  # the channels as below, the size the image's own
-        channels = shape[0] if shape else getattr(model.layers[0], "in_channels", None)
-        flat = None if (shape or channels) else _flat_shape(model, None)
-        return channels or (flat[0] if flat else 3), None
-    if args.size:
+    if args.size and args.size != "image":
         try:
             size = tuple(int(v) for v in args.size.split(","))
             size = size * 2 if len(size) == 1 else size
@@ -243,6 +239,8 @@ def _input_shape(args, model, stored=None):
     if not (shape or channels):  # a model that flattens the image, saved without its shape
         shape = _flat_shape(model, size)
         channels = shape[0] if shape else 3
+    if args.size == "image":  # the image's own size, as the lecture's listing feeds it
+        return channels, None
     if size:
         hw, source = size, f"--size {args.size}"
     else:

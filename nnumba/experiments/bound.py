@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.validation import number
 from ..train import train_perceptron
 from .common import Result, experiment, finish, format_table, with_figure
 
@@ -52,12 +53,9 @@ def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
     n = 100 if fast else 200
     if len(margins) == 0:  # (its table would divide by the number of margins)
         raise ValueError("margins must name at least one margin")
-    for gamma in margins:  # else separable_data draws for ever (no sample past 2)
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.number)) \
-                or not 0 < gamma <= MAX_MARGIN:
-            raise ValueError(f"each margin must be a number in (0, {MAX_MARGIN}], got "
-                             f"{gamma!r}: points of the unit ball outside the slab "
-                             f"|x . w*| < gamma / 2 grow too rare past it (none past 2)")
+    for gamma in margins:  # else separable_data draws for ever (no sample past 2: past
+        # MAX_MARGIN the points of the unit ball outside the slab grow too rare)
+        number("perceptron-bound", "each margin", gamma, None, MAX_MARGIN, above=0)
     rows, records = [], []
     for gamma in margins:
         for seed in range(3 if fast else seeds):

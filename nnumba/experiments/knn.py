@@ -9,6 +9,7 @@ there are many more of them close by, so the vote averages the noise out.
 """
 import numpy as np
 
+from ..layers.validation import integer, number
 from .common import (Result, experiment, feature_layer, features, finish, format_table, knn_predict,
                      label_scatter, percent, with_figure)
 
@@ -36,12 +37,9 @@ def run(out_dir=None, fast=False, noises=NOISES, ks=KS, n_train: int = 300,
         n_test: int = 2000) -> Result:
     seeds = 2 if fast else 5
     for noise in noises:  # a fraction of labels flipped: 1.5 flipped all, NaN none
-        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)) \
-                or not 0 <= noise <= 1:
-            raise ValueError(f"each label noise is a fraction in [0, 1], got {noise!r}")
+        number("knn-radius", "each label noise", noise, 0, 1)
     for k in ks:  # a bool would run as k = 1
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"each k is a neighbour count >= 1, got {k!r}")
+        integer("knn-radius", "each k", k, 1, None)
     radius = feature_layer("Radius", in_features=2)
     errors = {}  # (noise, k) -> (error on coordinates, error on radius), mean over seeds
     for noise in noises:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..layers.fusion import fuse
 from .batch_checks import BATCH_SUM_ELEMENTS
-from .failures import ConformanceError, _worst
+from .failures import ConformanceError, _worst, same_draws
 from .layers import check_kept_names
 
 
@@ -97,15 +97,15 @@ def _compare(name, model, step, layers, x, train, training, asked, when=""):
     layers[0].set_flags(needs_input_grad=asked)
     for layer in layers[1:]:
         layer.set_flags(needs_input_grad=True)
-    state, draws = _state(layers), [g.bit_generator.state for g in _generators(layers)]
+    state, draws = _state(layers), [same_draws(layer) for layer in layers]
     given = x.copy()
     got = np.array(step.run_forward(given))
     if not np.array_equal(given, x):
         raise ConformanceError(f"{what} by writing into its input (the step before's output)")
     fused_state = _state(layers)
     _restore(layers, state)  # the same state and draws (a Dropout's) for the layers
-    for g, drawn in zip(_generators(layers), draws):
-        g.bit_generator.state = drawn
+    for again in draws:
+        again()
     want = x
     for layer in layers:
         want = layer.run_forward(want)
@@ -140,10 +140,6 @@ def _compare(name, model, step, layers, x, train, training, asked, when=""):
         why = "; ".join(part for part in (hint, mode) if part)
         _same(f"{what} another gradient for {key} than {alone}" + (f" ({why})" if why else ""),
               grads[key], grad)
-
-
-def _generators(layers):
-    return [g for g in (layer.random_generator() for layer in layers) if g is not None]
 
 
 def _state(layers) -> dict:
