@@ -112,3 +112,29 @@ def test_convex_runs_are_the_lectures_gradient_step():
         w = w - 0.125 * dw
         expected.append(w[0])
     np.testing.assert_allclose(path, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_each_step_is_the_minimum_of_the_slides_surrogate():
+    """The slide: argmin of L~_{w_t}(w) = L(w_t) + L'(w_t)(w - w_t) + (w - w_t)^2/(2 eta) is
+    w_t - eta L'(w_t). scipy's argmin of the surrogate (from a finite-difference slope)
+    must be where each run went next."""
+    numbers = run_experiment("gradient-descent", fast=True).numbers
+    for case in ("non-convex", "convex"):
+        for run in numbers[case]["runs"]:
+            path = run["path"]
+            assert len(run["surrogate_argmins"]) == descent.SURROGATE_STEPS
+            for t, found in enumerate(run["surrogate_argmins"]):
+                assert abs(found - path[t + 1]) < 1e-6 * max(1.0, abs(path[t + 1])), (case, t)
+    assert numbers["surrogate_gap"] < 1e-5
+
+
+def test_the_surrogate_touches_the_loss_and_has_the_slides_curvature():
+    loss = descent.nonconvex
+    w_t, eta = 0.7, 0.25
+    parabola = descent.surrogate(loss, w_t, eta)
+    assert float(parabola(w_t)) == pytest.approx(float(loss(w_t)), abs=1e-12)
+    h = 1e-4
+    slope = (parabola(w_t + h) - parabola(w_t - h)) / (2 * h)
+    assert slope == pytest.approx(descent.nonconvex_gradient(w_t), abs=1e-8)
+    curvature = (parabola(w_t + h) - 2 * parabola(w_t) + parabola(w_t - h)) / h ** 2
+    assert curvature == pytest.approx(1 / eta, rel=1e-5)

@@ -14,6 +14,12 @@ Two 1-D losses, side by side:
   eta = 0.125; with eta = 0.5 the steps overshoot it for ever.
 
 The minima are found independently by scipy, to say where each run ended.
+
+The slide derives the rule from the surrogate L~_{w_t}(w) = L(w_t) + L'(w_t)(w - w_t)
++ (w - w_t)^2 / (2 eta), whose minimum is w_t - eta L'(w_t): for the first
+SURROGATE_STEPS steps of every run the surrogate is built from a finite-difference
+slope of L and minimised by scipy, and its argmin compared with the step the run
+took (drawn as dashed parabolas).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ Q, LOCAL, GLOBAL = 0.02, (1.0, 1.5, 0.3), (2.0, -2.0, 1.5)
 RUNS = {"non-convex": ((0.125, 2.5), (0.125, 0.0), (0.5, 2.5)),
         "convex": ((0.125, -2.0), (0.125, 6.0), (0.5, -2.0))}
 REACHED = 1e-4   # |w_T - w*| below this: the run ended in the minimum w*
+SURROGATE_STEPS = 3  # steps of each run whose surrogate is minimised and drawn
 
 
 def _bump(w, depth, centre, width):
@@ -73,6 +80,23 @@ def descend_logistic(x, y, eta: float, w0: float, steps: int = STEPS) -> np.ndar
     return logistic.gradient_descent(model, x, y, eta, steps)[1][:, 0]
 
 
+def surrogate(loss, w_t: float, eta: float):
+    """The slide's approximation of L around w_t, L~(w) = L(w_t) + L'(w_t)(w - w_t) +
+    (w - w_t)^2 / (2 eta), as a function of an array w; L'(w_t) by central
+    differences of ``loss`` (not the gradient the run used)."""
+    h = 1e-5 * max(1.0, abs(w_t))
+    at = float(np.squeeze(loss(w_t)))
+    slope = float(np.squeeze(loss(w_t + h) - loss(w_t - h))) / (2 * h)
+    return lambda w: at + slope * (np.asarray(w) - w_t) + (np.asarray(w) - w_t) ** 2 / (2 * eta)
+
+
+def surrogate_argmin(loss, w_t: float, eta: float) -> float:
+    """argmin_w L~_{w_t}(w), found by scipy."""
+    from scipy.optimize import minimize_scalar
+    return float(minimize_scalar(surrogate(loss, w_t, eta), bracket=(w_t - 1.0, w_t),
+                                 tol=1e-12).x)
+
+
 def minima(loss, lo: float, hi: float) -> list[float]:
     """The local minima of a 1-D loss on [lo, hi]: a grid, then scipy from each dip."""
     from scipy.optimize import minimize_scalar
@@ -107,7 +131,7 @@ def run(out_dir=None, fast=False, steps: int = STEPS) -> Result:
     x, y = two_classes()
     losses = {"non-convex": nonconvex, "convex": lambda w: logistic_loss(x, y, w)}
     found = {case: minima(loss, -6, 6) for case, loss in losses.items()}
-    rows, numbers, paths = [], {}, {}
+    rows, numbers, paths, gap = [], {}, {}, 0.0
     for case, settings in RUNS.items():
         loss = losses[case]
         numbers[case] = {"minima": found[case], "runs": []}
@@ -117,10 +141,12 @@ def run(out_dir=None, fast=False, steps: int = STEPS) -> Result:
             values = np.array([float(np.squeeze(loss(w))) for w in path])
             rises = int(np.sum(np.diff(values) > 1e-12 * np.abs(values).max()))
             end = ending(path, found[case], loss)
+            argmins = [surrogate_argmin(loss, float(w), eta) for w in path[:SURROGATE_STEPS]]
             numbers[case]["runs"].append({"eta": eta, "w0": w0, "path": path.tolist(),
                                           "final_w": float(path[-1]),
                                           "final_loss": float(values[-1]), "ends": end,
-                                          "rises": rises})
+                                          "rises": rises, "surrogate_argmins": argmins})
+            gap = max(gap, max(abs(a - w) for a, w in zip(argmins, path[1:])))
             paths[(case, eta, w0)] = (path, values, end)
             rows.append([case, eta, f"{w0:g}", f"{path[-1]:.4f}", f"{values[-1]:.4f}", rises, end])
     table = format_table(["loss", "eta", "w_0", f"w after {steps} steps", "L(w)",
@@ -129,16 +155,23 @@ def run(out_dir=None, fast=False, steps: int = STEPS) -> Result:
         values = ", ".join(f"w = {w:.4f} (L = {float(np.squeeze(losses[case](w))):.4f})"
                            for w in ws)
         table += f"\n{case}: minima by scipy at {values}"
+    table += (f"\neach of the first {SURROGATE_STEPS} steps of every run lands on the minimum "
+              f"of the surrogate L~ around w_t (scipy's argmin, from a finite-difference "
+              f"slope): at most {gap:.1e} apart")
+    numbers["surrogate_gap"] = gap
     result = Result("gradient-descent",
                     "gradient descent ends in a local minimum; w_0 and eta decide which one "
                     "where the loss is not convex", table, numbers)
     return with_figure(result, out_dir, _draw, losses, found, paths,
-                       nrows=2, ncols=3, size=(15, 8.4),
+                       nrows=3, ncols=3, size=(15, 12.6),
                        title="Gradient descent: the start w₀ and the step η decide the minimum "
-                             "(top, non-convex), or not (bottom, convex)")
+                             "(top, non-convex), or not (middle, convex); each step goes to "
+                             "the minimum of the surrogate L̃ (bottom)")
 
 
 def _draw(axes, losses, found, paths):
+    for ax, (case, eta, w0) in zip(axes[6:], SURROGATE_PANELS):
+        _draw_surrogates(ax, losses[case], paths[(case, eta, w0)][0], eta, w0, case)
     for ax, ((case, eta, w0), (path, values, end)) in zip(axes, paths.items()):
         loss = losses[case]
         lo, hi = min(path.min(), min(found[case])) - 1, max(path.max(), max(found[case])) + 1
@@ -156,3 +189,35 @@ def _draw(axes, losses, found, paths):
                     if w == best else "local minimum")
         finish(ax, f"{case}: η = {eta:g}, w₀ = {w0:g}: ends in {end}", legend=7, grid="major",
                xlim=(lo, hi), xlabel="w", ylabel="L(w)")
+
+
+#: the runs whose first steps the figure's bottom row draws with their surrogates
+SURROGATE_PANELS = (("non-convex", 0.125, 0.0), ("convex", 0.125, 6.0), ("convex", 0.5, -2.0))
+
+
+def _draw_surrogates(ax, loss, path, eta, w0, case):
+    """The first steps of one run, zoomed in: at each w_t the surrogate L~ (dashed),
+    and its minimum, which is where the run goes next."""
+    steps = path[:SURROGATE_STEPS + 1]
+    parabolas = [surrogate(loss, float(w), eta) for w in steps[:-1]]
+    lo, hi = steps.min(), steps.max()
+    lo, hi = lo - 0.15 * (hi - lo), hi + 0.15 * (hi - lo)
+    grid = np.linspace(lo, hi, 400)
+    ax.plot(grid, loss(grid), color="0.55", lw=1.5, label="L(w)")
+    colours = ("tab:purple", "tab:blue", "tab:cyan")
+    for t, (parabola, colour) in enumerate(zip(parabolas, colours)):
+        ax.plot(grid, parabola(grid), "--", color=colour, lw=1.2,
+                label=f"L̃ around w_{t}: min at w_{t + 1}")
+        ax.plot([steps[t + 1]], [float(parabola(steps[t + 1]))], "v", color=colour, ms=8)
+        ax.plot([steps[t + 1]] * 2, [float(parabola(steps[t + 1])),
+                                     float(np.squeeze(loss(steps[t + 1])))], ":", color=colour)
+    values = [float(np.squeeze(loss(w))) for w in steps]
+    ax.plot(steps, values, "o", color="k", ms=5, label="w_t on L")
+    for t, (w, v) in enumerate(zip(steps, values)):
+        ax.annotate(f"w_{t}", (w, v), textcoords="offset points", xytext=(4, 6), fontsize=8)
+    bottoms = [float(p(w)) for p, w in zip(parabolas, steps[1:])]
+    top, bottom = max(values), min(bottoms + values)
+    margin = 0.1 * (top - bottom)
+    finish(ax, f"{case}, η = {eta:g}, w₀ = {w0:g}: the first {SURROGATE_STEPS} steps",
+           legend=7, grid="major", xlim=(lo, hi), ylim=(bottom - margin, top + margin),
+           xlabel="w", ylabel="L(w)")
