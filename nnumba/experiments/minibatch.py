@@ -20,6 +20,13 @@ As written it would compare a batch's outputs with every target, and step once
 per epoch. What runs here is the algorithm the slide states,
 w_{t+1} = w_t - eta sum_b grad l_{n(t,b)}(w_t): one step per mini-batch, from
 that batch's own targets (SGDTrainer), as LISTING_NOTE says in the output.
+
+"Any partial sum is also an unbiased estimate, although of greater variance": at
+the initial weights, the mean gradient of a random mini-batch of B samples (drawn
+without replacement) is compared with the whole set's, over many draws. Its mean
+is the whole set's gradient, and E||g_B - g||^2 is the closed form of sampling
+without replacement, sigma^2 / B (N - B) / (N - 1), sigma^2 the variance of the N
+per-sample gradients (each computed alone, at batch 1).
 """
 from __future__ import annotations
 
@@ -40,6 +47,48 @@ STEP_NOTE = ("the slide's update is w - eta sum of the batch's gradients; each r
              "step size per sample for every batch size B, which is what makes the curves "
              "comparable per sample visited")
 COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "k")
+#: random mini-batches drawn per batch size to measure the gradient's spread
+DRAWS = 100
+
+
+def _gradient(model, loss, x, y) -> np.ndarray:
+    """The mean loss's gradient over (x, y), a copy of the model's flat gradients."""
+    model.zero_grad()
+    loss.forward(model.forward(x), y)
+    model.backward(loss.backward())
+    return np.array(model.flat_grads, dtype=np.float64)
+
+
+def gradient_spread(x, y, batch_sizes, draws: int = DRAWS, seed: int = 0) -> dict:
+    """{"sigma2": the variance of the per-sample gradients, "batches": {B: {"variance":
+    E||g_B - g||^2 over ``draws`` random batches, "closed_form": sigma^2 / B (N - B) /
+    (N - 1), "bias": ||mean g_B - g||, "bias_sd": the spread that mean has by
+    chance, sqrt(closed_form / draws)}}} at the mlp's initial weights, in float64."""
+    model = build("mlp", seed=seed).astype(np.float64)
+    loss = CrossEntropy()
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    whole = _gradient(model, loss, x, y)
+    squares = sum(float(np.sum(_gradient(model, loss, x[i:i + 1], y[i:i + 1]) ** 2))
+                  for i in range(n))
+    sigma2 = squares / n - float(np.sum(whole ** 2))
+    rng = np.random.default_rng(seed)
+    batches = {}
+    for b in batch_sizes:
+        if b >= n:
+            continue  # the whole set: no spread
+        total, spread = np.zeros_like(whole), 0.0
+        for _ in range(draws):
+            pick = rng.choice(n, size=b, replace=False)
+            g = _gradient(model, loss, x[pick], y[pick])
+            total += g
+            spread += float(np.sum((g - whole) ** 2))
+        closed = sigma2 / b * (n - b) / (n - 1)
+        batches[b] = {"variance": spread / draws, "closed_form": closed,
+                      "bias": float(np.linalg.norm(total / draws - whole)),
+                      "bias_sd": float(np.sqrt(closed / draws))}
+    return {"sigma2": sigma2, "gradient_norm": float(np.linalg.norm(whole)), "draws": draws,
+            "batches": batches}
 
 
 def loss_curve(x, y, batch_size: int, epochs: int, checkpoints: int = 30, seed: int = 0):
@@ -73,7 +122,8 @@ def loss_curve(x, y, batch_size: int, epochs: int, checkpoints: int = 30, seed: 
 
 @experiment("minibatch-loss",
             "MNIST: training loss against the number of samples visited for gradient "
-            "descent, mini-batch SGD (batch 10, 100, 1000) and per-sample SGD",
+            "descent, mini-batch SGD (batch 10, 100, 1000) and per-sample SGD; the spread of "
+            "the mini-batch gradient against the closed form",
             slide="Mini-batch size and loss reduction (MNIST)",
             quote="The mini-batch stochastic gradient descent is the standard procedure for deep "
                   "learning.")
@@ -97,17 +147,34 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
                           f"after {epochs} passes"], rows)
     table += (f"\nmean cross-entropy over the {n} training images; MLP 784-256-10, "
               f"lr {LR} on the mean loss for all, no momentum")
+    spread = gradient_spread(x, y, batch_sizes, draws=20 if fast else DRAWS)
+    table += "\n\n" + _spread_table(spread, n)
     result = Result("minibatch-loss",
                     "per sample visited, smaller batches reduce the loss faster: partial sums "
                     "are good gradient estimates, and exact GD wastes its passes",
-                    table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR},
+                    table, {"batches": numbers, "n": n, "epochs": epochs, "lr": LR,
+                            "gradient_spread": spread},
                     notes=[LISTING_NOTE, STEP_NOTE.format(lr=LR)])
     curves = {b: entry["curve"] for b, entry in numbers.items()}
-    return with_figure(result, out_dir, _draw, curves, n, ncols=2,
-                       title="Mini-batch size and loss reduction (MNIST)", size=(12, 4.8))
+    return with_figure(result, out_dir, _draw, curves, n, spread, ncols=3,
+                       title="Mini-batch size and loss reduction (MNIST)", size=(18, 4.8))
 
 
-def _draw(axes, curves, n):
+def _spread_table(spread, n) -> str:
+    rows = [[b, f"{e['variance']:.4g}", f"{e['closed_form']:.4g}",
+             f"{e['variance'] / e['closed_form']:.3f}", f"{e['bias']:.3g}", f"{e['bias_sd']:.3g}"]
+            for b, e in spread["batches"].items()]
+    return (f"partial sums are unbiased, with more variance: the mean gradient of B random "
+            f"samples (without replacement) against the whole set's (norm "
+            f"{spread['gradient_norm']:.4g}), {spread['draws']} draws each, at the initial "
+            f"weights\n" + format_table(
+                ["batch", "E||g_B - g||^2", "sigma^2/B (N-B)/(N-1)", "ratio",
+                 "||mean g_B - g||", "expected by chance"], rows) +
+            f"\nsigma^2 = {spread['sigma2']:.4g}: the variance of the {n} per-sample gradients")
+
+
+def _draw(axes, curves, n, spread):
+    _draw_spread(axes[2], spread, n)
     for ax, per_update in zip(axes, (False, True)):
         for (b, curve), colour in zip(curves.items(), COLOURS):
             seen = np.array([s for s, _ in curve[1:]], dtype=float)
@@ -120,3 +187,20 @@ def _draw(axes, curves, n):
     axes[0].set_title("Mini-batch size and loss reduction (MNIST):\nloss against samples visited")
     axes[1].set_xlabel("parameter updates (log scale)")
     axes[1].set_title("The same runs against updates:\nlarger batches make better steps")
+
+
+def _draw_spread(ax, spread, n):
+    sizes = np.array(sorted(spread["batches"]), dtype=float)
+    if not sizes.size:
+        return
+    measured = [spread["batches"][b]["variance"] for b in sorted(spread["batches"])]
+    line = np.geomspace(sizes[0], sizes[-1], 100)
+    ax.plot(line, spread["sigma2"] / line * (n - line) / (n - 1), color="0.4", lw=1.5,
+            label="σ²/B · (N − B)/(N − 1), σ² from the per-sample gradients")
+    ax.plot(sizes, measured, "o", color="tab:red", ms=7,
+            label=f"measured over {spread['draws']} random batches")
+    ax.axhline(spread["gradient_norm"] ** 2, color="k", ls=":", lw=1,
+               label="||g||², the whole set's gradient")
+    finish(ax, "Partial sums are unbiased estimates,\nof greater variance the smaller the batch",
+           legend=8, grid="both", xscale="log", yscale="log", xlabel="batch size B (log scale)",
+           ylabel="E ||g_B − g||² at the initial weights")
