@@ -16,8 +16,8 @@ EXPECTED = ["threshold-logic", "perceptron-mnist", "perceptron-bound", "svm-vs-p
             "xor", "polynomial-capacity", "random-products", "knn-radius", "hog", "mlp-affine",
             "activations", "tanh-vs-relu", "universal-approximation",
             "universal-approximation-2d", "gradient-descent", "logistic-gd", "backprop", "chain-rule",
-            "replicated-set", "minibatch-loss", "image-linear-size", "conv1d-operators",
-            "pooling", "cnn-mnist"]
+            "replicated-set", "sgd-local-minima", "minibatch-loss", "image-linear-size",
+            "conv1d-operators", "pooling", "cnn-mnist"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -15,8 +15,8 @@ from nnumba.train import GDTrainer, SGDTrainer
 
 SECOND_HALF = ["mlp-affine", "activations", "tanh-vs-relu", "universal-approximation",
                "universal-approximation-2d", "gradient-descent", "logistic-gd", "backprop", "chain-rule",
-               "replicated-set", "minibatch-loss", "image-linear-size", "conv1d-operators",
-               "pooling", "cnn-mnist"]
+               "replicated-set", "sgd-local-minima", "minibatch-loss", "image-linear-size",
+               "conv1d-operators", "pooling", "cnn-mnist"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HAS_MATPLOTLIB = figure_class() is not None
 

@@ -15,8 +15,8 @@ MODULES = ("threshold", "perceptron_mnist", "bound", "svm", "xor", "polynomial",
            "knn", "hog",
            # the second half: MLPs, gradient descent, SGD, convolutions
            "affine", "activations", "tanh_relu", "universal", "universal2d", "descent",
-           "logistic", "backprop", "chain_rule", "replicated", "minibatch", "image_size", "conv1d",
-           "pooling", "cnn")
+           "logistic", "backprop", "chain_rule", "replicated", "escape", "minibatch", "image_size",
+           "conv1d", "pooling", "cnn")
 
 EXPERIMENTS: dict[str, "Experiment"] = {}
 
