@@ -176,6 +176,13 @@ def _inputs(path, name, x) -> np.ndarray:
     if len(x) == 0 or x[0].size == 0:
         raise DataFileError(f"{path}: {name} is empty (shape {x.shape})")
     _check_finite(path, name, x)
+    exact = 2 ** 24  # float32 holds every integer up to this, not all beyond
+    if x.dtype.kind in "iu" and x.dtype.itemsize > 2 and \
+            (int(x.max()) > exact or int(x.min()) < -exact):
+        raise DataFileError(f"{path}: {name} holds integers beyond +-2**24 = {exact:,} (up to "
+                            f"{max(int(x.max()), -int(x.min())):,}), which float32 cannot "
+                            f"hold exactly: neighbours would merge; scale them, or save "
+                            f"them as floats if their rounding does not matter")
     with np.errstate(over="ignore"):
         x32 = x.astype(np.float32)
     if x.dtype.kind == "f" and not np.isfinite(x32).all():

@@ -19,7 +19,8 @@ A layer author implements (docs/plugins.md has a worked example):
   axis, a last ``...`` for any number of further axes), or None for any shape;
   ``output_shape(input_shape)``: shape arithmetic.
 - ``examples``: ``[(constructor kwargs, input shape with batch axis), ...]`` for the
-  conformance kit (:mod:`nnumba.testing`).
+  conformance kit (:mod:`nnumba.testing`); ``example_input(shape, rng)`` where the
+  layer takes fewer inputs than any float (an embedding's ids).
 
 Optionally: ``flops(input_shape)`` (``nnumba summary``), ``compile_unit`` (the
 parallel cold compile), ``fuse_after(previous)`` (a model rewrite), ``devices``
@@ -27,9 +28,9 @@ parallel cold compile), ``fuse_after(previous)`` (a model rewrite), ``devices``
 module}`` for its own kernels on each device, reached as ``self.own``; None, the
 default: any device), ``has_gradient = False``.
 
-Read parameters at every call (``param.value``, ``param.grad``): a model rebinds
-them into its flat buffers and moves them between devices.  ``forward``/``backward``
-validate their arrays (:mod:`.validation`) before a kernel sees them (no bounds checks).
+Read ``param.value`` and ``param.grad`` at every call: a model rebinds them into its
+flat buffers.  ``forward``/``backward`` validate their arrays (:mod:`.validation`)
+before a kernel sees them (no bounds checks).
 
 Containers set the flags of :data:`CONTAINER_FLAGS` on their layers through
 :meth:`Layer.set_flags`; a layer reads them and never sets them.
@@ -176,6 +177,12 @@ class Layer:
     def reset_parameters(self, rng: np.random.Generator):
         """(Re)initialise the parameters in place from ``rng``; none by default."""
 
+    def example_input(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+        """A batch of ``shape`` the layer takes, drawn from ``rng``, for the kits: by default
+        in +-[0.1, 1], no ReLU kink or max-pool tie within a finite difference."""
+        x = rng.uniform(0.1, 1.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+        return x + rng.normal(0, 1e-3, size=shape)
+
     def random_generator(self) -> np.random.Generator | None:
         """The generator the layer draws from as it runs (Dropout's masks), or None: a
         saved training keeps its state, so that training on draws as one run would."""
@@ -227,9 +234,6 @@ class Layer:
         """Named parameters, in a fixed order."""
         return dict(self._params)
 
-    def param_shapes(self) -> dict[str, tuple]:
-        return {name: tuple(p.value.shape) for name, p in self._params.items()}
-
     def config(self) -> dict:
         """The constructor arguments: ``{"type": type_name, **config()}`` rebuilds it."""
         return dict(self._config)
@@ -248,14 +252,10 @@ class Layer:
     def __getstate__(self):
         # A copy (deepcopy, pickle) belongs to no model yet (a weakref cannot be pickled),
         # and takes no reused arrays: its next forward makes its own.
-        state = dict(self.__dict__, _buffers={})
-        state.pop("container", None)
-        state.pop("_lock", None)  # (validation.one_at_a_time's)
-        for name in self.kept_for_backward:
-            if name in state:
-                state[name] = None
-        state["_out_shape"] = None
-        return state
+        state = dict(self.__dict__, _buffers={}, _out_shape=None)
+        for name in ("container", "_lock"):  # (the lock: validation.one_at_a_time's)
+            state.pop(name, None)
+        return {k: None if k in self.kept_for_backward else v for k, v in state.items()}
 
     @validation.one_at_a_time  # (a model's predict in another thread reads the mode)
     def train(self, mode: bool = True):
@@ -405,8 +405,7 @@ class Layer:
     __call__ = forward
 
     def check_input(self, x, *, check_finite: bool = True):
-        """``x`` as the kernels need it (None: x as given), or a clear error
-        (:func:`nnumba.layers.validation.check_input`)."""
+        """``x`` as the kernels need it, or a clear error (validation.check_input)."""
         return validation.check_input(self, x, check_finite=check_finite)
 
     def _buffer(self, key: str, shape: tuple, dtype=None, zero: bool = False, keep: bool = False):
@@ -426,9 +425,8 @@ class Layer:
         return buf
 
     def _allocate(self, key, shape, dtype):
-        """A fresh array, or TooLargeError naming the layer: a batch too large for
-        memory, found before numpy's MemoryError (or, on Linux, the OOM killer for
-        pages it overcommitted) meets it."""
+        """A fresh array, or TooLargeError naming the layer: a batch too large for memory,
+        found before numpy's MemoryError (or Linux's OOM killer) meets it."""
         nbytes = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
         with suppress(MemoryError):  # asking for the free memory costs more than a small allocation
             if nbytes <= 2**30 or nbytes <= self.device.free_memory():

@@ -6,7 +6,8 @@ import numpy as np
 
 from ..layers.contract import Layer
 from .failures import ConformanceError
-from .layers import _build, _class, _examples, _fail, _inputs, _name
+from .inputs import example_batch
+from .layers import _build, _class, _examples, _fail, _name
 from .simulator import real_device_arrays
 
 
@@ -47,8 +48,8 @@ def _compare(layer_cls, kwargs, shape, device, rtol, atol):
     """One example: forwards, state and gradients on ``device`` against the CPU."""
     from ..device import to_host
     rng = np.random.default_rng(0)
-    x = _inputs(tuple(shape), rng)
     cpu, other = (_build(layer_cls, kwargs).astype(np.float64) for _ in "12")
+    x = example_batch(cpu, shape, rng)
     for layer in (cpu, other):
         layer.reset_parameters(np.random.default_rng(1))
     other.to(device)

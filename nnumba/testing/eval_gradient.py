@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .failures import _backward, _compare, numeric_gradient, same_draws
+from .inputs import other_batch
 
 
 def check_eval_gradient(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
@@ -17,9 +18,10 @@ def check_eval_gradient(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
                                   and layer.random_generator() is None):
         return  # both modes compute alike: the training check covers it
     state = {name: np.array(p.value) for name, p in params.items() if not p.trainable}
+    other = other_batch(layer, x, rng)
     for _ in range(3):  # the state off its initial values (a mean of 0, a variance of 1),
-        layer.train(True).forward(x * 1.5 + 0.3)  # as training moves it: no value it
-    layer.eval()                                  # could not take (an index, a count)
+        layer.train(True).forward(other)  # as training moves it: no value it could
+    layer.eval()                          # not take (an index, a count)
     again = same_draws(layer)  # a layer may draw in evaluation mode too (MC dropout)
 
     def forward():

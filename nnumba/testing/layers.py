@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError,
+from ..errors import (ContractError, DTypeError, NnumbaError, NoGradientError, NonFiniteError,
                       ShapeError)
 from ..layers.contract import Layer, Parameter, shapes_only
 from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the kit's, here too
@@ -16,15 +16,9 @@ from .eval_gradient import check_eval_gradient
 from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
                        _finite_gradient, _raised, _worst, numeric_gradient, same_draws)
 from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
+from .inputs import example_batch
 from .round_trip import check_round_trip, check_state_in_model  # noqa: F401 - the kit's
 from .stamps import check_stamped
-
-
-def _inputs(shape, rng):
-    # Away from 0 and from each other: keeps ReLU kinks and max-pool ties out
-    # of the finite-difference stencil.
-    x = rng.uniform(0.1, 1.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
-    return x + rng.normal(0, 1e-3, size=shape)
 
 
 def _expect_error(owner, call, kinds, what):
@@ -297,13 +291,16 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     _check_no_inner_layer(layer, _name(layer_cls), ConformanceError)
     layer = layer.astype(np.float64)
     layer.reset_parameters(rng)
-    x = _inputs(tuple(input_shape), rng)
+    x = example_batch(layer, input_shape, rng)
     try:
         y = layer.forward(x.copy())  # x itself stays as drawn for check_read_only
-    except (ShapeError, DTypeError) as exc:
+    except NnumbaError as exc:  # the layer's own refusal of the example
+        if isinstance(exc, ContractError):
+            raise
         _fail(layer, f"refused the example input of shape {tuple(input_shape)} ({exc}); an "
                      f"example gives the input shape with the batch axis first, and one that "
-                     f"input_shape() accepts")
+                     f"input_shape() accepts; a layer that takes fewer values than any float "
+                     f"(an embedding's ids) draws its own with example_input(shape, rng)")
     want = (input_shape[0],) + tuple(layer.output_shape(tuple(input_shape[1:])))
     if y.shape != want:
         _fail(layer, f"output shape {y.shape} differs from output_shape(): {want}")

@@ -9,6 +9,7 @@ import numpy as np
 import nnumba
 from ..errors import NnumbaError
 from .fused import check_fused
+from .inputs import example_batch
 from .layers import ConformanceError
 from .losses import _targets
 
@@ -49,7 +50,7 @@ def check_model(name: str, *, train: bool = True, **options):
     if math.prod(shape) > 2**24:  # two samples of it: an array the kit can make
         raise ConformanceError(f"model {name!r}: its input_shape {shape} holds more than "
                                f"2**24 values a sample, past what the kit runs")
-    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(model.dtype)
+    x = example_batch(model.layers[0], (2, *shape), np.random.default_rng(0)).astype(model.dtype)
     try:
         model.output_shape(shape)
         y = model.forward(x)
@@ -57,7 +58,8 @@ def check_model(name: str, *, train: bool = True, **options):
         raise ConformanceError(f"model {name!r}: its input_shape {shape} does not go "
                                f"through its layers: {exc}") from exc
     if not np.isfinite(y).all():
-        raise ConformanceError(f"model {name!r}: a batch of normal samples gives NaN or inf")
+        raise ConformanceError(f"model {name!r}: a batch of its first layer's example_input "
+                               f"gives NaN or inf")
     if train:
         _check_gradient(name, model, loss, y)
     try:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import RegistryError
 from .failures import ConformanceError, _fail, _worst, same_draws
+from .inputs import other_batch
 
 
 @contextmanager
@@ -77,7 +78,7 @@ def check_training_resumes(model, twin, x):
     state kept in a plain attribute (a step count, a flag) is not saved, and the
     twin's training would start it again."""
     layer, other = model.layers[0], twin.layers[0]
-    x = x * 1.5 + 0.3
+    x = other_batch(layer, x, np.random.default_rng(1))
     again = same_draws(layer, other)
     model.train().forward(x)
     again()
