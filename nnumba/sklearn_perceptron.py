@@ -5,6 +5,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .layers.validation import flag
 from .sklearn_restore import as_before_on_error
 from .train import train_perceptron
 
@@ -22,14 +23,16 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
     against the rest, and the highest score wins. Attributes: ``coef_``
     (classes or 1, features), ``intercept_``, ``converged_`` (every perceptron
     converged), ``n_iter_`` (the most epochs any ran), ``classes_``,
-    ``n_features_in_``.
+    ``n_features_in_``. ``fit_intercept=False``: no bias weight (``intercept_`` 0), the
+    homogeneous perceptron of the convergence proof.
 
     No ``partial_fit`` or ``warm_start``: the lecture's algorithm starts from
     zero weights, and ``train_perceptron`` takes no others.
     """
 
-    def __init__(self, max_epochs=100):
+    def __init__(self, max_epochs=100, fit_intercept=True):
         self.max_epochs = max_epochs
+        self.fit_intercept = fit_intercept
 
     def fit(self, X, y):
         with as_before_on_error(self):
@@ -40,8 +43,9 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"the perceptron needs two classes or more; y holds one class, "
                                  f"{self.classes_[0].tolist()!r}")  # 0.0, not np.float64(0.0)
             positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
-            runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs)
-                    for c in positives]
+            bias = flag("PerceptronClassifier", "fit_intercept", self.fit_intercept)
+            runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs,
+                                     bias=bias) for c in positives]
             self.coef_ = np.array([r.w for r in runs])
             self.intercept_ = np.array([r.b for r in runs])
             self.converged_ = all(r.converged for r in runs)

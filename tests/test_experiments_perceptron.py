@@ -4,6 +4,7 @@ import pytest
 
 from nnumba.data import write_idx
 from nnumba.experiments import bound, run_experiment, svm
+from nnumba.train import train_perceptron
 from nnumba.experiments.common import geometric_margin, linearly_separable
 
 
@@ -107,3 +108,50 @@ def test_svm_boundary_has_a_wider_margin_than_the_perceptrons():
     assert 0.8 * best <= smallest_lambda["margin"] <= best * (1 + 1e-6)
     w, b = np.array(smallest_lambda["w"]), smallest_lambda["b"]
     assert geometric_margin(w, b, x, y) == pytest.approx(smallest_lambda["margin"])
+
+
+# ---- "The bound does not change if the population is scaled" -------------------------------
+def test_scaling_the_population_changes_neither_the_bound_nor_k_without_a_bias():
+    rows = bound.scaling(100)
+    proof = [r for r in rows if not r["bias"]]
+    assert [r["scale"] for r in proof] == list(bound.SCALES)
+    assert len({r["bound"] for r in proof}) == 1 and len({r["updates"] for r in proof}) == 1
+    assert all(r["converged"] and r["updates"] <= r["bound"] for r in rows)
+    one = next(r for r in proof if r["scale"] == 1.0)
+    for r in proof:  # R and gamma scale with the samples (closed form)
+        assert r["R"] == pytest.approx(r["scale"] * one["R"], rel=1e-12)
+        assert r["gamma"] == pytest.approx(r["scale"] * one["gamma"], rel=1e-12)
+    # With the constant input 1 appended, R does not scale: the bound moves.
+    with_bias = [r for r in rows if r["bias"]]
+    assert len({r["bound"] for r in with_bias}) == len(bound.SCALES)
+
+
+def test_the_perceptron_without_bias_scales_its_weights_with_the_samples():
+    """w_k is a sum of y_n x_n, so scaling x by c scales every w_k by c: the same updates
+    (c a power of two, so that the scaled sums are exact)."""
+    x, y, _ = bound.separable_data(0.1, n=100, seed=1)
+    base = train_perceptron(x, y, max_epochs=500, bias=False)
+    assert base.converged and base.b == 0.0
+    for c in (2.0 ** -6, 2.0 ** 5):
+        scaled = train_perceptron(c * x, y, max_epochs=500, bias=False)
+        assert scaled.updates == base.updates and scaled.b == 0.0
+        np.testing.assert_array_equal(scaled.w, c * base.w)
+
+
+def test_the_perceptron_without_bias_is_sklearns_without_intercept():
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    import warnings
+    x, y, _ = bound.separable_data(0.05, n=150, seed=2)
+    ours = train_perceptron(x, y, max_epochs=20, bias=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sklearn.Perceptron(shuffle=False, eta0=1.0, alpha=0.0, tol=None, max_iter=20,
+                                    fit_intercept=False).fit(x, y)
+    np.testing.assert_allclose(ours.w, theirs.coef_[0], rtol=1e-12, atol=1e-12)
+    assert theirs.intercept_[0] == 0.0 and ours.b == 0.0
+    from nnumba.sklearn import PerceptronClassifier
+    est = PerceptronClassifier(max_epochs=20, fit_intercept=False).fit(x, y)
+    np.testing.assert_allclose(est.coef_[0], theirs.coef_[0], rtol=1e-12, atol=1e-12)
+    assert est.intercept_[0] == 0.0
+    with pytest.raises(Exception, match="fit_intercept"):
+        PerceptronClassifier(fit_intercept="no").fit(x, y)

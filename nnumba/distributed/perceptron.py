@@ -20,14 +20,14 @@ class _Ranks(_Alone):
     def __init__(self, comm: Communicator):
         self.comm = comm
 
-    def prepare(self, x, y, what):
+    def prepare(self, x, y, what, bias=True):
         """This rank's rows only, with the bias feature: the full set is never copied."""
         self.comm.check_same(f"the number of {what} samples", len(x))
         if len(x) < self.comm.size:
             raise ShapeError(f"perceptron: {len(x)} {what} samples cannot be shared by "
                              f"{self.comm.size} ranks")
         mine = self.comm.shard(len(x))
-        return super().prepare(x[mine], np.asarray(y)[mine], what)
+        return super().prepare(x[mine], np.asarray(y)[mine], what, bias)
 
     def epoch(self, xs, ys, w):
         mixed = np.empty(w.size + 1)  # this rank's weights, then its number of changes
@@ -43,8 +43,8 @@ class _Ranks(_Alone):
 
 
 def train_perceptron_distributed(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
-                                 callback=None, comm: Communicator | None = None
-                                 ) -> PerceptronResult:
+                                 callback=None, bias: bool = True,
+                                 comm: Communicator | None = None) -> PerceptronResult:
     """As :func:`nnumba.train_perceptron`, on every rank with the same full (x, y).
 
     The table's nb_changes and errors are totals over all ranks; ``callback(row)``
@@ -54,4 +54,4 @@ def train_perceptron_distributed(x, y, *, max_epochs: int = 100, x_test=None, y_
         if isinstance(max_epochs, int):  # else train_perceptron says what is wrong
             comm.check_same("max_epochs", max_epochs)  # another count hung the job
         return train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test,
-                                callback=callback, group=_Ranks(comm))
+                                callback=callback, bias=bias, group=_Ranks(comm))

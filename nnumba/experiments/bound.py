@@ -6,6 +6,12 @@ trainer adds the bias as a weight on a constant input 1, so the bound is
 stated for the augmented samples (x_n, 1): R = max ||(x_n, 1)||, and
 (w*, 0) keeps the same margin. gamma is measured on the sample drawn
 (2 min y_n x_n . w*, at least the gamma asked for).
+
+"The bound does not change if the population is scaled": it holds for the
+perceptron of the proof, without a bias (the data are separable through the
+origin), whose updates w_k scale with the samples, so k and 4 R^2 / gamma^2 do
+not change. With the constant input 1 appended, scaling moves R and gamma
+differently, and k with them: SCALES shows both on one data set.
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ from ..train import train_perceptron
 from .common import Result, experiment, finish, format_table, with_figure
 
 MARGINS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+#: the factors the population is scaled by, and the margin of the data set scaled
+SCALES, SCALED_MARGIN = (0.01, 0.1, 1.0, 10.0, 100.0), 0.1
 #: the largest margin taken: 0.2 % of the unit ball of R^5 lies past its slab
 MAX_MARGIN = 1.8
 
@@ -37,9 +45,10 @@ def separable_data(gamma: float, n: int = 200, dim: int = 5, seed: int = 0):
     return x, np.where(x @ w_star > 0, 1, -1), w_star
 
 
-def bound_for(x, y, w_star) -> tuple[float, float, int]:
-    """(R, gamma, floor(4 R^2 / gamma^2)) for the samples with the bias input appended."""
-    radius = float(np.sqrt(np.max(np.einsum("nd,nd->n", x, x)) + 1.0))
+def bound_for(x, y, w_star, bias: bool = True) -> tuple[float, float, int]:
+    """(R, gamma, floor(4 R^2 / gamma^2)) for the samples, with the bias input appended
+    if ``bias``."""
+    radius = float(np.sqrt(np.max(np.einsum("nd,nd->n", x, x)) + float(bias)))
     gamma = float(2 * np.min(y * (x @ w_star)))
     return radius, gamma, int(np.floor(4 * radius ** 2 / gamma ** 2))
 
@@ -75,12 +84,35 @@ def run(out_dir=None, fast=False, margins=MARGINS, seeds: int = 5) -> Result:
     table = format_table(["gamma asked", "gamma measured (min)", "R (max)", "bound (min)",
                           "k (max)", "k (mean)", "k <= bound"], rows)
     table += f"\n{len(records) // len(margins)} data sets of {n} points in R^5 per margin"
+    scaled = scaling(n)
+    table += "\n\n" + _scale_table(scaled)
     holds = all(r["updates"] <= r["bound"] and r["converged"] for r in records)
     result = Result("perceptron-bound",
                     "no misclassified sample remains after floor(4 R^2 / gamma^2) updates",
-                    table, {"holds": holds, "runs": records})
+                    table, {"holds": holds, "runs": records, "scaled": scaled})
     return with_figure(result, out_dir, lambda axes: _draw(axes[0], records, margins),
                        title="The perceptron: convergence within ⌊4R²/γ²⌋ updates")
+
+
+def scaling(n: int, seed: int = 0) -> list[dict]:
+    """One data set of margin SCALED_MARGIN scaled by each of SCALES, trained with and
+    without the bias: R, gamma, the bound and the updates k of each."""
+    x, y, w_star = separable_data(SCALED_MARGIN, n=n, seed=seed)
+    rows = []
+    for bias in (False, True):
+        for c in SCALES:
+            radius, gamma, bound = bound_for(c * x, y, w_star, bias)
+            result = train_perceptron(c * x, y, max_epochs=bound + 1, bias=bias)
+            rows.append({"bias": bias, "scale": c, "R": radius, "gamma": gamma, "bound": bound,
+                         "updates": result.updates, "converged": result.converged})
+    return rows
+
+
+def _scale_table(rows) -> str:
+    body = [["with the bias input 1" if r["bias"] else "no bias (the proof's)", f"{r['scale']:g}",
+             f"{r['R']:.4g}", f"{r['gamma']:.4g}", r["bound"], r["updates"]] for r in rows]
+    return (f"the population scaled (one data set, margin {SCALED_MARGIN:g} before scaling)\n" +
+            format_table(["perceptron", "scale", "R", "gamma", "bound", "k"], body))
 
 
 def _draw(ax, records, margins):

@@ -3,7 +3,8 @@
     w = 0; for each epoch, for each n in order: if y_n (w . x_n) <= 0: w += y_n x_n;
     stop after an epoch without change, or after max_epochs.
 
-The bias is one more weight on a constant input feature equal to 1.  The table of
+The bias is one more weight on a constant input feature equal to 1 (``bias=False``:
+none, the homogeneous perceptron of the convergence proof).  The table of
 epochs (``PerceptronResult.history``) keeps at most ``HISTORY_ROWS`` rows, however
 many epochs run: see :class:`PerceptronHistory`.
 """
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..errors import DTypeError, LabelError, NonFiniteError, ShapeError
 from ..kernels.cpu.perceptron import perceptron_epoch, sign_errors
-from ..layers.validation import integer, takes, unmasked
+from ..layers.validation import flag, integer, takes, unmasked
 
 
 #: the most rows a PerceptronHistory keeps (each a dict of ~400 bytes: ~4 MB at most)
@@ -142,16 +143,16 @@ class _Alone:
     """The perceptron in one process; :mod:`nnumba.distributed.perceptron` runs the
     same loop over MPI ranks by overriding these three steps."""
 
-    def prepare(self, x, y, what):
-        """(inputs with the bias feature, labels, the largest |x|) of a set that
-        train_perceptron checked (_check_set)."""
+    def prepare(self, x, y, what, bias=True):
+        """(inputs with the bias feature if ``bias``, labels, the largest |x|) of a set
+        that train_perceptron checked (_check_set)."""
         flat = x.reshape(len(x), -1)
-        top = max(float(flat.max()), -float(flat.min()), 1.0)  # 1: the bias feature
+        top = max(float(flat.max()), -float(flat.min()), float(bias))  # 1: the bias feature
         if not np.isfinite(top):  # NaN propagates through max and min; no bool copy
             raise NonFiniteError(f"perceptron: {what} inputs hold NaN or infinity")
         # The bias as a constant feature equal to 1; float64 as the lecture's np.zeros.
-        with_one = np.hstack([flat, np.ones((len(x), 1))])
-        return with_one, np.asarray(y, dtype=np.float64), top
+        features = [flat, np.ones((len(x), 1))] if bias else [flat]
+        return np.hstack(features, dtype=np.float64), np.asarray(y, dtype=np.float64), top
 
     def epoch(self, xs, ys, w) -> tuple[int, np.ndarray]:
         """One pass; returns (number of updates, the weights after it)."""
@@ -176,11 +177,12 @@ def _check_range(w, top, n, epoch):
 
 
 def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
-                     callback=None, group=None) -> PerceptronResult:
+                     callback=None, bias: bool = True, group=None) -> PerceptronResult:
     """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module
-    docstring.  ``group``: how the passes are shared between processes (None: this
-    one alone)."""
+    docstring.  ``bias=False``: no bias weight (b stays 0).  ``group``: how the passes
+    are shared between processes (None: this one alone)."""
     max_epochs = integer("perceptron", "max_epochs", max_epochs, 1, None)
+    bias = flag("perceptron", "bias", bias)
     if callback is not None and (not callable(callback) or not takes(callback, 1)):
         raise DTypeError(f"perceptron: callback must be a function of the epoch's row, got "
                          f"{type(callback).__name__}")  # else found after an epoch
@@ -192,14 +194,14 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
         _check_set(x_test, y_test, "test")
     group = _Alone() if group is None else group
     # top: the largest |x| of a set, which bounds every w . x to come (_check_range)
-    xs, ys, top = group.prepare(x, y, "training")
+    xs, ys, top = group.prepare(x, y, "training", bias)
     test = None
     if x_test is not None:
-        *test, test_top = group.prepare(x_test, y_test, "test")
+        *test, test_top = group.prepare(x_test, y_test, "test", bias)
         top = max(top, test_top)
         if test[0].shape[1] != xs.shape[1]:
-            raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - 1} features, "
-                             f"training inputs {xs.shape[1] - 1}")
+            raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - bias} "
+                             f"features, training inputs {xs.shape[1] - bias}")
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
     w = np.zeros(xs.shape[1])
     history, updates, converged = PerceptronHistory(), 0, False
@@ -220,6 +222,12 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
                 converged = True
                 break
     except KeyboardInterrupt as stop:  # Ctrl-C: the weights so far go with it
-        stop.result = PerceptronResult(w[:-1].copy(), float(w[-1]), False, updates, history)
+        stop.result = _result(w, bias, False, updates, history)
         raise
-    return PerceptronResult(w[:-1].copy(), float(w[-1]), converged, updates, history)
+    return _result(w, bias, converged, updates, history)
+
+
+def _result(w, bias, converged, updates, history) -> PerceptronResult:
+    if bias:
+        return PerceptronResult(w[:-1].copy(), float(w[-1]), converged, updates, history)
+    return PerceptronResult(w.copy(), 0.0, converged, updates, history)
