@@ -50,6 +50,7 @@ BUILTIN_PLUGINS = (
     "nnumba.layers.activation",
     "nnumba.layers.shape",
     "nnumba.layers.conv",
+    "nnumba.layers.conv3d",
     "nnumba.layers.pool",
     "nnumba.losses",
     "nnumba.models.mlp",

@@ -240,8 +240,8 @@ def test_max_pool_refuses_planes_its_int32_argmax_cannot_index():
     assert MaxPool1d(2).output_shape((1, 2**31 - 1)) == (1, 2**30 - 1)
 
 
-@pytest.mark.parametrize("layer", ["Conv2d", "Conv1d", "MaxPool2d", "AvgPool1d", "ReLUMaxPool1d",
-                                   "AdaptiveAvgPool2d"])
+@pytest.mark.parametrize("layer", ["Conv2d", "Conv1d", "Conv3d", "MaxPool2d", "AvgPool1d",
+                                   "ReLUMaxPool1d", "AdaptiveAvgPool2d"])
 def test_a_layers_output_shape_names_a_per_sample_shape_of_the_wrong_rank(layer):
     from nnumba.errors import ShapeError
     cls = nnumba.get_layer(layer)

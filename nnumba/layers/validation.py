@@ -226,11 +226,17 @@ def integer(owner: str, name: str, value, minimum: int = 1, maximum: int | None 
 
 def integer_pair(owner: str, name: str, value, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints, each >= minimum, as a pair."""
-    items = list(value) if isinstance(value, (list, tuple)) else [value, value]
-    if len(items) != 2:
-        raise SpecError(f"{owner}: {name} must be an integer or a pair of integers, "
+    return integer_tuple(owner, name, value, 2, minimum)
+
+
+def integer_tuple(owner: str, name: str, value, size: int, minimum: int = 1) -> tuple:
+    """An int or ``size`` ints (a list or tuple), each >= minimum, as a tuple of ``size``."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value] * size
+    if len(items) != size:
+        what = "a pair" if size == 2 else f"{size}"
+        raise SpecError(f"{owner}: {name} must be an integer or {what} of integers, "
                         f"got {show(value)}")
-    return integer(owner, name, items[0], minimum), integer(owner, name, items[1], minimum)
+    return tuple(integer(owner, name, item, minimum) for item in items)
 
 
 def number(owner: str, name: str, value, low: float | None = -math.inf,
