@@ -83,11 +83,12 @@ def _compare(owner, name, analytic, numeric, rtol, atol):
     _finite_gradient(owner, f"the gradient for {name}", analytic)
     if not np.allclose(analytic, numeric, rtol=rtol, atol=atol * max(1.0, np.abs(numeric).max())):
         worst = _worst(analytic, numeric)
-        hint = "" if numeric.any() else \
-            "; the output does not change with the input here: its gradient is 0" \
-            if name.split(" ")[0] == "input" else ("; the output does not depend on it: read it as "
-                                              "param.value at every call, never a copy kept "
-                                              "from __init__")
+        hint = ""
+        if not numeric.any():
+            hint = ("; the output does not change with the input here: its gradient is 0"
+                    if name.split(" ")[0] == "input" else
+                    "; the output does not depend on it: read it as param.value at every "
+                    "call, never a copy kept from __init__")
         _fail(owner, f"gradient for {name} disagrees with finite differences: at {worst} "
                      f"backward gives {analytic[worst]:.8g}, differences {numeric[worst]:.8g}"
                      f"{hint}")

@@ -15,8 +15,8 @@ from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the k
 from .eval_gradient import check_eval_gradient
 from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
                        _finite_gradient, _raised, _worst, numeric_gradient, same_draws)
-from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 from .inputs import example_batch
+from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 from .round_trip import check_round_trip, check_state_in_model  # noqa: F401 - the kit's
 from .stamps import check_stamped
 
