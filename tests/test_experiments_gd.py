@@ -138,3 +138,21 @@ def test_the_surrogate_touches_the_loss_and_has_the_slides_curvature():
     assert slope == pytest.approx(descent.nonconvex_gradient(w_t), abs=1e-8)
     curvature = (parabola(w_t + h) - 2 * parabola(w_t) + parabola(w_t - h)) / h ** 2
     assert curvature == pytest.approx(1 / eta, rel=1e-5)
+
+
+def test_the_network_diagram_draws_every_weight_by_its_sign():
+    pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+    from nnumba.experiments.figures import NEGATIVE, POSITIVE, network
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal((3, 4)), rng.standard_normal((2, 3))]
+    ax = Figure().subplots()
+    network(ax, (4, 3, 2), weights)
+    lines = ax.get_lines()
+    assert len(lines) == 4 * 3 + 3 * 2  # one edge per weight
+    signs = np.concatenate([w.ravel() for w in weights]) > 0
+    for line, positive in zip(lines, signs):
+        assert to_rgba(line.get_color())[:3] == to_rgba(POSITIVE if positive else NEGATIVE)[:3]
+    widths = [line.get_linewidth() for line in lines[:12]]
+    assert np.argmax(widths) == np.argmax(np.abs(weights[0]).ravel())  # the largest |w|

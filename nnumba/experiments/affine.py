@@ -11,7 +11,7 @@ import numpy as np
 
 from ..layers import Layer, Linear, Tanh
 from ..model import Sequential
-from .common import Result, experiment, finish, format_table, with_figure
+from .common import Result, experiment, finish, format_table, network, with_figure
 
 WIDTHS = (4, 16, 16, 16, 3)   # D, three hidden layers, C
 SLOPE, OFFSET = 0.5, 0.2      # the affine sigma(s) = a s + c
@@ -91,7 +91,7 @@ def run(out_dir=None, fast=False) -> Result:
     result = Result("mlp-affine", "with an affine sigma the MLP is an affine mapping with a "
                                   "peculiar parametrization", table, numbers)
     return with_figure(result, out_dir, _draw, (affine_mlp, w, b), (tanh_mlp, w_t, b_t),
-                       ncols=2, size=(12, 4.6), title="Deep models: the activation must be "
+                       ncols=3, size=(18, 4.6), title="Deep models: the activation must be "
                                                        "non-linear, or the MLP is one affine map")
 
 
@@ -110,3 +110,8 @@ def _draw(axes, affine, tanh):
             ax.plot(t, mapped[:, k], "--", color="k", lw=1, label=fit if k == 0 else None)
         finish(ax, f"MLP {'-'.join(map(str, WIDTHS))} with {name}", grid="major",
                xlabel="t, along the line x = x₀ + t d in the input space", ylabel="output f(x)")
+    weights = [layer.weight.value for layer in affine[0].layers if isinstance(layer, Linear)]
+    network(axes[2], WIDTHS, weights, inputs=[f"x{i + 1}" for i in range(WIDTHS[0])],
+            outputs=[f"f{k + 1}" for k in range(WIDTHS[-1])])
+    axes[2].set_title("The MLP as a combination of units\n(edges: red w > 0, blue w < 0, "
+                      "the darker the larger |w|)", fontsize=10)

@@ -5,14 +5,15 @@ import numpy as np
 
 from ..errors import RegistryError
 from ..registry import AUTOLOAD_OFF, get_layer, get_registry
-from .figures import NEGATIVE, POSITIVE, decision_regions, finish, label_scatter, with_figure
+from .figures import (NEGATIVE, POSITIVE, decision_regions, finish, label_scatter, network,
+                      with_figure)
 from .registry import experiment
 from .result import Result, format_table, percent, vector
 
 __all__ = ["NEGATIVE", "PLUGIN_HINT", "POSITIVE", "Result", "decision_regions", "experiment",
            "feature_layer", "features", "finish", "format_table", "geometric_margin",
-           "knn_predict", "label_scatter", "linearly_separable", "percent", "vector",
-           "with_figure"]
+           "knn_predict", "label_scatter", "linearly_separable", "network", "percent",
+           "vector", "with_figure"]
 
 PLUGIN_HINT = ("it comes with the nnumba-features plugin, in nnumba's source tree: "
                "pip install -e plugins/nnumba-features")

@@ -131,3 +131,36 @@ def figure_problems(fig) -> list[str]:
         if len(ax.get_legend_handles_labels()[1]) >= 2 and unexplained:
             problems.append(f"{name}: curves {sorted(unexplained)} in no legend")
     return problems
+
+
+def network(ax, widths, weights=None, inputs=None, outputs=None, edge_labels=None):
+    """A layered network as a graph of units: ``widths`` units per column, an edge
+    from every unit to every unit of the next column, coloured by the sign of its
+    weight in ``weights`` (one (out, in) array per layer; None: grey) and as dark as
+    its size; ``inputs`` / ``outputs`` label the first and last columns, and
+    ``edge_labels`` (one layer of one unit) its edges."""
+    tallest = max(widths)
+    heights = [np.linspace(1, -1, n) * (n - 1) / max(tallest - 1, 1) if n > 1 else np.zeros(1)
+               for n in widths]  # the first unit of a column on top
+    for layer, (left, right) in enumerate(zip(heights, heights[1:])):
+        w = None if weights is None else np.asarray(weights[layer])
+        top = 1.0 if w is None else max(float(np.abs(w).max()), 1e-300)
+        for i, yr in enumerate(right):
+            for j, yl in enumerate(left):
+                value = 0.0 if w is None else float(w[i, j])
+                colour = "0.5" if w is None else POSITIVE if value > 0 else NEGATIVE
+                ax.plot([layer, layer + 1], [yl, yr], color=colour, zorder=1,
+                        lw=0.4 + 1.6 * abs(value) / top if w is not None else 1.0,
+                        alpha=0.25 + 0.75 * abs(value) / top if w is not None else 0.8)
+                if edge_labels is not None:
+                    ax.annotate(edge_labels[j], ((2 * layer + 1) / 3, (2 * yl + yr) / 3),
+                                fontsize=10, ha="center", va="bottom", color="k")
+    for column, ys in enumerate(heights):
+        ax.scatter(np.full(len(ys), column), ys, s=max(30, 600 / tallest), c="w",
+                   edgecolors="k", zorder=3)
+    for labels, column, side in ((inputs, 0, "right"), (outputs, len(widths) - 1, "left")):
+        for text, y in zip(labels or (), heights[column]):
+            ax.annotate(text, (column, y), textcoords="offset points", fontsize=10,
+                        xytext=(-12 if side == "right" else 12, 0), ha=side, va="center")
+    ax.set(xlim=(-0.6, len(widths) - 0.4), ylim=(-1.25, 1.25))
+    ax.axis("off")

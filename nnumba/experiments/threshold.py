@@ -7,7 +7,8 @@ import numpy as np
 
 from ..layers import Linear, Threshold
 from ..model import Sequential
-from .common import NEGATIVE, POSITIVE, Result, experiment, finish, format_table, with_figure
+from .common import (NEGATIVE, POSITIVE, Result, experiment, finish, format_table, network,
+                     with_figure)
 
 # The lecture's units f(x) = 1{w sum_i x_i + b >= 0}: (w, b, number of inputs).
 UNITS = {"or": (1.0, -0.5, 2), "and": (1.0, -1.5, 2), "not": (-1.0, 0.5, 1)}
@@ -64,14 +65,18 @@ def run(out_dir=None, fast=False) -> Result:
                     "function", table,
                     {"correct": correct, "outputs": {k: o.tolist() for k, o in out.items()},
                      "xor_units": xor_units})
-    return with_figure(result, out_dir, _draw, ncols=3, size=(12, 4),
+    return with_figure(result, out_dir, _draw, ncols=4, size=(16, 4),
                        title="Networks of threshold logic units: or, and, not with the "
                              "lecture's weights (inputs coloured by output)")
 
 
 def _draw(axes):
-    """Each unit's inputs coloured by its output, and its threshold w sum x_i + b = 0."""
-    for ax, name in zip(axes, UNITS):
+    """The neuron as the slide draws it, then each unit's inputs coloured by its output,
+    and its threshold w sum x_i + b = 0."""
+    network(axes[0], (4, 1), inputs=["x₁", "x₂", "x₃", "1"], outputs=["σ(w · x + b)"],
+            edge_labels=["w₁", "w₂", "w₃", "b"])
+    axes[0].set_title("The neuron f(x) = σ(w · x + b)", fontsize=10)
+    for ax, name in zip(axes[1:], UNITS):
         w, b, inputs = UNITS[name]
         if inputs == 2:
             u, v = U, V
