@@ -136,7 +136,7 @@ def _end_quietly() -> int:
 
 
 def _run(args, debug: bool) -> int:
-    from .errors import NnumbaError
+    from .errors import NnumbaError, caused_by_interrupt
 
     def error(text: str, status: int = 2) -> int:
         from .layers.validation import printable  # (a class or file name's escapes)
@@ -151,6 +151,8 @@ def _run(args, debug: bool) -> int:
     except Exception as exc:  # (KeyboardInterrupt: main says "interrupted")
         if debug or (isinstance(exc, BrokenPipeError) and _closed_outputs()):
             raise  # main ends quietly where the reader of stdout has gone
+        if caused_by_interrupt(exc):  # Ctrl-C that Python wrapped: no bug to report
+            raise KeyboardInterrupt from exc
         message = str(exc)
         if isinstance(exc, (NnumbaError, OSError, ValueError)):
             return error(message)  # users get the message, not a traceback, for what they can fix

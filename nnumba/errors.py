@@ -76,3 +76,15 @@ class SaveError(NnumbaError, OSError):
 
 class DownloadError(NnumbaError, OSError):
     """A download failed, ran past its deadline, or its checksum did not match; nothing was kept."""
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether Ctrl-C is behind ``exc``: Python 3.11 wraps a KeyboardInterrupt raised
+    while a class body runs (an import, say) in a RuntimeError."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

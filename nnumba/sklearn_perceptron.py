@@ -1,10 +1,13 @@
 """The lecture's perceptron as a scikit-learn classifier (imported through
 :mod:`nnumba.sklearn`, which says what scikit-learn it needs)."""
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .errors import NonFiniteError
 from .layers.validation import flag
 from .sklearn_restore import as_before_on_error
 from .train import train_perceptron
@@ -44,12 +47,27 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
                                  f"{self.classes_[0].tolist()!r}")  # 0.0, not np.float64(0.0)
             positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
             bias = flag("PerceptronClassifier", "fit_intercept", self.fit_intercept)
-            runs = [train_perceptron(X, np.where(y == c, 1, -1), max_epochs=self.max_epochs,
-                                     bias=bias) for c in positives]
-            self.coef_ = np.array([r.w for r in runs])
-            self.intercept_ = np.array([r.b for r in runs])
-            self.converged_ = all(r.converged for r in runs)
+            runs, interrupted = [], False
+            for c in positives:
+                try:
+                    runs.append(train_perceptron(X, np.where(y == c, 1, -1), bias=bias,
+                                                 max_epochs=self.max_epochs))
+                except KeyboardInterrupt as stop:  # as NNClassifier: the epochs run are kept
+                    if getattr(stop, "result", None) is None:
+                        raise  # before any epoch
+                    runs.append(stop.result)
+                    interrupted = True
+                    break
+            untrained = len(positives) - len(runs)  # (after an interrupt): the zero weights
+            self.coef_ = np.array([r.w for r in runs] + [np.zeros(X.shape[1])] * untrained)
+            self.intercept_ = np.array([r.b for r in runs] + [0.0] * untrained)
+            self.converged_ = not interrupted and all(r.converged for r in runs)
             self.n_iter_ = max(r.epochs for r in runs)
+        if interrupted:
+            rest = f"; the {untrained} after it keep zero weights" if untrained else ""
+            warnings.warn(f"PerceptronClassifier: training interrupted by user in perceptron "
+                          f"{len(runs)} of {len(positives)}, after {runs[-1].epochs} epochs (its "
+                          f"weights so far{rest})", UserWarning, stacklevel=2)
         return self
 
     def decision_function(self, X):
@@ -57,7 +75,11 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
         one column per class."""
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        scores = X @ self.coef_.T + self.intercept_
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = X @ self.coef_.T + self.intercept_
+        if not np.isfinite(scores).all():  # NaN predicted classes_[0], with a warning only
+            raise NonFiniteError("PerceptronClassifier: the scores w . x + b of these inputs "
+                                 "overflow float64; scale the inputs (as for training)")
         return scores.ravel() if len(self.classes_) == 2 else scores
 
     def predict(self, X):

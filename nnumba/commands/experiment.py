@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+from ..errors import caused_by_interrupt
 from ..layers.validation import printable
 from ..registry import get_registry
 
@@ -139,6 +140,8 @@ def run_experiments(args):
         except Exception as exc:  # noqa: BLE001 - with 'all', one failure must not stop the rest
             if len(chosen) == 1:
                 raise
+            if caused_by_interrupt(exc):  # Ctrl-C that Python wrapped stops the run too
+                raise KeyboardInterrupt from exc
             failures.append(exp.name)
             error = f"{type(exc).__name__}: {exc}"
             entries.append(Entry(exp, None, time.perf_counter() - start, error, command))
