@@ -277,8 +277,10 @@ def load_torch_weights(model, source):
     if isinstance(source, Mapping):
         tensors, ordered, label = _arrays(source, "state_dict"), True, "state_dict"
     elif not isinstance(source, (str, os.PathLike)):
+        hint = " (a torch module: pass module.state_dict())" if callable(
+            getattr(source, "state_dict", None)) else ""
         raise WeightsError(f"torch weights are a path or a state_dict (a mapping of names "
-                           f"to tensors), got {show(source)}")
+                           f"to tensors), got {show(source)}{hint}")
     else:
         path = Path(source)
         if is_nnumba_npz(path):

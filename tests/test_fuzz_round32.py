@@ -7,19 +7,23 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-
-from nnumba.errors import NnumbaError  # noqa: E402
-from nnumba.sklearn import PerceptronClassifier  # noqa: E402
-from nnumba.train import train_perceptron  # noqa: E402
-import nnumba.sklearn_perceptron as sklearn_perceptron  # noqa: E402
+from nnumba.errors import NnumbaError
 
 
-def test_perceptron_predict_with_overflowing_scores_is_refused():
+@pytest.fixture
+def sk():
+    """PerceptronClassifier and its module (scikit-learn is optional)."""
+    pytest.importorskip("sklearn")
+    import nnumba.sklearn_perceptron as module
+    return module.PerceptronClassifier, module
+
+
+def test_perceptron_predict_with_overflowing_scores_is_refused(sk):
     """Finite inputs whose sums w . x overflow float64 give NaN scores, and predict
     silently answers classes_[0] (NNClassifier refuses the same with NonFiniteError).
     Reference: the exact sign, computed on the inputs scaled by 2**-64 (exact: a power
     of two) where nothing overflows."""
+    PerceptronClassifier, _ = sk
     X = np.array([[1., 1, 1, 1, 1], [-1, -1, -1, -1, -1], [2, 1, 0, 1, 1], [-1, -2, -1, 0, -1]])
     y = np.array([0, 1, 0, 1])
     est = PerceptronClassifier().fit(X, y)
@@ -38,11 +42,12 @@ def test_perceptron_predict_with_overflowing_scores_is_refused():
     np.testing.assert_array_equal(est.predict(finite), expected)
 
 
-def test_ctrl_c_in_perceptron_classifier_fit_keeps_the_epochs_run(monkeypatch):
+def test_ctrl_c_in_perceptron_classifier_fit_keeps_the_epochs_run(monkeypatch, sk):
     """A KeyboardInterrupt in PerceptronClassifier.fit leaves the estimator unfitted,
     although train_perceptron hands the weights so far over (stop.result) and
     NNClassifier/NNRegressor keep theirs (a warning, fitted). Reference: the weights
     of train_perceptron run for the epochs completed before the interrupt."""
+    PerceptronClassifier, sklearn_perceptron = sk
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
     y = rng.integers(0, 2, 40)
@@ -104,7 +109,8 @@ def test_ctrl_c_wrapped_by_python_is_reported_as_interrupted(monkeypatch, capsys
     assert statuses["wrapped"] == statuses["bare"]
 
 
-def test_ctrl_c_in_the_second_of_three_perceptrons_keeps_the_first_and_warns(monkeypatch):
+def test_ctrl_c_in_the_second_of_three_perceptrons_keeps_the_first_and_warns(monkeypatch, sk):
+    PerceptronClassifier, sklearn_perceptron = sk
     rng = np.random.default_rng(1)
     X = rng.normal(size=(60, 3))
     y = rng.integers(0, 3, 60)
@@ -130,3 +136,35 @@ def test_ctrl_c_in_the_second_of_three_perceptrons_keeps_the_first_and_warns(mon
     np.testing.assert_array_equal(est.coef_[0], first.w)
     np.testing.assert_array_equal(est.coef_[1], second.w)
     assert not est.coef_[2].any() and est.intercept_[2] == 0 and est.converged_ is False
+
+
+def test_train_json_stopped_by_ctrl_c_still_prints_the_epochs_run(tmp_path, monkeypatch, capsys):
+    """`nnumba train --json` stopped by Ctrl-C printed nothing on stdout: a script lost the
+    history of the epochs run. The JSON object names the run as interrupted."""
+    import json
+    from nnumba.cli import main
+    from nnumba.train.base import Trainer
+    step = Trainer._step
+
+    def interrupted_step(self):
+        if self.updates + 1 == 5:  # the second update of epoch 2
+            raise KeyboardInterrupt
+        step(self)
+    monkeypatch.setattr(Trainer, "_step", interrupted_step)
+    saved = tmp_path / "m.npz"
+    args = ["train", "--train-size", "300", "--test-size", "50", "--batch-size", "100",
+            "--seed", "3", "--no-progress", "--epochs", "4", "--json", "--save", str(saved)]
+    assert main(args) == 130
+    result = json.loads(capsys.readouterr().out)
+    assert result["interrupted"] is True and result["updates"] == 4 and result["epochs"] == 1
+    assert [row["epoch"] for row in result["history"]] == [1]
+    assert result["saved"] == str(saved) and saved.exists()
+
+
+def test_load_torch_weights_given_a_module_says_to_pass_its_state_dict():
+    torch = pytest.importorskip("torch")
+    import nnumba
+    from nnumba.errors import WeightsError
+    from nnumba.torch_import import load_torch_weights
+    with pytest.raises(WeightsError, match=r"pass module\.state_dict\(\)"):
+        load_torch_weights(nnumba.build("logreg"), torch.nn.Linear(784, 10))

@@ -37,6 +37,7 @@ def interrupted(args, trainer, trained, info) -> int:
     epochs = before + (trainer.epochs if perceptron else len(trainer.history.epochs))
     where = (f"interrupted in epoch {epochs + 1}/{before + args.epochs}, after "
              f"{trainer.updates} update{'s' * (trainer.updates != 1)}")
+    path = None
     if trainer.updates == 0:
         print(f"{where}: nothing trained{', nothing saved' if args.save else ''}",
               file=sys.stderr)
@@ -48,6 +49,10 @@ def interrupted(args, trainer, trained, info) -> int:
             print(printable(f"{where}: weights saved to {path}{more}"), file=sys.stderr)
     else:
         print(f"{where} (--save FILE keeps the weights trained so far)", file=sys.stderr)
+    if args.json:  # a script reading stdout gets the epochs run, not nothing
+        history = list(trainer.history if perceptron else trainer.history.epochs)
+        print(json.dumps({"interrupted": True, "epochs": epochs, "updates": trainer.updates,
+                          "history": history, "saved": None if path is None else str(path)}))
     return 130
 
 
