@@ -168,3 +168,28 @@ def test_load_torch_weights_given_a_module_says_to_pass_its_state_dict():
     from nnumba.torch_import import load_torch_weights
     with pytest.raises(WeightsError, match=r"pass module\.state_dict\(\)"):
         load_torch_weights(nnumba.build("logreg"), torch.nn.Linear(784, 10))
+
+
+@pytest.mark.parametrize("text, line, column", [
+    ("1,2,0\n3,4,1_0\n", 2, "2 \\(from 0\\)"),   # a label: read as class 10
+    ("a,b,label\n1_5,2,0\n3,4,1\n", 2, "'a'"),   # a feature: read as 15
+])
+def test_a_csv_number_with_an_underscore_is_refused(tmp_path, text, line, column):
+    """Python's float() and numpy read "1_0" as 10: a label "1_0" made a class 10, a feature
+    "1_5" the value 15, silently (fuzz round 29's note)."""
+    from nnumba.data import DataFileError, load_arrays
+    assert float("1_0") == 10.0  # why: the reference the check guards against
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(DataFileError, match=rf"line {line}, column {column} holds '1_[05]', "
+                                            rf"which Python reads as 1[05]"):
+        load_arrays(path)
+
+
+def test_underscores_in_names_are_no_numbers_and_stay_allowed(tmp_path):
+    from nnumba.data import load_arrays
+    path = tmp_path / "t.csv"
+    path.write_text("px_1,px_2,class_name\n" + "".join(f"{i},{i + 1},cat_{i % 2}\n"
+                                                      for i in range(10)))
+    data = load_arrays(path)
+    assert sorted(data.classes) == ["cat_0", "cat_1"]

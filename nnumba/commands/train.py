@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.arrays import LabelColumnText
+from ..data.csv_table import LabelColumnText
 from ..jsonfile import read_json
 from ..layers.validation import printable
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
