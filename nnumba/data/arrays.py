@@ -26,6 +26,7 @@ __all__ = ["DataFileError", "load_arrays", "stratified_split", "DEFAULT_TEST_FRA
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 DEFAULT_TEST_FRACTION = 0.2
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+EXACT_INT = 2 ** 24  # float32 holds every integer up to this, not all beyond
 
 
 class DataFileError(NnumbaError, ValueError):
@@ -176,19 +177,21 @@ def _inputs(path, name, x) -> np.ndarray:
     if len(x) == 0 or x[0].size == 0:
         raise DataFileError(f"{path}: {name} is empty (shape {x.shape})")
     _check_finite(path, name, x)
-    exact = 2 ** 24  # float32 holds every integer up to this, not all beyond
     if x.dtype.kind in "iu" and x.dtype.itemsize > 2 and \
-            (int(x.max()) > exact or int(x.min()) < -exact):
-        raise DataFileError(f"{path}: {name} holds integers beyond +-2**24 = {exact:,} (up to "
-                            f"{max(int(x.max()), -int(x.min())):,}), which float32 cannot "
-                            f"hold exactly: neighbours would merge; scale them, or save "
-                            f"them as floats if their rounding does not matter")
+            (int(x.max()) > EXACT_INT or int(x.min()) < -EXACT_INT):
+        raise DataFileError(too_large_integers(path, name, max(int(x.max()), -int(x.min()))))
     with np.errstate(over="ignore"):
         x32 = x.astype(np.float32)
     if x.dtype.kind == "f" and not np.isfinite(x32).all():
         raise DataFileError(f"{path}: {name} holds values beyond float32's range "
                             "(about ±3.4e38)")
     return x32
+
+
+def too_large_integers(path, what, top) -> str:
+    return (f"{path}: {what} holds integers beyond +-2**24 = {EXACT_INT:,} (up to {top:,}), "
+            f"which float32 cannot hold exactly: neighbours would merge; scale them, or "
+            f"save them as floats if their rounding does not matter")
 
 
 def _check_finite(path, name, x):

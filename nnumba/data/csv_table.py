@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import FLOAT32_MAX, DataFileError, _labels
+from .arrays import EXACT_INT, FLOAT32_MAX, DataFileError, _labels, too_large_integers
 
 
 def read_csv(path, label_column):
@@ -166,16 +166,29 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def _no_large_integers(path, rows, lines, columns, names):
+    """Refuse an integer past 2**24, which float32 rounds (16777217 to 16777216), as
+    load_arrays refuses one in an .npz array."""
+    for row, line in zip(rows, lines):
+        for i in columns:
+            digits = row[i].lstrip("+-")
+            if digits.isdigit() and int(digits) > EXACT_INT:
+                raise DataFileError(too_large_integers(path, f"line {line}, column {names[i]}",
+                                                       int(digits)))
+
+
 def _numbers(path, rows, lines, columns, names) -> np.ndarray:
     """The feature columns as float32; the first field that is not a finite
     float32 number is named by line and column."""
     with np.errstate(over="ignore"):
         try:
             x = np.array([[row[i] for i in columns] for row in rows], dtype=np.float32)
-            if np.isfinite(x).all():
-                return x
         except ValueError:
-            pass
+            x = None
+    if x is not None and np.isfinite(x).all():
+        if x.size and float(np.abs(x).max()) >= EXACT_INT:  # (rare: then a look)
+            _no_large_integers(path, rows, lines, columns, names)
+        return x
     for row, line in zip(rows, lines):  # the slow way, to say where
         for i in columns:
             text = row[i]

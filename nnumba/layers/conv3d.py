@@ -8,8 +8,8 @@ become kd x C channels of one 2-D image, so that
 
 for every (n, t) at once, a batch of N*To images.  The frames are gathered into that
 batch (``gather_rows``, from a copy with one zero row for the padding), and the
-input gradient folded back one depth tap at a time (each tap's rows land on
-distinct frames), so the body runs on every device's kernel set.
+input gradient folded back in ceil(kd / sd) gathers (each takes one window's
+frame for every input frame), so the body runs on every device's kernel set.
 """
 import math
 
@@ -20,7 +20,7 @@ from ..kernels.geometry import out_size
 from .contract import Layer, layer_hook
 from .conv import _ConvNd
 from .linear import Linear
-from .validation import check_fits, flag, integer, integer_tuple
+from .validation import check_fits, check_memory, flag, integer, integer_tuple
 
 
 class Conv3d(Layer):
@@ -31,7 +31,7 @@ class Conv3d(Layer):
                   "stride": [2, 1, 2], "padding": [1, 0, 1]}, (2, 1, 5, 3, 4)),
                 ({"in_channels": 3, "out_channels": 2, "kernel_size": 1, "bias": False},
                  (1, 3, 2, 2, 2))]
-    # (_indices: the gathers' row indices, kept per shape and device)
+    # (_indices: the gathers' row indices, for the last input shape and device)
     kept_for_backward = ("_x", "_frames", "_keep", "_indices")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -83,53 +83,60 @@ class Conv3d(Layer):
         key = ("conv", direct, direct and self.needs_input_grad)
         return key, (5.0 + 3.0 * self.needs_input_grad) if direct else 5.0
 
-    def _maps(self, shape):
-        """(the frames' rows for each output row, one per depth tap the input rows they
-        fold back from) for input ``shape``, on the layer's device, kept per shape."""
-        maps = self._indices_kept()
+    def _plan(self, shape):
+        """The row indices of the gathers for input ``shape``, on the layer's device:
+        (frames' rows from the input's, output rows from the 2-D outputs', 2-D output
+        gradient rows from the gradient's, then the fold: one map per depth window that
+        can cover an input frame, ceil(kd / sd) of them).  Kept for the last shape only;
+        the memory all this takes is checked first."""
         key = (shape, self.device.name)
-        if key not in maps:
-            N, C, T = shape[:3]
-            kd, sd, pd, To = self.depth_kernel, self.depth_stride, self.depth_padding, \
-                self.output_shape(shape[1:])[1]
-            zero = N * C * T  # the row of zeros after the input's rows
-            n, t, c, k = np.ix_(range(N), range(To), range(C), range(kd))
-            frame = t * sd + k - pd
-            gather = np.where((frame >= 0) & (frame < T), (n * C + c) * T + frame, zero)
-            # the inverse, per tap: input row (n, c, s) takes frames row (n, t, c, k)
-            # where s = t sd + k - pd, or the zero row after the frames' rows
-            n, c, s = np.ix_(range(N), range(C), range(T))
-            folds = []
-            for k in range(kd):
-                t, rest = np.divmod(s + pd - k, sd)
-                ok = (rest == 0) & (t >= 0) & (t < To)
-                folds.append(np.where(ok, ((n * To + t) * C + c) * kd + k, N * To * C * kd))
-            maps[key] = tuple(self.device.to_device(np.ascontiguousarray(a.reshape(-1),
-                                                                          dtype=np.int64))
-                              for a in (gather, *folds))
-        return maps[key]
+        kept = self.__dict__.get("_indices")
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        self._indices = None  # (another shape's, no longer needed)
+        N, C, T, H, W = shape
+        D, To = self.out_channels, self.output_shape(shape[1:])[1]
+        kd, sd, pd = self.depth_kernel, self.depth_stride, self.depth_padding
+        passes = -(-kd // sd)
+        frames, rows = N * To * C * kd, N * C * T
+        check_memory(f"{self.label}'s frames and row indices for input {shape}",
+                     8 * (frames + passes * rows + 2 * N * D * To) +
+                     self.dtype.itemsize * H * W * (2 * frames + 3 * rows))
+        n, t, c, k = np.ix_(range(N), range(To), range(C), range(kd))
+        frame = t * sd + k - pd  # the zero row after the input's rows where padding
+        gather = np.where((frame >= 0) & (frame < T), (n * C + c) * T + frame, rows)
+        n, c, s = np.ix_(range(N), range(C), range(T))
+        folds = []  # input row (n, c, s) takes frames row (n, t, c, k), s = t sd + k - pd
+        for j in range(passes):
+            t = (s + pd) // sd - j
+            k = s + pd - t * sd
+            ok = (t >= 0) & (t < To) & (k < kd)
+            folds.append(np.where(ok, ((n * To + t) * C + c) * kd + k, frames))
+        maps = tuple(self.device.to_device(np.ascontiguousarray(a.reshape(-1), dtype=np.int64))
+                     for a in (gather, _swap(N, To, D), _swap(N, D, To), *folds))
+        self._indices = (key, maps)
+        return maps
 
     def _forward(self, x):
         k = self.kernels
         N, C, T, H, W = x.shape
         D, To, Ho, Wo = self.output_shape(x.shape[1:])
         kd, hw = self.depth_kernel, H * W
-        gather = self._maps(x.shape)[0]
+        gather, swap = self._plan(x.shape)[:2]
+        self._check_workspace((N * To, C * kd, H, W))
         rows = self._buffer("rows", (N * C * T + 1, hw), keep=True)  # x, then a zero row
         k.scale(x.reshape(x.size), 1.0, rows[:-1].reshape(x.size))
         k.fill(rows[-1], 0)
         frames = self._buffer("frames", (N * To * C * kd, hw), keep=True)
         k.gather_rows(rows, gather, frames)
         frames = frames.reshape(N * To, C * kd, H, W)
-        self._check_workspace(frames.shape)
         y2 = self._buffer("y2", (N * To, D, Ho, Wo), keep=True)
         self._keep = self.__dict__.get("_keep") or {} if self.training else None
         k.conv2d_forward(frames, self._weight2(self.weight.value),
                          None if self.bias is None else self.bias.value, self.stride,
                          self.padding, y2, keep=self._keep)
         y = self._buffer("y", (N, D, To, Ho, Wo))
-        k.gather_rows(y2.reshape(N * To * D, Ho * Wo), self._swap(N, To, D),
-                      y.reshape(N * D * To, Ho * Wo))
+        k.gather_rows(y2.reshape(N * To * D, Ho * Wo), swap, y.reshape(N * D * To, Ho * Wo))
         self._x, self._frames = x, frames
         return y
 
@@ -138,7 +145,8 @@ class Conv3d(Layer):
         x, frames = self._x, self._frames
         N, D, To, Ho, Wo = dl_dy.shape
         dy2 = self._buffer("dy2", (N * To, D, Ho, Wo), keep=True)
-        k.gather_rows(dl_dy.reshape(N * D * To, Ho * Wo), self._swap(N, D, To),
+        plan = self._plan(x.shape)
+        k.gather_rows(dl_dy.reshape(N * D * To, Ho * Wo), plan[2],
                       dy2.reshape(N * To * D, Ho * Wo))
         keep = self.__dict__.get("_keep")
         k.conv2d_backward_weight(frames, dy2, self.stride, self.padding,
@@ -152,30 +160,28 @@ class Conv3d(Layer):
                                 self.padding, dframes[:-1].reshape(frames.shape), keep=keep)
         k.fill(dframes[-1], 0)
         dx = self._buffer("dx", x.shape)
-        rows, tap = dx.reshape(-1, hw), self._buffer("tap", (dx.size // hw, hw), keep=True)
-        for i, fold in enumerate(self._maps(x.shape)[1:]):  # each tap: distinct frames
-            k.gather_rows(dframes, fold, rows if i == 0 else tap)
-            if i:
+        rows = dx.reshape(-1, hw)
+        k.gather_rows(dframes, plan[3], rows)  # each pass: one frames row per input row
+        if len(plan) > 4:  # windows that overlap (kd > sd): the other passes add theirs
+            tap = self._buffer("tap", rows.shape, keep=True)
+            for fold in plan[4:]:
+                k.gather_rows(dframes, fold, tap)
                 k.accumulate(rows.reshape(-1), tap.reshape(-1))
         return dx
-
-    def _indices_kept(self) -> dict:
-        self._indices = self.__dict__.get("_indices") or {}
-        return self._indices
 
     def _weight2(self, a):
         """(D, C, kd, kh, kw) as the 2-D kernels' (D, C*kd, kh, kw): the same memory."""
         return a.reshape((a.shape[0], a.shape[1] * a.shape[2]) + a.shape[3:])
 
-    def _swap(self, N, A, B):
-        """Row indices that read (N, A, B) rows as (N, B, A): the two inner axes swapped."""
-        key = ("swap", N, A, B, self.device.name)
-        maps = self._indices_kept()
-        if key not in maps:
-            n, b, a = np.ix_(range(N), range(B), range(A))
-            maps[key] = self.device.to_device(np.ascontiguousarray(
-                ((n * A + a) * B + b).reshape(-1), dtype=np.int64))
-        return maps[key]
+    def set_device(self, device):
+        self._indices = None  # (arrays of the device left)
+        super().set_device(device)
+
+
+def _swap(N, A, B) -> np.ndarray:
+    """Row indices that read (N, A, B) rows as (N, B, A): the two inner axes swapped."""
+    n, b, a = np.ix_(range(N), range(B), range(A))
+    return (n * A + a) * B + b
 
 
 nnumba_register_layers = layer_hook(Conv3d)

@@ -16,11 +16,12 @@ def example_batch(layer, shape, rng) -> np.ndarray:
         x = layer.example_input(shape, rng)
     except Exception as exc:  # noqa: BLE001 - the author's hook, reported
         _fail(layer, f"example_input{shape} raised {type(exc).__name__}: {exc}")
-    if not isinstance(x, np.ndarray) or x.shape != shape or x.dtype.kind != "f" \
-            or not np.isfinite(x).all():
-        what = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+    if type(x) is not np.ndarray or x.shape != shape or x.dtype.kind != "f" \
+            or not np.isfinite(x).all():  # (a matrix or masked array: numpy's own type)
+        what = f"{type(x).__name__} {x.dtype} {x.shape}" if isinstance(x, np.ndarray) \
+            else type(x).__name__
         _fail(layer, f"example_input{shape} returned {what}: it must return a finite "
-                     f"float array of exactly that shape")
+                     f"float numpy.ndarray of exactly that shape")
     return x.astype(np.float64)
 
 
