@@ -104,11 +104,12 @@ def _sections(page: str) -> list[tuple[str, str]]:
 def test_report_holds_every_slide_in_order_with_this_runs_results(run_all):
     out, numbers, printed, drawn = run_all
     page = (out / "index.html").read_text(encoding="utf-8")
-    sections = _sections(page)  # then the closing slide's command (AlexNet)
-    assert [name for name, _ in sections] == [e.name for e in list_experiments()] + ["alexnet"]
-    assert "nnumba classify" in sections[-1][1]
+    sections = _sections(page)  # then Conv3d's sentence and the closing slide's command
+    assert [name for name, _ in sections] == [e.name for e in list_experiments()] + [
+        "conv3d", "alexnet"]
+    assert "Conv3d" in sections[-2][1] and "nnumba classify" in sections[-1][1]
     skipped = _needs_absent_plugin()
-    for name, body in sections[:-1]:
+    for name, body in sections[:-2]:
         exp = get_experiment(name)
         assert html.escape(exp.quote) in body  # the lecture's claim, quoted
         assert f"nnumba experiment run {name} --out {out} --fast" in html.unescape(body)

@@ -201,6 +201,6 @@ def _draw_spread(ax, spread, n):
             label=f"measured over {spread['draws']} random batches")
     ax.axhline(spread["gradient_norm"] ** 2, color="k", ls=":", lw=1,
                label="||g||², the whole set's gradient")
-    finish(ax, "Partial sums are unbiased estimates,\nof greater variance the smaller the batch",
+    finish(ax, "Partial sums: unbiased (the table), of greater\nvariance the smaller the batch",
            legend=8, grid="both", xscale="log", yscale="log", xlabel="batch size B (log scale)",
            ylabel="E ||g_B − g||² at the initial weights")

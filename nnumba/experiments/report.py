@@ -70,12 +70,20 @@ TITLE = "The Multi-Layer Perceptron, reproduced"
 INTRO = ("François Fleuret's lecture “The Multi-Layer Perceptron” (EE-613), slide by slide, "
          "run by nnumba. Every number below comes from this run: ")
 SKIPPED = "Skipped (an optional plugin is not installed): "
-#: the closing slide, which needs weights no run has: a command, not an experiment
-CLOSING = ("AlexNet", "The lecture closes with AlexNet classifying a photograph, on "
-           "weights trained on ImageNet, which no run here can make: export them from "
-           "PyTorch (README, Quick start) and run",
-           "nnumba classify IMAGE --model alexnet --weights alexnet.safetensors --size image",
-           "which prints the top 15 classes as the listing does (the image at its own size).")
+#: slides that are no experiment, after the experiments: (anchor, title, text, code, text)
+CLOSING = (
+    ("conv3d", "3-D convolutions", "“A 3d convolution can be used if the channel index has "
+     "some metric meaning, such as time for a series of grayscale video frames.” nnumba's "
+     "Conv3d takes such clips, (N, C, T, H, W), and is tested against SciPy and PyTorch; "
+     "a layer over 2 frames and 3 pixels sees motion:",
+     "nnumba.layers.Conv3d(in_channels=1, out_channels=4, kernel_size=[2, 1, 3])",
+     "(nnumba's tests train it to tell which way a dot moves across the frames)."),
+    # the closing slide, which needs weights no run has: a command, not an experiment
+    ("alexnet", "AlexNet", "The lecture closes with AlexNet classifying a photograph, on "
+     "weights trained on ImageNet, which no run here can make: export them from "
+     "PyTorch (README, Quick start) and run",
+     "nnumba classify IMAGE --model alexnet --weights alexnet.safetensors --size image",
+     "which prints the top 15 classes as the listing does (the image at its own size)."))
 STYLE = """
 body { font-family: sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
        color: #222; line-height: 1.45; }
@@ -127,10 +135,10 @@ def _html(entries, head, out_dir) -> str:
                              f'alt="{e(exp.slide)}: figure of {e(exp.name)}"></a></p>')
         parts += [f"<p class=\"meta\">reproduce: <code>{e(entry.command)}</code> "
                   f"({entry.seconds:.1f} s here)</p>", "</section>"]
-    title, before, command, after = CLOSING
-    parts += ['<section id="alexnet">', f"<h2>{e(title)}</h2>",
-              f"<p>{e(before)} <code>{e(command)}</code>, {e(after)}</p>", "</section>",
-              "</body>", "</html>", ""]
+    for anchor, title, before, command, after in CLOSING:
+        parts += [f'<section id="{anchor}">', f"<h2>{e(title)}</h2>",
+                  f"<p>{e(before)} <code>{e(command)}</code>, {e(after)}</p>", "</section>"]
+    parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
 
 
@@ -159,7 +167,7 @@ def _markdown(entries, head, out_dir) -> str:
             lines += [f"![{exp.slide}]({src})" for src in _figures(entry, out_dir)]
             lines.append("")
         lines.append(f"reproduce: `{entry.command}` ({entry.seconds:.1f} s here)")
-    title, before, command, after = CLOSING
-    lines += ["", '<a id="alexnet"></a>', "", f"## {title}", "",
-              f"{before} `{command}`, {after}"]
+    for anchor, title, before, command, after in CLOSING:
+        lines += ["", f'<a id="{anchor}"></a>', "", f"## {title}", "",
+                  f"{before} `{command}`, {after}"]
     return "\n".join(lines) + "\n"

@@ -31,9 +31,9 @@ def fire(model: Sequential, *inputs) -> np.ndarray:
 
 
 def xor(units: dict, u, v):
-    """xor = and(or(u, v), not(and(u, v))), unit by unit: (outputs, the units fired).
-    Each unit sums its inputs with one weight, so xor, which is not monotone in
-    u + v, takes three layers: or and and, then not, then and."""
+    """xor = and(or(u, v), not(and(u, v))), unit by unit: (outputs, the units fired):
+    the lecture's or, and and not, in three layers (a nand unit, w = -1 and b = 1.5,
+    would make it two: and(or(u, v), nand(u, v)))."""
     fired = []
 
     def apply(name, *inputs):
