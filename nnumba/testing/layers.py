@@ -338,7 +338,44 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
 
 
 def check_all(layer_cls):
-    """Run check_layer over every entry in ``layer_cls.examples``."""
+    """Run check_layer over every entry in ``layer_cls.examples``, and again with the
+    axes ``input_shape()`` leaves free at size 1 (a kernel that read past a clip of one
+    frame passed every example of more)."""
     for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         check_layer(layer_cls, kwargs, shape)
+        for ones in _size_one(layer_cls, kwargs, tuple(shape)):
+            check_layer(layer_cls, kwargs, ones)
     check_stamped(layer_cls)
+
+
+def _size_one(layer_cls, kwargs, shape) -> list[tuple]:
+    """``shape`` with every free axis at 1 where the layer takes that, else each free axis
+    at 1 on its own where it takes that; none that the example has already."""
+    try:
+        with shapes_only():
+            layer = layer_cls(**kwargs)
+        want = layer.input_shape()
+    except Exception:  # noqa: BLE001 - check_layer reports the constructor's errors
+        return []
+    rank = len(shape) - 1
+    if want is None:
+        free = list(range(rank))
+    else:
+        fixed = [w for w in want if w is not Ellipsis]
+        free = [i for i in range(rank) if i >= len(fixed) or fixed[i] is None]
+    free = [i for i in free if shape[1 + i] > 1]
+
+    def with_ones(axes):
+        new = tuple(1 if i - 1 in axes else n for i, n in enumerate(shape))
+        try:
+            out = layer.output_shape(new[1:])
+        except NnumbaError:  # (a kernel larger than one frame): not a size it takes
+            return None
+        return new if all(n >= 1 for n in out) else None
+
+    if not free:
+        return []
+    together = with_ones(set(free))
+    if together is not None:
+        return [together]
+    return [s for s in (with_ones({i}) for i in free) if s is not None]
