@@ -42,10 +42,11 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
     y = forward().copy()
     if not np.array_equal(forward(), y, equal_nan=True):
         _fail(layer, "two training forwards of one input differ, with the generator "
-                     "random_generator() returns put back before each: a layer that draws "
-                     "returns the generator it draws from (not None, a copy or a new "
-                     "one), and finite differences cannot check a training output that "
-                     "depends on state its forward moves")
+                     "random_generator() returns put back before each: either the layer "
+                     "draws from another generator (return the one it draws from, not "
+                     "None, a copy or a new one), or its training output depends on state "
+                     "its forward moves (a running statistic, a count), which finite "
+                     "differences cannot check")
     g = rng.normal(size=y.shape)
 
     def objective():
