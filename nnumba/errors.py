@@ -80,11 +80,13 @@ class DownloadError(NnumbaError, OSError):
 
 def caused_by_interrupt(exc: BaseException) -> bool:
     """Whether Ctrl-C is behind ``exc``: Python 3.11 wraps a KeyboardInterrupt raised
-    while a class body runs (an import, say) in a RuntimeError."""
+    while a class body runs (an import, say) in a RuntimeError, as its __cause__.  (Not
+    __context__: an error raised while Ctrl-C was being handled, a failed save of the
+    weights, is an error of its own.)"""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):
             return True
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__
     return False

@@ -179,7 +179,8 @@ def _inputs(path, name, x) -> np.ndarray:
     _check_finite(path, name, x)
     if x.dtype.kind in "iu" and x.dtype.itemsize > 2 and \
             (int(x.max()) > EXACT_INT or int(x.min()) < -EXACT_INT):
-        raise DataFileError(too_large_integers(path, name, max(int(x.max()), -int(x.min()))))
+        raise DataFileError(too_large_integers(path, name,
+                                               f"{max(int(x.max()), -int(x.min())):,}"))
     with np.errstate(over="ignore"):
         x32 = x.astype(np.float32)
     if x.dtype.kind == "f" and not np.isfinite(x32).all():
@@ -188,8 +189,8 @@ def _inputs(path, name, x) -> np.ndarray:
     return x32
 
 
-def too_large_integers(path, what, top) -> str:
-    return (f"{path}: {what} holds integers beyond +-2**24 = {EXACT_INT:,} (up to {top:,}), "
+def too_large_integers(path, what, top: str) -> str:
+    return (f"{path}: {what} holds integers beyond +-2**24 = {EXACT_INT:,} (up to {top}), "
             f"which float32 cannot hold exactly: neighbours would merge; scale them, or "
             f"save them as floats if their rounding does not matter")
 

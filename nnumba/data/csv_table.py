@@ -50,7 +50,7 @@ def read_csv(path, label_column):
     if not rows:
         raise DataFileError(f"{path}: the file holds a header and no data rows")
     names = [repr(n) for n in header] if header else [f"{i} (from 0)" for i in range(width)]
-    _no_underscored_numbers(path, rows, lines, names)
+    _no_underscored_numbers(path, rows, lines, names, label)
     features = [i for i in range(width) if i != label]
     x = _numbers(path, rows, lines, features, names)
     y = np.array([row[label] for row in rows])
@@ -140,19 +140,21 @@ def _check_unambiguous(path, header, label_column, named):
                         f"(an index from the end is negative)")
 
 
-def _no_underscored_numbers(path, rows, lines, names):
+def _no_underscored_numbers(path, rows, lines, names, label):
     """Refuse a field such as "1_0", which Python's float() (and numpy's) reads as 10
-    where a CSV writer means no number. The file is searched once for a digit, "_", a
-    digit; only then are the fields looked at, to say where."""
+    where a CSV writer means no number; in the label column only where its labels are
+    numbers (among names, "2_3" is a name). The file is searched once for a digit, "_",
+    a digit; only then are the fields looked at, to say where."""
     try:
         found = re.search(rb"[0-9]_[0-9]", Path(path).read_bytes())
     except OSError:
         return  # (it was read just now; a file gone since is read no further)
     if not found:
         return
+    names_for_labels = not all(_is_number(row[label]) for row in rows)
     for row, line in zip(rows, lines):
         for i, text in enumerate(row):
-            if "_" in text and _is_number(text):
+            if "_" in text and _is_number(text) and not (i == label and names_for_labels):
                 raise DataFileError(f"{path}: line {line}, column {names[i]} holds "
                                     f"{text[:40]!r}, which Python reads as {float(text):g}: "
                                     f"write numbers without underscores")
@@ -171,10 +173,11 @@ def _no_large_integers(path, rows, lines, columns, names):
     load_arrays refuses one in an .npz array."""
     for row, line in zip(rows, lines):
         for i in columns:
-            digits = row[i].lstrip("+-")
-            if digits.isdigit() and int(digits) > EXACT_INT:
-                raise DataFileError(too_large_integers(path, f"line {line}, column {names[i]}",
-                                                       int(digits)))
+            digits = row[i].lstrip("+-").lstrip("0")
+            # (compared as text first: int() refuses more than 4,300 digits)
+            if digits.isdigit() and (len(digits) > 8 or int(digits) > EXACT_INT):
+                raise DataFileError(too_large_integers(
+                    path, f"line {line}, column {names[i]}", f"{digits[:40]}"))
 
 
 def _numbers(path, rows, lines, columns, names) -> np.ndarray:

@@ -345,8 +345,25 @@ def check_all(layer_cls):
     for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         check_layer(layer_cls, kwargs, shape)
         for ones in _size_one(layer_cls, kwargs, tuple(shape)):
-            check_layer(layer_cls, kwargs, ones)
+            try:
+                check_layer(layer_cls, kwargs, ones)
+            except ConformanceError as exc:
+                raise ConformanceError(f"{exc} (at {ones}: the example {tuple(shape)} with "
+                                       f"the axes input_shape() leaves free at size 1)") from exc
     check_stamped(layer_cls)
+
+
+def _takes(layer_cls, kwargs, shape) -> bool:
+    """Whether a training forward of the layer takes an input of ``shape`` (a refusal
+    of nnumba's kind: no; anything else is check_layer's to report)."""
+    layer = _build(layer_cls, kwargs).astype(np.float64)
+    try:
+        layer.forward(example_batch(layer, shape, np.random.default_rng(0)))
+    except NnumbaError as exc:
+        return isinstance(exc, ContractError)
+    except Exception:  # noqa: BLE001 - check_layer reports it, with its context
+        return True
+    return True
 
 
 def _size_one(layer_cls, kwargs, shape) -> list[tuple]:
@@ -372,11 +389,15 @@ def _size_one(layer_cls, kwargs, shape) -> list[tuple]:
             out = layer.output_shape(new[1:])
         except NnumbaError:  # (a kernel larger than one frame): not a size it takes
             return None
-        return new if all(n >= 1 for n in out) else None
+        except Exception as exc:  # noqa: BLE001 - the author's code, reported
+            _fail(layer, f"output_shape{new[1:]} raised {type(exc).__name__}: {exc}; a size "
+                         f"the layer does not take is a ShapeError naming it (self.label)")
+        return new if all(n >= 1 for n in out) and _takes(layer_cls, kwargs, new) else None
 
     if not free:
         return []
-    together = with_ones(set(free))
+    together = with_ones(set(free))  # (a forward in training mode decides, as for a
+    # batch norm that needs two values a channel: a refusal there is no failure)
     if together is not None:
         return [together]
     return [s for s in (with_ones({i}) for i in free) if s is not None]
