@@ -6,7 +6,7 @@ import numpy as np
 
 from ..layers.contract import Layer
 from .failures import ConformanceError
-from .inputs import example_batch
+from .inputs import check_outside, example_batch
 from .layers import _build, _class, _examples, _fail, _name
 from .simulator import real_device_arrays
 
@@ -59,6 +59,7 @@ def _compare(layer_cls, kwargs, shape, device, rtol, atol):
         _fail(other, f"forward on {device.name} returned a {type(y_dev).__name__}")
     _close(other, f"forward on {device.name}", to_host(y_dev), y, rtol, atol)
     _close_state(cpu, other, f"after a training forward on {device.name}", rtol, atol)
+    check_outside(other, x, lambda layer, bad: _run(layer, "forward", device, bad))
     for layer in (cpu, other):
         layer.eval()
     _close(other, f"forward in evaluation mode on {device.name}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.contract import Layer
-from .failures import _fail
+from .failures import ConformanceError, _fail
 
 
 def example_batch(layer, shape, rng) -> np.ndarray:
@@ -32,3 +32,49 @@ def other_batch(layer, x, rng) -> np.ndarray:
     if type(layer).example_input is Layer.example_input:
         return x * 1.5 + 0.3
     return example_batch(layer, x.shape, rng).astype(x.dtype)
+
+
+def check_outside(layer, x, run=None):
+    """A layer that draws its own examples refuses an input past their range with an
+    error of nnumba's kind naming it; one whose draws are not all whole numbers may take
+    it instead (a finite output). Ids past the range taken (a hash of any id), a bare
+    error (numpy's IndexError) or a NaN is a bug: a kernel would read past an array.
+    ``run(layer, x)``: its forward (on a device: the kit's runner)."""
+    if type(layer).example_input is Layer.example_input or not x.size:
+        return
+    top = float(np.abs(x).max())
+    ids = bool(np.array_equal(x, np.round(x)))
+    training = layer.training
+    layer.eval()  # (no state a later check compares moves on these inputs)
+    try:
+        for bad in (x + (2 * top + 1), x - (2 * top + 1)):  # beyond, then below, all examples
+            _refused_or_finite(layer, bad, run, ids)
+    finally:
+        layer.train(training)
+
+
+def _refused_or_finite(layer, bad, run, ids):
+    from ..device import to_host
+    from ..errors import ContractError, NnumbaError
+    try:
+        y = to_host(layer.forward(bad) if run is None else run(layer, bad))
+    except ConformanceError:
+        raise
+    except NnumbaError as exc:
+        if isinstance(exc, ContractError) or layer.label not in str(exc):
+            _fail(layer, f"an input past the range example_input draws raised "
+                         f"{type(exc).__name__} ({exc}) that does not name the layer "
+                         f"({layer.label})")
+        return
+    except Exception as exc:  # noqa: BLE001 - the author's code, reported
+        _fail(layer, f"an input past the range example_input draws (such as ids out of "
+                     f"range) raised {type(exc).__name__}: {exc}; refuse it, in Python "
+                     f"before any kernel indexes with it, by an error of nnumba's kind "
+                     f"(a subclass of nnumba.errors.NnumbaError) naming the layer")
+    if ids:
+        _fail(layer, f"ids past the range example_input draws (as {float(bad.flat[0]):g}) were "
+                     f"taken: an id layer refuses an id out of range, in Python before any "
+                     f"kernel indexes with it, by an error of nnumba's kind naming the layer")
+    if not np.isfinite(y).all():
+        _fail(layer, "an input past the range example_input draws gave NaN or infinity; "
+                     "refuse such inputs by an error naming the layer")

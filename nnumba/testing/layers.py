@@ -15,7 +15,7 @@ from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the k
 from .eval_gradient import check_eval_gradient
 from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
                        _finite_gradient, _raised, _worst, numeric_gradient, same_draws)
-from .inputs import example_batch
+from .inputs import check_outside, example_batch
 from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 from .round_trip import check_round_trip, check_state_in_model  # noqa: F401 - the kit's
 from .stamps import check_stamped
@@ -308,6 +308,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     if y.dtype != np.float64:
         _fail(layer, f"a float64 input gave a {y.dtype} output")
     check_finite(layer, y, f"the example of shape {tuple(input_shape)}")
+    check_outside(layer, x)
     check_seeded(layer_cls, kwargs, seed)
     check_flops(layer, input_shape[1:])
     check_read_only(layer, x, rng)
@@ -349,20 +350,24 @@ def check_all(layer_cls):
                 check_layer(layer_cls, kwargs, ones)
             except ConformanceError as exc:
                 raise ConformanceError(f"{exc} (at {ones}: the example {tuple(shape)} with "
-                                       f"the axes input_shape() leaves free at size 1)") from exc
+                                       f"the axes input_shape() leaves free at size 1; a "
+                                       f"layer that takes only some sizes there says so in "
+                                       f"input_shape() or refuses the others with a "
+                                       f"ShapeError)") from exc
     check_stamped(layer_cls)
 
 
 def _takes(layer_cls, kwargs, shape) -> bool:
-    """Whether a training forward of the layer takes an input of ``shape`` (a refusal
-    of nnumba's kind: no; anything else is check_layer's to report)."""
+    """Whether a training forward of the layer runs on an input of ``shape``: a size it
+    refuses (a batch norm needs two values a channel), or one it fails at because it
+    never declared the sizes it takes, is no size the pass checks."""
     layer = _build(layer_cls, kwargs).astype(np.float64)
     try:
         layer.forward(example_batch(layer, shape, np.random.default_rng(0)))
-    except NnumbaError as exc:
-        return isinstance(exc, ContractError)
-    except Exception:  # noqa: BLE001 - check_layer reports it, with its context
-        return True
+    except ContractError:
+        return True  # (the contract broken: check_layer says so)
+    except Exception:  # noqa: BLE001 - not a size it takes
+        return False
     return True
 
 
@@ -385,13 +390,10 @@ def _size_one(layer_cls, kwargs, shape) -> list[tuple]:
 
     def with_ones(axes):
         new = tuple(1 if i - 1 in axes else n for i, n in enumerate(shape))
-        try:
-            out = layer.output_shape(new[1:])
-        except NnumbaError:  # (a kernel larger than one frame): not a size it takes
+        try:  # (a kernel larger than one frame, a layer that never said it takes only
+            out = layer.output_shape(new[1:])  # its examples' width): not a size it takes
+        except Exception:  # noqa: BLE001 - no size to check
             return None
-        except Exception as exc:  # noqa: BLE001 - the author's code, reported
-            _fail(layer, f"output_shape{new[1:]} raised {type(exc).__name__}: {exc}; a size "
-                         f"the layer does not take is a ShapeError naming it (self.label)")
         return new if all(n >= 1 for n in out) and _takes(layer_cls, kwargs, new) else None
 
     if not free:

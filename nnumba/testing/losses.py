@@ -124,6 +124,21 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
                   "one target too few")
     _expect_error(fresh, lambda: fresh.forward(y_hat, np.stack([y, y], -1)),
                   (LabelError, ShapeError), "targets with an extra axis (broadcast)")
+    for bad, what in _outside(kind, shape, y):  # labels past their kind: else a loss reads
+        _expect_error(fresh, lambda: fresh.forward(y_hat, bad), LabelError, what)  # them
+
+
+def _outside(kind, shape, y):
+    """Targets of ``kind`` with one label outside it (class -1 and C, sign 0 and 2): a
+    loss that took them trained a model of -1/+1 labels to predict one class."""
+    if kind == "values":
+        return []
+    out = []
+    for value in ((-1, shape[1]) if kind == "classes" else (0, 2)):
+        bad = np.array(y, copy=True)
+        bad.flat[0] = value
+        out.append((bad, f"a {'class' if kind == 'classes' else 'sign'} label {value}"))
+    return out
 
 
 def check_loss(loss_cls):
@@ -132,14 +147,48 @@ def check_loss(loss_cls):
     reductions where the loss takes ``reduction``: the gradient's scale (1/N for a
     mean) is part of what each reduction gets right; and the two against each other
     (:func:`check_reductions`)."""
-    for kwargs, shape, kind in _examples(loss_cls, "kwargs, prediction shape, target kind",
-                                         "check_loss", Loss):
+    examples = _examples(loss_cls, "kwargs, prediction shape, target kind", "check_loss", Loss)
+    for kwargs, shape, kind in examples:
         check_loss_case(loss_cls, kwargs, shape, kind)
         reduction = _build(loss_cls, kwargs).config().get("reduction")
         if reduction in ("mean", "sum"):
             other = {**kwargs, "reduction": "sum" if reduction == "mean" else "mean"}
             check_loss_case(loss_cls, other, shape, kind)
             check_reductions(loss_cls, kwargs, _shape("check_loss", shape), kind)
+    check_options_matter(loss_cls, examples)
+
+
+def check_options_matter(loss_cls, examples):
+    """Warn of an option that the examples set away from its default and that changes
+    neither an example's loss nor the weight penalty (Hinge's lam): a loss that forgot it
+    passed every other check (an option may rightly change nothing on some batch, hence
+    a warning)."""
+    import inspect
+    import warnings
+    defaults = {k: p.default for k, p in inspect.signature(loss_cls).parameters.items()
+                if p.default is not inspect.Parameter.empty and k != "reduction"}
+    set_away = {k for kwargs, _, _ in examples for k, v in kwargs.items()
+                if k in defaults and v != defaults[k]}
+    for option in sorted(set_away):
+        for kwargs, shape, kind in examples:
+            if option not in kwargs or kwargs[option] == defaults[option]:
+                continue
+            rng = np.random.default_rng(0)
+            y_hat, y = rng.normal(size=tuple(shape)) * 2, _targets(kind, tuple(shape), rng)
+            plain = {k: v for k, v in kwargs.items() if k != option}
+            if _effect(_build(loss_cls, kwargs), y_hat, y) != \
+                    _effect(_build(loss_cls, plain), y_hat, y):
+                break
+        else:
+            warnings.warn(f"{_name(loss_cls)}: the option {option!r} changes no example's "
+                          f"loss against its default {defaults[option]!r}: is it used?",
+                          UserWarning, stacklevel=3)
+
+
+def _effect(loss, y_hat, y) -> tuple:
+    """(the loss of a batch, the penalty of a weight of ones): what an option may change."""
+    from ..layers.contract import Parameter
+    return loss.forward(y_hat, y), loss.penalty([("weight", Parameter(np.ones(3)))])
 
 
 def check_reductions(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int = 0):
