@@ -146,11 +146,12 @@ class _NNEstimator(BaseEstimator):
                              f"by name, e.g. {{'hidden': [128, 64]}}, got {show(options)}")
         shape = self.input_shape
         if shape is not None and not (
-                isinstance(shape, (tuple, list)) and 1 <= len(shape) <= 3 and all(
+                isinstance(shape, (tuple, list)) and 1 <= len(shape) <= 4 and all(
                     isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
                     for d in shape)):
             raise ValueError(f"input_shape must be None or the per-sample shape the rows are "
-                             f"reshaped to, 1 to 3 positive ints such as (1, 8, 8), got "
+                             f"reshaped to, 1 to 4 positive ints such as (1, 8, 8), or "
+                             f"(1, 4, 8, 8) for clips of 4 frames (Conv3d), got "
                              f"{show(shape)}")
 
     def _sample_shape(self, X) -> tuple:

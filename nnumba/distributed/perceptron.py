@@ -51,7 +51,11 @@ def train_perceptron_distributed(x, y, *, max_epochs: int = 100, x_test=None, y_
     runs on every rank (guard it with ``comm.is_root`` to print once)."""
     comm = as_communicator(comm)
     with abort_on_error(comm):
-        if isinstance(max_epochs, int):  # else train_perceptron says what is wrong
-            comm.check_same("max_epochs", max_epochs)  # another count hung the job
+        # else train_perceptron says what is wrong; another count, or the bias feature on
+        # some ranks only, hung or crashed the job
+        if isinstance(max_epochs, (int, np.integer)) and not isinstance(max_epochs, bool):
+            comm.check_same("max_epochs", int(max_epochs))
+        if isinstance(bias, (bool, np.bool_)):
+            comm.check_same("bias", int(bias))
         return train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test,
                                 callback=callback, bias=bias, group=_Ranks(comm))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers import Linear
+from ..layers.validation import check_memory
 from ..model import Sequential
 from . import logistic
 from .common import Result, experiment, finish, format_table, with_figure
@@ -128,6 +129,9 @@ def ending(path: np.ndarray, found: list[float], loss) -> str:
             quote="This [most of the time] eventually ends up in a local minimum, and the "
                   "choices of w₀ and η are important.")
 def run(out_dir=None, fast=False, steps: int = STEPS) -> Result:
+    # every run's path goes into the numbers, as a list of floats (~100 bytes a step)
+    check_memory(f"gradient-descent's paths for steps={steps}",
+                 100 * (steps + 1) * sum(map(len, RUNS.values())))
     x, y = two_classes()
     losses = {"non-convex": nonconvex, "convex": lambda w: logistic_loss(x, y, w)}
     found = {case: minima(loss, -6, 6) for case, loss in losses.items()}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.validation import check_memory
 from .common import Result, experiment, finish, format_table, with_figure
 from .descent import minima, nonconvex, nonconvex_gradient
 
@@ -75,6 +76,9 @@ def descend(w0: float, b: int, a: np.ndarray, updates: int, runs: int, seed: int
 def run(out_dir=None, fast=False, runs: int | None = None, updates: int | None = None) -> Result:
     runs = runs or (40 if fast else 200)
     updates = updates or (1000 if fast else 2000)
+    # a path and its batch means at a time, each (updates, runs): refused before either
+    check_memory(f"sgd-local-minima's paths for runs={runs}, updates={updates}",
+                 4 * 8 * (updates + 1) * runs)
     a = offsets()
     local, best = sorted(minima(nonconvex, -6, 6), key=nonconvex)[::-1]
     barrier = _barrier(best, local)
@@ -90,7 +94,7 @@ def run(out_dir=None, fast=False, runs: int | None = None, updates: int | None =
                      "noise_sd": batch_noise(b), "noise_sd_measured": float(means.std()),
                      "final_w": path[-1].tolist()}
             numbers["starts"][w0][b] = entry
-            paths[(w0, b)] = path
+            paths[(w0, b)] = path[:, 0].copy()  # (the figure draws one run of each)
             rows.append([f"{w0:g}", "GD (the whole set)" if b == SAMPLES else b,
                          f"{entry['noise_sd']:.3f}", f"{entry['noise_sd_measured']:.3f}",
                          f"{100 * entry['ended_global']:.0f} %",
@@ -133,7 +137,7 @@ def _draw(axes, paths, numbers, a):
            ylim=(-3, 1.5), xlabel="w", ylabel="loss")
     ax = axes[1]
     for b in (1, 10, SAMPLES):
-        path = paths[(w0, b)][:, 0]
+        path = paths[(w0, b)]
         ax.plot(np.arange(1, len(path) + 1), path, color=COLOURS[b], lw=0.8,
                 label="GD" if b == SAMPLES else f"batch {b}")
     for w, name in ((numbers["local"], "local minimum"), (numbers["global"], "global minimum")):

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import build
 from ..data import load_dataset
+from ..layers.validation import check_memory
 from ..losses import CrossEntropy
 from ..train import GDTrainer, SGDTrainer, evaluate
 from .common import Result, experiment, finish, format_table, with_figure
@@ -131,6 +132,7 @@ def run(out_dir=None, fast=False, batch_sizes=None, epochs: int | None = None) -
     data = load_dataset("mnist-5k")
     n = 500 if fast else len(data.x_train)
     epochs = epochs or (3 if fast else 10)
+    check_memory(f"minibatch-loss's sample order for epochs={epochs}", 2 * 8 * n * epochs)
     x, y = data.x_train[:n], data.y_train[:n]
     if batch_sizes is None:  # (an empty list is no default)
         batch_sizes = (1, 10, 100, min(1000, n // 2), n)

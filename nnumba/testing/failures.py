@@ -66,16 +66,15 @@ def same_draws(layer, other=None):
 def numeric_gradient(f, array, eps):
     """Central differences of the scalar f() with respect to every element of ``array``,
     which is perturbed in place (one element at a time) and left as it was."""
-    numeric = np.empty_like(array)
-    flat, out = array.reshape(-1), numeric.reshape(-1)
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + eps
+    numeric = np.empty(array.shape, array.dtype)
+    for i in np.ndindex(array.shape):  # (through the array itself, in any memory order:
+        keep = array[i]                # reshape(-1) of a Fortran-ordered one is a copy)
+        array[i] = keep + eps
         up = f()
-        flat[i] = keep - eps
+        array[i] = keep - eps
         down = f()
-        flat[i] = keep
-        out[i] = (up - down) / (2 * eps)
+        array[i] = keep
+        numeric[i] = (up - down) / (2 * eps)
     return numeric
 
 

@@ -22,7 +22,7 @@ def example_batch(layer, shape, rng) -> np.ndarray:
             else type(x).__name__
         _fail(layer, f"example_input{shape} returned {what}: it must return a finite "
                      f"float numpy.ndarray of exactly that shape")
-    return x.astype(np.float64)
+    return np.ascontiguousarray(x, dtype=np.float64)  # (the kit perturbs it in place)
 
 
 def other_batch(layer, x, rng) -> np.ndarray:

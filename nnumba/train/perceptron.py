@@ -22,6 +22,8 @@ from ..layers.validation import flag, integer, takes, unmasked
 
 #: the most rows a PerceptronHistory keeps (each a dict of ~400 bytes: ~4 MB at most)
 HISTORY_ROWS = 10_000
+#: inputs all smaller than this make w . x (products of two of them) underflow float64
+TINY = 2.0 ** -511
 
 
 class PerceptronHistory(list):
@@ -195,6 +197,11 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
     group = _Alone() if group is None else group
     # top: the largest |x| of a set, which bounds every w . x to come (_check_range)
     xs, ys, top = group.prepare(x, y, "training", bias)
+    if 0 < top < TINY:  # (without the bias feature: with it, top >= 1)
+        raise NonFiniteError(f"perceptron: inputs no larger than {top:.4g} make the sums "
+                             f"w . x underflow float64 (their products fall below 2**-1022, "
+                             f"to subnormals or 0, whose signs the updates read): scale the "
+                             f"inputs (e.g. to [-1, 1]) and train again")
     test = None
     if x_test is not None:
         *test, test_top = group.prepare(x_test, y_test, "test", bias)
