@@ -3,7 +3,6 @@ differing perceptron settings between MPI ranks are named, not a hang or an MPI 
 the estimators take 4-D input shapes (Conv3d); huge experiment options are refused
 before memory fills; the perceptron refuses inputs whose products underflow."""
 import os
-import resource
 import subprocess
 import sys
 import textwrap
