@@ -183,8 +183,11 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     batch = _size("batch", batch)
     shape = default_shape if input_shape is None else input_shape
     if shape is None:
+        want = layers[0].input_shape() if layers else None  # the example in its rank
+        example = ",".join(str(w) if isinstance(w, int) else "8" for w in want
+                           if w is not Ellipsis) if want else "1,28,28"
         raise ShapeError(f"{name}: cannot tell the input shape from the model; "
-                         f"give it, e.g. --input-shape 1,28,28")
+                         f"give it, e.g. --input-shape {example}")
     if not isinstance(shape, (list, tuple)) or not shape:
         raise ShapeError(f"input shape must be a non-empty list of sizes, got {show(shape)}")
     shape = tuple(_size("input shape", v) for v in shape)

@@ -85,7 +85,7 @@ def test_flops_are_the_closed_form():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"kernel_size": [2, 2]}, "kernel_size must be an integer or 3 of integers"),
+    ({"kernel_size": [2, 2]}, "kernel_size must be an integer or a list of 3 integers"),
     ({"kernel_size": 0}, "kernel_size must be an integer >= 1"),
     ({"kernel_size": 2, "stride": [1, 1, 0]}, "stride must be an integer >= 1"),
     ({"kernel_size": 2, "padding": -1}, "padding must be an integer >= 0"),

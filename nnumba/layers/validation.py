@@ -233,8 +233,8 @@ def integer_tuple(owner: str, name: str, value, size: int, minimum: int = 1) -> 
     """An int or ``size`` ints (a list or tuple), each >= minimum, as a tuple of ``size``."""
     items = list(value) if isinstance(value, (list, tuple)) else [value] * size
     if len(items) != size:
-        what = "a pair" if size == 2 else f"{size}"
-        raise SpecError(f"{owner}: {name} must be an integer or {what} of integers, "
+        what = "a pair of integers" if size == 2 else f"a list of {size} integers"
+        raise SpecError(f"{owner}: {name} must be an integer or {what}, "
                         f"got {show(value)}")
     return tuple(integer(owner, name, item, minimum) for item in items)
 
