@@ -16,21 +16,17 @@ import zipfile
 
 import numpy as np
 
-from ..errors import LabelError, MissingFileError, NnumbaError, SpecError
+from ..errors import LabelError, MissingFileError, SpecError
 from ..layers.validation import encodable, integer, non_finite, show
 from ..paths import user_path
+from .csv_table import read_csv
 from .datasets import Dataset
+from .file_errors import EXACT_INT, DataFileError, too_large_integers
 
 __all__ = ["DataFileError", "load_arrays", "stratified_split", "DEFAULT_TEST_FRACTION"]
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 DEFAULT_TEST_FRACTION = 0.2
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-EXACT_INT = 2 ** 24  # float32 holds every integer up to this, not all beyond
-
-
-class DataFileError(NnumbaError, ValueError):
-    """A data file cannot be used as it is; the message names the file and says why."""
 
 
 def load_arrays(path, *, label_column: str | int | None = None,
@@ -63,8 +59,9 @@ def load_arrays(path, *, label_column: str | int | None = None,
                                 "holds its labels in y_train (and y_test)")
         x, y, x_test, y_test = _read_npz(path)
     elif kind == ".csv":
-        from .csv_table import read_csv  # (it reads this module's label checks)
-        x, y = read_csv(path, label_column)
+        x, y, what = read_csv(path, label_column)
+        if y.dtype.kind == "f":  # class numbers, else class names
+            y = _labels(path, what, y, len(y))
         x_test = y_test = None
     else:
         raise DataFileError(f"{path}: unknown data file type {kind or '(no suffix)'!r}; "
@@ -187,12 +184,6 @@ def _inputs(path, name, x) -> np.ndarray:
         raise DataFileError(f"{path}: {name} holds values beyond float32's range "
                             "(about ±3.4e38)")
     return x32
-
-
-def too_large_integers(path, what, top: str) -> str:
-    return (f"{path}: {what} holds integers beyond +-2**24 = {EXACT_INT:,} (up to {top}), "
-            f"which float32 cannot hold exactly: neighbours would merge; scale them, or "
-            f"save them as floats if their rounding does not matter")
 
 
 def _check_finite(path, name, x):

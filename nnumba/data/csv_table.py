@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import EXACT_INT, FLOAT32_MAX, DataFileError, _labels, too_large_integers
+from .file_errors import EXACT_INT, FLOAT32_MAX, DataFileError, too_large_integers
 
 
 def read_csv(path, label_column):
-    """(x float32, y class numbers or names) of a CSV table with a label column."""
+    """(x float32, y: float64 class numbers or str names, the label column's name for
+    messages) of a CSV table with a label column."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # a BOM, as Excel writes
             # strict: an unclosed quote is an error, not a field swallowing the file
@@ -58,9 +59,9 @@ def read_csv(path, label_column):
     if len(empty):
         raise DataFileError(f"{path}: line {lines[empty[0]]} has no label (column "
                             f"{names[label]})")
-    if all(_is_number(text) for text in y):  # class numbers, else class names
-        y = _labels(path, f"label column {names[label]}", y.astype(np.float64), len(y))
-    return x, y
+    if all(_is_number(text) for text in y):  # class numbers (load_arrays checks them)
+        y = y.astype(np.float64)
+    return x, y, f"label column {names[label]}"
 
 
 def _label_index(path, rows, label_column):
