@@ -301,7 +301,8 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         Options of a named model's factory, e.g. ``{"hidden": [128, 64]}``.
     input_shape : tuple of int, default=None
         The per-sample shape each row of X is reshaped to, e.g. ``(1, 8, 8)`` for
-        a convolutional spec on scikit-learn's 64-pixel digits. None: rows as
+        a convolutional spec on scikit-learn's 64-pixel digits, ``(C, T, H, W)`` for
+        clips of T frames (a Conv3d spec). None: rows as
         they are, or a named model's own input shape (``"lenet"``: 784 pixels).
     trainer : {"sgd", "gd"}, default="sgd"
         Mini-batch SGD (shuffled every epoch) or exact gradient descent.
