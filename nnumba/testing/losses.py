@@ -168,10 +168,10 @@ def check_options_matter(loss_cls, examples):
     defaults = {k: p.default for k, p in inspect.signature(loss_cls).parameters.items()
                 if p.default is not inspect.Parameter.empty and k != "reduction"}
     set_away = {k for kwargs, _, _ in examples for k, v in kwargs.items()
-                if k in defaults and v != defaults[k]}
+                if k in defaults and not _same(v, defaults[k])}
     for option in sorted(set_away):
         for kwargs, shape, kind in examples:
-            if option not in kwargs or kwargs[option] == defaults[option]:
+            if option not in kwargs or _same(kwargs[option], defaults[option]):
                 continue
             rng = np.random.default_rng(0)
             y_hat, y = rng.normal(size=tuple(shape)) * 2, _targets(kind, tuple(shape), rng)
@@ -183,6 +183,14 @@ def check_options_matter(loss_cls, examples):
             warnings.warn(f"{_name(loss_cls)}: the option {option!r} changes no example's "
                           f"loss against its default {defaults[option]!r}: is it used?",
                           UserWarning, stacklevel=3)
+
+
+def _same(a, b) -> bool:
+    """a == b as one bool, or False where it is none (arrays, odd objects)."""
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - an element-wise or failing ==
+        return False
 
 
 def _effect(loss, y_hat, y) -> tuple:
