@@ -171,6 +171,24 @@ def build_shapes_only(spec, dtype=None):
     return layers
 
 
+def _example_shape(layers) -> str:
+    """An input shape the layers take, in the first layer's rank (free axes of 8, 28,
+    64 or 224), for the error that asks for one; 1,28,28 where none is found."""
+    want = layers[0].input_shape() if layers else None
+    if not want:
+        return "1,28,28"
+    for size in (8, 28, 64, 224):
+        shape = tuple(w if isinstance(w, int) else size for w in want if w is not Ellipsis)
+        try:
+            for layer in layers:
+                shape = tuple(layer.output_shape(shape))
+        except Exception:  # noqa: BLE001 - too small for a kernel, say: try the next
+            continue
+        return ",".join(str(w if isinstance(w, int) else size) for w in want
+                        if w is not Ellipsis)
+    return "1,28,28"
+
+
 def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
               name: str | None = None, **options) -> Summary:
     """Size ``model``: a registered model name (``options`` go to its factory), a spec
@@ -183,11 +201,8 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     batch = _size("batch", batch)
     shape = default_shape if input_shape is None else input_shape
     if shape is None:
-        want = layers[0].input_shape() if layers else None  # the example in its rank
-        example = ",".join(str(w) if isinstance(w, int) else "8" for w in want
-                           if w is not Ellipsis) if want else "1,28,28"
         raise ShapeError(f"{name}: cannot tell the input shape from the model; "
-                         f"give it, e.g. --input-shape {example}")
+                         f"give it, e.g. --input-shape {_example_shape(layers)}")
     if not isinstance(shape, (list, tuple)) or not shape:
         raise ShapeError(f"input shape must be a non-empty list of sizes, got {show(shape)}")
     shape = tuple(_size("input shape", v) for v in shape)

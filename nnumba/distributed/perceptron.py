@@ -27,7 +27,9 @@ class _Ranks(_Alone):
             raise ShapeError(f"perceptron: {len(x)} {what} samples cannot be shared by "
                              f"{self.comm.size} ranks")
         mine = self.comm.shard(len(x))
-        return super().prepare(x[mine], np.asarray(y)[mine], what, bias)
+        xs, ys, top = super().prepare(x[mine], np.asarray(y)[mine], what, bias)
+        # the whole set's largest |x|, as the serial run reads it (its range checks)
+        return xs, ys, float(self.comm.min_max(top)[1][0])
 
     def epoch(self, xs, ys, w):
         mixed = np.empty(w.size + 1)  # this rank's weights, then its number of changes

@@ -1,5 +1,6 @@
 """The inputs the kits test a layer on: what its ``example_input`` draws (by default
-values in +-[0.1, 1]; an embedding's ids where the layer says so), checked before use."""
+values in +-[0.1, 1]; an embedding's ids where the layer says so), checked before use,
+and those past them it must refuse (``invalid_input``: ids out of range)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,18 +12,7 @@ from .failures import ConformanceError, _fail
 def example_batch(layer, shape, rng) -> np.ndarray:
     """``layer.example_input(shape, rng)`` as float64, or a ConformanceError where it
     is no finite float array of that shape."""
-    shape = tuple(shape)
-    try:
-        x = layer.example_input(shape, rng)
-    except Exception as exc:  # noqa: BLE001 - the author's hook, reported
-        _fail(layer, f"example_input{shape} raised {type(exc).__name__}: {exc}")
-    if type(x) is not np.ndarray or x.shape != shape or x.dtype.kind != "f" \
-            or not np.isfinite(x).all():  # (a matrix or masked array: numpy's own type)
-        what = f"{type(x).__name__} {x.dtype} {x.shape}" if isinstance(x, np.ndarray) \
-            else type(x).__name__
-        _fail(layer, f"example_input{shape} returned {what}: it must return a finite "
-                     f"float numpy.ndarray of exactly that shape")
-    return np.ascontiguousarray(x, dtype=np.float64)  # (the kit perturbs it in place)
+    return _drawn(layer, "example_input", shape, rng)
 
 
 def other_batch(layer, x, rng) -> np.ndarray:
@@ -35,46 +25,68 @@ def other_batch(layer, x, rng) -> np.ndarray:
 
 
 def check_outside(layer, x, run=None):
-    """A layer that draws its own examples refuses an input past their range with an
-    error of nnumba's kind naming it; one whose draws are not all whole numbers may take
-    it instead (a finite output). Ids past the range taken (a hash of any id), a bare
-    error (numpy's IndexError) or a NaN is a bug: a kernel would read past an array.
-    ``run(layer, x)``: its forward (on a device: the kit's runner)."""
-    if type(layer).example_input is Layer.example_input or not x.size:
+    """Inputs past a layer's own draws: those its ``invalid_input(shape, rng)`` returns
+    (ids out of range, say) must be refused by an error of nnumba's kind naming it; for a
+    layer that draws its own examples, values far past their range must be refused so
+    or taken (a finite output): a bare error (numpy's IndexError) or a NaN there is a
+    bug, and a kernel would read past an array.  ``run(layer, x)``: its forward (on a
+    device: the kit's runner)."""
+    refuse = getattr(layer, "invalid_input", None)
+    if (refuse is None and type(layer).example_input is Layer.example_input) or not x.size:
         return
-    top = float(np.abs(x).max())
-    ids = bool(np.array_equal(x, np.round(x)))
     training = layer.training
     layer.eval()  # (no state a later check compares moves on these inputs)
     try:
-        for bad in (x + (2 * top + 1), x - (2 * top + 1)):  # beyond, then below, all examples
-            _refused_or_finite(layer, bad, run, ids)
+        if refuse is not None:
+            for seed in range(2):
+                bad = _drawn(layer, "invalid_input", x.shape, np.random.default_rng(seed))
+                _refused_or_finite(layer, bad, run, must_refuse=True)
+        if type(layer).example_input is not Layer.example_input:
+            top = float(np.abs(x).max())
+            for bad in (x + (2 * top + 1), x - (2 * top + 1)):  # beyond, below every example
+                _refused_or_finite(layer, bad, run, must_refuse=False)
     finally:
         layer.train(training)
 
 
-def _refused_or_finite(layer, bad, run, ids):
+def _drawn(layer, hook, shape, rng) -> np.ndarray:
+    """What the layer's ``hook(shape, rng)`` returns, as float64, or a ConformanceError
+    where it is no finite float array of that shape."""
+    shape = tuple(shape)
+    try:
+        x = getattr(layer, hook)(shape, rng)
+    except Exception as exc:  # noqa: BLE001 - the author's hook, reported
+        _fail(layer, f"{hook}{shape} raised {type(exc).__name__}: {exc}")
+    if type(x) is not np.ndarray or x.shape != shape or x.dtype.kind != "f" \
+            or not np.isfinite(x).all():  # (a matrix or masked array: numpy's own type)
+        what = f"{type(x).__name__} {x.dtype} {x.shape}" if isinstance(x, np.ndarray) \
+            else type(x).__name__
+        _fail(layer, f"{hook}{shape} returned {what}: it must return a finite float "
+                     f"numpy.ndarray of exactly that shape")
+    return np.ascontiguousarray(x, dtype=np.float64)  # (the kit perturbs it in place)
+
+
+def _refused_or_finite(layer, bad, run, must_refuse):
     from ..device import to_host
     from ..errors import ContractError, NnumbaError
+    what = "what invalid_input returns" if must_refuse else \
+        "an input past the range example_input draws"
     try:
         y = to_host(layer.forward(bad) if run is None else run(layer, bad))
     except ConformanceError:
         raise
     except NnumbaError as exc:
         if isinstance(exc, ContractError) or layer.label not in str(exc):
-            _fail(layer, f"an input past the range example_input draws raised "
-                         f"{type(exc).__name__} ({exc}) that does not name the layer "
-                         f"({layer.label})")
+            _fail(layer, f"{what} raised {type(exc).__name__} ({exc}) that does not name "
+                         f"the layer ({layer.label})")
         return
     except Exception as exc:  # noqa: BLE001 - the author's code, reported
-        _fail(layer, f"an input past the range example_input draws (such as ids out of "
-                     f"range) raised {type(exc).__name__}: {exc}; refuse it, in Python "
-                     f"before any kernel indexes with it, by an error of nnumba's kind "
-                     f"(a subclass of nnumba.errors.NnumbaError) naming the layer")
-    if ids:
-        _fail(layer, f"ids past the range example_input draws (as {float(bad.flat[0]):g}) were "
-                     f"taken: an id layer refuses an id out of range, in Python before any "
-                     f"kernel indexes with it, by an error of nnumba's kind naming the layer")
+        _fail(layer, f"{what} raised {type(exc).__name__}: {exc}; refuse such inputs, in "
+                     f"Python before any kernel indexes with them, by an error of nnumba's "
+                     f"kind (a subclass of nnumba.errors.NnumbaError) naming the layer")
+    if must_refuse:
+        _fail(layer, f"{what} was taken: refuse it, in Python before any kernel indexes "
+                     f"with it, by an error of nnumba's kind naming the layer")
     if not np.isfinite(y).all():
-        _fail(layer, "an input past the range example_input draws gave NaN or infinity; "
-                     "refuse such inputs by an error naming the layer")
+        _fail(layer, f"{what} gave NaN or infinity; refuse such inputs by an error naming "
+                     f"the layer")

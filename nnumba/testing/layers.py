@@ -357,17 +357,21 @@ def check_all(layer_cls):
     check_stamped(layer_cls)
 
 
-def _takes(layer_cls, kwargs, shape) -> bool:
-    """Whether a training forward of the layer runs on an input of ``shape``: a size it
-    refuses (a batch norm needs two values a channel), or one it fails at because it
-    never declared the sizes it takes, is no size the pass checks."""
+def _takes(layer_cls, kwargs, shape, declared) -> bool:
+    """Whether the pass checks the layer at ``shape``: not where a training forward
+    refuses it (a batch norm needs two values a channel), nor where it fails a layer
+    that never ``declared`` the shapes it takes (input_shape() None: any, it says, but
+    it was written for its examples' width); where it declared the axis free, any other
+    error is check_layer's to report."""
     layer = _build(layer_cls, kwargs).astype(np.float64)
     try:
         layer.forward(example_batch(layer, shape, np.random.default_rng(0)))
     except ContractError:
-        return True  # (the contract broken: check_layer says so)
-    except Exception:  # noqa: BLE001 - not a size it takes
+        return True
+    except NnumbaError:
         return False
+    except Exception:  # noqa: BLE001 - reported where it declared the size free
+        return declared
     return True
 
 
@@ -380,7 +384,7 @@ def _size_one(layer_cls, kwargs, shape) -> list[tuple]:
         want = layer.input_shape()
     except Exception:  # noqa: BLE001 - check_layer reports the constructor's errors
         return []
-    rank = len(shape) - 1
+    rank, declared = len(shape) - 1, want is not None
     if want is None:
         free = list(range(rank))
     else:
@@ -390,11 +394,17 @@ def _size_one(layer_cls, kwargs, shape) -> list[tuple]:
 
     def with_ones(axes):
         new = tuple(1 if i - 1 in axes else n for i, n in enumerate(shape))
-        try:  # (a kernel larger than one frame, a layer that never said it takes only
-            out = layer.output_shape(new[1:])  # its examples' width): not a size it takes
-        except Exception:  # noqa: BLE001 - no size to check
+        try:
+            out = layer.output_shape(new[1:])
+        except NnumbaError:  # (a kernel larger than one frame): not a size it takes
             return None
-        return new if all(n >= 1 for n in out) and _takes(layer_cls, kwargs, new) else None
+        except Exception as exc:  # noqa: BLE001 - the author's code
+            if not declared:  # (written for its examples' width): no size to check
+                return None
+            _fail(layer, f"output_shape{new[1:]} raised {type(exc).__name__}: {exc}; a size "
+                         f"the layer does not take is a ShapeError naming it (self.label)")
+        return new if all(n >= 1 for n in out) and _takes(layer_cls, kwargs, new, declared) \
+            else None
 
     if not free:
         return []

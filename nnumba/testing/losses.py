@@ -129,12 +129,13 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
 
 
 def _outside(kind, shape, y):
-    """Targets of ``kind`` with one label outside it (class -1 and C, sign 0 and 2): a
-    loss that took them trained a model of -1/+1 labels to predict one class."""
+    """Targets of ``kind`` with one label outside it (class C, sign 0 and 2; not class
+    -1, which an ignore_index may mean): a loss that took them trained a model of -1/+1
+    labels to predict one class."""
     if kind == "values":
         return []
     out = []
-    for value in ((-1, shape[1]) if kind == "classes" else (0, 2)):
+    for value in ((shape[1],) if kind == "classes" else (0, 2)):
         bad = np.array(y, copy=True)
         bad.flat[0] = value
         out.append((bad, f"a {'class' if kind == 'classes' else 'sign'} label {value}"))
@@ -198,9 +199,10 @@ def _same(a, b) -> bool:
 
 
 def _effect(loss, y_hat, y) -> tuple:
-    """(the loss of a batch, the penalty of a weight of ones): what an option may change."""
+    """(the loss of a batch, the penalty of a weight of ones, named as a model names its
+    first layer's): what an option may change."""
     from ..layers.contract import Parameter
-    return loss.forward(y_hat, y), loss.penalty([("weight", Parameter(np.ones(3)))])
+    return loss.forward(y_hat, y), loss.penalty([("0.weight", Parameter(np.ones(3)))])
 
 
 def check_reductions(loss_cls, kwargs: dict, shape: tuple, kind: str, seed: int = 0):

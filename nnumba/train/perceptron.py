@@ -178,6 +178,20 @@ def _check_range(w, top, n, epoch):
             f"scale the inputs (e.g. to [-1, 1]) and train again")
 
 
+def _check_tiny(x):
+    """Refuse a sample all of whose values are below TINY (0 aside): its products with
+    weights made of such samples underflow float64 to 0 or subnormals, whose signs the
+    updates read, and the run never converges (on every rank alike: the full set)."""
+    top = np.abs(x.reshape(len(x), -1)).max(axis=1)
+    small = np.flatnonzero((top > 0) & (top < TINY))
+    if small.size:
+        raise NonFiniteError(f"perceptron: {small.size} sample(s) no larger than "
+                             f"{top[small].max():.4g} (the first: sample {small[0]}) make "
+                             f"the sums w . x underflow float64 (their products fall below "
+                             f"2**-1022, to subnormals or 0, whose signs the updates read): "
+                             f"scale the inputs (e.g. to [-1, 1]) and train again")
+
+
 def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
                      callback=None, bias: bool = True, group=None) -> PerceptronResult:
     """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module
@@ -196,12 +210,9 @@ def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
         _check_set(x_test, y_test, "test")
     group = _Alone() if group is None else group
     # top: the largest |x| of a set, which bounds every w . x to come (_check_range)
+    if not bias and x.dtype == np.float64:  # (with the bias feature w . x + b >= ...;
+        _check_tiny(x)                        # float32 holds nothing as small)
     xs, ys, top = group.prepare(x, y, "training", bias)
-    if 0 < top < TINY:  # (without the bias feature: with it, top >= 1)
-        raise NonFiniteError(f"perceptron: inputs no larger than {top:.4g} make the sums "
-                             f"w . x underflow float64 (their products fall below 2**-1022, "
-                             f"to subnormals or 0, whose signs the updates read): scale the "
-                             f"inputs (e.g. to [-1, 1]) and train again")
     test = None
     if x_test is not None:
         *test, test_top = group.prepare(x_test, y_test, "test", bias)
