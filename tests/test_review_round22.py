@@ -217,9 +217,12 @@ def test_a_convolutional_spec_trains_in_scikit_learn_with_input_shape():
     assert clf.score(X[1200:], y[1200:]) > 0.8
     with pytest.raises(ValueError, match="holds 49 values"):
         NNClassifier(spec, input_shape=(1, 7, 7), epochs=1).fit(X[:50], y[:50])
-    for bad in [(1, 0, 8), "1x8x8", (1.0, 8, 8), (True, 8, 8), (1, 1, 8, 8)]:
+    for bad in [(1, 0, 8), "1x8x8", (1.0, 8, 8), (True, 8, 8), (1, 1, 1, 8, 8)]:
         with pytest.raises(ValueError, match="input_shape must be"):
             NNClassifier(spec, input_shape=bad, epochs=1).fit(X[:50], y[:50])
+    # four axes are a clip's (a Conv3d spec's): a 2-D convolution names the misfit
+    with pytest.raises(ValueError, match=r"Conv2d #0 expects per-sample input \(1, \*, \*\)"):
+        NNClassifier(spec, input_shape=(1, 1, 8, 8), epochs=1).fit(X[:50], y[:50])
 
 
 class Doubler(Doubling):
