@@ -341,11 +341,11 @@ def _info(classes, input_shape, path=None) -> dict:
     info = {}
     if input_shape is not None:
         if isinstance(input_shape, (str, bytes, set, frozenset, Mapping)) or not hasattr(
-                input_shape, "__len__") or not len(input_shape) or not all(
+                input_shape, "__len__") or not all(
                     isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
-                    for d in input_shape):
-            raise error(f"{where}input_shape must be a non-empty tuple of sizes >= 1, got "
-                        f"{show(input_shape)}")
+                    for d in input_shape):  # (): one number a sample, an id say
+            raise error(f"{where}input_shape must be a tuple of sizes >= 1 (empty for one "
+                        f"number a sample), got {show(input_shape)}")
         info["input_shape"] = [int(d) for d in input_shape]
     if classes is None:
         return info

@@ -203,8 +203,8 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     if shape is None:
         raise ShapeError(f"{name}: cannot tell the input shape from the model; "
                          f"give it, e.g. --input-shape {_example_shape(layers)}")
-    if not isinstance(shape, (list, tuple)) or not shape:
-        raise ShapeError(f"input shape must be a non-empty list of sizes, got {show(shape)}")
+    if not isinstance(shape, (list, tuple)):  # (): one number a sample (an id)
+        raise ShapeError(f"input shape must be a list of sizes, got {show(shape)}")
     shape = tuple(_size("input shape", v) for v in shape)
     if math.prod(shape) * batch >= 2**63:  # no array holds it (sizes past a float's range)
         raise TooLargeError(f"{name}: an input of batch {batch} x {shape} holds "

@@ -6,6 +6,7 @@ import inspect
 import itertools
 
 import numpy as np
+import pytest
 
 
 # ---- W1: perceptron-bound --fast contradicts "the larger the margin, the more quickly" -----
@@ -33,6 +34,7 @@ def test_xor_fast_raw_panel_draws_a_boundary_inside_the_plotted_square():
     At HEAD (--fast) the last iterate is w = (0.017, -0.120), b = 2: its line x_v ~ 16.7
     lies far outside, every point of the panel is +1 (45 % error = the share of -1 labels),
     and no line is drawn. Reference: numpy's sign of w.x + b on the panel's grid."""
+    pytest.importorskip("nnumba_features", reason="xor's Phi is the nnumba-features plugin's")
     from nnumba.experiments import xor
     from nnumba.train import train_perceptron
     fast = xor.run(fast=True).numbers

@@ -30,11 +30,12 @@ def check_outside(layer, x, run=None):
     layer that draws its own examples, values far past their range must be refused so
     or taken (a finite output): a bare error (numpy's IndexError) or a NaN there is a
     bug, and a kernel would read past an array.  ``run(layer, x)``: its forward (on a
-    device: the kit's runner)."""
+    device: the kit's runner).  Returns the inputs past the draws that it took (where
+    the caller checks the gradient too: a narrow example_input checks it nowhere else)."""
     refuse = getattr(layer, "invalid_input", None)
     if (refuse is None and type(layer).example_input is Layer.example_input) or not x.size:
-        return
-    training = layer.training
+        return []
+    training, taken = layer.training, []
     layer.eval()  # (no state a later check compares moves on these inputs)
     try:
         if refuse is not None:
@@ -44,9 +45,11 @@ def check_outside(layer, x, run=None):
         if type(layer).example_input is not Layer.example_input:
             top = float(np.abs(x).max())
             for bad in (x + (2 * top + 1), x - (2 * top + 1)):  # beyond, below every example
-                _refused_or_finite(layer, bad, run, must_refuse=False)
+                if _refused_or_finite(layer, bad, run, must_refuse=False):
+                    taken.append(bad)
     finally:
         layer.train(training)
+    return taken
 
 
 def _drawn(layer, hook, shape, rng) -> np.ndarray:
@@ -66,7 +69,8 @@ def _drawn(layer, hook, shape, rng) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)  # (the kit perturbs it in place)
 
 
-def _refused_or_finite(layer, bad, run, must_refuse):
+def _refused_or_finite(layer, bad, run, must_refuse) -> bool:
+    """Whether the layer took ``bad`` (a finite output); False where it refused it."""
     from ..device import to_host
     from ..errors import ContractError, NnumbaError
     what = "what invalid_input returns" if must_refuse else \
@@ -79,7 +83,7 @@ def _refused_or_finite(layer, bad, run, must_refuse):
         if isinstance(exc, ContractError) or layer.label not in str(exc):
             _fail(layer, f"{what} raised {type(exc).__name__} ({exc}) that does not name "
                          f"the layer ({layer.label})")
-        return
+        return False
     except Exception as exc:  # noqa: BLE001 - the author's code, reported
         _fail(layer, f"{what} raised {type(exc).__name__}: {exc}; refuse such inputs, in "
                      f"Python before any kernel indexes with them, by an error of nnumba's "
@@ -90,3 +94,4 @@ def _refused_or_finite(layer, bad, run, must_refuse):
     if not np.isfinite(y).all():
         _fail(layer, f"{what} gave NaN or infinity; refuse such inputs by an error naming "
                      f"the layer")
+    return True

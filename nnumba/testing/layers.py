@@ -308,7 +308,9 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     if y.dtype != np.float64:
         _fail(layer, f"a float64 input gave a {y.dtype} output")
     check_finite(layer, y, f"the example of shape {tuple(input_shape)}")
-    check_outside(layer, x)
+    for taken in check_outside(layer, x):  # inputs past a narrow example_input it takes
+        if layer.has_gradient:
+            check_gradients(layer, taken, rng)
     check_seeded(layer_cls, kwargs, seed)
     check_flops(layer, input_shape[1:])
     check_read_only(layer, x, rng)
