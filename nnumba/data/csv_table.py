@@ -83,7 +83,10 @@ def _label_index(path, rows, label_column):
     if label_column is None:
         index = width - 1
     else:
-        try:
+        try:  # (ASCII digits only: int() takes "1_0" as 10, and other scripts' digits)
+            if isinstance(label_column, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*",
+                                                                  label_column):
+                raise ValueError(label_column)
             index = int(label_column)
         except ValueError:
             raise DataFileError(f"{path}: no column named {label_column!r}; the first line "

@@ -124,18 +124,21 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
                   "one target too few")
     _expect_error(fresh, lambda: fresh.forward(y_hat, np.stack([y, y], -1)),
                   (LabelError, ShapeError), "targets with an extra axis (broadcast)")
-    for bad, what in _outside(kind, shape, y):  # labels past their kind: else a loss reads
-        _expect_error(fresh, lambda: fresh.forward(y_hat, bad), LabelError, what)  # them
+    # labels past their kind (but an ignore_index): a loss that reads them trains wrongly
+    for bad, what in _outside(kind, shape, y, fresh.config().get("ignore_index")):
+        _expect_error(fresh, lambda: fresh.forward(y_hat, bad), LabelError, what)
 
 
-def _outside(kind, shape, y):
-    """Targets of ``kind`` with one label outside it (class C, sign 0 and 2; not class
-    -1, which an ignore_index may mean): a loss that took them trained a model of -1/+1
-    labels to predict one class."""
+def _outside(kind, shape, y, ignored=None):
+    """Targets of ``kind`` with one label outside it (class -1 and C, sign 0 and 2; not
+    the loss's ``ignore_index``): a loss that took them trained a model of -1/+1 labels
+    to predict one class, or class -1 as the last one."""
     if kind == "values":
         return []
     out = []
-    for value in ((shape[1],) if kind == "classes" else (0, 2)):
+    for value in ((-1, shape[1]) if kind == "classes" else (0, 2)):
+        if _same(value, ignored):
+            continue
         bad = np.array(y, copy=True)
         bad.flat[0] = value
         out.append((bad, f"a {'class' if kind == 'classes' else 'sign'} label {value}"))
@@ -177,11 +180,19 @@ def check_options_matter(loss_cls, examples):
             rng = np.random.default_rng(0)
             y_hat, y = rng.normal(size=tuple(shape)) * 2, _targets(kind, tuple(shape), rng)
             plain = {k: v for k, v in kwargs.items() if k != option}
-            try:
-                changed = _effect(_build(loss_cls, kwargs), y_hat, y) != \
-                    _effect(_build(loss_cls, plain), y_hat, y)
-            except Exception:  # noqa: BLE001 - the default does not run here: it matters
-                changed = True
+            value, targets = kwargs[option], [y]
+            if kind == "classes" and isinstance(value, (int, np.integer)) and \
+                    not isinstance(value, bool):  # (an ignore_index: a label it names)
+                marked = np.array(y, copy=True)
+                marked.flat[0] = value
+                targets.append(marked)
+            changed = False
+            for t in targets:
+                try:
+                    changed = changed or _effect(_build(loss_cls, kwargs), y_hat, t) != \
+                        _effect(_build(loss_cls, plain), y_hat, t)
+                except Exception:  # noqa: BLE001 - one of them refuses it: it matters
+                    changed = True
             if changed:
                 break
         else:
