@@ -6,7 +6,6 @@ import pytest
 from nnumba import LabelError, Loss, ShapeError, testing
 from nnumba.device import to_host
 
-torch = pytest.importorskip("torch")
 
 
 def _log_softmax(z):
@@ -62,6 +61,7 @@ def test_loss_kit_refuses_a_loss_that_reads_class_minus_one_as_the_last_class():
     """HEAD passes it: testing/losses.py:_outside (:131-142) no longer feeds class -1 to
     any loss (it was left to an ignore_index), so a loss with no ignore_index at all
     that indexes with -1 silently trains on class C-1 (it passed before a0c6ab3)."""
+    torch = pytest.importorskip("torch")  # the reference
     rng = np.random.default_rng(0)
     z = rng.normal(size=(3, 4))
     bad = MinusOneReadsLastClass()
@@ -77,6 +77,7 @@ def test_loss_kit_refuses_a_loss_that_reads_class_minus_one_as_the_last_class():
 def test_loss_kit_passes_a_loss_whose_ignore_index_is_C():
     """HEAD fails it ("a class label 4 was accepted"): _outside feeds class C even where
     the example's ignore_index is C. The loss agrees with torch's cross_entropy."""
+    torch = pytest.importorskip("torch")  # the reference
     rng = np.random.default_rng(1)
     z = rng.normal(size=(6, 4))
     y = np.array([4, 0, 1, 4, 3, 2])
@@ -110,6 +111,7 @@ def test_loss_kit_does_not_warn_that_a_working_ignore_index_is_unused():
     """HEAD warns "the option 'ignore_index' changes no example's loss ... is it used?"
     (testing/losses.py check_options_matter/_effect :164-205): its targets never hold the
     ignored label. torch shows the option changes the loss of a batch that does."""
+    torch = pytest.importorskip("torch")  # the reference
     import warnings
     z = np.random.default_rng(2).normal(size=(4, 3))
     y = np.array([-1, 0, 1, 2])
