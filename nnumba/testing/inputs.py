@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..device import to_host
+from ..errors import ContractError, NnumbaError
 from ..layers.contract import Layer
 from .failures import ConformanceError, _fail
 
@@ -15,11 +17,16 @@ def example_batch(layer, shape, rng) -> np.ndarray:
     return _drawn(layer, "example_input", shape, rng)
 
 
+def _draws_own(layer) -> bool:
+    """Whether the layer overrides example_input (takes fewer values than any float)."""
+    return type(layer).example_input is not Layer.example_input
+
+
 def other_batch(layer, x, rng) -> np.ndarray:
     """A second input, off ``x`` (one a layer's state has not settled on): ``x`` moved
     (x 1.5 + 0.3, a mean and a spread off a batch norm's initial ones) where the layer
     takes any float, a fresh draw where it draws its own examples."""
-    if type(layer).example_input is Layer.example_input:
+    if not _draws_own(layer):
         return x * 1.5 + 0.3
     return example_batch(layer, x.shape, rng).astype(x.dtype)
 
@@ -33,7 +40,7 @@ def check_outside(layer, x, run=None):
     device: the kit's runner).  Returns the inputs past the draws that it took (where
     the caller checks the gradient too: a narrow example_input checks it nowhere else)."""
     refuse = getattr(layer, "invalid_input", None)
-    if (refuse is None and type(layer).example_input is Layer.example_input) or not x.size:
+    if (refuse is None and not _draws_own(layer)) or not x.size:
         return []
     training, taken = layer.training, []
     layer.eval()  # (no state a later check compares moves on these inputs)
@@ -42,7 +49,7 @@ def check_outside(layer, x, run=None):
             for seed in range(2):
                 bad = _drawn(layer, "invalid_input", x.shape, np.random.default_rng(seed))
                 _refused_or_finite(layer, bad, run, must_refuse=True)
-        if type(layer).example_input is not Layer.example_input:
+        if _draws_own(layer):
             top = float(np.abs(x).max())
             for bad in (x + (2 * top + 1), x - (2 * top + 1)):  # beyond, below every example
                 if _refused_or_finite(layer, bad, run, must_refuse=False):
@@ -71,8 +78,6 @@ def _drawn(layer, hook, shape, rng) -> np.ndarray:
 
 def _refused_or_finite(layer, bad, run, must_refuse) -> bool:
     """Whether the layer took ``bad`` (a finite output); False where it refused it."""
-    from ..device import to_host
-    from ..errors import ContractError, NnumbaError
     what = "what invalid_input returns" if must_refuse else \
         "an input past the range example_input draws"
     try:

@@ -1,10 +1,14 @@
 """The loss kit (:mod:`nnumba.testing`)."""
 from __future__ import annotations
 
+import inspect
+import warnings
+
 import numpy as np
 
 from ..device import to_host
 from ..errors import ContractError, DTypeError, LabelError, ShapeError
+from ..layers.contract import Parameter
 from ..losses import Loss
 from .layers import (ConformanceError, _build, _class, _compare, _examples, _expect_error,
                      _fail, _name, _raised, _shape, numeric_gradient)
@@ -167,8 +171,6 @@ def check_options_matter(loss_cls, examples):
     neither an example's loss nor the weight penalty (Hinge's lam): a loss that forgot it
     passed every other check (an option may rightly change nothing on some batch, hence
     a warning)."""
-    import inspect
-    import warnings
     defaults = {k: p.default for k, p in inspect.signature(loss_cls).parameters.items()
                 if p.default is not inspect.Parameter.empty and k != "reduction"}
     set_away = {k for kwargs, _, _ in examples for k, v in kwargs.items()
@@ -212,7 +214,6 @@ def _same(a, b) -> bool:
 def _effect(loss, y_hat, y) -> tuple:
     """(the loss of a batch, the penalty of a weight of ones, named as a model names its
     first layer's): what an option may change."""
-    from ..layers.contract import Parameter
     return loss.forward(y_hat, y), loss.penalty([("0.weight", Parameter(np.ones(3)))])
 
 
