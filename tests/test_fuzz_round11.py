@@ -219,3 +219,38 @@ def test_summary_names_a_folder_or_other_file_and_says_a_missing_spec_once(tmp_p
         assert said in err and "unknown model" not in err
     assert main(["summary", "./missing.json"]) == 2
     assert capsys.readouterr().err.count("model spec") == 1
+
+
+def test_two_fits_started_together_on_one_model_let_exactly_one_train(monkeypatch):
+    """Each fit checked that no other thread trained the model, then marked it: two
+    fits whose checks both ran before either mark both went on, and the first to end
+    unmarked the model under the other (a thread switch held between the two steps)."""
+    from nnumba.layers import validation
+    check, gate = validation.check_not_fitting, threading.Barrier(2, timeout=5)
+
+    def check_then_switch(obj, what):
+        check(obj, what)
+        try:
+            gate.wait(0.5)   # both threads past the check, where the lock lets them
+        except threading.BrokenBarrierError:
+            pass
+    model, loss, held, refused = nnumba.build("logreg", seed=0), CrossEntropy(), [], []
+    monkeypatch.setattr(validation, "check_not_fitting", check_then_switch)
+    done = threading.Barrier(2, timeout=5)   # both alive to the end: no reused thread id
+
+    def hold():
+        try:
+            held.append(validation.hold_for_fit(model, loss))
+        except ContractError as exc:
+            refused.append(str(exc))
+        done.wait()
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(held) == 1 and len(refused) == 1, (held, refused)
+    assert "being trained by fit() in another thread" in refused[0]
+    validation.release_after_fit(held[0])
+    monkeypatch.undo()
+    validation.release_after_fit(validation.hold_for_fit(model, loss))   # free again

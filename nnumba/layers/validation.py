@@ -322,6 +322,8 @@ def per_sample_shape(owner: str, shape) -> tuple:
 #: id of a model or loss that a trainer's fit() is training -> that thread's ident
 #: (by id, not an attribute: a copy made during fit is no model being trained)
 _fitting: dict[int, int] = {}
+# Checked and marked under one lock: two fits started together would both pass the check.
+_fitting_lock = threading.Lock()
 
 
 def check_not_fitting(obj, what: str):
@@ -338,19 +340,21 @@ def check_not_fitting(obj, what: str):
 def hold_for_fit(model, loss) -> list:
     """Mark ``model`` and ``loss`` as trained by this thread (refused where another
     thread trains them); returns what :func:`release_after_fit` restores."""
-    for obj, what in ((model, "this model"), (loss, "this loss")):
-        check_not_fitting(obj, what)
-    held = [(id(obj), _fitting.get(id(obj))) for obj in (model, loss)]
-    _fitting.update({key: threading.get_ident() for key, _ in held})
+    with _fitting_lock:
+        for obj, what in ((model, "this model"), (loss, "this loss")):
+            check_not_fitting(obj, what)
+        held = [(id(obj), _fitting.get(id(obj))) for obj in (model, loss)]
+        _fitting.update({key: threading.get_ident() for key, _ in held})
     return held
 
 
 def release_after_fit(held: list):
-    for key, before in held:
-        if before is None:
-            _fitting.pop(key, None)
-        else:
-            _fitting[key] = before
+    with _fitting_lock:
+        for key, before in held:
+            if before is None:
+                _fitting.pop(key, None)
+            else:
+                _fitting[key] = before
 
 
 def one_at_a_time(method):
