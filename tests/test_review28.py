@@ -5,6 +5,7 @@ example_input that returns a numpy subclass."""
 import gc
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,18 @@ def test_conv3d_huge_depth_padding_is_a_too_large_error_as_conv2ds(pad):
         Conv2d(1, 1, 1, padding=[pad, 0]).forward(np.ones((1, 1, 3, 3), np.float32))
     with pytest.raises(TooLargeError, match="Conv3d"):
         Conv3d(1, 1, 1, padding=[pad, 0, 0]).forward(np.ones((1, 1, 3, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda: Conv3d(1, 2, 3, padding=(0, 3 * 10 ** 6, 3 * 10 ** 6)), np.zeros((1, 1, 3, 4, 4))),
+    (lambda: nnumba.layers.Conv1d(1, 2, 3, padding=10 ** 6, stride=10 ** 6),
+     np.zeros((2 * 10 ** 5, 1, 5))),
+])
+def test_a_too_large_scratch_error_names_the_input_the_user_gave(make, x):
+    """Conv3d and Conv1d run the 2-D kernels, whose scratch check named the 2-D problem's
+    shape ((1, 3, 4, 4) for a (1, 1, 3, 4, 4) clip): the message names the input given."""
+    with pytest.raises(TooLargeError, match=r"scratch arrays for input " + re.escape(str(x.shape))):
+        make().forward(x.astype(np.float32))
 
 
 def test_conv3d_memory_is_bounded_by_its_arrays_not_kd_times_the_input():

@@ -61,11 +61,11 @@ class _ConvNd(Layer):
     def _as_2d(self, a):
         return a if self.spatial == 2 else a.reshape(a.shape[:2] + (1,) + a.shape[2:])
 
-    def _check_workspace(self, x4_shape):
+    def _check_workspace(self, x4_shape, input_shape):
         """The kernels' scratch arrays (a zero-padded copy of the input, the im2col
         columns, the direct kernels' shifted rows, Winograd's tiles) dwarf the output
-        where padding, stride or channels are huge: TooLargeError before they are
-        asked for.  Once per shape and dtype."""
+        where padding, stride or channels are huge: TooLargeError, naming the caller's
+        ``input_shape``, before they are asked for.  Once per shape and dtype."""
         if self.__dict__.get("_workspace_ok") == (x4_shape, self.dtype):  # float64: twice
             return
         N, C, H, W = x4_shape
@@ -79,14 +79,14 @@ class _ConvNd(Layer):
                        C * kw * ((Ho - 1) * sh + kh) * Wo,
                        tile * (tiles * (C + D) + C * D) + bool(tile) * N * (
                            C * H * W + C * (Ho + kh + 1) * (Wo + kw + 1) + D * Ho * Wo))
-        check_memory(f"{self.label}'s scratch arrays for input {x4_shape}",
+        check_memory(f"{self.label}'s scratch arrays for input {input_shape}",
                      elements * self.dtype.itemsize)
         self._workspace_ok = (x4_shape, self.dtype)
 
     def _forward(self, x):
         y = self._buffer("y", (x.shape[0],) + self.output_shape(x.shape[1:]))
         x4 = self._as_2d(x)
-        self._check_workspace(x4.shape)
+        self._check_workspace(x4.shape, x.shape)
         bias = self.bias.value if self.bias is not None else None
         # training: the kernels may keep what the backward of this x makes again
         self._keep = self.__dict__.get("_keep") or {} if self.training else None

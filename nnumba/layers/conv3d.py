@@ -123,7 +123,7 @@ class Conv3d(Layer):
         D, To, Ho, Wo = self.output_shape(x.shape[1:])
         kd, hw = self.depth_kernel, H * W
         gather, swap = self._plan(x.shape)[:2]
-        self._check_workspace((N * To, C * kd, H, W))
+        self._check_workspace((N * To, C * kd, H, W), x.shape)
         rows = self._buffer("rows", (N * C * T + 1, hw), keep=True)  # x, then a zero row
         k.scale(x.reshape(x.size), 1.0, rows[:-1].reshape(x.size))
         k.fill(rows[-1], 0)

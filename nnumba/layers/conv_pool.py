@@ -42,7 +42,7 @@ class Conv2dReLUMaxPool2d(Layer):
         conv = self.conv
         y = self._buffer("y", (x.shape[0],) + self.output_shape(x.shape[1:]))
         self._argmax = self._buffer("argmax", y.shape, "int32")
-        conv._check_workspace(x.shape)
+        conv._check_workspace(x.shape, x.shape)
         self.kernels.conv2d_relu_maxpool2d_forward(
             x, conv.weight.value, None if conv.bias is None else conv.bias.value, conv.stride,
             conv.padding, self.pool.kernel, self.pool.stride, y, self._argmax)
