@@ -186,6 +186,22 @@ def test_a_csv_number_with_an_underscore_is_refused(tmp_path, text, line, column
         load_arrays(path)
 
 
+def test_a_csv_number_in_other_digits_with_an_underscore_is_refused(tmp_path):
+    """float() reads fullwidth digits too: "\uff11_\uff15" is 15 to it; the file's byte
+    search looked for ASCII digits around the underscore only."""
+    from nnumba.data import DataFileError, load_arrays
+    field = "\uff11_\uff15"
+    assert float(field) == 15.0
+    path = tmp_path / "t.csv"
+    path.write_text(f"a,b,label\n{field},2,0\n3,4,1\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"line 2, column 'a' holds .*which Python reads as 15"):
+        load_arrays(path)
+    names = ["b_1", "\u00e9_\u00e8"]
+    path.write_text("a,b,label\n" + "".join(f"{i},2,{names[i % 2]}\n" for i in range(10)),
+                    encoding="utf-8")
+    assert sorted(load_arrays(path).classes) == names   # names stay
+
+
 def test_underscores_in_names_are_no_numbers_and_stay_allowed(tmp_path):
     from nnumba.data import load_arrays
     path = tmp_path / "t.csv"

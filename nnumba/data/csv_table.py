@@ -148,9 +148,10 @@ def _no_underscored_numbers(path, rows, lines, names, label):
     """Refuse a field such as "1_0", which Python's float() (and numpy's) reads as 10
     where a CSV writer means no number; in the label column only where its labels are
     numbers (among names, "2_3" is a name). The file is searched once for a digit, "_",
-    a digit; only then are the fields looked at, to say where."""
+    a digit (or a byte of a non-ASCII character: float() reads other scripts' digits);
+    only then are the fields looked at, to say where."""
     try:
-        found = re.search(rb"[0-9]_[0-9]", Path(path).read_bytes())
+        found = re.search(rb"[0-9\x80-\xff]_[0-9\x80-\xff]", Path(path).read_bytes())
     except OSError:
         return  # (it was read just now; a file gone since is read no further)
     if not found:
