@@ -84,6 +84,30 @@ def train(name, distributed, comm=None, data=None, before=None):
     return model, history
 
 
+def plugin_dropout():
+    """A dropout as a plugin writes one from docs/plugins.md: its own generator, seeded
+    from reset_parameters' rng and returned by random_generator(); it keeps each
+    training mask.  (No for_rank: the built-in Dropout's own hook.)"""
+    from nnumba import Layer
+
+    class Drop(Layer):
+        def reset_parameters(self, rng):
+            self._rng, self.masks = np.random.default_rng(rng.integers(2**63)), []
+
+        def random_generator(self):
+            return self._rng
+
+        def _forward(self, x):
+            self._mask = (self._rng.random(x.shape) >= 0.5).astype(x.dtype) * 2
+            if self.training:
+                self.masks.append(self._mask.copy())
+            return np.multiply(x, self._mask, out=self._buffer("y", x.shape))
+
+        def _backward(self, g):
+            return np.multiply(g, self._mask, out=self._buffer("dx", g.shape))
+    return Drop()
+
+
 # ---- the worker: `mpiexec -n 2 python tests/test_mpi.py WHAT OUT_DIR` --------------------
 def worker(what, out):
     import numba
@@ -108,6 +132,17 @@ def worker(what, out):
         trainer = DistributedSGDTrainer(nnumba.Sequential(Linear(N_FEATURES, N_CLASSES), seed=0),
                                         CrossEntropy(), lr=0.1 + 0.1 * comm.rank, comm=comm)
         trainer.fit(x, y)  # a clear error on every rank, then MPI_Abort
+        return
+    if what == "plugin-masks":
+        import nnumba
+        from nnumba.distributed import DistributedSGDTrainer
+        from nnumba.layers import Linear
+        from nnumba.losses import CrossEntropy
+        model = nnumba.Sequential(Linear(N_FEATURES, 8), plugin_dropout(),
+                                  Linear(8, N_CLASSES), seed=0)
+        DistributedSGDTrainer(model, CrossEntropy(), lr=0.1, batch_size=40, seed=0,
+                              comm=comm).fit(*make_data(), epochs=1)
+        np.save(Path(out) / f"masks-rank{comm.rank}.npy", np.stack(model.layers[1].masks[:12]))
         return
     info = {"size": comm.size, "numba_threads": numba.get_num_threads(), "histories": {}}
     for name in SCENARIOS:
@@ -218,6 +253,19 @@ def test_settings_that_differ_between_ranks_are_a_clear_error(tmp_path):
     done = mpiexec(sys.executable, __file__, "lr-differs-on-rank-1", tmp_path, timeout=30)
     assert done.returncode != 0
     assert "lr differ between the MPI ranks" in done.stderr
+
+
+@needs_mpi
+def test_a_plugin_layer_draws_its_own_numbers_on_each_rank(tmp_path):
+    """docs/mpi.md: no two ranks drop the same units of their samples.  The trainer gave
+    a stream of its own to each rank only through the built-in Dropout's for_rank: a
+    plugin's dropout drew the same masks on every rank (plugin trial 30)."""
+    done = mpiexec(sys.executable, __file__, "plugin-masks", tmp_path)
+    assert done.returncode == 0, done.stderr
+    masks = [np.load(tmp_path / f"masks-rank{r}.npy") for r in range(RANKS)]
+    assert masks[0].shape == masks[1].shape and masks[0].shape[0] == 12
+    assert 0.4 < (masks[0] == 0).mean() < 0.6  # it drops half, on each rank
+    assert (masks[0] != masks[1]).mean() > 0.3  # independent draws differ in half the units
 
 
 @needs_mpi

@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 
 from ..errors import SpecError
+from ..layers.streams import rank_stream
 from ..layers.validation import integer
 from ..train.data_checks import check_data
 from ..train.gd import GDTrainer
@@ -58,8 +59,12 @@ class _DataParallel:
             self._check_agreement(x, y, epochs, x_test, y_test)
             self.comm.bcast(self.model.flat_params)  # start from rank 0's weights
             for layer in self.model.layers if self.comm.size > 1 else ():
-                if hasattr(layer, "for_rank"):  # Dropout: each rank its own masks
+                # each rank its own random stream (a plugin's layer too; Dropout's
+                # for_rank forgets its kept masks as well)
+                if hasattr(layer, "for_rank"):
                     layer.for_rank(self.comm.rank, self.comm.size)
+                elif (gen := layer.random_generator()) is not None:
+                    rank_stream(gen, self.comm.rank, self.comm.size)
             history = super().fit(x, y, epochs, x_test, y_test)
             if not self.comm.in_sync(self.model.flat_params):
                 # MPI does not promise bitwise-equal sums on all ranks (never seen with

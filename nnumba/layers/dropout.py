@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import SpecError
 from ..jsonfile import jsonable
 from .contract import Layer, layer_hook
+from .streams import rank_stream
 from .validation import flag, integer, number
 
 
@@ -69,10 +70,9 @@ class Dropout(Layer):
         return self._rng
 
     def for_rank(self, rank: int, size: int):
-        """Draw from a stream of this rank's own, seeded from this generator and the
-        rank: MPI ranks (which share one seed) then drop independent units of their
-        samples, and a run stays reproducible. ``size``: the number of ranks."""
-        self._rng = np.random.default_rng([int(self._rng.integers(2**63)), rank, size])
+        """This MPI rank's own stream (:func:`.streams.rank_stream`), and no mask kept
+        from the shared one. ``size``: the number of ranks."""
+        rank_stream(self._rng, rank, size)
         self._kept, self._mask = {}, None
 
     def new_mask(self):

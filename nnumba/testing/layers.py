@@ -118,8 +118,9 @@ def check_read_only(layer, x, rng):
 
 
 def check_seeded(layer_cls, kwargs, seed):
-    """Two layers initialised from generators of one seed hold the same values: a
-    layer that draws from elsewhere (np.random) breaks 'one seed, one model'."""
+    """Two layers initialised from generators of one seed hold the same values, and a
+    generator they draw from as they run is in the same state: a layer that draws from
+    elsewhere (np.random, fresh entropy) breaks 'one seed, one model'."""
     a, b = (_build(layer_cls, kwargs) for _ in "ab")
     for one in (a, b):
         one.reset_parameters(np.random.default_rng(seed))
@@ -127,6 +128,29 @@ def check_seeded(layer_cls, kwargs, seed):
         if not np.array_equal(p.value, b.params()[name].value):
             _fail(a, f"two copies reset from generators of one seed differ in {name}: "
                      f"draw every initial value from the rng reset_parameters is given")
+    if not draw_alike(a, b):
+        _fail(a, "two copies reset from generators of one seed hold generators "
+                 "(random_generator()) in different states: where no seed is given, seed "
+                 "it in reset_parameters from the rng given there "
+                 "(np.random.default_rng(rng.integers(2**63)))")
+
+
+def draw_alike(a, b) -> bool:
+    """Whether layers a and b draw the same numbers as they run: both without a
+    generator, or generators of one kind in one state."""
+    ga, gb = a.random_generator(), b.random_generator()
+    if ga is None or gb is None:
+        return ga is gb
+    return _same_state(ga.bit_generator.state, gb.bit_generator.state)
+
+
+def _same_state(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(
+            _same_state(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return type(a) is type(b) and a == b
 
 
 def check_flops(layer, input_shape):

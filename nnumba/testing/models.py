@@ -10,7 +10,7 @@ import nnumba
 from ..errors import NnumbaError
 from .fused import check_fused
 from .inputs import example_batch
-from .layers import ConformanceError
+from .layers import ConformanceError, draw_alike
 from .losses import _targets
 
 
@@ -43,9 +43,11 @@ def check_model(name: str, *, train: bool = True, **options):
         raise ConformanceError(f"model {name!r}: its input_shape: {exc}") from exc
     if shape is None:
         shape = _first_layer_shape(name, model)
-    if not np.array_equal(nnumba.build(name, seed=0, **options).flat_params,
-                          model.flat_params):
-        raise ConformanceError(f"model {name!r}: two builds from seed 0 differ: its layers "
+    again = nnumba.build(name, seed=0, **options)
+    if not np.array_equal(again.flat_params, model.flat_params) or not all(
+            draw_alike(a, b) for a, b in zip(again.layers, model.layers)):
+        raise ConformanceError(f"model {name!r}: two builds from seed 0 differ (in their "
+                               f"weights or their layers' random_generator()): its layers "
                                f"must draw from the generator they are given")
     if math.prod(shape) > 2**24:  # two samples of it: an array the kit can make
         raise ConformanceError(f"model {name!r}: its input_shape {shape} holds more than "
