@@ -120,3 +120,17 @@ def test_check_model_refuses_a_model_whose_seeded_builds_draw_differently():
             testing.check_model("entropy30")
     finally:
         nnumba.unregister_plugin("entropy30plugin")
+
+
+@pytest.mark.parametrize("value, ok", [(0.0, True), (0.999, True), (1.0, False), (1.5, False),
+                                       (-0.1, False)])
+def test_number_takes_a_strict_upper_bound(value, ok):
+    """A dropout's p must be < 1 (the scale 1/(1-p)); number() had a strict lower bound
+    only, so a plugin wrote that error by hand."""
+    from nnumba.errors import SpecError
+    if ok:
+        assert number("Drop30", "p", value, 0, 1, below=1) == value
+    else:
+        with pytest.raises(SpecError, match=r"Drop30: p must be a finite number < 1 and in "
+                                            r"\[0, 1\], got"):
+            number("Drop30", "p", value, 0, 1, below=1)

@@ -240,24 +240,27 @@ def integer_tuple(owner: str, name: str, value, size: int, minimum: int = 1) -> 
 
 
 def number(owner: str, name: str, value, low: float | None = -math.inf,
-           high: float | None = math.inf, *, above: float | None = None) -> float:
-    """A finite real number in [low, high], and greater than ``above`` where given (an
-    epsilon: ``above=0``); None for a bound is no bound (as integer's)."""
+           high: float | None = math.inf, *, above: float | None = None,
+           below: float | None = None) -> float:
+    """A finite real number in [low, high], greater than ``above`` and less than
+    ``below`` where given (an epsilon: ``above=0``; a dropout's p: ``below=1``); None
+    for a bound is no bound (as integer's)."""
     low = -math.inf if low is None else low
     high = math.inf if high is None else high
     try:  # float() refuses an int too large for a float (10**400)
         ok = not isinstance(value, bool) and \
             isinstance(value, (int, float, np.integer, np.floating)) and \
             math.isfinite(float(value)) and low <= float(value) <= high and \
-            (above is None or float(value) > above)  # not in value's dtype
+            (above is None or float(value) > above) and \
+            (below is None or float(value) < below)  # not in value's dtype
     except OverflowError:
         ok = False
     if not ok:
         bounds = "" if not (math.isfinite(low) or math.isfinite(high)) else \
             f" >= {low}" if not math.isfinite(high) else f" <= {high}" if not \
             math.isfinite(low) else f" in [{low}, {high}]"
-        if above is not None:
-            bounds = f" > {above}" + (f" and{bounds}" if bounds else "")
+        strict = [f" {sign} {b}" for sign, b in ((">", above), ("<", below)) if b is not None]
+        bounds = " and".join(strict + [bounds] if bounds else strict)
         raise SpecError(f"{owner}: {name} must be a finite number{bounds}, got {show(value)}")
     return float(value)
 
