@@ -11,7 +11,9 @@ layer, weight before bias); every shape must match exactly. An .npz keeps the
 state_dict's order. A safetensors file stores its tensors sorted by name, which loses
 it ("classifier" < "features", "10" < "2"), so the order is rebuilt from the names:
 numeric parts (Sequential indices) sort as numbers, and the order of named sibling
-modules is the one under which every shape fits, if exactly one does.
+modules, and of a module's own tensors where they are more than a weight and a bias,
+is the one under which every tensor fits, if exactly one does.  A tensor fits a
+parameter of its shape, but never another parameter of that layer named as it is.
 """
 from __future__ import annotations
 
@@ -124,25 +126,35 @@ def _targets(model):
     return [(name, model.layers[int(name.split(".")[0])].label, p) for name, p in model.params()]
 
 
+_LEAVES = "#"  # marks a module's own tensors in _named_siblings' keys
+_WEIGHT_BIAS = {"weight": 0, "bias": 1}
+
+
 def _named_siblings(names):
-    """{parent module path: named child modules}: the sibling orders a sorted file lost."""
+    """{parent module path: named child modules}: the sibling orders a sorted file lost;
+    and {(_LEAVES, *module path): its own tensors} for a module with tensors other than
+    weight and bias, whose registration order it lost too (torch's own modules register
+    weight, then bias)."""
     groups = {}
     for name in names:
-        parts = name.split(".")[:-1]
-        for depth, part in enumerate(parts):
+        parts = name.split(".")
+        for depth, part in enumerate(parts[:-1]):
             if not part.isdecimal():
                 groups.setdefault(tuple(parts[:depth]), set()).add(part)
-    return {k: sorted(v) for k, v in groups.items() if len(v) > 1}
+        groups.setdefault((_LEAVES, *parts[:-1]), set()).add(parts[-1])
+    return {k: sorted(v) for k, v in groups.items() if len(v) > 1 and not (
+        k[:1] == (_LEAVES,) and v <= _WEIGHT_BIAS.keys())}
 
 
 def _sort_key(name, ranks):
-    # A module's own parameters (weight, then bias) come before its children, as in
-    # torch's state_dict; numbered children by number, named ones by ``ranks``.
+    # A module's own tensors come before its children, as in torch's state_dict (weight,
+    # then bias; others by ``ranks``); numbered children by number, named ones by ``ranks``.
     parts = name.split(".")
     key = [(0, int(p)) if p.isdecimal() else (1, ranks.get((tuple(parts[:d]), p), 0))
            for d, p in enumerate(parts[:-1])]
     leaf = parts[-1]
-    return key + [(-1, {"weight": 0, "bias": 1}.get(leaf, 2), leaf)]
+    return key + [(-1, ranks.get(((_LEAVES, *parts[:-1]), leaf), _WEIGHT_BIAS.get(leaf, 2)),
+                   leaf)]
 
 
 def _orders(groups) -> int:
@@ -166,25 +178,34 @@ def _refuse_swappable(names, tensors, source, groups):
     then stand where the other's is (two 4x4 layers in one, one in the other), and the
     order a sorted file lost is unknown.  Siblings of distinct shapes have one order."""
     for parent, children in groups:
-        owner = {}
+        owner, leaves = {}, parent[:1] == (_LEAVES,)
         for child in children:
-            prefix = ".".join((*parent, child)) + "."
-            for shape in {tensors[n].shape for n in names if n.startswith(prefix)}:
+            prefix = ".".join((*parent[leaves:], child))
+            for shape in {tensors[n].shape for n in names
+                          if n == prefix or not leaves and n.startswith(prefix + ".")}:
                 if shape in owner:
                     raise WeightsError(
-                        f"{source}: its modules {owner[shape]!r} and {child!r} both hold "
-                        f"tensors of shape {shape}, and a safetensors file keeps names "
-                        f"sorted, not the module order, which is then unknown; export to "
-                        f".npz instead, which keeps it")
+                        f"{source}: its {'tensors' if leaves else 'modules'} "
+                        f"{owner[shape]!r} and {child!r} both hold tensors of shape "
+                        f"{shape}, and a safetensors file keeps names sorted, not the "
+                        f"module order, which is then unknown; export to .npz instead, "
+                        f"which keeps it")
                 owner[shape] = child
 
 
 def _first_mismatch(order, tensors, targets):
-    """Index of the first tensor that does not fit its parameter, or None if all fit."""
+    """Index of the first tensor that does not fit its parameter, or None if all fit: a
+    tensor fits a parameter of its shape, unless it is named as another of that layer's
+    parameters (a module's 'offset' is no layer's 'scale'), or one is a weight and the
+    other a bias."""
+    layer_names = {}
+    for name, _, _ in targets:
+        index, own = name.split(".", 1)
+        layer_names.setdefault(index, set()).add(own)
     for i, (key, (name, _, p)) in enumerate(zip(order, targets)):
-        leaf, own = key.rsplit(".", 1)[-1], name.rsplit(".", 1)[-1]
-        if tensors[key].shape != p.value.shape or (
-                leaf in ("weight", "bias") and own in ("weight", "bias") and leaf != own):
+        (index, own), leaf = name.split(".", 1), key.rsplit(".", 1)[-1]
+        if tensors[key].shape != p.value.shape or leaf != own and (
+                leaf in layer_names[index] or {leaf, own} == _WEIGHT_BIAS.keys()):
             return i
     return None if len(order) == len(targets) else min(len(order), len(targets))
 
