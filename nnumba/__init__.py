@@ -27,8 +27,9 @@ from .train import GDTrainer, SGDTrainer, train_perceptron  # noqa: E402
 __version__ = "0.1.0"
 
 
-def build(spec_or_name, seed: int | None = 0, **options) -> Sequential:
-    """A model from a spec (list of layer dicts) or a registered model name."""
+def build(spec_or_name, /, seed: int | None = 0, **options) -> Sequential:
+    """A model from a spec (list of layer dicts) or a registered model name; ``options``
+    go to a named model (positional ``spec_or_name``: an option may have that name)."""
     if is_model_name(spec_or_name):
         spec_or_name = get_model(spec_or_name).spec(spec_or_name, **options)
     elif options:

@@ -34,7 +34,6 @@ from scipy.special import log_softmax, softmax
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import check_classification_targets, unique_labels
     from sklearn.utils.validation import (  # 1.6 and later
         check_is_fitted, column_or_1d, validate_data)
 except ImportError as exc:
@@ -48,6 +47,7 @@ from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .registry_names import layer_spec
+from .sklearn_labels import checked_classes, sorted_classes
 from .sklearn_perceptron import PerceptronClassifier
 from .sklearn_restore import as_before_on_error
 from .train import TRAINERS
@@ -269,20 +269,6 @@ class _NNEstimator(BaseEstimator):
         return state
 
 
-def _checked_classes(classes) -> np.ndarray:
-    """partial_fit's ``classes``, sorted (np.unique), once scikit-learn's unique_labels
-    (MLPClassifier's check) takes them: np.unique alone flattens a 2-D list, makes NaN
-    a class and meets None beside a string with a bare TypeError."""
-    try:
-        with np.errstate(invalid="ignore"):  # its cast of NaN to int warns first
-            unique_labels(classes)
-    except (ValueError, TypeError) as exc:
-        raise LabelError(f"partial_fit: classes must be a 1-D list of the class labels "
-                         f"(numbers or strings, not both; no NaN), got {show(classes)}: "
-                         f"{exc}") from None
-    return np.unique(classes)
-
-
 class NNClassifier(ClassifierMixin, _NNEstimator):
     """A neural-network classifier: softmax cross-entropy over ``classes_``.
     Standardise the inputs (``StandardScaler`` in a ``Pipeline``), as for any
@@ -333,8 +319,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         those classes'."""
         if self.warm_start and hasattr(self, "model_"):
             y = column_or_1d(y, warn=True)  # scikit-learn's own errors for bad labels
-            check_classification_targets(y)
-            given = np.unique(y)
+            given = sorted_classes(y)
             if not np.array_equal(given, self.classes_):
                 raise ValueError(f"warm_start can only be used where y has the same classes "
                                  f"as in the previous call to fit, "
@@ -343,10 +328,10 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         return super().fit(X, y)
 
     def _targets(self, y, first, classes=None):
-        check_classification_targets(y)
+        labels = sorted_classes(y)
         if first:
-            self.classes_ = np.unique(y if classes is None else classes)
-        unknown = np.setdiff1d(y, self.classes_)
+            self.classes_ = labels if classes is None else np.unique(classes)
+        unknown = np.setdiff1d(labels, self.classes_)
         if len(unknown):
             raise ValueError(f"y holds labels {unknown[:5].tolist()} that are not in "
                              f"classes_ {self.classes_[:10].tolist()}")
@@ -358,7 +343,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         if classes is None and not hasattr(self, "model_"):
             raise ValueError("classes must be passed on the first call to partial_fit")
         if classes is not None:
-            classes = _checked_classes(classes)
+            classes = checked_classes(classes)
         if classes is not None and hasattr(self, "model_") and \
                 not np.array_equal(classes, self.classes_):  # else ignored
             raise LabelError(f"partial_fit: classes={show(classes.tolist())} is not "

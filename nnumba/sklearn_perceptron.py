@@ -4,11 +4,11 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import NonFiniteError
 from .layers.validation import flag
+from .sklearn_labels import sorted_classes
 from .sklearn_restore import as_before_on_error
 from .train import train_perceptron
 
@@ -40,11 +40,10 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         with as_before_on_error(self):
             X, y = validate_data(self, X, y, dtype=np.float64)
-            check_classification_targets(y)
-            self.classes_ = np.unique(y)
+            self.classes_ = sorted_classes(y)
             if len(self.classes_) < 2:
                 raise ValueError(f"the perceptron needs two classes or more; y holds one class, "
-                                 f"{self.classes_[0].tolist()!r}")  # 0.0, not np.float64(0.0)
+                                 f"{self.classes_[:1].tolist()[0]!r}")  # 0.0, not np.float64(0.0)
             positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
             bias = flag("PerceptronClassifier", "fit_intercept", self.fit_intercept)
             runs, interrupted = [], False

@@ -53,7 +53,6 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
     Raises ShapeError naming what does not fit."""
     shape = tuple(sample_shape)
     if is_model_name(model):
-        from .. import build
         named, options = get_model(model), dict(options or {})
         known = named.options()
         if "inputs" in known and "inputs" not in options:
@@ -62,8 +61,8 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
             options["classes"] = int(outputs)
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
         what = f"model {model!r}" + (f" ({shown})" if options else "")
-        try:
-            net = build(model, seed=seed, **options)
+        try:  # (not build(): an option named seed is the model's, refused by its spec)
+            net = Sequential.from_spec(named.spec(model, **options), seed=seed)
             own_shape = named.input_shape_for(**options)
         except NnumbaError:  # an unknown option, a value the builder refused: named already
             raise

@@ -72,9 +72,10 @@ class NamedModel:
     def __call__(self, **options) -> list:
         return self.build(**options)
 
-    def spec(self, name: str, **options) -> list:
+    def spec(self, name: str, /, **options) -> list:
         """``build(**options)``; SpecError, naming the model, for an option it does not
-        take or a value its builder refuses with a plain TypeError/ValueError."""
+        take (one named ``name`` or ``self`` too) or a value its builder refuses with a
+        plain TypeError/ValueError."""
         known = self.options()
         unknown = sorted(set(options) - set(known))
         takes_any = any(p.kind is p.VAR_KEYWORD
