@@ -9,14 +9,15 @@ import numpy as np
 
 from ..errors import (ContractError, DTypeError, NnumbaError, NoGradientError, NonFiniteError,
                       ShapeError)
+from ..device import DeviceError
 from ..layers.contract import Layer, Parameter, shapes_only
 from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the kit's, here too
                            check_state)
 from .eval_gradient import check_eval_gradient
 from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
                        _finite_gradient, _raised, _worst, numeric_gradient, same_draws)
-from .inputs import check_outside, example_batch
-from .precision import check_float32, check_float32_modes  # noqa: F401 - the kit's, too
+from .inputs import _draws_own, check_outside, example_batch
+from .precision import LARGE, check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 from .round_trip import check_round_trip, check_state_in_model  # noqa: F401 - the kit's
 from .stamps import check_stamped
 
@@ -322,6 +323,8 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     except NnumbaError as exc:  # the layer's own refusal of the example
         if isinstance(exc, ContractError):
             raise
+        if isinstance(exc, DeviceError):  # its own kernels do not import: no refusal
+            raise ConformanceError(f"{layer.type_name}: {exc}") from exc
         _fail(layer, f"refused the example input of shape {tuple(input_shape)} ({exc}); an "
                      f"example gives the input shape with the batch axis first, and one that "
                      f"input_shape() accepts; a layer that takes fewer values than any float "
@@ -349,6 +352,8 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
             _fail(layer, f"a float32 backward gave a {dx32.dtype} input gradient: keep the "
                          f"layer's dtype (a Python float or a float64 array promotes it)")
     check_float32(layer, x, rng, modes=False)  # the modes after check_round_trip below
+    if not _draws_own(layer):  # any float: large ones too (exp past float32's range)
+        check_float32(layer, x * LARGE, rng, modes=False, large=True)
     if layer.has_gradient:
         check_gradients(layer, x, rng)
     check_batch_sums(layer, x)  # (.batch_checks)

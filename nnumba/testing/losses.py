@@ -10,6 +10,7 @@ from ..device import to_host
 from ..errors import ContractError, DTypeError, LabelError, ShapeError
 from ..layers.contract import Parameter
 from ..losses import Loss
+from .precision import FLOAT32_MAX, LARGE
 from .layers import (ConformanceError, _build, _class, _compare, _examples, _expect_error,
                      _fail, _name, _raised, _shape, numeric_gradient)
 
@@ -120,6 +121,7 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
     if (g32 := np.asarray(l32.backward())).dtype != np.float32:
         _fail(loss, f"float32 predictions give a {g32.dtype} gradient: return it in the "
                     f"predictions' dtype (a Python float or a float64 array promotes it)")
+    _check_large(loss_cls, kwargs, y_hat * LARGE, y)
     fresh = loss_cls(**kwargs)
     _expect_error(fresh, lambda: fresh.forward(y_hat.astype(np.int64), y), DTypeError,
                   "integer predictions")
@@ -131,6 +133,22 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
     # labels past their kind (but an ignore_index): a loss that reads them trains wrongly
     for bad, what in _outside(kind, shape, y, fresh.config().get("ignore_index")):
         _expect_error(fresh, lambda: fresh.forward(y_hat, bad), LabelError, what)
+
+
+def _check_large(loss_cls, kwargs, y_hat, y):
+    """At predictions of some hundreds (logits past exp's float32 range), a float32
+    loss and gradient are finite where float64's are within float32's range (a
+    softmax cross-entropy without the row maximum subtracted gives NaN)."""
+    want = loss_cls(**kwargs).forward(y_hat, y)
+    l32 = loss_cls(**kwargs)
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = l32.forward(y_hat.astype(np.float32), y)
+        grad = np.asarray(l32.backward())
+    if abs(want) <= FLOAT32_MAX / 2 and not (np.isfinite(got) and np.isfinite(grad).all()):
+        _fail(l32, f"float32 predictions {LARGE:g} times the example's give the loss {got} "
+                   f"and {'a finite' if np.isfinite(grad).all() else 'a NaN or inf'} "
+                   f"gradient, float64 ones {want}: compute them so that no step overflows "
+                   f"(a softmax subtracts each row's maximum before exp)")
 
 
 def _outside(kind, shape, y, ignored=None):

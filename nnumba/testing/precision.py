@@ -16,6 +16,10 @@ EPS32 = float(np.finfo(np.float32).eps)
 #: kit's small examples (growing as sqrt(n) in a plain sum of n terms: ~30 at 65,536),
 #: while float16 (2^-11) is some 2000 units away
 SPREAD_FACTOR = 64
+#: the large inputs' scale: the examples' +-[0.1, 1] times it pass exp's float32 range
+#: (88.7), which a softmax without its row maximum subtracted overflows
+LARGE = 100.0
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _results(layer, x, g) -> dict:
@@ -62,14 +66,20 @@ def _spread(layer, x, g, base, results=_results, trials=3) -> dict:
     return spread
 
 
-def check_float32(layer, x, rng, factor=SPREAD_FACTOR, modes=True):
+def check_float32(layer, x, rng, factor=SPREAD_FACTOR, modes=True, large=False):
     """A float32 copy of ``layer`` computes what the float64 one does on the same
     (float32-rounded) input and upstream gradient, to float32 accuracy: the forward,
     the input gradient and every parameter gradient, each within ``factor`` times
     the spread of the float64 results under float32-sized perturbations of the input,
     the upstream gradient and the parameters (and never below ``factor`` * EPS32 *
-    its largest value).  Skipped for a layer whose two float64 forwards differ (a
-    random one, in training mode).  With ``modes``, :func:`check_float32_modes` too."""
+    its largest value, or for a parameter gradient the largest parameter gradient's:
+    one that cancels to 0, as a key bias's under a softmax, keeps the rounding of its
+    terms).  Skipped for a layer whose two float64 forwards differ (a random one, in
+    training mode).  With ``modes``, :func:`check_float32_modes` too.  ``large``: x is
+    :data:`LARGE` times an example, and float32's results need only be finite where
+    float64's are within float32's range (a sigmoid's gradient near saturation keeps
+    few digits in float32, in torch's too; a softmax without its maximum subtracted
+    gives NaN)."""
     x = x.astype(np.float32).astype(np.float64)
     start = copy.deepcopy(layer) if modes else None  # the state as it is now
     l32 = copy.deepcopy(layer).astype(np.float32)
@@ -78,7 +88,9 @@ def check_float32(layer, x, rng, factor=SPREAD_FACTOR, modes=True):
         g = rng.normal(size=y.shape).astype(np.float32)
         want = _results(layer, x, g.astype(np.float64))
         spread = _spread(layer, x, g.astype(np.float64), want)
-        _compare32(layer, want, _results(l32, x.astype(np.float32), g), spread, factor)
+        with np.errstate(over="ignore", invalid="ignore"):  # compared, and named, below
+            got = _results(l32, x.astype(np.float32), g)
+        _compare32(layer, want, got, spread, factor, large)
     if modes:
         check_float32_modes(start, x, factor)
 
@@ -94,17 +106,32 @@ def check_float32_modes(layer, x, factor=SPREAD_FACTOR):
     _compare32(layer, want, got, _spread(start, x, None, want, _modes), factor)
 
 
-def _compare32(layer, want, got, spread, factor):
+def _compare32(layer, want, got, spread, factor, large=False):
+    grads = max((float(np.abs(ref).max(initial=0)) for what, ref in want.items()
+                 if what.startswith("the gradient for ") and ref is not None), default=0.0)
+    at = f" at inputs {LARGE:g} times the example's" if large else ""
     for what, ref in want.items():
         if ref is None:
             continue
+        if large and not np.abs(ref).max(initial=0) <= FLOAT32_MAX / 2:
+            continue  # past float32's range in float64 too
         _finite_gradient(layer, what, ref)
-        a = got[what]
         scale = float(np.abs(ref).max(initial=0))
+        a = got[what]
+        if a is not None and a.shape == ref.shape and not np.isfinite(a).all():
+            _fail(layer, f"in float32{at}, {what} holds NaN or inf where float64's is "
+                         f"finite, at {tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])}"
+                         f": compute it so that "
+                         f"no step overflows (a softmax subtracts each row's maximum before "
+                         f"exp)")
+        if large:  # only overflow: near saturation float32 loses digits as torch's does
+            continue
+        if what.startswith("the gradient for "):
+            scale = max(scale, grads)
         tol = factor * max(spread[what], EPS32 * scale)
         if a is None or a.shape != ref.shape or not np.abs(a - ref).max(initial=0) <= tol:
             worst = _worst(a, ref) if a is not None and a.shape == ref.shape else None
-            _fail(layer, f"in float32, {what} differs from float64's beyond float32 "
+            _fail(layer, f"in float32{at}, {what} differs from float64's beyond float32 "
                          f"rounding" + (f": at {worst} {a[worst]:.8g} against {ref[worst]:.8g}"
                                         f" (allowed {tol:.3g}, {factor} times what "
                                         f"float32-sized changes of its inputs move it)"
