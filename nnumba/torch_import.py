@@ -161,16 +161,30 @@ def _orders(groups) -> int:
     return math.prod(math.factorial(len(children)) for _, children in groups)
 
 
-def _candidate_orders(names, tensors, source):
-    groups = list(_named_siblings(names).items())
+def _candidate_orders(names, tensors, source, targets):
+    # A module whose own tensors are named as a layer's parameters are (a plugin's batch
+    # norm: weight, bias, running_mean, running_var) takes that layer's order, untried:
+    # a model of many would be past the orders tried.
+    layer_orders = {}
+    for name, _, _ in targets:
+        index, own = name.split(".", 1)
+        layer_orders.setdefault(index, []).append(own)
+    fixed, groups = {}, []
+    for parent, children in _named_siblings(names).items():
+        named = {tuple(o) for o in layer_orders.values() if set(o) == set(children)}
+        if parent[:1] == (_LEAVES,) and len(named) == 1:
+            fixed.update({(parent, leaf): i for i, leaf in enumerate(named.pop())})
+        else:
+            groups.append((parent, children))
     if _orders(groups) > _MAX_ORDERS:  # too many to try: the sorted order only, where no
         _refuse_swappable(names, tensors, source, groups)  # other could fit as well
-        groups = [(parent, [children]) for parent, children in groups]
+        groups = [(parent, [children]) for parent, children in groups
+                  if parent[:1] != (_LEAVES,)]  # (own tensors: weight, bias, then by name)
     else:
         groups = [(parent, list(itertools.permutations(children))) for parent, children in groups]
     for combo in itertools.product(*[[(parent, p) for p in perms] for parent, perms in groups]):
         ranks = {(parent, child): i for parent, perm in combo for i, child in enumerate(perm)}
-        yield sorted(names, key=lambda n: _sort_key(n, ranks))
+        yield sorted(names, key=lambda n: _sort_key(n, {**ranks, **fixed}))
 
 
 def _refuse_swappable(names, tensors, source, groups):
@@ -266,7 +280,8 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
             raise WeightsError(f"{source}: torch tensor {key!r} is {value.dtype}, not a floating "
                                f"point parameter (buffers such as BatchNorm's counters have "
                                f"no place in a nnumba model)")
-    candidates = [names] if ordered else list(_candidate_orders(names, tensors, source))
+    candidates = [names] if ordered else list(_candidate_orders(names, tensors, source,
+                                                                targets))
     fits = [order for order in candidates if _first_mismatch(order, tensors, targets) is None]
     if len(fits) > 1:
         raise WeightsError(f"{source}: the tensors fit the model in {len(fits)} orders "

@@ -64,13 +64,15 @@ class SharedBySeed(_NoisyCenter):
         self._rng = _STREAMS.setdefault(self.seed, np.random.default_rng(self.seed))
 
 
-def test_check_all_accepts_a_layer_whose_generator_is_shared():
+def test_check_all_names_a_generator_shared_between_layers():
     """Finding 1. check_training_resumes copies the saved layer's generator state into
     the loaded one's *before* the first forward; where both layers hold one
     generator that copy is a no-op, the model's forward advances it, and the twin
-    draws the next numbers: the kit blames a lost step count. Reference: with the
+    draws the next numbers: the kit blamed a lost step count. Reference: with the
     generator's state replayed before each forward (what fused.py's check does), a
-    loaded twin's training forward moves the state exactly as the saved one's."""
+    loaded twin's training forward moves the state exactly as the saved one's.  Since
+    review 31 the kit names the shared generator first: two models built from one seed
+    draw differently through it."""
     x = np.random.default_rng(0).normal(size=(4, 3))
     model = nnumba.Sequential(SharedBySeed(3), seed=0).astype("float64")
     SharedBySeed.type_name = "SharedBySeedR26"
@@ -90,7 +92,8 @@ def test_check_all_accepts_a_layer_whose_generator_is_shared():
                                       model.layers[0].running_mean.value)
     finally:
         nnumba.unregister_plugin(name)
-    testing.check_all(SharedBySeed)  # HEAD: "... (a step count) is kept outside ..."
+    with pytest.raises(testing.ConformanceError, match="or one generator object"):
+        testing.check_all(SharedBySeed)  # round 26: "... (a step count) is kept outside ..."
 
 
 def _first_batch_init(momentum):

@@ -131,17 +131,23 @@ def check_seeded(layer_cls, kwargs, seed):
                      f"draw every initial value from the rng reset_parameters is given")
     if not draw_alike(a, b):
         _fail(a, "two copies reset from generators of one seed hold generators "
-                 "(random_generator()) in different states: where no seed is given, seed "
-                 "it in reset_parameters from the rng given there "
+                 "(random_generator()) in different states, or one generator object: "
+                 "keep one per layer and, where no seed is given, seed it in "
+                 "reset_parameters from the rng given there "
                  "(np.random.default_rng(rng.integers(2**63)))")
 
 
 def draw_alike(a, b) -> bool:
     """Whether layers a and b draw the same numbers as they run: both without a
-    generator, or generators of one kind in one state."""
+    generator, or generators of one kind in one state, each its own (one object shared
+    by every copy moves on with each: two builds of one seed draw differently)."""
     ga, gb = a.random_generator(), b.random_generator()
-    if ga is None or gb is None:
-        return ga is gb
+    for gen in (ga, gb):
+        if gen is not None and not isinstance(gen, np.random.Generator):
+            _fail(a, f"random_generator() returns {type(gen).__name__}, not a numpy "
+                     f"Generator (np.random.default_rng(...)) or None")
+    if ga is None or gb is None or ga is gb:
+        return ga is None and gb is None
     return _same_state(ga.bit_generator.state, gb.bit_generator.state)
 
 

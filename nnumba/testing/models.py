@@ -14,7 +14,13 @@ from .layers import ConformanceError, draw_alike
 from .losses import _targets
 
 
-def check_model(name: str, *, train: bool = True, **options):
+def _seed0(name, options):
+    """``nnumba.build(name, seed=0, **options)``, an option named seed being the model's."""
+    from ..registry import get_model
+    return nnumba.Sequential.from_spec(get_model(name).spec(name, **options), seed=0)
+
+
+def check_model(name: str, /, *, train: bool = True, **options):
     """The model registered as ``name``, built with ``options``: the same seed builds
     the same weights; its ``input_shape`` goes through every layer, and a batch of
     two gives finite outputs; with ``train``, the loss of its ``train_defaults``
@@ -29,7 +35,7 @@ def check_model(name: str, *, train: bool = True, **options):
         raise ConformanceError(f"check_model: train must be True or False, got {train!r:.80}")
     try:
         named = get_model(name)
-        model = nnumba.build(name, seed=0, **options)
+        model = _seed0(name, options)
         loss = get_loss({**FALLBACK_DEFAULTS, **named.train_defaults}["loss"])()
     except NnumbaError as exc:
         said = str(exc).removeprefix(f"model {name!r}: ")
@@ -43,7 +49,7 @@ def check_model(name: str, *, train: bool = True, **options):
         raise ConformanceError(f"model {name!r}: its input_shape: {exc}") from exc
     if shape is None:
         shape = _first_layer_shape(name, model)
-    again = nnumba.build(name, seed=0, **options)
+    again = _seed0(name, options)
     if not np.array_equal(again.flat_params, model.flat_params) or not all(
             draw_alike(a, b) for a, b in zip(again.layers, model.layers)):
         raise ConformanceError(f"model {name!r}: two builds from seed 0 differ (in their "
@@ -126,7 +132,7 @@ def _check_widths(name, named, options):
             continue
         changed = {**options, option: width}
         try:
-            model = nnumba.build(name, seed=0, **changed)
+            model = _seed0(name, changed)
             shape = named.input_shape_for(**changed)
             if shape is None:
                 shape = _first_layer_shape(name, model)
