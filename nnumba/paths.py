@@ -27,3 +27,19 @@ def regular_file(path: Path, what: str, error=FileFormatError) -> Path:
     if path.exists() and not path.is_file():
         raise error(f"{what} {path}: not a regular file")
     return path
+
+
+def model_file(model) -> str | None:
+    """".json" (a spec file) or ".npz" (a saved model) where ``model`` names a model
+    file, None where it is a registered model name or no path: by its suffix in any
+    case (SPEC.JSON), or, a file nnumba.save wrote, by its content (w.npz.bak)."""
+    from .registry import get_registry
+    from .torch_import import is_nnumba_npz
+    if not isinstance(model, (str, os.PathLike)) or \
+            model in {name for name, _ in get_registry().all_entries("model")}:
+        return None
+    path = Path(os.fsdecode(model))
+    suffix = path.suffix.lower()
+    if suffix in (".json", ".npz"):
+        return suffix
+    return ".npz" if is_nnumba_npz(path) else None

@@ -34,6 +34,7 @@ from .layers.fusion import fuse
 from .layers.validation import check_fits, float_dtype, integer, show
 from .model import Sequential
 from .model_spec import build_layer
+from .paths import model_file
 from .registry import get_model
 
 
@@ -242,10 +243,10 @@ def _size(what: str, value) -> int:
 def _resolve(model, name, options):
     """(spec, default input shape or None, display name)."""
     default, shown = None, "model"
-    file = isinstance(model, (str, Path)) and str(model).endswith((".json", ".npz"))
+    file = model_file(model)
     if isinstance(model, Sequential):
         spec = model.spec()
-    elif file and str(model).endswith(".json"):
+    elif file == ".json":
         spec, shown = read_json(model, "model spec"), Path(model).name  # errors name the file
     elif file:
         spec, _ = stored_spec(model)  # a saved model: its spec, not its weights

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from ..errors import (DuplicateKeyError, FileFormatError, ImageError, JSONFileEr
                       NnumbaError, NonFiniteError, ShapeError, WeightsError)
 from ..jsonfile import parse_json, read_json, read_text
 from ..layers.validation import encodable, printable
+from ..paths import model_file
 
 
 def add_parser(sub):
@@ -182,9 +182,13 @@ def load_labels(path) -> dict[int, str]:
     FileFormatError naming the file for anything else."""
     source = f"labels file {path}"
     text = read_text(path, "labels file", FileFormatError)
-    if not text.lstrip().startswith(("{", "[")):
-        # a line ends at \n (or \r\n) only: splitlines also ends one at \f or U+2028
-        lines = text.replace("\r\n", "\n").split("\n")
+    # a line ends at \n (or \r\n) only: splitlines also ends one at \f or U+2028
+    lines = text.replace("\r\n", "\n").split("\n")
+    names = [line.strip() for line in lines if line.strip()]
+    # one name a line, unless a JSON or literal list/dict starts it ("[background]", a
+    # name in brackets without quotes, starts no list: the next line is a name too)
+    if not text.lstrip().startswith(("{", "[")) or \
+            len(names) > 1 and re.fullmatch(r"[\[{][^\[\]{}\"',:]*[\]}]", names[0]):
         return {i: line.strip() for i, line in enumerate(lines) if line.strip()}
     try:
         data = parse_json(text, source)
@@ -223,7 +227,7 @@ def _input_shape(args, model, stored=None):
     shape the weights were saved with (``stored``), else 224 x 224; the channels of
     that shape, else of the model's first layer where it says (Conv2d), else RGB."""
     from ..registry import get_model
-    named = Path(args.model).suffix not in (".json", ".npz")
+    named = model_file(args.model) is None
     shape = get_model(args.model).input_shape_for() if named else stored  # (C, H, W): see run
     size = None
     if args.size and args.size != "image":
@@ -271,10 +275,10 @@ def _flat_shape(model, size):
 def _build(args):
     import nnumba
     from ..cli import naming
-    if Path(args.model).suffix in (".json", ".npz"):
+    if kind := model_file(args.model):
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")
-        if Path(args.model).suffix == ".npz":  # a saved model: its layers (--weights below)
+        if kind == ".npz":  # a saved model: its layers (--weights below)
             from ..io import rebuild
             return rebuild(args.model, seed=0)
         spec = read_json(args.model, "model spec")  # names the file itself

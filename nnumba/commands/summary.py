@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ..layers.validation import printable
+from ..paths import model_file
 from . import model_options
 
 
@@ -49,37 +50,37 @@ def run(args):
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     options = model_options.parse(args.model_option)
-    files = (".json", ".npz")
-    if options and args.model.endswith(files):
+    kind = model_file(args.model)
+    if options and kind:
         raise ValueError(f"--model-option applies to named models, not to the file "
                          f"{args.model}")
     own = sorted(set(options) & set(inspect.signature(summarize).parameters))
     if own:  # summarize's own parameters: a TypeError there
         raise ValueError(f"--model-option {own[0]}: summary cannot pass a model option of "
                          f"that name (use --batch, --dtype or --input-shape for its own)")
-    _not_a_file(args.model, files)
+    _not_a_file(args.model, kind)
     try:  # summarize reads a .json spec file or a saved model itself
-        name = args.model if args.model.endswith(files) else None  # as the user wrote it
+        name = args.model if kind else None  # as the user wrote it
         result = summarize(args.model, shape, args.batch, args.dtype, name, **options)
     except (NnumbaError, ValueError) as exc:
-        if not args.model.endswith(files) or args.model in str(exc) or \
+        if not kind or args.model in str(exc) or \
                 str(Path(args.model)) in str(exc):  # ("./m.json" is named "m.json")
             raise  # a named model's error, or one that names the file already
-        kind = "model spec" if args.model.endswith(".json") else "saved model"
+        what = "model spec" if kind == ".json" else "saved model"
         more = ""
-        if kind == "saved model" and "came from" not in str(exc):  # what to install
+        if kind == ".npz" and "came from" not in str(exc):  # what to install
             from ..io import plugin_origins
             more = plugin_origins(args.model)
-        raise naming(exc, f"{kind} {args.model}", more) from None  # what it holds, too
+        raise naming(exc, f"{what} {args.model}", more) from None  # what it holds, too
     print(json.dumps(result.to_dict()) if args.json else printable(result.format(), lines=True))
     return 0
 
 
-def _not_a_file(model: str, files: tuple):
+def _not_a_file(model: str, kind):
     """A path that exists but is no spec or saved model (a folder, /dev/null) is said
     to be one: "unknown model '/tmp'" listed the model names instead."""
     from ..registry import get_registry
-    if model.endswith(files) or not os.path.exists(model) or \
+    if kind or not os.path.exists(model) or \
             model in {name for name, _ in get_registry().all_entries("model")}:
         return
     kind = "a folder" if os.path.isdir(model) else "a file"

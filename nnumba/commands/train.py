@@ -5,13 +5,13 @@ import argparse
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
 from ..data.csv_table import LabelColumnText
 from ..jsonfile import read_json
 from ..layers.validation import printable
+from ..paths import model_file
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
 from ..registry import get_loss, get_registry
 from . import model_options
@@ -165,8 +165,7 @@ def _check_options(args):
 
 def _from_file(args) -> str | None:
     """'.json' (a spec) or '.npz' (a saved model, trained on) where --model is a file."""
-    suffix = Path(args.model).suffix
-    return suffix if suffix in (".json", ".npz") else None
+    return model_file(args.model)
 
 
 def _load_data(args):
@@ -436,11 +435,12 @@ def _shown(data, c) -> str:
 
 
 def _class_number(data, name) -> int:
-    """A class given by its name (a --data CSV's "setosa") or by its number."""
+    """A class given by its name (a --data CSV's "setosa") or by its number, in ASCII
+    digits (int() reads "1_0" and other scripts' digits as 10)."""
     if name in data.classes:
         return data.classes.index(name)
-    try:
+    if name.isascii() and name.isdecimal() and int(name) < len(data.classes):
         return int(name)
-    except ValueError:
-        raise ValueError(f"--classes: {name!r} is neither a class of {data.name} "
-                         f"({', '.join(data.classes[:10])}) nor a class number") from None
+    raise ValueError(f"--classes: {name!r} is neither a class of {data.name} "
+                     f"({', '.join(data.classes[:10])}) nor a class number 0.."
+                     f"{len(data.classes) - 1}")

@@ -23,7 +23,7 @@ import numpy as np
 from numba import get_num_threads
 
 from .. import build
-from ..data import load_dataset, load_mnist
+from ..data import load_dataset
 from ..losses import CrossEntropy
 from ..registry import get_model
 from ..train import SGDTrainer
@@ -70,7 +70,7 @@ def _load(datasets, data_dir, notes):
                 raise
             notes.append(f"Fashion-MNIST skipped: {exc}")
     if data_dir is not None:
-        sets.append(load_mnist(data_dir))
+        sets.append(load_dataset("mnist", root=data_dir))  # checked, as train's
     return sets
 
 
