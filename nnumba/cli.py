@@ -32,7 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"nnumba.commands.{name}").add_parser(sub)
+    parser.commands = sub.choices  # {name: its parser}, to report its unknown options
     return parser
+
+
+def _parse(argv):
+    """The parsed arguments; an option the command does not know is the command's error
+    (its usage and "nnumba COMMAND: error:", not the top-level parser's)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)  # --help: SystemExit
+    if unknown:
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def naming(exc: Exception, source: str, more: str = "") -> Exception:
@@ -93,7 +104,7 @@ def main(argv=None) -> int:
         warnings.formatwarning = _one_line_warning
     try:
         try:
-            args = build_parser().parse_args(argv)  # --help: SystemExit
+            args = _parse(argv)
             return _run(args, debug)
         finally:
             if sys.stdout is not None:  # None where stdout was closed (>&-)

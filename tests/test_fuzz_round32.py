@@ -99,8 +99,8 @@ def test_ctrl_c_wrapped_by_python_is_reported_as_interrupted(monkeypatch, capsys
     statuses = {}
     for name, run in (("bare", run_bare), ("wrapped", run_wrapped)):
         class Parser:
-            def parse_args(self, argv, run=run):
-                return argparse.Namespace(command="experiment", run=run)
+            def parse_known_args(self, argv, run=run):
+                return argparse.Namespace(command="experiment", run=run), []
         monkeypatch.setattr(cli, "build_parser", Parser)
         statuses[name] = cli.main([])
         statuses[name + " stderr"] = capsys.readouterr().err
