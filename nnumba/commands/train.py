@@ -11,8 +11,8 @@ import numpy as np
 from ..data.csv_table import LabelColumnText
 from ..jsonfile import read_json
 from ..layers.validation import printable
-from ..paths import model_file
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
+from ..paths import model_file
 from ..registry import get_loss, get_registry
 from . import model_options
 from .train_report import epoch_line, finish, interrupted, is_root, perceptron_line

@@ -7,9 +7,9 @@ import warnings
 
 import numpy as np
 
+from ..device import DeviceError
 from ..errors import (ContractError, DTypeError, NnumbaError, NoGradientError, NonFiniteError,
                       ShapeError)
-from ..device import DeviceError
 from ..layers.contract import Layer, Parameter, shapes_only
 from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the kit's, here too
                            check_state)

@@ -10,9 +10,9 @@ from ..device import to_host
 from ..errors import ContractError, DTypeError, LabelError, ShapeError
 from ..layers.contract import Parameter
 from ..losses import Loss
-from .precision import FLOAT32_MAX, LARGE
 from .layers import (ConformanceError, _build, _class, _compare, _examples, _expect_error,
                      _fail, _name, _raised, _shape, numeric_gradient)
+from .precision import FLOAT32_MAX, LARGE
 
 #: The target kinds of a loss's examples.
 KINDS = ("classes", "signs", "values")
