@@ -4,6 +4,7 @@ header declares, and reads a member that is no .npy array whole, whatever its si
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -42,3 +43,19 @@ def check_npz_memory(path, headers: dict):
     total = sum(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
                 for shape, dtype in headers.values())
     check_memory(f"{path}: the arrays its headers declare", total)
+
+
+def zip_members(path: Path) -> list[str]:
+    """The names in the zip archive at ``path``; none where it is not one."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def is_nnumba_npz(path) -> bool:
+    """Whether ``path`` is a weights file nnumba.save wrote (not a torch state_dict),
+    by its content: a copy renamed w.npz.bak or w.bin is one too."""
+    path = Path(path)  # (a named pipe is none, and opening it would wait for a writer)
+    return path.is_file() and "__nnumba_spec__.npy" in zip_members(path)

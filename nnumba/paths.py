@@ -34,7 +34,7 @@ def model_file(model) -> str | None:
     file, None where it is a registered model name or no path: by its suffix in any
     case (SPEC.JSON), or, a file nnumba.save wrote, by its content (w.npz.bak)."""
     from .registry import get_registry
-    from .torch_import import is_nnumba_npz
+    from .npz import is_nnumba_npz
     if not isinstance(model, (str, os.PathLike)) or \
             model in {name for name, _ in get_registry().all_entries("model")}:
         return None

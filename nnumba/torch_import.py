@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from .errors import MissingFileError, WeightsError
 from .io import _check_model, cast_checked, load_weights, read_npz
+from .npz import is_nnumba_npz, zip_members
 from .layers.validation import show
 from .paths import user_path
 
@@ -57,22 +57,6 @@ def _convert_hint(path: Path) -> str:
             f"torch.load('{path}', weights_only=True).items()}})")
 
 
-def _zip_members(path: Path) -> list[str]:
-    """The names in the zip archive at ``path``; none where it is not one."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return []
-
-
-def is_nnumba_npz(path) -> bool:
-    """Whether ``path`` is a weights file nnumba.save wrote (not a torch state_dict),
-    by its content: a copy renamed w.npz.bak or w.bin is one too."""
-    path = Path(path)  # (a named pipe is none, and opening it would wait for a writer)
-    return path.is_file() and "__nnumba_spec__.npy" in _zip_members(path)
-
-
 def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     """``(tensors, ordered)``: the file's arrays by name; ``ordered`` is False when the
     file does not keep the state_dict's order (safetensors)."""
@@ -93,7 +77,7 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
         return _read_safetensors(path), False
     # torch.save's zip format holds ".../data.pkl"; an .npz holds only .npy members.
     if suffix in PICKLE_SUFFIXES or head[:1] == b"\x80" or \
-            (head[:2] == b"PK" and any(n.endswith(".pkl") for n in _zip_members(path))):
+            (head[:2] == b"PK" and any(n.endswith(".pkl") for n in zip_members(path))):
         raise WeightsError(_convert_hint(path))
     if head[:2] == b"PK":
         return read_npz(path, ".npz file"), True

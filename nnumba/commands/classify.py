@@ -299,7 +299,7 @@ def _build(args):
 def _stored(weights) -> dict:
     """What an nnumba weights file was saved with (io.stored_info), else Nones."""
     from ..io import stored_info
-    from ..torch_import import is_nnumba_npz
+    from ..npz import is_nnumba_npz
     return {**stored_info(weights), "saved": True} if is_nnumba_npz(weights) else \
         {"classes": None, "input_shape": None, "saved": False}
 

@@ -63,6 +63,29 @@ def same_draws(layer, other=None):
     return again
 
 
+def draw_alike(a, b) -> bool:
+    """Whether layers a and b draw the same numbers as they run: both without a
+    generator, or generators of one kind in one state, each its own (one object shared
+    by every copy moves on with each: two builds of one seed draw differently)."""
+    ga, gb = a.random_generator(), b.random_generator()
+    for gen in (ga, gb):
+        if gen is not None and not isinstance(gen, np.random.Generator):
+            _fail(a, f"random_generator() returns {type(gen).__name__}, not a numpy "
+                     f"Generator (np.random.default_rng(...)) or None")
+    if ga is None or gb is None or ga is gb:
+        return ga is None and gb is None
+    return _same_state(ga.bit_generator.state, gb.bit_generator.state)
+
+
+def _same_state(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(
+            _same_state(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return type(a) is type(b) and a == b
+
+
 def numeric_gradient(f, array, eps):
     """Central differences of the scalar f() with respect to every element of ``array``,
     which is perturbed in place (one element at a time) and left as it was."""

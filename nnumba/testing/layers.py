@@ -15,7 +15,8 @@ from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the k
                            check_state)
 from .eval_gradient import check_eval_gradient
 from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
-                       _finite_gradient, _raised, _worst, numeric_gradient, same_draws)
+                       _finite_gradient, _raised, _worst, draw_alike, numeric_gradient,
+                       same_draws)
 from .inputs import _draws_own, check_outside, example_batch
 from .precision import LARGE, check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 from .round_trip import check_round_trip, check_state_in_model  # noqa: F401 - the kit's
@@ -135,29 +136,6 @@ def check_seeded(layer_cls, kwargs, seed):
                  "keep one per layer and, where no seed is given, seed it in "
                  "reset_parameters from the rng given there "
                  "(np.random.default_rng(rng.integers(2**63)))")
-
-
-def draw_alike(a, b) -> bool:
-    """Whether layers a and b draw the same numbers as they run: both without a
-    generator, or generators of one kind in one state, each its own (one object shared
-    by every copy moves on with each: two builds of one seed draw differently)."""
-    ga, gb = a.random_generator(), b.random_generator()
-    for gen in (ga, gb):
-        if gen is not None and not isinstance(gen, np.random.Generator):
-            _fail(a, f"random_generator() returns {type(gen).__name__}, not a numpy "
-                     f"Generator (np.random.default_rng(...)) or None")
-    if ga is None or gb is None or ga is gb:
-        return ga is None and gb is None
-    return _same_state(ga.bit_generator.state, gb.bit_generator.state)
-
-
-def _same_state(a, b) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(
-            _same_state(a[k], b[k]) for k in a)
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and np.array_equal(a, b)
-    return type(a) is type(b) and a == b
 
 
 def check_flops(layer, input_shape):

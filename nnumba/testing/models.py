@@ -10,7 +10,8 @@ import nnumba
 from ..errors import NnumbaError
 from .fused import check_fused
 from .inputs import example_batch
-from .layers import ConformanceError, draw_alike
+from .failures import draw_alike
+from .layers import ConformanceError
 from .losses import _targets
 
 
