@@ -270,6 +270,9 @@ class CUDADevice(Device):
             a = _cuda().as_cuda_array(a)
         if self.owns(a):
             return a
+        if isinstance(a, np.ma.MaskedArray) and np.ma.count_masked(a):  # the copy drops it
+            raise DeviceError(f"to_device: a masked array with {np.ma.count_masked(a)} masked "
+                              f"value(s): fill them (a.filled(value)) or drop those samples")
         try:
             host = np.ascontiguousarray(a)
         except (TypeError, ValueError) as exc:  # a ragged list: numpy's first sentence

@@ -293,9 +293,12 @@ def _pm_one(loss: Loss, y_hat, y):
 
 
 def _check_signs(loss: Loss, y):
-    """LabelError for a label other than -1 or +1 (NaN included): the kernel would give
-    a NaN loss for it, which is how device targets are found."""
+    """LabelError for a label other than -1 or +1 (NonFiniteError for NaN or infinity,
+    as host targets get): the kernel would give a NaN loss for it, which is how device
+    targets are found."""
     labels = to_host(y)
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        check_targets(loss.type_name, labels)
     if not np.isin(labels, (-1, 1)).all():
         raise LabelError(f"{loss.type_name} loss: labels must be -1 or +1 (got values "
                          f"{np.unique(labels)[:5].tolist()} ...)")

@@ -13,7 +13,7 @@ from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse, hold_parameters
 from .model_spec import build_layer, check_spec
 from .registry_names import layer_spec
-from .layers.validation import (check_cast, check_fits, check_memory, dtype_text, flag,
+from .layers.validation import (check_batch, check_cast, check_fits, check_memory, dtype_text, flag,
                                 float_dtype, integer, one_at_a_time, per_sample_shape, show)
 
 
@@ -341,6 +341,7 @@ class Sequential:
                 if device_of(x) is not None else ""
             raise DTypeError(f"predict: expected a numpy array of samples (N, ...), got "
                              f"{got}{hint}")
+        x = check_batch(self.steps[0], x, "input")  # on the host: a device copy drops a mask
         modes = [(layer, layer.training) for layer in self._every_layer()]  # may differ
         self.eval()
         try:

@@ -28,14 +28,7 @@ def check_array(layer, x, what: str):
         got = f"a {type(x).__name__}{' scalar' if isinstance(x, np.generic) else ''}"
         raise DTypeError(f"{layer.label} is on {device.name}: expected {what} as {kind} of "
                          f"{layer.dtype.name}, got {got}{hint}")
-    x = unmasked(layer.label, x, what)
-    if x.ndim == 0:  # (the contiguous copy below would make it a batch of one)
-        raise ShapeError(f"{layer.label}: expected {what} as a batch (N, ...), got a 0-d "
-                         f"array {show(x)}")
-    if x.dtype != layer.dtype:
-        got = dtype_text(x.dtype, layer.dtype)
-        raise DTypeError(f"{layer.label}: expected {what} of dtype {layer.dtype.name}, got "
-                         f"{got} (convert with .astype(np.{layer.dtype.name}))")
+    x = check_batch(layer, x, what)
     try:
         return device.contiguous(x)
     except MemoryError as exc:  # the copy of a strided or broadcast view: no shape fault
@@ -43,6 +36,20 @@ def check_array(layer, x, what: str):
                             f"does not fit in memory ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - the device says why it cannot
         raise ShapeError(f"{layer.label}: {what}: {exc}") from None
+
+
+def check_batch(layer, x, what: str):
+    """``x`` (of any device) as a batch of the layer's dtype, its mask checked: also
+    before a host batch goes to a device, whose copy drops a mask and any dtype."""
+    x = unmasked(layer.label, x, what)
+    if x.ndim == 0:  # (a contiguous copy would make it a batch of one)
+        raise ShapeError(f"{layer.label}: expected {what} as a batch (N, ...), got a 0-d "
+                         f"array {show(x)}")
+    if x.dtype != layer.dtype:
+        got = dtype_text(x.dtype, layer.dtype)
+        raise DTypeError(f"{layer.label}: expected {what} of dtype {layer.dtype.name}, got "
+                         f"{got} (convert with .astype(np.{layer.dtype.name}))")
+    return x
 
 
 def dtype_text(got, want) -> str:
