@@ -32,18 +32,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"nnumba.commands.{name}").add_parser(sub)
-    parser.commands = sub.choices  # {name: its parser}, to report its unknown options
     return parser
 
 
 def _parse(argv):
-    """The parsed arguments; an option the command does not know is the command's error
-    (its usage and "nnumba COMMAND: error:", not the top-level parser's)."""
+    """The parsed arguments; an option the command does not know is the error of the
+    innermost command given (its usage and "nnumba experiment run: error:"), one before
+    the command the top-level parser's."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args, unknown = parser.parse_known_args(argv)  # --help: SystemExit
-    if unknown:
-        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
-    return args
+    if not unknown:
+        return args
+    owner = parser
+    if not set(unknown) & set(argv[:argv.index(args.command)]):
+        while (chosen := _chosen(owner, args)) is not None:
+            owner = chosen
+    owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+
+
+def _chosen(parser, args):
+    """The subcommand's parser that ``args`` chose under ``parser``, or None."""
+    for action in parser._actions:  # (argparse keeps its subcommands only there)
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(getattr(args, action.dest, None))
+    return None
 
 
 def naming(exc: Exception, source: str, more: str = "") -> Exception:
