@@ -44,8 +44,8 @@ def _parse(argv):
     args, unknown = parser.parse_known_args(argv)  # --help: SystemExit
     if not unknown:
         return args
-    owner = parser
-    if not set(unknown) & set(argv[:argv.index(args.command)]):
+    owner, at = parser, argv.index(args.command) if args.command in argv else 0
+    if not set(unknown) & set(argv[:at]):
         while (chosen := _chosen(owner, args)) is not None:
             owner = chosen
     owner.error(f"unrecognized arguments: {' '.join(unknown)}")
