@@ -54,7 +54,7 @@ def check_save_path(path, create: bool = True) -> Path:
     given = Path(text).expanduser()
     if given.name in ("", ".", ".."):
         raise SaveError(folder + "model.npz")
-    path = given if given.suffix == ".npz" else given.with_name(given.name + ".npz")
+    path = given if given.suffix.lower() == ".npz" else given.with_name(given.name + ".npz")
     try:
         target = _target(path)  # the checks below are of the file a link points to
         if given.is_dir() or target.is_dir():

@@ -146,3 +146,13 @@ def test_labels_one_per_line_whose_first_name_starts_with_a_bracket(saved_image_
             "--json", "--top", "10", cwd=d)
     assert p.returncode == 0, p.stderr
     assert {t["index"]: t["label"] for t in json.loads(p.stdout)["top"]} == dict(enumerate(names))
+
+
+def test_save_keeps_an_upper_case_npz_suffix(tmp_path):
+    """save('W.NPZ') wrote W.NPZ.npz: the suffix is read in any case, as the commands read
+    a model file's (paths.model_file)."""
+    import nnumba
+    model = nnumba.build("logreg", seed=0)
+    written = nnumba.save(model, tmp_path / "W.NPZ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["W.NPZ"]
+    np.testing.assert_array_equal(nnumba.load_model(written).flat_params, model.flat_params)
