@@ -341,7 +341,8 @@ class Sequential:
                 if device_of(x) is not None else ""
             raise DTypeError(f"predict: expected a numpy array of samples (N, ...), got "
                              f"{got}{hint}")
-        x = check_batch(self.steps[0], x, "input")  # on the host: a device copy drops a mask
+        if not self.device.owns(x):  # checked on the host: a device copy drops a mask
+            x = check_batch(self.steps[0], x, "input")
         modes = [(layer, layer.training) for layer in self._every_layer()]  # may differ
         self.eval()
         try:

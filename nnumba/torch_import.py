@@ -168,7 +168,8 @@ def _candidate_orders(names, tensors, source, targets):
         groups = [(parent, list(itertools.permutations(children))) for parent, children in groups]
     for combo in itertools.product(*[[(parent, p) for p in perms] for parent, perms in groups]):
         ranks = {(parent, child): i for parent, perm in combo for i, child in enumerate(perm)}
-        yield sorted(names, key=lambda n: _sort_key(n, {**ranks, **fixed}))
+        ranks.update(fixed)
+        yield sorted(names, key=lambda n: _sort_key(n, ranks))
 
 
 def _refuse_swappable(names, tensors, source, groups):
