@@ -47,6 +47,7 @@ from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .registry_names import layer_spec
+from .sklearn_inputs import check_numbers
 from .sklearn_labels import checked_classes, sorted_classes
 from .sklearn_perceptron import PerceptronClassifier
 from .sklearn_restore import as_before_on_error
@@ -95,6 +96,7 @@ class _NNEstimator(BaseEstimator):
         first, before the data."""
         with as_before_on_error(self):
             settings = self._settings()
+            check_numbers(type(self).__name__, X)
             X, y = validate_data(self, X, y, dtype=self._dtype(), reset=first,
                                  **self._y_validation)
             targets, outputs = self._targets(y, first, classes)
@@ -250,6 +252,7 @@ class _NNEstimator(BaseEstimator):
         values would claim a precision they were not computed with."""
         check_is_fitted(self, "model_")
         # the fitted model's dtype: set_params(dtype=...) applies to the next fit
+        check_numbers(type(self).__name__, X)
         X = validate_data(self, X, dtype=self.model_.dtype, reset=False)
         out = self.model_.predict(self._rows(X))
         if not np.isfinite(out).all():  # X is finite: the fitted weights overflow it

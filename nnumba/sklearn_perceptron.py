@@ -4,10 +4,12 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import NonFiniteError
 from .layers.validation import flag
+from .sklearn_inputs import check_numbers
 from .sklearn_labels import sorted_classes
 from .sklearn_restore import as_before_on_error
 from .train import train_perceptron
@@ -39,6 +41,7 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         with as_before_on_error(self):
+            check_numbers("PerceptronClassifier", X)
             X, y = validate_data(self, X, y, dtype=np.float64)
             self.classes_ = sorted_classes(y)
             if len(self.classes_) < 2:
@@ -67,12 +70,17 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(f"PerceptronClassifier: training interrupted by user in perceptron "
                           f"{len(runs)} of {len(positives)}, after {runs[-1].epochs} epochs (its "
                           f"weights so far{rest})", UserWarning, stacklevel=2)
+        elif not self.converged_:  # as scikit-learn's Perceptron says it
+            warnings.warn(f"PerceptronClassifier: max_epochs ({self.max_epochs}) reached with "
+                          f"mistakes left: the classes are not linearly separable, or need "
+                          f"more epochs", ConvergenceWarning, stacklevel=2)
         return self
 
     def decision_function(self, X):
         """w . x + b, float64: (n,) for two classes (>= 0 is ``classes_[1]``), else
         one column per class."""
         check_is_fitted(self, "coef_")
+        check_numbers("PerceptronClassifier", X)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         with np.errstate(over="ignore", invalid="ignore"):
             scores = X @ self.coef_.T + self.intercept_
