@@ -34,13 +34,18 @@ class SGD:
     def _check_range(self, dtype, settings=None):
         """A value finite as a Python float can still be inf in the model's dtype
         (1e39 in float32), and the first step would then make every weight NaN; a
-        momentum below 1 can round to 1 there (0.99999999 in float32): no decay."""
+        momentum below 1 can round to 1 there (0.99999999 in float32): no decay; an lr
+        below the smallest normal number (1e-50 is 0 in float32) moves no weight."""
         dtype = np.dtype(dtype)
-        top = float(np.finfo(dtype).max)
+        top, tiny = float(np.finfo(dtype).max), float(np.finfo(dtype).tiny)
         for name, value in (settings or self.config()).items():
             if value > top:
                 raise SpecError(f"SGD: {name} {value:g} does not fit the model's {dtype.name}, "
                                 f"whose largest value is {top:.4g}")
+            if name == "lr" and 0 < value < tiny:
+                raise SpecError(f"SGD: lr {value:g} is below the model's {dtype.name}'s "
+                                f"smallest normal number ({tiny:.4g}): no step would move a "
+                                f"weight; use 0 to train nothing")
             if name == "momentum" and dtype.type(value) >= 1:
                 below = float(np.nextafter(dtype.type(1), dtype.type(0)))
                 raise SpecError(f"SGD: momentum {value!r} is 1 in the model's {dtype.name}: "
