@@ -258,11 +258,7 @@ def _resolve(model, name, options):
         # Its layers first (shapes only): they name a bad option as `nnumba train` does
         # ("in_features must be an integer >= 1"); the shape function would say int()'s words.
         build_shapes_only(Sequential.check_spec(spec))
-        try:  # the model's own shape function, on options its builder let through
-            default = factory.input_shape_for(**options)
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise SpecError(f"model {model!r}: its input shape for these options: {exc}") \
-                from None
+        default = factory.input_shape_for(model, **options)  # on options its builder took
     else:
         spec = model
     if options and (file or not isinstance(model, str)):

@@ -228,7 +228,7 @@ def _input_shape(args, model, stored=None):
     that shape, else of the model's first layer where it says (Conv2d), else RGB."""
     from ..registry import get_model
     named = model_file(args.model) is None
-    shape = get_model(args.model).input_shape_for() if named else stored  # (C, H, W): see run
+    shape = get_model(args.model).input_shape_for(args.model) if named else stored  # (C, H, W): see run
     size = None
     if args.size and args.size != "image":
         try:

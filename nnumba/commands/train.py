@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..data.csv_table import LabelColumnText
+from ..errors import NnumbaError
 from ..jsonfile import read_json
 from ..layers.validation import printable
 from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, train_defaults
@@ -254,7 +255,6 @@ def _read_spec(path):
     """The spec in the file at ``path``, checked before any data loads: every layer is
     built shapes-only (each argument checked, nothing allocated). Errors name the file."""
     from ..cli import naming
-    from ..errors import NnumbaError
     from ..model import Sequential
     from ..summary import build_shapes_only
     spec = read_json(path, "model spec")  # names the file itself
@@ -295,7 +295,10 @@ def _build_model(args, data):
                                           options=model_options.parse(args.model_option),
                                           seed=args.seed)
         except (TypeError, ArithmeticError, RecursionError, MemoryError) as exc:
-            raise ValueError(_one_line(exc)) from None
+            from ..cli import _raised_in_plugin
+            if not isinstance(exc, NnumbaError) and _raised_in_plugin(exc):
+                raise  # a plugin's bug: the CLI names the plugin and its line
+            raise ValueError(f"model {args.model!r}: {_one_line(exc)}") from exc
     if shape != data.x_train.shape[1:]:
         _say(args, f"inputs reshaped from {data.x_train.shape[1:]} to {shape}, the input "
                    f"shape of {args.model}")

@@ -63,7 +63,7 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
         what = f"model {model!r}" + (f" ({shown})" if options else "")
         try:  # (not build(): an option named seed is the model's, refused by its spec)
             net = Sequential.from_spec(named.spec(model, **options), seed=seed)
-            own_shape = named.input_shape_for(**options)
+            own_shape = named.input_shape_for(model, **options)
         except NnumbaError:  # an unknown option, a value the builder refused: named already
             raise
         except (TypeError, ValueError) as exc:  # a bad option value

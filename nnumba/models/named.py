@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -38,9 +39,10 @@ class NamedModel:
     - ``build(**options)`` returns the model's spec, a JSON-serialisable list of
       layer dicts (``nnumba train --model NAME --model-option key=value`` and
       ``nnumba.build(NAME, **options)`` pass the options);
-    - ``input_shape``: the per-sample input it is built for, or a function of the
+    - ``input_shape``: the per-sample input it is built for, a tuple of integer
+      sizes (its usual ones where its layers take any length), or a function of the
       same options returning it; None where the model takes any (``nnumba
-      summary`` and ``nnumba classify`` use it);
+      summary``, ``nnumba classify`` and ``check_model`` make inputs of it);
     - ``train_defaults``: the settings ``nnumba train`` starts from (epochs, lr,
       momentum, batch_size, and loss: a registered loss name), where the model
       needs others than the fallback 10 epochs at lr 0.05, momentum 0.9, batch
@@ -55,7 +57,9 @@ class NamedModel:
 
     def __post_init__(self):
         # Plain checks: nnumba.layers would import the registry, which imports this.
-        owner = f"NamedModel({getattr(self.build, '__name__', 'build')})"
+        owner = self._owner()
+        if not callable(self.input_shape):
+            _sizes(owner, self.input_shape)
         settings = self.train_defaults
         if not isinstance(settings, dict):
             raise SpecError(f"{owner}: train_defaults must be a dict, got {settings!r:.60}")
@@ -90,14 +94,42 @@ class NamedModel:
         except (TypeError, ValueError) as exc:
             raise SpecError(f"model {name!r}: {exc}") from None
 
-    def input_shape_for(self, **options) -> tuple | None:
+    def input_shape_for(self, name: str | None = None, /, **options) -> tuple | None:
+        """The per-sample input shape for these options, or None; a SpecError naming
+        the model (``name``) for one that is no tuple of sizes >= 1, or where the
+        shape function refuses the options (chained: its own line stays)."""
+        owner = f"model {name!r}" if name else self._owner()
         shape = self.input_shape
-        return tuple(shape(**options)) if callable(shape) else shape
+        if callable(shape):
+            try:
+                shape = shape(**options)
+            except NnumbaError:
+                raise
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                raise SpecError(f"{owner}: its input shape for these options: {exc}") from exc
+        return _sizes(owner, shape)
+
+    def _owner(self) -> str:
+        return f"NamedModel({getattr(self.build, '__name__', 'build')})"
 
     def options(self) -> dict:
         """{option: default} of ``build`` (``inspect.Parameter.empty`` where required)."""
         return {name: p.default for name, p in inspect.signature(self.build).parameters.items()
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _sizes(owner: str, shape) -> tuple | None:
+    if shape is None:
+        return None
+    try:
+        sizes = tuple(shape)
+        if all(not isinstance(d, bool) and operator.index(d) >= 1 for d in sizes):
+            return tuple(operator.index(d) for d in sizes)
+    except TypeError:  # not a sequence, or a size that is no integer
+        pass
+    raise SpecError(f"{owner}: input_shape must be None or a tuple of integer sizes >= 1 "
+                    f"(the usual ones where its layers take any length: summary, classify "
+                    f"and check_model make inputs of it), got {shape!r:.80}")
 
 
 def named(obj) -> NamedModel:

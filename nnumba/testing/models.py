@@ -42,10 +42,9 @@ def check_model(name: str, /, *, train: bool = True, **options):
         said = str(exc).removeprefix(f"model {name!r}: ")
         raise ConformanceError(f"model {name!r}: {said}") from exc
     try:
-        shape = named.input_shape_for(**options)
-        if shape is not None and not all(isinstance(d, (int, np.integer)) and not isinstance(
-                d, bool) and d >= 1 for d in shape):
-            raise ValueError(f"{shape!r:.80} is not a tuple of sizes >= 1")
+        shape = named.input_shape_for(name, **options)
+    except NnumbaError as exc:  # it names the model
+        raise ConformanceError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - the plugin's own shape function
         raise ConformanceError(f"model {name!r}: its input_shape: {exc}") from exc
     if shape is None:
@@ -134,7 +133,7 @@ def _check_widths(name, named, options):
         changed = {**options, option: width}
         try:
             model = _seed0(name, changed)
-            shape = named.input_shape_for(**changed)
+            shape = named.input_shape_for(name, **changed)
             if shape is None:
                 shape = _first_layer_shape(name, model)
             got = math.prod(shape) if option == "inputs" else \
