@@ -87,3 +87,32 @@ def test_a_shape_function_giving_a_free_axis_is_named_by_every_command(register,
         assert status == 2 and "model 't32-free': input_shape must be None or a tuple" in err, err
     with pytest.raises(testing.ConformanceError, match="model 't32-free': input_shape must"):
         testing.check_model("t32-free")
+
+
+def test_an_axis_of_any_size_at_zero_is_refused_before_the_kernel():
+    """A layer taking (None, 3) got (N, 0, 3) in _forward, where the trial's own kernel
+    read h[t - 1] at t = 0 (numba checks no bounds); scikit-learn refuses a sample of
+    no features too. Every layer, and a model, refuse samples of no values."""
+    from nnumba import Layer
+    from nnumba.errors import ShapeError
+    from nnumba.layers import ReLU
+
+    class LastStep(Layer):
+        def input_shape(self):
+            return (None, 3)
+
+        def output_shape(self, input_shape):
+            return (3,)
+
+        def _forward(self, x):
+            raise AssertionError("reached the kernel")
+
+    for layer, x in ((LastStep(), np.zeros((2, 0, 3), np.float32)),
+                     (ReLU(), np.zeros((4, 0), np.float32))):
+        with pytest.raises(ShapeError, match="hold no values"):
+            layer.forward(x)
+        with pytest.raises(ShapeError, match="hold no values"):
+            nnumba.Sequential(layer, seed=0).predict(x)
+    check_array = pytest.importorskip("sklearn.utils").check_array  # the reference: no features
+    with pytest.raises(ValueError, match="0 feature"):
+        check_array(np.zeros((4, 0)))

@@ -106,11 +106,14 @@ def pretty_shape(want) -> str:
 
 def check_input(layer, x, *, check_finite: bool = True):
     """``x`` ready for the layer's kernels, or a clear error unless it is a
-    non-empty batch of the shape the layer accepts (and, with ``check_finite``,
+    non-empty batch of non-empty samples of the shape the layer accepts (and, with ``check_finite``,
     free of NaN and infinity)."""
     x = check_array(layer, x, "input")
     if x.ndim < 1 or x.shape[0] == 0:
         raise ShapeError(f"{layer.label}: got an empty batch (shape {x.shape})")
+    if x.size == 0:  # an axis of any size (None) at 0: a kernel would index past it
+        raise ShapeError(f"{layer.label}: got samples that hold no values (shape {x.shape}: "
+                         f"an axis of size 0)")
     check_fits(layer, x.shape[1:], x.shape[0])
     layer.output_shape(x.shape[1:])  # e.g. an input smaller than a kernel is refused here
     if flag(layer.label, "check_finite", check_finite) and not _all_finite(layer, x):
