@@ -16,6 +16,15 @@ def tdtype(dtype):
     return torch.float64 if dtype == np.float64 else torch.float32
 
 
+def from_spec(spec, dtype):
+    """torch.nn.Sequential of an nnumba spec of built-in layers, parameters in its order."""
+    nn, layers = torch.nn, []
+    for item in spec:
+        kind, args = item["type"], {k: v for k, v in item.items() if k != "type"}
+        layers.append(getattr(nn, kind)(**args))
+    return nn.Sequential(*layers).to(tdtype(dtype))
+
+
 def copy_params(model, net):
     """The nnumba model's parameters into the torch module, in order."""
     with torch.no_grad():
