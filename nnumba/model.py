@@ -7,7 +7,7 @@ import weakref
 
 import numpy as np
 
-from .device import CPU, device_of, get_device, to_host
+from .device import CPU, device_of, get_device, may_share_memory, to_host
 from .errors import ContractError, DTypeError, NoGradientError, ShapeError, SpecError
 from .layers.contract import Layer, Parameter
 from .layers.fusion import fuse, hold_parameters
@@ -229,7 +229,9 @@ class Sequential:
         x = self._check_step(0, y, shapes[0])
         for i in range(1, len(self.steps)):
             y = self._check_step(i, self.steps[i].run_forward(x), shapes[i])
-            if y is not x and not self.steps[i].output_is_view:
+            # (a view of its input that the step did not declare output_is_view)
+            if y is not x and not self.steps[i].output_is_view and \
+                    not may_share_memory(y, x):
                 made = i
             x = y
         self._shapes, self._stamps = shapes, [step._forwards for step in self.steps]

@@ -20,7 +20,7 @@ from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F4
 from .inputs import _draws_own, check_outside, example_batch
 from .precision import LARGE, check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 from .round_trip import check_round_trip, check_state_in_model  # noqa: F401 - the kit's
-from .stamps import check_stamped
+from .stamps import check_devices_named, check_stamped
 
 
 def _expect_error(owner, call, kinds, what):
@@ -302,8 +302,9 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
     layer = layer.astype(np.float64)
     layer.reset_parameters(rng)
     x = example_batch(layer, input_shape, rng)
+    given = x.copy()  # x itself stays as drawn for check_read_only
     try:
-        y = layer.forward(x.copy())  # x itself stays as drawn for check_read_only
+        y = layer.forward(given)
     except NnumbaError as exc:  # the layer's own refusal of the example
         if isinstance(exc, ContractError):
             raise
@@ -313,6 +314,10 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
                      f"example gives the input shape with the batch axis first, and one that "
                      f"input_shape() accepts; a layer that takes fewer values than any float "
                      f"(an embedding's ids) draws its own with example_input(shape, rng)")
+    if not layer.output_is_view and np.may_share_memory(y, given):
+        _fail(layer, "its output is a view of its input: set output_is_view = True (as "
+                     "Flatten does), or a model hands the caller a view of an earlier "
+                     "layer's output, which the caller may write into")
     want = (input_shape[0],) + tuple(layer.output_shape(tuple(input_shape[1:])))
     if y.shape != want:
         _fail(layer, f"output shape {y.shape} differs from output_shape(): {want}")
@@ -370,6 +375,7 @@ def check_all(layer_cls):
                                        f"input_shape() or refuses the others with a "
                                        f"ShapeError)") from exc
     check_stamped(layer_cls)
+    check_devices_named(layer_cls)
 
 
 def _takes(layer_cls, kwargs, shape, declared) -> bool:

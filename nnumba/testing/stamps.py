@@ -1,7 +1,8 @@
-"""The layer kit's look at a layer's own cached CPU kernels: numba keys their disk cache
-by their own file only, so a module whose cached kernels compile formulas of another
-file needs ``stamp(globals(), Path(__file__).parent)`` (docs/plugins.md), or an edit of
-that file leaves numba loading the old machine code."""
+"""The layer kit's look at a layer's own CPU kernels: numba keys their disk cache by
+their own file only, so a module whose cached kernels compile formulas of another file
+needs ``stamp(globals(), Path(__file__).parent)`` (docs/plugins.md), or an edit of
+that file leaves numba loading the old machine code; and a layer that calls kernels
+of its own names the devices they run on."""
 from __future__ import annotations
 
 import sys
@@ -31,6 +32,24 @@ def check_stamped(layer_cls):
                       f"stamp(globals(), Path(__file__).parent) (from "
                       f"nnumba.kernels.cache_stamp import stamp; docs/plugins.md)",
                       stacklevel=3)
+
+
+def check_devices_named(layer_cls):
+    """Warn where a layer that names no ``devices`` (any: it computes through the
+    kernel set) sits in a module holding numba CPU kernels: a model moved to a GPU
+    would hand them device arrays (numba's bare "can't unbox array")."""
+    if getattr(layer_cls, "devices", None) is not None:
+        return
+    module = sys.modules.get(layer_cls.__module__)
+    jitted = sorted(name for name, obj in vars(module or {}).items()
+                    if type(obj).__name__ == "CPUDispatcher"
+                    and getattr(obj.py_func, "__module__", None) == layer_cls.__module__)
+    if jitted:
+        warnings.warn(f"{layer_cls.__name__} names no devices, yet its module compiles "
+                      f"CPU kernels of its own ({', '.join(jitted[:4])}): where it calls "
+                      f"them, set devices = (\"cpu\",) (or a module per device, docs/"
+                      f"plugins.md, \"Own kernels on every device\"); on a GPU they would "
+                      f"get device arrays", stacklevel=3)
 
 
 def _unstamped(dispatcher) -> bool:
