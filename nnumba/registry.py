@@ -35,8 +35,8 @@ import pluggy
 from . import hookspecs
 from .errors import RegistryError
 # plural and unknown_name_message are public here too (nnumba.experiments uses them)
-from .registry_hints import (LONGEST_NAME, misnamed_hooks, plural,  # noqa: F401
-                             unknown_name_message)
+from .registry_hints import (LONGEST_NAME, misnamed_hooks, near_miss_entry_points,  # noqa: F401
+                             plural, unknown_name_message)
 
 ENTRY_POINT_GROUP = "nnumba"
 BUILTIN_DISTRIBUTION = "nnumba (built-in)"
@@ -150,6 +150,9 @@ class Registry:
     def _load_entry_points(self):
         # pluggy's load_setuptools_entrypoints stops at the first broken
         # plugin; we load each one alone so a broken one costs only itself.
+        for name, dist, problem in near_miss_entry_points(ENTRY_POINT_GROUP):
+            self._load_failures.append(PluginFailure(name, dist, problem))
+            self._warn(f"nnumba plugin {name!r} (from {dist}): {problem}")
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
             if self.pm.has_plugin(ep.name):

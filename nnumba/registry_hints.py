@@ -1,9 +1,12 @@
 """What the registry says to someone who got a name wrong: an unknown name, with the
-registered names closest to it, and the hook functions of a plugin that pluggy
-would silently never call (a misspelt name, a missing ``@hookimpl``)."""
+registered names closest to it, the hook functions of a plugin that pluggy
+would silently never call (a misspelt name, a missing ``@hookimpl``), and entry
+points in a group spelt almost as nnumba's."""
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
+import re
 
 from . import hookspecs
 
@@ -64,3 +67,17 @@ def misnamed_hooks(plugin, hook_names) -> list[str]:
         elif not marked and attr in hooks and callable(obj):
             problems.append(f"{attr} is never called: decorate it with @nnumba.hookimpl")
     return problems
+
+
+def near_miss_entry_points(group: str) -> list[tuple[str, str, str]]:
+    """(entry point, distribution, problem) for each entry point in a group spelt
+    almost as ``group`` ("nnumba.plugins"): its plugin would be missing without a word."""
+    everything, found = importlib.metadata.entry_points(), []
+    for other in sorted(everything.groups):
+        if other != group and re.sub(r"[^a-z]", "", other.lower()).startswith(group):
+            for ep in everything.select(group=other):
+                dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
+                found.append((ep.name, dist, f"its entry point is in the group {other!r}, "
+                              f"which nnumba does not read; the group is {group!r} ("
+                              f"[project.entry-points.{group}] in pyproject.toml)"))
+    return found
