@@ -59,18 +59,6 @@ def _chosen(parser, args):
     return None
 
 
-def naming(exc: Exception, source: str, more: str = "") -> Exception:
-    """``exc`` again, its message on one line after ``source`` (the file it is about)
-    and before ``more``: of its own type where that type takes a message alone, else
-    a ValueError."""
-    message = f"{source}: {' '.join(str(exc).split())}"
-    message = message.rstrip(".") + more if more else message
-    try:
-        return type(exc)(message)
-    except Exception:  # noqa: BLE001 - a type with a constructor of its own
-        return ValueError(message)
-
-
 _DEFAULT_FORMAT = warnings.formatwarning
 
 
@@ -178,6 +166,12 @@ def _run(args, debug: bool) -> int:
         if caused_by_interrupt(exc):  # Ctrl-C that Python wrapped: no bug to report
             raise KeyboardInterrupt from exc
         message = str(exc)
+        plugin = getattr(exc, "plugin", None) if isinstance(exc, NnumbaError) else None
+        if plugin is not None:  # a plugin broke its contract (a data set loader's)
+            where = _raised_in_plugin(exc.__cause__) if exc.__cause__ is not None else None
+            return error(f"{message} ({f'at {where[1]}; ' if where else ''}a bug in plugin "
+                         f"{plugin!r}: rerun with {DEBUG_FLAG} for the traceback, and report "
+                         f"it to the plugin's authors)", 1)
         if isinstance(exc, (NnumbaError, OSError, ValueError)):
             return error(message)  # users get the message, not a traceback, for what they can fix
         if isinstance(exc, MemoryError):

@@ -274,7 +274,7 @@ def _flat_shape(model, size):
 
 def _build(args):
     import nnumba
-    from ..cli import naming
+    from ..errors import naming
     if kind := model_file(args.model):
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")

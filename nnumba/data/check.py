@@ -11,13 +11,16 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import NnumbaError
+from ..errors import NnumbaError, naming
 from ..layers.validation import flag
 from .datasets import Dataset
 
 
 class DatasetError(NnumbaError, ValueError):
-    """A data set loader broke the Dataset contract (or raised)."""
+    """A data set loader broke the Dataset contract (or raised); ``plugin`` names the
+    plugin whose loader it was (its bug: the command line says so, status 1)."""
+
+    plugin: str | None = None
 
 
 def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:
@@ -27,12 +30,19 @@ def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> D
     entry = get_registry().entry("dataset", name)
     who = f"data set {name!r}" + ("" if entry.builtin else f" (plugin {entry.plugin!r})")
     try:
-        data = entry.obj(root=root, download=download)
-    except (NnumbaError, OSError, ValueError):
-        raise  # the documented ways to refuse: a missing file, a folder it cannot take
-    except Exception as exc:  # a plugin's bug: say whose, not "please report it"
-        raise DatasetError(f"{who}: its loader raised {type(exc).__name__}: {exc}") from exc
-    return check_dataset(data, who)
+        try:
+            data = entry.obj(root=root, download=download)
+        except NnumbaError:
+            raise  # named already (a file it cannot read)
+        except (OSError, ValueError) as exc:  # the documented ways to refuse: a missing
+            raise naming(exc, who) from exc  # file, a folder it cannot take; say whose
+        except Exception as exc:  # a plugin's bug: say whose, not "please report it"
+            raise DatasetError(f"{who}: its loader raised {type(exc).__name__}: {exc}") \
+                from exc
+        return check_dataset(data, who)
+    except DatasetError as exc:
+        exc.plugin = None if entry.builtin else entry.plugin
+        raise
 
 
 def check_dataset(data, who: str = "data set"):
