@@ -352,6 +352,8 @@ def device_of(a) -> Device | None:
 def may_share_memory(a, b) -> bool:
     """Whether arrays ``a`` and ``b`` (host or CUDA, contiguous) may overlap in memory;
     False for anything that is not an array."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:  # the CPU's, every step: fast
+        return np.may_share_memory(a, b)
     # numba's CUDA simulator wraps a host array (_ary) and has no CUDA interface
     a, b = (getattr(v, "_ary", v) if not isinstance(v, np.ndarray) else v for v in (a, b))
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):

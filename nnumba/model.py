@@ -259,6 +259,10 @@ class Sequential:
                 for layer in group:
                     check_fits(layer, shape, input_shape[0])
                     shape = tuple(layer.output_shape(shape))
+                    if 0 in shape:  # the next layer's kernel would index past it
+                        raise ShapeError(f"{layer.label}: its output of a batch of "
+                                         f"{input_shape} would hold no values (shape "
+                                         f"{(input_shape[0],) + shape})")
                 shapes.append((input_shape[0],) + shape)
             cache[input_shape] = shapes
         return shapes

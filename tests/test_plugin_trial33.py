@@ -134,7 +134,7 @@ def test_own_kernels_without_devices_are_warned_about():
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
             testing.check_all(module.FastSwish)
-        assert any("names no devices, yet its module compiles CPU kernels of its own (silu)"
+        assert any("names no devices, yet calls CPU kernels of its own (silu)"
                    in str(w.message) for w in said)
         module.FastSwish.devices = ("cpu",)
         with warnings.catch_warnings(record=True) as said:

@@ -314,7 +314,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
                      f"example gives the input shape with the batch axis first, and one that "
                      f"input_shape() accepts; a layer that takes fewer values than any float "
                      f"(an embedding's ids) draws its own with example_input(shape, rng)")
-    if not layer.output_is_view and np.may_share_memory(y, given):
+    if y is not given and not layer.output_is_view and np.may_share_memory(y, given):
         _fail(layer, "its output is a view of its input: set output_is_view = True (as "
                      "Flatten does), or a model hands the caller a view of an earlier "
                      "layer's output, which the caller may write into")

@@ -36,18 +36,20 @@ def check_stamped(layer_cls):
 
 def check_devices_named(layer_cls):
     """Warn where a layer that names no ``devices`` (any: it computes through the
-    kernel set) sits in a module holding numba CPU kernels: a model moved to a GPU
-    would hand them device arrays (numba's bare "can't unbox array")."""
+    kernel set) calls numba CPU kernels of its module: a model moved to a GPU would
+    hand them device arrays (numba's bare "can't unbox array")."""
     if getattr(layer_cls, "devices", None) is not None:
         return
     module = sys.modules.get(layer_cls.__module__)
+    called = {name for klass in layer_cls.__mro__ if klass.__module__ == layer_cls.__module__
+              for f in vars(klass).values() if hasattr(f, "__code__")
+              for name in f.__code__.co_names}  # the globals its methods read
     jitted = sorted(name for name, obj in vars(module or {}).items()
-                    if type(obj).__name__ == "CPUDispatcher"
+                    if name in called and type(obj).__name__ == "CPUDispatcher"
                     and getattr(obj.py_func, "__module__", None) == layer_cls.__module__)
     if jitted:
-        warnings.warn(f"{layer_cls.__name__} names no devices, yet its module compiles "
-                      f"CPU kernels of its own ({', '.join(jitted[:4])}): where it calls "
-                      f"them, set devices = (\"cpu\",) (or a module per device, docs/"
+        warnings.warn(f"{layer_cls.__name__} names no devices, yet calls CPU kernels of "
+                      f"its own ({', '.join(jitted[:4])}): set devices = (\"cpu\",) (or a module per device, docs/"
                       f"plugins.md, \"Own kernels on every device\"); on a GPU they would "
                       f"get device arrays", stacklevel=3)
 
