@@ -20,11 +20,12 @@ def check_numbers(owner: str, X):
     -9.2e18, which a model would train on (``nnumba train --data`` refuses both).
     Anything else (ragged lists, a dict in an object array, sparse input) is left to
     check_array's own errors."""
-    dtypes = getattr(X, "dtypes", None)  # a data frame's columns
-    if dtypes is not None and not isinstance(dtypes, np.dtype):
-        kinds = {d.kind for d in dtypes if isinstance(d, np.dtype)}
+    array, dtypes = X, getattr(X, "dtypes", None)
+    if dtypes is not None and not isinstance(dtypes, np.dtype):  # a data frame's columns
+        kinds = {getattr(d, "kind", "O") for d in dtypes}  # (pandas' own dtypes have one)
+        if "O" in kinds:  # strings, dates with a time zone, categories: look at them
+            array = np.asarray(X, dtype=object)
     else:
-        array = X
         if not isinstance(getattr(X, "dtype", None), np.dtype):
             with warnings.catch_warnings():  # a ragged list: check_array says it
                 warnings.simplefilter("ignore")
@@ -33,11 +34,11 @@ def check_numbers(owner: str, X):
                 except (ValueError, TypeError):
                     return
         kinds = {array.dtype.kind}
-        if array.dtype.kind == "O" and isinstance(array, np.ndarray):
-            bad = next((v for v in array.flat if isinstance(v, _NOT_NUMBER_TYPES)), None)
-            if bad is not None:
-                raise DTypeError(f"{owner}: X must hold numbers, got an object array "
-                                 f"holding {type(bad).__name__} {bad!r:.40}")
+    if isinstance(array, np.ndarray) and array.dtype.kind == "O":
+        bad = next((v for v in array.flat if isinstance(v, _NOT_NUMBER_TYPES)), None)
+        if bad is not None:
+            raise DTypeError(f"{owner}: X must hold numbers, got an object array "
+                             f"holding {type(bad).__name__} {bad!r:.40}")
     names = sorted(_NOT_NUMBERS[k] for k in kinds if k in _NOT_NUMBERS)
     if names:
         raise DTypeError(f"{owner}: X must hold numbers (bool, int or float), got "

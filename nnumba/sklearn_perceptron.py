@@ -71,9 +71,10 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
                           f"{len(runs)} of {len(positives)}, after {runs[-1].epochs} epochs (its "
                           f"weights so far{rest})", UserWarning, stacklevel=2)
         elif not self.converged_:  # as scikit-learn's Perceptron says it
-            warnings.warn(f"PerceptronClassifier: max_epochs ({self.max_epochs}) reached with "
-                          f"mistakes left: the classes are not linearly separable, or need "
-                          f"more epochs", ConvergenceWarning, stacklevel=2)
+            warnings.warn(f"PerceptronClassifier: max_epochs ({self.max_epochs}) reached "
+                          f"before an epoch without an update (a sample on the wrong side of "
+                          f"the boundary, or on it): the classes may not be linearly "
+                          f"separable, or need more epochs", ConvergenceWarning, stacklevel=2)
         return self
 
     def decision_function(self, X):
