@@ -59,6 +59,18 @@ def _chosen(parser, args):
     return None
 
 
+def naming(exc: Exception, source: str, more: str = "") -> Exception:
+    """``exc`` again, its message on one line after ``source`` (the file it is about)
+    and before ``more``: of its own type where that type takes a message alone, else
+    a ValueError."""
+    message = f"{source}: {' '.join(str(exc).split())}"
+    message = message.rstrip(".") + more if more else message
+    try:
+        return type(exc)(message)
+    except Exception:  # noqa: BLE001 - a type with a constructor of its own
+        return ValueError(message)
+
+
 _DEFAULT_FORMAT = warnings.formatwarning
 
 
@@ -79,8 +91,10 @@ def quiet_import_warnings():
 def quiet_interrupt():
     """Ctrl-C while the command loads (numba, numpy: before main can catch it) ends it
     with 130 and one line, not a traceback from inside an import; main puts Python's
-    own handler back."""
-    signal.signal(signal.SIGINT, _interrupted)
+    own handler back. Where Ctrl-C is ignored (a job a script started with &: the
+    shell's Ctrl-C is the script's), it stays ignored, as Python leaves it."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _interrupted)
 
 
 def _interrupted(*_):
@@ -167,7 +181,7 @@ def _run(args, debug: bool) -> int:
             raise KeyboardInterrupt from exc
         message = str(exc)
         plugin = getattr(exc, "plugin", None) if isinstance(exc, NnumbaError) else None
-        if plugin is not None:  # a plugin broke its contract (a data set loader's)
+        if plugin is not None:  # a plugin's code raised (a data set loader)
             where = _raised_in_plugin(exc.__cause__) if exc.__cause__ is not None else None
             return error(f"{message} ({f'at {where[1]}; ' if where else ''}a bug in plugin "
                          f"{plugin!r}: rerun with {DEBUG_FLAG} for the traceback, and report "

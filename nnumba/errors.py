@@ -90,15 +90,3 @@ def caused_by_interrupt(exc: BaseException) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__
     return False
-
-
-def naming(exc: Exception, source: str, more: str = "") -> Exception:
-    """``exc`` again, its message on one line after ``source`` (the file it is about)
-    and before ``more``: of its own type where that type takes a message alone, else
-    a ValueError."""
-    message = f"{source}: {' '.join(str(exc).split())}"
-    message = message.rstrip(".") + more if more else message
-    try:
-        return type(exc)(message)
-    except Exception:  # noqa: BLE001 - a type with a constructor of its own
-        return ValueError(message)

@@ -71,10 +71,11 @@ def misnamed_hooks(plugin, hook_names) -> list[str]:
 
 def near_miss_entry_points(group: str) -> list[tuple[str, str, str]]:
     """(entry point, distribution, problem) for each entry point in a group spelt
-    almost as ``group`` ("nnumba.plugins"): its plugin would be missing without a word."""
+    almost as ``group``, its first word ("nnumba.plugins", "Nnumba"; not
+    "nnumbatools.x"): its plugin would be missing without a word."""
     everything, found = importlib.metadata.entry_points(), []
     for other in sorted(everything.groups):
-        if other != group and re.sub(r"[^a-z]", "", other.lower()).startswith(group):
+        if other != group and re.split(r"[^a-z]", other.lower())[0] == group:
             for ep in everything.select(group=other):
                 dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
                 found.append((ep.name, dist, f"its entry point is in the group {other!r}, "

@@ -228,7 +228,8 @@ def _input_shape(args, model, stored=None):
     that shape, else of the model's first layer where it says (Conv2d), else RGB."""
     from ..registry import get_model
     named = model_file(args.model) is None
-    shape = get_model(args.model).input_shape_for(args.model) if named else stored  # (C, H, W): see run
+    # (C, H, W): see run
+    shape = get_model(args.model).input_shape_for(args.model) if named else stored
     size = None
     if args.size and args.size != "image":
         try:
@@ -274,7 +275,7 @@ def _flat_shape(model, size):
 
 def _build(args):
     import nnumba
-    from ..errors import naming
+    from ..cli import naming
     if kind := model_file(args.model):
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")

@@ -43,7 +43,7 @@ def _shape(text):
 
 
 def run(args):
-    from ..errors import naming
+    from ..cli import naming
     from ..errors import NnumbaError
     from ..summary import summarize
     shape = None if args.input_shape is None else _shape(args.input_shape)

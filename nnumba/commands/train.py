@@ -254,7 +254,7 @@ def _run(args, start):
 def _read_spec(path):
     """The spec in the file at ``path``, checked before any data loads: every layer is
     built shapes-only (each argument checked, nothing allocated). Errors name the file."""
-    from ..errors import naming
+    from ..cli import naming
     from ..model import Sequential
     from ..summary import build_shapes_only
     spec = read_json(path, "model spec")  # names the file itself

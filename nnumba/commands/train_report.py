@@ -45,7 +45,8 @@ def interrupted(args, trainer, trained, info) -> int:
         from .. import io
         with deferred_interrupt():  # a second Ctrl-C: after the save
             path = io.save(trained(), args.save, **info)
-            more = "" if perceptron else f" (--model {path} trains on from them)"
+            more = "" if perceptron else f" (--model {path} trains on from them, " \
+                f"from the start of an epoch)"
             print(printable(f"{where}: weights saved to {path}{more}"), file=sys.stderr)
     else:
         print(f"{where} (--save FILE keeps the weights trained so far)", file=sys.stderr)

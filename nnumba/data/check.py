@@ -11,14 +11,14 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import NnumbaError, naming
+from ..errors import NnumbaError
 from ..layers.validation import flag
 from .datasets import Dataset
 
 
 class DatasetError(NnumbaError, ValueError):
     """A data set loader broke the Dataset contract (or raised); ``plugin`` names the
-    plugin whose loader it was (its bug: the command line says so, status 1)."""
+    plugin whose loader raised (its bug: the command line says so, status 1)."""
 
     plugin: str | None = None
 
@@ -30,19 +30,26 @@ def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> D
     entry = get_registry().entry("dataset", name)
     who = f"data set {name!r}" + ("" if entry.builtin else f" (plugin {entry.plugin!r})")
     try:
-        try:
-            data = entry.obj(root=root, download=download)
-        except NnumbaError:
-            raise  # named already (a file it cannot read)
-        except (OSError, ValueError) as exc:  # the documented ways to refuse: a missing
-            raise naming(exc, who) from exc  # file, a folder it cannot take; say whose
-        except Exception as exc:  # a plugin's bug: say whose, not "please report it"
-            raise DatasetError(f"{who}: its loader raised {type(exc).__name__}: {exc}") \
-                from exc
-        return check_dataset(data, who)
-    except DatasetError as exc:
-        exc.plugin = None if entry.builtin else entry.plugin
+        data = entry.obj(root=root, download=download)
+    except NnumbaError:
+        raise  # named already (a file it cannot read)
+    except (OSError, ValueError) as exc:  # the documented ways to refuse: a missing
+        _say_whose(exc, who)              # file, a folder it cannot take
         raise
+    except Exception as exc:  # a plugin's bug: say whose, not "please report it"
+        error = DatasetError(f"{who}: its loader raised {type(exc).__name__}: {exc}")
+        error.plugin = None if entry.builtin else entry.plugin  # status 1 (cli)
+        raise error from exc
+    return check_dataset(data, who)
+
+
+def _say_whose(exc, who: str):
+    """Put ``who`` before ``exc``'s message in place: its type, errno and filename stay
+    (``except OSError`` still catches a failed download)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        exc.strerror = f"{who}: {exc.strerror}"
+    elif len(exc.args) == 1 and isinstance(exc.args[0], str) and who not in exc.args[0]:
+        exc.args = (f"{who}: {exc.args[0]}",)
 
 
 def check_dataset(data, who: str = "data set"):
