@@ -44,7 +44,7 @@ def test_weights_of_the_last_complete_update_are_saved(tmp_path, monkeypatch, ca
     assert main(ARGS + ["--epochs", "5", "--save", str(saved)]) == 130
     out, err = capsys.readouterr()
     assert f"interrupted in epoch 2/5, after 3 updates: weights saved to {saved} " \
-           f"(--model {saved} trains on from them)" in err
+           f"(--model {saved} trains on from them, from the start of an epoch)" in err
     assert "epoch 1/5" in out and "epoch 2/5" not in out
     # the same seed trains the same first epoch: three updates, nothing of the fourth
     np.testing.assert_array_equal(io.load_model(saved).flat_params,
