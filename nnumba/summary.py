@@ -182,6 +182,7 @@ def _example_shape(layers) -> str:
         shape = tuple(w if isinstance(w, int) else size for w in want if w is not Ellipsis)
         try:
             for layer in layers:
+                check_fits(layer, shape)  # a Linear's width too, not only a kernel's size
                 shape = tuple(layer.output_shape(shape))
         except Exception:  # noqa: BLE001 - too small for a kernel, say: try the next
             continue
