@@ -20,7 +20,11 @@ class SGD:
             raise DTypeError(f"SGD: model must be an nnumba Sequential, got {show(model)}")
         self.model = model
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self._check_range(model.dtype)
+        tiny = float(np.finfo(model.dtype).tiny)  # (not when set later: a schedule decays it)
+        if 0 < self.lr < tiny:  # 1e-50 is 0 in float32: not one weight would move
+            raise SpecError(f"SGD: lr {self.lr:g} is below the model's {model.dtype.name}'s "
+                            f"smallest normal number ({tiny:.4g}): no step would move a "
+                            f"weight; use 0 to train nothing")
         self.velocity = None
 
     def __setattr__(self, name, value):  # a setting is checked when set, later too
@@ -35,20 +39,13 @@ class SGD:
     def _check_range(self, dtype, settings=None):
         """A value finite as a Python float can still be inf in the model's dtype
         (1e39 in float32), and the first step would then make every weight NaN; a
-        momentum below 1 can round to 1 there (0.99999999 in float32): no decay; an lr
-        to start with below the smallest normal number (1e-50 is 0 in float32) would
-        move no weight."""
+        momentum below 1 can round to 1 there (0.99999999 in float32): no decay."""
         dtype = np.dtype(dtype)
-        top, tiny = float(np.finfo(dtype).max), float(np.finfo(dtype).tiny)
+        top = float(np.finfo(dtype).max)
         for name, value in (settings or self.config()).items():
             if value > top:
                 raise SpecError(f"SGD: {name} {value:g} does not fit the model's {dtype.name}, "
                                 f"whose largest value is {top:.4g}")
-            # checked as a whole (at the start), not as set: a schedule may decay it there
-            if name == "lr" and 0 < value < tiny and settings is None:
-                raise SpecError(f"SGD: lr {value:g} is below the model's {dtype.name}'s "
-                                f"smallest normal number ({tiny:.4g}): no step would move a "
-                                f"weight; use 0 to train nothing")
             if name == "momentum" and dtype.type(value) >= 1:
                 below = float(np.nextafter(dtype.type(1), dtype.type(0)))
                 raise SpecError(f"SGD: momentum {value!r} is 1 in the model's {dtype.name}: "
