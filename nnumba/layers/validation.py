@@ -106,8 +106,8 @@ def pretty_shape(want) -> str:
 
 def check_input(layer, x, *, check_finite: bool = True):
     """``x`` ready for the layer's kernels, or a clear error unless it is a
-    non-empty batch of non-empty samples of the shape the layer accepts (and, with ``check_finite``,
-    free of NaN and infinity)."""
+    non-empty batch of non-empty samples of the shape the layer accepts (and, with
+    ``check_finite``, free of NaN and infinity)."""
     x = check_array(layer, x, "input")
     if x.ndim < 1 or x.shape[0] == 0:
         raise ShapeError(f"{layer.label}: got an empty batch (shape {x.shape})")
