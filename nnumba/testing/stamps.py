@@ -49,9 +49,9 @@ def check_devices_named(layer_cls):
                     and getattr(obj.py_func, "__module__", None) == layer_cls.__module__)
     if jitted:
         warnings.warn(f"{layer_cls.__name__} names no devices, yet calls CPU kernels of "
-                      f"its own ({', '.join(jitted[:4])}): set devices = (\"cpu\",) (or a module per device, docs/"
-                      f"plugins.md, \"Own kernels on every device\"); on a GPU they would "
-                      f"get device arrays", stacklevel=3)
+                      f"its own ({', '.join(jitted[:4])}): set devices = (\"cpu\",) (or a "
+                      f"module per device, docs/plugins.md, \"Own kernels on every "
+                      f"device\"); on a GPU they would get device arrays", stacklevel=3)
 
 
 def _unstamped(dispatcher) -> bool:
