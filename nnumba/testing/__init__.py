@@ -2,7 +2,8 @@
 
 ``check_layer(LayerClass, kwargs, input_shape)`` checks, in float64:
 
-- the output shape equals ``output_shape`` and the dtype follows the input;
+- the output shape equals ``output_shape`` and the dtype follows the input, and an
+  output that is a view of the input says so (``output_is_view``);
 - the output of a finite input is finite, and in evaluation mode it is the same at
   a second call and a sample's does not depend on the rest of its batch;
 - the gradient for the input and for every parameter against central finite
@@ -36,8 +37,9 @@
 Layers without a gradient (``has_gradient = False``) must raise
 NoGradientError from backward.  An exception the layer's own code raises comes out
 as a ConformanceError naming the check and the example, chained to it.
-``check_all(LayerClass)`` runs every entry of ``LayerClass.examples``; the test
-suite runs it over every registered layer.
+``check_all(LayerClass)`` runs every entry of ``LayerClass.examples``, and warns
+where a layer naming no ``devices`` calls CPU kernels of its own; the test suite
+runs it over every registered layer.
 
 ``check_device(LayerClass, device)`` runs each example on another device (the
 CUDA simulator where there is no GPU) and compares forward and backward with the
