@@ -23,7 +23,8 @@ def _data(n=20, d=3):
 
 
 def _estimator(name):
-    nsk = pytest.importorskip("nnumba.sklearn")
+    pytest.importorskip("sklearn")
+    import nnumba.sklearn as nsk
     kwargs = {} if name == "PerceptronClassifier" else {"epochs": 1, "random_state": 0}
     return getattr(nsk, name)(**kwargs)
 
