@@ -105,8 +105,8 @@ class Sequential:
 
     def _bind_flat(self):
         """Gather every parameter into one buffer on the host, move it to the model's
-        device in one go, and make each parameter (and its gradient) a view of the
-        flat buffers there.  The trainable ones come first: ``flat_params`` and
+        device in one go, and make each parameter (and its gradient, kept) a view of
+        the flat buffers there.  The trainable ones come first: ``flat_params`` and
         ``flat_grads``, what optimizers update, are theirs alone."""
         named = self.params()
         params = [p for _, p in named if p.trainable] + [p for _, p in named if not p.trainable]
@@ -114,10 +114,11 @@ class Sequential:
         total = ends[-1]
         check_memory(f"the model's {total:,} parameters with their gradients",
                      2 * total * self.dtype.itemsize)
-        host = np.empty(total, self.dtype)
-        for p, at, end in zip(params, ends, ends[1:]):
-            host[at:end] = to_host(p.value).reshape(-1)
-        values, self._all_grads = self.device.to_device(host), self.device.zeros(total, self.dtype)
+        host, grads = np.empty(total, self.dtype), np.empty(total, self.dtype)
+        for p, at, end in zip(params, ends, ends[1:]):  # gradients kept too, as torch's
+            host[at:end] = to_host(p.value).reshape(-1)  # .double() and .to() keep .grad
+            grads[at:end] = to_host(p.grad).reshape(-1)
+        values, self._all_grads = self.device.to_device(host), self.device.to_device(grads)
         trained = sum(p.value.size for p in params if p.trainable)
         self.flat_params, self.flat_grads = (values, self._all_grads) if trained == total \
             else (values[:trained], self._all_grads[:trained])

@@ -69,6 +69,9 @@ class SGD:
         t = np.dtype(params.dtype).type  # scalars in the params' dtype keep float32 kernels
         model.device.kernels.sgd_step(params, model.flat_grads, self.velocity,
                                       t(self.lr), t(self.momentum), t(self.weight_decay))
+        # what the last forward kept belongs to the old weights (torch refuses it too)
+        model._no_backward = ("an optimizer step changed the weights since the last "
+                              "forward(): run forward() again before backward()")
 
     def config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
