@@ -280,6 +280,9 @@ def load_weights(model, path):
         arrays[name] = cast_checked(arrays[name], p.value.dtype, f"{path}: parameter {name}")
     for name, p in params.items():
         p.value[...] = arrays[name]
+    # what the last forward kept belongs to the old weights (as after an optimizer step)
+    model._no_backward = ("load_weights changed the weights since the last forward(): run "
+                          "forward() again before backward()")
     return model
 
 

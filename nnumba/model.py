@@ -144,7 +144,7 @@ class Sequential:
 
         Raises DeviceUnavailableError where the device is missing (never falls
         back to the CPU), and DeviceError naming the first layer that cannot run
-        there, before anything moves. Gradients restart at zero."""
+        there, before anything moves. Gradients are kept."""
         device = get_device(device)
         if device is self.device:
             return self
@@ -167,6 +167,8 @@ class Sequential:
         dtype = float_dtype("model", dtype)
         for name, p in self.params():  # before any layer converts: no half-converted model
             check_cast("model", f"parameter {name}", to_host(p.value), dtype)
+            check_cast("model", f"the gradient of {name}", to_host(p.grad), dtype,
+                       "zero_grad() first")  # kept: inf would reach the next step
         self._converting = True  # a layer refuses astype from anyone but its model
         try:
             for layer in self._every_layer():
@@ -378,7 +380,7 @@ class Sequential:
         return _moved_to, (host, device.name)
 
     #: what __setstate__ makes again from the parameters: not pickled (no lock pickles;
-    #: the flat buffers are copies of the parameters' values and zero gradients)
+    #: the flat buffers are copies of the parameters' values and gradients)
     _REBUILT = ("_lock", "flat_params", "flat_grads", "_all_grads", "_bound")
 
     def __getstate__(self):

@@ -281,6 +281,8 @@ class Layer:
                              f"model.astype(np.{dtype.name}) (its layers share one buffer)")
         for name, param in self._params.items():  # all checked before any is converted
             validation.check_cast(self.label, f"parameter {name!r}", to_host(param.value), dtype)
+            validation.check_cast(self.label, f"the gradient of {name!r}",
+                                  to_host(param.grad), dtype, "zero_grad() first")
         self.dtype = dtype
         for param in self._params.values():
             param.value = self.device.to_device(to_host(param.value).astype(dtype))
