@@ -13,6 +13,7 @@ from .sklearn_inputs import check_numbers
 from .sklearn_labels import sorted_classes
 from .sklearn_restore import as_before_on_error
 from .train import train_perceptron
+from .train.perceptron import score_rows
 
 __all__ = ["PerceptronClassifier"]
 
@@ -83,8 +84,7 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "coef_")
         check_numbers("PerceptronClassifier", X)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        with np.errstate(over="ignore", invalid="ignore"):
-            scores = X @ self.coef_.T + self.intercept_
+        scores = score_rows(X, self.coef_, self.intercept_)  # predict agrees with the fit
         if not np.isfinite(scores).all():  # NaN predicted classes_[0], with a warning only
             raise NonFiniteError("PerceptronClassifier: the scores w . x + b of these inputs "
                                  "overflow float64; scale the inputs (as for training)")

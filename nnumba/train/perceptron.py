@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DTypeError, LabelError, NonFiniteError, ShapeError
-from ..kernels.cpu.perceptron import perceptron_epoch, sign_errors
+from ..kernels.cpu.perceptron import (ROUNDOFF, SUBNORMAL, perceptron_epoch, scores,
+                                      sign_errors)
 from ..layers.validation import flag, integer, takes, unmasked
 
 
@@ -81,7 +82,7 @@ class PerceptronResult:
                              f"{self.w.size}")
         if x.dtype.kind == "f" and not np.isfinite(flat).all():  # NaN would predict -1
             raise NonFiniteError("perceptron: inputs hold NaN or infinity")
-        return flat @ self.w + self.b
+        return score_rows(flat, self.w, self.b)
 
     def predict(self, x) -> np.ndarray:
         """sigma(w . x + b) in {-1, +1}."""
@@ -139,6 +140,28 @@ def _check_set(x, y, what):
                          f"shape {y.shape}")
     if not np.isin(y, (-1, 1)).all():
         raise LabelError(f"perceptron: labels must be -1 or +1, got {np.unique(y)[:5].tolist()}")
+
+
+def score_rows(flat, w, b) -> np.ndarray:
+    """w . x + b for every row of ``flat`` (N, D), with ``w`` (D,) and ``b``, or (K, D)
+    and (K,) for one column per class: BLAS's products (as scikit-learn's
+    decision_function), but summed as the epochs sum theirs wherever rounding leaves
+    the sign in doubt (BLAS's fused multiply-adds tip a sample on the boundary): a
+    sample the table counts right, predict gets right."""
+    flat = np.asarray(flat, np.float64)
+    weights, biases = np.atleast_2d(w), np.atleast_1d(b)
+    with np.errstate(over="ignore", invalid="ignore"):  # (the callers refuse inf)
+        out = flat @ w + b if np.ndim(w) == 1 else flat @ weights.T + biases
+        size = np.abs(flat) @ np.abs(weights).T + np.abs(biases)
+    out = out.reshape(len(flat), len(biases))
+    doubt = ~(np.abs(out) > 4.0 * (flat.shape[1] + 1) * (ROUNDOFF * size + SUBNORMAL))
+    for k in np.flatnonzero(doubt.any(axis=0)):  # (NaN too: the kernel says NaN)
+        rows = doubt[:, k]
+        again = np.empty(int(rows.sum()))
+        scores(np.hstack([flat[rows], np.ones((len(again), 1))]),
+               np.append(weights[k], biases[k]), again)
+        out[rows, k] = again
+    return out if np.ndim(w) == 2 else out[:, 0]
 
 
 class _Alone:

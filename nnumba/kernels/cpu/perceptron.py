@@ -12,8 +12,8 @@ from ..cache_stamp import stamp
 
 # The sets come in float64 (train/perceptron.py): its unit roundoff, and the spacing
 # of its subnormals (a product's error where it underflows).
-_U = 2.0 ** -53
-_SUBNORMAL = 5e-324
+ROUNDOFF = 2.0 ** -53
+SUBNORMAL = 5e-324
 
 
 @njit(cache=True, fastmath={"reassoc", "nsz", "arcp"})  # no "contract": products rounded
@@ -28,7 +28,7 @@ def _any_order(x, i, w):
     return s, size
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)  # said: else a fastmath caller's flags would apply
 def _in_order(x, i, w):
     """w . x_i summed in order, every product rounded."""
     s = 0.0
@@ -37,13 +37,13 @@ def _in_order(x, i, w):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _score(x, i, w):
     """A number with the sign of ``_in_order(x, i, w)``, and 0 only where that is 0:
     any order's sum where it is further from 0 than the two orders' rounding (each
     within n u sum |x_ij w_j| of the exact sum) can reach, else the sum in order."""
     s, size = _any_order(x, i, w)
-    if abs(s) > 4.0 * w.size * (_U * size + _SUBNORMAL):
+    if abs(s) > 4.0 * w.size * (ROUNDOFF * size + SUBNORMAL):
         return s
     return _in_order(x, i, w)
 
@@ -69,6 +69,14 @@ def sign_errors(x, y, w):
         if (1 if _score(x, i, w) >= 0 else -1) != y[i]:
             errors += 1
     return errors
+
+
+@njit(cache=True, fastmath=False)
+def scores(x, w, out):
+    """out[n] = w . x_n as the epochs score it (``_score``): predict's sign is the
+    table's, where BLAS's fused multiply-adds could tip a sample on the boundary."""
+    for i in range(x.shape[0]):
+        out[i] = _score(x, i, w)
 
 
 stamp(globals())  # the disk cache follows every kernel source
