@@ -4,7 +4,6 @@ rewrite an earlier layer's kept output (wrong gradients, no word from check_all)
 entry point in the group "nnumba.plugins" was ignored silently; a data set loader's
 bug exited with status 2, as the user's to fix, and its plain FileNotFoundError named
 no data set; own @njit kernels without devices passed check_all."""
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,15 +17,7 @@ import nnumba
 from nnumba import Layer, hookimpl, testing
 from nnumba.layers import Linear, Sigmoid
 
-
-def _fake_distribution(tmp_path, source, group="nnumba", name="zplug"):
-    """A module and a .dist-info naming it in ``group``, on PYTHONPATH for a child."""
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
-    info = tmp_path / f"{name}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[{group}]\n{name} = {name}\n")
-    return {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_NUM_THREADS": "1"}
+from fake_distribution import fake_distribution
 
 
 class _Reshape(Layer):
@@ -59,14 +50,14 @@ def test_a_view_of_the_input_keeps_the_gradients_right_and_is_named_by_the_kit()
 
 
 def test_an_entry_point_in_a_near_miss_group_is_named(tmp_path):
-    env = _fake_distribution(tmp_path, '''
+    env = fake_distribution(tmp_path, "zplug", "nnumba.plugins", '''
         from nnumba import Layer, hookimpl
         class SiLU(Layer):
             """x * sigmoid(x)."""
         @hookimpl
         def nnumba_register_layers():
             return {"SiLU": SiLU}
-    ''', group="nnumba.plugins")
+    ''')
     r = subprocess.run([sys.executable, "-m", "nnumba", "plugins"], capture_output=True,
                        text=True, env=env, timeout=300)
     said = r.stdout + r.stderr
@@ -76,7 +67,7 @@ def test_an_entry_point_in_a_near_miss_group_is_named(tmp_path):
 def test_a_plugin_loaders_bug_is_status_1_naming_the_plugin(tmp_path):
     """README: status 2 for what the user can fix, 1 for a bug (a plugin's): a model
     factory's ZeroDivisionError was 1, a loader's 2."""
-    env = _fake_distribution(tmp_path, '''
+    env = fake_distribution(tmp_path, "zplug", "nnumba", '''
         from nnumba import hookimpl
         def zdiv(root=None, download=False):
             """A loader with a bug."""

@@ -7,7 +7,6 @@ perceptron's warning claimed mistakes; a kernel-set layer beside a CPU-only one 
 warned about; a NaN in the user's own file was called a plugin's bug."""
 import errno
 import io
-import os
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,8 @@ import pytest
 import nnumba
 from nnumba import Layer, hookimpl, testing
 from nnumba.errors import DTypeError, ShapeError
+
+from fake_distribution import fake_distribution
 
 
 # --- F1: check_all refuses the built-in Dropout (tests/test_conformance.py fails) ---
@@ -154,20 +155,12 @@ def test_f4_a_loaders_oserror_keeps_its_errno_and_filename(loaders):
 
 
 # --- F5: near-miss scan flags unrelated groups whose name starts with "nnumba" -------
-def _fake_distribution(tmp_path, name, group, module_source="def f():\n    pass\n"):
-    (tmp_path / f"{name}.py").write_text(module_source)
-    info = tmp_path / f"{name}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[{group}]\nonnx = {name}:f\n")
-    return {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_NUM_THREADS": "1"}
-
-
 def test_f5_an_unrelated_group_starting_with_nnumba_is_not_a_plugin_failure(tmp_path):
     """A library "nnumbatools" with its own group "nnumbatools.exporters": not a
     misspelling of "nnumba". Today every registry load warns, `nnumba plugins` lists
     "failed: plugin onnx", and every unknown-name error says it failed."""
-    env = _fake_distribution(tmp_path, "nnumbatools", "nnumbatools.exporters")
+    env = fake_distribution(tmp_path, "nnumbatools", "nnumbatools.exporters",
+                            "def f():\n    pass\n", entry="onnx = nnumbatools:f")
     r = subprocess.run([sys.executable, "-m", "nnumba", "plugins"], capture_output=True,
                        text=True, env=env, timeout=300)
     said = r.stdout + r.stderr
@@ -260,7 +253,7 @@ def test_f9_nan_in_the_users_data_file_is_not_reported_as_a_plugin_bug(tmp_path)
     (tmp_path / "data" / "table.csv").write_text(
         "0.1,0.2,0\n0.3,nan,1\n0.5,0.1,0\n0.2,0.2,1\n0.1,0.9,0\n0.3,0.3,1\n0.4,0.4,0\n"
         "0.6,0.1,1\n")
-    env = _fake_distribution(tmp_path, "csvplug", "nnumba", textwrap.dedent('''
+    env = fake_distribution(tmp_path, "csvplug", "nnumba", textwrap.dedent('''
         import numpy as np
         from nnumba import hookimpl
         from nnumba.data import Dataset
@@ -275,8 +268,6 @@ def test_f9_nan_in_the_users_data_file_is_not_reported_as_a_plugin_bug(tmp_path)
         f = hookimpl(f)
         nnumba_register_datasets = f
     '''))
-    (tmp_path / "csvplug-0.1.dist-info" / "entry_points.txt").write_text(
-        "[nnumba]\ncsvplug = csvplug\n")
     r = subprocess.run([sys.executable, "-m", "nnumba", "train", "--dataset", "table",
                         "--data-dir", str(tmp_path / "data"), "--model", "logreg",
                         "--epochs", "1"], capture_output=True, text=True, env=env,
