@@ -5,8 +5,8 @@ rounded (scikit-learn's Perceptron sums so too): with fastmath's fused multiply-
 -0.1*0.1 + 0.1*0.1 was not 0, and a sample exactly on the boundary passed as no
 mistake while predict got it wrong.  Summing in order is 7x slower at 784 features,
 so the score is summed in any order first, and in order only where that leaves its
-sign in doubt.  (numba applies a caller's fastmath to the functions it calls: only
-the any-order sum has it, and it calls nothing.)"""
+sign in doubt.  (numba compiles a callee with the fastmath flags of its first caller
+unless it names its own: the in-order functions say fastmath=False.)"""
 from numba import njit
 from ..cache_stamp import stamp
 
@@ -28,7 +28,7 @@ def _any_order(x, i, w):
     return s, size
 
 
-@njit(cache=True, fastmath=False)  # said: else a fastmath caller's flags would apply
+@njit(cache=True, fastmath=False)
 def _in_order(x, i, w):
     """w . x_i summed in order, every product rounded."""
     s = 0.0
