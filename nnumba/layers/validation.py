@@ -384,7 +384,10 @@ def one_at_a_time(method):
         ref = self.__dict__.get("container")
         owner = ref() if ref is not None else None
         holder = self if owner is None else owner
-        with holder.__dict__.setdefault("_lock", threading.RLock()):
+        # (the lock made once: setdefault's argument would be a new RLock every call)
+        lock = holder.__dict__.get("_lock") or holder.__dict__.setdefault("_lock",
+                                                                         threading.RLock())
+        with lock:
             # (a layer alone is never fitted: the check passes there)
             check_not_fitting(holder, "this model" if owner is None else
                               f"{self.label}'s model")

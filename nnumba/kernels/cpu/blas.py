@@ -276,20 +276,23 @@ def _operand(x):
     return None
 
 
+_DOUBLE = {np.dtype(np.float32): False, np.dtype(np.float64): True}  # native byte order
+
+
 def gemm(a, b, out, accumulate=False):
     """out = a @ b, or out += a @ b; returns out."""
-    addresses = _addresses()
+    # (called ~5 times a training step: the checks compare dtypes, not dtype with type)
+    addresses = _lib[0] if _lib else _addresses()
+    double = _DOUBLE.get(out.dtype)
     ops = (_operand(a), _operand(b))
-    if addresses is None or None in ops or not out.flags.c_contiguous \
-            or not (a.dtype == b.dtype == out.dtype) or out.dtype not in (np.float32,
-                                                                          np.float64):
+    if addresses is None or None in ops or double is None or not out.flags.c_contiguous \
+            or a.dtype != out.dtype or b.dtype != out.dtype:
         if accumulate:
             out += a @ b
         else:
             np.matmul(a, b, out=out)
         return out
     (a, ta), (b, tb) = ops
-    double = out.dtype == np.float64
     beta = 1.0 if accumulate else 0.0
     m, n = out.shape
     if n == 1 and m > 1 and ta == _NO_TRANS:   # one output per sample (a regressor's)
