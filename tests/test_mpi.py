@@ -108,6 +108,30 @@ def plugin_dropout():
     return Drop()
 
 
+def plugin_input_mean():
+    """A layer that keeps, as state (``trainable=False``), a running mean of its input
+    (a batch norm's, where the input is the data itself), and passes it on."""
+    from nnumba import Layer
+
+    class InputMean(Layer):
+        def __init__(self, features):
+            super().__init__()
+            self.running = self.add_param("running", (features,), trainable=False)
+
+        def _forward(self, x):
+            if self.training:
+                self.running.value[...] = 0.9 * self.running.value + 0.1 * x.mean(0)
+            y = self._buffer("y", x.shape)
+            y[...] = x
+            return y
+
+        def _backward(self, g):
+            dx = self._buffer("dx", g.shape)
+            dx[...] = g
+            return dx
+    return InputMean(N_FEATURES)
+
+
 # ---- the worker: `mpiexec -n 2 python tests/test_mpi.py WHAT OUT_DIR` --------------------
 def worker(what, out):
     import numba
@@ -143,6 +167,18 @@ def worker(what, out):
         DistributedSGDTrainer(model, CrossEntropy(), lr=0.1, batch_size=40, seed=0,
                               comm=comm).fit(*make_data(), epochs=1)
         np.save(Path(out) / f"masks-rank{comm.rank}.npy", np.stack(model.layers[1].masks[:12]))
+        return
+    if what == "state":
+        import nnumba
+        from nnumba.distributed import DistributedSGDTrainer
+        from nnumba.layers import Linear
+        from nnumba.losses import CrossEntropy
+        model = nnumba.Sequential(plugin_input_mean(), Linear(N_FEATURES, N_CLASSES), seed=0)
+        model.layers[0].running.value[...] += comm.rank  # rank 0's start is everyone's
+        x, y = make_data()  # 12 batches of 40: equal shares, whose means average exactly
+        DistributedSGDTrainer(model, CrossEntropy(), lr=0.1, batch_size=40, shuffle=False,
+                              comm=comm).fit(x[:480], y[:480], epochs=2)
+        np.save(Path(out) / f"state-rank{comm.rank}.npy", model.layers[0].running.value)
         return
     info = {"size": comm.size, "numba_threads": numba.get_num_threads(), "histories": {}}
     for name in SCENARIOS:
@@ -266,6 +302,24 @@ def test_a_plugin_layer_draws_its_own_numbers_on_each_rank(tmp_path):
     assert masks[0].shape == masks[1].shape and masks[0].shape[0] == 12
     assert 0.4 < (masks[0] == 0).mean() < 0.6  # it drops half, on each rank
     assert (masks[0] != masks[1]).mean() > 0.3  # independent draws differ in half the units
+
+
+@needs_mpi
+def test_state_is_the_mean_over_the_ranks_and_the_same_on_each(tmp_path):
+    """A layer's trainable=False state (a batch norm's running statistics) updates from
+    each rank's shares: it was never shared, and the ranks ended with models of their
+    own, silently (plugin trial 34).  Averaged over the ranks after every epoch, a
+    running mean of the input is one process's over the global batches."""
+    done = mpiexec(sys.executable, __file__, "state", tmp_path)
+    assert done.returncode == 0, done.stderr
+    states = [np.load(tmp_path / f"state-rank{r}.npy") for r in range(RANKS)]
+    assert np.array_equal(states[0], states[1])
+    x = make_data()[0][:480].astype(np.float64)
+    want = np.zeros(N_FEATURES)
+    for _ in range(2):  # epochs, the global batches in order
+        for start in range(0, len(x), 40):
+            want = 0.9 * want + 0.1 * x[start:start + 40].mean(0)
+    np.testing.assert_allclose(states[0], want, rtol=1e-4, atol=1e-6)
 
 
 @needs_mpi

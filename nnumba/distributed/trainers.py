@@ -58,6 +58,8 @@ class _DataParallel:
             self.comm.check_same("the number of training samples", len(x))
             self._check_agreement(x, y, epochs, x_test, y_test)
             self.comm.bcast(self.model.flat_params)  # start from rank 0's weights
+            for state in self._state():  # and its state (a batch norm's running statistics)
+                self.comm.bcast(state)
             for layer in self.model.layers if self.comm.size > 1 else ():
                 # each rank its own random stream (a plugin's layer too; Dropout's
                 # for_rank forgets its kept masks as well)
@@ -66,13 +68,30 @@ class _DataParallel:
                 elif (gen := layer.random_generator()) is not None:
                     rank_stream(gen, self.comm.rank, self.comm.size)
             history = super().fit(x, y, epochs, x_test, y_test)
-            if not self.comm.in_sync(self.model.flat_params):
+            arrays = [self.model.flat_params, *self._state()]
+            if not all([self.comm.in_sync(a) for a in arrays]):  # (a list: every rank calls)
                 # MPI does not promise bitwise-equal sums on all ranks (never seen with
                 # MPICH): say so, and go on with rank 0's weights everywhere
-                warnings.warn("the ranks' weights differ after training; every rank now "
-                              "holds rank 0's", RuntimeWarning, stacklevel=2)
-                self.comm.bcast(self.model.flat_params)
+                warnings.warn("the ranks' weights or state differ after training; every "
+                              "rank now holds rank 0's", RuntimeWarning, stacklevel=2)
+                for a in arrays:
+                    self.comm.bcast(a)
         return history
+
+    def _state(self) -> list:
+        """The model's parameters that no optimizer updates (``trainable=False``: a batch
+        norm's running statistics), which each layer updates from its rank's shares."""
+        return [p.value for _, p in self.model.params() if not p.trainable]
+
+    def _epoch(self, n, bar, epoch):
+        value = super()._epoch(n, bar, epoch)
+        # Each rank's state saw only its shares: their mean over the ranks, the same on
+        # every rank before the epoch's test pass (a running mean of equal shares' means
+        # is the global batches', up to rounding; torch's DDP takes rank 0's instead).
+        for state in self._state():
+            self.comm.allreduce_sum(state)
+            state /= self.comm.size
+        return value
 
     def _check_agreement(self, x, y, epochs, x_test, y_test):
         """A clear error where the ranks were given other settings, models or data:
