@@ -211,8 +211,9 @@ class Layer:
             raise ContractError(f"{type(self).__name__}: add_param({name!r}) before "
                                 f"super().__init__(): call super().__init__() first")
         validation.param_name(type(self).__name__, name, self._params)
-        if isinstance(shape_or_value, (tuple, list)):
-            shape = tuple(int(s) for s in shape_or_value)
+        start = validation.param_start(self.label, name, shape_or_value, self.dtype)
+        if isinstance(start, tuple):
+            shape = start
             if in_shapes_only():  # a stand-in of the right shape that holds no memory
                 if math.prod(shape) * self.dtype.itemsize >= 2**63:  # numpy's bound
                     raise TooLargeError(f"{self.label}: parameter {name!r} of shape {shape} "
@@ -225,7 +226,7 @@ class Layer:
                                         (2 * self.dtype.itemsize + 8))
                 param = Parameter(np.zeros(shape, self.dtype))
         else:
-            param = Parameter(np.ascontiguousarray(shape_or_value, dtype=self.dtype))
+            param = Parameter(start)
         param.trainable = validation.flag(self.label, "trainable", trainable)
         self._params[name] = param
         return param

@@ -317,6 +317,31 @@ def param_name(owner: str, name, taken) -> None:
                             f"non-empty string without '.'")
 
 
+def param_start(owner: str, name: str, start, dtype):
+    """add_param's second argument as a shape (a tuple or list of integer sizes >= 0) or
+    as a start value (a float array, made a C-contiguous one of ``dtype``), else
+    ContractError: a list of floats became the shape of their integer parts, None one
+    NaN, an integer counter a float32 one that stops counting at 2**24, silently."""
+    where = f"{owner}: add_param({name!r}, {show(start)})"
+    if isinstance(start, (tuple, list)):
+        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_))
+                   and s >= 0 for s in start):
+            raise ContractError(f"{where}: a shape is a tuple of integer sizes >= 0; a start "
+                                f"value is an array (np.array([...]))")
+        return tuple(int(s) for s in start)
+    try:
+        kind = np.asarray(start).dtype.kind
+    except (TypeError, ValueError, RuntimeError):  # a ragged list, a GPU tensor, ...
+        kind = None
+    if kind != "f":
+        raise ContractError(f"{where}: a start value is an array of floats, which the "
+                            f"parameter keeps in the layer's {np.dtype(dtype).name} (a count "
+                            f"kept there is exact up to 2**24 in float32)")
+    value = np.ascontiguousarray(start, dtype=dtype)
+    check_cast(owner, f"parameter {name!r}", np.asarray(start), dtype)  # 1e39: inf
+    return value
+
+
 def per_sample_shape(owner: str, shape) -> tuple:
     """``shape`` as a tuple of sizes >= 0, or ShapeError: a layer's output_shape does
     arithmetic on it (min() of an empty tuple, "ab" * 2, ...)."""
