@@ -32,3 +32,41 @@ def test_add_param_takes_integer_shapes_and_float_starts(start, shape):
     assert p.value.shape == shape and p.value.dtype == np.float32
     if isinstance(start, np.ndarray):
         np.testing.assert_array_equal(p.value, start.astype(np.float32))
+
+
+class _LastAxis(Layer):
+    """A last-axis layer (a LayerNorm without its statistics) that says its shape with
+    ``declared``."""
+    declared = None
+
+    def __init__(self, features: int = 4):
+        super().__init__()
+        self.features = features
+
+    def input_shape(self):
+        return self.declared
+
+    def _forward(self, x):
+        y = self._buffer("y", x.shape)
+        y[...] = x
+        return y
+
+
+@pytest.mark.parametrize("declared", [(..., 4), (2, ..., 4), 4, "4", (4.5,), (-1,)])
+def test_a_malformed_input_shape_is_a_contract_error_naming_it(declared):
+    """(..., D) was taken at construction, then every input was refused with "expected
+    input of shape (N, ..., 4), got (2, 3, 4)"; 4 was a bare TypeError."""
+    layer = type("Declared", (_LastAxis,), {"declared": declared})()
+    with pytest.raises(ContractError, match=r"input_shape\(\) returned"):
+        layer.forward(np.ones((2, 3, 4), np.float32))
+
+
+@pytest.mark.parametrize("declared, shape", [((None, 4), (2, 3, 4)), ([3, 4], (2, 3, 4)),
+                                             ((3, ...), (2, 3, 4)), ((3, ...), (2, 3))])
+def test_a_well_formed_input_shape_still_fits_or_refuses_with_a_shape_error(declared, shape):
+    layer = type("Declared", (_LastAxis,), {"declared": declared})()
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    np.testing.assert_array_equal(layer.forward(x), x)
+    from nnumba.errors import ShapeError
+    with pytest.raises(ShapeError):
+        layer.forward(np.ones((2, 5, 5), np.float32))

@@ -149,12 +149,34 @@ def check_fits(layer, input_shape, batch: int | None = None) -> None:
     """Raise ShapeError unless ``layer`` accepts per-sample ``input_shape`` (of a batch
     of ``batch``, when the message should show the batch)."""
     want = layer.input_shape()
-    if want is not None and not _fits(want, tuple(input_shape)):
+    if want is not None and not _fits_any(want, tuple(input_shape)):
+        _check_declared(layer, want)  # only here: a declaration that fits costs nothing
         if batch is not None:
             raise ShapeError(f"{layer.label}: expected input of shape "
                              f"(N, {pretty_shape(want)}), got {(batch,) + tuple(input_shape)}")
         raise ShapeError(f"{layer.label} expects per-sample input ({pretty_shape(want)}) but "
                          f"receives {tuple(input_shape)}")
+
+
+def _fits_any(want, got) -> bool:
+    try:
+        return _fits(want, got)
+    except TypeError:  # input_shape() returned 4, say: _check_declared says so
+        return False
+
+
+def _check_declared(layer, want) -> None:
+    """ContractError where ``input_shape()`` is no tuple of sizes, None and a last ``...``:
+    ``(..., D)`` refused every input, saying "expected (N, ..., 4), got (2, 3, 4)"."""
+    ok = isinstance(want, (tuple, list)) and all(
+        w is None or (w is Ellipsis and i == len(want) - 1) or
+        (isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 0)
+        for i, w in enumerate(want))
+    if not ok:
+        raise ContractError(f"{layer.label}: input_shape() returned {show(want)}; it returns "
+                            f"None (any shape) or a tuple of sizes, None for an axis of any "
+                            f"size, and ... only last (C, ...). A layer over the last axis "
+                            f"returns None and refuses other widths in output_shape")
 
 
 # ---- constructor arguments -------------------------------------------------------------
