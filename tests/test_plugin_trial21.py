@@ -284,6 +284,9 @@ class EvalDropsBias(Layer):
     def reset_parameters(self, rng):
         self.bias.value[...] = rng.normal(size=self.bias.value.shape)
 
+    def input_shape(self):  # (else the kit's size-1 pass refuses it first: trial 34)
+        return (self.bias.value.size,)
+
     def _forward(self, x):
         y = self._buffer("y", x.shape)
         y[...] = x

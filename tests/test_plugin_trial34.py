@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nnumba import Layer
-from nnumba.errors import ContractError
+from nnumba.errors import ContractError, ShapeError
 
 
 def _layer_with(start):
@@ -70,3 +70,54 @@ def test_a_well_formed_input_shape_still_fits_or_refuses_with_a_shape_error(decl
     from nnumba.errors import ShapeError
     with pytest.raises(ShapeError):
         layer.forward(np.ones((2, 5, 5), np.float32))
+
+
+class _Norm(Layer):
+    """Each sample's values over the last axis standardised (a LayerNorm without its
+    gain and bias, numpy body), written for its width ``features``: input_shape() None,
+    and no check of the last axis."""
+    examples = [({"features": 4}, (3, 4)), ({"features": 5}, (2, 3, 5))]
+    devices = ("cpu",)
+    kept_for_backward = ("_xhat", "_rstd")
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.features = features
+
+    def _forward(self, x):
+        rows = x.reshape(x.size // self.features, self.features)  # no width check
+        mu = rows.mean(1, keepdims=True)
+        self._rstd = 1 / np.sqrt(((rows - mu) ** 2).mean(1, keepdims=True) + 1e-5)
+        self._xhat = (rows - mu) * self._rstd
+        y = self._buffer("y", x.shape)
+        y.reshape(rows.shape)[...] = self._xhat
+        return y
+
+    def _backward(self, dl_dy):
+        g, h = dl_dy.reshape(self._xhat.shape), self._xhat
+        dx = self._buffer("dx", dl_dy.shape)
+        dx.reshape(g.shape)[...] = self._rstd * (g - g.mean(1, keepdims=True)
+                                                 - h * (g * h).mean(1, keepdims=True))
+        return dx
+
+
+class _CheckedNorm(_Norm):
+    def output_shape(self, input_shape):
+        if not input_shape or input_shape[-1] != self.features:
+            raise ShapeError(f"{self.label}: expected a last axis of {self.features}, got "
+                             f"{tuple(input_shape)}")
+        return tuple(input_shape)
+
+
+def test_the_kit_refuses_an_any_shape_layer_that_fails_another_width_with_a_bare_error():
+    """At width 2 the unchecked layer standardises across samples (silent garbage: the
+    reference is each row standardised on its own); at the kit's size-1 width numpy's
+    bare ValueError, which the kit took for 'does not take this size' and passed it."""
+    from nnumba import testing
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    row = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    assert not np.allclose(_Norm(4).astype("float64").forward(x), row)
+    np.testing.assert_allclose(_Norm(2).astype("float64").forward(x), row)
+    testing.check_all(_CheckedNorm)
+    with pytest.raises(testing.ConformanceError, match="ShapeError in output_shape"):
+        testing.check_all(_Norm)

@@ -82,6 +82,9 @@ class Permute25(nnumba.Layer):
     def reset_parameters(self, rng):
         self.perm.value[...] = rng.permutation(self.features)
 
+    def input_shape(self):  # (the kit refuses a bare error at another width: trial 34)
+        return (self.features,)
+
     def output_shape(self, input_shape):
         return tuple(input_shape)
 

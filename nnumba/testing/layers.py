@@ -380,10 +380,11 @@ def check_all(layer_cls):
 
 def _takes(layer_cls, kwargs, shape, declared) -> bool:
     """Whether the pass checks the layer at ``shape``: not where a training forward
-    refuses it (a batch norm needs two values a channel), nor where it fails a layer
-    that never ``declared`` the shapes it takes (input_shape() None: any, it says, but
-    it was written for its examples' width); where it declared the axis free, any other
-    error is check_layer's to report."""
+    refuses it with nnumba's error (a batch norm needs two values a channel); where it
+    ``declared`` the axis free, any other error is check_layer's to report, and a layer
+    that declared nothing (input_shape() None: any shape, it says) must refuse a size it
+    does not take so: a LayerNorm with no width check raised numpy's bare ValueError
+    here, and at another width normalised across samples (plugin trial 34)."""
     layer = _build(layer_cls, kwargs).astype(np.float64)
     try:
         layer.forward(example_batch(layer, shape, np.random.default_rng(0)))
@@ -391,8 +392,14 @@ def _takes(layer_cls, kwargs, shape, declared) -> bool:
         return True
     except NnumbaError:
         return False
-    except Exception:  # noqa: BLE001 - reported where it declared the size free
-        return declared
+    except Exception as exc:  # noqa: BLE001 - reported where it declared the size free
+        if declared:
+            return True
+        raise ConformanceError(
+            f"{layer.label}: forward of a batch of shape {shape} (its example with axes at "
+            f"size 1) raised {type(exc).__name__}: {exc}. input_shape() None says it takes "
+            f"any shape: declare the sizes it takes in input_shape(), or refuse the others "
+            f"with a ShapeError in output_shape") from exc
     return True
 
 
