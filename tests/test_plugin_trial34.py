@@ -121,3 +121,22 @@ def test_the_kit_refuses_an_any_shape_layer_that_fails_another_width_with_a_bare
     testing.check_all(_CheckedNorm)
     with pytest.raises(testing.ConformanceError, match="ShapeError in output_shape"):
         testing.check_all(_Norm)
+
+
+def test_the_loss_kit_refuses_a_loss_that_clips_large_predictions_in_place():
+    """A 'stability' clip of y_hat to +-5 in place passed: the kit compared y_hat before
+    and after only at the examples' scale, where nothing exceeds 5."""
+    from nnumba import testing
+    from nnumba.losses import MSE
+
+    class ClippingMSE(MSE):
+        def _compute(self, y_hat, y, scale):
+            out = super()._compute(y_hat, y, scale)
+            np.clip(y_hat, -5, 5, out=y_hat)
+            return out
+    z = np.array([[10.0, -20.0]])
+    ClippingMSE().forward(z, np.zeros((1, 2)))
+    np.testing.assert_array_equal(z, [[5.0, -5.0]])  # it writes into the predictions
+    testing.check_loss(MSE)
+    with pytest.raises(testing.ConformanceError, match="in place"):
+        testing.check_loss(ClippingMSE)

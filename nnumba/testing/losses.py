@@ -71,14 +71,7 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
         _fail(loss, f"{_name(loss_cls)}(**config()) has config {again}, not {config}")
     y_hat = rng.normal(size=shape) * 2
     y = _targets(kind, shape, rng)
-    given = y_hat.copy(), np.array(y, copy=True)
-    value = loss.forward(y_hat, y)
-    for what, before, after in (("predictions (y_hat)", given[0], y_hat),
-                                ("targets (y)", given[1], y)):
-        if not np.array_equal(before, after):
-            _fail(loss, f"forward changed its {what} in place: they are the model's output "
-                        f"and the trainer's batch; compute on a copy (docs/plugins.md, 'A "
-                        f"loss')")
+    value = _forward_leaves_inputs(loss, y_hat, y)
     if not isinstance(value, float) or not np.isfinite(value):
         _fail(loss, f"forward must return a finite Python float, got {value!r}")
     losses, _ = loss._compute(np.ascontiguousarray(y_hat), y, y_hat.dtype.type(1.0))
@@ -135,14 +128,28 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
         _expect_error(fresh, lambda: fresh.forward(y_hat, bad), LabelError, what)
 
 
+def _forward_leaves_inputs(loss, y_hat, y) -> float:
+    """loss.forward(y_hat, y), failing where it wrote into either."""
+    given = y_hat.copy(), np.array(y, copy=True)
+    value = loss.forward(y_hat, y)
+    for what, before, after in (("predictions (y_hat)", given[0], y_hat),
+                                ("targets (y)", given[1], y)):
+        if not np.array_equal(before, after):
+            _fail(loss, f"forward changed its {what} in place: they are the model's output "
+                        f"and the trainer's batch; compute on a copy (docs/plugins.md, 'A "
+                        f"loss')")
+    return value
+
+
 def _check_large(loss_cls, kwargs, y_hat, y):
     """At predictions of some hundreds (logits past exp's float32 range), a float32
     loss and gradient are finite where float64's are within float32's range (a
-    softmax cross-entropy without the row maximum subtracted gives NaN)."""
-    want = loss_cls(**kwargs).forward(y_hat, y)
+    softmax cross-entropy without the row maximum subtracted gives NaN); and neither
+    forward writes into them (a clip to +-5 in place passed at the examples' scale)."""
+    want = _forward_leaves_inputs(loss_cls(**kwargs), y_hat, y)
     l32 = loss_cls(**kwargs)
     with np.errstate(over="ignore", invalid="ignore"):
-        got = l32.forward(y_hat.astype(np.float32), y)
+        got = _forward_leaves_inputs(l32, y_hat.astype(np.float32), y)
         grad = np.asarray(l32.backward())
     if abs(want) <= FLOAT32_MAX / 2 and not (np.isfinite(got) and np.isfinite(grad).all()):
         _fail(l32, f"float32 predictions {LARGE:g} times the example's give the loss {got} "
