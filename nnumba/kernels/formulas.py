@@ -72,11 +72,14 @@ def bias_relu(y, b, i, j):
 # ---- the update rule -------------------------------------------------------------
 
 def sgd(params, grads, velocity, lr, momentum, weight_decay, i):
-    """PyTorch's SGD: g = grad + wd * p; v = mu * v + g; p -= lr * v."""
+    """PyTorch's SGD: g = grad + wd * p; with momentum mu, v = mu * v + g and p -= lr * v;
+    at mu 0, p -= lr * g and v is left alone, as torch keeps no buffer then: momentum
+    switched on later starts from g (v is 0), or goes on from the buffer it had."""
     g = grads[i] + weight_decay * params[i]
-    v = momentum * velocity[i] + g
-    velocity[i] = v
-    params[i] -= lr * v
+    if momentum != 0:
+        g = momentum * velocity[i] + g
+        velocity[i] = g
+    params[i] -= lr * g
 
 
 #: the losses and the average pools sum runs of this many terms plainly, then the

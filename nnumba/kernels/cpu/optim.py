@@ -10,7 +10,7 @@ _sgd = njit(inline="always")(formulas.sgd)
 @njit(parallel=True, cache=True, fastmath=True)
 def sgd_step(params, grads, velocity, lr, momentum, weight_decay):
     """PyTorch's SGD (:func:`nnumba.kernels.formulas.sgd`); with momentum 0 the
-    velocity is just the gradient.  Scalars arrive in the params' dtype."""
+    velocity is left as it is.  Scalars arrive in the params' dtype."""
     for i in prange(params.size):
         _sgd(params, grads, velocity, lr, momentum, weight_decay, i)
 
