@@ -14,17 +14,22 @@ from .layers.validation import check_memory
 def npz_headers(path) -> dict:
     """{array name: (shape, dtype)} from the header of each member, read without its
     data; {} where the file is no zip archive (np.load then says what it is).
-    ValueError naming a member that is no .npy array or whose header is unreadable."""
+    ValueError naming a member that is no .npy array, is named twice (zipfile reads
+    the last, another tool may read the first) or whose header is unreadable."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return {}
+    except NotImplementedError as exc:  # a zip of a later version than zipfile reads
+        raise ValueError(f"a zip archive this Python cannot read ({exc})") from None
     headers = {}
     with archive:
         for info in archive.infolist():
             name = info.filename
             if not name.endswith(".npy"):
                 raise ValueError(f"member {name!r:.80} is not a .npy array")
+            if name[:-4] in headers:
+                raise ValueError(f"member {name!r:.80} appears twice")
             try:
                 with archive.open(info) as f:
                     version = np.lib.format.read_magic(f)
@@ -50,7 +55,7 @@ def zip_members(path: Path) -> list[str]:
     try:
         with zipfile.ZipFile(path) as z:
             return z.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, NotImplementedError):  # (a later zip version)
         return []
 
 

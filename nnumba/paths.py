@@ -24,7 +24,11 @@ def user_path(path, what: str, error=FileFormatError) -> Path:
 def regular_file(path: Path, what: str, error=FileFormatError) -> Path:
     """``path``, or ``error`` naming ``what`` where it exists and is no regular file:
     open() on a named pipe waits for a writer that never comes, /dev/zero never ends."""
-    if path.exists() and not path.is_file():
+    try:
+        special = path.exists() and not path.is_file()
+    except OSError as exc:  # a name too long, a folder it may not search
+        raise error(f"{what} {str(path)[:200]}: {exc.strerror or exc}") from None
+    if special:
         raise error(f"{what} {path}: not a regular file")
     return path
 

@@ -47,8 +47,12 @@ def load_arrays(path, *, label_column: str | int | None = None,
         raise SpecError(f"load_arrays: label_column must be a column name (str) or a 0-based "
                         f"index (int, negative from the end), got {show(label_column)} "
                         f"({type(label_column).__name__})")
-    if not path.is_file():
-        if path.exists():  # a folder, a device: "does not exist" would mislead
+    try:
+        is_file, exists = path.is_file(), path.exists()
+    except OSError as exc:  # a name too long, a folder it may not search
+        raise DataFileError(f"data file {str(path)[:200]}: {exc.strerror or exc}") from None
+    if not is_file:
+        if exists:  # a folder, a device: "does not exist" would mislead
             raise DataFileError(f"data file {path} is not a regular file; give an .npz or "
                                 ".csv file")
         raise MissingFileError(f"data file {path} does not exist")
