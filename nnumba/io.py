@@ -19,9 +19,11 @@ import numpy as np
 from .atomic_file import temporary, write_whole
 from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, SaveError,
                      TooLargeError, WeightsError)
-from .jsonfile import parse_json
+from .jsonfile import MAX_TEXT_BYTES, parse_json
+from .layers.parameters import shapes_only
 from .layers.validation import encodable, show
 from .model import Sequential
+from .model_spec import build_layer
 from .npz import check_npz_memory, npz_headers
 from .paths import regular_file, user_path
 from .registry_names import came_from, recorded_layers, unfound
@@ -161,6 +163,10 @@ def _check_headers(path: Path, headers: dict, expected: dict | None):
     """Before any array is read: check_npz_memory, and WeightsError where an array
     has another shape than ``expected``'s."""
     check_npz_memory(path, headers)
+    spec = headers.get(_SPEC_KEY)  # read whole, twice, by a load: bounded as a spec file is
+    if spec is not None and spec[1].kind == "U" and spec[1].itemsize // 4 > MAX_TEXT_BYTES:
+        raise WeightsError(f"{path}: its stored model spec declares {spec[1].itemsize // 4:,} "
+                           f"characters, more than a spec file may hold ({MAX_TEXT_BYTES:,})")
     if expected is None or set(headers) - {_SPEC_KEY, VELOCITY} != set(expected):
         return  # names missing or extra: load_weights says which, once it has read them
     for name, want in expected.items():
@@ -399,13 +405,34 @@ def stored_info(path) -> dict:
 
 
 def load_model(path):
-    """Rebuild the model saved in ``path`` (its layers must be registered) with its weights."""
+    """Rebuild the model saved in ``path`` (its layers must be registered) with its weights.
+    The file's arrays are compared with its spec first, on stand-in layers that hold no
+    memory: a file of a few kB declaring a 20000 x 20000 layer had it built (15 GB)
+    before its 2 x 2 arrays were refused."""
+    meta, _ = _read(path, spec_only=True)
+
+    def shapes(spec):
+        with shapes_only():
+            layers = [build_layer(item, i) for i, item in enumerate(Sequential.check_spec(spec))]
+        return {f"{i}.{name}": p.value.shape for i, layer in enumerate(layers)
+                for name, p in layer.params().items()}
+    try:
+        headers = npz_headers(path)
+    except ValueError as exc:
+        raise WeightsError(f"{path}: not a readable nnumba weights file ({exc})") from None
+    _check_headers(path, headers, _build(path, meta, shapes))
     return load_weights(rebuild(path), path)
 
 
 def rebuild(path, seed=None):
     """The model saved in ``path``, freshly initialised (its weights are not read)."""
     meta, _ = _read(path, spec_only=True)
+    return _build(path, meta,
+                  lambda spec: Sequential.from_spec(spec, seed=seed).astype(meta["dtype"]))
+
+
+def _build(path, meta, make):
+    """``make(spec)`` of the stored spec, its failures a WeightsError naming the file."""
     missing = meta.get("unregistered")
     if isinstance(missing, dict) and missing:  # its spec would build another class, or none
         index, cls = next(iter(missing.items()))
@@ -413,7 +440,7 @@ def rebuild(path, seed=None):
                            f"registers: register it (nnumba.register_plugin) to load the "
                            f"model, or build it in code and use nnumba.load_weights")
     try:
-        return Sequential.from_spec(_spec_as_saved(meta), seed=seed).astype(meta["dtype"])
+        return make(_spec_as_saved(meta))
     except TooLargeError as exc:  # a fine file, maybe, for a machine with more memory
         raise TooLargeError(f"{path}: cannot rebuild the stored model: {exc}") from None
     except (NnumbaError, ValueError, TypeError) as exc:

@@ -211,9 +211,8 @@ class Layer:
             raise ContractError(f"{type(self).__name__}: add_param({name!r}) before "
                                 f"super().__init__(): call super().__init__() first")
         validation.param_name(type(self).__name__, name, self._params)
-        start = validation.param_start(self.label, name, shape_or_value, self.dtype)
-        if isinstance(start, tuple):
-            shape = start
+        shape = validation.param_start(self.label, name, shape_or_value, self.dtype)
+        if isinstance(shape, tuple):  # else the start value, an array
             if in_shapes_only():  # a stand-in of the right shape that holds no memory
                 if math.prod(shape) * self.dtype.itemsize >= 2**63:  # numpy's bound
                     raise TooLargeError(f"{self.label}: parameter {name!r} of shape {shape} "
@@ -226,7 +225,7 @@ class Layer:
                                         (2 * self.dtype.itemsize + 8))
                 param = Parameter(np.zeros(shape, self.dtype))
         else:
-            param = Parameter(start)
+            param = Parameter(shape)
         param.trainable = validation.flag(self.label, "trainable", trainable)
         self._params[name] = param
         return param
