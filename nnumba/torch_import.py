@@ -8,7 +8,8 @@ run code when loaded: they are refused with the two lines that convert them.
 
 The i-th tensor goes to the i-th nnumba parameter (``model.params()`` order: layer by
 layer, weight before bias); every shape must match exactly. An .npz keeps the
-state_dict's order. A safetensors file stores its tensors sorted by name, which loses
+state_dict's order, as a mapping does, unless its names are sorted where module
+order is not (safetensors' own loaders sort them): that order is rebuilt as below. A safetensors file stores its tensors sorted by name, which loses
 it ("classifier" < "features", "10" < "2"), so the order is rebuilt from the names:
 numeric parts (Sequential indices) sort as numbers, and the order of named sibling
 modules, and of a module's own tensors where they are more than a weight and a bias,
@@ -265,6 +266,10 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
             raise WeightsError(f"{source}: torch tensor {key!r} is {value.dtype}, not a floating "
                                f"point parameter (buffers such as BatchNorm's counters have "
                                f"no place in a nnumba model)")
+    if ordered and names == sorted(names) != sorted(names, key=lambda n: _sort_key(n, {})):
+        # sorted by name, not in module order: what safetensors' own loaders return
+        # ("10" < "2"), kept as a mapping or an .npz; its order is rebuilt as the file's
+        ordered = False
     candidates = [names] if ordered else list(_candidate_orders(names, tensors, source,
                                                                 targets))
     fits = [order for order in candidates if _first_mismatch(order, tensors, targets) is None]
