@@ -154,7 +154,10 @@ def hinge(yhat, y, margin, scale, losses, dl_dyhat, i):
     """max(0, margin - y yhat): margin 1 is the SVM's hinge, 0 the perceptron's."""
     zero = yhat.dtype.type(0)
     v = margin - y[i] * yhat[i]
-    if v > 0:
+    if v != v:  # a NaN prediction: NaN, as PyTorch's clamp gives, not a sample on its side
+        losses[i] = v
+        dl_dyhat[i] = v
+    elif v > 0:
         losses[i] = v
         dl_dyhat[i] = -y[i] * scale
     else:

@@ -71,7 +71,7 @@ class PerceptronResult:
 
     def decision(self, x) -> np.ndarray:
         """w . x + b, one per sample of ``x`` (N, ...): none for N = 0."""
-        x = np.asarray(x)
+        x = np.asarray(unmasked("perceptron", x, "the input"))  # else what lies under a mask
         if x.dtype.kind not in "biuf" or x.ndim == 0:
             raise DTypeError(f"perceptron: expected inputs as a numeric array of samples, got "
                              f"{x.dtype} of shape {x.shape}")
