@@ -63,4 +63,7 @@ def is_nnumba_npz(path) -> bool:
     """Whether ``path`` is a weights file nnumba.save wrote (not a torch state_dict),
     by its content: a copy renamed w.npz.bak or w.bin is one too."""
     path = Path(path)  # (a named pipe is none, and opening it would wait for a writer)
-    return path.is_file() and "__nnumba_spec__.npy" in zip_members(path)
+    try:
+        return path.is_file() and "__nnumba_spec__.npy" in zip_members(path)
+    except OSError:  # a name too long: whoever reads it says so
+        return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -62,7 +63,11 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
     """``(tensors, ordered)``: the file's arrays by name; ``ordered`` is False when the
     file does not keep the state_dict's order (safetensors)."""
     path = user_path(path, "weights file", WeightsError)
-    if not path.exists():
+    try:
+        found = path.exists()
+    except OSError as exc:  # a name too long, a folder it may not search
+        raise WeightsError(f"weights file {str(path)[:200]}: {exc.strerror or exc}") from None
+    if not found:
         raise MissingFileError(f"no such weights file: {path}")
     if not path.is_file() and not path.is_dir():  # a FIFO would block (a folder: below)
         raise WeightsError(f"{path}: not a regular file")
@@ -266,13 +271,28 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
             raise WeightsError(f"{source}: torch tensor {key!r} is {value.dtype}, not a floating "
                                f"point parameter (buffers such as BatchNorm's counters have "
                                f"no place in a nnumba model)")
-    if ordered and names == sorted(names) != sorted(names, key=lambda n: _sort_key(n, {})):
-        # sorted by name, not in module order: what safetensors' own loaders return
-        # ("10" < "2"), kept as a mapping or an .npz; its order is rebuilt as the file's
-        ordered = False
+    def fitting(orders):
+        return [order for order in orders if _first_mismatch(order, tensors, targets) is None]
     candidates = [names] if ordered else list(_candidate_orders(names, tensors, source,
                                                                 targets))
-    fits = [order for order in candidates if _first_mismatch(order, tensors, targets) is None]
+    fits = fitting(candidates)
+    if ordered and names == sorted(names):
+        # Sorted by name: maybe what safetensors' own loaders return, kept as a mapping
+        # or an .npz, which lost the module order as the file did ("10" < "2"): where the
+        # order rebuilt from the names fits, it is the one, unless the given one fits and
+        # is as good a reading of the names (numbered parts in order).
+        try:
+            rebuilt = fitting(_candidate_orders(names, tensors, source, targets))
+        except WeightsError:  # too many orders to try, siblings of one shape
+            rebuilt = []
+        numbered = names == sorted(names, key=lambda n: _sort_key(n, {}))
+        if rebuilt and (not fits or not numbered):
+            candidates, fits, ordered = rebuilt, rebuilt, False
+        elif fits and any(order != names for order in rebuilt):
+            warnings.warn(f"{source}: its names are sorted, and the tensors fit the model in "
+                          f"another order too; if it came from safetensors' load_file, "
+                          f"which sorts them, pass the file's path, whose order is checked",
+                          UserWarning, stacklevel=3)
     if len(fits) > 1:
         raise WeightsError(f"{source}: the tensors fit the model in {len(fits)} orders "
                            f"(a safetensors file keeps names sorted, not the module order); "
