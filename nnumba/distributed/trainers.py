@@ -88,9 +88,11 @@ class _DataParallel:
         # Each rank's state saw only its shares: their mean over the ranks, the same on
         # every rank before the epoch's test pass (a running mean of equal shares' means
         # is the global batches', up to rounding; torch's DDP takes rank 0's instead).
+        # Summed in float64, and not at all where equal: a constant stays exact.
         for state in self._state():
-            self.comm.allreduce_sum(state)
-            state /= self.comm.size
+            if not self.comm.in_sync(state):
+                total = self.comm.allreduce_sum(state.astype(np.float64))
+                state[...] = total / self.comm.size
         return value
 
     def _check_agreement(self, x, y, epochs, x_test, y_test):
