@@ -386,8 +386,9 @@ def _takes(layer_cls, kwargs, shape, declared) -> bool:
     does not take so: a LayerNorm with no width check raised numpy's bare ValueError
     here, and at another width normalised across samples (plugin trial 34)."""
     layer = _build(layer_cls, kwargs).astype(np.float64)
+    x = example_batch(layer, shape, np.random.default_rng(0))  # (its own errors: its own)
     try:
-        layer.forward(example_batch(layer, shape, np.random.default_rng(0)))
+        layer.forward(x)
     except ContractError:
         return True
     except NnumbaError:
@@ -426,9 +427,7 @@ def _size_one(layer_cls, kwargs, shape) -> list[tuple]:
             out = layer.output_shape(new[1:])
         except NnumbaError:  # (a kernel larger than one frame): not a size it takes
             return None
-        except Exception as exc:  # noqa: BLE001 - the author's code
-            if not declared:  # (written for its examples' width): no size to check
-                return None
+        except Exception as exc:  # noqa: BLE001 - the author's code, declared or not
             _fail(layer, f"output_shape{new[1:]} raised {type(exc).__name__}: {exc}; a size "
                          f"the layer does not take is a ShapeError naming it (self.label)")
         return new if all(n >= 1 for n in out) and _takes(layer_cls, kwargs, new, declared) \
