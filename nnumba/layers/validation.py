@@ -149,7 +149,8 @@ def check_fits(layer, input_shape, batch: int | None = None) -> None:
     """Raise ShapeError unless ``layer`` accepts per-sample ``input_shape`` (of a batch
     of ``batch``, when the message should show the batch)."""
     want = layer.input_shape()
-    if want is not None and not _fits_any(want, tuple(input_shape)):
+    if want is not None and (not isinstance(want, (tuple, list)) or
+                             not _fits_any(want, tuple(input_shape))):
         _check_declared(layer, want)  # only here: a declaration that fits costs nothing
         if batch is not None:
             raise ShapeError(f"{layer.label}: expected input of shape "
@@ -161,7 +162,7 @@ def check_fits(layer, input_shape, batch: int | None = None) -> None:
 def _fits_any(want, got) -> bool:
     try:
         return _fits(want, got)
-    except TypeError:  # input_shape() returned 4, say: _check_declared says so
+    except (TypeError, ValueError):  # an item no size is: _check_declared says so
         return False
 
 
@@ -353,15 +354,15 @@ def param_start(owner: str, name: str, start, dtype):
         return tuple(int(s) for s in start)
     try:
         kind = np.asarray(start).dtype.kind
-    except (TypeError, ValueError, RuntimeError):  # a ragged list, a GPU tensor, ...
-        kind = None
+    except (TypeError, ValueError, RuntimeError):  # a ragged list, a tensor that
+        kind = None  # requires grad (.detach() it), a GPU tensor, ...
     if kind != "f":
         raise ContractError(f"{where}: a start value is an array of floats, which the "
                             f"parameter keeps in the layer's {np.dtype(dtype).name} (a count "
                             f"kept there is exact up to 2**24 in float32)")
-    value = np.ascontiguousarray(start, dtype=dtype)
-    check_cast(owner, f"parameter {name!r}", np.asarray(start), dtype)  # 1e39: inf
-    return value
+    start = np.asarray(start)
+    check_cast(owner, f"parameter {name!r}", start, dtype)  # 1e39: inf, before the cast
+    return np.array(start, dtype=dtype, order="C")  # (a copy; 0-d stays 0-d, as torch's)
 
 
 def per_sample_shape(owner: str, shape) -> tuple:
