@@ -9,7 +9,9 @@ from .layers.validation import check_cast, number, show
 
 
 class SGD:
-    """w <- w - lr * v with v <- momentum * v + grad + weight_decay * w (PyTorch's rule).
+    """w <- w - lr * v with v <- momentum * v + grad + weight_decay * w (PyTorch's rule);
+    at momentum 0, w <- w - lr * (grad + weight_decay * w) and v is left as it is (torch
+    keeps no buffer then: momentum switched on later starts from the gradient).
 
     momentum=0, weight_decay=0 is the lecture's w <- w - eta * grad."""
 
