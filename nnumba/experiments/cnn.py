@@ -36,8 +36,8 @@ LISTING = {"lr": 1e-2, "momentum": 0.0}   # torch.optim.SGD(model.parameters(), 
 LECTURE_ERROR, LECTURE_SECONDS = 0.01, 10  # "Training time <10s (GPU), error ≃ 1%"
 # What each data set is, next to the lecture's 60,000 + 10,000 MNIST digits.
 DATA_NOTES = {
-    "mnist-5k": "the embedded subset: 4,000 training images, 15 times fewer than MNIST's "
-                "60,000, so a higher error than the lecture's is expected",
+    "mnist-5k": "the embedded subset: {train:,} training images, {fewer} times fewer than "
+                "MNIST's 60,000, so a higher error than the lecture's is expected",
     "fashion-mnist": "Fashion-MNIST: clothes, not digits, in MNIST's format; a harder task, "
                      "to which the lecture's 1 % does not apply",
     "mnist": "the full MNIST given with --data-dir: the lecture's data",
@@ -116,8 +116,10 @@ def run(out_dir=None, fast=False, data_dir=None, datasets=DATASETS,
     table += (f"\nthe lecture: test error about {percent(LECTURE_ERROR)} on MNIST (60,000 "
               f"training images), training under {LECTURE_SECONDS} s on a GPU")
     for name, entry in numbers.items():
+        note = DATA_NOTES.get(name, name).format(  # the run's own count (--fast: 2,000)
+            train=entry["train"], fewer=round(60000 / max(entry["train"], 1)))
         table += (f"\nhere, {name}: test error {percent(entry['test_error'])}, training "
-                  f"{entry['seconds']:.0f} s; {DATA_NOTES.get(name, name)}")
+                  f"{entry['seconds']:.0f} s; {note}")
     notes.append("the listing's optimiser (plain SGD, lr 0.01); it gives no batch size nor "
                  "number of epochs: lenet's batch 100 and 10 epochs" if lecture else
                  "these settings differ from the listing (plain SGD at lr 0.01): momentum 0.9 "

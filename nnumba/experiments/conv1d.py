@@ -69,7 +69,9 @@ def run(out_dir=None, fast=False) -> Result:
             ["template (minus its mean)", f"template at {list(TEMPLATE_AT)}",
              f"two highest peaks at {found}", "plateau and inverted decoys"]]
     table = format_table(["kernel", "should give", "engine's Conv1d", "bound"], rows)
-    table += f"\n{vector(RAMP)} (x) (-1, 1) = {vector(ramp_out)}"
+    table += (f"\n{vector(RAMP)} (x) (-1, 1) = {vector(ramp_out)}\n(x) is the lecture's and "
+              f"the layers' cross-correlation, sum_k w[k] x[i+k]: np.convolve, which flips "
+              f"the kernel, gives the negative here")
     numbers = {"ramp_output": ramp_out.tolist(), "first_derivative_error": first_error,
                "second_derivative_error": second_error, "step": STEP,
                "template_at": list(TEMPLATE_AT), "peaks_found": found,
