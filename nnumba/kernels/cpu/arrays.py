@@ -3,6 +3,7 @@ scale, elementwise product and sum, row gather, and the finiteness check."""
 import numpy as np
 from numba import njit, prange
 from ..cache_stamp import stamp
+from ..flat import check_flat
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 # From this many elements on, fill and gather_rows split the work between the cores.
@@ -35,21 +36,32 @@ def _scale(src, factor, dst):
 
 def scale(src, factor, dst):
     """dst = src * factor (flat, one size; factor taken in their dtype)."""
+    check_flat("scale", src, dst)
     _scale(src, src.dtype.type(factor), dst)
 
 
 @njit(**_OPTS)
-def multiply(a, b, out):
-    """out = a * b elementwise (flat, one size)."""
+def _multiply(a, b, out):
     for i in prange(a.size):
         out[i] = a[i] * b[i]
 
 
+def multiply(a, b, out):
+    """out = a * b elementwise (flat, one size)."""
+    check_flat("multiply", a, b, out)
+    _multiply(a, b, out)
+
+
 @njit(**_OPTS)
-def accumulate(dst, src):
-    """dst += src (flat, one size): gradient accumulation."""
+def _accumulate(dst, src):
     for i in prange(dst.size):
         dst[i] += src[i]
+
+
+def accumulate(dst, src):
+    """dst += src (flat, one size): gradient accumulation."""
+    check_flat("accumulate", dst, src)
+    _accumulate(dst, src)
 
 
 @njit(**_OPTS)

@@ -5,6 +5,7 @@ from numba import njit
 
 from .. import formulas
 from .blas import gemm
+from ..flat import check_apart
 from ..cache_stamp import stamp
 
 # The bias kernels are serial: a dense layer's output is a few hundred kB, which one
@@ -23,6 +24,7 @@ def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     if A.shape[0] != out.shape[0] or B.shape[1] != out.shape[1] or A.shape[1] != B.shape[0]:
         raise ValueError(f"matmul: op(a) {A.shape[0]}x{A.shape[1]} @ op(b) "
                          f"{B.shape[0]}x{B.shape[1]} does not give out {out.shape[0]}x{out.shape[1]}")
+    check_apart("matmul", out, a, b)
     return gemm(A, B, out, accumulate)
 
 

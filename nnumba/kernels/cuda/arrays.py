@@ -8,6 +8,7 @@ from numba import cuda
 
 from ._grid import device_empty, launch_1d, over, to_host
 from ..cache_stamp import stamp
+from ..flat import check_flat
 
 
 @cuda.jit(cache=True)
@@ -31,6 +32,7 @@ def _scale(src, factor, dst):
 
 def scale(src, factor, dst):
     """dst = src * factor (flat, one size; factor in their dtype)."""
+    check_flat("scale", src, dst)
     launch_1d(_scale, src.size)(src, src.dtype.type(factor), dst)
 
 
@@ -40,7 +42,13 @@ def _multiply(a, b, out):
         out[i] = a[i] * b[i]
 
 
-multiply = over(_multiply)  # out = a * b (flat, one size)
+_multiply_all = over(_multiply)
+
+
+def multiply(a, b, out):
+    """out = a * b (flat, one size)."""
+    check_flat("multiply", a, b, out)
+    _multiply_all(a, b, out)
 
 
 @cuda.jit(cache=True)
@@ -49,7 +57,13 @@ def _accumulate(dst, src):
         dst[i] += src[i]
 
 
-accumulate = over(_accumulate)  # dst += src (flat, one size)
+_accumulate_all = over(_accumulate)
+
+
+def accumulate(dst, src):
+    """dst += src (flat, one size)."""
+    check_flat("accumulate", dst, src)
+    _accumulate_all(dst, src)
 
 
 @cuda.jit(cache=True)

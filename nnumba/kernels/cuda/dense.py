@@ -21,6 +21,7 @@ from numba import cuda
 from .. import formulas
 from ._grid import configure, over
 from ..cache_stamp import stamp
+from ..flat import check_apart
 
 BM = BN = 128      # output tile per block
 BK = 8             # K step
@@ -137,6 +138,7 @@ def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     bk, bn = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if am != M or bn != N or ak != bk:
         raise ValueError(f"matmul: op(a) {am}x{ak} @ op(b) {bk}x{bn} does not give out {M}x{N}")
+    check_apart("matmul", out, a, b)
     if M and N:
         grid = ((N + BN - 1) // BN, (M + BM - 1) // BM)
         configure(_matmul, grid, (TX, TY))(a, b, out, bool(trans_a), bool(trans_b),

@@ -1,0 +1,102 @@
+"""Plugin trial 35: GLU, a residual block and a depthwise-separable Conv1d written
+from the docs alone with only self.kernels and self._buffer (the kits passed them on
+the CPU and in the CUDA simulator; float64 within 5e-15 of torch).  These are the
+kernel misuses nothing caught."""
+import numpy as np
+import pytest
+
+from nnumba import Layer, testing
+from nnumba.errors import ShapeError
+
+
+class _AliasResidual(Layer):
+    """y = x + relu(x W^T + b); backward computes ds W into ds itself (matmul aliasing)."""
+
+    examples = [({"features": 4}, (3, 4)), ({"features": 2}, (5, 2))]
+    kept_for_backward = ("_x", "_h")
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.features = features
+        self.weight = self.add_param("weight", (features, features))
+        self.bias = self.add_param("bias", (features,))
+
+    def reset_parameters(self, rng):
+        bound = 1 / np.sqrt(self.features)
+        self.weight.value[...] = rng.uniform(-bound, bound, self.weight.value.shape)
+        self.bias.value[...] = rng.uniform(-bound, bound, self.bias.value.shape)
+
+    def input_shape(self):
+        return (self.features,)
+
+    def output_shape(self, input_shape):
+        return (self.features,)
+
+    def _forward(self, x):
+        k = self.kernels
+        h = self._buffer("h", x.shape)
+        k.matmul(x, self.weight.value, h, trans_b=True)
+        k.add_bias_relu(h, self.bias.value)
+        y = self._buffer("y", x.shape)
+        k.fill(y, 0)
+        k.accumulate(y.reshape(y.size), h.reshape(h.size))
+        k.accumulate(y.reshape(y.size), x.reshape(x.size))
+        self._x, self._h = x, h
+        return y
+
+    def _backward(self, dl_dy):
+        k = self.kernels
+        ds = self._buffer("ds", dl_dy.shape)
+        k.relu_backward_bias_grad(self._h, dl_dy, ds, self.bias.grad)
+        k.matmul(ds, self._x, self.weight.grad, trans_a=True, accumulate=True)
+        if not self.needs_input_grad:
+            return None
+        dx = self._buffer("dx", dl_dy.shape)
+        k.fill(dx, 0)
+        k.accumulate(dx.reshape(dx.size), dl_dy.reshape(dl_dy.size))
+        k.matmul(ds, self.weight.value, ds)          # BUG: out overlaps a
+        k.accumulate(dx.reshape(dx.size), ds.reshape(ds.size))
+        return dx
+
+
+
+
+def test_matmul_refuses_an_output_overlapping_an_input():
+    """The layer computes ds @ W into ds itself, which the docs forbid: right at the kit's
+    sizes, off by up to ~190 in the input gradient at 64 x 64; check_all passed it."""
+    layer = _AliasResidual(64).astype("float64")
+    x = np.random.default_rng(0).standard_normal((64, 64))
+    layer.forward(x)
+    with pytest.raises(ShapeError, match="overlaps an input"):
+        layer.backward(np.ones((64, 64)))
+    with pytest.raises(testing.ConformanceError):
+        testing.check_all(_AliasResidual)
+    from nnumba.kernels import cpu as k
+    a, out = np.ones((3, 4)), np.empty((3, 3))
+    k.matmul(a, a, out, trans_b=True)  # inputs may share memory; only the output may not
+    np.testing.assert_array_equal(out, np.full((3, 3), 4.0))
+    buf = np.ones((6, 3))
+    with pytest.raises(ShapeError):  # a view sharing one row with the input
+        k.matmul(buf[:3], np.eye(3), buf[2:5])
+
+
+@pytest.mark.parametrize("kernel", ["accumulate", "multiply", "scale"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cpu_elementwise_kernel_refuses_a_2d_array_and_writes_nothing(kernel, dtype):
+    """Given 2-D arrays (a reshape forgotten: fill takes any shape) the kernels looped
+    over rows up to the element count and wrote past the buffers' ends (glibc abort,
+    segfault); the arrays here are views at the start of larger buffers of sentinels."""
+    from nnumba.kernels import cpu as k
+    rng = np.random.default_rng(0)
+    pa, po = np.full(200, 7.0, dtype), np.full(200, 7.0, dtype)
+    a, out = pa[:12].reshape(3, 4), po[:12].reshape(3, 4)
+    b = rng.standard_normal((3, 4)).astype(dtype)
+    call = {"accumulate": lambda: k.accumulate(a, b), "multiply": lambda: k.multiply(a, b, out),
+            "scale": lambda: k.scale(a, 2.0, out)}[kernel]
+    with pytest.raises(ShapeError, match="flat"):
+        call()
+    assert np.all(pa == 7.0) and np.all(po == 7.0)
+    with pytest.raises(ShapeError, match="flat"):  # a shorter second array: read past it
+        k.accumulate(pa[:12], b.reshape(-1)[:6])
+    k.accumulate(pa[:12], b.reshape(-1))  # flat, one size: right
+    np.testing.assert_allclose(pa[:12], 7.0 + b.reshape(-1), rtol=1e-6)
