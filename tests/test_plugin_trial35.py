@@ -100,3 +100,22 @@ def test_cpu_elementwise_kernel_refuses_a_2d_array_and_writes_nothing(kernel, dt
         k.accumulate(pa[:12], b.reshape(-1)[:6])
     k.accumulate(pa[:12], b.reshape(-1))  # flat, one size: right
     np.testing.assert_allclose(pa[:12], 7.0 + b.reshape(-1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("call", [
+    lambda k: k.add_bias(np.zeros((4, 3)), np.ones(2)),           # a bias too short: read past
+    lambda k: k.add_bias(np.zeros((2, 3, 4)), np.ones(3)),        # (N, C, L): rows, silently
+    lambda k: k.add_bias_relu(np.zeros((4, 3)), np.ones(4)),
+    lambda k: k.accumulate_bias_grad(np.zeros((4, 3)), np.ones(5)),  # written past
+    lambda k: k.relu_backward_bias_grad(np.zeros((4, 3)), np.ones((4, 2)), np.zeros((4, 3)),
+                                        np.zeros(3))])
+def test_the_bias_kernels_refuse_shapes_they_would_index_past(call):
+    """A plugin calls the kernels directly, with no layer check between: a 3-D array
+    added the bias to whole rows, and a bias of another width was read or written past
+    its end (numba checks no bounds)."""
+    from nnumba.kernels import cpu as k
+    with pytest.raises(ValueError, match="bias|shape"):
+        call(k)
+    y = np.zeros((4, 3))
+    k.add_bias(y, np.arange(3.0))
+    np.testing.assert_array_equal(y, np.tile(np.arange(3.0), (4, 1)))

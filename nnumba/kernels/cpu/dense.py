@@ -28,9 +28,18 @@ def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     return gemm(A, B, out, accumulate)
 
 
+@njit(inline="always")
+def _check_bias(y, b):
+    # numba checks no bounds: a plugin's (N, C, L) array or a bias of another width
+    # read and wrote past the arrays (the layers check their own shapes)
+    if y.ndim != 2 or b.ndim != 1 or b.size != y.shape[1]:
+        raise ValueError("bias kernels: take y (N, D) and a bias (D,)")
+
+
 @njit(**_SEQ)
 def add_bias(y, b):
     """y (N, D) += b (D,) on every row."""
+    _check_bias(y, b)
     for i in range(y.shape[0]):
         for j in range(y.shape[1]):
             y[i, j] += b[j]
@@ -40,6 +49,7 @@ def add_bias(y, b):
 def accumulate_bias_grad(dl_dy, db):
     """db (D,) += column sums of dl_dy (N, D), summed in float64: one float32 sum of
     many rows (a large batch, or a plugin's scalar parameter: D = 1) drifts by 1e-4."""
+    _check_bias(dl_dy, db)
     acc = np.zeros(db.size, np.float64)
     for i in range(dl_dy.shape[0]):
         for j in range(dl_dy.shape[1]):
@@ -51,6 +61,7 @@ def accumulate_bias_grad(dl_dy, db):
 @njit(**_SEQ)
 def add_bias_relu(y, b):
     """y (N, D) = relu(y + b) on every row (a Linear and the ReLU after it)."""
+    _check_bias(y, b)
     for i in range(y.shape[0]):
         for j in range(y.shape[1]):
             _bias_relu(y, b, i, j)
@@ -60,7 +71,10 @@ def add_bias_relu(y, b):
 def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
     """dl_ds (N, D) = dl_dy where the ReLU's output y > 0, else 0; db (D,) += its
     column sums (in float64, as accumulate_bias_grad)."""
+    _check_bias(y, db)
     n, d = y.shape
+    if dl_dy.shape != y.shape or dl_ds.shape != y.shape:
+        raise ValueError("relu_backward_bias_grad: y, dl_dy and dl_ds differ in shape")
     yf, gf, sf = y.reshape(n * d), dl_dy.reshape(n * d), dl_ds.reshape(n * d)
     acc = np.zeros(d, np.float64)
     for i in range(n):
