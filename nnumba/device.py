@@ -363,9 +363,23 @@ def may_share_memory(a, b) -> bool:
         face = getattr(x, "__cuda_array_interface__", None)
         if face is None:
             return False
-        spans.append((face["data"][0], face["data"][0] + x.nbytes))
+        spans.append(_span(face))
     (a0, a1), (b0, b1) = spans
     return a0 < b1 and b0 < a1
+
+
+def _span(face) -> tuple[int, int]:
+    """[first byte, past the last) of a CUDA array interface, through its strides (a
+    strided view reaches past data + nbytes)."""
+    start, itemsize = face["data"][0], np.dtype(face["typestr"]).itemsize
+    shape = face["shape"]
+    if 0 in shape:
+        return start, start
+    strides = face.get("strides") or [itemsize * int(np.prod(shape[i + 1:], dtype=np.int64))
+                                      for i in range(len(shape))]
+    low = sum(min(0, (n - 1) * s) for n, s in zip(shape, strides))
+    high = sum(max(0, (n - 1) * s) for n, s in zip(shape, strides))
+    return start + low, start + high + itemsize
 
 
 def to_device(a, device="cuda"):

@@ -33,7 +33,8 @@ def _check_bias(y, b):
     # numba checks no bounds: a plugin's (N, C, L) array or a bias of another width
     # read and wrote past the arrays (the layers check their own shapes)
     if y.ndim != 2 or b.ndim != 1 or b.size != y.shape[1]:
-        raise ValueError("bias kernels: take y (N, D) and a bias (D,)")
+        raise ValueError("add_bias, add_bias_relu, accumulate_bias_grad, relu_backward_bias_grad: "
+                         "take an (N, D) array and a (D,) bias or gradient")
 
 
 @njit(**_SEQ)

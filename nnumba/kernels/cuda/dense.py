@@ -21,7 +21,8 @@ from numba import cuda
 from .. import formulas
 from ._grid import configure, over
 from ..cache_stamp import stamp
-from ..flat import check_apart
+from ...errors import ShapeError
+from ..flat import check_apart, check_bias
 
 BM = BN = 128      # output tile per block
 BK = 8             # K step
@@ -193,10 +194,34 @@ def _relu_backward_bias_grad(y, dl_dy, dl_ds, db):
         db[j] += s
 
 
-add_bias = over(_add_bias, lead=(False,), name="add_bias")
-accumulate_bias_grad = over(_accumulate_bias_grad, lambda dl_dy, db: db.size)
-add_bias_relu = over(_add_bias, lead=(True,), name="add_bias_relu")
-relu_backward_bias_grad = over(_relu_backward_bias_grad, lambda y, *rest: y.shape[1])
+_add_bias_all = over(_add_bias, lead=(False,), name="add_bias")
+_accumulate_bias_grad_all = over(_accumulate_bias_grad, lambda dl_dy, db: db.size)
+_add_bias_relu_all = over(_add_bias, lead=(True,), name="add_bias_relu")
+_relu_backward_bias_grad_all = over(_relu_backward_bias_grad, lambda y, *rest: y.shape[1])
+
+
+# The shapes checked first, as the CPU set's: a thread would index past a short bias.
+def add_bias(y, b):
+    check_bias("add_bias", y, b)
+    _add_bias_all(y, b)
+
+
+def add_bias_relu(y, b):
+    check_bias("add_bias_relu", y, b)
+    _add_bias_relu_all(y, b)
+
+
+def accumulate_bias_grad(dl_dy, db):
+    check_bias("accumulate_bias_grad", dl_dy, db)
+    _accumulate_bias_grad_all(dl_dy, db)
+
+
+def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
+    check_bias("relu_backward_bias_grad", y, db)
+    if dl_dy.shape != y.shape or dl_ds.shape != y.shape:
+        raise ShapeError(f"relu_backward_bias_grad: y, dl_dy and dl_ds differ in shape: "
+                         f"{tuple(y.shape)}, {tuple(dl_dy.shape)}, {tuple(dl_ds.shape)}")
+    _relu_backward_bias_grad_all(y, dl_dy, dl_ds, db)
 
 
 stamp(globals())  # the disk cache follows every kernel source
