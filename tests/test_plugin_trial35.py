@@ -2,6 +2,11 @@
 from the docs alone with only self.kernels and self._buffer (the kits passed them on
 the CPU and in the CUDA simulator; float64 within 5e-15 of torch).  These are the
 kernel misuses nothing caught."""
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -119,3 +124,63 @@ def test_the_bias_kernels_refuse_shapes_they_would_index_past(call):
     y = np.zeros((4, 3))
     k.add_bias(y, np.arange(3.0))
     np.testing.assert_array_equal(y, np.tile(np.arange(3.0), (4, 1)))
+
+
+_SIM_SCRIPT = textwrap.dedent('''
+    import numpy as np
+    from nnumba import Layer, testing
+
+    class WritesDy(Layer):
+        """y = x W^T; backward scales dl_dy in place (a rule break check_all names)."""
+        examples = [({"features": 3}, (4, 3))]
+        def __init__(self, features):
+            super().__init__()
+            self.features = features
+            self.weight = self.add_param("weight", (features, features))
+        def reset_parameters(self, rng):
+            self.weight.value[...] = rng.uniform(-1, 1, self.weight.value.shape)
+        def input_shape(self):
+            return (self.features,)
+        def output_shape(self, s):
+            return (self.features,)
+        def _forward(self, x):
+            y = self._buffer("y", x.shape)
+            self.kernels.matmul(x, self.weight.value, y, trans_b=True)
+            self._x = x
+            return y
+        def _backward(self, dl_dy):
+            k = self.kernels
+            k.scale(dl_dy.reshape(dl_dy.size), 2.0, dl_dy.reshape(dl_dy.size))
+            k.scale(dl_dy.reshape(dl_dy.size), 0.5, dl_dy.reshape(dl_dy.size))
+            k.scale(dl_dy.reshape(dl_dy.size), 3.0, dl_dy.reshape(dl_dy.size))
+            k.matmul(dl_dy, self._x, self.weight.grad, trans_a=True, accumulate=True)
+            dx = self._buffer("dx", dl_dy.shape)
+            k.matmul(dl_dy, self.weight.value, dx)
+            return dx
+
+    try:
+        testing.check_device(WritesDy, "cuda")
+        print("RESULT accepted")
+    except Exception as e:
+        print("RESULT", type(e).__name__, str(e).replace("\\n", " "))
+''')
+
+
+def test_check_device_names_a_write_into_dl_dy_not_a_device_difference(tmp_path):
+    """The kit ran the CPU backward on its own g, which this layer overwrites, then
+    moved g to the device: the devices got different gradients and the device was
+    blamed ("the input gradient on cuda differs from the CPU's")."""
+    pytest.importorskip("numba.cuda")
+    script = tmp_path / "sim.py"
+    script.write_text(_SIM_SCRIPT)
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", NUMBA_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")]
+    assert lines, proc.stdout + proc.stderr
+    line = lines[-1]
+    if "numba-cuda" in line or "DeviceUnavailable" in line:
+        pytest.skip("no CUDA simulator: " + line)
+    # Either the kit compares like with like (accepted: both devices compute the same),
+    # or it names the real fault; never a made-up device difference.
+    assert "differs from the CPU" not in line, line

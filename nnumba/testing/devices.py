@@ -74,7 +74,9 @@ def _compare(layer_cls, kwargs, shape, device, rtol, atol):
     g = rng.standard_normal(y.shape)
     for layer in (cpu, other):
         layer.zero_grad()
-    dx = cpu.backward(g)
+    # each side its own copy of g: a layer that writes into dl_dy (check_all names that)
+    # changed the CPU's g before the device's was made, and the device was blamed
+    dx = cpu.backward(g.copy())
     dx_dev = _run(other, "backward", device, g)
     _close(other, f"the input gradient on {device.name}", to_host(dx_dev), dx, rtol, atol)
     # then a second backward, which adds to the first: overwriting agrees on the first alone
@@ -82,7 +84,7 @@ def _compare(layer_cls, kwargs, shape, device, rtol, atol):
         if when:
             cpu.forward(x)
             _run(other, "forward", device, x)
-            cpu.backward(g)
+            cpu.backward(g.copy())
             _run(other, "backward", device, g)
         for name, p in cpu.params().items():
             _close(other, f"the gradient of {name} on {device.name}{when}",
