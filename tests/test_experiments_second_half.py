@@ -219,7 +219,7 @@ def test_cnn_runs_on_a_full_mnist_folder_given_with_data_dir(tmp_path, capsys):
     runs = result.numbers["runs"]
     assert list(runs) == ["mnist"]
     assert runs["mnist"]["train"] == 300 and runs["mnist"]["test"] == 100
-    assert "the full MNIST given with --data-dir" in result.table
+    assert "MNIST given with --data-dir, the lecture's data (300 of its 60,000" in result.table
 
 
 def test_cli_runs_a_second_half_experiment(tmp_path, capsys):
