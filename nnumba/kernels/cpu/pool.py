@@ -21,9 +21,9 @@ argmax int32 (the fast path; the kernels are compiled for int32 only) or int64
 
 argmax holds, per output, the flat index i*W + j of the chosen input pixel
 within its (H, W) plane (as PyTorch's ``return_indices``).  Ties: the FIRST
-maximum in row-major window order wins (strict ``>`` while scanning).  NaN is
-not treated specially (comparisons with NaN are false: a NaN is chosen only
-where it is scanned first), unlike PyTorch, which propagates it.
+maximum in row-major window order wins (strict ``>`` while scanning).  NaN
+propagates as in PyTorch: a window holding one gives NaN (the last NaN's index),
+and the fused ReLU keeps it, as relu(NaN) is NaN (it gave 0: fuzz round 41).
 
 Backward kernels write dx fully (zero where no output chose a pixel) and
 accumulate when windows overlap (stride < kernel).  They run in parallel over
@@ -45,9 +45,12 @@ from ..cache_stamp import stamp
 from .blocks import run_blocks
 
 _SEQ = dict(cache=True, fastmath=True)
+# The max-pools propagate NaN, as PyTorch's: fastmath without its no-NaN assumption,
+# under which `v != v` is false.
+_MAX = dict(cache=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 
 
-@njit(**_SEQ)
+@njit(**_MAX)
 def _max_row(xp, W, Wo, kh, kw, sh, sw, oi, m, idx):
     """m[oj], idx[oj] = max and first argmax (row-major) of window (oi, oj)."""
     for oj in range(Wo):
@@ -58,14 +61,14 @@ def _max_row(xp, W, Wo, kh, kw, sh, sw, oi, m, idx):
             r = base + ki * W
             for kj in range(kw):
                 v = xp[r + kj]
-                gt = v > best          # branch-free: select, not a jump
+                gt = (v > best) | (v != v)  # branch-free: select, not a jump; NaN wins
                 bi = r + kj if gt else bi
                 best = v if gt else best
         m[oj] = best
         idx[oj] = bi
 
 
-@njit(**_SEQ)
+@njit(**_MAX)
 def _maxpool_generic_block(blk, pb, x2, H, W, kh, kw, sh, sw, relu, out2, am2):
     """Planes blk*pb..: x2 (planes, H*W) -> out2, am2 (planes, Ho*Wo)."""
     Ho = (H - kh) // sh + 1
@@ -84,12 +87,12 @@ def _maxpool_generic_block(blk, pb, x2, H, W, kh, kw, sh, sw, relu, out2, am2):
                 _max_row(xp, W, Wo, kh, kw, sh, sw, oi, o, a)
             if relu:
                 for oj in range(Wo):
-                    if not o[oj] > zero:
+                    if o[oj] <= zero:  # (NaN stays NaN, as relu(NaN))
                         o[oj] = zero
                         a[oj] = oi * sh * W + oj * sw
 
 
-@njit(**_SEQ)
+@njit(**_MAX)
 def _hmax3(xs, n, hm, hk):
     """hm[f], hk[f] = first maximum of xs[3f : 3f+3] and its offset."""
     for f in range(n):
@@ -98,28 +101,28 @@ def _hmax3(xs, n, hm, hk):
         c = xs[3 * f + 2]
         best = a
         bk = 0
-        if b > best:
+        if (b > best) | (b != b):
             best = b
             bk = 1
-        if c > best:
+        if (c > best) | (c != c):
             best = c
             bk = 2
         hm[f] = best
         hk[f] = bk
 
 
-@njit(**_SEQ)
+@njit(**_MAX)
 def _hmax2(xs, n, hm, hk):
     """hm[f], hk[f] = first maximum of xs[2f : 2f+2] and its offset."""
     for f in range(n):
         a = xs[2 * f]
         b = xs[2 * f + 1]
-        gt = b > a
+        gt = (b > a) | (b != b)
         hm[f] = b if gt else a
         hk[f] = 1 if gt else 0
 
 
-@njit(**_SEQ)
+@njit(**_MAX)
 def _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, op, ap):
     """Pass 2, kh = 3, for plane q of a block: the first maximum over the three
     row maxima (fixed-count code on row slices)."""
@@ -139,21 +142,21 @@ def _vmax3(hm, hk, q, H, W, Wo, kw, sh, Ho, relu, op, ap):
             best = h0[oj]
             idx = base + oj * kw + k0[oj]
             v = h1[oj]
-            if v > best:
+            if (v > best) | (v != v):
                 best = v
                 idx = base + W + oj * kw + k1[oj]
             v = h2[oj]
-            if v > best:
+            if (v > best) | (v != v):
                 best = v
                 idx = base + 2 * W + oj * kw + k2[oj]
-            if relu and not best > zero:
+            if relu and best <= zero:
                 best = zero
                 idx = base + oj * kw
             o[oj] = best
             a[oj] = idx
 
 
-@njit(**_SEQ)
+@njit(**_MAX)
 def _vmax_flat(hm, hk, G, Ho, W, Wo, kh, kw, sh, relu, of, af):
     """Pass 2 over a whole block of planes when H == Ho*sh (output row g of the
     block reads hm rows g*sh + ki): one flat loop, any kh."""
@@ -167,11 +170,11 @@ def _vmax_flat(hm, hk, G, Ho, W, Wo, kh, kw, sh, relu, of, af):
             bi = 0
             for ki in range(1, kh):
                 v = hm[r0 + ki * Wo + oj]
-                if v > best:
+                if (v > best) | (v != v):
                     best = v
                     bi = ki
             idx = base + bi * W + oj * kw + hk[r0 + bi * Wo + oj]
-            if relu and not best > zero:
+            if relu and best <= zero:
                 best = zero
                 idx = base + oj * kw
             of[g * Wo + oj] = best
@@ -186,7 +189,7 @@ def _per_block(plane_size):
     return max(1, _BLOCK // plane_size)
 
 
-@njit(**_SEQ)
+@njit(**_MAX)
 def _maxpool_rows_block(blk, pb, xf, nplanes, H, W, kh, kw, sh, relu, of, af):
     """Block blk of pb planes, for windows that tile each input row exactly (sw == kw
     in (2, 3), W == Wo*kw) with kh == 3 or rows that tile H exactly (H == Ho*sh):

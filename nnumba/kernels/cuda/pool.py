@@ -38,10 +38,10 @@ def _maxpool_forward(x, kh, kw, sh, sw, relu, out, argmax):
         for ki in range(kh):
             for kj in range(kw):
                 v = x[n, c, r0 + ki, q0 + kj]
-                if v > best:
+                if v > best or v != v:  # NaN propagates, as in PyTorch (and on the CPU)
                     best = v
                     at = (r0 + ki) * W + q0 + kj
-        if relu and not best > zero:
+        if relu and best <= zero:  # (NaN stays NaN, as relu(NaN))
             best = zero
             at = r0 * W + q0
         out[n, c, i, j] = best
