@@ -15,6 +15,12 @@ import math
 
 
 # ---- activations: forward writes y[i] from x[i]; backward dx[i] from the forward
+#: fastmath without its no-NaN and no-infinity assumptions, for kernels whose
+#: comparisons must treat NaN as PyTorch does (under them `v != v` is false and a NaN
+#: took either branch of a ReLU by its position in the vectorised loop)
+NAN_EXACT = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
 # ---- output y[i] and the incoming gradient g[i] (all an activation's derivative needs)
 
 def relu(x, y, i):
@@ -24,7 +30,7 @@ def relu(x, y, i):
 
 def relu_grad(y, g, dx, i):
     zero = dx.dtype.type(0)
-    dx[i] = g[i] if y[i] > zero else zero
+    dx[i] = zero if y[i] <= zero else g[i]   # at NaN g passes, as PyTorch's threshold_backward
 
 
 def tanh(x, y, i):

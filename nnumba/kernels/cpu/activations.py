@@ -8,7 +8,7 @@ from numba import njit, prange
 from .. import formulas as f
 from ..cache_stamp import stamp
 
-_OPTS = dict(parallel=True, cache=True, fastmath=True)
+_OPTS = dict(parallel=True, cache=True, fastmath=f.NAN_EXACT)
 _relu, _relu_grad = njit(inline="always")(f.relu), njit(inline="always")(f.relu_grad)
 _tanh, _tanh_grad = njit(inline="always")(f.tanh), njit(inline="always")(f.tanh_grad)
 _sigmoid, _sigmoid_grad = njit(inline="always")(f.sigmoid), njit(inline="always")(f.sigmoid_grad)

@@ -11,7 +11,7 @@ from ..cache_stamp import stamp
 # The bias kernels are serial: a dense layer's output is a few hundred kB, which one
 # core streams faster than a parallel launch pays off; the sums go row by row, along
 # the contiguous axis, into one accumulator per column.
-_SEQ = dict(cache=True, fastmath=True)
+_SEQ = dict(cache=True, fastmath=formulas.NAN_EXACT)
 _bias_relu = njit(inline="always")(formulas.bias_relu)
 _relu_grad = njit(inline="always")(formulas.relu_grad)
 

@@ -34,7 +34,8 @@ computes the windows with the formulas shared with the GPU
 The fused ReLU + max-pool is exactly relu followed by max-pool:
 relu(max(window)) = max(relu(window)); when the window max is <= 0 every relu
 value is 0 and the first window position is the argmax; the backward passes
-the gradient only where the pooled output is > 0 (relu'(0) = 0).
+the gradient except where the pooled output is <= 0 (relu'(0) = 0; at NaN it passes,
+as PyTorch's threshold_backward).
 """
 import numpy as np
 from numba import njit
@@ -44,10 +45,9 @@ from ..geometry import pair
 from ..cache_stamp import stamp
 from .blocks import run_blocks
 
-_SEQ = dict(cache=True, fastmath=True)
 # The max-pools propagate NaN, as PyTorch's: fastmath without its no-NaN assumption,
 # under which `v != v` is false.
-_MAX = dict(cache=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
+_MAX = dict(cache=True, fastmath=formulas.NAN_EXACT)
 
 
 @njit(**_MAX)
@@ -229,10 +229,10 @@ def rows_pool(H, W, kh, kw, sh, sw) -> bool:
         (kh == 3 or (H - kh) // sh * sh + sh == H)
 
 
-@njit(**_SEQ)
+@njit(**_MAX)
 def _maxpool_bwd_block(blk, pb, dy2, am2, relu, y2, dx2):
     """Planes blk*pb.. of dx2 (planes, H*W) = scatter-add of dy2 at am2 (planes,
-    Ho*Wo), written fully.  relu: pass only where y2 > 0."""
+    Ho*Wo), written fully.  relu: pass except where y2 <= 0 (NaN passes)."""
     zero = dx2.dtype.type(0)
     for q in range(blk * pb, min(dx2.shape[0], blk * pb + pb)):
         d = dx2[q]
@@ -242,7 +242,7 @@ def _maxpool_bwd_block(blk, pb, dy2, am2, relu, y2, dx2):
         a = am2[q]
         y = y2[q]
         for p in range(g.size):
-            if not relu or y[p] > zero:
+            if not (relu and y[p] <= zero):  # at NaN the gradient passes, as torch's
                 d[a[p]] += g[p]
 
 
@@ -328,7 +328,7 @@ def maxpool2d_backward(dy, argmax, dx_out):
 
 def relu_maxpool2d_backward(dy, argmax, out, dx_out):
     """Backward of relu_maxpool2d_forward; out is its pooled output (N, C, Ho,
-    Wo): the gradient flows only where out > 0."""
+    Wo): the gradient flows except where out <= 0 (NaN passes, as torch's)."""
     return _maxpool_bwd(dy, argmax, True, out, dx_out)
 
 

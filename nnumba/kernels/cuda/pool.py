@@ -1,9 +1,9 @@
 """Pooling kernels on the device (NCHW, no padding), plus fused ReLU + max-pool:
 the twins of nnumba.kernels.cpu.pool, same entry points, signatures and
 conventions (see that module: argmax is the flat index i*W + j of the FIRST
-maximum in row-major window order within its (H, W) plane; NaN never wins;
-the fused forward is relu then max-pool, its backward passes the gradient only
-where the pooled output is > 0).
+maximum in row-major window order within its (H, W) plane; NaN propagates, as in
+PyTorch; the fused forward is relu then max-pool, its backward passes the gradient
+except where the pooled output is <= 0, NaN included).
 
 A 1-D pool is the 2-D one on a height-1 view.  Forward: one thread per output
 (average windows by the formulas shared with the CPU, :mod:`nnumba.kernels.formulas`). Max-pool backward has no window geometry in its
@@ -55,7 +55,7 @@ def _maxpool_backward(dy, argmax, relu, y, dx):
     zero = dy.dtype.type(0)
     for t in range(cuda.grid(1), N * C * Ho * Wo, cuda.gridsize(1)):
         n, c, i, j = unravel(t, C, Ho, Wo)
-        if relu and not y[n, c, i, j] > zero:
+        if relu and y[n, c, i, j] <= zero:  # at NaN the gradient passes, as torch's
             continue
         at = argmax[n, c, i, j]
         cuda.atomic.add(dx, (n, c, at // W, at % W), dy[n, c, i, j])
