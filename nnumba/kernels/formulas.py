@@ -25,7 +25,7 @@ NAN_EXACT = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 def relu(x, y, i):
     zero = y.dtype.type(0)
-    y[i] = zero if x[i] <= zero else x[i]   # NaN passes, as in PyTorch
+    y[i] = zero if x[i] < zero else x[i]   # NaN and -0.0 pass, as in PyTorch
 
 
 def relu_grad(y, g, dx, i):
@@ -72,7 +72,7 @@ def bias_relu(y, b, i, j):
     """y[i, j] = relu(y[i, j] + b[j])."""
     zero = y.dtype.type(0)
     v = y[i, j] + b[j]
-    y[i, j] = zero if v <= zero else v   # NaN passes, as in PyTorch
+    y[i, j] = zero if v < zero else v   # NaN and -0.0 pass, as in PyTorch
 
 
 # ---- the update rule -------------------------------------------------------------
