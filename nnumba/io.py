@@ -405,13 +405,11 @@ def stored_info(path) -> dict:
 
 
 def load_model(path):
-    """Rebuild the model saved in ``path`` (its layers must be registered) with its weights.
-    The file's arrays are compared with its spec first, on stand-in layers that hold no
-    memory: a file of a few kB declaring a 20000 x 20000 layer had it built (15 GB)
-    before its 2 x 2 arrays were refused."""
+    """Rebuild the model saved in ``path`` (its layers must be registered) with its weights,
+    the file's arrays compared with its spec first on stand-ins that hold no memory (a
+    few kB declaring a 20000 x 20000 layer had it built, 15 GB, before it was refused)."""
     meta, _ = _read(path, spec_only=True)
-
-    def shapes(spec):
+    def shapes(spec):  # noqa: E306
         with shapes_only():
             layers = [build_layer(item, i) for i, item in enumerate(Sequential.check_spec(spec))]
         return {f"{i}.{name}": p.value.shape for i, layer in enumerate(layers)
@@ -421,14 +419,17 @@ def load_model(path):
     except ValueError as exc:
         raise WeightsError(f"{path}: not a readable nnumba weights file ({exc})") from None
     _check_headers(path, headers, _build(path, meta, shapes))
-    return load_weights(rebuild(path), path)
+    return load_weights(_build(path, meta, _fresh(meta)), path)
 
 
 def rebuild(path, seed=None):
     """The model saved in ``path``, freshly initialised (its weights are not read)."""
     meta, _ = _read(path, spec_only=True)
-    return _build(path, meta,
-                  lambda spec: Sequential.from_spec(spec, seed=seed).astype(meta["dtype"]))
+    return _build(path, meta, _fresh(meta, seed))
+
+
+def _fresh(meta, seed=None):
+    return lambda spec: Sequential.from_spec(spec, seed=seed).astype(meta["dtype"])
 
 
 def _build(path, meta, make):
