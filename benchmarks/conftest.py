@@ -31,6 +31,9 @@ import pytest  # noqa: E402
 
 import nnumba  # noqa: E402,F401
 from nnumba.kernels.cpu import blas  # noqa: E402
+from peers import settle_allocator  # noqa: E402
+
+settle_allocator()  # as every peer does (peers.py): the same malloc state on both sides
 
 HERE = Path(__file__).resolve().parent
 QUICK = os.environ.get("NNUMBA_BENCH_QUICK") == "1"

@@ -5,7 +5,8 @@
 The parent (benchmarks/conftest.py) starts one such process per job, with the
 environment it had before nnumba was imported and the thread count nnumba
 uses.  This process never imports nnumba (unless the job asks for it, to
-measure what importing nnumba does to a peer).  It builds the job, runs it once
+measure what importing nnumba does to a peer).  It frees one large block first,
+as nnumba's side does (:func:`settle_allocator`), builds the job, runs it once
 to warm up, prints ``{"ready": ...}``, then answers every line ``round`` on
 stdin with ``{"seconds": s}``: the time of one round, measured in here, so the
 pipe costs nothing.  The parent asks for a round just before each of nnumba's
@@ -143,6 +144,21 @@ def numpy_sgemm(job):
 
 
 GAP = 0.05  # seconds of quiet before each round: nnumba's threads may still spin
+#: the block :func:`settle_allocator` frees: under glibc's 32 MiB cap (64-bit) on the
+#: sizes that move its thresholds
+SETTLE_BYTES = 30 << 20
+
+
+def settle_allocator():
+    """Free one large block, as a data pipeline does, so that glibc's malloc raises
+    its mmap and trim thresholds (to the block's size, and twice it) now rather than
+    whenever an incidental free does.  Until then it trims the heap after every step
+    and grows it again: a PyTorch lecture-CNN epoch took ~1.5x as long (~13 MB of
+    page faults a step, 7.5x as many faults) in a process that had loaded its data
+    with np.load than in one that had freed such a block; its MLP and AlexNet at
+    batch 1 were unchanged, batch 16 ~7 % slower.  Every side of every benchmark
+    starts so: nnumba's process (conftest) and every peer's, whatever its job."""
+    np.ones(SETTLE_BYTES, np.uint8)
 
 JOBS = {"torch-train": torch_train, "torch-infer": torch_infer, "torch-layers": torch_layers,
         "sklearn-perceptron": sklearn_perceptron, "sklearn-mlp": sklearn_mlp,
@@ -194,6 +210,7 @@ def _nnumba_first(job):
 
 def main():
     job = json.loads(sys.argv[1])
+    settle_allocator()
     _nnumba_first(job)
     _threads(job)
     run = JOBS[job["kind"]](job)
