@@ -14,6 +14,14 @@ def target(group: str) -> float | None:
     return SIDE_EFFECT_LIMIT if " / alone" in group else None
 
 
+def color(ratio: float, goal: float | None) -> str:
+    """Green where a job meets its target, red where it misses, grey without one (the
+    per-layer profiles: what the profile sums to, not a job with a target)."""
+    if goal is None:
+        return "tab:grey"
+    return "tab:red" if ratio > goal else "tab:green"
+
+
 def plot_ratios(rows: list[dict], path, title: str) -> str | None:
     """Draw ``rows`` (conftest's: group, ratio, peer) into ``path``; returns why not
     where it cannot (no matplotlib)."""
@@ -27,8 +35,7 @@ def plot_ratios(rows: list[dict], path, title: str) -> str | None:
     y = range(len(rows))
     goals = [target(r["group"]) for r in rows]
     ax.barh(y, [r["ratio"] for r in rows], height=0.6,
-            color=["tab:red" if g is not None and r["ratio"] > g else "tab:green"
-                   for r, g in zip(rows, goals)])
+            color=[color(r["ratio"], g) for r, g in zip(rows, goals)])
     for i, (row, goal) in enumerate(zip(rows, goals)):
         if goal is not None:
             ax.plot([goal, goal], [i - 0.42, i + 0.42], color="black", linewidth=2.5,

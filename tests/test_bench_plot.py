@@ -16,6 +16,12 @@ def test_targets_are_the_issues():
     assert plot.target("layers-lenet-b100") is None
 
 
+def test_bars_say_met_missed_or_no_target():
+    assert plot.color(0.72, 0.5) == "tab:red" and plot.color(0.48, 0.5) == "tab:green"
+    assert plot.color(0.5, 0.5) == "tab:green"
+    assert plot.color(1.23, None) == "tab:grey"  # a per-layer profile: no target to meet
+
+
 def test_the_ratios_are_drawn(tmp_path):
     pytest.importorskip("matplotlib")
     rows = [{"group": "cnn-epoch", "ratio": 0.48, "peer": "torch"},
