@@ -299,6 +299,11 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         None: the named model's ``train_defaults`` (``mlp``: 20 epochs, lr 0.1,
         momentum 0.9, batch 100), else nnumba's fallback (10, 0.05, 0.9, 100).
     weight_decay : float, default=0.0
+        L2 decay of every parameter, biases included, added to each step's
+        gradient as PyTorch's SGD does (``weight_decay * w``). MLPClassifier's
+        ``alpha`` decays the weight matrices only, by ``alpha / batch size``:
+        without biases, ``weight_decay = alpha / batch_size`` matches it where
+        the batch size divides the sample count.
     dtype : {"float32", "float64"} (or the numpy dtype), default="float32"
         The model's and the inputs' precision, and the dtype of what
         ``predict_proba`` and ``predict_log_proba`` return (float32 by default:

@@ -20,6 +20,11 @@ def as_before_on_error(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(before)
         if model is not None and model.dtype != dtype:
+            # the failed fit's values may not fit the old dtype, which astype refuses
+            # (a diverged float64 fit): cleared first, the old ones written after
+            for p, _ in values:
+                p.value[...] = 0
+            model.zero_grad()
             model.astype(dtype)
         for p, value in values:
             p.value[...] = value
