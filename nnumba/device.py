@@ -50,21 +50,42 @@ class Device:
 
     @cached_property
     def kernels(self):
-        """The kernel set (imported on first use), checked to export every kernel."""
-        from .kernels import KERNELS
+        """The kernel set (imported on first use), checked to export every kernel, each
+        taking the CPU set's arguments.  What is wrong with it is a DeviceError that
+        names the device and, on the command line, the plugin that registered it (a
+        bug in that plugin: status 1)."""
+        from .kernels import KERNELS, signatures
+        where = f"device {self.name!r}: its kernel_set {self.kernel_set!r}"
+        if not isinstance(self.kernel_set, str) or not self.kernel_set.strip():
+            raise self._broken(f"{where} names no module: set it to the importable module "
+                               f"of its kernel set (docs/plugins.md, Devices)")
         try:
             kernels = self._load_kernels()
         except NnumbaError:
             raise
         except Exception as exc:  # a plugin's kernel_set that does not import
-            raise DeviceError(f"device {self.name!r}: its kernel_set {self.kernel_set!r} "
-                              f"does not import ({type(exc).__name__}: {exc})") from exc
+            raise self._broken(f"{where} does not import ({type(exc).__name__}: {exc})") from exc
         missing = [k for k in KERNELS if not callable(getattr(kernels, k, None))]
         if missing:
-            raise DeviceError(f"device {self.name!r}: its kernel set {self.kernel_set!r} lacks "
-                              f"{len(missing)} kernel(s) of nnumba.kernels.KERNELS: "
-                              f"{', '.join(missing)}")
+            raise self._broken(f"device {self.name!r}: its kernel set {self.kernel_set!r} "
+                               f"lacks {len(missing)} kernel(s) of "
+                               f"nnumba.kernels.KERNELS: {', '.join(missing)}")
+        misfits = signatures.misfits(kernels)
+        if misfits:
+            raise self._broken(f"{where} has kernels that cannot take the CPU set's arguments "
+                               f"(the required ones by position, the others by name): "
+                               f"{'; '.join(misfits)}")
         return kernels
+
+    def _broken(self, message: str) -> "DeviceError":
+        """A DeviceError for this device's kernel set, carrying the plugin that registered
+        the device (the command line's status 1: that plugin's bug)."""
+        error = DeviceError(message)
+        with suppress(Exception):  # not registered (a Device made by hand): no plugin
+            entry = registry.get_registry().entry("device", self.name)
+            if entry.obj is self and not entry.builtin:
+                error.plugin = entry.plugin
+        return error
 
     def _load_kernels(self):
         return importlib.import_module(self.kernel_set)

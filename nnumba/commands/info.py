@@ -34,6 +34,9 @@ def run(args):
         device = get_registry().get("device", name)
         try:
             devices[name] = device.describe()
+            if devices[name].get("available") and not get_registry().entry("device",
+                                                                            name).builtin:
+                device.kernels  # noqa: B018 - a plugin's set that lacks or misfits kernels
         except Exception as exc:  # noqa: BLE001 - a broken plugin device says why
             devices[name] = {"name": name, "available": False,
                              "reason": f"{type(exc).__name__}: {exc}"}

@@ -55,7 +55,7 @@ def load_arrays(path, *, label_column: str | int | None = None,
         if exists:  # a folder, a device: "does not exist" would mislead
             raise DataFileError(f"data file {path} is not a regular file; give an .npz or "
                                 ".csv file")
-        raise MissingFileError(f"data file {path} does not exist")
+        raise MissingFileError(f"data file {path} does not exist{_dataset_hint(path)}")
     kind = path.suffix.lower()
     if kind == ".npz":
         if label_column is not None:
@@ -276,3 +276,16 @@ def _class_numbers(path, y, y_test):
 def _few(values, n=5) -> str:
     shown = ", ".join(map(str, values[:n].tolist()))
     return shown + (f" (and {len(values) - n} more)" if len(values) > n else "")
+
+
+def _dataset_hint(path) -> str:
+    """Where a missing data file's name is a registered data set's: how to load that."""
+    from ..registry import get_registry  # the registry imports the data sets: import late
+    name = str(path)
+    try:
+        get_registry().entry("dataset", name)
+    except Exception:  # noqa: BLE001 - not a data set's name either: no hint
+        return ""
+    return (f"; {name!r} is a data set: load it with --dataset {name} (nnumba train) or "
+            f"nnumba.load_dataset({name!r})")
+

@@ -2,6 +2,8 @@
 :data:`nnumba.kernels.KERNELS`, example arguments at a size and dtype.
 
 From this table alone:
+- :func:`twin` runs a kernel of any device's set beside the CPU set's
+  (:func:`nnumba.testing.check_kernels`, the device kit);
 - :func:`run_twin` runs a kernel of the CPU set and of the CUDA set on the same
   random inputs and returns their outputs side by side (tests/test_cuda_sim.py
   in the simulator at "tiny" sizes; tests/test_cuda_gpu.py and
@@ -294,25 +296,33 @@ def _poisoned(a):
     return np.full(a.shape, np.nan if a.dtype.kind == "f" else -7, a.dtype)
 
 
+def twin(name: str, kernels, to_device, to_host, size: str = "tiny",
+         dtype=np.float32) -> dict:
+    """{label: (result, CPU result)} for every output of every example call of kernel
+    ``name``: ``kernels``' (a device's set, its arrays moved with ``to_device`` and
+    back with ``to_host``) beside the CPU set's, on the same random inputs."""
+    from . import cpu
+    results = {}
+    for call in calls(name, size, dtype):
+        host = [a.copy() if isinstance(a, np.ndarray) else a for a in call.args]
+        device = [to_device(_poisoned(a) if i in call.outputs else a)
+                  if isinstance(a, np.ndarray) else a for i, a in enumerate(call.args)]
+        want = getattr(cpu, name)(*host, **call.keywords)
+        got = getattr(kernels, name)(*device, **call.keywords)
+        tag = f"{name} {call.label}".strip()
+        for i in call.outputs + call.accumulates:
+            results[f"{tag} arg{i}"] = (np.asarray(to_host(device[i])), host[i])
+        if call.result:
+            results[f"{tag} result"] = (np.array([got]), np.array([want]))
+    return results
+
+
 def run_twin(name: str, size: str = "tiny", dtype=np.float32) -> dict:
     """{label: (cuda result, cpu result)} for every output of every example call."""
     from numba import cuda
 
-    from . import cpu
     from . import cuda as gpu
-    results = {}
-    for call in calls(name, size, dtype):
-        host = [a.copy() if isinstance(a, np.ndarray) else a for a in call.args]
-        device = [cuda.to_device(_poisoned(a) if i in call.outputs else a)
-                  if isinstance(a, np.ndarray) else a for i, a in enumerate(call.args)]
-        want = getattr(cpu, name)(*host, **call.keywords)
-        got = getattr(gpu, name)(*device, **call.keywords)
-        tag = f"{name} {call.label}".strip()
-        for i in call.outputs + call.accumulates:
-            results[f"{tag} arg{i}"] = (device[i].copy_to_host(), host[i])
-        if call.result:
-            results[f"{tag} result"] = (np.array([got]), np.array([want]))
-    return results
+    return twin(name, gpu, cuda.to_device, lambda a: a.copy_to_host(), size, dtype)
 
 
 def cuda_signatures() -> dict:

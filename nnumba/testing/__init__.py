@@ -43,7 +43,9 @@ runs it over every registered layer.
 
 ``check_device(LayerClass, device)`` runs each example on another device (the
 CUDA simulator where there is no GPU) and compares forward and backward with the
-CPU's, for every layer whose ``devices`` include it.
+CPU's, for every layer whose ``devices`` include it.  ``check_kernels(device)``
+compares every kernel of a device's set with the CPU set's, the fused steps',
+the losses' and the SGD update's included.
 
 ``check_dataset(loader, root=None)`` checks a data set loader as nnumba train calls
 it, reading its files from ``root``.
@@ -59,7 +61,7 @@ differences for both reductions, the two reductions against each other
 results, and clear errors for bad targets and predictions.
 """
 from .datasets import check_dataset
-from .devices import check_device
+from .devices import check_device, check_kernels
 from .layers import (ConformanceError, check_all, check_batch_sums, check_float32,
                      check_gradients, check_layer, check_read_only, check_rejections,
                      check_round_trip, numeric_gradient)
@@ -68,6 +70,7 @@ from .losses import KINDS, check_loss, check_loss_case, check_reductions
 from .models import check_model
 
 __all__ = ["ConformanceError", "KINDS", "check_all", "check_batch_sums", "check_dataset",
-           "check_device", "check_float32", "check_fused", "check_gradients", "check_layer", "check_loss",
+           "check_device", "check_kernels", "check_float32", "check_fused", "check_gradients",
+           "check_layer", "check_loss",
            "check_loss_case", "check_model", "check_read_only", "check_reductions", "check_rejections",
            "check_round_trip", "numeric_gradient"]

@@ -11,6 +11,44 @@ from .layers import _build, _class, _examples, _fail, _name
 from .simulator import real_device_arrays
 
 
+def check_kernels(device, rtol32=1e-5, rtol64=1e-12) -> int:
+    """Every kernel of ``device``'s set against the CPU set's on the same random inputs,
+    in float32 and float64: the example calls of :mod:`nnumba.kernels.cases`, the
+    fused steps', the losses' and the SGD update's included, which no single layer's
+    :func:`check_device` reaches.  Outputs the kernel writes fully start as NaN on its
+    side, so an element it leaves unwritten fails.  A mismatch beyond ``rtol32`` /
+    ``rtol64`` (of the largest value), or an exception, is a ConformanceError naming
+    the kernel and the call.  Returns the number of outputs compared."""
+    from ..device import get_device
+    from ..kernels import KERNELS, cases
+    for name, tol in (("rtol32", rtol32), ("rtol64", rtol64)):
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
+                or not 0 <= tol < np.inf:
+            raise ConformanceError(f"check_kernels: {name} must be a finite number >= 0, got "
+                                   f"{tol!r:.80} ({type(tol).__name__})")
+    device = get_device(device)
+    kernels = device.kernels  # a DeviceError where the set is incomplete or misfits
+    compared = 0
+    with real_device_arrays():  # in the simulator, as a GPU's arrays
+        for name in KERNELS:
+            for dtype, tol in ((np.float32, rtol32), (np.float64, rtol64)):
+                where = f"{device.name}: kernel {name}, {np.dtype(dtype).name}"
+                try:
+                    results = cases.twin(name, kernels, device.to_device, device.to_host,
+                                         "tiny", dtype)
+                except Exception as exc:  # noqa: BLE001 - the device's code: named, chained
+                    raise ConformanceError(f"{where}: {type(exc).__name__}: {exc}") from exc
+                for label, (got, want) in results.items():
+                    off = cases.mismatch(got, want)
+                    if not off <= tol:
+                        raise ConformanceError(
+                            f"{where}: {label} differs from the CPU set's by {off:.3g} of its "
+                            f"largest value (allowed {tol:g}; inf: another shape, or an "
+                            f"element left unwritten or NaN)")
+                    compared += 1
+    return compared
+
+
 def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     """Every example of ``layer_cls`` on ``device`` against the CPU: forward in training
     and evaluation mode, the state (``trainable=False``) each leaves, the input
