@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from nnumba.sklearn import NNClassifier, NNRegressor  # noqa: E402
+from nnumba.sklearn import NNRegressor  # noqa: E402
 from nnumba.train import TrainingDiverged  # noqa: E402
 
 
