@@ -155,6 +155,11 @@ class _NNEstimator(BaseEstimator):
                              f"reshaped to, 1 to 4 positive ints such as (1, 8, 8), or "
                              f"(1, 4, 8, 8) for clips of 4 frames (Conv3d), got "
                              f"{show(shape)}")
+        seed = self.random_state  # else numpy's "Seed must be between ..." names nothing
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and \
+                not 0 <= int(seed) < 2**32:
+            raise ValueError(f"random_state must be None, a RandomState or an int in "
+                             f"[0, 2**32 - 1], got {show(seed)}")
 
     def _sample_shape(self, X) -> tuple:
         """The shape each row of X is given to the model in: ``input_shape``, else the

@@ -253,6 +253,8 @@ def _resolve(model, name, options):
         spec, _ = stored_spec(model)  # a saved model: its spec, not its weights
         default = stored_info(model)["input_shape"]  # what it was trained on, if saved
         shown = Path(model).name
+    elif isinstance(model, str) and model.lstrip().startswith("["):
+        spec = model  # JSON text, as build and nnumba train take (check_spec parses it)
     elif isinstance(model, str):
         factory, shown = get_model(model), model
         spec = factory.spec(model, **options)
@@ -262,7 +264,7 @@ def _resolve(model, name, options):
         default = factory.input_shape_for(model, **options)  # on options its builder took
     else:
         spec = model
-    if options and (file or not isinstance(model, str)):
+    if options and (file or not isinstance(model, str) or spec is model):
         raise SpecError(f"options ({', '.join(map(str, options))}) apply to named models "
                         f"only, not to a spec")
     spec = Sequential.check_spec(spec)

@@ -39,8 +39,9 @@ def add_parser(sub):
     p.add_argument("image", help="an image file Pillow reads (JPEG, PNG, ...), read as viewers "
                                  "show it: turned by its EXIF orientation, transparent parts "
                                  "over white")
-    p.add_argument("--model", help="a registered model name, a JSON spec or a saved model "
-                                   "(.npz); default: the one saved in --weights, else alexnet")
+    p.add_argument("--model", help="a registered model name, a JSON spec (a .json file, or "
+                                   "its text in quotes) or a saved model (.npz); default: the "
+                                   "one saved in --weights, else alexnet")
     p.add_argument("--weights", required=True,
                    help="a PyTorch state_dict as .safetensors or .npz (or a nnumba .npz)")
     p.add_argument("--labels", help="class names: one per line, JSON, or the lecture's dict file")
@@ -226,8 +227,9 @@ def _input_shape(args, model, stored=None):
     """(channels, (H, W)): --size, else the named model's input_shape or the image
     shape the weights were saved with (``stored``), else 224 x 224; the channels of
     that shape, else of the model's first layer where it says (Conv2d), else RGB."""
+    from ..models.fitting import is_model_name
     from ..registry import get_model
-    named = model_file(args.model) is None
+    named = model_file(args.model) is None and is_model_name(args.model)  # not JSON text
     # (C, H, W): see run
     shape = get_model(args.model).input_shape_for(args.model) if named else stored
     size = None
@@ -276,6 +278,7 @@ def _flat_shape(model, size):
 def _build(args):
     import nnumba
     from ..cli import naming
+    from ..models.fitting import is_model_name
     if kind := model_file(args.model):
         if args.num_classes is not None:
             raise ValueError("--num-classes applies to named models only")
@@ -287,6 +290,10 @@ def _build(args):
             return nnumba.Sequential.from_spec(spec, seed=0)
         except (NnumbaError, TypeError, ValueError) as exc:  # the error names the file too
             raise naming(exc, f"model spec {args.model}") from None
+    if not is_model_name(args.model):  # a spec's JSON text, as nnumba train takes
+        if args.num_classes is not None:
+            raise ValueError("--num-classes applies to named models only")
+        return nnumba.Sequential.from_spec(args.model, seed=0)
     # the model's own name for it: alexnet's num_classes, lenet's and mlp's classes
     known = nnumba.get_model(args.model).options()
     option = "num_classes" if "num_classes" in known or "classes" not in known else "classes"

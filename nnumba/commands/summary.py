@@ -20,8 +20,9 @@ from . import model_options
 def add_parser(sub):
     p = sub.add_parser("summary", help="per-layer shapes, parameters, memory and FLOPs",
                        description="Size a model from its spec without allocating it.")
-    p.add_argument("model", help="a registered model name, a JSON spec file or a saved "
-                                 "model (.npz, as nnumba train --save writes)")
+    p.add_argument("model", help="a registered model name, a JSON spec (a .json file, or "
+                                 "its text in quotes) or a saved model (.npz, as nnumba "
+                                 "train --save writes)")
     p.add_argument("--input-shape", help="per-sample input shape, e.g. 3,224,224 "
                                          "(default: the model's own, where it has one)")
     model_options.add_argument(p)
