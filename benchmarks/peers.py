@@ -152,12 +152,13 @@ SETTLE_BYTES = 30 << 20
 def settle_allocator():
     """Free one large block, as a data pipeline does, so that glibc's malloc raises
     its mmap and trim thresholds (to the block's size, and twice it) now rather than
-    whenever an incidental free does.  Until then it trims the heap after every step
-    and grows it again: a PyTorch lecture-CNN epoch took ~1.5x as long (~13 MB of
+    whenever an incidental free does.  Below them it trims the heap after every step
+    and grows it again: a PyTorch lecture-CNN epoch took ~1.5x as long (~11 MB of
     page faults a step, 7.5x as many faults) in a process that had loaded its data
     with np.load than in one that had freed such a block; its MLP and AlexNet at
     batch 1 were unchanged, batch 16 ~7 % slower.  Every side of every benchmark
-    starts so: nnumba's process (conftest) and every peer's, whatever its job."""
+    starts so: nnumba's process (conftest) and every peer's, whatever its job
+    (docs/performance.md, "The peers' malloc state")."""
     np.ones(SETTLE_BYTES, np.uint8)
 
 JOBS = {"torch-train": torch_train, "torch-infer": torch_infer, "torch-layers": torch_layers,

@@ -34,6 +34,7 @@ from .layers.fusion import fuse
 from .layers.validation import check_fits, float_dtype, integer, show
 from .model import Sequential
 from .model_spec import build_layer
+from .models.fitting import is_model_name
 from .paths import model_file
 from .registry import get_model
 
@@ -253,7 +254,7 @@ def _resolve(model, name, options):
         spec, _ = stored_spec(model)  # a saved model: its spec, not its weights
         default = stored_info(model)["input_shape"]  # what it was trained on, if saved
         shown = Path(model).name
-    elif isinstance(model, str) and model.lstrip().startswith("["):
+    elif isinstance(model, str) and not is_model_name(model):
         spec = model  # JSON text, as build and nnumba train take (check_spec parses it)
     elif isinstance(model, str):
         factory, shown = get_model(model), model

@@ -79,8 +79,9 @@ def _matmul(rng, size, dtype):
             for tb in (False, True):
                 a = _rand(rng, (k, m) if ta else (m, k), dtype)
                 b = _rand(rng, (n, k) if tb else (k, n), dtype)
-                calls.append(Call(f"{m}x{k}x{n} ta={ta:d} tb={tb:d}",
-                                  [a, b, _empty((m, n), dtype), ta, tb], outputs=(2,)))
+                calls.append(Call(f"{m}x{k}x{n} ta={ta:d} tb={tb:d}",  # by name, as layers do
+                                  [a, b, _empty((m, n), dtype)], outputs=(2,),
+                                  keywords={"trans_a": ta, "trans_b": tb}))
         calls.append(Call(f"{m}x{k}x{n} accumulate",
                           [_rand(rng, (k, m), dtype), _rand(rng, (k, n), dtype),
                            _rand(rng, (m, n), dtype)], accumulates=(2,),
@@ -123,17 +124,19 @@ def _conv(job):
             x, w, b = _rand(rng, xs, dtype), _rand(rng, ws, dtype), _rand(rng, ws[0], dtype)
             out = conv2d_output_array_shape(xs, ws, stride, pad)
             tag = f"x{xs} w{ws} s{stride} p{pad}"
+            keep = {"keep": None}  # by name, as Conv2d passes it (None: nothing kept)
             if job == "forward":
-                calls.append(Call(tag, [x, w, b, stride, pad, _empty(out, dtype)], outputs=(5,)))
+                calls.append(Call(tag, [x, w, b, stride, pad, _empty(out, dtype)], outputs=(5,),
+                                  keywords=keep))
                 calls.append(Call(f"{tag} no bias", [x, w, None, stride, pad, _empty(out, dtype)],
-                                  outputs=(5,)))
+                                  outputs=(5,), keywords=keep))
             elif job == "input":
                 calls.append(Call(tag, [_rand(rng, out, dtype), w, stride, pad,
-                                        _empty(xs, dtype)], outputs=(4,)))
+                                        _empty(xs, dtype)], outputs=(4,), keywords=keep))
             else:
                 calls.append(Call(tag, [x, _rand(rng, out, dtype), stride, pad,
                                         _rand(rng, ws, dtype), _rand(rng, ws[0], dtype)],
-                                  accumulates=(4, 5)))
+                                  accumulates=(4, 5), keywords=keep))
         return calls
     return make
 

@@ -13,21 +13,37 @@ def misfits(kernels) -> list[str]:
         return []
     found = []
     for name in KERNELS:
-        want, got = signature(getattr(cpu, name)), signature(getattr(kernels, name))
-        if want is None or got is None:  # a builtin without one: nothing to compare
-            continue
-        params = list(want.parameters.values())
-        required = [p for p in params if p.default is p.empty]
-        try:
-            got.bind(*range(len(required)),
-                     **{p.name: None for p in params if p.default is not p.empty})
-        except TypeError:
-            found.append(f"{name}{got} (the CPU set's: {name}{want})")
+        want, kernel = signature(getattr(cpu, name)), getattr(kernels, name)
+        if want is not None and not _fits(kernel, want):
+            shown = signature(kernel)
+            found.append(f"{name}{'' if shown is None else shown} (the CPU set's: "
+                         f"{name}{want})")
     return found
 
 
-def signature(kernel):
+def _fits(kernel, want) -> bool:
+    """Whether ``kernel`` can be called as ``want`` says; True where nothing tells."""
+    params = list(want.parameters.values())
+    required = [p for p in params if p.default is p.empty]
+    nin, nout = getattr(kernel, "nin", None), getattr(kernel, "nout", None)
+    if isinstance(nin, int) and isinstance(nout, int):  # a ufunc (numba's @vectorize):
+        return len(required) == len(params) and len(params) in (nin, nin + nout)  # out last
+    # an @njit's Python function; a wrapper both as it is and as what it wraps says
+    readable = [sig for sig in (signature(kernel), signature(kernel, follow_wrapped=False))
+                if sig is not None]
+    for sig in readable:
+        try:
+            sig.bind(*range(len(required)),
+                     **{p.name: None for p in params if p.default is not p.empty})
+            return True
+        except TypeError:
+            pass
+    return not readable
+
+
+def signature(kernel, follow_wrapped=True):
     try:
-        return inspect.signature(getattr(kernel, "py_func", kernel))  # an @njit's Python
+        return inspect.signature(getattr(kernel, "py_func", kernel),
+                                 follow_wrapped=follow_wrapped)
     except (TypeError, ValueError):
         return None
