@@ -78,8 +78,7 @@ class Device:
         return kernels
 
     def _broken(self, message: str) -> "DeviceError":
-        """A DeviceError for this device's kernel set, carrying the plugin that registered
-        the device (the command line's status 1: that plugin's bug)."""
+        """A DeviceError carrying the plugin that registered this device (status 1)."""
         error = DeviceError(message)
         with suppress(Exception):  # not registered (a Device made by hand): no plugin
             entry = registry.get_registry().entry("device", self.name)
@@ -201,8 +200,8 @@ class CPUDevice(Device):
     def to_host(self, a):
         return a
 
-    def contiguous(self, a):
-        return np.ascontiguousarray(a)
+    def contiguous(self, a):  # (np.ascontiguousarray would make a 0-d array 1-d)
+        return a if isinstance(a, np.ndarray) and a.flags.c_contiguous else np.ascontiguousarray(a)
 
     def free_memory(self) -> int:
         """Linux's MemAvailable; else the physical memory."""
@@ -294,8 +293,8 @@ class CUDADevice(Device):
         if isinstance(a, np.ma.MaskedArray) and np.ma.count_masked(a):  # the copy drops it
             raise DeviceError(f"to_device: a masked array with {np.ma.count_masked(a)} masked "
                               f"value(s): fill them (a.filled(value)) or drop those samples")
-        try:
-            host = np.ascontiguousarray(a)
+        try:  # a 0-d array stays 0-d (np.ascontiguousarray alone makes it 1-d)
+            host = np.asarray(a) if np.ndim(a) == 0 else np.ascontiguousarray(a)
         except (TypeError, ValueError) as exc:  # a ragged list: numpy's first sentence
             why = " ".join(str(exc).split(".")[0].split())[:120]
             raise DeviceError(f"to_device: cannot make an array of {type(a).__name__} "

@@ -37,18 +37,24 @@ def _expect_error(owner, call, kinds, what):
 
 def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
     again = same_draws(layer)  # every forward below draws what the first one drew
+    # and starts from the same state (trainable=False): a training output may use a
+    # running statistic from before the batch, which its forward then moves
+    state = [(p, p.value.copy()) for p in layer.params().values() if not p.trainable]
 
     def forward():
         again()
+        for p, value in state:
+            p.value[...] = value
         return layer.forward(x)
     y = forward().copy()
     if not np.array_equal(forward(), y, equal_nan=True):
         _fail(layer, "two training forwards of one input differ, with the generator "
-                     "random_generator() returns put back before each: either the layer "
-                     "draws from another generator (return the one it draws from, not "
-                     "None, a copy or a new one), or its training output depends on state "
-                     "its forward moves (a running statistic, a count), which finite "
-                     "differences cannot check")
+                     "random_generator() returns and the state (trainable=False) put back "
+                     "before each: either the layer draws from another generator (return "
+                     "the one it draws from, not None, a copy or a new one), or its "
+                     "training output depends on state its forward moves outside its "
+                     "parameters (keep a running statistic or a count with add_param(..., "
+                     "trainable=False)), which finite differences cannot check")
     g = rng.normal(size=y.shape)
 
     def objective():
