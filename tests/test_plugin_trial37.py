@@ -6,13 +6,11 @@ import importlib.util
 import os
 import subprocess
 import sys
-import textwrap
 import warnings
 
 import numpy as np
 import pytest
 
-import nnumba
 from nnumba import Layer, testing
 from nnumba.layers.validation import number
 
