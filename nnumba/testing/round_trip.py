@@ -39,6 +39,11 @@ def _registered(cls):
 
 
 def check_round_trip(layer, x):
+    """``layer`` (an instance) in a one-layer model, on the batch ``x`` (an array of the
+    layer's dtype): its state kept in the model's buffers, its outputs in evaluation
+    mode unchanged by a save and load (``nnumba.save`` / ``load_model``), and a loaded
+    copy's training moving its state as the original's does.  check_all runs it for
+    every example; a failure is a ConformanceError saying what usually causes it."""
     from .. import io
     from ..model import Sequential
     alone = copy.deepcopy(layer)
