@@ -1,12 +1,7 @@
 """Plugin trial 36: an outside author's device (every kernel in numpy), data sets and
 a named model, from the docs alone; they matched the CPU to rounding. What the
 device kit missed, and errors from broken device plugins that did not name them.
-The tests register throw-away devices with nnumba.register_plugin (kernel-set
-modules written into tmp_path) and unregister them afterwards."""
-import contextlib
-import itertools
-import sys
-import textwrap
+The tests register throw-away devices with nnumba.register_plugin (tests/throwaway_device.py) and unregister them afterwards."""
 
 import numpy as np
 import pytest
@@ -15,35 +10,7 @@ import nnumba
 import nnumba.cli
 from nnumba import testing
 from nnumba.device import CPUDevice, DeviceError
-
-_count = itertools.count()
-
-
-@contextlib.contextmanager
-def device_with_kernels(tmp_path, source, doc="A throw-away test device."):
-    """Register a CPUDevice whose kernel set is the CPU set with `source` applied."""
-    k = next(_count)
-    modname = f"trial36_ks_{k}"
-    (tmp_path / f"{modname}.py").write_text(
-        "from nnumba.kernels import KERNELS\nfrom nnumba.kernels import cpu\n"
-        "globals().update({n: getattr(cpu, n) for n in KERNELS})\n" + textwrap.dedent(source))
-    sys.path.insert(0, str(tmp_path))
-    name, plugin = f"t36dev{k}", f"t36plug{k}"
-    cls = type(f"T36Dev{k}", (CPUDevice,), {"__doc__": doc, "name": name, "kernel_set": modname})
-
-    class Plugin:
-        @staticmethod
-        @nnumba.hookimpl
-        def nnumba_register_devices():
-            return {name: cls()}
-
-    nnumba.register_plugin(Plugin, plugin)
-    try:
-        yield name
-    finally:
-        nnumba.unregister_plugin(plugin)
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop(modname, None)
+from throwaway_device import device_with_kernels
 
 
 def run_device_kit(device):

@@ -1,49 +1,14 @@
 """Review 38 of the sitting's device kit and kernel-signature check: both refused
 correct devices (options passed by position, a numba @vectorize kernel, a
-functools.wraps wrapper).  Throw-away devices are registered as in
-tests/test_plugin_trial36.py (kernel-set modules in tmp_path)."""
-import contextlib
+functools.wraps wrapper).  Throw-away devices are registered with
+tests/throwaway_device.py."""
 import importlib
-import itertools
-import sys
-import textwrap
 
 import numpy as np
 
 import nnumba
 from nnumba import testing
-from nnumba.device import CPUDevice
-
-_count = itertools.count()
-
-
-@contextlib.contextmanager
-def device_with_kernels(tmp_path, source):
-    """A registered CPUDevice whose kernel set is the CPU set with `source` applied."""
-    k = next(_count)
-    modname = f"review38_ks_{k}"
-    (tmp_path / f"{modname}.py").write_text(
-        "import functools\nimport numpy as np\n"
-        "from nnumba.kernels import KERNELS\nfrom nnumba.kernels import cpu\n"
-        "globals().update({n: getattr(cpu, n) for n in KERNELS})\n" + textwrap.dedent(source))
-    sys.path.insert(0, str(tmp_path))
-    name, plugin = f"review38dev{k}", f"review38plug{k}"
-    cls = type(f"Review38Dev{k}", (CPUDevice,), {"__doc__": "x", "name": name,
-                                                  "kernel_set": modname})
-
-    class Plugin:
-        @staticmethod
-        @nnumba.hookimpl
-        def nnumba_register_devices():
-            return {name: cls()}
-
-    nnumba.register_plugin(Plugin, plugin)
-    try:
-        yield name
-    finally:
-        nnumba.unregister_plugin(plugin)
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop(modname, None)
+from throwaway_device import device_with_kernels
 
 
 def _mlp_forward_matches_numpy(dev):
