@@ -11,6 +11,17 @@ from .layers import _build, _class, _examples, _fail, _name
 from .simulator import real_device_arrays
 
 
+def _tolerances(kit: str, **tolerances):
+    """ConformanceError unless each is a finite number >= 0: else numpy's TypeError
+    from the comparison reads as the device's failure, and a NaN, negative or infinite
+    tolerance passes or fails everything alike."""
+    for name, tol in tolerances.items():
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
+                or not 0 <= tol < np.inf:
+            raise ConformanceError(f"{kit}: {name} must be a finite number >= 0, got "
+                                   f"{tol!r:.80} ({type(tol).__name__})")
+
+
 def check_kernels(device, rtol32=1e-5, rtol64=1e-12) -> int:
     """Every kernel of ``device``'s set against the CPU set's on the same random inputs,
     in float32 and float64: the example calls of :mod:`nnumba.kernels.cases`, the
@@ -21,11 +32,7 @@ def check_kernels(device, rtol32=1e-5, rtol64=1e-12) -> int:
     the kernel and the call.  Returns the number of outputs compared."""
     from ..device import get_device
     from ..kernels import KERNELS, cases
-    for name, tol in (("rtol32", rtol32), ("rtol64", rtol64)):
-        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
-                or not 0 <= tol < np.inf:
-            raise ConformanceError(f"check_kernels: {name} must be a finite number >= 0, got "
-                                   f"{tol!r:.80} ({type(tol).__name__})")
+    _tolerances("check_kernels", rtol32=rtol32, rtol64=rtol64)
     device = get_device(device)
     kernels = device.kernels  # a DeviceError where the set is incomplete or misfits
     compared = 0
@@ -59,13 +66,7 @@ def check_device(layer_cls, device="cuda", rtol=1e-12, atol=1e-12):
     example, with it chained."""
     from ..device import get_device
     _class("check_device", layer_cls, Layer)
-    for name, tol in (("rtol", rtol), ("atol", atol)):
-        # else numpy's TypeError from the comparison reads as the layer's failure, and a
-        # NaN, negative or infinite tolerance passes or fails every layer alike
-        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
-                or not 0 <= tol < np.inf:
-            raise ConformanceError(f"check_device: {name} must be a finite number >= 0, got "
-                                   f"{tol!r:.80} ({type(tol).__name__})")
+    _tolerances("check_device", rtol=rtol, atol=atol)
     device = get_device(device)
     if not layer_cls.runs_on(device):
         return False
