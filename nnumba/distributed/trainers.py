@@ -48,6 +48,7 @@ class _DataParallel:
             kwargs["precompile"] = False
             super().__init__(model, loss, **kwargs)
             self._digests = {}
+            self._shared = []  # [(layer, its generator, the ranks' shared state)] in fit
             self.progress = self.progress and self.comm.is_root
 
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None):
@@ -60,14 +61,18 @@ class _DataParallel:
             self.comm.bcast(self.model.flat_params)  # start from rank 0's weights
             for state in self._state():  # and its state (a batch norm's running statistics)
                 self.comm.bcast(state)
-            for layer in self.model.layers if self.comm.size > 1 else ():
-                # each rank its own random stream (a plugin's layer too; Dropout's
-                # for_rank forgets its kept masks as well)
-                if hasattr(layer, "for_rank"):
-                    layer.for_rank(self.comm.rank, self.comm.size)
-                elif (gen := layer.random_generator()) is not None:
-                    rank_stream(gen, self.comm.rank, self.comm.size)
-            history = super().fit(x, y, epochs, x_test, y_test)
+            # Each rank draws from its own stream, made afresh every epoch from one
+            # shared generator per layer (the layer's own, as rank 0 holds it): put back
+            # after training, it is what a saved training resumes from on every rank, and
+            # fit(2) then fit(1) draws as fit(3) does.
+            self._shared = [(layer, gen, gen.bit_generator.state)
+                            for layer in self.model.layers if self.comm.size > 1 and
+                            (gen := layer.random_generator()) is not None]
+            try:
+                history = super().fit(x, y, epochs, x_test, y_test)
+            finally:
+                for _, gen, state in self._shared:
+                    gen.bit_generator.state = state
             arrays = [self.model.flat_params, *self._state()]
             if not all([self.comm.in_sync(a) for a in arrays]):  # (a list: every rank calls)
                 # MPI does not promise bitwise-equal sums on all ranks (never seen with
@@ -84,6 +89,15 @@ class _DataParallel:
         return [p.value for _, p in self.model.params() if not p.trainable]
 
     def _epoch(self, n, bar, epoch):
+        for i, (layer, gen, state) in enumerate(self._shared):
+            gen.bit_generator.state = state  # the shared one, one draw on for the next epoch
+            self._shared[i] = (layer, gen, _after_one_draw(gen))
+            # this rank's stream (a plugin's layer too; Dropout's for_rank forgets its
+            # kept masks as well)
+            if hasattr(layer, "for_rank"):
+                layer.for_rank(self.comm.rank, self.comm.size)
+            else:
+                rank_stream(gen, self.comm.rank, self.comm.size)
         value = super()._epoch(n, bar, epoch)
         # Each rank's state saw only its shares: their mean over the ranks, the same on
         # every rank before the epoch's test pass (a running mean of equal shares' means
@@ -152,3 +166,12 @@ class DistributedGDTrainer(_DataParallel, GDTrainer):
 
 
 TRAINERS = {"sgd": DistributedSGDTrainer, "gd": DistributedGDTrainer}
+
+
+def _after_one_draw(gen: np.random.Generator) -> dict:
+    """The state ``gen`` would be in after one draw of an int64 (gen left as it is)."""
+    twin = np.random.Generator(type(gen.bit_generator)())
+    twin.bit_generator.state = gen.bit_generator.state
+    twin.integers(2**63)
+    return twin.bit_generator.state
+
