@@ -186,6 +186,12 @@ def _run(args, debug: bool) -> int:
             return error(f"{message} ({f'at {where[1]}; ' if where else ''}a bug in plugin "
                          f"{plugin!r}: rerun with {DEBUG_FLAG} for the traceback, and report "
                          f"it to the plugin's authors)", 1)
+        kernel = _raised_in_kernel_set(exc)
+        if kernel is not None:  # a plugin device's kernel: its bug, whatever it raised
+            return error(f"device {kernel[1]!r}: its kernel raised {type(exc).__name__}: "
+                         f"{message} (at {kernel[2]}; a bug in plugin {kernel[0]!r}: rerun with "
+                         f"{DEBUG_FLAG} for the traceback, and report it to the plugin's "
+                         f"authors)", 1)
         if isinstance(exc, (NnumbaError, OSError, ValueError)):
             return error(message)  # users get the message, not a traceback, for what they can fix
         if isinstance(exc, MemoryError):
@@ -214,6 +220,21 @@ def _raised_in_plugin(exc) -> tuple[str, str] | None:
         name = get_registry().plugin_of(filename)
         if name is not None:
             found = (name, f"{filename}:{tb.tb_lineno}")
+        tb = tb.tb_next
+    return found
+
+
+def _raised_in_kernel_set(exc) -> tuple[str, str, str] | None:
+    """(plugin, device, file:line) where a kernel of a plugin device's kernel set raised
+    ``exc`` (the layers check what they pass it), or None."""
+    from .registry import get_registry
+    sets = {e.obj.kernel_set: (e.plugin, name)
+            for name, e in get_registry().all_entries("device") if not e.builtin}
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__")
+        if module in sets:
+            found = (*sets[module], f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}")
         tb = tb.tb_next
     return found
 

@@ -55,31 +55,31 @@ class Device:
         names the device and, on the command line, the plugin that registered it (a
         bug in that plugin: status 1)."""
         from .kernels import KERNELS, signatures
-        where = f"device {self.name!r}: its kernel_set {self.kernel_set!r}"
+        where = f"device {self.name!r}: its kernel set {self.kernel_set!r}"
+        broken = self.plugin_error
         if not isinstance(self.kernel_set, str) or not self.kernel_set.strip():
-            raise self._broken(f"{where} names no module: set it to the importable module "
-                               f"of its kernel set (docs/plugins.md, Devices)")
+            raise broken(f"{where} names no module: set kernel_set to the importable module "
+                         f"of its kernel set (docs/plugins.md, Devices)")
         try:
             kernels = self._load_kernels()
         except NnumbaError:
             raise
         except Exception as exc:  # a plugin's kernel_set that does not import
-            raise self._broken(f"{where} does not import ({type(exc).__name__}: {exc})") from exc
+            raise broken(f"{where} does not import ({type(exc).__name__}: {exc})") from exc
         missing = [k for k in KERNELS if not callable(getattr(kernels, k, None))]
         if missing:
-            raise self._broken(f"device {self.name!r}: its kernel set {self.kernel_set!r} "
-                               f"lacks {len(missing)} kernel(s) of "
-                               f"nnumba.kernels.KERNELS: {', '.join(missing)}")
+            raise broken(f"{where} lacks {len(missing)} kernel(s) of nnumba.kernels.KERNELS: "
+                         f"{', '.join(missing)}")
         misfits = signatures.misfits(kernels)
         if misfits:
-            raise self._broken(f"{where} has kernels that cannot take the CPU set's arguments "
-                               f"(the required ones by position, the others by name): "
-                               f"{'; '.join(misfits)}")
+            raise broken(f"{where} has kernels that cannot take the CPU set's arguments (the "
+                         f"required ones by position, the others by name): "
+                         f"{'; '.join(misfits)}")
         return kernels
 
-    def _broken(self, message: str) -> "DeviceError":
-        """A DeviceError carrying the plugin that registered this device (status 1)."""
-        error = DeviceError(message)
+    def plugin_error(self, message: str, kind=None) -> NnumbaError:
+        """A ``kind`` (DeviceError) carrying the plugin that registered this device."""
+        error = (kind or DeviceError)(message)
         with suppress(Exception):  # not registered (a Device made by hand): no plugin
             entry = registry.get_registry().entry("device", self.name)
             if entry.obj is self and not entry.builtin:
@@ -182,7 +182,7 @@ class CPUDevice(Device):
 
     def describe(self) -> dict:
         import numba
-        return {"name": "cpu", "available": True, "processor": platform.processor() or
+        return {"name": self.name, "available": True, "processor": platform.processor() or
                 platform.machine(), "cores": os.cpu_count(), "threads": numba.get_num_threads()}
 
     def owns(self, a) -> bool:

@@ -10,6 +10,7 @@ import numpy as np
 from .device import CPU, device_of, get_device, may_share_memory, to_host
 from .errors import ContractError, DTypeError, NoGradientError, ShapeError, SpecError
 from .layers.contract import Layer, Parameter
+from .layers.declared_shape import output_shape_of
 from .layers.fusion import fuse, hold_parameters
 from .model_spec import build_layer, check_spec
 from .registry_names import layer_spec
@@ -211,7 +212,7 @@ class Sequential:
         shape = per_sample_shape("output_shape", input_shape)
         for layer in self.layers:
             check_fits(layer, shape)
-            shape = tuple(layer.output_shape(shape))
+            shape = output_shape_of(layer, shape)
         return shape
 
     # ---- compute -------------------------------------------------------------------
@@ -261,7 +262,7 @@ class Sequential:
             for group in groups:
                 for layer in group:
                     check_fits(layer, shape, input_shape[0])
-                    shape = tuple(layer.output_shape(shape))
+                    shape = output_shape_of(layer, shape)
                     if 0 in shape:  # the next layer's kernel would index past it
                         raise ShapeError(f"{layer.label}: its output of a batch of "
                                          f"{input_shape} would hold no values (shape "
@@ -330,9 +331,10 @@ class Sequential:
         for i in range(len(steps) - 2, -1, -1):
             if dl_dy is None:
                 return None
-            if dl_dy.shape != shapes[i] or dl_dy.dtype != self.dtype:
-                raise ShapeError(f"{steps[i + 1].label} returned a gradient "
-                                 f"{np.dtype(dl_dy.dtype).name} {dl_dy.shape} for a "
+            if getattr(dl_dy, "shape", None) != shapes[i] or dl_dy.dtype != self.dtype:
+                got = f"{np.dtype(dl_dy.dtype).name} {dl_dy.shape}" \
+                    if hasattr(dl_dy, "shape") else show(dl_dy)  # (a list, say)
+                raise ShapeError(f"{steps[i + 1].label} returned a gradient {got} for a "
                                  f"{self.dtype.name} input of shape {shapes[i]}: a bug in "
                                  f"that layer")
             dl_dy = steps[i].run_backward(self._contiguous(i + 1, dl_dy, "a gradient"))

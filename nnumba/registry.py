@@ -377,6 +377,9 @@ def _invalid(kind: str, name, obj) -> str | None:
             return f"not an instance of a nnumba.device.Device subclass ({obj!r:.60})"
         if obj.name != name:  # to() takes the key, a layer's devices entry the name
             return f"its name is {obj.name!r:.60}: register it under its name"
+        if name != name.strip().lower():  # what get_device looks up: found by no name
+            return f"a device name is lower case without spaces at its ends, as " \
+                   f"model.to() looks it up: {name.strip().lower()!r:.60}"
     elif base is not None:
         if not (isinstance(obj, type) and issubclass(obj, base)):
             return f"not a subclass of nnumba.{base.__name__} ({obj!r:.60})"

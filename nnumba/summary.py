@@ -30,6 +30,7 @@ from .errors import ContractError, ShapeError, SpecError, TooLargeError
 from .io import stored_info, stored_spec
 from .jsonfile import read_json
 from .layers.contract import shapes_only
+from .layers.declared_shape import output_shape_of
 from .layers.fusion import fuse
 from .layers.validation import check_fits, float_dtype, integer, show
 from .model import Sequential
@@ -184,7 +185,7 @@ def _example_shape(layers) -> str:
         try:
             for layer in layers:
                 check_fits(layer, shape)  # a Linear's width too, not only a kernel's size
-                shape = tuple(layer.output_shape(shape))
+                shape = output_shape_of(layer, shape)
         except Exception:  # noqa: BLE001 - too small for a kernel, say: try the next
             continue
         return ",".join(str(w if isinstance(w, int) else size) for w in want
@@ -217,7 +218,7 @@ def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
     rows, in_shape, wanted = [], tuple(shape), False
     for i, layer in enumerate(layers):
         check_fits(layer, in_shape)
-        out = tuple(layer.output_shape(in_shape))
+        out = output_shape_of(layer, in_shape)
         count = sum(math.prod(p.value.shape) for p in layer.params().values() if p.trainable)
         state = sum(math.prod(p.value.shape) for p in layer.params().values()
                     if not p.trainable)

@@ -303,7 +303,8 @@ def twin(name: str, kernels, to_device, to_host, size: str = "tiny",
          dtype=np.float32) -> dict:
     """{label: (result, CPU result)} for every output of every example call of kernel
     ``name``: ``kernels``' (a device's set, its arrays moved with ``to_device`` and
-    back with ``to_host``) beside the CPU set's, on the same random inputs."""
+    back with ``to_host``) beside the CPU set's, on the same random inputs; and every
+    array it only reads, beside the input it was given (a kernel must not write it)."""
     from . import cpu
     results = {}
     for call in calls(name, size, dtype):
@@ -315,6 +316,9 @@ def twin(name: str, kernels, to_device, to_host, size: str = "tiny",
         tag = f"{name} {call.label}".strip()
         for i in call.outputs + call.accumulates:
             results[f"{tag} arg{i}"] = (np.asarray(to_host(device[i])), host[i])
+        for i, a in enumerate(call.args):  # what it only reads: as it was
+            if isinstance(a, np.ndarray) and i not in call.outputs + call.accumulates:
+                results[f"{tag} arg{i} (read only)"] = (np.asarray(to_host(device[i])), host[i])
         if call.result:
             results[f"{tag} result"] = (np.array([got]), np.array([want]))
     return results
@@ -346,14 +350,19 @@ def cuda_signatures() -> dict:
 
 
 def mismatch(got: np.ndarray, want: np.ndarray) -> float:
-    """max |got - want| over max |want|: 0 when equal; inf for a shape mismatch or
-    a NaN where the reference has none (an unwritten element)."""
+    """max |got - want| over max |want| (of its finite values): 0 when equal, infinities
+    in the same places included; inf for a shape mismatch, a NaN where the reference
+    has none (an unwritten element), or an infinity where it has another value."""
     if got.shape != want.shape:
         return float("inf")
     if want.dtype.kind != "f":
         return 0.0 if np.array_equal(got, want) else float("inf")
     if not np.array_equal(np.isnan(got), np.isnan(want)):
         return float("inf")
-    ok = ~np.isnan(want)
-    scale = max(float(np.max(np.abs(want[ok]), initial=0.0)), np.finfo(want.dtype).tiny)
-    return float(np.max(np.abs(got[ok].astype(np.float64) - want[ok]), initial=0.0) / scale)
+    differ = ~np.isnan(want) & (got != want)
+    g, w = got[differ].astype(np.float64), want[differ].astype(np.float64)
+    if not (np.isfinite(g).all() and np.isfinite(w).all()):
+        return float("inf")
+    finite = want[np.isfinite(want)]
+    scale = max(float(np.max(np.abs(finite), initial=0.0)), np.finfo(want.dtype).tiny)
+    return float(np.max(np.abs(g - w), initial=0.0) / scale)

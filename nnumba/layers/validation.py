@@ -125,8 +125,8 @@ def _all_finite(layer, x) -> bool:
     """The kernel set's all_finite: the one kernel whose result nnumba reads."""
     found = layer.kernels.all_finite(x)
     if not isinstance(found, (bool, np.bool_)):  # else None reads as "holds NaN"
-        raise ContractError(f"{layer.device.name} kernel set: all_finite returned "
-                            f"{show(found)}, not a bool")
+        raise layer.device.plugin_error(f"{layer.device.name} kernel set: all_finite "
+                                        f"returned {show(found)}, not a bool", ContractError)
     return bool(found)
 
 
