@@ -87,7 +87,8 @@ class _NNEstimator(BaseEstimator):
     # ---- training -------------------------------------------------------------------
     def fit(self, X, y):
         """Train for ``epochs`` from a fresh model, or from the last one with
-        ``warm_start``; the optimizer (its momentum) starts afresh either way."""
+        ``warm_start``; the optimizer (its momentum) and the order of the samples start
+        afresh either way, as MLPClassifier's do (partial_fit goes on with both)."""
         first = not (self.warm_start and hasattr(self, "model_"))  # a flag: _fit checks it
         return self._fit(X, y, first, None, fresh_trainer=True)
 
