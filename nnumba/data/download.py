@@ -23,6 +23,10 @@ from pathlib import Path
 
 from ..errors import DownloadError
 
+#: what a download that cannot reach its server advises (once, where mirrors are tried)
+OFFLINE = (" Without network access, download the file manually into a folder and pass "
+           "that folder instead.")
+
 __all__ = ["DownloadError", "download", "download_mnist", "cache_dir", "MNIST_MIRRORS", "MNIST_SHA256"]
 
 MNIST_MIRRORS = [
@@ -195,9 +199,7 @@ def _stream(url, out, timeout, deadline, progress, label) -> str:
             if watchdog.expired:
                 raise _too_slow(url, deadline, received) from None
             if isinstance(exc, urllib.error.URLError):  # not reached
-                raise DownloadError(
-                    f"cannot reach {url} ({exc.reason}). Without network access, download "
-                    f"the file manually into a folder and pass that folder instead.") from exc
+                raise DownloadError(f"cannot reach {url} ({exc.reason}).{OFFLINE}") from exc
             raise DownloadError(f"transfer of {url} failed after {received} bytes: "
                                 f"{exc!r}") from exc
         except ValueError as exc:  # a malformed URL: "unknown url type", InvalidURL
@@ -261,10 +263,11 @@ def download_mnist(root=None, *, progress: bool = True) -> Path:
                 download(base.rstrip("/") + "/" + name, root / name, digest, progress=progress)
                 break
             except DownloadError as exc:
-                errors.append(str(exc))
+                errors.append(str(exc).replace(OFFLINE, ""))  # said once, below
         else:
             raise DownloadError(
                 f"could not download {name} from any mirror ({'; '.join(errors)}). Download "
                 f"the 4 MNIST files ({', '.join(MNIST_SHA256)}) manually into a folder and "
-                f"pass it as root (load_dataset('mnist', root=FOLDER)).")
+                f"pass it as the data folder (nnumba train --data-dir, or load_dataset's "
+                f"root).")
     return root
