@@ -178,6 +178,6 @@ def test_download_mnist_falls_back_to_next_mirror(server, fake_mnist, monkeypatc
 
 def test_download_mnist_without_network_says_what_to_do(closed_port, fake_mnist, monkeypatch, tmp_path):
     monkeypatch.setenv("NNUMBA_MNIST_MIRROR", f"http://127.0.0.1:{closed_port}/")
-    with pytest.raises(DownloadError, match="manually into a folder and pass it as root"):
+    with pytest.raises(DownloadError, match="manually into a folder and pass it as the data folder"):
         download_mnist(tmp_path / "m", progress=False)
     assert not any((tmp_path / "m").iterdir())
