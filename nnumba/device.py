@@ -201,7 +201,7 @@ class CPUDevice(Device):
         return a
 
     def contiguous(self, a):  # (np.ascontiguousarray would make a 0-d array 1-d)
-        return a if isinstance(a, np.ndarray) and a.flags.c_contiguous else np.ascontiguousarray(a)
+        return a if type(a) is np.ndarray and a.flags.c_contiguous else np.ascontiguousarray(a)
 
     def free_memory(self) -> int:
         """Linux's MemAvailable; else the physical memory."""
