@@ -229,7 +229,8 @@ def _raised_in_kernel_set(exc) -> tuple[str, str, str] | None:
     ``exc`` (the layers check what they pass it), or None."""
     from .registry import get_registry
     sets = {e.obj.kernel_set: (e.plugin, name)
-            for name, e in get_registry().all_entries("device") if not e.builtin}
+            for name, e in get_registry().all_entries("device")
+            if not e.builtin and isinstance(e.obj.kernel_set, str)}  # (else unhashable)
     found, tb = None, exc.__traceback__
     while tb is not None:
         module = tb.tb_frame.f_globals.get("__name__")

@@ -174,4 +174,3 @@ def _after_one_draw(gen: np.random.Generator) -> dict:
     twin.bit_generator.state = gen.bit_generator.state
     twin.integers(2**63)
     return twin.bit_generator.state
-
