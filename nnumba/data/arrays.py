@@ -288,4 +288,3 @@ def _dataset_hint(path) -> str:
         return ""
     return (f"; {name!r} is a data set: load it with --dataset {name} (nnumba train) or "
             f"nnumba.load_dataset({name!r})")
-
