@@ -183,9 +183,12 @@ class Registry:
         if plugin is None or isinstance(plugin, (str, bytes, int, float)):
             raise RegistryError(f"a plugin is a module or an object with hook implementations, "
                                 f"got {plugin!r:.80}")
-        if name is not None and (not isinstance(name, str) or not name.strip() or ":" in name):
-            raise RegistryError(f"a plugin name is a non-empty string without ':' (which "
-                                f"separates plugin and entry names), got {name!r:.80}")
+        if name is not None and (not isinstance(name, str) or not name.strip() or ":" in name
+                                 or not name.isprintable() or len(name) > LONGEST_NAME):
+            # (a line break would split `nnumba plugins`' table, as in an entry's name)
+            raise RegistryError(f"a plugin name is a non-empty string of printable characters "
+                                f"without ':' (which separates plugin and entry names), at "
+                                f"most {LONGEST_NAME} long, got {name!r:.80}")
         try:
             name = self.pm.register(plugin, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:  # a name taken, a bad hook

@@ -111,8 +111,11 @@ def test_mlp_hidden_takes_a_numpy_integer_or_a_tuple():
 @pytest.mark.parametrize("plugin,name,match", [
     (None, None, "a plugin is a module or an object with hook implementations, got None"),
     ("nnumba.layers", None, "a plugin is a module or an object"),
-    (types.SimpleNamespace(), "a:b", "a plugin name is a non-empty string without ':'"),
+    (types.SimpleNamespace(), "a:b", "without ':'"),
     (types.SimpleNamespace(), " ", "a plugin name is a non-empty string"),
+    # a line break split `nnumba plugins`' table, as an entry name's would
+    (types.SimpleNamespace(), "two\nlines", "printable characters"),
+    (types.SimpleNamespace(), "x" * 101, "at most 100 long"),
 ])
 def test_register_plugin_refuses_what_is_not_a_plugin_or_a_plugin_name(plugin, name, match):
     with pytest.raises(RegistryError, match=match):
