@@ -76,12 +76,12 @@ def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
     n, d = y.shape
     if dl_dy.shape != y.shape or dl_ds.shape != y.shape:
         raise ValueError("relu_backward_bias_grad: y, dl_dy and dl_ds differ in shape")
-    yf, gf, sf = y.reshape(n * d), dl_dy.reshape(n * d), dl_ds.reshape(n * d)
     acc = np.zeros(d, np.float64)
-    for i in range(n):
+    for i in range(n):  # row views: the flat index i * d + j kept the loop from vectorising
+        yr, gr, sr = y[i], dl_dy[i], dl_ds[i]
         for j in range(d):
-            _relu_grad(yf, gf, sf, i * d + j)
-            acc[j] += sf[i * d + j]
+            _relu_grad(yr, gr, sr, j)
+            acc[j] += sr[j]
     for j in range(d):
         db[j] += acc[j]
 
