@@ -27,8 +27,8 @@ _CHUNK = 1024
 
 @njit(**_SEQ)
 def _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs):
-    """xs[c, kj, r, j] = xpad[n, c, r, j*sw + kj] for r < R, j < Wo (flat;
-    xs holds C*kw*R*Wo elements)."""
+    """xs[c, kj, r, j] = xpad[n, c, r, j*sw + kj] for r < R, j < Wo (flat: the first
+    C*kw*R*Wo elements of xs)."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     xn = x[n]
     zero = xs.dtype.type(0)
@@ -48,12 +48,22 @@ def _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs):
 
 
 def _tap_table(C, kh, kw, R, Wo):
-    """Offset into xs of tap t = (c*kh + ki)*kw + kj, padded with zeros to a
-    multiple of 5 taps (padded taps carry zero weight / are ignored)."""
+    """Offset into xs of tap t = (c*kh + ki)*kw + kj, padded to a multiple of 5 taps.
+    The padded taps carry zero weight and read xs's zero plane (:func:`_new_xs`):
+    reading a real tap's input instead made 0 * inf a NaN where the output is inf."""
     c, ki, kj = np.ix_(np.arange(C), np.arange(kh), np.arange(kw))
-    offs = np.zeros((C * kh * kw + 4) // 5 * 5, np.int64)
+    offs = np.full((C * kh * kw + 4) // 5 * 5, C * kw * R * Wo, np.int64)
     offs[:C * kh * kw] = ((c * kw + kj) * R * Wo + ki * Wo).ravel()
     return offs
+
+
+@njit(**_SEQ)
+def _new_xs(C, kw, R, Wo, dtype):
+    """An image's shifted planes for _fill_xs, and after them the zero plane that
+    _tap_table's padded taps read."""
+    xs = np.empty((C * kw + 1) * R * Wo, dtype)
+    xs[C * kw * R * Wo:] = 0
+    return xs
 
 
 def _runs(Ho, Wo, sh):
@@ -145,7 +155,7 @@ def _conv_image(n, x, offs, wt, b, kh, kw, sh, sw, ph, pw, nseg, L, Ho, Wo, y):
     R = (Ho - 1) * sh + kh
     nch = (L + _CHUNK - 1) // _CHUNK
     step = ((L + nch - 1) // nch + 15) // 16 * 16
-    xs = np.empty(C * kw * R * Wo, x.dtype)
+    xs = _new_xs(C, kw, R, Wo, x.dtype)
     _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)  # as the weight gradient's
     for s in range(nseg):
         for p0 in range(0, L, step):
@@ -166,7 +176,7 @@ def _conv_dw_block(th, nth, x, dy, offs, kh, kw, sh, sw, ph, pw, nseg, L, acc, d
     N, C = x.shape[0], x.shape[1]
     D, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
     R = (Ho - 1) * sh + kh
-    xs = np.empty(C * kw * R * Wo, x.dtype)
+    xs = _new_xs(C, kw, R, Wo, x.dtype)
     for n in range(N):
         _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
         g = dy[n].reshape(D, Ho * Wo)

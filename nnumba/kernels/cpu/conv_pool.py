@@ -27,7 +27,8 @@ from ..geometry import conv2d_output_array_shape, pair
 from .blocks import address, call, run_blocks
 from .conv import (DIRECT_TAPS, conv2d_backward_input, conv2d_backward_weight,
                    conv2d_forward, uses_direct)
-from .conv_direct import _conv_image, _dw_channels, _dw_direct, _fill_xs, _runs, _tap_weights
+from .conv_direct import (_conv_image, _dw_channels, _dw_direct, _fill_xs, _new_xs, _runs,
+                          _tap_weights)
 from .pool import (_maxpool_bwd_block, _maxpool_rows_block, relu_maxpool2d_backward,
                    relu_maxpool2d_forward, rows_pool)
 from .workspace import scratch
@@ -79,7 +80,7 @@ def _conv_pool_dw_block(th, nth, x, dy, argmax, out, Ho, Wo, unpool, dw, relu, o
     N, C, D = x.shape[0], x.shape[1], dy.shape[1]
     Po = dy.shape[2] * dy.shape[3]
     R = (Ho - 1) * sh + kh
-    xs = np.empty(C * kw * R * Wo, x.dtype)
+    xs = _new_xs(C, kw, R, Wo, x.dtype)
     g = np.empty((D, Ho * Wo), x.dtype)   # rows of the block's channels written
     for n in range(N):
         _fill_xs(x, n, sw, ph, pw, kw, R, Wo, xs)
