@@ -102,10 +102,20 @@ def _interrupted(*_):
     os._exit(130)  # before main, or after it: nothing left to clean up but exit handlers
 
 
+def _terminated(signum, _frame):
+    from .errors import Terminated
+    raise Terminated(signum)
+
+
 def main(argv=None) -> int:
     command = signal.getsignal(signal.SIGINT) is _interrupted  # this process is the command
+    # SIGTERM (timeout, Slurm, docker stop) as Ctrl-C: a training keeps its weights.  Only
+    # in the command's own process, where nobody else chose what the signal does.
+    term = command and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     if command:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if term:
+        signal.signal(signal.SIGTERM, _terminated)
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.stderr is None:  # closed (2>&-): notes and progress go nowhere, not to stdout
         sys.stderr = open(os.devnull, "w")
@@ -124,9 +134,11 @@ def main(argv=None) -> int:
         finally:
             if sys.stdout is not None:  # None where stdout was closed (>&-)
                 sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
-    except KeyboardInterrupt:  # while the parser is built (plugins load) or the command runs
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # while the parser is built (plugins load) or the command runs
+        from .errors import stop_status
+        word, status = stop_status(stop)
+        print(word, file=sys.stderr)
+        return status
     except BrokenPipeError:
         if not _closed_outputs():
             raise  # a pipe of the command's own (a plugin's, a download's): not the reader's
@@ -135,6 +147,8 @@ def main(argv=None) -> int:
         warnings.formatwarning = shown
         if command:  # Ctrl-C as the interpreter shuts down: one line, not a traceback
             signal.signal(signal.SIGINT, _interrupted)
+        if term:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _closed_outputs() -> list:
@@ -177,8 +191,9 @@ def _run(args, debug: bool) -> int:
     except Exception as exc:  # (KeyboardInterrupt: main says "interrupted")
         if debug or (isinstance(exc, BrokenPipeError) and _closed_outputs()):
             raise  # main ends quietly where the reader of stdout has gone
-        if caused_by_interrupt(exc):  # Ctrl-C that Python wrapped: no bug to report
-            raise KeyboardInterrupt from exc
+        stop = caused_by_interrupt(exc)
+        if stop is not None:  # Ctrl-C that Python wrapped: no bug to report
+            raise stop from exc
         message = str(exc)
         plugin = getattr(exc, "plugin", None) if isinstance(exc, NnumbaError) else None
         if plugin is not None:  # a plugin's code raised (a data set loader)

@@ -78,15 +78,32 @@ class DownloadError(NnumbaError, OSError):
     """A download failed, ran past its deadline, or its checksum did not match; nothing was kept."""
 
 
-def caused_by_interrupt(exc: BaseException) -> bool:
-    """Whether Ctrl-C is behind ``exc``: Python 3.11 wraps a KeyboardInterrupt raised
-    while a class body runs (an import, say) in a RuntimeError, as its __cause__.  (Not
-    __context__: an error raised while Ctrl-C was being handled, a failed save of the
-    weights, is an error of its own.)"""
+class Terminated(KeyboardInterrupt):
+    """A command ended by SIGTERM (``timeout``, Slurm, ``docker stop``, systemd), which
+    ``nnumba`` handles as Ctrl-C: ``nnumba train --save`` keeps the weights trained so
+    far.  ``status`` is 128 + the signal's number, as a shell reports it."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum, self.status = signum, 128 + signum
+
+
+def stop_status(stop: BaseException) -> tuple[str, int]:
+    """(word, exit status) for a command stopped by ``stop``: Ctrl-C or a Terminated."""
+    if isinstance(stop, Terminated):
+        return "terminated", stop.status
+    return "interrupted", 130
+
+
+def caused_by_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or Terminated) behind ``exc``, or None: Python 3.11 wraps a
+    KeyboardInterrupt raised while a class body runs (an import, say) in a RuntimeError,
+    as its __cause__.  (Not __context__: an error raised while Ctrl-C was being handled,
+    a failed save of the weights, is an error of its own.)"""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):
-            return True
+            return exc
         seen.add(id(exc))
         exc = exc.__cause__
-    return False
+    return None

@@ -140,8 +140,9 @@ def run_experiments(args):
         except Exception as exc:  # noqa: BLE001 - with 'all', one failure must not stop the rest
             if len(chosen) == 1:
                 raise
-            if caused_by_interrupt(exc):  # Ctrl-C that Python wrapped stops the run too
-                raise KeyboardInterrupt from exc
+            stop = caused_by_interrupt(exc)
+            if stop is not None:  # Ctrl-C that Python wrapped stops the run too
+                raise stop from exc
             failures.append(exp.name)
             error = f"{type(exc).__name__}: {exc}"
             entries.append(Entry(exp, None, time.perf_counter() - start, error, command))

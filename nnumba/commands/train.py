@@ -369,10 +369,10 @@ def _run_gradient(args, data, start):
     try:
         history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs,
                               x_test=data.x_test, y_test=data.y_test)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if args.comm is not None:  # every rank is stopped: mpiexec passes Ctrl-C to all
             raise
-        return interrupted(args, trainer, lambda: model.to("cpu"), info)
+        return interrupted(args, trainer, lambda: model.to("cpu"), info, stop, start)
     result = {"model": args.model, "dataset": data.name, "trainer": args.trainer,
               "epochs": args.epochs, "train_loss": history.last("train_loss"),
               "test_loss": history.last("test_loss"),
@@ -400,7 +400,7 @@ def _run_perceptron(args, data, start):
     except KeyboardInterrupt as stop:
         if args.comm is not None or not hasattr(stop, "result"):
             raise
-        return interrupted(args, stop.result, stop.result.to_model, info)
+        return interrupted(args, stop.result, stop.result.to_model, info, stop, start)
     test_error = result_p.history[-1]["test_error"]
     result = {"model": "perceptron", "dataset": data.name, "trainer": "perceptron",
               "epochs": result_p.epochs, "converged": result_p.converged,

@@ -7,7 +7,9 @@ import json
 import signal
 import sys
 import threading
+import time
 
+from ..errors import Terminated, stop_status
 from ..layers.validation import printable
 
 
@@ -19,23 +21,28 @@ def deferred_interrupt():
         yield
         return
     caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    # SIGTERM too where the command handles it (cli.main), as it does Ctrl-C
+    signals = [signal.SIGINT] + [signal.SIGTERM] * callable(signal.getsignal(signal.SIGTERM))
+    previous = {sig: signal.signal(sig, lambda signum, _: caught.append(signum))
+                for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if caught:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt if caught[0] == signal.SIGINT else Terminated(caught[0])
 
 
-def interrupted(args, trainer, trained, info) -> int:
-    """Ctrl-C during training: nothing trained is lost where --save asks for the
-    weights; they are those of the last complete update (``trainer``: a Trainer, or
-    the perceptron's result so far)."""
+def interrupted(args, trainer, trained, info, stop, start) -> int:
+    """Ctrl-C (or SIGTERM: ``stop``) during training: nothing trained is lost where
+    --save asks for the weights; they are those of the last complete update
+    (``trainer``: a Trainer, or the perceptron's result so far)."""
+    word, status = stop_status(stop)
     perceptron = isinstance(trainer.history, list)
     before = 0 if perceptron else trainer.epochs_before  # (a resumed run's count goes on)
     epochs = before + (trainer.epochs if perceptron else len(trainer.history.epochs))
-    where = (f"interrupted in epoch {epochs + 1}/{before + args.epochs}, after "
+    where = (f"{word} in epoch {epochs + 1}/{before + args.epochs}, after "
              f"{trainer.updates} update{'s' * (trainer.updates != 1)}")
     path = None
     if trainer.updates == 0:
@@ -53,8 +60,19 @@ def interrupted(args, trainer, trained, info) -> int:
     if args.json:  # a script reading stdout gets the epochs run, not nothing
         history = list(trainer.history if perceptron else trainer.history.epochs)
         print(json.dumps({"interrupted": True, "epochs": epochs, "updates": trainer.updates,
+                          **_last_epoch(history), "seconds": time.perf_counter() - start,
                           "history": history, "saved": None if path is None else str(path)}))
-    return 130
+    return status
+
+
+def _last_epoch(history) -> dict:
+    """The keys a finished run's JSON object has (README), from the last complete
+    epoch of ``history``; None where no epoch completed."""
+    last = history[-1] if history else {}
+    error = last.get("test_error")  # the perceptron's rows
+    return {"train_loss": last.get("train_loss", last.get("train_error")),
+            "test_loss": last.get("test_loss"),
+            "test_accuracy": last.get("test_accuracy", None if error is None else 1 - error)}
 
 
 def epoch_line(row, epochs):
