@@ -11,19 +11,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DTypeError, NnumbaError, NonFiniteError, SaveError, SpecError
+from ..errors import DTypeError, NonFiniteError, SaveError, SpecError
 from ..layers.validation import (check_not_fitting, flag, hold_for_fit, integer,
                                 non_finite, release_after_fit, show, takes)
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .data_checks import check_data, check_with_loss
+from .divergence import TrainingDiverged, diverged
 from .metrics import evaluate
 from .progress import Progress
 from .stored import check_velocity, savable_options, stored_epochs, warn_settings
-
-
-class TrainingDiverged(NnumbaError, FloatingPointError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
@@ -312,25 +309,8 @@ class Trainer:
         model.backward(loss.backward(weight))
         return value
 
-    def _diverged(self, what: str) -> "TrainingDiverged":
-        lr = getattr(self.optimizer, "lr", None)
-        if self.first_step_seconds is None or lr == 0:  # no update has moved the weights
-            when = "before any update" if self.first_step_seconds is None else "at lr 0"
-            return TrainingDiverged(f"{what}, {when}: the inputs or targets are too large for "
-                                    f"the model's {self.model.dtype.name}; scale them")
-        batches = getattr(self, "_batches", None)
-        x = None if batches is None else batches.x_host
-        top = 0.0 if x is None or not x.size else float(max(x.max(), -x.min()))
-        scale = f", or scale the inputs: the largest is {top:.3g} in magnitude, where " \
-            f"about 1 suits the initial weights" if top > self.LARGE_INPUT else ""
-        decay = getattr(self.optimizer, "weight_decay", 0)
-        decay = f" or the weight decay (now {decay}: with lr x decay above 2 each step " \
-            f"grows the weights)" if decay and lr * decay > 2 else ""
-        return TrainingDiverged(f"{what}: lower the learning rate (now {lr}){decay}{scale}")
-
-    #: inputs larger than this in magnitude get "scale the inputs" in the advice of a
-    #: diverged run (standardised data and the usual initialisations are about 1)
-    LARGE_INPUT = 1e3
+    def _diverged(self, what: str) -> TrainingDiverged:
+        return diverged(self, what)
 
     # ---- what a saved model keeps of its training (nnumba.checkpoint) -------------------
     def state(self, model=None) -> tuple[dict, np.ndarray | None]:
