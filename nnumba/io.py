@@ -246,11 +246,11 @@ def _read(path, expected: dict | None = None, spec_only=False) -> tuple[dict, di
 
 
 def _check_model(owner: str, model):
-    """DTypeError (a TypeError) unless ``model`` is a Sequential: a layer has params()
-    too, but as a dict, and save (or the torch import) would fail on it with a bare
-    ValueError."""
-    if not isinstance(model, Sequential):
-        raise DTypeError(f"{owner}: expected a model (nnumba.Sequential), got {show(model)}")
+    """DTypeError (a TypeError) unless ``model`` is a Sequential (a layer's params() is
+    a dict: save would fail on it with a bare ValueError)."""
+    if not isinstance(model, Sequential):  # a fitted estimator: its network is .model_
+        net = isinstance(getattr(model, "model_", None), Sequential) * "; its fitted network, .model_"
+        raise DTypeError(f"{owner}: expected a model (nnumba.Sequential), got {show(model)}{net}")
 
 
 def cast_checked(array, dtype, where: str, note: str = "") -> np.ndarray:
