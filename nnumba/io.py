@@ -117,8 +117,8 @@ def save(model, path, classes=None, input_shape=None, training=None) -> Path:
     """Write ``model``'s weights and spec to ``path`` (.npz), atomically: the file
     appears complete or not at all. Returns the path written (see check_save_path).
 
-    What the weights alone do not say, read back by :func:`stored_info` (``nnumba
-    classify`` uses both): ``classes``, the class names, one per output (output i
+    What the weights alone do not say, read back by :func:`nnumba.io.stored_info`
+    (``nnumba classify`` uses both): ``classes``, the class names, one per output (output i
     scores ``classes[i]``), or two for one output whose sign chooses (negative
     first); ``input_shape``, the shape of one sample it takes; ``training``, the
     trainer of ``model``, to train on from its state (:mod:`nnumba.checkpoint`)."""

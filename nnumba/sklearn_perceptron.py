@@ -25,7 +25,9 @@ class PerceptronClassifier(ClassifierMixin, BaseEstimator):
 
     Two classes train one perceptron (+1 is ``classes_[1]``, and a score of
     exactly 0 predicts it, as the lecture's sign(0) = +1; scikit-learn's
-    ``Perceptron`` predicts ``classes_[0]`` there); more train one per class
+    ``Perceptron`` predicts ``classes_[0]`` there; training counts a score of 0 as a
+    mistake for either class, as the lecture's rule y (w . x) <= 0 does, so a converged
+    perceptron scores no training sample 0); more train one per class
     against the rest, and the highest score wins. Attributes: ``coef_``
     (classes or 1, features), ``intercept_``, ``converged_`` (every perceptron
     converged), ``n_iter_`` (the most epochs any ran), ``classes_``,

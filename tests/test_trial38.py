@@ -97,3 +97,17 @@ def test_nnregressor_on_raw_diabetes_targets_trains_or_names_the_targets():
         make_pipeline(StandardScaler(), NNRegressor(random_state=0)).fit(x, y)
     except TrainingDiverged as exc:
         assert "scale the targets: the largest is 346" in str(exc)
+
+
+def test_saving_a_fitted_estimator_points_to_its_network(tmp_path):
+    pytest.importorskip("sklearn")
+    import nnumba
+    from nnumba.errors import DTypeError
+    from nnumba.sklearn import NNClassifier
+    x = np.random.default_rng(0).standard_normal((40, 4))
+    est = NNClassifier(epochs=1, random_state=0).fit(x, np.arange(40) % 2)
+    with pytest.raises(DTypeError, match=r"its fitted network, \.model_"):
+        nnumba.save(est, tmp_path / "e.npz")
+    path = nnumba.save(est.model_, tmp_path / "e.npz")
+    np.testing.assert_array_equal(nnumba.load_model(path).predict(x.astype(np.float32)),
+                                  est.model_.predict(x.astype(np.float32)))
