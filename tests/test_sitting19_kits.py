@@ -26,3 +26,27 @@ def test_check_dataset_warns_about_a_class_without_training_samples():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every class present: no warning
         testing.check_dataset(_three_classes([0, 1, 2, 1]))
+
+
+@pytest.mark.parametrize("attributes,match", [
+    ({"devices": "cuda"}, "devices must be None or a tuple of device names"),
+    ({"devices": 42}, "devices must be None or a tuple"),
+    ({"devices": {"cpu": 42}}, "devices must be None, a tuple of device names, or"),
+    ({"has_gradient": "no"}, "has_gradient must be True or False"),
+    ({"output_is_view": 1}, "output_is_view must be True or False"),
+    ({"kept_for_backward": "_x"}, "kept_for_backward must be a tuple of attribute names"),
+])
+def test_a_layer_class_with_a_wrong_attribute_is_refused_as_it_is_defined(attributes, match):
+    # devices = "cuda" was read as the letters of a string, has_gradient = "no" as true
+    from nnumba import Layer
+    from nnumba.errors import ContractError
+    with pytest.raises(ContractError, match=match):
+        type("Wrong", (Layer,), attributes)
+
+
+def test_the_attributes_layers_declare_are_taken():
+    from nnumba import Layer
+    for attributes in ({"devices": ("cpu", "cuda")}, {"devices": ["cpu"]}, {"devices": None},
+                       {"devices": {"cpu": "numpy"}}, {"has_gradient": False},
+                       {"kept_for_backward": ()}, {"kept_for_backward": ["_x"]}):
+        type("Right", (Layer,), attributes)

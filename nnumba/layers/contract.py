@@ -26,14 +26,12 @@ Optionally: ``flops(input_shape)`` (``nnumba summary``), ``compile_unit`` (the
 parallel cold compile), ``fuse_after(previous)`` (a model rewrite), ``devices``
 (``("cpu",)`` for a body that calls numpy instead of ``self.kernels``; ``{device:
 module}`` for its own kernels on each device, reached as ``self.own``; None, the
-default: any device), ``has_gradient = False``.
+default: any device), ``has_gradient = False``; all checked as the class is defined.
 
-Read ``param.value`` and ``param.grad`` at every call: a model rebinds them into its
-flat buffers.  ``forward``/``backward`` validate their arrays (:mod:`.validation`)
-before a kernel sees them (no bounds checks).
+Read ``param.value`` and ``param.grad`` at every call: a model rebinds them into its flat
+buffers.  ``forward``/``backward`` validate their arrays (:mod:`.validation`) first.
 
-Containers set the flags of :data:`CONTAINER_FLAGS` on their layers through
-:meth:`Layer.set_flags`; a layer reads them and never sets them.
+Containers set :data:`CONTAINER_FLAGS` on their layers (:meth:`Layer.set_flags`); layers read them.
 """
 from __future__ import annotations
 
@@ -51,6 +49,7 @@ from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from ..hookspecs import hookimpl
 from ..jsonfile import jsonable
 from . import validation
+from .class_attributes import check_class_attributes
 from .parameters import Parameter, default_rng, in_shapes_only, seed, shapes_only  # noqa: F401
 
 
@@ -99,6 +98,7 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        check_class_attributes(cls)
         if not cls.__dict__.get("type_name"):
             cls.type_name = cls.__name__
         reset = cls.__dict__.get("reset_parameters")
