@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -17,6 +17,8 @@ try:
 except ImportError:
     fcntl = None
 
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
 
 def write_whole(path: Path, write) -> None:
     """``write(f)`` into a temporary file, then rename it to ``path`` (a symbolic link
@@ -24,15 +26,24 @@ def write_whole(path: Path, write) -> None:
     nothing left behind."""
     remove_stale(path)
     mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
-    tmp = None
+    tmp = temporary_name(path)  # known before the file exists: a Ctrl-C leaves none behind
     try:
-        fd, tmp = temporary(path)
+        try:
+            fd = create(tmp)
+        except FileExistsError:
+            tmp = None
+            raise
         with os.fdopen(fd, "wb") as f:
             held = _hold(f)  # another save's clean-up leaves a held file alone
-            write(f)
+            try:
+                write(f)
+            except Exception as exc:  # zipfile's close, refused after a Ctrl-C inside it
+                if isinstance(exc.__context__, KeyboardInterrupt):
+                    raise exc.__context__ from None
+                raise
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
-            os.chmod(tmp, mode)  # mkstemp gives 0600
+            os.chmod(tmp, mode)  # create gives 0600
             if held:  # rename while still held; Windows cannot rename an open file
                 os.replace(tmp, path)
         if not held:
@@ -44,8 +55,36 @@ def write_whole(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def temporary(path: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def temporary_name(path: Path) -> str:
+    """A name for a temporary file beside ``path``: ".NAME.XXXXXXXX.tmp"."""
+    return str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def create(tmp: str) -> int:
+    """A new file ``tmp`` (mode 0600), opened for writing: its descriptor.  (mkstemp's
+    name came back only once it returned: a Ctrl-C just before left the file.)"""
+    try:
+        return os.open(tmp, _NEW, 0o600)
+    except FileExistsError:
+        raise  # another's file (1 name in 4e9): not to be deleted by the caller's clean-up
+    except BaseException:  # a Ctrl-C as it was made
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def probe(path: Path) -> None:
+    """Make and delete a temporary file beside ``path``: OSError where none can be written."""
+    tmp = temporary_name(path)
+    try:
+        os.close(create(tmp))
+    except FileExistsError:
+        tmp = None
+        raise
+    finally:
+        if tmp is not None:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 #: a temporary file untouched this long, and not held, was left by a killed write (a

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_file import temporary, write_whole
+from .atomic_file import probe, write_whole
 from .errors import (DTypeError, MissingFileError, NnumbaError, NonFiniteError, SaveError,
                      TooLargeError, WeightsError)
 from .jsonfile import MAX_TEXT_BYTES, parse_json
@@ -83,9 +83,7 @@ def check_save_path(path, create: bool = True) -> Path:
                 if p.name not in (".", "..") and not p.exists()]  # the deepest first
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd, tmp = temporary(target)
-            os.close(fd)
-            os.unlink(tmp)
+            probe(target)
         finally:
             if not create:  # save makes them: a run refused before then leaves none behind
                 for folder in made:

@@ -240,7 +240,9 @@ def test_two_fits_started_together_on_one_model_let_exactly_one_train(monkeypatc
 
     def hold():
         try:
-            held.append(validation.hold_for_fit(model, loss))
+            mine = []
+            validation.hold_for_fit(model, loss, mine)
+            held.append(mine)
         except ContractError as exc:
             refused.append(str(exc))
         done.wait()
@@ -253,4 +255,6 @@ def test_two_fits_started_together_on_one_model_let_exactly_one_train(monkeypatc
     assert "being trained by fit() in another thread" in refused[0]
     validation.release_after_fit(held[0])
     monkeypatch.undo()
-    validation.release_after_fit(validation.hold_for_fit(model, loss))   # free again
+    again = []
+    validation.hold_for_fit(model, loss, again)   # free again
+    validation.release_after_fit(again)

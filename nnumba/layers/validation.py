@@ -398,24 +398,23 @@ def check_not_fitting(obj, what: str):
                             f"of its own)")
 
 
-def hold_for_fit(model, loss) -> list:
+def hold_for_fit(model, loss, held: list) -> None:
     """Mark ``model`` and ``loss`` as trained by this thread (refused where another
-    thread trains them); returns what :func:`release_after_fit` restores."""
+    thread trains them).  ``held``, made by the caller before its ``try``, gets what
+    :func:`release_after_fit` restores before the marks are set: a Ctrl-C at any
+    moment leaves nothing marked that the release would not clear."""
     with _fitting_lock:
         for obj, what in ((model, "this model"), (loss, "this loss")):
             check_not_fitting(obj, what)
-        held = [(id(obj), _fitting.get(id(obj))) for obj in (model, loss)]
+        held[:] = [(id(obj), _fitting.get(id(obj))) for obj in (model, loss)]
         _fitting.update({key: threading.get_ident() for key, _ in held})
-    return held
 
 
 def release_after_fit(held: list):
+    """One dict update (None marks nothing), which a Ctrl-C cannot stop halfway: a
+    loop of pops left a model marked as being trained, refused to other threads."""
     with _fitting_lock:
-        for key, before in held:
-            if before is None:
-                _fitting.pop(key, None)
-            else:
-                _fitting[key] = before
+        _fitting.update(dict(held))
 
 
 def one_at_a_time(method):

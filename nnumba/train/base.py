@@ -205,8 +205,9 @@ class Trainer:
         else:
             checks()
         model, loss = self.model, self.loss
-        held = hold_for_fit(model, loss)  # another thread's forward on them: refused
+        held = []
         try:
+            hold_for_fit(model, loss, held)  # another thread's forward on them: refused
             self._reuse(model, loss, True)
             self._batches = Batches(model.device, x, y, self.batch_size,
                                     target_dtype(self.loss, model.dtype, y))
@@ -244,10 +245,14 @@ class Trainer:
                     callback(self, row)
                 if callbacks:
                     self._reuse(model, loss, True)
-        finally:
-            self._reuse(model, loss, False)
-            self._batches = None  # frees a device copy of the training set
-            release_after_fit(held)
+        finally:  # each step in a finally of its own: a Ctrl-C in one skips no other
+            try:
+                try:
+                    self._reuse(model, loss, False)
+                finally:
+                    self._batches = None  # frees a device copy of the training set
+            finally:
+                release_after_fit(held)
         return self.history
 
     @staticmethod
