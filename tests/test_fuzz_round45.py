@@ -79,7 +79,7 @@ def test_ctrl_c_during_save_raises_keyboardinterrupt_not_zipfile_valueerror(tmp_
     real = zipfile.ZipFile._open_to_write
 
     def open_to_write(self, *a, **k):
-        handle = real(self, *a, **k)
+        real(self, *a, **k)  # the member is open
         raise KeyboardInterrupt  # the signal lands as the member's handle is opened
     monkeypatch.setattr(zipfile.ZipFile, "_open_to_write", open_to_write)
     with pytest.raises(KeyboardInterrupt):  # now: ValueError("Can't close the ZIP file ...")
