@@ -50,3 +50,18 @@ def test_the_attributes_layers_declare_are_taken():
                        {"devices": {"cpu": "numpy"}}, {"has_gradient": False},
                        {"kept_for_backward": ()}, {"kept_for_backward": ["_x"]}):
         type("Right", (Layer,), attributes)
+
+
+@pytest.mark.parametrize("size,batch,advice", [
+    (10**9, 1, "that is for one sample: make the layer smaller"),
+    (10**5, 3, "one sample's share alone needs 40.0 GB"),
+    (4 * 10**3, 10**5, "use smaller batches"),
+])
+def test_an_array_too_large_says_whether_smaller_batches_would_fit(size, batch, advice):
+    # "use smaller batches" was the advice for an output that one sample alone overflows
+    import numpy as np
+    from nnumba.errors import TooLargeError
+    from nnumba.layers import AdaptiveAvgPool2d
+    x = np.broadcast_to(np.float32(1), (batch, 1, 2, 2))  # no memory of its own
+    with pytest.raises(TooLargeError, match=advice):
+        AdaptiveAvgPool2d(size).forward(x)

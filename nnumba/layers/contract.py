@@ -38,7 +38,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from contextlib import suppress
 from typing import ClassVar
 
 import numpy as np
@@ -49,6 +48,7 @@ from ..errors import ContractError, DTypeError, NoGradientError, TooLargeError
 from ..hookspecs import hookimpl
 from ..jsonfile import jsonable
 from . import validation
+from .allocate import allocate
 from .class_attributes import check_class_attributes
 from .parameters import Parameter, default_rng, in_shapes_only, seed, shapes_only  # noqa: F401
 
@@ -427,15 +427,7 @@ class Layer:
         return buf
 
     def _allocate(self, key, shape, dtype):
-        """A fresh array, or TooLargeError naming the layer: a batch too large for memory,
-        found before numpy's MemoryError (or Linux's OOM killer) meets it."""
-        nbytes = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-        with suppress(MemoryError):  # asking for the free memory costs more than a small allocation
-            if nbytes <= 2**30 or nbytes <= self.device.free_memory():
-                return self.device.empty(shape, dtype)
-        raise TooLargeError(f"{self.label}: its {key!r} array of shape {shape} needs "
-                            f"{nbytes / 1e9:,.1f} GB, more than the {self.device.name} has "
-                            f"free; use smaller batches") from None
+        return allocate(self.device, self.label, key, shape, dtype)
 
     def __repr__(self):
         return f"{self.type_name}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
