@@ -219,8 +219,15 @@ def _mismatch_message(source, order, tensors, targets, at):
     where = f"{source} does not fit the model"
     if at < min(len(order), len(targets)):
         key, (name, label, p) = order[at], targets[at]
-        return (f"{where}: torch tensor #{at} {key!r} has shape {tuple(tensors[key].shape)}, "
+        text = (f"{where}: torch tensor #{at} {key!r} has shape {tuple(tensors[key].shape)}, "
                 f"nnumba parameter #{at} {name!r} ({label}) has shape {p.value.shape}")
+        if len(order) != len(targets):  # the clash may be a tensor missing (or one extra)
+            absent = [repr(n) for n, _, _ in targets if n not in tensors]
+            named = f"; none is named {', '.join(absent[:3])}" \
+                if 0 < len(absent) < len(targets) else ""
+            text += (f"; it holds {len(order)} tensors, the model has {len(targets)} "
+                     f"parameters{named}")
+        return text
     if len(order) > len(targets):
         extra = ", ".join(repr(k) for k in order[len(targets):])
         return (f"{where}: it holds {len(order)} tensors, the model has {len(targets)} "
@@ -268,9 +275,10 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
     names = list(tensors)
     for key, value in tensors.items():
         if value.dtype.kind != "f":
+            why = "nnumba's parameters are real" if value.dtype.kind == "c" else \
+                "buffers such as BatchNorm's counters have no place in a nnumba model"
             raise WeightsError(f"{source}: torch tensor {key!r} is {value.dtype}, not a floating "
-                               f"point parameter (buffers such as BatchNorm's counters have "
-                               f"no place in a nnumba model)")
+                               f"point parameter ({why})")
     def fitting(orders):
         return [order for order in orders if _first_mismatch(order, tensors, targets) is None]
     candidates = [names] if ordered else list(_candidate_orders(names, tensors, source,

@@ -65,3 +65,26 @@ def test_an_array_too_large_says_whether_smaller_batches_would_fit(size, batch, 
     x = np.broadcast_to(np.float32(1), (batch, 1, 2, 2))  # no memory of its own
     with pytest.raises(TooLargeError, match=advice):
         AdaptiveAvgPool2d(size).forward(x)
+
+
+def test_a_state_dict_missing_a_tensor_says_which_name_is_absent():
+    # it reported only the shape clash the missing bias shifted the next tensor into
+    import nnumba
+    from nnumba.errors import WeightsError
+    from nnumba.torch_import import load_torch_weights
+    model = nnumba.build("mlp", seed=0)
+    tensors = {name: p.value.copy() for name, p in model.params() if name != "1.bias"}
+    with pytest.raises(WeightsError, match="it holds 3 tensors, the model has 4 parameters; "
+                                           "none is named '1.bias'"):
+        load_torch_weights(model, tensors)
+
+
+def test_a_complex_tensor_is_refused_for_what_it_is():
+    import numpy as np
+    import nnumba
+    from nnumba.errors import WeightsError
+    from nnumba.torch_import import load_torch_weights
+    model = nnumba.build("mlp", seed=0)
+    tensors = {name: p.value.astype(np.complex64) for name, p in model.params()}
+    with pytest.raises(WeightsError, match=r"complex64.*nnumba's parameters are real"):
+        load_torch_weights(model, tensors)
