@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -28,18 +29,16 @@ def write_whole(path: Path, write) -> None:
     mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
     tmp = temporary_name(path)  # known before the file exists: a Ctrl-C leaves none behind
     try:
-        try:
-            fd = create(tmp)
-        except FileExistsError:
-            tmp = None
-            raise
+        fd = create(tmp)
         with os.fdopen(fd, "wb") as f:
             held = _hold(f)  # another save's clean-up leaves a held file alone
+            handled = sys.exc_info()[1]  # a Ctrl-C being handled (a save of the weights on it)
             try:
                 write(f)
-            except Exception as exc:  # zipfile's close, refused after a Ctrl-C inside it
-                if isinstance(exc.__context__, KeyboardInterrupt):
-                    raise exc.__context__ from None
+            except Exception as exc:  # zipfile's close, refused after a Ctrl-C inside write
+                stop = exc.__context__
+                if isinstance(stop, KeyboardInterrupt) and stop is not handled:
+                    raise stop from None
                 raise
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
@@ -55,22 +54,16 @@ def write_whole(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def temporary_name(path: Path) -> str:
-    """A name for a temporary file beside ``path``: ".NAME.XXXXXXXX.tmp"."""
-    return str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+def temporary_name(path: Path, suffix: str = ".tmp") -> str:
+    """A name for a temporary file beside ``path``: ".NAME.XXXXXXXX.tmp".  The caller
+    holds it before :func:`create` makes the file (mkstemp's name came back only once
+    it returned: a Ctrl-C just before left the file behind)."""
+    return str(path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}")
 
 
 def create(tmp: str) -> int:
-    """A new file ``tmp`` (mode 0600), opened for writing: its descriptor.  (mkstemp's
-    name came back only once it returned: a Ctrl-C just before left the file.)"""
-    try:
-        return os.open(tmp, _NEW, 0o600)
-    except FileExistsError:
-        raise  # another's file (1 name in 4e9): not to be deleted by the caller's clean-up
-    except BaseException:  # a Ctrl-C as it was made
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """The new file ``tmp`` (mode 0600), opened for writing: its descriptor."""
+    return os.open(tmp, _NEW, 0o600)
 
 
 def probe(path: Path) -> None:
@@ -78,13 +71,9 @@ def probe(path: Path) -> None:
     tmp = temporary_name(path)
     try:
         os.close(create(tmp))
-    except FileExistsError:
-        tmp = None
-        raise
     finally:
-        if tmp is not None:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp)
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 #: a temporary file untouched this long, and not held, was left by a killed write (a

@@ -102,11 +102,6 @@ def _interrupted(*_):
     os._exit(130)  # before main, or after it: nothing left to clean up but exit handlers
 
 
-def _terminated(signum, _frame):
-    from .errors import Terminated
-    raise Terminated(signum)
-
-
 def main(argv=None) -> int:
     command = signal.getsignal(signal.SIGINT) is _interrupted  # this process is the command
     # SIGTERM (timeout, Slurm, docker stop) as Ctrl-C: a training keeps its weights.  Only
@@ -115,7 +110,8 @@ def main(argv=None) -> int:
     if command:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if term:
-        signal.signal(signal.SIGTERM, _terminated)
+        from .errors import raise_terminated
+        signal.signal(signal.SIGTERM, raise_terminated)
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.stderr is None:  # closed (2>&-): notes and progress go nowhere, not to stdout
         sys.stderr = open(os.devnull, "w")

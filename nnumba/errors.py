@@ -88,6 +88,11 @@ class Terminated(KeyboardInterrupt):
         self.signum, self.status = signum, 128 + signum
 
 
+def raise_terminated(signum, _frame):
+    """The SIGTERM handler of ``nnumba``'s own process (cli.main)."""
+    raise Terminated(signum)
+
+
 def stop_status(stop: BaseException) -> tuple[str, int]:
     """(word, exit status) for a command stopped by ``stop``: Ctrl-C or a Terminated."""
     if isinstance(stop, Terminated):

@@ -88,3 +88,28 @@ def test_a_complex_tensor_is_refused_for_what_it_is():
     tensors = {name: p.value.astype(np.complex64) for name, p in model.params()}
     with pytest.raises(WeightsError, match=r"complex64.*nnumba's parameters are real"):
         load_torch_weights(model, tensors)
+
+
+def test_numpy_booleans_and_properties_are_taken_as_layer_flags():
+    import numpy as np
+    from nnumba import Layer
+    type("NumpyFlag", (Layer,), {"has_gradient": np.False_})
+    type("PropertyFlag", (Layer,), {"output_is_view": property(lambda self: True)})
+
+
+def test_under_mpi_sigterm_ends_a_rank_at_once():
+    # a rank blocked in a collective never returns to Python, where the handler would run
+    import signal
+    from nnumba.commands.train_report import sigterm_under_mpi
+    from nnumba.errors import raise_terminated
+    before = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        sigterm_under_mpi(None)  # no MPI: SIGTERM saves the weights, as Ctrl-C
+        assert signal.getsignal(signal.SIGTERM) is raise_terminated
+        sigterm_under_mpi(object())
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, handler := (lambda *_: None))
+        sigterm_under_mpi(object())  # a host program's own handler stays
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, before)

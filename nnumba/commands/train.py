@@ -16,7 +16,7 @@ from ..models.fitting import FALLBACK_DEFAULTS, model_for_data, say_defaults, tr
 from ..paths import model_file
 from ..registry import get_loss, get_registry
 from . import model_options
-from .train_report import epoch_line, finish, interrupted, is_root, perceptron_line
+from .train_report import epoch_line, finish, interrupted, is_root, perceptron_line, sigterm_under_mpi
 from .train_saved import as_saved_classes, build_loss, load_saved, resume, saved_settings
 
 
@@ -206,6 +206,7 @@ def run(args):
     from ..distributed import abort_on_error  # without MPI (comm None): a plain block
     start = time.perf_counter()
     args.comm = _mpi_session(args)
+    sigterm_under_mpi(args.comm)
     with abort_on_error(args.comm):  # one failing rank must not leave the others waiting
         return _run(args, start)
 

@@ -9,20 +9,22 @@ import sys
 import threading
 import time
 
-from ..errors import Terminated, stop_status
+from ..errors import Terminated, raise_terminated, stop_status
 from ..layers.validation import printable
 
 
 @contextlib.contextmanager
 def deferred_interrupt():
-    """Ctrl-C waits for the end of the block, then raises KeyboardInterrupt: a save
-    it cut short would lose the run (the main thread only: signals go there)."""
+    """Ctrl-C (and SIGTERM, where ``nnumba``'s own process handles it) waits for the end
+    of the block, then raises KeyboardInterrupt (or Terminated): a save it cut short would
+    lose the run (the main thread only: signals go there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = []
-    # SIGTERM too where the command handles it (cli.main), as it does Ctrl-C
-    signals = [signal.SIGINT] + [signal.SIGTERM] * callable(signal.getsignal(signal.SIGTERM))
+    # SIGTERM too where the command handles it (cli.main), not a host program's handler
+    signals = [signal.SIGINT] + [signal.SIGTERM] * (signal.getsignal(signal.SIGTERM) is
+                                                    raise_terminated)
     previous = {sig: signal.signal(sig, lambda signum, _: caught.append(signum))
                 for sig in signals}
     try:
@@ -73,6 +75,13 @@ def _last_epoch(history) -> dict:
     return {"train_loss": last.get("train_loss", last.get("train_error")),
             "test_loss": last.get("test_loss"),
             "test_accuracy": last.get("test_accuracy", None if error is None else 1 - error)}
+
+
+def sigterm_under_mpi(comm):
+    """An MPI rank blocked in a collective never returns to Python, where a SIGTERM
+    handler would run: under MPI, SIGTERM (scancel, timeout) ends a rank at once."""
+    if comm is not None and signal.getsignal(signal.SIGTERM) is raise_terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def epoch_line(row, epochs):

@@ -14,13 +14,13 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import threading
 import urllib.error
 import urllib.request
 from contextlib import suppress
 from pathlib import Path
 
+from ..atomic_file import create, temporary_name
 from ..errors import DownloadError
 
 #: what a download that cannot reach its server advises (once, where mirrors are tried)
@@ -75,15 +75,14 @@ def download(url: str, dest_path, sha256: str, *, timeout: float = 30, progress:
     dest = Path(dest_path)
     if dest.is_file() and sha256_file(dest) == sha256:
         return dest
-    tmp = None
+    tmp = temporary_name(dest, ".part")  # known before the file exists (atomic_file)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(create(tmp), "wb") as out:
             got = _stream(url, out, min(timeout, deadline), deadline, progress, dest.name)
         if got != sha256:
             raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {got}")
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        os.chmod(tmp, 0o644)  # create makes it 0600
         os.replace(tmp, dest)
     except DownloadError:
         raise

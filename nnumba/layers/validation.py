@@ -415,6 +415,9 @@ def release_after_fit(held: list):
     loop of pops left a model marked as being trained, refused to other threads."""
     with _fitting_lock:
         _fitting.update(dict(held))
+        for key, before in held:  # (a Ctrl-C here leaves a None: nothing marked)
+            if before is None:
+                _fitting.pop(key, None)
 
 
 def one_at_a_time(method):

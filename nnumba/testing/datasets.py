@@ -42,7 +42,8 @@ def check_dataset(loader, root=None):
         if not np.array_equal(getattr(first, field), getattr(second, field)):
             raise ConformanceError(f"{who}: {field} differs between two calls; draw from a "
                                    f"fixed seed (np.random.default_rng(0))")
-    missing = [c for i, c in enumerate(first.classes) if not np.any(first.y_train == i)]
+    counts = np.bincount(first.y_train, minlength=len(first.classes))
+    missing = [c for c, k in zip(first.classes, counts) if k == 0]
     if missing:  # a model trained on it never learns them, and no error says why
         warnings.warn(f"{who}: no training sample of class{'es' * (len(missing) > 1)} "
                       f"{', '.join(repr(c)[:40] for c in missing[:5])}", stacklevel=2)

@@ -247,11 +247,10 @@ class Trainer:
                     self._reuse(model, loss, True)
         finally:  # each step in a finally of its own: a Ctrl-C in one skips no other
             try:
-                try:
+                if held:  # (none where another thread's fit holds them: not ours to reset)
                     self._reuse(model, loss, False)
-                finally:
-                    self._batches = None  # frees a device copy of the training set
             finally:
+                self._batches = None  # frees a device copy of the training set
                 release_after_fit(held)
         return self.history
 

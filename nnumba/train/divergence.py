@@ -20,7 +20,8 @@ class TrainingDiverged(NnumbaError, FloatingPointError):
 
 
 def _largest(a) -> float:
-    return 0.0 if a is None or not a.size else float(np.max(np.abs(a)))
+    """The largest magnitude in ``a``, without a copy of it (the whole training set)."""
+    return 0.0 if a is None or not a.size else float(max(a.max(), -a.min()))
 
 
 def diverged(trainer, what: str) -> TrainingDiverged:
