@@ -2,7 +2,6 @@
 explain it, scale the inputs or the targets, or lower the weight decay."""
 from __future__ import annotations
 
-import numpy as np
 
 from ..errors import NnumbaError
 
