@@ -2,7 +2,6 @@
 explain it, scale the inputs or the targets, or lower the weight decay."""
 from __future__ import annotations
 
-
 from ..errors import NnumbaError
 
 #: data larger than this in magnitude get "scale the inputs" in the advice
