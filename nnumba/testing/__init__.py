@@ -60,6 +60,7 @@ differences for both reductions, the two reductions against each other
 (``check_reductions``), the per-sample losses' shape, the float32 and float64
 results, and clear errors for bad targets and predictions.
 """
+from .batch_checks import OneThreadWarning
 from .datasets import check_dataset
 from .devices import check_device, check_kernels
 from .layers import (ConformanceError, check_all, check_batch_sums, check_float32,
@@ -69,7 +70,7 @@ from .fused import check_fused
 from .losses import KINDS, check_loss, check_loss_case, check_reductions
 from .models import check_model
 
-__all__ = ["ConformanceError", "KINDS", "check_all", "check_batch_sums", "check_dataset",
+__all__ = ["ConformanceError", "KINDS", "OneThreadWarning", "check_all", "check_batch_sums", "check_dataset",
            "check_device", "check_kernels", "check_float32", "check_fused", "check_gradients",
            "check_layer", "check_loss",
            "check_loss_case", "check_model", "check_read_only", "check_reductions", "check_rejections",

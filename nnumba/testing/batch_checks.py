@@ -114,6 +114,12 @@ def _check_copies(layer, what, got, one, k, why):
                      f"{worst} {got[worst]:.8g}, not {want[worst]:.8g}: {why}")
 
 
+class OneThreadWarning(Warning):
+    """The kit's note that numba runs one thread, so no race can show: about the test
+    run, not the layer.  Not a UserWarning, which docs/plugins.md has authors make an
+    error (a one-core CI runner then failed every layer with parameters)."""
+
+
 def check_batch_sums(layer, x):
     """At a batch of k copies of ``x``, large enough for a parallel kernel to split it
     between threads (and as large as predict's batches), the layer computes what it
@@ -132,7 +138,8 @@ def check_batch_sums(layer, x):
     threads = get_num_threads()
     if threads < 2 and layer.params():  # (Python shows it once per caller line)
         warnings.warn("check_batch_sums: numba runs one thread, so a race between threads "
-                      "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more", stacklevel=2)
+                      "cannot show; run the kit with NUMBA_NUM_THREADS=2 or more",
+                      OneThreadWarning, stacklevel=2)
     layer.eval()
     try:
         y = np.array(forward(layer, x, "in evaluation mode"))

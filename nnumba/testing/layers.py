@@ -20,6 +20,7 @@ from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F4
 from .inputs import _draws_own, check_outside, example_batch
 from .precision import LARGE, check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 from .round_trip import check_round_trip, check_state_in_model  # noqa: F401 - the kit's
+from .caller_arrays import check_read_only  # noqa: F401 - the kit's, here too
 from .stamps import check_devices_named, check_stamped
 
 
@@ -98,31 +99,6 @@ def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
         for name, p in params.items():
             if not np.allclose(p.grad, 2 * grads[name], rtol=1e-9, atol=1e-12):
                 _fail(layer, f"backward must accumulate (+=) into {name}.grad, not overwrite it")
-
-
-def check_read_only(layer, x, rng):
-    """forward leaves ``x`` and backward ``dl_dy`` as they were: in a model they are
-    the arrays of the layers around it, which their own backward reads."""
-    x0 = x.copy()
-    y = layer.forward(x)
-    if not np.array_equal(x, x0):
-        _fail(layer, "_forward wrote into its input x, which is the output of the layer "
-                     "before: that layer's backward reads it. Write into arrays from "
-                     "self._buffer(...) instead")
-    if not layer.has_gradient:
-        return
-    g = rng.normal(size=y.shape)
-    for asked in (True, False):  # as an inner layer, then as a model's first layer
-        layer.set_flags(needs_input_grad=asked)
-        layer.forward(x)
-        g0 = g.copy()
-        _backward(layer, g)
-        mode = "" if asked else " with needs_input_grad False (a model's first layer)"
-        for name, now, was in (("dl_dy", g, g0), ("its input x", x, x0)):
-            if not np.array_equal(now, was):
-                _fail(layer, f"_backward{mode} wrote into {name}, an array of another "
-                             f"layer; write into arrays from self._buffer(...) instead")
-    layer.set_flags(needs_input_grad=True)
 
 
 def check_seeded(layer_cls, kwargs, seed):

@@ -44,7 +44,8 @@ def check_devices_named(layer_cls):
     called = {name for klass in layer_cls.__mro__ if klass.__module__ == layer_cls.__module__
               for f in vars(klass).values() if hasattr(f, "__code__")
               for name in f.__code__.co_names}  # the globals its methods read
-    jitted = sorted(name for name, obj in vars(module or {}).items()
+    # (no module where a file was loaded by path without sys.modules: no globals to read)
+    jitted = sorted(name for name, obj in (vars(module) if module is not None else {}).items()
                     if name in called and type(obj).__name__ == "CPUDispatcher"
                     and getattr(obj.py_func, "__module__", None) == layer_cls.__module__)
     if jitted:

@@ -1,0 +1,39 @@
+"""The kit's checks of the arrays a layer shares with its callers: what forward and
+backward are given stays as it was, and what forward returns stays the caller's."""
+from __future__ import annotations
+
+import numpy as np
+
+from .failures import _backward, _fail
+
+
+def check_read_only(layer, x, rng):
+    """forward leaves ``x`` and backward ``dl_dy`` as they were: in a model they are
+    the arrays of the layers around it, which their own backward reads; and a second
+    forward leaves the first one's output as it was (trial 39: a keep=True buffer)."""
+    x0 = x.copy()
+    y = layer.forward(x)
+    if not np.array_equal(x, x0):
+        _fail(layer, "_forward wrote into its input x, which is the output of the layer "
+                     "before: that layer's backward reads it. Write into arrays from "
+                     "self._buffer(...) instead")
+    again = layer.forward(x)  # a layer alone reuses no buffers: its caller keeps y
+    # (an output that is x itself, or a view of it, is the caller's x: nothing overwritten)
+    if np.may_share_memory(again, y) and not np.may_share_memory(again, x):
+        _fail(layer, "two forwards returned arrays that share memory: the second overwrote "
+                     "the output a caller kept; return arrays from self._buffer(key, shape) "
+                     "without keep=True (for scratch no caller sees)")
+    if not layer.has_gradient:
+        return
+    g = rng.normal(size=y.shape)
+    for asked in (True, False):  # as an inner layer, then as a model's first layer
+        layer.set_flags(needs_input_grad=asked)
+        layer.forward(x)
+        g0 = g.copy()
+        _backward(layer, g)
+        mode = "" if asked else " with needs_input_grad False (a model's first layer)"
+        for name, now, was in (("dl_dy", g, g0), ("its input x", x, x0)):
+            if not np.array_equal(now, was):
+                _fail(layer, f"_backward{mode} wrote into {name}, an array of another "
+                             f"layer; write into arrays from self._buffer(...) instead")
+    layer.set_flags(needs_input_grad=True)
