@@ -88,11 +88,17 @@ def quiet_import_warnings():
         warnings.formatwarning = _one_line_warning
 
 
+#: set by quiet_interrupt: this process is the ``nnumba`` command (not a host program)
+_as_command = False
+
+
 def quiet_interrupt():
     """Ctrl-C while the command loads (numba, numpy: before main can catch it) ends it
     with 130 and one line, not a traceback from inside an import; main puts Python's
     own handler back. Where Ctrl-C is ignored (a job a script started with &: the
     shell's Ctrl-C is the script's), it stays ignored, as Python leaves it."""
+    global _as_command
+    _as_command = True
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupted)
 
@@ -103,10 +109,11 @@ def _interrupted(*_):
 
 
 def main(argv=None) -> int:
-    command = signal.getsignal(signal.SIGINT) is _interrupted  # this process is the command
+    command = signal.getsignal(signal.SIGINT) is _interrupted  # ours: not ignored (a & job)
     # SIGTERM (timeout, Slurm, docker stop) as Ctrl-C: a training keeps its weights.  Only
-    # in the command's own process, where nobody else chose what the signal does.
-    term = command and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    # in the command's own process (a background job's too), where nobody else chose
+    # what the signal does.
+    term = _as_command and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     if command:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if term:

@@ -14,12 +14,15 @@ import pytest
 from nnumba.errors import Terminated, stop_status
 
 
-def _start(tmp_path, *extra):
-    """`nnumba train` on the embedded data, long enough to be stopped, once it trains."""
+def _start(tmp_path, *extra, background=False):
+    """`nnumba train` on the embedded data, long enough to be stopped, once it trains;
+    ``background``: with SIGINT ignored, as a job a script starts with `&` has it."""
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None
     p = subprocess.Popen([sys.executable, "-m", "nnumba", "train", "--epochs", "400",
                           "--save", str(tmp_path / "w.npz"), *extra],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                         preexec_fn=ignore)
     stream = p.stdout if "--json" not in extra else p.stderr  # where the epoch lines go
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -30,9 +33,11 @@ def _start(tmp_path, *extra):
     return p
 
 
-def test_sigterm_during_train_saves_the_weights_as_ctrl_c_does(tmp_path):
-    # timeout(1), Slurm, docker stop and systemd end a job with SIGTERM: the run was lost
-    p = _start(tmp_path)
+@pytest.mark.parametrize("background", [False, True])
+def test_sigterm_during_train_saves_the_weights_as_ctrl_c_does(tmp_path, background):
+    # timeout(1), Slurm, docker stop and systemd end a job with SIGTERM: the run was lost;
+    # a job a script starts with & (SIGINT ignored) lost it still (docs walk 35)
+    p = _start(tmp_path, background=background)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 128 + signal.SIGTERM, err
