@@ -183,13 +183,18 @@ def throughputs(report):
 
 
 def _data(data_dir):
+    """Fashion-MNIST from ``data_dir`` (whose errors are raised: a mistyped folder was
+    replaced by another copy, and its epoch reported as the check's); without one, the
+    system copy, else the embedded MNIST digits tiled to 60,000."""
     from nnumba.data.datasets import SYSTEM_FASHION_MNIST, load_fashion_mnist
-    for root in ([data_dir] if data_dir else []) + [SYSTEM_FASHION_MNIST]:
-        try:
-            data = load_fashion_mnist(root)
-            return data.x_train, data.y_train, data.x_test, data.y_test, "Fashion-MNIST"
-        except (FileNotFoundError, OSError, ValueError):
-            continue
+    if data_dir:
+        data = load_fashion_mnist(data_dir)
+        return data.x_train, data.y_train, data.x_test, data.y_test, "Fashion-MNIST"
+    try:
+        data = load_fashion_mnist(SYSTEM_FASHION_MNIST)
+        return data.x_train, data.y_train, data.x_test, data.y_test, "Fashion-MNIST"
+    except (FileNotFoundError, OSError, ValueError):
+        pass
     data = nnumba.get_dataset("mnist-5k")()
     reps = -(-60_000 // len(data.x_train))
     x = np.concatenate([data.x_train] * reps)[:60_000]

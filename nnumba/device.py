@@ -330,8 +330,7 @@ nnumba_register_devices = hookimpl(lambda: dict(BUILTIN))
 
 
 def get_device(device="cpu") -> Device:
-    """The registered Device for a name (or a Device itself), checked to be usable:
-    raises DeviceUnavailableError (never falls back) when it is not."""
+    """The registered Device for a name (or a Device), usable: else DeviceUnavailableError."""
     if isinstance(device, Device):
         return device.require()
     if not isinstance(device, str):
@@ -339,13 +338,14 @@ def get_device(device="cpu") -> Device:
                           f"{type(device).__name__} {device!r:.60}")
     name = device.strip().lower()
     base, colon, index = name.partition(":")
-    # PyTorch's 'cuda:0': the registry would read 'cuda' as a plugin's prefix and
-    # advise installing one, for a device that is built in
+    # PyTorch's 'cuda:0' (the registry would read 'cuda' as a plugin's prefix and advise
+    # installing one) and 'gpu' (whose nearest name is 'cpu'): name the built-in device
     if colon and index.isdigit() and base in device_names():
-        gpu = "; choose the GPU with CUDA_VISIBLE_DEVICES (such as CUDA_VISIBLE_DEVICES=1)" \
-            if base == "cuda" else ""
+        gpu = "; choose the GPU with CUDA_VISIBLE_DEVICES (such as CUDA_VISIBLE_DEVICES=1)"
         raise RegistryError(f"unknown device {device!r}: nnumba devices take no index; name "
-                            f"the device alone ({base!r}){gpu}")
+                            f"the device alone ({base!r}){gpu * (base == 'cuda')}")
+    if name == "gpu" and "cuda" in device_names():
+        raise RegistryError(f"unknown device {device!r}: nnumba's NVIDIA GPU device is 'cuda'")
     return registry.get_registry().get("device", name).require()
 
 

@@ -113,3 +113,12 @@ def test_under_mpi_sigterm_ends_a_rank_at_once():
         assert signal.getsignal(signal.SIGTERM) is handler
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize("name", ["gpu", "GPU"])
+def test_device_gpu_points_to_cuda(name):
+    # difflib's nearest registered name to "gpu" is "cpu": following that hint trained there
+    import nnumba
+    from nnumba.errors import RegistryError
+    with pytest.raises(RegistryError, match="nnumba's NVIDIA GPU device is 'cuda'"):
+        nnumba.build("mlp").to(name)
