@@ -6,7 +6,7 @@ CUDA simulator, silent writes on a GPU)."""
 import numpy as np
 
 from ..device import may_share_memory
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 
 
 def check_flat(kernel: str, *arrays) -> None:
@@ -17,6 +17,21 @@ def check_flat(kernel: str, *arrays) -> None:
             shapes = ", ".join(str(tuple(x.shape)) for x in arrays)
             raise ShapeError(f"{kernel}: takes flat (1-D) arrays of one size, got shapes "
                              f"{shapes}; pass a.reshape(a.size) for a contiguous array")
+
+
+def check_flat_floats(kernel: str, *arrays, outputs: int = 1) -> None:
+    """check_flat, one float dtype (float32 or float64) for all, and the last
+    ``outputs`` arrays writable: the activations and sgd_step read and write past a
+    shorter array, compute garbage from integers (sigmoid of uint8 1 gave 0), and
+    numba's own error for a read-only output named no argument (fuzz round 46)."""
+    check_flat(kernel, *arrays)
+    dtype = np.dtype(arrays[0].dtype)
+    if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):
+        raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
+                         f"{', '.join(np.dtype(a.dtype).name for a in arrays)}")
+    if any(isinstance(a, np.ndarray) and not a.flags.writeable for a in arrays[-outputs:]):
+        raise ShapeError(f"{kernel}: its output is read-only; write into an array of its "
+                         f"own (self._buffer(...))")
 
 
 def check_apart(kernel: str, out, a, b) -> None:

@@ -3,10 +3,13 @@ each formula of :mod:`nnumba.kernels.formulas`.  Layers pass ``x.reshape(-1)``
 views, so one kernel serves every shape.  Each writes its output in full:
 forward ``y[i] = f(x[i])``; backward ``dl_dx[i] = dl_dy[i] * f'`` with f' taken
 from the forward *output* y, which is all it needs."""
+import inspect
+
 from numba import njit, prange
 
 from .. import formulas as f
 from ..cache_stamp import stamp
+from ..flat import check_flat_floats
 
 _OPTS = dict(parallel=True, cache=True, fastmath=f.NAN_EXACT)
 _relu, _relu_grad = njit(inline="always")(f.relu), njit(inline="always")(f.relu_grad)
@@ -16,14 +19,14 @@ _threshold = njit(inline="always")(f.threshold)
 
 
 @njit(**_OPTS)
-def relu_forward(x, y):
+def _relu_forward(x, y):
     """y = max(x, 0) (NaN stays NaN)."""
     for i in prange(x.size):
         _relu(x, y, i)
 
 
 @njit(**_OPTS)
-def relu_backward(y, dl_dy, dl_dx):
+def _relu_backward(y, dl_dy, dl_dx):
     """dl_dx = dl_dy where the output y > 0, else 0."""
     for i in prange(y.size):
         _relu_grad(y, dl_dy, dl_dx, i)
@@ -33,38 +36,59 @@ def relu_backward(y, dl_dy, dl_dx):
 # division differently in vector lanes than in the scalar tail (a result depending
 # on the element's position: sigmoid(0) gave 0.49999997 or 0.5 in float32).
 @njit(parallel=True, cache=True)
-def tanh_forward(x, y):
+def _tanh_forward(x, y):
     """y = tanh(x)."""
     for i in prange(x.size):
         _tanh(x, y, i)
 
 
 @njit(**_OPTS)
-def tanh_backward(y, dl_dy, dl_dx):
+def _tanh_backward(y, dl_dy, dl_dx):
     """dl_dx = dl_dy * (1 - y**2), y the forward output."""
     for i in prange(y.size):
         _tanh_grad(y, dl_dy, dl_dx, i)
 
 
 @njit(parallel=True, cache=True)
-def sigmoid_forward(x, y):
+def _sigmoid_forward(x, y):
     """y = 1 / (1 + exp(-x))."""
     for i in prange(x.size):
         _sigmoid(x, y, i)
 
 
 @njit(**_OPTS)
-def sigmoid_backward(y, dl_dy, dl_dx):
+def _sigmoid_backward(y, dl_dy, dl_dx):
     """dl_dx = dl_dy * y * (1 - y), y the forward output."""
     for i in prange(y.size):
         _sigmoid_grad(y, dl_dy, dl_dx, i)
 
 
 @njit(**_OPTS)
-def threshold_forward(x, y):
+def _threshold_forward(x, y):
     """y = 1 where x >= 0, else -1 (the lecture's sign unit; it has no gradient)."""
     for i in prange(x.size):
         _threshold(x, y, i)
+
+
+def _checked(kernel, name):
+    """``kernel`` behind check_flat_floats: numba checks no bounds, and a shorter output
+    was written past its end (heap corruption)."""
+    def run(*arrays):
+        check_flat_floats(name, *arrays)
+        kernel(*arrays)
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = kernel.__doc__
+    run.__signature__ = inspect.signature(kernel.py_func)
+    return run
+
+
+relu_forward = _checked(_relu_forward, "relu_forward")
+relu_backward = _checked(_relu_backward, "relu_backward")
+tanh_forward = _checked(_tanh_forward, "tanh_forward")
+tanh_backward = _checked(_tanh_backward, "tanh_backward")
+sigmoid_forward = _checked(_sigmoid_forward, "sigmoid_forward")
+sigmoid_backward = _checked(_sigmoid_backward, "sigmoid_backward")
+threshold_forward = _checked(_threshold_forward, "threshold_forward")
 
 
 stamp(globals())  # the disk cache follows every kernel source

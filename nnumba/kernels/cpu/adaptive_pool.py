@@ -10,6 +10,8 @@ from numba import njit, prange
 
 from .. import formulas
 from ..cache_stamp import stamp
+from ..window_checks import check_arrays
+from ...errors import ShapeError
 from .layout import _copy_run
 
 # No fastmath: the formulas scale each value before summing (no overflow near the
@@ -21,7 +23,7 @@ _avg_grad = njit(inline="always")(formulas.adaptive_avg_grad)
 
 
 @njit(**_OPTS)
-def adaptive_avgpool2d_forward(x, y):
+def _adaptive_avgpool2d_forward(x, y):
     """y (N, C, Ho, Wo) = the mean of each bin of x (N, C, H, W)."""
     N, C, Ho, Wo = y.shape
     if Ho == x.shape[2] and Wo == x.shape[3]:
@@ -36,7 +38,7 @@ def adaptive_avgpool2d_forward(x, y):
 
 
 @njit(**_OPTS)
-def adaptive_avgpool2d_backward(dl_dy, dl_dx):
+def _adaptive_avgpool2d_backward(dl_dy, dl_dx):
     """dl_dx (N, C, H, W) = each output's gradient spread evenly over its bin (written fully)."""
     N, C, H, W = dl_dx.shape
     if H == dl_dy.shape[2] and W == dl_dy.shape[3]:  # one-pixel bins
@@ -47,6 +49,25 @@ def adaptive_avgpool2d_backward(dl_dy, dl_dx):
         for r in range(H):
             for q in range(W):
                 _avg_grad(dl_dy, dl_dx, n, c, r, q)
+
+
+def _check(name, inputs, output, x, y):
+    check_arrays(name, inputs, [output])
+    if x.ndim != 4 or y.ndim != 4 or x.shape[:2] != y.shape[:2] or 0 in x.shape or 0 in y.shape:
+        raise ShapeError(f"{name}: takes x (N, C, H, W) and y (N, C, Ho, Wo), got {x.shape} "
+                         f"and {y.shape}")
+
+
+def adaptive_avgpool2d_forward(x, y):
+    """y (N, C, Ho, Wo) = the mean of each bin of x (N, C, H, W)."""
+    _check("adaptive_avgpool2d_forward", [x], y, x, y)
+    _adaptive_avgpool2d_forward(x, y)
+
+
+def adaptive_avgpool2d_backward(dl_dy, dl_dx):
+    """dl_dx (N, C, H, W) = each output's gradient spread evenly over its bin (written fully)."""
+    _check("adaptive_avgpool2d_backward", [dl_dy], dl_dx, dl_dx, dl_dy)
+    _adaptive_avgpool2d_backward(dl_dy, dl_dx)
 
 
 stamp(globals())  # the disk cache follows every kernel source

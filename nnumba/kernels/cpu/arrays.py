@@ -4,6 +4,7 @@ import numpy as np
 from numba import njit, prange
 from ..cache_stamp import stamp
 from ..flat import check_flat
+from ...errors import ShapeError
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
 # From this many elements on, fill and gather_rows split the work between the cores.
@@ -66,6 +67,9 @@ def accumulate(dst, src):
 
 @njit(**_OPTS)
 def _gather_rows(src, idx, dst):
+    for r in range(idx.size):  # (a serial pass: numba checks no bounds)
+        if idx[r] < 0 or idx[r] >= src.shape[0]:
+            raise ShapeError("gather_rows: an index lies outside [0, len(src))")
     for r in prange(idx.size):  # faster than np.take with out=
         s = src[idx[r]]
         d = dst[r]
@@ -75,10 +79,17 @@ def _gather_rows(src, idx, dst):
 
 def gather_rows(src, idx, dst):
     """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M)."""
+    if src.ndim != 2 or idx.ndim != 1 or dst.shape != (idx.size, src.shape[1]) or \
+            dst.dtype != src.dtype or idx.dtype != np.int64:
+        raise ShapeError(f"gather_rows: takes src (M, F), idx (R,) int64 and dst (R, F) of "
+                         f"src's dtype, got {src.dtype} {src.shape}, {idx.dtype} {idx.shape}, "
+                         f"{dst.dtype} {dst.shape}")
     if dst.size >= _PARALLEL_FROM:
         _gather_rows(src, idx, dst)
-    else:
-        np.take(src, idx, axis=0, out=dst)  # the labels: no kernel, no thread launch
+        return dst
+    if idx.size and (idx.min() < 0 or idx.max() >= len(src)):  # (np.take: -1 is the last)
+        raise ShapeError("gather_rows: an index lies outside [0, len(src))")
+    np.take(src, idx, axis=0, out=dst)  # the labels: no kernel, no thread launch
     return dst
 
 

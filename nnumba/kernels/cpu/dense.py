@@ -1,11 +1,14 @@
 """The dense layer's kernels: the matmul (BLAS, :mod:`.blas`) and the bias kernels
 around it."""
+import inspect
+
 import numpy as np
 from numba import njit
 
 from .. import formulas
 from .blas import gemm
 from ..flat import check_apart
+from ...errors import ShapeError
 from ..cache_stamp import stamp
 
 # The bias kernels are serial: a dense layer's output is a few hundred kB, which one
@@ -19,10 +22,12 @@ _relu_grad = njit(inline="always")(formulas.relu_grad)
 def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     """out (M, N) = op(a) @ op(b), or += with ``accumulate``; op transposes
     when asked.  2-D, one float dtype.  Returns out."""
+    if a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
+        raise ShapeError(f"matmul: takes 2-D arrays, got {a.shape}, {b.shape} and {out.shape}")
     A = a.T if trans_a else a
     B = b.T if trans_b else b
     if A.shape[0] != out.shape[0] or B.shape[1] != out.shape[1] or A.shape[1] != B.shape[0]:
-        raise ValueError(f"matmul: op(a) {A.shape[0]}x{A.shape[1]} @ op(b) "
+        raise ShapeError(f"matmul: op(a) {A.shape[0]}x{A.shape[1]} @ op(b) "
                          f"{B.shape[0]}x{B.shape[1]} does not give out {out.shape[0]}x{out.shape[1]}")
     check_apart("matmul", out, a, b)
     return gemm(A, B, out, accumulate)
@@ -30,15 +35,15 @@ def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
 
 @njit(inline="always")
 def _check_bias(y, b):
-    # numba checks no bounds: a plugin's (N, C, L) array or a bias of another width
-    # read and wrote past the arrays (the layers check their own shapes)
-    if y.ndim != 2 or b.ndim != 1 or b.size != y.shape[1]:
-        raise ValueError("add_bias, add_bias_relu, accumulate_bias_grad, relu_backward_bias_grad: "
+    # numba checks no bounds: a bias of another width read and wrote past the arrays
+    # (the layers check their own shapes; the wrappers below, the number of axes)
+    if b.size != y.shape[1]:
+        raise ShapeError("add_bias, add_bias_relu, accumulate_bias_grad, relu_backward_bias_grad: "
                          "take an (N, D) array and a (D,) bias or gradient")
 
 
 @njit(**_SEQ)
-def add_bias(y, b):
+def _add_bias(y, b):
     """y (N, D) += b (D,) on every row."""
     _check_bias(y, b)
     for i in range(y.shape[0]):
@@ -47,7 +52,7 @@ def add_bias(y, b):
 
 
 @njit(**_SEQ)
-def accumulate_bias_grad(dl_dy, db):
+def _accumulate_bias_grad(dl_dy, db):
     """db (D,) += column sums of dl_dy (N, D), summed in float64: one float32 sum of
     many rows (a large batch, or a plugin's scalar parameter: D = 1) drifts by 1e-4."""
     _check_bias(dl_dy, db)
@@ -60,7 +65,7 @@ def accumulate_bias_grad(dl_dy, db):
 
 
 @njit(**_SEQ)
-def add_bias_relu(y, b):
+def _add_bias_relu(y, b):
     """y (N, D) = relu(y + b) on every row (a Linear and the ReLU after it)."""
     _check_bias(y, b)
     for i in range(y.shape[0]):
@@ -69,13 +74,13 @@ def add_bias_relu(y, b):
 
 
 @njit(**_SEQ)
-def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
+def _relu_backward_bias_grad(y, dl_dy, dl_ds, db):
     """dl_ds (N, D) = dl_dy where the ReLU's output y > 0, else 0; db (D,) += its
     column sums (in float64, as accumulate_bias_grad)."""
     _check_bias(y, db)
     n, d = y.shape
     if dl_dy.shape != y.shape or dl_ds.shape != y.shape:
-        raise ValueError("relu_backward_bias_grad: y, dl_dy and dl_ds differ in shape")
+        raise ShapeError("relu_backward_bias_grad: y, dl_dy and dl_ds differ in shape")
     acc = np.zeros(d, np.float64)
     for i in range(n):  # row views: the flat index i * d + j kept the loop from vectorising
         yr, gr, sr = y[i], dl_dy[i], dl_ds[i]
@@ -84,6 +89,34 @@ def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
             acc[j] += sr[j]
     for j in range(d):
         db[j] += acc[j]
+
+
+def _two_axes(kernel, name):
+    """``kernel`` after a check of its arrays' axes: an (N, C, L) array or a 2-D bias
+    was numba's TypingError, which named no argument."""
+    def run(y, b):
+        if y.ndim != 2 or b.ndim != 1:
+            raise ShapeError(f"{name}: takes an (N, D) array and a (D,) bias or gradient, got "
+                             f"{y.shape} and {b.shape}")
+        kernel(y, b)
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = kernel.__doc__
+    run.__signature__ = inspect.signature(kernel.py_func)
+    return run
+
+
+add_bias = _two_axes(_add_bias, "add_bias")
+add_bias_relu = _two_axes(_add_bias_relu, "add_bias_relu")
+accumulate_bias_grad = _two_axes(_accumulate_bias_grad, "accumulate_bias_grad")
+
+
+def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
+    """dl_ds (N, D) = dl_dy where the ReLU's output y > 0, else 0; db (D,) += its
+    column sums (in float64, as accumulate_bias_grad)."""
+    if y.ndim != 2 or dl_dy.ndim != 2 or dl_ds.ndim != 2 or db.ndim != 1:
+        raise ShapeError(f"relu_backward_bias_grad: takes (N, D) arrays and a (D,) gradient, "
+                         f"got {y.shape}, {dl_dy.shape}, {dl_ds.shape} and {db.shape}")
+    _relu_backward_bias_grad(y, dl_dy, dl_ds, db)
 
 
 stamp(globals())  # the disk cache follows every kernel source

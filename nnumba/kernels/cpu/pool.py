@@ -43,6 +43,8 @@ from numba import njit
 from .. import formulas
 from ..geometry import pair
 from ..cache_stamp import stamp
+from ..window_checks import check_argmax, check_arrays, check_pool
+from ...errors import ShapeError
 from .blocks import run_blocks
 
 # The max-pools propagate NaN, as PyTorch's: fastmath without its no-NaN assumption,
@@ -302,6 +304,10 @@ def _planes(a):
 
 
 def _maxpool_fwd(x, kernel, stride, out, argmax_out, relu):
+    name = "relu_maxpool2d_forward" if relu else "maxpool2d_forward"
+    check_arrays(name, [x], [out])
+    check_pool(name, x.shape, kernel, stride, out.shape)
+    check_argmax(name, argmax_out, out.shape)
     (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     H, W = x.shape[2], x.shape[3]
     if out.size == 0:
@@ -335,6 +341,12 @@ def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
 
 
 def _maxpool_bwd(dy, argmax, relu, y, dx):
+    name = "relu_maxpool2d_backward" if relu else "maxpool2d_backward"
+    check_arrays(name, [dy, y], [dx])
+    if dy.ndim != 4 or dx.ndim != 4 or dx.shape[:2] != dy.shape[:2] or y.shape != dy.shape:
+        raise ShapeError(f"{name}: takes dy (N, C, Ho, Wo), the forward's output of its shape "
+                         f"and dx (N, C, H, W), got {dy.shape}, {y.shape} and {dx.shape}")
+    check_argmax(name, argmax, dy.shape, dx.shape[2] * dx.shape[3])
     if dx.size:
         am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)
         nplanes, pb = dx.shape[0] * dx.shape[1], _per_block(dx.shape[2] * dx.shape[3])
@@ -356,6 +368,11 @@ def relu_maxpool2d_backward(dy, argmax, out, dx_out):
 
 
 def _avgpool(plane_body, src, kernel, stride, dst):
+    forward = plane_body is _avgpool_fwd_plane
+    name = "avgpool2d_forward" if forward else "avgpool2d_backward"
+    check_arrays(name, [src], [dst])
+    check_pool(name, *((src.shape, kernel, stride, dst.shape) if forward else
+                       (dst.shape, kernel, stride, src.shape)))
     if dst.size:
         run_blocks(plane_body, dst.shape[0] * dst.shape[1], src, *pair(kernel), *pair(stride), dst)
     return dst
