@@ -224,7 +224,7 @@ def _marker(model, loss, x, y, batch_size) -> Path | None:
     the cache location is unknown."""
     from .kernels.cpu import arrays, optim
     try:
-        cache_dir = Path(optim.sgd_step.stats.cache_path)
+        cache_dir = Path(optim._sgd_step.stats.cache_path)
     except (AttributeError, TypeError):
         return None
     import numba

@@ -78,7 +78,7 @@ def _checked(kernel, name):
         kernel(*arrays)
     run.__name__ = run.__qualname__ = name
     run.__doc__ = kernel.__doc__
-    run.__signature__ = inspect.signature(kernel.py_func)
+    run.__signature__ = inspect.signature(getattr(kernel, "py_func", kernel))  # (NUMBA_DISABLE_JIT)
     return run
 
 

@@ -101,7 +101,7 @@ def _two_axes(kernel, name):
         kernel(y, b)
     run.__name__ = run.__qualname__ = name
     run.__doc__ = kernel.__doc__
-    run.__signature__ = inspect.signature(kernel.py_func)
+    run.__signature__ = inspect.signature(getattr(kernel, "py_func", kernel))  # (NUMBA_DISABLE_JIT)
     return run
 
 
