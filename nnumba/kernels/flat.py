@@ -3,6 +3,8 @@ no bounds, and such a kernel loops over its first array's size, so a 2-D array (
 reshape forgotten: `fill` takes any shape) or a shorter second array made it write
 rows past the end of the buffer (heap corruption on the CPU, an IndexError in the
 CUDA simulator, silent writes on a GPU)."""
+import inspect
+
 import numpy as np
 
 from ..device import may_share_memory
@@ -61,3 +63,15 @@ def check_bias(kernel: str, y, b) -> None:
     if y.ndim != 2 or b.ndim != 1 or b.shape[0] != y.shape[1]:
         raise ShapeError(f"{kernel}: takes an (N, D) array and a (D,) bias or gradient, got "
                          f"{tuple(y.shape)} and {tuple(b.shape)}")
+
+
+def checked(kernel, name: str, check):
+    """``kernel`` (a numba dispatcher; its plain function under NUMBA_DISABLE_JIT) behind
+    ``check(name, *arrays)``, with its name, docstring and signature."""
+    def run(*arrays):
+        check(name, *arrays)
+        kernel(*arrays)
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = kernel.__doc__
+    run.__signature__ = inspect.signature(getattr(kernel, "py_func", kernel))
+    return run

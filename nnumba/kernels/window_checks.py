@@ -21,7 +21,7 @@ def _pair(kernel: str, name: str, value, least: int) -> tuple[int, int]:
 
 
 def check_arrays(kernel: str, inputs, outputs) -> None:
-    """4-D float arrays of one dtype; the outputs C-contiguous and writable."""
+    """Float arrays of one dtype (None skipped); the outputs C-contiguous and writable."""
     arrays = [a for a in (*inputs, *outputs) if a is not None]
     dtype = np.dtype(arrays[0].dtype)
     if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):

@@ -3,13 +3,11 @@ each formula of :mod:`nnumba.kernels.formulas`.  Layers pass ``x.reshape(-1)``
 views, so one kernel serves every shape.  Each writes its output in full:
 forward ``y[i] = f(x[i])``; backward ``dl_dx[i] = dl_dy[i] * f'`` with f' taken
 from the forward *output* y, which is all it needs."""
-import inspect
-
 from numba import njit, prange
 
 from .. import formulas as f
 from ..cache_stamp import stamp
-from ..flat import check_flat_floats
+from ..flat import check_flat_floats, checked
 
 _OPTS = dict(parallel=True, cache=True, fastmath=f.NAN_EXACT)
 _relu, _relu_grad = njit(inline="always")(f.relu), njit(inline="always")(f.relu_grad)
@@ -70,25 +68,14 @@ def _threshold_forward(x, y):
         _threshold(x, y, i)
 
 
-def _checked(kernel, name):
-    """``kernel`` behind check_flat_floats: numba checks no bounds, and a shorter output
-    was written past its end (heap corruption)."""
-    def run(*arrays):
-        check_flat_floats(name, *arrays)
-        kernel(*arrays)
-    run.__name__ = run.__qualname__ = name
-    run.__doc__ = kernel.__doc__
-    run.__signature__ = inspect.signature(getattr(kernel, "py_func", kernel))  # (NUMBA_DISABLE_JIT)
-    return run
-
-
-relu_forward = _checked(_relu_forward, "relu_forward")
-relu_backward = _checked(_relu_backward, "relu_backward")
-tanh_forward = _checked(_tanh_forward, "tanh_forward")
-tanh_backward = _checked(_tanh_backward, "tanh_backward")
-sigmoid_forward = _checked(_sigmoid_forward, "sigmoid_forward")
-sigmoid_backward = _checked(_sigmoid_backward, "sigmoid_backward")
-threshold_forward = _checked(_threshold_forward, "threshold_forward")
+# numba checks no bounds: a shorter output was written past its end (heap corruption)
+relu_forward = checked(_relu_forward, "relu_forward", check_flat_floats)
+relu_backward = checked(_relu_backward, "relu_backward", check_flat_floats)
+tanh_forward = checked(_tanh_forward, "tanh_forward", check_flat_floats)
+tanh_backward = checked(_tanh_backward, "tanh_backward", check_flat_floats)
+sigmoid_forward = checked(_sigmoid_forward, "sigmoid_forward", check_flat_floats)
+sigmoid_backward = checked(_sigmoid_backward, "sigmoid_backward", check_flat_floats)
+threshold_forward = checked(_threshold_forward, "threshold_forward", check_flat_floats)
 
 
 stamp(globals())  # the disk cache follows every kernel source

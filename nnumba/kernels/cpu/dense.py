@@ -1,13 +1,11 @@
 """The dense layer's kernels: the matmul (BLAS, :mod:`.blas`) and the bias kernels
 around it."""
-import inspect
-
 import numpy as np
 from numba import njit
 
 from .. import formulas
 from .blas import gemm
-from ..flat import check_apart
+from ..flat import check_apart, checked
 from ...errors import ShapeError
 from ..cache_stamp import stamp
 
@@ -91,23 +89,16 @@ def _relu_backward_bias_grad(y, dl_dy, dl_ds, db):
         db[j] += acc[j]
 
 
-def _two_axes(kernel, name):
-    """``kernel`` after a check of its arrays' axes: an (N, C, L) array or a 2-D bias
-    was numba's TypingError, which named no argument."""
-    def run(y, b):
-        if y.ndim != 2 or b.ndim != 1:
-            raise ShapeError(f"{name}: takes an (N, D) array and a (D,) bias or gradient, got "
-                             f"{y.shape} and {b.shape}")
-        kernel(y, b)
-    run.__name__ = run.__qualname__ = name
-    run.__doc__ = kernel.__doc__
-    run.__signature__ = inspect.signature(getattr(kernel, "py_func", kernel))  # (NUMBA_DISABLE_JIT)
-    return run
+def _two_axes(name, y, b):
+    # an (N, C, L) array or a 2-D bias was numba's TypingError, which named no argument
+    if y.ndim != 2 or b.ndim != 1:
+        raise ShapeError(f"{name}: takes an (N, D) array and a (D,) bias or gradient, got "
+                         f"{y.shape} and {b.shape}")
 
 
-add_bias = _two_axes(_add_bias, "add_bias")
-add_bias_relu = _two_axes(_add_bias_relu, "add_bias_relu")
-accumulate_bias_grad = _two_axes(_accumulate_bias_grad, "accumulate_bias_grad")
+add_bias = checked(_add_bias, "add_bias", _two_axes)
+add_bias_relu = checked(_add_bias_relu, "add_bias_relu", _two_axes)
+accumulate_bias_grad = checked(_accumulate_bias_grad, "accumulate_bias_grad", _two_axes)
 
 
 def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
