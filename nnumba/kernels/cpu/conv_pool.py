@@ -100,20 +100,20 @@ def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride
     output.  Both written fully.  Returns out."""
     name = "conv2d_relu_maxpool2d_forward"
     check_arrays(name, [x, w, b], [out])
-    check_pool(name, conv_shape(name, x.shape, w.shape, stride, pad), pool_kernel, pool_stride,
-               out.shape)
+    shape = conv_shape(name, x.shape, w.shape, stride, pad)
+    check_pool(name, shape, pool_kernel, pool_stride, out.shape)
     check_argmax(name, argmax_out, out.shape)
     if b is not None and b.shape != (w.shape[0],):
         raise ShapeError(f"{name}: the bias must have shape ({w.shape[0]},), got {b.shape}")
     if out.size == 0:
         return out
     if not _in_cache(x, w, stride, pad, argmax_out, (pool_kernel, pool_stride)):
-        y = scratch("conv_pool", conv2d_output_array_shape(x.shape, w.shape, stride, pad), x.dtype)
+        y = scratch("conv_pool", shape, x.dtype)
         conv2d_forward(x, w, b, stride, pad, y)
         return relu_maxpool2d_forward(y, pool_kernel, pool_stride, out, argmax_out)
     (sh, sw), (ph, pw), (pkh, pkw), (psh, _) = (pair(stride), pair(pad), pair(pool_kernel),
                                                 pair(pool_stride))
-    D, Ho, Wo = conv2d_output_array_shape(x.shape, w.shape, stride, pad)[1:]
+    D, Ho, Wo = shape[1:]
     b = np.zeros(D, x.dtype) if b is None else b
     offs, wt = _tap_weights(w, Ho, Wo, sh)
     conv_args = (x, offs, wt, b, w.shape[2], w.shape[3], sh, sw, ph, pw, *_runs(Ho, Wo, sh),
@@ -136,17 +136,16 @@ def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, d
     and argmax, and dy = dL/dout."""
     name = "conv2d_relu_maxpool2d_backward"
     check_arrays(name, [x, w, dy, out], [dw_out, db_out, dx_out])
-    conv = conv_shape(name, x.shape, w.shape, stride, pad)
-    if dy.shape != out.shape or dy.ndim != 4 or dy.shape[:2] != conv[:2] or \
+    shape = conv_shape(name, x.shape, w.shape, stride, pad)
+    if dy.shape != out.shape or dy.ndim != 4 or dy.shape[:2] != shape[:2] or \
             dw_out.shape != w.shape or (db_out is not None and db_out.shape != (w.shape[0],)) \
             or (dx_out is not None and dx_out.shape != x.shape):
         raise ShapeError(f"{name}: dy and out (N, D, Po, Qo) of the forward's output, dw_out "
                          f"of w's shape, db_out (D,) and dx_out of x's: got dy {dy.shape}, out "
                          f"{out.shape}, dw_out {dw_out.shape} for x {x.shape} and w {w.shape}")
-    check_argmax(name, argmax, dy.shape, conv[2] * conv[3])
+    check_argmax(name, argmax, dy.shape, shape[2] * shape[3])
     if x.shape[0] == 0 or dw_out.size == 0:
         return
-    shape = conv2d_output_array_shape(x.shape, w.shape, stride, pad)
     if dx_out is None and _in_cache(x, w, stride, pad, argmax):
         (sh, sw), (ph, pw), (D, Ho, Wo) = pair(stride), pair(pad), shape[1:]
         db = scratch("db_discard", (D,), w.dtype) if db_out is None else db_out
