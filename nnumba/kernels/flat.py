@@ -36,16 +36,33 @@ def check_flat_floats(kernel: str, *arrays, outputs: int = 1) -> None:
                          f"own (self._buffer(...))")
 
 
+def check_matmul(a, b, out, trans_a, trans_b) -> None:
+    """2-D arrays of one float dtype whose shapes multiply, the output apart from both."""
+    if a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
+        raise ShapeError(f"matmul: takes 2-D arrays, got {tuple(a.shape)}, {tuple(b.shape)} "
+                         f"and {tuple(out.shape)}")
+    (am, ak), (bk, bn) = (a.shape[::-1] if trans_a else a.shape), \
+        (b.shape[::-1] if trans_b else b.shape)
+    if am != out.shape[0] or bn != out.shape[1] or ak != bk:
+        raise ShapeError(f"matmul: op(a) {am}x{ak} @ op(b) {bk}x{bn} does not give out "
+                         f"{out.shape[0]}x{out.shape[1]}")
+    dtype = np.dtype(out.dtype)
+    if dtype not in (np.float32, np.float64) or a.dtype != dtype or b.dtype != dtype:
+        raise DTypeError(f"matmul: takes float32 or float64 arrays of one dtype, got "
+                         f"{', '.join(np.dtype(x.dtype).name for x in (a, b, out))}")
+    check_apart("matmul", out, a, b)
+
+
 def check_apart(kernel: str, out, a, b) -> None:
     """ShapeError where ``out`` overlaps input ``a`` or ``b`` in memory: the kernels
     read their inputs while they write (a matmul into its own input gave the right
     answer at a kit's small sizes and errors of ~190 at 64 x 64)."""
-    if _overlap(out, a) or _overlap(out, b):
+    if overlap(out, a) or overlap(out, b):
         raise ShapeError(f"{kernel}: the output overlaps an input in memory; write into "
                          f"an array of its own (self._buffer(...))")
 
 
-def _overlap(out, a) -> bool:
+def overlap(out, a) -> bool:
     """The spans' test (every matmul: cheap), then numpy's exact one for two views that
     interleave without sharing an element (an RNN's hs[:, 0] and hs[:, 1])."""
     if not may_share_memory(out, a):

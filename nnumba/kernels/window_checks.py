@@ -33,7 +33,10 @@ def check_arrays(kernel: str, inputs, outputs) -> None:
 
 
 def _output(kernel: str, a) -> None:
-    if isinstance(a, np.ndarray) and not (a.flags.c_contiguous and a.flags.writeable):
+    # (a numba device array says whether it is C-contiguous; it is always writable)
+    fit = a.flags.c_contiguous and a.flags.writeable if isinstance(a, np.ndarray) else \
+        getattr(a, "is_c_contiguous", lambda: True)()
+    if not fit:
         raise ShapeError(f"{kernel}: an output must be C-contiguous and writable (an array "
                          f"from self._buffer), got shape {a.shape} strides {a.strides}")
 
@@ -78,5 +81,62 @@ def check_argmax(kernel: str, argmax, y_shape, plane: int | None = None) -> None
                          f"{tuple(y_shape)}, got {np.dtype(argmax.dtype).name} {tuple(argmax.shape)}")
     if plane is None:  # (the forward's output)
         _output(kernel, argmax)
-    elif argmax.size and (argmax.min() < 0 or argmax.max() >= plane):
+    # (a device's kernel guards each index as it reads it: no copy to the host here)
+    elif isinstance(argmax, np.ndarray) and argmax.size and \
+            (argmax.min() < 0 or argmax.max() >= plane):
         raise ShapeError(f"{kernel}: argmax holds an index outside its plane of {plane} values")
+
+
+def check_channel_bias(kernel: str, b, channels: int) -> None:
+    """A bias (or its gradient) of one value per output channel, or None."""
+    if b is not None and tuple(b.shape) != (channels,):
+        raise ShapeError(f"{kernel}: the bias (or its gradient) must have shape ({channels},), "
+                         f"one per output channel, got {tuple(b.shape)}")
+
+
+def check_unpool(kernel: str, dy, y, dx) -> None:
+    """A max-pool's backward: dy (N, C, Ho, Wo), the forward's output y of its shape,
+    dx (N, C, H, W)."""
+    if dy.ndim != 4 or dx.ndim != 4 or tuple(dx.shape[:2]) != tuple(dy.shape[:2]) or \
+            tuple(y.shape) != tuple(dy.shape):
+        raise ShapeError(f"{kernel}: takes dy (N, C, Ho, Wo), the forward's output of its "
+                         f"shape and dx (N, C, H, W), got {tuple(dy.shape)}, {tuple(y.shape)} "
+                         f"and {tuple(dx.shape)}")
+
+
+def check_adaptive(kernel: str, x, y) -> None:
+    """An adaptive pool's x (N, C, H, W) and y (N, C, Ho, Wo), none empty."""
+    if x.ndim != 4 or y.ndim != 4 or tuple(x.shape[:2]) != tuple(y.shape[:2]) or \
+            0 in x.shape or 0 in y.shape:
+        raise ShapeError(f"{kernel}: takes x (N, C, H, W) and y (N, C, Ho, Wo), got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+
+
+def check_conv_pool(kernel: str, x, w, b, stride, pad, pool_kernel, pool_stride, out,
+                    argmax) -> tuple:
+    """The fused convolution + ReLU + max-pool forward's arguments; returns the
+    convolution's output shape."""
+    check_arrays(kernel, [x, w, b], [out])
+    shape = conv_shape(kernel, x.shape, w.shape, stride, pad)
+    check_pool(kernel, shape, pool_kernel, pool_stride, out.shape)
+    check_argmax(kernel, argmax, out.shape)
+    check_channel_bias(kernel, b, w.shape[0])
+    return shape
+
+
+def check_conv_pool_backward(kernel: str, x, w, dy, argmax, out, stride, pad, dw, db,
+                             dx) -> tuple:
+    """Its backward's: dy and out of the forward's output shape, dw of w's, db (D,)
+    and dx of x's (None: not wanted); returns the convolution's output shape."""
+    check_arrays(kernel, [x, w, dy, out], [dw, db, dx])
+    shape = conv_shape(kernel, x.shape, w.shape, stride, pad)
+    if tuple(dy.shape) != tuple(out.shape) or dy.ndim != 4 or \
+            tuple(dy.shape[:2]) != tuple(shape[:2]) or tuple(dw.shape) != tuple(w.shape) or \
+            (dx is not None and tuple(dx.shape) != tuple(x.shape)):
+        raise ShapeError(f"{kernel}: dy and out (N, D, Po, Qo) of the forward's output, dw "
+                         f"of w's shape, db (D,) and dx of x's: got dy {tuple(dy.shape)}, out "
+                         f"{tuple(out.shape)}, dw {tuple(dw.shape)} for x {tuple(x.shape)} "
+                         f"and w {tuple(w.shape)}")
+    check_channel_bias(kernel, db, w.shape[0])
+    check_argmax(kernel, argmax, dy.shape, shape[2] * shape[3])
+    return shape

@@ -10,8 +10,7 @@ from numba import njit, prange
 
 from .. import formulas
 from ..cache_stamp import stamp
-from ..window_checks import check_arrays
-from ...errors import ShapeError
+from ..window_checks import check_adaptive, check_arrays
 from .layout import _copy_run
 
 # No fastmath: the formulas scale each value before summing (no overflow near the
@@ -51,22 +50,17 @@ def _adaptive_avgpool2d_backward(dl_dy, dl_dx):
                 _avg_grad(dl_dy, dl_dx, n, c, r, q)
 
 
-def _check(name, inputs, output, x, y):
-    check_arrays(name, inputs, [output])
-    if x.ndim != 4 or y.ndim != 4 or x.shape[:2] != y.shape[:2] or 0 in x.shape or 0 in y.shape:
-        raise ShapeError(f"{name}: takes x (N, C, H, W) and y (N, C, Ho, Wo), got {x.shape} "
-                         f"and {y.shape}")
-
-
 def adaptive_avgpool2d_forward(x, y):
     """y (N, C, Ho, Wo) = the mean of each bin of x (N, C, H, W)."""
-    _check("adaptive_avgpool2d_forward", [x], y, x, y)
+    check_arrays("adaptive_avgpool2d_forward", [x], [y])
+    check_adaptive("adaptive_avgpool2d_forward", x, y)
     _adaptive_avgpool2d_forward(x, y)
 
 
 def adaptive_avgpool2d_backward(dl_dy, dl_dx):
     """dl_dx (N, C, H, W) = each output's gradient spread evenly over its bin (written fully)."""
-    _check("adaptive_avgpool2d_backward", [dl_dy], dl_dx, dl_dx, dl_dy)
+    check_arrays("adaptive_avgpool2d_backward", [dl_dy], [dl_dx])
+    check_adaptive("adaptive_avgpool2d_backward", dl_dx, dl_dy)
     _adaptive_avgpool2d_backward(dl_dy, dl_dx)
 
 

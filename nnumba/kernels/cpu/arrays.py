@@ -4,6 +4,7 @@ import numpy as np
 from numba import njit, prange
 from ..cache_stamp import stamp
 from ..flat import check_flat
+from ..row_checks import check_gather
 from ...errors import ShapeError
 
 _OPTS = dict(parallel=True, cache=True, fastmath=True)
@@ -79,11 +80,7 @@ def _gather_rows(src, idx, dst):
 
 def gather_rows(src, idx, dst):
     """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M)."""
-    if src.ndim != 2 or idx.ndim != 1 or dst.shape != (idx.size, src.shape[1]) or \
-            dst.dtype != src.dtype or idx.dtype != np.int64:
-        raise ShapeError(f"gather_rows: takes src (M, F), idx (R,) int64 and dst (R, F) of "
-                         f"src's dtype, got {src.dtype} {src.shape}, {idx.dtype} {idx.shape}, "
-                         f"{dst.dtype} {dst.shape}")
+    check_gather(src, idx, dst)
     if dst.size >= _PARALLEL_FROM:
         _gather_rows(src, idx, dst)
         return dst

@@ -31,8 +31,7 @@ Each forward and each weight gradient starts it afresh.  None: nothing kept.
 import numpy as np
 
 from ..geometry import pair
-from ..window_checks import check_arrays, check_conv
-from ...errors import ShapeError
+from ..window_checks import check_arrays, check_channel_bias, check_conv
 from .conv_direct import forward_direct, weight_direct
 from .conv_gemm import forward_gemm, forward_gemm_images, input_gemm, weight_gemm
 from .conv_winograd import forward_winograd, growth, uses_winograd
@@ -73,7 +72,7 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     """out = cross-correlation of x with w, plus b (None: no bias).  Returns out."""
     check_arrays("conv2d_forward", [x, w, b], [out])
     check_conv("conv2d_forward", x.shape, w.shape, stride, pad, out.shape)
-    _check_bias("conv2d_forward", b, w.shape[0])
+    check_channel_bias("conv2d_forward", b, w.shape[0])
     if keep is not None:  # what is kept belongs to another input and gradient
         keep.pop("cols_of", None)
         keep.pop("dyt_of", None)
@@ -94,12 +93,6 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     return out
 
 
-def _check_bias(kernel, b, channels):
-    if b is not None and b.shape != (channels,):
-        raise ShapeError(f"{kernel}: the bias (or its gradient) must have shape ({channels},), "
-                         f"one per output channel, got {b.shape}")
-
-
 def _bounded(x, w) -> bool:
     """Whether Winograd's sums stay finite where the direct one does: the input tiles
     grow by up to (B^T's largest row sum)^2, the filters by G's, their products'
@@ -116,7 +109,7 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     input x and dy = dL/dout.  Race-free."""
     check_arrays("conv2d_backward_weight", [x, dy], [dw_out, db_out])
     check_conv("conv2d_backward_weight", x.shape, dw_out.shape, stride, pad, dy.shape)
-    _check_bias("conv2d_backward_weight", db_out, dw_out.shape[0])
+    check_channel_bias("conv2d_backward_weight", db_out, dw_out.shape[0])
     (sh, sw), (ph, pw) = pair(stride), pair(pad)
     if keep is not None:  # the dy kept belongs to an earlier step
         keep.pop("dyt_of", None)

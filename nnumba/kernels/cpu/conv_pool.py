@@ -24,8 +24,7 @@ from numba import njit
 
 from ..cache_stamp import stamp
 from ..geometry import conv2d_output_array_shape, pair
-from ..window_checks import check_argmax, check_arrays, check_pool, conv_shape
-from ...errors import ShapeError
+from ..window_checks import check_conv_pool, check_conv_pool_backward
 from .blocks import address, call, run_blocks
 from .conv import (DIRECT_TAPS, conv2d_backward_input, conv2d_backward_weight,
                    conv2d_forward, uses_direct)
@@ -98,13 +97,8 @@ def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride
     """out (N, D, Po, Qo) = maxpool(relu(conv(x, w) + b)); argmax_out (int32 or
     int64) the first maximum's flat index in its plane of the convolution's
     output.  Both written fully.  Returns out."""
-    name = "conv2d_relu_maxpool2d_forward"
-    check_arrays(name, [x, w, b], [out])
-    shape = conv_shape(name, x.shape, w.shape, stride, pad)
-    check_pool(name, shape, pool_kernel, pool_stride, out.shape)
-    check_argmax(name, argmax_out, out.shape)
-    if b is not None and b.shape != (w.shape[0],):
-        raise ShapeError(f"{name}: the bias must have shape ({w.shape[0]},), got {b.shape}")
+    shape = check_conv_pool("conv2d_relu_maxpool2d_forward", x, w, b, stride, pad, pool_kernel,
+                            pool_stride, out, argmax_out)
     if out.size == 0:
         return out
     if not _in_cache(x, w, stride, pad, argmax_out, (pool_kernel, pool_stride)):
@@ -134,16 +128,8 @@ def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, d
     """dw_out += dL/dw, db_out += dL/db (None: not wanted) and dx_out = dL/dx (None:
     not wanted) of conv2d_relu_maxpool2d_forward, given its input x, w, its out
     and argmax, and dy = dL/dout."""
-    name = "conv2d_relu_maxpool2d_backward"
-    check_arrays(name, [x, w, dy, out], [dw_out, db_out, dx_out])
-    shape = conv_shape(name, x.shape, w.shape, stride, pad)
-    if dy.shape != out.shape or dy.ndim != 4 or dy.shape[:2] != shape[:2] or \
-            dw_out.shape != w.shape or (db_out is not None and db_out.shape != (w.shape[0],)) \
-            or (dx_out is not None and dx_out.shape != x.shape):
-        raise ShapeError(f"{name}: dy and out (N, D, Po, Qo) of the forward's output, dw_out "
-                         f"of w's shape, db_out (D,) and dx_out of x's: got dy {dy.shape}, out "
-                         f"{out.shape}, dw_out {dw_out.shape} for x {x.shape} and w {w.shape}")
-    check_argmax(name, argmax, dy.shape, shape[2] * shape[3])
+    shape = check_conv_pool_backward("conv2d_relu_maxpool2d_backward", x, w, dy, argmax, out,
+                                     stride, pad, dw_out, db_out, dx_out)
     if x.shape[0] == 0 or dw_out.size == 0:
         return
     if dx_out is None and _in_cache(x, w, stride, pad, argmax):

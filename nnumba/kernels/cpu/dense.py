@@ -5,7 +5,7 @@ from numba import njit
 
 from .. import formulas
 from .blas import gemm
-from ..flat import check_apart, check_bias, checked
+from ..flat import check_bias, check_matmul, checked
 from ...errors import ShapeError
 from ..cache_stamp import stamp
 
@@ -20,14 +20,9 @@ _relu_grad = njit(inline="always")(formulas.relu_grad)
 def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     """out (M, N) = op(a) @ op(b), or += with ``accumulate``; op transposes
     when asked.  2-D, one float dtype.  Returns out."""
-    if a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
-        raise ShapeError(f"matmul: takes 2-D arrays, got {a.shape}, {b.shape} and {out.shape}")
+    check_matmul(a, b, out, trans_a, trans_b)
     A = a.T if trans_a else a
     B = b.T if trans_b else b
-    if A.shape[0] != out.shape[0] or B.shape[1] != out.shape[1] or A.shape[1] != B.shape[0]:
-        raise ShapeError(f"matmul: op(a) {A.shape[0]}x{A.shape[1]} @ op(b) "
-                         f"{B.shape[0]}x{B.shape[1]} does not give out {out.shape[0]}x{out.shape[1]}")
-    check_apart("matmul", out, a, b)
     return gemm(A, B, out, accumulate)
 
 

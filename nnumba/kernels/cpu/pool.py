@@ -43,8 +43,7 @@ from numba import njit
 from .. import formulas
 from ..geometry import pair
 from ..cache_stamp import stamp
-from ..window_checks import check_argmax, check_arrays, check_pool
-from ...errors import ShapeError
+from ..window_checks import check_argmax, check_arrays, check_pool, check_unpool
 from .blocks import run_blocks
 
 # The max-pools propagate NaN, as PyTorch's: fastmath without its no-NaN assumption,
@@ -343,9 +342,7 @@ def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
 def _maxpool_bwd(dy, argmax, relu, y, dx):
     name = "relu_maxpool2d_backward" if relu else "maxpool2d_backward"
     check_arrays(name, [dy, y], [dx])
-    if dy.ndim != 4 or dx.ndim != 4 or dx.shape[:2] != dy.shape[:2] or y.shape != dy.shape:
-        raise ShapeError(f"{name}: takes dy (N, C, Ho, Wo), the forward's output of its shape "
-                         f"and dx (N, C, H, W), got {dy.shape}, {y.shape} and {dx.shape}")
+    check_unpool(name, dy, y, dx)
     check_argmax(name, argmax, dy.shape, dx.shape[2] * dx.shape[3])
     if dx.size:
         am = argmax if argmax.dtype == np.int32 else argmax.astype(np.int32)

@@ -3,8 +3,12 @@ DeviceNDArray, C-contiguous), with the names and signatures of the CPU set
 (:data:`nnumba.kernels.KERNELS`).
 
 Nothing here is imported on the CPU path: importing numba.cuda costs time and
-needs the numba-cuda package (``pip install "nnumba[cuda]"``).  The kernels trust
-their callers (the layers) to have validated shapes and dtypes.
+needs the numba-cuda package (``pip install "nnumba[cuda]"``).  Each entry point
+runs the CPU set's argument checks first (shapes, dtypes, strides, C-contiguous
+outputs: :mod:`..flat`, :mod:`..row_checks`, :mod:`..window_checks`); values that
+only the device holds (indices, labels) are guarded in the kernels that read them,
+which write NaN (or a label -1) where one is out of range, for the checks after
+them to report.
 """
 from .activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                           tanh_backward, tanh_forward, threshold_forward)

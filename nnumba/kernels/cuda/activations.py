@@ -6,6 +6,7 @@ from numba import cuda
 
 from .. import formulas as f
 from ._grid import over
+from ..flat import check_flat_floats, checked
 from ..cache_stamp import stamp
 
 _device = cuda.jit(device=True, inline=True)
@@ -40,13 +41,18 @@ def _backward(unit, y, dl_dy, dl_dx):
             _sigmoid_grad(y, dl_dy, dl_dx, i)
 
 
-relu_forward = over(_forward, lead=(RELU,), name="relu_forward")
-relu_backward = over(_backward, lead=(RELU,), name="relu_backward")
-tanh_forward = over(_forward, lead=(TANH,), name="tanh_forward")
-tanh_backward = over(_backward, lead=(TANH,), name="tanh_backward")
-sigmoid_forward = over(_forward, lead=(SIGMOID,), name="sigmoid_forward")
-sigmoid_backward = over(_backward, lead=(SIGMOID,), name="sigmoid_backward")
-threshold_forward = over(_forward, lead=(THRESHOLD,), name="threshold_forward")
+def _unit(kernel, unit, name):
+    """The kernel set's function: the CPU set's check, then the launch."""
+    return checked(over(kernel, lead=(unit,), name=name), name, check_flat_floats)
+
+
+relu_forward = _unit(_forward, RELU, "relu_forward")
+relu_backward = _unit(_backward, RELU, "relu_backward")
+tanh_forward = _unit(_forward, TANH, "tanh_forward")
+tanh_backward = _unit(_backward, TANH, "tanh_backward")
+sigmoid_forward = _unit(_forward, SIGMOID, "sigmoid_forward")
+sigmoid_backward = _unit(_backward, SIGMOID, "sigmoid_backward")
+threshold_forward = _unit(_forward, THRESHOLD, "threshold_forward")
 
 
 stamp(globals())  # the disk cache follows every kernel source

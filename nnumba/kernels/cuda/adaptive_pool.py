@@ -5,6 +5,7 @@ from numba import cuda
 
 from .. import formulas
 from ._grid import over, unravel
+from ..window_checks import check_adaptive, check_arrays
 from ..cache_stamp import stamp
 
 _avg = cuda.jit(device=True, inline=True)(formulas.adaptive_avg)
@@ -27,8 +28,23 @@ def _adaptive_avgpool2d_backward(dl_dy, dl_dx):
         _avg_grad(dl_dy, dl_dx, n, c, r, q)
 
 
-adaptive_avgpool2d_forward = over(_adaptive_avgpool2d_forward, lambda x, y: y.size)
-adaptive_avgpool2d_backward = over(_adaptive_avgpool2d_backward, lambda dl_dy, dl_dx: dl_dx.size)
+_forward_all = over(_adaptive_avgpool2d_forward, lambda x, y: y.size)
+_backward_all = over(_adaptive_avgpool2d_backward, lambda dl_dy, dl_dx: dl_dx.size)
+
+
+# (the arrays checked first, as the CPU set's: a thread would index past a short input)
+def adaptive_avgpool2d_forward(x, y):
+    """y (N, C, Ho, Wo) = the mean of each bin of x (N, C, H, W)."""
+    check_arrays("adaptive_avgpool2d_forward", [x], [y])
+    check_adaptive("adaptive_avgpool2d_forward", x, y)
+    _forward_all(x, y)
+
+
+def adaptive_avgpool2d_backward(dl_dy, dl_dx):
+    """dl_dx (N, C, H, W) = each output's gradient spread evenly over its bin."""
+    check_arrays("adaptive_avgpool2d_backward", [dl_dy], [dl_dx])
+    check_adaptive("adaptive_avgpool2d_backward", dl_dx, dl_dy)
+    _backward_all(dl_dy, dl_dx)
 
 
 stamp(globals())  # the disk cache follows every kernel source

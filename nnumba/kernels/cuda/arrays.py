@@ -9,6 +9,7 @@ from numba import cuda
 from ._grid import device_empty, launch_1d, over, to_host
 from ..cache_stamp import stamp
 from ..flat import check_flat
+from ..row_checks import check_gather
 
 
 @cuda.jit(cache=True)
@@ -67,18 +68,24 @@ def accumulate(dst, src):
 
 
 @cuda.jit(cache=True)
-def _gather_rows(src, idx, dst):
+def _gather_rows(src, idx, dst, missing):
     # dst[r, :] = src[idx[r], :]; consecutive threads copy consecutive columns.
     rows, cols = dst.shape
     for t in range(cuda.grid(1), rows * cols, cuda.gridsize(1)):
         r = t // cols
-        dst[r, t - r * cols] = src[idx[r], t - r * cols]
+        i = idx[r]
+        dst[r, t - r * cols] = src[i, t - r * cols] if 0 <= i < src.shape[0] else missing
 
 
 def gather_rows(src, idx, dst):
-    """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M) (the caller
-    guarantees the range: these are permutation indices)."""
-    launch_1d(_gather_rows, dst.size)(src, idx, dst)
+    """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M).  The shapes are
+    checked first (the CPU set's check); an index outside [0, M) fills its row with
+    NaN, or -1 for integer labels, which the input and label checks after it report
+    (the CPU set raises: checking the indices here would copy them to the host)."""
+    check_gather(src, idx, dst)
+    kind = np.dtype(dst.dtype).kind
+    missing = np.nan if kind == "f" else -1 if kind == "i" else 0
+    launch_1d(_gather_rows, dst.size)(src, idx, dst, dst.dtype.type(missing))
     return dst
 
 

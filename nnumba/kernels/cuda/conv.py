@@ -13,10 +13,13 @@ Direct kernels, no im2col buffers:
   (n, i, j) in shared memory (the lecture's conv1 has 800 weights but 57,600
   products each: a thread per weight would leave the GPU idle); the bias
   gradient likewise, one block per output channel.
+
+The arguments are checked first, by the CPU set's checks (:mod:`..window_checks`).
 """
 from numba import cuda
 
 from ..geometry import pair
+from ..window_checks import check_arrays, check_channel_bias, check_conv
 from ._grid import THREADS, launch_1d, unravel
 from ..cache_stamp import stamp
 
@@ -124,6 +127,9 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     """out (N, D, Ho, Wo) = cross-correlation of x (N, C, H, W) with w
     (D, C, kh, kw), zero padding pad, stride stride, plus b (D,) (b may be None).
     Returns out.  ``keep``: as the CPU set's; these kernels keep nothing."""
+    check_arrays("conv2d_forward", [x, w, b], [out])
+    check_conv("conv2d_forward", x.shape, w.shape, stride, pad, out.shape)
+    check_channel_bias("conv2d_forward", b, w.shape[0])
     has_bias = b is not None
     launch_1d(_forward, out.size)(x, w, b if has_bias else w.reshape(w.size), has_bias,
                                   *pair(stride), *pair(pad), out)
@@ -132,12 +138,17 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
 
 def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out (N, C, H, W) = dL/dx given dy (N, D, Ho, Wo) and w; written fully."""
+    check_arrays("conv2d_backward_input", [dy, w], [dx_out])
+    check_conv("conv2d_backward_input", dx_out.shape, w.shape, stride, pad, dy.shape)
     launch_1d(_backward_input, dx_out.size)(dy, w, *pair(stride), *pair(pad), dx_out)
     return dx_out
 
 
 def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     """dw_out (D, C, kh, kw) += dL/dw and db_out (D,) += dL/db (db_out may be None)."""
+    check_arrays("conv2d_backward_weight", [x, dy], [dw_out, db_out])
+    check_conv("conv2d_backward_weight", x.shape, dw_out.shape, stride, pad, dy.shape)
+    check_channel_bias("conv2d_backward_weight", db_out, dw_out.shape[0])
     if x.shape[0] == 0 or dw_out.size == 0:
         return
     launch_1d(_backward_weight, dw_out.size, per_block=True)(x, dy, *pair(stride), *pair(pad),

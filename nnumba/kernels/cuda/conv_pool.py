@@ -3,6 +3,7 @@ nnumba.kernels.cpu.conv_pool): here the three kernels one after another, through
 a device array kept for the next call of the same shape."""
 from ..geometry import conv2d_output_array_shape
 from ._grid import device_empty
+from ..window_checks import check_conv_pool, check_conv_pool_backward
 from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from .pool import relu_maxpool2d_backward, relu_maxpool2d_forward
 
@@ -16,6 +17,8 @@ def _conv_out(x, w, stride, pad):
 def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride, out,
                                   argmax_out):
     """out = maxpool(relu(conv(x, w) + b)), argmax_out as relu_maxpool2d_forward's."""
+    check_conv_pool("conv2d_relu_maxpool2d_forward", x, w, b, stride, pad, pool_kernel,
+                    pool_stride, out, argmax_out)
     if out.size:
         y = _conv_out(x, w, stride, pad)
         conv2d_forward(x, w, b, stride, pad, y)
@@ -27,6 +30,8 @@ def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, d
                                    dx_out):
     """dw_out += dL/dw, db_out += dL/db (None: not wanted), dx_out = dL/dx (None:
     not wanted)."""
+    check_conv_pool_backward("conv2d_relu_maxpool2d_backward", x, w, dy, argmax, out, stride,
+                             pad, dw_out, db_out, dx_out)
     if x.shape[0] == 0 or dw_out.size == 0:
         return
     dense = _conv_out(x, w, stride, pad)

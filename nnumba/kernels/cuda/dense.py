@@ -22,7 +22,7 @@ from .. import formulas
 from ._grid import configure, over
 from ..cache_stamp import stamp
 from ...errors import ShapeError
-from ..flat import check_apart, check_bias
+from ..flat import check_bias, check_matmul
 
 BM = BN = 128      # output tile per block
 BK = 8             # K step
@@ -134,12 +134,8 @@ def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     """out (M, N) = op(a) @ op(b), or += with accumulate; op transposes when asked.
     Device arrays, 2-D, C-contiguous, one float dtype. Shapes are checked here
     (a wrong one would read out of bounds). Returns out."""
+    check_matmul(a, b, out, trans_a, trans_b)
     M, N = out.shape
-    am, ak = (a.shape[1], a.shape[0]) if trans_a else a.shape
-    bk, bn = (b.shape[1], b.shape[0]) if trans_b else b.shape
-    if am != M or bn != N or ak != bk:
-        raise ValueError(f"matmul: op(a) {am}x{ak} @ op(b) {bk}x{bn} does not give out {M}x{N}")
-    check_apart("matmul", out, a, b)
     if M and N:
         grid = ((N + BN - 1) // BN, (M + BM - 1) // BM)
         configure(_matmul, grid, (TX, TY))(a, b, out, bool(trans_a), bool(trans_b),

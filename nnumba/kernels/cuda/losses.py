@@ -9,6 +9,8 @@ from numba import cuda
 
 from .. import formulas as f
 from ._grid import over, rows
+from ..flat import checked
+from ..row_checks import check_loss
 from ..cache_stamp import stamp
 
 _device = cuda.jit(device=True, inline=True)
@@ -57,10 +59,12 @@ def _hinge(yhat, y, margin, scale, losses, dl_dyhat):
             _hinge_at(yhat, y, margin, scale, losses, dl_dyhat, i)
 
 
-softmax_cross_entropy = over(_softmax_cross_entropy, rows)
-squared_error = over(_squared_error, rows)
-logistic = over(_logistic, rows)
-hinge = over(_hinge, rows)
+# (the arrays' shapes, dtypes and overlap checked first, as the CPU set's)
+softmax_cross_entropy = checked(over(_softmax_cross_entropy, rows), "softmax_cross_entropy",
+                                check_loss)
+squared_error = checked(over(_squared_error, rows), "squared_error", check_loss)
+logistic = checked(over(_logistic, rows), "logistic", check_loss)
+hinge = checked(over(_hinge, rows), "hinge", check_loss)
 
 
 stamp(globals())  # the disk cache follows every kernel source

@@ -3,6 +3,7 @@ from numba import cuda
 
 from .. import formulas
 from ._grid import over
+from ..flat import check_flat_floats
 from ..cache_stamp import stamp
 
 _sgd = cuda.jit(device=True, inline=True)(formulas.sgd)
@@ -14,7 +15,13 @@ def _sgd_step(params, grads, velocity, lr, momentum, weight_decay):
         _sgd(params, grads, velocity, lr, momentum, weight_decay, i)
 
 
-sgd_step = over(_sgd_step)  # PyTorch's SGD (nnumba.kernels.formulas.sgd), flat arrays
+_sgd_all = over(_sgd_step)
+
+
+def sgd_step(params, grads, velocity, lr, momentum, weight_decay):
+    """PyTorch's SGD (nnumba.kernels.formulas.sgd) on flat arrays of one float dtype."""
+    check_flat_floats("sgd_step", params, grads, velocity, outputs=3)
+    _sgd_all(params, grads, velocity, lr, momentum, weight_decay)
 
 
 stamp(globals())  # the disk cache follows every kernel source

@@ -12,12 +12,15 @@ its gradient at its argmax with an atomic add (uncontended for non-overlapping
 windows). Average-pool backward knows the geometry and gathers instead: one
 thread per input pixel, no atomics.
 """
+import math
+
 from numba import cuda
 
 from .. import formulas
 from ..geometry import pair
 from ._grid import launch_1d, unravel
 from .arrays import fill
+from ..window_checks import check_argmax, check_arrays, check_pool, check_unpool
 from ..cache_stamp import stamp
 
 _avg_window = cuda.jit(device=True, inline=True)(formulas.avg_window)
@@ -58,7 +61,10 @@ def _maxpool_backward(dy, argmax, relu, y, dx):
         if relu and y[n, c, i, j] <= zero:  # at NaN the gradient passes, as torch's
             continue
         at = argmax[n, c, i, j]
-        cuda.atomic.add(dx, (n, c, at // W, at % W), dy[n, c, i, j])
+        if 0 <= at < H * W:
+            cuda.atomic.add(dx, (n, c, at // W, at % W), dy[n, c, i, j])
+        else:  # no index of this plane (the host check copies none): a NaN to report
+            cuda.atomic.add(dx, (n, c, 0, 0), math.nan)
 
 
 @cuda.jit(cache=True)
@@ -77,21 +83,44 @@ def _avgpool_backward(dy, kh, kw, sh, sw, dx):
         _avg_window_grad(dy, kh, kw, sh, sw, dx, n, c, r, q)
 
 
+# The arguments checked first, by the CPU set's checks (a thread would index past an
+# array of the wrong shape).
+def _check_forward(name, x, kernel, stride, out, argmax_out):
+    check_arrays(name, [x], [out])
+    check_pool(name, x.shape, kernel, stride, out.shape)
+    check_argmax(name, argmax_out, out.shape)
+
+
+def _check_backward(name, dy, argmax, y, dx):
+    check_arrays(name, [dy, y], [dx])
+    check_unpool(name, dy, y, dx)
+    check_argmax(name, argmax, dy.shape, dx.shape[2] * dx.shape[3])
+
+
+def _check_average(name, src, kernel, stride, dst):
+    check_arrays(name, [src], [dst])
+    x, y = (src, dst) if name == "avgpool2d_forward" else (dst, src)
+    check_pool(name, x.shape, kernel, stride, y.shape)
+
+
 def maxpool2d_forward(x, kernel, stride, out, argmax_out):
     """out (N, C, Ho, Wo) = window maxima of x (N, C, H, W); argmax_out (same
     shape, int32/int64) = flat index of the first maximum in its plane."""
+    _check_forward("maxpool2d_forward", x, kernel, stride, out, argmax_out)
     launch_1d(_maxpool_forward, out.size)(x, *pair(kernel), *pair(stride), False, out, argmax_out)
     return out
 
 
 def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
     """Fused relu then max-pool: out = maxpool(relu(x))."""
+    _check_forward("relu_maxpool2d_forward", x, kernel, stride, out, argmax_out)
     launch_1d(_maxpool_forward, out.size)(x, *pair(kernel), *pair(stride), True, out, argmax_out)
     return out
 
 
 def maxpool2d_backward(dy, argmax, dx_out):
     """dx_out (N, C, H, W) = dy added at argmax, zero elsewhere (written fully)."""
+    _check_backward("maxpool2d_backward", dy, argmax, dy, dx_out)
     fill(dx_out, 0)
     launch_1d(_maxpool_backward, dy.size)(dy, argmax, False, dy, dx_out)
     return dx_out
@@ -99,6 +128,7 @@ def maxpool2d_backward(dy, argmax, dx_out):
 
 def relu_maxpool2d_backward(dy, argmax, out, dx_out):
     """Backward of relu_maxpool2d_forward: the gradient flows only where out > 0."""
+    _check_backward("relu_maxpool2d_backward", dy, argmax, out, dx_out)
     fill(dx_out, 0)
     launch_1d(_maxpool_backward, dy.size)(dy, argmax, True, out, dx_out)
     return dx_out
@@ -106,12 +136,14 @@ def relu_maxpool2d_backward(dy, argmax, out, dx_out):
 
 def avgpool2d_forward(x, kernel, stride, out):
     """out (N, C, Ho, Wo) = window means of x (N, C, H, W)."""
+    _check_average("avgpool2d_forward", x, kernel, stride, out)
     launch_1d(_avgpool_forward, out.size)(x, *pair(kernel), *pair(stride), out)
     return out
 
 
 def avgpool2d_backward(dy, kernel, stride, dx_out):
     """dx_out (N, C, H, W) = dL/dx for avgpool2d_forward, written fully."""
+    _check_average("avgpool2d_backward", dy, kernel, stride, dx_out)
     launch_1d(_avgpool_backward, dx_out.size)(dy, *pair(kernel), *pair(stride), dx_out)
     return dx_out
 
