@@ -27,8 +27,10 @@ def stored_training(path) -> dict | None:
     "loss_options" (the loss's config(), to build it again:
     ``get_loss(stored["loss"])(**stored["loss_options"])``), "rng" (a numpy bit
     generator state), "layers" ({layer index: the state of its generator}, Dropout's),
-    "epochs" (trained so far) and "velocity" (an array or None), each checked: WeightsError naming the file
-    where one is malformed."""
+    "epochs" (trained so far), "velocity" (an array or None), and in files saved since
+    2026-12-06 "shuffle" and "layout" (the trainable parameters' [name, shape] in the
+    momentum buffer's order), each checked: WeightsError naming the file where one is
+    malformed."""
     meta, _ = _read(path, spec_only=True)  # (the weights are not read here)
     headers = npz_headers(path)
     found = meta.get("training")
@@ -63,7 +65,11 @@ def stored_training(path) -> dict | None:
     epochs = found.get("epochs", 0)  # (files saved before 2026-12-05 keep no count)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise WeightsError(f"{path}: stored training: epochs is {show(epochs)}, not a count")
-    return {**out, "layers": layers, "loss_options": options, "epochs": epochs}
+    for key, check in _LATER.items():  # (files saved before 2026-12-06 keep neither)
+        if key in found and not check(found[key]):
+            raise WeightsError(f"{path}: stored training: {key} is {show(found[key])}")
+    return {**out, "layers": layers, "loss_options": options, "epochs": epochs,
+            **{key: found[key] for key in _LATER if key in found}}
 
 
 def _number(value) -> bool:
@@ -81,6 +87,13 @@ _CHECKS = {"trainer": lambda v: v in ("sgd", "gd"),
            "lr": _number, "momentum": lambda v: _number(v) and v < 1, "weight_decay": _number,
            "batch_size": lambda v: type(v) is int and 1 <= v <= 2**62,
            "rng": lambda v: isinstance(v, dict)}
+#: kept since 2026-12-06: SGD's sample order, and the trainable parameters' names and
+#: shapes (the momentum buffer's layout)
+_LATER = {"shuffle": lambda v: v is None or isinstance(v, bool),
+          "layout": lambda v: isinstance(v, list) and all(
+              isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and
+              isinstance(e[1], list) and all(type(d) is int and d >= 0 for d in e[1])
+              for e in v)}
 
 
 def _velocity(path, meta, headers) -> np.ndarray:

@@ -68,8 +68,9 @@ def _label_index(path, rows, label_column):
     """(label column index, header names or None). The first row is a header when
     it names the label column, when one of its feature fields is text (an empty
     field says nothing: pandas leaves its index column's name empty), when its
-    label is text above labels that are all numbers, or when it is pandas' names
-    for a plain array's columns (see _column_numbers)."""
+    label is text above labels that are all numbers or that never repeat it
+    (_label_alone), or when it is pandas' names for a plain array's columns
+    (see _column_numbers)."""
     first_row = rows[0]
     width = len(first_row)
     # A name only where the first row can be a header: "2" in a row of numbers is
@@ -77,6 +78,9 @@ def _label_index(path, rows, label_column):
     numbers_only = all(_is_number(field) for field in first_row if field)
     if isinstance(label_column, str) and label_column in first_row and not numbers_only:
         named = first_row.index(label_column)
+        if first_row.count(label_column) > 1:  # else the other one a feature: a leak
+            raise DataFileError(f"{path}: the header names {first_row.count(label_column)} "
+                                f"columns {label_column!r}; rename all but the label's")
         if isinstance(label_column, LabelColumnText):
             _check_unambiguous(path, first_row, label_column, named)
         return named, first_row
@@ -98,8 +102,18 @@ def _label_index(path, rows, label_column):
     is_header = any(field and not _is_number(field)
                     for i, field in enumerate(first_row) if i != index) or (
         len(rows) > 1 and not _is_number(first_row[index])
-        and all(_is_number(row[index]) for row in rows[1:])) or _column_numbers(rows, index)
+        and all(_is_number(row[index]) for row in rows[1:])) or _column_numbers(rows, index) \
+        or _label_alone(rows, index)
     return index, (first_row if is_header else None)
+
+
+def _label_alone(rows, index) -> bool:
+    """Whether the first row's label is text that no other row holds, above text labels of
+    two classes or more: a header of numeric column names ("2019,2020,class"), which as a
+    sample would be alone in its class."""
+    label, rest = rows[0][index], {row[index] for row in rows[1:]}
+    return not _is_number(label) and label not in rest and len(rest) >= 2 and \
+        not any(_is_number(text) for text in rest)
 
 
 def _column_numbers(rows, index) -> bool:

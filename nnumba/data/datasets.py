@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import IDXError, LabelError, MissingFileError, SpecError
 from ..layers.validation import integer, show
 from .download import MNIST_SHA256, cache_dir, download_mnist
+from .file_errors import DataFileError
 from .idx import read_idx
 
 __all__ = [
@@ -127,7 +128,7 @@ def _labels(raw: np.ndarray, source, n_images: int, n_classes: int) -> np.ndarra
 
 def _find_files(root: Path, what: str, fetch: str) -> dict[str, Path]:
     if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"{what} folder {root} is a file, not a folder")
+        raise DataFileError(f"{what} folder {root} is a file, not a folder")
     if not root.is_dir():
         raise MissingFileError(f"{what} folder {root} does not exist; {fetch}")
     found = {role: next((p for p in (root / f"{base}.gz", root / base) if p.is_file()), None)

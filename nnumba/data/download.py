@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..atomic_file import create, temporary_name
 from ..errors import DownloadError
+from .file_errors import DataFileError
 
 #: what a download that cannot reach its server advises (once, where mirrors are tried)
 OFFLINE = (" Without network access, download the file manually into a folder and pass "
@@ -251,7 +252,7 @@ def download_mnist(root=None, *, progress: bool = True) -> Path:
     given = root is not None
     root = Path(root).expanduser() if given else cache_dir() / "mnist"
     if root.exists() and not root.is_dir():  # else every mirror fails with 'File exists'
-        raise NotADirectoryError(f"cannot download MNIST into {root}: it is a file, not a folder")
+        raise DataFileError(f"cannot download MNIST into {root}: it is a file, not a folder")
     if given:  # only nnumba's own cache may have its stale files replaced
         _check_foreign(root)
     mirrors = os.environ.get("NNUMBA_MNIST_MIRROR", "").split() or MNIST_MIRRORS

@@ -20,7 +20,8 @@ from .data_checks import check_data, check_with_loss
 from .divergence import TrainingDiverged, diverged
 from .metrics import evaluate
 from .progress import Progress
-from .stored import check_velocity, savable_options, stored_epochs, warn_settings
+from .stored import (check_layout, check_velocity, layout, savable_options, stored_epochs,
+                     warn_settings)
 
 
 @dataclass
@@ -337,7 +338,8 @@ class Trainer:
         return ({"trainer": self.kind, "loss": loss, "loss_options": savable_options(self.loss),
                  **self.optimizer.config(),
                  "batch_size": self.batch_size, "rng": self.rng.bit_generator.state,
-                 "layers": layers, "epochs": self.epochs_before + len(self.history.epochs)},
+                 "layers": layers, "epochs": self.epochs_before + len(self.history.epochs),
+                 "shuffle": getattr(self, "shuffle", None), "layout": layout(self.model)},
                 None if velocity is None else np.array(self.model.device.to_host(velocity)))
 
     def _generators(self) -> list:
@@ -357,6 +359,7 @@ class Trainer:
                             f"(path) returns, got {show(stored)}{hint}")
         name, velocity, model = f"{type(self).__name__}.resume", stored["velocity"], self.model
         check_velocity(velocity, model, name)
+        check_layout(stored, model, name)
         epochs = stored_epochs(stored, name)
         kind = stored.get("trainer", self.kind)  # (a record made by hand may leave it out)
         if kind != self.kind:  # a GD buffer is per epoch, SGD's per batch: not one run

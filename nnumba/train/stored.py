@@ -35,7 +35,7 @@ def warn_settings(trainer, stored: dict, name: str):
     from ..registry import get_registry
     loss = get_registry().name_of("loss", type(trainer.loss)) or type(trainer.loss).__name__
     now = {"loss": loss, **getattr(trainer.optimizer, "config", dict)(),
-           "batch_size": trainer.batch_size}
+           "batch_size": trainer.batch_size, "shuffle": getattr(trainer, "shuffle", None)}
     if stored.get("loss") == loss and stored.get("loss_options"):  # ({}: a file too old)
         try:
             now["loss_options"] = savable_options(trainer.loss)
@@ -48,6 +48,27 @@ def warn_settings(trainer, stored: dict, name: str):
                       f"({'; '.join(differ)}): training goes on from its momentum and "
                       f"draws, but not as that run would have", RuntimeWarning,
                       stacklevel=3)
+
+
+def layout(model) -> list:
+    """[[name, shape], ...] of the trainable parameters in the flat buffer's order: the
+    layout of a stored momentum buffer."""
+    return [[name, list(p.value.shape)] for name, p in model.params() if p.trainable]
+
+
+def check_layout(stored: dict, model, name: str):
+    """SpecError where the stored momentum buffer was laid out for other parameters
+    (another model of as many values would take it onto the wrong weights)."""
+    kept, now = stored.get("layout"), layout(model)  # (files before 2026-12-06 keep none)
+    if kept is not None and kept != now:
+        first = next((i for i, (a, b) in enumerate(zip(kept, now)) if a != b),
+                     min(len(kept), len(now)))
+        def entry(items):
+            return f"{items[first][0]} {tuple(items[first][1])}" if first < len(items) \
+                else "nothing"
+        raise SpecError(f"{name}: the stored training belongs to a model of other parameters "
+                        f"(its parameter {first}: {entry(kept)}; this model's: {entry(now)}); "
+                        f"resume the model saved with it (nnumba.load_model(path))")
 
 
 def check_velocity(velocity, model, name: str):
