@@ -107,6 +107,16 @@ def _check_case(loss_cls, kwargs, shape, kind, seed, eps, rtol, atol):
     if not np.isclose(as_trained, value, rtol=1e-12, atol=1e-12):
         _fail(loss, f"{given.dtype} targets (as a trainer passes them) give {as_trained}, "
                     f"{np.asarray(y).dtype} ones {value}")
+    if kind == "signs" and shape[1:] == (1,):  # nnumba train's labels: one per sample
+        try:
+            flat = loss_cls(**kwargs).forward(y_hat, given.reshape(shape[0]))
+        except (LabelError, ShapeError, DTypeError) as exc:
+            _fail(loss, f"refuses sign targets of shape ({shape[0]},) for predictions {shape} "
+                        f"({exc}); nnumba train passes such labels for a model's one output "
+                        f"per sample: accept (N,) and (N, 1) alike")
+        if not np.isclose(flat, value, rtol=1e-12, atol=1e-12):
+            _fail(loss, f"sign targets of shape ({shape[0]},) give {flat}, of shape "
+                        f"{shape} {value}")
     l32 = loss_cls(**kwargs)
     v32 = l32.forward(y_hat.astype(np.float32), y)
     if not np.isclose(v32, value, rtol=1e-4, atol=1e-5):

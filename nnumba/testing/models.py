@@ -125,8 +125,10 @@ def _first_layer_shape(name, model) -> tuple:
 def _check_widths(name, named, options):
     """``inputs`` and ``classes``, where the model takes them, as nnumba train sets them."""
     known = named.options()
-    for option, width in (("inputs", 7), ("classes", 3)):
-        width = options.get(option, width)  # a width given: the one to check
+    # two widths each: a model ignoring the option passed where one was its default
+    checks = [(option, width) for option, widths in (("inputs", (7, 5)), ("classes", (3, 5)))
+              for width in ((options[option],) if option in options else widths)]
+    for option, width in checks:  # (a width given: the one to check)
         if option not in known or isinstance(width, bool) or not isinstance(
                 width, (int, np.integer)):
             continue
