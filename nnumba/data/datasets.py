@@ -6,7 +6,9 @@ scaled to [0, 1] and whose labels are int64 in [0, 10).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -126,6 +128,15 @@ def _labels(raw: np.ndarray, source, n_images: int, n_classes: int) -> np.ndarra
     return raw.astype(np.int64)
 
 
+#: SHA-256 of Fashion-MNIST's 10,000 test labels as bytes: MNIST's files have its names
+#: and format, and a folder of one loaded as the other trained silently
+FASHION_TEST_LABELS = "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9"
+
+
+def _fingerprint(labels: np.ndarray) -> str:
+    return hashlib.sha256(labels.astype(np.uint8).tobytes()).hexdigest()
+
+
 def _find_files(root: Path, what: str, fetch: str) -> dict[str, Path]:
     if root.exists() and not root.is_dir():
         raise DataFileError(f"{what} folder {root} is a file, not a folder")
@@ -147,6 +158,10 @@ def _load_folder(root, name: str, what: str, classes: list[str], fetch: str) -> 
     x_test = _images(read_idx(files["test images"]), files["test images"])
     y_train = _labels(read_idx(files["train labels"]), files["train labels"], len(x_train), len(classes))
     y_test = _labels(read_idx(files["test labels"]), files["test labels"], len(x_test), len(classes))
+    if name == "mnist" and _fingerprint(y_test) == FASHION_TEST_LABELS:  # one file format
+        warnings.warn(f"{root} holds Fashion-MNIST (its test labels), not MNIST: its classes "
+                      f"are clothes, not digits; load it as 'fashion-mnist'", UserWarning,
+                      stacklevel=3)
     return Dataset(name, x_train, y_train, x_test, y_test, list(classes),
                    f"{what} from {root}: {len(x_train)} train / {len(x_test)} test images, the standard split.")
 

@@ -44,7 +44,7 @@ class _Ranks(_Alone):
         return self.comm.sum(*counts)
 
 
-def train_perceptron_distributed(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
+def train_perceptron_distributed(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
                                  callback=None, bias: bool = True,
                                  comm: Communicator | None = None) -> PerceptronResult:
     """As :func:`nnumba.train_perceptron`, on every rank with the same full (x, y).

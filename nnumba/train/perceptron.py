@@ -215,7 +215,7 @@ def _check_tiny(x):
                              f"scale the inputs (e.g. to [-1, 1]) and train again")
 
 
-def train_perceptron(x, y, *, max_epochs: int = 100, x_test=None, y_test=None,
+def train_perceptron(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
                      callback=None, bias: bool = True, group=None) -> PerceptronResult:
     """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module
     docstring.  ``bias=False``: no bias weight (b stays 0).  ``group``: how the passes
