@@ -83,15 +83,12 @@ STALE_SECONDS = 60
 
 def remove_stale(path: Path):
     """Delete what writes to ``path`` killed midway left behind, except files a running
-    write holds: names as :func:`temporary_name` makes them, and the mkstemp names
-    "NAMExxxxxxxx.tmp" of earlier versions where the file is empty or a zip (what they
-    wrote; a user's "w.npz_backup1.tmp" matches the name too)."""
-    name = re.escape(path.name)
-    ours = re.compile(rf"\.{name}\.[0-9a-f]{{8}}\.tmp")
-    older = re.compile(rf"{name}[a-z0-9_]{{8}}\.tmp")
+    write holds: names as :func:`temporary_name` makes them.  (The mkstemp names
+    "NAMExxxxxxxx.tmp" of earlier versions are left: a user's "w.npz_backup1.tmp",
+    a copy of the weights, has such a name.)"""
+    ours = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.tmp")
     try:
-        candidates = [p for p in path.parent.iterdir() if ours.fullmatch(p.name) or
-                      (older.fullmatch(p.name) and _empty_or_zip(p))]
+        candidates = [p for p in path.parent.iterdir() if ours.fullmatch(p.name)]
     except OSError:
         return
     for candidate in candidates:
@@ -99,12 +96,6 @@ def remove_stale(path: Path):
             if time.time() - candidate.stat().st_mtime > STALE_SECONDS \
                     and not _in_use(candidate):
                 candidate.unlink()
-
-
-def _empty_or_zip(path: Path) -> bool:
-    with suppress(OSError), open(path, "rb") as f:
-        return f.read(2) in (b"", b"PK")
-    return False
 
 
 def _hold(f) -> bool:

@@ -48,6 +48,8 @@ CASES = [
     ("hinge", lambda: (r(4), r(4), f32(1), f32(1), z(4), z(3)), "ShapeError"),
     ("gather_rows", lambda: (r(5, 3), np.arange(2, dtype=i64), z(2, 4)), "ShapeError"),
     ("gather_rows", lambda: (r(5, 3), np.arange(2, dtype=i32), z(2, 3)), "ShapeError"),
+    ("gather_rows", lambda: (np.ones((5, 3), bool), np.arange(2, dtype=i64), z(2, 3, dtype=bool)),
+     "ShapeError"),                                                            # no number
     ("matmul", lambda: (r(3, 4), r(5, 2), z(3, 2)), "ShapeError"),
     ("matmul", lambda: (r(3, 4), r(4, 2), z(3, 2, dtype=f64)), "DTypeError"),
     ("conv2d_forward", lambda: (r(2, 1, 5, 5), r(3, 1, 3, 3), None, 1, 0, z(1, 3, 3, 3)),
@@ -122,6 +124,10 @@ else:
         gpu.gather_rows(to_device(np.arange(4, dtype=i64).reshape(4, 1)),
                         to_device(np.array([2, 7], i64)), labels)
         assert to_host(labels).ravel().tolist() == [2, -1]
+        small = to_device(np.zeros((2, 1), np.uint8))  # unsigned: its largest value
+        gpu.gather_rows(to_device(np.arange(4, dtype=np.uint8).reshape(4, 1)),
+                        to_device(np.array([7, 1], i64)), small)
+        assert to_host(small).ravel().tolist() == [255, 1]
 
     def test_device_maxpool_backward_marks_an_argmax_outside_its_plane():
         dy = np.ones((1, 1, 2, 2), f32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,9 @@ def read_csv(path, label_column):
         raise DataFileError(f"{path}: a CSV for nnumba needs feature columns and a label "
                             f"column; it has {width} column")
     label, header = _label_index(path, rows, label_column)
+    if header is not None and header.count(header[label]) > 1:  # the other: a feature, a leak
+        raise DataFileError(f"{path}: the header names {header.count(header[label])} columns "
+                            f"{header[label]!r}, the label's name; rename all but the label's")
     if header is not None:
         rows, lines = rows[1:], lines[1:]
     if not rows:
@@ -68,9 +72,9 @@ def _label_index(path, rows, label_column):
     """(label column index, header names or None). The first row is a header when
     it names the label column, when one of its feature fields is text (an empty
     field says nothing: pandas leaves its index column's name empty), when its
-    label is text above labels that are all numbers or that never repeat it
-    (_label_alone), or when it is pandas' names for a plain array's columns
-    (see _column_numbers)."""
+    label is text above labels that are all numbers, or when it is pandas' names for
+    a plain array's columns (see _column_numbers).  A first label no other row
+    holds may be either (_label_alone): a warning says how to name the header."""
     first_row = rows[0]
     width = len(first_row)
     # A name only where the first row can be a header: "2" in a row of numbers is
@@ -78,9 +82,6 @@ def _label_index(path, rows, label_column):
     numbers_only = all(_is_number(field) for field in first_row if field)
     if isinstance(label_column, str) and label_column in first_row and not numbers_only:
         named = first_row.index(label_column)
-        if first_row.count(label_column) > 1:  # else the other one a feature: a leak
-            raise DataFileError(f"{path}: the header names {first_row.count(label_column)} "
-                                f"columns {label_column!r}; rename all but the label's")
         if isinstance(label_column, LabelColumnText):
             _check_unambiguous(path, first_row, label_column, named)
         return named, first_row
@@ -102,15 +103,20 @@ def _label_index(path, rows, label_column):
     is_header = any(field and not _is_number(field)
                     for i, field in enumerate(first_row) if i != index) or (
         len(rows) > 1 and not _is_number(first_row[index])
-        and all(_is_number(row[index]) for row in rows[1:])) or _column_numbers(rows, index) \
-        or _label_alone(rows, index)
+        and all(_is_number(row[index]) for row in rows[1:])) or _column_numbers(rows, index)
+    if not is_header and _label_alone(rows, index):
+        warnings.warn(f"{path}: the first row's label {first_row[index]!r} is in no other "
+                      f"row, so it is read as a sample alone in its class; if that row is a "
+                      f"header of numeric names, name the label column (label_column="
+                      f"{first_row[index]!r}, nnumba train --label-column)", UserWarning,
+                      stacklevel=4)
     return index, (first_row if is_header else None)
 
 
 def _label_alone(rows, index) -> bool:
-    """Whether the first row's label is text that no other row holds, above text labels of
-    two classes or more: a header of numeric column names ("2019,2020,class"), which as a
-    sample would be alone in its class."""
+    """Whether the first row's label is text that no other row holds, above text labels:
+    a header of numeric column names ("2019,2020,class"), or a first sample alone in its
+    class (a small file's) - the two read alike."""
     label, rest = rows[0][index], {row[index] for row in rows[1:]}
     return not _is_number(label) and label not in rest and len(rest) >= 2 and \
         not any(_is_number(text) for text in rest)

@@ -10,8 +10,9 @@ the same signatures, so that a layer's one body runs on any device
 The formulas of activations, losses, the update rule and the average pools are
 written once (:mod:`.formulas`) and compiled by each set; window arithmetic is
 :mod:`.geometry`.  Kernels are leaves: they import nothing from the rest of nnumba,
-and they trust their callers (the layers) to have checked shapes and dtypes,
-because Numba does no bounds checking.
+and each set checks its arguments before a kernel runs (:mod:`.flat`,
+:mod:`.row_checks`, :mod:`.window_checks`, shared by both), because Numba does no
+bounds checking; the layers check first, so that their errors name the layer.
 
 ``KERNELS`` is the interface: every set exports exactly these, with the
 signatures documented in :mod:`nnumba.kernels.cpu` (tests compare the sets).

@@ -14,36 +14,45 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_gather(src, idx, dst) -> None:
-    """src (M, F), idx (R,) int64 and dst (R, F) of src's dtype."""
-    if src.ndim != 2 or idx.ndim != 1 or tuple(dst.shape) != (idx.size, src.shape[1]) or \
-            dst.dtype != src.dtype or idx.dtype != np.int64:
+    """src (M, F) and dst (R, F) of one numeric dtype, idx (R,) int64 (a device's kernel
+    marks a row of an index out of range with NaN, -1 or the dtype's largest value)."""
+    if src.ndim != 2 or idx.ndim != 1 or dst.shape != (idx.size, src.shape[1]) or \
+            dst.dtype != src.dtype or idx.dtype != np.int64 or dst.dtype.kind not in "iuf":
         raise ShapeError(f"gather_rows: takes src (M, F), idx (R,) int64 and dst (R, F) of "
-                         f"src's dtype, got {src.dtype} {tuple(src.shape)}, {idx.dtype} "
-                         f"{tuple(idx.shape)}, {dst.dtype} {tuple(dst.shape)}")
+                         f"src's numeric dtype, got {src.dtype} {tuple(src.shape)}, "
+                         f"{idx.dtype} {tuple(idx.shape)}, {dst.dtype} {tuple(dst.shape)}")
+
+
+#: each loss kernel's predictions: (N, C) logits, (N, K) values, (N,) signed scores
+_PREDICTIONS = {"softmax_cross_entropy": 2, "squared_error": 2, "logistic": 1, "hinge": 1}
 
 
 def check_loss(kernel: str, yhat, y, *rest) -> None:
     """A loss kernel's arguments (yhat, y, [margin,] scale, losses, dl_dyhat): the
-    predictions (N, ...) and their gradient of one shape and float dtype, losses
-    (N,) of it, targets (N,): integer class labels for the cross-entropy, else
-    values of yhat's dtype and shape; the outputs apart from the predictions."""
+    predictions ((N, C) for the cross-entropy and squared error, (N,) for logistic and
+    hinge) and their gradient of one shape and float dtype, losses (N,) of it, writable
+    and apart from the predictions; targets of the predictions' shape, or for the
+    cross-entropy integer class labels (N,)."""
     losses, grad = rest[-2:]
-    n = yhat.shape[0] if yhat.ndim else -1
     labels = kernel == "softmax_cross_entropy"
-    targets, target_text = ((n,), "int64 labels (N,)") if labels else \
-        (tuple(yhat.shape), "targets of their shape and dtype")
-    if yhat.ndim not in (1, 2) or tuple(y.shape) != targets or \
-            tuple(losses.shape) != (n,) or tuple(grad.shape) != tuple(yhat.shape):
-        raise ShapeError(f"{kernel}: takes predictions (N,) or (N, K), {target_text}, losses "
-                         f"(N,) and a gradient of the predictions' shape, got "
+    rank = _PREDICTIONS[kernel]
+    n = yhat.shape[0] if yhat.ndim else -1
+    if yhat.ndim != rank or y.shape != ((n,) if labels else yhat.shape) or \
+            losses.shape != (n,) or grad.shape != yhat.shape:
+        raise ShapeError(f"{kernel}: takes predictions {'(N, K)' if rank == 2 else '(N,)'}, "
+                         f"{'class labels (N,)' if labels else 'targets of their shape'}, "
+                         f"losses (N,) and a gradient of the predictions' shape, got "
                          f"{tuple(yhat.shape)}, {tuple(y.shape)}, {tuple(losses.shape)} and "
                          f"{tuple(grad.shape)}")
-    dtype = np.dtype(yhat.dtype)
-    if dtype not in FLOATS or losses.dtype != dtype or grad.dtype != dtype or \
-            np.dtype(y.dtype) != (np.dtype(np.int64) if labels else dtype):
-        names = ", ".join(np.dtype(a.dtype).name for a in (yhat, y, losses, grad))
+    dtype = yhat.dtype
+    if dtype not in FLOATS or losses.dtype != dtype or grad.dtype != dtype or not (
+            y.dtype.kind in "iu" or (not labels and y.dtype in FLOATS)):
         raise DTypeError(f"{kernel}: takes float32 or float64 predictions, losses and "
-                         f"gradient of one dtype and {target_text}, got {names}")
+                         f"gradient of one dtype, and {'integer' if labels else 'numeric'} "
+                         f"targets; got predictions {dtype}, targets {y.dtype}, losses "
+                         f"{losses.dtype}, gradient {grad.dtype}")
+    if any(isinstance(a, np.ndarray) and not a.flags.writeable for a in (losses, grad)):
+        raise ShapeError(f"{kernel}: its outputs (losses, gradient) must be writable")
     if overlap(grad, yhat) or overlap(losses, yhat) or overlap(losses, grad):
         raise ShapeError(f"{kernel}: its outputs must not overlap its predictions or each "
                          f"other; write into arrays of their own")

@@ -80,11 +80,12 @@ def _gather_rows(src, idx, dst, missing):
 def gather_rows(src, idx, dst):
     """dst (R, F) = src[idx] for src (M, F), idx (R,) int64 in [0, M).  The shapes are
     checked first (the CPU set's check); an index outside [0, M) fills its row with
-    NaN, or -1 for integer labels, which the input and label checks after it report
-    (the CPU set raises: checking the indices here would copy them to the host)."""
+    NaN, or -1 (the largest value, unsigned) for integer labels, which the input and
+    label checks after it report (the CPU set raises: checking the indices here
+    would copy them to the host)."""
     check_gather(src, idx, dst)
     kind = np.dtype(dst.dtype).kind
-    missing = np.nan if kind == "f" else -1 if kind == "i" else 0
+    missing = np.nan if kind == "f" else -1 if kind == "i" else np.iinfo(dst.dtype).max
     launch_1d(_gather_rows, dst.size)(src, idx, dst, dst.dtype.type(missing))
     return dst
 

@@ -132,8 +132,8 @@ def _matmul(a, b, out, ta, tb, accumulate):
 
 def matmul(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     """out (M, N) = op(a) @ op(b), or += with accumulate; op transposes when asked.
-    Device arrays, 2-D, C-contiguous, one float dtype. Shapes are checked here
-    (a wrong one would read out of bounds). Returns out."""
+    Device arrays, 2-D, C-contiguous, one float dtype, checked here as on the CPU
+    (a wrong shape would read out of bounds). Returns out."""
     check_matmul(a, b, out, trans_a, trans_b)
     M, N = out.shape
     if M and N:
