@@ -10,12 +10,16 @@ import numpy as np
 from ..device import may_share_memory
 from ..errors import DTypeError, ShapeError
 
+#: the dtypes the float kernels compile for (dtype objects: compared with a dtype,
+#: faster than numpy's scalar types; these checks run several times a training step)
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def check_flat(kernel: str, *arrays) -> None:
     """ShapeError unless every array is 1-D and all have one size."""
-    first = arrays[0]
+    size = arrays[0].size
     for a in arrays:
-        if a.ndim != 1 or a.size != first.size:
+        if a.ndim != 1 or a.size != size:
             shapes = ", ".join(str(tuple(x.shape)) for x in arrays)
             raise ShapeError(f"{kernel}: takes flat (1-D) arrays of one size, got shapes "
                              f"{shapes}; pass a.reshape(a.size) for a contiguous array")
@@ -27,13 +31,15 @@ def check_flat_floats(kernel: str, *arrays, outputs: int = 1) -> None:
     shorter array, compute garbage from integers (sigmoid of uint8 1 gave 0), and
     numba's own error for a read-only output named no argument (fuzz round 46)."""
     check_flat(kernel, *arrays)
-    dtype = np.dtype(arrays[0].dtype)
-    if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):
-        raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
-                         f"{', '.join(np.dtype(a.dtype).name for a in arrays)}")
-    if any(isinstance(a, np.ndarray) and not a.flags.writeable for a in arrays[-outputs:]):
-        raise ShapeError(f"{kernel}: its output is read-only; write into an array of its "
-                         f"own (self._buffer(...))")
+    dtype = arrays[0].dtype
+    for a in arrays:
+        if a.dtype != dtype or dtype not in FLOATS:
+            raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
+                             f"{', '.join(np.dtype(a.dtype).name for a in arrays)}")
+    for a in arrays[-outputs:]:
+        if type(a) is np.ndarray and not a.flags.writeable:
+            raise ShapeError(f"{kernel}: its output is read-only; write into an array of "
+                             f"its own (self._buffer(...))")
 
 
 def check_matmul(a, b, out, trans_a, trans_b) -> None:
@@ -46,8 +52,8 @@ def check_matmul(a, b, out, trans_a, trans_b) -> None:
     if am != out.shape[0] or bn != out.shape[1] or ak != bk:
         raise ShapeError(f"matmul: op(a) {am}x{ak} @ op(b) {bk}x{bn} does not give out "
                          f"{out.shape[0]}x{out.shape[1]}")
-    dtype = np.dtype(out.dtype)
-    if dtype not in (np.float32, np.float64) or a.dtype != dtype or b.dtype != dtype:
+    dtype = out.dtype
+    if dtype not in FLOATS or a.dtype != dtype or b.dtype != dtype:
         raise DTypeError(f"matmul: takes float32 or float64 arrays of one dtype, got "
                          f"{', '.join(np.dtype(x.dtype).name for x in (a, b, out))}")
     check_apart("matmul", out, a, b)

@@ -8,9 +8,7 @@ each step would cost more than the kernel)."""
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from .flat import overlap
-
-FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .flat import FLOATS, overlap
 
 
 def check_gather(src, idx, dst) -> None:
