@@ -28,7 +28,7 @@ def stored_training(path) -> dict | None:
     ``get_loss(stored["loss"])(**stored["loss_options"])``), "rng" (a numpy bit
     generator state), "layers" ({layer index: the state of its generator}, Dropout's),
     "epochs" (trained so far), "velocity" (an array or None), and in files saved since
-    2026-12-06 "shuffle" and "layout" (the trainable parameters' [name, shape] in the
+    2026-12-06 "shuffle", "drop_last" and "layout" (the trainable parameters' [name, shape] in the
     momentum buffer's order), each checked: WeightsError naming the file where one is
     malformed."""
     meta, _ = _read(path, spec_only=True)  # (the weights are not read here)
@@ -87,9 +87,10 @@ _CHECKS = {"trainer": lambda v: v in ("sgd", "gd"),
            "lr": _number, "momentum": lambda v: _number(v) and v < 1, "weight_decay": _number,
            "batch_size": lambda v: type(v) is int and 1 <= v <= 2**62,
            "rng": lambda v: isinstance(v, dict)}
-#: kept since 2026-12-06: SGD's sample order, and the trainable parameters' names and
-#: shapes (the momentum buffer's layout)
+#: kept since 2026-12-06: SGD's sample order and short last batch, and the trainable
+#: parameters' names and shapes (the momentum buffer's layout)
 _LATER = {"shuffle": lambda v: v is None or isinstance(v, bool),
+          "drop_last": lambda v: v is None or isinstance(v, bool),
           "layout": lambda v: isinstance(v, list) and all(
               isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and
               isinstance(e[1], list) and all(type(d) is int and d >= 0 for d in e[1])

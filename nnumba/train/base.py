@@ -339,7 +339,8 @@ class Trainer:
                  **self.optimizer.config(),
                  "batch_size": self.batch_size, "rng": self.rng.bit_generator.state,
                  "layers": layers, "epochs": self.epochs_before + len(self.history.epochs),
-                 "shuffle": getattr(self, "shuffle", None), "layout": layout(self.model)},
+                 "shuffle": getattr(self, "shuffle", None),
+                 "drop_last": getattr(self, "drop_last", None), "layout": layout(self.model)},
                 None if velocity is None else np.array(self.model.device.to_host(velocity)))
 
     def _generators(self) -> list:

@@ -43,9 +43,11 @@ class Batches:
         self._xb = device.empty((k, features), x.dtype)
         self._yb = device.empty((k, y_features), y.dtype)
 
-    def order(self, shuffle: bool, rng) -> list:
-        """This epoch's global batches, as index arrays."""
-        return list(batches(self.n, self.batch_size, shuffle=shuffle, rng=rng))
+    def order(self, shuffle: bool, rng, drop_last: bool = False) -> list:
+        """This epoch's global batches, as index arrays (a short last one left out
+        with ``drop_last``)."""
+        return list(batches(self.n, self.batch_size, shuffle=shuffle, rng=rng,
+                            drop_last=drop_last))
 
     def take(self, idx: np.ndarray):
         """(xb, yb) on the device for indices ``idx``; valid until the next take."""

@@ -35,7 +35,8 @@ def warn_settings(trainer, stored: dict, name: str):
     from ..registry import get_registry
     loss = get_registry().name_of("loss", type(trainer.loss)) or type(trainer.loss).__name__
     now = {"loss": loss, **getattr(trainer.optimizer, "config", dict)(),
-           "batch_size": trainer.batch_size, "shuffle": getattr(trainer, "shuffle", None)}
+           "batch_size": trainer.batch_size, "shuffle": getattr(trainer, "shuffle", None),
+           "drop_last": getattr(trainer, "drop_last", None)}
     if stored.get("loss") == loss and stored.get("loss_options"):  # ({}: a file too old)
         try:
             now["loss_options"] = savable_options(trainer.loss)
