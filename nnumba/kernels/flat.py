@@ -1,4 +1,5 @@
-"""The check before an elementwise kernel (scale, multiply, accumulate): numba checks
+"""The checks before an elementwise or dense kernel (scale, multiply, accumulate, the
+activations, sgd_step, matmul and the bias kernels): numba checks
 no bounds, and such a kernel loops over its first array's size, so a 2-D array (a
 reshape forgotten: `fill` takes any shape) or a shorter second array made it write
 rows past the end of the buffer (heap corruption on the CPU, an IndexError in the
@@ -81,11 +82,19 @@ def overlap(out, a) -> bool:
     return True
 
 
-def check_bias(kernel: str, y, b) -> None:
-    """ShapeError unless ``y`` is (N, D) and ``b`` (D,) (a bias, or its gradient)."""
-    if y.ndim != 2 or b.ndim != 1 or b.shape[0] != y.shape[1]:
-        raise ShapeError(f"{kernel}: takes an (N, D) array and a (D,) bias or gradient, got "
-                         f"{tuple(y.shape)} and {tuple(b.shape)}")
+def check_bias(kernel: str, y, b, *like_y) -> None:
+    """ShapeError unless ``y`` and every array of ``like_y`` are (N, D) and ``b`` (D,)
+    (a bias, or its gradient); DTypeError unless all have one float dtype (float16
+    crashed numba on the CPU and ran on the device)."""
+    if y.ndim != 2 or b.ndim != 1 or b.shape[0] != y.shape[1] or \
+            any(a.shape != y.shape for a in like_y):
+        shapes = ", ".join(str(tuple(a.shape)) for a in (y, *like_y))
+        raise ShapeError(f"{kernel}: takes (N, D) arrays and a (D,) bias or gradient, got "
+                         f"{shapes} and {tuple(b.shape)}")
+    dtype = y.dtype
+    if dtype not in FLOATS or any(a.dtype != dtype for a in (b, *like_y)):
+        raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
+                         f"{', '.join(np.dtype(a.dtype).name for a in (y, *like_y, b))}")
 
 
 def checked(kernel, name: str, check):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
+from .flat import FLOATS, overlap
 from .geometry import conv2d_output_array_shape, pool2d_output_shape
 
 
@@ -20,16 +21,30 @@ def _pair(kernel: str, name: str, value, least: int) -> tuple[int, int]:
     return int(items[0]), int(items[1])
 
 
-def check_arrays(kernel: str, inputs, outputs) -> None:
-    """Float arrays of one dtype (None skipped); the outputs C-contiguous and writable."""
-    arrays = [a for a in (*inputs, *outputs) if a is not None]
-    dtype = np.dtype(arrays[0].dtype)
-    if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):
+def check_arrays(kernel: str, inputs: dict, outputs: dict, optional=()) -> None:
+    """``{name: array}``: arrays (None only for a name in ``optional``) of one float
+    dtype; the outputs C-contiguous, writable and apart from every input (a kernel
+    reads its inputs while it writes: on the device other threads read what one
+    overwrote, fuzz round 48)."""
+    for name, a in {**inputs, **outputs}.items():
+        if not (a is None and name in optional) and (
+                isinstance(a, np.generic) or not hasattr(a, "shape") or not hasattr(a, "dtype")):
+            raise DTypeError(f"{kernel}: {name} must be an array"
+                             f"{' or None' if name in optional else ''}, got a "
+                             f"{type(a).__name__}")
+    arrays = [(name, a) for name, a in {**inputs, **outputs}.items() if a is not None]
+    dtype = arrays[0][1].dtype
+    if dtype not in FLOATS or any(a.dtype != dtype for _, a in arrays):
         raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
-                         f"{', '.join(np.dtype(a.dtype).name for a in arrays)}")
-    for a in outputs:
-        if a is not None:
-            _output(kernel, a)
+                         f"{', '.join(f'{name} {np.dtype(a.dtype).name}' for name, a in arrays)}")
+    for name, out in outputs.items():
+        if out is None:
+            continue
+        _output(kernel, out)
+        apart = next((i for i, a in inputs.items() if a is not None and overlap(out, a)), None)
+        if apart is not None:
+            raise ShapeError(f"{kernel}: the output {name} overlaps the input {apart} in "
+                             f"memory; write into an array of its own (self._buffer(...))")
 
 
 def _output(kernel: str, a) -> None:
@@ -116,7 +131,7 @@ def check_conv_pool(kernel: str, x, w, b, stride, pad, pool_kernel, pool_stride,
                     argmax) -> tuple:
     """The fused convolution + ReLU + max-pool forward's arguments; returns the
     convolution's output shape."""
-    check_arrays(kernel, [x, w, b], [out])
+    check_arrays(kernel, {"x": x, "w": w, "b": b}, {"out": out}, optional={"b"})
     shape = conv_shape(kernel, x.shape, w.shape, stride, pad)
     check_pool(kernel, shape, pool_kernel, pool_stride, out.shape)
     check_argmax(kernel, argmax, out.shape)
@@ -128,7 +143,8 @@ def check_conv_pool_backward(kernel: str, x, w, dy, argmax, out, stride, pad, dw
                              dx) -> tuple:
     """Its backward's: dy and out of the forward's output shape, dw of w's, db (D,)
     and dx of x's (None: not wanted); returns the convolution's output shape."""
-    check_arrays(kernel, [x, w, dy, out], [dw, db, dx])
+    check_arrays(kernel, {"x": x, "w": w, "dy": dy, "out": out},
+                 {"dw_out": dw, "db_out": db, "dx_out": dx}, optional={"db_out", "dx_out"})
     shape = conv_shape(kernel, x.shape, w.shape, stride, pad)
     if tuple(dy.shape) != tuple(out.shape) or dy.ndim != 4 or \
             tuple(dy.shape[:2]) != tuple(shape[:2]) or tuple(dw.shape) != tuple(w.shape) or \

@@ -6,6 +6,7 @@ plane is handled by one thread; the bin formulas are the GPU's too
 (:mod:`nnumba.kernels.formulas`), and the backward gathers, so overlapping bins
 never race.
 """
+import numpy as np
 from numba import njit, prange
 
 from .. import formulas
@@ -52,15 +53,17 @@ def _adaptive_avgpool2d_backward(dl_dy, dl_dx):
 
 def adaptive_avgpool2d_forward(x, y):
     """y (N, C, Ho, Wo) = the mean of each bin of x (N, C, H, W)."""
-    check_arrays("adaptive_avgpool2d_forward", [x], [y])
+    check_arrays("adaptive_avgpool2d_forward", {"x": x}, {"y": y})
     check_adaptive("adaptive_avgpool2d_forward", x, y)
+    x = np.ascontiguousarray(x)  # (a strided view: its one-pixel bins reshape it)
     _adaptive_avgpool2d_forward(x, y)
 
 
 def adaptive_avgpool2d_backward(dl_dy, dl_dx):
     """dl_dx (N, C, H, W) = each output's gradient spread evenly over its bin (written fully)."""
-    check_arrays("adaptive_avgpool2d_backward", [dl_dy], [dl_dx])
+    check_arrays("adaptive_avgpool2d_backward", {"dl_dy": dl_dy}, {"dl_dx": dl_dx})
     check_adaptive("adaptive_avgpool2d_backward", dl_dx, dl_dy)
+    dl_dy = np.ascontiguousarray(dl_dy)
     _adaptive_avgpool2d_backward(dl_dy, dl_dx)
 
 

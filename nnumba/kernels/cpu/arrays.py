@@ -3,7 +3,7 @@ scale, elementwise product and sum, row gather, and the finiteness check."""
 import numpy as np
 from numba import njit, prange
 from ..cache_stamp import stamp
-from ..flat import check_flat
+from ..flat import check_flat_floats
 from ..row_checks import check_gather
 from ...errors import ShapeError
 
@@ -38,7 +38,7 @@ def _scale(src, factor, dst):
 
 def scale(src, factor, dst):
     """dst = src * factor (flat, one size; factor taken in their dtype)."""
-    check_flat("scale", src, dst)
+    check_flat_floats("scale", src, dst)
     _scale(src, src.dtype.type(factor), dst)
 
 
@@ -50,7 +50,7 @@ def _multiply(a, b, out):
 
 def multiply(a, b, out):
     """out = a * b elementwise (flat, one size)."""
-    check_flat("multiply", a, b, out)
+    check_flat_floats("multiply", a, b, out)
     _multiply(a, b, out)
 
 
@@ -62,7 +62,7 @@ def _accumulate(dst, src):
 
 def accumulate(dst, src):
     """dst += src (flat, one size): gradient accumulation."""
-    check_flat("accumulate", dst, src)
+    check_flat_floats("accumulate", src, dst)  # (dst: the output)
     _accumulate(dst, src)
 
 

@@ -70,7 +70,7 @@ DIRECT_TAPS = 128
 
 def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     """out = cross-correlation of x with w, plus b (None: no bias).  Returns out."""
-    check_arrays("conv2d_forward", [x, w, b], [out])
+    check_arrays("conv2d_forward", {"x": x, "w": w, "b": b}, {"out": out}, optional={"b"})
     check_conv("conv2d_forward", x.shape, w.shape, stride, pad, out.shape)
     check_channel_bias("conv2d_forward", b, w.shape[0])
     if keep is not None:  # what is kept belongs to another input and gradient
@@ -107,7 +107,8 @@ def _bounded(x, w) -> bool:
 def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     """dw_out += dL/dw and db_out += dL/db (None: not wanted), given the layer's
     input x and dy = dL/dout.  Race-free."""
-    check_arrays("conv2d_backward_weight", [x, dy], [dw_out, db_out])
+    check_arrays("conv2d_backward_weight", {"x": x, "dy": dy}, {"dw_out": dw_out, "db_out": db_out},
+                 optional={"db_out"})
     check_conv("conv2d_backward_weight", x.shape, dw_out.shape, stride, pad, dy.shape)
     check_channel_bias("conv2d_backward_weight", db_out, dw_out.shape[0])
     (sh, sw), (ph, pw) = pair(stride), pair(pad)
@@ -124,7 +125,7 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
 
 def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out = dL/dx given dy = dL/dout and w.  Returns dx_out."""
-    check_arrays("conv2d_backward_input", [dy, w], [dx_out])
+    check_arrays("conv2d_backward_input", {"dy": dy, "w": w}, {"dx_out": dx_out})
     check_conv("conv2d_backward_input", dx_out.shape, w.shape, stride, pad, dy.shape)
     if dx_out.size:
         input_gemm(dy, w, *pair(stride), *pair(pad), dx_out, keep)

@@ -6,7 +6,6 @@ from numba import njit
 from .. import formulas
 from .blas import gemm
 from ..flat import check_bias, check_matmul, checked
-from ...errors import ShapeError
 from ..cache_stamp import stamp
 
 # The bias kernels are serial: a dense layer's output is a few hundred kB, which one
@@ -79,10 +78,7 @@ accumulate_bias_grad = checked(_accumulate_bias_grad, "accumulate_bias_grad", ch
 def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
     """dl_ds (N, D) = dl_dy where the ReLU's output y > 0, else 0; db (D,) += its
     column sums (in float64, as accumulate_bias_grad)."""
-    check_bias("relu_backward_bias_grad", y, db)
-    if dl_dy.shape != y.shape or dl_ds.shape != y.shape:
-        raise ShapeError(f"relu_backward_bias_grad: y, dl_dy and dl_ds differ in shape: "
-                         f"{y.shape}, {dl_dy.shape} and {dl_ds.shape}")
+    check_bias("relu_backward_bias_grad", y, db, dl_dy, dl_ds)
     _relu_backward_bias_grad(y, dl_dy, dl_ds, db)
 
 

@@ -304,7 +304,7 @@ def _planes(a):
 
 def _maxpool_fwd(x, kernel, stride, out, argmax_out, relu):
     name = "relu_maxpool2d_forward" if relu else "maxpool2d_forward"
-    check_arrays(name, [x], [out])
+    check_arrays(name, {"x": x}, {"out": out})
     check_pool(name, x.shape, kernel, stride, out.shape)
     check_argmax(name, argmax_out, out.shape)
     (kh, kw), (sh, sw) = pair(kernel), pair(stride)
@@ -341,7 +341,7 @@ def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
 
 def _maxpool_bwd(dy, argmax, relu, y, dx):
     name = "relu_maxpool2d_backward" if relu else "maxpool2d_backward"
-    check_arrays(name, [dy, y], [dx])
+    check_arrays(name, {"dy": dy, "out": y}, {"dx_out": dx})
     check_unpool(name, dy, y, dx)
     check_argmax(name, argmax, dy.shape, dx.shape[2] * dx.shape[3])
     if dx.size:
@@ -367,7 +367,7 @@ def relu_maxpool2d_backward(dy, argmax, out, dx_out):
 def _avgpool(plane_body, src, kernel, stride, dst):
     forward = plane_body is _avgpool_fwd_plane
     name = "avgpool2d_forward" if forward else "avgpool2d_backward"
-    check_arrays(name, [src], [dst])
+    check_arrays(name, {"x" if forward else "dy": src}, {"out" if forward else "dx_out": dst})
     check_pool(name, *((src.shape, kernel, stride, dst.shape) if forward else
                        (dst.shape, kernel, stride, src.shape)))
     if dst.size:

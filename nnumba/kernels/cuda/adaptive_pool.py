@@ -35,14 +35,14 @@ _backward_all = over(_adaptive_avgpool2d_backward, lambda dl_dy, dl_dx: dl_dx.si
 # (the arrays checked first, as the CPU set's: a thread would index past a short input)
 def adaptive_avgpool2d_forward(x, y):
     """y (N, C, Ho, Wo) = the mean of each bin of x (N, C, H, W)."""
-    check_arrays("adaptive_avgpool2d_forward", [x], [y])
+    check_arrays("adaptive_avgpool2d_forward", {"x": x}, {"y": y})
     check_adaptive("adaptive_avgpool2d_forward", x, y)
     _forward_all(x, y)
 
 
 def adaptive_avgpool2d_backward(dl_dy, dl_dx):
     """dl_dx (N, C, H, W) = each output's gradient spread evenly over its bin."""
-    check_arrays("adaptive_avgpool2d_backward", [dl_dy], [dl_dx])
+    check_arrays("adaptive_avgpool2d_backward", {"dl_dy": dl_dy}, {"dl_dx": dl_dx})
     check_adaptive("adaptive_avgpool2d_backward", dl_dx, dl_dy)
     _backward_all(dl_dy, dl_dx)
 

@@ -8,8 +8,9 @@ from numba import cuda
 
 from ._grid import device_empty, launch_1d, over, to_host
 from ..cache_stamp import stamp
-from ..flat import check_flat
+from ..flat import check_flat_floats
 from ..row_checks import check_gather
+from ...errors import ShapeError
 
 
 @cuda.jit(cache=True)
@@ -19,7 +20,10 @@ def _fill(a, value):
 
 
 def fill(a, value):
-    """a (any contiguous array) = value, in a's dtype.  Returns a."""
+    """a (any C-contiguous array) = value, in a's dtype.  Returns a."""
+    if not a.is_c_contiguous():  # its reshape would fill a copy (or fail on a GPU)
+        raise ShapeError(f"fill: takes a C-contiguous device array, got shape "
+                         f"{tuple(a.shape)} strides {tuple(a.strides)}")
     flat = a.reshape(a.size)
     launch_1d(_fill, flat.size)(flat, flat.dtype.type(value))
     return a
@@ -33,7 +37,7 @@ def _scale(src, factor, dst):
 
 def scale(src, factor, dst):
     """dst = src * factor (flat, one size; factor in their dtype)."""
-    check_flat("scale", src, dst)
+    check_flat_floats("scale", src, dst)
     launch_1d(_scale, src.size)(src, src.dtype.type(factor), dst)
 
 
@@ -48,7 +52,7 @@ _multiply_all = over(_multiply)
 
 def multiply(a, b, out):
     """out = a * b (flat, one size)."""
-    check_flat("multiply", a, b, out)
+    check_flat_floats("multiply", a, b, out)
     _multiply_all(a, b, out)
 
 
@@ -63,7 +67,7 @@ _accumulate_all = over(_accumulate)
 
 def accumulate(dst, src):
     """dst += src (flat, one size)."""
-    check_flat("accumulate", dst, src)
+    check_flat_floats("accumulate", src, dst)  # (dst: the output)
     _accumulate_all(dst, src)
 
 

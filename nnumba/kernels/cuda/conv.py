@@ -127,7 +127,7 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     """out (N, D, Ho, Wo) = cross-correlation of x (N, C, H, W) with w
     (D, C, kh, kw), zero padding pad, stride stride, plus b (D,) (b may be None).
     Returns out.  ``keep``: as the CPU set's; these kernels keep nothing."""
-    check_arrays("conv2d_forward", [x, w, b], [out])
+    check_arrays("conv2d_forward", {"x": x, "w": w, "b": b}, {"out": out}, optional={"b"})
     check_conv("conv2d_forward", x.shape, w.shape, stride, pad, out.shape)
     check_channel_bias("conv2d_forward", b, w.shape[0])
     has_bias = b is not None
@@ -138,7 +138,7 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
 
 def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out (N, C, H, W) = dL/dx given dy (N, D, Ho, Wo) and w; written fully."""
-    check_arrays("conv2d_backward_input", [dy, w], [dx_out])
+    check_arrays("conv2d_backward_input", {"dy": dy, "w": w}, {"dx_out": dx_out})
     check_conv("conv2d_backward_input", dx_out.shape, w.shape, stride, pad, dy.shape)
     launch_1d(_backward_input, dx_out.size)(dy, w, *pair(stride), *pair(pad), dx_out)
     return dx_out
@@ -146,7 +146,8 @@ def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
 
 def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     """dw_out (D, C, kh, kw) += dL/dw and db_out (D,) += dL/db (db_out may be None)."""
-    check_arrays("conv2d_backward_weight", [x, dy], [dw_out, db_out])
+    check_arrays("conv2d_backward_weight", {"x": x, "dy": dy}, {"dw_out": dw_out, "db_out": db_out},
+                 optional={"db_out"})
     check_conv("conv2d_backward_weight", x.shape, dw_out.shape, stride, pad, dy.shape)
     check_channel_bias("conv2d_backward_weight", db_out, dw_out.shape[0])
     if x.shape[0] == 0 or dw_out.size == 0:

@@ -21,7 +21,6 @@ from numba import cuda
 from .. import formulas
 from ._grid import configure, over
 from ..cache_stamp import stamp
-from ...errors import ShapeError
 from ..flat import check_bias, check_matmul
 
 BM = BN = 128      # output tile per block
@@ -213,10 +212,7 @@ def accumulate_bias_grad(dl_dy, db):
 
 
 def relu_backward_bias_grad(y, dl_dy, dl_ds, db):
-    check_bias("relu_backward_bias_grad", y, db)
-    if dl_dy.shape != y.shape or dl_ds.shape != y.shape:
-        raise ShapeError(f"relu_backward_bias_grad: y, dl_dy and dl_ds differ in shape: "
-                         f"{tuple(y.shape)}, {tuple(dl_dy.shape)}, {tuple(dl_ds.shape)}")
+    check_bias("relu_backward_bias_grad", y, db, dl_dy, dl_ds)
     _relu_backward_bias_grad_all(y, dl_dy, dl_ds, db)
 
 

@@ -86,20 +86,21 @@ def _avgpool_backward(dy, kh, kw, sh, sw, dx):
 # The arguments checked first, by the CPU set's checks (a thread would index past an
 # array of the wrong shape).
 def _check_forward(name, x, kernel, stride, out, argmax_out):
-    check_arrays(name, [x], [out])
+    check_arrays(name, {"x": x}, {"out": out})
     check_pool(name, x.shape, kernel, stride, out.shape)
     check_argmax(name, argmax_out, out.shape)
 
 
 def _check_backward(name, dy, argmax, y, dx):
-    check_arrays(name, [dy, y], [dx])
+    check_arrays(name, {"dy": dy, "out": y}, {"dx_out": dx})
     check_unpool(name, dy, y, dx)
     check_argmax(name, argmax, dy.shape, dx.shape[2] * dx.shape[3])
 
 
 def _check_average(name, src, kernel, stride, dst):
-    check_arrays(name, [src], [dst])
-    x, y = (src, dst) if name == "avgpool2d_forward" else (dst, src)
+    forward = name == "avgpool2d_forward"
+    check_arrays(name, {"x" if forward else "dy": src}, {"out" if forward else "dx_out": dst})
+    x, y = (src, dst) if forward else (dst, src)
     check_pool(name, x.shape, kernel, stride, y.shape)
 
 
