@@ -9,10 +9,11 @@ the fastest measured: nnumba depends on the tbb wheel (x86-64) and makes its
 library findable, since numba only looks for it on the loader's path.
 
 Nothing here changes what another library reads.  Where tbb is missing and numba
-falls back to omp, ``OMP_WAIT_POLICY=passive`` (numba's OpenMP workers sleep
-instead of spinning) is set only while numba loads its own OpenMP runtime, which
-reads it then, and removed again before any other library can see it.  A
-user's own settings always win.
+falls back to omp, its workers keep OpenMP's default wait policy: nnumba's GEMMs
+run on its own single-threaded OpenBLAS inside numba's pool, so nothing spins
+against them, and ``OMP_WAIT_POLICY=passive`` made an MLP epoch 1.5x slower
+(docs/performance.md).  It also reached PyTorch, which shares the system's
+OpenMP runtime when imported after numba loaded it (trial 42).
 """
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ import ctypes
 import os
 import sys
 from contextlib import suppress
-
-_started = False
 
 
 def preload_tbb():
@@ -36,23 +35,3 @@ def preload_tbb():
                 ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
                 return path
     return None
-
-
-def start_numba_threads():
-    """Start numba's thread pool now (before nnumba's first parallel kernel), with
-    the omp layer's wait policy scoped to numba's own OpenMP runtime."""
-    global _started
-    if _started:
-        return
-    _started = True
-    from numba.np.ufunc import parallel
-    if parallel._is_initialized:
-        return  # someone ran a parallel kernel already: their pool, their settings
-    ours = "OMP_WAIT_POLICY" not in os.environ
-    if ours:
-        os.environ["OMP_WAIT_POLICY"] = "passive"
-    try:
-        parallel._launch_threads()
-    finally:
-        if ours:
-            os.environ.pop("OMP_WAIT_POLICY", None)

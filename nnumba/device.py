@@ -175,11 +175,6 @@ class CPUDevice(Device):
     def entry_in(self, names):  # numpy arrays: what runs on "cpu" runs here
         return super().entry_in(names) or ("cpu" if "cpu" in names else None)
 
-    def _load_kernels(self):
-        from ._threads import start_numba_threads
-        start_numba_threads()
-        return super()._load_kernels()
-
     def describe(self) -> dict:
         import numba
         return {"name": self.name, "available": True, "processor": platform.processor() or
