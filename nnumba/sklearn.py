@@ -43,7 +43,7 @@ except ImportError as exc:
 from .errors import LabelError, NonFiniteError
 from .layers import Layer
 from .layers.parameters import shapes_only
-from .layers.validation import check_cast, flag, integer, number, show
+from .layers.validation import check_cast, check_not_fitting, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .registry_names import layer_spec
@@ -260,6 +260,9 @@ class _NNEstimator(BaseEstimator):
         # the fitted model's dtype: set_params(dtype=...) applies to the next fit
         check_numbers(type(self).__name__, X)
         X = validate_data(self, X, dtype=self.model_.dtype, reset=False)
+        check_not_fitting(self.model_, f"{type(self).__name__}'s model",  # an estimator's words
+                          "predict once fit() or partial_fit() returns, or on a copy of the "
+                          "estimator made before (copy.deepcopy)")
         out = self.model_.predict(self._rows(X))
         if not np.isfinite(out).all():  # X is finite: the fitted weights overflow it
             top = float(np.abs(self.model_.flat_params).max())

@@ -54,3 +54,36 @@ def test_omp_layer_passive_wait_policy_does_not_leak_into_torch():
     assert "GOMP_SPINCOUNT = '0'" not in p.stderr, (
         "torch runs on the OpenMP runtime nnumba initialised with OMP_WAIT_POLICY=passive "
         "(GOMP_SPINCOUNT 0), a setting the user never made:\n" + p.stderr[-1500:])
+
+
+def test_predict_during_fit_in_another_thread_speaks_an_estimators_words():
+    """predict_proba while fit ran in another thread was refused with advice for the
+    Python API (model.copy(), a loss of its own), which an estimator user has not."""
+    pytest.importorskip("sklearn")
+    import threading
+
+    import numpy as np
+
+    from nnumba.errors import ContractError
+    from nnumba.layers.validation import hold_for_fit, release_after_fit
+    from nnumba.sklearn import NNClassifier
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    est = NNClassifier(epochs=1, random_state=0).fit(x, (x[:, 0] > 0).astype(int))
+    held, started, stop = [], threading.Event(), threading.Event()
+
+    def fitting():  # another thread holds the model as a trainer's fit does
+        hold_for_fit(est.model_, None, held)
+        started.set()
+        stop.wait(10)
+        release_after_fit(held)
+    worker = threading.Thread(target=fitting)
+    worker.start()
+    started.wait(10)
+    try:
+        with pytest.raises(ContractError, match="copy.deepcopy") as caught:
+            est.predict_proba(x)
+        assert "model.copy()" not in str(caught.value)
+    finally:
+        stop.set()
+        worker.join()
+    assert est.predict_proba(x).shape == (40, 2)  # after the fit: as before

@@ -387,15 +387,15 @@ _fitting: dict[int, int] = {}
 _fitting_lock = threading.Lock()
 
 
-def check_not_fitting(obj, what: str):
+def check_not_fitting(obj, what: str,
+                      hint: str = "use a copy here (model.copy(), a loss of its own)"):
     """ContractError where a trainer's fit() in another thread is training ``obj`` (a
     model, or a loss): each keeps one batch's input and buffers at a time, which a
     forward here would overwrite, silently or past an array's end (fuzz round 11)."""
     busy = _fitting.get(id(obj))
     if busy is not None and busy != threading.get_ident():
         raise ContractError(f"{what} is being trained by fit() in another thread, and keeps "
-                            f"one batch at a time: use a copy here (model.copy(), a loss "
-                            f"of its own)")
+                            f"one batch at a time: {hint}")
 
 
 def hold_for_fit(model, loss, held: list) -> None:
