@@ -58,23 +58,23 @@ def add_parser(sub):
     p.add_argument("--seed", type=int,
                    help="seeds the weights and the batch order (default 0: runs repeat; a "
                         "saved model goes on with its last run's batch order)")
-    p.add_argument("--classes",
-                   help="the perceptron, and a loss on signs (Hinge, Logistic): the two "
-                        "classes NEG,POS by number or name (default: the lecture's digits "
-                        "0 vs 1)")
+    p.add_argument("--classes", help="the perceptron, and a loss on signs (Hinge, Logistic): "
+                   "the two classes NEG,POS by number or name (default: the lecture's 0 vs 1)")
     p.add_argument("--train-size", type=int, help="use only the first N training samples")
     p.add_argument("--test-size", type=int, help="use only the first N test samples")
     p.add_argument("--save", help="write the trained weights to this .npz file")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
-    p.add_argument("--device", default="cpu",
-                   help="cpu (default), cuda (an NVIDIA GPU with numba.cuda kernels; needs "
-                        "pip install \"nnumba[cuda]\") or a plugin's device (nnumba "
-                        "plugins): an error, never a fallback, where it is not available")
-    p.add_argument("--mpi", action="store_true",
-                   help="train data-parallel over MPI ranks: `mpiexec -n N nnumba train` "
-                        "(automatic under mpiexec with N > 1; needs pip install \"nnumba[mpi]\")")
+    p.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None, help=(
+        "SGD: leave out a short last batch (a batch norm refuses one sample); default: no, "
+        "a saved model: as its last run"))
+    p.add_argument("--device", default="cpu", help=(
+        "cpu (default), cuda (an NVIDIA GPU with numba.cuda kernels; needs pip install \"nnumba"
+        "[cuda]\") or a plugin's device (nnumba plugins): an error, never a fallback"))
+    p.add_argument("--mpi", action="store_true", help=(
+        "train data-parallel over MPI ranks: `mpiexec -n N nnumba train` (automatic under "
+        "mpiexec with N > 1; needs pip install \"nnumba[mpi]\")"))
     p.set_defaults(run=run)
 
 
@@ -144,8 +144,7 @@ def _check_options(args):
         if value is not None and value < low:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= {low}, got {value}")
     args.same_order, args.seed = args.seed is None, args.seed or 0  # see train_saved
-    # An empty --dataset quietly fell back to the default data set; an empty --data
-    # read as the folder '.'.
+    # An empty --dataset quietly fell back to the default data set; --data '' read '.'.
     for flag, what in (("dataset", "a name (see `nnumba plugins`)"), ("data", "a file name"),
                        ("model", "a model name or a spec file")):
         value = getattr(args, flag)

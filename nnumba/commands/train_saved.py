@@ -73,8 +73,12 @@ def build_loss(args):
 
 def resume(args, trainer, say):
     """Give ``trainer`` the saved run's momentum buffer and, unless --seed was given,
-    its batch order; ``say`` tells what came from the file."""
+    its batch order; ``say`` tells what came from the file.  SGD's drop_last: --drop-last,
+    else the saved run's."""
     training = args.saved[2] if getattr(args, "saved", None) else None
+    if hasattr(trainer, "drop_last"):
+        saved = training.get("drop_last") if training else None
+        trainer.drop_last = bool(args.drop_last if args.drop_last is not None else saved)
     if training is None:
         return
     same_kind = training.get("trainer", trainer.kind) == trainer.kind

@@ -131,6 +131,7 @@ class _DataParallel:
                  "momentum": getattr(optimizer, "momentum", 0.0),
                  "weight_decay": getattr(optimizer, "weight_decay", 0.0),
                  "shuffle": float(getattr(self, "shuffle", False)),
+                 "drop_last": float(getattr(self, "drop_last", False)),
                  "the model (its spec)": float(zlib.crc32(
                      json.dumps(self.model.spec(), sort_keys=True).encode())),
                  "the training data": digest(x, y),

@@ -37,10 +37,17 @@ def check_flat_floats(kernel: str, *arrays, outputs: int = 1) -> None:
         if a.dtype != dtype or dtype not in FLOATS:
             raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
                              f"{', '.join(np.dtype(a.dtype).name for a in arrays)}")
-    for a in arrays[-outputs:]:
+    ins, outs = arrays[:len(arrays) - outputs], arrays[len(arrays) - outputs:]
+    for i, a in enumerate(outs):
         if type(a) is np.ndarray and not a.flags.writeable:
             raise ShapeError(f"{kernel}: its output is read-only; write into an array of "
                              f"its own (self._buffer(...))")
+        # in place (scale(a, 2, a)) is fine; shifted, each element read one already written
+        if any(may_share_memory(a, b) and not _same(a, b) and overlap(a, b) for b in ins) or \
+                any(overlap(a, b) for b in outs[i + 1:]):
+            raise ShapeError(f"{kernel}: an output overlaps another argument in memory other "
+                             f"than as that same array (in place); write into an array of "
+                             f"its own")
 
 
 def check_matmul(a, b, out, trans_a, trans_b) -> None:
@@ -67,6 +74,19 @@ def check_apart(kernel: str, out, a, b) -> None:
     if overlap(out, a) or overlap(out, b):
         raise ShapeError(f"{kernel}: the output overlaps an input in memory; write into "
                          f"an array of its own (self._buffer(...))")
+
+
+def _same(a, b) -> bool:
+    """Whether a and b are one array's elements in one order (an in-place call)."""
+    if a is b:
+        return True
+    if type(a) is not np.ndarray or type(b) is not np.ndarray:  # device arrays
+        a, b = (getattr(v, "_ary", v) for v in (a, b))  # (the CUDA simulator's wrapper)
+        face = [getattr(v, "__cuda_array_interface__", None) or v.__array_interface__
+                for v in (a, b)]
+        return face[0]["data"][0] == face[1]["data"][0] and a.strides == b.strides
+    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and \
+        a.strides == b.strides
 
 
 def overlap(out, a) -> bool:

@@ -23,9 +23,9 @@ def _pair(kernel: str, name: str, value, least: int) -> tuple[int, int]:
 
 def check_arrays(kernel: str, inputs: dict, outputs: dict, optional=()) -> None:
     """``{name: array}``: arrays (None only for a name in ``optional``) of one float
-    dtype; the outputs C-contiguous, writable and apart from every input (a kernel
-    reads its inputs while it writes: on the device other threads read what one
-    overwrote, fuzz round 48)."""
+    dtype; the outputs C-contiguous, writable and apart from every input and from each
+    other (a kernel reads its inputs while it writes: on the device other threads read
+    what one overwrote, fuzz round 48; dw and db in one buffer summed into each other)."""
     for name, a in {**inputs, **outputs}.items():
         if not (a is None and name in optional) and (
                 isinstance(a, np.generic) or not hasattr(a, "shape") or not hasattr(a, "dtype")):
@@ -37,14 +37,16 @@ def check_arrays(kernel: str, inputs: dict, outputs: dict, optional=()) -> None:
     if dtype not in FLOATS or any(a.dtype != dtype for _, a in arrays):
         raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
                          f"{', '.join(f'{name} {np.dtype(a.dtype).name}' for name, a in arrays)}")
-    for name, out in outputs.items():
-        if out is None:
-            continue
+    outs = [(name, out) for name, out in outputs.items() if out is not None]
+    for i, (name, out) in enumerate(outs):
         _output(kernel, out)
-        apart = next((i for i, a in inputs.items() if a is not None and overlap(out, a)), None)
-        if apart is not None:
-            raise ShapeError(f"{kernel}: the output {name} overlaps the input {apart} in "
-                             f"memory; write into an array of its own (self._buffer(...))")
+        # (device arrays' address ranges are compared: interleaved views that share no
+        # element meet too)
+        clash = next((other for other, a in [*inputs.items(), *outs[i + 1:]]
+                      if a is not None and overlap(out, a)), None)
+        if clash is not None:
+            raise ShapeError(f"{kernel}: the output {name} may share memory with {clash}; "
+                             f"write into an array of its own (self._buffer(...))")
 
 
 def _output(kernel: str, a) -> None:

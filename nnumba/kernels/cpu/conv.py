@@ -112,6 +112,7 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
     check_conv("conv2d_backward_weight", x.shape, dw_out.shape, stride, pad, dy.shape)
     check_channel_bias("conv2d_backward_weight", db_out, dw_out.shape[0])
     (sh, sw), (ph, pw) = pair(stride), pair(pad)
+    dy = np.ascontiguousarray(dy)  # (a strided view: the direct kernel reshapes its images)
     if keep is not None:  # the dy kept belongs to an earlier step
         keep.pop("dyt_of", None)
     db_out = scratch("db_discard", (dw_out.shape[0],), dw_out.dtype) if db_out is None else db_out

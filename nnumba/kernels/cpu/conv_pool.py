@@ -132,6 +132,7 @@ def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, d
                                      stride, pad, dw_out, db_out, dx_out)
     if x.shape[0] == 0 or dw_out.size == 0:
         return
+    dy, argmax, out = (np.ascontiguousarray(a) for a in (dy, argmax, out))  # reshaped below
     if dx_out is None and _in_cache(x, w, stride, pad, argmax):
         (sh, sw), (ph, pw), (D, Ho, Wo) = pair(stride), pair(pad), shape[1:]
         db = scratch("db_discard", (D,), w.dtype) if db_out is None else db_out
