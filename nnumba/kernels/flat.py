@@ -16,8 +16,41 @@ from ..errors import DTypeError, ShapeError
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def check_given(kernel: str, *arrays) -> None:
+    """DTypeError for an argument that is no array (``multiply(a, 3.0, out)``: the kernel
+    read its ndim, a bare AttributeError)."""
+    for a in arrays:
+        if isinstance(a, np.generic) or not hasattr(a, "ndim"):
+            raise DTypeError(f"{kernel}: takes arrays, got a {type(a).__name__} ({a!r:.40})")
+
+
+def writable(a) -> bool:
+    """Whether ``a`` can be written (a numba device array always can; a numpy array, a
+    memory map included, where its flag says so)."""
+    return not isinstance(a, np.ndarray) or a.flags.writeable
+
+
+def c_contiguous(a) -> bool:
+    """Whether ``a``, a numpy or numba device array, is C-contiguous."""
+    return a.flags.c_contiguous if isinstance(a, np.ndarray) else \
+        getattr(a, "is_c_contiguous", lambda: True)()
+
+
+def check_fill(a) -> None:
+    """fill's array: one contiguous block (C or Fortran order) and writable on every
+    device (the CPU filled a strided view that the device's flat kernel cannot; a
+    read-only one gave numpy's error)."""
+    check_given("fill", a)
+    block = c_contiguous(a) or (a.flags.f_contiguous if isinstance(a, np.ndarray) else
+                                getattr(a, "is_f_contiguous", lambda: False)())
+    if not (block and writable(a)):
+        raise ShapeError(f"fill: takes a contiguous, writable array, got shape "
+                         f"{tuple(a.shape)} strides {tuple(a.strides)}")
+
+
 def check_flat(kernel: str, *arrays) -> None:
     """ShapeError unless every array is 1-D and all have one size."""
+    check_given(kernel, *arrays)
     size = arrays[0].size
     for a in arrays:
         if a.ndim != 1 or a.size != size:
@@ -39,7 +72,7 @@ def check_flat_floats(kernel: str, *arrays, outputs: int = 1) -> None:
                              f"{', '.join(np.dtype(a.dtype).name for a in arrays)}")
     ins, outs = arrays[:len(arrays) - outputs], arrays[len(arrays) - outputs:]
     for i, a in enumerate(outs):
-        if type(a) is np.ndarray and not a.flags.writeable:
+        if not writable(a):
             raise ShapeError(f"{kernel}: its output is read-only; write into an array of "
                              f"its own (self._buffer(...))")
         # in place (scale(a, 2, a)) is fine; shifted, each element read one already written
@@ -51,7 +84,9 @@ def check_flat_floats(kernel: str, *arrays, outputs: int = 1) -> None:
 
 
 def check_matmul(a, b, out, trans_a, trans_b) -> None:
-    """2-D arrays of one float dtype whose shapes multiply, the output apart from both."""
+    """2-D arrays of one float dtype whose shapes multiply, the output writable and apart
+    from both (a read-only memory map was written into, a segfault)."""
+    check_given("matmul", a, b, out)
     if a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
         raise ShapeError(f"matmul: takes 2-D arrays, got {tuple(a.shape)}, {tuple(b.shape)} "
                          f"and {tuple(out.shape)}")
@@ -64,6 +99,8 @@ def check_matmul(a, b, out, trans_a, trans_b) -> None:
     if dtype not in FLOATS or a.dtype != dtype or b.dtype != dtype:
         raise DTypeError(f"matmul: takes float32 or float64 arrays of one dtype, got "
                          f"{', '.join(np.dtype(x.dtype).name for x in (a, b, out))}")
+    if not writable(out):
+        raise ShapeError("matmul: its output is read-only; write into an array of its own")
     check_apart("matmul", out, a, b)
 
 
@@ -102,10 +139,17 @@ def overlap(out, a) -> bool:
     return True
 
 
+#: the arrays each bias kernel writes, by their place in check_bias's (y, b, *like_y)
+_BIAS_OUTPUTS = {"add_bias": (0,), "add_bias_relu": (0,), "accumulate_bias_grad": (1,),
+                 "relu_backward_bias_grad": (1, 3)}
+
+
 def check_bias(kernel: str, y, b, *like_y) -> None:
     """ShapeError unless ``y`` and every array of ``like_y`` are (N, D) and ``b`` (D,)
-    (a bias, or its gradient); DTypeError unless all have one float dtype (float16
-    crashed numba on the CPU and ran on the device)."""
+    (a bias, or its gradient), the bias apart from the others and the kernel's outputs
+    writable; DTypeError unless all have one float dtype (float16 crashed numba on the
+    CPU and ran on the device)."""
+    check_given(kernel, y, b, *like_y)
     if y.ndim != 2 or b.ndim != 1 or b.shape[0] != y.shape[1] or \
             any(a.shape != y.shape for a in like_y):
         shapes = ", ".join(str(tuple(a.shape)) for a in (y, *like_y))
@@ -115,6 +159,12 @@ def check_bias(kernel: str, y, b, *like_y) -> None:
     if dtype not in FLOATS or any(a.dtype != dtype for a in (b, *like_y)):
         raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
                          f"{', '.join(np.dtype(a.dtype).name for a in (y, *like_y, b))}")
+    arrays = (y, b, *like_y)
+    if not all(writable(arrays[i]) for i in _BIAS_OUTPUTS.get(kernel, ())):
+        raise ShapeError(f"{kernel}: its output is read-only; write into an array of its own")
+    if any(overlap(b, a) for a in (y, *like_y)):  # (add_bias(y, y[0]) read a changed row)
+        raise ShapeError(f"{kernel}: the bias (or its gradient) overlaps the other arrays in "
+                         f"memory; give it an array of its own")
 
 
 def checked(kernel, name: str, check):

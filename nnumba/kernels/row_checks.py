@@ -8,17 +8,23 @@ each step would cost more than the kernel)."""
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from .flat import FLOATS, overlap
+from .flat import FLOATS, check_given, overlap, writable
 
 
 def check_gather(src, idx, dst) -> None:
-    """src (M, F) and dst (R, F) of one numeric dtype, idx (R,) int64 (a device's kernel
-    marks a row of an index out of range with NaN, -1 or the dtype's largest value)."""
-    if src.ndim != 2 or idx.ndim != 1 or dst.shape != (idx.size, src.shape[1]) or \
-            dst.dtype != src.dtype or idx.dtype != np.int64 or dst.dtype.kind not in "iuf":
-        raise ShapeError(f"gather_rows: takes src (M, F), idx (R,) int64 and dst (R, F) of "
-                         f"src's numeric dtype, got {src.dtype} {tuple(src.shape)}, "
-                         f"{idx.dtype} {tuple(idx.shape)}, {dst.dtype} {tuple(dst.shape)}")
+    """src (M, F) and dst (R, F) of one numeric dtype, dst writable, idx (R,) int64 (a
+    device's kernel marks a row of an index out of range with NaN, -1 or the dtype's
+    largest value)."""
+    check_given("gather_rows", src, idx, dst)
+    got = (f"got {src.dtype} {tuple(src.shape)}, {idx.dtype} {tuple(idx.shape)}, "
+           f"{dst.dtype} {tuple(dst.shape)}")
+    if src.ndim != 2 or idx.ndim != 1 or dst.shape != (idx.size, src.shape[1]):
+        raise ShapeError(f"gather_rows: takes src (M, F), idx (R,) and dst (R, F), {got}")
+    if dst.dtype != src.dtype or idx.dtype != np.int64 or dst.dtype.kind not in "iuf":
+        raise DTypeError(f"gather_rows: takes src and dst of one numeric dtype and idx int64, "
+                         f"{got}")
+    if not writable(dst):
+        raise ShapeError("gather_rows: dst is read-only; write into an array of its own")
 
 
 #: each loss kernel's predictions: (N, C) logits, (N, K) values, (N,) signed scores
@@ -32,6 +38,7 @@ def check_loss(kernel: str, yhat, y, *rest) -> None:
     and apart from the predictions; targets of the predictions' shape, or for the
     cross-entropy integer class labels (N,)."""
     losses, grad = rest[-2:]
+    check_given(kernel, yhat, y, losses, grad)
     labels = kernel == "softmax_cross_entropy"
     rank = _PREDICTIONS[kernel]
     n = yhat.shape[0] if yhat.ndim else -1
@@ -49,7 +56,7 @@ def check_loss(kernel: str, yhat, y, *rest) -> None:
                          f"gradient of one dtype, and {'integer' if labels else 'numeric'} "
                          f"targets; got predictions {dtype}, targets {y.dtype}, losses "
                          f"{losses.dtype}, gradient {grad.dtype}")
-    if any(isinstance(a, np.ndarray) and not a.flags.writeable for a in (losses, grad)):
+    if not (writable(losses) and writable(grad)):
         raise ShapeError(f"{kernel}: its outputs (losses, gradient) must be writable")
     if overlap(grad, yhat) or overlap(losses, yhat) or overlap(losses, grad):
         raise ShapeError(f"{kernel}: its outputs must not overlap its predictions or each "

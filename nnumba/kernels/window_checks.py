@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from .flat import FLOATS, overlap
+from .flat import FLOATS, c_contiguous, overlap, writable
 from .geometry import conv2d_output_array_shape, pool2d_output_shape
 
 
@@ -50,10 +50,7 @@ def check_arrays(kernel: str, inputs: dict, outputs: dict, optional=()) -> None:
 
 
 def _output(kernel: str, a) -> None:
-    # (a numba device array says whether it is C-contiguous; it is always writable)
-    fit = a.flags.c_contiguous and a.flags.writeable if isinstance(a, np.ndarray) else \
-        getattr(a, "is_c_contiguous", lambda: True)()
-    if not fit:
+    if not (c_contiguous(a) and writable(a)):
         raise ShapeError(f"{kernel}: an output must be C-contiguous and writable (an array "
                          f"from self._buffer), got shape {a.shape} strides {a.strides}")
 

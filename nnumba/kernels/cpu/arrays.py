@@ -3,7 +3,7 @@ scale, elementwise product and sum, row gather, and the finiteness check."""
 import numpy as np
 from numba import njit, prange
 from ..cache_stamp import stamp
-from ..flat import check_flat_floats
+from ..flat import check_fill, check_flat_floats, check_given
 from ..row_checks import check_gather
 from ...errors import ShapeError
 
@@ -17,6 +17,7 @@ _PARALLEL_FROM = 1 << 16
 
 def fill(a, value):
     """a (any contiguous array) = value, in a's dtype.  Returns a."""
+    check_fill(a)
     if a.size >= _PARALLEL_FROM and a.flags.c_contiguous:
         _fill(a.reshape(-1), a.dtype.type(value))
     else:
@@ -110,6 +111,7 @@ def _below(bits, mask, top):
 def all_finite(x) -> bool:
     """Whether x holds no NaN and no infinity (an input batch is checked every step:
     this reads it once, where numpy's isfinite writes a boolean array first)."""
+    check_given("all_finite", x)
     bits = _BITS.get(x.dtype)
     if bits is None or not x.flags.c_contiguous:
         return bool(np.isfinite(x).all())

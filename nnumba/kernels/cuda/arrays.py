@@ -8,9 +8,8 @@ from numba import cuda
 
 from ._grid import device_empty, launch_1d, over, to_host
 from ..cache_stamp import stamp
-from ..flat import check_flat_floats
+from ..flat import c_contiguous, check_fill, check_flat_floats, check_given
 from ..row_checks import check_gather
-from ...errors import ShapeError
 
 
 @cuda.jit(cache=True)
@@ -20,11 +19,9 @@ def _fill(a, value):
 
 
 def fill(a, value):
-    """a (any C-contiguous array) = value, in a's dtype.  Returns a."""
-    if not a.is_c_contiguous():  # its reshape would fill a copy (or fail on a GPU)
-        raise ShapeError(f"fill: takes a C-contiguous device array, got shape "
-                         f"{tuple(a.shape)} strides {tuple(a.strides)}")
-    flat = a.reshape(a.size)
+    """a (any contiguous array) = value, in a's dtype.  Returns a."""
+    check_fill(a)  # (a strided one's reshape would fill a copy, or fail on a GPU)
+    flat = a.reshape(a.size, order="C" if c_contiguous(a) else "F")
     launch_1d(_fill, flat.size)(flat, flat.dtype.type(value))
     return a
 
@@ -109,6 +106,7 @@ _scratch = {}  # the int32 counter, allocated on first use
 
 def all_finite(x) -> bool:
     """Whether x holds no NaN and no infinity (one 4-byte copy to the host)."""
+    check_given("all_finite", x)
     count = fill(device_empty(1, np.int32, keep=_scratch), 0)
     launch_1d(_count_nonfinite, x.size)(x.reshape(x.size), count)
     return int(to_host(count)[0]) == 0
