@@ -97,7 +97,7 @@ def test_cpu_bias_kernels_name_the_kernels_and_what_they_take():
     """The CPU checks run inside the compiled kernels (no cost a step), so their
     message is one constant: it names the kernels and their arguments' shapes."""
     from nnumba.kernels import cpu as k
-    with pytest.raises(ValueError, match=r"add_bias.*\(N, D\) array and a \(D,\) bias"):
+    with pytest.raises(ValueError, match=r"add_bias.*\(N, D\) arrays and a \(D,\) bias"):
         k.add_bias(np.zeros((4, 3)), np.ones(2))
     with pytest.raises(ValueError, match="accumulate_bias_grad"):
         k.accumulate_bias_grad(np.zeros((4, 3)), np.ones(5))

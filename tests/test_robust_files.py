@@ -171,16 +171,18 @@ def test_a_failed_save_names_the_users_path_and_leaves_nothing(tmp_path, monkeyp
 
 def test_a_save_cleans_up_after_killed_saves_but_not_running_ones(tmp_path):
     model = nnumba.build("logreg")
-    stale = [tmp_path / ".w.npz.abcd_123.tmp", tmp_path / "w.npzq1w2e3r4.tmp"]  # new and old names
+    stale = [tmp_path / ".w.npz.abcd0123.tmp"]  # temporary_name's
     for path in stale:
         path.write_bytes(b"half a file")
         os.utime(path, (time.time() - 3600,) * 2)  # killed an hour ago
-    young = tmp_path / ".w.npz.young000.tmp"  # another save's, not locked yet: kept
+    young = tmp_path / ".w.npz.0000beef.tmp"  # another save's, not locked yet: kept
     young.write_bytes(b"being written")
-    others = [tmp_path / ".other.npz.abcd_123.tmp", tmp_path / "notes.tmp", young]
+    # old versions' mkstemp names are a user's too ("w.npz_backup1.tmp"): kept
+    others = [tmp_path / ".other.npz.abcd0123.tmp", tmp_path / "notes.tmp", young,
+              tmp_path / "w.npzq1w2e3r4.tmp", tmp_path / "w.npz_backup1.tmp"]
     for path in others:
         path.write_bytes(b"not ours")
-    busy = tmp_path / ".w.npz.busy0000.tmp"
+    busy = tmp_path / ".w.npz.b0000000.tmp"
     # A save in progress in another process holds its temporary file locked.
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import fcntl, sys, time

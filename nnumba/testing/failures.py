@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ContractError
+from ..errors import ContractError, DTypeError
 
 
 class ConformanceError(AssertionError):
@@ -36,6 +36,14 @@ def _worst(got, want) -> tuple:
     return tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)), want.shape))
 
 
+def dtype_hint(exc) -> str:
+    """The usual cause of a kernel given two dtypes in the kit, which converts the layer
+    (float64 for the gradients, float32 after): an array kept from a parameter."""
+    return ("; a kernel got arrays of two dtypes: an array kept from a parameter or a "
+            "buffer (self.a = param.value) keeps its dtype when the model converts: read "
+            "param.value at every call, never a copy" if isinstance(exc, DTypeError) else "")
+
+
 def _raised(name, kit, shape, exc) -> ConformanceError:
     """The kit's failure for an exception the author's code raised (a ZeroDivisionError
     in _forward): it names the check that was running, the innermost ``check_*`` of the
@@ -44,7 +52,8 @@ def _raised(name, kit, shape, exc) -> ConformanceError:
     checks = [f.name for f in traceback.extract_tb(exc.__traceback__)
               if f.filename.startswith(here) and f.name.startswith("check_")]
     return ConformanceError(f"{name}: {type(exc).__name__} ({exc}) was raised by its code in "
-                            f"{checks[-1] if checks else kit} on the example of shape {shape}")
+                            f"{checks[-1] if checks else kit} on the example of shape {shape}"
+                            f"{dtype_hint(exc)}")
 
 
 def same_draws(layer, other=None):

@@ -15,8 +15,8 @@ from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the k
                            check_state)
 from .eval_gradient import check_eval_gradient
 from .failures import (ConformanceError, _backward, _compare, _fail,  # noqa: F401 - the kit's
-                       _finite_gradient, _raised, _worst, draw_alike, numeric_gradient,
-                       same_draws)
+                       _finite_gradient, _raised, _worst, draw_alike, dtype_hint,
+                       numeric_gradient, same_draws)
 from .inputs import _draws_own, check_outside, example_batch
 from .precision import LARGE, check_float32, check_float32_modes  # noqa: F401 - the kit's, too
 from .round_trip import check_round_trip, check_state_in_model  # noqa: F401 - the kit's
@@ -295,7 +295,8 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
         _fail(layer, f"refused the example input of shape {tuple(input_shape)} ({exc}); an "
                      f"example gives the input shape with the batch axis first, and one that "
                      f"input_shape() accepts; a layer that takes fewer values than any float "
-                     f"(an embedding's ids) draws its own with example_input(shape, rng)")
+                     f"(an embedding's ids) draws its own with example_input(shape, rng)"
+                     f"{dtype_hint(exc)}")
     if y is not given and not layer.output_is_view and np.may_share_memory(y, given):
         _fail(layer, "its output is a view of its input: set output_is_view = True (as "
                      "Flatten does), or a model hands the caller a view of an earlier "
