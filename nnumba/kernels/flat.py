@@ -20,7 +20,7 @@ def check_given(kernel: str, *arrays) -> None:
     """DTypeError for an argument that is no array (``multiply(a, 3.0, out)``: the kernel
     read its ndim, a bare AttributeError)."""
     for a in arrays:
-        if isinstance(a, np.generic) or not hasattr(a, "ndim"):
+        if type(a) is not np.ndarray and (isinstance(a, np.generic) or not hasattr(a, "ndim")):
             raise DTypeError(f"{kernel}: takes arrays, got a {type(a).__name__} ({a!r:.40})")
 
 
@@ -70,17 +70,18 @@ def check_flat_floats(kernel: str, *arrays, outputs: int = 1) -> None:
         if a.dtype != dtype or dtype not in FLOATS:
             raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
                              f"{', '.join(np.dtype(a.dtype).name for a in arrays)}")
-    ins, outs = arrays[:len(arrays) - outputs], arrays[len(arrays) - outputs:]
-    for i, a in enumerate(outs):
+    first = len(arrays) - outputs
+    for i in range(first, len(arrays)):
+        a = arrays[i]
         if not writable(a):
             raise ShapeError(f"{kernel}: its output is read-only; write into an array of "
                              f"its own (self._buffer(...))")
         # in place (scale(a, 2, a)) is fine; shifted, each element read one already written
-        if any(may_share_memory(a, b) and not _same(a, b) and overlap(a, b) for b in ins) or \
-                any(overlap(a, b) for b in outs[i + 1:]):
-            raise ShapeError(f"{kernel}: an output overlaps another argument in memory other "
-                             f"than as that same array (in place); write into an array of "
-                             f"its own")
+        for j, b in enumerate(arrays):
+            if (j > i or j < first) and overlap(a, b) and (j > i or not _same(a, b)):
+                raise ShapeError(f"{kernel}: an output overlaps another argument in memory "
+                                 f"other than as that same array (in place); write into an "
+                                 f"array of its own")
 
 
 def check_matmul(a, b, out, trans_a, trans_b) -> None:
@@ -128,15 +129,16 @@ def _same(a, b) -> bool:
 
 def overlap(out, a) -> bool:
     """The spans' test (every matmul: cheap), then numpy's exact one for two views that
-    interleave without sharing an element (an RNN's hs[:, 0] and hs[:, 1])."""
-    if not may_share_memory(out, a):
+    interleave without sharing an element (an RNN's hs[:, 0] and hs[:, 1]); device
+    arrays: their address ranges."""
+    if type(out) is not np.ndarray or type(a) is not np.ndarray:
+        return may_share_memory(out, a)
+    if not np.may_share_memory(out, a):  # (numpy's own spans' test: no call in between)
         return False
-    if type(out) is np.ndarray and type(a) is np.ndarray:
-        try:
-            return np.shares_memory(out, a, max_work=10_000)
-        except np.exceptions.TooHardError:
-            return True
-    return True
+    try:
+        return np.shares_memory(out, a, max_work=10_000)
+    except np.exceptions.TooHardError:
+        return True
 
 
 #: the arrays each bias kernel writes, by their place in check_bias's (y, b, *like_y)
@@ -149,22 +151,29 @@ def check_bias(kernel: str, y, b, *like_y) -> None:
     (a bias, or its gradient), the bias apart from the others and the kernel's outputs
     writable; DTypeError unless all have one float dtype (float16 crashed numba on the
     CPU and ran on the device)."""
+    # (plain loops, no generators: four of these run every training step of an MLP)
     check_given(kernel, y, b, *like_y)
-    if y.ndim != 2 or b.ndim != 1 or b.shape[0] != y.shape[1] or \
-            any(a.shape != y.shape for a in like_y):
+    shape, dtype = y.shape, y.dtype
+    bad_shape = y.ndim != 2 or b.ndim != 1 or b.shape[0] != shape[1]
+    bad_dtype = dtype not in FLOATS or b.dtype != dtype
+    for a in like_y:
+        bad_shape, bad_dtype = bad_shape or a.shape != shape, bad_dtype or a.dtype != dtype
+    if bad_shape:
         shapes = ", ".join(str(tuple(a.shape)) for a in (y, *like_y))
         raise ShapeError(f"{kernel}: takes (N, D) arrays and a (D,) bias or gradient, got "
                          f"{shapes} and {tuple(b.shape)}")
-    dtype = y.dtype
-    if dtype not in FLOATS or any(a.dtype != dtype for a in (b, *like_y)):
+    if bad_dtype:
         raise DTypeError(f"{kernel}: takes float32 or float64 arrays of one dtype, got "
                          f"{', '.join(np.dtype(a.dtype).name for a in (y, *like_y, b))}")
     arrays = (y, b, *like_y)
-    if not all(writable(arrays[i]) for i in _BIAS_OUTPUTS.get(kernel, ())):
-        raise ShapeError(f"{kernel}: its output is read-only; write into an array of its own")
-    if any(overlap(b, a) for a in (y, *like_y)):  # (add_bias(y, y[0]) read a changed row)
-        raise ShapeError(f"{kernel}: the bias (or its gradient) overlaps the other arrays in "
-                         f"memory; give it an array of its own")
+    for i in _BIAS_OUTPUTS.get(kernel, ()):
+        if not writable(arrays[i]):
+            raise ShapeError(f"{kernel}: its output is read-only; write into an array of "
+                             f"its own")
+    for a in (y, *like_y):
+        if overlap(b, a):  # (add_bias(y, y[0]) read a changed row)
+            raise ShapeError(f"{kernel}: the bias (or its gradient) overlaps the other "
+                             f"arrays in memory; give it an array of its own")
 
 
 def checked(kernel, name: str, check):
