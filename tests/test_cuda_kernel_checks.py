@@ -92,20 +92,8 @@ if not SIMULATED:
 else:
     import nnumba.kernels.cpu as cpu
     import nnumba.kernels.cuda as gpu
+    from kernel_calls import error_of, on_device
     from nnumba.device import to_device, to_host
-    from nnumba.errors import NnumbaError
-
-    def on_device(args):
-        return tuple(to_device(a) if isinstance(a, np.ndarray) else a for a in args)
-
-    def error_of(call):
-        try:
-            call()
-        except NnumbaError as e:
-            return type(e).__name__
-        except Exception as e:  # noqa: BLE001 - what the test reports
-            return f"bare {type(e).__name__}: {e}"
-        return "no error"
 
     @pytest.mark.parametrize("name,make,error", CASES,
                              ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])

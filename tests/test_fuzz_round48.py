@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kernel_calls import error_of, on_device
+
 f16, f32, f64, i32, i64 = np.float16, np.float32, np.float64, np.int32, np.int64
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 HAVE_CUDA = importlib.util.find_spec("numba_cuda") is not None
@@ -45,17 +47,6 @@ FLOAT16 = [
     ("multiply", lambda: (rnd(6), rnd(6, dtype=f16), z(6))),           # one float16 input
     ("accumulate", lambda: (rnd(6, dtype=f16), rnd(6, dtype=f16))),
 ]
-
-
-def error_of(call):
-    from nnumba.errors import NnumbaError
-    try:
-        call()
-    except NnumbaError as e:
-        return type(e).__name__
-    except Exception as e:  # noqa: BLE001 - what the test reports
-        return f"bare {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
-    return "no error"
 
 
 def adaptive_reference(x, out_hw):
@@ -137,9 +128,6 @@ if not SIMULATED:
 else:
     import nnumba.kernels.cuda as gpu
     from nnumba.device import to_device, to_host
-
-    def on_device(args):
-        return tuple(to_device(a) if isinstance(a, np.ndarray) else a for a in args)
 
     @pytest.mark.parametrize("name,make", FLOAT16, ids=[f"{c[0]}-{i}" for i, c in enumerate(FLOAT16)])
     def test_cuda_float16_arrays_get_a_dtype_error(name, make):

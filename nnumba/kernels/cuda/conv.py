@@ -130,6 +130,11 @@ def conv2d_forward(x, w, b, stride, pad, out, keep=None):
     check_arrays("conv2d_forward", {"x": x, "w": w, "b": b}, {"out": out}, optional={"b"})
     check_conv("conv2d_forward", x.shape, w.shape, stride, pad, out.shape)
     check_channel_bias("conv2d_forward", b, w.shape[0])
+    return _launch_forward(x, w, b, stride, pad, out)
+
+
+# The launches alone, for the fused kernels (conv_pool), which check their arguments once.
+def _launch_forward(x, w, b, stride, pad, out):
     has_bias = b is not None
     launch_1d(_forward, out.size)(x, w, b if has_bias else w.reshape(w.size), has_bias,
                                   *pair(stride), *pair(pad), out)
@@ -140,6 +145,10 @@ def conv2d_backward_input(dy, w, stride, pad, dx_out, keep=None):
     """dx_out (N, C, H, W) = dL/dx given dy (N, D, Ho, Wo) and w; written fully."""
     check_arrays("conv2d_backward_input", {"dy": dy, "w": w}, {"dx_out": dx_out})
     check_conv("conv2d_backward_input", dx_out.shape, w.shape, stride, pad, dy.shape)
+    return _launch_backward_input(dy, w, stride, pad, dx_out)
+
+
+def _launch_backward_input(dy, w, stride, pad, dx_out):
     launch_1d(_backward_input, dx_out.size)(dy, w, *pair(stride), *pair(pad), dx_out)
     return dx_out
 
@@ -150,6 +159,10 @@ def conv2d_backward_weight(x, dy, stride, pad, dw_out, db_out, keep=None):
                  optional={"db_out"})
     check_conv("conv2d_backward_weight", x.shape, dw_out.shape, stride, pad, dy.shape)
     check_channel_bias("conv2d_backward_weight", db_out, dw_out.shape[0])
+    _launch_backward_weight(x, dy, stride, pad, dw_out, db_out)
+
+
+def _launch_backward_weight(x, dy, stride, pad, dw_out, db_out):
     if x.shape[0] == 0 or dw_out.size == 0:
         return
     launch_1d(_backward_weight, dw_out.size, per_block=True)(x, dy, *pair(stride), *pair(pad),

@@ -4,8 +4,8 @@ a device array kept for the next call of the same shape."""
 from ..geometry import conv2d_output_array_shape
 from ._grid import device_empty
 from ..window_checks import check_conv_pool, check_conv_pool_backward
-from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
-from .pool import relu_maxpool2d_backward, relu_maxpool2d_forward
+from .conv import _launch_backward_input, _launch_backward_weight, _launch_forward
+from .pool import _launch_relu_maxpool, _launch_relu_unpool
 
 _kept = {}  # (shape, dtype) -> the convolution's output or its gradient
 
@@ -21,8 +21,8 @@ def conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, pool_kernel, pool_stride
                     pool_stride, out, argmax_out)
     if out.size:
         y = _conv_out(x, w, stride, pad)
-        conv2d_forward(x, w, b, stride, pad, y)
-        relu_maxpool2d_forward(y, pool_kernel, pool_stride, out, argmax_out)
+        _launch_forward(x, w, b, stride, pad, y)  # (checked once, above)
+        _launch_relu_maxpool(y, pool_kernel, pool_stride, out, argmax_out)
     return out
 
 
@@ -35,7 +35,7 @@ def conv2d_relu_maxpool2d_backward(x, w, dy, argmax, out, stride, pad, dw_out, d
     if x.shape[0] == 0 or dw_out.size == 0:
         return
     dense = _conv_out(x, w, stride, pad)
-    relu_maxpool2d_backward(dy, argmax, out, dense)
-    conv2d_backward_weight(x, dense, stride, pad, dw_out, db_out)
+    _launch_relu_unpool(dy, argmax, out, dense)
+    _launch_backward_weight(x, dense, stride, pad, dw_out, db_out)
     if dx_out is not None:
-        conv2d_backward_input(dense, w, stride, pad, dx_out)
+        _launch_backward_input(dense, w, stride, pad, dx_out)

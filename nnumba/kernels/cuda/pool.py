@@ -115,6 +115,11 @@ def maxpool2d_forward(x, kernel, stride, out, argmax_out):
 def relu_maxpool2d_forward(x, kernel, stride, out, argmax_out):
     """Fused relu then max-pool: out = maxpool(relu(x))."""
     _check_forward("relu_maxpool2d_forward", x, kernel, stride, out, argmax_out)
+    return _launch_relu_maxpool(x, kernel, stride, out, argmax_out)
+
+
+# The launches alone, for the fused kernels (conv_pool), which check their arguments once.
+def _launch_relu_maxpool(x, kernel, stride, out, argmax_out):
     launch_1d(_maxpool_forward, out.size)(x, *pair(kernel), *pair(stride), True, out, argmax_out)
     return out
 
@@ -130,6 +135,10 @@ def maxpool2d_backward(dy, argmax, dx_out):
 def relu_maxpool2d_backward(dy, argmax, out, dx_out):
     """Backward of relu_maxpool2d_forward: the gradient flows only where out > 0."""
     _check_backward("relu_maxpool2d_backward", dy, argmax, out, dx_out)
+    return _launch_relu_unpool(dy, argmax, out, dx_out)
+
+
+def _launch_relu_unpool(dy, argmax, out, dx_out):
     fill(dx_out, 0)
     launch_1d(_maxpool_backward, dy.size)(dy, argmax, True, out, dx_out)
     return dx_out
