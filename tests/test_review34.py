@@ -77,9 +77,9 @@ _POISON = textwrap.dedent("""
     from nnumba.kernels.cpu import perceptron as K
     if sys.argv[1] == "poison":
         @njit(fastmath=True)
-        def user_score(x, i, w):
-            return K._score(x, i, w)
-        user_score(np.array([[-0.1, 0.1]]), 0, np.array([0.1, 0.1]))
+        def user_score(x, i, w, b):
+            return K._score(x, i, w, b)
+        user_score(np.array([[-0.1, 0.1]]), 0, np.array([0.1, 0.1, 0.0]), 1.0)
     from nnumba import train_perceptron
     x = np.array([[-0.1, 0.1], [0.0, 0.2], [-0.3, 0.3]]); t = np.array([-1, 1, 1])
     r = train_perceptron(x, t, max_epochs=100)

@@ -21,7 +21,7 @@ class _Ranks(_Alone):
         self.comm = comm
 
     def prepare(self, x, y, what, bias=True):
-        """This rank's rows only, with the bias feature: the full set is never copied."""
+        """This rank's rows only: the full set is never copied."""
         self.comm.check_same(f"the number of {what} samples", len(x))
         if len(x) < self.comm.size:
             raise ShapeError(f"perceptron: {len(x)} {what} samples cannot be shared by "
@@ -31,10 +31,10 @@ class _Ranks(_Alone):
         # the whole set's largest |x|, as the serial run reads it (its range checks)
         return xs, ys, float(self.comm.min_max(top)[1][0])
 
-    def epoch(self, xs, ys, w):
+    def epoch(self, xs, ys, w, b):
         mixed = np.empty(w.size + 1)  # this rank's weights, then its number of changes
         mixed[:-1] = w
-        mixed[-1] = perceptron_epoch(xs, ys, mixed[:-1])
+        mixed[-1] = perceptron_epoch(xs, ys, mixed[:-1], b)
         self.comm.allreduce_sum(mixed)  # one call: weights and changes together
         changes = int(mixed[-1])
         # With no change anywhere every rank still holds w: keep it exactly.

@@ -158,8 +158,7 @@ def score_rows(flat, w, b) -> np.ndarray:
     for k in np.flatnonzero(doubt.any(axis=0)):  # (NaN too: the kernel says NaN)
         rows = doubt[:, k]
         again = np.empty(int(rows.sum()))
-        scores(np.hstack([flat[rows], np.ones((len(again), 1))]),
-               np.append(weights[k], biases[k]), again)
+        scores(flat[rows], np.append(weights[k], biases[k]), 1.0, again)
         out[rows, k] = again
     return out if np.ndim(w) == 2 else out[:, 0]
 
@@ -169,19 +168,20 @@ class _Alone:
     same loop over MPI ranks by overriding these three steps."""
 
     def prepare(self, x, y, what, bias=True):
-        """(inputs with the bias feature if ``bias``, labels, the largest |x|) of a set
-        that train_perceptron checked (_check_set)."""
-        flat = x.reshape(len(x), -1)
+        """(inputs as float64 rows (N, D), labels, the largest |x|) of a set that
+        train_perceptron checked (_check_set). Float64 as the lecture's np.zeros; a
+        float64 C-contiguous set is used as it is, not copied (the kernels add the bias
+        feature themselves)."""
+        flat = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float64)
         top = max(float(flat.max()), -float(flat.min()), float(bias))  # 1: the bias feature
         if not np.isfinite(top):  # NaN propagates through max and min; no bool copy
             raise NonFiniteError(f"perceptron: {what} inputs hold NaN or infinity")
-        # The bias as a constant feature equal to 1; float64 as the lecture's np.zeros.
-        features = [flat, np.ones((len(x), 1))] if bias else [flat]
-        return np.hstack(features, dtype=np.float64), np.asarray(y, dtype=np.float64), top
+        return flat, np.asarray(y, dtype=np.float64), top
 
-    def epoch(self, xs, ys, w) -> tuple[int, np.ndarray]:
-        """One pass; returns (number of updates, the weights after it)."""
-        return perceptron_epoch(xs, ys, w), w
+    def epoch(self, xs, ys, w, b) -> tuple[int, np.ndarray]:
+        """One pass with the bias feature ``b``; returns (number of updates, the weights
+        after it)."""
+        return perceptron_epoch(xs, ys, w, b), w
 
     def total(self, *counts):
         return counts
@@ -241,18 +241,20 @@ def train_perceptron(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
         *test, test_top = group.prepare(x_test, y_test, "test", bias)
         top = max(top, test_top)
         if test[0].shape[1] != xs.shape[1]:
-            raise ShapeError(f"perceptron: test inputs have {test[0].shape[1] - bias} "
-                             f"features, training inputs {xs.shape[1] - bias}")
+            raise ShapeError(f"perceptron: test inputs have {test[0].shape[1]} "
+                             f"features, training inputs {xs.shape[1]}")
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
-    w = np.zeros(xs.shape[1])
+    b = float(bias)  # the bias feature's value: 0 keeps the bias weight w[-1] at 0
+    w = np.zeros(xs.shape[1] + 1)
     history, updates, converged = PerceptronHistory(), 0, False
     try:
         for epoch in range(max_epochs):
             _check_range(w, top, len(xs), epoch)
-            changes, w = group.epoch(xs, ys, w)
+            changes, w = group.epoch(xs, ys, w, b)
             updates += changes
-            errors = group.total(sign_errors(xs, ys, w),
-                                 sign_errors(*test, w) if test is not None else 0)
+            # no change: every sample scored on the right side of this w, so no error
+            errors = group.total(sign_errors(xs, ys, w, b) if changes else 0,
+                                 sign_errors(*test, w, b) if test is not None else 0)
             row = {"epoch": epoch, "nb_changes": int(changes),
                    "train_error": float(errors[0]) / n_train,
                    "test_error": float(errors[1]) / n_test if test is not None else None}
@@ -263,12 +265,11 @@ def train_perceptron(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
                 converged = True
                 break
     except KeyboardInterrupt as stop:  # Ctrl-C: the weights so far go with it
-        stop.result = _result(w, bias, False, updates, history)
+        stop.result = _result(w, False, updates, history)
         raise
-    return _result(w, bias, converged, updates, history)
+    return _result(w, converged, updates, history)
 
 
-def _result(w, bias, converged, updates, history) -> PerceptronResult:
-    if bias:
-        return PerceptronResult(w[:-1].copy(), float(w[-1]), converged, updates, history)
-    return PerceptronResult(w.copy(), 0.0, converged, updates, history)
+def _result(w, converged, updates, history) -> PerceptronResult:
+    """The weights of the features, and the bias (w[-1]: 0 where bias=False)."""
+    return PerceptronResult(w[:-1].copy(), float(w[-1]), converged, updates, history)
