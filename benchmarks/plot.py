@@ -1,5 +1,5 @@
 """``--bench-plot FILE.png``: the suite's ratios as one bar chart, each job's bar
-beside the target its issue set (docs/speed-report*.md hold the runs' tables)."""
+beside the target its issue set (docs/speed-reports/speed-report*.md hold the runs' tables)."""
 from __future__ import annotations
 
 #: the ratio (nnumba / peer) each job should reach; side effects: within 5 %
