@@ -23,6 +23,7 @@ from .optim import SGD  # noqa: E402
 from .registry import (get_dataset, get_layer, get_loss, get_model,  # noqa: E402
                        get_registry, register_plugin, unregister_plugin)
 from .train import GDTrainer, SGDTrainer, train_perceptron  # noqa: E402
+from .torch_import import load_torch_weights  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -39,7 +40,7 @@ def build(spec_or_name, /, seed: int | None = 0, **options) -> Sequential:
 
 
 __all__ = ["Sequential", "Layer", "Parameter", "Loss", "SGD", "SGDTrainer", "GDTrainer",
-           "train_perceptron", "build", "save", "load_model", "load_weights", "stored_training", "seed",
+           "train_perceptron", "build", "save", "load_model", "load_weights", "load_torch_weights", "stored_training", "seed",
            "hookimpl", "register_plugin", "unregister_plugin", "get_registry", "get_layer",
            "get_loss", "get_model", "get_dataset", "NnumbaError", "ShapeError", "DTypeError",
            "NonFiniteError", "LabelError", "NoGradientError", "RegistryError", "WeightsError",

@@ -345,7 +345,19 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
 def check_all(layer_cls):
     """Run check_layer over every entry in ``layer_cls.examples``, and again with the
     axes ``input_shape()`` leaves free at size 1 (a kernel that read past a clip of one
-    frame passed every example of more)."""
+    frame passed every example of more).  Each distinct warning comes once, however
+    many examples give it."""
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _check_examples(layer_cls)
+    finally:  # (a failure too: the warnings before it say what else to fix)
+        for category, text in dict.fromkeys((w.category, str(w.message)) for w in caught):
+            warnings.warn(text, category, stacklevel=2)
+
+
+def _check_examples(layer_cls):
     for kwargs, shape in _examples(layer_cls, "kwargs, input shape"):
         check_layer(layer_cls, kwargs, shape)
         for ones in _size_one(layer_cls, kwargs, tuple(shape)):
