@@ -134,6 +134,10 @@ def save(model, path, classes=None, input_shape=None, training=None) -> Path:
                         f"per sample has shape {outputs}")
     path = check_save_path(path)
     arrays = {name: p.value for name, p in model.params()}
+    for name, value in arrays.items():  # load_model refuses such a file: keep the old one
+        if not np.isfinite(value).all():
+            raise NonFiniteError(f"save: parameter {name} holds NaN or infinity (a training "
+                                 f"that diverged leaves them so): nothing written to {path}")
     if training is not None:
         if not callable(getattr(training, "state", None)):
             raise SaveError(f"save: training= takes the trainer of the model saved (an "

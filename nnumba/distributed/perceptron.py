@@ -20,16 +20,14 @@ class _Ranks(_Alone):
     def __init__(self, comm: Communicator):
         self.comm = comm
 
-    def prepare(self, x, y, what, bias=True):
+    def prepare(self, x, y, what):
         """This rank's rows only: the full set is never copied."""
         self.comm.check_same(f"the number of {what} samples", len(x))
         if len(x) < self.comm.size:
             raise ShapeError(f"perceptron: {len(x)} {what} samples cannot be shared by "
                              f"{self.comm.size} ranks")
         mine = self.comm.shard(len(x))
-        xs, ys, top = super().prepare(x[mine], np.asarray(y)[mine], what, bias)
-        # the whole set's largest |x|, as the serial run reads it (its range checks)
-        return xs, ys, float(self.comm.min_max(top)[1][0])
+        return super().prepare(x[mine], np.asarray(y)[mine], what)
 
     def epoch(self, xs, ys, w, b):
         mixed = np.empty(w.size + 1)  # this rank's weights, then its number of changes

@@ -167,16 +167,13 @@ class _Alone:
     """The perceptron in one process; :mod:`nnumba.distributed.perceptron` runs the
     same loop over MPI ranks by overriding these three steps."""
 
-    def prepare(self, x, y, what, bias=True):
-        """(inputs as float64 rows (N, D), labels, the largest |x|) of a set that
-        train_perceptron checked (_check_set). Float64 as the lecture's np.zeros; a
-        float64 C-contiguous set is used as it is, not copied (the kernels add the bias
-        feature themselves)."""
+    def prepare(self, x, y, what):
+        """(inputs as float64 rows (N, D), labels) of a set that train_perceptron
+        checked (_check_set, _largest); ``what``: "training" or "test". Float64 as the lecture's np.zeros; a float64
+        C-contiguous set is used as it is, not copied (the kernels add the bias feature
+        themselves)."""
         flat = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float64)
-        top = max(float(flat.max()), -float(flat.min()), float(bias))  # 1: the bias feature
-        if not np.isfinite(top):  # NaN propagates through max and min; no bool copy
-            raise NonFiniteError(f"perceptron: {what} inputs hold NaN or infinity")
-        return flat, np.asarray(y, dtype=np.float64), top
+        return flat, np.asarray(y, dtype=np.float64)
 
     def epoch(self, xs, ys, w, b) -> tuple[int, np.ndarray]:
         """One pass with the bias feature ``b``; returns (number of updates, the weights
@@ -201,18 +198,26 @@ def _check_range(w, top, n, epoch):
             f"scale the inputs (e.g. to [-1, 1]) and train again")
 
 
-def _check_tiny(x):
-    """Refuse a sample all of whose values are below TINY (0 aside): its products with
-    weights made of such samples underflow float64 to 0 or subnormals, whose signs the
-    updates read, and the run never converges (on every rank alike: the full set)."""
-    top = np.abs(x.reshape(len(x), -1)).max(axis=1)
-    small = np.flatnonzero((top > 0) & (top < TINY))
-    if small.size:
+def _largest(x, what, training=False) -> float:
+    """The largest |x| of a set (the full one: every rank holds it), which bounds every
+    w . x to come (_check_range); from each sample's max and min, no copy of the set.
+    Refuses NaN and infinity, and in a training set a sample all of whose values are
+    below TINY (0 aside): its products with weights made of such samples underflow
+    float64 to 0 or subnormals, whose signs the updates read, and the run never
+    converges, with a bias or without one (it can come back to 0)."""
+    flat = x.reshape(len(x), -1)
+    top = np.maximum(flat.max(axis=1), -flat.min(axis=1))  # NaN propagates
+    if not np.isfinite(top.max()):
+        raise NonFiniteError(f"perceptron: {what} inputs hold NaN or infinity")
+    small = np.flatnonzero((top > 0) & (top < TINY)) if training and x.dtype.itemsize == 8 \
+        else ()  # (float32 holds nothing as small)
+    if len(small):
         raise NonFiniteError(f"perceptron: {small.size} sample(s) no larger than "
                              f"{top[small].max():.4g} (the first: sample {small[0]}) make "
                              f"the sums w . x underflow float64 (their products fall below "
                              f"2**-1022, to subnormals or 0, whose signs the updates read): "
                              f"scale the inputs (e.g. to [-1, 1]) and train again")
+    return float(top.max())
 
 
 def train_perceptron(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
@@ -232,14 +237,17 @@ def train_perceptron(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
     if x_test is not None:
         _check_set(x_test, y_test, "test")
     group = _Alone() if group is None else group
-    # top: the largest |x| of a set, which bounds every w . x to come (_check_range)
-    if not bias and x.dtype == np.float64:  # (with the bias feature w . x + b >= ...;
-        _check_tiny(x)                        # float32 holds nothing as small)
-    xs, ys, top = group.prepare(x, y, "training", bias)
+    top = max(_largest(x, "training", training=True), float(bias))  # 1: the bias feature
+    if x_test is not None:
+        top = max(top, _largest(x_test, "test"))
+    if callback is not None:  # it may change the caller's arrays: train on the set as given
+        x, y = x.copy(), np.array(y)
+        if x_test is not None:
+            x_test, y_test = x_test.copy(), np.array(y_test)
+    xs, ys = group.prepare(x, y, "training")
     test = None
     if x_test is not None:
-        *test, test_top = group.prepare(x_test, y_test, "test", bias)
-        top = max(top, test_top)
+        test = group.prepare(x_test, y_test, "test")
         if test[0].shape[1] != xs.shape[1]:
             raise ShapeError(f"perceptron: test inputs have {test[0].shape[1]} "
                              f"features, training inputs {xs.shape[1]}")
