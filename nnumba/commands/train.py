@@ -39,7 +39,7 @@ def add_parser(sub):
                         "index, negative from the end (default: the last column)")
     p.add_argument("--test-fraction", type=float,
                    help="--data without a test set: the share of each class held out for "
-                        "testing, drawn with --seed (default 0.2)")
+                        "testing (default 0.2), the same samples whatever --seed")
     p.add_argument("--trainer", choices=("sgd", "gd", "perceptron"),
                    help="mini-batch SGD (default; a saved model: its last run's), gradient "
                         "descent over the whole set, or the lecture's perceptron (two "
@@ -171,8 +171,10 @@ def _from_file(args) -> str | None:
 def _load_data(args):
     from ..data import load_arrays, load_dataset  # (load_dataset checks what a loader gives)
     if args.data is not None:
+        # The held-out samples are the file's, not the run's: a run with another --seed,
+        # or one going on from its saved weights (no --seed), tests on the same ones.
         data = load_arrays(args.data, label_column=args.label_column,
-                           test_fraction=args.test_fraction, seed=args.seed)
+                           test_fraction=args.test_fraction, seed=0)
     else:
         data = load_dataset(args.dataset or "mnist-5k", root=args.data_dir, download=args.download)
     if args.train_size is not None or args.test_size is not None:
