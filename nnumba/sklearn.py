@@ -65,7 +65,7 @@ class _NNEstimator(BaseEstimator):
 
     def __init__(self, model="mlp", *, model_options=None, input_shape=None, trainer="sgd",
                  epochs=None, lr=None, momentum=None, weight_decay=0.0, batch_size=None,
-                 dtype="float32", random_state=None, warm_start=False):
+                 shuffle=True, dtype="float32", random_state=None, warm_start=False):
         self.model = model
         self.model_options = model_options
         self.input_shape = input_shape
@@ -75,6 +75,7 @@ class _NNEstimator(BaseEstimator):
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.batch_size = batch_size
+        self.shuffle = shuffle
         self.dtype = dtype
         self.random_state = random_state
         self.warm_start = warm_start
@@ -137,6 +138,7 @@ class _NNEstimator(BaseEstimator):
         momentum, weight_decay and batch_size themselves."""
         self._dtype()
         flag(type(self).__name__, "warm_start", self.warm_start)  # "no" would be truthy
+        flag(type(self).__name__, "shuffle", self.shuffle)
         # None would be the trainer's "not given": documented as a number here
         number(type(self).__name__, "weight_decay", self.weight_decay, 0.0)
         if not isinstance(self.trainer, str) or self.trainer not in TRAINERS:
@@ -208,14 +210,15 @@ class _NNEstimator(BaseEstimator):
             self.model_.astype(self._dtype())
         # set_params between partial_fit calls: else the old lr, batch_size, ... stayed
         used = (self.trainer, settings["lr"], settings["momentum"], self.weight_decay,
-                settings["batch_size"], self._dtype())
+                settings["batch_size"], bool(self.shuffle), self._dtype())
+        order = {"shuffle": bool(self.shuffle)} if self.trainer == "sgd" else {}  # gd: all
         if fresh_trainer or used != self._trainer_settings or self._trainer is None:
             kept = self.__dict__.pop("_trainer_state", None)  # a copy's: go on from it
             same, self._trainer_settings = used == self._trainer_settings, used
             self._trainer = TRAINERS[self.trainer](
                 self.model_, get_loss(self._loss)(), lr=settings["lr"],
                 momentum=settings["momentum"], weight_decay=self.weight_decay,
-                batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)))
+                batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)), **order)
             if kept is not None and same and not fresh_trainer:  # as the original would
                 self._trainer.resume({**kept[0], "velocity": kept[1]})
         before, interrupted = len(self._trainer.history.epochs), None
@@ -303,7 +306,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         clips of T frames (a Conv3d spec). None: rows as
         they are, or a named model's own input shape (``"lenet"``: 784 pixels).
     trainer : {"sgd", "gd"}, default="sgd"
-        Mini-batch SGD (shuffled every epoch) or exact gradient descent.
+        Mini-batch SGD or exact gradient descent.
     epochs, lr, momentum, batch_size : default=None
         None: the named model's ``train_defaults`` (``mlp``: 20 epochs, lr 0.1,
         momentum 0.9, batch 100), else nnumba's fallback (10, 0.05, 0.9, 100).
@@ -313,6 +316,9 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         ``alpha`` decays the weight matrices only, by ``alpha / batch size``:
         without biases, ``weight_decay = alpha / batch_size`` matches it where
         the batch size divides the sample count.
+    shuffle : bool, default=True
+        SGD visits the samples in a new random order every epoch; False: in
+        the order given (as MLPClassifier's ``shuffle``).
     dtype : {"float32", "float64"} (or the numpy dtype), default="float32"
         The model's and the inputs' precision, and the dtype of what
         ``predict_proba`` and ``predict_log_proba`` return (float32 by default:
