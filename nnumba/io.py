@@ -132,18 +132,19 @@ def save(model, path, classes=None, input_shape=None, training=None) -> Path:
             and not (outputs == (1,) and len(meta["classes"]) == 2):  # -1 and +1 by sign
         raise SaveError(f"save: {len(meta['classes'])} classes for a model whose output "
                         f"per sample has shape {outputs}")
-    path = check_save_path(path)
     arrays = {name: p.value for name, p in model.params()}
-    for name, value in arrays.items():  # load_model refuses such a file: keep the old one
-        if not np.isfinite(value).all():
-            raise NonFiniteError(f"save: parameter {name} holds NaN or infinity (a training "
-                                 f"that diverged leaves them so): nothing written to {path}")
     if training is not None:
         if not callable(getattr(training, "state", None)):
             raise SaveError(f"save: training= takes the trainer of the model saved (an "
                             f"nnumba.SGDTrainer or GDTrainer), got {show(training)}")
         meta["training"], velocity = training.state(model)
         arrays.update({} if velocity is None else {VELOCITY: velocity})  # None: no step yet
+    for name, value in arrays.items():  # load_model refuses such a file: keep the old one
+        if not np.isfinite(value).all():
+            what = "the momentum buffer" if name == VELOCITY else f"parameter {name}"
+            raise NonFiniteError(f"save: {what} holds NaN or infinity (a training that "
+                                 f"diverged leaves them so): nothing written to {path}")
+    path = check_save_path(path)  # (it makes the missing folders)
     arrays[_SPEC_KEY] = np.array(json.dumps(meta))
     try:
         write_whole(_target(path), lambda f: np.savez(f, **arrays))

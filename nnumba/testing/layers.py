@@ -347,14 +347,19 @@ def check_all(layer_cls):
     axes ``input_shape()`` leaves free at size 1 (a kernel that read past a clip of one
     frame passed every example of more).  Each distinct warning comes once, however
     many examples give it."""
-    caught = []
+    caught, failure = [], None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             _check_examples(layer_cls)
-    finally:  # (a failure too: the warnings before it say what else to fix)
+    except BaseException as exc:  # noqa: BLE001 - raised below, after the warnings
+        failure = exc
+    try:  # (with a failure too: the warnings before it say what else to fix)
         for category, text in dict.fromkeys((w.category, str(w.message)) for w in caught):
             warnings.warn(text, category, stacklevel=2)
+    finally:  # a warning the caller turns into an error does not hide the failure
+        if failure is not None:
+            raise failure
 
 
 def _check_examples(layer_cls):

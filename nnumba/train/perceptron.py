@@ -203,8 +203,10 @@ def _largest(x, what, training=False) -> float:
     w . x to come (_check_range); from each sample's max and min, no copy of the set.
     Refuses NaN and infinity, and in a training set a sample all of whose values are
     below TINY (0 aside): its products with weights made of such samples underflow
-    float64 to 0 or subnormals, whose signs the updates read, and the run never
-    converges, with a bias or without one (it can come back to 0)."""
+    float64 to 0 or subnormals, whose signs the updates read, and the run can go on
+    without converging, with a bias too (it can come back to 0). Refused whatever the
+    rest of the set, so also where a bias would carry the run through: scaling the
+    inputs is the fix either way."""
     flat = x.reshape(len(x), -1)
     top = np.maximum(flat.max(axis=1), -flat.min(axis=1))  # NaN propagates
     if not np.isfinite(top.max()):
@@ -240,17 +242,15 @@ def train_perceptron(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
     top = max(_largest(x, "training", training=True), float(bias))  # 1: the bias feature
     if x_test is not None:
         top = max(top, _largest(x_test, "test"))
-    if callback is not None:  # it may change the caller's arrays: train on the set as given
-        x, y = x.copy(), np.array(y)
-        if x_test is not None:
-            x_test, y_test = x_test.copy(), np.array(y_test)
     xs, ys = group.prepare(x, y, "training")
-    test = None
-    if x_test is not None:
-        test = group.prepare(x_test, y_test, "test")
-        if test[0].shape[1] != xs.shape[1]:
-            raise ShapeError(f"perceptron: test inputs have {test[0].shape[1]} "
-                             f"features, training inputs {xs.shape[1]}")
+    test = None if x_test is None else group.prepare(x_test, y_test, "test")
+    if callback is not None:  # it may change the caller's arrays: train on the set as given
+        xs, ys = _own(xs, x), _own(ys, y)
+        if test is not None:
+            test = (_own(test[0], x_test), _own(test[1], y_test))
+    if test is not None and test[0].shape[1] != xs.shape[1]:
+        raise ShapeError(f"perceptron: test inputs have {test[0].shape[1]} "
+                         f"features, training inputs {xs.shape[1]}")
     n_train, n_test = len(x), (len(x_test) if test is not None else 0)
     b = float(bias)  # the bias feature's value: 0 keeps the bias weight w[-1] at 0
     w = np.zeros(xs.shape[1] + 1)
@@ -276,6 +276,11 @@ def train_perceptron(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
         stop.result = _result(w, False, updates, history)
         raise
     return _result(w, converged, updates, history)
+
+
+def _own(a, given):
+    """``a``, copied where it is (a view of) the caller's ``given``."""
+    return a.copy() if np.may_share_memory(a, given) else a
 
 
 def _result(w, converged, updates, history) -> PerceptronResult:
