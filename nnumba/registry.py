@@ -412,6 +412,8 @@ def register_plugin(plugin, name: str | None = None) -> str:
 
 
 def unregister_plugin(name: str):
+    """Remove the plugin registered as ``name`` (what :func:`register_plugin` returned)
+    with the layers, losses, models, datasets and devices it registered."""
     get_registry().unregister(name)
 
 
@@ -428,10 +430,14 @@ def own_layers(spec, plugin: str):
 
 
 def get_layer(name: str):
+    """The layer class registered as ``name`` (bare, or ``PLUGIN:NAME`` where two
+    plugins register one name), as a spec's ``"type"`` names it."""
     return get_registry().get("layer", name)
 
 
 def get_loss(name: str):
+    """The loss class registered as ``name`` (bare or ``PLUGIN:NAME``):
+    ``get_loss("CrossEntropy")()`` is a loss to train with."""
     return get_registry().get("loss", name)
 
 
@@ -447,4 +453,6 @@ def get_model(name: str):
 
 
 def get_dataset(name: str):
+    """The dataset loader registered as ``name`` (bare or ``PLUGIN:NAME``);
+    :func:`nnumba.data.load_dataset` calls it and checks what it gives."""
     return get_registry().get("dataset", name)

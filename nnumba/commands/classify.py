@@ -325,6 +325,12 @@ def run(args):
     from ..torch_import import load_torch_weights
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
+    # '' read as '.': "Is a directory"; as an image: ": not a readable image"
+    for what, value in (("--weights", args.weights), ("the image", args.image),
+                        ("--labels", args.labels), ("--model", args.model)):
+        if value is not None and not value.strip():
+            raise ValueError(f"{what} needs a file name{' or a model name' * (what == '--model')}, "
+                             f"got {value!r}")
     _pillow()  # before the weights, which take a while to read
     stored = _stored(args.weights)
     if args.model is None:  # nnumba's own weights name their model

@@ -55,7 +55,7 @@ def read_csv(path, label_column):
     if not rows:
         raise DataFileError(f"{path}: the file holds a header and no data rows")
     names = [repr(n) for n in header] if header else [f"{i} (from 0)" for i in range(width)]
-    _no_underscored_numbers(path, rows, lines, names, label)
+    _only_plain_numbers(path, rows, lines, names, label)
     features = [i for i in range(width) if i != label]
     x = _numbers(path, rows, lines, features, names)
     y = np.array([row[label] for row in rows])
@@ -164,14 +164,15 @@ def _check_unambiguous(path, header, label_column, named):
                         f"(an index from the end is negative)")
 
 
-def _no_underscored_numbers(path, rows, lines, names, label):
-    """Refuse a field such as "1_0", which Python's float() (and numpy's) reads as 10
-    where a CSV writer means no number; in the label column only where its labels are
-    numbers (among names, "2_3" is a name). The file is searched once for a digit, "_",
-    a digit (or a byte of a non-ASCII character: float() reads other scripts' digits);
-    only then are the fields looked at, to say where."""
+def _only_plain_numbers(path, rows, lines, names, label):
+    """Refuse a field such as "1_0" or "\u0661" (ARABIC-INDIC DIGIT ONE), which Python's
+    float() (and numpy's) reads as 10 or 1 where a CSV writer means no such number: a
+    label "\u0661" beside "1" made one class of two spellings. In the label column only
+    where its labels are numbers (among names, "2_3" is a name). The file is searched
+    once for a digit, "_", a digit, or any non-ASCII byte; only then are the fields
+    looked at, to say where."""
     try:
-        found = re.search(rb"[0-9\x80-\xff]_[0-9\x80-\xff]", Path(path).read_bytes())
+        found = re.search(rb"[0-9\x80-\xff]_[0-9\x80-\xff]|[\x80-\xff]", Path(path).read_bytes())
     except OSError:
         return  # (it was read just now; a file gone since is read no further)
     if not found:
@@ -179,10 +180,11 @@ def _no_underscored_numbers(path, rows, lines, names, label):
     names_for_labels = not all(_is_number(row[label]) for row in rows)
     for row, line in zip(rows, lines):
         for i, text in enumerate(row):
-            if "_" in text and _is_number(text) and not (i == label and names_for_labels):
+            if ("_" in text or not text.isascii()) and _is_number(text) \
+                    and not (i == label and names_for_labels):
                 raise DataFileError(f"{path}: line {line}, column {names[i]} holds "
                                     f"{text[:40]!r}, which Python reads as {float(text):g}: "
-                                    f"write numbers without underscores")
+                                    f"write numbers in ASCII digits, without underscores")
 
 
 def _is_number(text: str) -> bool:
