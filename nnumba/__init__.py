@@ -40,7 +40,8 @@ def build(spec_or_name, /, seed: int | None = 0, **options) -> Sequential:
 
 
 __all__ = ["Sequential", "Layer", "Parameter", "Loss", "SGD", "SGDTrainer", "GDTrainer",
-           "train_perceptron", "build", "save", "load_model", "load_weights", "load_torch_weights", "stored_training", "seed",
+           "train_perceptron", "build", "save", "load_model", "load_weights",
+           "load_torch_weights", "stored_training", "seed",
            "hookimpl", "register_plugin", "unregister_plugin", "get_registry", "get_layer",
            "get_loss", "get_model", "get_dataset", "NnumbaError", "ShapeError", "DTypeError",
            "NonFiniteError", "LabelError", "NoGradientError", "RegistryError", "WeightsError",
