@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import nnumba
-from nnumba import Layer, testing
+from nnumba import testing
 from nnumba.errors import NonFiniteError
-from nnumba.layers.validation import integer
 from nnumba.testing import ConformanceError
+from test_plugin_trial44 import _KeepsDerivedCopy
 
 
 # ---- finding 1: a callback makes train_perceptron copy the set twice (every rank: whole) --
@@ -87,38 +87,10 @@ def test_distributed_perceptron_with_a_callback_copies_no_full_set(tmp_path):
 
 # ---- finding 2: check_all under warnings-as-errors hides the ConformanceError -------------
 
-class _KeepsCopyAndRefusesSecondExample(Layer):
+class _KeepsCopyAndRefusesSecondExample(_KeepsDerivedCopy):
     """Keeps an unnamed float64 copy of its input (a kit warning), and its second
     example gives an input shape the layer refuses (a ConformanceError)."""
     examples = [({"channels": 3}, (4, 3)), ({"channels": 2}, (5, 3))]
-    devices = ("cpu",)
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.channels = integer("_KeepsCopyAndRefusesSecondExample", "channels", channels)
-        self.slope = self.add_param("slope", (self.channels,))
-
-    def reset_parameters(self, rng):
-        self.slope.value[...] = 0.25
-
-    def input_shape(self):
-        return (self.channels,)
-
-    def _forward(self, x):
-        self._x64 = x.astype(np.float64)  # not in kept_for_backward: the kit warns
-        y = self._buffer("y", x.shape)
-        y[...] = np.where(x > 0, x, self.slope.value * x)
-        self._x = x
-        return y
-
-    def _backward(self, dl_dy):
-        x = self._x
-        self.slope.grad[...] += np.where(x > 0, 0, x * dl_dy).sum(axis=0)
-        if not self.needs_input_grad:
-            return None
-        dx = self._buffer("dx", dl_dy.shape)
-        dx[...] = np.where(x > 0, dl_dy, self.slope.value * dl_dy)
-        return dx
 
 
 def test_check_all_failure_is_not_replaced_by_a_warning_turned_error():
