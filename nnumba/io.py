@@ -1,9 +1,6 @@
-"""Save and load weights as .npz, never with pickle.
-
-A file holds one array per parameter ("0.weight", "0.bias", ...) plus the
-model spec as JSON text, so :func:`load_model` can rebuild the model alone (and
-name the plugin distributions its layers came from where one is missing).
-"""
+"""Save and load weights as .npz, never with pickle: one array per parameter ("0.weight",
+"0.bias", ...) and the model spec as JSON text, so that :func:`load_model` rebuilds the
+model alone (naming the plugin distributions its layers came from where one is missing)."""
 from __future__ import annotations
 
 import json
@@ -139,11 +136,10 @@ def save(model, path, classes=None, input_shape=None, training=None) -> Path:
                             f"nnumba.SGDTrainer or GDTrainer), got {show(training)}")
         meta["training"], velocity = training.state(model)
         arrays.update({} if velocity is None else {VELOCITY: velocity})  # None: no step yet
-    for name, value in arrays.items():  # load_model refuses such a file: keep the old one
-        if not np.isfinite(value).all():
-            what = "the momentum buffer" if name == VELOCITY else f"parameter {name}"
-            raise NonFiniteError(f"save: {what} holds NaN or infinity (a training that "
-                                 f"diverged leaves them so): nothing written to {path}")
+    bad = next((n for n, a in arrays.items() if not np.isfinite(a).all()), None)
+    if bad is not None:  # load_model refuses such a file: keep the old one
+        raise NonFiniteError(f"save: {bad} holds NaN or infinity (a diverged training leaves "
+                             f"them so): nothing written to {path}")
     path = check_save_path(path)  # (it makes the missing folders)
     arrays[_SPEC_KEY] = np.array(json.dumps(meta))
     try:

@@ -403,17 +403,13 @@ def get_registry() -> Registry:
 
 
 def register_plugin(plugin, name: str | None = None) -> str:
-    """Register a plugin object (a module or any object with hookimpls) now.
-
-    For tests and notebooks; packages use the ``nnumba`` entry-point group.
-    Returns the plugin's name, which :func:`unregister_plugin` takes.
-    """
+    """Register a plugin object (a module or any object with hookimpls) now, for tests
+    and notebooks (packages use the ``nnumba`` entry-point group); returns its name."""
     return get_registry().register(plugin, name)
 
 
 def unregister_plugin(name: str):
-    """Remove the plugin registered as ``name`` (what :func:`register_plugin` returned)
-    with the layers, losses, models, datasets and devices it registered."""
+    """Remove the plugin named ``name`` by :func:`register_plugin`, and all it registered."""
     get_registry().unregister(name)
 
 
@@ -430,20 +426,17 @@ def own_layers(spec, plugin: str):
 
 
 def get_layer(name: str):
-    """The layer class registered as ``name`` (bare, or ``PLUGIN:NAME`` where two
-    plugins register one name), as a spec's ``"type"`` names it."""
+    """The layer class registered as ``name`` (or ``PLUGIN:NAME``): a spec's "type"."""
     return get_registry().get("layer", name)
 
 
 def get_loss(name: str):
-    """The loss class registered as ``name`` (bare or ``PLUGIN:NAME``):
-    ``get_loss("CrossEntropy")()`` is a loss to train with."""
+    """The loss class registered as ``name``: ``get_loss("MSE")()`` trains with it."""
     return get_registry().get("loss", name)
 
 
 def get_model(name: str):
-    """The NamedModel registered as ``name`` (``get_model(name)(**options)`` is its spec,
-    naming its plugin's own layers qualified: :func:`own_layers`)."""
+    """The NamedModel registered as ``name``: its specs name its plugin's layers qualified."""
     from .models import named
     entry = get_registry().entry("model", name)
     model = named(entry.obj)
@@ -453,6 +446,5 @@ def get_model(name: str):
 
 
 def get_dataset(name: str):
-    """The dataset loader registered as ``name`` (bare or ``PLUGIN:NAME``);
-    :func:`nnumba.data.load_dataset` calls it and checks what it gives."""
+    """The dataset loader registered as ``name`` (``nnumba.data.load_dataset`` runs it)."""
     return get_registry().get("dataset", name)

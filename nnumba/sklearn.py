@@ -116,7 +116,7 @@ class _NNEstimator(BaseEstimator):
         first = not hasattr(self, "model_")
         return self._fit(X, y, first, 1, fresh_trainer=first, classes=classes)
 
-    input_shape = None  # (an estimator pickled before the parameter existed)
+    input_shape, shuffle = None, True  # (an estimator pickled before the parameter existed)
     _trainer = None  # kept for partial_fit; a copy keeps its state (__getstate__)
     _trainer_settings = None  # what _trainer was built with
 
@@ -210,7 +210,7 @@ class _NNEstimator(BaseEstimator):
             self.model_.astype(self._dtype())
         # set_params between partial_fit calls: else the old lr, batch_size, ... stayed
         used = (self.trainer, settings["lr"], settings["momentum"], self.weight_decay,
-                settings["batch_size"], bool(self.shuffle), self._dtype())
+                settings["batch_size"], self._dtype())
         order = {"shuffle": bool(self.shuffle)} if self.trainer == "sgd" else {}  # gd: all
         if fresh_trainer or used != self._trainer_settings or self._trainer is None:
             kept = self.__dict__.pop("_trainer_state", None)  # a copy's: go on from it
@@ -220,7 +220,9 @@ class _NNEstimator(BaseEstimator):
                 momentum=settings["momentum"], weight_decay=self.weight_decay,
                 batch_size=settings["batch_size"], seed=int(rng.randint(2**31 - 1)), **order)
             if kept is not None and same and not fresh_trainer:  # as the original would
-                self._trainer.resume({**kept[0], "velocity": kept[1]})
+                self._trainer.resume({**kept[0], "velocity": kept[1], **order})
+        if order:  # set_params(shuffle=) between partial_fit calls: the momentum goes on
+            self._trainer.shuffle = order["shuffle"]
         before, interrupted = len(self._trainer.history.epochs), None
         try:
             self._trainer.fit(self._rows(X), targets, epochs=epochs)
@@ -277,7 +279,7 @@ class _NNEstimator(BaseEstimator):
 
     # ---- pickling (the model rebinds its parameters itself: Sequential.__setstate__) ----
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # (Python 3.11: the instance's own __dict__)
         trainer = state.pop("_trainer", None)  # callbacks and buffers: a copy makes its own
         if trainer is not None:  # and goes on with this one's momentum and batch order
             state["_trainer_state"] = trainer.state()

@@ -171,8 +171,7 @@ def _from_file(args) -> str | None:
 def _load_data(args):
     from ..data import load_arrays, load_dataset  # (load_dataset checks what a loader gives)
     if args.data is not None:
-        # The held-out samples are the file's, not the run's: a run with another --seed,
-        # or one going on from its saved weights (no --seed), tests on the same ones.
+        # the held-out samples are the file's: the same whatever --seed, or none (going on)
         data = load_arrays(args.data, label_column=args.label_column,
                            test_fraction=args.test_fraction, seed=0)
     else:
