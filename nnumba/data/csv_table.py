@@ -172,7 +172,7 @@ def _only_plain_numbers(path, rows, lines, names, label):
     once for a digit, "_", a digit, or any non-ASCII byte; only then are the fields
     looked at, to say where."""
     try:
-        found = re.search(rb"[0-9\x80-\xff]_[0-9\x80-\xff]|[\x80-\xff]", Path(path).read_bytes())
+        found = re.search(rb"[0-9]_[0-9]|[\x80-\xff]", Path(path).read_bytes())
     except OSError:
         return  # (it was read just now; a file gone since is read no further)
     if not found:
