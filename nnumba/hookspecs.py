@@ -18,7 +18,20 @@ import pluggy
 
 PROJECT = "nnumba"
 hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class _Hookimpl(pluggy.HookimplMarker):
+    """The decorator of a plugin's hook functions (pluggy's marker for nnumba; its
+    own docstring would say to instantiate it, which ``nnumba.hookimpl`` already is)::
+
+        @nnumba.hookimpl
+        def nnumba_register_layers():
+            return {"MyLayer": MyLayer}
+
+    docs/plugins.md is the author's guide."""
+
+
+hookimpl = _Hookimpl(PROJECT)
 
 
 @hookspec

@@ -193,13 +193,15 @@ def _example_shape(layers) -> str:
     return "1,28,28"
 
 
-def summarize(model, input_shape=None, batch: int = 1, dtype="float32",
+def summarize(model, input_shape=None, batch: int = 1, dtype=None,
               name: str | None = None, **options) -> Summary:
     """Size ``model``: a registered model name (``options`` go to its factory), a spec
     (list of layer dicts), a path to a JSON spec file or to a saved model (.npz, its
-    weights unread), or a Sequential."""
-    spec, default_shape, name = _resolve(model, name, options)
-    dtype = float_dtype("summary", dtype)  # None too (np.dtype(None) would be float64)
+    weights unread), or a Sequential.  ``dtype``: the parameters' (float32 or
+    float64); by default a Sequential's or a saved model's own, else float32."""
+    spec, default_shape, name, own = _resolve(model, name, options)
+    # (np.dtype(None) would be float64: None is resolved here, not by float_dtype)
+    dtype = float_dtype("summary", own if dtype is None else dtype)
     # What the spec asks is checked first: its errors say more than a shape guessed from it.
     layers = build_shapes_only(spec, dtype)
     batch = _size("batch", batch)
@@ -244,15 +246,15 @@ def _size(what: str, value) -> int:
 
 
 def _resolve(model, name, options):
-    """(spec, default input shape or None, display name)."""
-    default, shown = None, "model"
+    """(spec, default input shape or None, display name, the model's own dtype)."""
+    default, shown, dtype = None, "model", "float32"
     file = model_file(model)
     if isinstance(model, Sequential):
-        spec = model.spec()
+        spec, dtype = model.spec(), model.dtype
     elif file == ".json":
         spec, shown = read_json(model, "model spec"), Path(model).name  # errors name the file
     elif file:
-        spec, _ = stored_spec(model)  # a saved model: its spec, not its weights
+        spec, dtype = stored_spec(model)  # a saved model: its spec, not its weights
         default = stored_info(model)["input_shape"]  # what it was trained on, if saved
         shown = Path(model).name
     elif isinstance(model, str) and not is_model_name(model):
@@ -272,7 +274,7 @@ def _resolve(model, name, options):
     spec = Sequential.check_spec(spec)
     if default is None:
         default = _guess_input_shape(spec)
-    return spec, default, name or shown
+    return spec, default, name or shown, dtype
 
 
 def layer_flops(layer, in_shape):

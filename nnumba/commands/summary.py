@@ -27,7 +27,9 @@ def add_parser(sub):
                                          "(default: the model's own, where it has one)")
     model_options.add_argument(p)
     p.add_argument("--batch", type=int, default=1, help="samples per batch (default 1)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--dtype", choices=("float32", "float64"),
+                   help="the parameters' dtype (default: a saved model's own, else "
+                        "float32)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 

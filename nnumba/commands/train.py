@@ -50,7 +50,7 @@ def add_parser(sub):
     own = {k: f"default: the model's train_defaults, else {v}" for k, v in
            FALLBACK_DEFAULTS.items()}
     p.add_argument("--loss", help="a registered loss name; " + own["loss"])
-    p.add_argument("--epochs", type=int, help=own["epochs"] + " (MLP: 20; a saved model: 10 more)")
+    p.add_argument("--epochs", type=int, help=own["epochs"] + " (MLP: 20; perceptron: at most 100; a saved model: 10 more)")
     p.add_argument("--batch-size", type=int, help=own["batch_size"])
     p.add_argument("--lr", type=float, help="learning rate; " + own["lr"] + " (the MLP's: 0.1)")
     p.add_argument("--momentum", type=float, help=own["momentum"])
