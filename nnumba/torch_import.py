@@ -7,7 +7,9 @@ read by pickle-free loaders. Torch's own ``.pt``/``.pth`` files are pickles, whi
 run code when loaded: they are refused with the two lines that convert them.
 
 The i-th tensor goes to the i-th nnumba parameter (``model.params()`` order: layer by
-layer, weight before bias); every shape must match exactly. An .npz keeps the
+layer, weight before bias); every shape must match exactly.  Tensors named exactly as
+the model's parameters (``0.weight``, ``0.bias``, ``2.weight``...) go by name, in
+whatever order they come. An .npz keeps the
 state_dict's order, as a mapping does, unless its names are sorted where module
 order is not (safetensors' own loaders sort them): that order is rebuilt as below. A safetensors file stores its tensors sorted by name, which loses
 it ("classifier" < "features", "10" < "2"), so the order is rebuilt from the names:
@@ -272,7 +274,11 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
                            f"{show(tensors)}{hint}")
     targets = _targets(model)
     tensors = _arrays(tensors, source)
-    names = list(tensors)
+    names, own = list(tensors), [name for name, _, _ in targets]
+    if ordered and names != own and set(names) == set(own):
+        # Named exactly as the model's parameters, in another order (a merged or re-keyed
+        # dict): the names say which is which, where the order would pair them crosswise.
+        names = own
     for key, value in tensors.items():
         if value.dtype.kind != "f":
             why = "nnumba's parameters are real" if value.dtype.kind == "c" else \
