@@ -205,7 +205,8 @@ def summarize(model, input_shape=None, batch: int = 1, dtype=None,
     # What the spec asks is checked first: its errors say more than a shape guessed from it.
     layers = build_shapes_only(spec, dtype)
     batch = _size("batch", batch)
-    shape = default_shape if input_shape is None else input_shape
+    shape = input_shape if input_shape is not None else default_shape \
+        if default_shape is not None else _guess_input_shape(layers)
     if shape is None:
         raise ShapeError(f"{name}: cannot tell the input shape from the model; "
                          f"give it, e.g. --input-shape {_example_shape(layers)}")
@@ -271,10 +272,7 @@ def _resolve(model, name, options):
     if options and (file or not isinstance(model, str) or spec is model):
         raise SpecError(f"options ({', '.join(map(str, options))}) apply to named models "
                         f"only, not to a spec")
-    spec = Sequential.check_spec(spec)
-    if default is None:
-        default = _guess_input_shape(spec)
-    return spec, default, name or shown, dtype
+    return Sequential.check_spec(spec), default, name or shown, dtype
 
 
 def layer_flops(layer, in_shape):
@@ -295,12 +293,14 @@ def layer_flops(layer, in_shape):
     return None if flops is None else tuple(None if v is None else int(v) for v in flops)
 
 
-def _guess_input_shape(spec):
-    # Flatten ... Linear(in): a flat input of in_features fits (an MLP's summary).
-    for item in spec:
-        size = item.get("in_features")
-        if item["type"] == "Linear" and isinstance(size, int) and not isinstance(size, bool):
-            return (size,)
-        if item["type"] != "Flatten":
+def _guess_input_shape(layers):
+    # The first layer's input shape, where it fixes every size (a Linear's, a plugin
+    # layer's); after Flatten layers, a flat input of that size fits (an MLP's summary).
+    for layer in layers:
+        want = layer.input_shape()
+        if want and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                        for w in want):
+            return tuple(want) if layer is layers[0] else (math.prod(want),)
+        if layer.type_name != "Flatten":
             return None
     return None

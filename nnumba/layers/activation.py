@@ -34,7 +34,9 @@ class ReLU(_Elementwise):
     kernel = "relu"
 
     def fuse_after(self, previous):
-        if type(previous) is Linear:  # one pass for the bias and the ReLU
+        # Exact types on both sides: a subclass may compute otherwise, and the fused
+        # layer would run the built-ins' computation in its place.
+        if type(self) is ReLU and type(previous) is Linear:  # bias and ReLU in one pass
             fused = LinearReLU(previous)
             fused.set_flags(label=f"{previous.label} + {self.label}")
             return fused

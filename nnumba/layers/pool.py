@@ -59,11 +59,13 @@ class _PoolNd(Layer):
         return ("pool", self.mode), 3.0 if self.mode == "max" else 1.5
 
     def fuse_after(self, previous):
-        if self.mode == "max" and not self.relu and type(previous) is ReLU:
+        # Exact types (as ReLU.fuse_after): a subclass may compute otherwise, or take
+        # arguments the fused layer does not.
+        if type(self) in (MaxPool2d, MaxPool1d) and type(previous) is ReLU:
             fused = (ReLUMaxPool2d if self.spatial == 2 else ReLUMaxPool1d)(**self.config())
             fused.label = f"{previous.label} + {self.label}"
             return fused.astype(self.dtype)
-        if self.relu and self.spatial == 2 and type(previous) is Conv2d and fusable(
+        if type(self) is ReLUMaxPool2d and type(previous) is Conv2d and fusable(
                 previous.in_channels, previous.out_channels, previous.kernel, self.kernel,
                 self.stride):  # where the CPU's one-pass kernels take it (else no gain)
             fused = Conv2dReLUMaxPool2d(previous, self)
