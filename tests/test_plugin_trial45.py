@@ -117,3 +117,17 @@ def test_summary_takes_the_input_shape_a_plugin_first_layer_fixes(plugin, tmp_pa
                                 {"type": "Linear", "in_features": 5, "out_features": 2}]))
     assert main(["summary", str(spec)]) == 0
     assert "total: 17 parameters" in capsys.readouterr().out   # 5 + (5*2 + 2)
+
+
+@pytest.mark.parametrize("args, bounds, said", [
+    ((-1.0, 0), dict(above=0), "> 0"),                   # was "> 0 and >= 0"
+    ((2.0, 0, 1), dict(below=1), "< 1 and >= 0"),
+    ((2.0, -3, 1.5), dict(above=0), "> 0 and <= 1.5"),
+    ((5.0, 0, 1), {}, "in [0, 1]"),
+])
+def test_number_says_each_bound_once(args, bounds, said):
+    from nnumba.errors import SpecError
+    from nnumba.layers.validation import number
+    with pytest.raises(SpecError) as caught:
+        number("Scale", "eps", *args, **bounds)
+    assert str(caught.value) == f"Scale: eps must be a finite number {said}, got {args[0]}"

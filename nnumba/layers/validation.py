@@ -288,7 +288,9 @@ def number(owner: str, name: str, value, low: float | None = -math.inf,
             (below is None or float(value) < below)  # not in value's dtype
     except OverflowError:
         ok = False
-    if not ok:
+    if not ok:  # (a bound the strict one implies goes unsaid: "> 0", not "> 0 and >= 0")
+        low = -math.inf if above is not None and above >= low else low
+        high = math.inf if below is not None and below <= high else high
         bounds = "" if not (math.isfinite(low) or math.isfinite(high)) else \
             f" >= {low}" if not math.isfinite(high) else f" <= {high}" if not \
             math.isfinite(low) else f" in [{low}, {high}]"
