@@ -179,7 +179,7 @@ def _end_quietly() -> int:
 
 
 def _run(args, debug: bool) -> int:
-    from .errors import NnumbaError, caused_by_interrupt
+    from .errors import ContractError, NnumbaError, caused_by_interrupt
 
     def error(text: str, status: int = 2) -> int:
         from .layers.validation import printable  # (a class or file name's escapes)
@@ -210,6 +210,9 @@ def _run(args, debug: bool) -> int:
                          f"{message} (at {kernel[2]}; a bug in plugin {kernel[0]!r}: rerun with "
                          f"{DEBUG_FLAG} for the traceback, and report it to the plugin's "
                          f"authors)", 1)
+        if isinstance(exc, ContractError):  # code breaking nnumba's contract: no user's fix
+            return error(f"{message} (a bug in the plugin that registered it: rerun with "
+                         f"{DEBUG_FLAG} for the traceback, and report it to its authors)", 1)
         if isinstance(exc, (NnumbaError, OSError, ValueError)):
             return error(message)  # users get the message, not a traceback, for what they can fix
         if isinstance(exc, MemoryError):

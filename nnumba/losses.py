@@ -46,6 +46,10 @@ from .layers.validation import check_not_fitting, non_finite, number, show, unma
 REDUCTIONS = ("mean", "sum")
 
 
+
+def _described(a) -> str:
+    return f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
+
 class Loss:
     """Base class; see the module docstring for what a subclass implements."""
 
@@ -103,16 +107,18 @@ class Loss:
         scale = np.dtype(y_hat.dtype).type(1.0 / n if self.reduction == "mean" else 1.0)
         out = self._compute(self._contiguous(device, y_hat, "predictions"), y, scale)
         if not (isinstance(out, tuple) and len(out) == 2):  # a forgotten return, say
-            raise ContractError(f"{self.type_name} loss: _compute returned {show(out)}, not "
-                                f"(per-sample losses, gradient)")
+            raise self._broken(f"_compute returned {show(out)}, not (per-sample losses, "
+                               f"gradient)")
         losses, grad = out
         if not device.owns(grad) or grad.shape != y_hat.shape or grad.dtype != y_hat.dtype:
             # else the model's last layer is blamed for it, in backward
-            got = f"{type(grad).__name__} {getattr(grad, 'dtype', '')} {getattr(grad, 'shape', '')}"
-            raise ContractError(f"{self.type_name} loss: _compute returned the gradient as a "
-                                f"{got}, not an array of the predictions' device "
-                                f"({device.name}), shape {y_hat.shape} and dtype "
-                                f"{np.dtype(y_hat.dtype).name}")
+            raise self._broken(f"_compute returned the gradient as a {_described(grad)}, not "
+                               f"an array of the predictions' device ({device.name}), shape "
+                               f"{y_hat.shape} and dtype {np.dtype(y_hat.dtype).name}")
+        if not device.owns(losses) or losses.shape != (n,):  # else a wrong loss, silently
+            raise self._broken(f"_compute returned the per-sample losses as a "
+                               f"{_described(losses)}, not an array of the predictions' "
+                               f"device ({device.name}) of shape ({n},)")
         self._grad = grad
         total = to_host(losses).sum(dtype=np.float64)  # N numbers: the step's one sync
         if not np.isfinite(total):
@@ -120,6 +126,16 @@ class Loss:
         return float(total / n if self.reduction == "mean" else total)
 
     __call__ = forward
+
+    def _broken(self, message: str) -> ContractError:
+        """The error for a _compute that breaks the contract: the bug of the plugin
+        that registered this loss, which the command line names (status 1)."""
+        from .registry import get_registry
+        error, registry = ContractError(f"{self.type_name} loss: {message}"), get_registry()
+        name = registry.name_of("loss", type(self))
+        entry = None if name is None else registry.entry("loss", name)
+        error.plugin = None if entry is None or entry.builtin else entry.plugin
+        return error
 
     def backward(self, weight: float = 1.0):
         """dl/dy_hat of ``weight * loss`` for the last batch given to forward(): a new

@@ -126,7 +126,8 @@ def _fill_defaults(args):
             get_loss(args.loss)
         except LookupError as exc:
             if "loss" in filled and "loss" in own:  # a saved model's: its last run's
-                said = f"{whose} used" if _from_file(args) else f"model {whose} name"
+                said = (f"{whose} used" if _from_file(args) else f"model {whose} name") + (
+                    "" if str(exc).startswith("unknown") else f" loss {args.loss!r}, but")
                 raise ValueError(f"{said} {exc}") from None
             raise
     return say_defaults(filled, own, whose)

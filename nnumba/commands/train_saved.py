@@ -4,6 +4,7 @@ them (:mod:`nnumba.checkpoint`): its settings where not given again, its momentu
 buffer, and its batch order unless ``--seed`` is given."""
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import replace
 
@@ -45,8 +46,9 @@ def loss_options(args) -> dict:
         return {}
     try:
         same = get_loss(training["loss"]) is get_loss(args.loss)
-    except (NnumbaError, LookupError):  # unknown: the run's own loss check says so
-        same = training["loss"] == args.loss
+    except (NnumbaError, LookupError):  # unknown: the run's own loss check says so; or
+        # a plugin since claims the saved bare name too, and --loss PLUGIN:NAME says whose
+        same = training["loss"] in (args.loss, args.loss.partition(":")[2])
     return training["loss_options"] if same else {}
 
 
@@ -57,9 +59,16 @@ def build_loss(args):
     from ..layers.validation import show
     from ..registry import get_loss
     from ..train.base import savable_options
-    options = loss_options(args)
+    options, cls = loss_options(args), get_loss(args.loss)
+    needed = [p.name for p in inspect.signature(cls).parameters.values() if p.default is
+              p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+              and p.name not in options]
+    if needed:  # else a TypeError from its __init__, which reads as nnumba's bug
+        raise ValueError(f"--loss {args.loss}: the loss needs {', '.join(needed)}, which "
+                         f"--loss cannot give (it builds a loss with its defaults); train "
+                         f"with it from Python, where its options are given")
     try:
-        loss = get_loss(args.loss)(**options)
+        loss = cls(**options)
     except (TypeError, NnumbaError) as exc:
         if not options:
             raise

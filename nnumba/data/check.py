@@ -21,6 +21,9 @@ class DatasetError(NnumbaError, ValueError):
     plugin whose loader raised (its bug: the command line says so, status 1)."""
 
     plugin: str | None = None
+    #: the loader returned arrays as documented whose values are wrong (NaN, a label out
+    #: of range): maybe the data's fault, where the kinds and shapes are the loader's
+    in_values: bool = False
 
 
 def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:
@@ -40,7 +43,12 @@ def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> D
         error = DatasetError(f"{who}: its loader raised {type(exc).__name__}: {exc}")
         error.plugin = None if entry.builtin else entry.plugin  # status 1 (cli)
         raise error from exc
-    return check_dataset(data, who)
+    try:
+        return check_dataset(data, who)
+    except DatasetError as error:  # arrays of the wrong kind: the loader's bug, not the
+        if not error.in_values:    # user's (NaN may be in the files it read: theirs)
+            error.plugin = None if entry.builtin else entry.plugin
+        raise
 
 
 def _say_whose(exc, who: str):
@@ -56,8 +64,10 @@ def check_dataset(data, who: str = "data set"):
     """``data`` if it is a Dataset as documented (float32 inputs ``(N, ...)`` of one
     per-sample shape, int class numbers ``(N,)`` in ``[0, len(classes))``, finite,
     neither split empty); else DatasetError saying what is wrong."""
-    def fail(what):
-        raise DatasetError(f"{who}: {what}")
+    def fail(what, in_values=False):
+        error = DatasetError(f"{who}: {what}")
+        error.in_values = in_values
+        raise error
     if not isinstance(data, Dataset):
         fail(f"the loader returned a {type(data).__name__}, not an nnumba.data.Dataset")
     if not isinstance(data.classes, (list, tuple)) or not data.classes or \
@@ -86,12 +96,13 @@ def check_dataset(data, who: str = "data set"):
             fail(f"y_{split} has shape {y.shape} for {len(x)} inputs; labels are (N,)")
         if y.min() < 0 or y.max() >= len(data.classes):
             fail(f"y_{split} holds class numbers from {y.min()} to {y.max()}, but classes "
-                 f"has {len(data.classes)} names: labels lie in [0, {len(data.classes)})")
+                 f"has {len(data.classes)} names: labels lie in [0, {len(data.classes)})",
+                 in_values=True)
         if not np.isfinite(x).all():
-            fail(f"x_{split} holds NaN or infinity")
+            fail(f"x_{split} holds NaN or infinity", in_values=True)
     if len(np.unique(data.y_train)) < 2:  # a classifier of one class learns nothing
         fail(f"y_train holds one class only (class {int(data.y_train[0])}); a classifier "
-             f"needs two classes or more")
+             f"needs two classes or more", in_values=True)
     if data.x_test.shape[1:] != data.x_train.shape[1:]:
         fail(f"x_test's samples have shape {data.x_test.shape[1:]}, x_train's "
              f"{data.x_train.shape[1:]}: one per-sample shape for both")
