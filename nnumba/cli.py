@@ -113,7 +113,11 @@ def main(argv=None) -> int:
     # SIGTERM (timeout, Slurm, docker stop) as Ctrl-C: a training keeps its weights.  Only
     # in the command's own process (a background job's too), where nobody else chose
     # what the signal does.
-    term = _as_command and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    # Not under mpiexec: a rank blocked in MPI_Init or a collective never comes back to
+    # Python to run a handler, and the job outlived timeout's SIGTERM.
+    from .distributed.launch import launched_under_mpi
+    mpi = launched_under_mpi()
+    term = _as_command and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and not mpi
     if command:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if term:
@@ -131,9 +135,18 @@ def main(argv=None) -> int:
     if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
     try:
+        status = 0
         try:
-            args = _parse(argv)
-            return _run(args, debug)
+            try:
+                args = _parse(argv)
+                status = _run(args, debug)
+            except SystemExit as stop:  # argparse's error (2), or --help (0)
+                status = stop.code
+                raise
+            finally:
+                if mpi and status:
+                    _abort_mpi_job(status)
+            return status
         finally:
             if sys.stdout is not None:  # None where stdout was closed (>&-)
                 sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
@@ -152,6 +165,24 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGINT, _interrupted)
         if term:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _abort_mpi_job(status):
+    """A rank of several that failed (a bad option on one rank's command line, its
+    own file missing) ends the job: the others would wait for it for ever, in MPI_Init
+    or in a collective.  Where MPI is gone or missing there is nothing to end."""
+    from .distributed.launch import import_mpi
+    from .errors import NnumbaError
+    try:
+        mpi = import_mpi()  # (its first import starts MPI: the others' MPI_Init returns)
+        if mpi.Is_finalized():
+            return
+    except NnumbaError:
+        return
+    from .distributed.comm import Communicator
+    Communicator(mpi.COMM_WORLD).abort(f"nnumba: this rank failed (status {status}): "
+                                       f"aborting the MPI job so that no rank waits for it",
+                                       status if isinstance(status, int) else 1)
 
 
 def _closed_outputs() -> list:

@@ -4,10 +4,12 @@ Buffers travel with the uppercase mpi4py methods (Allreduce, Bcast): no pickle.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
 import traceback
+import zlib
 from contextlib import contextmanager, suppress
 from typing import NoReturn
 
@@ -15,6 +17,17 @@ import numpy as np
 
 from ..errors import DTypeError, NnumbaError
 from .launch import import_mpi
+
+
+def digest(*arrays) -> float:
+    """A checksum of the arrays' bytes (None left out), for the ranks to compare
+    their data; -1 for what no checksum takes (object arrays: the data checks say why)."""
+    try:
+        return float(functools.reduce(
+            lambda h, a: zlib.crc32(np.ascontiguousarray(a).view(np.uint8), h),
+            [np.asarray(a) for a in arrays if a is not None], 0))
+    except (TypeError, ValueError):
+        return -1.0
 
 
 def shard_bounds(n: int, size: int, rank: int) -> tuple[int, int]:

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..kernels.cpu.perceptron import perceptron_epoch
 from ..train.perceptron import PerceptronResult, _Alone, train_perceptron
-from .comm import Communicator, abort_on_error, as_communicator
+from .comm import Communicator, abort_on_error, as_communicator, digest
 
 
 class _Ranks(_Alone):
@@ -57,5 +57,13 @@ def train_perceptron_distributed(x, y, max_epochs: int = 100, *, x_test=None, y_
             comm.check_same("max_epochs", int(max_epochs))
         if isinstance(bias, (bool, np.bool_)):
             comm.check_same("bias", int(bias))
+        # as the SGD and GD trainers do: another file or a stale copy on one host trained
+        # silently on a mix of both, and a test set on one rank only crashed in MPI
+        low, high = comm.min_max(digest(x, y), digest(x_test, y_test))
+        differ = [what for what, a, b in zip(("the training data", "the test data"), low, high)
+                  if a != b]
+        if differ:
+            raise ValueError(f"{' and '.join(differ)} differ between the MPI ranks: every "
+                             f"rank must be given the same data")
         return train_perceptron(x, y, max_epochs=max_epochs, x_test=x_test, y_test=y_test,
                                 callback=callback, bias=bias, group=_Ranks(comm))

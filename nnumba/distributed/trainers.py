@@ -11,7 +11,6 @@ floating-point sums, whatever the number of ranks.
 """
 from __future__ import annotations
 
-import functools
 import json
 import warnings
 import zlib
@@ -25,6 +24,7 @@ from ..train.data_checks import check_data
 from ..train.gd import GDTrainer
 from ..train.sgd import SGDTrainer
 from .comm import Communicator, abort_on_error, as_communicator
+from .comm import digest as checksum
 
 
 class _DataParallel:
@@ -117,16 +117,19 @@ class _DataParallel:
             arrays = [np.asarray(a) for a in arrays if a is not None]
             key = tuple((id(a), a.ctypes.data, a.shape, a.dtype.str) for a in arrays)
             if key not in self._digests:
-                try:
-                    self._digests[key] = float(functools.reduce(
-                        lambda h, a: zlib.crc32(np.ascontiguousarray(a).view(np.uint8), h),
-                        arrays, 0))
-                except (TypeError, ValueError):  # object arrays: fit's checks say why
-                    return -1.0
+                self._digests[key] = checksum(*arrays)
             return self._digests[key]
-        optimizer = self.optimizer
+
+        def crc(value):  # of a JSON text: a loss's options may hold arrays (class weights)
+            return float(zlib.crc32(json.dumps(value, sort_keys=True, default=lambda v: repr(
+                np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)).encode()))
+        optimizer, loss = self.optimizer, self.loss
         epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
-        items = {"epochs": float(epochs), "batch_size": float(self.batch_size),
+        # The trainer first: another trainer's collectives pair up with these wrongly.
+        items = {"the trainer": crc(type(self).__qualname__),
+                 "the loss (its type and options)": crc(
+                     [type(loss).__module__, type(loss).__qualname__, loss.config()]),
+                 "epochs": float(epochs), "batch_size": float(self.batch_size),
                  "lr": getattr(optimizer, "lr", 0.0),
                  "momentum": getattr(optimizer, "momentum", 0.0),
                  "weight_decay": getattr(optimizer, "weight_decay", 0.0),
