@@ -68,6 +68,21 @@ def test_embedded_is_deterministic_and_prefixes_are_balanced(embedded):
     assert only_train.description.endswith("Subset: the first 100 train.")
 
 
+@pytest.mark.parametrize("description, said", [
+    ("generated, 4 train / 2 test", "generated, 4 train / 2 test. Subset: all 4 train."),
+    ("Made by hand.", "Made by hand. Subset: all 4 train."),
+    ("", "Subset: all 4 train."),
+])
+def test_a_subset_larger_than_the_set_says_what_it_kept(description, said):
+    """--train-size 1000 on a 4-sample set read "... 4 train / 2 test Subset: the first
+    1000 train." (trial 46): it keeps all 4, and a full stop goes before "Subset"."""
+    from nnumba.data import Dataset
+    x = np.zeros((4, 2), np.float32)
+    data = Dataset("tiny", x, np.array([0, 1, 0, 1]), x[:2], np.array([0, 1]), ["a", "b"],
+                   description)
+    assert data.subset(train=1000).description == said
+
+
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True, "10"])
 def test_subset_refuses_a_size_that_is_not_a_positive_integer(embedded, bad):
     with pytest.raises(ValueError, match="subset: train must be an integer >= 1"):

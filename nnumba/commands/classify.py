@@ -38,7 +38,7 @@ def add_parser(sub):
                                    "with cross-entropy), as the lecture does with AlexNet.")
     p.add_argument("image", help="an image file Pillow reads (JPEG, PNG, ...), read as viewers "
                                  "show it: turned by its EXIF orientation, transparent parts "
-                                 "over white")
+                                 "over white; grey or RGB, for a model of 1 or 3 channels")
     p.add_argument("--model", help="a registered model name, a JSON spec (a .json file, or "
                                    "its text in quotes) or a saved model (.npz); default: the "
                                    "one saved in --weights, else alexnet")

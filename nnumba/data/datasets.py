@@ -73,7 +73,8 @@ class Dataset:
         kept = []
         for n, split in ((train, "train"), (test, "test")):
             if n is not None:  # a negative slice would drop the *last* ones
-                kept.append(f"the first {integer('subset', split, n, 1, None)} {split}")
+                n, have = integer("subset", split, n, 1, None), len(getattr(self, f"y_{split}"))
+                kept.append(f"the first {n} {split}" if n < have else f"all {have} {split}")
         y = self.y_train[:train]
         if train is not None and len(np.unique(y)) < 2 <= len(np.unique(self.y_train)):
             hint = "a set sorted by label? shuffle it, or take more" if len(y) > 1 else \
@@ -82,10 +83,12 @@ class Dataset:
             raise LabelError(f"{self.name}: the first {len(y)} training sample(s) hold one "
                              f"class only ({self.classes[c] if 0 <= c < len(self.classes) else c}"
                              f"), which trains nothing: {hint}")
+        said = self.description.rstrip()  # (a plugin's may end without a full stop)
+        said += "" if not said else " " if said.endswith((".", "!", "?", ")")) else ". "
         return replace(self, x_train=self.x_train[:train], y_train=y,
                        x_test=self.x_test[:test], y_test=self.y_test[:test],
-                       description=f"{self.description} Subset: {' and '.join(kept)}."
-                       if kept else self.description)
+                       description=f"{said}Subset: {' and '.join(kept)}." if kept else
+                       self.description)
 
     def binary(self, negative: int, positive: int, split: str = "train"):
         """(x, y) of two classes only, y = -1 for ``negative`` and +1 for ``positive``
