@@ -115,10 +115,11 @@ class Loss:
             raise self._broken(f"_compute returned the gradient as a {_described(grad)}, not "
                                f"an array of the predictions' device ({device.name}), shape "
                                f"{y_hat.shape} and dtype {np.dtype(y_hat.dtype).name}")
-        if not device.owns(losses) or losses.shape != (n,):  # else a wrong loss, silently
+        if not (isinstance(losses, np.ndarray) or device.owns(losses)) or \
+                getattr(losses, "shape", None) != (n,):  # else a wrong loss, silently
             raise self._broken(f"_compute returned the per-sample losses as a "
-                               f"{_described(losses)}, not an array of the predictions' "
-                               f"device ({device.name}) of shape ({n},)")
+                               f"{_described(losses)}, not an array of shape ({n},), numpy's "
+                               f"or the predictions' device's ({device.name})")
         self._grad = grad
         total = to_host(losses).sum(dtype=np.float64)  # N numbers: the step's one sync
         if not np.isfinite(total):
