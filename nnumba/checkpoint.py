@@ -87,9 +87,10 @@ _CHECKS = {"trainer": lambda v: v in ("sgd", "gd"),
            "lr": _number, "momentum": lambda v: _number(v) and v < 1, "weight_decay": _number,
            "batch_size": lambda v: type(v) is int and 1 <= v <= 2**62,
            "rng": lambda v: isinstance(v, dict)}
-#: kept since 2026-12-06: SGD's sample order and short last batch, and the trainable
-#: parameters' names and shapes (the momentum buffer's layout)
+#: kept since 2026-12-06: SGD's sample order and short last batch, the trainable
+#: parameters' names and shapes (the momentum buffer's layout), the loss's plugin
 _LATER = {"shuffle": lambda v: v is None or isinstance(v, bool),
+          "loss_plugin": lambda v: v is None or isinstance(v, str) and 0 < len(v) <= 200,
           "drop_last": lambda v: v is None or isinstance(v, bool),
           "layout": lambda v: isinstance(v, list) and all(
               isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and

@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
     try:
-        status = 0
+        status, command = 0, next((a for a in argv if not a.startswith("-")), None)
         try:
             try:
                 args = _parse(argv)
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
                 raise
             finally:
                 if mpi and status:
-                    _abort_mpi_job(status)
+                    _abort_mpi_job(status, command)
             return status
         finally:
             if sys.stdout is not None:  # None where stdout was closed (>&-)
@@ -167,12 +167,17 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _abort_mpi_job(status):
+def _abort_mpi_job(status, command):
     """A rank of several that failed (a bad option on one rank's command line, its
     own file missing) ends the job: the others would wait for it for ever, in MPI_Init
-    or in a collective.  Where MPI is gone or missing there is nothing to end."""
+    or in a collective.  Only ``train`` starts MPI: a rank of another command waits for
+    nobody, and nobody for it, while starting MPI here would wait for ranks that ended.
+    Where MPI is gone or missing there is nothing to end."""
     from .distributed.launch import import_mpi
     from .errors import NnumbaError
+    started = sys.modules.get("mpi4py.MPI")
+    if command != "train" and not (started and started.Is_initialized()):
+        return
     try:
         mpi = import_mpi()  # (its first import starts MPI: the others' MPI_Init returns)
         if mpi.Is_finalized():

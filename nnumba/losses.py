@@ -41,10 +41,10 @@ from .device import CPU, device_of, to_host
 from .errors import (ContractError, DTypeError, LabelError, NnumbaError, NoGradientError,
                      NonFiniteError, ShapeError, SpecError)
 from .hookspecs import hookimpl
-from .layers.validation import check_not_fitting, non_finite, number, show, unmasked
+from .layers.fitting import check_not_fitting
+from .layers.validation import non_finite, number, show, unmasked
 
 REDUCTIONS = ("mean", "sum")
-
 
 
 def _described(a) -> str:
@@ -115,11 +115,12 @@ class Loss:
             raise self._broken(f"_compute returned the gradient as a {_described(grad)}, not "
                                f"an array of the predictions' device ({device.name}), shape "
                                f"{y_hat.shape} and dtype {np.dtype(y_hat.dtype).name}")
+        # else a loss of the wrong length came out silently wrong
         if not (isinstance(losses, np.ndarray) or device.owns(losses)) or \
-                getattr(losses, "shape", None) != (n,):  # else a wrong loss, silently
+                getattr(losses, "shape", None) != (n,) or np.dtype(losses.dtype).kind != "f":
             raise self._broken(f"_compute returned the per-sample losses as a "
-                               f"{_described(losses)}, not an array of shape ({n},), numpy's "
-                               f"or the predictions' device's ({device.name})")
+                               f"{_described(losses)}, not a float array of shape ({n},), "
+                               f"numpy's or the predictions' device's ({device.name})")
         self._grad = grad
         total = to_host(losses).sum(dtype=np.float64)  # N numbers: the step's one sync
         if not np.isfinite(total):

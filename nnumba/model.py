@@ -14,6 +14,7 @@ from .layers.declared_shape import output_shape_of
 from .layers.fusion import fuse, hold_parameters
 from .model_spec import build_layer, check_spec
 from .registry_names import layer_spec
+from .layers.fitting import check_not_in_fit
 from .layers.validation import (check_batch, check_cast, check_fits, check_memory, dtype_text, flag,
                                 float_dtype, integer, one_at_a_time, per_sample_shape, show)
 
@@ -166,6 +167,7 @@ class Sequential:
     @one_at_a_time
     def astype(self, dtype) -> "Sequential":
         dtype = float_dtype("model", dtype)
+        check_not_in_fit(self, "dtype", dtype != self.dtype)
         for name, p in self.params():  # before any layer converts: no half-converted model
             check_cast("model", f"parameter {name}", to_host(p.value), dtype)
             check_cast("model", f"the gradient of {name}", to_host(p.grad), dtype,

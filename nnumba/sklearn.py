@@ -43,7 +43,8 @@ except ImportError as exc:
 from .errors import LabelError, NonFiniteError
 from .layers import Layer
 from .layers.parameters import shapes_only
-from .layers.validation import check_cast, check_not_fitting, flag, integer, number, show
+from .layers.fitting import check_not_fitting
+from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .registry_names import layer_spec

@@ -32,7 +32,7 @@ from .jsonfile import read_json
 from .layers.contract import shapes_only
 from .layers.declared_shape import output_shape_of
 from .layers.fusion import fuse
-from .layers.validation import check_fits, float_dtype, integer, show
+from .layers.validation import check_fits, declared_input_shape, float_dtype, integer, show
 from .model import Sequential
 from .model_spec import build_layer
 from .models.fitting import is_model_name
@@ -177,7 +177,7 @@ def build_shapes_only(spec, dtype=None):
 def _example_shape(layers) -> str:
     """An input shape the layers take, in the first layer's rank (free axes of 8, 28,
     64 or 224), for the error that asks for one; 1,28,28 where none is found."""
-    want = layers[0].input_shape() if layers else None
+    want = declared_input_shape(layers[0]) if layers else None
     if not want:
         return "1,28,28"
     for size in (8, 28, 64, 224):
@@ -297,10 +297,9 @@ def _guess_input_shape(layers):
     # The first layer's input shape, where it fixes every size (a Linear's, a plugin
     # layer's); after Flatten layers, a flat input of that size fits (an MLP's summary).
     for layer in layers:
-        want = layer.input_shape()
-        if want and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
-                        for w in want):
-            return tuple(want) if layer is layers[0] else (math.prod(want),)
+        want = declared_input_shape(layer)
+        if want and all(isinstance(w, int) and w >= 1 for w in want):
+            return want if layer is layers[0] else (math.prod(want),)
         if layer.type_name != "Flatten":
             return None
     return None

@@ -9,10 +9,11 @@ run code when loaded: they are refused with the two lines that convert them.
 The i-th tensor goes to the i-th nnumba parameter (``model.params()`` order: layer by
 layer, weight before bias); every shape must match exactly.  Tensors named exactly as
 the model's parameters (``0.weight``, ``0.bias``, ``2.weight``...) go by name, in
-whatever order they come. An .npz keeps the
-state_dict's order, as a mapping does, unless its names are sorted where module
-order is not (safetensors' own loaders sort them): that order is rebuilt as below. A safetensors file stores its tensors sorted by name, which loses
-it ("classifier" < "features", "10" < "2"), so the order is rebuilt from the names:
+whatever order they come.  An .npz keeps the state_dict's order, as a mapping does,
+unless its names are sorted where module order is not (safetensors' own loaders sort
+them): that order is rebuilt as below.  A safetensors file stores its tensors sorted
+by name, which loses it ("classifier" < "features", "10" < "2"), so the order is
+rebuilt from the names:
 numeric parts (Sequential indices) sort as numbers, and the order of named sibling
 modules, and of a module's own tensors where they are more than a weight and a bias,
 is the one under which every tensor fits, if exactly one does.  A tensor fits a
@@ -325,7 +326,8 @@ def match_state_dict(model, tensors: Mapping, ordered: bool = True, source="stat
 
 
 def load_torch_weights(model, source):
-    """Copy a PyTorch state_dict into ``model`` (a Sequential) by order and shape.
+    """Copy a PyTorch state_dict into ``model`` (a Sequential) by order and shape (by
+    name where the names are exactly the model's own parameters').
 
     ``source``: a .safetensors or .npz path, or a mapping of names to arrays in the
     state_dict's order. A nnumba .npz (from ``nnumba.save``) loads by its own names.

@@ -225,8 +225,8 @@ def test_two_fits_started_together_on_one_model_let_exactly_one_train(monkeypatc
     """Each fit checked that no other thread trained the model, then marked it: two
     fits whose checks both ran before either mark both went on, and the first to end
     unmarked the model under the other (a thread switch held between the two steps)."""
-    from nnumba.layers import validation
-    check, gate = validation.check_not_fitting, threading.Barrier(2, timeout=5)
+    from nnumba.layers import fitting
+    check, gate = fitting.check_not_fitting, threading.Barrier(2, timeout=5)
 
     def check_then_switch(obj, what):
         check(obj, what)
@@ -235,13 +235,13 @@ def test_two_fits_started_together_on_one_model_let_exactly_one_train(monkeypatc
         except threading.BrokenBarrierError:
             pass
     model, loss, held, refused = nnumba.build("logreg", seed=0), CrossEntropy(), [], []
-    monkeypatch.setattr(validation, "check_not_fitting", check_then_switch)
+    monkeypatch.setattr(fitting, "check_not_fitting", check_then_switch)
     done = threading.Barrier(2, timeout=5)   # both alive to the end: no reused thread id
 
     def hold():
         try:
             mine = []
-            validation.hold_for_fit(model, loss, mine)
+            fitting.hold_for_fit(model, loss, mine)
             held.append(mine)
         except ContractError as exc:
             refused.append(str(exc))
@@ -253,8 +253,8 @@ def test_two_fits_started_together_on_one_model_let_exactly_one_train(monkeypatc
         t.join(10)
     assert len(held) == 1 and len(refused) == 1, (held, refused)
     assert "being trained by fit() in another thread" in refused[0]
-    validation.release_after_fit(held[0])
+    fitting.release_after_fit(held[0])
     monkeypatch.undo()
     again = []
-    validation.hold_for_fit(model, loss, again)   # free again
-    validation.release_after_fit(again)
+    fitting.hold_for_fit(model, loss, again)   # free again
+    fitting.release_after_fit(again)

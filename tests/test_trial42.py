@@ -65,7 +65,7 @@ def test_predict_during_fit_in_another_thread_speaks_an_estimators_words():
     import numpy as np
 
     from nnumba.errors import ContractError
-    from nnumba.layers.validation import hold_for_fit, release_after_fit
+    from nnumba.layers.fitting import hold_for_fit, release_after_fit
     from nnumba.sklearn import NNClassifier
     x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     est = NNClassifier(epochs=1, random_state=0).fit(x, (x[:, 0] > 0).astype(int))

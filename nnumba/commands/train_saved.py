@@ -31,9 +31,14 @@ def load_saved(path):
 
 
 def saved_settings(args) -> dict:
-    """The settings the saved model's last run trained with ({} where it kept none)."""
+    """The settings the saved model's last run trained with ({} where it kept none);
+    a plugin's loss by its PLUGIN:NAME, which a plugin installed since cannot claim."""
     training = args.saved[2] if getattr(args, "saved", None) else None
-    return {} if training is None else {key: training[key] for key in SETTINGS}
+    if training is None:
+        return {}
+    plugin, loss = training.get("loss_plugin"), training["loss"]
+    return {**{key: training[key] for key in SETTINGS},
+            "loss": f"{plugin}:{loss}" if plugin and ":" not in loss else loss}
 
 
 def loss_options(args) -> dict:
@@ -44,11 +49,16 @@ def loss_options(args) -> dict:
     training = args.saved[2] if getattr(args, "saved", None) else None
     if not training:
         return {}
+    saved = saved_settings(args)["loss"]
     try:
-        same = get_loss(training["loss"]) is get_loss(args.loss)
+        same = get_loss(saved) is get_loss(args.loss)
     except (NnumbaError, LookupError):  # unknown: the run's own loss check says so; or
-        # a plugin since claims the saved bare name too, and --loss PLUGIN:NAME says whose
-        same = training["loss"] in (args.loss, args.loss.partition(":")[2])
+        same = saved == args.loss       # two plugins claim the bare name of an older file's
+        if not same and training["loss_options"] and saved == args.loss.partition(":")[2]:
+            warnings.warn(f"{args.model}'s last run trained with loss {saved!r} "
+                          f"{training['loss_options']}, but the file does not say which "
+                          f"plugin's (it is older than that), and two claim the name now: "
+                          f"{args.loss} takes its defaults", RuntimeWarning, stacklevel=2)
     return training["loss_options"] if same else {}
 
 
@@ -61,7 +71,7 @@ def build_loss(args):
     from ..train.base import savable_options
     options, cls = loss_options(args), get_loss(args.loss)
     needed = [p.name for p in inspect.signature(cls).parameters.values() if p.default is
-              p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+              p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
               and p.name not in options]
     if needed:  # else a TypeError from its __init__, which reads as nnumba's bug
         raise ValueError(f"--loss {args.loss}: the loss needs {', '.join(needed)}, which "

@@ -76,7 +76,7 @@ def check_dataset(data, who: str = "data set"):
     twice = sorted(c for c, k in Counter(data.classes).items() if k > 1)
     if twice:  # a report by name would merge two classes
         fail(f"classes holds {', '.join(repr(c)[:40] for c in twice[:3])} more than once; "
-             f"one name per class")
+             f"one name per class", in_values=True)
     for split in ("train", "test"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         for field, a in ((f"x_{split}", x), (f"y_{split}", y)):
@@ -105,5 +105,5 @@ def check_dataset(data, who: str = "data set"):
              f"needs two classes or more", in_values=True)
     if data.x_test.shape[1:] != data.x_train.shape[1:]:
         fail(f"x_test's samples have shape {data.x_test.shape[1:]}, x_train's "
-             f"{data.x_train.shape[1:]}: one per-sample shape for both")
+             f"{data.x_train.shape[1:]}: one per-sample shape for both", in_values=True)
     return data

@@ -120,9 +120,8 @@ class _DataParallel:
                 self._digests[key] = checksum(*arrays)
             return self._digests[key]
 
-        def crc(value):  # of a JSON text: a loss's options may hold arrays (class weights)
-            return float(zlib.crc32(json.dumps(value, sort_keys=True, default=lambda v: repr(
-                np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)).encode()))
+        def crc(value):
+            return float(zlib.crc32(json.dumps(_comparable(value)).encode()))
         optimizer, loss = self.optimizer, self.loss
         epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
         # The trainer first: another trainer's collectives pair up with these wrongly.
@@ -170,6 +169,23 @@ class DistributedGDTrainer(_DataParallel, GDTrainer):
 
 
 TRAINERS = {"sgd": DistributedSGDTrainer, "gd": DistributedGDTrainer}
+
+
+def _comparable(value):
+    """``value`` (a loss's options) as JSON the ranks can compare: numbers as floats
+    (1 and 1.0 are one option), arrays as lists, and anything else by its type alone,
+    whose repr may hold an address that differs on every rank."""
+    if isinstance(value, (bool, np.bool_, str)) or value is None:
+        return value if not isinstance(value, np.bool_) else bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    if isinstance(value, dict):
+        return sorted(([str(k), _comparable(v)] for k, v in value.items()), key=lambda kv: kv[0])
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 
 def _after_one_draw(gen: np.random.Generator) -> dict:

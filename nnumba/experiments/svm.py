@@ -40,7 +40,7 @@ def train_svm(x, y, lam: float, epochs: int = 2000, lr: float = 0.1):
 
 
 def exact_svm(x, y, lam: float):
-    """(w, b, objective) of the same objective solved exactly, independently of
+    """(w, b, objective, converged) of the same objective solved exactly, independently of
     nnumba: the primal QP, minimise lam ||w||^2 + mean xi subject to
     y_n (w . x_n + b) >= 1 - xi_n and xi >= 0, by scipy's SLSQP."""
     from scipy.optimize import LinearConstraint, minimize
@@ -60,7 +60,8 @@ def exact_svm(x, y, lam: float):
                    bounds=[(None, None)] * (d + 1) + [(0, None)] * n,
                    options={"ftol": 1e-14, "maxiter": 1000})
     w, b = res.x[:d], float(res.x[d])
-    return w, b, lam * float(w @ w) + float(np.mean(np.maximum(0, 1 - y * (x @ w + b))))
+    objective = lam * float(w @ w) + float(np.mean(np.maximum(0, 1 - y * (x @ w + b))))
+    return w, b, objective, bool(res.success)
 
 
 @experiment("svm-vs-perceptron",
@@ -82,7 +83,7 @@ def run(out_dir=None, fast=False, lambdas=None) -> Result:
     for lam in lambdas:
         w, b, objective = train_svm(x, y, lam, epochs=1000 if fast else 5000)
         margin = geometric_margin(w, b, x, y)
-        w_star, b_star, best = exact_svm(x, y, lam)
+        w_star, b_star, best, converged = exact_svm(x, y, lam)
         exact = {"margin": geometric_margin(w_star, b_star, x, y), "objective": best,
                  "w": w_star.tolist(), "b": b_star}
         boundaries[lam] = (w, b)
@@ -92,7 +93,9 @@ def run(out_dir=None, fast=False, lambdas=None) -> Result:
                      f"{objective:.5f}", f"1 / ||w|| = {1 / np.linalg.norm(w):.4f}"])
         rows.append(["exact (SLSQP)", f"{lam:g}", f"{exact['margin']:.4f}",
                      f"{np.linalg.norm(w_star):.3f}", f"{best:.5f}",
-                     f"GD's objective {objective - best:.1e} above"])
+                     f"GD's objective {abs(objective - best):.1e} "
+                     f"{'above' if objective >= best else 'below'}"
+                     + ("" if converged else " (SLSQP did not converge)")])
     table = format_table(["boundary", "lambda", "margin", "||w||", "SVM objective", "note"], rows)
     table += (f"\n{len(x)} separable points in [-2, 2]^2 (no sample within 0.125 of the "
               f"generating line); margin = min_n y_n (w.x_n + b) / ||w||")

@@ -13,6 +13,7 @@ import numpy as np
 from ..device import CPU
 from ..errors import (ContractError, DTypeError, NoGradientError, NonFiniteError, ShapeError,
                       SpecError, TooLargeError)
+from .fitting import check_not_fitting
 
 
 # ---- arrays -------------------------------------------------------------------------
@@ -164,6 +165,16 @@ def _fits_any(want, got) -> bool:
         return _fits(want, got)
     except (TypeError, ValueError):  # an item no size is: _check_declared says so
         return False
+
+
+def declared_input_shape(layer):
+    """``layer.input_shape()``, checked against the contract (a ContractError naming
+    the layer), with its sizes as ints: None, or a tuple of ints, None and a last ...."""
+    want = layer.input_shape()
+    if want is None:
+        return None
+    _check_declared(layer, want)
+    return tuple(w if w is None or w is Ellipsis else int(w) for w in want)
 
 
 def _check_declared(layer, want) -> None:
@@ -380,46 +391,6 @@ def per_sample_shape(owner: str, shape) -> tuple:
         raise ShapeError(f"{owner}: a per-sample shape is a tuple of sizes >= 0, got "
                          f"{show(shape)}")
     return tuple(int(s) for s in items)
-
-
-#: id of a model or loss that a trainer's fit() is training -> that thread's ident
-#: (by id, not an attribute: a copy made during fit is no model being trained)
-_fitting: dict[int, int] = {}
-# Checked and marked under one lock: two fits started together would both pass the check.
-_fitting_lock = threading.Lock()
-
-
-def check_not_fitting(obj, what: str,
-                      hint: str = "use a copy here (model.copy(), a loss of its own)"):
-    """ContractError where a trainer's fit() in another thread is training ``obj`` (a
-    model, or a loss): each keeps one batch's input and buffers at a time, which a
-    forward here would overwrite, silently or past an array's end (fuzz round 11)."""
-    busy = _fitting.get(id(obj))
-    if busy is not None and busy != threading.get_ident():
-        raise ContractError(f"{what} is being trained by fit() in another thread, and keeps "
-                            f"one batch at a time: {hint}")
-
-
-def hold_for_fit(model, loss, held: list) -> None:
-    """Mark ``model`` and ``loss`` as trained by this thread (refused where another
-    thread trains them).  ``held``, made by the caller before its ``try``, gets what
-    :func:`release_after_fit` restores before the marks are set: a Ctrl-C at any
-    moment leaves nothing marked that the release would not clear."""
-    with _fitting_lock:
-        for obj, what in ((model, "this model"), (loss, "this loss")):
-            check_not_fitting(obj, what)
-        held[:] = [(id(obj), _fitting.get(id(obj))) for obj in (model, loss)]
-        _fitting.update({key: threading.get_ident() for key, _ in held})
-
-
-def release_after_fit(held: list):
-    """One dict update (None marks nothing), which a Ctrl-C cannot stop halfway: a
-    loop of pops left a model marked as being trained, refused to other threads."""
-    with _fitting_lock:
-        _fitting.update(dict(held))
-        for key, before in held:  # (a Ctrl-C here leaves a None: nothing marked)
-            if before is None:
-                _fitting.pop(key, None)
 
 
 def one_at_a_time(method):

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DTypeError, NonFiniteError, SaveError, SpecError
-from ..layers.validation import (check_not_fitting, flag, hold_for_fit, integer,
-                                non_finite, release_after_fit, show, takes)
+from ..layers.fitting import check_not_fitting, hold_for_fit, release_after_fit
+from ..layers.validation import flag, integer, non_finite, show, takes
 from ..optim import SGD
 from .batches import Batches, target_dtype
 from .data_checks import check_data, check_with_loss
@@ -206,7 +206,7 @@ class Trainer:
         else:
             checks()
         model, loss = self.model, self.loss
-        held = []
+        held, found = [], (model.layers[0].reuse_buffers, loss.reuse_buffers)  # (restored)
         try:
             hold_for_fit(model, loss, held)  # another thread's forward on them: refused
             self._reuse(model, loss, True)
@@ -249,7 +249,8 @@ class Trainer:
         finally:  # each step in a finally of its own: a Ctrl-C in one skips no other
             try:
                 if held:  # (none where another thread's fit holds them: not ours to reset)
-                    self._reuse(model, loss, False)
+                    model.reuse_buffers(found[0])
+                    loss.reuse_buffers = found[1]
             finally:
                 self._batches = None  # frees a device copy of the training set
                 release_after_fit(held)
@@ -328,14 +329,17 @@ class Trainer:
         if model is not None and model is not self.model and model.spec() != self.model.spec():
             raise SaveError("save: training= takes the trainer of the model saved; this "
                             "one trains another model")
-        loss = get_registry().name_of("loss", type(self.loss))
+        registry = get_registry()
+        loss = registry.name_of("loss", type(self.loss))
         if type(self.optimizer) is not SGD or loss is None:  # nothing could rebuild it
             raise SaveError(f"save: training= keeps an nnumba.SGD and a registered loss; "
                             f"this trainer has {type(self.optimizer).__name__} and "
                             f"{type(self.loss).__name__}")
         velocity = self.optimizer.velocity
         layers = {str(i): g.bit_generator.state for i, g in self._generators()}
+        entry = registry.entry("loss", loss)  # whose: a plugin since may claim its name
         return ({"trainer": self.kind, "loss": loss, "loss_options": savable_options(self.loss),
+                 "loss_plugin": None if entry.builtin else entry.plugin,
                  **self.optimizer.config(),
                  "batch_size": self.batch_size, "rng": self.rng.bit_generator.state,
                  "layers": layers, "epochs": self.epochs_before + len(self.history.epochs),
