@@ -2,9 +2,11 @@
 
 Its blocks are taken in order: a ```python or ```toml block whose first line is
 a path comment (``# src/pkg/mod.py``) is a file of the guide's plugin project,
-written into a temporary folder; every other ```python block runs in this
-process, in one namespace, in order, and its trailing comment lines are output
-it must print. For other processes the project is "installed" as ``pip install
+written into a temporary folder; every other ```python block runs, in one
+namespace, in order, and its trailing comment lines are output it must print: in a
+process of its own, with the project's ``src`` on its path and no plugin loaded
+from entry points (a reader who installed the guide's plugin here, as it says, has
+it registered at import, where the guide registers it itself). For other processes the project is "installed" as ``pip install
 -e`` would make it visible: its ``src`` on PYTHONPATH, beside a ``.dist-info``
 holding the entry points of its pyproject.toml. There, every ``$ nnumba ...``
 line of a ```console block must succeed without a warning about the plugin, and
@@ -23,8 +25,6 @@ from pathlib import Path
 
 import pytest
 
-import nnumba
-from nnumba.registry import get_registry
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
@@ -103,29 +103,34 @@ def test_the_guide_has_the_parts_the_harness_expects():
     assert SESSION and COMMANDS
 
 
-def test_session_blocks_run_in_order_and_print_what_they_show(project, monkeypatch, capsys):
-    monkeypatch.syspath_prepend(str(project / "src"))
-    monkeypatch.setenv("NNUMBA_CACHE", str(project / "cache"))
-    importlib.invalidate_caches()
-    plugins_before = {name for name, _ in get_registry().pm.list_name_plugin()}
-    namespace = {"__name__": "docs_plugins"}
-    try:
-        for i, text in enumerate(SESSION):
-            exec(compile(text, f"{DOC.name}, python block {i + 1} (not a file)", "exec"),
-                 namespace)
-            printed = capsys.readouterr().out
-            shown = re.search(r"((?:^#.*\n)+)\Z", text, re.M)
-            for line in (shown.group(1).splitlines() if shown else []):
-                assert line[1:].strip() in printed, (text, printed)
-        # The in-process example trains: the accuracy it prints is a real one.
-        assert namespace["history"].last("test_accuracy") > 0.8
-    finally:
-        for name, _ in get_registry().pm.list_name_plugin():
-            if name not in plugins_before:
-                nnumba.unregister_plugin(name)
-        for module in [m for m in sys.modules if m.split(".")[0] == "nnumba_spirals"]:
-            del sys.modules[module]
-    assert "ResidualLinear" not in get_registry().entries("layer")
+_MARK = "--- end of block "
+_SESSION_RUNNER = f"""
+import json, sys
+namespace = {{"__name__": "docs_plugins"}}
+for i, text in enumerate(json.load(open(sys.argv[1]))):
+    exec(compile(text, f"plugins.md, python block {{i + 1}} (not a file)", "exec"), namespace)
+    print("\\n{_MARK}" + str(i), flush=True)
+print(json.dumps(namespace["history"].last("test_accuracy")))
+"""
+
+
+def test_session_blocks_run_in_order_and_print_what_they_show(project, tmp_path):
+    (tmp_path / "blocks.json").write_text(json.dumps(SESSION))
+    repo = str(DOC.parent.parent)
+    env = {**os.environ, "NNUMBA_CACHE": str(project / "cache"),
+           "NNUMBA_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": os.pathsep.join([str(project / "src"), repo])}
+    run = subprocess.run([sys.executable, "-c", _SESSION_RUNNER, str(tmp_path / "blocks.json")],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    *printed, last = re.split(rf"\n{_MARK}\d+\n", run.stdout)
+    assert len(printed) == len(SESSION), run.stdout[-3000:]
+    for text, out in zip(SESSION, printed):
+        shown = re.search(r"((?:^#.*\n)+)\Z", text, re.M)
+        for line in (shown.group(1).splitlines() if shown else []):
+            assert line[1:].strip() in out, (text, out)
+    # The example trains: the accuracy it prints is a real one.
+    assert json.loads(last) > 0.8
 
 
 def test_the_entry_point_registers_the_plugin_and_names_its_distribution(project):
