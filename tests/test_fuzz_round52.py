@@ -2,9 +2,7 @@
 very file (the worker at the bottom), as tests/test_mpi.py does, in a process group of its
 own that is killed with SIGKILL at the end, so that a hang fails the test and leaves no rank
 behind.  The tests skip where mpi4py or mpiexec is missing."""
-import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,13 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-_BESIDE = Path(sys.executable).with_name("mpiexec")
-MPIEXEC = str(_BESIDE) if _BESIDE.is_file() else shutil.which("mpiexec")
-HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
-needs_mpi = pytest.mark.skipif(not (MPIEXEC and HAVE_MPI4PY),
-                               reason='needs mpi4py and mpiexec: pip install "nnumba[mpi]"')
-TIMEOUT = 60
+from test_mpi import MPIEXEC, REPO, TIMEOUT, needs_mpi
 
 
 def mpi_env():

@@ -4,34 +4,27 @@ on cuda; identical losses whose options hold objects agree over the ranks; resum
 with another plugin's loss of the saved name does not take the saved options (the
 file now records the loss's plugin); a positional-only required loss option is a
 clear error; summary's input-shape guess follows the input_shape() contract."""
-import importlib.util
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import nnumba
-from nnumba import Loss, hookimpl
+from nnumba import Loss
 from nnumba.cli import main
 from nnumba.device import to_host
 from nnumba.errors import NnumbaError
-from nnumba.layers.validation import number
 from nnumba.registry import get_registry
+from test_plugin_trial46 import Pin46 as Pin  # a plugin's quantile loss
+from test_plugin_trial46 import _npz, _plugin, _stored_training as _training
+from test_mpi import MPIEXEC, REPO, needs_mpi
 
-REPO = Path(__file__).resolve().parents[1]
-_BESIDE = Path(sys.executable).with_name("mpiexec")
-MPIEXEC = str(_BESIDE) if _BESIDE.is_file() else shutil.which("mpiexec")
-HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
-needs_mpi = pytest.mark.skipif(not (MPIEXEC and HAVE_MPI4PY), reason="needs mpi4py and mpiexec")
 
 
 def _env(**extra):
@@ -136,29 +129,6 @@ def test_distributed_fit_accepts_identical_losses_with_an_option_object(tmp_path
 
 
 # --- plugin losses on the command line ---------------------------------------------------
-class Pin(Loss):
-    examples = [({}, (5, 1), "values")]
-
-    def __init__(self, q: float = 0.5, reduction: str = "mean"):
-        super().__init__(reduction)
-        self.q = number("Pin", "q", q, above=0, below=1)
-
-    def config(self):
-        return {"q": self.q, **super().config()}
-
-    def _compute(self, y_hat, y, scale):
-        p = to_host(y_hat).astype(np.float64)
-        t = np.asarray(to_host(y), dtype=np.float64).reshape(p.shape)
-        n, k = p.shape[0], p[0].size
-        r = (t - p).reshape(n, k)
-        elem = np.maximum(self.q * r, (self.q - 1) * r)
-        g = np.where(r > 0, -self.q, 1 - self.q)
-        if self.reduction == "mean":
-            elem, scale = elem / k, scale / k
-        return elem.sum(axis=1), self.device.to_device(
-            (scale * g).reshape(p.shape).astype(y_hat.dtype))
-
-
 class OtherPin(Loss):
     """Another plugin's, unrelated loss of the same name, which also has an option q."""
 
@@ -184,70 +154,10 @@ class PosOnly(Loss):
         raise AssertionError
 
 
-def _plugin(**hooks):
-    class Plugin:
-        pass
-    for kind, entries in hooks.items():
-        setattr(Plugin, f"nnumba_register_{kind}",
-                staticmethod(hookimpl((lambda e: lambda: dict(e))(entries))))
-    return Plugin
-
-
-def _npz(tmp_path, classes=3):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(60, 4)).astype(np.float32)
-    y = np.arange(60) % classes
-    path = tmp_path / "d.npz"
-    np.savez(path, x_train=x[:45], y_train=y[:45], x_test=x[45:], y_test=y[45:])
-    return path
-
-
-def _training(path):
-    return json.loads(str(np.load(path)["__nnumba_spec__"]))["training"]
-
-
 # --- 4 (medium) -------------------------------------------------------------------------
-def test_resume_with_another_plugins_loss_does_not_take_the_saved_options(tmp_path, capsys):
-    """A run saved with plugin A's loss 'Pin' (q=0.9, saved under the bare name).  Plugin
-    B installed since registers its own, unrelated 'Pin'; the clash message offers
-    'rva:Pin' or 'rvb:Pin'.  With --loss rvb:Pin, loss_options' fallback
-    (training['loss'] == 'rvb:Pin'.partition(':')[2]) hands B's loss A's q=0.9 and says
-    'its loss's options (q=0.9) ... to go on as one run'."""
-    nnumba.register_plugin(_plugin(losses={"Pin": Pin}), "rva")
-    registry = get_registry()
-    try:
-        x = np.random.default_rng(1).normal(size=(45, 4)).astype(np.float32)
-        model = nnumba.build("mlp", inputs=4, classes=3, hidden=[8], seed=0)
-        trainer = nnumba.SGDTrainer(model, Pin(q=0.9), lr=0.01, batch_size=15, seed=0)
-        trainer.fit(x, np.eye(3, dtype=np.float32)[np.arange(45) % 3], epochs=1)
-        saved = nnumba.save(model, tmp_path / "pin.npz", classes=["0", "1", "2"],
-                            training=trainer)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            registry.pm.register(_plugin(losses={"Pin": OtherPin}), name="rvb")
-            registry._dists["rvb"] = "nnumba-rvb 1.0"
-            registry._cache.clear()
-            try:
-                rc = main(["train", "--model", str(saved), "--data", str(_npz(tmp_path)),
-                           "--epochs", "1", "--loss", "rvb:Pin", "--no-progress",
-                           "--save", str(tmp_path / "on.npz")])
-            finally:
-                registry.pm.unregister(name="rvb")
-                registry._dists.pop("rvb", None)
-                registry._cache.clear()
-    finally:
-        nnumba.unregister_plugin("rva")
-    err = capsys.readouterr().err
-    if rc == 0:  # trained: with B's own defaults, not A's saved options
-        assert _training(tmp_path / "on.npz")["loss_options"]["q"] == 0.1, err
-    else:       # or refused, clearly
-        assert rc == 2 and "please report" not in err, err
-
-
-def test_a_bare_resume_after_a_clash_goes_on_with_the_saved_plugins_loss(tmp_path, capsys):
-    """The file records the plugin of its loss: `--model pin.npz` alone, after plugin B
-    claims 'Pin' too, goes on with plugin A's 'Pin' and its saved q=0.9 (the bare name
-    was refused as ambiguous, and the qualified one dropped q silently: trial 46)."""
+def _resume_after_a_clash(tmp_path, *loss):
+    """(status, stderr) of `nnumba train --model pin.npz [--loss ...]`: pin.npz trained
+    with plugin rva's 'Pin' (q=0.9), then plugin rvb installed, claiming 'Pin' too."""
     nnumba.register_plugin(_plugin(losses={"Pin": Pin}), "rva")
     registry = get_registry()
     try:
@@ -264,14 +174,34 @@ def test_a_bare_resume_after_a_clash_goes_on_with_the_saved_plugins_loss(tmp_pat
             registry._dists["rvb"] = "nnumba-rvb 1.0"
             registry._cache.clear()
             try:
-                rc = main(["train", "--model", str(saved), "--data", str(_npz(tmp_path)),
-                           "--epochs", "1", "--no-progress", "--save", str(tmp_path / "on.npz")])
+                return main(["train", "--model", str(saved), "--data", str(_npz(tmp_path)),
+                             "--epochs", "1", *loss, "--no-progress",
+                             "--save", str(tmp_path / "on.npz")])
             finally:
                 registry.pm.unregister(name="rvb")
                 registry._dists.pop("rvb", None)
                 registry._cache.clear()
     finally:
         nnumba.unregister_plugin("rva")
+
+
+def test_resume_with_another_plugins_loss_does_not_take_the_saved_options(tmp_path, capsys):
+    """With --loss rvb:Pin, the saved run's options went to plugin rvb's unrelated 'Pin'
+    (loss_options compared bare names), as 'its loss's options (q=0.9) ... to go on as
+    one run'."""
+    rc = _resume_after_a_clash(tmp_path, "--loss", "rvb:Pin")
+    err = capsys.readouterr().err
+    if rc == 0:  # trained: with B's own defaults, not A's saved options
+        assert _training(tmp_path / "on.npz")["loss_options"]["q"] == 0.1, err
+    else:       # or refused, clearly
+        assert rc == 2 and "please report" not in err, err
+
+
+def test_a_bare_resume_after_a_clash_goes_on_with_the_saved_plugins_loss(tmp_path, capsys):
+    """The file records the plugin of its loss: `--model pin.npz` alone goes on with
+    plugin rva's 'Pin' and its saved q=0.9 (the bare name was refused as ambiguous, and
+    the qualified one dropped q silently: trial 46)."""
+    rc = _resume_after_a_clash(tmp_path)
     err = capsys.readouterr().err
     assert rc == 0, err
     training = _training(tmp_path / "on.npz")
