@@ -50,6 +50,7 @@ REDUCTIONS = ("mean", "sum")
 def _described(a) -> str:
     return f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
 
+
 class Loss:
     """Base class; see the module docstring for what a subclass implements."""
 

@@ -11,10 +11,10 @@ from .device import CPU, device_of, get_device, may_share_memory, to_host
 from .errors import ContractError, DTypeError, NoGradientError, ShapeError, SpecError
 from .layers.contract import Layer, Parameter
 from .layers.declared_shape import output_shape_of
+from .layers.fitting import check_not_in_fit
 from .layers.fusion import fuse, hold_parameters
 from .model_spec import build_layer, check_spec
 from .registry_names import layer_spec
-from .layers.fitting import check_not_in_fit
 from .layers.validation import (check_batch, check_cast, check_fits, check_memory, dtype_text, flag,
                                 float_dtype, integer, one_at_a_time, per_sample_shape, show)
 

@@ -184,7 +184,8 @@ def _comparable(value):
     if isinstance(value, (list, tuple)):
         return [_comparable(v) for v in value]
     if isinstance(value, dict):
-        return sorted(([str(k), _comparable(v)] for k, v in value.items()), key=lambda kv: kv[0])
+        return sorted(([str(k), _comparable(v)] for k, v in value.items()),
+                      key=lambda kv: kv[0])
     return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 
