@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
     try:
-        status, command = 0, next((a for a in argv if not a.startswith("-")), None)
+        status, asked = 0, next((a for a in argv if not a.startswith("-")), None)  # its name
         try:
             try:
                 args = _parse(argv)
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
                 raise
             finally:
                 if mpi and status:
-                    _abort_mpi_job(status, command)
+                    _abort_mpi_job(status, asked)
             return status
         finally:
             if sys.stdout is not None:  # None where stdout was closed (>&-)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .distributed.threads import available_cores
-from .layers.validation import integer
+from .layers.validation import compile_unit_of, integer
 from .registry import RUNTIME_DISTRIBUTION, RegistryError, get_registry, register_plugin
 
 #: below this many estimated seconds of compilation, workers don't pay for themselves
@@ -197,7 +197,7 @@ def _units(model, shapes) -> dict:
     units = {}
     model._set_input_grads()  # some keys depend on it
     for i, layer in enumerate(model.steps):
-        key, seconds = layer.compile_unit(shapes[i])
+        key, seconds = compile_unit_of(layer, shapes[i])
         old_seconds, members = units.get(key, (0.0, []))
         units[key] = (max(old_seconds, seconds), members + [i])
     return units

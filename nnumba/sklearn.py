@@ -66,7 +66,7 @@ class _NNEstimator(BaseEstimator):
 
     def __init__(self, model="mlp", *, model_options=None, input_shape=None, trainer="sgd",
                  epochs=None, lr=None, momentum=None, weight_decay=0.0, batch_size=None,
-                 shuffle=True, dtype="float32", random_state=None, warm_start=False):
+                 shuffle=True, drop_last=False, dtype="float32", random_state=None, warm_start=False):
         self.model = model
         self.model_options = model_options
         self.input_shape = input_shape
@@ -77,6 +77,7 @@ class _NNEstimator(BaseEstimator):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.drop_last = drop_last
         self.dtype = dtype
         self.random_state = random_state
         self.warm_start = warm_start
@@ -117,7 +118,7 @@ class _NNEstimator(BaseEstimator):
         first = not hasattr(self, "model_")
         return self._fit(X, y, first, 1, fresh_trainer=first, classes=classes)
 
-    input_shape, shuffle = None, True  # (an estimator pickled before the parameter existed)
+    input_shape, shuffle, drop_last = None, True, False  # (pickled before they existed)
     _trainer = None  # kept for partial_fit; a copy keeps its state (__getstate__)
     _trainer_settings = None  # what _trainer was built with
 
@@ -138,8 +139,8 @@ class _NNEstimator(BaseEstimator):
         the trainer cannot take, before anything is built; the trainers check lr,
         momentum, weight_decay and batch_size themselves."""
         self._dtype()
-        flag(type(self).__name__, "warm_start", self.warm_start)  # "no" would be truthy
-        flag(type(self).__name__, "shuffle", self.shuffle)
+        for name in ("warm_start", "shuffle", "drop_last"):  # "no" would be truthy
+            flag(type(self).__name__, name, getattr(self, name))
         # None would be the trainer's "not given": documented as a number here
         number(type(self).__name__, "weight_decay", self.weight_decay, 0.0)
         if not isinstance(self.trainer, str) or self.trainer not in TRAINERS:
@@ -212,7 +213,8 @@ class _NNEstimator(BaseEstimator):
         # set_params between partial_fit calls: else the old lr, batch_size, ... stayed
         used = (self.trainer, settings["lr"], settings["momentum"], self.weight_decay,
                 settings["batch_size"], self._dtype())
-        order = {"shuffle": bool(self.shuffle)} if self.trainer == "sgd" else {}  # gd: all
+        order = {"shuffle": bool(self.shuffle), "drop_last": bool(self.drop_last)} \
+            if self.trainer == "sgd" else {}  # gd: every sample, in one step
         if fresh_trainer or used != self._trainer_settings or self._trainer is None:
             kept = self.__dict__.pop("_trainer_state", None)  # a copy's: go on from it
             same, self._trainer_settings = used == self._trainer_settings, used
@@ -223,7 +225,7 @@ class _NNEstimator(BaseEstimator):
             if kept is not None and same and not fresh_trainer:  # as the original would
                 self._trainer.resume({**kept[0], "velocity": kept[1], **order})
         if order:  # set_params(shuffle=) between partial_fit calls: the momentum goes on
-            self._trainer.shuffle = order["shuffle"]
+            self._trainer.shuffle, self._trainer.drop_last = order["shuffle"], order["drop_last"]
         before, interrupted = len(self._trainer.history.epochs), None
         try:
             self._trainer.fit(self._rows(X), targets, epochs=epochs)
@@ -322,6 +324,10 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     shuffle : bool, default=True
         SGD visits the samples in a new random order every epoch; False: in
         the order given (as MLPClassifier's ``shuffle``).
+    drop_last : bool, default=False
+        SGD leaves out the last batch of an epoch where it is short (as
+        PyTorch's DataLoader): for a layer that needs several samples a batch
+        (a batch norm), whatever the number of samples a fold holds.
     dtype : {"float32", "float64"} (or the numpy dtype), default="float32"
         The model's and the inputs' precision, and the dtype of what
         ``predict_proba`` and ``predict_log_proba`` return (float32 by default:

@@ -270,3 +270,14 @@ def test_summary_of_a_layer_whose_input_shape_breaks_the_contract(shape_layers):
     from nnumba.summary import summarize
     with pytest.raises(NnumbaError):
         summarize([{"type": "IntShape"}])
+
+
+def test_the_command_leaves_a_host_programs_sigint_handler_as_it_found_it(capsys):
+    """main() called in a host program (a test, a notebook) after a failure: a variable
+    renamed in the MPI abort's change put the command's own Ctrl-C handler (which ends
+    the process with os._exit(130)) in place of Python's."""
+    import signal
+    before = signal.getsignal(signal.SIGINT)
+    assert main(["summary", "no-such-spec.json"]) == 2
+    assert main(["summary", "mlp"]) == 0
+    assert signal.getsignal(signal.SIGINT) is before

@@ -177,6 +177,25 @@ def declared_input_shape(layer):
     return tuple(w if w is None or w is Ellipsis else int(w) for w in want)
 
 
+def compile_unit_of(layer, input_shape) -> tuple[tuple, float]:
+    """``layer.compile_unit(input_shape)`` as (key, seconds), or a ContractError naming
+    the layer: fit's precompilation unpacked a bare number with a TypeError."""
+    unit = layer.compile_unit(input_shape)
+    try:
+        key, seconds = unit
+        ok = isinstance(key, tuple) and len(key) > 0 and hash(key) is not None and \
+            isinstance(seconds, (int, float, np.integer, np.floating)) and \
+            not isinstance(seconds, bool) and math.isfinite(seconds) and seconds >= 0
+    except (TypeError, ValueError):  # no pair, or a key of lists (unhashable)
+        ok = False
+    if not ok:
+        raise ContractError(f"{layer.label}: compile_unit({input_shape}) returned {show(unit)}; "
+                            f"it returns (key, seconds): a non-empty tuple naming the kernels "
+                            f"it runs (layers with equal keys share them) and the seconds "
+                            f"they take to compile cold")
+    return key, float(seconds)
+
+
 def _check_declared(layer, want) -> None:
     """ContractError where ``input_shape()`` is no tuple of sizes, None and a last ``...``:
     ``(..., D)`` refused every input, saying "expected (N, ..., 4), got (2, 3, 4)"."""

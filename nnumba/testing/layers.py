@@ -11,6 +11,7 @@ from ..device import DeviceError
 from ..errors import (ContractError, DTypeError, NnumbaError, NoGradientError, NonFiniteError,
                       ShapeError)
 from ..layers.contract import Layer, Parameter, shapes_only
+from ..layers.validation import compile_unit_of
 from .batch_checks import (check_batch_sums, check_finite,  # noqa: F401 - the kit's, here too
                            check_state)
 from .eval_gradient import check_eval_gradient
@@ -120,11 +121,13 @@ def check_seeded(layer_cls, kwargs, seed):
                  "(np.random.default_rng(rng.integers(2**63)))")
 
 
-def check_flops(layer, input_shape):
-    """flops() returns None or three counts (nnumba summary's columns)."""
+def check_costs(layer, input_shape):
+    """flops() returns None or three counts (nnumba summary's columns), compile_unit()
+    a key and seconds (fit's precompilation plan)."""
     from ..summary import layer_flops
     try:
         layer_flops(layer, tuple(input_shape))
+        compile_unit_of(layer, tuple(input_shape))
     except ContractError as exc:
         raise ConformanceError(str(exc)) from None
 
@@ -311,7 +314,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
         if layer.has_gradient:
             check_gradients(layer, taken, rng)
     check_seeded(layer_cls, kwargs, seed)
-    check_flops(layer, input_shape[1:])
+    check_costs(layer, input_shape[1:])
     check_read_only(layer, x, rng)
     check_state(layer, x)  # (.batch_checks)
     l32 = layer_cls(**kwargs)

@@ -249,7 +249,9 @@ class Trainer:
         finally:  # each step in a finally of its own: a Ctrl-C in one skips no other
             try:
                 if held:  # (none where another thread's fit holds them: not ours to reset)
-                    model.reuse_buffers(found[0])
+                    self._reuse(model, loss, False)
+                    if found[0]:  # the user's setting, as fit found it
+                        model.reuse_buffers(True)
                     loss.reuse_buffers = found[1]
             finally:
                 self._batches = None  # frees a device copy of the training set
