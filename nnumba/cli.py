@@ -10,6 +10,7 @@ with 141, the status of a Unix tool killed by SIGPIPE (128 + 13), so that a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import select
@@ -134,6 +135,11 @@ def main(argv=None) -> int:
     shown = _DEFAULT_FORMAT if shown is _one_line_warning else shown
     if not debug:  # plugins' warnings (a clash, a failing hook): one line, not file:line + code
         warnings.formatwarning = _one_line_warning
+    # A character stdout cannot show (cp1252 on Windows, ascii) comes out as \uXXXX: it
+    # ended the command mid-table ("≈" in summary's total, a label in classify's).
+    stdout, handled = sys.stdout, getattr(sys.stdout, "errors", None)
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        stdout.reconfigure(errors="backslashreplace")
     try:
         status, asked = 0, next((a for a in argv if not a.startswith("-")), None)  # its name
         try:
@@ -161,6 +167,8 @@ def main(argv=None) -> int:
         return _end_quietly()
     finally:
         warnings.formatwarning = shown
+        with contextlib.suppress(AttributeError, ValueError, OSError, TypeError):
+            stdout.reconfigure(errors=handled)  # as a host program had it
         if command:  # Ctrl-C as the interpreter shuts down: one line, not a traceback
             signal.signal(signal.SIGINT, _interrupted)
         if term:

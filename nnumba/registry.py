@@ -20,6 +20,7 @@ No plugin can take the others down:
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.metadata
@@ -35,8 +36,8 @@ import pluggy
 from . import hookspecs
 from .errors import RegistryError
 # plural and unknown_name_message are public here too (nnumba.experiments uses them)
-from .registry_hints import (LONGEST_NAME, misnamed_hooks, near_miss_entry_points,  # noqa: F401
-                             plural, unknown_name_message)
+from .registry_hints import (LONGEST_NAME, invalid_entry, misnamed_hooks,  # noqa: F401
+                             near_miss_entry_points, plural, unknown_name_message)
 
 ENTRY_POINT_GROUP = "nnumba"
 BUILTIN_DISTRIBUTION = "nnumba (built-in)"
@@ -158,10 +159,12 @@ class Registry:
             if self.pm.has_plugin(ep.name):
                 continue
             try:
-                plugin = ep.load()
+                with contextlib.redirect_stdout(sys.stderr):  # a banner: not in --json's stdout
+                    plugin = ep.load()
                 self.pm.register(plugin, name=ep.name)
-            except (Exception, SystemExit) as exc:  # a plugin's bug (a sys.exit too) must
-                # not take nnumba down
+            except (KeyboardInterrupt, GeneratorExit):
+                raise
+            except BaseException as exc:  # a plugin's bug (sys.exit, pytest's Skipped): skipped
                 failure = PluginFailure(ep.name, dist, f"{type(exc).__name__}: {exc}")
                 self._load_failures.append(failure)
                 self._warn(f"nnumba plugin {ep.name!r} (from {dist}) failed to load and was "
@@ -296,8 +299,7 @@ class Registry:
         return self.entry(kind, name).obj
 
     def entry(self, kind: str, name: str) -> Entry:
-        """The entry ``name`` (bare or PLUGIN:NAME) finds; RegistryError where none or
-        several do."""
+        """The entry ``name`` (bare or PLUGIN:NAME) finds; RegistryError where none do."""
         table = self._table(kind)
         if not isinstance(name, str):
             raise RegistryError(f"a {kind} name is a string, got {name!r:.80}")
@@ -341,7 +343,8 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
     wrong costs that plugin only."""
     hook = KINDS[kind]
     try:
-        provided = impl.function()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout may hold one JSON object
+            provided = impl.function()
         if provided is None:
             return {}, [f"{hook} returned None, not a dict {{name: {kind}}}: is its "
                         f"`return` missing?"]
@@ -353,7 +356,7 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
         return {}, [f"{hook} raised {type(exc).__name__}: {exc}"]
     good, problems = {}, []
     for name, obj in items:
-        why = _invalid(kind, name, obj)
+        why = invalid_entry(kind, name, obj, BASES.get(kind))
         if why:
             problems.append(f"{hook}: {kind} {name!r:.60}: {why}")
         else:
@@ -364,31 +367,6 @@ def _call(kind: str, impl) -> tuple[dict, list[str]]:
 #: kind -> the class its entries must subclass; nnumba.layers and nnumba.losses put
 #: theirs here (the registry imports neither: they import the registry's users).
 BASES: dict[str, type] = {}
-
-
-def _invalid(kind: str, name, obj) -> str | None:
-    """Why ``name: obj`` cannot be a registry entry of ``kind``, or None."""
-    # A line break, an escape or a lone surrogate would split or stop `nnumba plugins`'
-    # table, and a name of thousands of characters pad every row of it.
-    if not isinstance(name, str) or not name.strip() or ":" in name or (
-            not name.isprintable() or len(name) > LONGEST_NAME):
-        return (f"a name must be a non-empty string without ':', of printable characters "
-                f"(no line breaks, escapes or lone surrogates), at most {LONGEST_NAME} long")
-    base = BASES.get(kind)
-    if kind == "device" and base is not None:  # a device is an instance, not a class
-        if not isinstance(obj, base):
-            return f"not an instance of a nnumba.device.Device subclass ({obj!r:.60})"
-        if obj.name != name:  # to() takes the key, a layer's devices entry the name
-            return f"its name is {obj.name!r:.60}: register it under its name"
-        if name != name.strip().lower():  # what get_device looks up: found by no name
-            return f"a device name is lower case without spaces at its ends, as " \
-                   f"model.to() looks it up: {name.strip().lower()!r:.60}"
-    elif base is not None:
-        if not (isinstance(obj, type) and issubclass(obj, base)):
-            return f"not a subclass of nnumba.{base.__name__} ({obj!r:.60})"
-    elif kind in ("model", "dataset") and not callable(obj):
-        return f"not callable ({obj!r:.60})"
-    return None
 
 
 _registry: Registry | None = None

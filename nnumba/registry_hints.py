@@ -1,7 +1,7 @@
 """What the registry says to someone who got a name wrong: an unknown name, with the
 registered names closest to it, the hook functions of a plugin that pluggy
-would silently never call (a misspelt name, a missing ``@hookimpl``), and entry
-points in a group spelt almost as nnumba's."""
+would silently never call (a misspelt name, a missing ``@hookimpl``), entry
+points in a group spelt almost as nnumba's, and an entry a hook should not give."""
 from __future__ import annotations
 
 import difflib
@@ -82,3 +82,28 @@ def near_miss_entry_points(group: str) -> list[tuple[str, str, str]]:
                               f"which nnumba does not read; the group is {group!r} ("
                               f"[project.entry-points.{group}] in pyproject.toml)"))
     return found
+
+
+def invalid_entry(kind: str, name, obj, base) -> str | None:
+    """Why ``name: obj`` cannot be a registry entry of ``kind`` (``base``: the class its
+    entries subclass, or of whose instances for devices; None: no class), or None."""
+    # A line break, an escape or a lone surrogate would split or stop `nnumba plugins`'
+    # table, and a name of thousands of characters pad every row of it.
+    if not isinstance(name, str) or not name.strip() or ":" in name or (
+            not name.isprintable() or len(name) > LONGEST_NAME):
+        return (f"a name must be a non-empty string without ':', of printable characters "
+                f"(no line breaks, escapes or lone surrogates), at most {LONGEST_NAME} long")
+    if kind == "device" and base is not None:  # a device is an instance, not a class
+        if not isinstance(obj, base):
+            return f"not an instance of a nnumba.device.Device subclass ({obj!r:.60})"
+        if obj.name != name:  # to() takes the key, a layer's devices entry the name
+            return f"its name is {obj.name!r:.60}: register it under its name"
+        if name != name.strip().lower():  # what get_device looks up: found by no name
+            return f"a device name is lower case without spaces at its ends, as " \
+                   f"model.to() looks it up: {name.strip().lower()!r:.60}"
+    elif base is not None:
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            return f"not a subclass of nnumba.{base.__name__} ({obj!r:.60})"
+    elif kind in ("model", "dataset") and not callable(obj):
+        return f"not callable ({obj!r:.60})"
+    return None

@@ -26,16 +26,21 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 def run_all(tmp_path_factory):
     """(out dir, numbers, the printed tables, {file name: matplotlib Figure}) of one run."""
     out = tmp_path_factory.mktemp("report")
-    drawn = {}
+    drawn, saving, write_whole = {}, [], figures.write_whole
     base = figures.figure_class()
     stdout, stderr = io.StringIO(), io.StringIO()
+
+    def written(path, write):  # the figure written under each name (into a temporary file)
+        write_whole(path, write)
+        drawn[Path(path).name] = saving.pop()
     with pytest.MonkeyPatch.context() as patch:
         if base is not None:
             class Recording(base):  # keeps each figure as saved, to inspect it
                 def savefig(self, fname, *args, **kwargs):
-                    drawn[Path(fname).name] = self
+                    saving.append(self)
                     return super().savefig(fname, *args, **kwargs)
             patch.setattr(figures, "figure_class", lambda: Recording)
+            patch.setattr(figures, "write_whole", written)
         with redirect_stdout(stdout), redirect_stderr(stderr):
             code = main(["experiment", "run", "all", "--fast", "--out", str(out), "--json"])
     assert code == 0, stderr.getvalue()[-3000:]

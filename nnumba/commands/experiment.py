@@ -63,12 +63,18 @@ def run_list(args):
 def _check_writable(folder):
     """ValueError, in one line, where figures cannot be written into ``folder`` (made
     where missing)."""
+    import shutil
     import tempfile
+    made, top = os.path.abspath(folder), None
+    while not os.path.lexists(made):  # the highest folder this call makes
+        top, made = made, os.path.dirname(made)
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
+        if top is not None:  # refused: none of the folders made on the way is left
+            shutil.rmtree(top, ignore_errors=True)
         raise ValueError(f"--out {folder}: cannot write the figures there "
                          f"({exc.strerror or exc})") from None
 
@@ -104,10 +110,6 @@ def run_experiments(args):
         raise ValueError(f"--out needs a folder name, got {args.out!r}")
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out}: names a file, not a folder for the figures")
-    if args.out:  # now, not after every experiment has run
-        _check_writable(args.out)
-        if args.names == ["all"]:
-            _check_pages(args.out)
     if "all" in args.names and len(args.names) > 1:
         raise ValueError(f"'all' runs alone: give 'all' or experiment names, got "
                          f"{' '.join(args.names)}")
@@ -118,6 +120,10 @@ def run_experiments(args):
     if args.out and figure_class() is not None:  # the figures: refused now, not after a
         for exp in chosen:                         # run of minutes
             check_figure_path(os.path.join(args.out, f"{exp.name}.png"))
+    if args.out:  # now, not after every experiment has run; the folder made last
+        if every:
+            _check_pages(args.out)
+        _check_writable(args.out)
     given = {"data_dir": args.data_dir, "lecture": args.lecture or None}  # None: not given
     numbers, failures, skipped, entries = {}, [], [], []
     out = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only JSON

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_file import write_whole
 from .result import Result
 
 PLOTS_HINT = 'the figures need matplotlib: pip install "nnumba[plots]"'
@@ -49,8 +50,9 @@ def with_figure(result: Result, out_dir, painter, *args, title: str, nrows: int 
         fig.suptitle(title, fontsize=12)
         check_figure_path(out_dir / filename)
         out_dir.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_dir / filename, dpi=110, bbox_inches="tight",
-                    metadata={"Source": MARK})
+        # whole or not at all: a Ctrl-C mid-write left a truncated figure under its name
+        write_whole(out_dir / filename, lambda f: fig.savefig(
+            f, format="png", dpi=110, bbox_inches="tight", metadata={"Source": MARK}))
         result.figures.append(out_dir / filename)
     return result
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic_file import write_whole
 from .registry import Experiment
 from .result import Result
 
@@ -61,8 +62,9 @@ def write_report(out_dir, entries: list[Entry], run_command: str) -> tuple[Path,
             "skipped": [e.experiment.name for e in entries if e.skipped is not None],
             "command": run_command}
     html_path, md_path = out_dir / "index.html", out_dir / "index.md"
-    html_path.write_text(_html(entries, head, out_dir), encoding="utf-8")
-    md_path.write_text(_markdown(entries, head, out_dir), encoding="utf-8")
+    for path, text in ((html_path, _html(entries, head, out_dir)),
+                       (md_path, _markdown(entries, head, out_dir))):  # whole or not at all
+        write_whole(path, lambda f, text=text: f.write(text.encode("utf-8")))
     return html_path, md_path
 
 
