@@ -102,9 +102,7 @@ def _unused_options(args) -> str | None:
     else:
         return None
     given = [f"--{name.replace('_', '-')}" for name in unused if getattr(args, name) is not None]
-    if not given:
-        return None
-    return f"note: {who} does not use {', '.join(given)}{why}"
+    return f"note: {who} does not use {', '.join(given)}{why}" if given else None
 
 
 def _fill_defaults(args):
