@@ -44,6 +44,7 @@ def test_perceptron_is_the_lectures_loop(bias):
 
 
 def test_perceptron_classifier_is_one_lecture_loop_per_class():
+    pytest.importorskip("sklearn")
     from nnumba.sklearn import PerceptronClassifier
     rng = np.random.default_rng(2)
     x = rng.integers(-3, 4, (30, 4)).astype(float)

@@ -4,6 +4,7 @@ on cuda; identical losses whose options hold objects agree over the ranks; resum
 with another plugin's loss of the saved name does not take the saved options (the
 file now records the loss's plugin); a positional-only required loss option is a
 clear error; summary's input-shape guess follows the input_shape() contract."""
+import importlib.util
 import os
 import re
 import signal
@@ -68,7 +69,9 @@ def test_one_rank_failing_a_non_mpi_command_ends_the_job():
     assert rc == 2, out
 
 
-# --- 2 (high; fixed in the uncommitted working tree) -------------------------------------
+# --- 2 (high) -----------------------------------------------------------------------------
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None,
+                    reason='numba-cuda is not installed (pip install "nnumba[cuda]")')
 def test_documented_host_numpy_loss_runs_on_cuda(tmp_path):
     """docs/plugins.md's SmoothedCrossEntropy returns its per-sample losses as a host
     numpy array ("the loss then works on every device"); HEAD's new check
