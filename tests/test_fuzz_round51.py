@@ -63,12 +63,8 @@ def _torch_full_batch_steps(x, y, steps, seed):
     """`steps` momentum-SGD steps of torch on the whole set (lr 0.05, momentum 0.9), from
     the weights the estimator's random_state draws."""
     torch = pytest.importorskip("torch")
-    import nnumba
-    start = nnumba.Sequential.from_spec(SPEC, seed=int(np.random.RandomState(seed).randint(2**31 - 1)))
-    net = torch.nn.Linear(4, 3).double()
-    with torch.no_grad():
-        for (_, p), t in zip(start.params(), net.parameters()):
-            t.copy_(torch.from_numpy(p.value.astype(np.float64)))
+    from test_sklearn_shuffle import torch_twin
+    net = torch_twin(torch.nn.Linear(4, 3).double(), SPEC, seed)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     xt = torch.from_numpy(x)
     yt = torch.from_numpy(np.searchsorted(np.unique(y), y))

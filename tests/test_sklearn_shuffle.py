@@ -13,6 +13,18 @@ SPEC = [{"type": "Linear", "in_features": 5, "out_features": 7}, {"type": "Tanh"
         {"type": "Linear", "in_features": 7, "out_features": 3}]
 
 
+def torch_twin(net, spec, random_state):
+    """``net`` (torch, float64) given the initial weights an estimator with
+    ``random_state`` builds ``spec`` with: its first draw seeds them."""
+    import torch
+    start = nnumba.Sequential.from_spec(
+        spec, seed=int(np.random.RandomState(random_state).randint(2**31 - 1)))
+    with torch.no_grad():
+        for (_, p), t in zip(start.params(), net.parameters()):
+            t.copy_(torch.from_numpy(p.value.astype(np.float64)))
+    return net
+
+
 def _data():
     rng = np.random.default_rng(7)
     x = rng.normal(size=(53, 5))
@@ -24,13 +36,8 @@ def test_shuffle_false_trains_in_order_as_torch():
     x, labels = _data()
     est = NNClassifier(SPEC, epochs=3, lr=0.05, momentum=0.9, batch_size=8, shuffle=False,
                        dtype="float64", random_state=3).fit(x, labels)
-    # the estimator's first draw seeds the initial weights
-    start = nnumba.Sequential.from_spec(SPEC, seed=int(np.random.RandomState(3).randint(2**31 - 1)))
-    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(),
-                              torch.nn.Linear(7, 3)).double()
-    with torch.no_grad():
-        for (_, p), t in zip(start.params(), net.parameters()):
-            t.copy_(torch.from_numpy(p.value.astype(np.float64)))
+    net = torch_twin(torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(),
+                                         torch.nn.Linear(7, 3)).double(), SPEC, 3)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     xt = torch.from_numpy(x)
     yt = torch.from_numpy(np.searchsorted(np.unique(labels), labels))
