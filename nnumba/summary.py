@@ -30,7 +30,7 @@ from .errors import ContractError, ShapeError, SpecError, TooLargeError
 from .io import stored_info, stored_spec
 from .jsonfile import read_json
 from .layers.contract import shapes_only
-from .layers.declared_shape import output_shape_of
+from .layers.declared_shape import fixed_input_shape, output_shape_of
 from .layers.fusion import fuse
 from .layers.validation import check_fits, declared_input_shape, float_dtype, integer, show
 from .model import Sequential
@@ -206,7 +206,7 @@ def summarize(model, input_shape=None, batch: int = 1, dtype=None,
     layers = build_shapes_only(spec, dtype)
     batch = _size("batch", batch)
     shape = input_shape if input_shape is not None else default_shape \
-        if default_shape is not None else _guess_input_shape(layers)
+        if default_shape is not None else fixed_input_shape(layers)
     if shape is None:
         raise ShapeError(f"{name}: cannot tell the input shape from the model; "
                          f"give it, e.g. --input-shape {_example_shape(layers)}")
@@ -292,14 +292,3 @@ def layer_flops(layer, in_shape):
     # counts as ints: a float of 8.5 prints "8.5", and float sums of huge ones overflow
     return None if flops is None else tuple(None if v is None else int(v) for v in flops)
 
-
-def _guess_input_shape(layers):
-    # The first layer's input shape, where it fixes every size (a Linear's, a plugin
-    # layer's); after Flatten layers, a flat input of that size fits (an MLP's summary).
-    for layer in layers:
-        want = declared_input_shape(layer)
-        if want and all(isinstance(w, int) and w >= 1 for w in want):
-            return want if layer is layers[0] else (math.prod(want),)
-        if layer.type_name != "Flatten":
-            return None
-    return None

@@ -1,8 +1,10 @@
-"""What a layer's ``output_shape`` declares, checked before anything is sized by it."""
+"""What layers declare of their shapes, checked before anything is sized by it."""
+import math
+
 import numpy as np
 
 from ..errors import ContractError
-from .validation import show
+from .validation import declared_input_shape, show
 
 
 def output_shape_of(layer, input_shape) -> tuple:
@@ -16,3 +18,17 @@ def output_shape_of(layer, input_shape) -> tuple:
         raise ContractError(f"{layer.label}: output_shape({tuple(input_shape)}) returned "
                             f"{show(out)}, not the per-sample output shape (a tuple of sizes)")
     return tuple(int(d) for d in out)
+
+
+def fixed_input_shape(layers):
+    """The per-sample input shape the layers fix, or None: the first layer's, where it
+    fixes every size (a Linear's, a plugin layer's); after Flatten layers, a flat input
+    of that size (an MLP's).  What ``nnumba summary`` shows, and what a spec or a model
+    saved without its input shape trains on."""
+    for layer in layers:
+        want = declared_input_shape(layer)
+        if want and all(isinstance(w, int) and w >= 1 for w in want):
+            return want if layer is layers[0] else (math.prod(want),)
+        if layer.type_name != "Flatten":
+            return None
+    return None

@@ -9,6 +9,7 @@ import math
 
 from ..errors import DTypeError, NnumbaError, ShapeError, SpecError
 from ..layers import Layer
+from ..layers.declared_shape import fixed_input_shape
 from ..model import Sequential
 from ..registry import get_model
 from .named import FALLBACK_DEFAULTS
@@ -48,7 +49,8 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
     not set them, come from the data (features, ``outputs``); where the model
     does not take ``sample_shape`` but its own input shape has as many values
     (LeNet on rows of 784 pixels), that shape is returned to reshape to;
-    ``own_shape`` is that shape for layers (a saved model's input shape).
+    ``own_shape`` is that shape for layers (a saved model's input shape; without it,
+    the one their first layer fixes, as ``nnumba summary`` shows).
     ``seed``: None keeps the weights of given layers.  ``outputs``: the per-sample output width the data needs (None: unchecked).
     Raises ShapeError naming what does not fit."""
     shape = tuple(sample_shape)
@@ -80,8 +82,10 @@ def model_for_data(model, sample_shape, outputs=None, *, options=None, seed=0,
     try:
         out = net.output_shape(shape)
     except ShapeError:
-        if own_shape is None:
-            raise
+        if own_shape is None:  # a spec's, or a file saved without it: what its layers fix
+            own_shape = fixed_input_shape(net.layers)
+            if own_shape is None or math.prod(own_shape) != math.prod(shape):
+                raise  # (the layer's own message: no shape of as many values fits)
         if math.prod(own_shape) != math.prod(shape):
             raise ShapeError(f"{what} takes samples of shape {tuple(own_shape)} "
                              f"({math.prod(own_shape)} values); the data's have shape "
