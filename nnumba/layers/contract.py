@@ -50,7 +50,8 @@ from ..jsonfile import jsonable
 from . import validation
 from .allocate import allocate
 from .class_attributes import check_class_attributes
-from .parameters import Parameter, default_rng, in_shapes_only, seed, shapes_only  # noqa: F401
+from .parameters import (Parameter, checked_reset, default_rng, in_shapes_only,  # noqa: F401
+                         seed, shapes_only)
 
 
 #: What a container (Sequential) sets on each of its layers, and what it means.
@@ -103,7 +104,7 @@ class Layer:
             cls.type_name = cls.__name__
         reset = cls.__dict__.get("reset_parameters")
         if reset is not None and not getattr(reset, "_checked", False):
-            cls.reset_parameters = Layer._checked_reset(reset)
+            cls.reset_parameters = checked_reset(reset)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -133,26 +134,10 @@ class Layer:
 
         cls.__init__ = recording_init
 
-    @staticmethod
-    def _checked_reset(reset):
-        @functools.wraps(reset)
-        def checked_reset(self, rng):
-            before = {name: (p.value, p.grad) for name, p in self.__dict__.get(
-                "_params", {}).items()}
-            result = reset(self, rng)
-            for name, (value, grad) in before.items():
-                p = self._params.get(name)
-                if p is not None and (p.value is not value or p.grad is not grad):
-                    field = "value" if p.value is not value else "grad"
-                    raise ContractError(
-                        f"{self.label}: reset_parameters assigned a new array to "
-                        f"{name}.{field}; write into it in place ({name}.{field}[...] = ...): "
-                        f"a model keeps its parameters in one buffer and would lose it")
-            return result
-        checked_reset._checked = True
-        return checked_reset
-
-    def __init__(self):
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:  # a layer without an __init__ of its own: ReLU(inplace=True)
+            given = [*map(validation.show, args), *(f"{k}={v!r}" for k, v in kwargs.items())]
+            raise TypeError(f"{type(self).__name__}() takes no arguments, got {', '.join(given)}")
         self.__dict__.setdefault("_config", {})
         self._params: dict[str, Parameter] = {}
         self._buffers: dict = {}
@@ -259,10 +244,12 @@ class Layer:
 
     @validation.one_at_a_time  # (a model's predict in another thread reads the mode)
     def train(self, mode: bool = True):
+        """Training mode (or evaluation with False); returns the layer."""
         self.training = validation.flag(self.label, "train's mode", mode)  # "no" is truthy
         return self
 
     def eval(self):
+        """Evaluation mode (``train(False)``); returns the layer."""
         return self.train(False)
 
     def _owner(self):
@@ -292,6 +279,7 @@ class Layer:
         return self
 
     def zero_grad(self):
+        """Set the parameters' gradients to 0 (backward() adds into them)."""
         for param in self._params.values():
             self.kernels.fill(param.grad, 0)
 
@@ -308,6 +296,8 @@ class Layer:
 
     @classmethod
     def runs_on(cls, device) -> bool:
+        """Whether the layer can run on ``device`` (a Device): ``devices`` is None (its
+        body uses ``self.kernels`` only) or names that device."""
         return cls.devices is None or device.entry_in(cls.devices) is not None
 
     def check_device(self, device):
@@ -375,8 +365,10 @@ class Layer:
 
     @validation.one_at_a_time
     def backward(self, dl_dy):
-        if self.needs_input_grad or self._params:
-            dl_dy = validation.check_gradient(self, dl_dy, self._out_shape)
+        """dl/dx for ``dl_dy`` (checked), the gradient of the last forward's output; None
+        where nothing before needs it.  Adds the parameters' gradients into their
+        ``grad``: several backward() calls add up until ``zero_grad()``."""
+        dl_dy = validation.check_gradient(self, dl_dy, self._out_shape)
         return self.run_backward(dl_dy)
 
     def run_forward(self, x):
@@ -395,9 +387,10 @@ class Layer:
         if not self.needs_input_grad and not self._params:
             return None  # nothing upstream wants a gradient from this layer
         if not self.has_gradient:
-            raise NoGradientError(
-                f"{self.label} has no gradient (its output is piecewise constant): "
-                f"train it with the perceptron trainer, or use a differentiable layer")
+            raise NoGradientError(  # (a threshold's, a fixed feature extractor's)
+                f"{self.label} has no gradient (has_gradient is False), so the layers before "
+                f"it cannot learn by back-propagation: put it first in the model, train a "
+                f"threshold with the perceptron trainer, or use a differentiable layer")
         dl_dx = self._backward(dl_dy)
         if dl_dx is None and self.needs_input_grad:  # every layer before would not train
             raise ContractError(f"{self.label}: _backward returned None, but needs_input_grad "

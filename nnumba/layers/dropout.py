@@ -32,7 +32,12 @@ from .validation import flag, integer, number
 
 class Dropout(Layer):
     """In training, each value is zeroed with probability p and the others scaled by
-    1/(1-p); in eval mode, the identity."""
+    1/(1-p); in eval mode, the identity.
+
+    ``seed``: the layer's own generator's seed (None: drawn from the model's seed,
+    so a seeded model drops the same units on every run and device); ``resample``:
+    True draws a new mask at every training forward, False keeps one per input shape
+    until ``new_mask()`` (a fixed function, for gradient checks)."""
     examples = [({"p": 0.0}, (3, 4)),
                 ({"p": 0.5, "seed": 1, "resample": False}, (4, 6)),
                 ({"p": 0.3, "resample": False}, (2, 3, 4, 4))]
@@ -105,9 +110,11 @@ class Dropout(Layer):
         self.kernels.multiply(x.reshape(x.size), self._mask.reshape(x.size), y.reshape(x.size))
         return y
 
-    def _factor(self, rng, shape, dtype=None):
-        """A mask drawn from ``rng``: 0 for a dropped unit, else 1/(1-p), on the device."""
-        keep = rng.random(shape, dtype=dtype or self.dtype) >= self.p
+    def _factor(self, rng, shape, dtype=np.float32):
+        """A mask drawn from ``rng``: 0 for a dropped unit, else 1/(1-p), on the device.
+        Drawn in ``dtype``, not the model's: a float64 model drops the units a float32
+        one does (a run checked again in float64 is the same run)."""
+        keep = rng.random(shape, dtype=dtype) >= self.p
         scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
         return self.device.to_device(keep.astype(self.dtype) * self.dtype.type(scale))
 

@@ -3,11 +3,13 @@ built without a model seed, and the shapes-only mode ``nnumba summary`` builds i
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 
 import numpy as np
 
 from . import validation
+from ..errors import ContractError
 
 _default_rng = np.random.default_rng()
 # Per thread: a build in shapes-only mode (nnumba summary, build("mlp")'s activation
@@ -63,3 +65,23 @@ class Parameter:
 
     def __repr__(self):
         return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+def checked_reset(reset):
+    """``reset_parameters`` that refuses new arrays for a parameter: it must write in place."""
+    @functools.wraps(reset)
+    def checked(self, rng):
+        before = {name: (p.value, p.grad) for name, p in self.__dict__.get(
+            "_params", {}).items()}
+        result = reset(self, rng)
+        for name, (value, grad) in before.items():
+            p = self._params.get(name)
+            if p is not None and (p.value is not value or p.grad is not grad):
+                field = "value" if p.value is not value else "grad"
+                raise ContractError(
+                    f"{self.label}: reset_parameters assigned a new array to "
+                    f"{name}.{field}; write into it in place ({name}.{field}[...] = ...): "
+                    f"a model keeps its parameters in one buffer and would lose it")
+        return result
+    checked._checked = True
+    return checked
