@@ -9,9 +9,11 @@ if _running_the_cli():  # numba's warnings at import (a bad NUMBA_* variable): o
 _threads.preload_tbb()  # before numba chooses its threading layer
 apply_thread_env()      # under mpiexec: each rank's share of the cores, before any pool starts
 
-from .errors import (ContractError, DTypeError, LabelError, NnumbaError,  # noqa: E402
-                     NoGradientError, NonFiniteError, RegistryError, ShapeError, SpecError,
-                     WeightsError)
+from .errors import (ContractError, DataFileError, DatasetError, DeviceError,  # noqa: E402
+                     DeviceUnavailableError, DTypeError, FileFormatError, LabelError,
+                     MissingFileError, NnumbaError, NoGradientError, NonFiniteError,
+                     RegistryError, SaveError, ShapeError, SpecError, TooLargeError,
+                     TrainingDiverged, WeightsError, FitRunningError)
 from .hookspecs import hookimpl  # noqa: E402
 from .io import load_model, load_weights, save  # noqa: E402
 from .checkpoint import stored_training  # noqa: E402
@@ -45,4 +47,6 @@ __all__ = ["Sequential", "Layer", "Parameter", "Loss", "SGD", "SGDTrainer", "GDT
            "hookimpl", "register_plugin", "unregister_plugin", "get_registry", "get_layer",
            "get_loss", "get_model", "get_dataset", "NnumbaError", "ShapeError", "DTypeError",
            "NonFiniteError", "LabelError", "NoGradientError", "RegistryError", "WeightsError",
-           "SpecError", "ContractError"]
+           "SpecError", "ContractError", "TooLargeError", "SaveError", "MissingFileError",
+           "FileFormatError", "DataFileError", "DatasetError", "TrainingDiverged",
+           "DeviceError", "DeviceUnavailableError", "FitRunningError"]

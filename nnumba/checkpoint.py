@@ -20,6 +20,8 @@ from .io import _SPEC_KEY, VELOCITY, _read, cast_checked, read_npz
 from .npz import npz_headers
 from .layers.validation import show
 
+__all__ = ["stored_training"]
+
 
 def stored_training(path) -> dict | None:
     """The training saved in ``path`` with its model (None where none was): the
@@ -28,9 +30,9 @@ def stored_training(path) -> dict | None:
     ``get_loss(stored["loss"])(**stored["loss_options"])``), "rng" (a numpy bit
     generator state), "layers" ({layer index: the state of its generator}, Dropout's),
     "epochs" (trained so far), "velocity" (an array or None), and in files saved since
-    2026-12-06 "shuffle", "drop_last" and "layout" (the trainable parameters' [name, shape] in the
-    momentum buffer's order), each checked: WeightsError naming the file where one is
-    malformed."""
+    2026-12-06 "shuffle", "drop_last", "layout" (the trainable parameters' [name, shape]
+    in the momentum buffer's order) and "loss_plugin" (the distribution of a plugin's
+    loss, else None), each checked: WeightsError naming the file where one is malformed."""
     meta, _ = _read(path, spec_only=True)  # (the weights are not read here)
     headers = npz_headers(path)
     found = meta.get("training")

@@ -27,19 +27,11 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import NnumbaError, RegistryError
+from .errors import DeviceError, DeviceUnavailableError, NnumbaError, RegistryError
 from .hookspecs import hookimpl
 from . import registry
 
 INSTALL_HINT = 'pip install "nnumba[cuda]"'
-
-
-class DeviceUnavailableError(NnumbaError, RuntimeError):
-    """A device was asked for that this machine cannot run."""
-
-
-class DeviceError(NnumbaError, ValueError):
-    """Something cannot run on (or move to) the device asked for."""
 
 
 class Device:

@@ -1,4 +1,6 @@
-"""The exceptions nnumba raises: each says what was expected, what came, and where."""
+"""The exceptions nnumba raises: each says what was expected, what came, and where.
+All subclass NnumbaError (the kit's ConformanceError, an AssertionError, is
+nnumba.testing's); ``except nnumba.NnumbaError`` catches every one."""
 
 
 class NnumbaError(Exception):
@@ -76,6 +78,41 @@ class SaveError(NnumbaError, OSError):
 
 class DownloadError(NnumbaError, OSError):
     """A download failed, ran past its deadline, or its checksum did not match; nothing was kept."""
+
+
+class DataFileError(NnumbaError, ValueError):
+    """A data file cannot be used as it is; the message names the file and says why."""
+
+
+class DatasetError(NnumbaError, ValueError):
+    """A data set loader broke the Dataset contract (or raised); ``plugin`` names the
+    plugin whose loader raised (its bug: the command line says so, status 1)."""
+
+    plugin: str | None = None
+    #: the loader returned arrays as documented whose values are wrong (NaN, a label out
+    #: of range): maybe the data's fault, where the kinds and shapes are the loader's
+    in_values: bool = False
+
+
+class FitRunningError(NnumbaError, RuntimeError):
+    """A callback asked of its trainer what the running fit() would not follow (another
+    model, loss or batch size, a second fit): refused until fit returns."""
+
+
+class TrainingDiverged(NnumbaError, FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+class DeviceUnavailableError(NnumbaError, RuntimeError):
+    """A device was asked for that this machine cannot run."""
+
+
+class DeviceError(NnumbaError, ValueError):
+    """Something cannot run on (or move to) the device asked for."""
+
+
+class MPIUnavailableError(NnumbaError, ImportError):
+    """MPI training was asked for but mpi4py cannot be imported."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -410,6 +410,8 @@ class PerceptronCriterion(Hinge):
 
 
 LOSSES = {cls.type_name: cls for cls in (CrossEntropy, MSE, Logistic, Hinge, PerceptronCriterion)}
+__all__ = ["Loss", "CrossEntropy", "MSE", "Logistic", "Hinge", "PerceptronCriterion", "REDUCTIONS",
+           "check_targets"]  # (what help() lists)
 registry.BASES["loss"] = Loss  # what every registered loss subclasses
 
 

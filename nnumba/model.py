@@ -13,6 +13,7 @@ from .layers.contract import Layer, Parameter
 from .layers.declared_shape import output_shape_of
 from .layers.fitting import check_not_in_fit
 from .layers.fusion import fuse, hold_parameters
+from .model_checks import check_no_inner_layer, check_unshared
 from .model_spec import build_layer, check_spec
 from .registry_names import layer_spec
 from .layers.validation import (check_batch, check_cast, check_fits, check_memory, dtype_text, flag,
@@ -44,8 +45,8 @@ class Sequential:
                     issubclass(layer, Layer) else ""
                 raise DTypeError(f"Sequential: item #{i} is a {type(layer).__name__}, not a "
                                  f"Layer{hint}")
-            _check_unshared(layer, i, first.setdefault(id(layer), i), self)
-            _check_no_inner_layer(layer, f"Sequential: item #{i} ({layer.type_name})")
+            check_unshared(layer, i, first.setdefault(id(layer), i), self)
+            check_no_inner_layer(layer, f"Sequential: item #{i} ({layer.type_name})")
         if seed is not None:
             seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)
         self.layers = tuple(layers)
@@ -79,6 +80,7 @@ class Sequential:
 
     @one_at_a_time
     def reset_parameters(self, rng: np.random.Generator):
+        """Draw every layer's starting weights again from ``rng``, layer by layer."""
         if not isinstance(rng, np.random.Generator):  # else a layer's AttributeError
             raise DTypeError(f"reset_parameters: rng must be a numpy Generator "
                              f"(np.random.default_rng(seed)), got {show(rng)}")
@@ -103,6 +105,7 @@ class Sequential:
                 for name, p in layer.params().items()]
 
     def num_params(self) -> int:
+        """How many numbers the parameters hold (trainable or not)."""
         return int(self.flat_params.size)
 
     def _bind_flat(self):
@@ -162,10 +165,15 @@ class Sequential:
 
     @one_at_a_time
     def zero_grad(self):
-        self.device.kernels.fill(self._all_grads, 0)  # one pass for every layer's gradients
+        """Set every gradient to 0, in one pass: backward() adds into them, so that the
+        gradients of several backward() calls add up until this is called."""
+        self.device.kernels.fill(self._all_grads, 0)
 
     @one_at_a_time
     def astype(self, dtype) -> "Sequential":
+        """Convert the model, in place, to float32 or float64 (returns it): parameters
+        and gradients are converted, and inputs must then be of that dtype; refused
+        where a value would not fit (1e39 in float32)."""
         dtype = float_dtype("model", dtype)
         check_not_in_fit(self, "dtype", dtype != self.dtype)
         for name, p in self.params():  # before any layer converts: no half-converted model
@@ -186,11 +194,14 @@ class Sequential:
     # ---- modes -------------------------------------------------------------------------
     @one_at_a_time
     def train(self, mode: bool = True) -> "Sequential":
+        """Training mode (or evaluation with False) for every layer; returns the model.
+        Dropout drops only in training; predict() always runs in evaluation mode."""
         for layer in self._every_layer():
             layer.train(mode)
         return self
 
     def eval(self) -> "Sequential":
+        """Evaluation mode for every layer (``train(False)``); returns the model."""
         return self.train(False)
 
     @property
@@ -303,8 +314,10 @@ class Sequential:
     @one_at_a_time
     def backward(self, dl_dy):
         """Back-propagate; returns dl/dx of the input when ``input_grad`` is set.  The
-        incoming gradient is checked by the last step; each gradient a step passes
-        back is compared with the shape of the output it belongs to."""
+        parameters' gradients are added into their ``grad`` (several backward() calls
+        add up until ``zero_grad()``).  The incoming gradient is checked by the last
+        step; each gradient a step passes back is compared with the shape of the
+        output it belongs to."""
         steps, shapes = self.steps, self._shapes
         # else some steps would pair this gradient with another batch's input
         why = self.__dict__.get("_no_backward") or (
@@ -369,8 +382,9 @@ class Sequential:
         return np.concatenate(outs)
 
     def copy(self) -> "Sequential":
-        # __setstate__ binds the copy's parameters to its own buffers; a model on a
-        # device goes through its host twin (__reduce_ex__)
+        """A deep copy on the same device: its own layers, parameters, gradients and
+        buffers (__setstate__ binds them; a model on a device goes through its host
+        twin, __reduce_ex__), free to train apart from this one."""
         return copy.deepcopy(self)
 
     def __reduce_ex__(self, protocol):
@@ -418,33 +432,3 @@ class Sequential:
 def _moved_to(model: "Sequential", device: str) -> "Sequential":
     """Unpickling a model that was on ``device``: its host twin, moved there."""
     return model.to(device)
-
-
-def _check_unshared(layer, i, j, model):
-    """Item i (first seen as item j) may be neither an item before it nor a layer of
-    another live model: a layer keeps one input and one gradient, and its parameters
-    live in its model's flat buffer, so sharing it trains wrongly or not at all."""
-    if j != i:
-        raise SpecError(f"Sequential: items #{j} and #{i} are the same {layer.type_name} "
-                        f"object; a layer can be used once (build another, or "
-                        f"copy.deepcopy it for the same starting weights)")
-    owner = layer.container() if layer.container is not None else None
-    if owner is not None and owner is not model:
-        raise SpecError(f"Sequential: item #{i} ({layer.type_name}) belongs to another model "
-                        f"already, which would stop training it; build a new layer, or use "
-                        f"that model's copy()")
-
-
-def _check_no_inner_layer(layer, what: str, error=ContractError):
-    """A layer may not hold layers of its own: a model trains, converts and moves the
-    parameters of the layers it lists, so an inner layer's would silently never train."""
-    for attr, value in vars(layer).items():
-        items = value.values() if isinstance(value, dict) else \
-            value if isinstance(value, (list, tuple)) else (value,)
-        inner = next((v for v in items if isinstance(v, Layer)), None)
-        if inner is not None:
-            raise error(
-                f"{what} holds a layer, {inner.type_name}, in its attribute {attr!r}; a model "
-                f"trains only the layers it lists, so that one would never train. List the "
-                f"layers in the model one after another (docs/plugins.md, 'Layers inside "
-                f"layers')")

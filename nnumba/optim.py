@@ -54,6 +54,8 @@ class SGD:
                                 f"it would never decay; use at most {below:.9g}")
 
     def step(self):
+        """One update of every parameter from its gradient (the rule above); the
+        gradients are left as they are (zero_grad() before the next backward)."""
         model = self.model
         params = model.flat_params
         v = self.velocity

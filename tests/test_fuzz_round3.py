@@ -52,7 +52,7 @@ def test_a_callback_of_the_wrong_arity_is_refused_before_training(trainer):
     x, y, model = _small()
     with pytest.raises(DTypeError, match=r"callbacks must be functions \(trainer, row\)"):
         trainer(model, CrossEntropy(), callbacks=[lambda row: None])
-    with pytest.raises(DTypeError, match="callback must be a function of the epoch's row"):
+    with pytest.raises(DTypeError, match="callback must be a function of one argument, the epoch's row"):
         nnumba.train_perceptron(x.astype(float), np.array([1, -1, 1, 1, -1]),
                                 callback=lambda trainer, row: None)
     trainer(model, CrossEntropy(), callbacks=[lambda *args: None, print]).fit(x, y)

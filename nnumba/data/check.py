@@ -11,19 +11,9 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import NnumbaError
+from ..errors import DatasetError, NnumbaError
 from ..layers.validation import flag
 from .datasets import Dataset
-
-
-class DatasetError(NnumbaError, ValueError):
-    """A data set loader broke the Dataset contract (or raised); ``plugin`` names the
-    plugin whose loader raised (its bug: the command line says so, status 1)."""
-
-    plugin: str | None = None
-    #: the loader returned arrays as documented whose values are wrong (NaN, a label out
-    #: of range): maybe the data's fault, where the kinds and shapes are the loader's
-    in_values: bool = False
 
 
 def load_dataset(name: str = "mnist-5k", root=None, download: bool = False) -> Dataset:

@@ -1,15 +1,11 @@
-"""What the data file readers share: their error, and float32's limits on the numbers
-they convert."""
+"""What the data file readers share: their error (nnumba.errors.DataFileError), and
+float32's limits on the numbers they convert."""
 import numpy as np
 
-from ..errors import NnumbaError
+from ..errors import DataFileError  # noqa: F401 - the readers import it from here
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 EXACT_INT = 2 ** 24  # float32 holds every integer up to this, not all beyond
-
-
-class DataFileError(NnumbaError, ValueError):
-    """A data file cannot be used as it is; the message names the file and says why."""
 
 
 def too_large_integers(path, what, top: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import NnumbaError
+from ..errors import MPIUnavailableError
 
 INSTALL_HINT = 'pip install "nnumba[mpi]" (mpi4py and the mpich wheel, which brings mpiexec)'
 
@@ -12,10 +12,6 @@ INSTALL_HINT = 'pip install "nnumba[mpi]" (mpi4py and the mpich wheel, which bri
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 _LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
-
-
-class MPIUnavailableError(NnumbaError, ImportError):
-    """MPI training was asked for but mpi4py cannot be imported."""
 
 
 def _first_int(names) -> int | None:

@@ -41,8 +41,9 @@ as a ConformanceError naming the check and the example, chained to it.
 where a layer naming no ``devices`` calls CPU kernels of its own; the test suite
 runs it over every registered layer.
 
-``check_device(LayerClass, device)`` runs each example on another device (the
-CUDA simulator where there is no GPU) and compares forward and backward with the
+``check_device(LayerClass, device)`` runs each example on another device (without a
+GPU, the CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1`` set before numba.cuda is imported;
+else DeviceUnavailableError) and compares forward and backward with the
 CPU's, for every layer whose ``devices`` include it.  ``check_kernels(device)``
 compares every kernel of a device's set with the CPU set's, the fused steps',
 the losses' and the SGD update's included.
@@ -63,15 +64,17 @@ results, and clear errors for bad targets and predictions.
 from .batch_checks import OneThreadWarning
 from .datasets import check_dataset
 from .devices import check_device, check_kernels
+from .eval_gradient import check_eval_gradient
 from .layers import (ConformanceError, check_all, check_batch_sums, check_float32,
                      check_gradients, check_layer, check_read_only, check_rejections,
                      check_round_trip, numeric_gradient)
+from .precision import LARGE, check_float32_modes
 from .fused import check_fused
 from .losses import KINDS, check_loss, check_loss_case, check_reductions
 from .models import check_model
 
-__all__ = ["ConformanceError", "KINDS", "OneThreadWarning", "check_all", "check_batch_sums", "check_dataset",
-           "check_device", "check_kernels", "check_float32", "check_fused", "check_gradients",
-           "check_layer", "check_loss",
+__all__ = ["ConformanceError", "KINDS", "LARGE", "OneThreadWarning", "check_all", "check_batch_sums",
+           "check_dataset", "check_device", "check_kernels", "check_eval_gradient", "check_float32",
+           "check_float32_modes", "check_fused", "check_gradients", "check_layer", "check_loss",
            "check_loss_case", "check_model", "check_read_only", "check_reductions", "check_rejections",
            "check_round_trip", "numeric_gradient"]

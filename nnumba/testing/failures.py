@@ -10,7 +10,8 @@ from ..errors import ContractError, DTypeError
 
 
 class ConformanceError(AssertionError):
-    pass
+    """A layer, loss, model, data set or device breaks nnumba's contract: the message
+    names the check and the example, chained to what the code under test raised."""
 
 
 def _backward(layer, g):

@@ -38,6 +38,8 @@ def _expect_error(owner, call, kinds, what):
 
 
 def check_gradients(layer, x, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
+    """``layer``'s input and parameter gradients at ``x`` (float64) against central finite
+    differences of sum(forward(x) * g), g drawn from ``rng``; ConformanceError if not."""
     again = same_draws(layer)  # every forward below draws what the first one drew
     # and starts from the same state (trainable=False): a training output may use a
     # running statistic from before the batch, which its forward then moves
@@ -133,9 +135,12 @@ def check_costs(layer, input_shape):
 
 
 def check_rejections(layer, x):
+    """That ``layer`` refuses with a clear nnumba error an int64 input, one of its other
+    float dtype, a list, an empty batch, NaN, a wider or missing axis; ``x`` is valid."""
+    other = np.dtype(np.float32 if layer.dtype == np.float64 else np.float64)
     _expect_error(layer, lambda: layer.forward(x.astype(np.int64)), DTypeError, "an int64 input")
-    _expect_error(layer, lambda: layer.forward(x.astype(np.float32)), DTypeError,
-                  "a float32 input to a float64 layer")
+    _expect_error(layer, lambda: layer.forward(x.astype(other)), DTypeError,
+                  f"a {other.name} input to a {layer.dtype.name} layer")
     _expect_error(layer, lambda: layer.forward(x.tolist()), DTypeError, "a list input")
     _expect_error(layer, lambda: layer.forward(x[:0]), ShapeError, "an empty batch")
     bad = x.copy()
@@ -147,7 +152,7 @@ def check_rejections(layer, x):
         if fixed:  # widen an axis whose size the layer fixes
             shape = list(x.shape)
             shape[fixed[-1] + 1] += 3
-            wider = np.zeros(shape)
+            wider = np.zeros(shape, layer.dtype)
             _expect_error(layer, lambda: layer.forward(wider), ShapeError,
                           f"an input of shape {wider.shape}")
         if Ellipsis not in want:  # else more axes are welcome
@@ -273,7 +278,7 @@ def check_layer(layer_cls, kwargs: dict, input_shape: tuple, seed: int = 0):
 
 
 def _check_layer(layer_cls, kwargs, input_shape, seed):
-    from ..model import _check_no_inner_layer
+    from ..model_checks import check_no_inner_layer
     rng = np.random.default_rng(seed)
     layer = _build(layer_cls, kwargs)
     try:
@@ -283,7 +288,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
         _fail(layer, f"{_name(layer_cls)}(**{kwargs!r:.80}), built as nnumba summary builds "
                      f"it (nnumba.layers.shapes_only()), raised {type(exc).__name__}: {exc}; "
                      f"set no values in __init__: reset_parameters sets them")
-    _check_no_inner_layer(layer, _name(layer_cls), ConformanceError)
+    check_no_inner_layer(layer, _name(layer_cls), ConformanceError)
     layer = layer.astype(np.float64)
     layer.reset_parameters(rng)
     x = example_batch(layer, input_shape, rng)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DTypeError, NonFiniteError, SaveError, SpecError
+from ..errors import DTypeError, FitRunningError, NonFiniteError, SaveError, SpecError
 from ..layers.fitting import check_not_fitting, hold_for_fit, release_after_fit
 from ..layers.validation import flag, integer, non_finite, show, takes
 from ..optim import SGD
@@ -42,21 +42,29 @@ class History:
 
     def last(self, key: str):
         """``key`` of the last epoch; None before any epoch, or where the row does not
-        hold it (test_accuracy without a test set: it was a bare KeyError)."""
-        if not self.epochs:
-            return None
-        row = self.epochs[-1]
+        hold it (test_accuracy without a test set: it was a bare KeyError); a KeyError
+        for a key neither :attr:`KEYS` nor the last row names (a typo), before any
+        epoch too."""
+        row = self.epochs[-1] if self.epochs else {}
         if key not in row and key not in self.KEYS:
-            raise KeyError(f"History rows hold {', '.join(row)}; got {show(key)}")
+            raise KeyError(f"History rows hold {', '.join(row or self.KEYS)}; got {show(key)}")
         return row.get(key)
 
 
+SETTINGS = """
+
+    Settings, keywords only: ``lr`` (0.01), ``momentum`` (0) and ``weight_decay`` (0)
+    build its :class:`nnumba.SGD`, or ``optimizer`` brings its own (not both);
+    ``batch_size`` (100); ``seed`` (0; None: fresh entropy) orders the batches;
+    ``progress`` (False; True: a progress bar on stderr); ``callbacks``, each called
+    as ``callback(trainer, row)`` after every epoch (it may set lr and the like);
+    ``precompile`` (True: the kernels compile in parallel before the first step)."""
+
+
 class Trainer:
-    """Base of the gradient trainers. Subclasses implement ``_epoch``; data-parallel
-    subclasses override the hooks ``_local``, ``_penalty``, ``_step`` and
-    ``_total``.  ``lr``, ``momentum`` and ``weight_decay`` build an
-    :class:`nnumba.optim.SGD` (its defaults where not given); an ``optimizer``
-    comes with its own, so the two together are refused."""
+    """Base of the gradient trainers. Subclasses implement ``_epoch``; data-parallel ones
+    override the hooks ``_local``, ``_penalty``, ``_step`` and ``_total``."""
+    __doc__ = (__doc__ or "") + SETTINGS  # (every trainer's help() shows them; -OO: none)
 
     def __init__(self, model, loss, *, lr: float | None = None, momentum: float | None = None,
                  weight_decay: float | None = None, batch_size: int = 100, seed: int = 0,
@@ -95,8 +103,8 @@ class Trainer:
         """fit trains the model and loss it started with, in the batches it made: one
         a callback sets would go unused (the optimizer steps the first model)."""
         if self.__dict__.get("_batches") is not None:
-            raise RuntimeError(f"{type(self).__name__}.{name} cannot change while fit runs "
-                               f"(a callback set it); set it between fit calls")
+            raise FitRunningError(f"{type(self).__name__}.{name} cannot change while fit runs "
+                                  f"(a callback set it); set it between fit calls")
 
     @property
     def model(self):
@@ -185,8 +193,8 @@ class Trainer:
             raise SpecError(f"{type(self).__name__}: trainer.optimizer was built for another "
                             f"model than trainer.model; build a new trainer for the model")
         if getattr(self, "_batches", None) is not None:
-            raise RuntimeError(f"{type(self).__name__}.fit is running: a callback cannot call "
-                               f"fit again (train on after it returns)")
+            raise FitRunningError(f"{type(self).__name__}.fit is running: a callback cannot "
+                                  f"call fit again (train on after it returns)")
         if (x_test is None) != (y_test is None):
             raise DTypeError(f"{type(self).__name__}.fit: x_test and y_test come together; "
                              f"got only {'x_test' if y_test is None else 'y_test'}")

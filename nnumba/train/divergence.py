@@ -2,7 +2,7 @@
 explain it, scale the inputs or the targets, or lower the weight decay."""
 from __future__ import annotations
 
-from ..errors import NnumbaError
+from ..errors import TrainingDiverged
 
 #: data larger than this in magnitude get "scale the inputs" in the advice
 #: (standardised data and the usual initialisations are about 1)
@@ -11,10 +11,6 @@ LARGE_INPUT = 1e3
 #: grows with them (scikit-learn's diabetes targets, up to 346, diverged at the
 #: regressor's default step, which trains targets of standard deviation ~100)
 LARGE_TARGET = 100.0
-
-
-class TrainingDiverged(NnumbaError, FloatingPointError):
-    """The loss became NaN or infinite."""
 
 
 def _largest(a) -> float:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Trainer
+from .base import SETTINGS, Trainer
 
 
 class GDTrainer(Trainer):
@@ -12,6 +12,7 @@ class GDTrainer(Trainer):
     Mini-batches only bound memory (the lecture's "exact gradient descent with
     mini-batches"): each batch's gradient is weighted by its share of the set,
     so the step is the same whatever ``batch_size`` is, up to rounding."""
+    __doc__ = (__doc__ or "") + SETTINGS
 
     kind = "gd"
 

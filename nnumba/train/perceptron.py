@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DTypeError, LabelError, NonFiniteError, ShapeError
 from ..kernels.cpu.perceptron import (ROUNDOFF, SUBNORMAL, perceptron_epoch, scores,
                                       sign_errors)
-from ..layers.validation import flag, integer, takes, unmasked
+from ..layers.validation import flag, integer, show, takes, unmasked
 
 
 #: the most rows a PerceptronHistory keeps (each a dict of ~400 bytes: ~4 MB at most)
@@ -225,13 +225,16 @@ def _largest(x, what, training=False) -> float:
 def train_perceptron(x, y, max_epochs: int = 100, *, x_test=None, y_test=None,
                      callback=None, bias: bool = True, group=None) -> PerceptronResult:
     """Run the lecture's perceptron on (x, y), labels in {-1, +1}; see the module
-    docstring.  ``bias=False``: no bias weight (b stays 0).  ``group``: how the passes
-    are shared between processes (None: this one alone)."""
+    docstring.  ``bias=False``: no bias weight (b stays 0).  ``callback(row)``: called
+    after each epoch with that epoch's row of the history (one argument, where the
+    gradient trainers' callbacks take (trainer, row)).  ``group``: how the passes are
+    shared between processes (None: this one alone)."""
     max_epochs = integer("perceptron", "max_epochs", max_epochs, 1, None)
     bias = flag("perceptron", "bias", bias)
     if callback is not None and (not callable(callback) or not takes(callback, 1)):
-        raise DTypeError(f"perceptron: callback must be a function of the epoch's row, got "
-                         f"{type(callback).__name__}")  # else found after an epoch
+        raise DTypeError(f"perceptron: callback must be a function of one argument, the "
+                         f"epoch's row (a trainer's callback(trainer, row) takes two), got "
+                         f"{show(callback)}")  # else found after an epoch
     if (x_test is None) != (y_test is None):  # as the gradient trainers' fit
         raise DTypeError(f"perceptron: x_test and y_test come together; got only "
                          f"{'x_test' if y_test is None else 'y_test'}")

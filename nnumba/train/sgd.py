@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from ..layers.validation import flag
-from .base import Trainer
+from .base import SETTINGS, Trainer
 
 
 class SGDTrainer(Trainer):
@@ -16,6 +16,7 @@ class SGDTrainer(Trainer):
 
     (The lecture's listing of this loop puts the step after the inner loop and
     takes ``dloss(y, ...)`` on the whole ``y``; this is the algorithm it means.)"""
+    __doc__ = (__doc__ or "") + SETTINGS
 
     def __init__(self, model, loss, *, shuffle: bool = True, drop_last: bool = False,
                  **kwargs):
