@@ -12,7 +12,7 @@ import numpy as np
 
 from ..layers.fusion import fuse
 from .batch_checks import BATCH_SUM_ELEMENTS
-from .failures import ConformanceError, _worst, same_draws
+from .failures import ConformanceError, _worst, dtype_hint, same_draws
 from .layers import check_kept_names
 
 
@@ -30,23 +30,36 @@ def check_fused(name: str, model, x, train: bool = True):
     for step, idx in zip(m.steps, members):
         layers = [m.layers[i] for i in idx]
         if len(layers) > 1:
-            for when in ("", " after its parameters moved"):
-                if when:  # in place, as an optimizer moves them (and off an initial 0)
-                    for p in (p for layer in layers for p in layer.params().values()):
-                        if p.trainable:
-                            p.value[...] += 0.1 * rng.standard_normal(p.value.shape)
-                for training in (True, False):
-                    for asked in (False, True):
-                        _compare(name, m, step, layers, h, train, training, asked, when)
-            check_kept_names(step, h)
-            if train:  # the gradients' sums over a batch a parallel kernel splits
-                big = _large_batch(h)
-                for asked in (False, True):
-                    _compare(name, m, step, layers, big, train, True, asked,
-                             f" at a batch of {len(big)}")
+            try:
+                _check_step(name, m, step, layers, h, train, rng)
+            except ConformanceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the step's own code: name the step
+                raise ConformanceError(
+                    f"model {name!r}: its fused step {step.label} ({type(step).__name__}, from "
+                    f"{type(layers[-1]).__name__}.fuse_after) raised {type(exc).__name__} "
+                    f"({exc}) where its layers ran{dtype_hint(exc)}") from exc
         for layer in layers:
             h = np.array(layer.train().run_forward(h))
     _check_float32(name, model, x, members)
+
+
+def _check_step(name, m, step, layers, h, train, rng):
+    """The comparisons of one fused step with its layers (see the module docstring)."""
+    for when in ("", " after its parameters moved"):
+        if when:  # in place, as an optimizer moves them (and off an initial 0)
+            for p in (p for layer in layers for p in layer.params().values()):
+                if p.trainable:
+                    p.value[...] += 0.1 * rng.standard_normal(p.value.shape)
+        for training in (True, False):
+            for asked in (False, True):
+                _compare(name, m, step, layers, h, train, training, asked, when)
+    check_kept_names(step, h)
+    if train:  # the gradients' sums over a batch a parallel kernel splits
+        big = _large_batch(h)
+        for asked in (False, True):
+            _compare(name, m, step, layers, big, train, True, asked,
+                     f" at a batch of {len(big)}")
 
 
 def _large_batch(h):
