@@ -13,7 +13,8 @@ from .errors import (ContractError, DataFileError, DatasetError, DeviceError,  #
                      DeviceUnavailableError, DTypeError, FileFormatError, LabelError,
                      MissingFileError, NnumbaError, NoGradientError, NonFiniteError,
                      RegistryError, SaveError, ShapeError, SpecError, TooLargeError,
-                     TrainingDiverged, WeightsError, FitRunningError)
+                     TrainingDiverged, WeightsError, FitRunningError, DownloadError,
+                     JSONFileError, MPIUnavailableError)
 from .hookspecs import hookimpl  # noqa: E402
 from .io import load_model, load_weights, save  # noqa: E402
 from .checkpoint import stored_training  # noqa: E402
@@ -49,4 +50,5 @@ __all__ = ["Sequential", "Layer", "Parameter", "Loss", "SGD", "SGDTrainer", "GDT
            "NonFiniteError", "LabelError", "NoGradientError", "RegistryError", "WeightsError",
            "SpecError", "ContractError", "TooLargeError", "SaveError", "MissingFileError",
            "FileFormatError", "DataFileError", "DatasetError", "TrainingDiverged",
-           "DeviceError", "DeviceUnavailableError", "FitRunningError"]
+           "DeviceError", "DeviceUnavailableError", "FitRunningError", "DownloadError",
+           "JSONFileError", "MPIUnavailableError"]

@@ -1,6 +1,7 @@
 """The exceptions nnumba raises: each says what was expected, what came, and where.
-All subclass NnumbaError (the kit's ConformanceError, an AssertionError, is
-nnumba.testing's); ``except nnumba.NnumbaError`` catches every one."""
+Every error nnumba raises for what it was given subclasses NnumbaError (the kit's
+ConformanceError, an AssertionError, is nnumba.testing's; Python's own TypeError
+for a missing or unknown argument stays Python's)."""
 
 
 class NnumbaError(Exception):
@@ -95,8 +96,9 @@ class DatasetError(NnumbaError, ValueError):
 
 
 class FitRunningError(NnumbaError, RuntimeError):
-    """A callback asked of its trainer what the running fit() would not follow (another
-    model, loss or batch size, a second fit): refused until fit returns."""
+    """A callback asked what the running fit() would not follow (another model, loss,
+    batch size or optimizer for its trainer, another dtype for its model, a second
+    fit): refused until fit returns."""
 
 
 class TrainingDiverged(NnumbaError, FloatingPointError):

@@ -25,7 +25,7 @@ from .npz import check_npz_memory, npz_headers
 from .paths import regular_file, user_path
 from .registry_names import came_from, recorded_layers, unfound
 
-__all__ = ["save", "load_model", "load_weights", "stored_info", "stored_spec", "rebuild"]
+__all__ = ["save", "load_model", "load_weights", "stored_info", "stored_spec", "check_save_path"]
 _SPEC_KEY = "__nnumba_spec__"
 #: SGD's momentum buffer, flat, where the file keeps the training (nnumba.checkpoint)
 VELOCITY = "__nnumba_velocity__"

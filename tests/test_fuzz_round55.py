@@ -3,6 +3,8 @@ which no step needs a gradient checks the one backward() gets all the same; a se
 Dropout drops the same units in a float64 model as in a float32 one; a layer without
 an __init__ of its own names itself for an argument it does not take; a layer without
 a gradient anywhere but last gets advice that fits any such layer."""
+import inspect
+
 import numpy as np
 import pytest
 
@@ -56,11 +58,24 @@ def test_an_argument_a_layer_does_not_take_names_the_layer(name):
     """ReLU(inplace=True), a PyTorch habit, said 'Layer.__init__() got an unexpected
     keyword argument', naming no layer."""
     cls = registry.get_layer(name)
-    with pytest.raises(TypeError, match=rf"^{name}\(\) takes no arguments, got inplace=True"):
+    with pytest.raises(TypeError, match=rf"^{name}\.__init__\(\) got an unexpected keyword "
+                                        rf"argument 'inplace'"):
         cls(inplace=True)
-    with pytest.raises(TypeError, match=rf"^{name}\(\) takes no arguments, got 3"):
+    with pytest.raises(TypeError, match=rf"^{name}\.__init__\(\) takes 1 positional"):
         cls(3)
-    assert cls().spec() == {"type": name}
+    assert cls().spec() == {"type": name} and str(inspect.signature(cls)) == "()"
+    sub = type("Sub55", (cls,), {})  # a subclass without an __init__ names itself
+    with pytest.raises(TypeError, match=r"^Sub55\.__init__\(\) got an unexpected"):
+        sub(inplace=True)
+
+
+def test_arguments_passed_to_super_init_are_blamed_on_that_call():
+    """(review 44) The layer's own __init__ takes them; Layer.__init__ does not."""
+    class Scale55(nnumba.Layer):
+        def __init__(self, factor: float = 2.0):
+            super().__init__(factor)
+    with pytest.raises(TypeError, match=r"^Layer\.__init__\(\) takes 1 positional"):
+        Scale55(3.0)
 
 
 def test_no_gradient_before_the_last_step_gives_advice_that_fits():

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import SpecError
 from ..layers.streams import rank_stream
 from ..layers.validation import integer
+from ..train.base import SETTINGS
 from ..train.data_checks import check_data
 from ..train.gd import GDTrainer
 from ..train.sgd import SGDTrainer
@@ -161,11 +162,13 @@ class _DataParallel:
 
 class DistributedSGDTrainer(_DataParallel, SGDTrainer):
     """Mini-batch SGD; each global batch of ``batch_size`` is split across the ranks."""
+    __doc__ = (__doc__ or "") + SETTINGS
 
 
 class DistributedGDTrainer(_DataParallel, GDTrainer):
     """Exact gradient descent: each rank sums the gradient over its contiguous share
     of the training set, then one Allreduce per epoch."""
+    __doc__ = (__doc__ or "") + SETTINGS
 
 
 TRAINERS = {"sgd": DistributedSGDTrainer, "gd": DistributedGDTrainer}

@@ -106,7 +106,9 @@ class Layer:
         if reset is not None and not getattr(reset, "_checked", False):
             cls.reset_parameters = checked_reset(reset)
         init = cls.__dict__.get("__init__")
-        if init is None:
+        if init is None:  # Python's message then names it: ReLU.__init__() got an unexpected
+            if getattr(cls.__init__, "_no_arguments", cls.__init__ is Layer.__init__):
+                cls.__init__ = _no_arguments(cls)  # keyword argument 'inplace'
             return
         signature = inspect.signature(init)
 
@@ -134,10 +136,7 @@ class Layer:
 
         cls.__init__ = recording_init
 
-    def __init__(self, *args, **kwargs):
-        if args or kwargs:  # a layer without an __init__ of its own: ReLU(inplace=True)
-            given = [*map(validation.show, args), *(f"{k}={v!r}" for k, v in kwargs.items())]
-            raise TypeError(f"{type(self).__name__}() takes no arguments, got {', '.join(given)}")
+    def __init__(self):
         self.__dict__.setdefault("_config", {})
         self._params: dict[str, Parameter] = {}
         self._buffers: dict = {}
@@ -424,6 +423,14 @@ class Layer:
 
     def __repr__(self):
         return f"{self.type_name}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+def _no_arguments(cls):
+    """The constructor of a layer that takes no arguments, named after it."""
+    def __init__(self):
+        Layer.__init__(self)
+    __init__.__qualname__, __init__._no_arguments = f"{cls.__qualname__}.__init__", True
+    return __init__
 
 
 registry.BASES["layer"] = Layer  # what every registered layer subclasses

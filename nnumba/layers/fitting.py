@@ -2,7 +2,7 @@
 other calls off them: a model keeps one batch's arrays between the calls of a step."""
 import threading
 
-from ..errors import ContractError
+from ..errors import ContractError, FitRunningError
 
 #: id of a model or loss that a trainer's fit() is training -> that thread's ident
 #: (by id, not an attribute: a copy made during fit is no model being trained)
@@ -23,10 +23,10 @@ def check_not_fitting(obj, what: str,
 
 
 def check_not_in_fit(model, what: str, change: bool = True):
-    """ContractError for a ``change`` of a model fit() trains, on this thread too (a
+    """FitRunningError for a ``change`` of a model fit() trains, on this thread too (a
     callback): its batches and buffers keep the dtype it started with."""
     if change and _fitting.get(id(model)) is not None:
-        raise ContractError(f"the model's {what} cannot change while fit() trains it (a "
+        raise FitRunningError(f"the model's {what} cannot change while fit() trains it (a "
                             f"callback asked); change it between fit calls")
 
 

@@ -55,7 +55,7 @@ SETTINGS = """
 
     Settings, keywords only: ``lr`` (0.01), ``momentum`` (0) and ``weight_decay`` (0)
     build its :class:`nnumba.SGD`, or ``optimizer`` brings its own (not both);
-    ``batch_size`` (100); ``seed`` (0; None: fresh entropy) orders the batches;
+    ``batch_size`` (100); ``seed`` (0; None: fresh entropy) orders SGD's batches;
     ``progress`` (False; True: a progress bar on stderr); ``callbacks``, each called
     as ``callback(trainer, row)`` after every epoch (it may set lr and the like);
     ``precompile`` (True: the kernels compile in parallel before the first step)."""
@@ -64,7 +64,7 @@ SETTINGS = """
 class Trainer:
     """Base of the gradient trainers. Subclasses implement ``_epoch``; data-parallel ones
     override the hooks ``_local``, ``_penalty``, ``_step`` and ``_total``."""
-    __doc__ = (__doc__ or "") + SETTINGS  # (every trainer's help() shows them; -OO: none)
+    __doc__ = (__doc__ or "") + SETTINGS  # (every trainer's help() shows them)
 
     def __init__(self, model, loss, *, lr: float | None = None, momentum: float | None = None,
                  weight_decay: float | None = None, batch_size: int = 100, seed: int = 0,

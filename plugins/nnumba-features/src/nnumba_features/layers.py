@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnumba import Layer
-from nnumba.errors import NoGradientError, SpecError, TooLargeError
+from nnumba.errors import SpecError, TooLargeError
 from nnumba.layers.validation import MAX_SIZE, check_memory, flag, integer, number
 
 from . import kernels
@@ -263,11 +263,3 @@ class HOG(_FeatureLayer):
         kernels.hog(np.ascontiguousarray(x[:, 0]), self.cell_size, self.bins, self.normalize,
                     x.dtype.type(self.eps), out)
         return out.reshape(x.shape[0], -1)
-
-    def backward(self, dl_dy):
-        if not self.needs_input_grad and self._out_shape is not None:
-            return None  # first layer of a model: no parameters, no input gradient wanted
-        raise NoGradientError(
-            f"{self.label} has no gradient (orientation histograms are a fixed, "
-            f"non-differentiable extractor): use it as the first layer of a model, "
-            f"or compute the features once and train on them")
