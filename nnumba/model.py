@@ -89,8 +89,8 @@ class Sequential:
 
     def _every_layer(self):
         """The layers as built, and the fused ones that run in their place."""
-        return list(self.layers) + [s for s in self.steps
-                                    if not any(s is l for l in self.layers)]
+        built = {id(layer) for layer in self.layers}  # (a scan per step: quadratic in depth)
+        return list(self.layers) + [s for s in self.steps if id(s) not in built]
 
     def _adopt(self):
         """Every layer and fused step belongs to this model: called on its own, each
