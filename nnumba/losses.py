@@ -397,7 +397,11 @@ class Hinge(Loss):
 
 
 class PerceptronCriterion(Hinge):
-    """max(0, -y y_hat): zero once every sample is on its side (the perceptron's loss)."""
+    """max(0, -y y_hat): zero once every sample is on its side (the perceptron's loss).
+    At y y_hat = 0 its gradient is 0, as PyTorch's relu takes it (and Hinge's at its
+    margin): from all-zero weights SGD does not move.  Start from the model's random
+    weights, or train with ``train_perceptron``, the lecture's rule, which counts
+    y y_hat <= 0 a mistake."""
 
     type_name = "Perceptron"
     margin = 0.0
