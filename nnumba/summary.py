@@ -30,7 +30,7 @@ from .errors import ContractError, ShapeError, SpecError, TooLargeError
 from .io import stored_info, stored_spec
 from .jsonfile import read_json
 from .layers.contract import shapes_only
-from .layers.declared_shape import fixed_input_shape, output_shape_of
+from .layers.declared_shape import fixed_input_shape, keeps_any_shape, output_shape_of
 from .layers.fusion import fuse
 from .layers.validation import check_fits, declared_input_shape, float_dtype, integer, show
 from .model import Sequential
@@ -177,7 +177,9 @@ def build_shapes_only(spec, dtype=None):
 def _example_shape(layers) -> str:
     """An input shape the layers take, in the first layer's rank (free axes of 8, 28,
     64 or 224), for the error that asks for one; 1,28,28 where none is found."""
-    want = declared_input_shape(layers[0]) if layers else None
+    # the first layer's, or the first past layers that keep any shape (a Dropout)
+    want = next((declared_input_shape(layer) for layer in layers
+                 if not keeps_any_shape(layer)), None)
     if not want:
         return "1,28,28"
     for size in (8, 28, 64, 224):
