@@ -13,19 +13,16 @@ built for them: its ``inputs`` and ``classes`` options follow the data, and
 rows are reshaped to its own input shape where it needs one (``"lenet"`` on
 784-pixel rows).
 
-Worker processes: joblib's default ``loky`` workers start as fresh
-interpreters (fork, then exec), which is safe after numba's OpenMP threads have
-run in the parent, so ``GridSearchCV(..., n_jobs=2)`` just works. Do not choose
-joblib's ``"multiprocessing"`` backend (fork without exec) with numba's ``omp``
-threading layer: a forked child that runs a parallel kernel is terminated, and the
-pool waits for it.  Threads (joblib's ``"threading"`` backend) work under the tbb and
-omp layers, not under ``workqueue``, which aborts on concurrent parallel kernels.
+Worker processes: joblib's default ``loky`` workers are fresh interpreters, so
+``GridSearchCV(..., n_jobs=2)`` just works; its ``"multiprocessing"`` backend (fork
+without exec) does not with numba's ``omp`` layer (a forked child running a parallel
+kernel is terminated, and the pool waits). Threads work under tbb and omp, not under
+``workqueue``, which aborts on concurrent parallel kernels.
 """
 from __future__ import annotations
 
 import math
 import warnings
-
 from collections.abc import Mapping
 
 import numpy as np
@@ -48,6 +45,7 @@ from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .registry_names import layer_spec
+from .sklearn_divergence import warn_if_blown_up
 from .sklearn_inputs import check_numbers
 from .sklearn_labels import checked_classes, sorted_classes
 from .sklearn_perceptron import PerceptronClassifier
@@ -235,6 +233,8 @@ class _NNEstimator(BaseEstimator):
         done = self._trainer.history.epochs[before:]
         self.history_ += [{**row, "epoch": self.n_iter_ + i + 1} for i, row in enumerate(done)]
         self.n_iter_ += len(done)
+        if isinstance(self, ClassifierMixin):  # (a cross-entropy: chance is ln K)
+            warn_if_blown_up(done, outputs, settings["lr"])
         return interrupted
 
     def _network(self, X, outputs) -> str:

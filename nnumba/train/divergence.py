@@ -6,7 +6,7 @@ from ..errors import TrainingDiverged
 
 #: data larger than this in magnitude get "scale the inputs" in the advice
 #: (standardised data and the usual initialisations are about 1)
-LARGE_INPUT = 1e3
+LARGE_INPUT = 10.0
 #: float targets larger than this get "scale the targets": a squared error's gradient
 #: grows with them (scikit-learn's diabetes targets, up to 346, diverged at the
 #: regressor's default step, which trains targets of standard deviation ~100)
