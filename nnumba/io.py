@@ -25,12 +25,12 @@ from .npz import check_npz_memory, npz_headers
 from .paths import regular_file, user_path
 from .registry_names import came_from, recorded_layers, unfound
 
-__all__ = ["save", "load_model", "load_weights", "stored_info", "stored_spec", "check_save_path"]
+__all__ = ["save", "load_model", "load_weights", "stored_info", "stored_spec", "rebuild",
+           "check_save_path"]
 _SPEC_KEY = "__nnumba_spec__"
 #: SGD's momentum buffer, flat, where the file keeps the training (nnumba.checkpoint)
 VELOCITY = "__nnumba_velocity__"
-#: the layout of the weights files save writes (the stored meta says which)
-FORMAT = 1
+FORMAT = 1  # the layout of the weights files save writes (the stored meta says which)
 
 
 def check_save_path(path, create: bool = True) -> Path:

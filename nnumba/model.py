@@ -415,7 +415,8 @@ class Sequential:
         self.__dict__.update(state)
         self._adopt()
         # a fused step pickled before steps held their layers' parameters: give them
-        if any(not s._params and not any(s is l for l in self.layers) for s in self.steps):
+        built = {id(layer) for layer in self.layers}  # (not a scan per step: fuzz 56)
+        if any(not s._params and id(s) not in built for s in self.steps):
             members = [idx for _, idx in fuse(self.layers)]
             if len(members) == len(self.steps):
                 for step, idx in zip(self.steps, members):

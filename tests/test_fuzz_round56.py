@@ -22,3 +22,16 @@ def test_a_deep_model_from_a_file_builds_runs_and_round_trips(tmp_path):
     assert again.spec() == model.spec()
     np.testing.assert_array_equal(again.predict(x), model.predict(x))
     assert all(layer.container() is again for layer in again.layers)  # each one adopted
+
+
+def test_copies_of_a_deep_model_compute_what_it_does():
+    """(review 45) copy(), deepcopy and unpickling went through the same scan per step
+    in __setstate__.  Reference: the Linear before the Identity stack, in closed form."""
+    import pickle
+    model = nnumba.build([{"type": "Linear", "in_features": 3, "out_features": 2}] +
+                         [{"type": "Identity"}] * 5_000, seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    w, b = model.layers[0].weight.value, model.layers[0].bias.value
+    for twin in (model.copy(), pickle.loads(pickle.dumps(model))):
+        np.testing.assert_allclose(twin.predict(x), x @ w.T + b, rtol=1e-6)
+        assert all(layer.container() is twin for layer in twin.layers)

@@ -107,7 +107,8 @@ class Layer:
             cls.reset_parameters = checked_reset(reset)
         init = cls.__dict__.get("__init__")
         if init is None:  # Python's message then names it: ReLU.__init__() got an unexpected
-            if getattr(cls.__init__, "_no_arguments", cls.__init__ is Layer.__init__):
+            if getattr(cls.__init__, "_no_arguments", cls.__init__ is Layer.__init__) and \
+                    not cls.__dict__.get("__annotations__"):  # (a @dataclass makes its own)
                 cls.__init__ = _no_arguments(cls)  # keyword argument 'inplace'
             return
         signature = inspect.signature(init)

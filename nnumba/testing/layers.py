@@ -320,7 +320,7 @@ def _check_layer(layer_cls, kwargs, input_shape, seed):
             check_gradients(layer, taken, rng)
     check_seeded(layer_cls, kwargs, seed)
     check_costs(layer, input_shape[1:])
-    check_read_only(layer, x, rng)
+    check_read_only(layer, x, rng, alone=True)
     check_state(layer, x)  # (.batch_checks)
     l32 = layer_cls(**kwargs)
     y32 = l32.forward(x.astype(np.float32))
