@@ -29,7 +29,8 @@ class Sequential:
     then a max-pool run as one layer).  ``to(device)`` moves both buffers to the
     device (the parameters stay views into them) and every layer computes there:
     forward and backward take and return that device's arrays; ``predict`` takes
-    and returns host arrays on any device."""
+    and returns host arrays on any device.  Built from layers, a model is on its first
+    layer's device and in its dtype: the other layers are moved and converted."""
 
     _shapes = None  # the step output shapes of the last forward
 
@@ -51,6 +52,10 @@ class Sequential:
             seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)
         self.layers = tuple(layers)
         self.device = CPU
+        device = layers[0].device  # the model is where its first layer is, as its dtype
+        for layer in self.layers:  # (the flat buffers are made on the host: fuzz 58)
+            if layer.device is not CPU:
+                layer.to(CPU)
         self.dtype = layers[0].dtype
         self.input_grad = False
         for i, layer in enumerate(self.layers):
@@ -62,6 +67,8 @@ class Sequential:
         if seed is not None:
             self.reset_parameters(np.random.default_rng(seed))
         self.astype(self.dtype)
+        if device is not CPU:
+            self.to(device)
 
     # ---- building ----------------------------------------------------------------
     check_spec = staticmethod(check_spec)

@@ -240,3 +240,35 @@ else:
         with pytest.raises(HostOnlyError):
             a * 2
         assert a.copy_to_host().sum() == 3 and a.reshape(3, 1).shape == (3, 1)
+
+    def _linear_on_cuda(seed):
+        layer = nnumba.get_layer("Linear")(3, 2)
+        layer.reset_parameters(np.random.default_rng(seed))
+        w, b = (np.array(to_host(p.value), np.float64) for p in layer.params().values())
+        return layer.to("cuda"), w, b
+
+    def test_a_model_of_layers_moved_to_the_device_is_on_the_device():
+        """(fuzz round 58) Sequential(layer.to("cuda")) said it was on the cpu while its
+        layer stayed on cuda, with its parameters in a host buffer: predict and fit were
+        refused ("Linear #0 is on cuda") and to("cpu") did nothing.  A model is on its
+        first layer's device.  Reference: the closed form x W^T + b, then ReLU."""
+        layer, w, b = _linear_on_cuda(1)
+        model = Sequential(layer, nnumba.get_layer("ReLU")())  # the ReLU on the cpu
+        assert model.device is CUDA and all(s.device is CUDA for s in model.steps)
+        assert is_device_array(model.flat_params)
+        x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+        want = np.maximum(x.astype(np.float64) @ w.T + b, 0)
+        np.testing.assert_allclose(model.predict(x), want, rtol=1e-5, atol=1e-6)
+        model.to("cpu")
+        assert all(layer.device is model.device for layer in model.layers)
+        np.testing.assert_allclose(model.predict(x), want, rtol=1e-5, atol=1e-6)
+
+    def test_a_model_of_cpu_layers_and_a_device_layer_is_on_the_first_ones_device():
+        host = nnumba.get_layer("Linear")(3, 3)
+        device_layer, _, _ = _linear_on_cuda(2)
+        model = Sequential(host, device_layer, seed=0)
+        assert model.device is not CUDA and device_layer.device is model.device
+        x = np.ones((2, 3), np.float32)
+        (w1, b1), (w2, b2) = [[np.array(p.value, np.float64) for p in layer.params().values()]
+                              for layer in model.layers]
+        np.testing.assert_allclose(model.predict(x), (x @ w1.T + b1) @ w2.T + b2, rtol=1e-5)
