@@ -50,12 +50,11 @@ class Sequential:
             check_no_inner_layer(layer, f"Sequential: item #{i} ({layer.type_name})")
         if seed is not None:
             seed = integer("Sequential", "seed", seed, minimum=0, maximum=None)
+        device = layers[0].device  # the model is where its first layer is, as its dtype
+        for layer in layers:  # (before anything moves)
+            layer.check_device(device)
         self.layers = tuple(layers)
         self.device = CPU
-        device = layers[0].device  # the model is where its first layer is, as its dtype
-        for layer in self.layers:  # (the flat buffers are made on the host: fuzz 58)
-            if layer.device is not CPU:
-                layer.to(CPU)
         self.dtype = layers[0].dtype
         self.input_grad = False
         for i, layer in enumerate(self.layers):
@@ -67,7 +66,9 @@ class Sequential:
         if seed is not None:
             self.reset_parameters(np.random.default_rng(seed))
         self.astype(self.dtype)
-        if device is not CPU:
+        if any(layer.device is not CPU for layer in self._every_layer()):  # (fuzz 58)
+            for layer in self._every_layer():  # their parameters are in the host buffers now
+                layer.set_device(CPU)
             self.to(device)
 
     # ---- building ----------------------------------------------------------------

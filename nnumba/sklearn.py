@@ -45,7 +45,6 @@ from .layers.validation import check_cast, flag, integer, number, show
 from .models.fitting import model_for_data, train_defaults
 from .registry import get_loss
 from .registry_names import layer_spec
-from .sklearn_divergence import warn_if_blown_up
 from .sklearn_inputs import check_numbers
 from .sklearn_labels import checked_classes, sorted_classes
 from .sklearn_perceptron import PerceptronClassifier
@@ -233,8 +232,6 @@ class _NNEstimator(BaseEstimator):
         done = self._trainer.history.epochs[before:]
         self.history_ += [{**row, "epoch": self.n_iter_ + i + 1} for i, row in enumerate(done)]
         self.n_iter_ += len(done)
-        if isinstance(self, ClassifierMixin):  # (a cross-entropy: chance is ln K)
-            warn_if_blown_up(done, outputs, settings["lr"])
         return interrupted
 
     def _network(self, X, outputs) -> str:

@@ -267,8 +267,44 @@ else:
         host = nnumba.get_layer("Linear")(3, 3)
         device_layer, _, _ = _linear_on_cuda(2)
         model = Sequential(host, device_layer, seed=0)
-        assert model.device is not CUDA and device_layer.device is model.device
+        assert model.device is nnumba.device.CPU and device_layer.device is model.device
         x = np.ones((2, 3), np.float32)
         (w1, b1), (w2, b2) = [[np.array(p.value, np.float64) for p in layer.params().values()]
                               for layer in model.layers]
         np.testing.assert_allclose(model.predict(x), (x @ w1.T + b1) @ w2.T + b2, rtol=1e-5)
+
+    class CudaOnly(Layer):
+        """2 x on the device only (a body against self.kernels, declared cuda-only)."""
+        devices = ("cuda",)
+
+        def _forward(self, x):
+            y = self._buffer("y", x.shape)
+            self.kernels.scale(x.reshape(x.size), 2.0, y.reshape(y.size))
+            return y
+
+        def _backward(self, dl_dy):
+            dx = self._buffer("dx", dl_dy.shape)
+            self.kernels.scale(dl_dy.reshape(dl_dy.size), 2.0, dx.reshape(dx.size))
+            return dx
+
+    class CpuOnly(Layer):
+        devices = ("cpu",)
+
+        def _forward(self, x):
+            return x
+
+        output_is_view = True
+
+    def test_a_model_of_device_only_layers_moved_there_builds_and_is_refused_whole():
+        """(review 46) A cuda-only layer is not moved through the cpu as the model is
+        built; a cpu-only layer beside a device layer is refused before anything moves.
+        Reference: the closed form 2 (x W^T + b)."""
+        layer, w, b = _linear_on_cuda(3)
+        model = Sequential(layer, CudaOnly().to("cuda"))
+        assert model.device is CUDA
+        x = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+        np.testing.assert_allclose(model.predict(x), 2 * (x @ w.T + b), rtol=1e-5, atol=1e-6)
+        other, _, _ = _linear_on_cuda(4)
+        with pytest.raises(DeviceError, match="CpuOnly"):
+            Sequential(other, CpuOnly())
+        assert other.device is CUDA and is_device_array(other.params()["weight"].value)

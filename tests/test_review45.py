@@ -1,7 +1,7 @@
 """Review 45 (of this sitting's later changes): the kit's check_read_only passes a
 correct layer of a model (it blamed _forward for the container flag its model set) and
-still names a flag a layer the kit built sets itself; a @dataclass layer keeps the
-constructor dataclass writes (the generated no-argument one took its place);
+still names a flag a layer the kit built sets itself; a @dataclass layer, whose fields
+no spec records, is refused clearly (the generated constructor took dataclass's place);
 nnumba.io.__all__ names rebuild again.  (Copying a deep model: test_fuzz_round56.)"""
 import dataclasses
 
@@ -29,11 +29,12 @@ def test_check_read_only_passes_a_correct_builtin_layer_that_belongs_to_a_model(
     assert all(getattr(layer, k) is v for k, v in before.items())
 
 
-def test_a_dataclass_layer_keeps_its_generated_constructor():
+def test_a_dataclass_layer_is_refused_clearly():
     """Review 44 put a generated no-argument __init__ into every Layer subclass without
-    one, as the class is made, before @dataclass runs, which then leaves an __init__ in
-    the class alone: Scale45(k=3.0) got 'unexpected keyword argument'.  Reference: the
-    closed form 3 x."""
+    one, before @dataclass runs: Scale45(k=3.0) got 'unexpected keyword argument'.  With
+    dataclass's own __init__ it built, but its fields were never recorded: its spec lost
+    k, and a saved model came back with k = 2 silently (review 46).  So it is refused,
+    naming what to do; a plain __init__ records k (closed form 3 x after a round trip)."""
     @dataclasses.dataclass(eq=False)
     class Scale45(Layer):
         k: float = 2.0
@@ -41,19 +42,24 @@ def test_a_dataclass_layer_keeps_its_generated_constructor():
         def __post_init__(self):
             Layer.__init__(self)
 
+    with pytest.raises(nnumba.errors.ContractError,
+                       match=r"Scale45 is a @dataclass.*an __init__ that calls "
+                             r"super\(\)\.__init__\(\)"):
+        Scale45(k=3.0)
+
+    class Plain45(Layer):
+        def __init__(self, k: float = 2.0):
+            super().__init__()
+            self.k = k
+
         def _forward(self, x):
             y = self._buffer("y", x.shape)
             y[...] = self.k * x
             return y
 
-        def _backward(self, dl_dy):
-            dx = self._buffer("dx", dl_dy.shape)
-            dx[...] = self.k * dl_dy
-            return dx
-
-    layer = Scale45(k=3.0)
+    assert Plain45(k=3.0).spec() == {"type": "Plain45", "k": 3.0}
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    np.testing.assert_allclose(layer.forward(x), 3 * x)
+    np.testing.assert_allclose(Plain45(**Plain45(k=3.0).config()).forward(x), 3 * x)
 
 
 def test_io_all_still_names_rebuild():

@@ -35,6 +35,7 @@ Containers set :data:`CONTAINER_FLAGS` on their layers (:meth:`Layer.set_flags`)
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
@@ -138,6 +139,11 @@ class Layer:
         cls.__init__ = recording_init
 
     def __init__(self):
+        if dataclasses.is_dataclass(self):  # (its __post_init__ calling this)
+            raise ContractError(f"{type(self).__name__} is a @dataclass: its fields are not "
+                                f"recorded in its spec, so a saved model would come back with "
+                                f"the defaults; take the arguments in an __init__ that calls "
+                                f"super().__init__() first")
         self.__dict__.setdefault("_config", {})
         self._params: dict[str, Parameter] = {}
         self._buffers: dict = {}
