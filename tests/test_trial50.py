@@ -10,8 +10,8 @@ import pytest
 
 import nnumba.errors
 
-sk = pytest.importorskip("nnumba.sklearn")
-datasets = pytest.importorskip("sklearn.datasets")
+datasets = pytest.importorskip("sklearn.datasets")  # (first: nnumba.sklearn's ImportError
+sk = pytest.importorskip("nnumba.sklearn")            # without it is not a skip)
 
 
 def _digits():
