@@ -47,7 +47,7 @@ def check_read_only(layer, x, rng, alone: bool = False):
                      "without keep=True (for scratch no caller sees)")
     if not layer.has_gradient:
         return
-    g = rng.normal(size=y.shape)
+    g = rng.normal(size=y.shape).astype(y.dtype)  # (the layer's dtype: float32 too)
     for asked in (True, False):  # as an inner layer, then as a model's first layer
         layer.set_flags(needs_input_grad=asked)
         layer.forward(x)
