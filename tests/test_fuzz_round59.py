@@ -32,3 +32,50 @@ def test_check_read_only_still_catches_a_float32_layer_writing_into_its_input():
     with pytest.raises(testing.ConformanceError, match="_forward wrote into its input x"):
         testing.check_read_only(WritesIntoItsInput59(), np.ones((2, 3), np.float32),
                                 np.random.default_rng(0))
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((40, 4)).astype(np.float32), rng.integers(0, 3, 40)
+
+
+@pytest.mark.parametrize("trainer", ["SGDTrainer", "GDTrainer"])
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_callback_setting_an_optimizer_is_refused_and_the_trainer_goes_on(trainer, epochs):
+    """trainer.optimizer = SGD(another model) in a callback was taken: fit returned
+    normally in its last epoch, else refused an epoch later, and every later fit was a
+    SpecError ('build a new trainer').  Now refused at once, as model, loss and
+    batch_size are; the trainer then trains its own model."""
+    x, y = _data()
+    model = nnumba.Sequential(nnumba.get_layer("Linear")(4, 3), seed=0)
+    other = nnumba.Sequential(nnumba.get_layer("Linear")(4, 3), seed=0)
+    seen = []
+
+    def callback(t, row):
+        try:
+            t.optimizer = nnumba.SGD(other, lr=0.1)
+            seen.append("taken")
+        except nnumba.FitRunningError:
+            seen.append("refused")
+
+    t = getattr(nnumba, trainer)(model, nnumba.get_loss("CrossEntropy")(), lr=0.1,
+                                 batch_size=10, callbacks=[callback], precompile=False)
+    t.fit(x, y, epochs=epochs)
+    assert seen == ["refused"] * epochs and t.optimizer.model is model
+    t.callbacks = []
+    before = model.flat_params.copy()
+    t.fit(x, y, epochs=1)
+    assert not np.array_equal(before, model.flat_params) and not other.flat_grads.any()
+
+
+@pytest.mark.parametrize("key", [["epoch"], {"a": 1}, 3])
+def test_history_last_of_a_key_no_row_can_hold_is_a_key_error(key):
+    """An unhashable key was a bare 'TypeError: unhashable type' (the docstring says
+    KeyError for a key no row holds)."""
+    x, y = _data()
+    t = nnumba.SGDTrainer(nnumba.Sequential(nnumba.get_layer("Linear")(4, 3), seed=0),
+                          nnumba.get_loss("CrossEntropy")(), precompile=False)
+    history = t.fit(x, y, epochs=1)
+    with pytest.raises(KeyError, match="History rows hold"):
+        history.last(key)
+    assert history.last("epoch") == 1

@@ -7,7 +7,6 @@ import functools
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,37 +17,11 @@ from ..optim import SGD
 from .batches import Batches, target_dtype
 from .data_checks import check_data, check_with_loss
 from .divergence import TrainingDiverged, diverged
+from .history import History
 from .metrics import evaluate
 from .progress import Progress
 from .stored import (check_layout, check_velocity, layout, savable_options, stored_epochs,
                      warn_settings)
-
-
-@dataclass
-class History:
-    """One dict per epoch: epoch, train_loss, seconds, and test_loss, test_accuracy
-    where fit had a test set (a data-parallel trainer's rows may hold more).
-
-    test_loss is the mean loss per test sample.  SGDTrainer's train_loss is the
-    mean per sample over the epoch's batches (the weights changing between them);
-    GDTrainer's is the objective it descends, at the epoch's starting weights: the
-    loss over the whole set in the loss's reduction (a sum for reduction="sum"),
-    plus the loss's own penalty (Hinge's lam); the optimizer's weight decay, which
-    descends (weight_decay / 2) ||w||^2 as well, is left out, as PyTorch leaves it."""
-    epochs: list = field(default_factory=list)
-
-    #: what every row may hold: last() of one not recorded (no test set) is None
-    KEYS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds")
-
-    def last(self, key: str):
-        """``key`` of the last epoch; None before any epoch, or where the row does not
-        hold it (test_accuracy without a test set: it was a bare KeyError); a KeyError
-        for a key neither :attr:`KEYS` nor the last row names (a typo), before any
-        epoch too."""
-        row = self.epochs[-1] if self.epochs else {}
-        if key not in row and key not in self.KEYS:
-            raise KeyError(f"History rows hold {', '.join(row or self.KEYS)}; got {show(key)}")
-        return row.get(key)
 
 
 SETTINGS = """
@@ -114,6 +87,15 @@ class Trainer:
     def model(self, value):
         self._refuse_while_fitting("model")
         self._model = value
+
+    @property
+    def optimizer(self):
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value):  # one of another model, set by a callback: fuzz 59
+        self._refuse_while_fitting("optimizer")
+        self._optimizer = value
 
     @property
     def batch_size(self) -> int:
@@ -185,7 +167,7 @@ class Trainer:
     def fit(self, x, y, epochs: int = 1, x_test=None, y_test=None) -> History:
         """Train for ``epochs``; after each, evaluate and call every callback(trainer, row)
         (whose forward calls return arrays of their own; it may set lr and the like,
-        not model, loss or batch_size)."""
+        not model, loss, batch_size or optimizer: a FitRunningError)."""
         epochs = integer(type(self).__name__, "epochs", epochs, 0, None)
         self._check_callbacks(self.callbacks)  # one appended since: before any update
         # (model or optimizer reassigned since: the updates would miss the gradients)
