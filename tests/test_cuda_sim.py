@@ -273,19 +273,11 @@ else:
                               for layer in model.layers]
         np.testing.assert_allclose(model.predict(x), (x @ w1.T + b1) @ w2.T + b2, rtol=1e-5)
 
-    class CudaOnly(Layer):
+    from test_plugin_authoring import Doubling
+
+    class CudaOnly(Doubling):
         """2 x on the device only (a body against self.kernels, declared cuda-only)."""
         devices = ("cuda",)
-
-        def _forward(self, x):
-            y = self._buffer("y", x.shape)
-            self.kernels.scale(x.reshape(x.size), 2.0, y.reshape(y.size))
-            return y
-
-        def _backward(self, dl_dy):
-            dx = self._buffer("dx", dl_dy.shape)
-            self.kernels.scale(dl_dy.reshape(dl_dy.size), 2.0, dx.reshape(dx.size))
-            return dx
 
     class CpuOnly(Layer):
         devices = ("cpu",)
